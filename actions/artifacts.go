@@ -1,0 +1,92 @@
+package actions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"time"
+)
+
+// artifactMeta records where an artifact came from, next to its data in
+// the run directory: artifacts/<name>/meta.json and artifacts/<name>/data.
+type artifactMeta struct {
+	Name string `json:"name"`
+	Job  string `json:"job"`
+	// Path is the artifact's path in the producing job's workspace.
+	Path string `json:"path"`
+	Dir  bool   `json:"dir"`
+}
+
+func (e *engine) artifactDir(name string) string {
+	return filepath.Join(e.opts.RunDir, "artifacts", name)
+}
+
+// saveOutputs copies every declared output out of the workspace, also when
+// steps failed. A missing output is an error naming its path; the others
+// are still saved.
+func (jr *jobRun) saveOutputs() error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(jr.e.abort), 30*time.Minute)
+	defer cancel()
+	var errs []error
+	for _, o := range jr.job.Outputs {
+		dir := jr.e.artifactDir(o.Name)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		data := filepath.Join(dir, "data")
+		if err := jr.ws.CopyOut(ctx, o.Path, data); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				err = fmt.Errorf("output %q: path %q does not exist in the workspace: %w", o.Name, o.Path, fs.ErrNotExist)
+			} else {
+				err = fmt.Errorf("output %q: save %q: %w", o.Name, o.Path, err)
+			}
+			os.RemoveAll(dir)
+			errs = append(errs, err)
+			continue
+		}
+		fi, err := os.Lstat(data)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		meta := artifactMeta{Name: o.Name, Job: jr.job.Name, Path: o.Path, Dir: fi.IsDir()}
+		if err := writeJSON(filepath.Join(dir, "meta.json"), meta); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// restoreInputs copies the artifacts a job reads into its workspace: at
+// their original path, or under the input's path (a directory's contents
+// land in it; a file lands in it under its own name).
+func (jr *jobRun) restoreInputs() error {
+	for _, in := range jr.job.Inputs {
+		dir := jr.e.artifactDir(in.Name)
+		var meta artifactMeta
+		raw, err := os.ReadFile(filepath.Join(dir, "meta.json"))
+		if err == nil {
+			err = json.Unmarshal(raw, &meta)
+		}
+		if err != nil {
+			return fmt.Errorf("artifact %q was not produced (did the job that outputs it fail before creating it?)", in.Name)
+		}
+		dst := meta.Path
+		if in.Path != "" {
+			dst = in.Path
+			if !meta.Dir {
+				dst = path.Join(in.Path, path.Base(meta.Path))
+			}
+		}
+		if err := jr.ws.CopyIn(jr.e.abort, filepath.Join(dir, "data"), dst); err != nil {
+			return fmt.Errorf("artifact %q to %q: %w", in.Name, dst, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,240 @@
+package actions
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"time"
+
+	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/executors"
+)
+
+// visit runs one job; the scheduler calls it once every job it needs has
+// finished.
+func (e *engine) visit(_ context.Context, name string) {
+	job := e.plan.Job(name)
+	res := e.results[name]
+	res.Started = e.now()
+	defer func() {
+		if r := recover(); r != nil {
+			e.log.Error("job panicked", "job", name, "panic", r, "stack", string(debug.Stack()))
+			res.Status, res.Reason, res.Domain = StatusFailure, fmt.Sprintf("internal error: %v", r), DomainExecutor
+		}
+		res.Duration = e.now().Sub(res.Started)
+		if res.Status == StatusSkipped || (res.Status == StatusCancelled && len(res.Steps) == 0) {
+			res.Duration = 0
+		}
+		e.emit(Event{Job: name, Event: EventJobEnd, Result: res.Status, Reason: res.Reason,
+			Allowed: res.Allowed, Duration: res.Duration.Seconds()})
+	}()
+
+	if run, status, reason := e.jobStatusHolds(job); !run {
+		res.Status, res.Reason = status, reason
+		return
+	}
+	e.emit(Event{Job: name, Event: EventJobStart, Message: job.Executor.Type})
+	e.runJob(job, res)
+	if res.Status == StatusFailure && job.ContinueOnError {
+		res.Allowed = true
+	}
+}
+
+// jobStatusHolds evaluates the status function of a job's condition over
+// the results of the jobs it needs. When it does not hold it says whether
+// the job is skipped or cancelled, and why.
+func (e *engine) jobStatusHolds(job *compiler.Job) (bool, Status, string) {
+	cancelled := e.cancel.Err() != nil
+	if e.abort.Err() != nil {
+		return false, StatusCancelled, "run aborted"
+	}
+	switch job.Condition.Status {
+	case compiler.StatusAlways:
+		return true, "", ""
+	case compiler.StatusCancelled:
+		return cancelled, StatusSkipped, "the run was not cancelled"
+	case compiler.StatusFailure:
+		if cancelled {
+			return false, StatusCancelled, "run cancelled"
+		}
+		for _, a := range e.graph.Ancestors(job.Name) {
+			if r := e.results[a]; r.Status == StatusFailure && !r.Allowed {
+				return true, "", ""
+			}
+		}
+		return false, StatusSkipped, "no job it needs failed"
+	default:
+		if cancelled {
+			return false, StatusCancelled, "run cancelled"
+		}
+		for _, n := range job.Needs {
+			if r := e.results[n]; !r.ok() {
+				what := "failed"
+				if r.Status != StatusFailure {
+					what = "was " + string(r.Status)
+				}
+				return false, StatusSkipped, fmt.Sprintf("needed job %q %s", n, what)
+			}
+		}
+		return true, "", ""
+	}
+}
+
+// jobRun is the state of one running job.
+type jobRun struct {
+	e      *engine
+	job    *compiler.Job
+	res    *JobResult
+	ws     executors.Workspace
+	env    envMap // the job's environment before step layers
+	jobEnv envMap // values steps exported through JOB_ENV
+	path   []string
+	// deadline is when the job's timeout expires (zero: none).
+	deadline time.Time
+	// offsets of the control files already parsed.
+	offsets map[string]int
+	hostCtl string
+	// cleanup jobs (always(), cancelled()) are not interrupted by the
+	// first Ctrl-C, only by the second.
+	cleanup bool
+}
+
+func (e *engine) runJob(job *compiler.Job, res *JobResult) {
+	jr := &jobRun{e: e, job: job, res: res, jobEnv: envMap{}, offsets: map[string]int{},
+		cleanup: job.Condition.Status == compiler.StatusAlways || job.Condition.Status == compiler.StatusCancelled}
+	if job.Timeout > 0 {
+		jr.deadline = e.now().Add(time.Duration(job.Timeout))
+	}
+	fail := func(d Domain, reason string) {
+		res.Status, res.Domain, res.Reason = StatusFailure, d, e.opts.Masker.Mask(reason)
+	}
+
+	env, required, err := e.jobEnvironment(job)
+	if err != nil {
+		fail(DomainEnvironment, err.Error())
+		return
+	}
+	jr.env = env
+	if err := checkRequired(env, required); err != nil {
+		fail(DomainEnvironment, err.Error())
+		return
+	}
+
+	// A bash condition runs on this machine, in the repository, before any
+	// workspace exists: a false condition costs no container or instance.
+	if cmd := job.Condition.Command; cmd != "" {
+		code, err := e.hostCondition(jr.interrupt(), job, cmd, env)
+		switch {
+		case err != nil && jr.interrupt().Err() != nil:
+			res.Status, res.Reason = StatusCancelled, "run cancelled"
+			return
+		case err != nil:
+			fail(DomainExecutor, fmt.Sprintf("condition: %v", err))
+			return
+		case code != 0:
+			res.Status, res.Reason = StatusSkipped, fmt.Sprintf("condition %q exited with status %d", cmd, code)
+			return
+		}
+	}
+
+	x, err := e.executor(job.Executor)
+	if err != nil {
+		fail(DomainExecutor, fmt.Sprintf("executor %s: %v", job.Executor.Type, err))
+		return
+	}
+	ws, err := x.Prepare(e.abort, executors.JobSpec{
+		RunID: e.opts.RunID, Job: job.Name, RunDir: e.opts.RunDir, RepoDir: e.opts.RepoDir,
+		CopyRepo: job.Executor.CopyRepo, Config: job.Executor.Config(),
+	})
+	if err != nil {
+		fail(DomainExecutor, fmt.Sprintf("prepare %s workspace: %v", job.Executor.Type, err))
+		return
+	}
+	jr.ws = ws
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(e.abort), e.opts.TeardownTimeout)
+		defer cancel()
+		if err := ws.Teardown(ctx, e.opts.KeepWorkspace); err != nil {
+			e.log.Error("teardown", "job", job.Name, "error", err)
+			if res.Status == StatusSuccess {
+				fail(DomainExecutor, fmt.Sprintf("teardown: %v", err))
+			}
+		}
+	}()
+	jr.hostCtl = filepath.Join(e.opts.RunDir, "control", job.Name)
+	if err := os.MkdirAll(jr.hostCtl, 0o700); err != nil {
+		fail(DomainExecutor, err.Error())
+		return
+	}
+
+	if err := jr.restoreInputs(); err != nil {
+		fail(DomainExecutor, fmt.Sprintf("restore artifacts: %v", err))
+		return
+	}
+	jr.runSteps()
+	if err := jr.saveOutputs(); err != nil && res.Status != StatusCancelled {
+		if res.Status != StatusFailure {
+			d := DomainExecutor
+			if errors.Is(err, fs.ErrNotExist) {
+				d = DomainStep
+			}
+			fail(d, err.Error())
+		}
+		e.log.Debug("save artifacts", "job", job.Name, "error", err)
+	}
+}
+
+// jobEnvironment layers a job's environment below its steps: (for local
+// executors, nixflow's environment), workflow providers and env, job
+// providers and env, the outputs of the jobs it needs, and runtime
+// overrides. It returns the names required providers ask for.
+func (e *engine) jobEnvironment(job *compiler.Job) (envMap, []string, error) {
+	var env envMap
+	if job.Executor.Type == "local" {
+		env = fromList(e.opts.Environ)
+	} else {
+		env = envMap{}
+		host := fromList(e.opts.Environ)
+		for _, name := range e.opts.PassEnv {
+			if v, ok := host[name]; ok {
+				env[name] = v
+			}
+		}
+	}
+	env.set(e.workEnv.values)
+	env.set(e.plan.Env)
+	jobProv, err := resolveProviders(e.abort, "job "+job.Name, job.EnvFrom, e.opts.RepoDir, e.opts.Environ)
+	if err != nil {
+		return nil, nil, err
+	}
+	e.addSecrets(jobProv.secrets)
+	env.set(jobProv.values)
+	env.set(job.Env)
+	for _, need := range job.Needs {
+		for k, v := range e.results[need].Outputs {
+			env[outputEnvName(need, k)] = v
+		}
+	}
+	e.opts.Overrides.apply(env)
+	required := append(append([]string(nil), e.workEnv.required...), jobProv.required...)
+	return env, required, nil
+}
+
+func (e *engine) hostCondition(ctx context.Context, job *compiler.Job, cmd string, env envMap) (int, error) {
+	var out bytes.Buffer
+	code, stderr, err := runHost(ctx, cmd, env.list(), e.opts.RepoDir, &out)
+	if err != nil {
+		return code, err
+	}
+	for _, line := range bytes.Split(bytes.TrimSpace([]byte(stderr)), []byte("\n")) {
+		if len(line) > 0 {
+			e.emit(Event{Job: job.Name, Event: EventWarning, Message: "condition: " + string(line)})
+		}
+	}
+	return code, nil
+}

@@ -1,0 +1,114 @@
+package actions
+
+import (
+	"bytes"
+	"sync"
+	"time"
+)
+
+// maxLine bounds how much of one line is buffered; a longer line is passed
+// on in pieces of this size.
+const maxLine = 64 * 1024
+
+// tailLines is how many of a step's last lines are kept for the summary.
+const tailLines = 20
+
+// lineWriter turns a stream of bytes into events, one per line, masking
+// secrets line by line. A last line without a newline is passed on by
+// Close. It is safe for one writer; the tail it keeps is shared by a
+// step's two streams and guarded by their common lock.
+type lineWriter struct {
+	sink   Sink
+	mask   *Masker
+	tmpl   Event
+	buf    []byte
+	tail   *tail
+	now    func() time.Time
+	events []Event
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	w.events = w.events[:0]
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			room := maxLine - len(w.buf)
+			if len(p) < room {
+				w.buf = append(w.buf, p...)
+				break
+			}
+			w.buf = append(w.buf, p[:room]...)
+			p = p[room:]
+			w.line()
+			continue
+		}
+		if len(w.buf) > 0 {
+			w.buf = append(w.buf, p[:i]...)
+			w.line()
+		} else {
+			w.add(p[:i])
+		}
+		p = p[i+1:]
+	}
+	w.flush()
+	return n, nil
+}
+
+func (w *lineWriter) line() {
+	w.add(w.buf)
+	w.buf = w.buf[:0]
+}
+
+func (w *lineWriter) add(line []byte) {
+	text := w.mask.Mask(string(bytes.TrimSuffix(line, []byte{'\r'})))
+	e := w.tmpl
+	e.Time = w.now()
+	e.Message = text
+	w.events = append(w.events, e)
+	w.tail.add(text)
+}
+
+func (w *lineWriter) flush() {
+	if len(w.events) > 0 {
+		w.sink.Emit(w.events...)
+		w.events = w.events[:0]
+	}
+}
+
+// Close passes on a last line that had no newline.
+func (w *lineWriter) Close() error {
+	if len(w.buf) > 0 {
+		w.line()
+		w.flush()
+	}
+	return nil
+}
+
+// tail keeps the last lines of a step's output.
+type tail struct {
+	mu    sync.Mutex
+	lines []string
+	next  int
+	full  bool
+}
+
+func (t *tail) add(line string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.lines == nil {
+		t.lines = make([]string, tailLines)
+	}
+	t.lines[t.next] = line
+	t.next = (t.next + 1) % tailLines
+	t.full = t.full || t.next == 0
+}
+
+func (t *tail) get() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.full {
+		return append([]string(nil), t.lines[:t.next]...)
+	}
+	return append(append([]string(nil), t.lines[t.next:]...), t.lines[:t.next]...)
+}

@@ -1,0 +1,185 @@
+package actions
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/joho/godotenv"
+
+	"github.com/nixflow/nixflow/compiler"
+)
+
+// ProviderError is a provider that could not produce its variables. Its
+// message names the provider and the cause, never a value.
+type ProviderError struct {
+	Where    string // "workflow" or "job NAME"
+	Index    int
+	Provider compiler.Provider
+	Err      error
+}
+
+func (e *ProviderError) Error() string {
+	return fmt.Sprintf("%s envFrom[%d] (%s): %v", e.Where, e.Index, describeProvider(e.Provider), e.Err)
+}
+
+func (e *ProviderError) Unwrap() error { return e.Err }
+
+func describeProvider(p compiler.Provider) string {
+	switch p.Type {
+	case "file", "sops":
+		return fmt.Sprintf("%s %q", p.Type, p.Path)
+	case "command":
+		cmd := p.Command
+		if len(cmd) > 40 {
+			cmd = cmd[:37] + "..."
+		}
+		return fmt.Sprintf("command %q", cmd)
+	default:
+		return p.Type
+	}
+}
+
+// MissingError lists the required variables that no layer set.
+type MissingError struct {
+	Names []string
+}
+
+func (e *MissingError) Error() string {
+	return fmt.Sprintf("required variables not set: %s", strings.Join(e.Names, ", "))
+}
+
+// providerResult is what a list of providers yields.
+type providerResult struct {
+	values   envMap
+	secrets  []string
+	required []string
+}
+
+// resolveProviders runs providers in order; later values win. Relative
+// paths are taken from dir; command providers run there with environ.
+func resolveProviders(ctx context.Context, where string, ps []compiler.Provider, dir string, environ []string) (*providerResult, error) {
+	res := &providerResult{values: envMap{}}
+	for i, p := range ps {
+		vals, err := runProvider(ctx, p, dir, environ)
+		if err != nil {
+			return nil, &ProviderError{Where: where, Index: i, Provider: p, Err: err}
+		}
+		res.values.set(vals)
+		if p.Secret() {
+			for _, v := range vals {
+				res.secrets = append(res.secrets, v)
+			}
+		}
+		res.required = append(res.required, p.Names...)
+	}
+	return res, nil
+}
+
+func runProvider(ctx context.Context, p compiler.Provider, dir string, environ []string) (map[string]string, error) {
+	switch p.Type {
+	case "static":
+		return p.Values, nil
+	case "required":
+		return nil, nil
+	case "file":
+		data, err := os.ReadFile(resolve(dir, p.Path))
+		if errors.Is(err, fs.ErrNotExist) && !p.Required {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		vals, err := godotenv.UnmarshalBytes(data)
+		if err != nil {
+			return nil, fmt.Errorf("parse: %w", err)
+		}
+		return vals, nil
+	case "sops":
+		file := resolve(dir, p.Path)
+		if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) && !p.Required {
+			return nil, nil
+		}
+		return runSops(ctx, file, p.Format, environ)
+	case "command":
+		var out bytes.Buffer
+		code, stderr, err := runHost(ctx, p.Command, environ, dir, &out)
+		if err != nil {
+			return nil, err
+		}
+		if code != 0 {
+			return nil, fmt.Errorf("exited with status %d%s", code, stderrHint(stderr))
+		}
+		vals, err := godotenv.UnmarshalBytes(out.Bytes())
+		if err != nil {
+			return nil, fmt.Errorf("parse its output as KEY=VALUE lines: %w", err)
+		}
+		return vals, nil
+	}
+	return nil, fmt.Errorf("unknown provider type %q", p.Type)
+}
+
+// runSops decrypts a sops file to KEY=VALUE lines.
+func runSops(ctx context.Context, file, format string, environ []string) (map[string]string, error) {
+	if _, err := exec.LookPath("sops"); err != nil {
+		return nil, errors.New("the sops binary is not on PATH")
+	}
+	cmd := exec.CommandContext(ctx, "sops", "--decrypt", "--input-type", format, "--output-type", "dotenv", file)
+	cmd.Env = environ
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("sops --decrypt: %v%s", err, stderrHint(stderr.String()))
+	}
+	vals, err := godotenv.UnmarshalBytes(stdout.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("parse the decrypted file: %w", err)
+	}
+	return vals, nil
+}
+
+// stderrHint keeps the last line of a command's stderr for an error message.
+func stderrHint(stderr string) string {
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	last := strings.TrimSpace(lines[len(lines)-1])
+	if last == "" {
+		return ""
+	}
+	return ": " + last
+}
+
+func resolve(dir, p string) string {
+	if strings.HasPrefix(p, "~/") {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, p[2:])
+		}
+	}
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+// checkRequired reports the required names that env lacks, all at once.
+func checkRequired(env envMap, names []string) error {
+	var missing []string
+	seen := map[string]bool{}
+	for _, n := range names {
+		if _, ok := env[n]; !ok && !seen[n] {
+			missing = append(missing, n)
+			seen[n] = true
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	sort.Strings(missing)
+	return &MissingError{Names: missing}
+}

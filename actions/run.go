@@ -1,0 +1,286 @@
+// Package actions runs a compiled plan: it walks the job graph with the dag
+// scheduler, decides from each job's condition whether it runs, builds its
+// environment from the layers and providers, and runs its steps one by one
+// through an executor, with step conditions, retry, timeouts, JOB_ENV,
+// JOB_PATH and JOB_OUTPUT, artifacts, output streaming and masking.
+package actions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/dag"
+	"github.com/nixflow/nixflow/executors"
+)
+
+// Options configure a run.
+type Options struct {
+	RunID  string
+	RunDir string
+	// RepoDir is the working tree jobs with copyRepo start from, and the
+	// directory where job conditions and providers run.
+	RepoDir  string
+	Registry *executors.Registry
+	// MaxParallel caps running jobs; 0 means no cap.
+	MaxParallel int
+	// Levels runs the graph level by level instead of from a ready queue.
+	Levels    bool
+	Overrides Overrides
+	// PassEnv names variables of nixflow's environment that remote
+	// executors receive too.
+	PassEnv []string
+	// Environ is nixflow's own environment, inherited by local steps.
+	Environ       []string
+	KeepWorkspace bool
+	// InterruptGrace and TerminateGrace space the signals that stop a
+	// step: SIGINT (cancellation) or SIGTERM (timeout) first, then SIGTERM,
+	// then SIGKILL.
+	InterruptGrace, TerminateGrace time.Duration
+	// TeardownTimeout bounds each executor teardown.
+	TeardownTimeout time.Duration
+	Sink            Sink
+	Masker          *Masker
+	Logger          hclog.Logger
+	// Now is the clock; nil for time.Now.
+	Now func() time.Time
+}
+
+// Result is the outcome of a run.
+type Result struct {
+	RunID     string        `json:"run"`
+	Name      string        `json:"name"`
+	Cancelled bool          `json:"cancelled,omitempty"`
+	Started   time.Time     `json:"started"`
+	Duration  time.Duration `json:"duration"`
+	// Jobs in plan order.
+	Jobs []*JobResult `json:"jobs"`
+	// Err is a run-level failure (a workflow provider), if any.
+	Err    string `json:"error,omitempty"`
+	Domain Domain `json:"domain,omitempty"`
+}
+
+// JobResult is the outcome of one job.
+type JobResult struct {
+	Job    string `json:"job"`
+	Status Status `json:"status"`
+	// Allowed marks a failure that continueOnError allows: it counts as a
+	// success for dependents and for the exit status.
+	Allowed  bool              `json:"allowed,omitempty"`
+	Reason   string            `json:"reason,omitempty"`
+	Domain   Domain            `json:"domain,omitempty"`
+	Started  time.Time         `json:"started,omitempty"`
+	Duration time.Duration     `json:"duration"`
+	Steps    []*StepResult     `json:"steps,omitempty"`
+	Outputs  map[string]string `json:"-"`
+}
+
+// ok reports whether the job counts as a success for its dependents.
+func (j *JobResult) ok() bool {
+	return j.Status == StatusSuccess || (j.Status == StatusFailure && j.Allowed)
+}
+
+// StepResult is the outcome of one step.
+type StepResult struct {
+	Step     string        `json:"step"`
+	Status   Status        `json:"status"`
+	Allowed  bool          `json:"allowed,omitempty"`
+	Reason   string        `json:"reason,omitempty"`
+	Attempts int           `json:"attempts,omitempty"`
+	ExitCode int           `json:"exitCode"`
+	Duration time.Duration `json:"duration"`
+	// Tail is the last lines of output of a failed step.
+	Tail []string `json:"tail,omitempty"`
+}
+
+// Failed reports whether the run has a failure that is not allowed.
+func (r *Result) Failed() bool {
+	if r.Err != "" {
+		return true
+	}
+	for _, j := range r.Jobs {
+		if j.Status == StatusFailure && !j.Allowed {
+			return true
+		}
+	}
+	return false
+}
+
+// engine is the state of one run.
+type engine struct {
+	opts    Options
+	plan    *compiler.Plan
+	graph   *dag.Graph
+	results map[string]*JobResult
+	// cancel is done on the first interrupt: no new jobs but cleanup ones.
+	cancel context.Context
+	// abort is done on the second: no cleanup jobs either.
+	abort   context.Context
+	log     hclog.Logger
+	now     func() time.Time
+	workEnv *providerResult
+
+	mu        sync.Mutex
+	executors map[string]executors.Executor
+	execErrs  map[string]error
+}
+
+// Run runs a plan. Cancelling cancel starts a graceful stop: running steps
+// are interrupted, no new job starts except always() and cancelled() ones.
+// Cancelling abort stops those too. Teardown of executors always happens,
+// with fresh contexts. The error is for problems of the run itself (the
+// run directory cannot be written); job failures are in the Result.
+func Run(cancel, abort context.Context, plan *compiler.Plan, opts Options) (*Result, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.Sink == nil {
+		opts.Sink = Sinks(nil)
+	}
+	if opts.Masker == nil {
+		opts.Masker = NewMasker()
+	}
+	if opts.TeardownTimeout == 0 {
+		opts.TeardownTimeout = 2 * time.Minute
+	}
+	names := make([]string, len(plan.Jobs))
+	deps := map[string][]string{}
+	for i, j := range plan.Jobs {
+		names[i] = j.Name
+		deps[j.Name] = j.Needs
+	}
+	g, err := dag.New(names, deps)
+	if err != nil {
+		return nil, fmt.Errorf("plan graph: %w", err)
+	}
+	if err := os.MkdirAll(opts.RunDir, 0o700); err != nil {
+		return nil, err
+	}
+	e := &engine{
+		opts:      opts,
+		plan:      plan,
+		graph:     g,
+		results:   make(map[string]*JobResult, len(plan.Jobs)),
+		cancel:    cancel,
+		abort:     abort,
+		log:       opts.Logger.Named("run").With("run_id", opts.RunID),
+		now:       opts.Now,
+		executors: map[string]executors.Executor{},
+		execErrs:  map[string]error{},
+	}
+	for _, j := range plan.Jobs {
+		e.results[j.Name] = &JobResult{Job: j.Name}
+	}
+	res := &Result{RunID: opts.RunID, Name: plan.Name, Started: e.now()}
+	e.emit(Event{Event: EventRunStart, Message: plan.Name})
+
+	e.workEnv, err = resolveProviders(abort, "workflow", plan.EnvFrom, opts.RepoDir, opts.Environ)
+	if err == nil {
+		e.addSecrets(e.workEnv.secrets)
+	}
+	if err != nil {
+		res.Err, res.Domain = opts.Masker.Mask(err.Error()), DomainEnvironment
+		for _, j := range plan.Jobs {
+			r := e.results[j.Name]
+			r.Status, r.Reason = StatusSkipped, "workflow environment failed"
+		}
+	} else {
+		g.Walk(abort, dag.WalkOptions{MaxParallel: opts.MaxParallel, Levels: opts.Levels}, e.visit)
+	}
+	e.closeExecutors()
+
+	res.Cancelled = cancel.Err() != nil
+	res.Duration = e.now().Sub(res.Started)
+	for _, j := range plan.Jobs {
+		res.Jobs = append(res.Jobs, e.results[j.Name])
+	}
+	end := Event{Event: EventRunEnd, Duration: res.Duration.Seconds(), Result: StatusSuccess, Reason: res.Err}
+	switch {
+	case res.Cancelled:
+		end.Result = StatusCancelled
+	case res.Failed():
+		end.Result = StatusFailure
+	}
+	e.emit(end)
+	if err := writeJSON(filepath.Join(opts.RunDir, "result.json"), res); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func (e *engine) emit(ev Event) {
+	ev.Run = e.opts.RunID
+	if ev.Time.IsZero() {
+		ev.Time = e.now()
+	}
+	ev.Message = e.opts.Masker.Mask(ev.Message)
+	ev.Reason = e.opts.Masker.Mask(ev.Reason)
+	e.opts.Sink.Emit(ev)
+}
+
+func (e *engine) addSecrets(values []string) {
+	for _, v := range values {
+		if !e.opts.Masker.Add(v) {
+			e.emit(Event{Event: EventWarning, Message: fmt.Sprintf("a secret value is shorter than %d characters and is not masked", minSecretLen)})
+		}
+	}
+}
+
+// executor returns the shared executor for a job's configuration, creating
+// it on first use.
+func (e *engine) executor(cfg compiler.Executor) (executors.Executor, error) {
+	key, _ := json.Marshal(cfg)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if x, ok := e.executors[string(key)]; ok {
+		return x, nil
+	}
+	if err, ok := e.execErrs[string(key)]; ok {
+		return nil, err
+	}
+	x, err := e.opts.Registry.New(cfg.Type, cfg.Config())
+	if err != nil {
+		e.execErrs[string(key)] = err
+		return nil, err
+	}
+	e.executors[string(key)] = x
+	return x, nil
+}
+
+func (e *engine) closeExecutors() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, x := range e.executors {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(e.abort), e.opts.TeardownTimeout)
+		if err := x.Close(ctx); err != nil {
+			e.log.Error("close executor", "error", err)
+		}
+		cancel()
+	}
+}
+
+func writeJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// errSkipped marks a job whose condition is false.
+var errSkipped = errors.New("skipped")

@@ -1,0 +1,319 @@
+package actions
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Format is the console's log format.
+type Format string
+
+// The console log formats.
+const (
+	FormatStructured Format = "structured"
+	FormatSimple     Format = "simple"
+	FormatJSON       Format = "json"
+)
+
+// Console writes a run's events to a terminal or a pipe, one line per line
+// of output, prefixed with job and step. It is safe for concurrent use.
+type Console struct {
+	mu     sync.Mutex
+	w      *bufio.Writer
+	format Format
+	color  bool
+	buf    []byte
+}
+
+// NewConsole returns a console sink. color enables ANSI colours; the
+// caller decides it (a terminal, and NO_COLOR unset).
+func NewConsole(w io.Writer, format Format, color bool) *Console {
+	return &Console{w: bufio.NewWriterSize(w, 64*1024), format: format, color: color}
+}
+
+const (
+	ansiReset = "\x1b[0m"
+	ansiDim   = "\x1b[2m"
+	ansiRed   = "\x1b[31m"
+	ansiGreen = "\x1b[32m"
+	ansiYel   = "\x1b[33m"
+)
+
+var jobColors = []string{"\x1b[36m", "\x1b[35m", "\x1b[34m", "\x1b[33m", "\x1b[32m", "\x1b[96m", "\x1b[95m", "\x1b[94m"}
+
+func (c *Console) paint(code, s string) string {
+	if !c.color || code == "" {
+		return s
+	}
+	return code + s + ansiReset
+}
+
+func (c *Console) jobColor(job string) string {
+	h := fnv.New32a()
+	h.Write([]byte(job))
+	return jobColors[h.Sum32()%uint32(len(jobColors))]
+}
+
+// Emit implements Sink.
+func (c *Console) Emit(events ...Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range events {
+		c.buf = c.buf[:0]
+		if c.format == FormatJSON {
+			c.buf = appendJSON(c.buf, &events[i])
+		} else {
+			c.buf = c.appendText(c.buf, &events[i])
+		}
+		c.w.Write(c.buf)
+	}
+	c.w.Flush()
+}
+
+func appendJSON(b []byte, e *Event) []byte {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return b
+	}
+	return append(append(b, data...), '\n')
+}
+
+func (c *Console) appendText(b []byte, e *Event) []byte {
+	simple := c.format == FormatSimple
+	var msg string
+	switch e.Event {
+	case EventOutput:
+		msg = e.Message
+		if e.Stream == "stderr" && !simple {
+			msg = c.paint(ansiYel, msg)
+		}
+	case EventRunStart:
+		if simple {
+			return fmt.Appendf(b, "run %s started\n", e.Message)
+		}
+		return fmt.Appendf(b, "%s run %s started (%s)\n", c.paint(ansiDim, e.Time.Format("15:04:05")), e.Message, e.Run)
+	case EventJobStart:
+		msg = "job started (" + e.Message + ")"
+	case EventStepStart:
+		msg = "step started"
+		if e.Attempts > 1 {
+			msg = fmt.Sprintf("step started, attempt %d/%d", e.Attempt, e.Attempts)
+		}
+	case EventJobEnd:
+		msg = c.result(e, "job")
+	case EventStepEnd:
+		msg = c.result(e, "step")
+	case EventStepRetry, EventWarning:
+		msg = c.paint(ansiYel, e.Message)
+	default:
+		return b
+	}
+	prefix := e.Job
+	if e.Step != "" {
+		prefix += "/" + e.Step
+	}
+	if simple {
+		b = append(b, '[')
+		b = append(b, prefix...)
+		b = append(b, "] "...)
+	} else {
+		b = append(b, c.paint(ansiDim, e.Time.Format("15:04:05"))...)
+		b = append(b, ' ')
+		b = append(b, c.paint(c.jobColor(e.Job), prefix)...)
+		b = append(b, c.paint(ansiDim, " │ ")...)
+	}
+	b = append(b, msg...)
+	return append(b, '\n')
+}
+
+// result words the end of a job or step. The simple format leaves out
+// symbols and durations, so that its output is stable.
+func (c *Console) result(e *Event, what string) string {
+	simple := c.format == FormatSimple
+	var word, mark, color string
+	switch {
+	case e.Result == StatusSuccess:
+		word, mark, color = "succeeded", "✓ ", ansiGreen
+	case e.Result == StatusFailure && e.Allowed:
+		word, mark, color = "failed (allowed)", "✗ ", ansiYel
+	case e.Result == StatusFailure:
+		word, mark, color = "failed", "✗ ", ansiRed
+	default:
+		word, mark, color = string(e.Result), "○ ", ansiDim
+	}
+	s := what + " " + word
+	if e.Reason != "" {
+		s += ": " + e.Reason
+	}
+	if simple {
+		return s
+	}
+	s = c.paint(color, mark+s)
+	if e.Duration > 0 {
+		s += c.paint(ansiDim, fmt.Sprintf(" (%s)", formatDuration(time.Duration(e.Duration*float64(time.Second)))))
+	}
+	return s
+}
+
+// formatDuration rounds a duration for people.
+func formatDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(10 * time.Millisecond).String()
+	default:
+		return d.Round(time.Second).String()
+	}
+}
+
+// EventsFile writes job and step events (not output lines) as JSON lines.
+type EventsFile struct {
+	mu sync.Mutex
+	w  *bufio.Writer
+	f  io.Closer
+}
+
+// NewEventsFile creates (truncates) path.
+func NewEventsFile(path string) (*EventsFile, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return &EventsFile{w: bufio.NewWriter(f), f: f}, nil
+}
+
+// Emit implements Sink.
+func (s *EventsFile) Emit(events ...Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b []byte
+	for i := range events {
+		if events[i].Event == EventOutput {
+			continue
+		}
+		b = appendJSON(b[:0], &events[i])
+		s.w.Write(b)
+	}
+	s.w.Flush()
+}
+
+// Close flushes and closes the file.
+func (s *EventsFile) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.w.Flush()
+	if cerr := s.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// JobLogs keeps one log file per job in a run directory (logs/<job>.log):
+// every output line and event of the job, with a timestamp and the step.
+type JobLogs struct {
+	mu    sync.Mutex
+	dir   string
+	files map[string]*os.File
+	err   error
+}
+
+// NewJobLogs writes logs under dir, creating it.
+func NewJobLogs(dir string) (*JobLogs, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return &JobLogs{dir: dir, files: map[string]*os.File{}}, nil
+}
+
+// Emit implements Sink.
+func (l *JobLogs) Emit(events ...Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b []byte
+	var f *os.File
+	cur := ""
+	for i := range events {
+		e := &events[i]
+		if e.Job == "" {
+			continue
+		}
+		if e.Job != cur {
+			if f != nil && len(b) > 0 {
+				f.Write(b)
+				b = b[:0]
+			}
+			cur, f = e.Job, l.file(e.Job)
+		}
+		if f == nil {
+			continue
+		}
+		b = append(b, e.Time.UTC().Format("2006-01-02T15:04:05.000Z")...)
+		b = append(b, ' ')
+		if e.Step != "" {
+			b = append(b, '[')
+			b = append(b, e.Step...)
+			b = append(b, "] "...)
+		}
+		switch e.Event {
+		case EventOutput:
+			if e.Stream == "stderr" {
+				b = append(b, "(stderr) "...)
+			}
+			b = append(b, e.Message...)
+		default:
+			b = append(b, "-- "...)
+			b = append(b, e.Event...)
+			for _, s := range []string{string(e.Result), e.Reason, e.Message} {
+				if s != "" {
+					b = append(b, ' ')
+					b = append(b, s...)
+				}
+			}
+		}
+		b = append(b, '\n')
+	}
+	if f != nil && len(b) > 0 {
+		f.Write(b)
+	}
+}
+
+func (l *JobLogs) file(job string) *os.File {
+	if f, ok := l.files[job]; ok {
+		return f
+	}
+	f, err := os.OpenFile(filepath.Join(l.dir, job+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		l.err = err
+		l.files[job] = nil
+		return nil
+	}
+	l.files[job] = f
+	return f
+}
+
+// Close closes every log file and reports the first error met.
+func (l *JobLogs) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, f := range l.files {
+		if f != nil {
+			if err := f.Close(); err != nil && l.err == nil {
+				l.err = err
+			}
+		}
+	}
+	return l.err
+}
+
+// LogPath is the log file of a job in a run directory.
+func LogPath(runDir, job string) string {
+	return filepath.Join(runDir, "logs", job+".log")
+}

@@ -1,0 +1,411 @@
+package actions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/executors"
+)
+
+// stepShell is how every step runs, on every executor: bash without
+// profiles, stopping at the first failing command and failing pipelines.
+var stepShell = []string{"bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"}
+
+// conditionShell runs step conditions: a plain bash command.
+var conditionShell = []string{"bash", "--noprofile", "--norc", "-c"}
+
+// The control files of a job, in its workspace's temp dir.
+const (
+	fileEnv    = "env"
+	filePath   = "path"
+	fileOutput = "output"
+)
+
+func (jr *jobRun) runSteps() {
+	failed := false
+	var failReason string
+	var failDomain Domain
+	cancelled := false
+	for _, step := range jr.job.Steps {
+		sr := &StepResult{Step: step.Name, Attempts: 0}
+		jr.res.Steps = append(jr.res.Steps, sr)
+		if !jr.stepStatusHolds(step, failed) {
+			sr.Status = StatusSkipped
+			if jr.interrupt().Err() != nil && step.Condition.Status != compiler.StatusAlways {
+				sr.Status = StatusCancelled
+			}
+			continue
+		}
+		jr.runStep(step, sr)
+		switch {
+		case sr.Status == StatusCancelled:
+			cancelled = true
+		case sr.Status == StatusFailure && step.ContinueOnError:
+			sr.Allowed = true
+		case sr.Status == StatusFailure && !failed:
+			failed = true
+			failReason = fmt.Sprintf("step %q %s", step.Name, sr.Reason)
+			failDomain = DomainStep
+		}
+	}
+	switch {
+	case failed:
+		jr.res.Status, jr.res.Reason, jr.res.Domain = StatusFailure, failReason, failDomain
+	case cancelled || jr.interrupt().Err() != nil:
+		jr.res.Status, jr.res.Reason = StatusCancelled, "run cancelled"
+	default:
+		jr.res.Status = StatusSuccess
+	}
+}
+
+// stepStatusHolds evaluates a step's status function over the earlier
+// steps of its job.
+func (jr *jobRun) stepStatusHolds(step *compiler.Step, failed bool) bool {
+	e := jr.e
+	if e.abort.Err() != nil {
+		return false
+	}
+	cancelled := e.cancel.Err() != nil
+	interrupted := jr.interrupt().Err() != nil
+	switch step.Condition.Status {
+	case compiler.StatusAlways:
+		return true
+	case compiler.StatusCancelled:
+		return cancelled
+	case compiler.StatusFailure:
+		return failed
+	default:
+		return !failed && !interrupted && !jr.expired()
+	}
+}
+
+// interrupt is the context whose end stops the job's ordinary steps: the
+// first Ctrl-C for ordinary jobs, the second for cleanup jobs.
+func (jr *jobRun) interrupt() context.Context {
+	if jr.cleanup {
+		return jr.e.abort
+	}
+	return jr.e.cancel
+}
+
+func (jr *jobRun) expired() bool {
+	return !jr.deadline.IsZero() && !jr.e.now().Before(jr.deadline)
+}
+
+// stepContext bounds a step attempt: by the run's cancellation (for
+// cleanup steps, only by the abort), by the job's deadline unless it has
+// already passed for a cleanup step, and by the step's own timeout.
+func (jr *jobRun) stepContext(step *compiler.Step) (context.Context, context.CancelFunc, func() string) {
+	e := jr.e
+	cleanup := step.Condition.Status != compiler.StatusSuccess
+	base := jr.interrupt()
+	if cleanup {
+		base = e.abort
+	}
+	ctx, cancel := context.WithCancel(base)
+	var jobDeadline, stepDeadline time.Time
+	if !jr.deadline.IsZero() && !(cleanup && jr.expired()) {
+		jobDeadline = jr.deadline
+	}
+	if step.Timeout > 0 {
+		stepDeadline = e.now().Add(time.Duration(step.Timeout))
+	}
+	deadline := jobDeadline
+	if !stepDeadline.IsZero() && (deadline.IsZero() || stepDeadline.Before(deadline)) {
+		deadline = stepDeadline
+	}
+	if !deadline.IsZero() {
+		var c2 context.CancelFunc
+		ctx, c2 = context.WithDeadline(ctx, deadline)
+		c1 := cancel
+		cancel = func() { c2(); c1() }
+	}
+	why := func() string {
+		switch {
+		case base.Err() != nil:
+			return ""
+		case !jobDeadline.IsZero() && deadline.Equal(jobDeadline) && ctx.Err() != nil:
+			return fmt.Sprintf("job timed out after %s", jr.job.Timeout)
+		case ctx.Err() != nil:
+			return fmt.Sprintf("timed out after %s", step.Timeout)
+		}
+		return ""
+	}
+	return ctx, cancel, why
+}
+
+// stepEnv layers the step's own env, JOB_ENV values and the runtime
+// overrides over the job's environment, puts deps and JOB_PATH entries in
+// front of PATH, and adds nixflow's variables.
+func (jr *jobRun) stepEnv(step *compiler.Step) envMap {
+	env := jr.env.clone()
+	env.set(step.Env)
+	env.set(jr.jobEnv)
+	jr.e.opts.Overrides.apply(env)
+	var front []string
+	for _, d := range step.Deps {
+		front = append(front, path.Join(d.Path, "bin"))
+	}
+	for i := len(jr.path) - 1; i >= 0; i-- {
+		front = append(front, jr.path[i])
+	}
+	if len(front) > 0 {
+		p := strings.Join(front, ":")
+		if old := env["PATH"]; old != "" {
+			p += ":" + old
+		}
+		env["PATH"] = p
+	}
+	tmp := jr.ws.TempDir()
+	env["JOB_ENV"] = path.Join(tmp, fileEnv)
+	env["JOB_PATH"] = path.Join(tmp, filePath)
+	env["JOB_OUTPUT"] = path.Join(tmp, fileOutput)
+	env["NIXFLOW_RUN_ID"] = jr.e.opts.RunID
+	env["NIXFLOW_JOB"] = jr.job.Name
+	env["NIXFLOW_STEP"] = step.Name
+	env["NIXFLOW_WORKSPACE"] = jr.ws.Dir()
+	return env
+}
+
+func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
+	e := jr.e
+	name := jr.job.Name
+	start := e.now()
+	defer func() { sr.Duration = e.now().Sub(start) }()
+	env := jr.stepEnv(step).list()
+	out := jr.outputs(step.Name)
+
+	if cmd := step.Condition.Command; cmd != "" {
+		ctx, cancel, _ := jr.stepContext(step)
+		r, err := jr.ws.Run(ctx, jr.command(append(conditionShell[:len(conditionShell):len(conditionShell)], cmd), env, step.Workdir, out))
+		cancel()
+		out.close()
+		switch {
+		case err != nil:
+			sr.Status, sr.Reason = StatusFailure, fmt.Sprintf("condition could not run: %v", err)
+			return
+		case r.Stopped:
+			sr.Status, sr.Reason = StatusCancelled, "run cancelled"
+			return
+		case r.ExitCode != 0:
+			sr.Status, sr.Reason = StatusSkipped, fmt.Sprintf("condition exited with status %d", r.ExitCode)
+			return
+		}
+		out = jr.outputs(step.Name)
+	}
+
+	argv := append(stepShell[:len(stepShell):len(stepShell)], step.Bash)
+	max := step.Retry.MaxAttempts
+	for attempt := 1; ; attempt++ {
+		sr.Attempts = attempt
+		e.emit(Event{Job: name, Step: step.Name, Event: EventStepStart, Attempt: attempt, Attempts: max})
+		ctx, cancel, why := jr.stepContext(step)
+		t0 := e.now()
+		r, err := jr.ws.Run(ctx, jr.command(argv, env, step.Workdir, out))
+		reason := why()
+		cancel()
+		out.close()
+		sr.ExitCode = r.ExitCode
+		// Whatever the step wrote to the control files counts, also when
+		// it failed: a later always() step may need it.
+		cerr := jr.readControl()
+		end := Event{Job: name, Step: step.Name, Event: EventStepEnd, Attempt: attempt, Attempts: max,
+			Duration: e.now().Sub(t0).Seconds()}
+		code := r.ExitCode
+		end.ExitCode = &code
+		switch {
+		case err != nil:
+			sr.Status, sr.Reason = StatusFailure, fmt.Sprintf("could not run: %v", err)
+		case cerr != nil:
+			sr.Status, sr.Reason = StatusFailure, cerr.Error()
+		case r.Stopped && reason == "":
+			sr.Status, sr.Reason = StatusCancelled, "run cancelled"
+		case r.Stopped:
+			sr.Status, sr.Reason = StatusFailure, reason
+		case r.ExitCode != 0:
+			sr.Status, sr.Reason = StatusFailure, "failed with exit status "+formatExit(r.ExitCode)
+		default:
+			sr.Status, sr.Reason = StatusSuccess, ""
+		}
+		final := sr.Status != StatusFailure || err != nil || cerr != nil || attempt >= max ||
+			jr.interrupt().Err() != nil || jr.expired()
+		if sr.Status == StatusFailure && final && attempt > 1 {
+			sr.Reason += fmt.Sprintf(" (after %d attempts)", attempt)
+		}
+		end.Result, end.Reason = sr.Status, sr.Reason
+		if sr.Status == StatusFailure && step.ContinueOnError {
+			end.Allowed = true
+		}
+		if sr.Status == StatusFailure {
+			sr.Tail = out.tail.get()
+		}
+		if final || sr.Status != StatusFailure {
+			e.emit(end)
+			return
+		}
+		delay := step.Retry.Delay(attempt)
+		e.emit(Event{Job: name, Step: step.Name, Event: EventStepRetry, Attempt: attempt + 1, Attempts: max, ExitCode: end.ExitCode,
+			Message: fmt.Sprintf("attempt %d/%d failed: %s; retrying in %s", attempt, max, sr.Reason, delay)})
+		if !jr.sleep(delay) {
+			sr.Status, sr.Reason = StatusCancelled, "run cancelled"
+			return
+		}
+		out = jr.outputs(step.Name)
+	}
+}
+
+// sleep waits between attempts; it reports false when the run was
+// cancelled meanwhile.
+func (jr *jobRun) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return jr.interrupt().Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-jr.interrupt().Done():
+		return false
+	}
+}
+
+func (jr *jobRun) command(argv, env []string, dir string, out *stepOutput) executors.Command {
+	e := jr.e
+	return executors.Command{
+		Argv: argv, Env: env, Dir: dir, Stdout: out.stdout, Stderr: out.stderr,
+		Stop: func() executors.Signals {
+			return executors.Signals{
+				FirstSignalInterrupt: e.cancel.Err() != nil,
+				InterruptGrace:       e.opts.InterruptGrace,
+				TerminateGrace:       e.opts.TerminateGrace,
+			}
+		},
+	}
+}
+
+// stepOutput is the pair of line writers of one step attempt.
+type stepOutput struct {
+	stdout, stderr *lineWriter
+	tail           *tail
+}
+
+func (o *stepOutput) close() {
+	o.stdout.Close()
+	o.stderr.Close()
+}
+
+func (jr *jobRun) outputs(step string) *stepOutput {
+	e := jr.e
+	t := &tail{}
+	sink := &maskAnnouncer{e: e, job: jr.job.Name}
+	mk := func(stream string) *lineWriter {
+		return &lineWriter{
+			sink: sink, mask: e.opts.Masker, tail: t, now: e.now,
+			tmpl: Event{Run: e.opts.RunID, Job: jr.job.Name, Step: step, Event: EventOutput, Stream: stream},
+		}
+	}
+	return &stepOutput{stdout: mk("stdout"), stderr: mk("stderr"), tail: t}
+}
+
+// maskAnnouncer passes output on, after taking note of ::add-mask::VALUE
+// lines: the value is masked from then on, and the line itself is shown
+// without it.
+type maskAnnouncer struct {
+	e   *engine
+	job string
+	mu  sync.Mutex
+}
+
+const addMask = "::add-mask::"
+
+func (m *maskAnnouncer) Emit(events ...Event) {
+	for i := range events {
+		msg := events[i].Message
+		if v, ok := strings.CutPrefix(strings.TrimSpace(msg), addMask); ok {
+			if v != "" {
+				m.e.addSecrets([]string{v})
+			}
+			events[i].Message = addMask + "***"
+		}
+	}
+	m.e.opts.Sink.Emit(events...)
+}
+
+// readControl reads what the last step appended to JOB_ENV, JOB_PATH and
+// JOB_OUTPUT. Only new content is parsed; a file that shrank was rewritten
+// and is parsed whole.
+func (jr *jobRun) readControl() error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(jr.e.abort), time.Minute)
+	defer cancel()
+	for _, f := range []string{fileEnv, filePath, fileOutput} {
+		dst := filepath.Join(jr.hostCtl, f)
+		err := jr.ws.CopyOut(ctx, path.Join(jr.ws.TempDir(), f), dst)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", strings.ToUpper("job_"+f), err)
+		}
+		data, err := os.ReadFile(dst)
+		if err != nil {
+			return err
+		}
+		off := jr.offsets[f]
+		if off > len(data) {
+			off = 0
+		}
+		jr.offsets[f] = len(data)
+		if err := jr.applyControl(f, data[off:]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (jr *jobRun) applyControl(file string, data []byte) error {
+	if len(data) == 0 {
+		return nil
+	}
+	if file == filePath {
+		for _, line := range strings.Split(string(data), "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				jr.path = append(jr.path, line)
+			}
+		}
+		return nil
+	}
+	keys, values, err := parseEnvFile(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", strings.ToUpper("job_"+file), err)
+	}
+	for _, k := range keys {
+		if file == fileEnv {
+			jr.jobEnv[k] = values[k]
+			continue
+		}
+		if jr.res.Outputs == nil {
+			jr.res.Outputs = map[string]string{}
+		}
+		jr.res.Outputs[k] = values[k]
+	}
+	return nil
+}
+
+// formatExit formats an exit code for messages.
+func formatExit(code int) string {
+	if code > 128 && code < 160 {
+		return strconv.Itoa(code) + " (signal " + strconv.Itoa(code-128) + ")"
+	}
+	return strconv.Itoa(code)
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nixflow/nixflow/compiler"
+)
+
+func (a *app) planCommand() *cobra.Command {
+	var wf workflowFlags
+	var format string
+	cmd := &cobra.Command{
+		Use:   "plan [WORKFLOW]",
+		Short: "Print the compiled plan (a dry run: nothing runs)",
+		Args:  rangeArgs(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			plan, err := a.loadPlan(args, &wf)
+			if err != nil {
+				return err
+			}
+			switch format {
+			case "text":
+				writePlanText(a.stdout, plan)
+			case "json":
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(plan)
+			case "dot":
+				writePlanDot(a.stdout, plan)
+			case "mermaid":
+				writePlanMermaid(a.stdout, plan)
+			default:
+				return usageError(fmt.Errorf("unknown --format %q (known: text, json, dot, mermaid)", format))
+			}
+			return nil
+		},
+	}
+	wf.register(cmd)
+	cmd.Flags().StringVar(&format, "format", "text", "output format: text, json, dot, mermaid")
+	return cmd
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}
+
+func writePlanText(w io.Writer, p *compiler.Plan) {
+	fmt.Fprintf(w, "workflow %s: %s in %s\n", p.Name, plural(len(p.Jobs), "job", "jobs"), plural(len(p.Levels), "level", "levels"))
+	for lvl, names := range p.Levels {
+		fmt.Fprintf(w, "\nlevel %d:\n", lvl)
+		for _, name := range names {
+			j := p.Job(name)
+			var attrs []string
+			attrs = append(attrs, executorLabel(j.Executor))
+			if len(j.Needs) > 0 {
+				attrs = append(attrs, "needs "+strings.Join(j.Needs, ", "))
+			}
+			if c := j.Condition; c.Status != compiler.StatusSuccess || c.Command != "" {
+				attrs = append(attrs, "if "+c.String())
+			}
+			if j.ContinueOnError {
+				attrs = append(attrs, "continue on error")
+			}
+			if j.Timeout > 0 {
+				attrs = append(attrs, "timeout "+j.Timeout.String())
+			}
+			if len(j.Inputs) > 0 {
+				var in []string
+				for _, i := range j.Inputs {
+					in = append(in, i.Name)
+				}
+				attrs = append(attrs, "inputs "+strings.Join(in, ", "))
+			}
+			if len(j.Outputs) > 0 {
+				var out []string
+				for _, o := range j.Outputs {
+					out = append(out, o.Name)
+				}
+				attrs = append(attrs, "outputs "+strings.Join(out, ", "))
+			}
+			fmt.Fprintf(w, "  %s (%s)\n", name, strings.Join(attrs, "; "))
+			for i, s := range j.Steps {
+				var sa []string
+				if c := s.Condition; c.Status != compiler.StatusSuccess || c.Command != "" {
+					sa = append(sa, "if "+c.String())
+				}
+				if s.Retry.MaxAttempts > 1 {
+					sa = append(sa, fmt.Sprintf("retry %dx %s %s..%s", s.Retry.MaxAttempts, s.Retry.Backoff, s.Retry.MinTime, s.Retry.MaxTime))
+				}
+				if s.Timeout > 0 {
+					sa = append(sa, "timeout "+s.Timeout.String())
+				}
+				if s.ContinueOnError {
+					sa = append(sa, "continue on error")
+				}
+				if len(s.Deps) > 0 {
+					sa = append(sa, plural(len(s.Deps), "dep", "deps"))
+				}
+				if s.Workdir != "" {
+					sa = append(sa, "in "+s.Workdir)
+				}
+				line := fmt.Sprintf("    %d. %s", i+1, s.Name)
+				if len(sa) > 0 {
+					line += " (" + strings.Join(sa, "; ") + ")"
+				}
+				fmt.Fprintln(w, line)
+			}
+		}
+	}
+}
+
+func executorLabel(e compiler.Executor) string {
+	label := e.Type
+	switch e.Type {
+	case "oci":
+		label += " " + e.OCI.Image
+	case "ssh":
+		label += " " + e.SSH.Host
+	case "ec2":
+		label += " " + e.EC2.InstanceType
+	}
+	if e.Name != "" {
+		label += " " + strconv.Quote(e.Name)
+	}
+	return label
+}
+
+func writePlanDot(w io.Writer, p *compiler.Plan) {
+	fmt.Fprintf(w, "digraph %s {\n  rankdir=LR;\n  node [shape=box];\n", strconv.Quote(p.Name))
+	for _, j := range p.Jobs {
+		fmt.Fprintf(w, "  %s;\n", strconv.Quote(j.Name))
+	}
+	for _, j := range p.Jobs {
+		for _, n := range j.Needs {
+			fmt.Fprintf(w, "  %s -> %s;\n", strconv.Quote(n), strconv.Quote(j.Name))
+		}
+	}
+	fmt.Fprintln(w, "}")
+}
+
+func writePlanMermaid(w io.Writer, p *compiler.Plan) {
+	fmt.Fprintln(w, "graph LR")
+	id := map[string]string{}
+	for i, j := range p.Jobs {
+		id[j.Name] = fmt.Sprintf("j%d", i)
+		fmt.Fprintf(w, "  %s[\"%s\"]\n", id[j.Name], strings.ReplaceAll(j.Name, `"`, "#quot;"))
+	}
+	for _, j := range p.Jobs {
+		for _, n := range j.Needs {
+			fmt.Fprintf(w, "  %s --> %s\n", id[n], id[j.Name])
+		}
+	}
+}

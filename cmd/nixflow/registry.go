@@ -1,0 +1,13 @@
+package main
+
+import (
+	"github.com/nixflow/nixflow/executors"
+	"github.com/nixflow/nixflow/executors/local"
+)
+
+// registry lists every executor backend of this build, in one place.
+func registry() *executors.Registry {
+	r := executors.NewRegistry()
+	r.Register("local", local.New)
+	return r
+}

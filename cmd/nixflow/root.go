@@ -1,0 +1,77 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// app is what every subcommand gets: its streams and the logger. Nothing
+// below main reads globals.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	environ        []string
+	logLevel       string
+	log            hclog.Logger
+}
+
+// Main runs the nixflow command line and returns its exit status.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, environ: os.Environ()}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	err := root.Execute()
+	return report(stderr, err)
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "nixflow",
+		Short: "Run CI workflows written in Nix, locally first",
+		Long: `nixflow runs a CI workflow (a JSON job graph, or a Nix workflow) with its jobs
+in parallel as their needs allow, on this machine, in containers, over SSH or on EC2.`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			level := hclog.LevelFromString(a.logLevel)
+			if level == hclog.NoLevel {
+				return usageError(fmt.Errorf("invalid --log-level %q (known: trace, debug, info, warn, error)", a.logLevel))
+			}
+			a.log = hclog.New(&hclog.LoggerOptions{Name: "nixflow", Level: level, Output: a.stderr})
+			return nil
+		},
+	}
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
+	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "level of nixflow's own diagnostics on stderr: trace, debug, info, warn, error")
+	root.AddCommand(
+		a.runCommand(),
+		a.planCommand(),
+		a.listCommand(),
+		a.validateCommand(),
+		a.runsCommand(),
+		a.logsCommand(),
+		a.gcCommand(),
+		a.versionCommand(),
+	)
+	return root
+}
+
+// exactArgs is cobra.RangeArgs with a usage exit status.
+func rangeArgs(lo, hi int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.RangeArgs(lo, hi)(cmd, args); err != nil {
+			return usageError(err, "see 'nixflow "+cmd.Name()+" --help'")
+		}
+		return nil
+	}
+}

@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/joho/godotenv"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/nixflow/nixflow/actions"
+	"github.com/nixflow/nixflow/compiler"
+)
+
+type runFlags struct {
+	wf             workflowFlags
+	maxParallel    int
+	schedule       string
+	env            []string
+	envFiles       []string
+	passEnv        []string
+	logFormat      string
+	events         string
+	keepWorkspace  bool
+	interruptGrace time.Duration
+	terminateGrace time.Duration
+	repo           string
+}
+
+func (a *app) runCommand() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run [WORKFLOW]",
+		Short: "Run a workflow",
+		Long: `Run a workflow: jobs start as soon as the jobs they need have finished.
+
+Exit status: 0 all jobs succeeded (allowed failures included), 1 a job failed,
+2 bad input or usage, 3 infrastructure failure, 130 interrupted.`,
+		Args: rangeArgs(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.run(args, &f)
+		},
+	}
+	f.wf.register(cmd)
+	fl := cmd.Flags()
+	fl.IntVar(&f.maxParallel, "max-parallel", runtime.NumCPU(), "how many jobs run at once (0: no limit)")
+	fl.StringVar(&f.schedule, "schedule", "ready", "ready: a job starts when its needs are done; levels: level by level")
+	fl.StringArrayVar(&f.env, "env", nil, "set a variable for every step, over the workflow's values: KEY=VALUE (repeatable)")
+	fl.StringArrayVar(&f.envFiles, "env-file", nil, "read variables from a dotenv file, over the workflow's values (repeatable)")
+	fl.StringArrayVar(&f.passEnv, "pass-env", nil, "pass this variable of nixflow's environment to remote executors too (repeatable)")
+	fl.StringVar(&f.logFormat, "log-format", "", "output format: structured, simple, json (default: the workflow's, else structured)")
+	fl.StringVar(&f.events, "events", "", "write job and step events to this file as JSON lines")
+	fl.BoolVar(&f.keepWorkspace, "keep-workspace", false, "keep job workspaces in the run directory after the run")
+	fl.DurationVar(&f.interruptGrace, "interrupt-grace", 7500*time.Millisecond, "on cancellation, how long steps get after SIGINT before SIGTERM")
+	fl.DurationVar(&f.terminateGrace, "terminate-grace", 2500*time.Millisecond, "how long steps get after SIGTERM before SIGKILL")
+	fl.StringVar(&f.repo, "repo", "", "the working tree jobs start from (default: the git work tree of the current directory, else the current directory)")
+	return cmd
+}
+
+func (a *app) run(args []string, f *runFlags) error {
+	plan, err := a.loadPlan(args, &f.wf)
+	if err != nil {
+		return err
+	}
+	opts, err := a.runOptions(plan, f)
+	if err != nil {
+		return err
+	}
+
+	format := actions.Format(f.logFormat)
+	if format == "" {
+		format = actions.Format(plan.LogFormat)
+	}
+	if format == "" {
+		format = actions.FormatStructured
+	}
+	switch format {
+	case actions.FormatStructured, actions.FormatSimple, actions.FormatJSON:
+	default:
+		return usageError(fmt.Errorf("unknown --log-format %q (known: structured, simple, json)", format))
+	}
+
+	if err := os.MkdirAll(opts.RunDir, 0o700); err != nil {
+		return infraError(fmt.Errorf("create the run directory: %w", err))
+	}
+	sinks := actions.Sinks{actions.NewConsole(a.stdout, format, a.colorful(a.stdout))}
+	logs, err := actions.NewJobLogs(filepath.Join(opts.RunDir, "logs"))
+	if err != nil {
+		return infraError(fmt.Errorf("create the log directory: %w", err))
+	}
+	defer logs.Close()
+	sinks = append(sinks, logs)
+	if f.events != "" {
+		ev, err := actions.NewEventsFile(f.events)
+		if err != nil {
+			return usageError(fmt.Errorf("--events: %w", err))
+		}
+		defer ev.Close()
+		sinks = append(sinks, ev)
+	}
+	opts.Sink = sinks
+	if err := writePlanFile(filepath.Join(opts.RunDir, "plan.json"), plan); err != nil {
+		return infraError(err)
+	}
+
+	cancel, abort, stop := a.interrupts()
+	defer stop()
+	res, err := actions.Run(cancel, abort, plan, opts)
+	if err != nil {
+		return infraError(err)
+	}
+	summaryOut := a.stdout
+	if format == actions.FormatJSON {
+		summaryOut = a.stderr
+	}
+	writeSummary(summaryOut, res, opts.Masker, a.colorful(summaryOut))
+	code := exitCode(res)
+	if code != ExitOK {
+		return &exitError{code: code, quiet: true}
+	}
+	return nil
+}
+
+func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, error) {
+	var opts actions.Options
+	switch f.schedule {
+	case "ready":
+	case "levels":
+		opts.Levels = true
+	default:
+		return opts, usageError(fmt.Errorf("unknown --schedule %q (known: ready, levels)", f.schedule))
+	}
+	if f.maxParallel < 0 {
+		return opts, usageError(fmt.Errorf("--max-parallel must be 0 (no limit) or more, got %d", f.maxParallel))
+	}
+	flags := map[string]string{}
+	for _, kv := range f.env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return opts, usageError(fmt.Errorf("--env %q: expected KEY=VALUE", kv))
+		}
+		flags[k] = v
+	}
+	files := map[string]string{}
+	for _, path := range f.envFiles {
+		vals, err := godotenv.Read(path)
+		if err != nil {
+			return opts, usageError(fmt.Errorf("--env-file: %w", err))
+		}
+		for k, v := range vals {
+			files[k] = v
+		}
+	}
+	repo := f.repo
+	if repo == "" {
+		repo = workTree()
+	}
+	repo, err := filepath.Abs(repo)
+	if err != nil {
+		return opts, usageError(err)
+	}
+	runs, err := a.runsDir()
+	if err != nil {
+		return opts, err
+	}
+	id := newRunID(time.Now())
+	masker := actions.NewMasker()
+	// Values given on the command line or in env files may be secrets.
+	for _, v := range files {
+		masker.Add(v)
+	}
+	opts = actions.Options{
+		RunID:           id,
+		RunDir:          filepath.Join(runs, id),
+		RepoDir:         repo,
+		Registry:        registry(),
+		MaxParallel:     f.maxParallel,
+		Levels:          opts.Levels,
+		Overrides:       actions.ResolveOverrides(plan, a.environ, files, flags),
+		PassEnv:         f.passEnv,
+		Environ:         a.environ,
+		KeepWorkspace:   f.keepWorkspace,
+		InterruptGrace:  f.interruptGrace,
+		TerminateGrace:  f.terminateGrace,
+		TeardownTimeout: 2 * time.Minute,
+		Masker:          masker,
+		Logger:          a.log,
+	}
+	return opts, nil
+}
+
+// workTree is the git work tree around the current directory, or the
+// current directory.
+func workTree() string {
+	out, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err == nil {
+		if top := strings.TrimSpace(string(out)); top != "" {
+			return top
+		}
+	}
+	return "."
+}
+
+// interrupts turns the first SIGINT or SIGTERM into cancel (stop running
+// steps, run cleanup jobs) and the second into abort (skip cleanup jobs).
+func (a *app) interrupts() (cancel, abort context.Context, stop func()) {
+	cancel, cancelFn := context.WithCancel(context.Background())
+	abort, abortFn := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-done:
+				return
+			case sig := <-sigs:
+				n++
+				if n == 1 {
+					fmt.Fprintf(a.stderr, "nixflow: %v: stopping running steps; cleanup jobs still run (interrupt again to skip them)\n", sig)
+					cancelFn()
+					continue
+				}
+				fmt.Fprintf(a.stderr, "nixflow: %v again: skipping cleanup jobs, tearing down\n", sig)
+				abortFn()
+			}
+		}
+	}()
+	return cancel, abort, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancelFn()
+		abortFn()
+	}
+}
+
+// colorful reports whether w is a terminal and NO_COLOR is unset.
+func (a *app) colorful(w any) bool {
+	if a.getenv("NO_COLOR") != "" || a.getenv("TERM") == "dumb" {
+		return false
+	}
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// exitCode maps a run's result to nixflow's exit status.
+func exitCode(res *actions.Result) int {
+	if res.Cancelled {
+		return ExitInterrupted
+	}
+	if !res.Failed() {
+		return ExitOK
+	}
+	for _, j := range res.Jobs {
+		if j.Status == actions.StatusFailure && !j.Allowed &&
+			(j.Domain == actions.DomainExecutor || j.Domain == actions.DomainBuild) {
+			return ExitInfra
+		}
+	}
+	return ExitFailed
+}
+
+func writePlanFile(path string, plan *compiler.Plan) error {
+	data, err := jsonIndent(plan)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return fmt.Errorf("write the plan: %w", err)
+	}
+	return nil
+}

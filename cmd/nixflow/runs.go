@@ -1,0 +1,216 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nixflow/nixflow/actions"
+)
+
+// readResult reads a run's result; a run without one crashed or is still
+// running.
+func readResult(runDir string) (*actions.Result, error) {
+	data, err := os.ReadFile(filepath.Join(runDir, "result.json"))
+	if err != nil {
+		return nil, err
+	}
+	var res actions.Result
+	if err := json.Unmarshal(data, &res); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(runDir, "result.json"), err)
+	}
+	return &res, nil
+}
+
+func (a *app) runsCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "runs",
+		Short: "List past runs, oldest first",
+		Args:  rangeArgs(0, 0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := a.runsDir()
+			if err != nil {
+				return err
+			}
+			ids, err := listRuns(dir)
+			if err != nil {
+				return infraError(err)
+			}
+			if len(ids) == 0 {
+				fmt.Fprintf(a.stdout, "no runs in %s\n", dir)
+				return nil
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "RUN\tWORKFLOW\tRESULT\tJOBS\tDURATION")
+			for _, id := range ids {
+				res, err := readResult(filepath.Join(dir, id))
+				if err != nil {
+					fmt.Fprintf(tw, "%s\t-\tincomplete\t-\t-\n", id)
+					continue
+				}
+				result := "success"
+				switch {
+				case res.Cancelled:
+					result = "interrupted"
+				case res.Failed():
+					result = "failure"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", id, res.Name, result, len(res.Jobs), roundDuration(res.Duration))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func (a *app) logsCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "logs RUN [JOB]",
+		Short: "Print the logs of a run (RUN: an id, a unique prefix, or last)",
+		Args:  rangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := a.runsDir()
+			if err != nil {
+				return err
+			}
+			id, err := findRun(dir, args[0])
+			if err != nil {
+				return err
+			}
+			runDir := filepath.Join(dir, id)
+			jobs, err := runJobs(runDir)
+			if err != nil {
+				return infraError(err)
+			}
+			if len(args) == 2 {
+				found := false
+				for _, j := range jobs {
+					found = found || j == args[1]
+				}
+				if !found {
+					return usageError(fmt.Errorf("run %s has no job %q", id, args[1]))
+				}
+				return a.copyLog(runDir, args[1], false)
+			}
+			for _, j := range jobs {
+				if err := a.copyLog(runDir, j, true); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+}
+
+// runJobs lists the jobs of a run, in plan order.
+func runJobs(runDir string) ([]string, error) {
+	data, err := os.ReadFile(filepath.Join(runDir, "plan.json"))
+	if err != nil {
+		return nil, err
+	}
+	var plan struct {
+		Jobs []struct {
+			Name string `json:"name"`
+		} `json:"jobs"`
+	}
+	if err := json.Unmarshal(data, &plan); err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, j := range plan.Jobs {
+		names = append(names, j.Name)
+	}
+	return names, nil
+}
+
+func (a *app) copyLog(runDir, job string, header bool) error {
+	f, err := os.Open(actions.LogPath(runDir, job))
+	if os.IsNotExist(err) {
+		if header {
+			fmt.Fprintf(a.stdout, "== %s: no log (the job did not run)\n", job)
+			return nil
+		}
+		return usageError(fmt.Errorf("job %q has no log: it did not run", job))
+	}
+	if err != nil {
+		return infraError(err)
+	}
+	defer f.Close()
+	if header {
+		fmt.Fprintf(a.stdout, "== %s\n", job)
+	}
+	_, err = io.Copy(a.stdout, f)
+	return err
+}
+
+func (a *app) gcCommand() *cobra.Command {
+	var keep int
+	var olderThan time.Duration
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "Remove old runs",
+		Long: `Remove old runs from the state directory: all but the newest --keep runs, and,
+with --older-than, also newer ones started longer ago than that.`,
+		Args: rangeArgs(0, 0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if keep < 0 {
+				return usageError(fmt.Errorf("--keep must be 0 or more, got %d", keep))
+			}
+			dir, err := a.runsDir()
+			if err != nil {
+				return err
+			}
+			ids, err := listRuns(dir)
+			if err != nil {
+				return infraError(err)
+			}
+			now := time.Now()
+			removed := 0
+			for i, id := range ids {
+				old := i < len(ids)-keep
+				if olderThan > 0 && !old {
+					if fi, err := os.Stat(filepath.Join(dir, id)); err == nil && now.Sub(fi.ModTime()) > olderThan {
+						old = true
+					}
+				}
+				if !old {
+					continue
+				}
+				if dryRun {
+					fmt.Fprintf(a.stdout, "would remove %s\n", id)
+					continue
+				}
+				if err := removeTree(filepath.Join(dir, id)); err != nil {
+					return infraError(fmt.Errorf("remove run %s: %w", id, err))
+				}
+				removed++
+			}
+			if !dryRun {
+				fmt.Fprintf(a.stdout, "removed %s, kept %d\n", plural(removed, "run", "runs"), len(ids)-removed)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&keep, "keep", 20, "how many of the newest runs to keep")
+	cmd.Flags().DurationVar(&olderThan, "older-than", 0, "also remove runs whose directory is older than this (e.g. 168h)")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be removed, remove nothing")
+	return cmd
+}
+
+// removeTree removes a directory even where a step left read-only
+// directories in it.
+func removeTree(dir string) error {
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(dir)
+}

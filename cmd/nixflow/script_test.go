@@ -1,0 +1,119 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"nixflow": func() { os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+	})
+}
+
+// TestScript runs the CLI scripts in testdata/script: each one runs the
+// real nixflow binary (this test binary, re-executed) against workflows it
+// carries, and compares what it prints byte for byte.
+func TestScript(t *testing.T) {
+	testscript.Run(t, scriptParams("../../testdata/script"))
+}
+
+func scriptParams(dir string) testscript.Params {
+	return testscript.Params{
+		Dir:                 dir,
+		RequireExplicitExec: true,
+		RequireUniqueNames:  true,
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("XDG_STATE_HOME", filepath.Join(env.WorkDir, ".state"))
+			env.Setenv("HOME", filepath.Join(env.WorkDir, ".home"))
+			env.Setenv("NO_COLOR", "")
+			return os.MkdirAll(filepath.Join(env.WorkDir, ".home"), 0o755)
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"waitfile": cmdWaitfile,
+			"dead":     cmdDead,
+		},
+		Condition: func(cond string) (bool, error) {
+			switch cond {
+			case "setsid":
+				_, err := os.Stat("/usr/bin/setsid")
+				return err == nil, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
+	}
+}
+
+// cmdWaitfile waits (at most 30 s) until every named file exists and is
+// not empty: how a script waits for a step to reach a point before it
+// interrupts the run.
+func cmdWaitfile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) == 0 {
+		ts.Fatalf("usage: waitfile FILE...")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, a := range args {
+		p := ts.MkAbs(a)
+		for {
+			if fi, err := os.Stat(p); err == nil && fi.Size() > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				ts.Fatalf("waitfile: %s did not appear within 30s", a)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// cmdDead checks that every process whose pid is in the named files (one
+// per line) is gone: not running, or a zombie waiting for init. It waits up
+// to 5 s, since the kernel needs a moment to deliver a SIGKILL.
+func cmdDead(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) == 0 {
+		ts.Fatalf("usage: dead PIDFILE...")
+	}
+	for _, a := range args {
+		data, err := os.ReadFile(ts.MkAbs(a))
+		ts.Check(err)
+		for _, f := range strings.Fields(string(data)) {
+			pid, err := strconv.Atoi(f)
+			ts.Check(err)
+			alive := true
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				if alive = processAlive(pid); !alive || neg {
+					break
+				}
+			}
+			if alive != neg {
+				state := "alive"
+				if !alive {
+					state = "dead"
+				}
+				ts.Fatalf("process %d (from %s) is %s", pid, a, state)
+			}
+			if alive {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+}
+
+func processAlive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses: "pid (comm) S ...".
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// stateDir is where nixflow keeps runs: $XDG_STATE_HOME/nixflow, by
+// default ~/.local/state/nixflow.
+func (a *app) stateDir() (string, error) {
+	if d := a.getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "nixflow"), nil
+	}
+	home := a.getenv("HOME")
+	if home == "" {
+		var err error
+		if home, err = os.UserHomeDir(); err != nil {
+			return "", infraError(fmt.Errorf("find the state directory: %w", err), "set XDG_STATE_HOME")
+		}
+	}
+	return filepath.Join(home, ".local", "state", "nixflow"), nil
+}
+
+func (a *app) runsDir() (string, error) {
+	d, err := a.stateDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(d, "runs"), nil
+}
+
+func (a *app) getenv(key string) string {
+	for i := len(a.environ) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(a.environ[i], "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// newRunID returns a new run id that sorts by time: 20261121-134700-9f2c1a.
+func newRunID(now time.Time) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// listRuns returns the run ids in the runs directory, oldest first.
+func listRuns(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, e := range entries {
+		if e.IsDir() {
+			ids = append(ids, e.Name())
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// findRun resolves a run id, a unique prefix of one, or "last".
+func findRun(dir, ref string) (string, error) {
+	ids, err := listRuns(dir)
+	if err != nil {
+		return "", err
+	}
+	if len(ids) == 0 {
+		return "", usageError(fmt.Errorf("no runs in %s", dir))
+	}
+	if ref == "last" || ref == "latest" {
+		return ids[len(ids)-1], nil
+	}
+	var match []string
+	for _, id := range ids {
+		if id == ref {
+			return id, nil
+		}
+		if strings.HasPrefix(id, ref) {
+			match = append(match, id)
+		}
+	}
+	switch len(match) {
+	case 1:
+		return match[0], nil
+	case 0:
+		return "", usageError(fmt.Errorf("no run %q", ref), "'nixflow runs' lists the runs")
+	default:
+		return "", usageError(fmt.Errorf("run %q is ambiguous: %s", ref, strings.Join(match, ", ")))
+	}
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nixflow/nixflow/actions"
+)
+
+// writeSummary prints the table of jobs at the end of a run, then the last
+// lines of each failed step, then one line that says what happened.
+func writeSummary(w io.Writer, res *actions.Result, masker *actions.Masker, color bool) {
+	paint := func(code, s string) string {
+		if !color {
+			return s
+		}
+		return code + s + "\x1b[0m"
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "JOB\tRESULT\tDURATION\tATTEMPTS")
+	for _, j := range res.Jobs {
+		result := string(j.Status)
+		switch {
+		case j.Status == actions.StatusFailure && j.Allowed:
+			result = "failed (allowed)"
+		case j.Status == actions.StatusFailure && j.Domain != "":
+			result = "failure (" + string(j.Domain) + ")"
+		}
+		dur, attempts := "-", "-"
+		if j.Duration > 0 || len(j.Steps) > 0 {
+			dur = roundDuration(j.Duration)
+		}
+		if n := totalAttempts(j); n > 0 {
+			attempts = strconv.Itoa(n)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", j.Job, result, dur, attempts)
+	}
+	tw.Flush()
+
+	var failed, allowed, skipped, cancelled int
+	domains := map[actions.Domain]bool{}
+	for _, j := range res.Jobs {
+		switch {
+		case j.Status == actions.StatusFailure && j.Allowed:
+			allowed++
+		case j.Status == actions.StatusFailure:
+			failed++
+			domains[j.Domain] = true
+		case j.Status == actions.StatusSkipped:
+			skipped++
+		case j.Status == actions.StatusCancelled:
+			cancelled++
+		}
+		if j.Status != actions.StatusFailure {
+			continue
+		}
+		if j.Reason != "" {
+			fmt.Fprintf(w, "\n%s %s: %s\n", paint("\x1b[31m", "✗"), j.Job, j.Reason)
+		}
+		for _, s := range j.Steps {
+			if s.Status != actions.StatusFailure || len(s.Tail) == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "  last lines of %s › %s:\n", j.Job, s.Step)
+			for _, line := range s.Tail {
+				fmt.Fprintf(w, "  │ %s\n", masker.Mask(line))
+			}
+		}
+	}
+
+	var parts []string
+	if res.Err != "" {
+		fmt.Fprintf(w, "\n%s %s\n", paint("\x1b[31m", "✗"), res.Err)
+		domains[res.Domain] = true
+	}
+	if failed > 0 {
+		parts = append(parts, plural(failed, "job failed", "jobs failed"))
+	}
+	if allowed > 0 {
+		parts = append(parts, plural(allowed, "allowed failure", "allowed failures"))
+	}
+	if skipped > 0 {
+		parts = append(parts, plural(skipped, "skipped", "skipped"))
+	}
+	if cancelled > 0 {
+		parts = append(parts, plural(cancelled, "cancelled", "cancelled"))
+	}
+	status := paint("\x1b[32m", "succeeded")
+	switch {
+	case res.Cancelled:
+		status = paint("\x1b[33m", "interrupted")
+	case res.Failed():
+		var ds []string
+		for _, d := range []actions.Domain{actions.DomainEnvironment, actions.DomainBuild, actions.DomainExecutor, actions.DomainStep} {
+			if domains[d] {
+				ds = append(ds, string(d))
+			}
+		}
+		status = paint("\x1b[31m", "failed")
+		if len(ds) > 0 {
+			status += " (" + strings.Join(ds, ", ") + " failure)"
+		}
+	}
+	line := fmt.Sprintf("\nrun %s %s in %s", res.RunID, status, roundDuration(res.Duration))
+	if len(parts) > 0 {
+		line += ": " + strings.Join(parts, ", ")
+	}
+	fmt.Fprintln(w, line)
+	if res.Failed() || res.Cancelled {
+		fmt.Fprintf(w, "logs: nixflow logs %s [JOB]\n", res.RunID)
+	}
+}
+
+func totalAttempts(j *actions.JobResult) int {
+	n := 0
+	for _, s := range j.Steps {
+		n += s.Attempts
+	}
+	return n
+}
+
+func roundDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(10 * time.Millisecond).String()
+	default:
+		return d.Round(time.Second).String()
+	}
+}
+
+func jsonIndent(v any) ([]byte, error) {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(data, '\n'), nil
+}

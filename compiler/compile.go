@@ -1,0 +1,196 @@
+package compiler
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/nixflow/nixflow/dag"
+)
+
+// Compile decodes and validates a JSON job graph. file names the source in
+// error messages. On bad input it returns an ErrorList with every problem,
+// sorted by position.
+func Compile(file string, data []byte) (*Plan, error) {
+	d := &decoder{file: file, data: data}
+	root, err := parseJSON(data)
+	if err != nil {
+		var se *syntaxError
+		if errors.As(err, &se) {
+			d.errorf(nil, se.offset, "", "invalid JSON: %s", se.msg)
+			return nil, d.errs
+		}
+		return nil, err
+	}
+	w := d.workflow(root)
+	plan := w.plan
+	if len(d.errs) == 0 || len(plan.byName) > 0 {
+		d.checkGraph(w)
+	}
+	if len(d.errs) > 0 {
+		d.errs.sort()
+		return nil, d.errs
+	}
+	return plan, nil
+}
+
+// checkGraph checks what spans jobs: needs, cycles and artifacts, then
+// orders the jobs and computes their levels.
+func (d *decoder) checkGraph(w *workflow) {
+	plan := w.plan
+	names := make([]string, 0, len(plan.byName))
+	for name := range plan.byName {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+
+	deps := map[string][]string{}
+	graphOK := true
+	for _, name := range names {
+		j := plan.byName[name]
+		var known []string
+		for i, need := range j.Needs {
+			np := indexPath(keyPath(keyPath("jobs", name), "needs"), i)
+			switch {
+			case need == name:
+				d.at(w.needsNodes[name][i], np, "job %q needs itself", name)
+				graphOK = false
+			case plan.byName[need] == nil:
+				d.at(w.needsNodes[name][i], np, "unknown job %q%s", need, didYouMean(need, names))
+				graphOK = false
+			default:
+				known = append(known, need)
+			}
+		}
+		deps[name] = known
+	}
+	if !graphOK {
+		return
+	}
+	g, err := dag.New(names, deps)
+	if err != nil {
+		var ce *dag.CycleError
+		if errors.As(err, &ce) && len(ce.Path) > 1 {
+			first := ce.Path[0]
+			at := w.jobNodes[first].get("needs")
+			d.at(at, keyPath(keyPath("jobs", first), "needs"), "cycle: %s", strings.Join(ce.Path, " -> "))
+			return
+		}
+		d.at(nil, "jobs", "%v", err)
+		return
+	}
+	// Jobs are listed level by level, by name within a level: a
+	// topological order that reads well in plans and summaries.
+	plan.Levels = g.Levels()
+	plan.Jobs = make([]*Job, 0, len(names))
+	for lvl, names := range plan.Levels {
+		for _, name := range names {
+			plan.byName[name].Level = lvl
+			plan.Jobs = append(plan.Jobs, plan.byName[name])
+		}
+	}
+	d.checkArtifacts(w, g)
+}
+
+// checkArtifacts checks that artifact names are unique and that a job only
+// reads artifacts of jobs it transitively needs.
+func (d *decoder) checkArtifacts(w *workflow, g *dag.Graph) {
+	plan := w.plan
+	producer := map[string]string{}
+	for _, j := range plan.Jobs {
+		for _, o := range j.Outputs {
+			if prev, dup := producer[o.Name]; dup {
+				n := w.jobNodes[j.Name].get("outputs")
+				d.at(n, keyPath(keyPath(keyPath("jobs", j.Name), "outputs"), o.Name),
+					"artifact %q is already an output of job %q (artifact names are unique in a workflow)", o.Name, prev)
+				continue
+			}
+			producer[o.Name] = j.Name
+		}
+	}
+	all := make([]string, 0, len(producer))
+	for name := range producer {
+		all = append(all, name)
+	}
+	sort.Strings(all)
+	for _, j := range plan.Jobs {
+		if len(j.Inputs) == 0 {
+			continue
+		}
+		ancestors := map[string]bool{}
+		for _, a := range g.Ancestors(j.Name) {
+			ancestors[a] = true
+		}
+		inputs := w.jobNodes[j.Name].get("inputs")
+		for i, in := range j.Inputs {
+			p := indexPath(keyPath(keyPath("jobs", j.Name), "inputs"), i)
+			var at *node
+			if inputs != nil && i < len(inputs.elems) {
+				at = inputs.elems[i]
+			}
+			from, ok := producer[in.Name]
+			switch {
+			case !ok:
+				d.at(at, p, "unknown artifact %q%s", in.Name, didYouMean(in.Name, all))
+			case from == j.Name:
+				d.at(at, p, "job %q reads its own artifact %q", j.Name, in.Name)
+			case !ancestors[from]:
+				d.at(at, p, "artifact %q comes from job %q, which job %q does not need (add it to needs)", in.Name, from, j.Name)
+			}
+		}
+	}
+}
+
+// Select returns a plan reduced to the named jobs and everything they
+// transitively need. Unknown names are reported all at once.
+func Select(p *Plan, jobs []string) (*Plan, error) {
+	if len(jobs) == 0 {
+		return p, nil
+	}
+	names := make([]string, 0, len(p.Jobs))
+	for _, j := range p.Jobs {
+		names = append(names, j.Name)
+	}
+	var problems []string
+	keep := map[string]bool{}
+	var visit func(string)
+	visit = func(n string) {
+		if keep[n] {
+			return
+		}
+		keep[n] = true
+		for _, need := range p.byName[n].Needs {
+			visit(need)
+		}
+	}
+	for _, name := range jobs {
+		if p.byName[name] == nil {
+			problems = append(problems, fmt.Sprintf("unknown job %q%s", name, didYouMean(name, names)))
+			continue
+		}
+		visit(name)
+	}
+	if len(problems) > 0 {
+		return nil, errors.New(strings.Join(problems, "\n"))
+	}
+	out := &Plan{Name: p.Name, Env: p.Env, EnvFrom: p.EnvFrom, LogFormat: p.LogFormat, byName: map[string]*Job{}}
+	for _, j := range p.Jobs {
+		if keep[j.Name] {
+			out.Jobs = append(out.Jobs, j)
+			out.byName[j.Name] = j
+		}
+	}
+	for _, level := range p.Levels {
+		var l []string
+		for _, n := range level {
+			if keep[n] {
+				l = append(l, n)
+			}
+		}
+		if len(l) > 0 {
+			out.Levels = append(out.Levels, l)
+		}
+	}
+	return out, nil
+}

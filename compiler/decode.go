@@ -1,0 +1,975 @@
+package compiler
+
+import (
+	"fmt"
+	"math"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// decoder walks a parsed document and collects every problem it meets.
+type decoder struct {
+	file string
+	data []byte
+	errs ErrorList
+}
+
+func (d *decoder) errorf(n *node, offset int, p string, format string, args ...any) {
+	e := &Error{File: d.file, Path: p, Msg: fmt.Sprintf(format, args...)}
+	if n != nil {
+		offset = n.offset
+	}
+	if offset >= 0 {
+		e.Line, e.Col = position(d.data, offset)
+	}
+	d.errs = append(d.errs, e)
+}
+
+func (d *decoder) at(n *node, p string, format string, args ...any) {
+	d.errorf(n, -1, p, format, args...)
+}
+
+// keyPath appends an object key to a JSON path, quoting keys that are not
+// plain identifiers.
+func keyPath(p, key string) string {
+	if plainKey.MatchString(key) {
+		if p == "" {
+			return key
+		}
+		return p + "." + key
+	}
+	return p + "[" + strconv.Quote(key) + "]"
+}
+
+var plainKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+
+func indexPath(p string, i int) string { return fmt.Sprintf("%s[%d]", p, i) }
+
+func (d *decoder) typeError(n *node, p, want string) {
+	d.at(n, p, "expected %s, got %s", want, n.kind)
+}
+
+// object checks that n is an object whose keys are all known. aliases maps
+// an accepted spelling to its canonical key; giving both is an error.
+func (d *decoder) object(n *node, p string, known []string, aliases map[string]string) (map[string]*node, bool) {
+	if n.kind != kindObject {
+		d.typeError(n, p, "an object")
+		return nil, false
+	}
+	out := make(map[string]*node, len(n.fields))
+	from := map[string]string{}
+	all := append([]string(nil), known...)
+	for a := range aliases {
+		all = append(all, a)
+	}
+	for _, f := range n.fields {
+		key := f.key
+		canon := key
+		if c, ok := aliases[key]; ok {
+			canon = c
+		}
+		if !contains(known, canon) {
+			d.errorf(nil, f.offset, keyPath(p, key), "unknown field%s (known: %s)", didYouMean(key, all), strings.Join(known, ", "))
+			continue
+		}
+		if prev, dup := from[canon]; dup {
+			if prev == key {
+				d.errorf(nil, f.offset, keyPath(p, key), "duplicate field")
+			} else {
+				d.errorf(nil, f.offset, keyPath(p, key), "%q and %q are the same field; give one", prev, key)
+			}
+			continue
+		}
+		from[canon] = key
+		out[canon] = f.value
+	}
+	return out, true
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *decoder) str(n *node, p string) (string, bool) {
+	if n.kind != kindString {
+		d.typeError(n, p, "a string")
+		return "", false
+	}
+	return n.str, true
+}
+
+// nonEmpty decodes a string that must not be empty or blank.
+func (d *decoder) nonEmpty(n *node, p string) (string, bool) {
+	s, ok := d.str(n, p)
+	if ok && strings.TrimSpace(s) == "" {
+		d.at(n, p, "must not be empty")
+		return "", false
+	}
+	return s, ok
+}
+
+func (d *decoder) boolean(n *node, p string) (bool, bool) {
+	if n.kind != kindBool {
+		d.typeError(n, p, "true or false")
+		return false, false
+	}
+	return n.boolean, true
+}
+
+func (d *decoder) integer(n *node, p string, lo, hi int) (int, bool) {
+	if n.kind != kindNumber {
+		d.typeError(n, p, "an integer")
+		return 0, false
+	}
+	v, err := strconv.Atoi(n.num)
+	if err != nil {
+		d.at(n, p, "expected an integer, got %s", n.num)
+		return 0, false
+	}
+	if v < lo || v > hi {
+		d.at(n, p, "must be between %d and %d, got %d", lo, hi, v)
+		return 0, false
+	}
+	return v, true
+}
+
+// seconds decodes a non-negative number of seconds.
+func (d *decoder) seconds(n *node, p string) (Duration, bool) {
+	if n.kind != kindNumber {
+		d.typeError(n, p, "a number of seconds")
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(n.num, 64)
+	if err != nil || f < 0 || f > math.MaxInt64/float64(time.Second) {
+		d.at(n, p, "must be a non-negative number of seconds, got %s", n.num)
+		return 0, false
+	}
+	return Duration(f * float64(time.Second)), true
+}
+
+// timeout decodes a positive number of seconds or a duration string. A
+// null yields (0, true, true): the layer turns the timeout off.
+func (d *decoder) timeout(n *node, p string) (v Duration, isNull, ok bool) {
+	switch n.kind {
+	case kindNull:
+		return 0, true, true
+	case kindNumber:
+		v, ok = d.seconds(n, p)
+	case kindString:
+		t, err := time.ParseDuration(strings.TrimSpace(n.str))
+		if err != nil {
+			d.at(n, p, "invalid duration %q (examples: 90, \"90s\", \"5m\", \"1h30m\")", n.str)
+			return 0, false, false
+		}
+		v, ok = Duration(t), true
+	default:
+		d.typeError(n, p, "seconds or a duration string")
+		return 0, false, false
+	}
+	if ok && v <= 0 {
+		d.at(n, p, "must be greater than zero (use null for no timeout)")
+		return 0, false, false
+	}
+	return v, false, ok
+}
+
+func (d *decoder) stringList(n *node, p string) ([]string, bool) {
+	if n.kind != kindArray {
+		d.typeError(n, p, "an array of strings")
+		return nil, false
+	}
+	out := make([]string, 0, len(n.elems))
+	ok := true
+	for i, e := range n.elems {
+		s, sok := d.str(e, indexPath(p, i))
+		ok = ok && sok
+		out = append(out, s)
+	}
+	return out, ok
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func (d *decoder) env(n *node, p string) map[string]string {
+	if n.kind != kindObject {
+		d.typeError(n, p, "an object of strings")
+		return nil
+	}
+	out := make(map[string]string, len(n.fields))
+	for _, f := range n.fields {
+		fp := keyPath(p, f.key)
+		if !envName.MatchString(f.key) {
+			d.errorf(nil, f.offset, fp, "invalid variable name %q (letters, digits and _, not starting with a digit)", f.key)
+			continue
+		}
+		if _, dup := out[f.key]; dup {
+			d.errorf(nil, f.offset, fp, "duplicate variable")
+			continue
+		}
+		if s, ok := d.str(f.value, fp); ok {
+			out[f.key] = s
+		}
+	}
+	return out
+}
+
+// retryLayer is one layer's retry setting: absent, null, or some fields.
+type retryLayer struct {
+	set, null   bool
+	maxAttempts *int
+	backoff     *Backoff
+	minT, maxT  *Duration
+}
+
+func (r retryLayer) apply(base Retry) Retry {
+	if !r.set {
+		return base
+	}
+	if r.null {
+		return DefaultRetry
+	}
+	if r.maxAttempts != nil {
+		base.MaxAttempts = *r.maxAttempts
+	}
+	if r.backoff != nil {
+		base.Backoff = *r.backoff
+	}
+	if r.minT != nil {
+		base.MinTime = *r.minT
+	}
+	if r.maxT != nil {
+		base.MaxTime = *r.maxT
+	}
+	return base
+}
+
+var retryFields = []string{"maxAttempts", "backoff", "minTime", "maxTime"}
+
+var retryAliases = map[string]string{
+	"max_attempts": "maxAttempts",
+	"min_time":     "minTime",
+	"max_time":     "maxTime",
+}
+
+var backoffs = []string{string(BackoffExponential), string(BackoffLinear), string(BackoffConstant)}
+
+func (d *decoder) retry(n *node, p string) retryLayer {
+	if n == nil {
+		return retryLayer{}
+	}
+	r := retryLayer{set: true}
+	if n.kind == kindNull {
+		r.null = true
+		return r
+	}
+	fields, ok := d.object(n, p, retryFields, retryAliases)
+	if !ok {
+		return retryLayer{}
+	}
+	if v := fields["maxAttempts"]; v != nil {
+		if a, ok := d.integer(v, keyPath(p, "maxAttempts"), 1, 1000); ok {
+			r.maxAttempts = &a
+		}
+	}
+	if v := fields["backoff"]; v != nil {
+		if s, ok := d.str(v, keyPath(p, "backoff")); ok {
+			if contains(backoffs, s) {
+				b := Backoff(s)
+				r.backoff = &b
+			} else {
+				d.at(v, keyPath(p, "backoff"), "unknown backoff %q%s (known: %s)", s, didYouMean(s, backoffs), strings.Join(backoffs, ", "))
+			}
+		}
+	}
+	if v := fields["minTime"]; v != nil {
+		if t, ok := d.seconds(v, keyPath(p, "minTime")); ok {
+			r.minT = &t
+		}
+	}
+	if v := fields["maxTime"]; v != nil {
+		if t, ok := d.seconds(v, keyPath(p, "maxTime")); ok {
+			r.maxT = &t
+		}
+	}
+	if r.minT != nil && r.maxT != nil && *r.minT > *r.maxT {
+		d.at(n, p, "minTime (%s) is greater than maxTime (%s)", *r.minT, *r.maxT)
+	}
+	return r
+}
+
+// timeoutLayer is one layer's timeout: absent, null (off) or a value.
+type timeoutLayer struct {
+	set bool
+	v   Duration
+}
+
+func (d *decoder) timeoutLayer(n *node, p string) timeoutLayer {
+	if n == nil {
+		return timeoutLayer{}
+	}
+	v, _, ok := d.timeout(n, p)
+	if !ok {
+		return timeoutLayer{}
+	}
+	return timeoutLayer{set: true, v: v}
+}
+
+func (d *decoder) condition(n *node, p string) Condition {
+	if n == nil || n.kind == kindNull {
+		return Condition{Status: StatusSuccess}
+	}
+	s, ok := d.str(n, p)
+	if !ok {
+		return Condition{Status: StatusSuccess}
+	}
+	c, err := ParseCondition(s)
+	if err != nil {
+		d.at(n, p, "%v", err)
+		return Condition{Status: StatusSuccess}
+	}
+	return c
+}
+
+// relPath checks a path that must stay inside the workspace.
+func (d *decoder) relPath(n *node, p string) (string, bool) {
+	s, ok := d.nonEmpty(n, p)
+	if !ok {
+		return "", false
+	}
+	if path.IsAbs(s) {
+		d.at(n, p, "path %q must be relative to the workspace", s)
+		return "", false
+	}
+	clean := path.Clean(s)
+	if clean == ".." || strings.HasPrefix(clean, "../") {
+		d.at(n, p, "path %q leaves the workspace", s)
+		return "", false
+	}
+	return clean, true
+}
+
+var workflowFields = []string{"version", "name", "env", "envFrom", "retry", "timeout", "logging", "jobs"}
+
+var jobFields = []string{"executor", "steps", "needs", "condition", "continueOnError", "env", "envFrom",
+	"inputs", "outputs", "retry", "timeout"}
+
+var stepFields = []string{"name", "bash", "deps", "env", "condition", "continueOnError", "retry", "timeout", "workdir"}
+
+var jobName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+
+// workflow is the decoded document before graph-level checks.
+type workflow struct {
+	plan         *Plan
+	retry        retryLayer
+	timeout      timeoutLayer
+	needsNodes   map[string][]*node // job -> its needs entries, for positions
+	jobNodes     map[string]*node
+	jobKeyOffset map[string]int
+}
+
+func (d *decoder) workflow(root *node) *workflow {
+	w := &workflow{
+		plan:         &Plan{byName: map[string]*Job{}},
+		needsNodes:   map[string][]*node{},
+		jobNodes:     map[string]*node{},
+		jobKeyOffset: map[string]int{},
+	}
+	fields, ok := d.object(root, "", workflowFields, nil)
+	if !ok {
+		return w
+	}
+	if v := fields["version"]; v == nil {
+		d.at(root, "", "missing required field %q (this compiler reads version %d)", "version", SchemaVersion)
+	} else if n, ok := d.integer(v, "version", math.MinInt, math.MaxInt); ok && n != SchemaVersion {
+		d.at(v, "version", "unsupported schema version %d (this compiler reads version %d)", n, SchemaVersion)
+	}
+	if v := fields["name"]; v == nil {
+		d.at(root, "", "missing required field %q", "name")
+	} else if s, ok := d.nonEmpty(v, "name"); ok {
+		w.plan.Name = s
+	}
+	if v := fields["env"]; v != nil {
+		w.plan.Env = d.env(v, "env")
+	}
+	if v := fields["envFrom"]; v != nil {
+		w.plan.EnvFrom = d.providers(v, "envFrom")
+	}
+	w.retry = d.retry(fields["retry"], "retry")
+	w.timeout = d.timeoutLayer(fields["timeout"], "timeout")
+	if v := fields["logging"]; v != nil {
+		w.plan.LogFormat = d.logging(v, "logging")
+	}
+	jobs := fields["jobs"]
+	if jobs == nil {
+		d.at(root, "", "missing required field %q", "jobs")
+		return w
+	}
+	if jobs.kind != kindObject {
+		d.typeError(jobs, "jobs", "an object of jobs")
+		return w
+	}
+	if len(jobs.fields) == 0 {
+		d.at(jobs, "jobs", "a workflow needs at least one job")
+	}
+	for _, f := range jobs.fields {
+		p := keyPath("jobs", f.key)
+		if !jobName.MatchString(f.key) {
+			d.errorf(nil, f.offset, p, "invalid job name %q (letters, digits, '_', '-' and '.', not starting with '-' or '.')", f.key)
+			continue
+		}
+		if _, dup := w.plan.byName[f.key]; dup {
+			d.errorf(nil, f.offset, p, "duplicate job")
+			continue
+		}
+		j := d.job(w, f.key, f.value, p)
+		w.plan.byName[f.key] = j
+		w.jobNodes[f.key] = f.value
+		w.jobKeyOffset[f.key] = f.offset
+	}
+	return w
+}
+
+var logFormats = []string{"structured", "simple", "json"}
+
+func (d *decoder) logging(n *node, p string) string {
+	fields, ok := d.object(n, p, []string{"format"}, nil)
+	if !ok {
+		return ""
+	}
+	v := fields["format"]
+	if v == nil {
+		return ""
+	}
+	s, ok := d.str(v, keyPath(p, "format"))
+	if ok && !contains(logFormats, s) {
+		d.at(v, keyPath(p, "format"), "unknown log format %q%s (known: %s)", s, didYouMean(s, logFormats), strings.Join(logFormats, ", "))
+		return ""
+	}
+	return s
+}
+
+func (d *decoder) job(w *workflow, name string, n *node, p string) *Job {
+	j := &Job{Name: name, Condition: Condition{Status: StatusSuccess}, Executor: Executor{Type: "local", CopyRepo: true, Local: &LocalExecutor{}}}
+	fields, ok := d.object(n, p, jobFields, map[string]string{"actions": "steps"})
+	if !ok {
+		return j
+	}
+	if v := fields["executor"]; v != nil && v.kind != kindNull {
+		j.Executor = d.executor(v, keyPath(p, "executor"))
+	}
+	if v := fields["needs"]; v != nil {
+		np := keyPath(p, "needs")
+		if v.kind != kindArray {
+			d.typeError(v, np, "an array of job names")
+		} else {
+			seen := map[string]bool{}
+			for i, e := range v.elems {
+				s, ok := d.str(e, indexPath(np, i))
+				if !ok {
+					continue
+				}
+				if seen[s] {
+					d.at(e, indexPath(np, i), "job %q is needed twice", s)
+					continue
+				}
+				seen[s] = true
+				j.Needs = append(j.Needs, s)
+				w.needsNodes[name] = append(w.needsNodes[name], e)
+			}
+		}
+	}
+	j.Condition = d.condition(fields["condition"], keyPath(p, "condition"))
+	if v := fields["continueOnError"]; v != nil {
+		j.ContinueOnError, _ = d.boolean(v, keyPath(p, "continueOnError"))
+	}
+	if v := fields["env"]; v != nil {
+		j.Env = d.env(v, keyPath(p, "env"))
+	}
+	if v := fields["envFrom"]; v != nil {
+		j.EnvFrom = d.providers(v, keyPath(p, "envFrom"))
+	}
+	if v := fields["inputs"]; v != nil {
+		j.Inputs = d.inputs(v, keyPath(p, "inputs"))
+	}
+	if v := fields["outputs"]; v != nil {
+		j.Outputs = d.outputs(v, keyPath(p, "outputs"))
+	}
+	jobRetry := w.retry
+	if r := d.retry(fields["retry"], keyPath(p, "retry")); r.set {
+		jobRetry = mergeRetryLayers(w.retry, r)
+	}
+	timeout := w.timeout
+	if t := d.timeoutLayer(fields["timeout"], keyPath(p, "timeout")); t.set {
+		timeout = t
+	}
+	j.Timeout = timeout.v
+
+	steps := fields["steps"]
+	sp := keyPath(p, "steps")
+	switch {
+	case steps == nil:
+		d.at(n, p, "missing required field %q", "steps")
+	case steps.kind != kindArray:
+		d.typeError(steps, sp, "an array of steps")
+	case len(steps.elems) == 0:
+		d.at(steps, sp, "a job needs at least one step")
+	default:
+		names := map[string]bool{}
+		for i, e := range steps.elems {
+			s := d.step(e, indexPath(sp, i), i, jobRetry)
+			if s == nil {
+				continue
+			}
+			if names[s.Name] {
+				d.at(e, indexPath(sp, i), "duplicate step name %q in job %q", s.Name, name)
+			}
+			names[s.Name] = true
+			j.Steps = append(j.Steps, s)
+		}
+	}
+	return j
+}
+
+// mergeRetryLayers combines an outer and an inner layer into one layer, so
+// that a step can later be applied over the job's combined setting.
+type mergedRetry = retryLayer
+
+func mergeRetryLayers(outer, inner retryLayer) mergedRetry {
+	if !inner.set {
+		return outer
+	}
+	if inner.null || !outer.set || outer.null {
+		return inner
+	}
+	m := outer
+	if inner.maxAttempts != nil {
+		m.maxAttempts = inner.maxAttempts
+	}
+	if inner.backoff != nil {
+		m.backoff = inner.backoff
+	}
+	if inner.minT != nil {
+		m.minT = inner.minT
+	}
+	if inner.maxT != nil {
+		m.maxT = inner.maxT
+	}
+	return m
+}
+
+func (d *decoder) step(n *node, p string, index int, jobRetry retryLayer) *Step {
+	s := &Step{Name: fmt.Sprintf("step-%d", index+1), Condition: Condition{Status: StatusSuccess}}
+	fields, ok := d.object(n, p, stepFields, nil)
+	if !ok {
+		return nil
+	}
+	if v := fields["name"]; v != nil {
+		if name, ok := d.nonEmpty(v, keyPath(p, "name")); ok {
+			if strings.ContainsAny(name, "\n\r") {
+				d.at(v, keyPath(p, "name"), "step name must be one line")
+			}
+			s.Name = name
+		}
+	}
+	if v := fields["bash"]; v == nil {
+		d.at(n, p, "missing required field %q", "bash")
+	} else if b, ok := d.nonEmpty(v, keyPath(p, "bash")); ok {
+		s.Bash = b
+	}
+	if v := fields["deps"]; v != nil {
+		s.Deps = d.deps(v, keyPath(p, "deps"))
+	}
+	if v := fields["env"]; v != nil {
+		s.Env = d.env(v, keyPath(p, "env"))
+	}
+	s.Condition = d.condition(fields["condition"], keyPath(p, "condition"))
+	if v := fields["continueOnError"]; v != nil {
+		s.ContinueOnError, _ = d.boolean(v, keyPath(p, "continueOnError"))
+	}
+	s.Retry = mergeRetryLayers(jobRetry, d.retry(fields["retry"], keyPath(p, "retry"))).apply(DefaultRetry)
+	if s.Retry.MinTime > s.Retry.MaxTime {
+		// Layers may combine a minTime from one level with a smaller
+		// maxTime from another; the wait is capped by maxTime anyway.
+		s.Retry.MinTime = s.Retry.MaxTime
+	}
+	if t := d.timeoutLayer(fields["timeout"], keyPath(p, "timeout")); t.set {
+		s.Timeout = t.v
+	}
+	if v := fields["workdir"]; v != nil && v.kind != kindNull {
+		if wd, ok := d.relPath(v, keyPath(p, "workdir")); ok && wd != "." {
+			s.Workdir = wd
+		}
+	}
+	return s
+}
+
+func (d *decoder) deps(n *node, p string) []Dep {
+	if n.kind != kindArray {
+		d.typeError(n, p, "an array of store paths")
+		return nil
+	}
+	var out []Dep
+	for i, e := range n.elems {
+		ep := indexPath(p, i)
+		var dep Dep
+		switch e.kind {
+		case kindString:
+			dep.Path = e.str
+		case kindObject:
+			fields, ok := d.object(e, ep, []string{"path", "drv"}, nil)
+			if !ok {
+				continue
+			}
+			if v := fields["path"]; v == nil {
+				d.at(e, ep, "missing required field %q", "path")
+				continue
+			} else if s, ok := d.str(v, keyPath(ep, "path")); ok {
+				dep.Path = s
+			}
+			if v := fields["drv"]; v != nil && v.kind != kindNull {
+				if s, ok := d.str(v, keyPath(ep, "drv")); ok {
+					if !strings.HasPrefix(s, "/") || !strings.HasSuffix(s, ".drv") {
+						d.at(v, keyPath(ep, "drv"), "expected an absolute .drv path, got %q", s)
+					}
+					dep.Drv = s
+				}
+			}
+		default:
+			d.typeError(e, ep, "a store path or {path, drv}")
+			continue
+		}
+		if !strings.HasPrefix(dep.Path, "/") {
+			d.at(e, ep, "expected an absolute store path, got %q", dep.Path)
+			continue
+		}
+		out = append(out, dep)
+	}
+	return out
+}
+
+var executorTypes = []string{"local", "oci", "ssh", "ec2"}
+
+var executorFields = map[string][]string{
+	"local": {"type", "name", "copyRepo"},
+	"oci":   {"type", "name", "copyRepo", "image", "runtime", "mode", "volumes", "options"},
+	"ssh":   {"type", "name", "copyRepo", "host", "user", "port", "identityFile", "workdir", "nixCopy", "options"},
+	"ec2": {"type", "name", "copyRepo", "region", "ami", "machine", "instanceType", "subnetId", "securityGroupIds",
+		"sshUser", "spot", "tags", "endpoint", "maxLifetime"},
+}
+
+func (d *decoder) executor(n *node, p string) Executor {
+	e := Executor{Type: "local", CopyRepo: true, Local: &LocalExecutor{}}
+	if n.kind != kindObject {
+		d.typeError(n, p, "an executor object")
+		return e
+	}
+	tn := n.get("type")
+	if tn == nil {
+		d.at(n, p, "missing required field %q (known: %s)", "type", strings.Join(executorTypes, ", "))
+		return e
+	}
+	typ, ok := d.str(tn, keyPath(p, "type"))
+	if !ok {
+		return e
+	}
+	known, ok := executorFields[typ]
+	if !ok {
+		hint := didYouMean(typ, executorTypes)
+		if typ == "docker" || typ == "podman" {
+			hint = fmt.Sprintf(" (containers are type \"oci\" with runtime %q)", typ)
+		}
+		d.at(tn, keyPath(p, "type"), "unknown executor type %q%s (known: %s)", typ, hint, strings.Join(executorTypes, ", "))
+		return e
+	}
+	fields, ok := d.object(n, p, known, nil)
+	if !ok {
+		return e
+	}
+	e.Type = typ
+	if v := fields["name"]; v != nil {
+		e.Name, _ = d.nonEmpty(v, keyPath(p, "name"))
+	}
+	if v := fields["copyRepo"]; v != nil {
+		e.CopyRepo, _ = d.boolean(v, keyPath(p, "copyRepo"))
+	}
+	optStr := func(key string) string {
+		if v := fields[key]; v != nil && v.kind != kindNull {
+			s, _ := d.nonEmpty(v, keyPath(p, key))
+			return s
+		}
+		return ""
+	}
+	reqStr := func(key string) string {
+		if fields[key] == nil {
+			d.at(n, p, "missing required field %q for %s executor", key, article(typ))
+			return ""
+		}
+		return optStr(key)
+	}
+	optList := func(key string) []string {
+		if v := fields[key]; v != nil {
+			l, _ := d.stringList(v, keyPath(p, key))
+			return l
+		}
+		return nil
+	}
+	enum := func(key, def string, allowed []string) string {
+		s := optStr(key)
+		if s == "" {
+			return def
+		}
+		if !contains(allowed, s) {
+			d.at(fields[key], keyPath(p, key), "unknown %s %q%s (known: %s)", key, s, didYouMean(s, allowed), strings.Join(allowed, ", "))
+			return def
+		}
+		return s
+	}
+	switch typ {
+	case "local":
+		e.Local = &LocalExecutor{}
+	case "oci":
+		e.Local = nil
+		e.OCI = &OCIExecutor{
+			Image:   reqStr("image"),
+			Runtime: enum("runtime", "auto", []string{"auto", "docker", "podman"}),
+			Mode:    enum("mode", "isolated", []string{"isolated", "shared"}),
+			Volumes: optList("volumes"),
+			Options: optList("options"),
+		}
+	case "ssh":
+		e.Local = nil
+		s := &SSHExecutor{
+			Host:         reqStr("host"),
+			User:         optStr("user"),
+			IdentityFile: optStr("identityFile"),
+			Workdir:      optStr("workdir"),
+			Options:      optList("options"),
+			NixCopy:      "auto",
+		}
+		if v := fields["port"]; v != nil && v.kind != kindNull {
+			s.Port, _ = d.integer(v, keyPath(p, "port"), 1, 65535)
+		}
+		if v := fields["nixCopy"]; v != nil {
+			switch v.kind {
+			case kindBool:
+				s.NixCopy = map[bool]string{true: "always", false: "never"}[v.boolean]
+			default:
+				s.NixCopy = enum("nixCopy", "auto", []string{"auto", "always", "never"})
+			}
+		}
+		e.SSH = s
+	case "ec2":
+		e.Local = nil
+		c := &EC2Executor{
+			Region:           reqStr("region"),
+			AMI:              optStr("ami"),
+			Machine:          optStr("machine"),
+			InstanceType:     reqStr("instanceType"),
+			SubnetID:         optStr("subnetId"),
+			SecurityGroupIDs: optList("securityGroupIds"),
+			SSHUser:          reqStr("sshUser"),
+			Endpoint:         optStr("endpoint"),
+		}
+		if (c.AMI == "") == (c.Machine == "") {
+			d.at(n, p, "an ec2 executor needs exactly one of %q and %q", "ami", "machine")
+		}
+		if v := fields["spot"]; v != nil {
+			c.Spot, _ = d.boolean(v, keyPath(p, "spot"))
+		}
+		if v := fields["tags"]; v != nil {
+			c.Tags = d.stringMap(v, keyPath(p, "tags"))
+		}
+		if v := fields["maxLifetime"]; v != nil {
+			c.MaxLifetime, _, _ = d.timeout(v, keyPath(p, "maxLifetime"))
+		}
+		e.EC2 = c
+	}
+	return e
+}
+
+func (d *decoder) stringMap(n *node, p string) map[string]string {
+	if n.kind != kindObject {
+		d.typeError(n, p, "an object of strings")
+		return nil
+	}
+	out := map[string]string{}
+	for _, f := range n.fields {
+		if s, ok := d.str(f.value, keyPath(p, f.key)); ok {
+			out[f.key] = s
+		}
+	}
+	return out
+}
+
+var providerTypes = []string{"static", "file", "sops", "command", "required"}
+
+var providerFields = map[string][]string{
+	"static":   {"type", "values"},
+	"file":     {"type", "path", "required"},
+	"sops":     {"type", "file", "format", "required"},
+	"command":  {"type", "command"},
+	"required": {"type", "names"},
+}
+
+var sopsFormats = []string{"yaml", "json", "dotenv", "ini"}
+
+func (d *decoder) providers(n *node, p string) []Provider {
+	if n.kind != kindArray {
+		d.typeError(n, p, "an array of providers")
+		return nil
+	}
+	var out []Provider
+	for i, e := range n.elems {
+		ep := indexPath(p, i)
+		if e.kind != kindObject {
+			d.typeError(e, ep, "a provider object")
+			continue
+		}
+		tn := e.get("type")
+		if tn == nil {
+			d.at(e, ep, "missing required field %q (known: %s)", "type", strings.Join(providerTypes, ", "))
+			continue
+		}
+		typ, ok := d.str(tn, keyPath(ep, "type"))
+		if !ok {
+			continue
+		}
+		known, ok := providerFields[typ]
+		if !ok {
+			d.at(tn, keyPath(ep, "type"), "unknown provider type %q%s (known: %s)", typ, didYouMean(typ, providerTypes), strings.Join(providerTypes, ", "))
+			continue
+		}
+		fields, ok := d.object(e, ep, known, nil)
+		if !ok {
+			continue
+		}
+		pr := Provider{Type: typ}
+		need := func(key string) *node {
+			v := fields[key]
+			if v == nil {
+				d.at(e, ep, "missing required field %q for %s provider", key, article(typ))
+			}
+			return v
+		}
+		switch typ {
+		case "static":
+			if v := need("values"); v != nil {
+				pr.Values = d.env(v, keyPath(ep, "values"))
+			}
+		case "file":
+			if v := need("path"); v != nil {
+				pr.Path, _ = d.nonEmpty(v, keyPath(ep, "path"))
+			}
+		case "sops":
+			if v := need("file"); v != nil {
+				pr.Path, _ = d.nonEmpty(v, keyPath(ep, "file"))
+			}
+			pr.Format = "yaml"
+			pr.Required = true
+			if v := fields["format"]; v != nil {
+				if s, ok := d.str(v, keyPath(ep, "format")); ok {
+					if contains(sopsFormats, s) {
+						pr.Format = s
+					} else {
+						d.at(v, keyPath(ep, "format"), "unknown sops format %q%s (known: %s)", s, didYouMean(s, sopsFormats), strings.Join(sopsFormats, ", "))
+					}
+				}
+			}
+		case "command":
+			if v := need("command"); v != nil {
+				pr.Command, _ = d.nonEmpty(v, keyPath(ep, "command"))
+			}
+		case "required":
+			if v := need("names"); v != nil {
+				names, _ := d.stringList(v, keyPath(ep, "names"))
+				for k, name := range names {
+					if !envName.MatchString(name) {
+						d.at(v.elems[k], indexPath(keyPath(ep, "names"), k), "invalid variable name %q", name)
+					}
+				}
+				pr.Names = names
+			}
+		}
+		if v := fields["required"]; v != nil {
+			pr.Required, _ = d.boolean(v, keyPath(ep, "required"))
+		}
+		out = append(out, pr)
+	}
+	return out
+}
+
+var artifactName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+
+func (d *decoder) inputs(n *node, p string) []Input {
+	if n.kind != kindArray {
+		d.typeError(n, p, "an array of artifact names or {name, path}")
+		return nil
+	}
+	var out []Input
+	for i, e := range n.elems {
+		ep := indexPath(p, i)
+		var in Input
+		switch e.kind {
+		case kindString:
+			in.Name = e.str
+		case kindObject:
+			fields, ok := d.object(e, ep, []string{"name", "path"}, nil)
+			if !ok {
+				continue
+			}
+			if v := fields["name"]; v == nil {
+				d.at(e, ep, "missing required field %q", "name")
+				continue
+			} else if s, ok := d.str(v, keyPath(ep, "name")); ok {
+				in.Name = s
+			}
+			if v := fields["path"]; v != nil {
+				if s, ok := d.relPath(v, keyPath(ep, "path")); ok {
+					in.Path = s
+				}
+			}
+		default:
+			d.typeError(e, ep, "an artifact name or {name, path}")
+			continue
+		}
+		out = append(out, in)
+	}
+	return out
+}
+
+func (d *decoder) outputs(n *node, p string) []Output {
+	if n.kind != kindObject {
+		d.typeError(n, p, "an object of artifact names to paths")
+		return nil
+	}
+	var out []Output
+	for _, f := range n.fields {
+		fp := keyPath(p, f.key)
+		if !artifactName.MatchString(f.key) {
+			d.errorf(nil, f.offset, fp, "invalid artifact name %q (letters, digits, '_', '-' and '.')", f.key)
+			continue
+		}
+		if s, ok := d.relPath(f.value, fp); ok {
+			out = append(out, Output{Name: f.key, Path: s})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// article prefixes a type name with "a" or "an".
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiou", rune(word[0])) || word == "ssh" {
+		return "an " + word
+	}
+	return "a " + word
+}

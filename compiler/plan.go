@@ -1,0 +1,258 @@
+// Package compiler is the only package that knows the JSON job graph
+// (schema v1). It decodes a graph strictly, reports every problem at once
+// with its position, and normalises the graph into a Plan: defaults
+// resolved, retry and timeout layers merged, conditions parsed, levels
+// computed. Everything downstream (the scheduler, the step runner, the
+// executors, the bash backend) works from the Plan and never from JSON.
+package compiler
+
+import (
+	"time"
+)
+
+// SchemaVersion is the version of the JSON job graph this compiler reads.
+const SchemaVersion = 1
+
+// Plan is a validated, normalised workflow.
+type Plan struct {
+	Name    string            `json:"name"`
+	Env     map[string]string `json:"env,omitempty"`
+	EnvFrom []Provider        `json:"envFrom,omitempty"`
+	// LogFormat is the workflow's preferred output format, if it sets one.
+	LogFormat string `json:"logFormat,omitempty"`
+	// Jobs in topological order, ties broken by name.
+	Jobs []*Job `json:"jobs"`
+	// Levels groups job names by their depth in the graph, for display and
+	// for --schedule levels.
+	Levels [][]string `json:"levels"`
+
+	byName map[string]*Job
+}
+
+// Job returns the job with the given name, or nil.
+func (p *Plan) Job(name string) *Job { return p.byName[name] }
+
+// Job is one job of a plan.
+type Job struct {
+	Name            string            `json:"name"`
+	Executor        Executor          `json:"executor"`
+	Needs           []string          `json:"needs,omitempty"`
+	Condition       Condition         `json:"condition"`
+	ContinueOnError bool              `json:"continueOnError,omitempty"`
+	Env             map[string]string `json:"env,omitempty"`
+	EnvFrom         []Provider        `json:"envFrom,omitempty"`
+	Inputs          []Input           `json:"inputs,omitempty"`
+	Outputs         []Output          `json:"outputs,omitempty"`
+	// Timeout bounds the whole job; zero means none.
+	Timeout Duration `json:"timeout,omitempty"`
+	Steps   []*Step  `json:"steps"`
+	// Level is the job's depth in the graph (0: needs nothing).
+	Level int `json:"level"`
+}
+
+// Step is one step of a job, with its retry and timeout resolved.
+type Step struct {
+	Name            string            `json:"name"`
+	Bash            string            `json:"bash"`
+	Deps            []Dep             `json:"deps,omitempty"`
+	Env             map[string]string `json:"env,omitempty"`
+	Condition       Condition         `json:"condition"`
+	ContinueOnError bool              `json:"continueOnError,omitempty"`
+	Retry           Retry             `json:"retry"`
+	// Timeout bounds each attempt; zero means none.
+	Timeout Duration `json:"timeout,omitempty"`
+	// Workdir is relative to the job's workspace; empty for the workspace.
+	Workdir string `json:"workdir,omitempty"`
+}
+
+// Dep is a Nix store path whose bin/ is put on PATH for a step, with the
+// derivation that builds it when known.
+type Dep struct {
+	Path string `json:"path"`
+	Drv  string `json:"drv,omitempty"`
+}
+
+// Status is the status function a condition tests.
+type Status string
+
+// The status functions of conditions.
+const (
+	StatusSuccess   Status = "success"
+	StatusFailure   Status = "failure"
+	StatusAlways    Status = "always"
+	StatusCancelled Status = "cancelled"
+)
+
+// Condition decides whether a job or step runs: its status function must
+// hold and, when Command is set, the command must exit 0.
+type Condition struct {
+	Status  Status `json:"status"`
+	Command string `json:"command,omitempty"`
+}
+
+// String gives the condition back in the workflow's syntax.
+func (c Condition) String() string {
+	switch {
+	case c.Command == "":
+		return string(c.Status) + "()"
+	case c.Status == StatusSuccess:
+		return c.Command
+	default:
+		return string(c.Status) + "() && " + c.Command
+	}
+}
+
+// Backoff is how the wait between attempts grows.
+type Backoff string
+
+// The backoff strategies.
+const (
+	BackoffExponential Backoff = "exponential"
+	BackoffLinear      Backoff = "linear"
+	BackoffConstant    Backoff = "constant"
+)
+
+// Retry is a resolved retry policy.
+type Retry struct {
+	MaxAttempts int      `json:"maxAttempts"`
+	Backoff     Backoff  `json:"backoff"`
+	MinTime     Duration `json:"minTime"`
+	MaxTime     Duration `json:"maxTime"`
+}
+
+// DefaultRetry is the policy of a step no layer configures: one attempt.
+var DefaultRetry = Retry{
+	MaxAttempts: 1,
+	Backoff:     BackoffExponential,
+	MinTime:     Duration(time.Second),
+	MaxTime:     Duration(60 * time.Second),
+}
+
+// Delay is the wait after failed attempt n (1-based).
+func (r Retry) Delay(n int) time.Duration {
+	minT, maxT := time.Duration(r.MinTime), time.Duration(r.MaxTime)
+	var d time.Duration
+	switch r.Backoff {
+	case BackoffLinear:
+		d = minT * time.Duration(n)
+	case BackoffConstant:
+		d = minT
+	default:
+		d = minT
+		for i := 1; i < n && d < maxT; i++ {
+			d *= 2
+		}
+	}
+	if d > maxT || d < 0 {
+		d = maxT
+	}
+	return d
+}
+
+// Executor is an executor configuration. Type selects the backend; exactly
+// the field of that type is set.
+type Executor struct {
+	Type string `json:"type"`
+	// Name distinguishes executors of the same type (and, for shared OCI
+	// containers, which jobs share one).
+	Name     string `json:"name,omitempty"`
+	CopyRepo bool   `json:"copyRepo"`
+
+	Local *LocalExecutor `json:"-"`
+	OCI   *OCIExecutor   `json:"oci,omitempty"`
+	SSH   *SSHExecutor   `json:"ssh,omitempty"`
+	EC2   *EC2Executor   `json:"ec2,omitempty"`
+}
+
+// Config returns the type-specific configuration, for executors.JobSpec.
+func (e Executor) Config() any {
+	switch e.Type {
+	case "oci":
+		return e.OCI
+	case "ssh":
+		return e.SSH
+	case "ec2":
+		return e.EC2
+	default:
+		return e.Local
+	}
+}
+
+// LocalExecutor runs steps on the machine running nixflow.
+type LocalExecutor struct{}
+
+// OCIExecutor runs steps in docker or podman containers.
+type OCIExecutor struct {
+	Image   string   `json:"image"`
+	Runtime string   `json:"runtime"`
+	Mode    string   `json:"mode"`
+	Volumes []string `json:"volumes,omitempty"`
+	Options []string `json:"options,omitempty"`
+}
+
+// SSHExecutor runs steps on a host reached with the OpenSSH client.
+type SSHExecutor struct {
+	Host         string   `json:"host"`
+	User         string   `json:"user,omitempty"`
+	Port         int      `json:"port,omitempty"`
+	IdentityFile string   `json:"identityFile,omitempty"`
+	Workdir      string   `json:"workdir,omitempty"`
+	NixCopy      string   `json:"nixCopy"`
+	Options      []string `json:"options,omitempty"`
+}
+
+// EC2Executor runs steps on an ephemeral EC2 instance.
+type EC2Executor struct {
+	Region           string            `json:"region"`
+	AMI              string            `json:"ami,omitempty"`
+	Machine          string            `json:"machine,omitempty"`
+	InstanceType     string            `json:"instanceType"`
+	SubnetID         string            `json:"subnetId,omitempty"`
+	SecurityGroupIDs []string          `json:"securityGroupIds,omitempty"`
+	SSHUser          string            `json:"sshUser"`
+	Spot             bool              `json:"spot,omitempty"`
+	Tags             map[string]string `json:"tags,omitempty"`
+	Endpoint         string            `json:"endpoint,omitempty"`
+	MaxLifetime      Duration          `json:"maxLifetime,omitempty"`
+}
+
+// Provider is an env provider: it yields variables at run time.
+type Provider struct {
+	Type string `json:"type"`
+	// static
+	Values map[string]string `json:"values,omitempty"`
+	// file and sops
+	Path   string `json:"path,omitempty"`
+	Format string `json:"format,omitempty"`
+	// file, sops: whether a missing file is an error.
+	Required bool `json:"required,omitempty"`
+	// command
+	Command string `json:"command,omitempty"`
+	// required
+	Names []string `json:"names,omitempty"`
+}
+
+// Secret reports whether the provider's values are secret and must be
+// masked in every log sink.
+func (p Provider) Secret() bool {
+	switch p.Type {
+	case "file", "sops", "command":
+		return true
+	}
+	return false
+}
+
+// Input restores an artifact before a job's steps.
+type Input struct {
+	Name string `json:"name"`
+	// Path is where it is restored, relative to the workspace; empty for
+	// the artifact's original path.
+	Path string `json:"path,omitempty"`
+}
+
+// Output saves a path of the workspace as a named artifact after a job's
+// steps.
+type Output struct {
+	Name string `json:"name"`
+	Path string `json:"path"`
+}

@@ -1,0 +1,184 @@
+// Package executors defines the contract between the step runner and the
+// places steps run in (the local machine, an OCI container, an SSH host, an
+// EC2 instance), and the registry that maps an executor type to its backend.
+//
+// The contract is deliberately small: prepare a workspace for one job, run
+// one step at a time in it, copy files in and out, and tear it down. The
+// runner (package actions) owns everything else: conditions, retry,
+// timeouts, environment layering and output handling. Executors know nothing
+// of the job graph.
+package executors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+)
+
+// JobSpec describes the job whose workspace an executor prepares.
+type JobSpec struct {
+	// RunID identifies the run; executors use it to label what they create
+	// (containers, instances) so that leftovers can be found.
+	RunID string
+	// Job is the job's name.
+	Job string
+	// RunDir is the run's directory on the host running nixflow
+	// ($XDG_STATE_HOME/nixflow/runs/<run-id>).
+	RunDir string
+	// RepoDir is the working tree a job starts from when CopyRepo is set.
+	RepoDir string
+	// CopyRepo starts the workspace from RepoDir as git sees it; otherwise
+	// the workspace starts empty.
+	CopyRepo bool
+	// Config is the executor's configuration from the plan, as decoded by
+	// the compiler (for example *compiler.LocalExecutor). Backends assert
+	// the type they registered for.
+	Config any
+}
+
+// Signals is the escalation used to stop a step: first Interrupt, then
+// SIGTERM after InterruptGrace, then SIGKILL after TerminateGrace. A zero
+// grace means the next signal follows at once.
+type Signals struct {
+	// FirstSignalInterrupt selects SIGINT as the first signal (cancellation
+	// by the user); otherwise the first signal is SIGTERM (a timeout).
+	FirstSignalInterrupt bool
+	InterruptGrace       time.Duration
+	TerminateGrace       time.Duration
+}
+
+// Command is one step to run in a workspace.
+type Command struct {
+	// Argv is the program and its arguments, for example
+	// ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script].
+	// The runner decides it, so that every backend runs steps alike.
+	Argv []string
+	// Env is the complete environment of the step as KEY=VALUE pairs.
+	// Executors add nothing to it but, where a backend needs one, a single
+	// marker variable to find the step's processes (the local executor's
+	// NIXFLOW_STEP_COOKIE).
+	Env []string
+	// Dir is the working directory, a relative slash-separated path inside
+	// the workspace directory (empty for the workspace itself); an
+	// absolute path or one that leaves the workspace is an error.
+	Dir string
+	// Stdout and Stderr receive the step's output as it is produced. They
+	// are written from one goroutine each; Run returns after both have seen
+	// the end of their stream, or a bounded time after the step's processes
+	// are gone (a process beyond reach may hold a pipe open forever).
+	Stdout, Stderr io.Writer
+	// Stop returns the signal escalation to use once ctx is done. It is
+	// called at most once, after ctx is done, so that the caller can tell
+	// a timeout from a cancellation at that moment. A nil Stop means
+	// SIGTERM, then SIGKILL at once.
+	Stop func() Signals
+}
+
+// Result is the outcome of one command.
+type Result struct {
+	// ExitCode is the exit status of the step's shell; 128+N when it was
+	// killed by signal N.
+	ExitCode int
+	// Stopped is set when the command was stopped because ctx was done.
+	Stopped bool
+}
+
+// Workspace is a prepared job workspace. Its methods are called from one
+// goroutine at a time (the job's), except Teardown, which may be called
+// while Run is still returning after a cancellation.
+type Workspace interface {
+	// Dir is the workspace directory as the steps see it.
+	Dir() string
+	// TempDir is a private directory for nixflow's control files (JOB_ENV,
+	// JOB_PATH, JOB_OUTPUT), as the steps see it, outside Dir.
+	TempDir() string
+	// Run runs one command to completion and returns its result. A non-zero
+	// exit is not an error: err is reserved for infrastructure failures
+	// (the command could not be started, the connection broke, writing its
+	// output failed; in the last case the Result is still valid). When ctx
+	// is done, Run stops the command's whole process tree with the
+	// escalation from Command.Stop and returns with Result.Stopped set; when
+	// ctx is done before Run is called, nothing starts and Run returns
+	// Stopped with ExitCode -1. No process started by the command survives
+	// Run's return.
+	Run(ctx context.Context, cmd Command) (Result, error)
+	// CopyIn copies the host path src (file or directory) to dst, a path
+	// relative to Dir, creating parents. Modes, symlinks inside the tree and
+	// empty directories are kept; a symlink given as src itself is
+	// followed; an existing file at dst is replaced and an existing
+	// directory is merged into.
+	CopyIn(ctx context.Context, src, dst string) error
+	// CopyOut copies src, a path relative to Dir, or an absolute path under
+	// TempDir, to the host path dst, creating dst's parents, with the same
+	// rules as CopyIn. A missing src is reported with an error for which
+	// errors.Is(err, fs.ErrNotExist) holds.
+	CopyOut(ctx context.Context, src, dst string) error
+	// Teardown releases everything the workspace holds. It is always
+	// called exactly once, with a context that is not cancelled with the
+	// run; keep asks to leave the workspace's files in place for
+	// inspection where the backend can.
+	Teardown(ctx context.Context, keep bool) error
+}
+
+// Executor prepares workspaces. One Executor value serves all the jobs of a
+// run that name the same executor configuration, concurrently: Prepare is
+// safe for concurrent use.
+type Executor interface {
+	// Prepare creates the job's workspace. An error is an infrastructure
+	// failure: the job did not start. Prepare must clean up after itself
+	// when it fails.
+	Prepare(ctx context.Context, spec JobSpec) (Workspace, error)
+	// Close releases what the executor shares between jobs (a shared
+	// container, an instance). It is called once at the end of the run
+	// with a fresh context, after every workspace was torn down.
+	Close(ctx context.Context) error
+}
+
+// Factory builds an Executor for one executor configuration of a plan.
+type Factory func(config any) (Executor, error)
+
+// Registry maps executor types ("local", "oci", ...) to their factories.
+// It is built once at start-up and read-only afterwards.
+type Registry struct {
+	factories map[string]Factory
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{factories: map[string]Factory{}}
+}
+
+// Register adds a backend. Registering a type twice panics: it is a
+// programming error, caught at start-up.
+func (r *Registry) Register(typ string, f Factory) {
+	if _, dup := r.factories[typ]; dup {
+		panic(fmt.Sprintf("executors: type %q registered twice", typ))
+	}
+	r.factories[typ] = f
+}
+
+// Types lists the registered types, sorted.
+func (r *Registry) Types() []string {
+	types := make([]string, 0, len(r.factories))
+	for t := range r.factories {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	return types
+}
+
+// ErrUnsupported is returned (wrapped) by New for a type that has no
+// backend in this build.
+var ErrUnsupported = errors.New("executor type not supported")
+
+// New builds an executor of the given type.
+func (r *Registry) New(typ string, config any) (Executor, error) {
+	f, ok := r.factories[typ]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q (available: %v)", ErrUnsupported, typ, r.Types())
+	}
+	return f(config)
+}

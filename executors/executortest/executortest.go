@@ -1,0 +1,850 @@
+// Package executortest is the conformance suite of executor backends: Run
+// checks an executors.Executor against the contract of package executors,
+// with the same scenarios for every backend.
+//
+// Scenarios run steps the way the runner does (bash --noprofile --norc -eo
+// pipefail -c SCRIPT) and use only bash, coreutils (sleep, cat, printf,
+// seq, head, env, stat, readlink, mkfifo, ls, mkdir, chmod) and, where it
+// is available, setsid from util-linux. They move files between the host
+// and the workspace with CopyIn and CopyOut only, and take Dir and TempDir
+// as paths the steps see, not host paths. They check that processes are
+// gone with kill -0 from a later step, counting a zombie as gone (through
+// /proc, where there is one), since nothing may reap orphans where the
+// steps run.
+//
+// The environment check allows, besides the step's environment, the
+// variables bash exports itself (PWD, OLDPWD, SHLVL, _) and
+// NIXFLOW_STEP_COOKIE, which executors may add to find a step's processes.
+//
+// The scenarios run one after the other; with the local executor they take
+// about two seconds.
+package executortest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nixflow/nixflow/executors"
+)
+
+// argv is the Argv the runner uses for a step running script.
+func argv(script string) []string {
+	return []string{"bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script}
+}
+
+const (
+	// grace is the interrupt and terminate grace of the scenarios.
+	grace = 200 * time.Millisecond
+	// stepTimeout bounds every step that is not meant to be stopped: a
+	// step stopped by it fails the scenario rather than hanging it.
+	stepTimeout = 30 * time.Second
+	// readyTimeout bounds the wait for a step to report it is ready.
+	readyTimeout = 15 * time.Second
+)
+
+// Run runs the conformance scenarios as subtests of t. newExecutor returns
+// a fresh executor for each scenario; Run closes it.
+func Run(t *testing.T, newExecutor func(t *testing.T) executors.Executor) {
+	s := &suite{newExecutor: newExecutor}
+	t.Run("Output", s.testOutput)
+	t.Run("LargeOutput", s.testLargeOutput)
+	t.Run("Environment", s.testEnvironment)
+	t.Run("WorkingDirectory", s.testWorkingDirectory)
+	t.Run("Stdin", s.testStdin)
+	t.Run("ExitCodes", s.testExitCodes)
+	t.Run("CancelStubbornGrandchild", s.testCancelStubborn)
+	t.Run("CancelInterruptFirst", func(t *testing.T) { s.testCancelFirstSignal(t, true) })
+	t.Run("CancelTerminateFirst", func(t *testing.T) { s.testCancelFirstSignal(t, false) })
+	t.Run("BackgroundAfterExit", s.testBackgroundAfterExit)
+	t.Run("SetsidEscapeeCancelled", s.testSetsidCancelled)
+	t.Run("SetsidEscapeeAfterExit", s.testSetsidAfterExit)
+	t.Run("CopyTree", s.testCopyTree)
+	t.Run("CopyFile", s.testCopyFile)
+	t.Run("CopyErrors", s.testCopyErrors)
+	t.Run("TempDir", s.testTempDir)
+	t.Run("Teardown", s.testTeardown)
+	t.Run("TeardownReadOnly", s.testTeardownReadOnly)
+	t.Run("TeardownWhileStopping", s.testTeardownWhileStopping)
+	t.Run("ConcurrentJobs", s.testConcurrentJobs)
+}
+
+type suite struct {
+	newExecutor func(t *testing.T) executors.Executor
+}
+
+// env is the test's view of one executor, with a run directory.
+type env struct {
+	t      *testing.T
+	ex     executors.Executor
+	runDir string
+}
+
+func (s *suite) setup(t *testing.T) *env {
+	t.Helper()
+	ex := s.newExecutor(t)
+	t.Cleanup(func() {
+		if err := ex.Close(context.Background()); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return &env{t: t, ex: ex, runDir: t.TempDir()}
+}
+
+// workspace is a prepared workspace that is torn down once, at the end of
+// the test unless the test did.
+type workspace struct {
+	executors.Workspace
+	t        *testing.T
+	tornDown atomic.Bool
+}
+
+// prepare prepares the workspace of job.
+func (e *env) prepare(job string) *workspace {
+	e.t.Helper()
+	ws, err := e.ex.Prepare(context.Background(), executors.JobSpec{RunID: "conformance", Job: job, RunDir: e.runDir})
+	if err != nil {
+		e.t.Fatalf("Prepare(%q): %v", job, err)
+	}
+	w := &workspace{Workspace: ws, t: e.t}
+	e.t.Cleanup(func() {
+		if !w.tornDown.Load() {
+			w.teardown(false)
+		}
+	})
+	return w
+}
+
+func (w *workspace) teardown(keep bool) {
+	w.t.Helper()
+	w.tornDown.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+	defer cancel()
+	if err := w.Teardown(ctx, keep); err != nil {
+		w.t.Errorf("Teardown(keep=%v): %v", keep, err)
+	}
+}
+
+// stepPath is the PATH of the steps: the test's, then the usual places.
+func stepPath() string {
+	p := "/usr/local/bin:/usr/bin:/bin"
+	if host := os.Getenv("PATH"); host != "" {
+		p = host + ":" + p
+	}
+	return p
+}
+
+func baseEnv() []string {
+	return []string{"PATH=" + stepPath(), "LC_ALL=C"}
+}
+
+// step is a script to run and how.
+type step struct {
+	script string
+	env    []string // added to baseEnv
+	dir    string
+	stdout io.Writer // nil: collected and returned
+	stop   executors.Signals
+}
+
+// result is what a step run gives.
+type result struct {
+	executors.Result
+	err            error
+	stdout, stderr string
+	stops          int32 // calls of Command.Stop
+}
+
+func (w *workspace) command(s step, stdout, stderr io.Writer, stops *atomic.Int32) executors.Command {
+	return executors.Command{
+		Argv: argv(s.script), Env: append(baseEnv(), s.env...), Dir: s.dir, Stdout: stdout, Stderr: stderr,
+		Stop: func() executors.Signals {
+			stops.Add(1)
+			return s.stop
+		},
+	}
+}
+
+// exec runs s with ctx and returns what it gave.
+func (w *workspace) exec(ctx context.Context, s step) result {
+	var stdout, stderr bytes.Buffer
+	var out io.Writer = &stdout
+	if s.stdout != nil {
+		out = s.stdout
+	}
+	var stops atomic.Int32
+	res, err := w.Run(ctx, w.command(s, out, &stderr, &stops))
+	return result{Result: res, err: err, stdout: stdout.String(), stderr: stderr.String(), stops: stops.Load()}
+}
+
+// run runs s, which must not be stopped, and fails the test on an error.
+func (w *workspace) run(s step) result {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+	defer cancel()
+	r := w.exec(ctx, s)
+	if r.err != nil {
+		w.t.Fatalf("Run(%q): %v", s.script, r.err)
+	}
+	if r.Stopped || r.stops != 0 {
+		w.t.Fatalf("Run(%q): stopped after %v (Stop called %d times); stderr:\n%s", s.script, stepTimeout, r.stops, r.stderr)
+	}
+	return r
+}
+
+// mustRun runs s, which must exit with status 0.
+func (w *workspace) mustRun(s step) result {
+	w.t.Helper()
+	r := w.run(s)
+	if r.ExitCode != 0 {
+		w.t.Fatalf("Run(%q): exit status %d; stdout:\n%s\nstderr:\n%s", s.script, r.ExitCode, r.stdout, r.stderr)
+	}
+	return r
+}
+
+// readyWriter collects output and closes ready once it holds "ready\n".
+type readyWriter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	ready chan struct{}
+	seen  bool
+}
+
+func newReadyWriter() *readyWriter {
+	return &readyWriter{ready: make(chan struct{})}
+}
+
+func (r *readyWriter) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.buf.Write(p)
+	if !r.seen && bytes.Contains(r.buf.Bytes(), []byte("ready\n")) {
+		r.seen = true
+		close(r.ready)
+	}
+	return len(p), nil
+}
+
+// stopWhenReady runs s until it prints "ready", then cancels its context
+// and returns what Run gave, failing the test if that takes long. Right
+// after cancelling, while Run is returning, it calls during if not nil.
+func (w *workspace) stopWhenReady(s step, during func()) result {
+	w.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := newReadyWriter()
+	s.stdout = out
+	done := make(chan result, 1)
+	go func() { done <- w.exec(ctx, s) }()
+	select {
+	case <-out.ready:
+	case r := <-done:
+		w.t.Fatalf("Run(%q) returned before the step was ready: %+v, err %v; stderr:\n%s", s.script, r.Result, r.err, r.stderr)
+	case <-time.After(readyTimeout):
+		w.t.Fatalf("Run(%q): not ready after %v", s.script, readyTimeout)
+	}
+	start := time.Now()
+	cancel()
+	if during != nil {
+		during()
+	}
+	// The escalation takes at most the two graces, then SIGKILL, which
+	// is quick: allow a generous margin for slow backends.
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(stepTimeout):
+		w.t.Fatalf("Run(%q) did not return within %v of cancellation", s.script, stepTimeout)
+	}
+	if r.err != nil {
+		w.t.Fatalf("Run(%q): %v", s.script, r.err)
+	}
+	if !r.Stopped {
+		w.t.Errorf("Run(%q): Stopped is false after cancellation", s.script)
+	}
+	if r.stops != 1 {
+		w.t.Errorf("Run(%q): Stop called %d times, want once", s.script, r.stops)
+	}
+	w.t.Logf("Run returned %v after cancellation, exit status %d", time.Since(start).Round(time.Millisecond), r.ExitCode)
+	out.mu.Lock()
+	r.stdout = out.buf.String()
+	out.mu.Unlock()
+	return r
+}
+
+// aliveFunc is a bash function: alive PID succeeds if the process is
+// alive (a zombie is not).
+const aliveFunc = `alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  [ -d /proc/self ] || return 0
+  local k v
+  while read -r k v; do
+    if [ "$k" = State: ]; then
+      case $v in Z*|X*) return 1;; esac
+      return 0
+    fi
+  done 2>/dev/null < "/proc/$1/status"
+  return 1
+}
+`
+
+// assertGone checks from a new step that the processes whose pids are in
+// the given files (relative to the workspace) are gone.
+func (w *workspace) assertGone(pidFiles ...string) {
+	w.t.Helper()
+	script := aliveFunc + `for f in ` + strings.Join(quoteAll(pidFiles), " ") + `; do
+  pid=$(cat "$f")
+  if alive "$pid"; then echo "process $pid (from $f) survived"; exit 1; fi
+done`
+	r := w.run(step{script: script})
+	if r.ExitCode != 0 {
+		w.t.Errorf("%s%s", r.stdout, r.stderr)
+	}
+}
+
+func quoteAll(ss []string) []string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = shellQuote(s)
+	}
+	return q
+}
+
+// shellQuote quotes s for bash.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func (s *suite) testOutput(t *testing.T) {
+	w := s.setup(t).prepare("output")
+	r := w.mustRun(step{script: `printf 'out1\nout-last'; printf 'err1\nerr-last' >&2`})
+	if r.stdout != "out1\nout-last" {
+		t.Errorf("stdout = %q, want %q", r.stdout, "out1\nout-last")
+	}
+	if r.stderr != "err1\nerr-last" {
+		t.Errorf("stderr = %q, want %q", r.stderr, "err1\nerr-last")
+	}
+}
+
+// seqOutput is what seq from to prints.
+func seqOutput(from, to int) []byte {
+	b := make([]byte, 0, (to-from+1)*(len(strconv.Itoa(to))+1))
+	for i := from; i <= to; i++ {
+		b = strconv.AppendInt(b, int64(i), 10)
+		b = append(b, '\n')
+	}
+	return b
+}
+
+func (s *suite) testLargeOutput(t *testing.T) {
+	w := s.setup(t).prepare("large")
+	// Both streams at once, some 8 MiB each, so that a backend that reads
+	// them in turn deadlocks; then 8 MiB through head -c, ending in the
+	// middle of a line.
+	r := w.mustRun(step{script: `seq 1 1200000 & seq 5000001 6100000 >&2; wait; { seq 1 2000000 || true; } | head -c 8388608`})
+	wantOut := append(seqOutput(1, 1200000), seqOutput(1, 2000000)[:8388608]...)
+	wantErr := seqOutput(5000001, 6100000)
+	for _, c := range []struct {
+		name      string
+		got, want []byte
+	}{{"stdout", []byte(r.stdout), wantOut}, {"stderr", []byte(r.stderr), wantErr}} {
+		if len(c.got) != len(c.want) || sha256.Sum256(c.got) != sha256.Sum256(c.want) {
+			t.Errorf("%s: got %d bytes (sha256 %x), want %d bytes (sha256 %x)",
+				c.name, len(c.got), sha256.Sum256(c.got), len(c.want), sha256.Sum256(c.want))
+		}
+	}
+}
+
+func (s *suite) testEnvironment(t *testing.T) {
+	w := s.setup(t).prepare("env")
+	vars := []string{
+		"NIXFLOW_T_SPACES=a  b c ",
+		"NIXFLOW_T_NEWLINES=line 1\nline 2\n",
+		"NIXFLOW_T_EQUALS=k=v==w",
+		"NIXFLOW_T_EMPTY=",
+	}
+	r := w.mustRun(step{
+		script: `printf '%s\0' "$NIXFLOW_T_SPACES" "$NIXFLOW_T_NEWLINES" "$NIXFLOW_T_EQUALS" "${NIXFLOW_T_EMPTY-unset}" ENV; env -0`,
+		env:    vars,
+	})
+	fields := strings.Split(strings.TrimSuffix(r.stdout, "\x00"), "\x00")
+	i := slices.Index(fields, "ENV")
+	if i < 0 {
+		t.Fatalf("unexpected output %q", r.stdout)
+	}
+	want := []string{"a  b c ", "line 1\nline 2\n", "k=v==w", ""}
+	if got := fields[:i]; !slices.Equal(got, want) {
+		t.Errorf("values seen by bash = %q, want %q", got, want)
+	}
+
+	// What a program started by bash sees: exactly the step's
+	// environment, but for what bash and the executor may add.
+	given := map[string]string{}
+	for _, kv := range append(baseEnv(), vars...) {
+		k, v, _ := strings.Cut(kv, "=")
+		given[k] = v
+	}
+	// The variables bash adds to its children's environment, and the one
+	// executors may add.
+	bashExports := []string{"PWD", "OLDPWD", "SHLVL", "_"}
+	allowed := append(slices.Clone(bashExports), "NIXFLOW_STEP_COOKIE")
+	seen := map[string]bool{}
+	for _, kv := range fields[i+1:] {
+		k, v, _ := strings.Cut(kv, "=")
+		seen[k] = true
+		switch want, ok := given[k]; {
+		case ok && v != want:
+			t.Errorf("env: %s=%q, want %q", k, v, want)
+		case !ok && os.Getenv(k) != "" && !slices.Contains(bashExports, k):
+			t.Errorf("env: %s=%q leaked from the test's environment", k, v)
+		case !ok && !slices.Contains(allowed, k):
+			t.Errorf("env: unexpected variable %s=%q", k, v)
+		}
+	}
+	for k := range given {
+		if !seen[k] {
+			t.Errorf("env: %s is missing", k)
+		}
+	}
+}
+
+func (s *suite) testWorkingDirectory(t *testing.T) {
+	w := s.setup(t).prepare("wd")
+	wsEnv := []string{"WS=" + w.Dir()}
+	w.mustRun(step{script: `test "$(pwd -P)" = "$(cd "$WS" && pwd -P)"; mkdir -p sub/dir`, env: wsEnv})
+	w.mustRun(step{script: `test "$(pwd -P)" = "$(cd "$WS/sub/dir" && pwd -P)"`, env: wsEnv, dir: "sub/dir"})
+}
+
+func (s *suite) testStdin(t *testing.T) {
+	w := s.setup(t).prepare("stdin")
+	r := w.mustRun(step{script: `if [ -t 0 ]; then echo terminal; fi; cat; echo "cat: $?"`})
+	if r.stdout != "cat: 0\n" {
+		t.Errorf("stdout = %q, want %q", r.stdout, "cat: 0\n")
+	}
+}
+
+func (s *suite) testExitCodes(t *testing.T) {
+	w := s.setup(t).prepare("exit")
+	for _, c := range []struct {
+		script string
+		want   int
+	}{
+		{"exit 0", 0},
+		{"true", 0},
+		{"exit 3", 3},
+		{"false", 1},
+		{"kill -TERM $$", 143},
+		{"kill -KILL $$", 137},
+		{"no-such-command-nixflow", 127},
+	} {
+		r := w.run(step{script: c.script})
+		if r.ExitCode != c.want {
+			t.Errorf("Run(%q): exit status %d, want %d", c.script, r.ExitCode, c.want)
+		}
+	}
+}
+
+func (s *suite) testCancelStubborn(t *testing.T) {
+	w := s.setup(t).prepare("cancel")
+	// A grandchild that ignores SIGINT and SIGTERM, and its own child:
+	// only SIGKILL stops them, after both graces.
+	w.stopWhenReady(step{
+		script: `bash -c 'trap "" INT TERM; sleep 1000 & echo $! > sleep.pid; echo $$ > grandchild.pid; echo ready; wait' &
+wait`,
+		stop: executors.Signals{FirstSignalInterrupt: true, InterruptGrace: grace, TerminateGrace: grace},
+	}, nil)
+	w.assertGone("grandchild.pid", "sleep.pid")
+}
+
+func (s *suite) testCancelFirstSignal(t *testing.T, interrupt bool) {
+	w := s.setup(t).prepare("signal")
+	if interrupt {
+		// A signal ignored when bash starts cannot be trapped; a
+		// program started with SIGINT ignored (as a background job of
+		// a script) passes that on.
+		if r := w.mustRun(step{script: `trap 'echo trapped' INT; kill -INT $$`}); r.stdout != "trapped\n" {
+			t.Skip("SIGINT is ignored where the steps run (inherited from the test process?)")
+		}
+	}
+	r := w.stopWhenReady(step{
+		script: `trap 'echo INT >> marker; exit 7' INT
+trap 'echo TERM >> marker; exit 8' TERM
+echo ready
+sleep 1000 & wait`,
+		stop: executors.Signals{FirstSignalInterrupt: interrupt, InterruptGrace: grace, TerminateGrace: grace},
+	}, nil)
+	wantMarker, wantCode := "TERM\n", 8
+	if interrupt {
+		wantMarker, wantCode = "INT\n", 7
+	}
+	if r.ExitCode != wantCode {
+		t.Errorf("exit status %d, want %d", r.ExitCode, wantCode)
+	}
+	got := w.mustRun(step{script: `cat marker`}).stdout
+	if got != wantMarker {
+		t.Errorf("marker = %q, want %q", got, wantMarker)
+	}
+}
+
+func (s *suite) testBackgroundAfterExit(t *testing.T) {
+	w := s.setup(t).prepare("background")
+	start := time.Now()
+	w.mustRun(step{script: `sleep 1000 & echo $! > bg.pid; (trap "" INT TERM HUP; exec sleep 1000) & echo $! > stubborn.pid; exit 0`})
+	t.Logf("Run returned after %v", time.Since(start).Round(time.Millisecond))
+	w.assertGone("bg.pid", "stubborn.pid")
+}
+
+// skipWithoutSetsid skips the test if setsid is not available to steps.
+func (w *workspace) skipWithoutSetsid() {
+	w.t.Helper()
+	if r := w.run(step{script: `command -v setsid`}); r.ExitCode != 0 {
+		w.t.Skip("setsid is not available")
+	}
+}
+
+func (s *suite) testSetsidCancelled(t *testing.T) {
+	w := s.setup(t).prepare("setsid")
+	w.skipWithoutSetsid()
+	// The escapee keeps the step's standard output open, too.
+	w.stopWhenReady(step{
+		script: `setsid bash -c 'trap "" INT TERM HUP; echo $$ > escapee.pid; echo ready; exec sleep 1000' &
+wait`,
+		stop: executors.Signals{FirstSignalInterrupt: true, InterruptGrace: grace, TerminateGrace: grace},
+	}, nil)
+	w.assertGone("escapee.pid")
+}
+
+func (s *suite) testSetsidAfterExit(t *testing.T) {
+	w := s.setup(t).prepare("setsid")
+	w.skipWithoutSetsid()
+	w.mustRun(step{script: `mkfifo started
+setsid bash -c 'echo $$ > escapee.pid; echo > started; exec sleep 1000' </dev/null >/dev/null 2>&1 &
+read -r _ < started
+exit 0`})
+	w.assertGone("escapee.pid")
+}
+
+// entry describes a file for comparison: type, permissions, and content
+// or link target.
+type entry struct {
+	mode fs.FileMode
+	data string
+}
+
+// snapshot describes the tree at root, by slash-separated relative path.
+func snapshot(t *testing.T, root string) map[string]entry {
+	t.Helper()
+	m := map[string]entry{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		e := entry{mode: info.Mode() & (fs.ModeType | fs.ModePerm)}
+		switch {
+		case info.Mode()&fs.ModeSymlink != 0:
+			e.data, err = os.Readlink(p)
+		case info.Mode().IsRegular():
+			var b []byte
+			b, err = os.ReadFile(p)
+			e.data = string(b)
+		}
+		m[filepath.ToSlash(rel)] = e
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func compareTrees(t *testing.T, got, want string) {
+	t.Helper()
+	g, w := snapshot(t, got), snapshot(t, want)
+	for p, we := range w {
+		ge, ok := g[p]
+		switch {
+		case !ok:
+			t.Errorf("%s: missing from %s", p, got)
+		case ge.mode != we.mode:
+			t.Errorf("%s: mode %v, want %v", p, ge.mode, we.mode)
+		case ge.data != we.data:
+			t.Errorf("%s: content or target %q, want %q", p, ge.data, we.data)
+		}
+	}
+	for p := range g {
+		if _, ok := w[p]; !ok {
+			t.Errorf("%s: unexpected in %s", p, got)
+		}
+	}
+}
+
+// makeTree creates a tree with the cases the copies must keep.
+func makeTree(t *testing.T) string {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "tree")
+	for _, f := range []struct {
+		path string
+		mode fs.FileMode
+		data string
+	}{
+		{"bin/run.sh", 0o755, "#!/bin/sh\necho ran\n"},
+		{"secret", 0o600, "s3cret"},
+		{"nested/a/b/c.txt", 0o644, "deep\n"},
+		{"nested/a/b/empty.txt", 0o644, ""},
+	} {
+		p := filepath.Join(root, f.path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(f.data), f.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, f.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"empty", "nested/empty"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("nested/a/b/c.txt", filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("does-not-exist", filepath.Join(root, "nested/dangling")); err != nil {
+		t.Fatal(err)
+	}
+	// A read-only directory must be copied with its contents.
+	if err := os.MkdirAll(filepath.Join(root, "ro"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "ro/f"), []byte("ro"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(root, "ro"), 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(filepath.Join(root, "ro"), 0o755) })
+	return root
+}
+
+func (s *suite) testCopyTree(t *testing.T) {
+	w := s.setup(t).prepare("copytree")
+	ctx := context.Background()
+	src := makeTree(t)
+	if err := w.CopyIn(ctx, src, "in/tree"); err != nil {
+		t.Fatalf("CopyIn: %v", err)
+	}
+	// Seen from a step.
+	r := w.mustRun(step{script: `cd in/tree
+test -x bin/run.sh && bin/run.sh
+stat -c '%a %F %n' secret bin/run.sh link empty nested/a/b/c.txt
+readlink link nested/dangling
+test -d nested/empty
+cat link`})
+	want := "ran\n600 regular file secret\n755 regular file bin/run.sh\n777 symbolic link link\n755 directory empty\n644 regular file nested/a/b/c.txt\nnested/a/b/c.txt\ndoes-not-exist\ndeep\n"
+	if r.stdout != want {
+		t.Errorf("in the workspace:\n%s\nwant:\n%s", r.stdout, want)
+	}
+	out := filepath.Join(t.TempDir(), "out", "tree")
+	if err := w.CopyOut(ctx, "in/tree", out); err != nil {
+		t.Fatalf("CopyOut: %v", err)
+	}
+	t.Cleanup(func() { os.Chmod(filepath.Join(out, "ro"), 0o755) })
+	compareTrees(t, out, src)
+
+	// Copying into an existing directory merges.
+	if err := w.CopyIn(ctx, filepath.Join(src, "nested"), "in/tree/bin"); err != nil {
+		t.Fatalf("CopyIn into an existing directory: %v", err)
+	}
+	w.mustRun(step{script: `test -x in/tree/bin/run.sh; test -f in/tree/bin/a/b/c.txt; test -d in/tree/bin/empty`})
+}
+
+func (s *suite) testCopyFile(t *testing.T) {
+	w := s.setup(t).prepare("copyfile")
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "tool")
+	if err := os.WriteFile(src, []byte("#!/bin/sh\necho tool\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.CopyIn(ctx, src, "a/b/tool"); err != nil {
+		t.Fatalf("CopyIn: %v", err)
+	}
+	if r := w.mustRun(step{script: `a/b/tool; stat -c %a a/b/tool`}); r.stdout != "tool\n700\n" {
+		t.Errorf("stdout = %q", r.stdout)
+	}
+	// Replacing a file, at the same path.
+	if err := os.WriteFile(src, []byte("#!/bin/sh\necho tool 2\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.CopyIn(ctx, src, "a/b/tool"); err != nil {
+		t.Fatalf("CopyIn again: %v", err)
+	}
+	if r := w.mustRun(step{script: `a/b/tool`}); r.stdout != "tool 2\n" {
+		t.Errorf("stdout = %q", r.stdout)
+	}
+	w.mustRun(step{script: `printf 'made in step' > made.txt; chmod 640 made.txt`})
+	dst := filepath.Join(dir, "x", "y", "made.txt")
+	for range 2 { // the second time replaces the file
+		if err := w.CopyOut(ctx, "made.txt", dst); err != nil {
+			t.Fatalf("CopyOut: %v", err)
+		}
+	}
+	b, err := os.ReadFile(dst)
+	if err != nil || string(b) != "made in step" {
+		t.Errorf("copied out %q, %v", b, err)
+	}
+	if fi, err := os.Stat(dst); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Errorf("copied out mode %v, %v; want 0640", fi.Mode(), err)
+	}
+}
+
+func (s *suite) testCopyErrors(t *testing.T) {
+	w := s.setup(t).prepare("copyerr")
+	ctx := context.Background()
+	dir := t.TempDir()
+	err := w.CopyOut(ctx, "no/such/file", filepath.Join(dir, "x"))
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("CopyOut of a missing file: %v, want fs.ErrNotExist", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "x")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("CopyOut of a missing file created its destination")
+	}
+	if err := w.CopyOut(ctx, path.Join(w.TempDir(), "no-such-file"), filepath.Join(dir, "y")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("CopyOut of a missing file in TempDir: %v, want fs.ErrNotExist", err)
+	}
+	if err := w.CopyIn(ctx, filepath.Join(dir, "no-such-file"), "x"); err == nil {
+		t.Errorf("CopyIn of a missing file succeeded")
+	}
+	f := filepath.Join(dir, "f")
+	if err := os.WriteFile(f, []byte("f"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, dst := range []string{"/abs", "../escape", "a/../../escape"} {
+		if err := w.CopyIn(ctx, f, dst); err == nil {
+			t.Errorf("CopyIn to %q succeeded", dst)
+		}
+	}
+	if err := w.CopyOut(ctx, "../escape", filepath.Join(dir, "z")); err == nil {
+		t.Errorf("CopyOut from %q succeeded", "../escape")
+	}
+}
+
+func (s *suite) testTempDir(t *testing.T) {
+	w := s.setup(t).prepare("temp")
+	if w.TempDir() == w.Dir() || strings.HasPrefix(w.TempDir(), strings.TrimSuffix(w.Dir(), "/")+"/") {
+		t.Errorf("TempDir %q is not outside Dir %q", w.TempDir(), w.Dir())
+	}
+	w.mustRun(step{script: `test -d "$T" && test -w "$T"; printf 'KEY=value\n' >> "$T/env"`, env: []string{"T=" + w.TempDir()}})
+	dst := filepath.Join(t.TempDir(), "env")
+	if err := w.CopyOut(context.Background(), path.Join(w.TempDir(), "env"), dst); err != nil {
+		t.Fatalf("CopyOut from TempDir: %v", err)
+	}
+	if b, _ := os.ReadFile(dst); string(b) != "KEY=value\n" {
+		t.Errorf("copied out %q", b)
+	}
+}
+
+func (s *suite) testTeardown(t *testing.T) {
+	e := s.setup(t)
+	w := e.prepare("again")
+	w.mustRun(step{script: `echo data > file; mkdir -p d/e; printf x > "$T/x"`, env: []string{"T=" + w.TempDir()}})
+	w.teardown(false)
+	w = e.prepare("again")
+	r := w.mustRun(step{script: `ls -A; ls -A "$T"`, env: []string{"T=" + w.TempDir()}})
+	if r.stdout != "" {
+		t.Errorf("the new workspace is not empty: %q", r.stdout)
+	}
+	w.teardown(true) // keep: the backend decides what it can keep
+
+	k := e.prepare("kept")
+	k.teardown(true)
+}
+
+func (s *suite) testTeardownReadOnly(t *testing.T) {
+	e := s.setup(t)
+	w := e.prepare("readonly")
+	w.mustRun(step{script: `mkdir -p ro/sub; echo x > ro/sub/f; chmod 0400 ro/sub/f; chmod 0500 ro/sub; chmod 0 ro`})
+	w.teardown(false)
+	e.prepare("readonly")
+}
+
+func (s *suite) testTeardownWhileStopping(t *testing.T) {
+	e := s.setup(t)
+	w := e.prepare("stopping")
+	w.stopWhenReady(step{
+		script: `trap "" INT TERM; echo ready; while :; do sleep 0.05; done`,
+		stop:   executors.Signals{FirstSignalInterrupt: true, InterruptGrace: grace, TerminateGrace: grace},
+	}, func() {
+		// Teardown may run while Run is still returning.
+		w.teardown(false)
+	})
+	e.prepare("stopping")
+}
+
+func (s *suite) testConcurrentJobs(t *testing.T) {
+	e := s.setup(t)
+	const n = 4
+	var wg sync.WaitGroup
+	dirs := make([]string, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			job := fmt.Sprintf("job%d", i)
+			ws, err := e.ex.Prepare(context.Background(), executors.JobSpec{RunID: "conformance", Job: job, RunDir: e.runDir})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer func() {
+				if err := ws.Teardown(context.Background(), false); err != nil && errs[i] == nil {
+					errs[i] = err
+				}
+			}()
+			dirs[i] = ws.Dir()
+			var out bytes.Buffer
+			cmd := executors.Command{
+				Argv:   argv(`echo "$JOB" > mine; sleep 0.1; ls; cat mine`),
+				Env:    append(baseEnv(), "JOB="+job),
+				Stdout: &out, Stderr: io.Discard,
+			}
+			res, err := ws.Run(context.Background(), cmd)
+			switch {
+			case err != nil:
+				errs[i] = err
+			case res.ExitCode != 0 || out.String() != "mine\n"+job+"\n":
+				errs[i] = fmt.Errorf("exit status %d, output %q", res.ExitCode, out.String())
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("job%d: %v", i, err)
+		}
+	}
+	slices.Sort(dirs)
+	if len(slices.Compact(dirs)) != n {
+		t.Errorf("workspaces are not distinct: %q", dirs)
+	}
+}

@@ -1,0 +1,350 @@
+// Package local is the executor that runs steps directly on the machine
+// running nixflow, as the user running nixflow.
+//
+// # Workspaces
+//
+// A job's workspace is the directory <RunDir>/jobs/<job>, and its private
+// temporary directory (JOB_ENV, JOB_PATH, JOB_OUTPUT) is <RunDir>/tmp/<job>
+// (mode 0700). Prepare fails if the workspace directory already exists.
+//
+// With JobSpec.CopyRepo the workspace starts from JobSpec.RepoDir as git
+// sees it: the tracked files and the untracked files that are not ignored,
+// with their uncommitted modifications; deleted tracked files and ignored
+// files are absent. The copy is itself a git repository (a clone of RepoDir
+// sharing its objects through git's alternates, so it is cheap but relies
+// on RepoDir's objects staying in place for the duration of the run) with
+// the same HEAD, branch and index as RepoDir, so that git commands work in
+// it and git status reports the same changes, staged and unstaged.
+// Repository-local configuration is not copied, and the clone's "origin"
+// remote is RepoDir. Submodules are not copied: their directories are
+// created empty, as an uninitialised submodule's are. If RepoDir is a
+// subdirectory of a work tree, only the files below it are copied and the
+// copy is not a repository. If RepoDir is not in a git work tree (or git is
+// not installed), the whole directory tree is copied; but if git refuses
+// the repository (one of another user, say), Prepare fails. Copies keep
+// file modes and symbolic links; sockets, FIFOs and device files are
+// skipped, and so is RunDir should it lie inside RepoDir.
+//
+// # Steps
+//
+// A step runs with exactly the environment it is given, plus one variable,
+// NIXFLOW_STEP_COOKIE, a random value unique to the step (see below). The
+// program (Argv[0], normally bash) is looked up in the PATH of the step's
+// environment, or in nixflow's PATH if the step has none. Standard input
+// is /dev/null, and the step runs in a process group of its own. Signals
+// that nixflow ignores are ignored by the step too, as exec keeps them so:
+// a step cannot trap SIGINT if nixflow was started with SIGINT ignored and
+// did not handle it.
+//
+// A step's processes never outlive the step:
+//
+//   - When the step is stopped (its context is done), the signal escalation
+//     (SIGINT or SIGTERM, then SIGTERM, then SIGKILL; SIGCONT after the
+//     first two, for stopped processes) goes to the step's whole process
+//     group, and continues for as long as the group has live members, even
+//     after the step's main process has exited. Zombies count as dead:
+//     nothing may reap orphans (as in a container whose init does not).
+//   - When the step's main process exits on its own, whatever is left in
+//     its process group (background jobs such as "sleep 1000 &") is killed
+//     with SIGKILL.
+//   - Processes that left the process group (setsid, daemons) are found by
+//     the NIXFLOW_STEP_COOKIE variable in their environment, which they
+//     inherit, and killed with SIGKILL, after every step. A process that
+//     cleared its environment (env -i) or runs as another user (sudo) is
+//     beyond reach; so are a step's processes if nixflow itself is killed
+//     with SIGKILL.
+//
+// Run returns once the output pipes reached end of file, or at most two
+// seconds after the step's processes were killed if some process beyond
+// reach still holds them.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nixflow/nixflow/executors"
+)
+
+// Executor is the local executor. It holds no state: each workspace is
+// independent, and Prepare is safe for concurrent use.
+type Executor struct{}
+
+var _ executors.Executor = (*Executor)(nil)
+
+// New returns a local executor. It matches executors.Factory; config (the
+// compiler's local executor configuration) is not used yet.
+func New(config any) (executors.Executor, error) {
+	return &Executor{}, nil
+}
+
+// Close does nothing: the local executor shares nothing between jobs.
+func (e *Executor) Close(ctx context.Context) error {
+	return nil
+}
+
+// Prepare creates the job's workspace and temporary directory, and fills
+// the workspace from spec.RepoDir when spec.CopyRepo is set. On failure it
+// removes what it created.
+func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executors.Workspace, error) {
+	if spec.RunDir == "" {
+		return nil, errors.New("prepare local workspace: empty run directory")
+	}
+	if !validJobName(spec.Job) {
+		return nil, fmt.Errorf("prepare local workspace: invalid job name %q", spec.Job)
+	}
+	if spec.CopyRepo && spec.RepoDir == "" {
+		return nil, errors.New("prepare local workspace: copying the repository needs a repository directory")
+	}
+	runDir, err := filepath.Abs(spec.RunDir)
+	if err != nil {
+		return nil, fmt.Errorf("prepare local workspace: %w", err)
+	}
+	w := &workspace{
+		dir:          filepath.Join(runDir, "jobs", spec.Job),
+		tempDir:      filepath.Join(runDir, "tmp", spec.Job),
+		drainTimeout: defaultDrainTimeout,
+	}
+	if err := os.MkdirAll(filepath.Dir(w.dir), 0o755); err != nil {
+		return nil, fmt.Errorf("create workspace: %w", err)
+	}
+	if err := os.Mkdir(w.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create workspace: %w", err)
+	}
+	if err := w.makeTempDir(); err != nil {
+		_ = removeTree(w.dir)
+		return nil, fmt.Errorf("create temporary directory: %w", err)
+	}
+	if spec.CopyRepo {
+		if err := copyRepo(ctx, spec.RepoDir, w.dir, runDir); err != nil {
+			_ = removeTree(w.dir)
+			_ = removeTree(w.tempDir)
+			return nil, fmt.Errorf("copy repository %q to workspace %q: %w", spec.RepoDir, w.dir, err)
+		}
+	}
+	return w, nil
+}
+
+// validJobName reports whether job can name a directory: one non-empty
+// path element.
+func validJobName(job string) bool {
+	return job != "" && job != "." && job != ".." && !strings.ContainsAny(job, "/\x00")
+}
+
+// workspace is a job's workspace on the local machine.
+type workspace struct {
+	dir, tempDir string
+	// drainTimeout bounds the wait for the output pipes once the step's
+	// processes are gone (tests shorten it).
+	drainTimeout time.Duration
+
+	mu       sync.Mutex
+	tornDown bool
+	// active counts the Run calls in progress, which Teardown waits for.
+	active sync.WaitGroup
+}
+
+var _ executors.Workspace = (*workspace)(nil)
+
+func (w *workspace) makeTempDir() error {
+	if err := os.MkdirAll(filepath.Dir(w.tempDir), 0o700); err != nil {
+		return err
+	}
+	if err := os.Mkdir(w.tempDir, 0o700); err != nil {
+		return err
+	}
+	// Mkdir's mode is subject to the umask, which may be unusual.
+	return os.Chmod(w.tempDir, 0o700)
+}
+
+// Dir returns the workspace directory, an absolute host path.
+func (w *workspace) Dir() string { return w.dir }
+
+// TempDir returns the job's private temporary directory, an absolute host
+// path outside Dir.
+func (w *workspace) TempDir() string { return w.tempDir }
+
+// begin registers an operation on the workspace; it fails once the
+// workspace was torn down. The caller calls w.active.Done when done.
+func (w *workspace) begin() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.tornDown {
+		return fmt.Errorf("workspace %q was torn down", w.dir)
+	}
+	w.active.Add(1)
+	return nil
+}
+
+// CopyIn copies the host file or directory src to dst, relative to the
+// workspace directory, creating dst's parents. A symbolic link given as
+// src is followed; symbolic links inside a directory are copied as links.
+// dst may not be absolute nor lead out of the workspace, also through
+// symbolic links.
+func (w *workspace) CopyIn(ctx context.Context, src, dst string) error {
+	if err := w.begin(); err != nil {
+		return err
+	}
+	defer w.active.Done()
+	if err := w.copyIn(ctx, src, dst); err != nil {
+		return fmt.Errorf("copy %q into workspace as %q: %w", src, dst, err)
+	}
+	return nil
+}
+
+func (w *workspace) copyIn(ctx context.Context, src, dst string) error {
+	if !filepath.IsLocal(dst) {
+		return errors.New("destination must be a relative path inside the workspace")
+	}
+	dst = filepath.Clean(dst)
+	resolved, err := filepath.EvalSymlinks(src)
+	if err != nil {
+		return err
+	}
+	resolved, err = filepath.Abs(resolved)
+	if err != nil {
+		return err
+	}
+	srcDir, srcName := filepath.Dir(resolved), filepath.Base(resolved)
+	if resolved == srcDir { // the file system's root
+		srcName = "."
+	}
+	srcRoot, err := os.OpenRoot(srcDir)
+	if err != nil {
+		return err
+	}
+	defer srcRoot.Close()
+	dstRoot, err := os.OpenRoot(w.dir)
+	if err != nil {
+		return err
+	}
+	defer dstRoot.Close()
+	if parent := filepath.Dir(dst); parent != "." {
+		if err := dstRoot.MkdirAll(parent, 0o755); err != nil {
+			return err
+		}
+	}
+	return copyTree(ctx, srcRoot, srcName, false, dstRoot, dst, nil)
+}
+
+// CopyOut copies src, relative to the workspace directory or an absolute
+// path under the workspace or temporary directory, to the host path dst,
+// creating dst's parents. A symbolic link given as src is followed if it
+// stays inside the directory src is in; symbolic links inside a directory
+// are copied as links. An existing file at dst is replaced; an existing
+// directory receives src's contents.
+func (w *workspace) CopyOut(ctx context.Context, src, dst string) error {
+	if err := w.begin(); err != nil {
+		return err
+	}
+	defer w.active.Done()
+	if err := w.copyOut(ctx, src, dst); err != nil {
+		return fmt.Errorf("copy %q out of workspace to %q: %w", src, dst, err)
+	}
+	return nil
+}
+
+func (w *workspace) copyOut(ctx context.Context, src, dst string) error {
+	rootDir, name, err := w.resolve(src)
+	if err != nil {
+		return err
+	}
+	srcRoot, err := os.OpenRoot(rootDir)
+	if err != nil {
+		return err
+	}
+	defer srcRoot.Close()
+	if _, err := srcRoot.Stat(name); err != nil {
+		return err
+	}
+	dst, err = filepath.Abs(dst)
+	if err != nil {
+		return err
+	}
+	dstDir, dstName := filepath.Dir(dst), filepath.Base(dst)
+	if dst == dstDir {
+		return errors.New("destination is the file system's root")
+	}
+	if err := os.MkdirAll(dstDir, 0o755); err != nil {
+		return err
+	}
+	dstRoot, err := os.OpenRoot(dstDir)
+	if err != nil {
+		return err
+	}
+	defer dstRoot.Close()
+	return copyTree(ctx, srcRoot, name, true, dstRoot, dstName, nil)
+}
+
+// resolve splits a CopyOut source into the directory it must stay in and a
+// local name inside it.
+func (w *workspace) resolve(src string) (root, name string, err error) {
+	if !filepath.IsAbs(src) {
+		if !filepath.IsLocal(src) {
+			return "", "", errors.New("source must be inside the workspace")
+		}
+		return w.dir, filepath.Clean(src), nil
+	}
+	for _, root := range []string{w.tempDir, w.dir} {
+		if rel, err := filepath.Rel(root, src); err == nil && filepath.IsLocal(rel) {
+			return root, rel, nil
+		}
+	}
+	return "", "", errors.New("source must be inside the workspace or the temporary directory")
+}
+
+// Teardown removes the workspace and temporary directories, unless keep
+// is set. It waits first for a Run that is still returning, as long as ctx
+// allows. Calling it again is harmless.
+func (w *workspace) Teardown(ctx context.Context, keep bool) error {
+	w.mu.Lock()
+	w.tornDown = true
+	w.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		w.active.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		// Run kills whatever it started within a bounded time; go ahead
+		// and let removal report what it cannot remove.
+	}
+	if keep {
+		return nil
+	}
+	var errs []error
+	for _, dir := range []string{w.dir, w.tempDir} {
+		if err := removeTree(dir); err != nil {
+			errs = append(errs, fmt.Errorf("remove %q: %w", dir, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeTree removes dir and everything below it, also when a step left
+// directories without write or search permission.
+func removeTree(dir string) error {
+	err := os.RemoveAll(dir)
+	if err == nil {
+		return nil
+	}
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			if info, err := d.Info(); err == nil && info.Mode().Perm()&0o700 != 0o700 {
+				_ = os.Chmod(p, info.Mode().Perm()|0o700)
+			}
+		}
+		return nil
+	})
+	return os.RemoveAll(dir)
+}

@@ -1,0 +1,333 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nixflow/nixflow/executors"
+)
+
+const (
+	// cookieVar is the variable Run adds to every step's environment, the
+	// only one it adds: a random value unique to the step, by which the
+	// step's processes that left its process group are found.
+	cookieVar = "NIXFLOW_STEP_COOKIE"
+
+	// defaultDrainTimeout bounds the wait for the output pipes to reach
+	// end of file once the step's processes were killed: a process beyond
+	// reach (see the package documentation) may hold them open forever.
+	defaultDrainTimeout = 2 * time.Second
+
+	// killTimeout bounds the wait for a process group to empty after
+	// SIGKILL. It only runs out when a killed process stays a zombie
+	// (when nothing reaps orphans, as in a container whose init does not)
+	// or is stuck in the kernel.
+	killTimeout = 2 * time.Second
+
+	// windowedScanLimit is the longest a step may run for the scan for
+	// its cookie to read only the processes started since the step
+	// started, by pid: a cycle of the pid counter (pid_max allocations,
+	// 32768 or more) in less time is implausible.
+	windowedScanLimit = time.Second
+
+	// copyBufferSize is the size of the buffer of each output copier.
+	copyBufferSize = 64 << 10
+)
+
+// Run runs cmd in the workspace (see the package documentation). The
+// Result is valid also when err reports that writing the output failed.
+// When ctx is done before the step started, the step is not started and
+// Run returns Result{ExitCode: -1, Stopped: true}. A nil cmd.Stop is taken
+// as the zero escalation: SIGTERM, then SIGKILL at once.
+func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.Result, error) {
+	if err := w.begin(); err != nil {
+		return executors.Result{}, err
+	}
+	defer w.active.Done()
+	if len(cmd.Argv) == 0 {
+		return executors.Result{}, errors.New("run: empty command")
+	}
+	dir := w.dir
+	if cmd.Dir != "" {
+		if !filepath.IsLocal(cmd.Dir) {
+			return executors.Result{}, fmt.Errorf("run: working directory %q is not inside the workspace", cmd.Dir)
+		}
+		dir = filepath.Join(w.dir, cmd.Dir)
+	}
+	if ctx.Err() != nil {
+		return executors.Result{ExitCode: -1, Stopped: true}, nil
+	}
+	cookie := newCookie()
+	env := make([]string, 0, len(cmd.Env)+1)
+	env = append(env, cmd.Env...)
+	env = append(env, cookieVar+"="+cookie)
+	prog, err := lookPath(cmd.Argv[0], env)
+	if err != nil {
+		return executors.Result{}, fmt.Errorf("run: %w", err)
+	}
+
+	stdout, err := newOutput(cmd.Stdout)
+	if err != nil {
+		return executors.Result{}, fmt.Errorf("run: %w", err)
+	}
+	stderr, err := newOutput(cmd.Stderr)
+	if err != nil {
+		stdout.abort()
+		return executors.Result{}, fmt.Errorf("run: %w", err)
+	}
+	c := &exec.Cmd{
+		Path:        prog,
+		Args:        cmd.Argv,
+		Env:         env,
+		Dir:         dir,
+		Stdout:      stdout.writeEnd(),
+		Stderr:      stderr.writeEnd(),
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	// Only processes started by the step can carry its cookie: note the
+	// last pid allocated before it starts.
+	lastBefore, windowed := lastPID()
+	started := time.Now()
+	if err := c.Start(); err != nil {
+		stdout.abort()
+		stderr.abort()
+		return executors.Result{}, fmt.Errorf("run %q: %w", cmd.Argv[0], err)
+	}
+	stdout.start()
+	stderr.start()
+	pgid := c.Process.Pid
+	exited := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = c.Wait()
+		close(exited)
+	}()
+
+	stopped := false
+	select {
+	case <-exited:
+	case <-ctx.Done():
+		select {
+		case <-exited:
+			// Exited on its own meanwhile: not stopped.
+		default:
+			stopped = true
+			sig := executors.Signals{}
+			if cmd.Stop != nil {
+				sig = cmd.Stop()
+			}
+			stopGroup(pgid, exited, sig)
+		}
+	}
+	if !stopped {
+		// Whatever the step left in its process group dies with it.
+		if err := syscall.Kill(-pgid, syscall.SIGKILL); err == nil {
+			waitGroup(pgid, exited, killTimeout)
+		}
+	}
+	<-exited
+	// A short step cannot have seen the kernel's pid counter go round:
+	// only the pids allocated since it started need a look. Scan all
+	// processes otherwise, and after a stop, where escapees are likeliest.
+	full := stopped || !windowed || time.Since(started) > windowedScanLimit
+	killByCookie(cookie, lastBefore, full)
+
+	drained := make(chan struct{})
+	drain := time.AfterFunc(w.drainTimeout, func() { close(drained) })
+	stdout.finish(drained)
+	stderr.finish(drained)
+	drain.Stop()
+
+	var exit *exec.ExitError
+	if waitErr != nil && !errors.As(waitErr, &exit) {
+		return executors.Result{}, fmt.Errorf("run %q: %w", cmd.Argv[0], waitErr)
+	}
+	res := executors.Result{ExitCode: exitCode(c.ProcessState), Stopped: stopped}
+	if err := stdout.err; err != nil {
+		return res, fmt.Errorf("write standard output: %w", err)
+	}
+	if err := stderr.err; err != nil {
+		return res, fmt.Errorf("write standard error: %w", err)
+	}
+	return res, nil
+}
+
+// exitCode is the exit status of a process, or 128+N if signal N killed it.
+func exitCode(state *os.ProcessState) int {
+	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return state.ExitCode()
+}
+
+// stopGroup stops the process group pgid with the escalation sig, for as
+// long as the group has members. exited is closed once the group's
+// leader was reaped. SIGCONT follows SIGINT and SIGTERM, so that stopped
+// processes get to handle them.
+func stopGroup(pgid int, exited <-chan struct{}, sig executors.Signals) {
+	signal := func(s syscall.Signal) bool {
+		if syscall.Kill(-pgid, s) != nil {
+			return false
+		}
+		if s != syscall.SIGKILL {
+			_ = syscall.Kill(-pgid, syscall.SIGCONT)
+		}
+		return true
+	}
+	first := syscall.SIGTERM
+	if sig.FirstSignalInterrupt {
+		first = syscall.SIGINT
+	}
+	if !signal(first) {
+		return
+	}
+	if sig.FirstSignalInterrupt {
+		if waitGroup(pgid, exited, sig.InterruptGrace) || !signal(syscall.SIGTERM) {
+			return
+		}
+	}
+	if waitGroup(pgid, exited, sig.TerminateGrace) || !signal(syscall.SIGKILL) {
+		return
+	}
+	waitGroup(pgid, exited, killTimeout)
+}
+
+// waitGroup waits up to d for the process group pgid to be empty: for its
+// leader to be reaped (exited is closed) and then for the group to have no
+// live member. There is no notification for the latter: it polls, with a
+// backoff from 1 to 20 milliseconds.
+func waitGroup(pgid int, exited <-chan struct{}, d time.Duration) bool {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	select {
+	case <-exited:
+	case <-deadline.C:
+		return false
+	}
+	for backoff := time.Millisecond; ; backoff = min(2*backoff, 20*time.Millisecond) {
+		if !groupAlive(pgid) {
+			return true
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-deadline.C:
+			t.Stop()
+			return false
+		}
+	}
+}
+
+// lookPath finds the program file: a name without a slash is looked up in
+// the PATH of env, or in nixflow's PATH if env has none. Relative PATH
+// entries are ignored.
+func lookPath(file string, env []string) (string, error) {
+	if strings.Contains(file, "/") {
+		return file, nil // exec.Cmd resolves a relative path against Dir
+	}
+	pathList, ok := "", false
+	for _, kv := range env {
+		if v, found := strings.CutPrefix(kv, "PATH="); found {
+			pathList, ok = v, true
+		}
+	}
+	if !ok {
+		return exec.LookPath(file)
+	}
+	for _, dir := range filepath.SplitList(pathList) {
+		if !filepath.IsAbs(dir) {
+			continue
+		}
+		p := filepath.Join(dir, file)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", &exec.Error{Name: file, Err: exec.ErrNotFound}
+}
+
+// output carries one output stream of a step: a pipe whose read end a
+// goroutine copies to the step's writer. A nil writer needs no pipe: the
+// stream goes to /dev/null.
+type output struct {
+	dst  io.Writer
+	r, w *os.File
+	done chan struct{}
+	// err is the first error writing to dst, set before done is closed.
+	err error
+}
+
+func newOutput(dst io.Writer) (*output, error) {
+	if dst == nil {
+		return &output{}, nil
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	return &output{dst: dst, r: r, w: w, done: make(chan struct{})}, nil
+}
+
+// writeEnd returns the step's end of the pipe, nil for /dev/null.
+func (o *output) writeEnd() io.Writer {
+	if o.w == nil {
+		return nil // a nil *os.File in an io.Writer would not be nil
+	}
+	return o.w
+}
+
+// abort closes the pipe of a step that did not start.
+func (o *output) abort() {
+	if o.r != nil {
+		o.r.Close()
+		o.w.Close()
+	}
+}
+
+// start closes the parent's copy of the write end, so that the read end
+// sees end of file once the step's processes are gone, and starts copying.
+func (o *output) start() {
+	if o.r == nil {
+		return
+	}
+	o.w.Close()
+	go o.copy()
+}
+
+// copy passes bytes on as they arrive. After a write error it goes on
+// reading, so that the step does not block on a full pipe.
+func (o *output) copy() {
+	defer close(o.done)
+	buf := make([]byte, copyBufferSize)
+	for {
+		n, err := o.r.Read(buf)
+		if n > 0 && o.err == nil {
+			_, o.err = o.dst.Write(buf[:n])
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// finish waits for the copier to reach end of file, or until timeout is
+// closed, closes the read end and waits for the copier to return.
+func (o *output) finish(timeout <-chan struct{}) {
+	if o.r == nil {
+		return
+	}
+	select {
+	case <-o.done:
+	case <-timeout:
+	}
+	o.r.Close() // unblocks a pending Read
+	<-o.done
+}

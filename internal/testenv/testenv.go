@@ -1,0 +1,43 @@
+// Package testenv gates tests on outside tools (nix, docker, podman, sshd,
+// sops). A test probes the tool for real; when it is missing the test is
+// skipped, unless the tool is listed in NIXFLOW_TEST_REQUIRE (comma
+// separated, as CI sets it): then a missing tool fails the test, so that no
+// integration test skips silently in CI.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// Required reports whether tool is listed in NIXFLOW_TEST_REQUIRE.
+func Required(tool string) bool {
+	for _, t := range strings.Split(os.Getenv("NIXFLOW_TEST_REQUIRE"), ",") {
+		if strings.TrimSpace(t) == tool {
+			return true
+		}
+	}
+	return false
+}
+
+// Need skips or fails t when available is false, by NIXFLOW_TEST_REQUIRE.
+func Need(t testing.TB, tool string, available bool, why string) {
+	t.Helper()
+	if available {
+		return
+	}
+	if Required(tool) {
+		t.Fatalf("%s is required (NIXFLOW_TEST_REQUIRE) but not available: %s", tool, why)
+	}
+	t.Skipf("%s not available: %s", tool, why)
+}
+
+// NeedCommand needs a binary on PATH.
+func NeedCommand(t testing.TB, tool, binary string) string {
+	t.Helper()
+	path, err := exec.LookPath(binary)
+	Need(t, tool, err == nil, binary+" not on PATH")
+	return path
+}
