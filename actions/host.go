@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
 	"os/exec"
 	"syscall"
 	"time"
@@ -46,6 +45,3 @@ func runHost(ctx context.Context, script string, env []string, dir string, stdou
 		return -1, stderr.String(), err
 	}
 }
-
-// hostEnv returns nixflow's own environment.
-func hostEnv() []string { return os.Environ() }

@@ -32,16 +32,20 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	w.events = w.events[:0]
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
+		end := i
 		if i < 0 {
-			room := maxLine - len(w.buf)
-			if len(p) < room {
-				w.buf = append(w.buf, p...)
-				break
-			}
+			end = len(p)
+		}
+		if room := maxLine - len(w.buf); end > room {
+			// Too long for one line: pass on what fits, go on with the rest.
 			w.buf = append(w.buf, p[:room]...)
 			p = p[room:]
 			w.line()
 			continue
+		}
+		if i < 0 {
+			w.buf = append(w.buf, p...)
+			break
 		}
 		if len(w.buf) > 0 {
 			w.buf = append(w.buf, p[:i]...)

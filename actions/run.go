@@ -8,7 +8,6 @@ package actions
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -281,6 +280,3 @@ func writeJSON(path string, v any) error {
 	}
 	return os.Rename(tmp, path)
 }
-
-// errSkipped marks a job whose condition is false.
-var errSkipped = errors.New("skipped")

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nixflow/nixflow/compiler"
@@ -267,6 +266,12 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 // sleep waits between attempts; it reports false when the run was
 // cancelled meanwhile.
 func (jr *jobRun) sleep(d time.Duration) bool {
+	if !jr.deadline.IsZero() {
+		// The job's timeout bounds the waits between attempts too.
+		if left := jr.deadline.Sub(jr.e.now()); left < d {
+			d = max(left, 0)
+		}
+	}
 	if d <= 0 {
 		return jr.interrupt().Err() == nil
 	}
@@ -324,7 +329,6 @@ func (jr *jobRun) outputs(step string) *stepOutput {
 type maskAnnouncer struct {
 	e   *engine
 	job string
-	mu  sync.Mutex
 }
 
 const addMask = "::add-mask::"

@@ -78,7 +78,7 @@ func suggest(name string, known []string) string {
 	if limit > 3 {
 		limit = 3
 	}
-	if bestDist < 0 || bestDist > limit {
+	if bestDist < 0 || bestDist > limit || bestDist >= len([]rune(name)) {
 		return ""
 	}
 	return best

@@ -44,11 +44,12 @@ func (a *app) getenv(key string) string {
 	return ""
 }
 
-// newRunID returns a new run id that sorts by time: 20261121-134700-9f2c1a.
+// newRunID returns a new run id that sorts by start time, to the
+// millisecond: 20261121-134700.123-9f2c1a.
 func newRunID(now time.Time) string {
 	var b [3]byte
 	_, _ = rand.Read(b[:])
-	return now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+	return now.UTC().Format("20060102-150405.000") + "-" + hex.EncodeToString(b[:])
 }
 
 // listRuns returns the run ids in the runs directory, oldest first.

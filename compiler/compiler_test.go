@@ -1,0 +1,119 @@
+package compiler
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestRetryDelay(t *testing.T) {
+	s := func(f float64) Duration { return Duration(f * float64(time.Second)) }
+	tests := []struct {
+		r    Retry
+		want []time.Duration // after attempts 1, 2, 3, ...
+	}{
+		{Retry{Backoff: BackoffExponential, MinTime: s(1), MaxTime: s(60)},
+			[]time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}},
+		{Retry{Backoff: BackoffExponential, MinTime: s(10), MaxTime: s(25)},
+			[]time.Duration{10 * time.Second, 20 * time.Second, 25 * time.Second, 25 * time.Second}},
+		{Retry{Backoff: BackoffLinear, MinTime: s(2), MaxTime: s(5)},
+			[]time.Duration{2 * time.Second, 4 * time.Second, 5 * time.Second}},
+		{Retry{Backoff: BackoffConstant, MinTime: s(3), MaxTime: s(60)},
+			[]time.Duration{3 * time.Second, 3 * time.Second, 3 * time.Second}},
+		{Retry{Backoff: BackoffConstant, MinTime: s(3), MaxTime: s(1)},
+			[]time.Duration{time.Second}},
+		{Retry{Backoff: BackoffExponential, MinTime: 0, MaxTime: s(60)},
+			[]time.Duration{0, 0}},
+	}
+	for _, tt := range tests {
+		var got []time.Duration
+		for n := 1; n <= len(tt.want); n++ {
+			got = append(got, tt.r.Delay(n))
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("%+v (-want +got):\n%s", tt.r, diff)
+		}
+	}
+	// A huge attempt number must not overflow.
+	r := Retry{Backoff: BackoffExponential, MinTime: s(1), MaxTime: s(60)}
+	if d := r.Delay(500); d != 60*time.Second {
+		t.Errorf("Delay(500) = %s", d)
+	}
+}
+
+func TestParseCondition(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Condition
+		wantErr string
+	}{
+		{"success()", Condition{Status: StatusSuccess}, ""},
+		{" always() ", Condition{Status: StatusAlways}, ""},
+		{"failure()", Condition{Status: StatusFailure}, ""},
+		{"cancelled()", Condition{Status: StatusCancelled}, ""},
+		{"[ \"$A\" = b ]", Condition{Status: StatusSuccess, Command: "[ \"$A\" = b ]"}, ""},
+		{"always() && test -f x", Condition{Status: StatusAlways, Command: "test -f x"}, ""},
+		{"failure()&&true", Condition{Status: StatusFailure, Command: "true"}, ""},
+		{"a || b | c && 'd e'", Condition{Status: StatusSuccess, Command: "a || b | c && 'd e'"}, ""},
+		{"", Condition{}, `empty condition (use "always()" to run unconditionally)`},
+		{"alway()", Condition{}, `unknown status function "alway()" (did you mean "always()"?) (known: success(), failure(), always(), cancelled())`},
+		{"always() || true", Condition{}, "always() may only be followed by `&& COMMAND`, got \"|| true\""},
+		{"always() &&", Condition{}, "always() may only be followed by `&& COMMAND`, got \"&&\""},
+		{"echo 'open", Condition{}, "invalid bash in condition: 1:6: reached EOF without closing quote `'`"},
+	}
+	for _, tt := range tests {
+		got, err := ParseCondition(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || err.Error() != tt.wantErr {
+				t.Errorf("ParseCondition(%q) error = %v, want %q", tt.in, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParseCondition(%q): %v", tt.in, err)
+			continue
+		}
+		if got != tt.want {
+			t.Errorf("ParseCondition(%q) = %+v, want %+v", tt.in, got, tt.want)
+		}
+		if back, _ := ParseCondition(got.String()); back != got {
+			t.Errorf("String() of %q does not parse back: %q", tt.in, got.String())
+		}
+	}
+}
+
+func TestSuggest(t *testing.T) {
+	known := []string{"build", "test", "deploy", "lint"}
+	for in, want := range map[string]string{"biuld": "build", "tset": "test", "deplyo": "deploy", "zzz": "", "b": ""} {
+		if got := suggest(in, known); got != want {
+			t.Errorf("suggest(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestSelect(t *testing.T) {
+	plan, err := Compile("x.json", []byte(`{"version": 1, "name": "x", "jobs": {
+		"a": {"steps": [{"bash": "true"}]}, "b": {"needs": ["a"], "steps": [{"bash": "true"}]},
+		"c": {"needs": ["b"], "steps": [{"bash": "true"}]}, "d": {"steps": [{"bash": "true"}]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := Select(plan, []string{"b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, j := range sub.Jobs {
+		names = append(names, j.Name)
+	}
+	if diff := cmp.Diff([]string{"a", "b"}, names); diff != "" {
+		t.Error(diff)
+	}
+	if diff := cmp.Diff([][]string{{"a"}, {"b"}}, sub.Levels); diff != "" {
+		t.Error(diff)
+	}
+	if _, err := Select(plan, []string{"bb", "e"}); err == nil || err.Error() != "unknown job \"bb\" (did you mean \"b\"?)\nunknown job \"e\"" {
+		t.Errorf("Select unknown: %v", err)
+	}
+}

@@ -1,0 +1,44 @@
+package nixflow_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/nixflow/nixflow"
+
+// TestLayering enforces the import rules of the design (section 2), so that
+// the layering cannot rot silently: dag and the executor contract import
+// nothing of the project; the compiler knows no executor; executors know
+// nothing of the graph; only the command wires backends in.
+func TestLayering(t *testing.T) {
+	rules := []struct {
+		pkg     string
+		allowed []string // project packages it may depend on, transitively
+	}{
+		{"dag", nil},
+		{"executors", nil},
+		{"compiler", []string{"dag"}},
+		{"executors/local", []string{"executors"}},
+		{"executors/executortest", []string{"executors"}},
+		{"actions", []string{"compiler", "dag", "executors"}},
+	}
+	for _, r := range rules {
+		t.Run(r.pkg, func(t *testing.T) {
+			out, err := exec.Command("go", "list", "-deps", module+"/"+r.pkg).Output()
+			if err != nil {
+				t.Fatalf("go list: %v", err)
+			}
+			allowed := map[string]bool{module + "/" + r.pkg: true}
+			for _, a := range r.allowed {
+				allowed[module+"/"+a] = true
+			}
+			for _, dep := range strings.Fields(string(out)) {
+				if strings.HasPrefix(dep, module+"/") && !allowed[dep] {
+					t.Errorf("%s must not depend on %s", r.pkg, strings.TrimPrefix(dep, module+"/"))
+				}
+			}
+		})
+	}
+}
