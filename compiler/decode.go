@@ -163,6 +163,10 @@ func (d *decoder) timeout(n *node, p string) (v Duration, isNull, ok bool) {
 	case kindNull:
 		return 0, true, true
 	case kindNumber:
+		if strings.HasPrefix(n.num, "-") {
+			d.at(n, p, "must be greater than zero (use null for no timeout)")
+			return 0, false, false
+		}
 		v, ok = d.seconds(n, p)
 	case kindString:
 		t, err := time.ParseDuration(strings.TrimSpace(n.str))
@@ -205,16 +209,18 @@ func (d *decoder) env(n *node, p string) map[string]string {
 		return nil
 	}
 	out := make(map[string]string, len(n.fields))
+	seen := map[string]bool{}
 	for _, f := range n.fields {
 		fp := keyPath(p, f.key)
 		if !envName.MatchString(f.key) {
 			d.errorf(nil, f.offset, fp, "invalid variable name %q (letters, digits and _, not starting with a digit)", f.key)
 			continue
 		}
-		if _, dup := out[f.key]; dup {
+		if seen[f.key] {
 			d.errorf(nil, f.offset, fp, "duplicate variable")
 			continue
 		}
+		seen[f.key] = true
 		if s, ok := d.str(f.value, fp); ok {
 			out[f.key] = s
 		}
@@ -530,7 +536,11 @@ func (d *decoder) job(w *workflow, name string, n *node, p string) *Job {
 				continue
 			}
 			if names[s.Name] {
-				d.at(e, indexPath(sp, i), "duplicate step name %q in job %q", s.Name, name)
+				hint := ""
+				if e.kind == kindObject && e.get("name") == nil {
+					hint = " (the default name of this unnamed step; give it a name)"
+				}
+				d.at(e, indexPath(sp, i), "duplicate step name %q in job %q%s", s.Name, name, hint)
 			}
 			names[s.Name] = true
 			j.Steps = append(j.Steps, s)
@@ -634,6 +644,8 @@ func (d *decoder) deps(n *node, p string) []Dep {
 				continue
 			} else if s, ok := d.str(v, keyPath(ep, "path")); ok {
 				dep.Path = s
+			} else {
+				continue
 			}
 			if v := fields["drv"]; v != nil && v.kind != kindNull {
 				if s, ok := d.str(v, keyPath(ep, "drv")); ok {
@@ -695,7 +707,7 @@ func (d *decoder) executor(n *node, p string) Executor {
 		return e
 	}
 	e.Type = typ
-	if v := fields["name"]; v != nil {
+	if v := fields["name"]; v != nil && v.kind != kindNull {
 		e.Name, _ = d.nonEmpty(v, keyPath(p, "name"))
 	}
 	if v := fields["copyRepo"]; v != nil {
@@ -709,7 +721,7 @@ func (d *decoder) executor(n *node, p string) Executor {
 		return ""
 	}
 	reqStr := func(key string) string {
-		if fields[key] == nil {
+		if v := fields[key]; v == nil || v.kind == kindNull {
 			d.at(n, p, "missing required field %q for %s executor", key, article(typ))
 			return ""
 		}
@@ -762,8 +774,10 @@ func (d *decoder) executor(n *node, p string) Executor {
 			switch v.kind {
 			case kindBool:
 				s.NixCopy = map[bool]string{true: "always", false: "never"}[v.boolean]
-			default:
+			case kindString, kindNull:
 				s.NixCopy = enum("nixCopy", "auto", []string{"auto", "always", "never"})
+			default:
+				d.typeError(v, keyPath(p, "nixCopy"), `true, false, "auto", "always" or "never"`)
 			}
 		}
 		e.SSH = s
@@ -802,7 +816,13 @@ func (d *decoder) stringMap(n *node, p string) map[string]string {
 		return nil
 	}
 	out := map[string]string{}
+	seen := map[string]bool{}
 	for _, f := range n.fields {
+		if seen[f.key] {
+			d.errorf(nil, f.offset, keyPath(p, f.key), "duplicate key")
+			continue
+		}
+		seen[f.key] = true
 		if s, ok := d.str(f.value, keyPath(p, f.key)); ok {
 			out[f.key] = s
 		}
@@ -892,7 +912,7 @@ func (d *decoder) providers(n *node, p string) []Provider {
 			if v := need("names"); v != nil {
 				names, _ := d.stringList(v, keyPath(ep, "names"))
 				for k, name := range names {
-					if !envName.MatchString(name) {
+					if v.elems[k].kind == kindString && !envName.MatchString(name) {
 						d.at(v.elems[k], indexPath(keyPath(ep, "names"), k), "invalid variable name %q", name)
 					}
 				}
@@ -931,6 +951,8 @@ func (d *decoder) inputs(n *node, p string) []Input {
 				continue
 			} else if s, ok := d.str(v, keyPath(ep, "name")); ok {
 				in.Name = s
+			} else {
+				continue
 			}
 			if v := fields["path"]; v != nil {
 				if s, ok := d.relPath(v, keyPath(ep, "path")); ok {
@@ -952,8 +974,14 @@ func (d *decoder) outputs(n *node, p string) []Output {
 		return nil
 	}
 	var out []Output
+	seen := map[string]bool{}
 	for _, f := range n.fields {
 		fp := keyPath(p, f.key)
+		if seen[f.key] {
+			d.errorf(nil, f.offset, fp, "duplicate field")
+			continue
+		}
+		seen[f.key] = true
 		if !artifactName.MatchString(f.key) {
 			d.errorf(nil, f.offset, fp, "invalid artifact name %q (letters, digits, '_', '-' and '.')", f.key)
 			continue
