@@ -42,7 +42,7 @@ func (jr *jobRun) saveOutputs() error {
 		data := filepath.Join(dir, "data")
 		if err := jr.ws.CopyOut(ctx, o.Path, data); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				err = fmt.Errorf("output %q: path %q does not exist in the workspace: %w", o.Name, o.Path, fs.ErrNotExist)
+				err = &missingOutputError{name: o.Name, path: o.Path}
 			} else {
 				err = fmt.Errorf("output %q: save %q: %w", o.Name, o.Path, err)
 			}
@@ -90,3 +90,12 @@ func (jr *jobRun) restoreInputs() error {
 	}
 	return nil
 }
+
+// missingOutputError is a declared output that the job did not create.
+type missingOutputError struct{ name, path string }
+
+func (e *missingOutputError) Error() string {
+	return fmt.Sprintf("output %q: path %q does not exist in the workspace", e.name, e.path)
+}
+
+func (e *missingOutputError) Is(target error) bool { return target == fs.ErrNotExist }

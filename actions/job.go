@@ -114,16 +114,14 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 		res.Status, res.Domain, res.Reason = StatusFailure, d, e.opts.Masker.Mask(reason)
 	}
 
-	env, required, err := e.jobEnvironment(job)
-	if err != nil {
-		fail(DomainEnvironment, err.Error())
-		return
+	env := e.jobEnv[job.Name].clone()
+	for _, need := range job.Needs {
+		for k, v := range e.results[need].Outputs {
+			env[outputEnvName(need, k)] = v
+		}
 	}
+	e.opts.Overrides.apply(env)
 	jr.env = env
-	if err := checkRequired(env, required); err != nil {
-		fail(DomainEnvironment, err.Error())
-		return
-	}
 
 	// A bash condition runs on this machine, in the repository, before any
 	// workspace exists: a false condition costs no container or instance.
@@ -189,40 +187,53 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 	}
 }
 
-// jobEnvironment layers a job's environment below its steps: (for local
-// executors, nixflow's environment), workflow providers and env, job
-// providers and env, the outputs of the jobs it needs, and runtime
-// overrides. It returns the names required providers ask for.
-func (e *engine) jobEnvironment(job *compiler.Job) (envMap, []string, error) {
-	var env envMap
-	if job.Executor.Type == "local" {
-		env = fromList(e.opts.Environ)
-	} else {
-		env = envMap{}
-		host := fromList(e.opts.Environ)
-		for _, name := range e.opts.PassEnv {
-			if v, ok := host[name]; ok {
-				env[name] = v
+// prepareEnvironments runs every provider, the workflow's and each job's,
+// and checks every required name, before any job starts: a missing secret
+// stops the run at once, with every problem listed, not after an hour of
+// building. A job's environment here is, lowest first: nixflow's own
+// environment (local executors) or the --pass-env names (remote ones),
+// workflow providers and env, job providers and env, runtime overrides.
+func (e *engine) prepareEnvironments() error {
+	var err error
+	e.workEnv, err = resolveProviders(e.abort, "workflow", e.plan.EnvFrom, e.opts.RepoDir, e.opts.Environ)
+	if err != nil {
+		return err
+	}
+	e.addSecrets(e.workEnv.secrets)
+	host := fromList(e.opts.Environ)
+	e.jobEnv = make(map[string]envMap, len(e.plan.Jobs))
+	var errs []error
+	for _, job := range e.plan.Jobs {
+		jobProv, err := resolveProviders(e.abort, "job "+job.Name, job.EnvFrom, e.opts.RepoDir, e.opts.Environ)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		e.addSecrets(jobProv.secrets)
+		var env envMap
+		if job.Executor.Type == "local" {
+			env = host.clone()
+		} else {
+			env = envMap{}
+			for _, name := range e.opts.PassEnv {
+				if v, ok := host[name]; ok {
+					env[name] = v
+				}
 			}
 		}
-	}
-	env.set(e.workEnv.values)
-	env.set(e.plan.Env)
-	jobProv, err := resolveProviders(e.abort, "job "+job.Name, job.EnvFrom, e.opts.RepoDir, e.opts.Environ)
-	if err != nil {
-		return nil, nil, err
-	}
-	e.addSecrets(jobProv.secrets)
-	env.set(jobProv.values)
-	env.set(job.Env)
-	for _, need := range job.Needs {
-		for k, v := range e.results[need].Outputs {
-			env[outputEnvName(need, k)] = v
+		env.set(e.workEnv.values)
+		env.set(e.plan.Env)
+		env.set(jobProv.values)
+		env.set(job.Env)
+		e.jobEnv[job.Name] = env
+		check := env.clone()
+		e.opts.Overrides.apply(check)
+		required := append(append([]string(nil), e.workEnv.required...), jobProv.required...)
+		if err := checkRequired(check, required); err != nil {
+			errs = append(errs, fmt.Errorf("job %s: %w", job.Name, err))
 		}
 	}
-	e.opts.Overrides.apply(env)
-	required := append(append([]string(nil), e.workEnv.required...), jobProv.required...)
-	return env, required, nil
+	return errors.Join(errs...)
 }
 
 func (e *engine) hostCondition(ctx context.Context, job *compiler.Job, cmd string, env envMap) (int, error) {

@@ -2,6 +2,7 @@ package actions
 
 import (
 	"bytes"
+	"strings"
 	"sync"
 	"time"
 )
@@ -18,13 +19,16 @@ const tailLines = 20
 // Close. It is safe for one writer; the tail it keeps is shared by a
 // step's two streams and guarded by their common lock.
 type lineWriter struct {
-	sink   Sink
-	mask   *Masker
-	tmpl   Event
-	buf    []byte
-	tail   *tail
-	now    func() time.Time
-	events []Event
+	sink Sink
+	mask *Masker
+	// announce, if set, receives the value of a ::add-mask::VALUE line;
+	// it is masked from that line on, the very next line included.
+	announce func(value string)
+	tmpl     Event
+	buf      []byte
+	tail     *tail
+	now      func() time.Time
+	events   []Event
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
@@ -64,8 +68,20 @@ func (w *lineWriter) line() {
 	w.buf = w.buf[:0]
 }
 
+// addMask starts a line that announces a value to mask.
+const addMask = "::add-mask::"
+
 func (w *lineWriter) add(line []byte) {
-	text := w.mask.Mask(string(bytes.TrimSuffix(line, []byte{'\r'})))
+	raw := string(bytes.TrimSuffix(line, []byte{'\r'}))
+	var text string
+	if v, ok := strings.CutPrefix(strings.TrimSpace(raw), addMask); ok && w.announce != nil {
+		if v != "" {
+			w.announce(v)
+		}
+		text = addMask + "***"
+	} else {
+		text = w.mask.Mask(raw)
+	}
 	e := w.tmpl
 	e.Time = w.now()
 	e.Message = text

@@ -78,13 +78,15 @@ func TestMasker(t *testing.T) {
 	m.Add("secret")
 	m.Add("secret-longer")
 	m.Add("line one\nline two")
+	m.Add("abcd")
+	m.Add("cdefgh")
 	for in, want := range map[string]string{
 		"no sec-rets here":                   "no sec-rets here",
 		"substrings are masked too: secrets": "substrings are masked too: ***s",
 		"abc is too short to mask":           "abc is too short to mask",
 		"x secret y":                         "x *** y",
 		"secret-longer":                      "***",
-		"secretsecret":                       "******",
+		"secretsecret":                       "***",
 		"line one then line two":             "*** then ***",
 	} {
 		if got := m.Mask(in); got != want {

@@ -13,11 +13,13 @@ const minSecretLen = 4
 // Masker replaces secret values by *** in text. Values are added as they
 // become known (from providers, or announced by a step with
 // ::add-mask::VALUE) and masking applies from then on. A multi-line value
-// is masked line by line. It is safe for concurrent use.
+// is masked line by line. Where secrets overlap, the union of their
+// occurrences is masked as one, so that no part of either shows. It is safe
+// for concurrent use.
 type Masker struct {
-	mu       sync.RWMutex
-	values   map[string]bool
-	replacer *strings.Replacer
+	mu     sync.RWMutex
+	values map[string]bool
+	sorted []string // longest first
 }
 
 // NewMasker returns a masker with no secrets.
@@ -26,7 +28,7 @@ func NewMasker() *Masker {
 }
 
 // Add registers a secret value. It reports false, and masks nothing, for
-// a value shorter than the minimum length.
+// a value (or a line of it) shorter than the minimum length.
 func (m *Masker) Add(value string) bool {
 	ok := true
 	m.mu.Lock()
@@ -42,51 +44,63 @@ func (m *Masker) Add(value string) bool {
 		}
 		if !m.values[line] {
 			m.values[line] = true
-			m.replacer = nil
+			m.sorted = append(m.sorted, line)
+			sort.Slice(m.sorted, func(i, j int) bool {
+				if len(m.sorted[i]) != len(m.sorted[j]) {
+					return len(m.sorted[i]) > len(m.sorted[j])
+				}
+				return m.sorted[i] < m.sorted[j]
+			})
 		}
 	}
 	return ok
 }
 
-// Mask returns s with every secret replaced by ***.
+// Mask returns s with every occurrence of every secret replaced by ***.
 func (m *Masker) Mask(s string) string {
 	if m == nil {
 		return s
 	}
 	m.mu.RLock()
-	r := m.replacer
-	n := len(m.values)
+	secrets := m.sorted
 	m.mu.RUnlock()
-	if n == 0 {
+	if len(secrets) == 0 || len(s) < minSecretLen {
 		return s
 	}
-	if r == nil {
-		r = m.build()
-	}
-	return r.Replace(s)
-}
-
-func (m *Masker) build() *strings.Replacer {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.replacer != nil {
-		return m.replacer
-	}
-	// Longest first, so that a secret containing another is masked whole.
-	vals := make([]string, 0, len(m.values))
-	for v := range m.values {
-		vals = append(vals, v)
-	}
-	sort.Slice(vals, func(i, j int) bool {
-		if len(vals[i]) != len(vals[j]) {
-			return len(vals[i]) > len(vals[j])
+	// Mark every byte covered by an occurrence, then replace each run of
+	// marked bytes by one ***.
+	var covered []bool
+	for _, sec := range secrets {
+		for from := 0; from+len(sec) <= len(s); {
+			i := strings.Index(s[from:], sec)
+			if i < 0 {
+				break
+			}
+			if covered == nil {
+				covered = make([]bool, len(s))
+			}
+			start := from + i
+			for k := start; k < start+len(sec); k++ {
+				covered[k] = true
+			}
+			from = start + 1
 		}
-		return vals[i] < vals[j]
-	})
-	pairs := make([]string, 0, 2*len(vals))
-	for _, v := range vals {
-		pairs = append(pairs, v, "***")
 	}
-	m.replacer = strings.NewReplacer(pairs...)
-	return m.replacer
+	if covered == nil {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); {
+		if !covered[i] {
+			b.WriteByte(s[i])
+			i++
+			continue
+		}
+		b.WriteString("***")
+		for i < len(s) && covered[i] {
+			i++
+		}
+	}
+	return b.String()
 }

@@ -3,6 +3,7 @@ package actions
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/joho/godotenv"
@@ -126,23 +128,77 @@ func runProvider(ctx context.Context, p compiler.Provider, dir string, environ [
 	return nil, fmt.Errorf("unknown provider type %q", p.Type)
 }
 
-// runSops decrypts a sops file to KEY=VALUE lines.
+// runSops decrypts a sops file (yaml, json, dotenv or ini) and returns its
+// values as variables. Nested keys are flattened, joined with '_'
+// (db: {password: x} gives db_password), list items by index (hosts_0).
 func runSops(ctx context.Context, file, format string, environ []string) (map[string]string, error) {
 	if _, err := exec.LookPath("sops"); err != nil {
 		return nil, errors.New("the sops binary is not on PATH")
 	}
-	cmd := exec.CommandContext(ctx, "sops", "--decrypt", "--input-type", format, "--output-type", "dotenv", file)
+	cmd := exec.CommandContext(ctx, "sops", "--decrypt", "--input-type", format, "--output-type", "json", file)
 	cmd.Env = environ
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("sops --decrypt: %v%s", err, stderrHint(stderr.String()))
 	}
-	vals, err := godotenv.UnmarshalBytes(stdout.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("parse the decrypted file: %w", err)
+	dec := json.NewDecoder(&stdout)
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("read the decrypted file: %w", err)
+	}
+	top, ok := doc.(map[string]any)
+	if !ok {
+		return nil, errors.New("the decrypted file is not a mapping of names to values")
+	}
+	vals := map[string]string{}
+	if err := flatten("", top, vals); err != nil {
+		return nil, err
 	}
 	return vals, nil
+}
+
+// flatten turns nested values into variables. It names keys in errors,
+// never values.
+func flatten(prefix string, v any, out map[string]string) error {
+	join := func(k string) string {
+		if prefix == "" {
+			return k
+		}
+		return prefix + "_" + k
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		for k, child := range v {
+			if err := flatten(join(k), child, out); err != nil {
+				return err
+			}
+		}
+		return nil
+	case []any:
+		for i, child := range v {
+			if err := flatten(join(strconv.Itoa(i)), child, out); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if !validName(prefix) {
+		return fmt.Errorf("key %q is not a valid variable name (letters, digits and _, not starting with a digit)", prefix)
+	}
+	if _, dup := out[prefix]; dup {
+		return fmt.Errorf("two keys flatten to the same variable %q", prefix)
+	}
+	switch v := v.(type) {
+	case nil:
+		out[prefix] = ""
+	case string:
+		out[prefix] = v
+	default:
+		out[prefix] = fmt.Sprint(v)
+	}
+	return nil
 }
 
 // stderrHint keeps the last line of a command's stderr for an error message.

@@ -126,6 +126,9 @@ type engine struct {
 	log     hclog.Logger
 	now     func() time.Time
 	workEnv *providerResult
+	// jobEnv holds each job's environment below its needs' outputs and
+	// its steps, resolved before any job starts.
+	jobEnv map[string]envMap
 
 	mu        sync.Mutex
 	executors map[string]executors.Executor
@@ -184,15 +187,11 @@ func Run(cancel, abort context.Context, plan *compiler.Plan, opts Options) (*Res
 	res := &Result{RunID: opts.RunID, Name: plan.Name, Started: e.now()}
 	e.emit(Event{Event: EventRunStart, Message: plan.Name})
 
-	e.workEnv, err = resolveProviders(abort, "workflow", plan.EnvFrom, opts.RepoDir, opts.Environ)
-	if err == nil {
-		e.addSecrets(e.workEnv.secrets)
-	}
-	if err != nil {
+	if err := e.prepareEnvironments(); err != nil {
 		res.Err, res.Domain = opts.Masker.Mask(err.Error()), DomainEnvironment
 		for _, j := range plan.Jobs {
 			r := e.results[j.Name]
-			r.Status, r.Reason = StatusSkipped, "workflow environment failed"
+			r.Status, r.Reason = StatusSkipped, "the environment could not be prepared"
 		}
 	} else {
 		g.Walk(abort, dag.WalkOptions{MaxParallel: opts.MaxParallel, Levels: opts.Levels}, e.visit)

@@ -112,6 +112,9 @@ func (c *Console) appendText(b []byte, e *Event) []byte {
 		msg = c.result(e, "step")
 	case EventStepRetry, EventWarning:
 		msg = c.paint(ansiYel, e.Message)
+		if e.Job == "" {
+			return append(append(append(b, "warning: "...), msg...), '\n')
+		}
 	default:
 		return b
 	}

@@ -313,37 +313,14 @@ func (o *stepOutput) close() {
 func (jr *jobRun) outputs(step string) *stepOutput {
 	e := jr.e
 	t := &tail{}
-	sink := &maskAnnouncer{e: e, job: jr.job.Name}
+	announce := func(v string) { e.addSecrets([]string{v}) }
 	mk := func(stream string) *lineWriter {
 		return &lineWriter{
-			sink: sink, mask: e.opts.Masker, tail: t, now: e.now,
+			sink: e.opts.Sink, mask: e.opts.Masker, announce: announce, tail: t, now: e.now,
 			tmpl: Event{Run: e.opts.RunID, Job: jr.job.Name, Step: step, Event: EventOutput, Stream: stream},
 		}
 	}
 	return &stepOutput{stdout: mk("stdout"), stderr: mk("stderr"), tail: t}
-}
-
-// maskAnnouncer passes output on, after taking note of ::add-mask::VALUE
-// lines: the value is masked from then on, and the line itself is shown
-// without it.
-type maskAnnouncer struct {
-	e   *engine
-	job string
-}
-
-const addMask = "::add-mask::"
-
-func (m *maskAnnouncer) Emit(events ...Event) {
-	for i := range events {
-		msg := events[i].Message
-		if v, ok := strings.CutPrefix(strings.TrimSpace(msg), addMask); ok {
-			if v != "" {
-				m.e.addSecrets([]string{v})
-			}
-			events[i].Message = addMask + "***"
-		}
-	}
-	m.e.opts.Sink.Emit(events...)
 }
 
 // readControl reads what the last step appended to JOB_ENV, JOB_PATH and
@@ -362,6 +339,9 @@ func (jr *jobRun) readControl() error {
 			return fmt.Errorf("read %s: %w", strings.ToUpper("job_"+f), err)
 		}
 		data, err := os.ReadFile(dst)
+		// The copy may hold secrets a step exported: it never stays in the
+		// run directory.
+		os.Remove(dst)
 		if err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/nixflow/nixflow/actions"
 	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/executors/local"
 )
 
 type runFlags struct {
@@ -33,6 +35,7 @@ type runFlags struct {
 	interruptGrace time.Duration
 	terminateGrace time.Duration
 	repo           string
+	artifactsDir   string
 }
 
 func (a *app) runCommand() *cobra.Command {
@@ -61,6 +64,7 @@ Exit status: 0 all jobs succeeded (allowed failures included), 1 a job failed,
 	fl.BoolVar(&f.keepWorkspace, "keep-workspace", false, "keep job workspaces in the run directory after the run")
 	fl.DurationVar(&f.interruptGrace, "interrupt-grace", 7500*time.Millisecond, "on cancellation, how long steps get after SIGINT before SIGTERM")
 	fl.DurationVar(&f.terminateGrace, "terminate-grace", 2500*time.Millisecond, "how long steps get after SIGTERM before SIGKILL")
+	fl.StringVar(&f.artifactsDir, "artifacts-dir", "", "at the end, copy every artifact of the run to DIR/<name>")
 	fl.StringVar(&f.repo, "repo", "", "the working tree jobs start from (default: the git work tree of the current directory, else the current directory)")
 	return cmd
 }
@@ -122,6 +126,13 @@ func (a *app) run(args []string, f *runFlags) error {
 		summaryOut = a.stderr
 	}
 	writeSummary(summaryOut, res, opts.Masker, a.colorful(summaryOut))
+	if f.artifactsDir != "" {
+		n, err := exportArtifacts(opts.RunDir, f.artifactsDir)
+		if err != nil {
+			return infraError(fmt.Errorf("export artifacts: %w", err))
+		}
+		fmt.Fprintf(summaryOut, "artifacts: %s exported to %s\n", plural(n, "artifact", "artifacts"), f.artifactsDir)
+	}
 	code := exitCode(res)
 	if code != ExitOK {
 		return &exitError{code: code, quiet: true}
@@ -282,4 +293,44 @@ func writePlanFile(path string, plan *compiler.Plan) error {
 		return fmt.Errorf("write the plan: %w", err)
 	}
 	return nil
+}
+
+// exportArtifacts copies every artifact of a run to dir/<name>.
+func exportArtifacts(runDir, dir string) (int, error) {
+	entries, err := os.ReadDir(filepath.Join(runDir, "artifacts"))
+	if os.IsNotExist(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		src := filepath.Join(runDir, "artifacts", e.Name(), "data")
+		if _, err := os.Lstat(src); err != nil {
+			continue
+		}
+		// Every artifact becomes a directory named after it: a directory's
+		// contents land in it, a file lands in it under its own name.
+		dst := filepath.Join(dir, e.Name())
+		if err := os.RemoveAll(dst); err != nil {
+			return n, err
+		}
+		if fi, err := os.Stat(src); err == nil && !fi.IsDir() {
+			var meta struct{ Path string }
+			raw, err := os.ReadFile(filepath.Join(runDir, "artifacts", e.Name(), "meta.json"))
+			if err == nil {
+				err = json.Unmarshal(raw, &meta)
+			}
+			if err != nil {
+				return n, fmt.Errorf("%s: %w", e.Name(), err)
+			}
+			dst = filepath.Join(dst, filepath.Base(meta.Path))
+		}
+		if err := local.CopyPath(context.Background(), src, dst); err != nil {
+			return n, fmt.Errorf("%s: %w", e.Name(), err)
+		}
+		n++
+	}
+	return n, nil
 }

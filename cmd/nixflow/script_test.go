@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/nixflow/nixflow/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -44,8 +47,10 @@ func scriptParams(dir string) testscript.Params {
 		Condition: func(cond string) (bool, error) {
 			switch cond {
 			case "setsid":
-				_, err := os.Stat("/usr/bin/setsid")
+				_, err := exec.LookPath("setsid")
 				return err == nil, nil
+			case "sops":
+				return tool("sops", "sops", "age-keygen")
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
@@ -105,6 +110,21 @@ func cmdDead(ts *testscript.TestScript, neg bool, args []string) {
 			}
 		}
 	}
+}
+
+// tool reports whether the binaries of an outside tool are on PATH. A tool
+// listed in NIXFLOW_TEST_REQUIRE must be there: its absence is an error,
+// so that a script gated on it fails instead of skipping.
+func tool(name string, binaries ...string) (bool, error) {
+	for _, b := range binaries {
+		if _, err := exec.LookPath(b); err != nil {
+			if testenv.Required(name) {
+				return false, fmt.Errorf("%s is required (NIXFLOW_TEST_REQUIRE) but %s is not on PATH", name, b)
+			}
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 func processAlive(pid int) bool {

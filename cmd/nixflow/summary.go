@@ -76,7 +76,10 @@ func writeSummary(w io.Writer, res *actions.Result, masker *actions.Masker, colo
 
 	var parts []string
 	if res.Err != "" {
-		fmt.Fprintf(w, "\n%s %s\n", paint("\x1b[31m", "✗"), res.Err)
+		fmt.Fprintln(w)
+		for _, line := range strings.Split(res.Err, "\n") {
+			fmt.Fprintf(w, "%s %s\n", paint("\x1b[31m", "✗"), line)
+		}
 		domains[res.Domain] = true
 	}
 	if failed > 0 {

@@ -168,3 +168,33 @@ func copySymlink(src *os.Root, srcName string, dst *os.Root, dstName string) err
 func permBits(mode fs.FileMode) fs.FileMode {
 	return mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
 }
+
+// CopyPath copies the host path src (a file, a symbolic link, which is
+// followed, or a directory tree) to the host path dst, creating dst's
+// parents, with the rules of copyTree: modes, symbolic links inside the
+// tree and empty directories are kept. nixflow uses it to export a run's
+// artifacts.
+func CopyPath(ctx context.Context, src, dst string) error {
+	srcRoot, err := os.OpenRoot(filepathDir(src))
+	if err != nil {
+		return err
+	}
+	defer srcRoot.Close()
+	if err := os.MkdirAll(filepathDir(dst), 0o755); err != nil {
+		return err
+	}
+	dstRoot, err := os.OpenRoot(filepathDir(dst))
+	if err != nil {
+		return err
+	}
+	defer dstRoot.Close()
+	return copyTree(ctx, srcRoot, path.Base(src), true, dstRoot, path.Base(dst), nil)
+}
+
+func filepathDir(p string) string {
+	d := path.Dir(path.Clean(p))
+	if d == "" {
+		return "."
+	}
+	return d
+}

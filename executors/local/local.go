@@ -319,11 +319,14 @@ func (w *workspace) Teardown(ctx context.Context, keep bool) error {
 		// Run kills whatever it started within a bounded time; go ahead
 		// and let removal report what it cannot remove.
 	}
-	if keep {
-		return nil
+	// The temp dir goes even when the workspace is kept: it holds the
+	// control files (JOB_ENV may carry secrets) and nothing of the user's.
+	dirs := []string{w.tempDir}
+	if !keep {
+		dirs = append(dirs, w.dir)
 	}
 	var errs []error
-	for _, dir := range []string{w.dir, w.tempDir} {
+	for _, dir := range dirs {
 		if err := removeTree(dir); err != nil {
 			errs = append(errs, fmt.Errorf("remove %q: %w", dir, err))
 		}
