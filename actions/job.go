@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/nixflow/nixflow/compiler"
@@ -140,6 +141,11 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 		}
 	}
 
+	if err := e.realiseDeps(jr); err != nil {
+		fail(DomainBuild, err.Error())
+		return
+	}
+
 	x, err := e.executor(job.Executor)
 	if err != nil {
 		fail(DomainExecutor, fmt.Sprintf("executor %s: %v", job.Executor.Type, err))
@@ -248,4 +254,48 @@ func (e *engine) hostCondition(ctx context.Context, job *compiler.Job, cmd strin
 		}
 	}
 	return code, nil
+}
+
+// realiseDeps builds the deps of the job's steps whose store paths do not
+// exist yet, alongside the other running jobs.
+func (e *engine) realiseDeps(jr *jobRun) error {
+	var drvs, missing []string
+	seen := map[string]bool{}
+	for _, s := range jr.job.Steps {
+		for _, d := range s.Deps {
+			if seen[d.Path] {
+				continue
+			}
+			seen[d.Path] = true
+			if _, err := os.Stat(d.Path); err == nil {
+				continue
+			}
+			if d.Drv == "" {
+				missing = append(missing, d.Path)
+				continue
+			}
+			drvs = append(drvs, d.Drv)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("dependency %s does not exist and has no derivation to build it", strings.Join(missing, ", "))
+	}
+	if len(drvs) == 0 {
+		return nil
+	}
+	if e.opts.Realise == nil {
+		return fmt.Errorf("dependencies not built and no way to build them here: %s", strings.Join(drvs, ", "))
+	}
+	e.emit(Event{Job: jr.job.Name, Event: EventWarning, Message: "building " + plural(len(drvs), "dependency", "dependencies")})
+	log := func(line string) {
+		e.emit(Event{Job: jr.job.Name, Step: "(build)", Event: EventOutput, Stream: "stderr", Message: line})
+	}
+	return e.opts.Realise(jr.interrupt(), drvs, log)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

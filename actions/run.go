@@ -44,6 +44,10 @@ type Options struct {
 	// step: SIGINT (cancellation) or SIGTERM (timeout) first, then SIGTERM,
 	// then SIGKILL.
 	InterruptGrace, TerminateGrace time.Duration
+	// Realise builds the derivations of steps' deps whose outputs are
+	// missing, before the job's workspace is prepared; its error is a
+	// build failure. Build output goes to log. Nil: missing deps fail.
+	Realise func(ctx context.Context, drvs []string, log func(line string)) error
 	// TeardownTimeout bounds each executor teardown.
 	TeardownTimeout time.Duration
 	Sink            Sink

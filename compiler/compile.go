@@ -35,6 +35,20 @@ func Compile(file string, data []byte) (*Plan, error) {
 	return plan, nil
 }
 
+// CompileGenerated compiles a graph that a tool generated from source (a
+// Nix workflow): line and column in the generated text mean nothing to the
+// user, so errors name the source and the JSON path only.
+func CompileGenerated(source string, data []byte) (*Plan, error) {
+	plan, err := Compile(source, data)
+	var list ErrorList
+	if errors.As(err, &list) {
+		for _, e := range list {
+			e.Line, e.Col = 0, 0
+		}
+	}
+	return plan, err
+}
+
 // checkGraph checks what spans jobs: needs, cycles and artifacts, then
 // orders the jobs and computes their levels.
 func (d *decoder) checkGraph(w *workflow) {

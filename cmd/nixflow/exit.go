@@ -50,6 +50,13 @@ func infraError(err error, hints ...string) error {
 	return &exitError{code: ExitInfra, err: err, hints: hints}
 }
 
+// detailed is an error made of a headline and a tool's report (Nix's
+// evaluation errors).
+type detailed interface {
+	Headline() string
+	Details() string
+}
+
 // report prints an error the way every nixflow error is printed:
 // `error: ...` lines (one per problem), then `hint: ...` lines, and
 // returns the exit status.
@@ -65,8 +72,18 @@ func report(stderr io.Writer, err error) int {
 			return code
 		}
 	}
-	for _, line := range strings.Split(err.Error(), "\n") {
-		fmt.Fprintf(stderr, "error: %s\n", line)
+	var d detailed
+	if errors.As(err, &d) {
+		// One problem with a tool's own report under it, indented.
+		fmt.Fprintf(stderr, "error: %s\n", d.Headline())
+		for _, line := range strings.Split(strings.TrimRight(d.Details(), "\n"), "\n") {
+			fmt.Fprintf(stderr, "  %s\n", line)
+		}
+	} else {
+		// One line per problem.
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "error: %s\n", line)
+		}
 	}
 	if ee != nil {
 		for _, h := range ee.hints {

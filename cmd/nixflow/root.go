@@ -62,6 +62,7 @@ in parallel as their needs allow, on this machine, in containers, over SSH or on
 		a.logsCommand(),
 		a.gcCommand(),
 		a.versionCommand(),
+		a.initCommand(),
 	)
 	return root
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/nixflow/nixflow/actions"
 	"github.com/nixflow/nixflow/compiler"
 	"github.com/nixflow/nixflow/executors/local"
+	"github.com/nixflow/nixflow/nixeval"
 )
 
 type runFlags struct {
@@ -202,8 +203,11 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 		InterruptGrace:  f.interruptGrace,
 		TerminateGrace:  f.terminateGrace,
 		TeardownTimeout: 2 * time.Minute,
-		Masker:          masker,
-		Logger:          a.log,
+		Realise: func(ctx context.Context, drvs []string, log func(string)) error {
+			return nixeval.Realise(ctx, drvs, a.environ, log)
+		},
+		Masker: masker,
+		Logger: a.log,
 	}
 	return opts, nil
 }

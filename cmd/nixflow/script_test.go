@@ -29,6 +29,9 @@ func TestScript(t *testing.T) {
 	testscript.Run(t, scriptParams("../../testdata/script"))
 }
 
+// nixlibDir is the Nix library of this source tree.
+var nixlibDir, _ = filepath.Abs("../../nixlib")
+
 func scriptParams(dir string) testscript.Params {
 	return testscript.Params{
 		Dir:                 dir,
@@ -37,7 +40,13 @@ func scriptParams(dir string) testscript.Params {
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("XDG_STATE_HOME", filepath.Join(env.WorkDir, ".state"))
 			env.Setenv("HOME", filepath.Join(env.WorkDir, ".home"))
+			env.Setenv("XDG_CACHE_HOME", filepath.Join(env.WorkDir, ".cache"))
 			env.Setenv("NO_COLOR", "")
+			// Nix here has no binary cache to reach, and flakes are still
+			// "experimental" on older versions.
+			env.Setenv("NIX_CONFIG", "substituters =\nexperimental-features = nix-command flakes")
+			// Scripts that write flakes refer to the library in this tree.
+			env.Setenv("NIXFLOW_NIXLIB", nixlibDir)
 			return os.MkdirAll(filepath.Join(env.WorkDir, ".home"), 0o755)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -51,6 +60,8 @@ func scriptParams(dir string) testscript.Params {
 				return err == nil, nil
 			case "sops":
 				return tool("sops", "sops", "age-keygen")
+			case "nix":
+				return tool("nix", "nix", "nix-instantiate", "nix-store")
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},

@@ -27,6 +27,22 @@ func (a *app) stateDir() (string, error) {
 	return filepath.Join(home, ".local", "state", "nixflow"), nil
 }
 
+// cacheDir is where nixflow keeps what it can make again:
+// $XDG_CACHE_HOME/nixflow, by default ~/.cache/nixflow.
+func (a *app) cacheDir() (string, error) {
+	if d := a.getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "nixflow"), nil
+	}
+	home := a.getenv("HOME")
+	if home == "" {
+		var err error
+		if home, err = os.UserHomeDir(); err != nil {
+			return "", infraError(fmt.Errorf("find the cache directory: %w", err), "set XDG_CACHE_HOME")
+		}
+	}
+	return filepath.Join(home, ".cache", "nixflow"), nil
+}
+
 func (a *app) runsDir() (string, error) {
 	d, err := a.stateDir()
 	if err != nil {

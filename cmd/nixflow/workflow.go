@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/nixeval"
 )
 
 // workflowFlags are the flags that select and narrow a workflow, shared by
@@ -23,18 +25,22 @@ func (f *workflowFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&f.jobs, "job", nil, "run only this job and what it needs (repeatable)")
 }
 
-// loadPlan reads and compiles the workflow named by args (a .json file, or
-// - for standard input) and narrows it to the selected jobs.
+// loadPlan reads the workflow named by args, evaluating it first when it
+// is written in Nix, compiles it and narrows it to the selected jobs.
 func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) {
 	src := ""
 	if len(args) > 0 {
 		src = args[0]
 	}
-	name, data, err := a.readWorkflow(src)
+	name, data, generated, err := a.readWorkflow(src)
 	if err != nil {
 		return nil, err
 	}
-	plan, err := compiler.Compile(name, data)
+	compile := compiler.Compile
+	if generated {
+		compile = compiler.CompileGenerated
+	}
+	plan, err := compile(name, data)
 	if err != nil {
 		var list compiler.ErrorList
 		if errors.As(err, &list) {
@@ -51,24 +57,76 @@ func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) 
 	return plan, nil
 }
 
-func (a *app) readWorkflow(src string) (string, []byte, error) {
+// readWorkflow returns the JSON job graph of a workflow: a .json file, -
+// for standard input, a .nix file, or a flake output (".#ci"). With no
+// argument it looks for ./ci.nix, then the ci output of ./flake.nix.
+// generated reports whether the JSON was made by evaluating Nix.
+func (a *app) readWorkflow(src string) (name string, data []byte, generated bool, err error) {
+	if src == "" {
+		switch {
+		case fileExists("ci.nix"):
+			src = "ci.nix"
+		case fileExists("flake.nix"):
+			src = ".#ci"
+		default:
+			return "", nil, false, usageError(errors.New("no workflow given, and no ci.nix or flake.nix here"),
+				"give one: nixflow run ci.nix, nixflow run .#ci, nixflow run graph.json (or - for standard input)",
+				"or start one: nixflow init")
+		}
+	}
 	switch {
 	case src == "-":
 		data, err := io.ReadAll(a.stdin)
 		if err != nil {
-			return "", nil, usageError(fmt.Errorf("read standard input: %w", err))
+			return "", nil, false, usageError(fmt.Errorf("read standard input: %w", err))
 		}
-		return "<stdin>", data, nil
-	case src == "":
-		return "", nil, usageError(errors.New("no workflow given"),
-			"give a JSON job graph: nixflow run ci.json (or - to read it from standard input)")
+		return "<stdin>", data, false, nil
 	case strings.HasSuffix(src, ".json"):
 		data, err := os.ReadFile(src)
 		if err != nil {
-			return "", nil, usageError(fmt.Errorf("read workflow: %w", err))
+			return "", nil, false, usageError(fmt.Errorf("read workflow: %w", err))
 		}
-		return filepath.Clean(src), data, nil
+		return filepath.Clean(src), data, false, nil
+	case strings.HasSuffix(src, ".nix"):
+		if !fileExists(src) {
+			return "", nil, false, usageError(fmt.Errorf("read workflow: %s: no such file", src))
+		}
+		data, err := a.evaluate(func(ctx context.Context, opts nixeval.Options) ([]byte, error) {
+			return nixeval.File(ctx, src, opts)
+		})
+		return src, data, true, err
+	case strings.Contains(src, "#"):
+		data, err := a.evaluate(func(ctx context.Context, opts nixeval.Options) ([]byte, error) {
+			return nixeval.Flake(ctx, src, opts)
+		})
+		return src, data, true, err
 	default:
-		return "", nil, usageError(fmt.Errorf("cannot read workflow %q: expected a .json job graph or - for standard input", src))
+		return "", nil, false, usageError(fmt.Errorf("cannot read workflow %q: expected a .nix file, a flake output (.#ci), a .json job graph, or - for standard input", src))
 	}
+}
+
+// evaluate runs a Nix evaluation and sorts its failures: an evaluation
+// error is the user's (exit 2), a missing Nix is the machine's (exit 3).
+func (a *app) evaluate(eval func(context.Context, nixeval.Options) ([]byte, error)) ([]byte, error) {
+	cache, err := a.cacheDir()
+	if err != nil {
+		return nil, err
+	}
+	data, err := eval(context.Background(), nixeval.Options{CacheDir: cache, Env: a.environ})
+	var evalErr *nixeval.EvalError
+	var missing *nixeval.NixMissingError
+	switch {
+	case errors.As(err, &evalErr):
+		return nil, usageError(err, "this is an evaluation error: the workflow's Nix code failed, nothing ran")
+	case errors.As(err, &missing):
+		return nil, infraError(err, "install Nix (https://nixos.org/download), or give a .json job graph")
+	case err != nil:
+		return nil, infraError(err)
+	}
+	return data, nil
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && !fi.IsDir()
 }

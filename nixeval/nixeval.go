@@ -1,0 +1,190 @@
+// Package nixeval turns a workflow written in Nix into the JSON job graph
+// the compiler reads: a .nix file, evaluated with nix-instantiate and the
+// embedded nixflow library passed in, or a flake output, evaluated with
+// nix eval. It also realises the derivations steps depend on.
+package nixeval
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/nixflow/nixflow/nixlib"
+)
+
+// EvalError is a workflow whose Nix code failed to evaluate. Its message
+// is Nix's own, which names the file and position.
+type EvalError struct {
+	// Source is the workflow as the user named it.
+	Source string
+	// Output is what Nix printed on stderr.
+	Output string
+}
+
+// Headline is the one-line summary of the error.
+func (e *EvalError) Headline() string { return fmt.Sprintf("evaluation error in %s:", e.Source) }
+
+// Details is what Nix said.
+func (e *EvalError) Details() string { return e.Output }
+
+func (e *EvalError) Error() string {
+	return fmt.Sprintf("evaluation error in %s:\n%s", e.Source, strings.TrimRight(e.Output, "\n"))
+}
+
+// NixMissingError reports that the nix tools are not installed.
+type NixMissingError struct{ Tool string }
+
+func (e *NixMissingError) Error() string {
+	return fmt.Sprintf("%s is not on PATH: evaluating Nix workflows needs Nix", e.Tool)
+}
+
+// evalExpr evaluates a workflow file: a function taking any of
+// { nixflow, pkgs, nixactions } (given only what it asks for, so that a
+// function without `...` works), or a plain value; a mkWorkflow result
+// gives its .plan, anything else is taken as the graph itself. pkgs is
+// <nixpkgs> when the search path has it, else null.
+const evalExpr = `{ file, lib }:
+let
+  found = builtins.tryEval (builtins.findFile builtins.nixPath "nixpkgs");
+  pkgs = if found.success then import found.value { } else null;
+  nixflow = import lib { inherit pkgs; };
+  args = { inherit nixflow pkgs; nixactions = nixflow; };
+  raw = import file;
+  value = if builtins.isFunction raw
+    then raw (builtins.intersectAttrs (builtins.functionArgs raw) args)
+    else raw;
+in
+  if builtins.isAttrs value && value ? plan then value.plan else value
+`
+
+// Options configure evaluation.
+type Options struct {
+	// CacheDir is where the embedded library is written for Nix to import.
+	CacheDir string
+	// Env is the environment of the nix commands (nil: nixflow's own).
+	Env []string
+}
+
+// File evaluates a .nix workflow file and returns its JSON job graph.
+// Evaluation writes the .drv files of the steps' deps to the store, so
+// that they can be realised later.
+func File(ctx context.Context, path string, opts Options) ([]byte, error) {
+	bin, err := exec.LookPath("nix-instantiate")
+	if err != nil {
+		return nil, &NixMissingError{Tool: "nix-instantiate"}
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	lib, err := nixlib.Materialize(opts.CacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("write the nixflow library to %s: %w", opts.CacheDir, err)
+	}
+	exprFile := filepath.Join(lib, "..", "eval-"+nixlib.Hash()+".nix")
+	if _, err := os.Stat(exprFile); err != nil {
+		if err := os.WriteFile(exprFile, []byte(evalExpr), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	cmd := exec.CommandContext(ctx, bin, "--eval", "--strict", "--json", "--read-write-mode",
+		"--argstr", "file", abs, "--argstr", "lib", lib, exprFile)
+	return run(cmd, path, opts.Env)
+}
+
+// Flake evaluates a flake output (".#ci", "path/to/flake#ci") and returns
+// its JSON job graph: the output's .plan when it has one (a mkWorkflow
+// result, or the derivation made from it), else the output itself.
+func Flake(ctx context.Context, ref string, opts Options) ([]byte, error) {
+	bin, err := exec.LookPath("nix")
+	if err != nil {
+		return nil, &NixMissingError{Tool: "nix"}
+	}
+	cmd := exec.CommandContext(ctx, bin, "--extra-experimental-features", "nix-command flakes",
+		"eval", "--json", ref, "--apply", "v: if builtins.isAttrs v && v ? plan then v.plan else v")
+	return run(cmd, ref, opts.Env)
+}
+
+func run(cmd *exec.Cmd, source string, env []string) ([]byte, error) {
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return nil, &EvalError{Source: source, Output: stderr.String()}
+		}
+		return nil, fmt.Errorf("run %s: %w", filepath.Base(cmd.Path), err)
+	}
+	return stdout.Bytes(), nil
+}
+
+// BuildError is a derivation that failed to build.
+type BuildError struct {
+	Drvs   []string
+	Output string
+}
+
+func (e *BuildError) Error() string {
+	msg := fmt.Sprintf("build of %s failed", strings.Join(e.Drvs, ", "))
+	// Nix's own verdict is its last error line; the whole log was shown
+	// as it came.
+	lines := strings.Split(strings.TrimSpace(e.Output), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); strings.HasPrefix(l, "error:") {
+			return msg + ": " + strings.TrimSpace(strings.TrimPrefix(l, "error:"))
+		}
+	}
+	return msg
+}
+
+// Realise builds derivations (nix-store --realise) and returns when their
+// outputs exist. Build logs go to log as they come.
+func Realise(ctx context.Context, drvs []string, env []string, log func(line string)) error {
+	bin, err := exec.LookPath("nix-store")
+	if err != nil {
+		return &NixMissingError{Tool: "nix-store"}
+	}
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--realise"}, drvs...)...)
+	cmd.Env = env
+	var stderr bytes.Buffer
+	cmd.Stdout = nil
+	cmd.Stderr = &lineSplitter{buf: &stderr, log: log}
+	if err := cmd.Run(); err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return &BuildError{Drvs: drvs, Output: stderr.String()}
+		}
+		return fmt.Errorf("run nix-store: %w", err)
+	}
+	return nil
+}
+
+// lineSplitter keeps a copy of what it is written and hands complete lines
+// to log.
+type lineSplitter struct {
+	buf     *bytes.Buffer
+	partial []byte
+	log     func(string)
+}
+
+func (l *lineSplitter) Write(p []byte) (int, error) {
+	l.buf.Write(p)
+	if l.log == nil {
+		return len(p), nil
+	}
+	l.partial = append(l.partial, p...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		l.log(string(l.partial[:i]))
+		l.partial = l.partial[i+1:]
+	}
+}

@@ -1,0 +1,147 @@
+# Executors: where a job's steps run.
+#
+# Each executor works bare (`executor = executors.local;`) and called with
+# options (`executors.oci { image = "node:20"; }`). The value is an
+# attribute set holding the JSON fields (at least `type`) plus a
+# `__functor`, which is what makes an attribute set callable in Nix;
+# calling it adds options and gives again a callable value, so
+#
+#   base = executors.oci { image = "localhost/ci:1"; };
+#   shared = base { mode = "shared"; name = "builders"; };
+#
+# works too. `toJSON` drops the `__functor` and checks the fields against
+# the same table as the Go decoder (compiler/decode.go, executorFields), so
+# a typo fails evaluation instead of producing a graph the CLI rejects.
+#
+# Options set to null are treated as not given.
+{ util }:
+let
+  inherit (builtins) attrNames concatStringsSep deepSeq elem filter isAttrs
+    isBool isInt mapAttrs removeAttrs;
+  inherit (util) fail quote describe;
+
+  # Field checks, by field name. Each takes (where, value) and returns the
+  # JSON value or fails.
+  checks = {
+    name = util.nonEmpty;
+    copyRepo = util.bool;
+    # oci
+    image = util.nonEmpty;
+    runtime = where: util.enum where [ "auto" "docker" "podman" ];
+    mode = where: util.enum where [ "isolated" "shared" ];
+    volumes = util.stringList;
+    options = util.stringList;
+    # ssh
+    host = util.nonEmpty;
+    user = util.nonEmpty;
+    port = where: v:
+      if isInt v && v >= 1 && v <= 65535 then v
+      else if isInt v then fail where "must be between 1 and 65535, got ${toString v}"
+      else fail where "expected an integer, got ${describe v}";
+    # A private key must never be copied into the world-readable Nix store:
+    # a Nix path is turned into its absolute path as a string.
+    identityFile = util.pathString;
+    workdir = util.nonEmpty;
+    nixCopy = where: v:
+      if isBool v then v else util.enum where [ "auto" "always" "never" ] v;
+    # ec2
+    region = util.nonEmpty;
+    ami = util.nonEmpty;
+    # A machine may be given as a derivation (e.g. a NixOS image); the JSON
+    # holds its output path.
+    machine = where: v: if util.isDerivation v then "${v}" else util.nonEmpty where v;
+    instanceType = util.nonEmpty;
+    subnetId = util.nonEmpty;
+    securityGroupIds = util.stringList;
+    sshUser = util.nonEmpty;
+    spot = util.bool;
+    tags = where: v: mapAttrs (k: util.str "${where}.${k}") (util.attrs where v);
+    endpoint = util.nonEmpty;
+    maxLifetime = util.timeout;
+  };
+
+  common = [ "name" "copyRepo" ];
+
+  # The fields each type accepts, as in compiler/decode.go; required ones
+  # first. ec2 also needs exactly one of ami and machine (checked below).
+  types = {
+    local = { required = [ ]; optional = common; };
+    oci = { required = [ "image" ]; optional = common ++ [ "runtime" "mode" "volumes" "options" ]; };
+    ssh = {
+      required = [ "host" ];
+      optional = common ++ [ "user" "port" "identityFile" "workdir" "nixCopy" "options" ];
+    };
+    ec2 = {
+      required = [ "region" "instanceType" "sshUser" ];
+      optional = common ++ [ "ami" "machine" "subnetId" "securityGroupIds" "spot" "tags" "endpoint" "maxLifetime" ];
+    };
+  };
+
+  typeNames = attrNames types;
+
+  # toJSON checks an executor value (bare, called, or a hand-written
+  # attribute set with a `type`) and returns its JSON object. where is the
+  # job (`job "test"`), or "" when checking where the executor is called.
+  toJSON = where: e:
+    if !(isAttrs e) || util.isDerivation e then
+      fail "${where}: executor" "expected an executor (executors.local, executors.oci { ... }, ...), got ${describe e}"
+    else if !(e ? type) then
+      fail "${where}: executor" "executor without a type (use executors.local, executors.oci, executors.ssh or executors.ec2)"
+    else if !(elem e.type typeNames) then
+      fail "${where}: executor.type" "unknown executor type ${quote e.type}${
+        if e.type == "docker" || e.type == "podman"
+        then " (containers are executors.oci { runtime = ${quote e.type}; ... })"
+        else util.didYouMean e.type typeNames} (known: ${concatStringsSep ", " typeNames})"
+    else
+      let
+        spec = types.${e.type};
+        here = if where == "" then "executors.${e.type}" else "${where}: executors.${e.type}";
+        opts = util.removeNulls (removeAttrs e [ "__functor" "type" ]);
+        missing = filter (k: !(opts ? ${k})) spec.required;
+        known = spec.required ++ spec.optional;
+      in
+      util.checkFields here known opts (
+        if missing != [ ] then
+          fail here "missing required field ${quote (builtins.head missing)}${
+            if e ? __functor && removeAttrs e [ "__functor" "type" ] == { }
+            then " (call it with options: executors.${e.type} { ${builtins.head missing} = ...; })"
+            else ""}"
+        else if e.type == "ec2" && (opts ? ami) == (opts ? machine) then
+          fail here "needs exactly one of \"ami\" and \"machine\""
+        else
+          { inherit (e) type; } // mapAttrs (k: v: checks.${k} "${here}.${k}" v) opts);
+
+  # make returns the executor of a type with the given options: checked at
+  # once (deepSeq), so that `executors.oci { }` fails where it is written,
+  # and callable again to add options.
+  make = type: opts:
+    let value = { inherit type; } // opts; in
+    deepSeq (toJSON "" value) value // {
+      __functor = self: more: make type (removeAttrs self [ "__functor" "type" ] // options type more);
+    };
+
+  options = type: o:
+    if !(isAttrs o) || util.isDerivation o then
+      fail "executors.${type}" "expected an attribute set of options, got ${describe o}"
+    else if o ? type then
+      fail "executors.${type}" "\"type\" is not an option (use executors.${type} or another executor)"
+    else o;
+
+  # The bare executor: only its type, checked when the workflow is written
+  # (so a bare executors.oci fails there with "missing required field").
+  bare = type: {
+    inherit type;
+    __functor = self: opts: make type (options type opts);
+  };
+in
+{
+  executors = {
+    local = bare "local";
+    oci = bare "oci";
+    ssh = bare "ssh";
+    ec2 = bare "ec2";
+  };
+
+  # Used by workflow.nix; not part of the user-facing API.
+  inherit toJSON;
+}

@@ -1,0 +1,35 @@
+# Just enough of nixpkgs for the library's pkgs code paths, built with
+# builtins.derivation and /bin/sh (there is no nixpkgs on the test
+# machines). The toolchains are stand-ins printing a version.
+{ system, hostPath, fakeProgram }:
+{
+  writeText = name: text: builtins.derivation {
+    inherit name system text;
+    builder = "/bin/sh";
+    PATH = hostPath;
+    args = [ "-c" "printf '%s' \"$text\" > $out" ];
+  };
+
+  # As in nixpkgs, meta is an attribute of the result, not of the build.
+  writeShellScriptBin = name: text: builtins.derivation {
+    inherit name system text;
+    builder = "/bin/sh";
+    PATH = hostPath;
+    args = [ "-c" "mkdir -p $out/bin; { echo '#!/bin/bash'; printf '%s' \"$text\"; } > $out/bin/${name}; chmod +x $out/bin/${name}" ];
+  } // { meta = { description = "runner"; }; };
+
+  runCommand = name: env: script: builtins.derivation ({
+    inherit name system;
+    builder = "/bin/bash";
+    PATH = hostPath;
+    args = [ "-c" script ];
+  } // env);
+
+  nodejs_20 = fakeProgram "node" "v20.11.0";
+  python311 = fakeProgram "python3" "Python 3.11.4";
+  rustc = fakeProgram "rustc" "rustc 1.77.0";
+  cargo = fakeProgram "cargo" "cargo 1.77.0";
+  # nixpkgs turns removed packages into throwing aliases.
+  nodejs_14 = throw "nodejs_14 has been removed";
+  sops = fakeProgram "sops" "API_KEY=s3cret-value";
+}

@@ -1,0 +1,248 @@
+# Helpers shared by the other files of the library: error messages, type
+# checks, "did you mean" suggestions, and the normalisation of the values
+# that appear at several levels of a workflow (env, retry, timeout).
+#
+# Only long-standing builtins are used, so that the library evaluates the
+# same on Nix 2.8 (Debian's nix-bin) and on current Nix and Lix.
+let
+  inherit (builtins) attrNames concatStringsSep elem elemAt filter foldl'
+    genList isAttrs isBool isFloat isInt isList isString length match mapAttrs
+    replaceStrings stringLength substring toJSON typeOf;
+
+  # Every error of the library goes through here, so that messages share
+  # one shape: `nixflow: WHERE: MESSAGE`, lowercase, user values quoted.
+  fail = where: msg: throw "nixflow: ${where}: ${msg}";
+
+  # quote renders a user value in a message the way the Go CLI does (%q).
+  quote = s: toJSON s;
+
+  isDerivation = v: isAttrs v && (v.type or null) == "derivation";
+
+  # describe names the type of a value for "expected X, got Y" messages.
+  describe = v:
+    let t = typeOf v; in
+    if isDerivation v then "a derivation"
+    else if t == "set" then "an attribute set"
+    else if t == "int" then "an integer"
+    else if t == "lambda" then "a function"
+    else if t == "null" then "null"
+    else "a ${t}";
+
+  optionalAttrs = cond: attrs: if cond then attrs else { };
+
+  # removeNulls drops options written as null: for every optional field of
+  # the schema except retry and timeout, null means "not given".
+  removeNulls = attrs: builtins.removeAttrs attrs (filter (k: attrs.${k} == null) (attrNames attrs));
+
+  upper = [ "A" "B" "C" "D" "E" "F" "G" "H" "I" "J" "K" "L" "M" "N" "O" "P" "Q" "R" "S" "T" "U" "V" "W" "X" "Y" "Z" ];
+  lower = [ "a" "b" "c" "d" "e" "f" "g" "h" "i" "j" "k" "l" "m" "n" "o" "p" "q" "r" "s" "t" "u" "v" "w" "x" "y" "z" ];
+  toLower = replaceStrings upper lower;
+
+  chars = s: genList (i: substring i 1 s) (stringLength s);
+
+  min = a: b: if a < b then a else b;
+
+  # editDistance is the Damerau-Levenshtein distance (adjacent
+  # transpositions count as one edit), the same measure as the Go
+  # compiler's, so that Nix and the CLI suggest the same names.
+  editDistance = a: b:
+    let
+      ca = chars a;
+      cb = chars b;
+      la = length ca;
+      lb = length cb;
+      # Row i of the distance table, built cell by cell from rows i-1 and i-2.
+      nextRow = prev2: prev: i:
+        foldl'
+          (row: j:
+            let
+              cost = if elemAt ca (i - 1) == elemAt cb (j - 1) then 0 else 1;
+              best = min (min (elemAt prev j + 1) (elemAt row (j - 1) + 1)) (elemAt prev (j - 1) + cost);
+              transposed = i > 1 && j > 1
+                && elemAt ca (i - 1) == elemAt cb (j - 2)
+                && elemAt ca (i - 2) == elemAt cb (j - 1);
+            in
+            row ++ [ (if transposed then min best (elemAt prev2 (j - 2) + 1) else best) ])
+          [ i ]
+          (genList (k: k + 1) lb);
+      first = genList (j: j) (lb + 1);
+      rows = foldl'
+        (acc: i: { prev2 = acc.prev; prev = nextRow acc.prev2 acc.prev i; })
+        { prev2 = first; prev = first; }
+        (genList (k: k + 1) la);
+    in
+    elemAt rows.prev lb;
+
+  # suggest returns the known name closest to name when it is close enough
+  # to be a likely typo, else null. Same thresholds as the Go compiler.
+  suggest = name: known:
+    let
+      scored = map (k: { inherit k; d = editDistance (toLower name) (toLower k); }) known;
+      better = a: b: if b.d < a.d || (b.d == a.d && b.k < a.k) then b else a;
+      best = foldl' better (builtins.head scored) scored;
+      limit3 = stringLength name / 3;
+      limit = if limit3 < 1 then 1 else if limit3 > 3 then 3 else limit3;
+    in
+    if known == [ ] || best.d > limit || best.d >= stringLength name then null else best.k;
+
+  didYouMean = name: known:
+    let s = suggest name known; in
+    if s == null then "" else " (did you mean ${quote s}?)";
+
+  # checkFields fails on the first field of attrs that is not in known (a
+  # typo must not be silently ignored, as in the JSON schema), else
+  # returns result.
+  checkFields = where: known: attrs: result:
+    let unknown = filter (k: !(elem k known)) (attrNames attrs); in
+    if unknown == [ ] then result
+    else
+      let k = builtins.head unknown; in
+      fail where "unknown field ${quote k}${didYouMean k known}";
+
+  # The checks below return the value (possibly converted) or fail.
+
+  str = where: v:
+    if isString v then v else fail where "expected a string, got ${describe v}";
+
+  nonEmpty = where: v:
+    let s = str where v; in
+    if match "[[:space:]]*" s != null then fail where "must not be empty" else s;
+
+  oneLine = where: v:
+    let s = nonEmpty where v; in
+    if match "[^\n\r]*" s == null then fail where "must be one line" else s;
+
+  bool = where: v:
+    if isBool v then v else fail where "expected true or false, got ${describe v}";
+
+  list = where: v:
+    if isList v then v else fail where "expected a list, got ${describe v}";
+
+  attrs = where: v:
+    if isAttrs v && !(isDerivation v) then v
+    else fail where "expected an attribute set, got ${describe v}";
+
+  stringList = where: v:
+    let l = list where v; in
+    genList (i: str "${where}[${toString i}]" (elemAt l i)) (length l);
+
+  enum = where: allowed: v:
+    let s = str where v; in
+    if elem s allowed then s
+    else fail where "unknown value ${quote s}${didYouMean s allowed} (known: ${concatStringsSep ", " allowed})";
+
+  # pathString turns a Nix path into its absolute path as a string WITHOUT
+  # copying the file into the Nix store (toString does not copy, unlike
+  # "${./file}"). Used for files that may hold secrets: anything copied into
+  # the store is world-readable there.
+  pathString = where: v:
+    if typeOf v == "path" then toString v
+    else nonEmpty where v;
+
+  envNamePattern = "[A-Za-z_][A-Za-z0-9_]*";
+
+  varName = where: v:
+    let s = str where v; in
+    if match envNamePattern s == null
+    then fail where "invalid variable name ${quote s} (letters, digits and _, not starting with a digit)"
+    else s;
+
+  # envValue accepts what is obviously meant as a string: numbers and
+  # booleans are written as the shell would see them. A Nix path becomes its
+  # absolute path (not copied into the store); a derivation its output path.
+  envValue = where: v:
+    if isString v then v
+    else if isInt v then toString v
+    else if isFloat v then toJSON v
+    else if isBool v then (if v then "true" else "false")
+    else if typeOf v == "path" then toString v
+    else if isDerivation v then "${v}"
+    else fail where "expected a string, got ${describe v}";
+
+  # env checks an env attribute set (workflow, job, step, static provider).
+  # The name check is tied to the value so that it runs when the JSON is
+  # written, like every other check.
+  env = where: v:
+    mapAttrs
+      (k: val: builtins.seq (varName where k) (envValue "${where}.${k}" val))
+      (attrs where v);
+
+  retryFields = [ "maxAttempts" "max_attempts" "backoff" "minTime" "min_time" "maxTime" "max_time" ];
+
+  seconds = where: v:
+    if (isInt v || isFloat v) && v >= 0 then v
+    else if isInt v || isFloat v then fail where "must be a non-negative number of seconds, got ${toJSON v}"
+    else fail where "expected a number of seconds, got ${describe v}";
+
+  # retry normalises one retry layer. null stays null: it turns retry off
+  # on this layer. Both spellings are accepted, camelCase is emitted.
+  retry = where: v:
+    if v == null then null
+    else
+      let
+        r = attrs where v;
+        spellings = [
+          { camel = "maxAttempts"; snake = "max_attempts"; }
+          { camel = "minTime"; snake = "min_time"; }
+          { camel = "maxTime"; snake = "max_time"; }
+        ];
+        twice = filter (s: r ? ${s.camel} && r ? ${s.snake}) spellings;
+        has = camel: snake: r ? ${camel} || r ? ${snake};
+        pick = camel: snake: if r ? ${camel} then r.${camel} else r.${snake};
+        attempts = pick "maxAttempts" "max_attempts";
+        out =
+          optionalAttrs (has "maxAttempts" "max_attempts") {
+            maxAttempts =
+              if isInt attempts && attempts >= 1 && attempts <= 1000 then attempts
+              else if isInt attempts then fail "${where}.maxAttempts" "must be between 1 and 1000, got ${toString attempts}"
+              else fail "${where}.maxAttempts" "expected an integer, got ${describe attempts}";
+          }
+          // optionalAttrs (r ? backoff) {
+            backoff = enum "${where}.backoff" [ "exponential" "linear" "constant" ] r.backoff;
+          }
+          // optionalAttrs (has "minTime" "min_time") { minTime = seconds "${where}.minTime" (pick "minTime" "min_time"); }
+          // optionalAttrs (has "maxTime" "max_time") { maxTime = seconds "${where}.maxTime" (pick "maxTime" "max_time"); };
+        first = builtins.head twice;
+      in
+      checkFields where retryFields r (
+        if twice != [ ] then fail where "${quote first.camel} and ${quote first.snake} are the same field; give one"
+        else if out ? minTime && out ? maxTime && out.minTime > out.maxTime
+        then fail where "minTime (${toJSON out.minTime}) is greater than maxTime (${toJSON out.maxTime})"
+        else out);
+
+  # A Go duration: numbers with units ns, us, µs, ms, s, m, h ("90s",
+  # "1h30m", "1.5h"), spaces around it allowed.
+  durationPattern = "[[:space:]]*[+]?(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+[[:space:]]*";
+
+  # timeout normalises a timeout: seconds (> 0) or a duration string, passed
+  # through as written; null stays null (no timeout on this layer).
+  timeout = where: v:
+    if v == null then null
+    else if isInt v || isFloat v then
+      (if v > 0 then v else fail where "must be greater than zero (use null for no timeout)")
+    else if isString v then
+      (if match durationPattern v == null
+       then fail where "invalid duration ${quote v} (examples: 90, \"90s\", \"5m\", \"1h30m\")"
+       else if match ".*[1-9].*" v == null
+       then fail where "must be greater than zero (use null for no timeout)"
+       else v)
+    else fail where "expected seconds or a duration string, got ${describe v}";
+
+  # layers copies retry and timeout from a user's attribute set, keeping the
+  # difference the JSON schema makes: a field the user did not write stays
+  # ABSENT (the layer inherits from the outer one), while an explicit null
+  # stays null (the layer turns the setting off). `?` sees a field set to
+  # null as present, which is exactly the distinction needed.
+  layers = where: a:
+    optionalAttrs (a ? retry) { retry = retry "${where}: retry" a.retry; }
+    // optionalAttrs (a ? timeout) { timeout = timeout "${where}: timeout" a.timeout; };
+
+  # escapeShellArg quotes a string for bash, for the scripts of actions.
+  escapeShellArg = s: "'${replaceStrings [ "'" ] [ "'\\''" ] s}'";
+in
+{
+  inherit fail quote isDerivation describe optionalAttrs removeNulls toLower
+    editDistance suggest didYouMean checkFields str nonEmpty oneLine bool list
+    attrs stringList enum pathString varName envNamePattern envValue env retry
+    seconds timeout layers escapeShellArg;
+}

@@ -1,0 +1,290 @@
+# mkWorkflow: checks a workflow written in Nix and turns it into the JSON
+# job graph (schema v1) that the Go CLI compiles and runs.
+#
+# The checks here catch obvious mistakes at evaluation time, with the job
+# and field named (`nixflow: job "test": unknown field "neds" (did you mean
+# "needs"?)`), because an error the CLI reports in the generated JSON points
+# at a file the user never wrote. They follow compiler/decode.go, which
+# stays the authority: what passes here may still be rejected there (a
+# condition's bash syntax, artifacts of jobs not needed, cycles), with
+# job names and JSON paths the user can map back.
+#
+# Only fields the user wrote are emitted; the compiler fills the defaults.
+# For every optional field except retry and timeout, null means "not
+# given"; for retry and timeout null turns the setting off (see
+# util.layers).
+{ util, executorJSON, providerJSON, pkgs, nixflow }:
+let
+  inherit (builtins) attrNames concatStringsSep elem elemAt filter foldl'
+    genList isAttrs isString length mapAttrs match split substring toJSON;
+  inherit (util) fail quote describe optionalAttrs checkFields;
+
+  workflowFields = [ "name" "jobs" "env" "envFrom" "retry" "timeout" "logging" ];
+
+  jobFields = [ "executor" "steps" "actions" "needs" "condition" "continueOnError"
+    "env" "envFrom" "inputs" "outputs" "retry" "timeout" ];
+
+  stepFields = [ "name" "bash" "deps" "env" "condition" "continueOnError"
+    "retry" "timeout" "workdir" ];
+
+  # Job and artifact names, as the compiler accepts them.
+  namePattern = "[A-Za-z0-9_][A-Za-z0-9_.-]*";
+
+  # given: the user wrote the field, with a value other than null.
+  given = a: k: a ? ${k} && a.${k} != null;
+
+  # imap0-like helper: f index element, for a list.
+  mapIndexed = f: l: genList (i: f i (elemAt l i)) (length l);
+
+  condition = where: v:
+    let s = util.str where v; in
+    if match "[[:space:]]*" s != null
+    then fail where "empty condition (use \"always()\" to run unconditionally)"
+    else s;
+
+  # A path inside the job's workspace: relative and not leaving it. Nix
+  # paths are refused: they are absolute paths of the machine evaluating.
+  workspacePath = where: v:
+    let s = util.nonEmpty where v; in
+    if builtins.typeOf v == "path" then fail where "expected a path relative to the workspace (a string), got a nix path"
+    else if substring 0 1 s == "/" then fail where "path ${quote s} must be relative to the workspace"
+    else if leavesWorkspace s then fail where "path ${quote s} leaves the workspace"
+    else s;
+
+  # leavesWorkspace: whether a relative path climbs above its start, as
+  # Go's path.Clean sees it ("a/../b" stays inside, "a/../../b" leaves).
+  leavesWorkspace = s:
+    let
+      parts = filter (p: isString p && p != "" && p != ".") (split "/" s);
+      depth = foldl' (d: p: if d < 0 then d else if p == ".." then d - 1 else d + 1) 0 parts;
+    in
+    depth < 0;
+
+  envFrom = where: v: mapIndexed (i: providerJSON "${where}[${toString i}]") (util.list where v);
+
+  # dep turns one element of a step's deps into its JSON object.
+  #  - a derivation gives its output path and its .drv path. The output
+  #    path keeps its Nix string context: builtins.toJSON carries it into
+  #    the JSON text, so the derivation that writes the JSON to the store
+  #    (and the runner of `nix run`/`nix build` that uses it) depends on
+  #    every dep's output, and building the runner builds them.
+  #    The .drv path is written WITHOUT its context (unsafeDiscardStringContext),
+  #    on purpose: with it, the JSON file would depend on the whole closure
+  #    of .drv files of every dep (its text names them, so they would
+  #    become runtime references, copied wherever the runner goes), and
+  #    instantiating the runner in read-only evaluation (nix-instantiate
+  #    --eval) would fail, because those .drv files are not written then.
+  #    The drv field is for the CLI: it realises a missing output from it
+  #    (the .drv exists when the workflow was evaluated in read-write
+  #    mode) and reports a failure as a build failure.
+  #  - a string is an existing path (e.g. "/nix/store/...-jq-1.7"), passed
+  #    through as { path }.
+  #  - { path; drv ? } is passed through (a graph written by hand).
+  dep = where: d:
+    if util.isDerivation d then { path = "${d}"; drv = builtins.unsafeDiscardStringContext d.drvPath; }
+    else if isString d then
+      (if substring 0 1 d == "/" then { path = d; }
+       else fail where "expected a derivation or an absolute store path, got ${quote d}")
+    else if isAttrs d && d ? path then
+      checkFields where [ "path" "drv" ] d (
+        { path = util.nonEmpty "${where}.path" d.path; }
+        // optionalAttrs (given d "drv") {
+          drv =
+            let s = util.str "${where}.drv" d.drv; in
+            if match "/.*[.]drv" s == null then fail "${where}.drv" "expected an absolute .drv path, got ${quote s}" else s;
+        })
+    else if builtins.typeOf d == "path" then
+      fail where "a nix path is not a dep: use a derivation (e.g. pkgs.writeShellScriptBin) or a store path string"
+    else fail where "expected a derivation or a store path, got ${describe d}";
+
+  step = jobWhere: i: s:
+    let
+      named = isAttrs s && !(util.isDerivation s) && s ? name && isString s.name;
+      where = "${jobWhere}: step ${toString (i + 1)}${if named then " (${quote s.name})" else ""}";
+    in
+    if !(isAttrs s) || util.isDerivation s then
+      fail where "expected a step attribute set ({ bash = \"...\"; }), got ${describe s}"
+    else
+      checkFields where stepFields s (
+        (if given s "bash" then { bash = util.nonEmpty "${where}: bash" s.bash; }
+         else fail where "missing required field \"bash\"")
+        // optionalAttrs (given s "name") { name = util.oneLine "${where}: name" s.name; }
+        // optionalAttrs (given s "deps") {
+          deps = mapIndexed (k: dep "${where}: deps[${toString k}]") (util.list "${where}: deps" s.deps);
+        }
+        // optionalAttrs (given s "env") { env = util.env "${where}: env" s.env; }
+        // optionalAttrs (given s "condition") { condition = condition "${where}: condition" s.condition; }
+        // optionalAttrs (given s "continueOnError") { continueOnError = util.bool "${where}: continueOnError" s.continueOnError; }
+        // optionalAttrs (given s "workdir") { workdir = workspacePath "${where}: workdir" s.workdir; }
+        // util.layers where s);
+
+  # stepNames fails on two steps of a job with the same name; a step
+  # without a name is called step-N by the compiler, so that counts too.
+  checkStepNames = where: steps: result:
+    let
+      names = mapIndexed (i: s: if isAttrs s && s ? name && isString s.name then s.name else "step-${toString (i + 1)}") steps;
+      dup = foldl'
+        (acc: n: if acc.found != null then acc else if acc.seen ? ${n} then acc // { found = n; } else acc // { seen = acc.seen // { ${n} = true; }; })
+        { seen = { }; found = null; }
+        names;
+    in
+    if dup.found != null then fail where "two steps are named ${quote dup.found} (step names are unique in a job; unnamed steps are step-N)"
+    else result;
+
+  needs = where: jobNames: self: v:
+    if !(builtins.isList v) then
+      fail where "expected a list of job names, got ${describe v}${if isString v then " (write needs = [ ${quote v} ];)" else ""}"
+    else
+      mapIndexed
+        (i: n:
+          let w = "${where}[${toString i}]"; s = util.str w n; in
+          if s == self then fail w "job ${quote s} needs itself"
+          else if !(elem s jobNames) then fail w "unknown job ${quote s}${util.didYouMean s jobNames}"
+          else if length (filter (x: x == s) v) > 1 then fail w "job ${quote s} is needed twice"
+          else s)
+        v;
+
+  input = where: v:
+    if isString v then util.nonEmpty where v
+    else if isAttrs v && !(util.isDerivation v) then
+      checkFields where [ "name" "path" ] v (
+        (if given v "name" then { name = util.nonEmpty "${where}.name" v.name; }
+         else fail where "missing required field \"name\"")
+        // optionalAttrs (given v "path") { path = workspacePath "${where}.path" v.path; })
+    else fail where "expected an artifact name or { name; path; }, got ${describe v}";
+
+  outputs = where: v:
+    mapAttrs
+      (k: p:
+        if match namePattern k == null
+        then fail "${where}.${k}" "invalid artifact name ${quote k} (letters, digits, '_', '-' and '.')"
+        else workspacePath "${where}.${k}" p)
+      (util.attrs where v);
+
+  job = jobNames: name: j:
+    let
+      where = "job ${quote name}";
+      stepList = util.list "${where}: steps" (if j ? steps then j.steps else j.actions);
+    in
+    if match namePattern name == null then
+      fail "workflow: jobs" "invalid job name ${quote name} (letters, digits, '_', '-' and '.', not starting with '-' or '.')"
+    else if !(isAttrs j) || util.isDerivation j then
+      fail where "expected a job attribute set, got ${describe j}"
+    else
+      checkFields where jobFields j (
+        if j ? steps && j ? actions then fail where "\"steps\" and \"actions\" are the same field; give one"
+        else if !(given j "steps" || given j "actions") then fail where "missing required field \"steps\""
+        else if stepList == [ ] then fail "${where}: steps" "a job needs at least one step"
+        else
+          checkStepNames where stepList (
+            { steps = mapIndexed (step where) stepList; }
+            // optionalAttrs (given j "executor") { executor = executorJSON where j.executor; }
+            // optionalAttrs (given j "needs") { needs = needs "${where}: needs" jobNames name j.needs; }
+            // optionalAttrs (given j "condition") { condition = condition "${where}: condition" j.condition; }
+            // optionalAttrs (given j "continueOnError") { continueOnError = util.bool "${where}: continueOnError" j.continueOnError; }
+            // optionalAttrs (given j "env") { env = util.env "${where}: env" j.env; }
+            // optionalAttrs (given j "envFrom") { envFrom = envFrom "${where}: envFrom" j.envFrom; }
+            // optionalAttrs (given j "inputs") {
+              inputs = mapIndexed (i: input "${where}: inputs[${toString i}]") (util.list "${where}: inputs" j.inputs);
+            }
+            // optionalAttrs (given j "outputs") { outputs = outputs "${where}: outputs" j.outputs; }
+            // util.layers where j));
+
+  logging = where: v:
+    let l = util.attrs where v; in
+    checkFields where [ "format" ] l
+      (optionalAttrs (given l "format") { format = util.enum "${where}.format" [ "structured" "simple" "json" ] l.format; });
+
+  # plan builds the JSON graph as a Nix value.
+  plan = w:
+    let
+      where = "workflow";
+      jobs = util.attrs "${where}: jobs" w.jobs;
+      jobNames = attrNames jobs;
+    in
+    if !(isAttrs w) || util.isDerivation w then fail "mkWorkflow" "expected an attribute set, got ${describe w}"
+    else
+      checkFields where workflowFields w (
+        if !(given w "name") then fail where "missing required field \"name\""
+        else if !(given w "jobs") then fail where "missing required field \"jobs\""
+        else if jobs == { } then fail "${where}: jobs" "a workflow needs at least one job"
+        else
+          {
+            version = 1;
+            name = util.nonEmpty "${where}: name" w.name;
+            jobs = mapAttrs (job jobNames) jobs;
+          }
+          // optionalAttrs (given w "env") { env = util.env "${where}: env" w.env; }
+          // optionalAttrs (given w "envFrom") { envFrom = envFrom "${where}: envFrom" w.envFrom; }
+          // optionalAttrs (given w "logging") { logging = logging "${where}: logging" w.logging; }
+          // util.layers where w);
+
+  # A store path name allows fewer characters than a workflow name.
+  storeName = name:
+    concatStringsSep "-" (filter isString (split "[^A-Za-z0-9+._?=-]+" name));
+
+  needsPkgs = what:
+    fail "mkWorkflow" "${what} needs pkgs and the nixflow package: import nixflow's nixlib { inherit pkgs; nixflow = <the nixflow package>; }";
+
+  # runnable: the derivations for `nix run` / `nix build`. Everything here
+  # is lazy, so evaluating `.plan` or `.json` never touches pkgs.
+  runnable = name: json:
+    let
+      n = storeName name;
+      havePkgs = pkgs != null;
+      haveAll = pkgs != null && nixflow != null;
+      # The JSON as a file in the store. Its text keeps the string context
+      # of the deps, so this derivation (and the runner) depends on them.
+      jsonFile = if havePkgs then pkgs.writeText "${n}.json" json else needsPkgs ".jsonFile";
+      runner =
+        if haveAll then
+          pkgs.writeShellScriptBin n ''
+            exec ${nixflow}/bin/nixflow run ${jsonFile} "$@"
+          ''
+        else needsPkgs ".drv";
+      # The standalone bash script (`nix build .#ci; ssh host < result`),
+      # made by `nixflow compile`.
+      script =
+        if haveAll then
+          pkgs.runCommand "${n}.sh" { } ''
+            ${nixflow}/bin/nixflow compile ${jsonFile} -o "$out"
+          ''
+        else needsPkgs ".script";
+    in
+    {
+      inherit jsonFile script;
+      drv = runner;
+      app = { type = "app"; program = "${runner}/bin/${n}"; };
+    }
+    # With pkgs and nixflow, the workflow itself also behaves as the runner
+    # derivation, so that a flake can say `packages.ci = import ./ci.nix
+    # { ... };` and `nix run .#ci` works (as with the seed library, whose
+    # mkWorkflow returned a derivation). The attributes are the ones
+    # nixpkgs' lib.lazyDerivation exposes, and they stay lazy: `.json` can
+    # still be read without evaluating pkgs.
+    // optionalAttrs haveAll {
+      type = "derivation";
+      name = n;
+      drvPath = runner.drvPath;
+      outPath = runner.outPath;
+      outputs = [ "out" ];
+      outputName = "out";
+      out = runner;
+      system = runner.system;
+      meta = (runner.meta or { }) // { mainProgram = n; };
+    };
+
+  mkWorkflow = w:
+    let
+      p = plan w;
+      json = toJSON p;
+    in
+    {
+      plan = p;
+      inherit json;
+    }
+    // runnable (if isAttrs w && isString (w.name or null) then w.name else "workflow") json;
+in
+{
+  inherit mkWorkflow;
+}
