@@ -14,33 +14,29 @@ import (
 // stateDir is where nixflow keeps runs: $XDG_STATE_HOME/nixflow, by
 // default ~/.local/state/nixflow.
 func (a *app) stateDir() (string, error) {
-	if d := a.getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "nixflow"), nil
-	}
-	home := a.getenv("HOME")
-	if home == "" {
-		var err error
-		if home, err = os.UserHomeDir(); err != nil {
-			return "", infraError(fmt.Errorf("find the state directory: %w", err), "set XDG_STATE_HOME")
-		}
-	}
-	return filepath.Join(home, ".local", "state", "nixflow"), nil
+	return a.xdgDir("XDG_STATE_HOME", ".local/state")
 }
 
 // cacheDir is where nixflow keeps what it can make again:
 // $XDG_CACHE_HOME/nixflow, by default ~/.cache/nixflow.
 func (a *app) cacheDir() (string, error) {
-	if d := a.getenv("XDG_CACHE_HOME"); d != "" {
+	return a.xdgDir("XDG_CACHE_HOME", ".cache")
+}
+
+// xdgDir is nixflow's directory under the XDG base directory named by
+// variable, or under home/fallback when it is unset.
+func (a *app) xdgDir(variable, fallback string) (string, error) {
+	if d := a.getenv(variable); d != "" {
 		return filepath.Join(d, "nixflow"), nil
 	}
 	home := a.getenv("HOME")
 	if home == "" {
 		var err error
 		if home, err = os.UserHomeDir(); err != nil {
-			return "", infraError(fmt.Errorf("find the cache directory: %w", err), "set XDG_CACHE_HOME")
+			return "", infraError(fmt.Errorf("find the home directory: %w", err), "set "+variable)
 		}
 	}
-	return filepath.Join(home, ".cache", "nixflow"), nil
+	return filepath.Join(home, filepath.FromSlash(fallback), "nixflow"), nil
 }
 
 func (a *app) runsDir() (string, error) {
