@@ -39,7 +39,6 @@ func (e *engine) visit(_ context.Context, name string) {
 		res.Status, res.Reason = status, reason
 		return
 	}
-	e.emit(Event{Job: name, Event: EventJobStart, Message: job.Executor.Type})
 	e.runJob(job, res)
 	if res.Status == StatusFailure && job.ContinueOnError {
 		res.Allowed = true
@@ -141,6 +140,7 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 		}
 	}
 
+	e.emit(Event{Job: job.Name, Event: EventJobStart, Message: job.Executor.Type})
 	if err := e.realiseDeps(jr); err != nil {
 		fail(DomainBuild, err.Error())
 		return
@@ -205,7 +205,7 @@ func (e *engine) prepareEnvironments() error {
 	if err != nil {
 		return err
 	}
-	e.addSecrets(e.workEnv.secrets)
+	e.addNamedSecrets(e.workEnv.secrets)
 	host := fromList(e.opts.Environ)
 	e.jobEnv = make(map[string]envMap, len(e.plan.Jobs))
 	var errs []error
@@ -215,7 +215,7 @@ func (e *engine) prepareEnvironments() error {
 			errs = append(errs, err)
 			continue
 		}
-		e.addSecrets(jobProv.secrets)
+		e.addNamedSecrets(jobProv.secrets)
 		var env envMap
 		if job.Executor.Type == "local" {
 			env = host.clone()

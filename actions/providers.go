@@ -60,15 +60,16 @@ func (e *MissingError) Error() string {
 
 // providerResult is what a list of providers yields.
 type providerResult struct {
-	values   envMap
-	secrets  []string
+	values envMap
+	// secrets maps the names of secret variables to their values.
+	secrets  map[string]string
 	required []string
 }
 
 // resolveProviders runs providers in order; later values win. Relative
 // paths are taken from dir; command providers run there with environ.
 func resolveProviders(ctx context.Context, where string, ps []compiler.Provider, dir string, environ []string) (*providerResult, error) {
-	res := &providerResult{values: envMap{}}
+	res := &providerResult{values: envMap{}, secrets: map[string]string{}}
 	for i, p := range ps {
 		vals, err := runProvider(ctx, p, dir, environ)
 		if err != nil {
@@ -76,8 +77,8 @@ func resolveProviders(ctx context.Context, where string, ps []compiler.Provider,
 		}
 		res.values.set(vals)
 		if p.Secret() {
-			for _, v := range vals {
-				res.secrets = append(res.secrets, v)
+			for k, v := range vals {
+				res.secrets[k] = v
 			}
 		}
 		res.required = append(res.required, p.Names...)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"time"
 
@@ -231,11 +232,24 @@ func (e *engine) emit(ev Event) {
 	e.opts.Sink.Emit(ev)
 }
 
-func (e *engine) addSecrets(values []string) {
-	for _, v := range values {
-		if !e.opts.Masker.Add(v) {
-			e.emit(Event{Event: EventWarning, Message: fmt.Sprintf("a secret value is shorter than %d characters and is not masked", minSecretLen)})
-		}
+// addSecret masks a value from now on; what names it in a warning when
+// the value is too short to mask.
+func (e *engine) addSecret(what, value string) {
+	if !e.opts.Masker.Add(value) {
+		e.emit(Event{Event: EventWarning, Message: fmt.Sprintf("%s is shorter than %d characters and is not masked", what, minSecretLen)})
+	}
+}
+
+// addNamedSecrets masks the values of secret variables, in name order so
+// that warnings come in a stable order.
+func (e *engine) addNamedSecrets(secrets map[string]string) {
+	names := make([]string, 0, len(secrets))
+	for k := range secrets {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		e.addSecret("secret "+k, secrets[k])
 	}
 }
 

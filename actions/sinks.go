@@ -274,7 +274,11 @@ func (l *JobLogs) Emit(events ...Event) {
 		default:
 			b = append(b, "-- "...)
 			b = append(b, e.Event...)
-			for _, s := range []string{string(e.Result), e.Reason, e.Message} {
+			result := string(e.Result)
+			if e.Allowed {
+				result += " (allowed)"
+			}
+			for _, s := range []string{result, e.Reason, e.Message} {
 				if s != "" {
 					b = append(b, ' ')
 					b = append(b, s...)

@@ -39,10 +39,11 @@ func (jr *jobRun) runSteps() {
 		sr := &StepResult{Step: step.Name, Attempts: 0}
 		jr.res.Steps = append(jr.res.Steps, sr)
 		if !jr.stepStatusHolds(step, failed) {
-			sr.Status = StatusSkipped
+			sr.Status, sr.Reason = StatusSkipped, jr.stepSkipReason(step, failed)
 			if jr.interrupt().Err() != nil && step.Condition.Status != compiler.StatusAlways {
-				sr.Status = StatusCancelled
+				sr.Status, sr.Reason = StatusCancelled, "run cancelled"
 			}
+			jr.e.emit(Event{Job: jr.job.Name, Step: step.Name, Event: EventStepEnd, Result: sr.Status, Reason: sr.Reason})
 			continue
 		}
 		jr.runStep(step, sr)
@@ -95,6 +96,23 @@ func (jr *jobRun) interrupt() context.Context {
 		return jr.e.abort
 	}
 	return jr.e.cancel
+}
+
+// stepSkipReason says why a step's status function does not hold.
+func (jr *jobRun) stepSkipReason(step *compiler.Step, failed bool) string {
+	switch {
+	case jr.e.abort.Err() != nil:
+		return "run aborted"
+	case step.Condition.Status == compiler.StatusCancelled:
+		return "the run was not cancelled"
+	case step.Condition.Status == compiler.StatusFailure:
+		return "no earlier step failed"
+	case failed:
+		return "an earlier step failed"
+	case jr.expired():
+		return "the job timed out"
+	}
+	return "condition " + step.Condition.String() + " is false"
 }
 
 func (jr *jobRun) expired() bool {
@@ -197,7 +215,8 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 			sr.Status, sr.Reason = StatusCancelled, "run cancelled"
 			return
 		case r.ExitCode != 0:
-			sr.Status, sr.Reason = StatusSkipped, fmt.Sprintf("condition exited with status %d", r.ExitCode)
+			sr.Status, sr.Reason = StatusSkipped, fmt.Sprintf("condition %q exited with status %d", cmd, r.ExitCode)
+			e.emit(Event{Job: name, Step: step.Name, Event: EventStepEnd, Result: sr.Status, Reason: sr.Reason})
 			return
 		}
 		out = jr.outputs(step.Name)
@@ -313,7 +332,7 @@ func (o *stepOutput) close() {
 func (jr *jobRun) outputs(step string) *stepOutput {
 	e := jr.e
 	t := &tail{}
-	announce := func(v string) { e.addSecrets([]string{v}) }
+	announce := func(v string) { e.addSecret("the value announced with ::add-mask::", v) }
 	mk := func(stream string) *lineWriter {
 		return &lineWriter{
 			sink: e.opts.Sink, mask: e.opts.Masker, announce: announce, tail: t, now: e.now,

@@ -36,7 +36,7 @@ func writeSummary(w io.Writer, res *actions.Result, masker *actions.Masker, colo
 		if j.Duration > 0 || len(j.Steps) > 0 {
 			dur = roundDuration(j.Duration)
 		}
-		if n := totalAttempts(j); n > 0 {
+		if n := mostAttempts(j); n > 0 {
 			attempts = strconv.Itoa(n)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", j.Job, result, dur, attempts)
@@ -120,10 +120,12 @@ func writeSummary(w io.Writer, res *actions.Result, masker *actions.Masker, colo
 	}
 }
 
-func totalAttempts(j *actions.JobResult) int {
+// mostAttempts is the most attempts any step of a job took: 1 for a job
+// whose steps all passed at once, more when one was retried.
+func mostAttempts(j *actions.JobResult) int {
 	n := 0
 	for _, s := range j.Steps {
-		n += s.Attempts
+		n = max(n, s.Attempts)
 	}
 	return n
 }
