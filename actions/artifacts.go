@@ -75,7 +75,7 @@ func (jr *jobRun) restoreInputs() error {
 			err = json.Unmarshal(raw, &meta)
 		}
 		if err != nil {
-			return fmt.Errorf("artifact %q was not produced (did the job that outputs it fail before creating it?)", in.Name)
+			return fmt.Errorf("artifact %q: %w (did the job that outputs it fail before creating it?)", in.Name, errNotProduced)
 		}
 		dst := meta.Path
 		if in.Path != "" {
@@ -90,6 +90,9 @@ func (jr *jobRun) restoreInputs() error {
 	}
 	return nil
 }
+
+// errNotProduced is an input whose artifact the producing job did not save.
+var errNotProduced = errors.New("not produced")
 
 // missingOutputError is a declared output that the job did not create.
 type missingOutputError struct{ name, path string }

@@ -175,9 +175,14 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 		fail(DomainExecutor, err.Error())
 		return
 	}
+	defer os.RemoveAll(jr.hostCtl)
 
 	if err := jr.restoreInputs(); err != nil {
-		fail(DomainExecutor, fmt.Sprintf("restore artifacts: %v", err))
+		d := DomainExecutor
+		if errors.Is(err, errNotProduced) {
+			d = DomainStep
+		}
+		fail(d, fmt.Sprintf("restore artifacts: %v", err))
 		return
 	}
 	jr.runSteps()
