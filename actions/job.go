@@ -170,11 +170,8 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 			}
 		}
 	}()
+	// Created by CopyOut when a step writes a control file.
 	jr.hostCtl = filepath.Join(e.opts.RunDir, "control", job.Name)
-	if err := os.MkdirAll(jr.hostCtl, 0o700); err != nil {
-		fail(DomainExecutor, err.Error())
-		return
-	}
 	defer os.RemoveAll(jr.hostCtl)
 
 	if err := jr.restoreInputs(); err != nil {

@@ -221,6 +221,8 @@ func (s *EventsFile) Close() error {
 
 // JobLogs keeps one log file per job in a run directory (logs/<job>.log):
 // every output line and event of the job, with a timestamp and the step.
+// A job's file is open only while the job runs, so that a run of
+// thousands of jobs does not run out of file descriptors.
 type JobLogs struct {
 	mu    sync.Mutex
 	dir   string
@@ -286,10 +288,25 @@ func (l *JobLogs) Emit(events ...Event) {
 			}
 		}
 		b = append(b, '\n')
+		if e.Event == EventJobEnd {
+			f.Write(b)
+			b = b[:0]
+			l.closeFile(e.Job)
+			cur, f = "", nil
+		}
 	}
 	if f != nil && len(b) > 0 {
 		f.Write(b)
 	}
+}
+
+func (l *JobLogs) closeFile(job string) {
+	if f := l.files[job]; f != nil {
+		if err := f.Close(); err != nil && l.err == nil {
+			l.err = err
+		}
+	}
+	delete(l.files, job)
 }
 
 func (l *JobLogs) file(job string) *os.File {

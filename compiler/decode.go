@@ -36,7 +36,7 @@ func (d *decoder) at(n *node, p string, format string, args ...any) {
 // keyPath appends an object key to a JSON path, quoting keys that are not
 // plain identifiers.
 func keyPath(p, key string) string {
-	if plainKey.MatchString(key) {
+	if plainKey(key) {
 		if p == "" {
 			return key
 		}
@@ -45,7 +45,20 @@ func keyPath(p, key string) string {
 	return p + "[" + strconv.Quote(key) + "]"
 }
 
-var plainKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+// plainKey reports whether key is written bare in a path: letters, digits,
+// '_' and '-', not starting with a digit or '-'.
+func plainKey(key string) bool {
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		switch {
+		case c == '_', c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z':
+		case i > 0 && (c == '-' || c >= '0' && c <= '9'):
+		default:
+			return false
+		}
+	}
+	return key != ""
+}
 
 func indexPath(p string, i int) string { return fmt.Sprintf("%s[%d]", p, i) }
 

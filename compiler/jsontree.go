@@ -221,12 +221,18 @@ func (p *jsonParser) array(depth int) (*node, error) {
 func (p *jsonParser) string() (string, error) {
 	start := p.pos
 	p.pos++ // opening quote
+	escaped := false
 	for p.pos < len(p.data) {
 		switch c := p.data[p.pos]; {
 		case c == '\\':
+			escaped = true
 			p.pos += 2
 		case c == '"':
 			p.pos++
+			raw := p.data[start+1 : p.pos-1]
+			if !escaped && utf8.Valid(raw) {
+				return string(raw), nil
+			}
 			var s string
 			if err := json.Unmarshal(p.data[start:p.pos], &s); err != nil {
 				return "", &syntaxError{offset: start, msg: "invalid string literal"}

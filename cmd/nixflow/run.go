@@ -101,7 +101,13 @@ func (a *app) run(args []string, f *runFlags) error {
 	if err != nil {
 		return infraError(fmt.Errorf("create the log directory: %w", err))
 	}
-	defer logs.Close()
+	defer func() {
+		// A log that could not be written is worth knowing, not worth
+		// failing a run that passed.
+		if err := logs.Close(); err != nil {
+			fmt.Fprintf(a.stderr, "warning: job logs incomplete: %v\n", err)
+		}
+	}()
 	sinks = append(sinks, logs)
 	if f.events != "" {
 		ev, err := actions.NewEventsFile(f.events)
