@@ -69,7 +69,7 @@
           # The Nix library's fixtures, evaluated and compared at evaluation
           # time (no Nix inside the build needed).
           nixlib = pkgs.runCommand "nixlib-fixtures" { } (
-            let results = import ./nixlib/tests/pure.nix; in
+            let results = import ./nixlib/tests/support/pure.nix; in
             if results.failed == [ ] then "echo ${toString results.passed} fixtures ok > $out"
             else throw "nixlib fixtures differ: ${builtins.concatStringsSep ", " results.failed}"
           );

@@ -1,17 +1,17 @@
-# The workflow fixtures of this directory whose JSON holds no store path,
+# The workflow fixtures of tests/ whose JSON holds no store path,
 # evaluated and compared with their .json by Nix alone: the flake's
 # checks.nixlib uses this (no Nix is needed inside the build). The full
 # suite, store paths included, is run.sh.
 let
-  dir = builtins.readDir ./.;
+  dir = builtins.readDir ../.;
   names = builtins.filter
     (n: builtins.match ".*\\.json" n != null && dir.${n} == "regular")
     (builtins.attrNames dir);
   base = n: builtins.head (builtins.match "(.*)\\.json" n);
   pure = builtins.filter
-    (n: builtins.match ".*/nix/store/.*" (builtins.readFile (./. + "/${n}")) == null)
+    (n: builtins.match ".*/nix/store/.*" (builtins.readFile (../. + "/${n}")) == null)
     names;
-  same = n: builtins.fromJSON (builtins.readFile (./. + "/${n}")) == import (./. + "/${base n}.nix");
+  same = n: builtins.fromJSON (builtins.readFile (../. + "/${n}")) == import (../. + "/${base n}.nix");
 in
 {
   passed = builtins.length (builtins.filter same pure);
