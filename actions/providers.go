@@ -131,7 +131,8 @@ func runProvider(ctx context.Context, p compiler.Provider, dir string, environ [
 
 // runSops decrypts a sops file (yaml, json, dotenv or ini) and returns its
 // values as variables. Nested keys are flattened, joined with '_'
-// (db: {password: x} gives db_password), list items by index (hosts_0).
+// (db: {password: x} gives db_password), list items by index (hosts_0),
+// ini sections likewise (section_KEY).
 func runSops(ctx context.Context, file, format string, environ []string) (map[string]string, error) {
 	if _, err := exec.LookPath("sops"); err != nil {
 		return nil, errors.New("the sops binary is not on PATH")
@@ -154,6 +155,16 @@ func runSops(ctx context.Context, file, format string, environ []string) (map[st
 		return nil, errors.New("the decrypted file is not a mapping of names to values")
 	}
 	vals := map[string]string{}
+	if format == "ini" {
+		// Keys outside any section are sops' DEFAULT section: they keep
+		// their names; the others become SECTION_KEY.
+		if def, ok := top["DEFAULT"].(map[string]any); ok {
+			delete(top, "DEFAULT")
+			if err := flatten("", def, vals); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if err := flatten("", top, vals); err != nil {
 		return nil, err
 	}

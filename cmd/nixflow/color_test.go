@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// openPTY opens a pseudo-terminal pair: what is written to the second file
+// is read from the first, and the second is a terminal.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, s
+}
+
+// TestColor checks that the output is coloured on a terminal, and only
+// there: never in a pipe, never with NO_COLOR set, never for TERM=dumb.
+func TestColor(t *testing.T) {
+	dir := t.TempDir()
+	wf := filepath.Join(dir, "ci.json")
+	if err := os.WriteFile(wf, []byte(`{"version": 1, "name": "c", "jobs": {"a": {"executor": {"type": "local", "copyRepo": false}, "steps": [{"bash": "echo hi"}]}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(t *testing.T, env []string, toTerminal bool) string {
+		t.Setenv("XDG_STATE_HOME", filepath.Join(t.TempDir(), "state"))
+		for _, kv := range env {
+			k, v, _ := strings.Cut(kv, "=")
+			t.Setenv(k, v)
+		}
+		if !toTerminal {
+			var out bytes.Buffer
+			Main([]string{"run", wf}, bytes.NewReader(nil), &out, io.Discard)
+			return out.String()
+		}
+		master, slave := openPTY(t)
+		defer master.Close()
+		got := make(chan []byte)
+		go func() {
+			b, _ := io.ReadAll(master) // ends with EIO once the slave is closed
+			got <- b
+		}()
+		Main([]string{"run", wf}, bytes.NewReader(nil), slave, io.Discard)
+		slave.Close()
+		return string(<-got)
+	}
+	const esc = "\x1b["
+	if out := run(t, []string{"NO_COLOR=", "TERM=xterm"}, true); !strings.Contains(out, esc) {
+		t.Errorf("no colour on a terminal:\n%q", out)
+	}
+	if out := run(t, []string{"NO_COLOR=1", "TERM=xterm"}, true); strings.Contains(out, esc) {
+		t.Errorf("colour with NO_COLOR set:\n%q", out)
+	}
+	if out := run(t, []string{"NO_COLOR=", "TERM=dumb"}, true); strings.Contains(out, esc) {
+		t.Errorf("colour with TERM=dumb:\n%q", out)
+	}
+	if out := run(t, []string{"NO_COLOR=", "TERM=xterm"}, false); strings.Contains(out, esc) {
+		t.Errorf("colour in a pipe:\n%q", out)
+	}
+}
