@@ -34,13 +34,14 @@ func runHost(ctx context.Context, script string, env []string, dir string, stdou
 	switch {
 	case err == nil:
 		return 0, stderr.String(), nil
+	case ctx.Err() != nil:
+		// Killed because ctx ended: not the command's own exit status.
+		return -1, stderr.String(), ctx.Err()
 	case errors.As(err, &exit):
 		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			return 128 + int(ws.Signal()), stderr.String(), nil
 		}
 		return exit.ExitCode(), stderr.String(), nil
-	case ctx.Err() != nil:
-		return -1, stderr.String(), ctx.Err()
 	default:
 		return -1, stderr.String(), err
 	}

@@ -96,16 +96,18 @@ type jobRun struct {
 	path   []string
 	// deadline is when the job's timeout expires (zero: none).
 	deadline time.Time
-	// offsets of the control files already parsed.
-	offsets map[string]int
+	// seen holds each control file's content as last parsed.
+	seen    map[string][]byte
 	hostCtl string
 	// cleanup jobs (always(), cancelled()) are not interrupted by the
 	// first Ctrl-C, only by the second.
 	cleanup bool
+	// timedOut records that the job's timeout struck.
+	timedOut bool
 }
 
 func (e *engine) runJob(job *compiler.Job, res *JobResult) {
-	jr := &jobRun{e: e, job: job, res: res, jobEnv: envMap{}, offsets: map[string]int{},
+	jr := &jobRun{e: e, job: job, res: res, jobEnv: envMap{}, seen: map[string][]byte{},
 		cleanup: job.Condition.Status == compiler.StatusAlways || job.Condition.Status == compiler.StatusCancelled}
 	if job.Timeout > 0 {
 		jr.deadline = e.now().Add(time.Duration(job.Timeout))
@@ -142,6 +144,10 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 
 	e.emit(Event{Job: job.Name, Event: EventJobStart, Message: job.Executor.Type})
 	if err := e.realiseDeps(jr); err != nil {
+		if jr.interrupt().Err() != nil {
+			res.Status, res.Reason = StatusCancelled, "run cancelled"
+			return
+		}
 		fail(DomainBuild, err.Error())
 		return
 	}
@@ -202,15 +208,19 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 // environment (local executors) or the --pass-env names (remote ones),
 // workflow providers and env, job providers and env, runtime overrides.
 func (e *engine) prepareEnvironments() error {
+	var errs []error
 	var err error
 	e.workEnv, err = resolveProviders(e.abort, "workflow", e.plan.EnvFrom, e.opts.RepoDir, e.opts.Environ)
 	if err != nil {
-		return err
+		// Go on with the jobs' providers, so that every problem is listed;
+		// but not with required names, which this provider may have set.
+		errs = append(errs, err)
+		e.workEnv = &providerResult{values: envMap{}}
 	}
+	checkNames := err == nil
 	e.addNamedSecrets(e.workEnv.secrets)
 	host := fromList(e.opts.Environ)
 	e.jobEnv = make(map[string]envMap, len(e.plan.Jobs))
-	var errs []error
 	for _, job := range e.plan.Jobs {
 		jobProv, err := resolveProviders(e.abort, "job "+job.Name, job.EnvFrom, e.opts.RepoDir, e.opts.Environ)
 		if err != nil {
@@ -237,7 +247,7 @@ func (e *engine) prepareEnvironments() error {
 		check := env.clone()
 		e.opts.Overrides.apply(check)
 		required := append(append([]string(nil), e.workEnv.required...), jobProv.required...)
-		if err := checkRequired(check, required); err != nil {
+		if err := checkRequired(check, required); err != nil && checkNames {
 			errs = append(errs, fmt.Errorf("job %s: %w", job.Name, err))
 		}
 	}

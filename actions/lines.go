@@ -41,10 +41,10 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 			end = len(p)
 		}
 		if room := maxLine - len(w.buf); end > room {
-			// Too long for one line: pass on what fits, go on with the rest.
+			// Too long for one line: pass on a piece, go on with the rest.
 			w.buf = append(w.buf, p[:room]...)
 			p = p[room:]
-			w.line()
+			w.cut()
 			continue
 		}
 		if i < 0 {
@@ -68,6 +68,20 @@ func (w *lineWriter) line() {
 	w.buf = w.buf[:0]
 }
 
+// cut passes on the first part of an over-long line, keeping back enough
+// that a secret is never split between two pieces (which would show both
+// halves): the piece ends a secret's length before the buffer does, and
+// before any occurrence of a secret that would cross its end.
+func (w *lineWriter) cut() {
+	limit := len(w.buf) - w.mask.longest()
+	if limit < len(w.buf)/2 {
+		limit = len(w.buf) / 2 // secrets are not that long; keep progressing
+	}
+	n := w.mask.safeCut(string(w.buf), limit)
+	w.add(w.buf[:n])
+	w.buf = append(w.buf[:0], w.buf[n:]...)
+}
+
 // addMask starts a line that announces a value to mask.
 const addMask = "::add-mask::"
 
@@ -75,7 +89,7 @@ func (w *lineWriter) add(line []byte) {
 	raw := string(bytes.TrimSuffix(line, []byte{'\r'}))
 	var text string
 	if v, ok := strings.CutPrefix(strings.TrimSpace(raw), addMask); ok && w.announce != nil {
-		if v != "" {
+		if v = strings.TrimSpace(v); v != "" {
 			w.announce(v)
 		}
 		text = addMask + "***"

@@ -1,6 +1,7 @@
 package actions
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -44,16 +45,55 @@ func (m *Masker) Add(value string) bool {
 		}
 		if !m.values[line] {
 			m.values[line] = true
-			m.sorted = append(m.sorted, line)
-			sort.Slice(m.sorted, func(i, j int) bool {
-				if len(m.sorted[i]) != len(m.sorted[j]) {
-					return len(m.sorted[i]) > len(m.sorted[j])
+			// Copy on write: Mask reads the old slice without the lock.
+			sorted := append(slices.Clone(m.sorted), line)
+			sort.Slice(sorted, func(i, j int) bool {
+				if len(sorted[i]) != len(sorted[j]) {
+					return len(sorted[i]) > len(sorted[j])
 				}
-				return m.sorted[i] < m.sorted[j]
+				return sorted[i] < sorted[j]
 			})
+			m.sorted = sorted
 		}
 	}
 	return ok
+}
+
+// longest is the length of the longest secret, 0 without secrets.
+func (m *Masker) longest() int {
+	if m == nil {
+		return 0
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if len(m.sorted) == 0 {
+		return 0
+	}
+	return len(m.sorted[0])
+}
+
+// safeCut returns where s may be cut, at limit or before, so that no
+// occurrence of a secret straddles the cut.
+func (m *Masker) safeCut(s string, limit int) int {
+	if m == nil {
+		return limit
+	}
+	m.mu.RLock()
+	secrets := m.sorted
+	m.mu.RUnlock()
+	cut := limit
+	for _, sec := range secrets {
+		// An occurrence straddling cut starts in (cut-len(sec), cut).
+		from := max(cut-len(sec)+1, 0)
+		to := min(cut+len(sec)-1, len(s))
+		if from >= to {
+			continue
+		}
+		if i := strings.Index(s[from:to], sec); i >= 0 && from+i > 0 {
+			cut = from + i
+		}
+	}
+	return cut
 }
 
 // Mask returns s with every occurrence of every secret replaced by ***.

@@ -100,9 +100,9 @@ func runProvider(ctx context.Context, p compiler.Provider, dir string, environ [
 		if err != nil {
 			return nil, err
 		}
-		vals, err := godotenv.UnmarshalBytes(data)
+		vals, err := parseDotenv(data)
 		if err != nil {
-			return nil, fmt.Errorf("parse: %w", err)
+			return nil, err
 		}
 		return vals, nil
 	case "sops":
@@ -120,9 +120,9 @@ func runProvider(ctx context.Context, p compiler.Provider, dir string, environ [
 		if code != 0 {
 			return nil, fmt.Errorf("exited with status %d%s", code, stderrHint(stderr))
 		}
-		vals, err := godotenv.UnmarshalBytes(out.Bytes())
+		vals, err := parseDotenv(out.Bytes())
 		if err != nil {
-			return nil, fmt.Errorf("parse its output as KEY=VALUE lines: %w", err)
+			return nil, fmt.Errorf("its output: %w", err)
 		}
 		return vals, nil
 	}
@@ -211,6 +211,37 @@ func flatten(prefix string, v any, out map[string]string) error {
 		out[prefix] = fmt.Sprint(v)
 	}
 	return nil
+}
+
+// ReadEnvFile reads a dotenv file (for --env-file), with errors that never
+// quote its content.
+func ReadEnvFile(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return parseDotenv(data)
+}
+
+// ErrNotDotenv is text that is not in dotenv syntax (KEY=VALUE lines).
+var ErrNotDotenv = errors.New("not KEY=VALUE lines (dotenv syntax)")
+
+// parseDotenv parses dotenv text with godotenv. Its error messages quote
+// the text that follows the mistake, which may be a secret, so they are
+// never passed on: only which line is at fault.
+func parseDotenv(data []byte) (map[string]string, error) {
+	vals, err := godotenv.UnmarshalBytes(data)
+	if err == nil {
+		return vals, nil
+	}
+	// Find the first line that does not parse on its own; multi-line
+	// values make this a guess, so it is said as one.
+	for i, line := range bytes.Split(data, []byte("\n")) {
+		if _, lerr := godotenv.UnmarshalBytes(line); lerr != nil {
+			return nil, fmt.Errorf("%w, near line %d", ErrNotDotenv, i+1)
+		}
+	}
+	return nil, ErrNotDotenv
 }
 
 // stderrHint keeps the last line of a command's stderr for an error message.

@@ -1,6 +1,7 @@
 package actions
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +41,9 @@ func (jr *jobRun) runSteps() {
 		jr.res.Steps = append(jr.res.Steps, sr)
 		if !jr.stepStatusHolds(step, failed) {
 			sr.Status, sr.Reason = StatusSkipped, jr.stepSkipReason(step, failed)
+			if step.Condition.Status == compiler.StatusSuccess && jr.expired() {
+				jr.timedOut = true
+			}
 			if jr.interrupt().Err() != nil && step.Condition.Status != compiler.StatusAlways {
 				sr.Status, sr.Reason = StatusCancelled, "run cancelled"
 			}
@@ -61,6 +65,11 @@ func (jr *jobRun) runSteps() {
 	switch {
 	case failed:
 		jr.res.Status, jr.res.Reason, jr.res.Domain = StatusFailure, failReason, failDomain
+	case jr.timedOut:
+		// A timeout is a failure, also when the step it stopped was allowed
+		// to fail, or when it struck between steps.
+		jr.res.Status, jr.res.Domain = StatusFailure, DomainStep
+		jr.res.Reason = fmt.Sprintf("job timed out after %s", jr.job.Timeout)
 	case cancelled || jr.interrupt().Err() != nil:
 		jr.res.Status, jr.res.Reason = StatusCancelled, "run cancelled"
 	default:
@@ -83,7 +92,7 @@ func (jr *jobRun) stepStatusHolds(step *compiler.Step, failed bool) bool {
 	case compiler.StatusCancelled:
 		return cancelled
 	case compiler.StatusFailure:
-		return failed
+		return failed && !interrupted
 	default:
 		return !failed && !interrupted && !jr.expired()
 	}
@@ -120,18 +129,21 @@ func (jr *jobRun) expired() bool {
 }
 
 // stepContext bounds a step attempt: by the run's cancellation (for
-// cleanup steps, only by the abort), by the job's deadline unless it has
-// already passed for a cleanup step, and by the step's own timeout.
-func (jr *jobRun) stepContext(step *compiler.Step) (context.Context, context.CancelFunc, func() string) {
+// always() and cancelled() steps, only by the abort: they clean up after a
+// Ctrl-C), by the job's deadline unless it has passed already for a step
+// that runs after failures (always(), failure(), cancelled() steps clean up
+// after a timeout), and by the step's own timeout. why tells, once the
+// attempt is over, whether a timeout stopped it, and whether the job's.
+func (jr *jobRun) stepContext(step *compiler.Step) (context.Context, context.CancelFunc, func() (string, bool)) {
 	e := jr.e
-	cleanup := step.Condition.Status != compiler.StatusSuccess
 	base := jr.interrupt()
-	if cleanup {
+	if cleansUpAfterCancel(step) {
 		base = e.abort
 	}
 	ctx, cancel := context.WithCancel(base)
 	var jobDeadline, stepDeadline time.Time
-	if !jr.deadline.IsZero() && !(cleanup && jr.expired()) {
+	afterTimeout := step.Condition.Status != compiler.StatusSuccess && jr.expired()
+	if !jr.deadline.IsZero() && !afterTimeout {
 		jobDeadline = jr.deadline
 	}
 	if step.Timeout > 0 {
@@ -147,18 +159,24 @@ func (jr *jobRun) stepContext(step *compiler.Step) (context.Context, context.Can
 		c1 := cancel
 		cancel = func() { c2(); c1() }
 	}
-	why := func() string {
+	why := func() (string, bool) {
 		switch {
 		case base.Err() != nil:
-			return ""
+			return "", false
 		case !jobDeadline.IsZero() && deadline.Equal(jobDeadline) && ctx.Err() != nil:
-			return fmt.Sprintf("job timed out after %s", jr.job.Timeout)
+			return fmt.Sprintf("job timed out after %s", jr.job.Timeout), true
 		case ctx.Err() != nil:
-			return fmt.Sprintf("timed out after %s", step.Timeout)
+			return fmt.Sprintf("timed out after %s", step.Timeout), false
 		}
-		return ""
+		return "", false
 	}
 	return ctx, cancel, why
+}
+
+// cleansUpAfterCancel reports whether a step runs, and goes on running,
+// after the first Ctrl-C: always() and cancelled() steps.
+func cleansUpAfterCancel(step *compiler.Step) bool {
+	return step.Condition.Status == compiler.StatusAlways || step.Condition.Status == compiler.StatusCancelled
 }
 
 // stepEnv layers the step's own env, JOB_ENV values and the runtime
@@ -202,21 +220,35 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 	env := jr.stepEnv(step).list()
 	out := jr.outputs(step.Name)
 
+	// ends a step that did not get to run its attempts to the end.
+	end := func(status Status, reason string) {
+		sr.Status, sr.Reason = status, reason
+		ev := Event{Job: name, Step: step.Name, Event: EventStepEnd, Result: status, Reason: reason, Attempt: sr.Attempts}
+		if status == StatusFailure && step.ContinueOnError {
+			ev.Allowed = true
+		}
+		e.emit(ev)
+	}
+
 	if cmd := step.Condition.Command; cmd != "" {
-		ctx, cancel, _ := jr.stepContext(step)
+		ctx, cancel, why := jr.stepContext(step)
 		r, err := jr.ws.Run(ctx, jr.command(append(conditionShell[:len(conditionShell):len(conditionShell)], cmd), env, step.Workdir, out))
+		reason, jobTimeout := why()
 		cancel()
 		out.close()
 		switch {
 		case err != nil:
-			sr.Status, sr.Reason = StatusFailure, fmt.Sprintf("condition could not run: %v", err)
+			end(StatusFailure, fmt.Sprintf("condition could not run: %v", err))
+			return
+		case r.Stopped && reason != "":
+			jr.timedOut = jr.timedOut || jobTimeout
+			end(StatusFailure, "condition "+reason)
 			return
 		case r.Stopped:
-			sr.Status, sr.Reason = StatusCancelled, "run cancelled"
+			end(StatusCancelled, "run cancelled")
 			return
 		case r.ExitCode != 0:
-			sr.Status, sr.Reason = StatusSkipped, fmt.Sprintf("condition %q exited with status %d", cmd, r.ExitCode)
-			e.emit(Event{Job: name, Step: step.Name, Event: EventStepEnd, Result: sr.Status, Reason: sr.Reason})
+			end(StatusSkipped, fmt.Sprintf("condition %q exited with status %d", cmd, r.ExitCode))
 			return
 		}
 		out = jr.outputs(step.Name)
@@ -230,17 +262,18 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		ctx, cancel, why := jr.stepContext(step)
 		t0 := e.now()
 		r, err := jr.ws.Run(ctx, jr.command(argv, env, step.Workdir, out))
-		reason := why()
+		reason, jobTimeout := why()
+		jr.timedOut = jr.timedOut || (r.Stopped && jobTimeout)
 		cancel()
 		out.close()
 		sr.ExitCode = r.ExitCode
 		// Whatever the step wrote to the control files counts, also when
 		// it failed: a later always() step may need it.
 		cerr := jr.readControl()
-		end := Event{Job: name, Step: step.Name, Event: EventStepEnd, Attempt: attempt, Attempts: max,
+		ev := Event{Job: name, Step: step.Name, Event: EventStepEnd, Attempt: attempt, Attempts: max,
 			Duration: e.now().Sub(t0).Seconds()}
 		code := r.ExitCode
-		end.ExitCode = &code
+		ev.ExitCode = &code
 		switch {
 		case err != nil:
 			sr.Status, sr.Reason = StatusFailure, fmt.Sprintf("could not run: %v", err)
@@ -260,46 +293,62 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		if sr.Status == StatusFailure && final && attempt > 1 {
 			sr.Reason += fmt.Sprintf(" (after %d attempts)", attempt)
 		}
-		end.Result, end.Reason = sr.Status, sr.Reason
+		ev.Result, ev.Reason = sr.Status, sr.Reason
 		if sr.Status == StatusFailure && step.ContinueOnError {
-			end.Allowed = true
+			ev.Allowed = true
 		}
 		if sr.Status == StatusFailure {
 			sr.Tail = out.tail.get()
 		}
 		if final || sr.Status != StatusFailure {
-			e.emit(end)
+			e.emit(ev)
 			return
 		}
-		delay := step.Retry.Delay(attempt)
-		e.emit(Event{Job: name, Step: step.Name, Event: EventStepRetry, Attempt: attempt + 1, Attempts: max, ExitCode: end.ExitCode,
+		delay := jr.retryDelay(step, attempt)
+		e.emit(Event{Job: name, Step: step.Name, Event: EventStepRetry, Attempt: attempt + 1, Attempts: max, ExitCode: ev.ExitCode,
 			Message: fmt.Sprintf("attempt %d/%d failed: %s; retrying in %s", attempt, max, sr.Reason, delay)})
-		if !jr.sleep(delay) {
-			sr.Status, sr.Reason = StatusCancelled, "run cancelled"
+		if !jr.sleep(step, delay) {
+			end(StatusCancelled, "run cancelled")
+			return
+		}
+		if jr.expired() && step.Condition.Status == compiler.StatusSuccess {
+			// The job's time ran out during the wait: no phantom attempt.
+			jr.timedOut = true
+			end(StatusFailure, fmt.Sprintf("job timed out after %s (after %d attempts)", jr.job.Timeout, attempt))
 			return
 		}
 		out = jr.outputs(step.Name)
 	}
 }
 
-// sleep waits between attempts; it reports false when the run was
-// cancelled meanwhile.
-func (jr *jobRun) sleep(d time.Duration) bool {
-	if !jr.deadline.IsZero() {
-		// The job's timeout bounds the waits between attempts too.
+// retryDelay is the wait after failed attempt n, shortened to the job's
+// deadline: the job's timeout bounds the waits between attempts too.
+func (jr *jobRun) retryDelay(step *compiler.Step, n int) time.Duration {
+	d := step.Retry.Delay(n)
+	if !jr.deadline.IsZero() && step.Condition.Status == compiler.StatusSuccess {
 		if left := jr.deadline.Sub(jr.e.now()); left < d {
-			d = max(left, 0)
+			d = max(left, 0).Round(time.Millisecond)
 		}
 	}
+	return d
+}
+
+// sleep waits between attempts; it reports false when the run was
+// cancelled meanwhile (for always() and cancelled() steps: aborted).
+func (jr *jobRun) sleep(step *compiler.Step, d time.Duration) bool {
+	stop := jr.interrupt()
+	if cleansUpAfterCancel(step) {
+		stop = jr.e.abort
+	}
 	if d <= 0 {
-		return jr.interrupt().Err() == nil
+		return stop.Err() == nil
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return true
-	case <-jr.interrupt().Done():
+	case <-stop.Done():
 		return false
 	}
 }
@@ -343,8 +392,9 @@ func (jr *jobRun) outputs(step string) *stepOutput {
 }
 
 // readControl reads what the last step appended to JOB_ENV, JOB_PATH and
-// JOB_OUTPUT. Only new content is parsed; a file that shrank was rewritten
-// and is parsed whole.
+// JOB_OUTPUT. Only what was appended is parsed; a file that no longer
+// starts with what was read before was rewritten (`>` instead of `>>`) and
+// is parsed whole.
 func (jr *jobRun) readControl() error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(jr.e.abort), time.Minute)
 	defer cancel()
@@ -364,12 +414,12 @@ func (jr *jobRun) readControl() error {
 		if err != nil {
 			return err
 		}
-		off := jr.offsets[f]
-		if off > len(data) {
-			off = 0
+		seen := jr.seen[f]
+		if !bytes.HasPrefix(data, seen) {
+			seen = nil
 		}
-		jr.offsets[f] = len(data)
-		if err := jr.applyControl(f, data[off:]); err != nil {
+		jr.seen[f] = data
+		if err := jr.applyControl(f, data[len(seen):]); err != nil {
 			return err
 		}
 	}

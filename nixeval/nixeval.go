@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/nixflow/nixflow/nixlib"
 )
@@ -151,6 +152,9 @@ func Realise(ctx context.Context, drvs []string, env []string, log func(line str
 		return &NixMissingError{Tool: "nix-store"}
 	}
 	cmd := exec.CommandContext(ctx, bin, append([]string{"--realise"}, drvs...)...)
+	// SIGINT, not SIGKILL: nix-store then stops its builders itself.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
 	cmd.Env = env
 	var stderr bytes.Buffer
 	cmd.Stdout = nil

@@ -9,11 +9,11 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/joho/godotenv"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
@@ -93,12 +93,23 @@ func (a *app) run(args []string, f *runFlags) error {
 		return usageError(fmt.Errorf("unknown --log-format %q (known: structured, simple, json)", format))
 	}
 
+	sinks := actions.Sinks{actions.NewConsole(a.stdout, format, a.colorful(a.stdout))}
+	if f.events != "" {
+		ev, err := actions.NewEventsFile(f.events)
+		if err != nil {
+			return usageError(fmt.Errorf("--events: %w", err))
+		}
+		defer ev.Close()
+		sinks = append(sinks, ev)
+	}
+	// Nothing that can fail on bad input comes after this point: a run
+	// directory exists only for a run that starts.
 	if err := os.MkdirAll(opts.RunDir, 0o700); err != nil {
 		return infraError(fmt.Errorf("create the run directory: %w", err))
 	}
-	sinks := actions.Sinks{actions.NewConsole(a.stdout, format, a.colorful(a.stdout))}
 	logs, err := actions.NewJobLogs(filepath.Join(opts.RunDir, "logs"))
 	if err != nil {
+		os.RemoveAll(opts.RunDir)
 		return infraError(fmt.Errorf("create the log directory: %w", err))
 	}
 	defer func() {
@@ -109,16 +120,9 @@ func (a *app) run(args []string, f *runFlags) error {
 		}
 	}()
 	sinks = append(sinks, logs)
-	if f.events != "" {
-		ev, err := actions.NewEventsFile(f.events)
-		if err != nil {
-			return usageError(fmt.Errorf("--events: %w", err))
-		}
-		defer ev.Close()
-		sinks = append(sinks, ev)
-	}
 	opts.Sink = sinks
 	if err := writePlanFile(filepath.Join(opts.RunDir, "plan.json"), plan); err != nil {
+		os.RemoveAll(opts.RunDir)
 		return infraError(err)
 	}
 
@@ -169,9 +173,9 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 	}
 	files := map[string]string{}
 	for _, path := range f.envFiles {
-		vals, err := godotenv.Read(path)
+		vals, err := actions.ReadEnvFile(path)
 		if err != nil {
-			return opts, usageError(fmt.Errorf("--env-file: %w", err))
+			return opts, usageError(fmt.Errorf("--env-file %s: %w", path, err))
 		}
 		for k, v := range vals {
 			files[k] = v
@@ -185,15 +189,25 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 	if err != nil {
 		return opts, usageError(err)
 	}
+	if fi, err := os.Stat(repo); err != nil || !fi.IsDir() {
+		return opts, usageError(fmt.Errorf("--repo %s: not a directory", repo))
+	}
 	runs, err := a.runsDir()
 	if err != nil {
 		return opts, err
 	}
 	id := newRunID(time.Now())
 	masker := actions.NewMasker()
-	// Values given on the command line or in env files may be secrets.
-	for _, v := range files {
-		masker.Add(v)
+	// Values from env files may be secrets.
+	var short []string
+	for k, v := range files {
+		if !masker.Add(v) {
+			short = append(short, k)
+		}
+	}
+	sort.Strings(short)
+	for _, k := range short {
+		fmt.Fprintf(a.stderr, "warning: --env-file value of %s is shorter than 4 characters and is not masked\n", k)
 	}
 	opts = actions.Options{
 		RunID:           id,
@@ -237,6 +251,11 @@ func (a *app) interrupts() (cancel, abort context.Context, stop func()) {
 	abort, abortFn := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	// With SIGPIPE noticed (not ignored: that would pass on to the steps),
+	// writing to a closed stdout (nixflow run | head) is an error the
+	// console drops, not the death of nixflow with its steps orphaned.
+	pipes := make(chan os.Signal, 1)
+	signal.Notify(pipes, syscall.SIGPIPE)
 	done := make(chan struct{})
 	go func() {
 		n := 0
@@ -258,6 +277,7 @@ func (a *app) interrupts() (cancel, abort context.Context, stop func()) {
 	}()
 	return cancel, abort, func() {
 		signal.Stop(sigs)
+		signal.Stop(pipes)
 		close(done)
 		cancelFn()
 		abortFn()
