@@ -37,6 +37,7 @@ type runFlags struct {
 	terminateGrace time.Duration
 	repo           string
 	artifactsDir   string
+	groups         string
 }
 
 func (a *app) runCommand() *cobra.Command {
@@ -65,6 +66,7 @@ Exit status: 0 all jobs succeeded (allowed failures included), 1 a job failed,
 	fl.BoolVar(&f.keepWorkspace, "keep-workspace", false, "keep job workspaces in the run directory after the run")
 	fl.DurationVar(&f.interruptGrace, "interrupt-grace", 7500*time.Millisecond, "on cancellation, how long steps get after SIGINT before SIGTERM")
 	fl.DurationVar(&f.terminateGrace, "terminate-grace", 2500*time.Millisecond, "how long steps get after SIGTERM before SIGKILL")
+	fl.StringVar(&f.groups, "groups", "auto", "replay each job's log in collapsible sections at the end: auto (detect GitHub Actions, GitLab CI, Buildkite), github, gitlab, buildkite, none")
 	fl.StringVar(&f.artifactsDir, "artifacts-dir", "", "at the end, copy every artifact of the run to DIR/<name>")
 	fl.StringVar(&f.repo, "repo", "", "the working tree jobs start from (default: the git work tree of the current directory, else the current directory)")
 	return cmd
@@ -91,6 +93,17 @@ func (a *app) run(args []string, f *runFlags) error {
 	case actions.FormatStructured, actions.FormatSimple, actions.FormatJSON:
 	default:
 		return usageError(fmt.Errorf("unknown --log-format %q (known: structured, simple, json)", format))
+	}
+	g := groups(f.groups)
+	switch g {
+	case "auto":
+		g = a.detectGroups()
+	case groupsNone, groupsGitHub, groupsGitLab, groupsBuildkite:
+	default:
+		return usageError(fmt.Errorf("unknown --groups %q (known: auto, github, gitlab, buildkite, none)", f.groups))
+	}
+	if format == actions.FormatJSON {
+		g = groupsNone // stdout stays JSON lines
 	}
 
 	sinks := actions.Sinks{actions.NewConsole(a.stdout, format, a.colorful(a.stdout))}
@@ -136,6 +149,7 @@ func (a *app) run(args []string, f *runFlags) error {
 	if format == actions.FormatJSON {
 		summaryOut = a.stderr
 	}
+	writeGroups(a.stdout, g, opts.RunDir, res)
 	writeSummary(summaryOut, res, opts.Masker, a.colorful(summaryOut))
 	if f.artifactsDir != "" {
 		n, err := exportArtifacts(opts.RunDir, f.artifactsDir)

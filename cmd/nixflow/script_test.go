@@ -42,6 +42,10 @@ func scriptParams(dir string) testscript.Params {
 			env.Setenv("HOME", filepath.Join(env.WorkDir, ".home"))
 			env.Setenv("XDG_CACHE_HOME", filepath.Join(env.WorkDir, ".cache"))
 			env.Setenv("NO_COLOR", "")
+			// Scripts decide themselves whether they run "in" a hosted CI.
+			for _, v := range []string{"GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "CI"} {
+				env.Setenv(v, "")
+			}
 			// Nix here has no binary cache to reach, and flakes are still
 			// "experimental" on older versions.
 			env.Setenv("NIX_CONFIG", "substituters =\nexperimental-features = nix-command flakes")

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nixflow/nixflow/actions"
+)
+
+// groups is the syntax of a hosted CI's collapsible log sections.
+type groups string
+
+// The CI services whose log groups nixflow writes.
+const (
+	groupsNone      groups = "none"
+	groupsGitHub    groups = "github"
+	groupsGitLab    groups = "gitlab"
+	groupsBuildkite groups = "buildkite"
+)
+
+// detectGroups names the CI nixflow runs in, from the variables each one
+// sets, or groupsNone.
+func (a *app) detectGroups() groups {
+	switch {
+	case a.getenv("GITHUB_ACTIONS") == "true":
+		return groupsGitHub
+	case a.getenv("GITLAB_CI") == "true":
+		return groupsGitLab
+	case a.getenv("BUILDKITE") == "true":
+		return groupsBuildkite
+	}
+	return groupsNone
+}
+
+// writeGroups replays, at the end of a run, each job's log in a collapsible
+// section of the CI's own syntax: the live output interleaves jobs that run
+// at once, so sections are made from the per-job logs (masked already).
+// A failed job's section is open (Buildkite) or annotated (GitHub).
+func writeGroups(w io.Writer, g groups, runDir string, res *actions.Result) {
+	if g == groupsNone {
+		return
+	}
+	for _, j := range res.Jobs {
+		title := fmt.Sprintf("%s (%s)", j.Job, j.Status)
+		failed := j.Status == actions.StatusFailure && !j.Allowed
+		if j.Status == actions.StatusFailure && j.Allowed {
+			title = j.Job + " (failed, allowed)"
+		}
+		id := "nixflow_" + sectionName(j.Job)
+		switch g {
+		case groupsGitHub:
+			fmt.Fprintf(w, "::group::%s\n", title)
+		case groupsGitLab:
+			fmt.Fprintf(w, "\x1b[0Ksection_start:%d:%s[collapsed=true]\r\x1b[0K%s\n", time.Now().Unix(), id, title)
+		case groupsBuildkite:
+			mark := "---"
+			if failed {
+				mark = "+++"
+			}
+			fmt.Fprintf(w, "%s %s\n", mark, title)
+		}
+		copyLines(w, actions.LogPath(runDir, j.Job))
+		switch g {
+		case groupsGitHub:
+			fmt.Fprintln(w, "::endgroup::")
+			if failed {
+				fmt.Fprintf(w, "::error title=nixflow job %s failed::%s\n", githubEscape(j.Job), githubEscape(j.Reason))
+			}
+		case groupsGitLab:
+			fmt.Fprintf(w, "\x1b[0Ksection_end:%d:%s\r\x1b[0K\n", time.Now().Unix(), id)
+		}
+	}
+}
+
+// copyLines copies a job's log, if it has one, line by line.
+func copyLines(w io.Writer, path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		fmt.Fprintln(w, "(no log: the job did not run)")
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64*1024), 4*1024*1024)
+	// Each line starts with its timestamp, so a workflow command a step
+	// printed ("::warning::...") is not taken as one a second time.
+	for sc.Scan() {
+		fmt.Fprintln(w, sc.Text())
+	}
+}
+
+// sectionName keeps the characters GitLab allows in a section name.
+func sectionName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// githubEscape escapes a workflow command's data as GitHub requires.
+func githubEscape(s string) string {
+	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C").Replace(s)
+}
