@@ -18,7 +18,7 @@
           pname = "nixflow";
           inherit version;
           src = self;
-          # The NAR hash of `go mod vendor` for go.sum; nixlib_test.go
+          # The NAR hash of `go mod vendor` for go.sum; flake_test.go
           # (TestFlakeVendorHash) recomputes it and fails when go.mod moves.
           vendorHash = "sha256-GFJfh/DwBmKgZsshEe8eWJyYTk64L3kg5psEyIiBYsY=";
           subPackages = [ "cmd/nixflow" ];

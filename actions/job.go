@@ -143,6 +143,7 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 	}
 
 	e.emit(Event{Job: job.Name, Event: EventJobStart, Message: job.Executor.Type})
+	defer os.RemoveAll(filepath.Join(e.opts.RunDir, "gcroots", job.Name))
 	if err := e.realiseDeps(jr); err != nil {
 		if jr.interrupt().Err() != nil {
 			res.Status, res.Reason = StatusCancelled, "run cancelled"
@@ -159,7 +160,7 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 	}
 	ws, err := x.Prepare(e.abort, executors.JobSpec{
 		RunID: e.opts.RunID, Job: job.Name, RunDir: e.opts.RunDir, RepoDir: e.opts.RepoDir,
-		CopyRepo: job.Executor.CopyRepo, Config: job.Executor.Config(),
+		CopyRepo: job.Executor.CopyRepo, Exclude: e.opts.Exclude, Config: job.Executor.Config(),
 	})
 	if err != nil {
 		fail(DomainExecutor, fmt.Sprintf("prepare %s workspace: %v", job.Executor.Type, err))
@@ -302,7 +303,10 @@ func (e *engine) realiseDeps(jr *jobRun) error {
 	log := func(line string) {
 		e.emit(Event{Job: jr.job.Name, Step: "(build)", Event: EventOutput, Stream: "stderr", Message: line})
 	}
-	return e.opts.Realise(jr.interrupt(), drvs, log)
+	// The outputs stay rooted while the job runs: a garbage collection
+	// meanwhile cannot take them from under its steps.
+	root := filepath.Join(e.opts.RunDir, "gcroots", jr.job.Name, "dep")
+	return e.opts.Realise(jr.interrupt(), drvs, root, log)
 }
 
 func plural(n int, one, many string) string {

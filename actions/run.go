@@ -28,7 +28,10 @@ type Options struct {
 	RunDir string
 	// RepoDir is the working tree jobs with copyRepo start from, and the
 	// directory where job conditions and providers run.
-	RepoDir  string
+	RepoDir string
+	// Exclude lists directories never copied into workspaces (nixflow's
+	// state and cache, should they lie inside RepoDir).
+	Exclude  []string
 	Registry *executors.Registry
 	// MaxParallel caps running jobs; 0 means no cap.
 	MaxParallel int
@@ -48,7 +51,9 @@ type Options struct {
 	// Realise builds the derivations of steps' deps whose outputs are
 	// missing, before the job's workspace is prepared; its error is a
 	// build failure. Build output goes to log. Nil: missing deps fail.
-	Realise func(ctx context.Context, drvs []string, log func(line string)) error
+	// root is where the outputs may be registered as garbage collector
+	// roots while the job runs (removed when it ends).
+	Realise func(ctx context.Context, drvs []string, root string, log func(line string)) error
 	// TeardownTimeout bounds each executor teardown.
 	TeardownTimeout time.Duration
 	Sink            Sink

@@ -33,6 +33,9 @@ type JobSpec struct {
 	// CopyRepo starts the workspace from RepoDir as git sees it; otherwise
 	// the workspace starts empty.
 	CopyRepo bool
+	// Exclude lists host directories never copied into a workspace, should
+	// they lie inside RepoDir (nixflow's own state and cache).
+	Exclude []string
 	// Config is the executor's configuration from the plan, as decoded by
 	// the compiler (for example *compiler.LocalExecutor). Backends assert
 	// the type they registered for.

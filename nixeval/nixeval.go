@@ -47,17 +47,25 @@ func (e *NixMissingError) Error() string {
 // evalExpr evaluates a workflow file: a function taking any of
 // { nixflow, pkgs, nixactions } (given only what it asks for, so that a
 // function without `...` works), or a plain value; a mkWorkflow result
-// gives its .plan, anything else is taken as the graph itself. pkgs is
-// <nixpkgs> when the search path has it, else null.
+// gives its .plan, anything else is taken as the graph itself.
+//
+// pkgs is <nixpkgs> when the search path has it. A function that gives
+// pkgs a default (a pinned nixpkgs) keeps it; one that needs pkgs when
+// there is none gets a value that says so when used (a workflow that
+// takes pkgs but never uses it still runs).
 const evalExpr = `{ file, lib }:
 let
   found = builtins.tryEval (builtins.findFile builtins.nixPath "nixpkgs");
   pkgs = if found.success then import found.value { } else null;
+  noPkgs = throw ("nixflow: " + file + " uses pkgs, but <nixpkgs> is not on the Nix search path: "
+    + "give pkgs a default ({ pkgs ? import ./nixpkgs.nix { }, ... }), set NIX_PATH, or run the flake's workflow (.#ci)");
   nixflow = import lib { inherit pkgs; };
-  args = { inherit nixflow pkgs; nixactions = nixflow; };
   raw = import file;
+  formals = builtins.functionArgs raw;
+  args = { inherit nixflow; nixactions = nixflow; }
+    // (if formals.pkgs or false then { } else { pkgs = if pkgs == null then noPkgs else pkgs; });
   value = if builtins.isFunction raw
-    then raw (builtins.intersectAttrs (builtins.functionArgs raw) args)
+    then raw (builtins.intersectAttrs formals args)
     else raw;
 in
   if builtins.isAttrs value && value ? plan then value.plan else value
@@ -83,18 +91,16 @@ func File(ctx context.Context, path string, opts Options) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	lib, err := nixlib.Materialize(opts.CacheDir)
+	cache, err := filepath.Abs(opts.CacheDir)
 	if err != nil {
-		return nil, fmt.Errorf("write the nixflow library to %s: %w", opts.CacheDir, err)
+		return nil, err
 	}
-	exprFile := filepath.Join(lib, "..", "eval-"+nixlib.Hash()+".nix")
-	if _, err := os.Stat(exprFile); err != nil {
-		if err := os.WriteFile(exprFile, []byte(evalExpr), 0o644); err != nil {
-			return nil, err
-		}
+	lib, err := nixlib.Materialize(cache)
+	if err != nil {
+		return nil, fmt.Errorf("write the nixflow library to %s: %w", cache, err)
 	}
 	cmd := exec.CommandContext(ctx, bin, "--eval", "--strict", "--json", "--read-write-mode",
-		"--argstr", "file", abs, "--argstr", "lib", lib, exprFile)
+		"--argstr", "file", abs, "--argstr", "lib", lib, "-E", evalExpr)
 	return run(cmd, path, opts.Env)
 }
 
@@ -145,13 +151,23 @@ func (e *BuildError) Error() string {
 }
 
 // Realise builds derivations (nix-store --realise) and returns when their
-// outputs exist. Build logs go to log as they come.
-func Realise(ctx context.Context, drvs []string, env []string, log func(line string)) error {
+// outputs exist. Build logs go to log as they come. With root set, the
+// outputs are registered as garbage collector roots under that path (one
+// symlink each), so that a garbage collection cannot delete them before
+// the steps that need them have run; removing the symlinks releases them.
+func Realise(ctx context.Context, drvs []string, root string, env []string, log func(line string)) error {
 	bin, err := exec.LookPath("nix-store")
 	if err != nil {
 		return &NixMissingError{Tool: "nix-store"}
 	}
-	cmd := exec.CommandContext(ctx, bin, append([]string{"--realise"}, drvs...)...)
+	args := []string{"--realise"}
+	if root != "" {
+		if err := os.MkdirAll(filepath.Dir(root), 0o700); err != nil {
+			return err
+		}
+		args = append(args, "--add-root", root, "--indirect")
+	}
+	cmd := exec.CommandContext(ctx, bin, append(args, drvs...)...)
 	// SIGINT, not SIGKILL: nix-store then stops its builders itself.
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second

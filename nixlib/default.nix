@@ -9,7 +9,7 @@
 #     .drv    with pkgs and nixflow: a script running `nixflow run` on it
 #             (`nix run`); the workflow value itself is that derivation too
 #     .script with pkgs and nixflow: the standalone bash script made by
-#             `nixflow compile` (`nix build`, then `ssh host < result`)
+#             `nixflow compile` (not in the CLI yet: building it fails)
 #     .app    with pkgs and nixflow: a flake app for .drv
 #     .jsonFile  with pkgs: the JSON as a file in the store
 #

@@ -33,11 +33,11 @@
 #
 # Job names: `<name>-<k1>-<v1>-<k2>-<v2>...` over every key of the final
 # combination (extra keys from include too), keys sorted. Values are
-# written as strings: integers in decimal, booleans as true/false, floats
-# as JSON numbers; characters a job name cannot hold (anything but ASCII
+# written as strings: integers in decimal, booleans as true/false (floats
+# are refused: Nix would round them); characters a job name cannot hold (anything but ASCII
 # letters and digits, '_', '-' and '.') become '-', one per byte (so "ü",
 # two bytes in UTF-8, becomes "--"). Values must therefore be strings,
-# numbers or booleans. Two combinations that give the same name (e.g.
+# integers or booleans. Two combinations that give the same name (e.g.
 # "a b" and "a-b", or two identical include entries) are an evaluation
 # error naming both.
 #
@@ -55,8 +55,8 @@ let
     if isString v then v
     else if isInt v then toString v
     else if isBool v then (if v then "true" else "false")
-    else if isFloat v then toJSON v
-    else fail where "matrix values must be strings, numbers or booleans (they make the job name), got ${describe v}";
+    else if isFloat v then fail where "a float would be rounded in the job name (Nix writes 6 significant digits): write it as a string, e.g. \"${toJSON v}\""
+    else fail where "matrix values must be strings, integers or booleans (they make the job name), got ${describe v}";
 
   # sanitise replaces every character a job name cannot hold with '-'.
   sanitise = s: concatStringsSep "-" (filter isString (split "[^A-Za-z0-9_.-]" s));

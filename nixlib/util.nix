@@ -135,8 +135,17 @@ let
   # copying the file into the Nix store (toString does not copy, unlike
   # "${./file}"). Used for files that may hold secrets: anything copied into
   # the store is world-readable there.
+  #
+  # A Nix path already in the store (in a flake, ./.env means the flake's
+  # copy of its source, which holds git-tracked files only, and copied a
+  # file that is not tracked into the store) is refused: the file the user
+  # meant is not there, or should never have been copied.
   pathString = where: v:
-    if typeOf v == "path" then toString v
+    if typeOf v == "path" then
+      (let s = toString v; in
+       if builtins.substring 0 (builtins.stringLength builtins.storeDir + 1) s == builtins.storeDir + "/"
+       then fail where "${quote s} is in the Nix store (a flake's copy of its source): give the path as a string relative to the repository instead, e.g. \".env\""
+       else s)
     else nonEmpty where v;
 
   envNamePattern = "[A-Za-z_][A-Za-z0-9_]*";
@@ -147,13 +156,14 @@ let
     then fail where "invalid variable name ${quote s} (letters, digits and _, not starting with a digit)"
     else s;
 
-  # envValue accepts what is obviously meant as a string: numbers and
-  # booleans are written as the shell would see them. A Nix path becomes its
+  # envValue accepts what is obviously meant as a string: integers and
+  # booleans are written as the shell would see them (floats are refused:
+  # Nix's JSON would round them). A Nix path becomes its
   # absolute path (not copied into the store); a derivation its output path.
   envValue = where: v:
     if isString v then v
     else if isInt v then toString v
-    else if isFloat v then toJSON v
+    else if isFloat v then fail where "a float would be rounded (Nix writes 6 significant digits): write it as a string, e.g. \"${toJSON v}\""
     else if isBool v then (if v then "true" else "false")
     else if typeOf v == "path" then toString v
     else if isDerivation v then "${v}"

@@ -83,8 +83,15 @@ let
   dep = where: d:
     if util.isDerivation d then { path = "${d}"; drv = builtins.unsafeDiscardStringContext d.drvPath; }
     else if isString d then
-      (if substring 0 1 d == "/" then { path = d; }
-       else fail where "expected a derivation or an absolute store path, got ${quote d}")
+      (let
+        # "${pkgs.jq}" carries its derivation in its string context: use
+        # it, so that a dep not built yet can be built.
+        ctx = builtins.getContext d;
+        drvs = builtins.filter (k: ctx.${k} ? outputs) (builtins.attrNames ctx);
+      in
+      if substring 0 1 d != "/" then fail where "expected a derivation or an absolute store path, got ${quote d}"
+      else if length drvs == 1 then { path = d; drv = builtins.unsafeDiscardStringContext (builtins.head drvs); }
+      else { path = d; })
     else if isAttrs d && d ? path then
       checkFields where [ "path" "drv" ] d (
         { path = util.nonEmpty "${where}.path" d.path; }

@@ -1,11 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -13,38 +14,45 @@ import (
 	"github.com/nixflow/nixflow/templates"
 )
 
+// flakeSnippet is what a project that has a flake adds to it.
+const flakeSnippet = `  inputs.nixflow.url = "github:nixflow/nixflow";
+  # and in outputs, for each system:
+  packages.${system}.ci = import ./ci.nix {
+    pkgs = nixpkgs.legacyPackages.${system};
+    nixflow = nixflow.lib.${system};
+  };`
+
 func (a *app) initCommand() *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "init [DIR]",
-		Short: "Write a ci.nix and a flake.nix to start from",
+		Short: "Write a ci.nix (and a flake.nix) to start from",
 		Long: `Write a starting workflow (ci.nix) and a flake.nix that exposes it, into DIR
-(default: the current directory). Existing files are left alone unless --force.`,
+(default: the current directory). An existing flake.nix is left alone: only
+ci.nix is written, with what to add to the flake. Existing files are not
+overwritten unless --force.`,
 		Args: rangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := "."
 			if len(args) == 1 {
 				dir = args[0]
 			}
+			if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+				return usageError(fmt.Errorf("%s is not a directory", dir))
+			}
 			tmpl := templates.Default()
-			names, err := fs.Glob(tmpl, "*")
-			if err != nil {
-				return err
+			names := []string{"ci.nix", "flake.nix"}
+			hasFlake := false
+			if _, err := os.Lstat(filepath.Join(dir, "flake.nix")); err == nil {
+				hasFlake = true
+				names = names[:1]
 			}
-			sort.Strings(names)
-			var exists []string
-			for _, n := range names {
-				if _, err := os.Lstat(filepath.Join(dir, n)); err == nil {
-					exists = append(exists, n)
+			if !force {
+				for _, n := range names {
+					if _, err := os.Lstat(filepath.Join(dir, n)); err == nil {
+						return usageError(fmt.Errorf("%s already exists in %s", n, dir), "use --force to overwrite it")
+					}
 				}
-			}
-			if len(exists) > 0 && !force {
-				verb := "exists"
-				if len(exists) > 1 {
-					verb = "exist"
-				}
-				return usageError(fmt.Errorf("%s already %s in %s", strings.Join(exists, " and "), verb, dir),
-					"use --force to overwrite")
 			}
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return infraError(err)
@@ -54,15 +62,52 @@ func (a *app) initCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if err := os.WriteFile(filepath.Join(dir, n), data, 0o644); err != nil {
+				if err := writeNew(filepath.Join(dir, n), data, force); err != nil {
 					return infraError(err)
 				}
 				fmt.Fprintf(a.stdout, "wrote %s\n", filepath.Join(dir, n))
 			}
-			fmt.Fprintf(a.stdout, "next: nixflow run (runs ci.nix), nixflow plan (shows it)\n")
+			if hasFlake {
+				fmt.Fprintf(a.stdout, "kept your flake.nix; to run the workflow with `nix run .#ci`, add:\n%s\n", flakeSnippet)
+			}
+			var next []string
+			if dir != "." {
+				next = append(next, "cd "+dir)
+			}
+			if inGit(dir) {
+				// Flakes in git see only the files git knows.
+				next = append(next, "git add "+strings.Join(names, " "))
+			}
+			next = append(next, "nixflow run")
+			fmt.Fprintf(a.stdout, "next: %s (nixflow plan shows what would run)\n", strings.Join(next, " && "))
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "overwrite existing files")
 	return cmd
+}
+
+// writeNew creates path with data. It never writes through a symbolic
+// link: with replace, what is there is removed first; without, an
+// existing path is an error.
+func writeNew(path string, data []byte, replace bool) error {
+	if replace {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func inGit(dir string) bool {
+	out, err := exec.Command("git", "-C", dir, "rev-parse", "--is-inside-work-tree").Output()
+	return err == nil && strings.TrimSpace(string(out)) == "true"
 }

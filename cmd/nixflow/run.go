@@ -197,7 +197,7 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 	}
 	repo := f.repo
 	if repo == "" {
-		repo = workTree()
+		repo = workTree(f.wf.sourceDir())
 	}
 	repo, err := filepath.Abs(repo)
 	if err != nil {
@@ -207,6 +207,17 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 		return opts, usageError(fmt.Errorf("--repo %s: not a directory", repo))
 	}
 	runs, err := a.runsDir()
+	if err != nil {
+		return opts, err
+	}
+	if err := checkCopyable(repo, plan, a.getenv("HOME")); err != nil {
+		return opts, err
+	}
+	state, err := a.stateDir()
+	if err != nil {
+		return opts, err
+	}
+	cache, err := a.cacheDir()
 	if err != nil {
 		return opts, err
 	}
@@ -227,6 +238,7 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 		RunID:           id,
 		RunDir:          filepath.Join(runs, id),
 		RepoDir:         repo,
+		Exclude:         []string{state, cache},
 		Registry:        registry(),
 		MaxParallel:     f.maxParallel,
 		Levels:          opts.Levels,
@@ -237,8 +249,8 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 		InterruptGrace:  f.interruptGrace,
 		TerminateGrace:  f.terminateGrace,
 		TeardownTimeout: 2 * time.Minute,
-		Realise: func(ctx context.Context, drvs []string, log func(string)) error {
-			return nixeval.Realise(ctx, drvs, a.environ, log)
+		Realise: func(ctx context.Context, drvs []string, root string, log func(string)) error {
+			return nixeval.Realise(ctx, drvs, root, a.environ, log)
 		},
 		Masker: masker,
 		Logger: a.log,
@@ -246,16 +258,16 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 	return opts, nil
 }
 
-// workTree is the git work tree around the current directory, or the
-// current directory.
-func workTree() string {
-	out, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+// workTree is the git work tree around dir (the workflow's directory), or
+// dir itself: the project the workflow belongs to, wherever nixflow runs.
+func workTree(dir string) string {
+	out, err := exec.Command("git", "-C", dir, "rev-parse", "--show-toplevel").Output()
 	if err == nil {
 		if top := strings.TrimSpace(string(out)); top != "" {
 			return top
 		}
 	}
-	return "."
+	return dir
 }
 
 // interrupts turns the first SIGINT or SIGTERM into cancel (stop running
@@ -377,4 +389,25 @@ func exportArtifacts(runDir, dir string) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// checkCopyable refuses to copy a home directory or / into every job: a
+// workflow outside any git work tree would otherwise take everything
+// around it along.
+func checkCopyable(repo string, plan *compiler.Plan, home string) error {
+	copies := false
+	for _, j := range plan.Jobs {
+		copies = copies || j.Executor.CopyRepo
+	}
+	if !copies {
+		return nil
+	}
+	if out, err := exec.Command("git", "-C", repo, "rev-parse", "--is-inside-work-tree").Output(); err == nil && strings.TrimSpace(string(out)) == "true" {
+		return nil
+	}
+	if repo == "/" || (home != "" && filepath.Clean(home) == repo) {
+		return usageError(fmt.Errorf("refusing to copy %s into every job: it is not a git work tree", repo),
+			"put the workflow in its project, give the project with --repo DIR, or set copyRepo = false on its jobs")
+	}
+	return nil
 }

@@ -26,7 +26,9 @@ func (a *app) cacheDir() (string, error) {
 // xdgDir is nixflow's directory under the XDG base directory named by
 // variable, or under home/fallback when it is unset.
 func (a *app) xdgDir(variable, fallback string) (string, error) {
-	if d := a.getenv(variable); d != "" {
+	// The XDG spec: a relative path in these variables is invalid and
+	// ignored.
+	if d := a.getenv(variable); d != "" && filepath.IsAbs(d) {
 		return filepath.Join(d, "nixflow"), nil
 	}
 	home := a.getenv("HOME")

@@ -19,6 +19,25 @@ import (
 // run, plan, list and validate.
 type workflowFlags struct {
 	jobs []string
+	// source is the workflow as given (set by loadPlan).
+	source string
+}
+
+// sourceDir is the directory a workflow comes from: a file's directory, a
+// local flake's directory, else the current directory.
+func (f *workflowFlags) sourceDir() string {
+	src := f.source
+	if i := strings.Index(src, "#"); i >= 0 {
+		src = src[:i]
+		if src == "" || strings.Contains(src, ":") && !strings.HasPrefix(src, "path:") {
+			return "." // the current flake, or a remote one
+		}
+		return strings.TrimPrefix(src, "path:")
+	}
+	if src == "" || src == "-" {
+		return "."
+	}
+	return filepath.Dir(src)
 }
 
 func (f *workflowFlags) register(cmd *cobra.Command) {
@@ -31,6 +50,9 @@ func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) 
 	src := ""
 	if len(args) > 0 {
 		src = args[0]
+	}
+	if f != nil {
+		f.source = src
 	}
 	name, data, generated, err := a.readWorkflow(src)
 	if err != nil {
@@ -87,6 +109,9 @@ func (a *app) readWorkflow(src string) (name string, data []byte, generated bool
 			return "", nil, false, usageError(fmt.Errorf("read workflow: %w", err))
 		}
 		return filepath.Clean(src), data, false, nil
+	case filepath.Base(src) == "flake.nix":
+		return "", nil, false, usageError(fmt.Errorf("%s is a flake, not a workflow file", src),
+			fmt.Sprintf("run its workflow output: nixflow run %s#ci", flakeDir(filepath.Dir(src))))
 	case strings.HasSuffix(src, ".nix"):
 		if !fileExists(src) {
 			return "", nil, false, usageError(fmt.Errorf("read workflow: %s: no such file", src))
@@ -96,8 +121,9 @@ func (a *app) readWorkflow(src string) (name string, data []byte, generated bool
 		})
 		return src, data, true, err
 	case strings.Contains(src, "#"):
+		ref := localFlakeRef(src)
 		data, err := a.evaluate(func(ctx context.Context, opts nixeval.Options) ([]byte, error) {
-			return nixeval.Flake(ctx, src, opts)
+			return nixeval.Flake(ctx, ref, opts)
 		})
 		return src, data, true, err
 	default:
@@ -117,6 +143,10 @@ func (a *app) evaluate(eval func(context.Context, nixeval.Options) ([]byte, erro
 	var missing *nixeval.NixMissingError
 	switch {
 	case errors.As(err, &evalErr):
+		if strings.Contains(evalErr.Output, "/nix/store/") && strings.Contains(evalErr.Output, "No such file or directory") {
+			return nil, usageError(err, "a flake in a git repository sees only the files git knows: git add them (git add ci.nix flake.nix)",
+				"this is an evaluation error: nothing ran")
+		}
 		return nil, usageError(err, "this is an evaluation error: the workflow's Nix code failed, nothing ran")
 	case errors.As(err, &missing):
 		return nil, infraError(err, "install Nix (https://nixos.org/download), or give a .json job graph")
@@ -124,6 +154,30 @@ func (a *app) evaluate(eval func(context.Context, nixeval.Options) ([]byte, erro
 		return nil, infraError(err)
 	}
 	return data, nil
+}
+
+// localFlakeRef makes "dir#ci", where dir is a directory here, a path Nix
+// takes as local: without "./" it would look dir up in the flake registry.
+func localFlakeRef(ref string) string {
+	dir, attr, _ := strings.Cut(ref, "#")
+	if dir == "" || strings.HasPrefix(dir, "/") || strings.HasPrefix(dir, ".") || strings.Contains(dir, ":") {
+		return ref
+	}
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return "./" + dir + "#" + attr
+	}
+	return ref
+}
+
+// flakeDir writes a directory as the part of a flake reference before '#'.
+func flakeDir(dir string) string {
+	if dir == "." {
+		return "."
+	}
+	if strings.HasPrefix(dir, "/") || strings.HasPrefix(dir, ".") {
+		return dir
+	}
+	return "./" + dir
 }
 
 func fileExists(p string) bool {

@@ -123,7 +123,7 @@ func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executo
 		return nil, fmt.Errorf("create temporary directory: %w", err)
 	}
 	if spec.CopyRepo {
-		if err := copyRepo(ctx, spec.RepoDir, w.dir, runDir); err != nil {
+		if err := copyRepo(ctx, spec.RepoDir, w.dir, runDir, spec.Exclude); err != nil {
 			_ = removeTree(w.dir)
 			_ = removeTree(w.tempDir)
 			return nil, fmt.Errorf("copy repository %q to workspace %q: %w", spec.RepoDir, w.dir, err)

@@ -20,14 +20,30 @@ import (
 const copyWorkers = 4
 
 // copyRepo fills the empty workspace directory ws from repoDir as git sees
-// it (see the package documentation). Paths under runDir, should it lie
-// inside repoDir, are left out.
-func copyRepo(ctx context.Context, repoDir, ws, runDir string) error {
+// it (see the package documentation). Paths under runDir and the exclude
+// directories, should they lie inside repoDir, are left out.
+func copyRepo(ctx context.Context, repoDir, ws, runDir string, exclude []string) error {
 	repoDir, err := filepath.Abs(repoDir)
 	if err != nil {
 		return err
 	}
-	skip := under(repoDir, runDir)
+	var skips []func(string) bool
+	for _, d := range append([]string{runDir}, exclude...) {
+		if s := under(repoDir, d); s != nil {
+			skips = append(skips, s)
+		}
+	}
+	var skip func(string) bool
+	if len(skips) > 0 {
+		skip = func(p string) bool {
+			for _, s := range skips {
+				if s(p) {
+					return true
+				}
+			}
+			return false
+		}
+	}
 	g := gitRunner{env: gitEnviron(os.Environ())}
 	inside, prefix, err := g.workTree(ctx, repoDir)
 	if err != nil {

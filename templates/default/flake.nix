@@ -13,8 +13,7 @@
       forAll = f: builtins.listToAttrs (map (system: { name = system; value = f system; }) systems);
     in
     {
-      # nix run .#ci runs the pipeline; nix build .#ci.script gives the
-      # standalone script (ssh server < result).
+      # nix run .#ci runs the pipeline, with the nixpkgs pinned here.
       packages = forAll (system: {
         ci = import ./ci.nix {
           pkgs = nixpkgs.legacyPackages.${system};

@@ -27,4 +27,11 @@ in
     pathHasContext = builtins.hasContext first.path;
   };
   strings = builtins.tail deps;
+  # "${tool}" carries its derivation in its context: the CLI can build it.
+  stringWithContext =
+    let d = builtins.head (builtins.head (lib.mkWorkflow {
+      name = "deps2";
+      jobs.j.steps = [ { bash = "tool-echo hi"; deps = [ "${tool}" ]; } ];
+    }).plan.jobs.j.steps).deps;
+    in { drvIsDrvPath = d.drv == tool.drvPath; pathIsOutPath = d.path == tool.outPath; };
 }

@@ -70,7 +70,7 @@ in
   };
 
   namesSorted = names { matrix = { os = [ "linux" ]; arch = [ "x86_64" "aarch64" ]; }; };
-  namesStringified = names { matrix = { n = [ 1 2.5 ]; flag = [ true false ]; s = [ "a b/c" "ü" ]; }; };
+  namesStringified = names { matrix = { n = [ 1 "2.5" ]; flag = [ true false ]; s = [ "a b/c" "ü" ]; }; };
   namesWithExtras = names { matrix = { os = [ "linux" ]; include = [ { experimental = true; } ]; }; };
   namePrefixSanitised = names { name = "unit tests"; matrix = { os = [ "linux" ]; }; };
   # jobTemplate gets the values as written, not their strings.

@@ -6,7 +6,7 @@ let
   minimal = lib.mkWorkflow { name = "min"; jobs.j.steps = [ { bash = "true"; } ]; };
   full = lib.mkWorkflow {
     name = "full";
-    env = { A = "1"; N = 3; F = 1.5; B = true; P = ./workflow.nix; D = tool; };
+    env = { A = "1"; N = 3; F = "1.5"; B = true; P = ./workflow.nix; D = tool; };
     envFrom = [ (lib.envProviders.required [ "A" ]) ];
     logging = { format = "json"; };
     jobs.j = {
