@@ -405,7 +405,7 @@ func checkCopyable(repo string, plan *compiler.Plan, home string) error {
 	if out, err := exec.Command("git", "-C", repo, "rev-parse", "--is-inside-work-tree").Output(); err == nil && strings.TrimSpace(string(out)) == "true" {
 		return nil
 	}
-	if repo == "/" || (home != "" && filepath.Clean(home) == repo) {
+	if repo == "/" || inNixStore(repo) || (home != "" && filepath.Clean(home) == repo) {
 		return usageError(fmt.Errorf("refusing to copy %s into every job: it is not a git work tree", repo),
 			"put the workflow in its project, give the project with --repo DIR, or set copyRepo = false on its jobs")
 	}

@@ -24,8 +24,27 @@ type workflowFlags struct {
 }
 
 // sourceDir is the directory a workflow comes from: a file's directory, a
-// local flake's directory, else the current directory.
+// local flake's directory, else the current directory. A workflow in the
+// Nix store (what `nix run .#ci` runs) belongs to no project there: it runs
+// for the current directory.
 func (f *workflowFlags) sourceDir() string {
+	dir := f.rawSourceDir()
+	if abs, err := filepath.Abs(dir); err == nil && inNixStore(abs) {
+		return "."
+	}
+	return dir
+}
+
+// inNixStore reports whether path lies in the Nix store.
+func inNixStore(path string) bool {
+	store := os.Getenv("NIX_STORE_DIR")
+	if store == "" {
+		store = "/nix/store"
+	}
+	return path == store || strings.HasPrefix(path, store+"/")
+}
+
+func (f *workflowFlags) rawSourceDir() string {
 	src := f.source
 	if i := strings.Index(src, "#"); i >= 0 {
 		src = src[:i]
