@@ -276,6 +276,16 @@ func before(t *testing.T, out, a, b string) {
 // exampleEnv sets up the environment of a run of an example: its own state
 // and cache directories, Nix offline without substituters, and none of
 // the variables the examples read from nixflow's environment.
+// repoRoot is the repository's top directory, where examples run from.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
 func exampleEnv(t *testing.T, root string) {
 	t.Helper()
 	t.Setenv("XDG_STATE_HOME", t.TempDir())
@@ -294,10 +304,7 @@ func exampleEnv(t *testing.T, root string) {
 // TestExamples runs every workflow in examples/ end to end, as a user
 // would from the repository root, and checks its outcome.
 func TestExamples(t *testing.T) {
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := repoRoot(t)
 	known := map[string]bool{}
 	for _, tt := range exampleTests {
 		known[tt.file] = true
@@ -360,10 +367,7 @@ func TestExamples(t *testing.T) {
 // examples/secrets.nix are written in clear nowhere in the run directory.
 func TestExampleSecretsNotStored(t *testing.T) {
 	testenv.NeedCommand(t, "nix", "nix-instantiate")
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := repoRoot(t)
 	exampleEnv(t, root)
 	var out bytes.Buffer
 	for _, args := range [][]string{
@@ -381,7 +385,7 @@ func TestExampleSecretsNotStored(t *testing.T) {
 	}
 	state := os.Getenv("XDG_STATE_HOME")
 	files := 0
-	err = filepath.WalkDir(state, func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(state, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -410,10 +414,7 @@ func TestExampleSecretsNotStored(t *testing.T) {
 // identical.
 func TestPipelineNixMatchesJSON(t *testing.T) {
 	testenv.NeedCommand(t, "nix", "nix-instantiate")
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := repoRoot(t)
 	exampleEnv(t, root)
 	plan := func(file string) []byte {
 		t.Helper()
