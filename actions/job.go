@@ -158,15 +158,23 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 		fail(DomainExecutor, fmt.Sprintf("executor %s: %v", job.Executor.Type, err))
 		return
 	}
-	ws, err := x.Prepare(e.abort, executors.JobSpec{
+	ws, err := x.Prepare(jr.interrupt(), executors.JobSpec{
 		RunID: e.opts.RunID, Job: job.Name, RunDir: e.opts.RunDir, RepoDir: e.opts.RepoDir,
-		CopyRepo: job.Executor.CopyRepo, Exclude: e.opts.Exclude, Config: job.Executor.Config(),
+		CopyRepo: job.Executor.CopyRepo, Exclude: e.opts.Exclude, StorePaths: job.StorePaths(),
+		Log: func(msg string) { e.emit(Event{Job: job.Name, Event: EventProgress, Message: msg}) },
 	})
 	if err != nil {
+		if jr.interrupt().Err() != nil {
+			res.Status, res.Reason = StatusCancelled, "run cancelled"
+			return
+		}
 		fail(DomainExecutor, fmt.Sprintf("prepare %s workspace: %v", job.Executor.Type, err))
 		return
 	}
 	jr.ws = ws
+	res.Where = ws.Where()
+	// For the events file and reports; the console shows it in the summary.
+	e.emit(Event{Job: job.Name, Event: EventProgress, Where: res.Where})
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(e.abort), e.opts.TeardownTimeout)
 		defer cancel()
@@ -205,9 +213,8 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 // prepareEnvironments runs every provider, the workflow's and each job's,
 // and checks every required name, before any job starts: a missing secret
 // stops the run at once, with every problem listed, not after an hour of
-// building. A job's environment here is, lowest first: nixflow's own
-// environment (local executors) or the --pass-env names (remote ones),
-// workflow providers and env, job providers and env, runtime overrides.
+// building. A job's declared environment here is, lowest first: the
+// --pass-env names, workflow providers and env, job providers and env, runtime overrides.
 func (e *engine) prepareEnvironments() error {
 	var errs []error
 	var err error
@@ -229,15 +236,13 @@ func (e *engine) prepareEnvironments() error {
 			continue
 		}
 		e.addNamedSecrets(jobProv.secrets)
-		var env envMap
-		if job.Executor.Type == "local" {
-			env = host.clone()
-		} else {
-			env = envMap{}
-			for _, name := range e.opts.PassEnv {
-				if v, ok := host[name]; ok {
-					env[name] = v
-				}
+		// What else a step inherits (nixflow's environment for local
+		// steps, an image's or a remote login's) is its executor's
+		// business: the declared environment starts from --pass-env.
+		env := envMap{}
+		for _, name := range e.opts.PassEnv {
+			if v, ok := host[name]; ok {
+				env[name] = v
 			}
 		}
 		env.set(e.workEnv.values)
@@ -257,7 +262,9 @@ func (e *engine) prepareEnvironments() error {
 
 func (e *engine) hostCondition(ctx context.Context, job *compiler.Job, cmd string, env envMap) (int, error) {
 	var out bytes.Buffer
-	code, stderr, err := runHost(ctx, cmd, env.list(), e.opts.RepoDir, &out)
+	// It runs here, so it inherits nixflow's environment below the job's.
+	environ := append(append([]string(nil), e.opts.Environ...), env.list()...)
+	code, stderr, err := runHost(ctx, cmd, environ, e.opts.RepoDir, &out)
 	if err != nil {
 		return code, err
 	}

@@ -83,9 +83,11 @@ type JobResult struct {
 	Status Status `json:"status"`
 	// Allowed marks a failure that continueOnError allows: it counts as a
 	// success for dependents and for the exit status.
-	Allowed  bool              `json:"allowed,omitempty"`
-	Reason   string            `json:"reason,omitempty"`
-	Domain   Domain            `json:"domain,omitempty"`
+	Allowed bool   `json:"allowed,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	Domain  Domain `json:"domain,omitempty"`
+	// Where says where the job's steps ran ("local", a container, a host).
+	Where    string            `json:"where,omitempty"`
 	Started  time.Time         `json:"started,omitempty"`
 	Duration time.Duration     `json:"duration"`
 	Steps    []*StepResult     `json:"steps,omitempty"`
@@ -270,7 +272,10 @@ func (e *engine) executor(cfg compiler.Executor) (executors.Executor, error) {
 	if err, ok := e.execErrs[string(key)]; ok {
 		return nil, err
 	}
-	x, err := e.opts.Registry.New(cfg.Type, cfg.Config())
+	x, err := e.opts.Registry.New(cfg.Type, executors.Params{
+		Config: cfg.Config(), Name: cfg.Name, RunID: e.opts.RunID, RunDir: e.opts.RunDir, Environ: e.opts.Environ,
+		Logger: e.log.Named("executor."+cfg.Type).With("run", e.opts.RunID),
+	})
 	if err != nil {
 		e.execErrs[string(key)] = err
 		return nil, err

@@ -110,6 +110,11 @@ func (c *Console) appendText(b []byte, e *Event) []byte {
 		msg = c.result(e, "job")
 	case EventStepEnd:
 		msg = c.result(e, "step")
+	case EventProgress:
+		if e.Message == "" {
+			return b
+		}
+		msg = c.paint(ansiDim, e.Message)
 	case EventStepRetry, EventWarning:
 		msg = c.paint(ansiYel, e.Message)
 		if e.Job == "" {

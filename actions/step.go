@@ -180,27 +180,13 @@ func cleansUpAfterCancel(step *compiler.Step) bool {
 }
 
 // stepEnv layers the step's own env, JOB_ENV values and the runtime
-// overrides over the job's environment, puts deps and JOB_PATH entries in
-// front of PATH, and adds nixflow's variables.
+// overrides over the job's declared environment, and adds nixflow's
+// variables. The executor lays the result over its own base environment.
 func (jr *jobRun) stepEnv(step *compiler.Step) envMap {
 	env := jr.env.clone()
 	env.set(step.Env)
 	env.set(jr.jobEnv)
 	jr.e.opts.Overrides.apply(env)
-	var front []string
-	for _, d := range step.Deps {
-		front = append(front, path.Join(d.Path, "bin"))
-	}
-	for i := len(jr.path) - 1; i >= 0; i-- {
-		front = append(front, jr.path[i])
-	}
-	if len(front) > 0 {
-		p := strings.Join(front, ":")
-		if old := env["PATH"]; old != "" {
-			p += ":" + old
-		}
-		env["PATH"] = p
-	}
 	tmp := jr.ws.TempDir()
 	env["JOB_ENV"] = path.Join(tmp, fileEnv)
 	env["JOB_PATH"] = path.Join(tmp, filePath)
@@ -212,12 +198,26 @@ func (jr *jobRun) stepEnv(step *compiler.Step) envMap {
 	return env
 }
 
+// stepPath lists the directories that go in front of the step's PATH: its
+// deps' bin directories, then the JOB_PATH entries, the latest first.
+func (jr *jobRun) stepPath(step *compiler.Step) []string {
+	var front []string
+	for _, d := range step.Deps {
+		front = append(front, path.Join(d.Path, "bin"))
+	}
+	for i := len(jr.path) - 1; i >= 0; i-- {
+		front = append(front, jr.path[i])
+	}
+	return front
+}
+
 func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 	e := jr.e
 	name := jr.job.Name
 	start := e.now()
 	defer func() { sr.Duration = e.now().Sub(start) }()
 	env := jr.stepEnv(step).list()
+	front := jr.stepPath(step)
 	out := jr.outputs(step.Name)
 
 	// ends a step that did not get to run its attempts to the end.
@@ -232,7 +232,7 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 
 	if cmd := step.Condition.Command; cmd != "" {
 		ctx, cancel, why := jr.stepContext(step)
-		r, err := jr.ws.Run(ctx, jr.command(append(conditionShell[:len(conditionShell):len(conditionShell)], cmd), env, step.Workdir, out))
+		r, err := jr.ws.Run(ctx, jr.command(append(conditionShell[:len(conditionShell):len(conditionShell)], cmd), env, front, step.Workdir, out))
 		reason, jobTimeout := why()
 		cancel()
 		out.close()
@@ -261,7 +261,7 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		e.emit(Event{Job: name, Step: step.Name, Event: EventStepStart, Attempt: attempt, Attempts: max})
 		ctx, cancel, why := jr.stepContext(step)
 		t0 := e.now()
-		r, err := jr.ws.Run(ctx, jr.command(argv, env, step.Workdir, out))
+		r, err := jr.ws.Run(ctx, jr.command(argv, env, front, step.Workdir, out))
 		reason, jobTimeout := why()
 		jr.timedOut = jr.timedOut || (r.Stopped && jobTimeout)
 		cancel()
@@ -353,10 +353,10 @@ func (jr *jobRun) sleep(step *compiler.Step, d time.Duration) bool {
 	}
 }
 
-func (jr *jobRun) command(argv, env []string, dir string, out *stepOutput) executors.Command {
+func (jr *jobRun) command(argv, env, front []string, dir string, out *stepOutput) executors.Command {
 	e := jr.e
 	return executors.Command{
-		Argv: argv, Env: env, Dir: dir, Stdout: out.stdout, Stderr: out.stderr,
+		Argv: argv, Env: env, PathPrepend: front, Dir: dir, Stdout: out.stdout, Stderr: out.stderr,
 		Stop: func() executors.Signals {
 			return executors.Signals{
 				FirstSignalInterrupt: e.cancel.Err() != nil,
@@ -392,27 +392,29 @@ func (jr *jobRun) outputs(step string) *stepOutput {
 }
 
 // readControl reads what the last step appended to JOB_ENV, JOB_PATH and
-// JOB_OUTPUT. Only what was appended is parsed; a file that no longer
-// starts with what was read before was rewritten (`>` instead of `>>`) and
-// is parsed whole.
+// JOB_OUTPUT, with one copy of the job's temp dir. Only what was appended
+// is parsed; a file that no longer starts with what was read before was
+// rewritten (`>` instead of `>>`) and is parsed whole.
 func (jr *jobRun) readControl() error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(jr.e.abort), time.Minute)
 	defer cancel()
+	// The copy may hold secrets a step exported: it never stays in the run
+	// directory.
+	defer os.RemoveAll(jr.hostCtl)
+	err := jr.ws.CopyOut(ctx, jr.ws.TempDir(), jr.hostCtl)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the control files (JOB_ENV, JOB_PATH, JOB_OUTPUT): %w", err)
+	}
 	for _, f := range []string{fileEnv, filePath, fileOutput} {
-		dst := filepath.Join(jr.hostCtl, f)
-		err := jr.ws.CopyOut(ctx, path.Join(jr.ws.TempDir(), f), dst)
+		data, err := os.ReadFile(filepath.Join(jr.hostCtl, f))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("read %s: %w", strings.ToUpper("job_"+f), err)
-		}
-		data, err := os.ReadFile(dst)
-		// The copy may hold secrets a step exported: it never stays in the
-		// run directory.
-		os.Remove(dst)
-		if err != nil {
-			return err
 		}
 		seen := jr.seen[f]
 		if !bytes.HasPrefix(data, seen) {

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	"github.com/nixflow/nixflow/actions"
 	"github.com/nixflow/nixflow/compiler"
@@ -319,8 +319,7 @@ func (a *app) colorful(w any) bool {
 	if !ok {
 		return false
 	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
+	return term.IsTerminal(int(f.Fd()))
 }
 
 // exitCode maps a run's result to nixflow's exit status.

@@ -27,10 +27,13 @@
 //
 // # Steps
 //
-// A step runs with exactly the environment it is given, plus one variable,
-// NIXFLOW_STEP_COOKIE, a random value unique to the step (see below). The
-// program (Argv[0], normally bash) is looked up in the PATH of the step's
-// environment, or in nixflow's PATH if the step has none. Standard input
+// A step runs with nixflow's own environment (the executor's base
+// environment, from executors.Params.Environ) overlaid with the step's
+// declared environment, the PathPrepend directories in front of PATH, plus
+// one variable, NIXFLOW_STEP_COOKIE, a random value unique to the step
+// (see below). The program (Argv[0], normally bash) is looked up in the
+// PATH of the step's environment, or in nixflow's PATH if the step has
+// none. Standard input
 // is /dev/null, and the step runs in a process group of its own. Signals
 // that nixflow ignores are ignored by the step too, as exec keeps them so:
 // a step cannot trap SIGINT if nixflow was started with SIGINT ignored and
@@ -73,16 +76,19 @@ import (
 	"github.com/nixflow/nixflow/executors"
 )
 
-// Executor is the local executor. It holds no state: each workspace is
-// independent, and Prepare is safe for concurrent use.
-type Executor struct{}
+// Executor is the local executor. Each workspace is independent, and
+// Prepare is safe for concurrent use.
+type Executor struct {
+	// Environ is the base environment of the steps.
+	Environ []string
+}
 
 var _ executors.Executor = (*Executor)(nil)
 
-// New returns a local executor. It matches executors.Factory; config (the
-// compiler's local executor configuration) is not used yet.
-func New(config any) (executors.Executor, error) {
-	return &Executor{}, nil
+// New returns a local executor whose steps inherit p.Environ. It matches
+// executors.Factory; the compiler's local configuration has no options.
+func New(p executors.Params) (executors.Executor, error) {
+	return &Executor{Environ: p.Environ}, nil
 }
 
 // Close does nothing: the local executor shares nothing between jobs.
@@ -94,6 +100,9 @@ func (e *Executor) Close(ctx context.Context) error {
 // the workspace from spec.RepoDir when spec.CopyRepo is set. On failure it
 // removes what it created.
 func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executors.Workspace, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("prepare local workspace: %w", err)
+	}
 	if spec.RunDir == "" {
 		return nil, errors.New("prepare local workspace: empty run directory")
 	}
@@ -108,6 +117,7 @@ func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executo
 		return nil, fmt.Errorf("prepare local workspace: %w", err)
 	}
 	w := &workspace{
+		environ:      e.Environ,
 		dir:          filepath.Join(runDir, "jobs", spec.Job),
 		tempDir:      filepath.Join(runDir, "tmp", spec.Job),
 		drainTimeout: defaultDrainTimeout,
@@ -140,6 +150,7 @@ func validJobName(job string) bool {
 
 // workspace is a job's workspace on the local machine.
 type workspace struct {
+	environ      []string
 	dir, tempDir string
 	// drainTimeout bounds the wait for the output pipes once the step's
 	// processes are gone (tests shorten it).
@@ -166,6 +177,9 @@ func (w *workspace) makeTempDir() error {
 
 // Dir returns the workspace directory, an absolute host path.
 func (w *workspace) Dir() string { return w.dir }
+
+// Where says the steps run on this machine.
+func (w *workspace) Where() string { return "local" }
 
 // TempDir returns the job's private temporary directory, an absolute host
 // path outside Dir.

@@ -21,7 +21,7 @@ import (
 
 func newExecutor(t *testing.T) executors.Executor {
 	t.Helper()
-	ex, err := New(nil)
+	ex, err := New(executors.Params{Environ: os.Environ()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,14 @@ func newExecutor(t *testing.T) executors.Executor {
 }
 
 func TestConformance(t *testing.T) {
-	executortest.Run(t, newExecutor)
+	executortest.Run(t, executortest.Backend{
+		New:             newExecutor,
+		InheritsHostEnv: true,
+		ReadKept: func(t *testing.T, ws executors.Workspace, rel string) ([]byte, error) {
+			t.Cleanup(func() { removeTree(ws.Dir()); removeTree(ws.TempDir()) })
+			return os.ReadFile(filepath.Join(ws.Dir(), filepath.FromSlash(rel)))
+		},
+	})
 }
 
 func bash(script string) []string {

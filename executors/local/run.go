@@ -66,8 +66,7 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 		return executors.Result{ExitCode: -1, Stopped: true}, nil
 	}
 	cookie := newCookie()
-	env := make([]string, 0, len(cmd.Env)+1)
-	env = append(env, cmd.Env...)
+	env := executors.MergeEnv(w.environ, cmd.Env, cmd.PathPrepend)
 	env = append(env, cookieVar+"="+cookie)
 	prog, err := lookPath(cmd.Argv[0], env)
 	if err != nil {
