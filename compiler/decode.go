@@ -847,10 +847,10 @@ var providerTypes = []string{"static", "file", "sops", "command", "required"}
 
 var providerFields = map[string][]string{
 	"static":   {"type", "values"},
-	"file":     {"type", "path", "required"},
-	"sops":     {"type", "file", "format", "required"},
-	"command":  {"type", "command"},
-	"required": {"type", "names"},
+	"file":     {"type", "path", "required", "secrets"},
+	"sops":     {"type", "file", "format", "required", "secrets"},
+	"command":  {"type", "command", "secrets"},
+	"required": {"type", "names", "secrets"},
 }
 
 var sopsFormats = []string{"yaml", "json", "dotenv", "ini"}
@@ -934,6 +934,11 @@ func (d *decoder) providers(n *node, p string) []Provider {
 		}
 		if v := fields["required"]; v != nil {
 			pr.Required, _ = d.boolean(v, keyPath(ep, "required"))
+		}
+		if v := fields["secrets"]; v != nil {
+			if b, ok := d.boolean(v, keyPath(ep, "secrets")); ok {
+				pr.Secrets = &b
+			}
 		}
 		out = append(out, pr)
 	}
