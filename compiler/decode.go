@@ -853,6 +853,11 @@ var providerFields = map[string][]string{
 	"required": {"type", "names", "secrets"},
 }
 
+// isFalse reports whether n is the JSON literal false.
+func isFalse(n *node) bool {
+	return n != nil && n.kind == kindBool && !n.boolean
+}
+
 var sopsFormats = []string{"yaml", "json", "dotenv", "ini"}
 
 func (d *decoder) providers(n *node, p string) []Provider {
@@ -901,6 +906,12 @@ func (d *decoder) providers(n *node, p string) []Provider {
 		case "file":
 			if v := need("path"); v != nil {
 				pr.Path, _ = d.nonEmpty(v, keyPath(ep, "path"))
+				if strings.HasPrefix(pr.Path, "/nix/store/") && !isFalse(fields["secrets"]) {
+					// A plaintext file of secrets there is world-readable:
+					// a Nix path (./.env) in a flake means the flake's
+					// copy of its source.
+					d.at(v, keyPath(ep, "path"), "%q is in the Nix store, where a file of secrets is readable by every user: give the path as a string relative to the repository, e.g. \".env\"", pr.Path)
+				}
 			}
 		case "sops":
 			if v := need("file"); v != nil {
