@@ -362,6 +362,7 @@ func (jr *jobRun) command(argv, env []string, dir string, out *stepOutput) execu
 				FirstSignalInterrupt: e.cancel.Err() != nil,
 				InterruptGrace:       e.opts.InterruptGrace,
 				TerminateGrace:       e.opts.TerminateGrace,
+				Hurry:                e.abort.Done(),
 			}
 		},
 	}

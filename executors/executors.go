@@ -51,6 +51,9 @@ type Signals struct {
 	FirstSignalInterrupt bool
 	InterruptGrace       time.Duration
 	TerminateGrace       time.Duration
+	// Hurry, once closed, cuts the graces short: the next signals follow
+	// at once (the user insisted with a second Ctrl-C). Nil: never.
+	Hurry <-chan struct{}
 }
 
 // Command is one step to run in a workspace.

@@ -130,7 +130,7 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	if !stopped {
 		// Whatever the step left in its process group dies with it.
 		if err := syscall.Kill(-pgid, syscall.SIGKILL); err == nil {
-			waitGroup(pgid, exited, killTimeout)
+			waitGroup(pgid, exited, killTimeout, nil)
 		}
 	}
 	<-exited
@@ -190,27 +190,35 @@ func stopGroup(pgid int, exited <-chan struct{}, sig executors.Signals) {
 		return
 	}
 	if sig.FirstSignalInterrupt {
-		if waitGroup(pgid, exited, sig.InterruptGrace) || !signal(syscall.SIGTERM) {
+		if waitGroup(pgid, exited, sig.InterruptGrace, sig.Hurry) || !signal(syscall.SIGTERM) {
 			return
 		}
 	}
-	if waitGroup(pgid, exited, sig.TerminateGrace) || !signal(syscall.SIGKILL) {
+	if waitGroup(pgid, exited, sig.TerminateGrace, sig.Hurry) || !signal(syscall.SIGKILL) {
 		return
 	}
-	waitGroup(pgid, exited, killTimeout)
+	waitGroup(pgid, exited, killTimeout, nil)
 }
 
 // waitGroup waits up to d for the process group pgid to be empty: for its
 // leader to be reaped (exited is closed) and then for the group to have no
 // live member. There is no notification for the latter: it polls, with a
-// backoff from 1 to 20 milliseconds.
-func waitGroup(pgid int, exited <-chan struct{}, d time.Duration) bool {
+// backoff from 1 to 20 milliseconds. A closed hurry ends the wait as
+// the deadline does.
+func waitGroup(pgid int, exited <-chan struct{}, d time.Duration, hurry <-chan struct{}) bool {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	select {
 	case <-exited:
 	case <-deadline.C:
 		return false
+	case <-hurry:
+		select {
+		case <-exited:
+			return !groupAlive(pgid)
+		default:
+			return false
+		}
 	}
 	for backoff := time.Millisecond; ; backoff = min(2*backoff, 20*time.Millisecond) {
 		if !groupAlive(pgid) {
@@ -222,6 +230,9 @@ func waitGroup(pgid int, exited <-chan struct{}, d time.Duration) bool {
 		case <-deadline.C:
 			t.Stop()
 			return false
+		case <-hurry:
+			t.Stop()
+			return !groupAlive(pgid)
 		}
 	}
 }
