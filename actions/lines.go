@@ -66,6 +66,30 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// LookAhead implements executors.LookAhead: it announces the values of
+// the complete ::add-mask:: lines in p (with what is buffered before
+// it), before the executor writes any output read with them. Values too
+// short to mask are left to add, which warns about them once.
+func (w *lineWriter) LookAhead(p []byte) {
+	if w.announce == nil || !bytes.Contains(p, []byte(addMask)) {
+		return
+	}
+	data := append(append([]byte(nil), w.buf...), p...)
+	for {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			return
+		}
+		line := strings.TrimSpace(string(data[:i]))
+		data = data[i+1:]
+		if v, ok := strings.CutPrefix(line, addMask); ok {
+			if v = strings.TrimSpace(v); len(v) >= minSecretLen {
+				w.announce(v)
+			}
+		}
+	}
+}
+
 func (w *lineWriter) line() {
 	w.add(w.buf)
 	w.buf = w.buf[:0]

@@ -101,6 +101,7 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 		stderr.abort()
 		return executors.Result{}, fmt.Errorf("run %q: %w", cmd.Argv[0], err)
 	}
+	linkStreams(stdout, stderr)
 	stdout.start()
 	stderr.start()
 	pgid := c.Process.Pid
@@ -274,6 +275,13 @@ type output struct {
 	done chan struct{}
 	// err is the first error writing to dst, set before done is closed.
 	err error
+	// set links the step's outputs (see streams.go); rc is r's raw
+	// connection, pending what was taken from it for another output's
+	// chunk, closed set once r is closed. Guarded by set.mu.
+	set     *streamSet
+	rc      syscall.RawConn
+	pending []byte
+	closed  bool
 }
 
 func newOutput(dst io.Writer) (*output, error) {
@@ -310,13 +318,19 @@ func (o *output) start() {
 		return
 	}
 	o.w.Close()
-	go o.copy()
+	if o.set != nil {
+		go o.copyLinked()
+		return
+	}
+	go func() {
+		defer close(o.done)
+		o.copyPlain()
+	}()
 }
 
-// copy passes bytes on as they arrive. After a write error it goes on
-// reading, so that the step does not block on a full pipe.
-func (o *output) copy() {
-	defer close(o.done)
+// copyPlain passes bytes on as they arrive. After a write error it goes
+// on reading, so that the step does not block on a full pipe.
+func (o *output) copyPlain() {
 	buf := make([]byte, copyBufferSize)
 	for {
 		n, err := o.r.Read(buf)
@@ -338,6 +352,11 @@ func (o *output) finish(timeout <-chan struct{}) {
 	select {
 	case <-o.done:
 	case <-timeout:
+	}
+	if o.set != nil {
+		o.set.mu.Lock()
+		o.closed = true
+		o.set.mu.Unlock()
 	}
 	o.r.Close() // unblocks a pending Read
 	<-o.done
