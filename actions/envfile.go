@@ -12,6 +12,10 @@ import (
 // line. The file is parsed, never sourced: nothing in it is executed or
 // expanded. Blank lines are ignored. The returned keys keep their order of
 // appearance; a later value of the same key wins.
+//
+// Errors name the line and, when it is a valid name, the variable; they
+// never quote other text of the file: a step writes values there, and a
+// malformed line may be a value (`echo "$TOKEN<<" >> $JOB_ENV`).
 func parseEnvFile(data []byte) (keys []string, values map[string]string, err error) {
 	values = map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -30,8 +34,11 @@ func parseEnvFile(data []byte) (keys []string, values map[string]string, err err
 		case heredoc > 0 && (eq < 0 || heredoc < eq):
 			key = line[:heredoc]
 			delim := line[heredoc+2:]
+			if !validName(key) {
+				return nil, nil, fmt.Errorf("line %d: invalid variable name before <<", lineNo)
+			}
 			if delim == "" {
-				return nil, nil, fmt.Errorf("line %d: %q has an empty delimiter", lineNo, key+"<<")
+				return nil, nil, fmt.Errorf("line %d: %s<< has an empty delimiter", lineNo, key)
 			}
 			start := lineNo
 			var lines []string
@@ -46,7 +53,7 @@ func parseEnvFile(data []byte) (keys []string, values map[string]string, err err
 				lines = append(lines, l)
 			}
 			if !closed {
-				return nil, nil, fmt.Errorf("line %d: value of %q is not closed by a line %q", start, key, delim)
+				return nil, nil, fmt.Errorf("line %d: value of %s is not closed by its delimiter line", start, key)
 			}
 			value = strings.Join(lines, "\n")
 		case eq > 0:
@@ -55,7 +62,7 @@ func parseEnvFile(data []byte) (keys []string, values map[string]string, err err
 			return nil, nil, fmt.Errorf("line %d: expected KEY=VALUE or KEY<<DELIMITER", lineNo)
 		}
 		if !validName(key) {
-			return nil, nil, fmt.Errorf("line %d: invalid variable name %q", lineNo, key)
+			return nil, nil, fmt.Errorf("line %d: invalid variable name before =", lineNo)
 		}
 		if _, seen := values[key]; !seen {
 			keys = append(keys, key)

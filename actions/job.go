@@ -219,6 +219,7 @@ func (e *engine) prepareEnvironments() error {
 	var errs []error
 	var err error
 	e.workEnv, err = resolveProviders(e.abort, "workflow", e.plan.EnvFrom, e.opts.RepoDir, e.opts.Environ)
+	e.addNamedSecrets(e.workEnv.secrets)
 	if err != nil {
 		// Go on with the jobs' providers, so that every problem is listed;
 		// but not with required names, which this provider may have set.
@@ -226,16 +227,17 @@ func (e *engine) prepareEnvironments() error {
 		e.workEnv = &providerResult{values: envMap{}}
 	}
 	checkNames := err == nil
-	e.addNamedSecrets(e.workEnv.secrets)
 	host := fromList(e.opts.Environ)
+	final := map[string]string{}
+	defer e.addFinalSecrets(final)
 	e.jobEnv = make(map[string]envMap, len(e.plan.Jobs))
 	for _, job := range e.plan.Jobs {
 		jobProv, err := resolveProviders(e.abort, "job "+job.Name, job.EnvFrom, e.opts.RepoDir, e.opts.Environ)
+		e.addNamedSecrets(jobProv.secrets)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		e.addNamedSecrets(jobProv.secrets)
 		// What else a step inherits (nixflow's environment for local
 		// steps, an image's or a remote login's) is its executor's
 		// business: the declared environment starts from --pass-env.
@@ -252,6 +254,7 @@ func (e *engine) prepareEnvironments() error {
 		e.jobEnv[job.Name] = env
 		check := env.clone()
 		e.opts.Overrides.apply(check)
+		finalSecrets(final, check, e.workEnv.secretNames, jobProv.secretNames)
 		required := append(append([]string(nil), e.workEnv.required...), jobProv.required...)
 		if err := checkRequired(check, required); err != nil && checkNames {
 			errs = append(errs, fmt.Errorf("job %s: %w", job.Name, err))

@@ -62,23 +62,34 @@ func (e *MissingError) Error() string {
 type providerResult struct {
 	values envMap
 	// secrets maps the names of secret variables to their values.
-	secrets  map[string]string
-	required []string
+	secrets map[string]string
+	// secretNames are the names whose final value, whichever layer gives
+	// it (an override included), is a secret: those of secrets, and the
+	// names of secret required providers.
+	secretNames []string
+	required    []string
 }
 
 // resolveProviders runs providers in order; later values win. Relative
 // paths are taken from dir; command providers run there with environ.
+// When a provider fails, the result still holds the secrets of the
+// providers before it, so that the error can be masked with them (a
+// failing command's stderr may repeat what an earlier provider gave).
 func resolveProviders(ctx context.Context, where string, ps []compiler.Provider, dir string, environ []string) (*providerResult, error) {
 	res := &providerResult{values: envMap{}, secrets: map[string]string{}}
 	for i, p := range ps {
 		vals, err := runProvider(ctx, p, dir, environ)
 		if err != nil {
-			return nil, &ProviderError{Where: where, Index: i, Provider: p, Err: err}
+			return res, &ProviderError{Where: where, Index: i, Provider: p, Err: err}
 		}
 		res.values.set(vals)
 		if p.Secret() {
 			for k, v := range vals {
 				res.secrets[k] = v
+				res.secretNames = append(res.secretNames, k)
+			}
+			if p.Type == "required" {
+				res.secretNames = append(res.secretNames, p.Names...)
 			}
 		}
 		res.required = append(res.required, p.Names...)

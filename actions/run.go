@@ -223,6 +223,7 @@ func Run(cancel, abort context.Context, plan *compiler.Plan, opts Options) (*Res
 		end.Result = StatusFailure
 	}
 	e.emit(end)
+	maskResult(res, opts.Masker)
 	if err := writeJSON(filepath.Join(opts.RunDir, "result.json"), res); err != nil {
 		return res, err
 	}

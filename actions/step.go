@@ -362,6 +362,7 @@ func (jr *jobRun) command(argv, env, front []string, dir string, out *stepOutput
 				FirstSignalInterrupt: e.cancel.Err() != nil,
 				InterruptGrace:       e.opts.InterruptGrace,
 				TerminateGrace:       e.opts.TerminateGrace,
+				Hurry:                e.abort.Done(),
 			}
 		},
 	}

@@ -705,10 +705,15 @@ var providerTypes = []string{"static", "file", "sops", "command", "required"}
 
 var providerFields = map[string][]string{
 	"static":   {"type", "values"},
-	"file":     {"type", "path", "required"},
-	"sops":     {"type", "file", "format", "required"},
-	"command":  {"type", "command"},
-	"required": {"type", "names"},
+	"file":     {"type", "path", "required", "secrets"},
+	"sops":     {"type", "file", "format", "required", "secrets"},
+	"command":  {"type", "command", "secrets"},
+	"required": {"type", "names", "secrets"},
+}
+
+// isFalse reports whether n is the JSON literal false.
+func isFalse(n *node) bool {
+	return n != nil && n.kind == kindBool && !n.boolean
 }
 
 var sopsFormats = []string{"yaml", "json", "dotenv", "ini"}
@@ -759,6 +764,12 @@ func (d *decoder) providers(n *node, p string) []Provider {
 		case "file":
 			if v := need("path"); v != nil {
 				pr.Path, _ = d.nonEmpty(v, keyPath(ep, "path"))
+				if strings.HasPrefix(pr.Path, "/nix/store/") && !isFalse(fields["secrets"]) {
+					// A plaintext file of secrets there is world-readable:
+					// a Nix path (./.env) in a flake means the flake's
+					// copy of its source.
+					d.at(v, keyPath(ep, "path"), "%q is in the Nix store, where a file of secrets is readable by every user: give the path as a string relative to the repository, e.g. \".env\"", pr.Path)
+				}
 			}
 		case "sops":
 			if v := need("file"); v != nil {
@@ -792,6 +803,11 @@ func (d *decoder) providers(n *node, p string) []Provider {
 		}
 		if v := fields["required"]; v != nil {
 			pr.Required, _ = d.boolean(v, keyPath(ep, "required"))
+		}
+		if v := fields["secrets"]; v != nil {
+			if b, ok := d.boolean(v, keyPath(ep, "secrets")); ok {
+				pr.Secrets = &b
+			}
 		}
 		out = append(out, pr)
 	}

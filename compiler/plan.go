@@ -163,13 +163,21 @@ type Provider struct {
 	Command string `json:"command,omitempty"`
 	// required
 	Names []string `json:"names,omitempty"`
+	// Secrets overrides whether the provider's variables are secrets
+	// (file, sops, command, required: by default they are).
+	Secrets *bool `json:"secrets,omitempty"`
 }
 
-// Secret reports whether the provider's values are secret and must be
-// masked in every log sink.
+// Secret reports whether the provider's variables are secret and must be
+// masked in every log sink: the values a file, sops or command provider
+// gives, and the final values of the names a required provider lists
+// (the way CI passes tokens), unless the provider says secrets: false.
 func (p Provider) Secret() bool {
+	if p.Secrets != nil {
+		return *p.Secrets && p.Type != "static"
+	}
 	switch p.Type {
-	case "file", "sops", "command":
+	case "file", "sops", "command", "required":
 		return true
 	}
 	return false

@@ -67,6 +67,9 @@ type Signals struct {
 	FirstSignalInterrupt bool
 	InterruptGrace       time.Duration
 	TerminateGrace       time.Duration
+	// Hurry, once closed, cuts the graces short: the next signals follow
+	// at once (the user insisted with a second Ctrl-C). Nil: never.
+	Hurry <-chan struct{}
 }
 
 // Command is one step to run in a workspace.
@@ -94,7 +97,7 @@ type Command struct {
 	// absolute path or one that leaves the workspace is an error.
 	Dir string
 	// Stdout and Stderr receive the step's output as it is produced. They
-	// are written from one goroutine each; Run returns after both have seen
+	// are never written concurrently with themselves; Run returns after both have seen
 	// the end of their stream, or a bounded time after the step's processes
 	// are gone (a process beyond reach may hold a pipe open forever).
 	Stdout, Stderr io.Writer
@@ -103,6 +106,17 @@ type Command struct {
 	// a timeout from a cancellation at that moment. A nil Stop means
 	// SIGTERM, then SIGKILL at once.
 	Stop func() Signals
+}
+
+// LookAhead is implemented by Command.Stdout and Stderr writers that
+// need to see output before it is written. An executor that reads both
+// streams of a step together (the local one) shows each writer what it
+// read for it, from both streams, before writing any of it: the runner
+// takes ::add-mask:: announcements from it, so that a value announced on
+// one stream is masked on the other from the next line on, whichever
+// stream's bytes are read first.
+type LookAhead interface {
+	LookAhead(p []byte)
 }
 
 // Result is the outcome of one command.

@@ -270,13 +270,20 @@ func workTree(dir string) string {
 	return dir
 }
 
-// interrupts turns the first SIGINT or SIGTERM into cancel (stop running
-// steps, run cleanup jobs) and the second into abort (skip cleanup jobs).
+// stopSignals are the signals that cancel a run: Ctrl-C, a kill, the
+// terminal closing or an SSH session dropping (SIGHUP), Ctrl-\ (SIGQUIT).
+// Left to their default, the last two would kill nixflow and leave every
+// step running.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
+
+// interrupts turns the first stop signal into cancel (stop running
+// steps, run cleanup jobs) and the second into abort (skip cleanup jobs,
+// and cut the graces of the steps being stopped: SIGKILL at once).
 func (a *app) interrupts() (cancel, abort context.Context, stop func()) {
 	cancel, cancelFn := context.WithCancel(context.Background())
 	abort, abortFn := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sigs, stopSignals...)
 	// With SIGPIPE noticed (not ignored: that would pass on to the steps),
 	// writing to a closed stdout (nixflow run | head) is an error the
 	// console drops, not the death of nixflow with its steps orphaned.
@@ -296,7 +303,7 @@ func (a *app) interrupts() (cancel, abort context.Context, stop func()) {
 					cancelFn()
 					continue
 				}
-				fmt.Fprintf(a.stderr, "nixflow: %v again: skipping cleanup jobs, tearing down\n", sig)
+				fmt.Fprintf(a.stderr, "nixflow: %v again: killing running steps, skipping cleanup jobs, tearing down\n", sig)
 				abortFn()
 			}
 		}
