@@ -41,6 +41,10 @@ type Event struct {
 	Duration float64 `json:"durationSeconds,omitempty"`
 	// Allowed marks a failure that continueOnError allows.
 	Allowed bool `json:"allowed,omitempty"`
+	// Location says where a job runs, as its executor names it: a host, a
+	// container, an instance. Any event of a job may carry it; the last
+	// one given counts (nixflow report shows it).
+	Location string `json:"location,omitempty"`
 }
 
 // Sink receives a run's events. Emit is called from many goroutines at
