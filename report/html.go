@@ -41,7 +41,13 @@ type view struct {
 	JobViews  []*jobView
 	StartedAt string
 	Failed    []*jobView
+	// MoreFailed counts the failed jobs beyond the first maxFailures.
+	MoreFailed int
 }
+
+// maxFailures is how many failed jobs get their last lines shown; the
+// table lists them all.
+const maxFailures = 20
 
 type count struct {
 	Result string
@@ -70,6 +76,8 @@ type jobView struct {
 	Wait     time.Duration
 	Title    string
 	StepRows []stepRow
+	// Label is the name drawn inside a packed lane's bar, when it fits.
+	Label string
 }
 
 type segment struct {
@@ -141,6 +149,10 @@ func newView(r *Run) *view {
 			jv.Queued = box(j.Ready, j.Start)
 		}
 		jv.Bar = box(j.Start, j.End)
+		// About 150 characters fit across the timeline.
+		if pct(j.End-j.Start)*1.5 >= float64(len(j.Name)+1) {
+			jv.Label = j.Name
+		}
 		jv.Title = fmt.Sprintf("%s: %s, %s", j.Name, j.Result, formatDuration(jv.Duration))
 		if jv.Wait > 0 {
 			jv.Title += fmt.Sprintf(", queued %s", formatDuration(jv.Wait))
@@ -175,7 +187,11 @@ func newView(r *Run) *view {
 		v.JobViews = append(v.JobViews, jv)
 		byName[j.Name] = jv
 		if j.Result == Failure || j.Result == Allowed || j.Result == Incomplete {
-			v.Failed = append(v.Failed, jv)
+			if len(v.Failed) < maxFailures {
+				v.Failed = append(v.Failed, jv)
+			} else {
+				v.MoreFailed++
+			}
 		}
 	}
 	for _, res := range []string{Success, Allowed, Failure, Cancelled, Skipped, Incomplete, NotRun} {
@@ -243,8 +259,8 @@ func ticks(total time.Duration) []tick {
 }
 
 const (
-	nodeW, nodeH = 168, 26
-	gapX, gapY   = 56, 10
+	nodeW, nodeH = 132, 26
+	gapX, gapY   = 36, 10
 	pad          = 8
 )
 
@@ -340,8 +356,8 @@ func layoutGraph(r *Run, byName map[string]*jobView) graph {
 		if n.Critical {
 			n.Class += " critical"
 		}
-		if len([]rune(n.Label)) > 24 {
-			n.Label = string([]rune(n.Label)[:23]) + "…"
+		if len([]rune(n.Label)) > 20 {
+			n.Label = string([]rune(n.Label)[:19]) + "…"
 		}
 		g.Nodes = append(g.Nodes, n.node)
 	}

@@ -325,3 +325,24 @@ func indexOf(r *Run, job string) int {
 	}
 	return -1
 }
+
+// BenchmarkReport1000 builds the model of a 1,000-job run from its run
+// directory and renders the page and the trace.
+func BenchmarkReport1000(b *testing.B) {
+	dir := bigScenario(1000, 8).write(b, b.TempDir())
+	for b.Loop() {
+		r, err := Load(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var page, trace bytes.Buffer
+		if err := WriteHTML(&page, r); err != nil {
+			b.Fatal(err)
+		}
+		if err := WriteTrace(&trace, r); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(page.Len())/1024, "KiB-html")
+		b.ReportMetric(float64(trace.Len())/1024, "KiB-trace")
+	}
+}
