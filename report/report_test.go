@@ -162,6 +162,7 @@ func validateTrace(t *testing.T, data []byte, r *Run) {
 	type span struct{ from, to float64 }
 	tracks := map[float64][]span{}
 	names := map[string]bool{}
+	flows := map[float64][]map[string]any{}
 	for _, e := range events {
 		if n, _ := e["name"].(string); n == "" {
 			t.Fatalf("event without a name: %v", e)
@@ -191,6 +192,14 @@ func validateTrace(t *testing.T, data []byte, r *Run) {
 			default:
 				t.Errorf("unknown metadata %v", e["name"])
 			}
+		case "s", "f":
+			if num(e, "id") <= 0 {
+				t.Errorf("flow without an id: %v", e)
+			}
+			if e["ph"] == "f" && e["bp"] != "e" {
+				t.Errorf("flow end not bound to its enclosing slice: %v", e)
+			}
+			flows[num(e, "id")] = append(flows[num(e, "id")], e)
 		default:
 			t.Errorf("unexpected phase %v", e["ph"])
 		}
@@ -216,6 +225,27 @@ func validateTrace(t *testing.T, data []byte, r *Run) {
 	for _, j := range r.Jobs {
 		if !names[j.Name] {
 			t.Errorf("no track for job %q", j.Name)
+		}
+	}
+	// A flow has a start and an end, each inside a complete event of its
+	// track, the end not before the start.
+	inside := func(e map[string]any) bool {
+		for _, s := range tracks[num(e, "tid")] {
+			if s.from <= num(e, "ts") && num(e, "ts") <= s.to {
+				return true
+			}
+		}
+		return false
+	}
+	for id, f := range flows {
+		if len(f) != 2 || f[0]["ph"] != "s" || f[1]["ph"] != "f" || num(f[0], "ts") > num(f[1], "ts") {
+			t.Errorf("flow %v: %v", id, f)
+			continue
+		}
+		for _, e := range f {
+			if !inside(e) {
+				t.Errorf("flow %v: %v is in no event of its track", id, e)
+			}
 		}
 	}
 }

@@ -20,6 +20,9 @@ type TraceEvent struct {
 	Pid  int            `json:"pid"`
 	Tid  int            `json:"tid"`
 	Args map[string]any `json:"args,omitempty"`
+	// ID and Bp tie the two ends of a flow ("s" and "f") together.
+	ID int    `json:"id,omitempty"`
+	Bp string `json:"bp,omitempty"`
 }
 
 // Trace is a trace file: the JSON object form, which carries metadata
@@ -35,7 +38,9 @@ func us(d time.Duration) int64 { return d.Microseconds() }
 // BuildTrace turns the model into trace events: one track (thread) per
 // job, in plan order, holding the job as a complete event with its queued
 // time before it, and its setup, step attempts and retry waits nested in
-// it. Events on a track never overlap unless one contains the other.
+// it. Events on a track never overlap unless one contains the other. A
+// flow (an arrow in Perfetto) goes from the end of each job to the start
+// of each job that needed it.
 func BuildTrace(r *Run) *Trace {
 	t := &Trace{DisplayTimeUnit: "ms", OtherData: map[string]any{
 		"run": r.ID, "workflow": r.Workflow, "result": r.Result,
@@ -56,6 +61,11 @@ func BuildTrace(r *Run) *Trace {
 	}
 	add(TraceEvent{Name: "thread_name", Ph: "M", Pid: 1, Tid: 0, Args: map[string]any{"name": "run"}})
 	complete(0, "run", r.Workflow, 0, r.Duration, runArgs)
+	flow := 0
+	tids := map[string]int{}
+	for i, j := range r.Jobs {
+		tids[j.Name] = i + 1
+	}
 	for i, j := range r.Jobs {
 		tid := i + 1
 		add(TraceEvent{Name: "thread_name", Ph: "M", Pid: 1, Tid: tid, Args: map[string]any{"name": j.Name}})
@@ -78,6 +88,17 @@ func BuildTrace(r *Run) *Trace {
 		complete(tid, "job", j.Name, j.Start, j.End, args)
 		if !j.Ran {
 			continue
+		}
+		for _, n := range j.Needs {
+			d := r.Jobs[max(tids[n]-1, 0)]
+			if tids[n] == 0 || !d.Ran || d.End <= d.Start {
+				continue
+			}
+			flow++
+			// The start lies inside the needed job's event, the end at
+			// the start of this one's.
+			add(TraceEvent{Name: "needs", Cat: "needs", Ph: "s", Ts: us(d.End) - 1, Pid: 1, Tid: tids[n], ID: flow})
+			add(TraceEvent{Name: "needs", Cat: "needs", Ph: "f", Bp: "e", Ts: us(j.Start), Pid: 1, Tid: tid, ID: flow})
 		}
 		firstStep := j.End
 		for _, s := range j.Steps {
