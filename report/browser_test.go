@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -80,6 +81,34 @@ func run(t *testing.T, page, hash string, width, height int, screenshot bool) (i
 	}
 	return img, stdout.String(), took
 }
+
+// bigReport is the model and the page of a 1,000-job run, made once for
+// the tests that need them.
+var bigReport = func() func(t *testing.T) (*Run, []byte) {
+	var once sync.Once
+	var r *Run
+	var page []byte
+	var err error
+	return func(t *testing.T) (*Run, []byte) {
+		once.Do(func() {
+			var dir string
+			if dir, err = os.MkdirTemp("", "nixflow-report-"); err != nil {
+				return
+			}
+			defer os.RemoveAll(dir)
+			if r, err = Load(bigScenario(1000, 8).write(t, dir)); err != nil {
+				return
+			}
+			var b bytes.Buffer
+			err = WriteHTML(&b, r)
+			page = b.Bytes()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r, page
+	}
+}()
 
 // colours counts the pixels of img close to each of the given colours,
 // and those that are not white.
@@ -170,36 +199,27 @@ func TestBrowser(t *testing.T) {
 }
 
 // TestBrowserLarge renders the report of a 1,000-job run: every job is in
-// the DOM and the page is drawn; the page's script ran (the job named in
-// the URL's fragment is highlighted wherever it is shown). How long Chromium took is logged, not
-// asserted (docs/report.md has the measurement).
+// the DOM, and the page's script ran (the job named in the URL's fragment
+// is highlighted wherever it is shown). How long Chromium took is logged,
+// not asserted (docs/report.md has the measurement).
 func TestBrowserLarge(t *testing.T) {
 	t.Parallel()
-	r, err := Load(bigScenario(1000, 8).write(t, t.TempDir()))
-	if err != nil {
+	r, page := bigReport(t)
+	file := filepath.Join(t.TempDir(), "report.html")
+	if err := os.WriteFile(file, page, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	page := filepath.Join(t.TempDir(), "report.html")
-	var b bytes.Buffer
-	if err := WriteHTML(&b, r); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(page, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	img, dom, took := chromium(t, page, "", 1280, 1000)
-	if _, ink := colours(img, nil); ink < img.Bounds().Dx()*img.Bounds().Dy()/100 {
-		t.Errorf("screenshot is nearly blank")
-	}
+	start := time.Now()
+	dom := chromiumDOM(t, file, "#job-500")
+	took := time.Since(start)
 	for i, j := range r.Jobs {
 		if !strings.Contains(dom, fmt.Sprintf(`id="tl-%d"`, i)) || !strings.Contains(dom, ">"+j.Name+"<") {
 			t.Errorf("job %q is not in the DOM", j.Name)
 		}
 	}
 	// On the timeline, in the table, and its family's node in the graph.
-	dom = chromiumDOM(t, page, "#job-500")
 	if n := len(regexp.MustCompile(`class="[^"]*\bhl\b`).FindAllString(dom, -1)); n != 3 {
 		t.Errorf("job 500 highlighted in %d places, want 3", n)
 	}
-	t.Logf("1000 jobs: %d KiB of HTML, chromium start, render, screenshot and exit in %v", b.Len()/1024, took)
+	t.Logf("1000 jobs: %d KiB of HTML, chromium start, render and exit in %v", len(page)/1024, took)
 }
