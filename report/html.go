@@ -130,62 +130,13 @@ func newView(r *Run) *view {
 	}
 	v.Total = max(v.Total, time.Millisecond)
 	v.Ticks = ticks(v.Total)
-	pct := func(d time.Duration) float64 { return float64(d) / float64(v.Total) * 100 }
-	box := func(from, to time.Duration) template.CSS {
-		return template.CSS(fmt.Sprintf("left:%.3f%%;width:%.3f%%", pct(from), pct(max(to-from, 0))))
-	}
 	byName := map[string]*jobView{}
 	counts := map[string]int{}
 	for i, j := range r.Jobs {
-		jv := &jobView{Job: j, ID: i, Class: j.Result, Duration: j.End - j.Start, Wait: j.Start - j.Ready}
-		if jv.Wait < time.Millisecond {
-			jv.Wait = 0 // scheduling noise, not a wait
-		}
-		counts[j.Result]++
-		if j.Critical {
-			jv.Class += " critical"
-		}
-		if jv.Wait > 0 {
-			jv.Queued = box(j.Ready, j.Start)
-		}
-		jv.Bar = box(j.Start, j.End)
-		// About 150 characters fit across the timeline.
-		if pct(j.End-j.Start)*1.5 >= float64(len(j.Name)+1) {
-			jv.Label = j.Name
-		}
-		jv.Title = fmt.Sprintf("%s: %s, %s", j.Name, j.Result, formatDuration(jv.Duration))
-		if jv.Wait > 0 {
-			jv.Title += fmt.Sprintf(", queued %s", formatDuration(jv.Wait))
-		}
-		if j.Location != "" {
-			jv.Title += ", on " + j.Location
-		}
-		first := j.End
-		for _, s := range j.Steps {
-			sr := stepRow{Step: s}
-			for _, a := range s.Attempts {
-				first = min(first, a.Start)
-				sr.Duration += a.End - a.Start
-				cls, title := "seg "+a.Result, s.Name
-				if len(s.Attempts) > 1 {
-					title += fmt.Sprintf(" (attempt %d)", a.N)
-				}
-				jv.Segments = append(jv.Segments, segment{Style: box(a.Start, a.End), Class: cls,
-					Title: fmt.Sprintf("%s: %s, %s", title, a.Result, formatDuration(a.End-a.Start))})
-				if a.WaitEnd > a.End {
-					sr.Waited += a.WaitEnd - a.End
-					jv.Segments = append(jv.Segments, segment{Style: box(a.End, a.WaitEnd), Class: "seg wait",
-						Title: fmt.Sprintf("%s: retry wait, %s", s.Name, formatDuration(a.WaitEnd-a.End))})
-				}
-			}
-			jv.StepRows = append(jv.StepRows, sr)
-		}
-		if j.Ran && first > j.Setup {
-			jv.Segments = append([]segment{{Style: box(j.Setup, first), Class: "seg setup",
-				Title: fmt.Sprintf("%s: setup (deps, workspace, inputs), %s", j.Name, formatDuration(first-j.Setup))}}, jv.Segments...)
-		}
+		jv := newJobView(i, j, v.Total)
 		v.JobViews = append(v.JobViews, jv)
 		byName[j.Name] = jv
+		counts[j.Result]++
 		if j.Result == Failure || j.Result == Allowed || j.Result == Incomplete {
 			if len(v.Failed) < maxFailures {
 				v.Failed = append(v.Failed, jv)
@@ -207,6 +158,60 @@ func newView(r *Run) *view {
 	v.Rows = rows(v)
 	v.Graph = layoutGraph(r, byName)
 	return v
+}
+
+// newJobView places job i on a time axis of length total: its boxes as
+// percentages of the axis.
+func newJobView(i int, j *Job, total time.Duration) *jobView {
+	pct := func(d time.Duration) float64 { return float64(d) / float64(total) * 100 }
+	box := func(from, to time.Duration) template.CSS {
+		return template.CSS(fmt.Sprintf("left:%.3f%%;width:%.3f%%", pct(from), pct(max(to-from, 0))))
+	}
+	jv := &jobView{Job: j, ID: i, Class: j.Result, Duration: j.End - j.Start, Wait: j.Start - j.Ready}
+	if jv.Wait < time.Millisecond {
+		jv.Wait = 0 // scheduling noise, not a wait
+	}
+	if j.Critical {
+		jv.Class += " critical"
+	}
+	if jv.Wait > 0 {
+		jv.Queued = box(j.Ready, j.Start)
+	}
+	jv.Bar = box(j.Start, j.End)
+	// About 150 characters fit across the timeline.
+	if pct(j.End-j.Start)*1.5 >= float64(len(j.Name)+1) {
+		jv.Label = j.Name
+	}
+	jv.Title = fmt.Sprintf("%s: %s, %s", j.Name, j.Result, formatDuration(jv.Duration))
+	if jv.Wait > 0 {
+		jv.Title += fmt.Sprintf(", queued %s", formatDuration(jv.Wait))
+	}
+	if j.Location != "" {
+		jv.Title += ", on " + j.Location
+	}
+	for _, s := range j.Steps {
+		sr := stepRow{Step: s}
+		for _, a := range s.Attempts {
+			sr.Duration += a.End - a.Start
+			title := s.Name
+			if len(s.Attempts) > 1 {
+				title += fmt.Sprintf(" (attempt %d)", a.N)
+			}
+			jv.Segments = append(jv.Segments, segment{Style: box(a.Start, a.End), Class: "seg " + a.Result,
+				Title: fmt.Sprintf("%s: %s, %s", title, a.Result, formatDuration(a.End-a.Start))})
+			if a.WaitEnd > a.End {
+				sr.Waited += a.WaitEnd - a.End
+				jv.Segments = append(jv.Segments, segment{Style: box(a.End, a.WaitEnd), Class: "seg wait",
+					Title: fmt.Sprintf("%s: retry wait, %s", s.Name, formatDuration(a.WaitEnd-a.End))})
+			}
+		}
+		jv.StepRows = append(jv.StepRows, sr)
+	}
+	if end, ok := j.setupEnd(); ok {
+		jv.Segments = append([]segment{{Style: box(j.Setup, end), Class: "seg setup",
+			Title: fmt.Sprintf("%s: setup (deps, workspace, inputs), %s", j.Name, formatDuration(end-j.Setup))}}, jv.Segments...)
+	}
+	return jv
 }
 
 // rows orders the timeline: one job a row by start time, or jobs packed
@@ -264,44 +269,86 @@ const (
 	pad          = 8
 )
 
+// graphNode is a node of the job graph being laid out: a job, or a
+// matrix family.
+type graphNode struct {
+	node
+	level int
+	pos   float64
+	needs []string
+	jobs  []*jobView
+}
+
+func (n *graphNode) has(job string) bool {
+	for _, jv := range n.jobs {
+		if jv.Name == job {
+			return true
+		}
+	}
+	return false
+}
+
 // layoutGraph places the job graph in columns by level, each column
 // ordered by where the jobs it needs stand, so that edges cross little.
 // Large matrix families are one node each.
 func layoutGraph(r *Run, byName map[string]*jobView) graph {
-	type gnode struct {
-		node
-		level int
-		pos   float64
-		needs []string
-		jobs  []*jobView
+	nodes, nodeOf := graphNodes(r, byName)
+	g := placeColumns(nodes, nodeOf)
+	for _, n := range nodes {
+		g.Nodes = append(g.Nodes, n.finish())
 	}
-	var nodes []*gnode
-	nodeOf := map[string]*gnode{}
+	seen := map[[2]*graphNode]bool{}
+	for _, n := range nodes {
+		for _, need := range n.needs {
+			d := nodeOf[need]
+			if d == nil || seen[[2]*graphNode{d, n}] {
+				continue
+			}
+			seen[[2]*graphNode{d, n}] = true
+			x1, y1 := d.X+d.W, d.Y+d.H/2
+			x2, y2 := n.X, n.Y+n.H/2
+			mid := (x1 + x2) / 2
+			g.Edges = append(g.Edges, edge{
+				D:        fmt.Sprintf("M%d %dC%d %d %d %d %d %d", x1, y1, mid, y1, mid, y2, x2, y2),
+				Critical: d.Critical && n.Critical && onPath(r.CriticalPath, d, n),
+			})
+		}
+	}
+	return g
+}
+
+// graphNodes makes a node per job, or per matrix family of at least
+// familyNodeMin jobs, and maps every job to its node.
+func graphNodes(r *Run, byName map[string]*jobView) ([]*graphNode, map[string]*graphNode) {
+	var nodes []*graphNode
+	nodeOf := map[string]*graphNode{}
 	famSize := map[string]int{}
 	for _, f := range r.Families {
 		famSize[f.Name] = len(f.Jobs)
 	}
 	for _, j := range r.Jobs {
 		jv := byName[j.Name]
+		key, label := j.Name, j.Name
 		if j.Family != "" && famSize[j.Family] >= familyNodeMin {
-			if n := nodeOf["\x00"+j.Family]; n != nil {
-				n.jobs = append(n.jobs, jv)
-				nodeOf[j.Name] = n
-				continue
-			}
-			n := &gnode{level: j.Level, needs: j.Needs, jobs: []*jobView{jv}}
-			n.Label = j.Family
-			nodeOf["\x00"+j.Family] = n
+			key, label = "\x00"+j.Family, j.Family
+		}
+		if n := nodeOf[key]; n != nil {
+			n.jobs = append(n.jobs, jv)
 			nodeOf[j.Name] = n
-			nodes = append(nodes, n)
 			continue
 		}
-		n := &gnode{level: j.Level, needs: j.Needs, jobs: []*jobView{jv}}
-		n.Label = j.Name
-		nodeOf[j.Name] = n
+		n := &graphNode{level: j.Level, needs: j.Needs, jobs: []*jobView{jv}}
+		n.Label = label
+		nodeOf[key], nodeOf[j.Name] = n, n
 		nodes = append(nodes, n)
 	}
-	levels := map[int][]*gnode{}
+	return nodes, nodeOf
+}
+
+// placeColumns gives each node its place: its level's column, in the
+// order of the mean position of the nodes it needs.
+func placeColumns(nodes []*graphNode, nodeOf map[string]*graphNode) graph {
+	levels := map[int][]*graphNode{}
 	maxLevel := 0
 	for _, n := range nodes {
 		levels[n.level] = append(levels[n.level], n)
@@ -329,71 +376,48 @@ func layoutGraph(r *Run, byName map[string]*jobView) graph {
 			height = max(height, n.Y+nodeH+pad)
 		}
 	}
-	g := graph{Width: pad*2 + (maxLevel+1)*(nodeW+gapX) - gapX, Height: max(height, nodeH+2*pad)}
-	for _, n := range nodes {
-		worst, ids := Success, make([]string, 0, len(n.jobs))
-		tally := map[string]int{}
-		for _, jv := range n.jobs {
-			ids = append(ids, strconv.Itoa(jv.ID))
-			tally[jv.Result]++
-			if rank(jv.Result) > rank(worst) {
-				worst = jv.Result
-			}
-			n.Critical = n.Critical || jv.Critical
-		}
-		n.Class, n.IDs, n.Href = worst, strings.Join(ids, " "), "#job-"+ids[0]
-		n.Title = n.jobs[0].Title
-		if len(n.jobs) > 1 {
-			var parts []string
-			for _, res := range []string{Success, Allowed, Failure, Cancelled, Skipped, Incomplete, NotRun} {
-				if tally[res] > 0 {
-					parts = append(parts, fmt.Sprintf("%d %s", tally[res], res))
-				}
-			}
-			n.Title = fmt.Sprintf("%s: %d jobs (%s)", n.Label, len(n.jobs), strings.Join(parts, ", "))
-			n.Label = fmt.Sprintf("%s ×%d", n.Label, len(n.jobs))
-		}
-		if n.Critical {
-			n.Class += " critical"
-		}
-		if len([]rune(n.Label)) > 20 {
-			n.Label = string([]rune(n.Label)[:19]) + "…"
-		}
-		g.Nodes = append(g.Nodes, n.node)
-	}
-	seen := map[[2]*gnode]bool{}
-	for _, n := range nodes {
-		for _, need := range n.needs {
-			d := nodeOf[need]
-			if d == nil || seen[[2]*gnode{d, n}] {
-				continue
-			}
-			seen[[2]*gnode{d, n}] = true
-			x1, y1 := d.X+d.W, d.Y+d.H/2
-			x2, y2 := n.X, n.Y+n.H/2
-			mid := (x1 + x2) / 2
-			g.Edges = append(g.Edges, edge{
-				D:        fmt.Sprintf("M%d %dC%d %d %d %d %d %d", x1, y1, mid, y1, mid, y2, x2, y2),
-				Critical: d.Critical && n.Critical && critPair(r.CriticalPath, d, n, func(g *gnode) []*jobView { return g.jobs }),
-			})
-		}
-	}
-	return g
+	return graph{Width: pad*2 + (maxLevel+1)*(nodeW+gapX) - gapX, Height: max(height, nodeH+2*pad)}
 }
 
-// critPair reports whether the edge from a to b joins two consecutive
-// jobs of the critical path.
-func critPair[N any](path []string, a, b N, jobs func(N) []*jobView) bool {
-	in := func(n N, name string) bool {
-		for _, jv := range jobs(n) {
-			if jv.Name == name {
-				return true
+// finish sets what the node shows: its worst result as its colour, a
+// count for a family, the jobs it stands for.
+func (n *graphNode) finish() node {
+	worst, ids := Success, make([]string, 0, len(n.jobs))
+	tally := map[string]int{}
+	for _, jv := range n.jobs {
+		ids = append(ids, strconv.Itoa(jv.ID))
+		tally[jv.Result]++
+		if rank(jv.Result) > rank(worst) {
+			worst = jv.Result
+		}
+		n.Critical = n.Critical || jv.Critical
+	}
+	n.Class, n.IDs, n.Href = worst, strings.Join(ids, " "), "#job-"+ids[0]
+	n.Title = n.jobs[0].Title
+	if len(n.jobs) > 1 {
+		var parts []string
+		for _, res := range []string{Success, Allowed, Failure, Cancelled, Skipped, Incomplete, NotRun} {
+			if tally[res] > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", tally[res], res))
 			}
 		}
-		return false
+		n.Title = fmt.Sprintf("%s: %d jobs (%s)", n.Label, len(n.jobs), strings.Join(parts, ", "))
+		n.Label = fmt.Sprintf("%s ×%d", n.Label, len(n.jobs))
 	}
+	if n.Critical {
+		n.Class += " critical"
+	}
+	if len([]rune(n.Label)) > 20 {
+		n.Label = string([]rune(n.Label)[:19]) + "…"
+	}
+	return n.node
+}
+
+// onPath reports whether the edge from a to b joins two consecutive jobs
+// of the critical path.
+func onPath(path []string, a, b *graphNode) bool {
 	for i := 1; i < len(path); i++ {
-		if in(a, path[i-1]) && in(b, path[i]) {
+		if a.has(path[i-1]) && b.has(path[i]) {
 			return true
 		}
 	}

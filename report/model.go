@@ -109,6 +109,24 @@ type Job struct {
 	Critical bool     `json:"critical,omitempty"`
 	// Lane is the job's lane in the packed timeline.
 	Lane int `json:"lane"`
+	// timed is set when the events recorded the job's start, and so its
+	// setup.
+	timed bool
+}
+
+// setupEnd is when the job's setup ended: its first step's start, or its
+// end. ok is false when there was no setup, or none recorded.
+func (j *Job) setupEnd() (end time.Duration, ok bool) {
+	if !j.timed {
+		return 0, false
+	}
+	end = j.End
+	for _, s := range j.Steps {
+		for _, a := range s.Attempts {
+			end = min(end, a.Start)
+		}
+	}
+	return end, end > j.Setup
 }
 
 // Step is one step of a job.
@@ -216,22 +234,7 @@ func readEvents(path string) ([]actions.Event, error) {
 // build assembles the model. res and events may each be missing.
 func build(id string, plan *planFile, res *actions.Result, events []actions.Event) *Run {
 	r := &Run{ID: id, Workflow: plan.Name, Levels: len(plan.Levels)}
-	// The run's origin: its recorded start, else its first event.
-	var t0, last time.Time
-	switch {
-	case res != nil:
-		t0 = res.Started
-	case len(events) > 0:
-		t0 = events[0].Time
-	}
-	for _, ev := range events {
-		if ev.Time.Before(t0) {
-			t0 = ev.Time
-		}
-		if ev.Time.After(last) {
-			last = ev.Time
-		}
-	}
+	t0, last := origin(res, events)
 	r.Started = t0
 	at := func(t time.Time) time.Duration { return max(t.Sub(t0), 0) }
 
@@ -263,15 +266,7 @@ func build(id string, plan *planFile, res *actions.Result, events []actions.Even
 	}
 	jobs := map[string]*Job{}
 	for _, pj := range plan.Jobs {
-		j := &Job{Name: pj.Name, Needs: pj.Needs, Level: pj.Level, Executor: pj.Executor.Type}
-		if pj.Executor.Name != "" {
-			j.Executor += ":" + pj.Executor.Name
-		}
-		var steps []string
-		for _, s := range pj.Steps {
-			steps = append(steps, s.Name)
-		}
-		fillJob(j, steps, results[pj.Name], byJob[pj.Name], at, r.Duration)
+		j := newJob(pj, results[pj.Name], byJob[pj.Name], at, r.Duration)
 		if r.Domain == "" && j.Result == Failure {
 			r.Domain = j.Domain
 		}
@@ -284,9 +279,7 @@ func build(id string, plan *planFile, res *actions.Result, events []actions.Even
 				j.Ready = d.End
 			}
 		}
-		if j.Ready > j.Start {
-			j.Ready = j.Start
-		}
+		j.Ready = min(j.Ready, j.Start)
 	}
 	r.CriticalPath = criticalPath(r.Jobs, jobs)
 	r.Lanes = packLanes(r.Jobs)
@@ -294,75 +287,84 @@ func build(id string, plan *planFile, res *actions.Result, events []actions.Even
 	return r
 }
 
-// fillJob sets a job's times, result and steps from its result (if the
-// run has one) and its events.
-func fillJob(j *Job, stepNames []string, jr *actions.JobResult, events []actions.Event, at func(time.Time) time.Duration, runEnd time.Duration) {
-	started, ended := false, false
-	var lastEvent time.Duration
+// origin is the run's start (its recorded start, else its first event)
+// and the time of its last event.
+func origin(res *actions.Result, events []actions.Event) (t0, last time.Time) {
+	switch {
+	case res != nil:
+		t0 = res.Started
+	case len(events) > 0:
+		t0 = events[0].Time
+	}
 	for _, ev := range events {
-		lastEvent = at(ev.Time)
+		if ev.Time.Before(t0) {
+			t0 = ev.Time
+		}
+		if ev.Time.After(last) {
+			last = ev.Time
+		}
+	}
+	return t0, last
+}
+
+// jobEvents is what a job's events say about it.
+type jobEvents struct {
+	started, ended   bool
+	setup, end, last time.Duration
+	result, reason   string
+	location         string
+}
+
+func readJobEvents(events []actions.Event, at func(time.Time) time.Duration) jobEvents {
+	var je jobEvents
+	for _, ev := range events {
+		je.last = at(ev.Time)
 		if ev.Location != "" {
-			j.Location = ev.Location
+			je.location = ev.Location
 		}
 		switch ev.Event {
 		case actions.EventJobStart:
-			started = true
-			j.Setup = at(ev.Time)
+			je.started, je.setup = true, at(ev.Time)
 		case actions.EventJobEnd:
-			ended = true
-			j.End = at(ev.Time)
-			j.Result, j.Reason = jobResult(ev.Result, ev.Allowed), ev.Reason
+			je.ended, je.end = true, at(ev.Time)
+			je.result, je.reason = jobResult(ev.Result, ev.Allowed), ev.Reason
 		}
 	}
-	steps := stepsOf(stepNames, events, at)
+	return je
+}
+
+// newJob makes a job of the model from its plan, its result (when the
+// run has one) and its events.
+func newJob(pj planJob, jr *actions.JobResult, events []actions.Event, at func(time.Time) time.Duration, runEnd time.Duration) *Job {
+	j := &Job{Name: pj.Name, Needs: pj.Needs, Level: pj.Level, Executor: pj.Executor.Type}
+	if pj.Executor.Name != "" {
+		j.Executor += ":" + pj.Executor.Name
+	}
+	je := readJobEvents(events, at)
+	j.Location, j.Setup, j.Ran, j.timed = je.location, je.setup, je.started, je.started
+	steps := stepsOf(pj.Steps, events, at)
 	if jr != nil {
-		j.Start = at(jr.Started)
-		if jr.Started.IsZero() {
-			j.Start = 0
-		}
-		j.End = j.Start + jr.Duration
-		j.Result, j.Reason, j.Domain = jobResult(jr.Status, jr.Allowed), jr.Reason, string(jr.Domain)
-		// A job that started and was cancelled still took its time; the
-		// result records zero only for jobs that never ran a step.
-		if ended && jr.Duration == 0 {
-			j.End = max(j.End, j.Start)
-		}
-		for _, sr := range jr.Steps {
-			s := steps[sr.Step]
-			if s == nil {
-				continue
-			}
-			s.Result, s.Reason = jobResult(sr.Status, sr.Allowed), sr.Reason
-			if sr.Attempts > 0 {
-				code := sr.ExitCode
-				s.ExitCode = &code
-			}
-			if sr.Status == actions.StatusFailure && len(sr.Tail) > 0 {
-				j.Tail, j.TailStep = sr.Tail, sr.Step
-			}
-		}
+		fromResult(j, jr, steps, at)
 	} else {
 		switch {
-		case ended:
-			j.Start = min(j.Setup, j.End)
-			if !started {
-				j.Start = j.End
+		case je.ended:
+			j.End, j.Result, j.Reason = je.end, je.result, je.reason
+			j.Start = j.End
+			if je.started {
+				j.Start = min(je.setup, je.end)
 			}
-		case started:
-			j.Start, j.End, j.Result = j.Setup, max(runEnd, lastEvent), Incomplete
+		case je.started:
+			// Started, never ended: open until the run's last word.
+			j.Start, j.End, j.Result = je.setup, max(runEnd, je.last), Incomplete
 		default:
 			j.Result = NotRun
 		}
 	}
-	if !started {
+	if !je.started {
 		j.Setup = j.Start
 	}
-	j.Ran = started
-	for _, name := range stepNames {
-		s := steps[name]
-		if s == nil {
-			continue
-		}
+	for _, ps := range pj.Steps {
+		s := steps[ps.Name]
 		if s.Result == "" {
 			s.Result = NotRun
 		}
@@ -381,13 +383,41 @@ func fillJob(j *Job, stepNames []string, jr *actions.JobResult, events []actions
 		j.Attempts = max(j.Attempts, len(s.Attempts))
 		j.Steps = append(j.Steps, s)
 	}
+	return j
+}
+
+// fromResult takes a job's times and results from the run's result, which
+// has the last word on them.
+func fromResult(j *Job, jr *actions.JobResult, steps map[string]*Step, at func(time.Time) time.Duration) {
+	if !jr.Started.IsZero() {
+		j.Start = at(jr.Started)
+	}
+	j.End = j.Start + jr.Duration
+	j.Result, j.Reason, j.Domain = jobResult(jr.Status, jr.Allowed), jr.Reason, string(jr.Domain)
+	for _, sr := range jr.Steps {
+		s := steps[sr.Step]
+		if s == nil {
+			continue
+		}
+		s.Result, s.Reason = jobResult(sr.Status, sr.Allowed), sr.Reason
+		if sr.Attempts > 0 {
+			code := sr.ExitCode
+			s.ExitCode = &code
+			// A run recorded without events still says which jobs ran.
+			j.Ran = true
+			j.Attempts = max(j.Attempts, sr.Attempts)
+		}
+		if sr.Status == actions.StatusFailure && len(sr.Tail) > 0 {
+			j.Tail, j.TailStep = sr.Tail, sr.Step
+		}
+	}
 }
 
 // stepsOf reads the steps' attempts and waits from a job's events.
-func stepsOf(names []string, events []actions.Event, at func(time.Time) time.Duration) map[string]*Step {
+func stepsOf(plan []planStep, events []actions.Event, at func(time.Time) time.Duration) map[string]*Step {
 	steps := map[string]*Step{}
-	for _, n := range names {
-		steps[n] = &Step{Name: n}
+	for _, ps := range plan {
+		steps[ps.Name] = &Step{Name: ps.Name}
 	}
 	open := map[string]*Attempt{}
 	for _, ev := range events {
