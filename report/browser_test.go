@@ -159,7 +159,7 @@ func TestBrowser(t *testing.T) {
 	if err := os.WriteFile(page, b.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	img, dom, _ := chromium(t, page, "", 1100, 1000)
+	img, dom, _ := chromium(t, page, "", 1100, 1400)
 
 	got, ink := colours(img, map[string][3]int{"success": {0x2d, 0xa4, 0x4e}, "failure": {0xcf, 0x22, 0x2e}})
 	bounds := img.Bounds()
