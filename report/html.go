@@ -218,9 +218,31 @@ func newJobView(i int, j *Job, total time.Duration) *jobView {
 // into lanes.
 func rows(v *view) []row {
 	if v.PerJob {
+		// By start, a matrix family's jobs together from its first start.
+		begin := func(jv *jobView) time.Duration { return min(jv.Ready, jv.Start) }
+		group := map[string]time.Duration{}
+		for _, jv := range v.JobViews {
+			if g, ok := group[jv.Family]; jv.Family != "" && (!ok || begin(jv) < g) {
+				group[jv.Family] = begin(jv)
+			}
+		}
+		key := func(jv *jobView) (time.Duration, string) {
+			if jv.Family != "" {
+				return group[jv.Family], jv.Family
+			}
+			return begin(jv), jv.Name
+		}
 		order := append([]*jobView(nil), v.JobViews...)
 		sort.SliceStable(order, func(a, b int) bool {
-			return min(order[a].Ready, order[a].Start) < min(order[b].Ready, order[b].Start)
+			ta, na := key(order[a])
+			tb, nb := key(order[b])
+			if ta != tb {
+				return ta < tb
+			}
+			if na != nb {
+				return na < nb
+			}
+			return begin(order[a]) < begin(order[b])
 		})
 		rs := make([]row, len(order))
 		for i, jv := range order {
