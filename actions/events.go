@@ -44,8 +44,9 @@ type Event struct {
 	Duration float64 `json:"durationSeconds,omitempty"`
 	// Allowed marks a failure that continueOnError allows.
 	Allowed bool `json:"allowed,omitempty"`
-	// Where says where a job's steps run (a host, a container), on the
-	// progress event that reports it.
+	// Where says where a job's steps run as its executor names it (a
+	// host, a container, an instance), on the progress event emitted once
+	// the job's workspace is prepared; nixflow report shows it.
 	Where string `json:"where,omitempty"`
 }
 

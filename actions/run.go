@@ -63,6 +63,10 @@ type Options struct {
 	Now func() time.Time
 }
 
+// EventsFileName is the file in a run directory that records the run's
+// events as JSON lines, output lines left out.
+const EventsFileName = "events.jsonl"
+
 // Result is the outcome of a run.
 type Result struct {
 	RunID     string        `json:"run"`
@@ -181,6 +185,14 @@ func Run(cancel, abort context.Context, plan *compiler.Plan, opts Options) (*Res
 	if err := os.MkdirAll(opts.RunDir, 0o700); err != nil {
 		return nil, err
 	}
+	// The run directory keeps the run's events (not its output lines), so
+	// that a report can be made of the run later.
+	record, err := NewEventsFile(filepath.Join(opts.RunDir, EventsFileName))
+	if err != nil {
+		return nil, fmt.Errorf("record the run's events: %w", err)
+	}
+	defer record.Close()
+	opts.Sink = Sinks{opts.Sink, record}
 	e := &engine{
 		opts:      opts,
 		plan:      plan,

@@ -38,6 +38,7 @@ type runFlags struct {
 	repo           string
 	artifactsDir   string
 	groups         string
+	report         reportFlags
 }
 
 func (a *app) runCommand() *cobra.Command {
@@ -68,6 +69,7 @@ Exit status: 0 all jobs succeeded (allowed failures included), 1 a job failed,
 	fl.DurationVar(&f.terminateGrace, "terminate-grace", 2500*time.Millisecond, "how long steps get after SIGTERM before SIGKILL")
 	fl.StringVar(&f.groups, "groups", "auto", "replay each job's log in collapsible sections at the end: auto (detect GitHub Actions, GitLab CI, Buildkite), github, gitlab, buildkite, none")
 	fl.StringVar(&f.artifactsDir, "artifacts-dir", "", "at the end, copy every artifact of the run to DIR/<name>")
+	f.report.register(fl)
 	fl.StringVar(&f.repo, "repo", "", "the working tree jobs start from (default: the git work tree of the current directory, else the current directory)")
 	return cmd
 }
@@ -157,6 +159,9 @@ func (a *app) run(args []string, f *runFlags) error {
 			return infraError(fmt.Errorf("export artifacts: %w", err))
 		}
 		fmt.Fprintf(summaryOut, "artifacts: %s exported to %s\n", plural(n, "artifact", "artifacts"), f.artifactsDir)
+	}
+	if err := a.writeRunReports(opts.RunDir, f.report, opts.Masker, summaryOut); err != nil {
+		return err
 	}
 	code := exitCode(res)
 	if code != ExitOK {
