@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"time"
 
 	"github.com/nixflow/nixflow/compiler"
 	"github.com/nixflow/nixflow/executors"
@@ -94,8 +93,9 @@ type jobRun struct {
 	env    envMap // the job's environment before step layers
 	jobEnv envMap // values steps exported through JOB_ENV
 	path   []string
-	// deadline is when the job's timeout expires (zero: none).
-	deadline time.Time
+	// deadline is done when the job's timeout expires (never without
+	// one): the one clock every wait of the job selects on.
+	deadline context.Context
 	// seen holds each control file's content as last parsed.
 	seen    map[string][]byte
 	hostCtl string
@@ -109,9 +109,7 @@ type jobRun struct {
 func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 	jr := &jobRun{e: e, job: job, res: res, jobEnv: envMap{}, seen: map[string][]byte{},
 		cleanup: job.Condition.Status == compiler.StatusAlways || job.Condition.Status == compiler.StatusCancelled}
-	if job.Timeout > 0 {
-		jr.deadline = e.now().Add(time.Duration(job.Timeout))
-	}
+	defer jr.startDeadline()()
 	fail := func(d Domain, reason string) {
 		res.Status, res.Domain, res.Reason = StatusFailure, d, e.opts.Masker.Mask(reason)
 	}
