@@ -120,6 +120,11 @@ func (a *app) run(args []string, f *runFlags) error {
 	if err := os.MkdirAll(opts.RunDir, 0o700); err != nil {
 		return infraError(fmt.Errorf("create the run directory: %w", err))
 	}
+	unlock, err := lockRun(opts.RunDir)
+	if err != nil {
+		return infraError(err)
+	}
+	defer unlock()
 	logs, err := actions.NewJobLogs(filepath.Join(opts.RunDir, "logs"))
 	if err != nil {
 		os.RemoveAll(opts.RunDir)
