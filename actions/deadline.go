@@ -146,3 +146,13 @@ func (jr *jobRun) shownDelay(step *compiler.Step, d time.Duration) time.Duration
 	}
 	return d
 }
+
+// noTimeForRetry words the failure of an attempt that had attempts left
+// but ended after the job's deadline: the job timed out, as when the
+// deadline strikes during the wait that follows.
+func (jr *jobRun) noTimeForRetry(step *compiler.Step, sr *StepResult, retriesLeft bool) {
+	if retriesLeft && sr.Status == StatusFailure && step.Condition.Status == compiler.StatusSuccess && jr.expired() && !jr.timedOut {
+		jr.timedOut = true
+		sr.Reason = fmt.Sprintf("job timed out after %s", jr.job.Timeout)
+	}
+}

@@ -260,6 +260,7 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		}
 		final := sr.Status != StatusFailure || err != nil || cerr != nil || attempt >= max ||
 			jr.interrupt().Err() != nil || jr.expired()
+		jr.noTimeForRetry(step, sr, final && err == nil && cerr == nil && attempt < max && jr.interrupt().Err() == nil)
 		if sr.Status == StatusFailure && final && attempt > 1 {
 			sr.Reason += fmt.Sprintf(" (after %d attempts)", attempt)
 		}

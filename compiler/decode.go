@@ -16,6 +16,7 @@ type decoder struct {
 	file string
 	data []byte
 	errs ErrorList
+	pos  *positions // built at the first error
 }
 
 func (d *decoder) errorf(n *node, offset int, p string, format string, args ...any) {
@@ -24,7 +25,10 @@ func (d *decoder) errorf(n *node, offset int, p string, format string, args ...a
 		offset = n.offset
 	}
 	if offset >= 0 {
-		e.Line, e.Col = position(d.data, offset)
+		if d.pos == nil {
+			d.pos = newPositions(d.data)
+		}
+		e.Line, e.Col = d.pos.at(offset)
 	}
 	d.errs = append(d.errs, e)
 }
