@@ -121,6 +121,12 @@ func (d *decoder) str(n *node, p string) (string, bool) {
 		d.typeError(n, p, "a string")
 		return "", false
 	}
+	if strings.IndexByte(n.str, 0) >= 0 {
+		// Valid JSON ("\u0000"), but no command line, environment
+		// variable or file name can hold it: it would fail at run time.
+		d.at(n, p, "contains a NUL character (\\u0000)")
+		return "", false
+	}
 	return n.str, true
 }
 
@@ -387,6 +393,11 @@ var jobFields = []string{"executor", "steps", "needs", "condition", "continueOnE
 
 var stepFields = []string{"name", "bash", "deps", "env", "condition", "continueOnError", "retry", "timeout", "workdir"}
 
+// MaxJobName is the longest job name, in bytes: a job's name names its
+// files in the run directory (logs/<job>.log, jobs/<job>), and a file
+// name has at most 255 bytes.
+const MaxJobName = 200
+
 var jobName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 
 // workflow is the decoded document before graph-level checks.
@@ -443,12 +454,22 @@ func (d *decoder) workflow(root *node) *workflow {
 	if len(jobs.fields) == 0 {
 		d.at(jobs, "jobs", "a workflow needs at least one job")
 	}
+	mangled := map[string]string{}
 	for _, f := range jobs.fields {
 		p := keyPath("jobs", f.key)
 		if !jobName.MatchString(f.key) {
 			d.errorf(nil, f.offset, p, "invalid job name %q (letters, digits, '_', '-' and '.', not starting with '-' or '.')", f.key)
 			continue
 		}
+		if len(f.key) > MaxJobName {
+			d.errorf(nil, f.offset, p, "job name too long: %d characters, at most %d (it names the job's files)", len(f.key), MaxJobName)
+			continue
+		}
+		if other, dup := mangled[envPart(f.key)]; dup && other != f.key {
+			d.errorf(nil, f.offset, p, "jobs %q and %q would both give their outputs as NEEDS_%s_<KEY>: rename one", other, f.key, envPart(f.key))
+			continue
+		}
+		mangled[envPart(f.key)] = f.key
 		if _, dup := w.plan.byName[f.key]; dup {
 			d.errorf(nil, f.offset, p, "duplicate job")
 			continue
