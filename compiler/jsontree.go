@@ -263,4 +263,3 @@ func (p *jsonParser) number() (*node, error) {
 	}
 	return &node{kind: kindNumber, offset: start, num: raw}, nil
 }
-
