@@ -113,6 +113,7 @@ func (a *app) run(args []string, f *runFlags) error {
 			return usageError(fmt.Errorf("--events: %w", err))
 		}
 		defer ev.Close()
+		ev.OnError = a.sinkWarning("writing events to " + f.events)
 		sinks = append(sinks, ev)
 	}
 	// Nothing that can fail on bad input comes after this point: a run
@@ -137,6 +138,7 @@ func (a *app) run(args []string, f *runFlags) error {
 			fmt.Fprintf(a.stderr, "warning: job logs incomplete: %v\n", err)
 		}
 	}()
+	logs.OnError = func(job, file string, err error) { a.sinkWarning("job " + job + ": writing its log " + file)(err) }
 	sinks = append(sinks, logs)
 	opts.Sink = sinks
 	if err := writePlanFile(filepath.Join(opts.RunDir, "plan.json"), plan); err != nil {
@@ -147,8 +149,13 @@ func (a *app) run(args []string, f *runFlags) error {
 	cancel, abort, stop := a.interrupts()
 	defer stop()
 	res, err := actions.Run(cancel, abort, plan, opts)
-	if err != nil {
+	if err != nil && res == nil {
 		return infraError(err)
+	}
+	if err != nil {
+		// The run happened but could not be recorded (a full disk): its
+		// summary still tells how it went.
+		defer fmt.Fprintf(a.stderr, "warning: the run's result was not recorded: %v\n", err)
 	}
 	summaryOut := a.stdout
 	if format == actions.FormatJSON {
