@@ -209,7 +209,7 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 func (e *engine) prepareEnvironments() error {
 	var errs []error
 	var err error
-	e.workEnv, err = resolveProviders(e.abort, "workflow", e.plan.EnvFrom, e.opts.RepoDir, e.opts.Environ)
+	e.workEnv, err = e.resolveProviders("workflow", e.plan.EnvFrom)
 	e.addNamedSecrets(e.workEnv.secrets)
 	if err != nil {
 		// Go on with the jobs' providers, so that every problem is listed;
@@ -223,7 +223,7 @@ func (e *engine) prepareEnvironments() error {
 	defer e.addFinalSecrets(final)
 	e.jobEnv = make(map[string]envMap, len(e.plan.Jobs))
 	for _, job := range e.plan.Jobs {
-		jobProv, err := resolveProviders(e.abort, "job "+job.Name, job.EnvFrom, e.opts.RepoDir, e.opts.Environ)
+		jobProv, err := e.resolveProviders("job "+job.Name, job.EnvFrom)
 		e.addNamedSecrets(jobProv.secrets)
 		if err != nil {
 			errs = append(errs, err)
@@ -258,7 +258,7 @@ func (e *engine) prepareEnvironments() error {
 
 func (e *engine) hostCondition(ctx context.Context, job *compiler.Job, cmd string, env envMap) (int, error) {
 	var out bytes.Buffer
-	code, stderr, err := runHost(ctx, cmd, env.list(), e.opts.RepoDir, &out)
+	code, stderr, err := e.runHost(ctx, cmd, env.list(), e.opts.RepoDir, &out)
 	if err != nil {
 		return code, err
 	}

@@ -264,8 +264,9 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 		Realise: func(ctx context.Context, drvs []string, root string, log func(string)) error {
 			return nixeval.Realise(ctx, drvs, root, a.environ, log)
 		},
-		Masker: masker,
-		Logger: a.log,
+		RunHost: local.RunHost,
+		Masker:  masker,
+		Logger:  a.log,
 	}
 	return opts, nil
 }
