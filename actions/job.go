@@ -191,7 +191,7 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 	if err := jr.saveOutputs(); err != nil && res.Status != StatusCancelled {
 		if res.Status != StatusFailure {
 			d := DomainExecutor
-			if errors.Is(err, fs.ErrNotExist) {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, executors.ErrOutside) {
 				d = DomainStep
 			}
 			fail(d, err.Error())

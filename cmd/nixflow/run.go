@@ -106,6 +106,10 @@ func (a *app) run(args []string, f *runFlags) error {
 		g = groupsNone // stdout stays JSON lines
 	}
 
+	if err := checkArtifactsDir(f.artifactsDir); err != nil {
+		return usageError(err)
+	}
+
 	sinks := actions.Sinks{actions.NewConsole(a.stdout, format, a.colorful(a.stdout))}
 	if f.events != "" {
 		ev, err := actions.NewEventsFile(f.events)

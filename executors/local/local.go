@@ -246,7 +246,7 @@ func (w *workspace) CopyOut(ctx context.Context, src, dst string) error {
 	}
 	defer w.active.Done()
 	if err := w.copyOut(ctx, src, dst); err != nil {
-		return fmt.Errorf("copy %q out of workspace to %q: %w", src, dst, err)
+		return fmt.Errorf("copy %q out of workspace to %q: %w", src, dst, outside(err))
 	}
 	return nil
 }

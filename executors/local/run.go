@@ -65,6 +65,9 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	if ctx.Err() != nil {
 		return executors.Result{ExitCode: -1, Stopped: true}, nil
 	}
+	if err := checkRunDir(w.dir, dir); err != nil {
+		return executors.Result{}, fmt.Errorf("run: %w", err)
+	}
 	cookie := newCookie()
 	env := make([]string, 0, len(cmd.Env)+1)
 	env = append(env, cmd.Env...)
@@ -99,7 +102,7 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	if err := c.Start(); err != nil {
 		stdout.abort()
 		stderr.abort()
-		return executors.Result{}, fmt.Errorf("run %q: %w", cmd.Argv[0], err)
+		return executors.Result{}, fmt.Errorf("run %q: %w", cmd.Argv[0], explainStart(err, cmd.Argv, env))
 	}
 	linkStreams(stdout, stderr)
 	stdout.start()
