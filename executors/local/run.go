@@ -99,7 +99,12 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	// last pid allocated before it starts.
 	lastBefore, windowed := lastPID()
 	started := time.Now()
-	if err := c.Start(); err != nil {
+	var cg *stepCgroup
+	if !w.noCgroup {
+		cg = newStepCgroup(cookie)
+		defer cg.close()
+	}
+	if c, err = cg.start(c); err != nil {
 		stdout.abort()
 		stderr.abort()
 		return executors.Result{}, fmt.Errorf("run %q: %w", cmd.Argv[0], explainStart(err, cmd.Argv, env))
@@ -143,6 +148,7 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	// processes otherwise, and after a stop, where escapees are likeliest.
 	full := stopped || !windowed || time.Since(started) > windowedScanLimit
 	killByCookie(cookie, lastBefore, full)
+	cg.kill()
 
 	drained := make(chan struct{})
 	drain := time.AfterFunc(w.drainTimeout, func() { close(drained) })
