@@ -11,5 +11,5 @@ type stepCgroup struct{}
 func newStepCgroup(string) *stepCgroup { return nil }
 
 func (g *stepCgroup) start(c *exec.Cmd) (*exec.Cmd, error) { return c, c.Start() }
-func (g *stepCgroup) kill()                                 {}
-func (g *stepCgroup) close()                                {}
+func (g *stepCgroup) kill()                                {}
+func (g *stepCgroup) close()                               {}
