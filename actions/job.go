@@ -248,6 +248,7 @@ func (e *engine) prepareEnvironments() error {
 		check := env.clone()
 		e.opts.Overrides.apply(check)
 		finalSecrets(final, check, e.workEnv.secretNames, jobProv.secretNames)
+		e.noteSecretNames(e.workEnv.secretNames, jobProv.secretNames)
 		required := append(append([]string(nil), e.workEnv.required...), jobProv.required...)
 		if err := checkRequired(check, required); err != nil && checkNames {
 			errs = append(errs, fmt.Errorf("job %s: %w", job.Name, err))

@@ -145,6 +145,10 @@ type engine struct {
 	// its steps, resolved before any job starts.
 	jobEnv map[string]envMap
 
+	// secretNames are the names whose values are secrets whichever
+	// layer gives them (see maskExported); written before jobs start.
+	secretNames map[string]bool
+
 	mu        sync.Mutex
 	executors map[string]executors.Executor
 	execErrs  map[string]error

@@ -385,6 +385,7 @@ func (jr *jobRun) applyControl(file string, data []byte) error {
 	for _, k := range keys {
 		if file == fileEnv {
 			jr.jobEnv[k] = values[k]
+			jr.e.maskExported(k, values[k])
 			continue
 		}
 		if jr.res.Outputs == nil {
