@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+
+	"github.com/nixflow/nixflow/compiler"
 )
 
 // parseEnvFile parses what steps append to JOB_ENV and JOB_OUTPUT: lines
@@ -90,19 +92,7 @@ func validName(s string) bool {
 	return true
 }
 
-// outputEnvName is the variable under which dependents see a job's output:
-// NEEDS_<JOB>_<KEY>, upper-cased, every other character than a letter or a
-// digit as '_'.
+// outputEnvName is the variable under which dependents see a job's output.
 func outputEnvName(job, key string) string {
-	return "NEEDS_" + envPart(job) + "_" + envPart(key)
-}
-
-func envPart(s string) string {
-	b := []byte(strings.ToUpper(s))
-	for i, c := range b {
-		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			b[i] = '_'
-		}
-	}
-	return string(b)
+	return compiler.OutputEnvName(job, key)
 }

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"time"
 
 	"github.com/nixflow/nixflow/compiler"
 	"github.com/nixflow/nixflow/executors"
@@ -94,8 +93,9 @@ type jobRun struct {
 	env    envMap // the job's environment before step layers
 	jobEnv envMap // values steps exported through JOB_ENV
 	path   []string
-	// deadline is when the job's timeout expires (zero: none).
-	deadline time.Time
+	// deadline is done when the job's timeout expires (never without
+	// one): the one clock every wait of the job selects on.
+	deadline context.Context
 	// seen holds each control file's content as last parsed.
 	seen    map[string][]byte
 	hostCtl string
@@ -109,9 +109,7 @@ type jobRun struct {
 func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 	jr := &jobRun{e: e, job: job, res: res, jobEnv: envMap{}, seen: map[string][]byte{},
 		cleanup: job.Condition.Status == compiler.StatusAlways || job.Condition.Status == compiler.StatusCancelled}
-	if job.Timeout > 0 {
-		jr.deadline = e.now().Add(time.Duration(job.Timeout))
-	}
+	defer jr.startDeadline()()
 	fail := func(d Domain, reason string) {
 		res.Status, res.Domain, res.Reason = StatusFailure, d, e.opts.Masker.Mask(reason)
 	}
@@ -201,7 +199,7 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 	if err := jr.saveOutputs(); err != nil && res.Status != StatusCancelled {
 		if res.Status != StatusFailure {
 			d := DomainExecutor
-			if errors.Is(err, fs.ErrNotExist) {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, executors.ErrOutside) {
 				d = DomainStep
 			}
 			fail(d, err.Error())
@@ -218,7 +216,7 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 func (e *engine) prepareEnvironments() error {
 	var errs []error
 	var err error
-	e.workEnv, err = resolveProviders(e.abort, "workflow", e.plan.EnvFrom, e.opts.RepoDir, e.opts.Environ)
+	e.workEnv, err = e.resolveProviders("workflow", e.plan.EnvFrom)
 	e.addNamedSecrets(e.workEnv.secrets)
 	if err != nil {
 		// Go on with the jobs' providers, so that every problem is listed;
@@ -232,7 +230,7 @@ func (e *engine) prepareEnvironments() error {
 	defer e.addFinalSecrets(final)
 	e.jobEnv = make(map[string]envMap, len(e.plan.Jobs))
 	for _, job := range e.plan.Jobs {
-		jobProv, err := resolveProviders(e.abort, "job "+job.Name, job.EnvFrom, e.opts.RepoDir, e.opts.Environ)
+		jobProv, err := e.resolveProviders("job "+job.Name, job.EnvFrom)
 		e.addNamedSecrets(jobProv.secrets)
 		if err != nil {
 			errs = append(errs, err)
@@ -255,6 +253,7 @@ func (e *engine) prepareEnvironments() error {
 		check := env.clone()
 		e.opts.Overrides.apply(check)
 		finalSecrets(final, check, e.workEnv.secretNames, jobProv.secretNames)
+		e.noteSecretNames(e.workEnv.secretNames, jobProv.secretNames)
 		required := append(append([]string(nil), e.workEnv.required...), jobProv.required...)
 		if err := checkRequired(check, required); err != nil && checkNames {
 			errs = append(errs, fmt.Errorf("job %s: %w", job.Name, err))
@@ -267,7 +266,7 @@ func (e *engine) hostCondition(ctx context.Context, job *compiler.Job, cmd strin
 	var out bytes.Buffer
 	// It runs here, so it inherits nixflow's environment below the job's.
 	environ := append(append([]string(nil), e.opts.Environ...), env.list()...)
-	code, stderr, err := runHost(ctx, cmd, environ, e.opts.RepoDir, &out)
+	code, stderr, err := e.runHost(ctx, cmd, environ, e.opts.RepoDir, &out)
 	if err != nil {
 		return code, err
 	}

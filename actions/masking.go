@@ -51,3 +51,23 @@ func (e *engine) addFinalSecrets(acc map[string]string) {
 	}
 	e.addNamedSecrets(named)
 }
+
+// noteSecretNames records secret names for maskExported.
+func (e *engine) noteSecretNames(lists ...[]string) {
+	if e.secretNames == nil {
+		e.secretNames = map[string]bool{}
+	}
+	for _, l := range lists {
+		for _, k := range l {
+			e.secretNames[k] = true
+		}
+	}
+}
+
+// maskExported masks a value a step exported through JOB_ENV under a
+// secret name: the name makes it a secret, whichever layer sets it.
+func (e *engine) maskExported(name, value string) {
+	if e.secretNames[name] && value != "" && !e.opts.Masker.has(value) {
+		e.addSecret("secret "+name, value)
+	}
+}

@@ -75,10 +75,10 @@ type providerResult struct {
 // When a provider fails, the result still holds the secrets of the
 // providers before it, so that the error can be masked with them (a
 // failing command's stderr may repeat what an earlier provider gave).
-func resolveProviders(ctx context.Context, where string, ps []compiler.Provider, dir string, environ []string) (*providerResult, error) {
+func resolveProviders(ctx context.Context, host hostFunc, where string, ps []compiler.Provider, dir string, environ []string) (*providerResult, error) {
 	res := &providerResult{values: envMap{}, secrets: map[string]string{}}
 	for i, p := range ps {
-		vals, err := runProvider(ctx, p, dir, environ)
+		vals, err := runProvider(ctx, host, p, dir, environ)
 		if err != nil {
 			return res, &ProviderError{Where: where, Index: i, Provider: p, Err: err}
 		}
@@ -97,7 +97,7 @@ func resolveProviders(ctx context.Context, where string, ps []compiler.Provider,
 	return res, nil
 }
 
-func runProvider(ctx context.Context, p compiler.Provider, dir string, environ []string) (map[string]string, error) {
+func runProvider(ctx context.Context, host hostFunc, p compiler.Provider, dir string, environ []string) (map[string]string, error) {
 	switch p.Type {
 	case "static":
 		return p.Values, nil
@@ -124,7 +124,7 @@ func runProvider(ctx context.Context, p compiler.Provider, dir string, environ [
 		return runSops(ctx, file, p.Format, environ)
 	case "command":
 		var out bytes.Buffer
-		code, stderr, err := runHost(ctx, p.Command, environ, dir, &out)
+		code, stderr, err := host(ctx, p.Command, environ, dir, &out)
 		if err != nil {
 			return nil, err
 		}

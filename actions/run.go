@@ -54,6 +54,11 @@ type Options struct {
 	// root is where the outputs may be registered as garbage collector
 	// roots while the job runs (removed when it ends).
 	Realise func(ctx context.Context, drvs []string, root string, log func(line string)) error
+	// RunHost runs a command on this machine, in dir, with a step's
+	// guarantees (no process it starts outlives it; stopped by signals
+	// like a step): job bash conditions and command providers. Nil: a
+	// plain process group, killed when it ends.
+	RunHost func(ctx context.Context, dir string, cmd executors.Command) (executors.Result, error)
 	// TeardownTimeout bounds each executor teardown.
 	TeardownTimeout time.Duration
 	Sink            Sink
@@ -145,6 +150,10 @@ type engine struct {
 	// jobEnv holds each job's environment below its needs' outputs and
 	// its steps, resolved before any job starts.
 	jobEnv map[string]envMap
+
+	// secretNames are the names whose values are secrets whichever
+	// layer gives them (see maskExported); written before jobs start.
+	secretNames map[string]bool
 
 	mu        sync.Mutex
 	executors map[string]executors.Executor

@@ -124,10 +124,6 @@ func (jr *jobRun) stepSkipReason(step *compiler.Step, failed bool) string {
 	return "condition " + step.Condition.String() + " is false"
 }
 
-func (jr *jobRun) expired() bool {
-	return !jr.deadline.IsZero() && !jr.e.now().Before(jr.deadline)
-}
-
 // stepContext bounds a step attempt: by the run's cancellation (for
 // always() and cancelled() steps, only by the abort: they clean up after a
 // Ctrl-C), by the job's deadline unless it has passed already for a step
@@ -135,42 +131,16 @@ func (jr *jobRun) expired() bool {
 // after a timeout), and by the step's own timeout. why tells, once the
 // attempt is over, whether a timeout stopped it, and whether the job's.
 func (jr *jobRun) stepContext(step *compiler.Step) (context.Context, context.CancelFunc, func() (string, bool)) {
-	e := jr.e
 	base := jr.interrupt()
 	if cleansUpAfterCancel(step) {
-		base = e.abort
+		base = jr.e.abort
 	}
-	ctx, cancel := context.WithCancel(base)
-	var jobDeadline, stepDeadline time.Time
 	afterTimeout := step.Condition.Status != compiler.StatusSuccess && jr.expired()
-	if !jr.deadline.IsZero() && !afterTimeout {
-		jobDeadline = jr.deadline
+	var job context.Context
+	if !afterTimeout {
+		job = jr.deadline
 	}
-	if step.Timeout > 0 {
-		stepDeadline = e.now().Add(time.Duration(step.Timeout))
-	}
-	deadline := jobDeadline
-	if !stepDeadline.IsZero() && (deadline.IsZero() || stepDeadline.Before(deadline)) {
-		deadline = stepDeadline
-	}
-	if !deadline.IsZero() {
-		var c2 context.CancelFunc
-		ctx, c2 = context.WithDeadline(ctx, deadline)
-		c1 := cancel
-		cancel = func() { c2(); c1() }
-	}
-	why := func() (string, bool) {
-		switch {
-		case base.Err() != nil:
-			return "", false
-		case !jobDeadline.IsZero() && deadline.Equal(jobDeadline) && ctx.Err() != nil:
-			return fmt.Sprintf("job timed out after %s", jr.job.Timeout), true
-		case ctx.Err() != nil:
-			return fmt.Sprintf("timed out after %s", step.Timeout), false
-		}
-		return "", false
-	}
-	return ctx, cancel, why
+	return attemptContext(base, job, time.Duration(step.Timeout), jr.job.Timeout.String(), step.Timeout.String())
 }
 
 // cleansUpAfterCancel reports whether a step runs, and goes on running,
@@ -290,6 +260,7 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		}
 		final := sr.Status != StatusFailure || err != nil || cerr != nil || attempt >= max ||
 			jr.interrupt().Err() != nil || jr.expired()
+		jr.noTimeForRetry(step, sr, final && err == nil && cerr == nil && attempt < max && jr.interrupt().Err() == nil)
 		if sr.Status == StatusFailure && final && attempt > 1 {
 			sr.Reason += fmt.Sprintf(" (after %d attempts)", attempt)
 		}
@@ -304,52 +275,20 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 			e.emit(ev)
 			return
 		}
-		delay := jr.retryDelay(step, attempt)
+		delay := step.Retry.Delay(attempt)
 		e.emit(Event{Job: name, Step: step.Name, Event: EventStepRetry, Attempt: attempt + 1, Attempts: max, ExitCode: ev.ExitCode,
-			Message: fmt.Sprintf("attempt %d/%d failed: %s; retrying in %s", attempt, max, sr.Reason, delay)})
-		if !jr.sleep(step, delay) {
+			Message: fmt.Sprintf("attempt %d/%d failed: %s; retrying in %s", attempt, max, sr.Reason, jr.shownDelay(step, delay))})
+		switch jr.sleep(step, delay) {
+		case waitCancelled:
 			end(StatusCancelled, "run cancelled")
 			return
-		}
-		if jr.expired() && step.Condition.Status == compiler.StatusSuccess {
+		case waitExpired:
 			// The job's time ran out during the wait: no phantom attempt.
 			jr.timedOut = true
 			end(StatusFailure, fmt.Sprintf("job timed out after %s (after %d attempts)", jr.job.Timeout, attempt))
 			return
 		}
 		out = jr.outputs(step.Name)
-	}
-}
-
-// retryDelay is the wait after failed attempt n, shortened to the job's
-// deadline: the job's timeout bounds the waits between attempts too.
-func (jr *jobRun) retryDelay(step *compiler.Step, n int) time.Duration {
-	d := step.Retry.Delay(n)
-	if !jr.deadline.IsZero() && step.Condition.Status == compiler.StatusSuccess {
-		if left := jr.deadline.Sub(jr.e.now()); left < d {
-			d = max(left, 0).Round(time.Millisecond)
-		}
-	}
-	return d
-}
-
-// sleep waits between attempts; it reports false when the run was
-// cancelled meanwhile (for always() and cancelled() steps: aborted).
-func (jr *jobRun) sleep(step *compiler.Step, d time.Duration) bool {
-	stop := jr.interrupt()
-	if cleansUpAfterCancel(step) {
-		stop = jr.e.abort
-	}
-	if d <= 0 {
-		return stop.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-stop.Done():
-		return false
 	}
 }
 
@@ -448,6 +387,7 @@ func (jr *jobRun) applyControl(file string, data []byte) error {
 	for _, k := range keys {
 		if file == fileEnv {
 			jr.jobEnv[k] = values[k]
+			jr.e.maskExported(k, values[k])
 			continue
 		}
 		if jr.res.Outputs == nil {

@@ -16,6 +16,7 @@ type decoder struct {
 	file string
 	data []byte
 	errs ErrorList
+	pos  *positions // built at the first error
 }
 
 func (d *decoder) errorf(n *node, offset int, p string, format string, args ...any) {
@@ -24,9 +25,18 @@ func (d *decoder) errorf(n *node, offset int, p string, format string, args ...a
 		offset = n.offset
 	}
 	if offset >= 0 {
-		e.Line, e.Col = position(d.data, offset)
+		e.Line, e.Col = d.position(offset)
 	}
 	d.errs = append(d.errs, e)
+}
+
+// position returns the line and column of offset, building the table of
+// line starts on first use.
+func (d *decoder) position(offset int) (line, col int) {
+	if d.pos == nil {
+		d.pos = newPositions(d.data)
+	}
+	return d.pos.at(offset)
 }
 
 func (d *decoder) at(n *node, p string, format string, args ...any) {
@@ -115,6 +125,12 @@ func contains(list []string, s string) bool {
 func (d *decoder) str(n *node, p string) (string, bool) {
 	if n.kind != kindString {
 		d.typeError(n, p, "a string")
+		return "", false
+	}
+	if strings.IndexByte(n.str, 0) >= 0 {
+		// Valid JSON ("\u0000"), but no command line, environment
+		// variable or file name can hold it: it would fail at run time.
+		d.at(n, p, "contains a NUL character (\\u0000)")
 		return "", false
 	}
 	return n.str, true
@@ -383,6 +399,11 @@ var jobFields = []string{"executor", "steps", "needs", "condition", "continueOnE
 
 var stepFields = []string{"name", "bash", "deps", "env", "condition", "continueOnError", "retry", "timeout", "workdir"}
 
+// MaxJobName is the longest job name, in bytes: a job's name names its
+// files in the run directory (logs/<job>.log, jobs/<job>), and a file
+// name has at most 255 bytes.
+const MaxJobName = 200
+
 var jobName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 
 // workflow is the decoded document before graph-level checks.
@@ -439,12 +460,22 @@ func (d *decoder) workflow(root *node) *workflow {
 	if len(jobs.fields) == 0 {
 		d.at(jobs, "jobs", "a workflow needs at least one job")
 	}
+	mangled := map[string]string{}
 	for _, f := range jobs.fields {
 		p := keyPath("jobs", f.key)
 		if !jobName.MatchString(f.key) {
 			d.errorf(nil, f.offset, p, "invalid job name %q (letters, digits, '_', '-' and '.', not starting with '-' or '.')", f.key)
 			continue
 		}
+		if len(f.key) > MaxJobName {
+			d.errorf(nil, f.offset, p, "job name too long: %d characters, at most %d (it names the job's files)", len(f.key), MaxJobName)
+			continue
+		}
+		if other, dup := mangled[envPart(f.key)]; dup && other != f.key {
+			d.errorf(nil, f.offset, p, "jobs %q and %q would both give their outputs as NEEDS_%s_<KEY>: rename one", other, f.key, envPart(f.key))
+			continue
+		}
+		mangled[envPart(f.key)] = f.key
 		if _, dup := w.plan.byName[f.key]; dup {
 			d.errorf(nil, f.offset, p, "duplicate job")
 			continue

@@ -115,7 +115,7 @@ func (d *decoder) executor(n *node, p string) Executor {
 	}
 	e.Type, e.Local = typ, nil
 	e.typeAt = &Error{File: d.file, Path: keyPath(p, "type")}
-	e.typeAt.Line, e.typeAt.Col = position(d.data, tn.offset)
+	e.typeAt.Line, e.typeAt.Col = d.position(tn.offset)
 	if v := fields["name"]; v != nil && v.kind != kindNull {
 		e.Name, _ = d.nonEmpty(v, keyPath(p, "name"))
 	}

@@ -7,6 +7,7 @@
 package compiler
 
 import (
+	"strings"
 	"time"
 )
 
@@ -213,4 +214,22 @@ func (j *Job) StorePaths() []string {
 		}
 	}
 	return paths
+}
+
+// OutputEnvName is the variable under which dependents see output key of
+// job: NEEDS_<JOB>_<KEY>, upper-cased, every other character than a
+// letter or a digit as '_'. Job names that give the same <JOB> are
+// refused when a workflow is compiled.
+func OutputEnvName(job, key string) string {
+	return "NEEDS_" + envPart(job) + "_" + envPart(key)
+}
+
+func envPart(s string) string {
+	b := []byte(strings.ToUpper(s))
+	for i, c := range b {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }

@@ -159,7 +159,9 @@ type Workspace interface {
 	// CopyOut copies src, a path relative to Dir, or TempDir or an absolute
 	// path under it, to the host path dst, creating dst's parents, with the same
 	// rules as CopyIn. A missing src is reported with an error for which
-	// errors.Is(err, fs.ErrNotExist) holds.
+	// errors.Is(err, fs.ErrNotExist) holds, a src that leads outside the
+	// workspace (a symbolic link a step made) with one for which
+	// errors.Is(err, ErrOutside) holds: both are the step's doing.
 	CopyOut(ctx context.Context, src, dst string) error
 	// Teardown releases everything the workspace holds. It is always
 	// called exactly once, with a context that is not cancelled with the
@@ -243,6 +245,10 @@ func (r *Registry) Types() []string {
 	sort.Strings(types)
 	return types
 }
+
+// ErrOutside is a path that leads outside the workspace, through a
+// symbolic link; see Workspace.CopyOut.
+var ErrOutside = errors.New("leads outside the workspace")
 
 // ErrUnsupported is returned (wrapped) by New for a type that has no
 // backend in this build.

@@ -108,6 +108,10 @@ func (a *app) run(args []string, f *runFlags) error {
 		g = groupsNone // stdout stays JSON lines
 	}
 
+	if err := checkArtifactsDir(f.artifactsDir); err != nil {
+		return usageError(err)
+	}
+
 	sinks := actions.Sinks{actions.NewConsole(a.stdout, format, a.colorful(a.stdout))}
 	if f.events != "" {
 		ev, err := actions.NewEventsFile(f.events)
@@ -115,6 +119,7 @@ func (a *app) run(args []string, f *runFlags) error {
 			return usageError(fmt.Errorf("--events: %w", err))
 		}
 		defer ev.Close()
+		ev.OnError = a.sinkWarning("writing events to " + f.events)
 		sinks = append(sinks, ev)
 	}
 	// Nothing that can fail on bad input comes after this point: a run
@@ -122,6 +127,11 @@ func (a *app) run(args []string, f *runFlags) error {
 	if err := os.MkdirAll(opts.RunDir, 0o700); err != nil {
 		return infraError(fmt.Errorf("create the run directory: %w", err))
 	}
+	unlock, err := lockRun(opts.RunDir)
+	if err != nil {
+		return infraError(err)
+	}
+	defer unlock()
 	logs, err := actions.NewJobLogs(filepath.Join(opts.RunDir, "logs"))
 	if err != nil {
 		os.RemoveAll(opts.RunDir)
@@ -134,6 +144,7 @@ func (a *app) run(args []string, f *runFlags) error {
 			fmt.Fprintf(a.stderr, "warning: job logs incomplete: %v\n", err)
 		}
 	}()
+	logs.OnError = func(job, file string, err error) { a.sinkWarning("job " + job + ": writing its log " + file)(err) }
 	sinks = append(sinks, logs)
 	opts.Sink = sinks
 	if err := writePlanFile(filepath.Join(opts.RunDir, "plan.json"), plan); err != nil {
@@ -144,8 +155,13 @@ func (a *app) run(args []string, f *runFlags) error {
 	cancel, abort, stop := a.interrupts()
 	defer stop()
 	res, err := actions.Run(cancel, abort, plan, opts)
-	if err != nil {
+	if err != nil && res == nil {
 		return infraError(err)
+	}
+	if err != nil {
+		// The run happened but could not be recorded (a full disk): its
+		// summary still tells how it went.
+		defer fmt.Fprintf(a.stderr, "warning: the run's result was not recorded: %v\n", err)
 	}
 	summaryOut := a.stdout
 	if format == actions.FormatJSON {
@@ -257,8 +273,9 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 		Realise: func(ctx context.Context, drvs []string, root string, log func(string)) error {
 			return nixeval.Realise(ctx, drvs, root, a.environ, log)
 		},
-		Masker: masker,
-		Logger: a.log,
+		RunHost: local.RunHost,
+		Masker:  masker,
+		Logger:  a.log,
 	}
 	return opts, nil
 }

@@ -150,13 +150,14 @@ func (a *app) copyLog(runDir, job string, header bool) error {
 
 func (a *app) gcCommand() *cobra.Command {
 	var keep int
-	var olderThan time.Duration
+	var olderThan age
 	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "gc",
 		Short: "Remove old runs",
 		Long: `Remove old runs from the state directory: all but the newest --keep runs, and,
-with --older-than, also newer ones started longer ago than that.`,
+with --older-than, also newer ones that ended longer ago than that. A run
+whose nixflow is still running is never removed.`,
 		Args: rangeArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if keep < 0 {
@@ -175,11 +176,15 @@ with --older-than, also newer ones started longer ago than that.`,
 			for i, id := range ids {
 				old := i < len(ids)-keep
 				if olderThan > 0 && !old {
-					if fi, err := os.Stat(filepath.Join(dir, id)); err == nil && now.Sub(fi.ModTime()) > olderThan {
+					if end, err := runEnd(filepath.Join(dir, id)); err == nil && now.Sub(end) > time.Duration(olderThan) {
 						old = true
 					}
 				}
 				if !old {
+					continue
+				}
+				if runActive(filepath.Join(dir, id)) {
+					fmt.Fprintf(a.stdout, "skipped %s: still running\n", id)
 					continue
 				}
 				if dryRun {
@@ -198,7 +203,7 @@ with --older-than, also newer ones started longer ago than that.`,
 		},
 	}
 	cmd.Flags().IntVar(&keep, "keep", 20, "how many of the newest runs to keep")
-	cmd.Flags().DurationVar(&olderThan, "older-than", 0, "also remove runs whose directory is older than this (e.g. 168h)")
+	cmd.Flags().Var(&olderThan, "older-than", "also remove runs that ended longer ago than this (e.g. 36h, 7d, 2w)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be removed, remove nothing")
 	return cmd
 }

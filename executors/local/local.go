@@ -52,10 +52,16 @@
 //     with SIGKILL.
 //   - Processes that left the process group (setsid, daemons) are found by
 //     the NIXFLOW_STEP_COOKIE variable in their environment, which they
-//     inherit, and killed with SIGKILL, after every step. A process that
-//     cleared its environment (env -i) or runs as another user (sudo) is
-//     beyond reach; so are a step's processes if nixflow itself is killed
-//     with SIGKILL.
+//     inherit, and killed with SIGKILL, after every step.
+//   - Where cgroup v2 lets nixflow make cgroups below its own (as root, or
+//     in a delegated subtree with no controller enabled below nixflow's
+//     cgroup), each step runs in a cgroup of its own, entered at clone
+//     time; whatever is left in it after the step is killed, so that a
+//     process that left the process group and cleared or rewrote its
+//     environment (env -i; daemons that rewrite theirs) does not survive
+//     either. Without such a cgroup, that process is beyond reach, as is
+//     one that runs as another user (sudo), and a step's processes if
+//     nixflow itself is killed with SIGKILL.
 //
 // Run returns once the output pipes reached end of file, or at most two
 // seconds after the step's processes were killed if some process beyond
@@ -155,6 +161,9 @@ type workspace struct {
 	// drainTimeout bounds the wait for the output pipes once the step's
 	// processes are gone (tests shorten it).
 	drainTimeout time.Duration
+	// noCgroup keeps steps out of cgroups of their own (tests of the
+	// cookie alone set it).
+	noCgroup bool
 
 	mu       sync.Mutex
 	tornDown bool
@@ -260,7 +269,7 @@ func (w *workspace) CopyOut(ctx context.Context, src, dst string) error {
 	}
 	defer w.active.Done()
 	if err := w.copyOut(ctx, src, dst); err != nil {
-		return fmt.Errorf("copy %q out of workspace to %q: %w", src, dst, err)
+		return fmt.Errorf("copy %q out of workspace to %q: %w", src, dst, outside(err))
 	}
 	return nil
 }

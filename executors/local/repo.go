@@ -267,7 +267,7 @@ func (g gitRunner) workTree(ctx context.Context, dir string) (inside bool, prefi
 	var exit *exec.ExitError
 	switch {
 	case errors.Is(err, exec.ErrNotFound):
-		return false, "", nil
+		return false, "", noGit(dir)
 	case errors.As(err, &exit) && strings.Contains(stderr.String(), "not a git repository"):
 		return false, "", nil
 	case err != nil:

@@ -65,6 +65,9 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	if ctx.Err() != nil {
 		return executors.Result{ExitCode: -1, Stopped: true}, nil
 	}
+	if err := checkRunDir(w.dir, dir); err != nil {
+		return executors.Result{}, fmt.Errorf("run: %w", err)
+	}
 	cookie := newCookie()
 	env := executors.MergeEnv(w.environ, cmd.Env, cmd.PathPrepend)
 	env = append(env, cookieVar+"="+cookie)
@@ -95,10 +98,15 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	// last pid allocated before it starts.
 	lastBefore, windowed := lastPID()
 	started := time.Now()
-	if err := c.Start(); err != nil {
+	var cg *stepCgroup
+	if !w.noCgroup {
+		cg = newStepCgroup(cookie)
+		defer cg.close()
+	}
+	if c, err = cg.start(c); err != nil {
 		stdout.abort()
 		stderr.abort()
-		return executors.Result{}, fmt.Errorf("run %q: %w", cmd.Argv[0], err)
+		return executors.Result{}, fmt.Errorf("run %q: %w", cmd.Argv[0], explainStart(err, cmd.Argv, env))
 	}
 	linkStreams(stdout, stderr)
 	stdout.start()
@@ -139,6 +147,7 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	// processes otherwise, and after a stop, where escapees are likeliest.
 	full := stopped || !windowed || time.Since(started) > windowedScanLimit
 	killByCookie(cookie, lastBefore, full)
+	cg.kill()
 
 	drained := make(chan struct{})
 	drain := time.AfterFunc(w.drainTimeout, func() { close(drained) })

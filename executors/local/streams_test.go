@@ -3,8 +3,11 @@ package local
 import (
 	"bytes"
 	"context"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/nixflow/nixflow/executors"
@@ -80,5 +83,33 @@ func TestStreamsLookAhead(t *testing.T) {
 	}
 	if len(leaks) > 0 {
 		t.Errorf("%d lines written before their value's announcement was seen, first: %q", len(leaks), leaks[0])
+	}
+}
+
+// TestCgroupCatchesEscapee: where steps get a cgroup of their own, a
+// daemon that left the step's process group and cleared its environment
+// (so that the cookie cannot find it: the way nginx or postgres rewrite
+// theirs) does not outlive the step.
+func TestCgroupCatchesEscapee(t *testing.T) {
+	g := newStepCgroup("probe-" + newCookie())
+	if g == nil {
+		t.Skip("no cgroup v2 that nixflow may make cgroups in")
+	}
+	g.close()
+	setsid, err := exec.LookPath("setsid")
+	if err != nil {
+		t.Skip("setsid not found")
+	}
+	w := prepare(t, executors.JobSpec{})
+	res, _, stderr := run(t, w, context.Background(), `mkfifo ready
+env -i `+setsid+` bash -c 'echo $$ > esc.pid; echo > ready; exec sleep 1000' >/dev/null 2>&1 &
+read -r _ < ready`)
+	pid := readPID(t, filepath.Join(w.Dir(), "esc.pid"))
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	if res.ExitCode != 0 {
+		t.Fatal(stderr)
+	}
+	if !processGone(pid) {
+		t.Errorf("the escapee %d survived its step", pid)
 	}
 }
