@@ -172,4 +172,3 @@ func (snap *snapshot) copyTo(ctx context.Context, ws string) error {
 
 // errOverlayPaths is returned for paths an overlay mount cannot name.
 var errOverlayPaths = errors.New("paths unfit for overlay mount options")
-
