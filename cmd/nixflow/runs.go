@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nixflow/nixflow/actions"
+	"github.com/nixflow/nixflow/executors/local"
 )
 
 // readResult reads a run's result; a run without one crashed or is still
@@ -209,8 +210,12 @@ whose nixflow is still running is never removed.`,
 }
 
 // removeTree removes a directory even where a step left read-only
-// directories in it.
+// directories in it, or workspaces still mounted (a run killed with
+// SIGKILL leaves its overlays mounted).
 func removeTree(dir string) error {
+	if err := local.UnmountUnder(dir); err != nil {
+		return err
+	}
 	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err == nil && d.IsDir() {
 			_ = os.Chmod(p, 0o700)

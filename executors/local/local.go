@@ -8,7 +8,9 @@
 // (mode 0700). Prepare fails if the workspace directory already exists.
 //
 // With JobSpec.CopyRepo the workspace starts from JobSpec.RepoDir as git
-// sees it: the tracked files and the untracked files that are not ignored,
+// sees it, through a snapshot of it that the executor makes once per run,
+// when its first job needs it, and that every job then starts from (an
+// overlay mount where the kernel allows, else a copy; see snapshot.go): the tracked files and the untracked files that are not ignored,
 // with their uncommitted modifications; deleted tracked files and ignored
 // files are absent. The copy is itself a git repository (a clone of RepoDir
 // sharing its objects through git's alternates, so it is cheap but relies
@@ -87,6 +89,8 @@ import (
 type Executor struct {
 	// Environ is the base environment of the steps.
 	Environ []string
+	// snaps are the repository snapshots jobs start from.
+	snaps snapshots
 }
 
 var _ executors.Executor = (*Executor)(nil)
@@ -97,9 +101,10 @@ func New(p executors.Params) (executors.Executor, error) {
 	return &Executor{Environ: p.Environ}, nil
 }
 
-// Close does nothing: the local executor shares nothing between jobs.
+// Close removes the repository snapshots the executor's jobs started
+// from.
 func (e *Executor) Close(ctx context.Context) error {
-	return nil
+	return e.snaps.remove()
 }
 
 // Prepare creates the job's workspace and temporary directory, and fills
@@ -139,13 +144,22 @@ func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executo
 		return nil, fmt.Errorf("create temporary directory: %w", err)
 	}
 	if spec.CopyRepo {
-		if err := copyRepo(ctx, spec.RepoDir, w.dir, runDir, spec.Exclude); err != nil {
-			_ = removeTree(w.dir)
-			_ = removeTree(w.tempDir)
+		if err := e.copyRepo(ctx, spec, runDir, w); err != nil {
+			_ = w.Teardown(context.WithoutCancel(ctx), false)
 			return nil, fmt.Errorf("copy repository %q to workspace %q: %w", spec.RepoDir, w.dir, err)
 		}
 	}
 	return w, nil
+}
+
+// copyRepo starts w from the run's snapshot of spec.RepoDir, making the
+// snapshot first if this is the first job to need it.
+func (e *Executor) copyRepo(ctx context.Context, spec executors.JobSpec, runDir string, w *workspace) error {
+	snap, err := e.snaps.get(ctx, spec.RepoDir, runDir, spec.Exclude)
+	if err != nil {
+		return err
+	}
+	return e.snaps.materialise(ctx, snap, w, runDir, spec.Job)
 }
 
 // validJobName reports whether job can name a directory: one non-empty
@@ -158,6 +172,9 @@ func validJobName(job string) bool {
 type workspace struct {
 	environ      []string
 	dir, tempDir string
+	// overlay is the directory of the layers of the overlay mounted at
+	// dir, if the workspace is one.
+	overlay string
 	// drainTimeout bounds the wait for the output pipes once the step's
 	// processes are gone (tests shorten it).
 	drainTimeout time.Duration
@@ -342,19 +359,67 @@ func (w *workspace) Teardown(ctx context.Context, keep bool) error {
 		// Run kills whatever it started within a bounded time; go ahead
 		// and let removal report what it cannot remove.
 	}
+	var errs []error
+	if w.overlay != "" {
+		if err := w.unmount(ctx, keep); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	// The temp dir goes even when the workspace is kept: it holds the
 	// control files (JOB_ENV may carry secrets) and nothing of the user's.
 	dirs := []string{w.tempDir}
 	if !keep {
 		dirs = append(dirs, w.dir)
 	}
-	var errs []error
 	for _, dir := range dirs {
 		if err := removeTree(dir); err != nil {
 			errs = append(errs, fmt.Errorf("remove %q: %w", dir, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// unmount ends the workspace's overlay mount. A kept workspace is first
+// copied out of it, so that it outlives the mount as a plain directory.
+func (w *workspace) unmount(ctx context.Context, keep bool) error {
+	kept := ""
+	if keep {
+		kept = w.dir + ".kept"
+		if err := os.Mkdir(kept, 0o755); err != nil {
+			return fmt.Errorf("keep workspace: %w", err)
+		}
+		if err := copyDir(ctx, w.dir, kept); err != nil {
+			_ = removeTree(kept)
+			return fmt.Errorf("keep workspace: %w", err)
+		}
+	}
+	if err := unmountOverlay(w.dir, w.overlay); err != nil {
+		return err
+	}
+	w.overlay = ""
+	if kept == "" {
+		return nil
+	}
+	if err := os.Remove(w.dir); err != nil {
+		return fmt.Errorf("keep workspace: %w", err)
+	}
+	return os.Rename(kept, w.dir)
+}
+
+// copyDir copies the tree of directory src into the existing directory
+// dst.
+func copyDir(ctx context.Context, src, dst string) error {
+	s, err := os.OpenRoot(src)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	d, err := os.OpenRoot(dst)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return copyTree(ctx, s, ".", false, d, ".", nil)
 }
 
 // removeTree removes dir and everything below it, also when a step left

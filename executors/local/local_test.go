@@ -589,7 +589,7 @@ func TestCopyNonGitDirectory(t *testing.T) {
 	if err := os.Remove(filepath.Join(src, "fifo")); err != nil {
 		t.Fatal(err)
 	}
-	got, want := snapshot(t, w.Dir()), snapshot(t, src)
+	got, want := treeOf(t, w.Dir()), treeOf(t, src)
 	delete(got, ".")
 	delete(want, ".")
 	if len(got) != len(want) {
@@ -607,7 +607,7 @@ type fileEntry struct {
 	data string
 }
 
-func snapshot(t *testing.T, root string) map[string]fileEntry {
+func treeOf(t *testing.T, root string) map[string]fileEntry {
 	t.Helper()
 	m := map[string]fileEntry{}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
