@@ -54,6 +54,8 @@ func (e *engine) jobStatusHolds(job *compiler.Job) (bool, Status, string) {
 		return false, StatusCancelled, "run aborted"
 	}
 	switch job.Condition.Status {
+	case compiler.StatusExpr:
+		return e.jobExprHolds(job, cancelled)
 	case compiler.StatusAlways:
 		return true, "", ""
 	case compiler.StatusCancelled:
@@ -108,7 +110,7 @@ type jobRun struct {
 
 func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 	jr := &jobRun{e: e, job: job, res: res, jobEnv: envMap{}, seen: map[string][]byte{},
-		cleanup: job.Condition.Status == compiler.StatusAlways || job.Condition.Status == compiler.StatusCancelled}
+		cleanup: job.Condition.Cleanup()}
 	if job.Timeout > 0 {
 		jr.deadline = e.now().Add(time.Duration(job.Timeout))
 	}
@@ -121,6 +123,7 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 		for k, v := range e.results[need].Outputs {
 			env[outputEnvName(need, k)] = v
 		}
+		env[resultEnvName(need)] = e.results[need].resultWord()
 	}
 	e.opts.Overrides.apply(env)
 	jr.env = env

@@ -44,7 +44,7 @@ func (jr *jobRun) runSteps() {
 			if step.Condition.Status == compiler.StatusSuccess && jr.expired() {
 				jr.timedOut = true
 			}
-			if jr.interrupt().Err() != nil && step.Condition.Status != compiler.StatusAlways {
+			if jr.interrupt().Err() != nil && step.Condition.Status != compiler.StatusAlways && !(step.Condition.Status == compiler.StatusExpr && step.Condition.Cleanup()) {
 				sr.Status, sr.Reason = StatusCancelled, "run cancelled"
 			}
 			jr.e.emit(Event{Job: jr.job.Name, Step: step.Name, Event: EventStepEnd, Result: sr.Status, Reason: sr.Reason})
@@ -87,6 +87,12 @@ func (jr *jobRun) stepStatusHolds(step *compiler.Step, failed bool) bool {
 	cancelled := e.cancel.Err() != nil
 	interrupted := jr.interrupt().Err() != nil
 	switch step.Condition.Status {
+	case compiler.StatusExpr:
+		return step.Condition.Holds(compiler.StatusValues{
+			Success:   !failed && !interrupted && !jr.expired(),
+			Failure:   failed && !interrupted,
+			Cancelled: cancelled,
+		})
 	case compiler.StatusAlways:
 		return true
 	case compiler.StatusCancelled:
