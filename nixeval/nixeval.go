@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -52,8 +53,11 @@ func (e *NixMissingError) Error() string {
 // pkgs is <nixpkgs> when the search path has it. A function that gives
 // pkgs a default (a pinned nixpkgs) keeps it; one that needs pkgs when
 // there is none gets a value that says so when used (a workflow that
-// takes pkgs but never uses it still runs).
-const evalExpr = `{ file, lib }:
+// takes pkgs but never uses it still runs). A default of null
+// (`pkgs ? null`, as in nixflow init's template, so that the file also
+// works without nixpkgs) means "none given": such a function gets pkgs as
+// one without a default does (nullPkgs).
+const evalExpr = `{ file, lib, nullPkgs ? false }:
 let
   found = builtins.tryEval (builtins.findFile builtins.nixPath "nixpkgs");
   pkgs = if found.success then import found.value { } else null;
@@ -63,13 +67,16 @@ let
   raw = import file;
   formals = builtins.functionArgs raw;
   args = { inherit nixflow; nixactions = nixflow; }
-    // (if formals.pkgs or false then { } else { pkgs = if pkgs == null then noPkgs else pkgs; });
+    // (if formals.pkgs or false && !nullPkgs then { } else { pkgs = if pkgs == null then noPkgs else pkgs; });
   value = if builtins.isFunction raw
     then raw (builtins.intersectAttrs formals args)
     else raw;
 in
   if builtins.isAttrs value && value ? plan then value.plan else value
 `
+
+// pkgsDefaultsToNull finds `pkgs ? null` among a function's formals.
+var pkgsDefaultsToNull = regexp.MustCompile(`[{,]\s*pkgs\s*\?\s*null\s*[,}]`)
 
 // Options configure evaluation.
 type Options struct {
@@ -99,8 +106,12 @@ func File(ctx context.Context, path string, opts Options) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("write the nixflow library to %s: %w", cache, err)
 	}
+	nullPkgs := "false"
+	if src, err := os.ReadFile(abs); err == nil && pkgsDefaultsToNull.Match(src) {
+		nullPkgs = "true"
+	}
 	cmd := exec.CommandContext(ctx, bin, "--eval", "--strict", "--json", "--read-write-mode",
-		"--argstr", "file", abs, "--argstr", "lib", lib, "-E", evalExpr)
+		"--argstr", "file", abs, "--argstr", "lib", lib, "--arg", "nullPkgs", nullPkgs, "-E", evalExpr)
 	return run(cmd, path, opts.Env)
 }
 

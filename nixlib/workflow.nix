@@ -202,8 +202,10 @@ let
     checkFields where [ "format" ] l
       (optionalAttrs (given l "format") { format = util.enum "${where}.format" [ "structured" "simple" "json" ] l.format; });
 
+  collected = import ./problems.nix { inherit util workflowFields jobFields stepFields; };
+
   # plan builds the JSON graph as a Nix value.
-  plan = w:
+  plan = w: collected.check w (
     let
       where = "workflow";
       jobs = util.attrs "${where}: jobs" w.jobs;
@@ -224,7 +226,7 @@ let
           // optionalAttrs (given w "env") { env = util.env "${where}: env" w.env; }
           // optionalAttrs (given w "envFrom") { envFrom = envFrom "${where}: envFrom" w.envFrom; }
           // optionalAttrs (given w "logging") { logging = logging "${where}: logging" w.logging; }
-          // util.layers where w);
+          // util.layers where w));
 
   # A store path name allows fewer characters than a workflow name.
   storeName = name:

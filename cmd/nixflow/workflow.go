@@ -158,13 +158,13 @@ func (a *app) readWorkflow(src string) (name string, data []byte, generated bool
 		if !fileExists(src) {
 			return "", nil, false, usageError(fmt.Errorf("read workflow: %s: no such file", src))
 		}
-		data, err := a.evaluate(func(ctx context.Context, opts nixeval.Options) ([]byte, error) {
+		data, err := a.evaluate(".", func(ctx context.Context, opts nixeval.Options) ([]byte, error) {
 			return nixeval.File(ctx, src, opts)
 		})
 		return src, data, true, err
 	case strings.Contains(src, "#"):
 		ref := localFlakeRef(src)
-		data, err := a.evaluate(func(ctx context.Context, opts nixeval.Options) ([]byte, error) {
+		data, err := a.evaluate(strings.TrimPrefix(strings.SplitN(ref, "#", 2)[0], "path:"), func(ctx context.Context, opts nixeval.Options) ([]byte, error) {
 			return nixeval.Flake(ctx, ref, opts)
 		})
 		return src, data, true, err
@@ -175,7 +175,7 @@ func (a *app) readWorkflow(src string) (name string, data []byte, generated bool
 
 // evaluate runs a Nix evaluation and sorts its failures: an evaluation
 // error is the user's (exit 2), a missing Nix is the machine's (exit 3).
-func (a *app) evaluate(eval func(context.Context, nixeval.Options) ([]byte, error)) ([]byte, error) {
+func (a *app) evaluate(flakeDir string, eval func(context.Context, nixeval.Options) ([]byte, error)) ([]byte, error) {
 	cache, err := a.cacheDir()
 	if err != nil {
 		return nil, err
@@ -185,6 +185,9 @@ func (a *app) evaluate(eval func(context.Context, nixeval.Options) ([]byte, erro
 	var missing *nixeval.NixMissingError
 	switch {
 	case errors.As(err, &evalErr):
+		if list := nixProblems(evalErr.Output, flakeDir); list != nil {
+			return nil, usageError(list, "this is an evaluation error: nothing ran")
+		}
 		if strings.Contains(evalErr.Output, "/nix/store/") && strings.Contains(evalErr.Output, "No such file or directory") {
 			return nil, usageError(err, "a flake in a git repository sees only the files git knows: git add them (git add ci.nix flake.nix)",
 				"this is an evaluation error: nothing ran")

@@ -14,13 +14,15 @@ let
 in
 {
   # Jobs
-  jobTypo = case ''nixflow: job "test": unknown field "neds" (did you mean "needs"?)'' (job { neds = [ "build" ]; steps = ok; });
+  allAtOnce = case ''nixflow: 2 problems in the workflow:'' (job { neds = [ "build" ]; steps = [ { bash = "true"; timout = "1m"; } ]; });
+  positioned = case ''errors.nix:'' (job { neds = [ "build" ]; steps = ok; });
+  jobTypo = case ''jobs.test: unknown field "neds" (did you mean "needs"?)'' (job { neds = [ "build" ]; steps = ok; });
   jobNoSteps = case ''nixflow: job "test": missing required field "steps"'' (job { needs = [ "build" ]; });
   jobEmptySteps = case ''nixflow: job "test": steps: a job needs at least one step'' (job { steps = [ ]; });
   jobStepsAndActions = case ''nixflow: job "test": "steps" and "actions" are the same field; give one'' (job { steps = ok; actions = ok; });
   jobStepsNotList = case ''nixflow: job "test": steps: expected a list, got an attribute set'' (job { steps = { bash = "x"; }; });
   needsNotList = case ''nixflow: job "test": needs: expected a list of job names, got a string (write needs = [ "build" ];)'' (job { needs = "build"; steps = ok; });
-  needsUnknown = case ''nixflow: job "test": needs[0]: unknown job "biuld" (did you mean "build"?)'' (job { needs = [ "biuld" ]; steps = ok; });
+  needsUnknown = case ''jobs.test.needs: unknown job "biuld" (did you mean "build"?)'' (job { needs = [ "biuld" ]; steps = ok; });
   needsSelf = case ''nixflow: job "test": needs[0]: job "test" needs itself'' (job { needs = [ "test" ]; steps = ok; });
   needsTwice = case ''job "build" is needed twice'' (job { needs = [ "build" "build" ]; steps = ok; });
   jobNameInvalid = case ''nixflow: workflow: jobs: invalid job name "-bad"'' (mkWorkflow { name = "w"; jobs."-bad".steps = ok; }).json;
@@ -36,7 +38,7 @@ in
   # Steps
   stepNoBash = case ''nixflow: job "test": step 1 ("x"): missing required field "bash"'' (step { name = "x"; });
   stepEmptyBash = case ''nixflow: job "test": step 1 ("x"): bash: must not be empty'' (step { name = "x"; bash = ""; });
-  stepTypo = case ''nixflow: job "test": step 1: unknown field "nme" (did you mean "name"?)'' (step { nme = "x"; bash = "true"; });
+  stepTypo = case ''jobs.test.steps[0]: unknown field "nme" (did you mean "name"?)'' (step { nme = "x"; bash = "true"; });
   stepNotAttrs = case ''nixflow: job "test": step 1: expected a step attribute set ({ bash = "..."; }), got a string'' (step "make");
   stepDerivation = case ''nixflow: job "test": step 1: expected a step attribute set ({ bash = "..."; }), got a derivation'' (step tool);
   stepNameTwoLines = case ''nixflow: job "test": step 1 ("a\nb"): name: must be one line'' (step { name = "a\nb"; bash = "true"; });
@@ -65,7 +67,7 @@ in
   timeoutBool = case ''nixflow: job "test": step 1: timeout: expected seconds or a duration string, got a bool'' (step { bash = "true"; timeout = true; });
 
   # Workflow
-  workflowTypo = case ''nixflow: workflow: unknown field "jbs" (did you mean "jobs"?)'' (mkWorkflow { name = "w"; jbs = { }; }).json;
+  workflowTypo = case ''workflow: unknown field "jbs" (did you mean "jobs"?)'' (mkWorkflow { name = "w"; jbs = { }; }).json;
   workflowNoName = case ''nixflow: workflow: missing required field "name"'' (mkWorkflow { jobs.a.steps = ok; }).json;
   workflowNoJobs = case ''nixflow: workflow: jobs: a workflow needs at least one job'' (mkWorkflow { name = "w"; jobs = { }; }).json;
   loggingFormat = case ''nixflow: workflow: logging.format: unknown value "jsn" (did you mean "json"?)'' (workflow { logging.format = "jsn"; });
@@ -112,7 +114,7 @@ in
   matrixTemplate = case ''nixflow: mkMatrixJobs "test": jobTemplate: expected a function of the combination, got an attribute set'' (mkMatrixJobs { name = "test"; matrix.os = [ "a" ]; jobTemplate = { steps = ok; }; });
   matrixTypo = case ''nixflow: mkMatrixJobs: unknown field "matirx" (did you mean "matrix"?)'' (mkMatrixJobs { name = "test"; matirx.os = [ "a" ]; jobTemplate = c: { }; });
   matrixBadName = case "nixflow: mkMatrixJobs \".x\": name: must start with a letter, a digit or '_'" (mkMatrixJobs { name = ".x"; matrix.os = [ "a" ]; jobTemplate = c: { steps = ok; }; });
-  matrixJobChecked = case ''nixflow: job "test-os-a": unknown field "stpes" (did you mean "steps"?)'' (mkWorkflow { name = "w"; jobs = mkMatrixJobs { name = "test"; matrix.os = [ "a" ]; jobTemplate = c: { stpes = ok; }; }; }).json;
+  matrixJobChecked = case ''jobs.test-os-a: unknown field "stpes" (did you mean "steps"?)'' (mkWorkflow { name = "w"; jobs = mkMatrixJobs { name = "test"; matrix.os = [ "a" ]; jobTemplate = c: { stpes = ok; }; }; }).json;
 
   # Actions
   setupNodeNoVersion = case ''nixflow: actions.setupNode: missing required field "version"'' (actions.setupNode { });
