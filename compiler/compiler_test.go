@@ -162,3 +162,37 @@ func TestSelect(t *testing.T) {
 		t.Errorf("Select unknown: %v", err)
 	}
 }
+
+func TestSelectPatterns(t *testing.T) {
+	plan, err := Compile("x.json", []byte(`{"version": 1, "name": "x", "jobs": {
+		"test-os-a": {"steps": [{"bash": "true"}]}, "test-os-b": {"steps": [{"bash": "true"}]},
+		"lint": {"steps": [{"bash": "true"}]}, "testing": {"steps": [{"bash": "true"}]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		sel  []string
+		want []string
+	}{
+		{[]string{"test-*"}, []string{"test-os-a", "test-os-b"}},
+		{[]string{"test"}, []string{"test-os-a", "test-os-b"}},
+		{[]string{"t*"}, []string{"test-os-a", "test-os-b", "testing"}},
+		{[]string{"testing", "lint"}, []string{"lint", "testing"}},
+	} {
+		sub, err := Select(plan, tt.sel)
+		if err != nil {
+			t.Errorf("Select %q: %v", tt.sel, err)
+			continue
+		}
+		var names []string
+		for _, j := range sub.Jobs {
+			names = append(names, j.Name)
+		}
+		if diff := cmp.Diff(tt.want, names); diff != "" {
+			t.Errorf("Select %q (-want +got):\n%s", tt.sel, diff)
+		}
+	}
+	if _, err := Select(plan, []string{"deploy-*"}); err == nil || err.Error() != `unknown job "deploy-*"` {
+		t.Errorf("a glob matching nothing: %v", err)
+	}
+}

@@ -45,7 +45,7 @@ let
       ++ (if isList steps then concatLists (genList (i: stepProblems path i (elemAt steps i)) (length steps)) else [ ])
       ++ (if isList needs then
         map (n: at j "needs" "${path}.needs" "unknown job ${quote n}${didYouMean n jobNames}")
-          (filter (n: isString n && !(elem n jobNames)) needs)
+          (filter (n: isString n && !(elem n jobNames) && !(builtins.any (j: builtins.substring 0 (builtins.stringLength n + 1) j == "${n}-") jobNames)) needs)
       else [ ])
       ++ (if isList inputs && artifacts != [ ] then
         map (n: at j "inputs" "${path}.inputs" "unknown artifact ${quote n}: no job outputs it${didYouMean n artifacts}")

@@ -210,7 +210,7 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 	if err != nil {
 		return opts, err
 	}
-	if err := checkCopyable(repo, plan, a.getenv("HOME")); err != nil {
+	if err := checkCopyable(repo, plan, a.getenv("HOME"), runs); err != nil {
 		return opts, err
 	}
 	state, err := a.stateDir()
@@ -393,7 +393,7 @@ func exportArtifacts(runDir, dir string) (int, error) {
 // checkCopyable refuses to copy a home directory or / into every job: a
 // workflow outside any git work tree would otherwise take everything
 // around it along.
-func checkCopyable(repo string, plan *compiler.Plan, home string) error {
+func checkCopyable(repo string, plan *compiler.Plan, home string, exclude ...string) error {
 	copies := false
 	for _, j := range plan.Jobs {
 		copies = copies || j.Executor.CopyRepo
@@ -408,5 +408,5 @@ func checkCopyable(repo string, plan *compiler.Plan, home string) error {
 		return usageError(fmt.Errorf("refusing to copy %s into every job: it is not a git work tree", repo),
 			"put the workflow in its project, give the project with --repo DIR, or set copyRepo = false on its jobs")
 	}
-	return nil
+	return checkTreeSize(repo, maxCopyBytes, maxCopyFiles, exclude)
 }

@@ -70,9 +70,10 @@ func (a *app) runsCommand() *cobra.Command {
 
 func (a *app) logsCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "logs RUN [JOB]",
-		Short: "Print the logs of a run (RUN: an id, a unique prefix, or last)",
-		Args:  rangeArgs(1, 2),
+		Use:               "logs RUN [JOB]",
+		Short:             "Print the logs of a run (RUN: an id, a unique prefix, or last)",
+		Args:              rangeArgs(1, 2),
+		ValidArgsFunction: a.completeRuns,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := a.runsDir()
 			if err != nil {

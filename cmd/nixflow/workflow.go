@@ -63,7 +63,12 @@ func (f *workflowFlags) rawSourceDir() string {
 }
 
 func (f *workflowFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringArrayVar(&f.jobs, "job", nil, "run only this job and what it needs (repeatable)")
+	verb := "run"
+	if cmd.Name() != "run" {
+		verb = "show"
+	}
+	cmd.Flags().StringArrayVarP(&f.jobs, "job", "j", nil, verb+" only this job and the jobs it needs; a glob ('test-*') or a mkMatrixJobs name selects several (repeatable)")
+	_ = cmd.RegisterFlagCompletionFunc("job", f.completeJobs)
 }
 
 // registerSchemaOnly adds --schema-only, for the commands that run nothing.
@@ -85,6 +90,9 @@ func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) 
 	name, data, generated, err := a.readWorkflow(src)
 	if err != nil {
 		return nil, err
+	}
+	if f != nil && src == "" {
+		f.source = name // found upward
 	}
 	compile := compiler.Compile
 	if generated {
@@ -127,16 +135,12 @@ func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) 
 // generated reports whether the JSON was made by evaluating Nix.
 func (a *app) readWorkflow(src string) (name string, data []byte, generated bool, err error) {
 	if src == "" {
-		switch {
-		case fileExists("ci.nix"):
-			src = "ci.nix"
-		case fileExists("flake.nix"):
-			src = ".#ci"
-		default:
-			return "", nil, false, usageError(errors.New("no workflow given, and no ci.nix or flake.nix here"),
+		if src = findWorkflow(); src == "" {
+			return "", nil, false, usageError(errors.New("no workflow given, and no ci.nix or flake.nix here or above (up to the git repository's top)"),
 				"give one: nixflow run ci.nix, nixflow run .#ci, nixflow run graph.json (or - for standard input)",
 				"or start one: nixflow init")
 		}
+		a.log.Debug("workflow found", "workflow", src)
 	}
 	switch {
 	case src == "-":
@@ -169,7 +173,11 @@ func (a *app) readWorkflow(src string) (name string, data []byte, generated bool
 		})
 		return src, data, true, err
 	default:
-		return "", nil, false, usageError(fmt.Errorf("cannot read workflow %q: expected a .nix file, a flake output (.#ci), a .json job graph, or - for standard input", src))
+		err := usageError(fmt.Errorf("cannot read workflow %q: expected a .nix file, a flake output (.#ci), a .json job graph, or - for standard input", src))
+		if hint := a.jobHint(src); hint != "" {
+			err.(*exitError).hints = append(err.(*exitError).hints, hint)
+		}
+		return "", nil, false, err
 	}
 }
 
