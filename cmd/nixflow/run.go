@@ -38,6 +38,7 @@ type runFlags struct {
 	repo           string
 	artifactsDir   string
 	groups         string
+	junit          string
 }
 
 func (a *app) runCommand() *cobra.Command {
@@ -68,6 +69,7 @@ Exit status: 0 all jobs succeeded (allowed failures included), 1 a job failed,
 	fl.DurationVar(&f.terminateGrace, "terminate-grace", 2500*time.Millisecond, "how long steps get after SIGTERM before SIGKILL")
 	fl.StringVar(&f.groups, "groups", "auto", "replay each job's log in collapsible sections at the end: auto (detect GitHub Actions, GitLab CI, Buildkite), github, gitlab, buildkite, none")
 	fl.StringVar(&f.artifactsDir, "artifacts-dir", "", "at the end, copy every artifact of the run to DIR/<name>")
+	fl.StringVar(&f.junit, "junit", "", "at the end, write a JUnit XML report to FILE (one testcase per job)")
 	fl.StringVar(&f.repo, "repo", "", "the working tree jobs start from (default: the git work tree of the current directory, else the current directory)")
 	return cmd
 }
@@ -151,6 +153,9 @@ func (a *app) run(args []string, f *runFlags) error {
 	}
 	writeGroups(a.stdout, g, opts.RunDir, res)
 	writeSummary(summaryOut, res, opts.Masker, a.colorful(summaryOut))
+	if err := a.writeReports(f, res, opts.Masker); err != nil {
+		return err
+	}
 	if f.artifactsDir != "" {
 		n, err := exportArtifacts(opts.RunDir, f.artifactsDir)
 		if err != nil {
