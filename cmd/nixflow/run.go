@@ -108,7 +108,8 @@ func (a *app) run(args []string, f *runFlags) error {
 		g = groupsNone // stdout stays JSON lines
 	}
 
-	sinks := actions.Sinks{actions.NewConsole(a.stdout, format, a.colorful(a.stdout))}
+	sinks, stopLive := a.consoleSinks(a.stdout, format, plan)
+	defer stopLive()
 	if f.events != "" {
 		ev, err := actions.NewEventsFile(f.events)
 		if err != nil {
@@ -144,6 +145,7 @@ func (a *app) run(args []string, f *runFlags) error {
 	cancel, abort, stop := a.interrupts()
 	defer stop()
 	res, err := actions.Run(cancel, abort, plan, opts)
+	stopLive()
 	if err != nil {
 		return infraError(err)
 	}
