@@ -154,7 +154,7 @@ func (a *app) run(args []string, f *runFlags) error {
 		summaryOut = a.stderr
 	}
 	writeGroups(a.stdout, g, opts.RunDir, res)
-	writeSummary(summaryOut, res, opts.Masker, a.colorful(summaryOut))
+	writeSummary(summaryOut, res, opts.Masker, a.colorful(summaryOut) && format != actions.FormatSimple)
 	if err := a.writeReports(f, res, opts.Masker); err != nil {
 		return err
 	}

@@ -24,16 +24,22 @@ const silentAfter = 30 * time.Second
 // line for each step silent for silentAfter. stop ends them; it must be
 // called before anything else is written to w.
 func (a *app) consoleSinks(w io.Writer, format actions.Format, plan *compiler.Plan) (sinks actions.Sinks, stop func()) {
+	var names []string
+	for _, j := range plan.Jobs {
+		names = append(names, j.Name)
+	}
 	if format == actions.FormatJSON {
 		return actions.Sinks{actions.NewConsole(w, format, a.colorful(w))}, func() {}
 	}
 	if width, ok := a.terminalWidth(w); ok {
 		s := newStatusLine(w, len(plan.Jobs), width, a.colorful(w))
 		console := actions.NewConsole(s, format, a.colorful(w))
+		console.SetJobs(names)
 		s.start()
 		return actions.Sinks{console, s}, s.stop
 	}
 	console := actions.NewConsole(w, format, a.colorful(w))
+	console.SetJobs(names)
 	watch := newSilenceWatch(console, silentAfter)
 	watch.start()
 	return actions.Sinks{console, watch}, watch.stop
