@@ -32,8 +32,8 @@ func (e *engine) jobExprHolds(job *compiler.Job, cancelled bool) (bool, Status, 
 }
 
 // resultEnvName is the variable that tells a dependent how a job it needs
-// ended: NEEDS_<JOB>_RESULT. It is set after the job's outputs, so an
-// output named "result" cannot hide it.
+// ended: NEEDS_<JOB>_RESULT. An output named "result" (which workflows
+// written before this variable existed may have) takes its place.
 func resultEnvName(job string) string {
 	return "NEEDS_" + envPart(job) + "_RESULT"
 }

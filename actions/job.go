@@ -120,10 +120,10 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 
 	env := e.jobEnv[job.Name].clone()
 	for _, need := range job.Needs {
+		env[resultEnvName(need)] = e.results[need].resultWord()
 		for k, v := range e.results[need].Outputs {
 			env[outputEnvName(need, k)] = v
 		}
-		env[resultEnvName(need)] = e.results[need].resultWord()
 	}
 	e.opts.Overrides.apply(env)
 	jr.env = env

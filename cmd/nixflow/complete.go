@@ -1,10 +1,15 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/nixflow/nixflow/compiler"
 )
 
 // completeRuns completes the RUN of `logs` with run ids, newest first,
@@ -37,4 +42,41 @@ func (a *app) completeRuns(_ *cobra.Command, args []string, toComplete string) (
 		}
 	}
 	return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveKeepOrder
+}
+
+var (
+	unknownCommand = regexp.MustCompile(`^unknown command "([^"]*)" for "([^"]*)"`)
+	unknownFlag    = regexp.MustCompile(`^unknown (?:shorthand )?flag: '?-?-?([^' ]+)'?`)
+	flagName       = regexp.MustCompile(`(?m)^\s+(?:-\S, )?--([a-z][a-z0-9-]*)`)
+)
+
+// cobraUsage turns cobra's own errors for an unknown command or flag into
+// usage errors (exit status 2) with one "did you mean" hint, instead of
+// cobra's multi-line suggestion block.
+func cobraUsage(root, cmd *cobra.Command, err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if m := unknownCommand.FindStringSubmatch(msg); m != nil {
+		var hints []string
+		if s := root.SuggestionsFor(m[1]); len(s) > 0 {
+			hints = append(hints, fmt.Sprintf("did you mean %q?", "nixflow "+s[0]))
+		}
+		hints = append(hints, "'nixflow --help' lists the commands")
+		return usageError(fmt.Errorf("unknown command %q", m[1]), hints...)
+	}
+	var ee *exitError
+	if errors.As(err, &ee) && ee.code == ExitUsage && cmd != nil {
+		if m := unknownFlag.FindStringSubmatch(msg); m != nil {
+			var names []string
+			for _, m := range flagName.FindAllStringSubmatch(cmd.Flags().FlagUsages()+cmd.InheritedFlags().FlagUsages(), -1) {
+				names = append(names, m[1])
+			}
+			if s := compiler.Suggest(m[1], names); s != "" && len(ee.hints) == 0 {
+				ee.hints = append(ee.hints, fmt.Sprintf("did you mean --%s?", s))
+			}
+		}
+	}
+	return err
 }

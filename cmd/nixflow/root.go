@@ -27,8 +27,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, environ: os.Environ()}
 	root := a.rootCommand()
 	root.SetArgs(args)
-	err := root.Execute()
-	return report(stderr, err)
+	cmd, err := root.ExecuteC()
+	return report(stderr, cobraUsage(root, cmd, err))
 }
 
 func (a *app) rootCommand() *cobra.Command {

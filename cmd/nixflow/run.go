@@ -137,6 +137,10 @@ func (a *app) run(args []string, f *runFlags) error {
 	}()
 	sinks = append(sinks, logs)
 	opts.Sink = sinks
+	if err := writeProject(opts.RunDir, opts.RepoDir); err != nil {
+		os.RemoveAll(opts.RunDir)
+		return infraError(err)
+	}
 	if err := writePlanFile(filepath.Join(opts.RunDir, "plan.json"), plan); err != nil {
 		os.RemoveAll(opts.RunDir)
 		return infraError(err)
@@ -155,6 +159,9 @@ func (a *app) run(args []string, f *runFlags) error {
 	}
 	writeGroups(a.stdout, g, opts.RunDir, res)
 	writeSummary(summaryOut, res, opts.Masker, a.colorful(summaryOut) && format != actions.FormatSimple)
+	if f.keepWorkspace {
+		fmt.Fprintf(summaryOut, "workspaces: kept in %s\n", filepath.Join(opts.RunDir, "jobs"))
+	}
 	if err := a.writeReports(f, res, opts.Masker); err != nil {
 		return err
 	}
@@ -189,6 +196,9 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
 			return opts, usageError(fmt.Errorf("--env %q: expected KEY=VALUE", kv))
+		}
+		if !envName.MatchString(k) {
+			return opts, usageError(fmt.Errorf("--env %q: %q is not a variable name (letters, digits and '_', not starting with a digit)", kv, k))
 		}
 		flags[k] = v
 	}

@@ -47,11 +47,12 @@ func (a *app) runsCommand() *cobra.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "RUN\tWORKFLOW\tRESULT\tJOBS\tDURATION")
+			fmt.Fprintln(tw, "RUN\tWORKFLOW\tRESULT\tJOBS\tDURATION\tPROJECT")
 			for _, id := range ids {
+				project := shortProject(runProject(filepath.Join(dir, id)), a.getenv("HOME"))
 				res, err := readResult(filepath.Join(dir, id))
 				if err != nil {
-					fmt.Fprintf(tw, "%s\t-\tincomplete\t-\t-\n", id)
+					fmt.Fprintf(tw, "%s\t-\tincomplete\t-\t-\t%s\n", id, project)
 					continue
 				}
 				result := "success"
@@ -61,7 +62,7 @@ func (a *app) runsCommand() *cobra.Command {
 				case res.Failed():
 					result = "failure"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", id, res.Name, result, len(res.Jobs), roundDuration(res.Duration))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", id, res.Name, result, len(res.Jobs), roundDuration(res.Duration), project)
 			}
 			return tw.Flush()
 		},
@@ -132,11 +133,12 @@ func runJobs(runDir string) ([]string, error) {
 func (a *app) copyLog(runDir, job string, header bool) error {
 	f, err := os.Open(actions.LogPath(runDir, job))
 	if os.IsNotExist(err) {
+		why := notRunReason(runDir, job)
 		if header {
-			fmt.Fprintf(a.stdout, "== %s: no log (the job did not run)\n", job)
+			fmt.Fprintf(a.stdout, "== %s: no log (the job did not run: %s)\n", job, why)
 			return nil
 		}
-		return usageError(fmt.Errorf("job %q has no log: it did not run", job))
+		return usageError(fmt.Errorf("job %q has no log: it did not run: %s", job, why))
 	}
 	if err != nil {
 		return infraError(err)
