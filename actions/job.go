@@ -156,6 +156,8 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 		return
 	}
 
+	e.log.Debug("executor chosen", "job", job.Name, "type", job.Executor.Type, "name", job.Executor.Name,
+		"copy_repo", job.Executor.CopyRepo, "store_paths", len(job.StorePaths()))
 	x, err := e.executor(job.Executor)
 	if err != nil {
 		fail(DomainExecutor, fmt.Sprintf("executor %s: %v", job.Executor.Type, err))

@@ -84,6 +84,8 @@ type Options struct {
 	CacheDir string
 	// Env is the environment of the nix commands (nil: nixflow's own).
 	Env []string
+	// Log, if set, is told each nix command before it runs.
+	Log func(args []string)
 }
 
 // File evaluates a .nix workflow file and returns its JSON job graph.
@@ -112,6 +114,9 @@ func File(ctx context.Context, path string, opts Options) ([]byte, error) {
 	}
 	cmd := exec.CommandContext(ctx, bin, "--eval", "--strict", "--json", "--read-write-mode",
 		"--argstr", "file", abs, "--argstr", "lib", lib, "--arg", "nullPkgs", nullPkgs, "-E", evalExpr)
+	if opts.Log != nil {
+		opts.Log(cmd.Args)
+	}
 	return run(cmd, path, opts.Env)
 }
 
@@ -125,6 +130,9 @@ func Flake(ctx context.Context, ref string, opts Options) ([]byte, error) {
 	}
 	cmd := exec.CommandContext(ctx, bin, "--extra-experimental-features", "nix-command flakes",
 		"eval", "--json", ref, "--apply", "v: if builtins.isAttrs v && v ? plan then v.plan else v")
+	if opts.Log != nil {
+		opts.Log(cmd.Args)
+	}
 	return run(cmd, ref, opts.Env)
 }
 

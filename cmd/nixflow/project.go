@@ -5,7 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+
+	"mvdan.cc/sh/v3/syntax"
 
 	"github.com/nixflow/nixflow/actions"
 )
@@ -96,3 +99,16 @@ func notRunReason(runDir, job string) string {
 
 // envName is what --env accepts as a variable name.
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// shellQuote writes a command line as a shell would take it, for logs.
+func shellQuote(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if q, err := syntax.Quote(a, syntax.LangBash); err == nil {
+			out[i] = q
+		} else {
+			out[i] = strconv.Quote(a)
+		}
+	}
+	return strings.Join(out, " ")
+}

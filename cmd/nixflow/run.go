@@ -230,6 +230,7 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 	if err := checkCopyable(repo, plan, a.getenv("HOME"), runs); err != nil {
 		return opts, err
 	}
+	a.log.Debug("repository jobs start from", "dir", repo, "git", inGit(repo))
 	state, err := a.stateDir()
 	if err != nil {
 		return opts, err
@@ -267,6 +268,7 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 		TerminateGrace:  f.terminateGrace,
 		TeardownTimeout: 2 * time.Minute,
 		Realise: func(ctx context.Context, drvs []string, root string, log func(string)) error {
+			a.log.Debug("build", "command", shellQuote(append([]string{"nix-store", "--realise"}, drvs...)))
 			return nixeval.Realise(ctx, drvs, root, a.environ, log)
 		},
 		Masker: masker,

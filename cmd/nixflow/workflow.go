@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -188,7 +189,18 @@ func (a *app) evaluate(flakeDir string, eval func(context.Context, nixeval.Optio
 	if err != nil {
 		return nil, err
 	}
-	data, err := eval(context.Background(), nixeval.Options{CacheDir: cache, Env: a.environ})
+	data, err := eval(context.Background(), nixeval.Options{CacheDir: cache, Env: a.environ, Log: func(args []string) {
+		if a.log != nil {
+			// The expression nixflow passes is long and always the same.
+			short := slices.Clone(args)
+			for i, arg := range short {
+				if first, _, multi := strings.Cut(arg, "\n"); multi {
+					short[i] = first + "..."
+				}
+			}
+			a.log.Debug("evaluate", "command", shellQuote(short))
+		}
+	}})
 	var evalErr *nixeval.EvalError
 	var missing *nixeval.NixMissingError
 	switch {
