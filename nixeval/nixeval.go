@@ -86,6 +86,8 @@ type Options struct {
 	Env []string
 	// Log, if set, is told each nix command before it runs.
 	Log func(args []string)
+	// ShowTrace asks Nix for the whole trace of an evaluation error.
+	ShowTrace bool
 }
 
 // File evaluates a .nix workflow file and returns its JSON job graph.
@@ -114,6 +116,9 @@ func File(ctx context.Context, path string, opts Options) ([]byte, error) {
 	}
 	cmd := exec.CommandContext(ctx, bin, "--eval", "--strict", "--json", "--read-write-mode",
 		"--argstr", "file", abs, "--argstr", "lib", lib, "--arg", "nullPkgs", nullPkgs, "-E", evalExpr)
+	if opts.ShowTrace {
+		cmd.Args = append(cmd.Args, "--show-trace")
+	}
 	if opts.Log != nil {
 		opts.Log(cmd.Args)
 	}
@@ -130,6 +135,9 @@ func Flake(ctx context.Context, ref string, opts Options) ([]byte, error) {
 	}
 	cmd := exec.CommandContext(ctx, bin, "--extra-experimental-features", "nix-command flakes",
 		"eval", "--json", ref, "--apply", "v: if builtins.isAttrs v && v ? plan then v.plan else v")
+	if opts.ShowTrace {
+		cmd.Args = append(cmd.Args, "--show-trace")
+	}
 	if opts.Log != nil {
 		opts.Log(cmd.Args)
 	}

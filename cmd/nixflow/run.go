@@ -70,7 +70,7 @@ Exit status: 0 all jobs succeeded (allowed failures included), 1 a job failed,
 	fl.StringVar(&f.groups, "groups", "auto", "replay each job's log in collapsible sections at the end: auto (detect GitHub Actions, GitLab CI, Buildkite), github, gitlab, buildkite, none")
 	fl.StringVar(&f.artifactsDir, "artifacts-dir", "", "at the end, copy every artifact of the run to DIR/<name>")
 	fl.StringVar(&f.junit, "junit", "", "at the end, write a JUnit XML report to FILE (one testcase per job)")
-	fl.StringVar(&f.repo, "repo", "", "the working tree jobs start from (default: the git work tree of the current directory, else the current directory)")
+	fl.StringVar(&f.repo, "repo", "", "the project jobs start from (default: the git work tree around the workflow, else the workflow's directory)")
 	return cmd
 }
 

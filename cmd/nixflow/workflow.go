@@ -189,7 +189,7 @@ func (a *app) evaluate(flakeDir string, eval func(context.Context, nixeval.Optio
 	if err != nil {
 		return nil, err
 	}
-	data, err := eval(context.Background(), nixeval.Options{CacheDir: cache, Env: a.environ, Log: func(args []string) {
+	data, err := eval(context.Background(), nixeval.Options{CacheDir: cache, Env: a.environ, ShowTrace: a.showTrace, Log: func(args []string) {
 		if a.log != nil {
 			// The expression nixflow passes is long and always the same.
 			short := slices.Clone(args)
