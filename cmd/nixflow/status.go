@@ -74,6 +74,7 @@ type statusLine struct {
 	running map[string]time.Time
 	order   []string // running jobs, in the order they started
 	shown   bool
+	midLine bool
 	quit    chan struct{}
 	wg      sync.WaitGroup
 	once    sync.Once
@@ -92,6 +93,9 @@ func (s *statusLine) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	s.erase()
 	n, err := s.w.Write(p)
+	// A write that ends mid-line (a batch larger than the console's
+	// buffer) is continued by the next: the line waits until then.
+	s.midLine = len(p) > 0 && p[len(p)-1] != '\n'
 	s.draw()
 	return n, err
 }
@@ -160,7 +164,7 @@ func (s *statusLine) erase() {
 }
 
 func (s *statusLine) draw() {
-	if s.done < 0 {
+	if s.done < 0 || s.midLine {
 		return
 	}
 	line := s.text()

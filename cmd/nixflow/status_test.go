@@ -44,6 +44,20 @@ func TestStatusLine(t *testing.T) {
 	})
 }
 
+// TestStatusLineMidLine checks that a write ending mid-line is continued
+// by the next before the status line comes back.
+func TestStatusLineMidLine(t *testing.T) {
+	var out bytes.Buffer
+	s := newStatusLine(&out, 1, 80, false)
+	s.Emit(actions.Event{Event: actions.EventJobStart, Job: "a"})
+	s.Write([]byte("half a "))
+	s.Emit(actions.Event{Event: actions.EventJobEnd, Job: "a"})
+	s.Write([]byte("line\n"))
+	if got := out.String(); !strings.Contains(got, "\r\x1b[Khalf a line\n▶ 1/1 done") {
+		t.Errorf("a line was cut: %q", got)
+	}
+}
+
 func TestStatusLineWidth(t *testing.T) {
 	s := newStatusLine(&bytes.Buffer{}, 9, 30, false)
 	s.now = func() time.Time { return time.Unix(100, 0) }
