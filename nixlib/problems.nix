@@ -1,7 +1,8 @@
 # problems: the mistakes of a workflow that can be found all at once,
 # before mkWorkflow's one-at-a-time checks run: unknown fields of the
-# workflow, its jobs and their steps, needs naming no job, inputs naming no
-# artifact. Each comes with the position of what is wrong
+# workflow, its jobs, their steps and inputs, needs naming no job, inputs
+# naming no artifact or one of a job not needed (the compiler's checks,
+# with the place in the Nix file). Each comes with the position of what is wrong
 # (builtins.unsafeGetAttrPos) and a JSON-like path:
 #
 #   /path/ci.nix:12:9: jobs.build.steps[0]: unknown field "timout" (did you mean "timeout"?)
@@ -31,13 +32,52 @@ let
   stepProblems = jobPath: i: s:
     if plainAttrs s then unknownFields "${jobPath}.steps[${toString i}]" stepFields s else [ ];
 
-  jobProblems = jobNames: artifacts: name: j:
+  # family: the jobs a name in needs stands for (a job, or the jobs of a
+  # matrix of that name: NAME-...).
+  family = jobNames: n:
+    if elem n jobNames then [ n ]
+    else filter (j: builtins.substring 0 (builtins.stringLength n + 1) j == "${n}-") jobNames;
+
+  needsOf = jobs: jobNames: name:
+    let j = jobs.${name}; ns = if plainAttrs j then j.needs or [ ] else [ ]; in
+    if isList ns then concatLists (map (n: if isString n then family jobNames n else [ ]) ns) else [ ];
+
+  # reach: name and every job it reaches through needs (a cycle ends the
+  # walk; the compiler reports it).
+  reach = jobs: jobNames: name:
+    let
+      step = acc: builtins.foldl' (a: n: if elem n a then a else a ++ [ n ]) acc (concatLists (map (needsOf jobs jobNames) acc));
+      grow = acc: i: if i == 0 then acc else let next = step acc; in if length next == length acc then acc else grow next (i - 1);
+    in
+    grow [ name ] (length jobNames);
+
+  inputProblems = jobs: jobNames: producers: name: j: path:
+    let
+      inputs = j.inputs or [ ];
+      inputName = v: if isString v then v else if plainAttrs v && isString (v.name or null) then v.name else null;
+      artifacts = attrNames producers;
+      mine = reach jobs jobNames name;
+      one = i: v:
+        let
+          n = inputName v;
+          w = "${path}.inputs[${toString i}]";
+          fields = if plainAttrs v then unknownFields w [ "name" "path" ] v else [ ];
+        in
+        fields ++ (
+          if n == null then [ ]
+          else if !(producers ? ${n}) then [ (at j "inputs" w "unknown artifact ${quote n}${didYouMean n artifacts}") ]
+          else if producers.${n} == name then [ (at j "inputs" w "job ${quote name} reads its own artifact ${quote n}") ]
+          else if !(elem producers.${n} mine) then
+            [ (at j "inputs" w "artifact ${quote n} comes from job ${quote producers.${n}}, which job ${quote name} does not need (add it to needs)") ]
+          else [ ]);
+    in
+    if isList inputs then concatLists (genList (i: one i (elemAt inputs i)) (length inputs)) else [ ];
+
+  jobProblems = jobs: jobNames: producers: name: j:
     let
       path = "jobs.${name}";
       steps = j.steps or j.actions or [ ];
       needs = j.needs or [ ];
-      inputs = j.inputs or [ ];
-      inputName = v: if isString v then v else if plainAttrs v && isString (v.name or null) then v.name else null;
     in
     if !(plainAttrs j) then [ ]
     else
@@ -45,12 +85,9 @@ let
       ++ (if isList steps then concatLists (genList (i: stepProblems path i (elemAt steps i)) (length steps)) else [ ])
       ++ (if isList needs then
         map (n: at j "needs" "${path}.needs" "unknown job ${quote n}${didYouMean n jobNames}")
-          (filter (n: isString n && !(elem n jobNames) && !(builtins.any (j: builtins.substring 0 (builtins.stringLength n + 1) j == "${n}-") jobNames)) needs)
+          (filter (n: isString n && family jobNames n == [ ]) needs)
       else [ ])
-      ++ (if isList inputs && artifacts != [ ] then
-        map (n: at j "inputs" "${path}.inputs" "unknown artifact ${quote n}: no job outputs it${didYouMean n artifacts}")
-          (filter (n: n != null && !(elem n artifacts)) (map inputName inputs))
-      else [ ]);
+      ++ inputProblems jobs jobNames producers name j path;
 
   problems = w:
     if !(plainAttrs w) then [ ]
@@ -59,10 +96,11 @@ let
         jobs = if plainAttrs (w.jobs or null) then w.jobs else { };
         jobNames = attrNames jobs;
         outputsOf = j: if plainAttrs j && plainAttrs (j.outputs or null) then attrNames j.outputs else [ ];
-        artifacts = concatLists (map (n: outputsOf jobs.${n}) jobNames);
+        # producers: artifact name -> the job that outputs it.
+        producers = builtins.listToAttrs (concatLists (map (n: map (a: { name = a; value = n; }) (outputsOf jobs.${n})) jobNames));
       in
       unknownFields "workflow" workflowFields w
-      ++ concatLists (map (n: jobProblems jobNames artifacts n jobs.${n}) jobNames);
+      ++ concatLists (map (n: jobProblems jobs jobNames producers n jobs.${n}) jobNames);
 
   # check returns result when w has none of these problems, else fails
   # with all of them, one a line.

@@ -14,6 +14,8 @@ let
 in
 {
   # Jobs
+  artifactNotNeeded = case ''jobs.test.inputs[0]: artifact "dist" comes from job "build", which job "test" does not need (add it to needs)'' (mkWorkflow { name = "w"; jobs = { build = { steps = ok; outputs.dist = "dist"; }; test = { inputs = [ "dist" ]; steps = ok; }; }; }).json;
+  artifactUnknown = case ''jobs.test.inputs[0]: unknown artifact "dsit" (did you mean "dist"?)'' (mkWorkflow { name = "w"; jobs = { build = { steps = ok; outputs.dist = "dist"; }; test = { needs = [ "build" ]; inputs = [ "dsit" ]; steps = ok; }; }; }).json;
   allAtOnce = case ''nixflow: 2 problems in the workflow:'' (job { neds = [ "build" ]; steps = [ { bash = "true"; timout = "1m"; } ]; });
   positioned = case ''errors.nix:'' (job { neds = [ "build" ]; steps = ok; });
   jobTypo = case ''jobs.test: unknown field "neds" (did you mean "needs"?)'' (job { neds = [ "build" ]; steps = ok; });
@@ -33,7 +35,7 @@ in
   outputsLeaves = case ''nixflow: job "test": outputs.bin: path "a/../../b" leaves the workspace'' (job { outputs.bin = "a/../../b"; steps = ok; });
   outputsNixPath = case ''nixflow: job "test": outputs.bin: expected a path relative to the workspace (a string), got a nix path'' (job { outputs.bin = ./errors.nix; steps = ok; });
   inputsNoName = case ''nixflow: job "test": inputs[0]: missing required field "name"'' (job { inputs = [ { path = "x"; } ]; steps = ok; });
-  inputsTypo = case ''nixflow: job "test": inputs[0]: unknown field "pth" (did you mean "path"?)'' (job { inputs = [ { name = "x"; pth = "y"; } ]; steps = ok; });
+  inputsTypo = case ''jobs.test.inputs[0]: unknown field "pth" (did you mean "path"?)'' (job { inputs = [ { name = "x"; pth = "y"; } ]; steps = ok; });
 
   # Steps
   stepNoBash = case ''nixflow: job "test": step 1 ("x"): missing required field "bash"'' (step { name = "x"; });
