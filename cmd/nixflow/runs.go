@@ -201,7 +201,7 @@ with --older-than, also newer ones started longer ago than that.`,
 		},
 	}
 	cmd.Flags().IntVar(&keep, "keep", 20, "how many of the newest runs to keep")
-	cmd.Flags().DurationVar(&olderThan, "older-than", 0, "also remove runs whose directory is older than this (e.g. 168h)")
+	cmd.Flags().Var(daysDuration{&olderThan}, "older-than", "also remove runs whose directory is older than this (e.g. 7d, 2w, 36h)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be removed, remove nothing")
 	return cmd
 }
