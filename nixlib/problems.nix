@@ -34,29 +34,30 @@ let
 
   # family: the jobs a name in needs stands for (a job, or the jobs of a
   # matrix of that name: NAME-...).
-  family = jobNames: n:
-    if elem n jobNames then [ n ]
+  family = jobs: jobNames: n:
+    if jobs ? ${n} then [ n ]
     else filter (j: builtins.substring 0 (builtins.stringLength n + 1) j == "${n}-") jobNames;
 
   needsOf = jobs: jobNames: name:
     let j = jobs.${name}; ns = if plainAttrs j then j.needs or [ ] else [ ]; in
-    if isList ns then concatLists (map (n: if isString n then family jobNames n else [ ]) ns) else [ ];
+    if isList ns then concatLists (map (n: if isString n then family jobs jobNames n else [ ]) ns) else [ ];
 
-  # reach: name and every job it reaches through needs (a cycle ends the
-  # walk; the compiler reports it).
-  reach = jobs: jobNames: name:
-    let
-      step = acc: builtins.foldl' (a: n: if elem n a then a else a ++ [ n ]) acc (concatLists (map (needsOf jobs jobNames) acc));
-      grow = acc: i: if i == 0 then acc else let next = step acc; in if length next == length acc then acc else grow next (i - 1);
-    in
-    grow [ name ] (length jobNames);
+  # reach: name and every job it reaches through needs, as an attribute
+  # set (genericClosure walks each job once, so a cycle ends the walk; the
+  # compiler reports it).
+  reach = needsMap: name:
+    builtins.listToAttrs (map (x: { name = x.key; value = true; }) (builtins.genericClosure {
+      startSet = [ { key = name; } ];
+      operator = x: map (n: { key = n; }) needsMap.${x.key};
+    }));
 
-  inputProblems = jobs: jobNames: producers: name: j: path:
+  inputProblems = needsMap: producers: name: j: path:
     let
       inputs = j.inputs or [ ];
       inputName = v: if isString v then v else if plainAttrs v && isString (v.name or null) then v.name else null;
       artifacts = attrNames producers;
-      mine = reach jobs jobNames name;
+      # Only asked for an artifact of a job not needed directly.
+      mine = reach needsMap name;
       one = i: v:
         let
           n = inputName v;
@@ -67,13 +68,13 @@ let
           if n == null then [ ]
           else if !(producers ? ${n}) then [ (at j "inputs" w "unknown artifact ${quote n}${didYouMean n artifacts}") ]
           else if producers.${n} == name then [ (at j "inputs" w "job ${quote name} reads its own artifact ${quote n}") ]
-          else if !(elem producers.${n} mine) then
+          else if !(elem producers.${n} needsMap.${name}) && !(mine ? ${producers.${n}}) then
             [ (at j "inputs" w "artifact ${quote n} comes from job ${quote producers.${n}}, which job ${quote name} does not need (add it to needs)") ]
           else [ ]);
     in
     if isList inputs then concatLists (genList (i: one i (elemAt inputs i)) (length inputs)) else [ ];
 
-  jobProblems = jobs: jobNames: producers: name: j:
+  jobProblems = jobs: jobNames: needsMap: producers: name: j:
     let
       path = "jobs.${name}";
       steps = j.steps or j.actions or [ ];
@@ -85,9 +86,9 @@ let
       ++ (if isList steps then concatLists (genList (i: stepProblems path i (elemAt steps i)) (length steps)) else [ ])
       ++ (if isList needs then
         map (n: at j "needs" "${path}.needs" "unknown job ${quote n}${didYouMean n jobNames}")
-          (filter (n: isString n && family jobNames n == [ ]) needs)
+          (filter (n: isString n && family jobs jobNames n == [ ]) needs)
       else [ ])
-      ++ inputProblems jobs jobNames producers name j path;
+      ++ inputProblems needsMap producers name j path;
 
   problems = w:
     if !(plainAttrs w) then [ ]
@@ -98,9 +99,11 @@ let
         outputsOf = j: if plainAttrs j && plainAttrs (j.outputs or null) then attrNames j.outputs else [ ];
         # producers: artifact name -> the job that outputs it.
         producers = builtins.listToAttrs (concatLists (map (n: map (a: { name = a; value = n; }) (outputsOf jobs.${n})) jobNames));
+        # The jobs each job needs, families expanded; computed once each.
+        needsMap = builtins.mapAttrs (n: _: needsOf jobs jobNames n) jobs;
       in
       unknownFields "workflow" workflowFields w
-      ++ concatLists (map (n: jobProblems jobs jobNames producers n jobs.${n}) jobNames);
+      ++ concatLists (map (n: jobProblems jobs jobNames needsMap producers n jobs.${n}) jobNames);
 
   # check returns result when w has none of these problems, else fails
   # with all of them, one a line.
