@@ -35,6 +35,11 @@ func (a *app) consoleSinks(w io.Writer, format actions.Format, plan *compiler.Pl
 		s := newStatusLine(w, len(plan.Jobs), width, a.colorful(w))
 		console := actions.NewConsole(s, format, a.colorful(w))
 		console.SetJobs(names)
+		if f, ok := a.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			// nixflow's own messages (Ctrl-C) go to the same screen: they
+			// step around the line too. After stop this passes through.
+			a.stderr = s.around(a.stderr)
+		}
 		s.start()
 		return actions.Sinks{console, s}, s.stop
 	}
@@ -99,6 +104,23 @@ func (s *statusLine) Write(p []byte) (int, error) {
 	s.draw()
 	return n, err
 }
+
+// around returns a writer to w (another stream on the same terminal) that
+// moves the status line out of the way as Write does.
+func (s *statusLine) around(w io.Writer) io.Writer {
+	return writerFunc(func(p []byte) (int, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.erase()
+		n, err := w.Write(p)
+		s.draw()
+		return n, err
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // Emit implements actions.Sink.
 func (s *statusLine) Emit(events ...actions.Event) {

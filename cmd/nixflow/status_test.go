@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -55,6 +56,18 @@ func TestStatusLineMidLine(t *testing.T) {
 	s.Write([]byte("line\n"))
 	if got := out.String(); !strings.Contains(got, "\r\x1b[Khalf a line\n▶ 1/1 done") {
 		t.Errorf("a line was cut: %q", got)
+	}
+}
+
+// TestStatusLineAround checks that nixflow's own messages on the same
+// terminal step around the line as step output does.
+func TestStatusLineAround(t *testing.T) {
+	var out bytes.Buffer
+	s := newStatusLine(&out, 1, 80, false)
+	s.Emit(actions.Event{Event: actions.EventJobStart, Job: "a"})
+	fmt.Fprintln(s.around(&out), "nixflow: interrupt")
+	if got := out.String(); !strings.Contains(got, "queued\r\x1b[Knixflow: interrupt\n▶ 0/1 done") {
+		t.Errorf("message mixed with the line: %q", got)
 	}
 }
 
