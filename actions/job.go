@@ -53,6 +53,8 @@ func (e *engine) jobStatusHolds(job *compiler.Job) (bool, Status, string) {
 		return false, StatusCancelled, "run aborted"
 	}
 	switch job.Condition.Status {
+	case compiler.StatusExpr:
+		return e.jobExprHolds(job, cancelled)
 	case compiler.StatusAlways:
 		return true, "", ""
 	case compiler.StatusCancelled:
@@ -108,7 +110,7 @@ type jobRun struct {
 
 func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 	jr := &jobRun{e: e, job: job, res: res, jobEnv: envMap{}, seen: map[string][]byte{},
-		cleanup: job.Condition.Status == compiler.StatusAlways || job.Condition.Status == compiler.StatusCancelled}
+		cleanup: job.Condition.Cleanup()}
 	defer jr.startDeadline()()
 	fail := func(d Domain, reason string) {
 		res.Status, res.Domain, res.Reason = StatusFailure, d, e.opts.Masker.Mask(reason)
@@ -116,6 +118,7 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 
 	env := e.jobEnv[job.Name].clone()
 	for _, need := range job.Needs {
+		env[resultEnvName(need)] = e.results[need].resultWord()
 		for k, v := range e.results[need].Outputs {
 			env[outputEnvName(need, k)] = v
 		}
@@ -151,6 +154,8 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 		return
 	}
 
+	e.log.Debug("executor chosen", "job", job.Name, "type", job.Executor.Type, "name", job.Executor.Name,
+		"copy_repo", job.Executor.CopyRepo, "store_paths", len(job.StorePaths()))
 	x, err := e.executor(job.Executor)
 	if err != nil {
 		fail(DomainExecutor, fmt.Sprintf("executor %s: %v", job.Executor.Type, err))

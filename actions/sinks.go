@@ -30,6 +30,8 @@ type Console struct {
 	format Format
 	color  bool
 	buf    []byte
+	// colors are the jobs' colours, by name (SetJobs).
+	colors map[string]string
 }
 
 // NewConsole returns a console sink. color enables ANSI colours; the
@@ -46,7 +48,17 @@ const (
 	ansiYel   = "\x1b[33m"
 )
 
-var jobColors = []string{"\x1b[36m", "\x1b[35m", "\x1b[34m", "\x1b[33m", "\x1b[32m", "\x1b[96m", "\x1b[95m", "\x1b[94m"}
+// jobColors are the colours of job names: never green or red (success
+// and failure) nor yellow (stderr, warnings). The first six are the basic
+// terminal colours; the rest, from the 256-colour palette, keep jobs apart
+// in a larger workflow.
+var jobColors = func() []string {
+	c := []string{"\x1b[36m", "\x1b[35m", "\x1b[34m", "\x1b[96m", "\x1b[95m", "\x1b[94m"}
+	for _, n := range []int{39, 135, 69, 171, 45, 99, 207, 75, 141, 213, 63, 177, 81, 105, 219, 111, 147, 183, 117, 165, 201, 129, 153, 189} {
+		c = append(c, fmt.Sprintf("\x1b[38;5;%dm", n))
+	}
+	return c
+}()
 
 func (c *Console) paint(code, s string) string {
 	if !c.color || code == "" {
@@ -55,7 +67,21 @@ func (c *Console) paint(code, s string) string {
 	return code + s + ansiReset
 }
 
+// SetJobs gives the jobs their colours in this order (the plan's), so that
+// no two share one while there are colours enough.
+func (c *Console) SetJobs(names []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.colors = map[string]string{}
+	for i, n := range names {
+		c.colors[n] = jobColors[i%len(jobColors)]
+	}
+}
+
 func (c *Console) jobColor(job string) string {
+	if col, ok := c.colors[job]; ok {
+		return col
+	}
 	h := fnv.New32a()
 	h.Write([]byte(job))
 	return jobColors[h.Sum32()%uint32(len(jobColors))]

@@ -44,7 +44,11 @@ func (jr *jobRun) runSteps() {
 			if step.Condition.Status == compiler.StatusSuccess && jr.expired() {
 				jr.timedOut = true
 			}
-			if jr.interrupt().Err() != nil && step.Condition.Status != compiler.StatusAlways {
+			// always() (or an expression that holds in a cancelled run)
+			// was skipped by a second Ctrl-C: that is a skip, not a cancel.
+			keep := step.Condition.Status == compiler.StatusAlways ||
+				(step.Condition.Status == compiler.StatusExpr && step.Condition.Cleanup())
+			if jr.interrupt().Err() != nil && !keep {
 				sr.Status, sr.Reason = StatusCancelled, "run cancelled"
 			}
 			jr.e.emit(Event{Job: jr.job.Name, Step: step.Name, Event: EventStepEnd, Result: sr.Status, Reason: sr.Reason})
@@ -87,6 +91,12 @@ func (jr *jobRun) stepStatusHolds(step *compiler.Step, failed bool) bool {
 	cancelled := e.cancel.Err() != nil
 	interrupted := jr.interrupt().Err() != nil
 	switch step.Condition.Status {
+	case compiler.StatusExpr:
+		return step.Condition.Holds(compiler.StatusValues{
+			Success:   !failed && !interrupted && !jr.expired(),
+			Failure:   failed && !interrupted,
+			Cancelled: cancelled,
+		})
 	case compiler.StatusAlways:
 		return true
 	case compiler.StatusCancelled:

@@ -3,6 +3,8 @@ package compiler
 import (
 	"errors"
 	"fmt"
+	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -158,6 +160,9 @@ func (d *decoder) checkArtifacts(w *workflow, g *dag.Graph) {
 
 // Select returns a plan reduced to the named jobs and everything they
 // transitively need. Unknown names are reported all at once.
+//
+// A name may be a glob (`test-*`, path.Match's syntax) or the name given
+// to mkMatrixJobs: a name no job has selects the jobs named NAME-...
 func Select(p *Plan, jobs []string) (*Plan, error) {
 	if len(jobs) == 0 {
 		return p, nil
@@ -179,11 +184,14 @@ func Select(p *Plan, jobs []string) (*Plan, error) {
 		}
 	}
 	for _, name := range jobs {
-		if p.byName[name] == nil {
+		matched := matchJobs(name, names)
+		if len(matched) == 0 {
 			problems = append(problems, fmt.Sprintf("unknown job %q%s", name, didYouMean(name, names)))
 			continue
 		}
-		visit(name)
+		for _, m := range matched {
+			visit(m)
+		}
 	}
 	if len(problems) > 0 {
 		return nil, errors.New(strings.Join(problems, "\n"))
@@ -207,4 +215,28 @@ func Select(p *Plan, jobs []string) (*Plan, error) {
 		}
 	}
 	return out, nil
+}
+
+// matchJobs returns the jobs a --job argument selects: the job of that
+// name; else, for a glob, the jobs it matches; else the jobs of the matrix
+// family of that name (NAME-...).
+func matchJobs(name string, names []string) []string {
+	if slices.Contains(names, name) {
+		return []string{name}
+	}
+	var out []string
+	if strings.ContainsAny(name, "*?[") {
+		for _, n := range names {
+			if ok, _ := path.Match(name, n); ok {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, name+"-") {
+			out = append(out, n)
+		}
+	}
+	return out
 }

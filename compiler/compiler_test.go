@@ -60,6 +60,20 @@ func TestParseCondition(t *testing.T) {
 		{"alway()", Condition{}, `unknown status function "alway()" (did you mean "always()"?) (known: success(), failure(), always(), cancelled())`},
 		{"always() || true", Condition{}, "always() may only be followed by `&& COMMAND`, got \"|| true\""},
 		{"always() &&", Condition{}, "always() may only be followed by `&& COMMAND`, got \"&&\""},
+		{"!cancelled()", Condition{Status: StatusExpr, Expr: "!cancelled()"}, ""},
+		{"failure() || cancelled()", Condition{Status: StatusExpr, Expr: "failure() || cancelled()"}, ""},
+		{"success() && !cancelled()", Condition{Status: StatusExpr, Expr: "success() && !cancelled()"}, ""},
+		{"( failure()||cancelled() ) && test -f x", Condition{Status: StatusExpr, Expr: "failure() || cancelled()", Command: "test -f x"}, ""},
+		{"!(success() || failure()) && !always()", Condition{Status: StatusExpr, Expr: "!(success() || failure()) && !always()"}, ""},
+		{"(always())", Condition{Status: StatusAlways}, ""},
+		{"! grep -q x file", Condition{Status: StatusSuccess, Command: "! grep -q x file"}, ""},
+		{"(cd sub && make check)", Condition{Status: StatusSuccess, Command: "(cd sub && make check)"}, ""},
+		{"failure() || cancelled() && true", Condition{}, "put the status expression in parentheses: (failure() || cancelled()) && true"},
+		{"always", Condition{}, `"always" is not a status function call: write "always()" (a bare word would run as a bash command)`},
+		{"!success && true", Condition{}, `"success" is not a status function call: write "success()" (a bare word would run as a bash command)`},
+		{"${{ always() }}", Condition{}, `${{ ... }} expressions are GitHub Actions syntax, not nixflow's: write the condition itself ("always()")`},
+		{"(failure() || cancelled()", Condition{}, `missing ) in status expression "(failure() || cancelled()"`},
+		{"!sucess()", Condition{}, `unknown status function "sucess()" (did you mean "success()"?) (known: success(), failure(), always(), cancelled())`},
 		{"echo 'open", Condition{}, "invalid bash in condition: 1:6: reached EOF without closing quote `'`"},
 	}
 	for _, tt := range tests {
@@ -79,6 +93,37 @@ func TestParseCondition(t *testing.T) {
 		}
 		if back, _ := ParseCondition(got.String()); back != got {
 			t.Errorf("String() of %q does not parse back: %q", tt.in, got.String())
+		}
+	}
+}
+
+func TestConditionHolds(t *testing.T) {
+	tests := []struct {
+		cond                        string
+		success, failure, cancelled bool
+		want                        bool
+	}{
+		{"!cancelled()", false, true, false, true},
+		{"!cancelled()", false, false, true, false},
+		{"failure() || cancelled()", false, false, true, true},
+		{"failure() || cancelled()", true, false, false, false},
+		{"success() && !cancelled()", true, false, false, true},
+		{"always()", false, false, true, true},
+	}
+	for _, tt := range tests {
+		c, err := ParseCondition(tt.cond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := c.Holds(StatusValues{Success: tt.success, Failure: tt.failure, Cancelled: tt.cancelled})
+		if got != tt.want {
+			t.Errorf("%s with success=%v failure=%v cancelled=%v = %v, want %v", tt.cond, tt.success, tt.failure, tt.cancelled, got, tt.want)
+		}
+	}
+	for cond, want := range map[string]bool{"!cancelled()": false, "failure() || cancelled()": true, "always()": true, "success()": false} {
+		c, _ := ParseCondition(cond)
+		if c.Cleanup() != want {
+			t.Errorf("%s: Cleanup() = %v, want %v", cond, !want, want)
 		}
 	}
 }
@@ -115,5 +160,39 @@ func TestSelect(t *testing.T) {
 	}
 	if _, err := Select(plan, []string{"bb", "e"}); err == nil || err.Error() != "unknown job \"bb\" (did you mean \"b\"?)\nunknown job \"e\"" {
 		t.Errorf("Select unknown: %v", err)
+	}
+}
+
+func TestSelectPatterns(t *testing.T) {
+	plan, err := Compile("x.json", []byte(`{"version": 1, "name": "x", "jobs": {
+		"test-os-a": {"steps": [{"bash": "true"}]}, "test-os-b": {"steps": [{"bash": "true"}]},
+		"lint": {"steps": [{"bash": "true"}]}, "testing": {"steps": [{"bash": "true"}]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		sel  []string
+		want []string
+	}{
+		{[]string{"test-*"}, []string{"test-os-a", "test-os-b"}},
+		{[]string{"test"}, []string{"test-os-a", "test-os-b"}},
+		{[]string{"t*"}, []string{"test-os-a", "test-os-b", "testing"}},
+		{[]string{"testing", "lint"}, []string{"lint", "testing"}},
+	} {
+		sub, err := Select(plan, tt.sel)
+		if err != nil {
+			t.Errorf("Select %q: %v", tt.sel, err)
+			continue
+		}
+		var names []string
+		for _, j := range sub.Jobs {
+			names = append(names, j.Name)
+		}
+		if diff := cmp.Diff(tt.want, names); diff != "" {
+			t.Errorf("Select %q (-want +got):\n%s", tt.sel, diff)
+		}
+	}
+	if _, err := Select(plan, []string{"deploy-*"}); err == nil || err.Error() != `unknown job "deploy-*"` {
+		t.Errorf("a glob matching nothing: %v", err)
 	}
 }

@@ -129,3 +129,7 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(rb)]
 }
+
+// Suggest returns the known name closest to name when it is close enough
+// to be a typo of it, else "": the "did you mean" of every nixflow error.
+func Suggest(name string, known []string) string { return suggest(name, known) }

@@ -82,24 +82,37 @@ const (
 	StatusFailure   Status = "failure"
 	StatusAlways    Status = "always"
 	StatusCancelled Status = "cancelled"
+	// StatusExpr marks a condition whose status part is an expression
+	// (`!cancelled()`, `failure() || cancelled()`), kept in Condition.Expr.
+	StatusExpr Status = "expr"
 )
 
-// Condition decides whether a job or step runs: its status function must
-// hold and, when Command is set, the command must exit 0.
+// Condition decides whether a job or step runs: its status function (or
+// expression) must hold and, when Command is set, the command must exit 0.
 type Condition struct {
-	Status  Status `json:"status"`
+	Status Status `json:"status"`
+	// Expr is the status expression when Status is StatusExpr, written
+	// back in a normal form.
+	Expr    string `json:"expr,omitempty"`
 	Command string `json:"command,omitempty"`
 }
 
 // String gives the condition back in the workflow's syntax.
 func (c Condition) String() string {
+	status := string(c.Status) + "()"
+	if c.Status == StatusExpr {
+		status = c.Expr
+		if strings.Contains(status, "||") && c.Command != "" {
+			status = "(" + status + ")"
+		}
+	}
 	switch {
 	case c.Command == "":
-		return string(c.Status) + "()"
+		return status
 	case c.Status == StatusSuccess:
 		return c.Command
 	default:
-		return string(c.Status) + "() && " + c.Command
+		return status + " && " + c.Command
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -52,8 +53,11 @@ func (e *NixMissingError) Error() string {
 // pkgs is <nixpkgs> when the search path has it. A function that gives
 // pkgs a default (a pinned nixpkgs) keeps it; one that needs pkgs when
 // there is none gets a value that says so when used (a workflow that
-// takes pkgs but never uses it still runs).
-var evalExpr = `{ file, lib }:
+// takes pkgs but never uses it still runs). A default of null
+// (`pkgs ? null`, as in nixflow init's template, so that the file also
+// works without nixpkgs) means "none given": such a function gets pkgs as
+// one without a default does (nullPkgs).
+var evalExpr = `{ file, lib, nullPkgs ? false }:
 let
 ` + noStoreExpr + `
   found = builtins.tryEval (builtins.findFile builtins.nixPath "nixpkgs");
@@ -64,7 +68,7 @@ let
   raw = import file;
   formals = builtins.functionArgs raw;
   args = { inherit nixflow; nixactions = nixflow; }
-    // (if formals.pkgs or false then { } else { pkgs = if pkgs == null then noPkgs else pkgs; });
+    // (if formals.pkgs or false && !nullPkgs then { } else { pkgs = if pkgs == null then noPkgs else pkgs; });
   value = if builtins.isFunction raw
     then raw (builtins.intersectAttrs formals args)
     else raw;
@@ -92,12 +96,19 @@ const noStoreExpr = `
       then { jobs = builtins.mapAttrs (_: withEnvFrom) g.jobs; } else { });
 `
 
+// pkgsDefaultsToNull finds `pkgs ? null` among a function's formals.
+var pkgsDefaultsToNull = regexp.MustCompile(`[{,]\s*pkgs\s*\?\s*null\s*[,}]`)
+
 // Options configure evaluation.
 type Options struct {
 	// CacheDir is where the embedded library is written for Nix to import.
 	CacheDir string
 	// Env is the environment of the nix commands (nil: nixflow's own).
 	Env []string
+	// Log, if set, is told each nix command before it runs.
+	Log func(args []string)
+	// ShowTrace asks Nix for the whole trace of an evaluation error.
+	ShowTrace bool
 }
 
 // File evaluates a .nix workflow file and returns its JSON job graph.
@@ -120,8 +131,18 @@ func File(ctx context.Context, path string, opts Options) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("write the nixflow library to %s: %w", cache, err)
 	}
+	nullPkgs := "false"
+	if src, err := os.ReadFile(abs); err == nil && pkgsDefaultsToNull.Match(src) {
+		nullPkgs = "true"
+	}
 	cmd := exec.CommandContext(ctx, bin, "--eval", "--strict", "--json", "--read-write-mode",
-		"--argstr", "file", abs, "--argstr", "lib", lib, "-E", evalExpr)
+		"--argstr", "file", abs, "--argstr", "lib", lib, "--arg", "nullPkgs", nullPkgs, "-E", evalExpr)
+	if opts.ShowTrace {
+		cmd.Args = append(cmd.Args, "--show-trace")
+	}
+	if opts.Log != nil {
+		opts.Log(cmd.Args)
+	}
 	return run(cmd, path, opts.Env)
 }
 
@@ -135,6 +156,12 @@ func Flake(ctx context.Context, ref string, opts Options) ([]byte, error) {
 	}
 	cmd := exec.CommandContext(ctx, bin, "--extra-experimental-features", "nix-command flakes",
 		"eval", "--json", ref, "--apply", "v: let "+noStoreExpr+" in noStore (if builtins.isAttrs v && v ? plan then v.plan else v)")
+	if opts.ShowTrace {
+		cmd.Args = append(cmd.Args, "--show-trace")
+	}
+	if opts.Log != nil {
+		opts.Log(cmd.Args)
+	}
 	return run(cmd, ref, opts.Env)
 }
 

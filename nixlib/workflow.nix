@@ -142,14 +142,20 @@ let
     if !(builtins.isList v) then
       fail where "expected a list of job names, got ${describe v}${if isString v then " (write needs = [ ${quote v} ];)" else ""}"
     else
-      mapIndexed
+      foldl' (acc: x: if elem x acc then acc else acc ++ [ x ]) [ ] (builtins.concatLists (mapIndexed
         (i: n:
-          let w = "${where}[${toString i}]"; s = util.str w n; in
+          let w = "${where}[${toString i}]"; s = util.str w n; family = matrixFamily jobNames s; in
           if s == self then fail w "job ${quote s} needs itself"
+          else if !(elem s jobNames) && family != [ ] then family
           else if !(elem s jobNames) then fail w "unknown job ${quote s}${util.didYouMean s jobNames}"
           else if length (filter (x: x == s) v) > 1 then fail w "job ${quote s} is needed twice"
-          else s)
-        v;
+          else [ s ])
+        v));
+
+  # matrixFamily: the jobs mkMatrixJobs { name = s; } made (named s-...),
+  # when no job is named s itself: `needs = [ "test" ]` waits for them all.
+  matrixFamily = jobNames: s:
+    filter (n: substring 0 (builtins.stringLength s + 1) n == "${s}-") jobNames;
 
   input = where: v:
     if isString v then util.nonEmpty where v
@@ -202,8 +208,10 @@ let
     checkFields where [ "format" ] l
       (optionalAttrs (given l "format") { format = util.enum "${where}.format" [ "structured" "simple" "json" ] l.format; });
 
+  collected = import ./problems.nix { inherit util workflowFields jobFields stepFields; };
+
   # plan builds the JSON graph as a Nix value.
-  plan = w:
+  plan = w: collected.check w (
     let
       where = "workflow";
       jobs = util.attrs "${where}: jobs" w.jobs;
@@ -224,7 +232,7 @@ let
           // optionalAttrs (given w "env") { env = util.env "${where}: env" w.env; }
           // optionalAttrs (given w "envFrom") { envFrom = envFrom "${where}: envFrom" w.envFrom; }
           // optionalAttrs (given w "logging") { logging = logging "${where}: logging" w.logging; }
-          // util.layers where w);
+          // util.layers where w));
 
   # A store path name allows fewer characters than a workflow name.
   storeName = name:

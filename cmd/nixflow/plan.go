@@ -15,6 +15,7 @@ import (
 func (a *app) planCommand() *cobra.Command {
 	var wf workflowFlags
 	var format string
+	var verbose bool
 	cmd := &cobra.Command{
 		Use:   "plan [WORKFLOW]",
 		Short: "Print the compiled plan (a dry run: nothing runs)",
@@ -26,7 +27,7 @@ func (a *app) planCommand() *cobra.Command {
 			}
 			switch format {
 			case "text":
-				writePlanText(a.stdout, plan)
+				writePlanText(a.stdout, plan, verbose)
 			case "json":
 				enc := json.NewEncoder(a.stdout)
 				enc.SetIndent("", "  ")
@@ -44,6 +45,7 @@ func (a *app) planCommand() *cobra.Command {
 	wf.register(cmd)
 	wf.registerSchemaOnly(cmd)
 	cmd.Flags().StringVar(&format, "format", "text", "output format: text, json, dot, mermaid")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "text format: also each step's command, env names (never values), deps and where the job runs")
 	return cmd
 }
 
@@ -54,7 +56,7 @@ func plural(n int, one, many string) string {
 	return strconv.Itoa(n) + " " + many
 }
 
-func writePlanText(w io.Writer, p *compiler.Plan) {
+func writePlanText(w io.Writer, p *compiler.Plan, verbose bool) {
 	fmt.Fprintf(w, "workflow %s: %s in %s\n", p.Name, plural(len(p.Jobs), "job", "jobs"), plural(len(p.Levels), "level", "levels"))
 	for lvl, names := range p.Levels {
 		fmt.Fprintf(w, "\nlevel %d:\n", lvl)
@@ -89,6 +91,9 @@ func writePlanText(w io.Writer, p *compiler.Plan) {
 				attrs = append(attrs, "outputs "+strings.Join(out, ", "))
 			}
 			fmt.Fprintf(w, "  %s (%s)\n", name, strings.Join(attrs, "; "))
+			if verbose {
+				writeJobDetails(w, p, j)
+			}
 			for i, s := range j.Steps {
 				var sa []string
 				if c := s.Condition; c.Status != compiler.StatusSuccess || c.Command != "" {
@@ -114,6 +119,9 @@ func writePlanText(w io.Writer, p *compiler.Plan) {
 					line += " (" + strings.Join(sa, "; ") + ")"
 				}
 				fmt.Fprintln(w, line)
+				if verbose {
+					writeStepDetails(w, s)
+				}
 			}
 		}
 	}

@@ -19,6 +19,7 @@ type app struct {
 	stdout, stderr io.Writer
 	environ        []string
 	logLevel       string
+	showTrace      bool
 	log            hclog.Logger
 }
 
@@ -27,8 +28,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, environ: os.Environ()}
 	root := a.rootCommand()
 	root.SetArgs(args)
-	err := root.Execute()
-	return report(stderr, err)
+	cmd, err := root.ExecuteC()
+	return report(stderr, cobraUsage(root, cmd, err))
 }
 
 func (a *app) rootCommand() *cobra.Command {
@@ -53,6 +54,7 @@ in parallel as their needs allow, on this machine, in containers, over SSH or on
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "level of nixflow's own diagnostics on stderr: trace, debug, info, warn, error")
+	root.PersistentFlags().BoolVar(&a.showTrace, "show-trace", false, "on a Nix evaluation error, show Nix's whole trace (nix --show-trace)")
 	root.AddCommand(
 		a.runCommand(),
 		a.planCommand(),

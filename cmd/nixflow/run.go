@@ -39,6 +39,7 @@ type runFlags struct {
 	artifactsDir   string
 	groups         string
 	report         reportFlags
+	junit          string
 }
 
 func (a *app) runCommand() *cobra.Command {
@@ -70,7 +71,8 @@ Exit status: 0 all jobs succeeded (allowed failures included), 1 a job failed,
 	fl.StringVar(&f.groups, "groups", "auto", "replay each job's log in collapsible sections at the end: auto (detect GitHub Actions, GitLab CI, Buildkite), github, gitlab, buildkite, none")
 	fl.StringVar(&f.artifactsDir, "artifacts-dir", "", "at the end, copy every artifact of the run to DIR/<name>")
 	f.report.register(fl)
-	fl.StringVar(&f.repo, "repo", "", "the working tree jobs start from (default: the git work tree of the current directory, else the current directory)")
+	fl.StringVar(&f.junit, "junit", "", "at the end, write a JUnit XML report to FILE (one testcase per job)")
+	fl.StringVar(&f.repo, "repo", "", "the project jobs start from (default: the git work tree around the workflow, else the workflow's directory)")
 	return cmd
 }
 
@@ -112,7 +114,8 @@ func (a *app) run(args []string, f *runFlags) error {
 		return usageError(err)
 	}
 
-	sinks := actions.Sinks{actions.NewConsole(a.stdout, format, a.colorful(a.stdout))}
+	sinks, stopLive := a.consoleSinks(a.stdout, format, plan)
+	defer stopLive()
 	if f.events != "" {
 		ev, err := actions.NewEventsFile(f.events)
 		if err != nil {
@@ -147,6 +150,10 @@ func (a *app) run(args []string, f *runFlags) error {
 	logs.OnError = func(job, file string, err error) { a.sinkWarning("job " + job + ": writing its log " + file)(err) }
 	sinks = append(sinks, logs)
 	opts.Sink = sinks
+	if err := writeProject(opts.RunDir, opts.RepoDir); err != nil {
+		os.RemoveAll(opts.RunDir)
+		return infraError(err)
+	}
 	if err := writePlanFile(filepath.Join(opts.RunDir, "plan.json"), plan); err != nil {
 		os.RemoveAll(opts.RunDir)
 		return infraError(err)
@@ -155,6 +162,7 @@ func (a *app) run(args []string, f *runFlags) error {
 	cancel, abort, stop := a.interrupts()
 	defer stop()
 	res, err := actions.Run(cancel, abort, plan, opts)
+	stopLive()
 	if err != nil && res == nil {
 		return infraError(err)
 	}
@@ -168,7 +176,13 @@ func (a *app) run(args []string, f *runFlags) error {
 		summaryOut = a.stderr
 	}
 	writeGroups(a.stdout, g, opts.RunDir, res)
-	writeSummary(summaryOut, res, opts.Masker, a.colorful(summaryOut))
+	writeSummary(summaryOut, res, opts.Masker, a.colorful(summaryOut) && format != actions.FormatSimple)
+	if f.keepWorkspace {
+		fmt.Fprintf(summaryOut, "workspaces: kept in %s\n", filepath.Join(opts.RunDir, "jobs"))
+	}
+	if err := a.writeReports(f, res, opts.Masker); err != nil {
+		return err
+	}
 	if f.artifactsDir != "" {
 		n, err := exportArtifacts(opts.RunDir, f.artifactsDir)
 		if err != nil {
@@ -204,6 +218,9 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 		if !ok || k == "" {
 			return opts, usageError(fmt.Errorf("--env %q: expected KEY=VALUE", kv))
 		}
+		if !envName.MatchString(k) {
+			return opts, usageError(fmt.Errorf("--env %q: %q is not a variable name (letters, digits and '_', not starting with a digit)", kv, k))
+		}
 		flags[k] = v
 	}
 	files := map[string]string{}
@@ -231,9 +248,10 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 	if err != nil {
 		return opts, err
 	}
-	if err := checkCopyable(repo, plan, a.getenv("HOME")); err != nil {
+	if err := checkCopyable(repo, plan, a.getenv("HOME"), runs); err != nil {
 		return opts, err
 	}
+	a.log.Debug("repository jobs start from", "dir", repo, "git", inGit(repo))
 	state, err := a.stateDir()
 	if err != nil {
 		return opts, err
@@ -271,6 +289,7 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 		TerminateGrace:  f.terminateGrace,
 		TeardownTimeout: 2 * time.Minute,
 		Realise: func(ctx context.Context, drvs []string, root string, log func(string)) error {
+			a.log.Debug("build", "command", shellQuote(append([]string{"nix-store", "--realise"}, drvs...)))
 			return nixeval.Realise(ctx, drvs, root, a.environ, log)
 		},
 		RunHost: local.RunHost,
@@ -422,7 +441,7 @@ func exportArtifacts(runDir, dir string) (int, error) {
 // checkCopyable refuses to copy a home directory or / into every job: a
 // workflow outside any git work tree would otherwise take everything
 // around it along.
-func checkCopyable(repo string, plan *compiler.Plan, home string) error {
+func checkCopyable(repo string, plan *compiler.Plan, home string, exclude ...string) error {
 	copies := false
 	for _, j := range plan.Jobs {
 		copies = copies || j.Executor.CopyRepo
@@ -437,5 +456,5 @@ func checkCopyable(repo string, plan *compiler.Plan, home string) error {
 		return usageError(fmt.Errorf("refusing to copy %s into every job: it is not a git work tree", repo),
 			"put the workflow in its project, give the project with --repo DIR, or set copyRepo = false on its jobs")
 	}
-	return nil
+	return checkTreeSize(repo, maxCopyBytes, maxCopyFiles, exclude)
 }

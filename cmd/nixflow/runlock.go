@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -61,51 +58,3 @@ func runEnd(runDir string) (time.Time, error) {
 	return fi.ModTime(), nil
 }
 
-// age is a --older-than value: a Go duration ("36h", "90m") where d
-// (days) and w (weeks) are units too ("7d", "2w", "1w3d12h").
-type age time.Duration
-
-var agePart = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)([dw])`)
-
-func (a *age) Set(s string) error {
-	var total time.Duration
-	rest := s
-	var std strings.Builder
-	for rest != "" {
-		if m := agePart.FindStringSubmatch(rest); m != nil {
-			n, err := strconv.ParseFloat(m[1], 64)
-			if err != nil {
-				return err
-			}
-			unit := 24 * time.Hour
-			if m[2] == "w" {
-				unit *= 7
-			}
-			total += time.Duration(n * float64(unit))
-			rest = rest[len(m[0]):]
-			continue
-		}
-		// A standard part: up to the next day or week part.
-		i := 1
-		for i < len(rest) && agePart.FindString(rest[i:]) == "" {
-			i++
-		}
-		std.WriteString(rest[:i])
-		rest = rest[i:]
-	}
-	if std.Len() > 0 {
-		d, err := time.ParseDuration(std.String())
-		if err != nil {
-			return fmt.Errorf("invalid duration %q (e.g. 36h, 7d, 2w)", s)
-		}
-		total += d
-	}
-	if total < 0 {
-		return fmt.Errorf("invalid duration %q: negative", s)
-	}
-	*a = age(total)
-	return nil
-}
-
-func (a *age) String() string { return time.Duration(*a).String() }
-func (a *age) Type() string   { return "duration" }

@@ -48,11 +48,12 @@ func (a *app) runsCommand() *cobra.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "RUN\tWORKFLOW\tRESULT\tJOBS\tDURATION")
+			fmt.Fprintln(tw, "RUN\tWORKFLOW\tRESULT\tJOBS\tDURATION\tPROJECT")
 			for _, id := range ids {
+				project := shortProject(runProject(filepath.Join(dir, id)), a.getenv("HOME"))
 				res, err := readResult(filepath.Join(dir, id))
 				if err != nil {
-					fmt.Fprintf(tw, "%s\t-\tincomplete\t-\t-\n", id)
+					fmt.Fprintf(tw, "%s\t-\tincomplete\t-\t-\t%s\n", id, project)
 					continue
 				}
 				result := "success"
@@ -62,7 +63,7 @@ func (a *app) runsCommand() *cobra.Command {
 				case res.Failed():
 					result = "failure"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", id, res.Name, result, len(res.Jobs), roundDuration(res.Duration))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", id, res.Name, result, len(res.Jobs), roundDuration(res.Duration), project)
 			}
 			return tw.Flush()
 		},
@@ -71,9 +72,10 @@ func (a *app) runsCommand() *cobra.Command {
 
 func (a *app) logsCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "logs RUN [JOB]",
-		Short: "Print the logs of a run (RUN: an id, a unique prefix, or last)",
-		Args:  rangeArgs(1, 2),
+		Use:               "logs RUN [JOB]",
+		Short:             "Print the logs of a run (RUN: an id, a unique prefix, or last)",
+		Args:              rangeArgs(1, 2),
+		ValidArgsFunction: a.completeRuns,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := a.runsDir()
 			if err != nil {
@@ -132,11 +134,12 @@ func runJobs(runDir string) ([]string, error) {
 func (a *app) copyLog(runDir, job string, header bool) error {
 	f, err := os.Open(actions.LogPath(runDir, job))
 	if os.IsNotExist(err) {
+		why := notRunReason(runDir, job)
 		if header {
-			fmt.Fprintf(a.stdout, "== %s: no log (the job did not run)\n", job)
+			fmt.Fprintf(a.stdout, "== %s: no log (the job did not run: %s)\n", job, why)
 			return nil
 		}
-		return usageError(fmt.Errorf("job %q has no log: it did not run", job))
+		return usageError(fmt.Errorf("job %q has no log: it did not run: %s", job, why))
 	}
 	if err != nil {
 		return infraError(err)
@@ -151,7 +154,7 @@ func (a *app) copyLog(runDir, job string, header bool) error {
 
 func (a *app) gcCommand() *cobra.Command {
 	var keep int
-	var olderThan age
+	var olderThan time.Duration
 	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "gc",
@@ -177,7 +180,7 @@ whose nixflow is still running is never removed.`,
 			for i, id := range ids {
 				old := i < len(ids)-keep
 				if olderThan > 0 && !old {
-					if end, err := runEnd(filepath.Join(dir, id)); err == nil && now.Sub(end) > time.Duration(olderThan) {
+					if end, err := runEnd(filepath.Join(dir, id)); err == nil && now.Sub(end) > olderThan {
 						old = true
 					}
 				}
@@ -204,7 +207,7 @@ whose nixflow is still running is never removed.`,
 		},
 	}
 	cmd.Flags().IntVar(&keep, "keep", 20, "how many of the newest runs to keep")
-	cmd.Flags().Var(&olderThan, "older-than", "also remove runs that ended longer ago than this (e.g. 36h, 7d, 2w)")
+	cmd.Flags().Var(daysDuration{&olderThan}, "older-than", "also remove runs that ended longer ago than this (e.g. 36h, 7d, 2w)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be removed, remove nothing")
 	return cmd
 }

@@ -95,7 +95,7 @@ func findRun(dir, ref string) (string, error) {
 		return "", usageError(fmt.Errorf("no runs in %s", dir))
 	}
 	if ref == "last" || ref == "latest" {
-		return ids[len(ids)-1], nil
+		return lastRunHere(dir, ids), nil
 	}
 	var match []string
 	for _, id := range ids {

@@ -28,19 +28,14 @@ func writeSummary(w io.Writer, res *actions.Result, masker *actions.Masker, colo
 	for _, j := range res.Jobs {
 		where = where || (j.Where != "" && j.Where != "local")
 	}
+	results := resultCells(res, color)
 	if where {
-		fmt.Fprintln(tw, "JOB\tRESULT\tDURATION\tATTEMPTS\tWHERE")
+		fmt.Fprintf(tw, "JOB\t%s\tDURATION\tATTEMPTS\tWHERE\n", results[""])
 	} else {
-		fmt.Fprintln(tw, "JOB\tRESULT\tDURATION\tATTEMPTS")
+		fmt.Fprintf(tw, "JOB\t%s\tDURATION\tATTEMPTS\n", results[""])
 	}
 	for _, j := range res.Jobs {
-		result := string(j.Status)
-		switch {
-		case j.Status == actions.StatusFailure && j.Allowed:
-			result = "failed (allowed)"
-		case j.Status == actions.StatusFailure && j.Domain != "":
-			result = "failure (" + string(j.Domain) + ")"
-		}
+		result := results[j.Job]
 		dur, attempts := "-", "-"
 		if j.Duration > 0 || len(j.Steps) > 0 {
 			dur = roundDuration(j.Duration)
@@ -164,4 +159,34 @@ func jsonIndent(v any) ([]byte, error) {
 		return nil, err
 	}
 	return append(data, '\n'), nil
+}
+
+// resultCells words each job's result for the summary table (under "", the
+// header). On a terminal they are coloured: every cell padded to one width
+// and wrapped in escapes of one length, so that the table stays aligned.
+func resultCells(res *actions.Result, color bool) map[string]string {
+	cells := map[string]string{"": "RESULT"}
+	codes := map[string]string{"": "\x1b[01m"} // bold; all codes are 5 bytes
+	width := len("RESULT")
+	for _, j := range res.Jobs {
+		result, code := string(j.Status), "\x1b[90m"
+		switch {
+		case j.Status == actions.StatusSuccess:
+			code = "\x1b[32m"
+		case j.Status == actions.StatusFailure && j.Allowed:
+			result, code = "failed (allowed)", "\x1b[33m"
+		case j.Status == actions.StatusFailure && j.Domain != "":
+			result, code = "failure ("+string(j.Domain)+")", "\x1b[31m"
+		case j.Status == actions.StatusFailure:
+			code = "\x1b[31m"
+		}
+		cells[j.Job], codes[j.Job] = result, code
+		width = max(width, len(result))
+	}
+	if color {
+		for k, v := range cells {
+			cells[k] = codes[k] + fmt.Sprintf("%-*s", width, v) + "\x1b[0m"
+		}
+	}
+	return cells
 }

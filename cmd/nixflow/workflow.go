@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -63,7 +64,12 @@ func (f *workflowFlags) rawSourceDir() string {
 }
 
 func (f *workflowFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringArrayVar(&f.jobs, "job", nil, "run only this job and what it needs (repeatable)")
+	verb := "run"
+	if cmd.Name() != "run" {
+		verb = "show"
+	}
+	cmd.Flags().StringArrayVarP(&f.jobs, "job", "j", nil, verb+" only this job and the jobs it needs; a glob ('test-*') or a mkMatrixJobs name selects several (repeatable)")
+	_ = cmd.RegisterFlagCompletionFunc("job", f.completeJobs)
 }
 
 // registerSchemaOnly adds --schema-only, for the commands that run nothing.
@@ -85,6 +91,9 @@ func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) 
 	name, data, generated, err := a.readWorkflow(src)
 	if err != nil {
 		return nil, err
+	}
+	if f != nil && src == "" {
+		f.source = name // found upward
 	}
 	compile := compiler.Compile
 	if generated {
@@ -127,16 +136,12 @@ func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) 
 // generated reports whether the JSON was made by evaluating Nix.
 func (a *app) readWorkflow(src string) (name string, data []byte, generated bool, err error) {
 	if src == "" {
-		switch {
-		case fileExists("ci.nix"):
-			src = "ci.nix"
-		case fileExists("flake.nix"):
-			src = ".#ci"
-		default:
-			return "", nil, false, usageError(errors.New("no workflow given, and no ci.nix or flake.nix here"),
+		if src = findWorkflow(); src == "" {
+			return "", nil, false, usageError(errors.New("no workflow given, and no ci.nix or flake.nix here or above (up to the git repository's top)"),
 				"give one: nixflow run ci.nix, nixflow run .#ci, nixflow run graph.json (or - for standard input)",
 				"or start one: nixflow init")
 		}
+		a.log.Debug("workflow found", "workflow", src)
 	}
 	switch {
 	case src == "-":
@@ -158,33 +163,51 @@ func (a *app) readWorkflow(src string) (name string, data []byte, generated bool
 		if !fileExists(src) {
 			return "", nil, false, usageError(fmt.Errorf("read workflow: %s: no such file", src))
 		}
-		data, err := a.evaluate(func(ctx context.Context, opts nixeval.Options) ([]byte, error) {
+		data, err := a.evaluate(".", func(ctx context.Context, opts nixeval.Options) ([]byte, error) {
 			return nixeval.File(ctx, src, opts)
 		})
 		return src, data, true, err
 	case strings.Contains(src, "#"):
 		ref := localFlakeRef(src)
-		data, err := a.evaluate(func(ctx context.Context, opts nixeval.Options) ([]byte, error) {
+		data, err := a.evaluate(strings.TrimPrefix(strings.SplitN(ref, "#", 2)[0], "path:"), func(ctx context.Context, opts nixeval.Options) ([]byte, error) {
 			return nixeval.Flake(ctx, ref, opts)
 		})
 		return src, data, true, err
 	default:
-		return "", nil, false, usageError(fmt.Errorf("cannot read workflow %q: expected a .nix file, a flake output (.#ci), a .json job graph, or - for standard input", src))
+		err := usageError(fmt.Errorf("cannot read workflow %q: expected a .nix file, a flake output (.#ci), a .json job graph, or - for standard input", src))
+		if hint := a.jobHint(src); hint != "" {
+			err.(*exitError).hints = append(err.(*exitError).hints, hint)
+		}
+		return "", nil, false, err
 	}
 }
 
 // evaluate runs a Nix evaluation and sorts its failures: an evaluation
 // error is the user's (exit 2), a missing Nix is the machine's (exit 3).
-func (a *app) evaluate(eval func(context.Context, nixeval.Options) ([]byte, error)) ([]byte, error) {
+func (a *app) evaluate(flakeDir string, eval func(context.Context, nixeval.Options) ([]byte, error)) ([]byte, error) {
 	cache, err := a.cacheDir()
 	if err != nil {
 		return nil, err
 	}
-	data, err := eval(context.Background(), nixeval.Options{CacheDir: cache, Env: a.environ})
+	data, err := eval(context.Background(), nixeval.Options{CacheDir: cache, Env: a.environ, ShowTrace: a.showTrace, Log: func(args []string) {
+		if a.log != nil {
+			// The expression nixflow passes is long and always the same.
+			short := slices.Clone(args)
+			for i, arg := range short {
+				if first, _, multi := strings.Cut(arg, "\n"); multi {
+					short[i] = first + "..."
+				}
+			}
+			a.log.Debug("evaluate", "command", shellQuote(short))
+		}
+	}})
 	var evalErr *nixeval.EvalError
 	var missing *nixeval.NixMissingError
 	switch {
 	case errors.As(err, &evalErr):
+		if list := nixProblems(evalErr.Output, flakeDir); list != nil {
+			return nil, usageError(list, "this is an evaluation error: nothing ran")
+		}
 		if strings.Contains(evalErr.Output, "/nix/store/") && strings.Contains(evalErr.Output, "No such file or directory") {
 			return nil, usageError(err, "a flake in a git repository sees only the files git knows: git add them (git add ci.nix flake.nix)",
 				"this is an evaluation error: nothing ran")

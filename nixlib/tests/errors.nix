@@ -14,13 +14,17 @@ let
 in
 {
   # Jobs
-  jobTypo = case ''nixflow: job "test": unknown field "neds" (did you mean "needs"?)'' (job { neds = [ "build" ]; steps = ok; });
+  artifactNotNeeded = case ''jobs.test.inputs[0]: artifact "dist" comes from job "build", which job "test" does not need (add it to needs)'' (mkWorkflow { name = "w"; jobs = { build = { steps = ok; outputs.dist = "dist"; }; test = { inputs = [ "dist" ]; steps = ok; }; }; }).json;
+  artifactUnknown = case ''jobs.test.inputs[0]: unknown artifact "dsit" (did you mean "dist"?)'' (mkWorkflow { name = "w"; jobs = { build = { steps = ok; outputs.dist = "dist"; }; test = { needs = [ "build" ]; inputs = [ "dsit" ]; steps = ok; }; }; }).json;
+  allAtOnce = case ''nixflow: 2 problems in the workflow:'' (job { neds = [ "build" ]; steps = [ { bash = "true"; timout = "1m"; } ]; });
+  positioned = case ''errors.nix:'' (job { neds = [ "build" ]; steps = ok; });
+  jobTypo = case ''jobs.test: unknown field "neds" (did you mean "needs"?)'' (job { neds = [ "build" ]; steps = ok; });
   jobNoSteps = case ''nixflow: job "test": missing required field "steps"'' (job { needs = [ "build" ]; });
   jobEmptySteps = case ''nixflow: job "test": steps: a job needs at least one step'' (job { steps = [ ]; });
   jobStepsAndActions = case ''nixflow: job "test": "steps" and "actions" are the same field; give one'' (job { steps = ok; actions = ok; });
   jobStepsNotList = case ''nixflow: job "test": steps: expected a list, got an attribute set'' (job { steps = { bash = "x"; }; });
   needsNotList = case ''nixflow: job "test": needs: expected a list of job names, got a string (write needs = [ "build" ];)'' (job { needs = "build"; steps = ok; });
-  needsUnknown = case ''nixflow: job "test": needs[0]: unknown job "biuld" (did you mean "build"?)'' (job { needs = [ "biuld" ]; steps = ok; });
+  needsUnknown = case ''jobs.test.needs: unknown job "biuld" (did you mean "build"?)'' (job { needs = [ "biuld" ]; steps = ok; });
   needsSelf = case ''nixflow: job "test": needs[0]: job "test" needs itself'' (job { needs = [ "test" ]; steps = ok; });
   needsTwice = case ''job "build" is needed twice'' (job { needs = [ "build" "build" ]; steps = ok; });
   jobNameInvalid = case ''nixflow: workflow: jobs: invalid job name "-bad"'' (mkWorkflow { name = "w"; jobs."-bad".steps = ok; }).json;
@@ -31,12 +35,12 @@ in
   outputsLeaves = case ''nixflow: job "test": outputs.bin: path "a/../../b" leaves the workspace'' (job { outputs.bin = "a/../../b"; steps = ok; });
   outputsNixPath = case ''nixflow: job "test": outputs.bin: expected a path relative to the workspace (a string), got a nix path'' (job { outputs.bin = ./errors.nix; steps = ok; });
   inputsNoName = case ''nixflow: job "test": inputs[0]: missing required field "name"'' (job { inputs = [ { path = "x"; } ]; steps = ok; });
-  inputsTypo = case ''nixflow: job "test": inputs[0]: unknown field "pth" (did you mean "path"?)'' (job { inputs = [ { name = "x"; pth = "y"; } ]; steps = ok; });
+  inputsTypo = case ''jobs.test.inputs[0]: unknown field "pth" (did you mean "path"?)'' (job { inputs = [ { name = "x"; pth = "y"; } ]; steps = ok; });
 
   # Steps
   stepNoBash = case ''nixflow: job "test": step 1 ("x"): missing required field "bash"'' (step { name = "x"; });
   stepEmptyBash = case ''nixflow: job "test": step 1 ("x"): bash: must not be empty'' (step { name = "x"; bash = ""; });
-  stepTypo = case ''nixflow: job "test": step 1: unknown field "nme" (did you mean "name"?)'' (step { nme = "x"; bash = "true"; });
+  stepTypo = case ''jobs.test.steps[0]: unknown field "nme" (did you mean "name"?)'' (step { nme = "x"; bash = "true"; });
   stepNotAttrs = case ''nixflow: job "test": step 1: expected a step attribute set ({ bash = "..."; }), got a string'' (step "make");
   stepDerivation = case ''nixflow: job "test": step 1: expected a step attribute set ({ bash = "..."; }), got a derivation'' (step tool);
   stepNameTwoLines = case ''nixflow: job "test": step 1 ("a\nb"): name: must be one line'' (step { name = "a\nb"; bash = "true"; });
@@ -65,7 +69,7 @@ in
   timeoutBool = case ''nixflow: job "test": step 1: timeout: expected seconds or a duration string, got a bool'' (step { bash = "true"; timeout = true; });
 
   # Workflow
-  workflowTypo = case ''nixflow: workflow: unknown field "jbs" (did you mean "jobs"?)'' (mkWorkflow { name = "w"; jbs = { }; }).json;
+  workflowTypo = case ''workflow: unknown field "jbs" (did you mean "jobs"?)'' (mkWorkflow { name = "w"; jbs = { }; }).json;
   workflowNoName = case ''nixflow: workflow: missing required field "name"'' (mkWorkflow { jobs.a.steps = ok; }).json;
   workflowNoJobs = case ''nixflow: workflow: jobs: a workflow needs at least one job'' (mkWorkflow { name = "w"; jobs = { }; }).json;
   loggingFormat = case ''nixflow: workflow: logging.format: unknown value "jsn" (did you mean "json"?)'' (workflow { logging.format = "jsn"; });
@@ -112,7 +116,7 @@ in
   matrixTemplate = case ''nixflow: mkMatrixJobs "test": jobTemplate: expected a function of the combination, got an attribute set'' (mkMatrixJobs { name = "test"; matrix.os = [ "a" ]; jobTemplate = { steps = ok; }; });
   matrixTypo = case ''nixflow: mkMatrixJobs: unknown field "matirx" (did you mean "matrix"?)'' (mkMatrixJobs { name = "test"; matirx.os = [ "a" ]; jobTemplate = c: { }; });
   matrixBadName = case "nixflow: mkMatrixJobs \".x\": name: must start with a letter, a digit or '_'" (mkMatrixJobs { name = ".x"; matrix.os = [ "a" ]; jobTemplate = c: { steps = ok; }; });
-  matrixJobChecked = case ''nixflow: job "test-os-a": unknown field "stpes" (did you mean "steps"?)'' (mkWorkflow { name = "w"; jobs = mkMatrixJobs { name = "test"; matrix.os = [ "a" ]; jobTemplate = c: { stpes = ok; }; }; }).json;
+  matrixJobChecked = case ''jobs.test-os-a: unknown field "stpes" (did you mean "steps"?)'' (mkWorkflow { name = "w"; jobs = mkMatrixJobs { name = "test"; matrix.os = [ "a" ]; jobTemplate = c: { stpes = ok; }; }; }).json;
 
   # Actions
   setupNodeNoVersion = case ''nixflow: actions.setupNode: missing required field "version"'' (actions.setupNode { });

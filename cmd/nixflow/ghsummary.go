@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/nixflow/nixflow/actions"
+)
+
+// appendStepSummary appends a run's result to GitHub Actions' job summary
+// file as Markdown: a table of jobs with their results and durations, then
+// the last lines of each failed step.
+func appendStepSummary(path string, res *actions.Result, masker *actions.Masker) error {
+	var b strings.Builder
+	verdict := "succeeded"
+	switch {
+	case res.Cancelled:
+		verdict = "was interrupted"
+	case res.Failed():
+		verdict = "failed"
+	}
+	fmt.Fprintf(&b, "### nixflow: %s %s in %s\n\n", mdEscape(res.Name), verdict, roundDuration(res.Duration))
+	b.WriteString("| Job | Result | Duration |\n| --- | --- | --- |\n")
+	for _, j := range res.Jobs {
+		icon, result := "✅", string(j.Status)
+		switch {
+		case j.Status == actions.StatusFailure && j.Allowed:
+			icon, result = "⚠️", "failed (allowed)"
+		case j.Status == actions.StatusFailure:
+			icon = "❌"
+		case j.Status == actions.StatusSkipped:
+			icon = "⏭️"
+		case j.Status == actions.StatusCancelled:
+			icon = "🚫"
+		}
+		dur := "-"
+		if j.Duration > 0 || len(j.Steps) > 0 {
+			dur = roundDuration(j.Duration)
+		}
+		fmt.Fprintf(&b, "| %s | %s %s | %s |\n", mdEscape(j.Job), icon, result, dur)
+	}
+	for _, j := range res.Jobs {
+		for _, s := range j.Steps {
+			if s.Status != actions.StatusFailure || len(s.Tail) == 0 {
+				continue
+			}
+			fmt.Fprintf(&b, "\n<details open><summary>%s › %s: last lines</summary>\n\n```text\n", mdEscape(j.Job), mdEscape(s.Step))
+			for _, l := range s.Tail {
+				b.WriteString(strings.ReplaceAll(masker.Mask(l), "```", "` ` `") + "\n")
+			}
+			b.WriteString("```\n\n</details>\n")
+		}
+	}
+	b.WriteString("\n")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// mdEscape keeps a name from breaking a Markdown table or summary.
+func mdEscape(s string) string {
+	return strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;").Replace(s)
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"encoding/xml"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nixflow/nixflow/actions"
+)
+
+// The JUnit XML that CI systems (GitLab, Jenkins, Buildkite, GitHub
+// test-report actions) read: one testsuite for the run, one testcase per
+// job, its steps as properties.
+type junitSuites struct {
+	XMLName  xml.Name     `xml:"testsuites"`
+	Name     string       `xml:"name,attr"`
+	Tests    int          `xml:"tests,attr"`
+	Failures int          `xml:"failures,attr"`
+	Skipped  int          `xml:"skipped,attr"`
+	Time     string       `xml:"time,attr"`
+	Suites   []junitSuite `xml:"testsuite"`
+}
+
+type junitSuite struct {
+	Name      string      `xml:"name,attr"`
+	Tests     int         `xml:"tests,attr"`
+	Failures  int         `xml:"failures,attr"`
+	Skipped   int         `xml:"skipped,attr"`
+	Time      string      `xml:"time,attr"`
+	Timestamp string      `xml:"timestamp,attr,omitempty"`
+	Cases     []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Name       string          `xml:"name,attr"`
+	Classname  string          `xml:"classname,attr"`
+	Time       string          `xml:"time,attr"`
+	Properties *junitProps     `xml:"properties,omitempty"`
+	Failure    *junitFailure   `xml:"failure,omitempty"`
+	Skipped    *junitSkipped   `xml:"skipped,omitempty"`
+	SystemOut  *junitSystemOut `xml:"system-out,omitempty"`
+}
+
+type junitProps struct {
+	Props []junitProp `xml:"property"`
+}
+
+type junitProp struct {
+	Name  string `xml:"name,attr"`
+	Value string `xml:"value,attr"`
+}
+
+type junitFailure struct {
+	Message string `xml:"message,attr"`
+	Type    string `xml:"type,attr,omitempty"`
+	Text    string `xml:",cdata"`
+}
+
+type junitSkipped struct {
+	Message string `xml:"message,attr,omitempty"`
+}
+
+type junitSystemOut struct {
+	Text string `xml:",cdata"`
+}
+
+// writeJUnit writes a run's result as JUnit XML to path. A failed job's
+// failure holds its reason and the last lines of its failed steps; every
+// text goes through the masker.
+func writeJUnit(path string, res *actions.Result, masker *actions.Masker) error {
+	suite := junitSuite{Name: res.Name, Time: seconds(res.Duration)}
+	if !res.Started.IsZero() {
+		suite.Timestamp = res.Started.UTC().Format(time.RFC3339)
+	}
+	for _, j := range res.Jobs {
+		c := junitCase{Name: j.Job, Classname: res.Name, Time: seconds(j.Duration)}
+		var props []junitProp
+		for _, s := range j.Steps {
+			v := string(s.Status)
+			if s.Allowed {
+				v += " (allowed)"
+			}
+			if s.Duration > 0 {
+				v += " in " + roundDuration(s.Duration)
+			}
+			if s.Attempts > 1 {
+				v += fmt.Sprintf(", %d attempts", s.Attempts)
+			}
+			props = append(props, junitProp{Name: "step " + s.Step, Value: masker.Mask(v)})
+		}
+		if j.Where != "" {
+			props = append(props, junitProp{Name: "where", Value: j.Where})
+		}
+		if len(props) > 0 {
+			c.Properties = &junitProps{props}
+		}
+		switch {
+		case j.Status == actions.StatusFailure && !j.Allowed:
+			suite.Failures++
+			var text strings.Builder
+			for _, s := range j.Steps {
+				if s.Status != actions.StatusFailure || len(s.Tail) == 0 {
+					continue
+				}
+				fmt.Fprintf(&text, "last lines of %s:\n", s.Step)
+				for _, l := range s.Tail {
+					text.WriteString(masker.Mask(l) + "\n")
+				}
+			}
+			c.Failure = &junitFailure{Message: masker.Mask(j.Reason), Type: string(j.Domain), Text: text.String()}
+		case j.Status == actions.StatusFailure:
+			c.SystemOut = &junitSystemOut{Text: "failed (allowed): " + masker.Mask(j.Reason)}
+		case j.Status == actions.StatusSkipped || j.Status == actions.StatusCancelled:
+			suite.Skipped++
+			c.Skipped = &junitSkipped{Message: string(j.Status) + ": " + masker.Mask(j.Reason)}
+		}
+		suite.Cases = append(suite.Cases, c)
+	}
+	suite.Tests = len(suite.Cases)
+	doc := junitSuites{Name: res.Name, Tests: suite.Tests, Failures: suite.Failures, Skipped: suite.Skipped,
+		Time: suite.Time, Suites: []junitSuite{suite}}
+	data, err := xml.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = append([]byte(xml.Header), append(data, '\n')...)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return fmt.Errorf("write the JUnit report: %w", err)
+	}
+	return nil
+}
+
+func seconds(d time.Duration) string {
+	return fmt.Sprintf("%.3f", d.Seconds())
+}
+
+// writeReports writes the reports CI systems read: --junit, and on GitHub
+// Actions the job summary ($GITHUB_STEP_SUMMARY).
+func (a *app) writeReports(f *runFlags, res *actions.Result, masker *actions.Masker) error {
+	if f.junit != "" {
+		if err := writeJUnit(f.junit, res, masker); err != nil {
+			return infraError(err)
+		}
+	}
+	if a.getenv("GITHUB_ACTIONS") == "true" {
+		if path := a.getenv("GITHUB_STEP_SUMMARY"); path != "" {
+			if err := appendStepSummary(path, res, masker); err != nil {
+				fmt.Fprintf(a.stderr, "warning: GitHub step summary not written: %v\n", err)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"mvdan.cc/sh/v3/syntax"
+
+	"github.com/nixflow/nixflow/actions"
+)
+
+// projectFile, in a run's directory, names the project the run was for:
+// the directory its jobs started from.
+const projectFile = "project"
+
+func writeProject(runDir, repo string) error {
+	if err := os.WriteFile(filepath.Join(runDir, projectFile), []byte(repo+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write the project of the run: %w", err)
+	}
+	return nil
+}
+
+// runProject is the project a run was for, or "" for runs made before
+// nixflow recorded it.
+func runProject(runDir string) string {
+	data, err := os.ReadFile(filepath.Join(runDir, projectFile))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(data))
+}
+
+// currentProject is the project of the current directory: its git work
+// tree, else the directory itself.
+func currentProject() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	if top := gitTop(wd); top != "" {
+		return top
+	}
+	return wd
+}
+
+// lastRunHere is the newest of ids (oldest first) whose project is the
+// current one, else the newest of all: `logs last` in a project means its
+// last run, not another project's.
+func lastRunHere(dir string, ids []string) string {
+	here := currentProject()
+	for i := len(ids) - 1; i >= 0; i-- {
+		if p := runProject(filepath.Join(dir, ids[i])); p != "" && p == here {
+			return ids[i]
+		}
+	}
+	return ids[len(ids)-1]
+}
+
+// shortProject writes a project path for the runs table: under the home
+// directory as ~/..., else as it is.
+func shortProject(p, home string) string {
+	if p == "" {
+		return "-"
+	}
+	if home != "" {
+		if rel, err := filepath.Rel(home, p); err == nil && filepath.IsLocal(rel) {
+			return "~/" + rel
+		}
+	}
+	return p
+}
+
+// notRunReason says why a job of a run has no log: its result, from the
+// run's result.json.
+func notRunReason(runDir, job string) string {
+	res, err := readResult(runDir)
+	if err != nil {
+		return "the run did not finish"
+	}
+	for _, j := range res.Jobs {
+		if j.Job != job {
+			continue
+		}
+		switch {
+		case j.Reason != "":
+			return string(j.Status) + ": " + j.Reason
+		case j.Status == actions.StatusSkipped:
+			return "skipped"
+		default:
+			return string(j.Status)
+		}
+	}
+	return "it was not selected"
+}
+
+// envName is what --env accepts as a variable name.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// shellQuote writes a command line as a shell would take it, for logs.
+func shellQuote(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if q, err := syntax.Quote(a, syntax.LangBash); err == nil {
+			out[i] = q
+		} else {
+			out[i] = strconv.Quote(a)
+		}
+	}
+	return strings.Join(out, " ")
+}
