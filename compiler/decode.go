@@ -16,6 +16,17 @@ type decoder struct {
 	file string
 	data []byte
 	errs ErrorList
+	// warns are problems the compiler accepts, reported alongside a plan.
+	warns ErrorList
+}
+
+// warn records a warning about n.
+func (d *decoder) warn(n *node, p string, format string, args ...any) {
+	e := &Error{File: d.file, Path: p, Msg: fmt.Sprintf(format, args...)}
+	if n != nil {
+		e.Line, e.Col = position(d.data, n.offset)
+	}
+	d.warns = append(d.warns, e)
 }
 
 func (d *decoder) errorf(n *node, offset int, p string, format string, args ...any) {
@@ -182,7 +193,13 @@ func (d *decoder) timeout(n *node, p string) (v Duration, isNull, ok bool) {
 		}
 		v, ok = d.seconds(n, p)
 	case kindString:
-		t, err := time.ParseDuration(strings.TrimSpace(n.str))
+		s := strings.TrimSpace(n.str)
+		if secs, err := strconv.ParseFloat(s, 64); err == nil && secs >= 0 && !strings.ContainsAny(s, "eExXnN") {
+			// "30": a number of seconds written as a string, as
+			// nixactions reads it.
+			s += "s"
+		}
+		t, err := time.ParseDuration(s)
 		if err != nil {
 			d.at(n, p, "invalid duration %q (examples: 90, \"90s\", \"5m\", \"1h30m\")", n.str)
 			return 0, false, false
@@ -320,7 +337,9 @@ func (d *decoder) retry(n *node, p string) retryLayer {
 		}
 	}
 	if r.minT != nil && r.maxT != nil && *r.minT > *r.maxT {
-		d.at(n, p, "minTime (%s) is greater than maxTime (%s)", *r.minT, *r.maxT)
+		// nixactions accepts this and caps the wait at maxTime; so does
+		// nixflow (see the step's retry), with a word to the author.
+		d.warn(n, p, "minTime (%s) is greater than maxTime (%s): waits are capped at maxTime", *r.minT, *r.maxT)
 	}
 	return r
 }
@@ -376,7 +395,11 @@ func (d *decoder) relPath(n *node, p string) (string, bool) {
 	return clean, true
 }
 
-var workflowFields = []string{"version", "name", "env", "envFrom", "retry", "timeout", "logging", "jobs"}
+var workflowFields = []string{"version", "name", "env", "envFrom", "retry", "timeout", "logging", "jobs", "warnings"}
+
+// conditionAliases are the spellings of nixactions (and GitHub Actions)
+// accepted for job and step fields.
+var conditionAliases = map[string]string{"if": "condition", "continue-on-error": "continueOnError"}
 
 var jobFields = []string{"executor", "steps", "needs", "condition", "continueOnError", "env", "envFrom",
 	"inputs", "outputs", "retry", "timeout"}
@@ -425,7 +448,12 @@ func (d *decoder) workflow(root *node) *workflow {
 	w.retry = d.retry(fields["retry"], "retry")
 	w.timeout = d.timeoutLayer(fields["timeout"], "timeout")
 	if v := fields["logging"]; v != nil {
-		w.plan.LogFormat = d.logging(v, "logging")
+		w.plan.LogFormat, w.plan.LogLevel = d.logging(v, "logging")
+	}
+	if v := fields["warnings"]; v != nil {
+		if list, ok := d.stringList(v, "warnings"); ok {
+			w.plan.Warnings = list
+		}
 	}
 	jobs := fields["jobs"]
 	if jobs == nil {
@@ -459,26 +487,34 @@ func (d *decoder) workflow(root *node) *workflow {
 
 var logFormats = []string{"structured", "simple", "json"}
 
-func (d *decoder) logging(n *node, p string) string {
-	fields, ok := d.object(n, p, []string{"format"}, nil)
+// logLevels are the levels of logging.level, those of --log-level.
+var logLevels = []string{"trace", "debug", "info", "warn", "error"}
+
+// logging decodes the workflow's output preferences: the format, and the
+// level of nixflow's own diagnostics.
+func (d *decoder) logging(n *node, p string) (format, level string) {
+	fields, ok := d.object(n, p, []string{"format", "level"}, nil)
 	if !ok {
-		return ""
+		return "", ""
 	}
-	v := fields["format"]
-	if v == nil {
-		return ""
+	pick := func(key, what string, allowed []string) string {
+		v := fields[key]
+		if v == nil || v.kind == kindNull {
+			return ""
+		}
+		s, ok := d.str(v, keyPath(p, key))
+		if ok && !contains(allowed, s) {
+			d.at(v, keyPath(p, key), "unknown %s %q%s (known: %s)", what, s, didYouMean(s, allowed), strings.Join(allowed, ", "))
+			return ""
+		}
+		return s
 	}
-	s, ok := d.str(v, keyPath(p, "format"))
-	if ok && !contains(logFormats, s) {
-		d.at(v, keyPath(p, "format"), "unknown log format %q%s (known: %s)", s, didYouMean(s, logFormats), strings.Join(logFormats, ", "))
-		return ""
-	}
-	return s
+	return pick("format", "log format", logFormats), pick("level", "log level", logLevels)
 }
 
 func (d *decoder) job(w *workflow, name string, n *node, p string) *Job {
 	j := &Job{Name: name, Condition: Condition{Status: StatusSuccess}, Executor: Executor{Type: "local", CopyRepo: true, Local: &LocalExecutor{}}}
-	fields, ok := d.object(n, p, jobFields, map[string]string{"actions": "steps"})
+	fields, ok := d.object(n, p, jobFields, map[string]string{"actions": "steps", "if": "condition", "continue-on-error": "continueOnError"})
 	if !ok {
 		return j
 	}
@@ -591,7 +627,7 @@ func mergeRetryLayers(outer, inner retryLayer) mergedRetry {
 
 func (d *decoder) step(n *node, p string, index int, jobRetry retryLayer) *Step {
 	s := &Step{Name: fmt.Sprintf("step-%d", index+1), Condition: Condition{Status: StatusSuccess}}
-	fields, ok := d.object(n, p, stepFields, nil)
+	fields, ok := d.object(n, p, stepFields, conditionAliases)
 	if !ok {
 		return nil
 	}

@@ -20,6 +20,14 @@ type Plan struct {
 	EnvFrom []Provider        `json:"envFrom,omitempty"`
 	// LogFormat is the workflow's preferred output format, if it sets one.
 	LogFormat string `json:"logFormat,omitempty"`
+	// LogLevel is the workflow's preferred level of nixflow's own
+	// diagnostics (the default of --log-level), if it sets one.
+	LogLevel string `json:"logLevel,omitempty"`
+	// Warnings are what the compiler accepted but the author should know
+	// (a retry whose minTime exceeds its maxTime), and what the tool that
+	// generated the graph reported (steps renamed to be unique), one
+	// message each, sorted.
+	Warnings []string `json:"warnings,omitempty"`
 	// Jobs in topological order, ties broken by name.
 	Jobs []*Job `json:"jobs"`
 	// Levels groups job names by their depth in the graph, for display and

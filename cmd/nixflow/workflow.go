@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
 	"github.com/nixflow/nixflow/compiler"
@@ -97,6 +98,12 @@ func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) 
 			return nil, usageError(err)
 		}
 		return nil, err
+	}
+	for _, w := range plan.Warnings {
+		fmt.Fprintf(a.stderr, "warning: %s\n", w)
+	}
+	if plan.LogLevel != "" && !a.logLevelSet && a.log != nil {
+		a.log.SetLevel(hclog.LevelFromString(plan.LogLevel))
 	}
 	if f != nil {
 		plan, err = compiler.Select(plan, f.jobs)
