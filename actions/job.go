@@ -197,6 +197,14 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 		fail(d, fmt.Sprintf("restore artifacts: %v", err))
 		return
 	}
+	if err := jr.createControlFiles(); err != nil {
+		if jr.interrupt().Err() != nil {
+			res.Status, res.Reason = StatusCancelled, "run cancelled"
+			return
+		}
+		fail(DomainExecutor, err.Error())
+		return
+	}
 	jr.runSteps()
 	if err := jr.saveOutputs(); err != nil && res.Status != StatusCancelled {
 		if res.Status != StatusFailure {
@@ -217,6 +225,9 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 // --pass-env names, workflow providers and env, job providers and env, runtime overrides.
 func (e *engine) prepareEnvironments() error {
 	var errs []error
+	if err := e.realiseProviders(); err != nil {
+		return fmt.Errorf("build providers: %w", err)
+	}
 	var err error
 	e.workEnv, err = resolveProviders(e.abort, "workflow", e.plan.EnvFrom, e.opts.RepoDir, e.opts.Environ)
 	if err != nil {

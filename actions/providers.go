@@ -111,6 +111,8 @@ func runProvider(ctx context.Context, p compiler.Provider, dir string, environ [
 			return nil, nil
 		}
 		return runSops(ctx, file, p.Format, environ)
+	case "exec":
+		return runExec(ctx, p, dir, environ)
 	case "command":
 		var out bytes.Buffer
 		code, stderr, err := runHost(ctx, p.Command, environ, dir, &out)

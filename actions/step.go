@@ -195,6 +195,7 @@ func (jr *jobRun) stepEnv(step *compiler.Step) envMap {
 	env["NIXFLOW_JOB"] = jr.job.Name
 	env["NIXFLOW_STEP"] = step.Name
 	env["NIXFLOW_WORKSPACE"] = jr.ws.Dir()
+	jr.addCompatEnv(env)
 	return env
 }
 

@@ -737,11 +737,12 @@ func (d *decoder) stringMap(n *node, p string) map[string]string {
 	return out
 }
 
-var providerTypes = []string{"static", "file", "sops", "command", "required"}
+var providerTypes = []string{"static", "file", "sops", "command", "required", "exec"}
 
 var providerFields = map[string][]string{
 	"static":   {"type", "values"},
-	"file":     {"type", "path", "required"},
+	"file":     {"type", "path", "required", "secrets"},
+	"exec":     {"type", "path", "drv"},
 	"sops":     {"type", "file", "format", "required"},
 	"command":  {"type", "command"},
 	"required": {"type", "names"},
@@ -815,6 +816,8 @@ func (d *decoder) providers(n *node, p string) []Provider {
 			if v := need("command"); v != nil {
 				pr.Command, _ = d.nonEmpty(v, keyPath(ep, "command"))
 			}
+		case "exec":
+			d.execProvider(&pr, need("path"), fields["drv"], ep)
 		case "required":
 			if v := need("names"); v != nil {
 				names, _ := d.stringList(v, keyPath(ep, "names"))
@@ -828,6 +831,10 @@ func (d *decoder) providers(n *node, p string) []Provider {
 		}
 		if v := fields["required"]; v != nil {
 			pr.Required, _ = d.boolean(v, keyPath(ep, "required"))
+		}
+		if v := fields["secrets"]; v != nil {
+			b, _ := d.boolean(v, keyPath(ep, "secrets"))
+			pr.Secrets = &b
 		}
 		out = append(out, pr)
 	}

@@ -167,8 +167,13 @@ type Provider struct {
 	Format string `json:"format,omitempty"`
 	// file, sops: whether a missing file is an error.
 	Required bool `json:"required,omitempty"`
+	// file: whether the values are secret (nil: they are).
+	Secrets *bool `json:"secrets,omitempty"`
 	// command
 	Command string `json:"command,omitempty"`
+	// exec: Path is a program, or a store path whose bin/ holds one; Drv
+	// builds it when it is missing.
+	Drv string `json:"drv,omitempty"`
 	// required
 	Names []string `json:"names,omitempty"`
 }
@@ -176,8 +181,11 @@ type Provider struct {
 // Secret reports whether the provider's values are secret and must be
 // masked in every log sink.
 func (p Provider) Secret() bool {
+	if p.Secrets != nil {
+		return *p.Secrets
+	}
 	switch p.Type {
-	case "file", "sops", "command":
+	case "file", "sops", "command", "exec":
 		return true
 	}
 	return false
