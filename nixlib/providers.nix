@@ -29,7 +29,7 @@ let
   # The fields of each type, as in compiler/decode.go (providerFields).
   types = {
     static = { required = [ "values" ]; optional = [ ]; };
-    file = { required = [ "path" ]; optional = [ "required" ]; };
+    file = { required = [ "path" ]; optional = [ "required" "secrets" ]; };
     sops = { required = [ "file" ]; optional = [ "format" "required" ]; };
     command = { required = [ "command" ]; optional = [ ]; };
     required = { required = [ "names" ]; optional = [ ]; };
@@ -42,6 +42,9 @@ let
     path = util.pathString;
     file = util.pathString;
     required = util.bool;
+    # file: whether the values are secret (masked); nixflow's default is
+    # true, nixactions' false, so it is emitted only when written.
+    secrets = util.bool;
     format = where: util.enum where [ "yaml" "json" "dotenv" "ini" ];
     command = util.nonEmpty;
     names = where: v:
@@ -88,7 +91,8 @@ let
 in
 {
   providers = {
-    # file { path, required ? false }: KEY=VALUE lines of a dotenv file.
+    # file { path, required ? false, secrets ? true }: KEY=VALUE lines of a
+    # dotenv file; secrets = false leaves its values unmasked in logs.
     file = a: checked "file" ({ type = "file"; } // args "file" a);
 
     # sops { file, format ? "yaml", required ? true }: a sops-encrypted file,
