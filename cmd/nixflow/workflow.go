@@ -102,8 +102,11 @@ func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) 
 	for _, w := range plan.Warnings {
 		fmt.Fprintf(a.stderr, "warning: %s\n", w)
 	}
-	if plan.LogLevel != "" && !a.logLevelSet && a.log != nil {
-		a.log.SetLevel(hclog.LevelFromString(plan.LogLevel))
+	if a.log != nil {
+		if plan.LogLevel != "" && !a.logLevelSet {
+			a.log.SetLevel(hclog.LevelFromString(plan.LogLevel))
+		}
+		a.log.Debug("workflow loaded", "source", name, "name", plan.Name, "jobs", len(plan.Jobs))
 	}
 	if f != nil {
 		plan, err = compiler.Select(plan, f.jobs)
