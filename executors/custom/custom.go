@@ -39,7 +39,8 @@
 //	NIXFLOW_HOST_DIR      the job's private directory on this machine
 //
 // WORKDIR is the executor's workdir option, or by default a directory of
-// the run on this machine (NIXFLOW_RUN_DIR/custom/NAME/work).
+// the run on this machine (NIXFLOW_RUN_DIR/custom/NAME-RANDOM/work: two
+// executors of one name, say with and without copyRepo, stay apart).
 //
 // The hooks and when they run:
 //
@@ -104,6 +105,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -152,14 +154,17 @@ type Executor struct {
 	cfg     Config
 	name    string
 	runID   string
-	hostDir string // <RunDir>/custom/<name>
-	workdir string
+	runDir  string
+	workdir string // as configured; empty: under hostDir
 	host    *local.Executor
 	logger  hclog.Logger
 
+	// mu guards what setupWorkspace sets up; Prepare reads hostDir and
+	// workdir after it, so after taking mu.
 	mu        sync.Mutex
 	setupDone bool
 	setupErr  error
+	hostDir   string              // <RunDir>/custom/<name>-<random>
 	hooksWS   executors.Workspace // where executor-level hooks run
 }
 
@@ -193,16 +198,15 @@ func New(p executors.Params) (executors.Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("custom executor: %w", err)
 	}
-	hostDir := filepath.Join(runDir, "custom", name)
 	workdir := cfg.Workdir
-	if workdir == "" {
-		workdir = filepath.Join(hostDir, "work")
-	}
-	if !path.IsAbs(workdir) {
-		return nil, fmt.Errorf("custom executor %q: workdir %q is not an absolute path", p.Name, workdir)
+	if workdir != "" {
+		if !path.IsAbs(workdir) {
+			return nil, fmt.Errorf("custom executor %q: workdir %q is not an absolute path", p.Name, workdir)
+		}
+		workdir = path.Clean(workdir)
 	}
 	return &Executor{
-		cfg: *cfg, name: name, runID: p.RunID, hostDir: hostDir, workdir: path.Clean(workdir),
+		cfg: *cfg, name: name, runID: p.RunID, runDir: runDir, workdir: workdir,
 		host:   &local.Executor{Environ: p.Environ},
 		logger: p.Logger,
 	}, nil
@@ -215,27 +219,47 @@ func (e *Executor) baseEnv(hook string) []string {
 		"NIXFLOW_EXECUTOR=" + e.name,
 		"NIXFLOW_RUN_ID=" + e.runID,
 		"WORKFLOW_ID=" + e.runID,
-		"NIXFLOW_RUN_DIR=" + filepath.Dir(filepath.Dir(e.hostDir)),
+		"NIXFLOW_RUN_DIR=" + e.runDir,
 		"NIXFLOW_SYSTEM_FAILURE_EXIT_CODE=" + strconv.Itoa(SystemFailureExitCode),
 		"NIXFLOW_NOT_FOUND_EXIT_CODE=" + strconv.Itoa(NotFoundExitCode),
 	}
 }
 
-// setupWorkspace runs the setupWorkspace hook once.
-func (e *Executor) setupWorkspace(ctx context.Context, spec executors.JobSpec) error {
+// setupWorkspace makes the executor's directory on this machine and runs
+// the setupWorkspace hook, once; a run cancelled meanwhile leaves it to
+// the next Prepare. It returns the directory and the workdir.
+func (e *Executor) setupWorkspace(ctx context.Context, spec executors.JobSpec) (hostDir, workdir string, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.setupDone {
-		return e.setupErr
+	if !e.setupDone {
+		e.setupErr = e.setupOnce(ctx, spec)
+		e.setupDone = ctx.Err() == nil || e.setupErr == nil
 	}
-	ws, err := e.host.Prepare(ctx, executors.JobSpec{RunID: e.runID, Job: "executor", RunDir: e.hostDir})
-	if err != nil {
-		return fmt.Errorf("custom executor %q: %w", e.name, err)
+	workdir = e.workdir
+	if workdir == "" {
+		workdir = filepath.Join(e.hostDir, "work")
 	}
-	e.hooksWS = ws
-	e.setupDone = true
-	e.setupErr = e.runHook(ctx, ws, "setupWorkspace", e.cfg.Hooks.SetupWorkspace, e.baseEnv("setupWorkspace"), nil, spec.Log)
-	return e.setupErr
+	return e.hostDir, workdir, e.setupErr
+}
+
+func (e *Executor) setupOnce(ctx context.Context, spec executors.JobSpec) error {
+	if e.hooksWS == nil {
+		parent := filepath.Join(e.runDir, "custom")
+		if err := os.MkdirAll(parent, 0o755); err != nil {
+			return fmt.Errorf("custom executor %q: %w", e.name, err)
+		}
+		dir, err := os.MkdirTemp(parent, e.name+"-")
+		if err != nil {
+			return fmt.Errorf("custom executor %q: %w", e.name, err)
+		}
+		ws, err := e.host.Prepare(ctx, executors.JobSpec{RunID: e.runID, Job: "executor", RunDir: dir})
+		if err != nil {
+			os.RemoveAll(dir)
+			return fmt.Errorf("custom executor %q: %w", e.name, err)
+		}
+		e.hostDir, e.hooksWS = dir, ws
+	}
+	return e.runHook(ctx, e.hooksWS, "setupWorkspace", e.cfg.Hooks.SetupWorkspace, e.baseEnv("setupWorkspace"), nil, spec.Log)
 }
 
 // Prepare runs setupWorkspace (the first time), then setupJob and, when
@@ -247,11 +271,12 @@ func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executo
 	if spec.Job == "" || spec.Job == "." || spec.Job == ".." || strings.ContainsAny(spec.Job, "/\x00") {
 		return nil, fmt.Errorf("prepare custom executor %q: invalid job name %q", e.name, spec.Job)
 	}
-	if err := e.setupWorkspace(ctx, spec); err != nil {
+	hostDir, workdir, err := e.setupWorkspace(ctx, spec)
+	if err != nil {
 		return nil, err
 	}
 	host, err := e.host.Prepare(ctx, executors.JobSpec{
-		RunID: spec.RunID, Job: spec.Job, RunDir: filepath.Join(e.hostDir, "host"),
+		RunID: spec.RunID, Job: spec.Job, RunDir: filepath.Join(hostDir, "host"),
 		RepoDir: spec.RepoDir, CopyRepo: spec.CopyRepo, Exclude: spec.Exclude,
 	})
 	if err != nil {
@@ -259,8 +284,8 @@ func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executo
 	}
 	w := &workspace{
 		e: e, job: spec.Job, host: host,
-		dir:     path.Join(e.workdir, "jobs", spec.Job),
-		tempDir: path.Join(e.workdir, "tmp", spec.Job),
+		dir:     path.Join(workdir, "jobs", spec.Job),
+		tempDir: path.Join(workdir, "tmp", spec.Job),
 	}
 	fail := func(err error) (executors.Workspace, error) {
 		cctx := context.WithoutCancel(ctx)
@@ -284,7 +309,8 @@ func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executo
 	return w, nil
 }
 
-// Close runs cleanupWorkspace if setupWorkspace ran.
+// Close runs cleanupWorkspace if setupWorkspace ran, and removes the
+// executor's directory on this machine unless a workspace was kept in it.
 func (e *Executor) Close(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -296,6 +322,10 @@ func (e *Executor) Close(ctx context.Context) error {
 		err = errors.Join(err, terr)
 	}
 	e.hooksWS = nil
+	// Empty directories only: a kept workspace (--keep-workspace) stays.
+	for _, d := range []string{"host/jobs", "host/tmp", "host", "jobs", "tmp", "work/jobs", "work/tmp", "work", ""} {
+		_ = os.Remove(filepath.Join(e.hostDir, d))
+	}
 	return err
 }
 

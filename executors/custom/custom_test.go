@@ -3,7 +3,6 @@ package custom_test
 import (
 	"context"
 	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,8 +102,31 @@ func TestHookLifecycle(t *testing.T) {
 	if got, want := strings.Join(progress, "|"), "creating a|creating b"; got != want {
 		t.Errorf("setupJob output as progress: %q, want %q", got, want)
 	}
-	if _, err := os.Stat(filepath.Join(runDir, "custom", "dirs", "host", "jobs", "a")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("the job's host directory is left behind: %v", err)
+	if left, err := os.ReadDir(filepath.Join(runDir, "custom")); err != nil || len(left) != 0 {
+		t.Errorf("left behind in the run directory: %v, %v", left, err)
+	}
+}
+
+// TestSameName checks that two executors of one name (here with the same
+// hooks, as with and without copyRepo) do not share directories.
+func TestSameName(t *testing.T) {
+	runDir := t.TempDir()
+	ctx := context.Background()
+	var dirs []string
+	for range 2 {
+		ex := newExecutor(t, dirHooks, runDir)
+		ws, err := ex.Prepare(ctx, executors.JobSpec{RunID: "r", Job: "j", RunDir: runDir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, ws.Dir())
+		t.Cleanup(func() {
+			ws.Teardown(ctx, false)
+			ex.Close(ctx)
+		})
+	}
+	if dirs[0] == dirs[1] {
+		t.Errorf("both executors use %q", dirs[0])
 	}
 }
 
