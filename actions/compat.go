@@ -64,14 +64,15 @@ func (jr *jobRun) createControlFiles() error {
 	return nil
 }
 
-// realiseProviders builds the programs of exec providers (workflow's and
-// jobs') that are not in the store yet, before any provider runs.
+// realiseProviders builds what providers (workflow's and jobs') read that
+// is not in the store yet (exec programs, files made by a derivation),
+// before any provider runs.
 func (e *engine) realiseProviders() error {
 	var drvs []string
 	seen := map[string]bool{}
 	add := func(ps []compilerProvider) {
 		for _, p := range ps {
-			if p.Type != "exec" || p.Drv == "" || seen[p.Drv] || exists(p.Path) {
+			if p.Drv == "" || seen[p.Drv] || exists(p.Path) {
 				continue
 			}
 			seen[p.Drv] = true

@@ -741,7 +741,7 @@ var providerTypes = []string{"static", "file", "sops", "command", "required", "e
 
 var providerFields = map[string][]string{
 	"static":   {"type", "values"},
-	"file":     {"type", "path", "required", "secrets"},
+	"file":     {"type", "path", "required", "secrets", "drv"},
 	"exec":     {"type", "path", "drv"},
 	"sops":     {"type", "file", "format", "required"},
 	"command":  {"type", "command"},
@@ -797,6 +797,7 @@ func (d *decoder) providers(n *node, p string) []Provider {
 			if v := need("path"); v != nil {
 				pr.Path, _ = d.nonEmpty(v, keyPath(ep, "path"))
 			}
+			d.providerDrv(&pr, fields["drv"], ep)
 		case "sops":
 			if v := need("file"); v != nil {
 				pr.Path, _ = d.nonEmpty(v, keyPath(ep, "file"))

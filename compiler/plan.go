@@ -171,8 +171,8 @@ type Provider struct {
 	Secrets *bool `json:"secrets,omitempty"`
 	// command
 	Command string `json:"command,omitempty"`
-	// exec: Path is a program, or a store path whose bin/ holds one; Drv
-	// builds it when it is missing.
+	// exec: Path is a program, or a store path whose bin/ holds one.
+	// exec and file: Drv builds Path when it is missing.
 	Drv string `json:"drv,omitempty"`
 	// required
 	Names []string `json:"names,omitempty"`

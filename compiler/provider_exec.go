@@ -14,6 +14,12 @@ func (d *decoder) execProvider(pr *Provider, path, drv *node, p string) {
 			pr.Path = s
 		}
 	}
+	d.providerDrv(pr, drv, p)
+}
+
+// providerDrv decodes the drv of an exec or file provider: the derivation
+// that builds its path (a store path) when it is missing.
+func (d *decoder) providerDrv(pr *Provider, drv *node, p string) {
 	if drv != nil && drv.kind != kindNull {
 		if s, ok := d.str(drv, keyPath(p, "drv")); ok {
 			if !strings.HasPrefix(s, "/") || !strings.HasSuffix(s, ".drv") {
