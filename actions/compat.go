@@ -19,11 +19,19 @@ import (
 // variables of nixactions' runtime: WORKFLOW_NAME, WORKFLOW_ID (the run's
 // id), WORKFLOW_SHORT_ID (a shorter id, unique to the run, for names with
 // a length limit such as a pod's) and JOB_DIR (the job's workspace).
+// A value the workflow declares wins, as it does in nixactions, where
+// these are exported before the job's environment.
 func (jr *jobRun) addCompatEnv(env envMap) {
-	env["WORKFLOW_NAME"] = jr.e.plan.Name
-	env["WORKFLOW_ID"] = jr.e.opts.RunID
-	env["WORKFLOW_SHORT_ID"] = shortID(jr.e.plan.Name, jr.e.opts.RunID)
-	env["JOB_DIR"] = jr.ws.Dir()
+	for k, v := range map[string]string{
+		"WORKFLOW_NAME":     jr.e.plan.Name,
+		"WORKFLOW_ID":       jr.e.opts.RunID,
+		"WORKFLOW_SHORT_ID": shortID(jr.e.plan.Name, jr.e.opts.RunID),
+		"JOB_DIR":           jr.ws.Dir(),
+	} {
+		if _, declared := env[k]; !declared {
+			env[k] = v
+		}
+	}
 }
 
 // shortID is the workflow's name cut to 15 characters, then the random
