@@ -228,6 +228,8 @@ func (e *engine) prepareEnvironments() error {
 	if err := e.realiseProviders(); err != nil {
 		return fmt.Errorf("build providers: %w", err)
 	}
+	// Built providers are needed only until they ran.
+	defer os.RemoveAll(filepath.Join(e.opts.RunDir, "gcroots", "providers"))
 	var err error
 	e.workEnv, err = resolveProviders(e.abort, "workflow", e.plan.EnvFrom, e.opts.RepoDir, e.opts.Environ)
 	if err != nil {
