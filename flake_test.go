@@ -76,7 +76,7 @@ func TestFlake(t *testing.T) {
 		{"packages." + sys + ".default.name", "", `"nixflow-0.1.0"`},
 		{"packages." + sys + ".default.subPackages", "", `["cmd/nixflow"]`},
 		{"lib." + sys + ".schemaVersion", "", `1`},
-		{"lib." + sys, "l: builtins.attrNames l", `["actions","envProviders","executors","internal","mkMatrixJobs","mkWorkflow","schemaVersion"]`},
+		{"lib." + sys, "l: builtins.attrNames l", `["actions","envProviders","executors","internal","mkExecutor","mkMatrixJobs","mkWorkflow","schemaVersion"]`},
 		{"apps." + sys + ".default.type", "", `"app"`},
 		{"checks." + sys, "c: builtins.attrNames c", `["go-tests","nixlib"]`},
 		{"devShells." + sys + ".default.name", "", `"nix-shell"`},

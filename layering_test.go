@@ -22,6 +22,7 @@ func TestLayering(t *testing.T) {
 		{"compiler", []string{"dag"}},
 		{"executors/local", []string{"executors"}},
 		{"executors/executortest", []string{"executors"}},
+		{"executors/custom", []string{"executors", "executors/local"}},
 		{"actions", []string{"compiler", "dag", "executors"}},
 		{"report", []string{"actions", "compiler", "dag", "executors"}},
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 // parseEnvFile parses what steps append to JOB_ENV and JOB_OUTPUT: lines
-// `KEY=VALUE`, or `KEY<<DELIM`, the value's lines, and `DELIM` alone on a
+// `KEY=VALUE` (also written `export KEY=VALUE`), or `KEY<<DELIM`, the value's lines, and `DELIM` alone on a
 // line. The file is parsed, never sourced: nothing in it is executed or
 // expanded. Blank lines are ignored. The returned keys keep their order of
 // appearance; a later value of the same key wins.
@@ -28,6 +28,11 @@ func parseEnvFile(data []byte) (keys []string, values map[string]string, err err
 		line := strings.TrimSuffix(sc.Text(), "\r")
 		if strings.TrimSpace(line) == "" {
 			continue
+		}
+		// `export KEY=VALUE`, as a step written to be sourced appends:
+		// the same as KEY=VALUE (the value is still taken as is).
+		if rest, ok := strings.CutPrefix(line, "export "); ok {
+			line = strings.TrimLeft(rest, " ")
 		}
 		var key, value string
 		eq := strings.IndexByte(line, '=')

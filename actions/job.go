@@ -220,6 +220,11 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 // --pass-env names, workflow providers and env, job providers and env, runtime overrides.
 func (e *engine) prepareEnvironments() error {
 	var errs []error
+	if err := e.realiseProviders(); err != nil {
+		return fmt.Errorf("build providers: %w", err)
+	}
+	// Built providers are needed only until they ran.
+	defer os.RemoveAll(filepath.Join(e.opts.RunDir, "gcroots", "providers"))
 	var err error
 	e.workEnv, err = e.resolveProviders("workflow", e.plan.EnvFrom)
 	e.addNamedSecrets(e.workEnv.secrets)

@@ -122,6 +122,8 @@ func runProvider(ctx context.Context, host hostFunc, p compiler.Provider, dir st
 			return nil, nil
 		}
 		return runSops(ctx, file, p.Format, environ)
+	case "exec":
+		return runExec(ctx, p, dir, environ)
 	case "command":
 		var out bytes.Buffer
 		code, stderr, err := host(ctx, p.Command, environ, dir, &out)

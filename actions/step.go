@@ -175,6 +175,7 @@ func (jr *jobRun) stepEnv(step *compiler.Step) envMap {
 	env["NIXFLOW_JOB"] = jr.job.Name
 	env["NIXFLOW_STEP"] = step.Name
 	env["NIXFLOW_WORKSPACE"] = jr.ws.Dir()
+	jr.addCompatEnv(env)
 	return env
 }
 
@@ -234,7 +235,7 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		out = jr.outputs(step.Name)
 	}
 
-	argv := append(stepShell[:len(stepShell):len(stepShell)], step.Bash)
+	argv := append(stepShell[:len(stepShell):len(stepShell)], controlPrologue+step.Bash)
 	max := step.Retry.MaxAttempts
 	for attempt := 1; ; attempt++ {
 		sr.Attempts = attempt

@@ -15,6 +15,10 @@ import (
 // error messages. On bad input it returns an ErrorList with every problem,
 // sorted by position.
 func Compile(file string, data []byte) (*Plan, error) {
+	return compile(file, data, false)
+}
+
+func compile(file string, data []byte, generated bool) (*Plan, error) {
 	d := &decoder{file: file, data: data}
 	root, err := parseJSON(data)
 	if err != nil {
@@ -34,6 +38,13 @@ func Compile(file string, data []byte) (*Plan, error) {
 		d.errs.sort()
 		return nil, d.errs
 	}
+	d.warns.sort()
+	for _, w := range d.warns {
+		if generated {
+			w.Line, w.Col = 0, 0
+		}
+		plan.Warnings = append(plan.Warnings, w.Error())
+	}
 	return plan, nil
 }
 
@@ -41,7 +52,7 @@ func Compile(file string, data []byte) (*Plan, error) {
 // Nix workflow): line and column in the generated text mean nothing to the
 // user, so errors name the source and the JSON path only.
 func CompileGenerated(source string, data []byte) (*Plan, error) {
-	plan, err := Compile(source, data)
+	plan, err := compile(source, data, true)
 	var list ErrorList
 	if errors.As(err, &list) {
 		for _, e := range list {
@@ -196,7 +207,7 @@ func Select(p *Plan, jobs []string) (*Plan, error) {
 	if len(problems) > 0 {
 		return nil, errors.New(strings.Join(problems, "\n"))
 	}
-	out := &Plan{Name: p.Name, Env: p.Env, EnvFrom: p.EnvFrom, LogFormat: p.LogFormat, byName: map[string]*Job{}}
+	out := &Plan{Name: p.Name, Env: p.Env, EnvFrom: p.EnvFrom, LogFormat: p.LogFormat, LogLevel: p.LogLevel, Warnings: p.Warnings, byName: map[string]*Job{}}
 	for _, j := range p.Jobs {
 		if keep[j.Name] {
 			out.Jobs = append(out.Jobs, j)

@@ -17,6 +17,17 @@ type decoder struct {
 	data []byte
 	errs ErrorList
 	pos  *positions // built at the first error
+	// warns are problems the compiler accepts, reported alongside a plan.
+	warns ErrorList
+}
+
+// warn records a warning about n.
+func (d *decoder) warn(n *node, p string, format string, args ...any) {
+	e := &Error{File: d.file, Path: p, Msg: fmt.Sprintf(format, args...)}
+	if n != nil {
+		e.Line, e.Col = d.position(n.offset)
+	}
+	d.warns = append(d.warns, e)
 }
 
 func (d *decoder) errorf(n *node, offset int, p string, format string, args ...any) {
@@ -198,7 +209,13 @@ func (d *decoder) timeout(n *node, p string) (v Duration, isNull, ok bool) {
 		}
 		v, ok = d.seconds(n, p)
 	case kindString:
-		t, err := time.ParseDuration(strings.TrimSpace(n.str))
+		s := strings.TrimSpace(n.str)
+		if secs, err := strconv.ParseFloat(s, 64); err == nil && secs >= 0 && !strings.ContainsAny(s, "eExXnN") {
+			// "30": a number of seconds written as a string, as
+			// nixactions reads it.
+			s += "s"
+		}
+		t, err := time.ParseDuration(s)
 		if err != nil {
 			d.at(n, p, "invalid duration %q (examples: 90, \"90s\", \"5m\", \"1h30m\")", n.str)
 			return 0, false, false
@@ -336,7 +353,9 @@ func (d *decoder) retry(n *node, p string) retryLayer {
 		}
 	}
 	if r.minT != nil && r.maxT != nil && *r.minT > *r.maxT {
-		d.at(n, p, "minTime (%s) is greater than maxTime (%s)", *r.minT, *r.maxT)
+		// nixactions accepts this and caps the wait at maxTime; so does
+		// nixflow (see the step's retry), with a word to the author.
+		d.warn(n, p, "minTime (%s) is greater than maxTime (%s): waits are capped at maxTime", *r.minT, *r.maxT)
 	}
 	return r
 }
@@ -392,7 +411,11 @@ func (d *decoder) relPath(n *node, p string) (string, bool) {
 	return clean, true
 }
 
-var workflowFields = []string{"version", "name", "env", "envFrom", "retry", "timeout", "logging", "jobs"}
+var workflowFields = []string{"version", "name", "env", "envFrom", "retry", "timeout", "logging", "jobs", "warnings"}
+
+// conditionAliases are the spellings of nixactions (and GitHub Actions)
+// accepted for job and step fields.
+var conditionAliases = map[string]string{"if": "condition", "continue-on-error": "continueOnError"}
 
 var jobFields = []string{"executor", "steps", "needs", "condition", "continueOnError", "env", "envFrom",
 	"inputs", "outputs", "retry", "timeout"}
@@ -446,7 +469,12 @@ func (d *decoder) workflow(root *node) *workflow {
 	w.retry = d.retry(fields["retry"], "retry")
 	w.timeout = d.timeoutLayer(fields["timeout"], "timeout")
 	if v := fields["logging"]; v != nil {
-		w.plan.LogFormat = d.logging(v, "logging")
+		w.plan.LogFormat, w.plan.LogLevel = d.logging(v, "logging")
+	}
+	if v := fields["warnings"]; v != nil {
+		if list, ok := d.stringList(v, "warnings"); ok {
+			w.plan.Warnings = list
+		}
 	}
 	jobs := fields["jobs"]
 	if jobs == nil {
@@ -490,26 +518,34 @@ func (d *decoder) workflow(root *node) *workflow {
 
 var logFormats = []string{"structured", "simple", "json"}
 
-func (d *decoder) logging(n *node, p string) string {
-	fields, ok := d.object(n, p, []string{"format"}, nil)
+// logLevels are the levels of logging.level, those of --log-level.
+var logLevels = []string{"trace", "debug", "info", "warn", "error"}
+
+// logging decodes the workflow's output preferences: the format, and the
+// level of nixflow's own diagnostics.
+func (d *decoder) logging(n *node, p string) (format, level string) {
+	fields, ok := d.object(n, p, []string{"format", "level"}, nil)
 	if !ok {
-		return ""
+		return "", ""
 	}
-	v := fields["format"]
-	if v == nil {
-		return ""
+	pick := func(key, what string, allowed []string) string {
+		v := fields[key]
+		if v == nil || v.kind == kindNull {
+			return ""
+		}
+		s, ok := d.str(v, keyPath(p, key))
+		if ok && !contains(allowed, s) {
+			d.at(v, keyPath(p, key), "unknown %s %q%s (known: %s)", what, s, didYouMean(s, allowed), strings.Join(allowed, ", "))
+			return ""
+		}
+		return s
 	}
-	s, ok := d.str(v, keyPath(p, "format"))
-	if ok && !contains(logFormats, s) {
-		d.at(v, keyPath(p, "format"), "unknown log format %q%s (known: %s)", s, didYouMean(s, logFormats), strings.Join(logFormats, ", "))
-		return ""
-	}
-	return s
+	return pick("format", "log format", logFormats), pick("level", "log level", logLevels)
 }
 
 func (d *decoder) job(w *workflow, name string, n *node, p string) *Job {
 	j := &Job{Name: name, Condition: Condition{Status: StatusSuccess}, Executor: Executor{Type: "local", CopyRepo: true, Local: &LocalExecutor{}}}
-	fields, ok := d.object(n, p, jobFields, map[string]string{"actions": "steps"})
+	fields, ok := d.object(n, p, jobFields, map[string]string{"actions": "steps", "if": "condition", "continue-on-error": "continueOnError"})
 	if !ok {
 		return j
 	}
@@ -622,7 +658,7 @@ func mergeRetryLayers(outer, inner retryLayer) mergedRetry {
 
 func (d *decoder) step(n *node, p string, index int, jobRetry retryLayer) *Step {
 	s := &Step{Name: fmt.Sprintf("step-%d", index+1), Condition: Condition{Status: StatusSuccess}}
-	fields, ok := d.object(n, p, stepFields, nil)
+	fields, ok := d.object(n, p, stepFields, conditionAliases)
 	if !ok {
 		return nil
 	}
@@ -732,11 +768,12 @@ func (d *decoder) stringMap(n *node, p string) map[string]string {
 	return out
 }
 
-var providerTypes = []string{"static", "file", "sops", "command", "required"}
+var providerTypes = []string{"static", "file", "sops", "command", "required", "exec"}
 
 var providerFields = map[string][]string{
 	"static":   {"type", "values"},
-	"file":     {"type", "path", "required", "secrets"},
+	"file":     {"type", "path", "required", "secrets", "drv"},
+	"exec":     {"type", "path", "drv", "secrets"},
 	"sops":     {"type", "file", "format", "required", "secrets"},
 	"command":  {"type", "command", "secrets"},
 	"required": {"type", "names", "secrets"},
@@ -802,6 +839,7 @@ func (d *decoder) providers(n *node, p string) []Provider {
 					d.at(v, keyPath(ep, "path"), "%q is in the Nix store, where a file of secrets is readable by every user: give the path as a string relative to the repository, e.g. \".env\"", pr.Path)
 				}
 			}
+			d.providerDrv(&pr, fields["drv"], ep)
 		case "sops":
 			if v := need("file"); v != nil {
 				pr.Path, _ = d.nonEmpty(v, keyPath(ep, "file"))
@@ -821,6 +859,8 @@ func (d *decoder) providers(n *node, p string) []Provider {
 			if v := need("command"); v != nil {
 				pr.Command, _ = d.nonEmpty(v, keyPath(ep, "command"))
 			}
+		case "exec":
+			d.execProvider(&pr, need("path"), fields["drv"], ep)
 		case "required":
 			if v := need("names"); v != nil {
 				names, _ := d.stringList(v, keyPath(ep, "names"))

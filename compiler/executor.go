@@ -19,6 +19,8 @@ type Executor struct {
 	OCI   *OCIExecutor   `json:"oci,omitempty"`
 	SSH   *SSHExecutor   `json:"ssh,omitempty"`
 	EC2   *EC2Executor   `json:"ec2,omitempty"`
+	// Custom is the user's own executor, driven by bash hooks.
+	Custom *CustomExecutor `json:"custom,omitempty"`
 
 	// typeAt is where the type was given, for errors found after decoding
 	// (a type this build has no backend for).
@@ -35,6 +37,8 @@ func (e Executor) Config() any {
 		return e.SSH
 	case "ec2":
 		return e.EC2
+	case "custom":
+		return e.Custom
 	default:
 		return e.Local
 	}
@@ -53,10 +57,11 @@ type executorKind struct {
 // executorKinds lists every executor type of the JSON graph. A backend's
 // options are one entry here and one file (executor_<type>.go).
 var executorKinds = map[string]executorKind{
-	"local": {decode: func(_ *execFields, e *Executor) { e.Local = &LocalExecutor{} }},
-	"oci":   ociKind,
-	"ssh":   sshKind,
-	"ec2":   ec2Kind,
+	"local":  {decode: func(_ *execFields, e *Executor) { e.Local = &LocalExecutor{} }},
+	"oci":    ociKind,
+	"ssh":    sshKind,
+	"ec2":    ec2Kind,
+	"custom": customKind,
 }
 
 // executorCommonFields are the fields of every executor type.
@@ -65,7 +70,7 @@ var executorCommonFields = []string{"type", "name", "copyRepo"}
 // executorTypes lists the types in the order messages name them: local
 // first, then by how far from this machine the steps run.
 func executorTypes() []string {
-	order := map[string]int{"local": 0, "oci": 1, "ssh": 2, "ec2": 3}
+	order := map[string]int{"local": 0, "oci": 1, "ssh": 2, "ec2": 3, "custom": 4}
 	types := make([]string, 0, len(executorKinds))
 	for t := range executorKinds {
 		types = append(types, t)

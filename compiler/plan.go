@@ -21,6 +21,14 @@ type Plan struct {
 	EnvFrom []Provider        `json:"envFrom,omitempty"`
 	// LogFormat is the workflow's preferred output format, if it sets one.
 	LogFormat string `json:"logFormat,omitempty"`
+	// LogLevel is the workflow's preferred level of nixflow's own
+	// diagnostics (the default of --log-level), if it sets one.
+	LogLevel string `json:"logLevel,omitempty"`
+	// Warnings are what the compiler accepted but the author should know
+	// (a retry whose minTime exceeds its maxTime), and what the tool that
+	// generated the graph reported (steps renamed to be unique), one
+	// message each, sorted.
+	Warnings []string `json:"warnings,omitempty"`
 	// Jobs in topological order, ties broken by name.
 	Jobs []*Job `json:"jobs"`
 	// Levels groups job names by their depth in the graph, for display and
@@ -175,10 +183,13 @@ type Provider struct {
 	Required bool `json:"required,omitempty"`
 	// command
 	Command string `json:"command,omitempty"`
+	// exec: Path is a program, or a store path whose bin/ holds one.
+	// exec and file: Drv builds Path when it is missing.
+	Drv string `json:"drv,omitempty"`
 	// required
 	Names []string `json:"names,omitempty"`
 	// Secrets overrides whether the provider's variables are secrets
-	// (file, sops, command, required: by default they are).
+	// (file, sops, command, exec, required: by default they are).
 	Secrets *bool `json:"secrets,omitempty"`
 }
 
@@ -191,7 +202,7 @@ func (p Provider) Secret() bool {
 		return *p.Secrets && p.Type != "static"
 	}
 	switch p.Type {
-	case "file", "sops", "command", "required":
+	case "file", "sops", "command", "exec", "required":
 		return true
 	}
 	return false

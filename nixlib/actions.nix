@@ -88,8 +88,15 @@ let
     '';
   };
 
-  # nixShell [ "curl" "jq" ]: adds packages of nixpkgs to PATH for the later
-  # steps of the job, built at RUN time: the machine running the step needs
+  # nixShell [ "curl" "jq" ]: adds packages to PATH for the later steps of
+  # the job.
+  #
+  # With pkgs (nixflow's nixlib { inherit pkgs; }), the names are attributes
+  # of pkgs ("jq", "python3Packages.requests"), resolved at EVALUATION time:
+  # pinned by the workflow's nixpkgs, offline, built before the job like any
+  # step's deps. A name that pkgs lacks is an evaluation error naming it.
+  #
+  # Without pkgs, the packages are built at RUN time: the machine running the step needs
   # Nix with flakes and access to nixpkgs (a registry entry, a cache or the
   # network). Set NIXFLOW_NIXPKGS (e.g. to "github:NixOS/nixpkgs/<rev>") to
   # pin it; an element with a '#' is used as a complete installable
@@ -98,7 +105,38 @@ let
   #
   # `nix build --print-out-paths` would be shorter but Nix 2.8 lacks it, so
   # the step builds, then asks `nix path-info` for the paths.
-  nixShell = packages:
+  nixShell = packages: if pkgs != null then nixShellPinned packages else nixShellAtRunTime packages;
+
+  nixShellPinned = packages:
+    let
+      where = "actions.nixShell";
+      lookup = name:
+        let
+          parts = filter isString (split "[.]" name);
+          walk = v: ps:
+            if ps == [ ] then v
+            else if builtins.isAttrs v && v ? ${head ps} then
+              (let r = tryEval v.${head ps}; in if r.success then walk r.value (builtins.tail ps) else null)
+            else null;
+          found = walk pkgs parts;
+        in
+        if !(isString name) then fail where "expected a package name (a string), got ${describe name}"
+        else if found == null || !(util.isDerivation found) then fail where "package ${util.quote name} is not in pkgs"
+        else found;
+      drvs =
+        if !(isList packages) then fail where "expected a list of package names, got ${describe packages}"
+        else if packages == [ ] then fail where "expected at least one package name"
+        else map lookup packages;
+    in
+    mkStep {
+      name = "nix-shell ${concatStringsSep " " packages}";
+      deps = drvs;
+      bash = onPath drvs + ''
+        echo ${escapeShellArg "nix-shell: ${concatStringsSep " " packages} on PATH for the next steps"}
+      '';
+    };
+
+  nixShellAtRunTime = packages:
     let
       where = "actions.nixShell";
       names =
@@ -142,7 +180,8 @@ let
   # With pkgs: pkgs.nodejs_<major>.
   setupNode = a:
     let
-      v = version "actions.setupNode: version" ((args "setupNode" a).version or (fail "actions.setupNode" "missing required field \"version\""));
+      # "20" is nixactions' default.
+      v = version "actions.setupNode: version" ((args "setupNode" a).version or "20");
       node = resolve "nodejs_${head (versionParts v)}";
     in
     util.checkFields "actions.setupNode" [ "version" ] (args "setupNode" a) (mkStep {
@@ -156,7 +195,8 @@ let
   # pkgs.python<major><minor> (python311), or pkgs.python3 for "3".
   setupPython = a:
     let
-      v = version "actions.setupPython: version" ((args "setupPython" a).version or (fail "actions.setupPython" "missing required field \"version\""));
+      # "3.11" is nixactions' default.
+      v = version "actions.setupPython: version" ((args "setupPython" a).version or "3.11");
       parts = versionParts v;
       attr = if length parts >= 2 then "python${elemAt parts 0}${elemAt parts 1}" else "python${v}";
       python = resolve attr;

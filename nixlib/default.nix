@@ -36,6 +36,7 @@ in
   inherit (workflow) mkWorkflow;
   inherit (matrix) mkMatrixJobs;
   executors = executors.executors;
+  inherit (executors) mkExecutor;
   envProviders = providers.providers;
   actions = import ./actions.nix { inherit util pkgs; };
 

@@ -58,7 +58,18 @@ let
     tags = where: v: mapAttrs (k: util.str "${where}.${k}") (util.attrs where v);
     endpoint = util.nonEmpty;
     maxLifetime = util.timeout;
+    # custom (workdir above)
+    hooks = customHooks;
   };
+
+  # The hooks of a custom executor, bash scripts (see mkExecutor).
+  hookNames = [ "setupWorkspace" "setupJob" "executeJob" "saveArtifact" "restoreArtifact" "cleanupJob" "cleanupWorkspace" ];
+  customHooks = where: v:
+    let h = util.attrs where v; in
+    util.checkFields where hookNames h (
+      let missing = filter (k: !(h ? ${k}) || h.${k} == null) [ "executeJob" "saveArtifact" "restoreArtifact" ]; in
+      if missing != [ ] then fail where "missing required hook ${quote (builtins.head missing)}"
+      else mapAttrs (k: util.str "${where}.${k}") (util.removeNulls h));
 
   common = [ "name" "copyRepo" ];
 
@@ -71,6 +82,7 @@ let
       required = [ "host" ];
       optional = common ++ [ "user" "port" "identityFile" "workdir" "nixCopy" "options" ];
     };
+    custom = { required = [ "hooks" ]; optional = common ++ [ "workdir" ]; };
     ec2 = {
       required = [ "region" "instanceType" "sshUser" ];
       optional = common ++ [ "ami" "machine" "subnetId" "securityGroupIds" "spot" "tags" "endpoint" "maxLifetime" ];
@@ -96,14 +108,15 @@ let
       let
         spec = types.${e.type};
         here = if where == "" then "executors.${e.type}" else "${where}: executors.${e.type}";
-        opts = util.removeNulls (removeAttrs e [ "__functor" "type" ]);
+        # A name the library gave (executors.local.name) is not written.
+        opts = util.removeNulls (userOptions e);
         missing = filter (k: !(opts ? ${k})) spec.required;
         known = spec.required ++ spec.optional;
       in
       util.checkFields here known opts (
         if missing != [ ] then
           fail here "missing required field ${quote (builtins.head missing)}${
-            if e ? __functor && removeAttrs e [ "__functor" "type" ] == { }
+            if e ? __functor && userOptions e == { }
             then " (call it with options: executors.${e.type} { ${builtins.head missing} = ...; })"
             else ""}"
         else if e.type == "ec2" && (opts ? ami) == (opts ? machine) then
@@ -115,10 +128,17 @@ let
   # once (deepSeq), so that `executors.oci { }` fails where it is written,
   # and callable again to add options.
   make = type: opts:
-    let value = { inherit type; } // opts; in
+    let
+      value = { inherit type; } // opts
+        // (if opts ? name && opts.name != null then { } else { name = type; __defaultName = true; });
+    in
     deepSeq (toJSON "" value) value // {
-      __functor = self: more: make type (removeAttrs self [ "__functor" "type" ] // options type more);
+      __functor = self: more: make type (userOptions self // options type more);
     };
+
+  # userOptions: the options of an executor value as the user gave them.
+  userOptions = e:
+    removeAttrs e ([ "__functor" "type" "__defaultName" ] ++ (if e.__defaultName or false then [ "name" ] else [ ]));
 
   options = type: o:
     if !(isAttrs o) || util.isDerivation o then
@@ -129,10 +149,47 @@ let
 
   # The bare executor: only its type, checked when the workflow is written
   # (so a bare executors.oci fails there with "missing required field").
+  # Its name is the type, as with nixactions (executors.local.name is
+  # "local"), but not written into the JSON.
   bare = type: {
     inherit type;
+    name = type;
+    __defaultName = true;
     __functor = self: opts: make type (options type opts);
   };
+
+  # mkExecutor: nixactions' way to define an executor, as a custom
+  # executor. Each hook is a function (called with the arguments nixactions
+  # passes, whose values are shell references resolved when the hook runs)
+  # or a string, and returns bash. See docs/executors.md ("custom").
+  mkExecutor = a:
+    let
+      where = "mkExecutor";
+      args = util.attrs where a;
+      job = "$NIXFLOW_JOB";
+      hookArgs = {
+        setupWorkspace = { actionDerivations = [ ]; };
+        cleanupWorkspace = { actionDerivations = [ ]; };
+        setupJob = { jobName = job; actionDerivations = [ ]; };
+        executeJob = { jobName = job; actionDerivations = [ ]; env = { }; };
+        cleanupJob = { jobName = job; };
+        # saveArtifact copies $1 (where the steps run) to $2 (here);
+        # restoreArtifact copies $1 (here) to $2 (where the steps run).
+        saveArtifact = { name = "$2"; path = "$1"; jobName = job; };
+        restoreArtifact = { name = "$1"; path = "$2"; jobName = job; };
+      };
+      hook = k:
+        let v = args.${k}; in
+        if builtins.isFunction v then util.str "${where}: ${k}" (v hookArgs.${k})
+        else util.str "${where}: ${k}" v;
+      given = k: args ? ${k} && args.${k} != null;
+    in
+    util.checkFields where ([ "name" "copyRepo" "workdir" ] ++ hookNames ++ [ "provision" "fetchArtifacts" "pushArtifacts" ]) args (
+      make "custom" (
+        { hooks = builtins.listToAttrs (map (k: { name = k; value = hook k; }) (filter given hookNames)); }
+        // util.optionalAttrs (given "name") { name = args.name; }
+        // util.optionalAttrs (given "copyRepo") { copyRepo = args.copyRepo; }
+        // util.optionalAttrs (given "workdir") { workdir = args.workdir; }));
 in
 {
   executors = {
@@ -140,7 +197,13 @@ in
     oci = bare "oci";
     ssh = bare "ssh";
     ec2 = bare "ec2";
+    custom = bare "custom";
+    # nixactions' Kubernetes executor has no nixflow backend: a custom
+    # executor drives kubectl instead.
+    k8s = fail "executors.k8s" "not available in nixflow: define a custom executor with mkExecutor { name; setupJob; executeJob; saveArtifact; restoreArtifact; ... } whose hooks call kubectl (docs/executors.md, \"custom\")";
   };
+
+  inherit mkExecutor;
 
   # Used by workflow.nix; not part of the user-facing API.
   inherit toJSON;

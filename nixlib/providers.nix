@@ -29,7 +29,7 @@ let
   # The fields of each type, as in compiler/decode.go (providerFields).
   types = {
     static = { required = [ "values" ]; optional = [ ]; };
-    file = { required = [ "path" ]; optional = [ "required" "secrets" ]; };
+    file = { required = [ "path" ]; optional = [ "required" "secrets" "drv" ]; };
     sops = { required = [ "file" ]; optional = [ "format" "required" "secrets" ]; };
     command = { required = [ "command" ]; optional = [ "secrets" ]; };
     required = { required = [ "names" ]; optional = [ "secrets" ]; };
@@ -39,10 +39,16 @@ let
 
   checks = {
     values = util.env;
-    path = util.pathString;
+    # A derivation (nixactions' `path = pkgs.writeText ...`) gives its
+    # store path; toJSON adds its drv, so that the run builds it.
+    path = where: v: if util.isDerivation v then "${v}" else util.pathString where v;
     file = util.pathString;
     required = util.bool;
+    # file: whether the values are secret (masked); nixflow's default is
+    # true, nixactions' false, so it is emitted only when written.
     secrets = util.bool;
+    # file: the .drv building path (added for a derivation given as path).
+    drv = util.nonEmpty;
     format = where: util.enum where [ "yaml" "json" "dotenv" "ini" ];
     command = util.nonEmpty;
     names = where: v:
@@ -71,7 +77,9 @@ let
       in
       util.checkFields here (spec.required ++ spec.optional) opts (
         if missing != [ ] then fail here "missing required field ${quote (builtins.head missing)}"
-        else { inherit (p) type; } // mapAttrs (k: v: checks.${k} "${here}.${k}" v) opts);
+        else { inherit (p) type; } // mapAttrs (k: v: checks.${k} "${here}.${k}" v) opts
+          // (if p.type == "file" && util.isDerivation (opts.path or null)
+             then { drv = builtins.unsafeDiscardStringContext opts.path.drvPath; } else { }));
 
   # args checks the attribute set given to a provider function.
   args = name: a:

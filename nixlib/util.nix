@@ -215,9 +215,9 @@ let
         first = builtins.head twice;
       in
       checkFields where retryFields r (
+        # minTime above maxTime is accepted, as nixactions does: the
+        # compiler warns and caps the wait at maxTime.
         if twice != [ ] then fail where "${quote first.camel} and ${quote first.snake} are the same field; give one"
-        else if out ? minTime && out ? maxTime && out.minTime > out.maxTime
-        then fail where "minTime (${toJSON out.minTime}) is greater than maxTime (${toJSON out.maxTime})"
         else out);
 
   # A Go duration: numbers with units ns, us, µs, ms, s, m, h ("90s",
@@ -230,6 +230,9 @@ let
     if v == null then null
     else if isInt v || isFloat v then
       (if v > 0 then v else fail where "must be greater than zero (use null for no timeout)")
+    # "30": seconds written as a string, as nixactions reads them.
+    else if isString v && match "[[:space:]]*[0-9]+([.][0-9]+)?[[:space:]]*" v != null then
+      timeout where (builtins.fromJSON (builtins.head (match "[[:space:]]*([0-9.]+)[[:space:]]*" v)))
     else if isString v then
       (if match durationPattern v == null
        then fail where "invalid duration ${quote v} (examples: 90, \"90s\", \"5m\", \"1h30m\")"

@@ -15,6 +15,7 @@
 # util.layers).
 { util, executorJSON, providerJSON, pkgs, nixflow }:
 let
+  compat = import ./compat.nix { inherit util; };
   inherit (builtins) attrNames concatStringsSep elem elemAt filter foldl'
     genList isAttrs isString length mapAttrs match split substring toJSON;
   inherit (util) fail quote describe optionalAttrs checkFields;
@@ -22,10 +23,20 @@ let
   workflowFields = [ "name" "jobs" "env" "envFrom" "retry" "timeout" "logging" ];
 
   jobFields = [ "executor" "steps" "actions" "needs" "condition" "continueOnError"
-    "env" "envFrom" "inputs" "outputs" "retry" "timeout" ];
+    "env" "envFrom" "inputs" "outputs" "retry" "timeout" ] ++ compat.aliasFields;
 
   stepFields = [ "name" "bash" "deps" "env" "condition" "continueOnError"
-    "retry" "timeout" "workdir" ];
+    "retry" "timeout" "workdir" ] ++ compat.aliasFields;
+
+  # conditionFields: condition and continueOnError of a job or a step, in
+  # either spelling.
+  conditionFields = where: a:
+    let
+      c = compat.alias where a "condition" "if";
+      e = compat.alias where a "continueOnError" "continue-on-error";
+    in
+    optionalAttrs (c != null) { condition = condition "${where}: condition" c; }
+    // optionalAttrs (e != null) { continueOnError = util.bool "${where}: continueOnError" e; };
 
   # Job and artifact names, as the compiler accepts them.
   namePattern = "[A-Za-z0-9_][A-Za-z0-9_.-]*";
@@ -60,7 +71,11 @@ let
     in
     depth < 0;
 
-  envFrom = where: v: mapIndexed (i: providerJSON "${where}[${toString i}]") (util.list where v);
+  envFrom = where: v: mapIndexed
+    (i: p:
+      let here = "${where}[${toString i}]"; e = compat.execProvider here p; in
+      if e != null then e else providerJSON here p)
+    (util.list where v);
 
   # dep turns one element of a step's deps into its JSON object.
   #  - a derivation gives its output path and its .drv path. The output
@@ -104,7 +119,9 @@ let
       fail where "a nix path is not a dep: use a derivation (e.g. pkgs.writeShellScriptBin) or a store path string"
     else fail where "expected a derivation or a store path, got ${describe d}";
 
-  step = jobWhere: i: s:
+  # step: rename is the name to give the step instead of its own (see
+  # compat.uniqueStepNames), or null.
+  step = jobWhere: rename: i: s:
     let
       named = isAttrs s && !(util.isDerivation s) && s ? name && isString s.name;
       where = "${jobWhere}: step ${toString (i + 1)}${if named then " (${quote s.name})" else ""}";
@@ -116,27 +133,14 @@ let
         (if given s "bash" then { bash = util.nonEmpty "${where}: bash" s.bash; }
          else fail where "missing required field \"bash\"")
         // optionalAttrs (given s "name") { name = util.oneLine "${where}: name" s.name; }
+        // optionalAttrs (rename != null) { name = rename; }
         // optionalAttrs (given s "deps") {
           deps = mapIndexed (k: dep "${where}: deps[${toString k}]") (util.list "${where}: deps" s.deps);
         }
         // optionalAttrs (given s "env") { env = util.env "${where}: env" s.env; }
-        // optionalAttrs (given s "condition") { condition = condition "${where}: condition" s.condition; }
-        // optionalAttrs (given s "continueOnError") { continueOnError = util.bool "${where}: continueOnError" s.continueOnError; }
+        // conditionFields where s
         // optionalAttrs (given s "workdir") { workdir = workspacePath "${where}: workdir" s.workdir; }
         // util.layers where s);
-
-  # stepNames fails on two steps of a job with the same name; a step
-  # without a name is called step-N by the compiler, so that counts too.
-  checkStepNames = where: steps: result:
-    let
-      names = mapIndexed (i: s: if isAttrs s && s ? name && isString s.name then s.name else "step-${toString (i + 1)}") steps;
-      dup = foldl'
-        (acc: n: if acc.found != null then acc else if acc.seen ? ${n} then acc // { found = n; } else acc // { seen = acc.seen // { ${n} = true; }; })
-        { seen = { }; found = null; }
-        names;
-    in
-    if dup.found != null then fail where "two steps are named ${quote dup.found} (step names are unique in a job; unnamed steps are step-N)"
-    else result;
 
   needs = where: jobNames: self: v:
     if !(builtins.isList v) then
@@ -189,12 +193,11 @@ let
         else if !(given j "steps" || given j "actions") then fail where "missing required field \"steps\""
         else if stepList == [ ] then fail "${where}: steps" "a job needs at least one step"
         else
-          checkStepNames where stepList (
-            { steps = mapIndexed (step where) stepList; }
+          (
+            { steps = mapIndexed (i: step where (elemAt (compat.uniqueStepNames name stepList).names i) i) stepList; }
             // optionalAttrs (given j "executor") { executor = executorJSON where j.executor; }
             // optionalAttrs (given j "needs") { needs = needs "${where}: needs" jobNames name j.needs; }
-            // optionalAttrs (given j "condition") { condition = condition "${where}: condition" j.condition; }
-            // optionalAttrs (given j "continueOnError") { continueOnError = util.bool "${where}: continueOnError" j.continueOnError; }
+            // conditionFields where j
             // optionalAttrs (given j "env") { env = util.env "${where}: env" j.env; }
             // optionalAttrs (given j "envFrom") { envFrom = envFrom "${where}: envFrom" j.envFrom; }
             // optionalAttrs (given j "inputs") {
@@ -205,8 +208,20 @@ let
 
   logging = where: v:
     let l = util.attrs where v; in
-    checkFields where [ "format" ] l
-      (optionalAttrs (given l "format") { format = util.enum "${where}.format" [ "structured" "simple" "json" ] l.format; });
+    checkFields where [ "format" "level" ] l
+      (optionalAttrs (given l "format") { format = util.enum "${where}.format" [ "structured" "simple" "json" ] l.format; }
+       // optionalAttrs (given l "level") { level = util.enum "${where}.level" [ "trace" "debug" "info" "warn" "error" ] l.level; });
+
+  # warnings: what the library accepted from a nixactions workflow but the
+  # author should know (steps renamed), for the CLI to print.
+  warnings = jobs:
+    builtins.concatLists (map
+      (name:
+        let j = jobs.${name}; in
+        if isAttrs j && (given j "steps" || given j "actions") && builtins.isList (if j ? steps then j.steps else j.actions)
+        then (compat.uniqueStepNames name (if j ? steps then j.steps else j.actions)).warnings
+        else [ ])
+      (attrNames jobs));
 
   collected = import ./problems.nix { inherit util workflowFields jobFields stepFields; };
 
@@ -232,6 +247,7 @@ let
           // optionalAttrs (given w "env") { env = util.env "${where}: env" w.env; }
           // optionalAttrs (given w "envFrom") { envFrom = envFrom "${where}: envFrom" w.envFrom; }
           // optionalAttrs (given w "logging") { logging = logging "${where}: logging" w.logging; }
+          // (let ws = warnings jobs; in optionalAttrs (ws != [ ]) { warnings = ws; })
           // util.layers where w));
 
   # A store path name allows fewer characters than a workflow name.

@@ -20,7 +20,10 @@ type app struct {
 	environ        []string
 	logLevel       string
 	showTrace      bool
-	log            hclog.Logger
+	// logLevelSet reports that --log-level was given: a workflow's
+	// logging.level does not override it.
+	logLevelSet bool
+	log         hclog.Logger
 }
 
 // Main runs the nixflow command line and returns its exit status.
@@ -45,6 +48,7 @@ in parallel as their needs allow, on this machine, in containers, over SSH or on
 			if level == hclog.NoLevel {
 				return usageError(fmt.Errorf("invalid --log-level %q (known: trace, debug, info, warn, error)", a.logLevel))
 			}
+			a.logLevelSet = cmd.Flags().Changed("log-level")
 			a.log = hclog.New(&hclog.LoggerOptions{Name: "nixflow", Level: level, Output: a.stderr})
 			return nil
 		},

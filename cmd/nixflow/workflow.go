@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
 	"github.com/nixflow/nixflow/compiler"
@@ -106,6 +107,15 @@ func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) 
 			return nil, usageError(err)
 		}
 		return nil, err
+	}
+	for _, w := range plan.Warnings {
+		fmt.Fprintf(a.stderr, "warning: %s\n", w)
+	}
+	if a.log != nil {
+		if plan.LogLevel != "" && !a.logLevelSet {
+			a.log.SetLevel(hclog.LevelFromString(plan.LogLevel))
+		}
+		a.log.Debug("workflow loaded", "source", name, "name", plan.Name, "jobs", len(plan.Jobs))
 	}
 	if f != nil {
 		plan, err = compiler.Select(plan, f.jobs)

@@ -8,7 +8,7 @@ let
   };
   steps = a: [
     a.checkout
-    (a.nixShell [ "jq" "nixpkgs/nixos-24.05#curl" ])
+    (a.nixShell [ "jq" "curl" ])
     (a.setupNode { version = "20"; })
     (a.setupPython { version = "3.11"; })
     a.setupRust

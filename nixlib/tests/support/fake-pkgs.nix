@@ -32,4 +32,7 @@
   # nixpkgs turns removed packages into throwing aliases.
   nodejs_14 = throw "nodejs_14 has been removed";
   sops = fakeProgram "sops" "API_KEY=s3cret-value";
+  jq = fakeProgram "jq" "jq-1.7.1";
+  curl = fakeProgram "curl" "curl 8.5.0";
+  python3Packages = { pytest = fakeProgram "pytest" "pytest 8.0.0"; };
 }

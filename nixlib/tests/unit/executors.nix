@@ -27,6 +27,27 @@ in
     fields = builtins.attrNames e;
   };
   handWritten = json { type = "ssh"; host = "h"; port = 22; };
+  # nixactions reads an executor's name; one the library gave is not JSON.
+  names = {
+    bare = executors.local.name;
+    called = (executors.local { copyRepo = false; }).name;
+    given = (executors.local { name = "mine"; }).name;
+    renamed = (json ((executors.local { name = "first"; }) { name = "second"; })).name;
+    defaultRenamed = (json (executors.local { name = "x"; })).name;
+  };
+  # mkExecutor: hooks called with shell references, or strings.
+  custom = json (lib.mkExecutor {
+    name = "k8s";
+    copyRepo = false;
+    workdir = "/workspace";
+    setupWorkspace = { actionDerivations }: "ns up";
+    setupJob = { jobName, actionDerivations }: "pod up ${jobName}";
+    executeJob = { jobName, actionDerivations, env }: ''pod exec ${jobName} "$@"'';
+    saveArtifact = { name, path, jobName }: "pod cp-out ${path} ${name}";
+    restoreArtifact = { name, path, jobName }: "pod cp-in ${name} ${path}";
+    cleanupJob = { jobName }: "pod down ${jobName}";
+    cleanupWorkspace = "ns down";
+  });
   # The value is a set with a __functor; the JSON never has it.
   bareHasFunctor = executors.local ? __functor;
   jsonHasFunctor = (json (executors.local { })) ? __functor;
