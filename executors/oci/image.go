@@ -16,11 +16,7 @@ import (
 
 // closureImage returns an image holding the closure of roots, assembling
 // and importing it unless one with the same contents exists already.
-func (c *cli) closureImage(ctx context.Context, roots []string) (string, error) {
-	closure, err := storeClosure(ctx, roots)
-	if err != nil {
-		return "", err
-	}
+func (c *cli) closureImage(ctx context.Context, roots, closure []string) (string, error) {
 	var bash string
 	var bins []string
 	for _, r := range roots {
@@ -55,7 +51,7 @@ func (c *cli) closureImage(ctx context.Context, roots []string) (string, error) 
 	go func() {
 		pw.CloseWithError(writeClosureTar(ctx, pw, sorted, bash))
 	}()
-	_, err = c.output(ctx, pr, "import",
+	_, err := c.output(ctx, pr, "import",
 		"--change", "ENV PATH="+strings.Join(bins, ":"),
 		"--change", "LABEL "+LabelClosure+"="+sum,
 		"-", ref)

@@ -33,7 +33,8 @@
 //
 // The closure of the job's store paths (nix-store -qR) is mounted
 // read-only at the same paths, each path on its own (the whole /nix/store
-// in shared mode, whose container outlives any one job). Without an
+// in shared mode, whose container outlives any one job), also over an
+// image nixflow assembled, so that the store stays read-only. Without an
 // image, the container starts from an image nixflow assembles from that
 // closure: the closure itself, /bin/bash and /bin/sh (links to the first
 // dep with a bin/bash), /tmp, a root entry in /etc/passwd and PATH = the
@@ -257,30 +258,30 @@ func (e *Executor) Close(ctx context.Context) error {
 // closure of spec.StorePaths and the configured volumes.
 func (e *Executor) create(ctx context.Context, c *cli, spec executors.JobSpec, job string, mounts []mount) (*container, error) {
 	image := e.cfg.Image
+	var closure []string
+	if len(spec.StorePaths) > 0 {
+		var err error
+		if closure, err = storeClosure(ctx, spec.StorePaths); err != nil {
+			return nil, err
+		}
+	}
 	if image == "" {
 		if len(spec.StorePaths) == 0 {
 			return nil, errors.New("no image given and the steps have no Nix deps to assemble one from; hint: set image, or add deps that include bash (executors.oci { image = ...; })")
 		}
 		spec.Logf("assembling an image from the deps' closure")
-		img, err := c.closureImage(ctx, spec.StorePaths)
+		img, err := c.closureImage(ctx, spec.StorePaths, closure)
 		if err != nil {
 			return nil, err
 		}
 		image = img
-	} else {
-		if err := c.ensureImage(ctx, image, spec); err != nil {
-			return nil, err
-		}
-		if len(spec.StorePaths) > 0 {
-			closure, err := storeClosure(ctx, spec.StorePaths)
-			if err != nil {
-				return nil, err
-			}
-			for _, p := range closure {
-				if !slices.ContainsFunc(mounts, func(m mount) bool { return m.ctr == "/nix/store" }) {
-					mounts = append(mounts, mount{host: p, ctr: p, ro: true})
-				}
-			}
+	} else if err := c.ensureImage(ctx, image, spec); err != nil {
+		return nil, err
+	}
+	// The store stays read-only, also where the image holds the closure.
+	if !slices.ContainsFunc(mounts, func(m mount) bool { return m.ctr == "/nix/store" }) {
+		for _, p := range closure {
+			mounts = append(mounts, mount{host: p, ctr: p, ro: true})
 		}
 	}
 	spec.Logf("starting a %s container from %s", c.name, image)

@@ -307,3 +307,61 @@ func TestPrepareCancelledRemovesDirs(t *testing.T) {
 		t.Errorf("workspace left: %v", err)
 	}
 }
+
+// standIn builds, with Nix, a package whose bin/ holds static busybox
+// (with its applets), bash and a tool of its own, nixflow-dep-tool.
+func standIn(t *testing.T) string {
+	t.Helper()
+	testenv.NeedCommand(t, "nix", "nix-build")
+	busybox, err1 := exec.LookPath("busybox")
+	bash, err2 := exec.LookPath("bash-static")
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatalf("the stand-in needs busybox-static and bash-static: %v", err)
+	}
+	expr := `derivation {
+  name = "nixflow-oci-standin"; system = builtins.currentSystem; builder = "/bin/sh";
+  args = [ "-c" ''
+    /bin/mkdir -p $out/bin
+    /bin/cp ` + busybox + ` $out/bin/busybox
+    /bin/cp ` + bash + ` $out/bin/bash
+    for a in $(` + busybox + ` --list); do [ -e $out/bin/$a ] || /bin/ln -s busybox $out/bin/$a; done
+    printf '#!/bin/sh\necho from the dep\n' > $out/bin/nixflow-dep-tool
+    /bin/chmod 755 $out/bin/nixflow-dep-tool
+  '' ];
+}`
+	cmd := exec.Command("nix-build", "--no-out-link", "-E", expr)
+	cmd.Env = append(os.Environ(), "NIX_CONFIG=substituters =\nexperimental-features = nix-command flakes")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("nix-build: %v\n%s", err, stderr.String())
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestNixDeps checks that the closure of the deps is mounted read-only
+// and leads PATH, and that a job with no image runs on a toolchain that
+// exists only as a Nix dep.
+func TestNixDeps(t *testing.T) {
+	dep := standIn(t)
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			t.Parallel()
+			for _, image := range []string{"", "-"} {
+				x := newExecutor(t, rt, compiler.OCIExecutor{Image: image})
+				ws := prepare(t, x, executors.JobSpec{Job: "deps", StorePaths: []string{dep}})
+				var out bytes.Buffer
+				res, err := ws.Run(context.Background(), executors.Command{
+					Argv:        []string{"bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", `nixflow-dep-tool; command -v ls; touch "$1/x" 2>/dev/null && echo writable || echo read-only`, "step", dep},
+					PathPrepend: []string{dep + "/bin"},
+					Stdout:      &out, Stderr: &out,
+				})
+				want := "from the dep\n" + dep + "/bin/ls\nread-only\n"
+				if err != nil || res.ExitCode != 0 || out.String() != want {
+					t.Errorf("image %q: %+v, %v, output %q; want %q", image, res, err, out.String(), want)
+				}
+			}
+		})
+	}
+}
