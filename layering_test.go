@@ -22,6 +22,10 @@ func TestLayering(t *testing.T) {
 		{"compiler", []string{"dag"}},
 		{"executors/local", []string{"executors"}},
 		{"executors/executortest", []string{"executors"}},
+		// A backend reads its configuration type from the compiler
+		// (executors.Params.Config); oci keeps its host directories with
+		// the local executor's workspace.
+		{"executors/oci", []string{"executors", "executors/local", "compiler", "dag"}},
 		{"actions", []string{"compiler", "dag", "executors"}},
 	}
 	for _, r := range rules {

@@ -82,6 +82,7 @@ func newExecutor(t *testing.T, name string, cfg compiler.OCIExecutor) *Executor 
 
 func TestConformance(t *testing.T) {
 	for _, rt := range runtimes {
+		// Not in parallel: the suite sets environment variables.
 		t.Run(rt, func(t *testing.T) {
 			needRuntime(t, rt)
 			executortest.Run(t, executortest.Backend{
