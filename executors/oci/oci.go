@@ -136,12 +136,15 @@ func (e *Executor) runtime(ctx context.Context, spec executors.JobSpec) (*cli, e
 	}
 	if !e.swept {
 		e.swept = true
-		spec.Logf("removing containers of runs that are gone")
 		n, err := e.cli.sweep(ctx, nil)
 		if err != nil {
 			e.log.Warn("sweep of old containers failed", "runtime", e.cli.name, "error", err)
 		} else if n > 0 {
-			e.log.Info("removed containers of runs that are gone", "runtime", e.cli.name, "count", n)
+			noun := "containers"
+			if n == 1 {
+				noun = "container"
+			}
+			spec.Logf("removed %d %s of runs that are gone", n, noun)
 		}
 	}
 	return e.cli, nil
@@ -156,6 +159,9 @@ func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executo
 	c, err := e.runtime(ctx, spec)
 	if err != nil {
 		return nil, err
+	}
+	if spec.CopyRepo {
+		spec.Logf("copying the repository into the workspace")
 	}
 	lw, err := (&local.Executor{}).Prepare(ctx, spec)
 	if err != nil {
