@@ -189,6 +189,9 @@ func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executo
 		w.ctr = s.ctr
 		w.dir = path.Join(e.cfg.Workdir, spec.Job)
 		w.tempDir = path.Join(tmpMount, spec.Job)
+		if err := w.handOver(ctx); err != nil {
+			return fail(err)
+		}
 		return w, nil
 	}
 	ctr, err := e.create(ctx, c, spec, spec.Job, []mount{
