@@ -366,3 +366,20 @@ func TestNixDeps(t *testing.T) {
 		})
 	}
 }
+
+// TestDaemonDown checks the hint for a docker daemon that does not answer.
+func TestDaemonDown(t *testing.T) {
+	needRuntime(t, "docker")
+	env := append(os.Environ(), "DOCKER_HOST=unix://"+filepath.Join(t.TempDir(), "docker.sock"))
+	_, err := findRuntime(context.Background(), "docker", env)
+	if err == nil || !strings.Contains(err.Error(), "hint: start the docker daemon") {
+		t.Errorf("daemon down: %v, want a hint to start it", err)
+	}
+	// auto falls back to podman when docker does not answer.
+	if _, perr := exec.LookPath("podman"); perr == nil {
+		c, err := findRuntime(context.Background(), "auto", env)
+		if err != nil || c.name != "podman" {
+			t.Errorf("auto with docker down: %v, %v; want podman", c, err)
+		}
+	}
+}
