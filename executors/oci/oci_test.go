@@ -161,6 +161,14 @@ func TestImageEnvAndOptions(t *testing.T) {
 			if want := "from-image declared 1000:1000 /src from volume nixflow-t\n"; code != 0 || out != want {
 				t.Errorf("exit %d, output %q, want %q", code, out, want)
 			}
+			// What CopyIn brings, with the directories it makes, is the
+			// user's too.
+			if err := ws.CopyIn(context.Background(), filepath.Join(vol, "v"), "in/sub/v"); err != nil {
+				t.Fatal(err)
+			}
+			if code, out := run(t, ws, `echo more >> in/sub/v && touch in/sub/new && cat in/sub/v`); code != 0 || out != "from volumemore\n" {
+				t.Errorf("writing what CopyIn brought: exit %d, %q", code, out)
+			}
 			_, out = run(t, ws, `echo $NIXFLOW_T_IMAGE`, "NIXFLOW_T_IMAGE=declared wins")
 			if out != "declared wins\n" {
 				t.Errorf("declared env over the image's: %q", out)

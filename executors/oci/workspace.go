@@ -121,7 +121,9 @@ func (w *workspace) CopyIn(ctx context.Context, src, dst string) error {
 		return err
 	}
 	if w.user != "" {
-		return w.handOverPath(ctx, path.Join(w.dir, filepath.ToSlash(filepath.Clean(dst))))
+		// The directories CopyIn made for dst too.
+		top, _, _ := strings.Cut(filepath.ToSlash(filepath.Clean(dst)), "/")
+		return w.handOverPath(ctx, path.Join(w.dir, top))
 	}
 	return nil
 }
