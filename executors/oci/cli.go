@@ -160,6 +160,18 @@ func notFound(err error) bool {
 	return strings.Contains(m, "no such") || strings.Contains(m, "not known") || strings.Contains(m, "not found")
 }
 
+// imageMissing reports whether a failed run says the image is not on
+// this machine.
+func imageMissing(err error) bool {
+	var ce *cliError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	m := strings.ToLower(ce.stderr)
+	return strings.Contains(m, "no such image") || strings.Contains(m, "image not known") ||
+		strings.Contains(m, "unable to find image") || strings.Contains(m, "does not exist in local storage")
+}
+
 // ensureImage checks that image is on this machine, and pulls it if not.
 func (c *cli) ensureImage(ctx context.Context, image string, log interface {
 	Logf(format string, args ...any)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -55,8 +54,6 @@ type startSpec struct {
 // container is a started container.
 type container struct {
 	id string
-	// env is the image's environment as the container has it.
-	env []string
 }
 
 // labels returns the labels of a container of job in run runID.
@@ -79,7 +76,7 @@ func hostname() string {
 // start creates and starts a container and reads its environment.
 func (c *cli) start(ctx context.Context, s startSpec) (*container, error) {
 	name := containerName(s.job)
-	args := []string{"run", "--detach", "--interactive", "--name", name, "--entrypoint", "bash"}
+	args := []string{"run", "--detach", "--interactive", "--pull", "never", "--name", name, "--entrypoint", "bash"}
 	for _, l := range labels(s.runID, s.job) {
 		args = append(args, "--label", l)
 	}
@@ -110,18 +107,7 @@ func (c *cli) start(ctx context.Context, s startSpec) (*container, error) {
 	if i := strings.LastIndexByte(id, '\n'); i >= 0 { // after pull messages
 		id = id[i+1:]
 	}
-	ctr := &container{id: id}
-	env, err := c.output(ctx, nil, "container", "inspect", "--format", "{{json .Config.Env}}", id)
-	if err == nil {
-		err = json.Unmarshal([]byte(env), &ctr.env)
-	}
-	if err != nil {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
-		defer cancel()
-		_ = c.remove(rctx, id)
-		return nil, fmt.Errorf("inspect container: %w", err)
-	}
-	return ctr, nil
+	return &container{id: id}, nil
 }
 
 // containerName is a fresh container name for job, readable in ps.

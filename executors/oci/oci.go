@@ -284,8 +284,6 @@ func (e *Executor) create(ctx context.Context, c *cli, spec executors.JobSpec, j
 			return nil, err
 		}
 		image = img
-	} else if err := c.ensureImage(ctx, image, spec); err != nil {
-		return nil, err
 	}
 	// The store stays read-only, also where the image holds the closure.
 	if !slices.ContainsFunc(mounts, func(m mount) bool { return m.ctr == "/nix/store" }) {
@@ -294,8 +292,17 @@ func (e *Executor) create(ctx context.Context, c *cli, spec executors.JobSpec, j
 		}
 	}
 	spec.Logf("starting a %s container from %s", c.name, image)
-	return c.start(ctx, startSpec{
+	ss := startSpec{
 		image: image, runID: spec.RunID, job: job, user: e.cfg.User,
 		mounts: mounts, volumes: e.cfg.Volumes, options: e.cfg.Options,
-	})
+	}
+	ctr, err := c.start(ctx, ss)
+	if err != nil && imageMissing(err) {
+		// Not on this machine: pull it, then start again.
+		if perr := c.ensureImage(ctx, image, spec); perr != nil {
+			return nil, perr
+		}
+		ctr, err = c.start(ctx, ss)
+	}
+	return ctr, err
 }

@@ -72,17 +72,27 @@ exit "$__nixflow_rc"
 // validName matches the variable names bash can export.
 var validName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// envScript is the shell code that exports env.
-func envScript(env []string) string {
+// envScript is the shell code that exports env over the container's own
+// environment (the image's ENV, which exec gives), then puts prepend in
+// front of the resulting PATH, as executors.MergeEnv would.
+func envScript(env, prepend []string) string {
 	var b strings.Builder
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
 		if !validName.MatchString(k) {
 			continue
 		}
-		b.WriteString("export " + k + "='" + strings.ReplaceAll(v, "'", `'\''`) + "'\n")
+		b.WriteString("export " + k + "=" + quote(v) + "\n")
+	}
+	if len(prepend) > 0 {
+		b.WriteString("export PATH=" + quote(strings.Join(prepend, ":")) + `"${PATH:+:$PATH}"` + "\n")
 	}
 	return b.String()
+}
+
+// quote quotes s for bash.
+func quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // Run runs cmd through an exec in the container (see the package
@@ -106,11 +116,10 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 		return executors.Result{ExitCode: -1, Stopped: true}, nil
 	}
 	cookie := ""
-	env := executors.MergeEnv(w.ctr.env, cmd.Env, cmd.PathPrepend)
 	var rnd [16]byte
 	_, _ = rand.Read(rnd[:])
 	c := hex.EncodeToString(rnd[:])
-	env = append(env, cookieVar+"="+c)
+	env := append(append([]string(nil), cmd.Env...), cookieVar+"="+c)
 	if w.cookie {
 		cookie = c
 	}
@@ -122,7 +131,7 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	args = append(args, w.ctr.id, "bash", "-c", wrapper, "nixflow-step", cookie)
 	args = append(args, cmd.Argv...)
 	x := w.cli.command(args...)
-	x.Stdin = strings.NewReader(envScript(env))
+	x.Stdin = strings.NewReader(envScript(env, cmd.PathPrepend))
 	stdout, err := x.StdoutPipe()
 	if err != nil {
 		return executors.Result{}, fmt.Errorf("run: %w", err)
