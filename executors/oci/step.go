@@ -259,6 +259,7 @@ reap:
 	if err := w.reap(ctx, cookieIf(w.cookie, cookie)); err != nil {
 		w.log.Warn("kill the step's leftovers", "error", err)
 	}
+	w.log.Debug("leftovers killed")
 	if exited {
 		return werr
 	}
