@@ -23,6 +23,10 @@ func TestLayering(t *testing.T) {
 		{"executors/local", []string{"executors"}},
 		{"executors/executortest", []string{"executors"}},
 		{"executors/custom", []string{"executors", "executors/local"}},
+		// A backend reads its configuration type from the compiler
+		// (executors.Params.Config); oci keeps its host directories with
+		// the local executor's workspace.
+		{"executors/oci", []string{"executors", "executors/local", "compiler", "dag"}},
 		{"actions", []string{"compiler", "dag", "executors"}},
 		{"report", []string{"actions", "compiler", "dag", "executors"}},
 	}

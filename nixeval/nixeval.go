@@ -55,8 +55,10 @@ func (e *NixMissingError) Error() string {
 // there is none gets a value that says so when used (a workflow that
 // takes pkgs but never uses it still runs). A default of null
 // (`pkgs ? null`, as in nixflow init's template, so that the file also
-// works without nixpkgs) means "none given": such a function gets pkgs as
-// one without a default does (nullPkgs).
+// works without nixpkgs) means "<nixpkgs> if there is one": such a
+// function gets <nixpkgs> when the search path has it, else its null
+// (so `if pkgs != null` works), and an evaluation that then fails on the
+// null says that <nixpkgs> is missing (nullPkgs).
 var evalExpr = `{ file, lib, nullPkgs ? false }:
 let
 ` + noStoreExpr + `
@@ -68,7 +70,9 @@ let
   raw = import file;
   formals = builtins.functionArgs raw;
   args = { inherit nixflow; nixactions = nixflow; }
-    // (if formals.pkgs or false && !nullPkgs then { } else { pkgs = if pkgs == null then noPkgs else pkgs; });
+    // (if nullPkgs then (if pkgs == null then { } else { inherit pkgs; })
+        else if formals.pkgs or false then { }
+        else { pkgs = if pkgs == null then noPkgs else pkgs; });
   value = if builtins.isFunction raw
     then raw (builtins.intersectAttrs formals args)
     else raw;
@@ -143,7 +147,15 @@ func File(ctx context.Context, path string, opts Options) ([]byte, error) {
 	if opts.Log != nil {
 		opts.Log(cmd.Args)
 	}
-	return run(cmd, path, opts.Env)
+	out, err := run(cmd, path, opts.Env)
+	var ee *EvalError
+	if nullPkgs == "true" && errors.As(err, &ee) &&
+		(strings.Contains(ee.Output, "null while a set was expected") || strings.Contains(ee.Output, "expected a set but found null")) {
+		// Nix's words name no culprit: the workflow used its null pkgs.
+		ee.Output = "error: nixflow: " + abs + " uses pkgs, but <nixpkgs> is not on the Nix search path: " +
+			"give pkgs a default ({ pkgs ? import ./nixpkgs.nix { }, ... }), set NIX_PATH, or run the flake's workflow (.#ci)\n"
+	}
+	return out, err
 }
 
 // Flake evaluates a flake output (".#ci", "path/to/flake#ci") and returns

@@ -41,6 +41,7 @@ let
     # A private key must never be copied into the world-readable Nix store:
     # a Nix path is turned into its absolute path as a string.
     identityFile = util.pathString;
+    # oci: where the workspace is mounted; ssh: where workspaces are made.
     workdir = util.nonEmpty;
     nixCopy = where: v:
       if isBool v then v else util.enum where [ "auto" "always" "never" ] v;
@@ -77,7 +78,8 @@ let
   # first. ec2 also needs exactly one of ami and machine (checked below).
   types = {
     local = { required = [ ]; optional = common; };
-    oci = { required = [ "image" ]; optional = common ++ [ "runtime" "mode" "volumes" "options" ]; };
+    # Without an image, nixflow assembles one from the deps' closure.
+    oci = { required = [ ]; optional = common ++ [ "image" "runtime" "mode" "user" "workdir" "volumes" "options" ]; };
     ssh = {
       required = [ "host" ];
       optional = common ++ [ "user" "port" "identityFile" "workdir" "nixCopy" "options" ];

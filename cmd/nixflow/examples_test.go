@@ -25,6 +25,8 @@ type exampleTest struct {
 	reject []string // regexps that must not match it
 	// check, when set, makes further checks of the output.
 	check func(t *testing.T, out string)
+	// tools are the outside tools the example needs besides nix.
+	tools []string
 }
 
 // name is the subtest's name: the file, and the extra arguments if any.
@@ -241,6 +243,14 @@ var exampleTests = []exampleTest{
 	}, reject: []string{
 		`skipped`,
 	}},
+	{file: "containers.nix", tools: []string{"docker", "podman"}, code: ExitOK, want: []string{
+		`(?m)^\[build/shout\] in /workspace, from hello from \S+$`,
+		`(?m)^\[package/tar\] packed 2 entries$`,
+		`(?m)^\[check/unpack\] HELLO FROM \S+$`,
+		`(?m)^build +success +\S+ +1 +docker container [0-9a-f]{12}$`,
+		`(?m)^package +success +\S+ +1 +podman container [0-9a-f]{12}$`,
+		`(?m)^run \S+ succeeded in `,
+	}},
 }
 
 func quoteAll(ss []string) []string {
@@ -328,6 +338,9 @@ func TestExamples(t *testing.T) {
 		t.Run(tt.name(), func(t *testing.T) {
 			if strings.HasSuffix(tt.file, ".nix") {
 				testenv.NeedCommand(t, "nix", "nix-instantiate")
+			}
+			for _, tool := range tt.tools {
+				testenv.NeedCommand(t, tool, tool)
 			}
 			exampleEnv(t, root)
 			args := append([]string{"run", "--log-format", "simple"}, tt.args...)

@@ -7,6 +7,7 @@ import (
 	"github.com/nixflow/nixflow/executors"
 	"github.com/nixflow/nixflow/executors/custom"
 	"github.com/nixflow/nixflow/executors/local"
+	"github.com/nixflow/nixflow/executors/oci"
 )
 
 // registry lists every executor backend of this build, in one place.
@@ -14,6 +15,7 @@ func registry() *executors.Registry {
 	r := executors.NewRegistry()
 	r.Register("local", local.New)
 	r.Register("custom", newCustom)
+	r.Register("oci", oci.New)
 	return r
 }
 

@@ -57,4 +57,3 @@ func runEnd(runDir string) (time.Time, error) {
 	}
 	return fi.ModTime(), nil
 }
-

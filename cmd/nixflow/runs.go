@@ -13,6 +13,7 @@ import (
 
 	"github.com/nixflow/nixflow/actions"
 	"github.com/nixflow/nixflow/executors/local"
+	"github.com/nixflow/nixflow/executors/oci"
 )
 
 // readResult reads a run's result; a run without one crashed or is still
@@ -161,7 +162,8 @@ func (a *app) gcCommand() *cobra.Command {
 		Short: "Remove old runs",
 		Long: `Remove old runs from the state directory: all but the newest --keep runs, and,
 with --older-than, also newer ones that ended longer ago than that. A run
-whose nixflow is still running is never removed.`,
+whose nixflow is still running is never removed. Also remove the containers
+(docker, podman) of runs whose nixflow process is gone.`,
 		Args: rangeArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if keep < 0 {
@@ -200,8 +202,18 @@ whose nixflow is still running is never removed.`,
 				}
 				removed++
 			}
-			if !dryRun {
-				fmt.Fprintf(a.stdout, "removed %s, kept %d\n", plural(removed, "run", "runs"), len(ids)-removed)
+			if dryRun {
+				return nil
+			}
+			fmt.Fprintf(a.stdout, "removed %s, kept %d\n", plural(removed, "run", "runs"), len(ids)-removed)
+			// Containers of runs whose nixflow was killed (SIGKILL, a
+			// crash) are left running: their owner is gone.
+			n, err := oci.Sweep(cmd.Context(), a.environ)
+			if n > 0 {
+				fmt.Fprintf(a.stdout, "removed %s of runs that are gone\n", plural(n, "container", "containers"))
+			}
+			if err != nil {
+				return infraError(fmt.Errorf("remove containers of runs that are gone: %w", err))
 			}
 			return nil
 		},

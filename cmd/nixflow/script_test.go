@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/nixflow/nixflow/internal/ocitest"
 	"github.com/nixflow/nixflow/internal/testenv"
 )
 
@@ -26,6 +28,7 @@ func TestMain(m *testing.M) {
 // real nixflow binary (this test binary, re-executed) against workflows it
 // carries, and compares what it prints byte for byte.
 func TestScript(t *testing.T) {
+	t.Cleanup(ocitest.Remove)
 	testscript.Run(t, scriptParams("../../testdata/script"))
 }
 
@@ -49,6 +52,12 @@ func scriptParams(dir string) testscript.Params {
 			// Nix here has no binary cache to reach, and flakes are still
 			// "experimental" on older versions.
 			env.Setenv("NIX_CONFIG", "substituters =\nexperimental-features = nix-command flakes")
+			// How to reach the container runtimes.
+			for _, v := range []string{"CONTAINERS_CONF", "DOCKER_HOST", "DOCKER_CONFIG", "XDG_RUNTIME_DIR"} {
+				if val, ok := os.LookupEnv(v); ok {
+					env.Setenv(v, val)
+				}
+			}
 			// Scripts that write flakes refer to the library in this tree.
 			env.Setenv("NIXFLOW_NIXLIB", nixlibDir)
 			return os.MkdirAll(filepath.Join(env.WorkDir, ".home"), 0o755)
@@ -56,6 +65,8 @@ func scriptParams(dir string) testscript.Params {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"waitfile": cmdWaitfile,
 			"dead":     cmdDead,
+			"ociimage": cmdOCIImage,
+			"subst":    cmdSubst,
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
@@ -66,6 +77,8 @@ func scriptParams(dir string) testscript.Params {
 				return tool("sops", "sops", "age-keygen")
 			case "nix":
 				return tool("nix", "nix", "nix-instantiate", "nix-store")
+			case "docker", "podman":
+				return runtimeAnswers(cond)
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
@@ -125,6 +138,57 @@ func cmdDead(ts *testscript.TestScript, neg bool, args []string) {
 			}
 		}
 	}
+}
+
+// cmdOCIImage builds (once per test binary) the test image of a
+// container runtime and puts its name in $DOCKER_IMAGE or $PODMAN_IMAGE.
+func cmdOCIImage(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 || (args[0] != "docker" && args[0] != "podman") {
+		ts.Fatalf("usage: ociimage docker|podman")
+	}
+	ref, err := ocitest.Image(args[0])
+	ts.Check(err)
+	ts.Setenv(strings.ToUpper(args[0])+"_IMAGE", ref)
+}
+
+// substVar is what subst replaces.
+var substVar = regexp.MustCompile(`\$\{[A-Z_][A-Z0-9_]*\}`)
+
+// cmdSubst replaces ${VAR} in the named files with the script's variable
+// VAR when it is set, in place: how a workflow names a host path or an
+// image.
+func cmdSubst(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) == 0 {
+		ts.Fatalf("usage: subst FILE...")
+	}
+	for _, a := range args {
+		p := ts.MkAbs(a)
+		data, err := os.ReadFile(p)
+		ts.Check(err)
+		out := substVar.ReplaceAllStringFunc(string(data), func(m string) string {
+			if v := ts.Getenv(m[2 : len(m)-1]); v != "" {
+				return v
+			}
+			return m
+		})
+		ts.Check(os.WriteFile(p, []byte(out), 0o644))
+	}
+}
+
+// runtimeAnswers reports whether a container runtime is installed and
+// answers; listed in NIXFLOW_TEST_REQUIRE, it must.
+func runtimeAnswers(name string) (bool, error) {
+	ok, err := tool(name, name)
+	if !ok || err != nil {
+		return ok, err
+	}
+	if out, err := exec.Command(name, "info").CombinedOutput(); err != nil {
+		if testenv.Required(name) {
+			return false, fmt.Errorf("%s is required (NIXFLOW_TEST_REQUIRE) but does not answer: %v: %s", name, err, out)
+		}
+		return false, nil
+	}
+	return true, nil
 }
 
 // tool reports whether the binaries of an outside tool are on PATH. A tool

@@ -712,7 +712,7 @@ func (s *suite) testCopyTree(t *testing.T) {
 	r := w.mustRun(step{script: `cd in/tree
 test -x bin/run.sh && bin/run.sh
 stat -c '%a %F %n' secret bin/run.sh link empty nested/a/b/c.txt
-readlink link nested/dangling
+readlink link; readlink nested/dangling
 test -d nested/empty
 cat link`})
 	want := "ran\n600 regular file secret\n755 regular file bin/run.sh\n777 symbolic link link\n755 directory empty\n644 regular file nested/a/b/c.txt\nnested/a/b/c.txt\ndoes-not-exist\ndeep\n"
@@ -860,7 +860,7 @@ func (s *suite) testConcurrentJobs(t *testing.T) {
 	e := s.setup(t)
 	const n = 4
 	var wg sync.WaitGroup
-	dirs := make([]string, n)
+	dirs := make([]string, n) // where and dir: containers may all use one path
 	errs := make([]error, n)
 	for i := range n {
 		wg.Go(func() {
@@ -875,7 +875,7 @@ func (s *suite) testConcurrentJobs(t *testing.T) {
 					errs[i] = err
 				}
 			}()
-			dirs[i] = ws.Dir()
+			dirs[i] = ws.Where() + ":" + ws.Dir()
 			var out bytes.Buffer
 			cmd := executors.Command{
 				Argv:   argv(`echo "$JOB" > mine; sleep 0.1; ls; cat mine`),

@@ -74,8 +74,8 @@ in
   runnerWithoutPkgs = case ''nixflow: mkWorkflow: .drv needs pkgs and the nixflow package'' (mkWorkflow { name = "w"; jobs.a.steps = ok; }).drv;
 
   # Executors
-  ociNoImage = case ''nixflow: executors.oci: missing required field "image"'' (executors.oci { runtime = "podman"; });
-  ociBareInJob = case ''nixflow: job "test": executors.oci: missing required field "image" (call it with options: executors.oci { image = ...; })'' (job { executor = executors.oci; steps = ok; });
+  ociEmptyImage = case ''nixflow: executors.oci.image: must not be empty'' (executors.oci { image = ""; });
+  ociUserTypo = case ''nixflow: executors.oci: unknown field "usr" (did you mean "user"?)'' (executors.oci { usr = "ci"; });
   sshNoHost = case ''nixflow: executors.ssh: missing required field "host"'' (executors.ssh { user = "ci"; });
   sshBareInJob = case ''nixflow: job "test": executors.ssh: missing required field "host"'' (job { executor = executors.ssh; steps = ok; });
   ec2NoRegion = case ''nixflow: executors.ec2: missing required field "region"'' (executors.ec2 { ami = "x"; instanceType = "t"; sshUser = "u"; });

@@ -19,10 +19,15 @@ in
         name = "builders";
         volumes = [ "/var/cache/ci:/cache" ];
         options = [ "--network=none" ];
+        user = "1000:1000";
+        workdir = "/src";
         copyRepo = true;
       };
       steps = step;
     };
+    # No image: nixflow assembles one from the deps' closure.
+    oci-no-image = { executor = executors.oci; steps = step; };
+    oci-no-image-called = { executor = executors.oci { runtime = "docker"; }; steps = step; };
     ssh-min = { executor = executors.ssh { host = "deploy.example"; }; steps = step; };
     ssh-full = {
       executor = executors.ssh {

@@ -1,0 +1,398 @@
+package oci
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/executors"
+	"github.com/nixflow/nixflow/executors/executortest"
+	"github.com/nixflow/nixflow/internal/ocitest"
+	"github.com/nixflow/nixflow/internal/testenv"
+)
+
+// runtimes are the container runtimes the tests run on.
+var runtimes = []string{"docker", "podman"}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, name := range runtimes {
+		if _, err := exec.LookPath(name); err != nil {
+			continue
+		}
+		c := &cli{name: name, path: name}
+		// Containers of this process the tests did not remove are a
+		// failure of the executor: say so, then remove them.
+		out, _ := c.output(ctx, nil, "ps", "--all", "--quiet", "--filter", "label="+LabelOwnerPID+"="+strconv.Itoa(os.Getpid()))
+		if ids := strings.Fields(out); len(ids) > 0 {
+			fmt.Fprintf(os.Stderr, "FAIL: %s containers left behind: %v\n", name, ids)
+			_ = c.remove(ctx, ids...)
+			code = 1
+		}
+	}
+	ocitest.Remove()
+	os.Exit(code)
+}
+
+// needRuntime skips or fails t without the runtime, and returns a client
+// for it and its test image.
+func needRuntime(t *testing.T, name string) (*cli, string) {
+	t.Helper()
+	testenv.NeedCommand(t, name, name)
+	c, err := probe(context.Background(), name, nil)
+	testenv.Need(t, name, err == nil, fmt.Sprint(err))
+	ref, err := ocitest.Image(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, ref
+}
+
+// newExecutor returns an executor on runtime name for cfg, whose image
+// defaults to the test image.
+func newExecutor(t *testing.T, name string, cfg compiler.OCIExecutor) *Executor {
+	t.Helper()
+	c, ref := needRuntime(t, name)
+	if cfg.Image == "-" {
+		cfg.Image = ""
+	} else if cfg.Image == "" {
+		cfg.Image = ref
+	}
+	cfg.Runtime = name
+	x, err := New(executors.Params{Config: &cfg, RunID: "test", Logger: hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Warn})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The runtime is known and swept (TestSweep, the run_oci_kill9
+	// script): each executor need not find it again.
+	e := x.(*Executor)
+	e.cli, e.swept = c, true
+	return e
+}
+
+func TestConformance(t *testing.T) {
+	for _, rt := range runtimes {
+		// Not in parallel: the suite sets environment variables.
+		t.Run(rt, func(t *testing.T) {
+			needRuntime(t, rt)
+			executortest.Run(t, executortest.Backend{
+				New: func(t *testing.T) executors.Executor { return newExecutor(t, rt, compiler.OCIExecutor{}) },
+				ReadKept: func(t *testing.T, ws executors.Workspace, rel string) ([]byte, error) {
+					w := ws.(*workspace)
+					t.Cleanup(func() { os.RemoveAll(w.hostDir) })
+					return os.ReadFile(filepath.Join(w.hostDir, filepath.FromSlash(rel)))
+				},
+			})
+		})
+	}
+}
+
+// containersOf lists the containers of run runID, removed or not.
+func containersOf(t *testing.T, c *cli, runID string) []string {
+	t.Helper()
+	out, err := c.output(context.Background(), nil, "ps", "--all", "--quiet", "--filter", "label="+LabelRun+"="+runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Fields(out)
+}
+
+// run runs script in ws and returns its exit status and output.
+func run(t *testing.T, ws executors.Workspace, script string, env ...string) (int, string) {
+	t.Helper()
+	var out bytes.Buffer
+	res, err := ws.Run(context.Background(), executors.Command{
+		Argv: []string{"bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script},
+		Env:  env, Stdout: &out, Stderr: &out,
+	})
+	if err != nil {
+		t.Fatalf("Run(%q): %v", script, err)
+	}
+	return res.ExitCode, out.String()
+}
+
+func prepare(t *testing.T, x executors.Executor, spec executors.JobSpec) executors.Workspace {
+	t.Helper()
+	if spec.RunDir == "" {
+		spec.RunDir = t.TempDir()
+	}
+	if spec.RunID == "" {
+		spec.RunID = "test"
+	}
+	ws, err := x.Prepare(context.Background(), spec)
+	if err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := ws.Teardown(context.Background(), false); err != nil {
+			t.Errorf("Teardown: %v", err)
+		}
+	})
+	return ws
+}
+
+// TestImageEnvAndOptions checks what a step sees: the image's ENV below
+// the declared env, the workdir, the user, volumes and labels.
+func TestImageEnvAndOptions(t *testing.T) {
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			t.Parallel()
+			c, _ := needRuntime(t, rt)
+			vol := t.TempDir()
+			os.WriteFile(filepath.Join(vol, "v"), []byte("from volume"), 0o644)
+			x := newExecutor(t, rt, compiler.OCIExecutor{
+				User: "1000:1000", Workdir: "/src", Volumes: []string{vol + ":/vol:ro"},
+				Options: []string{"--hostname", "nixflow-t"},
+			})
+			runID := "test-options-" + rt + strconv.Itoa(os.Getpid())
+			ws := prepare(t, x, executors.JobSpec{RunID: runID, Job: "opts"})
+			code, out := run(t, ws, `echo "$NIXFLOW_T_IMAGE $OVER $(id -u):$(id -g) $PWD $(cat /vol/v) $(hostname)"; echo made > file; test -w "$T"`,
+				"OVER=declared", "T="+ws.TempDir())
+			if want := "from-image declared 1000:1000 /src from volume nixflow-t\n"; code != 0 || out != want {
+				t.Errorf("exit %d, output %q, want %q", code, out, want)
+			}
+			// What CopyIn brings, with the directories it makes, is the
+			// user's too.
+			if err := ws.CopyIn(context.Background(), filepath.Join(vol, "v"), "in/sub/v"); err != nil {
+				t.Fatal(err)
+			}
+			if code, out := run(t, ws, `echo more >> in/sub/v && touch in/sub/new && cat in/sub/v`); code != 0 || out != "from volumemore\n" {
+				t.Errorf("writing what CopyIn brought: exit %d, %q", code, out)
+			}
+			_, out = run(t, ws, `echo $NIXFLOW_T_IMAGE`, "NIXFLOW_T_IMAGE=declared wins")
+			if out != "declared wins\n" {
+				t.Errorf("declared env over the image's: %q", out)
+			}
+			ids := containersOf(t, c, runID)
+			if len(ids) != 1 {
+				t.Fatalf("containers of the run: %v", ids)
+			}
+			out, err := c.output(context.Background(), nil, "container", "inspect", "--format",
+				`{{index .Config.Labels "`+LabelJob+`"}} {{index .Config.Labels "`+LabelOwnerPID+`"}}`, ids[0])
+			if want := "opts " + strconv.Itoa(os.Getpid()) + "\n"; err != nil || out != want {
+				t.Errorf("labels: %q, %v; want %q", out, err, want)
+			}
+			if err := ws.Teardown(context.Background(), false); err != nil {
+				t.Fatal(err)
+			}
+			if ids := containersOf(t, c, runID); len(ids) != 0 {
+				t.Errorf("containers left after Teardown: %v", ids)
+			}
+		})
+	}
+}
+
+// TestSharedMode checks that jobs of a shared executor run in one
+// container, each in its own directory, and that Close removes it.
+func TestSharedMode(t *testing.T) {
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			t.Parallel()
+			c, _ := needRuntime(t, rt)
+			x := newExecutor(t, rt, compiler.OCIExecutor{Mode: "shared"})
+			runID := "test-shared-" + rt + strconv.Itoa(os.Getpid())
+			runDir := t.TempDir()
+			a := prepare(t, x, executors.JobSpec{RunID: runID, RunDir: runDir, Job: "a"})
+			b := prepare(t, x, executors.JobSpec{RunID: runID, RunDir: runDir, Job: "b"})
+			if a.Where() != b.Where() {
+				t.Errorf("not one container: %q, %q", a.Where(), b.Where())
+			}
+			if a.Dir() != "/workspace/a" || b.Dir() != "/workspace/b" {
+				t.Errorf("dirs %q, %q", a.Dir(), b.Dir())
+			}
+			run(t, a, `echo a > mine; (trap "" TERM; exec sleep 1000) & echo $! > bg.pid`)
+			// A killed process may stay a zombie for a moment: gone too.
+			_, out := run(t, b, `ls; case $(grep State: "/proc/$(cat ../a/bg.pid)/status" 2>/dev/null) in ""|*Z*) echo gone;; *) echo alive;; esac`)
+			if out != "gone\n" {
+				t.Errorf("b sees %q, want an empty directory and a's leftover gone", out)
+			}
+			a.Teardown(context.Background(), false)
+			b.Teardown(context.Background(), false)
+			if ids := containersOf(t, c, runID); len(ids) != 1 {
+				t.Errorf("before Close: containers %v, want the shared one", ids)
+			}
+			if err := x.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if ids := containersOf(t, c, runID); len(ids) != 0 {
+				t.Errorf("after Close: containers %v", ids)
+			}
+		})
+	}
+}
+
+// TestSweep checks that a container whose owner is gone is removed, and
+// one whose owner lives is not.
+func TestSweep(t *testing.T) {
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			t.Parallel()
+			c, ref := needRuntime(t, rt)
+			// A process that is gone: a child that exited.
+			dead := exec.Command("true")
+			if err := dead.Run(); err != nil {
+				t.Fatal(err)
+			}
+			runID := "test-sweep-" + rt + strconv.Itoa(os.Getpid())
+			mk := func(pid int) string {
+				out, err := c.output(context.Background(), nil, "create", "--label", LabelRun+"="+runID,
+					"--label", LabelOwnerPID+"="+strconv.Itoa(pid), "--label", LabelHost+"="+hostname(), ref, "true")
+				if err != nil {
+					t.Fatal(err)
+				}
+				id := strings.TrimSpace(out)
+				t.Cleanup(func() { c.remove(context.Background(), id) })
+				return id
+			}
+			gone := mk(dead.Process.Pid)
+			live := mk(os.Getpid())
+			// What `nixflow gc` does: every runtime, every run.
+			if _, err := Sweep(context.Background(), nil); err != nil {
+				t.Fatal(err)
+			}
+			ids := containersOf(t, c, runID)
+			if len(ids) != 1 || !strings.HasPrefix(live, ids[0]) {
+				t.Errorf("after the sweep: %v, want only %s (not %s)", ids, live, gone)
+			}
+		})
+	}
+}
+
+// TestErrors checks the executor failures a user can meet, with hints.
+func TestErrors(t *testing.T) {
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			t.Parallel()
+			needRuntime(t, rt)
+			for _, c := range []struct {
+				name string
+				cfg  compiler.OCIExecutor
+				want string
+			}{
+				{"missing image", compiler.OCIExecutor{Image: "nixflow-no-such-image:1"}, `image "nixflow-no-such-image:1" is not on this machine and could not be pulled`},
+				{"no bash", compiler.OCIExecutor{Options: []string{"--env", "PATH=/nowhere"}}, "hint: the image needs bash"},
+				{"bad mount", compiler.OCIExecutor{Options: []string{"--mount", "type=bind,source=" + filepath.Join(t.TempDir(), "none") + ",target=/x"}}, "hint: check the executor's volumes"},
+				{"no image, no deps", compiler.OCIExecutor{Image: "-"}, "no image given and the steps have no Nix deps"},
+			} {
+				x := newExecutor(t, rt, c.cfg)
+				ws, err := x.Prepare(context.Background(), executors.JobSpec{RunID: "test-errors", RunDir: t.TempDir(), Job: "e"})
+				if err == nil {
+					ws.Teardown(context.Background(), false)
+					t.Errorf("%s: Prepare succeeded", c.name)
+					continue
+				}
+				if !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "hint: ") {
+					t.Errorf("%s: error %q, want it to contain %q and a hint", c.name, err, c.want)
+				}
+			}
+			_, err := findRuntime(context.Background(), rt, []string{"PATH=/nowhere"})
+			if err == nil || !strings.Contains(err.Error(), "is not on PATH; hint: install") {
+				t.Errorf("runtime not on PATH: %v", err)
+			}
+		})
+	}
+}
+
+// TestPrepareCancelledRemovesDirs checks that a cancelled Prepare leaves
+// no workspace directory behind.
+func TestPrepareCancelledRemovesDirs(t *testing.T) {
+	x := newExecutor(t, "docker", compiler.OCIExecutor{})
+	runDir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := x.Prepare(ctx, executors.JobSpec{RunID: "test", RunDir: runDir, Job: "c"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Prepare: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(runDir, "jobs", "c")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("workspace left: %v", err)
+	}
+}
+
+// standIn builds, with Nix, a package whose bin/ holds static busybox
+// (with its applets), bash and a tool of its own, nixflow-dep-tool.
+func standIn(t *testing.T) string {
+	t.Helper()
+	testenv.NeedCommand(t, "nix", "nix-build")
+	busybox, err1 := exec.LookPath("busybox")
+	bash, err2 := exec.LookPath("bash-static")
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatalf("the stand-in needs busybox-static and bash-static: %v", err)
+	}
+	expr := `derivation {
+  name = "nixflow-oci-standin"; system = builtins.currentSystem; builder = "/bin/sh";
+  args = [ "-c" ''
+    /bin/mkdir -p $out/bin
+    /bin/cp ` + busybox + ` $out/bin/busybox
+    /bin/cp ` + bash + ` $out/bin/bash
+    for a in $(` + busybox + ` --list); do [ -e $out/bin/$a ] || /bin/ln -s busybox $out/bin/$a; done
+    printf '#!/bin/sh\necho from the dep\n' > $out/bin/nixflow-dep-tool
+    /bin/chmod 755 $out/bin/nixflow-dep-tool
+  '' ];
+}`
+	cmd := exec.Command("nix-build", "--no-out-link", "-E", expr)
+	cmd.Env = append(os.Environ(), "NIX_CONFIG=substituters =\nexperimental-features = nix-command flakes")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("nix-build: %v\n%s", err, stderr.String())
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestNixDeps checks that the closure of the deps is mounted read-only
+// and leads PATH, and that a job with no image runs on a toolchain that
+// exists only as a Nix dep.
+func TestNixDeps(t *testing.T) {
+	dep := standIn(t)
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			t.Parallel()
+			for _, image := range []string{"", "-"} {
+				x := newExecutor(t, rt, compiler.OCIExecutor{Image: image})
+				ws := prepare(t, x, executors.JobSpec{Job: "deps", StorePaths: []string{dep}})
+				var out bytes.Buffer
+				res, err := ws.Run(context.Background(), executors.Command{
+					Argv:        []string{"bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", `nixflow-dep-tool; command -v ls; touch "$1/x" 2>/dev/null && echo writable || echo read-only`, "step", dep},
+					PathPrepend: []string{dep + "/bin"},
+					Stdout:      &out, Stderr: &out,
+				})
+				want := "from the dep\n" + dep + "/bin/ls\nread-only\n"
+				if err != nil || res.ExitCode != 0 || out.String() != want {
+					t.Errorf("image %q: %+v, %v, output %q; want %q", image, res, err, out.String(), want)
+				}
+			}
+		})
+	}
+}
+
+// TestDaemonDown checks the hint for a docker daemon that does not answer.
+func TestDaemonDown(t *testing.T) {
+	needRuntime(t, "docker")
+	env := append(os.Environ(), "DOCKER_HOST=unix://"+filepath.Join(t.TempDir(), "docker.sock"))
+	_, err := findRuntime(context.Background(), "docker", env)
+	if err == nil || !strings.Contains(err.Error(), "hint: start the docker daemon") {
+		t.Errorf("daemon down: %v, want a hint to start it", err)
+	}
+	// auto falls back to podman when docker does not answer.
+	if _, perr := exec.LookPath("podman"); perr == nil {
+		c, err := findRuntime(context.Background(), "auto", env)
+		if err != nil || c.name != "podman" {
+			t.Errorf("auto with docker down: %v, %v; want podman", c, err)
+		}
+	}
+}

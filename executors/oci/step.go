@@ -1,0 +1,361 @@
+package oci
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nixflow/nixflow/executors"
+)
+
+const (
+	// cookieVar marks a step's processes, for the shared mode's clean-up.
+	cookieVar = "NIXFLOW_STEP_COOKIE"
+	// drainTimeout bounds the wait for the exec client once the step's
+	// processes were killed.
+	drainTimeout = 5 * time.Second
+	// signalTimeout bounds one signalling exec.
+	signalTimeout = 15 * time.Second
+)
+
+// reapScript kills what a step left running: with a cookie ($1), the
+// processes whose environment holds it; without, every process of the
+// container but the first and this one. Builtins only.
+const reapScript = `c=$1
+for d in /proc/[0-9]*; do
+  p=${d#/proc/}
+  [ "$p" = 1 ] || [ "$p" = "$$" ] && continue
+  if [ -n "$c" ]; then
+    m=
+    while IFS= read -r -d '' kv; do
+      if [ "$kv" = "` + cookieVar + `=$c" ]; then m=1; break; fi
+    done < "$d/environ" 2>/dev/null
+    [ -n "$m" ] || continue
+  fi
+  kill -9 "$p" 2>/dev/null
+done
+`
+
+// wrapper runs a step: it prints its pid (the step's process group), reads
+// the step's environment as shell code from standard input, runs the step
+// with standard input from /dev/null, then, unless it was signalled (the
+// escalation then goes on from outside), kills what the step left. Its exit
+// status is the step's.
+const wrapper = `printf '%s\n' "$$"
+IFS= read -r -d '' __nixflow_env
+eval "$__nixflow_env"; unset __nixflow_env
+__nixflow_c=$1; shift
+__nixflow_stopped=
+trap __nixflow_stopped=1 INT TERM HUP
+"$@" </dev/null
+__nixflow_rc=$?
+if [ -z "$__nixflow_stopped" ]; then
+  reap() {
+` + reapScript + `
+  }
+  reap "$__nixflow_c"
+fi
+exit "$__nixflow_rc"
+`
+
+// validName matches the variable names bash can export.
+var validName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// envScript is the shell code that exports env over the container's own
+// environment (the image's ENV, which exec gives), then puts prepend in
+// front of the resulting PATH, as executors.MergeEnv would.
+func envScript(env, prepend []string) string {
+	var b strings.Builder
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		if !validName.MatchString(k) {
+			continue
+		}
+		b.WriteString("export " + k + "=" + quote(v) + "\n")
+	}
+	if len(prepend) > 0 {
+		b.WriteString("export PATH=" + quote(strings.Join(prepend, ":")) + `"${PATH:+:$PATH}"` + "\n")
+	}
+	return b.String()
+}
+
+// quote quotes s for bash.
+func quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// Run runs cmd through an exec in the container (see the package
+// documentation).
+func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.Result, error) {
+	if err := w.begin(); err != nil {
+		return executors.Result{}, err
+	}
+	defer w.active.Done()
+	if len(cmd.Argv) == 0 {
+		return executors.Result{}, errors.New("run: empty command")
+	}
+	dir := w.dir
+	if cmd.Dir != "" {
+		if !filepath.IsLocal(cmd.Dir) {
+			return executors.Result{}, fmt.Errorf("run: working directory %q is not inside the workspace", cmd.Dir)
+		}
+		dir = path.Join(w.dir, filepath.ToSlash(cmd.Dir))
+	}
+	if ctx.Err() != nil {
+		return executors.Result{ExitCode: -1, Stopped: true}, nil
+	}
+	cookie := ""
+	var rnd [16]byte
+	_, _ = rand.Read(rnd[:])
+	c := hex.EncodeToString(rnd[:])
+	env := append(append([]string(nil), cmd.Env...), cookieVar+"="+c)
+	if w.cookie {
+		cookie = c
+	}
+
+	args := []string{"exec", "--interactive", "--workdir", dir}
+	if w.user != "" {
+		args = append(args, "--user", w.user)
+	}
+	args = append(args, w.ctr.id, "bash", "-c", wrapper, "nixflow-step", cookie)
+	args = append(args, cmd.Argv...)
+	x := w.cli.command(args...)
+	x.Stdin = strings.NewReader(envScript(env, cmd.PathPrepend))
+	stdout, err := x.StdoutPipe()
+	if err != nil {
+		return executors.Result{}, fmt.Errorf("run: %w", err)
+	}
+	stderr, err := x.StderrPipe()
+	if err != nil {
+		return executors.Result{}, fmt.Errorf("run: %w", err)
+	}
+	if err := x.Start(); err != nil {
+		return executors.Result{}, fmt.Errorf("run: %s exec: %w", w.cli.name, err)
+	}
+
+	// The first line of stdout is the wrapper's pid; the rest is the step's.
+	pidc := make(chan int, 1)
+	outErr := make(chan error, 2)
+	var errText strings.Builder // the client's own complaint, if the step never started
+	go func() {
+		br := bufio.NewReaderSize(stdout, 64<<10)
+		line, err := br.ReadString('\n')
+		pid, perr := strconv.Atoi(strings.TrimSpace(line))
+		if err != nil || perr != nil || pid <= 0 {
+			pidc <- 0
+			_, _ = io.Copy(io.Discard, br)
+			outErr <- nil
+			return
+		}
+		pidc <- pid
+		outErr <- copyOut(cmd.Stdout, br)
+	}()
+	stderrDone := make(chan error, 1)
+	go func() {
+		stderrDone <- copyOut(&firstBytes{w: cmd.Stderr, keep: &errText}, stderr)
+	}()
+	waitc := make(chan error, 1)
+	go func() {
+		// Wait closes the pipes: the readers must be done first.
+		err := <-outErr
+		serr := <-stderrDone
+		werr := x.Wait()
+		if err == nil {
+			err = serr
+		}
+		waitc <- errors.Join(werr, wrapOutput(err))
+	}()
+
+	var pid int
+	select {
+	case pid = <-pidc:
+	case <-ctx.Done():
+		// Not started yet as far as we know: wait for the pid to stop it.
+		pid = <-pidc
+	}
+	if pid == 0 {
+		err := <-waitc
+		msg := strings.TrimSpace(errText.String())
+		if msg == "" && err != nil {
+			msg = err.Error()
+		}
+		if w.isTornDown() {
+			return executors.Result{ExitCode: -1, Stopped: ctx.Err() != nil}, fmt.Errorf("run: the workspace was torn down")
+		}
+		return executors.Result{}, fmt.Errorf("run: %s exec did not start the step: %s", w.cli.name, msg)
+	}
+
+	var werr error
+	stopped := false
+	select {
+	case werr = <-waitc:
+	case <-ctx.Done():
+		stopped = true
+		werr = w.stop(cmd, pid, c, waitc, x)
+	}
+	res := executors.Result{Stopped: stopped, ExitCode: x.ProcessState.ExitCode()}
+	var oerr *outputError
+	if errors.As(werr, &oerr) {
+		return res, oerr
+	}
+	return res, nil
+}
+
+// stop runs the signal escalation against the step's process group pid,
+// then kills what is left, and returns what waiting for the client gave.
+func (w *workspace) stop(cmd executors.Command, pid int, cookie string, waitc <-chan error, x *exec.Cmd) error {
+	sigs := executors.Signals{}
+	if cmd.Stop != nil {
+		sigs = cmd.Stop()
+	}
+	type stage struct {
+		sig   string
+		grace time.Duration
+	}
+	stages := []stage{{"TERM", sigs.TerminateGrace}, {"KILL", 0}}
+	if sigs.FirstSignalInterrupt {
+		stages = append([]stage{{"INT", sigs.InterruptGrace}}, stages...)
+	}
+	var werr error
+	exited := false
+	for _, s := range stages {
+		alive := w.signal(s.sig, pid)
+		w.log.Debug("signalled step", "signal", s.sig, "group", pid, "alive", alive)
+		if !alive {
+			break
+		}
+		if exited {
+			// The step is gone but its group is not: wait the grace out.
+			time.Sleep(s.grace)
+			continue
+		}
+		t := time.NewTimer(s.grace)
+		select {
+		case werr = <-waitc:
+			exited = true
+			if !w.signal("0", pid) {
+				t.Stop()
+				goto reap
+			}
+			<-t.C
+		case <-t.C:
+		}
+	}
+reap:
+	ctx, cancel := context.WithTimeout(context.Background(), signalTimeout)
+	defer cancel()
+	w.log.Debug("killing the step's leftovers")
+	if err := w.reap(ctx, cookieIf(w.cookie, cookie)); err != nil {
+		w.log.Warn("kill the step's leftovers", "error", err)
+	}
+	w.log.Debug("leftovers killed")
+	if exited {
+		return werr
+	}
+	select {
+	case werr = <-waitc:
+	case <-time.After(drainTimeout):
+		_ = x.Process.Kill()
+		werr = <-waitc
+	}
+	return werr
+}
+
+func cookieIf(on bool, cookie string) string {
+	if on {
+		return cookie
+	}
+	return ""
+}
+
+// signal sends sig (a name, or "0" to probe) to the process group pgid
+// in the container, followed by SIGCONT, and reports whether the group
+// still has members.
+func (w *workspace) signal(sig string, pgid int) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), signalTimeout)
+	defer cancel()
+	script := `g=-$2; if [ "$1" != 0 ]; then kill -s "$1" -- "$g" 2>/dev/null; kill -s CONT -- "$g" 2>/dev/null; fi; kill -0 -- "$g" 2>/dev/null`
+	x := exec.CommandContext(ctx, w.cli.path, "exec", "--user", "0", w.ctr.id, "bash", "-c", script, "nixflow-signal", sig, strconv.Itoa(pgid))
+	x.Env = w.cli.env
+	err := x.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() == 1 {
+		return false
+	}
+	if err != nil {
+		// The container is gone (torn down) or unreachable: nothing to
+		// wait for.
+		w.log.Debug("signal step", "signal", sig, "error", err)
+		return false
+	}
+	return true
+}
+
+// reap kills the step's leftovers (see reapScript).
+func (w *workspace) reap(ctx context.Context, cookie string) error {
+	if w.isTornDown() && !w.cookie {
+		return nil
+	}
+	_, err := w.cli.output(ctx, nil, "exec", "--user", "0", w.ctr.id, "bash", "-c", reapScript+"exit 0\n", "nixflow-reap", cookie)
+	return err
+}
+
+func (w *workspace) isTornDown() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.tornDown
+}
+
+// outputError is a failure to write the step's output.
+type outputError struct{ err error }
+
+func (e *outputError) Error() string { return "write step output: " + e.err.Error() }
+func (e *outputError) Unwrap() error { return e.err }
+
+func wrapOutput(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &outputError{err}
+}
+
+// copyOut copies r to w; after a write error it drains r, so that the step
+// does not block, and returns the error.
+func copyOut(w io.Writer, r io.Reader) error {
+	if w == nil {
+		w = io.Discard
+	}
+	_, err := io.Copy(w, r)
+	if err != nil {
+		_, _ = io.Copy(io.Discard, r)
+	}
+	return err
+}
+
+// firstBytes passes stderr on, keeping its first bytes: when the step
+// never started, they are the client's complaint.
+type firstBytes struct {
+	w    io.Writer
+	keep *strings.Builder
+}
+
+func (f *firstBytes) Write(p []byte) (int, error) {
+	if n := 4096 - f.keep.Len(); n > 0 {
+		f.keep.Write(p[:min(n, len(p))])
+	}
+	if f.w == nil {
+		return len(p), nil
+	}
+	return f.w.Write(p)
+}

@@ -1,0 +1,117 @@
+package oci
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Sweep removes, on every runtime that answers (docker, podman), the
+// containers nixflow made on this host whose owning nixflow process is
+// gone, and returns how many it removed. `nixflow gc` calls it; each run
+// does the same on its runtime at its first Prepare.
+func Sweep(ctx context.Context, environ []string) (int, error) {
+	total := 0
+	var errs []error
+	for _, name := range []string{"docker", "podman"} {
+		c, err := probe(ctx, name, environ)
+		if err != nil {
+			continue // not installed or not answering: nothing of ours there
+		}
+		n, err := c.sweep(ctx, nil)
+		total += n
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return total, errors.Join(errs...)
+}
+
+// sweep removes the containers labelled by nixflow on this host whose
+// owner is dead, among those matching the extra label filters.
+func (c *cli) sweep(ctx context.Context, filters []string) (int, error) {
+	args := []string{"ps", "--all", "--quiet", "--no-trunc", "--filter", "label=" + LabelOwnerPID, "--filter", "label=" + LabelHost + "=" + hostname()}
+	for _, f := range filters {
+		args = append(args, "--filter", "label="+f)
+	}
+	out, err := c.output(ctx, nil, args...)
+	if err != nil {
+		return 0, err
+	}
+	ids := strings.Fields(out)
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	var dead []string
+	for _, id := range ids {
+		// One at a time: a container may go while we look.
+		js, err := c.output(ctx, nil, "container", "inspect", "--format", "{{json .Config.Labels}}", id)
+		if err != nil {
+			if notFound(err) {
+				continue
+			}
+			return 0, err
+		}
+		var l map[string]string
+		if json.Unmarshal([]byte(js), &l) != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(l[LabelOwnerPID])
+		if err != nil || !ownerAlive(pid, l[LabelOwnerStart]) {
+			dead = append(dead, id)
+		}
+	}
+	if len(dead) == 0 {
+		return 0, nil
+	}
+	if err := c.remove(ctx, dead...); err != nil {
+		return 0, err
+	}
+	return len(dead), nil
+}
+
+// ownerAlive reports whether the process pid that started at start (as
+// processStart gives it; empty where unknown) is still running.
+func ownerAlive(pid int, start string) bool {
+	if pid <= 0 {
+		return false
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	if start == "" {
+		return true
+	}
+	s := processStart(pid)
+	return s == "" || s == start
+}
+
+// processStart returns when process pid started, in clock ticks since
+// boot (from /proc), so that a reused pid is not taken for the owner;
+// empty where /proc does not tell.
+func processStart(pid int) string {
+	if runtime.GOOS != "linux" {
+		return ""
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	// The command name, in parentheses, may hold spaces: fields count
+	// from after its closing parenthesis. starttime is field 22.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return ""
+	}
+	return f[19]
+}

@@ -1,0 +1,198 @@
+package oci
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/nixflow/nixflow/executors"
+)
+
+// teardownTimeout bounds the removal of a container when the caller's
+// context is done.
+const teardownTimeout = 30 * time.Second
+
+// workspace is a job's workspace in a container.
+type workspace struct {
+	cli  *cli
+	ctr  *container
+	host executors.Workspace // the directories on this machine
+	// cookie selects the shared mode's clean-up: a step's leftovers are
+	// found by NIXFLOW_STEP_COOKIE, not by being in the container.
+	cookie            bool
+	dir, tempDir      string // as the steps see them
+	hostDir, hostTemp string
+	user              string
+	log               hclog.Logger
+
+	mu       sync.Mutex
+	tornDown bool
+	active   sync.WaitGroup
+}
+
+var _ executors.Workspace = (*workspace)(nil)
+
+func (w *workspace) Dir() string     { return w.dir }
+func (w *workspace) TempDir() string { return w.tempDir }
+
+// Where names the container.
+func (w *workspace) Where() string {
+	id := w.ctr.id
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	return w.cli.name + " container " + id
+}
+
+// begin registers an operation; it fails once the workspace was torn down.
+func (w *workspace) begin() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.tornDown {
+		return fmt.Errorf("workspace %q was torn down", w.hostDir)
+	}
+	w.active.Add(1)
+	return nil
+}
+
+// handOver gives the workspace directories to the configured user, so
+// that steps run as that user can write in them.
+func (w *workspace) handOver(ctx context.Context) error {
+	if w.user == "" {
+		return nil
+	}
+	_, err := w.cli.output(ctx, nil, "exec", "--user", "0", w.ctr.id, "bash", "-c",
+		`set -e; u=$(id -u "$1" 2>/dev/null || printf %s "${1%%:*}"); g=$(id -g "$1" 2>/dev/null || printf %s "${1#*:}"); shift; chown -R "$u:$g" "$@"`,
+		"nixflow-chown", w.user, w.dir, w.tempDir)
+	if err != nil {
+		return fmt.Errorf("give the workspace to user %q: %w; hint: the image needs chown (coreutils or busybox) for user", w.user, err)
+	}
+	return nil
+}
+
+// giveBack makes the files the steps made the invoking user's again,
+// when nixflow does not run as root (root can read and remove them as
+// they are).
+func (w *workspace) giveBack(ctx context.Context, paths ...string) error {
+	if os.Getuid() == 0 || w.cli.rootless {
+		return nil
+	}
+	owner := strconv.Itoa(os.Getuid()) + ":" + strconv.Itoa(os.Getgid())
+	_, err := w.cli.output(ctx, nil, append([]string{"exec", "--user", "0", w.ctr.id, "chown", "-R", owner}, paths...)...)
+	if err != nil {
+		return fmt.Errorf("give the workspace's files back to uid %d: %w", os.Getuid(), err)
+	}
+	return nil
+}
+
+// hostPath maps p, relative to Dir or absolute in Dir or TempDir, to the
+// host workspace's terms (relative, or absolute on this machine).
+func (w *workspace) hostPath(p string) (string, error) {
+	if !path.IsAbs(p) {
+		return p, nil
+	}
+	for _, m := range []struct{ ctr, host string }{{w.tempDir, w.hostTemp}, {w.dir, w.hostDir}} {
+		if p == m.ctr {
+			return m.host, nil
+		}
+		if rel, ok := strings.CutPrefix(p, m.ctr+"/"); ok && filepath.IsLocal(rel) {
+			return filepath.Join(m.host, filepath.FromSlash(rel)), nil
+		}
+	}
+	return "", fmt.Errorf("copy %q out of the container: source must be inside the workspace or the temporary directory", p)
+}
+
+// CopyIn copies through the workspace's mount.
+func (w *workspace) CopyIn(ctx context.Context, src, dst string) error {
+	if err := w.begin(); err != nil {
+		return err
+	}
+	defer w.active.Done()
+	if err := w.host.CopyIn(ctx, src, dst); err != nil {
+		return err
+	}
+	if w.user != "" {
+		// The directories CopyIn made for dst too.
+		top, _, _ := strings.Cut(filepath.ToSlash(filepath.Clean(dst)), "/")
+		return w.handOverPath(ctx, path.Join(w.dir, top))
+	}
+	return nil
+}
+
+// handOverPath gives one copied path to the configured user.
+func (w *workspace) handOverPath(ctx context.Context, p string) error {
+	c := &workspace{cli: w.cli, ctr: w.ctr, user: w.user, dir: p, tempDir: p}
+	return c.handOver(ctx)
+}
+
+// CopyOut copies through the workspace's mount.
+func (w *workspace) CopyOut(ctx context.Context, src, dst string) error {
+	if err := w.begin(); err != nil {
+		return err
+	}
+	defer w.active.Done()
+	hsrc, err := w.hostPath(src)
+	if err != nil {
+		return err
+	}
+	if err := w.giveBack(ctx, w.dir, w.tempDir); err != nil {
+		return err
+	}
+	return w.host.CopyOut(ctx, hsrc, dst)
+}
+
+// Teardown removes the container (isolated mode) and the workspace's
+// directories, or keeps the workspace's files when keep is set.
+func (w *workspace) Teardown(ctx context.Context, keep bool) error {
+	w.mu.Lock()
+	already := w.tornDown
+	w.tornDown = true
+	w.mu.Unlock()
+	if already {
+		return nil
+	}
+	var errs []error
+	if w.cookie {
+		// Shared: the container stays; the job's processes go.
+		w.waitActive(ctx)
+		if err := w.giveBack(ctx, w.dir, w.tempDir); err != nil {
+			errs = append(errs, err)
+		}
+	} else {
+		// Giving the files back needs the container; removing it ends
+		// a Run still returning.
+		if err := w.giveBack(ctx, w.dir, w.tempDir); err != nil {
+			errs = append(errs, err)
+		}
+		if err := w.cli.remove(ctx, w.ctr.id); err != nil {
+			errs = append(errs, fmt.Errorf("remove container: %w", err))
+		}
+		w.waitActive(ctx)
+	}
+	if err := w.host.Teardown(ctx, keep); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// waitActive waits for the operations in progress, as long as ctx allows.
+func (w *workspace) waitActive(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		w.active.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
