@@ -71,8 +71,12 @@ var sshKind = executorKind{
 // user, port, identityFile and maxJobs.
 func sshHosts(o *execFields, n *node, defaultMax int) []SSHHost {
 	p := o.path("hosts")
-	if n.kind != kindArray || len(n.elems) == 0 {
-		o.d.typeError(n, p, "a non-empty array of host names or {host, maxJobs, ...}")
+	if n.kind != kindArray {
+		o.d.typeError(n, p, "an array of host names or {host, maxJobs, ...}")
+		return nil
+	}
+	if len(n.elems) == 0 {
+		o.d.at(n, p, "must not be empty")
 		return nil
 	}
 	if defaultMax == 0 {

@@ -164,7 +164,7 @@ SetEnv HOME=%s
 		conn, err := net.DialTimeout("tcp", net.JoinHostPort(s.Addr, strconv.Itoa(s.Port)), time.Second)
 		if err == nil {
 			conn.Close()
-			if _, err := os.Stat(s.pidFile()); err == nil {
+			if b, err := os.ReadFile(s.pidFile()); err == nil && strings.HasSuffix(string(b), "\n") {
 				return nil
 			}
 		}
@@ -205,4 +205,27 @@ func (s *Server) Stop() error {
 // Restart starts the server again where it was, after Stop.
 func (s *Server) Restart() error {
 	return s.start()
+}
+
+// Kill takes the server down as a host that goes down would: it stops the
+// server and kills the processes that hold its connections (found by
+// their sockets with ss, from iproute2), so that every session ends.
+func (s *Server) Kill() error {
+	if err := s.Stop(); err != nil {
+		return err
+	}
+	out, err := exec.Command("ss", "-Htnp", "state", "established", "src", net.JoinHostPort(s.Addr, strconv.Itoa(s.Port))).Output()
+	if err != nil {
+		return fmt.Errorf("ss: %w", err)
+	}
+	for _, f := range strings.Fields(string(out)) {
+		for _, part := range strings.Split(f, ",") {
+			if v, ok := strings.CutPrefix(part, "pid="); ok {
+				if pid, err := strconv.Atoi(v); err == nil && pid > 1 {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
+	}
+	return nil
 }
