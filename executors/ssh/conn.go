@@ -34,9 +34,10 @@ const connectTimeout = 2 * time.Minute
 
 // host is one target and its connection for the run.
 type host struct {
-	t   Target
-	e   *Executor
-	log hclog.Logger
+	t     Target
+	e     *Executor
+	index int // in the pool: names its control socket
+	log   hclog.Logger
 
 	// Guarded by e.mu.
 	running int
@@ -179,11 +180,7 @@ func (h *host) dial(ctx context.Context) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	sockDir, err := os.MkdirTemp(dir, "h")
-	if err != nil {
-		return nil, err
-	}
-	c := &conn{h: h, sock: filepath.Join(sockDir, "s"), exited: make(chan struct{}), stderr: &tailBuffer{max: 4096}}
+	c := &conn{h: h, sock: filepath.Join(dir, strconv.Itoa(h.index)), exited: make(chan struct{}), stderr: &tailBuffer{max: 4096}}
 	args := append(h.args(c.sock), "-o", "ControlMaster=yes", "-o", "ControlPersist=no", h.t.Host,
 		`exec bash --noprofile --norc -c 'IFS= read -r -d "" s && eval "$s"'`)
 	cmd := exec.Command(sshProgram, args...)

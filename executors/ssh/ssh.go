@@ -212,7 +212,7 @@ func NewPool(targets []Target, p executors.Params) (*Executor, error) {
 		if t.NixCopy == "" {
 			t.NixCopy = "auto"
 		}
-		e.hosts = append(e.hosts, &host{t: t, e: e, log: log.With("host", t.Where())})
+		e.hosts = append(e.hosts, &host{t: t, e: e, index: len(e.hosts), log: log.With("host", t.Where())})
 	}
 	return e, nil
 }
@@ -225,11 +225,21 @@ func (e *Executor) socketDir() (string, error) {
 	if e.sockTo != "" {
 		return e.sockTo, nil
 	}
-	// Socket paths are short (about 108 bytes): not under the run
-	// directory, which may be deep.
-	dir, err := os.MkdirTemp("", "nixflow-ssh-")
-	if err != nil {
-		return "", fmt.Errorf("control socket directory: %w", err)
+	// A socket's path has a limit (104 bytes on macOS, 108 on Linux), and
+	// ssh adds 17 bytes to it while the master starts: not under the run
+	// directory, nor under a deep $TMPDIR.
+	var dir string
+	var err error
+	for _, base := range []string{os.TempDir(), "/tmp"} {
+		if len(base) > 50 {
+			continue
+		}
+		if dir, err = os.MkdirTemp(base, "nf-ssh-"); err == nil {
+			break
+		}
+	}
+	if dir == "" {
+		return "", fmt.Errorf("control socket directory: %v", err)
 	}
 	e.sockTo = dir
 	return dir, nil
