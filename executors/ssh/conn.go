@@ -41,6 +41,7 @@ type host struct {
 
 	// Guarded by e.mu.
 	running int
+	given   int // jobs given to the host so far
 	down    error
 
 	connMu sync.Mutex

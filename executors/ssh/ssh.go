@@ -246,7 +246,8 @@ func (e *Executor) socketDir() (string, error) {
 }
 
 // acquire waits for a host with a free slot and takes the slot. It
-// prefers the host with the fewest jobs for its cap. It fails when every
+// prefers the host with the fewest running jobs for its cap, then the one
+// that got the fewest jobs. It fails when every
 // host is down, or when ctx ends.
 func (e *Executor) acquire(ctx context.Context) (*host, error) {
 	for {
@@ -262,12 +263,15 @@ func (e *Executor) acquire(ctx context.Context) (*host, error) {
 			case h.down != nil:
 				downs = append(downs, h.down)
 			case h.t.MaxJobs > 0 && h.running >= h.t.MaxJobs:
-			case best == nil || h.load() < best.load():
+			case best == nil || h.load() < best.load() || (h.load() == best.load() && h.given < best.given):
+				// Ties go to the host that got fewer jobs so far, so
+				// that jobs one after the other spread too.
 				best = h
 			}
 		}
 		if best != nil {
 			best.running++
+			best.given++
 			e.mu.Unlock()
 			return best, nil
 		}

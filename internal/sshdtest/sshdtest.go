@@ -89,6 +89,14 @@ func (s *Server) Run(command string) (string, error) {
 // other tests tend to use) and a random free port. A non-empty addr
 // chooses the address.
 func Start(dir, addr string) (*Server, error) {
+	return StartAt(dir, addr, 0)
+}
+
+// StartAt is Start on the given port, if not zero (a random address is
+// tried again when the port is taken there): several servers on one port
+// and addresses of their own are hosts that differ by name alone. A key
+// pair already in dir (id, id.pub) is the one the server accepts.
+func StartAt(dir, addr string, port int) (*Server, error) {
 	u, err := user.Current()
 	if err != nil {
 		return nil, err
@@ -123,7 +131,10 @@ func Start(dir, addr string) (*Server, error) {
 		if s.Addr == "" {
 			s.Addr = fmt.Sprintf("127.0.0.%d", 20+rand.IntN(181))
 		}
-		s.Port = 20000 + rand.IntN(40000)
+		s.Port = port
+		if port == 0 {
+			s.Port = 20000 + rand.IntN(40000)
+		}
 		if lastErr = s.start(); lastErr == nil {
 			return s, nil
 		}
