@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"strings"
@@ -212,5 +213,81 @@ echo "TOKEN=$TOKEN" >> "$JOB_ENV"`},
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHostKeyMismatch checks the error and hint when the host's key is
+// not the one known_hosts has.
+func TestHostKeyMismatch(t *testing.T) {
+	s := sshd(t)
+	tg := target(t, s)
+	other, err := os.ReadFile(s.Key + ".pub") // not the host key
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := filepath.Join(t.TempDir(), "known_hosts")
+	fields := strings.Fields(string(other))
+	line := fmt.Sprintf("[%s]:%d %s %s\n", s.Addr, s.Port, fields[0], fields[1])
+	if err := os.WriteFile(known, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tg.Options = []string{"StrictHostKeyChecking=yes", "UserKnownHostsFile=" + known}
+	ex, err := ssh.NewForTarget(tg, params(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close(context.Background())
+	_, err = ex.Prepare(context.Background(), executors.JobSpec{RunID: "test", Job: "j", RunDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "host key verification failed") || !strings.Contains(err.Error(), "hint: the host's key is not the one in known_hosts") {
+		t.Errorf("Prepare with a wrong host key: %v", err)
+	}
+}
+
+// TestMissingTools checks the errors of a host whose login PATH lacks
+// bash, or tar and setsid.
+func TestMissingTools(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		tools []string
+		want  string
+	}{
+		{"bash", nil, "bash is not installed"},
+		{"tar", []string{"bash", "mktemp", "mkdir", "rm", "rmdir", "cat", "kill", "chmod", "grep"}, "tar and setsid (util-linux) not installed"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := startServer(t)
+			bin := filepath.Join(s.Dir, "bin")
+			if err := os.MkdirAll(bin, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for _, tool := range c.tools {
+				p, err := exec.LookPath(tool)
+				if err != nil {
+					t.Skipf("%s: %v", tool, err)
+				}
+				if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// sh is the login shell's business; the session runs the
+			// user's shell by its absolute path.
+			s.Env = []string{"PATH=" + bin}
+			if err := s.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Restart(); err != nil {
+				t.Fatal(err)
+			}
+			tg := target(t, s)
+			ex, err := ssh.NewForTarget(tg, params(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ex.Close(context.Background())
+			_, err = ex.Prepare(context.Background(), executors.JobSpec{RunID: "test", Job: "j", RunDir: t.TempDir()})
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "hint: ") {
+				t.Errorf("Prepare on a host without %s: %v, want %q and a hint", c.name, err, c.want)
+			}
+		})
 	}
 }

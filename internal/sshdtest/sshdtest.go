@@ -54,6 +54,9 @@ type Server struct {
 	Home string
 	// Dir holds the server's files (keys, config, log, pid file).
 	Dir string
+	// Env is added to the sessions' environment (besides HOME) when the
+	// server (re)starts: PATH=..., say. Values must not hold spaces.
+	Env []string
 }
 
 // Options are the ssh client options that accept the server's fresh host
@@ -159,8 +162,8 @@ KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
 MaxSessions 100
 MaxStartups 100
-SetEnv HOME=%s
-`, s.Port, s.Addr, filepath.Join(s.Dir, "host_key"), filepath.Join(s.Dir, "authorized_keys"), s.pidFile(), s.Home)
+SetEnv HOME=%s %s
+`, s.Port, s.Addr, filepath.Join(s.Dir, "host_key"), filepath.Join(s.Dir, "authorized_keys"), s.pidFile(), s.Home, strings.Join(s.Env, " "))
 	cfg := filepath.Join(s.Dir, "sshd_config")
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		return err
