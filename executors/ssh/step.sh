@@ -50,12 +50,26 @@ signal() {
 	kill -s "$1" -- "-$pid" 2>/dev/null
 	[ "$1" = KILL ] || kill -s CONT -- "-$pid" 2>/dev/null
 }
+# killcookie kills the processes carrying the step's cookie (escaped from
+# its process group with setsid). Only processes started after the step can
+# carry it: unless the pid counter wrapped, only their pids need a look.
+# Bash builtins only: a process per step costs more than the scan.
 killcookie() {
-	local e p
-	# shellcheck disable=SC2013 # /proc paths have no spaces
-	for e in $(grep -lzxF "NIXFLOW_STEP_COOKIE=$cookie" /proc/[0-9]*/environ 2>/dev/null); do
-		p=${e#/proc/}
-		kill -s KILL "${p%/environ}" 2>/dev/null
+	local last p e kv
+	[ -d /proc/self ] || return 0
+	read -r last </proc/sys/kernel/ns_last_pid 2>/dev/null || last=
+	for p in /proc/[0-9]*; do
+		p=${p#/proc/}
+		if [ -n "$last" ] && ((last >= pid)) && ! ((p > pid && p <= last)); then
+			continue
+		fi
+		mapfile -d '' -t e <"/proc/$p/environ" 2>/dev/null || continue
+		for kv in "${e[@]}"; do
+			if [ "$kv" = "NIXFLOW_STEP_COOKIE=$cookie" ]; then
+				kill -s KILL "$p" 2>/dev/null
+				break
+			fi
+		done
 	done
 }
 
@@ -76,6 +90,10 @@ killcookie() {
 	killcookie
 } <&0 >/dev/null 2>&1 &
 wd=$!
+# From here on the runner writes nothing: bash's own notices about its jobs
+# (a watchdog killed, a step killed by a signal) must not reach the step's
+# output.
+exec >/dev/null 2>&1
 
 wait "$pid"
 rc=$?
@@ -86,6 +104,9 @@ fi
 signal KILL
 killcookie
 kill "$wd" 2>/dev/null
-rm -f -- "$pgidfile" "$stopfile"
+# Emptied, not removed: rm would cost a process per step. The run's end
+# removes the files.
+: >"$pgidfile"
+if [ -e "$stopfile" ]; then rm -f -- "$stopfile"; fi
 if [ "$rc" = 255 ]; then : >"$state.255"; fi
 exit "$rc"

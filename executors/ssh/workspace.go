@@ -127,7 +127,7 @@ func (w *workspace) Teardown(ctx context.Context, keep bool) error {
 func (w *workspace) remove(ctx context.Context, keep bool) error {
 	const script = `ws=$1 tmp=$2 state=$3 kept=$4
 for f in "$state".*.pgid; do
-	[ -e "$f" ] && kill -s KILL -- "-$(cat "$f")" 2>/dev/null
+	[ -s "$f" ] && kill -s KILL -- "-$(cat "$f")" 2>/dev/null
 done
 rmtree() {
 	rm -rf -- "$1" 2>/dev/null || { chmod -R u+rwx -- "$1" 2>/dev/null; rm -rf -- "$1"; }
