@@ -66,6 +66,7 @@ func runStep(ws executors.Workspace, ctx context.Context, script string) (execut
 // TestPoolSpreadsJobs checks that jobs go to the least busy host, at most
 // maxJobs at a time on each, and wait for a slot when every host is full.
 func TestPoolSpreadsJobs(t *testing.T) {
+	t.Parallel()
 	a := startServer(t)
 	b := startServer(t, a.Addr)
 	ex, err := ssh.NewPool([]ssh.Target{poolTarget(t, a, 1), poolTarget(t, b, 2)}, params(t))
@@ -140,6 +141,7 @@ func TestPoolSpreadsJobs(t *testing.T) {
 // step fails as an infrastructure error, the host is out of the pool, and
 // later jobs go to the other host, also one that is down from the start.
 func TestPoolHostDown(t *testing.T) {
+	t.Parallel()
 	a := startServer(t)
 	b := startServer(t, a.Addr)
 	c := startServer(t, a.Addr, b.Addr)

@@ -1,8 +1,8 @@
 // Package ssh is the executor that runs steps on remote hosts through the
 // OpenSSH client binary, so that the user's ~/.ssh/config, agent,
 // ProxyJump, certificates and known_hosts all apply. Nothing is installed
-// on a host: it needs sshd, bash, tar and setsid (util-linux), grep to find
-// escaped processes, and Nix (nix-store) when steps have Nix deps.
+// on a host: it needs sshd, bash, tar and setsid (util-linux), and Nix
+// (nix-store) when steps have Nix deps.
 //
 // # Connections
 //

@@ -121,6 +121,7 @@ func shellQuote(s string) string {
 // TestUnreachable checks the error and hint of a host that does not
 // answer.
 func TestUnreachable(t *testing.T) {
+	t.Parallel()
 	s := sshd(t)
 	tg := target(t, s)
 	tg.Port = s.Port + 1
@@ -145,6 +146,7 @@ func TestUnreachable(t *testing.T) {
 
 // TestAuthFailure checks the error and hint of a key the host refuses.
 func TestAuthFailure(t *testing.T) {
+	t.Parallel()
 	s := sshd(t)
 	tg := target(t, s)
 	tg.IdentityFile = filepath.Join(s.Dir, "host_key") // not authorised
@@ -163,6 +165,7 @@ func TestAuthFailure(t *testing.T) {
 // declared value is left anywhere under the host's directories, and that
 // no value ever showed on a command line there.
 func TestNoSecretsOnTheHost(t *testing.T) {
+	t.Parallel()
 	s := sshd(t)
 	tg := target(t, s)
 	ex, err := ssh.NewForTarget(tg, params(t))
@@ -219,6 +222,7 @@ echo "TOKEN=$TOKEN" >> "$JOB_ENV"`},
 // TestHostKeyMismatch checks the error and hint when the host's key is
 // not the one known_hosts has.
 func TestHostKeyMismatch(t *testing.T) {
+	t.Parallel()
 	s := sshd(t)
 	tg := target(t, s)
 	other, err := os.ReadFile(s.Key + ".pub") // not the host key
@@ -246,6 +250,7 @@ func TestHostKeyMismatch(t *testing.T) {
 // TestMissingTools checks the errors of a host whose login PATH lacks
 // bash, or tar and setsid.
 func TestMissingTools(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name  string
 		tools []string
@@ -255,6 +260,7 @@ func TestMissingTools(t *testing.T) {
 		{"tar", []string{"bash", "mktemp", "mkdir", "rm", "rmdir", "cat", "kill", "chmod", "grep"}, "tar and setsid (util-linux) not installed"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			s := startServer(t)
 			bin := filepath.Join(s.Dir, "bin")
 			if err := os.MkdirAll(bin, 0o755); err != nil {
