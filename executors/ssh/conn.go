@@ -28,6 +28,11 @@ var stepScript string
 // sshProgram is the OpenSSH client.
 const sshProgram = "ssh"
 
+// maxChannels is the most sessions nixflow opens over a master connection
+// at a time: sshd's MaxSessions is 10 by default, and the anchor's session
+// is one. More steps or copies wait for a channel.
+const maxChannels = 9
+
 // connectTimeout bounds the wait for a master connection to be ready,
 // beyond ssh's own ConnectTimeout, should the remote side hang.
 const connectTimeout = 2 * time.Minute
@@ -87,6 +92,9 @@ type conn struct {
 	exited  chan struct{}
 	waitErr error
 	stderr  *tailBuffer
+
+	// channels holds a token per session open over the connection.
+	channels chan struct{}
 
 	run                          string // the run's directory on the host
 	hasTar, hasSetsid, hasNix, _ bool
@@ -181,7 +189,8 @@ func (h *host) dial(ctx context.Context) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{h: h, sock: filepath.Join(dir, strconv.Itoa(h.index)), exited: make(chan struct{}), stderr: &tailBuffer{max: 4096}}
+	c := &conn{h: h, sock: filepath.Join(dir, strconv.Itoa(h.index)), exited: make(chan struct{}),
+		stderr: &tailBuffer{max: 4096}, channels: make(chan struct{}, maxChannels)}
 	args := append(h.args(c.sock), "-o", "ControlMaster=yes", "-o", "ControlPersist=no", h.t.Host,
 		`exec bash --noprofile --norc -c 'IFS= read -r -d "" s && eval "$s"'`)
 	cmd := exec.Command(sshProgram, args...)
@@ -380,6 +389,10 @@ func (c *conn) command(ctx context.Context, remote string) *exec.Cmd {
 // input, and returns its standard output. A failure carries the script's
 // standard error; ssh's exit status 255 is a connection failure.
 func (c *conn) script(ctx context.Context, script string, args []string, stdin io.Reader, stdout io.Writer) error {
+	if err := c.acquire(ctx); err != nil {
+		return err
+	}
+	defer c.release()
 	remote := "exec bash --noprofile --norc -c " + shellQuote(script) + " nixflow"
 	for _, a := range args {
 		remote += " " + shellQuote(a)
@@ -407,6 +420,19 @@ func (c *conn) script(ctx context.Context, script string, args []string, stdin i
 	}
 	return err
 }
+
+// acquire takes a channel of the connection, waiting for one as long as
+// ctx allows.
+func (c *conn) acquire(ctx context.Context) error {
+	select {
+	case c.channels <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *conn) release() { <-c.channels }
 
 // connectionError is the error of an ssh command that failed with status
 // 255: the connection is lost if the master is gone.

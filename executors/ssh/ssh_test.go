@@ -297,3 +297,41 @@ func TestMissingTools(t *testing.T) {
 		})
 	}
 }
+
+// TestManyStepsOneHost runs more steps at once on one host than sshd
+// allows sessions on a connection by default (10): the extra ones wait for
+// a channel instead of failing.
+func TestManyStepsOneHost(t *testing.T) {
+	t.Parallel()
+	s := startServer(t) // sshd's default MaxSessions
+	ex, err := ssh.NewForTarget(target(t, s), params(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close(context.Background())
+	ctx := context.Background()
+	const n = 14
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			ws, err := ex.Prepare(ctx, executors.JobSpec{RunID: "test", Job: fmt.Sprintf("j%d", i), RunDir: t.TempDir()})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer ws.Teardown(ctx, false)
+			res, out, err := runStep(ws, ctx, "sleep 0.5; echo done")
+			if err == nil && (res.ExitCode != 0 || out != "done\n") {
+				err = fmt.Errorf("exit status %d, output %q", res.ExitCode, out)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("job %d: %v", i, err)
+		}
+	}
+}

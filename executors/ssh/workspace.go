@@ -172,7 +172,8 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 			return executors.Result{}, fmt.Errorf("run: variable name %q cannot be passed to a remote step (letters, digits and _ only)", name)
 		}
 	}
-	if ctx.Err() != nil {
+	// The channel is released by run once the step's session is over.
+	if w.c.acquire(ctx) != nil {
 		return executors.Result{ExitCode: -1, Stopped: true}, nil
 	}
 	return w.run(ctx, cmd, dir)

@@ -160,7 +160,6 @@ UsePAM no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
-MaxSessions 100
 MaxStartups 100
 SetEnv HOME=%s %s
 `, s.Port, s.Addr, filepath.Join(s.Dir, "host_key"), filepath.Join(s.Dir, "authorized_keys"), s.pidFile(), s.Home, strings.Join(s.Env, " "))
