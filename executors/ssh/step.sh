@@ -55,14 +55,17 @@ signal() {
 # carry it: unless the pid counter wrapped, only their pids need a look.
 # Bash builtins only: a process per step costs more than the scan.
 killcookie() {
-	local last p e kv
+	local last p pids=() e kv
 	[ -d /proc/self ] || return 0
 	read -r last </proc/sys/kernel/ns_last_pid 2>/dev/null || last=
-	for p in /proc/[0-9]*; do
-		p=${p#/proc/}
-		if [ -n "$last" ] && ((last >= pid)) && ! ((p > pid && p <= last)); then
-			continue
-		fi
+	if [ -n "$last" ] && ((last >= pid && last - pid < 4096)); then
+		for ((p = pid + 1; p <= last; p++)); do
+			[ -e "/proc/$p" ] && pids+=("$p")
+		done
+	else
+		for p in /proc/[0-9]*; do pids+=("${p#/proc/}"); done
+	fi
+	for p in "${pids[@]}"; do
 		mapfile -d '' -t e <"/proc/$p/environ" 2>/dev/null || continue
 		for kv in "${e[@]}"; do
 			if [ "$kv" = "NIXFLOW_STEP_COOKIE=$cookie" ]; then
