@@ -232,11 +232,16 @@ func (h *host) dial(ctx context.Context) (*conn, error) {
 				return
 			}
 			line = strings.TrimSuffix(line, "\n")
-			if len(lines) == 0 && line != "nixflow-ready" {
-				rc <- report{[]string{line}, errors.New("unexpected output")}
+			switch {
+			case len(lines) > 0:
+				lines = append(lines, line)
+			case line == "nixflow-ready":
+				lines = append(lines, line)
+			case strings.HasPrefix(line, "nixflow-error "):
+				rc <- report{[]string{line}, errors.New("anchor failed")}
 				return
 			}
-			lines = append(lines, line)
+			// Anything else before the report is a login script's chatter.
 		}
 		rc <- report{lines, nil}
 		_, _ = io.Copy(io.Discard, r)

@@ -335,3 +335,38 @@ func TestManyStepsOneHost(t *testing.T) {
 		}
 	}
 }
+
+// TestNoisyLogin checks that a login script that prints (a ~/.bashrc that
+// echoes, which breaks scp) does not break the connection nor the copies.
+func TestNoisyLogin(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	if err := os.WriteFile(filepath.Join(s.Home, ".bashrc"), []byte("echo welcome to the noisy host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ex, err := ssh.NewForTarget(target(t, s), params(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close(context.Background())
+	ctx := context.Background()
+	ws, err := ex.Prepare(ctx, executors.JobSpec{RunID: "test", Job: "noisy", RunDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Teardown(ctx, false)
+	_, out, err := runStep(ws, ctx, "printf data > f")
+	if err != nil {
+		t.Fatalf("Run: %v %s", err, out)
+	}
+	if !strings.Contains(out, "welcome") {
+		t.Log("the login shell did not read ~/.bashrc: the copies were not put to the test")
+	}
+	dst := filepath.Join(t.TempDir(), "f")
+	if err := ws.CopyOut(ctx, "f", dst); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(dst); err != nil || string(b) != "data" {
+		t.Errorf("copied out %q, %v", b, err)
+	}
+}
