@@ -205,6 +205,9 @@ func (h *host) dial(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return nil, fmt.Errorf("the OpenSSH client (ssh) is not on PATH: %w\nhint: install it (Debian: apt-get install openssh-client)", err)
+		}
 		return nil, fmt.Errorf("start ssh: %w", err)
 	}
 	c.master, c.stdin = cmd, stdin
