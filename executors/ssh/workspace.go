@@ -121,11 +121,10 @@ func (w *workspace) Teardown(ctx context.Context, keep bool) error {
 	return err
 }
 
-// remove kills what is left of the job's steps and removes its
-// directories on the host; with keep, the workspace stays and the anchor
-// is told to leave it at the end of the run.
-func (w *workspace) remove(ctx context.Context, keep bool) error {
-	const script = `ws=$1 tmp=$2 state=$3 kept=$4
+// removeScript kills what is left of a job's steps ($3.*.pgid) and
+// removes its temporary directory $2 and, unless $4 names the mark that
+// keeps it, its workspace $1.
+const removeScript = `ws=$1 tmp=$2 state=$3 kept=$4
 for f in "$state".*.pgid; do
 	[ -s "$f" ] && kill -s KILL -- "-$(cat "$f")" 2>/dev/null
 done
@@ -134,11 +133,16 @@ rmtree() {
 }
 rmtree "$tmp"
 if [ -n "$kept" ]; then : >"$kept"; else rmtree "$ws"; fi`
+
+// remove kills what is left of the job's steps and removes its
+// directories on the host; with keep, the workspace stays and the anchor
+// is told to leave it at the end of the run.
+func (w *workspace) remove(ctx context.Context, keep bool) error {
 	kept := ""
 	if keep {
 		kept = path.Join(w.c.run, "ctl", "kept."+w.job)
 	}
-	if err := w.c.script(ctx, script, []string{w.dir, w.tempDir, w.statePrefix(), kept}, nil, nil); err != nil {
+	if err := w.c.script(ctx, removeScript, []string{w.dir, w.tempDir, w.statePrefix(), kept}, nil, nil); err != nil {
 		return fmt.Errorf("remove workspace %s:%s: %w", w.Where(), w.dir, err)
 	}
 	return nil
