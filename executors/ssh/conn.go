@@ -445,10 +445,14 @@ func (c *conn) release() { <-c.channels }
 // connectionError is the error of an ssh command that failed with status
 // 255: the connection is lost if the master is gone.
 func (c *conn) connectionError(msg string) error {
+	// A master that lost its connection fails its clients a moment
+	// before it exits itself: give it that moment.
+	t := time.NewTimer(2 * time.Second)
+	defer t.Stop()
 	select {
 	case <-c.exited:
 		return c.lostError()
-	case <-time.After(100 * time.Millisecond):
+	case <-t.C:
 	}
 	if msg == "" {
 		msg = "ssh failed"
