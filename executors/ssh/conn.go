@@ -29,9 +29,11 @@ var stepScript string
 const sshProgram = "ssh"
 
 // maxChannels is the most sessions nixflow opens over a master connection
-// at a time: sshd's MaxSessions is 10 by default, and the anchor's session
-// is one. More steps or copies wait for a channel.
-const maxChannels = 9
+// at a time: sshd's MaxSessions is 10 by default, the anchor's session is
+// one, and sshd may still count a session whose client has just exited.
+// More steps or copies wait for a channel. (Should sshd refuse one all the
+// same, ssh falls back to a connection of its own: slower, not wrong.)
+const maxChannels = 8
 
 // connectTimeout bounds the wait for a master connection to be ready,
 // beyond ssh's own ConnectTimeout, should the remote side hang.
@@ -101,8 +103,8 @@ type conn struct {
 }
 
 // args are the ssh options of every connection to the target, the
-// user's first.
-func (h *host) args(sock string) []string {
+// user's first; level is ssh's LogLevel unless the user's options set it.
+func (h *host) args(sock, level string) []string {
 	var a []string
 	for _, o := range h.t.Options {
 		a = append(a, "-o", o)
@@ -121,7 +123,7 @@ func (h *host) args(sock string) []string {
 		"-o", "ConnectTimeout=15",
 		"-o", "ServerAliveInterval=15",
 		"-o", "ServerAliveCountMax=4",
-		"-o", "LogLevel=ERROR",
+		"-o", "LogLevel="+level,
 		"-o", "ControlPath="+sock,
 		"-T",
 	)
@@ -191,7 +193,7 @@ func (h *host) dial(ctx context.Context) (*conn, error) {
 	}
 	c := &conn{h: h, sock: filepath.Join(dir, strconv.Itoa(h.index)), exited: make(chan struct{}),
 		stderr: &tailBuffer{max: 4096}, channels: make(chan struct{}, maxChannels)}
-	args := append(h.args(c.sock), "-o", "ControlMaster=yes", "-o", "ControlPersist=no", h.t.Host,
+	args := append(h.args(c.sock, "ERROR"), "-o", "ControlMaster=yes", "-o", "ControlPersist=no", h.t.Host,
 		`exec bash --noprofile --norc -c 'IFS= read -r -d "" s && eval "$s"'`)
 	cmd := exec.Command(sshProgram, args...)
 	cmd.Env = clientEnv()
@@ -387,7 +389,9 @@ func (h *host) close(ctx context.Context) error {
 // command returns an ssh command running remote (a command line for the
 // remote login shell) over the master connection.
 func (c *conn) command(ctx context.Context, remote string) *exec.Cmd {
-	args := append(c.h.args(c.sock), "-o", "ControlMaster=no", c.h.t.Host, remote)
+	// QUIET: a client's own messages (a refused session it works around)
+	// would land in a step's output; the master's state says what failed.
+	args := append(c.h.args(c.sock, "QUIET"), "-o", "ControlMaster=no", c.h.t.Host, remote)
 	cmd := exec.CommandContext(ctx, sshProgram, args...)
 	cmd.Env = clientEnv()
 	return cmd
