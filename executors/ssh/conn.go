@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,7 +85,10 @@ func (e *downError) Unwrap() error { return e.err }
 
 // conn is a master connection and what the anchor reported.
 type conn struct {
-	h      *host
+	h *host
+	// dir is the directory ssh runs in, and sock the control socket's
+	// path relative to it.
+	dir    string
 	sock   string
 	master *exec.Cmd
 	stdin  io.WriteCloser
@@ -191,12 +193,13 @@ func (h *host) dial(ctx context.Context) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{h: h, sock: filepath.Join(dir, strconv.Itoa(h.index)), exited: make(chan struct{}),
+	c := &conn{h: h, dir: dir, sock: "./" + strconv.Itoa(h.index), exited: make(chan struct{}),
 		stderr: &tailBuffer{max: 4096}, channels: make(chan struct{}, maxChannels)}
 	args := append(h.args(c.sock, "ERROR"), "-o", "ControlMaster=yes", "-o", "ControlPersist=no", h.t.Host,
 		`exec bash --noprofile --norc -c 'IFS= read -r -d "" s && eval "$s"'`)
 	cmd := exec.Command(sshProgram, args...)
 	cmd.Env = clientEnv()
+	cmd.Dir = c.dir
 	cmd.Stderr = c.stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -394,6 +397,7 @@ func (c *conn) command(ctx context.Context, remote string) *exec.Cmd {
 	args := append(c.h.args(c.sock, "QUIET"), "-o", "ControlMaster=no", c.h.t.Host, remote)
 	cmd := exec.CommandContext(ctx, sshProgram, args...)
 	cmd.Env = clientEnv()
+	cmd.Dir = c.dir
 	return cmd
 }
 

@@ -49,6 +49,7 @@ func (w *workspace) nixCopy(ctx context.Context, spec executors.JobSpec) error {
 		}
 	}
 	cmd.Env = append(clientEnv(), "NIX_SSHOPTS="+strings.Join(opts, " "))
+	cmd.Dir = w.c.dir // the socket's path is relative to it
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		return nil
