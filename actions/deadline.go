@@ -156,3 +156,12 @@ func (jr *jobRun) noTimeForRetry(step *compiler.Step, sr *StepResult, retriesLef
 		sr.Reason = fmt.Sprintf("job timed out after %s", jr.job.Timeout)
 	}
 }
+
+// retryStopped reports whether what stops the wait between attempts of
+// step (the first Ctrl-C; the second for cleanup steps) has happened.
+func (jr *jobRun) retryStopped(step *compiler.Step) bool {
+	if cleansUpAfterCancel(step) {
+		return jr.e.abort.Err() != nil
+	}
+	return jr.interrupt().Err() != nil
+}

@@ -155,7 +155,7 @@ func runSops(ctx context.Context, file, format string, environ []string) (map[st
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("sops --decrypt: %v%s", err, stderrHint(stderr.String()))
+		return nil, fmt.Errorf("sops --decrypt: %v%s", err, sopsMessage(stderr.String()))
 	}
 	dec := json.NewDecoder(&stdout)
 	dec.UseNumber()
@@ -258,6 +258,26 @@ func parseDotenv(data []byte) (map[string]string, error) {
 }
 
 // stderrHint keeps the last line of a command's stderr for an error message.
+// sopsMessage is what sops said, whole (its last line alone, "but none
+// were.", says nothing), up to a bound, with a hint when no key could
+// decrypt the file: the usual mistake.
+func sopsMessage(stderr string) string {
+	const maxLines = 20
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if len(lines) == 1 && lines[0] == "" {
+		return ""
+	}
+	if len(lines) > maxLines {
+		lines = append(lines[:maxLines], "...")
+	}
+	msg := ": " + strings.Join(lines, "\n  ")
+	if strings.Contains(stderr, "Failed to get the data key") {
+		msg += "\n  hint: sops found no key that decrypts this file: with age, set SOPS_AGE_KEY_FILE to the key file" +
+			" (or SOPS_AGE_KEY to the key), in nixflow's environment; see docs/secrets.md"
+	}
+	return msg
+}
+
 func stderrHint(stderr string) string {
 	lines := strings.Split(strings.TrimSpace(stderr), "\n")
 	last := strings.TrimSpace(lines[len(lines)-1])

@@ -64,6 +64,9 @@ func (jr *jobRun) runSteps() {
 			failed = true
 			failReason = fmt.Sprintf("step %q %s", step.Name, sr.Reason)
 			failDomain = DomainStep
+			if sr.infra {
+				failDomain = DomainExecutor
+			}
 		}
 	}
 	switch {
@@ -219,6 +222,7 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		out.close()
 		switch {
 		case err != nil:
+			sr.infra = true
 			end(StatusFailure, fmt.Sprintf("condition could not run: %v", err))
 			return
 		case r.Stopped && reason != "":
@@ -257,7 +261,7 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		ev.ExitCode = &code
 		switch {
 		case err != nil:
-			sr.Status, sr.Reason = StatusFailure, fmt.Sprintf("could not run: %v", err)
+			sr.Status, sr.Reason, sr.infra = StatusFailure, fmt.Sprintf("could not run: %v", err), true
 		case cerr != nil:
 			sr.Status, sr.Reason = StatusFailure, cerr.Error()
 		case r.Stopped && reason == "":
@@ -268,6 +272,12 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 			sr.Status, sr.Reason = StatusFailure, "failed with exit status "+formatExit(r.ExitCode)
 		default:
 			sr.Status, sr.Reason = StatusSuccess, ""
+		}
+		if sr.Status == StatusFailure && err == nil && cerr == nil && attempt < max && jr.retryStopped(step) {
+			// Ctrl-C came as the attempt ended: the wait for the next one
+			// would have been cut short, so the step is cancelled, as it
+			// is when Ctrl-C comes during that wait.
+			sr.Status, sr.Reason = StatusCancelled, "run cancelled"
 		}
 		final := sr.Status != StatusFailure || err != nil || cerr != nil || attempt >= max ||
 			jr.interrupt().Err() != nil || jr.expired()

@@ -8,6 +8,7 @@ import (
 	"github.com/nixflow/nixflow/executors/custom"
 	"github.com/nixflow/nixflow/executors/local"
 	"github.com/nixflow/nixflow/executors/oci"
+	"github.com/nixflow/nixflow/executors/ssh"
 )
 
 // registry lists every executor backend of this build, in one place.
@@ -16,6 +17,7 @@ func registry() *executors.Registry {
 	r.Register("local", local.New)
 	r.Register("custom", newCustom)
 	r.Register("oci", oci.New)
+	r.Register("ssh", ssh.New)
 	return r
 }
 

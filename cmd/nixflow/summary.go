@@ -90,7 +90,14 @@ func writeSummary(w io.Writer, res *actions.Result, masker *actions.Masker, colo
 	if res.Err != "" {
 		fmt.Fprintln(w)
 		for _, line := range strings.Split(res.Err, "\n") {
-			fmt.Fprintf(w, "%s %s\n", paint("\x1b[31m", "✗"), line)
+			switch {
+			case strings.TrimSpace(line) == "":
+			case strings.HasPrefix(line, "  "):
+				// The continuation of the problem above (a tool's words).
+				fmt.Fprintf(w, "%s\n", line)
+			default:
+				fmt.Fprintf(w, "%s %s\n", paint("\x1b[31m", "✗"), line)
+			}
 		}
 		domains[res.Domain] = true
 	}

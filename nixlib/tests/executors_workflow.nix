@@ -29,6 +29,14 @@ in
     oci-no-image = { executor = executors.oci; steps = step; };
     oci-no-image-called = { executor = executors.oci { runtime = "docker"; }; steps = step; };
     ssh-min = { executor = executors.ssh { host = "deploy.example"; }; steps = step; };
+    ssh-pool = {
+      executor = executors.ssh {
+        hosts = [ "build1" { host = "build2"; maxJobs = 4; user = "builder"; port = 2200; } ];
+        maxJobs = 2;
+        user = "ci";
+      };
+      steps = step;
+    };
     ssh-full = {
       executor = executors.ssh {
         host = "deploy.example";
