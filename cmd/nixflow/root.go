@@ -55,6 +55,7 @@ in parallel as their needs allow, on this machine, in containers, over SSH or on
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "level of nixflow's own diagnostics on stderr: trace, debug, info, warn, error")
 	root.AddCommand(
 		a.runCommand(),
+		a.compileCommand(),
 		a.planCommand(),
 		a.listCommand(),
 		a.validateCommand(),
