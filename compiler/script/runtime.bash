@@ -721,7 +721,7 @@ nf_stopper() {
 }
 
 # nf_spawn KIND BODY DIR: start a step (KIND step) or a condition (KIND
-# cond) in its own session with the step environment nf_env, its output
+# cond) in its own process group with the step environment nf_env, its output
 # read line by line. Sets nf_pid and nf_readers.
 nf_spawn() {
   local kind=$1 body=$2 dir=$3 k
@@ -741,18 +741,22 @@ nf_spawn() {
     nf_readers+=" $!"
   fi
   nf_cookie=$nf_run_id.$BASHPID.$nf_seq
+  # Job control, for this one command: it gets a process group of its own
+  # (its pid), which a timeout or Ctrl-C stops as a whole.
+  set -m
   (
     trap - PIPE USR1 INT
     cd -- "$dir" 2>/dev/null || { printf 'cannot enter the directory %s\n' "$dir" >&2; exit 127; }
     for k in "${!nf_env[@]}"; do export "$k=${nf_env[$k]}" 2>/dev/null || true; done
     export NIXFLOW_COOKIE=$nf_cookie
     if [[ $kind == step ]]; then
-      exec setsid bash --noprofile --norc -eo pipefail -c "$body"
+      exec bash --noprofile --norc -eo pipefail -c "$body"
     else
-      exec setsid bash --noprofile --norc -c "$body"
+      exec bash --noprofile --norc -c "$body"
     fi
   ) </dev/null >"$fifo.out" 2>"$fifo.err" &
   nf_pid=$!
+  set +m
 }
 
 # nf_await INTERRUPTIBLE DEADLINE_MS: wait for nf_pid. INTERRUPTIBLE says
@@ -783,9 +787,10 @@ nf_await() {
     fi
   done
   nf_rc=$rc
-  # No process of the step outlives it.
+  # No process of the step outlives it: its process group goes, and when
+  # it was stopped, the processes that left the group (setsid) too.
   kill -KILL -- "-$nf_pid" 2>/dev/null || true
-  nf_kill_cookie "$nf_cookie"
+  if [[ -n $nf_stop || -e $nf_ctl/timedout.$nf_pid ]]; then nf_kill_cookie "$nf_cookie"; fi
   [[ -n $watcher ]] && kill -KILL "$watcher" 2>/dev/null
   [[ -n $stopper ]] && kill -KILL "$stopper" 2>/dev/null
   local r
@@ -887,10 +892,12 @@ nf_job() {
   nf_job=${nf_jobs[i]}
   nf_job_"$i"
   nf_ctl=$nf_tmp/ctl/$i
-  mkdir -p "$nf_ctl"
+  J_ws=$nf_run_dir/jobs/$nf_job
+  # Both at once: every process this script starts costs time.
+  mkdir -p "$nf_ctl" "$J_ws"
   nf_seq=0
   nf_now
-  J_start=$nf_t J_deadline=0 J_timedout=0 J_steps_run=0 J_attempts=0 J_started=0 J_ws=''
+  J_start=$nf_t J_deadline=0 J_timedout=0 J_steps_run=0 J_attempts=0 J_started=0
   J_status='' J_reason='' J_domain=''
   J_cleanup=${nf_job_cleanup[i]}
   local J_interruptible=1
@@ -951,9 +958,6 @@ nf_job_body() {
   J_started=1
   nf_realise_deps || return
 
-  J_ws=$nf_run_dir/jobs/$nf_job
-  rm -rf "$J_ws"
-  mkdir -p "$J_ws"
   if ((J_copyrepo)); then
     if ! nf_copy_repo "$J_ws" 2>"$nf_ctl/copy.err"; then
       nf_job_result failure "prepare local workspace: $(sed -n '$p' "$nf_ctl/copy.err")" executor
@@ -1372,11 +1376,14 @@ nf_job_finish() {
   if [[ ${#J_outmap[@]} -gt 0 ]]; then
     for k in "${!J_outmap[@]}"; do printf '%s\0%s\0' "$k" "${J_outmap[$k]}"; done >"$nf_tmp/outputs/$i"
   fi
-  if [[ -n ${J_ws:-} && $nf_keep_ws == 0 ]]; then rm -rf "$J_ws"; fi
-  rm -rf "$nf_ctl"
+  if ((nf_keep_ws)) || { ((!J_started)) && rmdir "$J_ws" 2>/dev/null; }; then
+    rm -rf "$nf_ctl"
+  else
+    rm -rf "$J_ws" "$nf_ctl"
+  fi
   nf_end_event "$nf_job" "" job "$J_status" "$allowed" "$J_reason" "$dur"
-  printf '%s\n%s\n%s\n%s\n%s\n%s\n' "$J_status" "$allowed" "$J_domain" "$dur" "$J_attempts" "$J_reason" >"$nf_state/$i.tmp"
-  mv "$nf_state/$i.tmp" "$nf_state/$i.done"
+  # One write: the scheduler reads the file once it is not empty.
+  printf '%s\n%s\n%s\n%s\n%s\n%s\n' "$J_status" "$allowed" "$J_domain" "$dur" "$J_attempts" "$J_reason" >"$nf_state/$i.done"
 }
 
 # --- the run ---------------------------------------------------------------
@@ -1400,7 +1407,7 @@ nf_on_signal() {
 nf_collect() {
   local i
   for i in "${!nf_running[@]}"; do
-    [[ -e $nf_state/$i.done ]] || continue
+    [[ -s $nf_state/$i.done ]] || continue
     wait "${nf_running[$i]}" 2>/dev/null
     unset "nf_running[$i]"
     nf_read_result "$i"
@@ -1605,7 +1612,7 @@ nf_requirements() {
     printf 'error: bash %s is too old: the script needs bash 4.4 or later\n' "$BASH_VERSION" >&2
     exit 3
   fi
-  for t in mkdir mkfifo rm cp mv cat tail sed grep sort tar setsid dirname mktemp; do
+  for t in mkdir mkfifo rm cp mv cat tail sed grep sort tar dirname mktemp; do
     command -v "$t" >/dev/null 2>&1 || missing+=("$t")
   done
   if ((${#missing[@]} > 0)); then
