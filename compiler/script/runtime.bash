@@ -318,54 +318,84 @@ nf_parse_envfile() {
   return 0
 }
 
-# nf_dotenv DATA: dotenv text as godotenv reads it (comments, export,
-# single and double quotes, escapes, multi-line quoted values, ${VAR}
-# expansion in unquoted and double-quoted values). Sets nf_pk and nf_pv,
-# or nf_err (which line, never the text).
+# nf_dotenv DATA: dotenv text as nixflow run reads it (godotenv 1.5.1's
+# grammar: comments, export, KEY=VALUE and KEY: VALUE, single quotes
+# verbatim, double quotes with \n and \r escapes, multi-line quoted values,
+# ${VAR} and $VAR of earlier keys in unquoted and double-quoted values).
+# Sets nf_pk and nf_pv, or nf_err (which line, never the text).
 nf_dotenv() {
-  local rest=$1 line key value n=0 q
-  nf_pk=() nf_pv=() nf_err=''
-  local -A have=()
+  if nf_dotenv_parse "$1"; then return 0; fi
+  # As nixflow run does: the first line that does not parse on its own.
+  local rest=$1 line n=0
   while [[ -n $rest ]]; do
-    if [[ $rest == *$'\n'* ]]; then line=${rest%%$'\n'*}; rest=${rest#*$'\n'}; else line=$rest; rest=; fi
+    if [[ $rest == *$'\n'* ]]; then line=${rest%%$'\n'*}; rest=${rest#*$'\n'}; else line=$rest; rest=''; fi
     n=$((n + 1))
-    line=${line%$'\r'}
-    line=${line#"${line%%[![:space:]]*}"}
-    [[ -z $line || $line == '#'* ]] && continue
-    [[ $line == export[[:space:]]* ]] && { line=${line#export}; line=${line#"${line%%[![:space:]]*}"}; }
-    if [[ ! $line =~ ^([A-Za-z_][A-Za-z0-9_.]*)[[:space:]]*[=:][[:space:]]*(.*)$ ]]; then
+    if ! nf_dotenv_parse "$line"; then
       nf_err="not KEY=VALUE lines (dotenv syntax), near line $n"
       return 1
     fi
-    key=${BASH_REMATCH[1]} value=${BASH_REMATCH[2]}
-    q=${value:0:1}
+  done
+  nf_err="not KEY=VALUE lines (dotenv syntax)"
+  return 1
+}
+
+nf_dotenv_parse() {
+  local src=$1 key value q i c prev
+  nf_pk=() nf_pv=() nf_err=''
+  local -A have=()
+  while :; do
+    # The start of the next statement: past blanks and comment lines.
+    while :; do
+      src=${src#"${src%%[![:space:]]*}"}
+      [[ $src == '#'* ]] || break
+      [[ $src == *$'\n'* ]] || src=''
+      src=${src#*$'\n'}
+    done
+    [[ -n $src ]] || return 0
+    if [[ $src == export[[:blank:]]* ]]; then
+      src=${src#export}
+      src=${src#"${src%%[![:blank:]]*}"}
+    fi
+    # The key: letters, digits, _ and ., up to = or :.
+    if [[ ! $src =~ ^([A-Za-z0-9_.[:blank:]]*)[=:] ]]; then
+      # Like godotenv: a last statement of name characters alone is a
+      # value without a name (nothing is set), anything else an error.
+      [[ $src =~ ^[A-Za-z0-9_.[:blank:]]*$ ]] && return 0
+      nf_err=syntax
+      return 1
+    fi
+    key=${BASH_REMATCH[1]}
+    src=${src:${#BASH_REMATCH[0]}}
+    key=${key%"${key##*[![:blank:]]}"}
+    [[ -n $key ]] || { nf_err=syntax; return 1; }
+    src=${src#"${src%%[!$' \t\v\f\r']*}"}
+    q=${src:0:1}
     if [[ $q == "'" || $q == '"' ]]; then
-      value=${value:1}
-      # A quoted value may go on over the following lines.
-      while [[ $value != *"$q"* || ($q == '"' && $value =~ ^([^\"\\]|\\.)*$) ]]; do
-        if [[ -z $rest && $value != *"$q"* ]] || [[ -z $rest && $q == '"' && $value =~ ^([^\"\\]|\\.)*$ ]]; then
-          nf_err="not KEY=VALUE lines (dotenv syntax), near line $n"
-          return 1
-        fi
-        if [[ $rest == *$'\n'* ]]; then line=${rest%%$'\n'*}; rest=${rest#*$'\n'}; else line=$rest; rest=; fi
-        n=$((n + 1))
-        value+=$'\n'${line%$'\r'}
+      # The value ends at the first quote not preceded by a backslash.
+      value=''
+      for ((i = 1; i < ${#src}; i++)); do
+        c=${src:i:1}
+        [[ $c == "$q" ]] || continue
+        prev=${src:i-1:1}
+        [[ $prev == '\' ]] && continue
+        value=${src:0:i}
+        break
       done
-      if [[ $q == "'" ]]; then
-        value=${value%%"'"*}
-      else
-        [[ $value =~ ^(([^\"\\]|\\.)*)\" ]]
-        value=${BASH_REMATCH[1]}
-        value=${value//\\n/$'\n'}
-        value=${value//\\r/$'\r'}
-        value=${value//\\\"/\"}
-        value=${value//\\\\/\\}
-        nf_dotenv_expand "$value"
+      ((i < ${#src})) || { nf_err=syntax; return 1; }
+      src=${src:i+1}
+      while [[ $value == "$q"* ]]; do value=${value#"$q"}; done
+      while [[ $value == *"$q" ]]; do value=${value%"$q"}; done
+      if [[ $q == '"' ]]; then
+        nf_dotenv_escapes "$value"
+        nf_dotenv_expand "$nf_x"
         value=$nf_x
       fi
     else
-      value=${value%%[[:space:]]#*}
-      value=${value%"${value##*[![:space:]]}"}
+      if [[ $src == *$'\n'* ]]; then value=${src%%$'\n'*}; src=${src#*$'\n'}; else value=$src; src=''; fi
+      # An inline comment starts at the last " #".
+      [[ $value == *[[:blank:]]#* ]] && value=${value%[[:blank:]]#*}
+      value=${value#"${value%%[!$' \t\v\f\r']*}"}
+      value=${value%"${value##*[!$' \t\v\f\r']}"}
       nf_dotenv_expand "$value"
       value=$nf_x
     fi
@@ -375,28 +405,56 @@ nf_dotenv() {
     fi
     nf_pv[$key]=$value
   done
-  return 0
 }
 
-# nf_dotenv_expand TEXT: ${VAR} and $VAR from the values read so far,
-# then the environment, as godotenv expands them (\$ stays a $).
-nf_dotenv_expand() {
-  local s=$1 out='' name
-  while [[ $s =~ ^([^\$\\]*)(\\\$|\$\{([A-Za-z0-9_]+)\}|\$([A-Za-z0-9_]+)|\\|\$)(.*)$ ]]; do
-    out+=${BASH_REMATCH[1]}
-    s=${BASH_REMATCH[5]}
-    case ${BASH_REMATCH[2]} in
-      '\$') out+='$' ;;
-      \\ | \$) out+=${BASH_REMATCH[2]} ;;
-      *)
-        name=${BASH_REMATCH[3]:-${BASH_REMATCH[4]}}
-        if [[ -n ${nf_pv[$name]+x} ]]; then
-          out+=${nf_pv[$name]}
-        elif [[ -n ${!name+x} ]]; then
-          out+=${!name}
-        fi
-        ;;
+# nf_dotenv_escapes TEXT: \n and \r become the characters; a backslash
+# before any other character but $ goes.
+nf_dotenv_escapes() {
+  local s=$1 out='' c
+  while [[ $s == *'\'?* ]]; do
+    out+=${s%%'\'*}
+    s=${s#*'\'}
+    c=${s:0:1}
+    s=${s:1}
+    case $c in
+      n) out+=$'\n' ;;
+      r) out+=$'\r' ;;
+      *) out+="\\$c" ;;
     esac
+  done
+  s=$out$s out=''
+  local i n=${#s}
+  for ((i = 0; i < n; i++)); do
+    c=${s:i:1}
+    if [[ $c == '\' ]] && ((i + 1 < n)) && [[ ${s:i+1:1} != '$' ]]; then
+      out+=${s:i+1:1}
+      i=$((i + 1))
+    else
+      out+=$c
+    fi
+  done
+  s=''
+  nf_x=$out$s
+}
+
+# nf_dotenv_expand TEXT: ${VAR} and $VAR (upper-case names) from the keys
+# read so far, as godotenv expands them: \$ stays a $, unknown names give
+# nothing, and nothing comes from the environment.
+nf_dotenv_expand() {
+  local s=$1 out='' pre m name
+  while [[ $s == *'$'* ]]; do
+    pre=${s%%'$'*}
+    s=${s#*'$'}
+    [[ $s =~ ^(\()?(\{)?([A-Z0-9_]+)?(\})? ]]
+    m=${BASH_REMATCH[0]} name=${BASH_REMATCH[3]}
+    s=${s:${#m}}
+    if [[ $pre == *'\' ]]; then
+      out+=${pre%'\'}\$$m
+    elif [[ -n $name ]]; then
+      out+=$pre${nf_pv[$name]-}
+    else
+      out+=$pre\$$m
+    fi
   done
   nf_x=$out$s
 }
