@@ -377,7 +377,7 @@ nf_dotenv_parse() {
         c=${src:i:1}
         [[ $c == "$q" ]] || continue
         prev=${src:i-1:1}
-        [[ $prev == '\' ]] && continue
+        [[ $prev == \\ ]] && continue
         value=${src:0:i}
         break
       done
@@ -411,9 +411,9 @@ nf_dotenv_parse() {
 # before any other character but $ goes.
 nf_dotenv_escapes() {
   local s=$1 out='' c
-  while [[ $s == *'\'?* ]]; do
-    out+=${s%%'\'*}
-    s=${s#*'\'}
+  while [[ $s == *\\?* ]]; do
+    out+=${s%%\\*}
+    s=${s#*\\}
     c=${s:0:1}
     s=${s:1}
     case $c in
@@ -426,7 +426,7 @@ nf_dotenv_escapes() {
   local i n=${#s}
   for ((i = 0; i < n; i++)); do
     c=${s:i:1}
-    if [[ $c == '\' ]] && ((i + 1 < n)) && [[ ${s:i+1:1} != '$' ]]; then
+    if [[ $c == \\ ]] && ((i + 1 < n)) && [[ ${s:i+1:1} != '$' ]]; then
       out+=${s:i+1:1}
       i=$((i + 1))
     else
@@ -448,8 +448,8 @@ nf_dotenv_expand() {
     [[ $s =~ ^(\()?(\{)?([A-Z0-9_]+)?(\})? ]]
     m=${BASH_REMATCH[0]} name=${BASH_REMATCH[3]}
     s=${s:${#m}}
-    if [[ $pre == *'\' ]]; then
-      out+=${pre%'\'}\$$m
+    if [[ $pre == *\\ ]]; then
+      out+=${pre%\\}\$$m
     elif [[ -n $name ]]; then
       out+=$pre${nf_pv[$name]-}
     else
