@@ -176,7 +176,9 @@ nf_print() {
     printf '%s %s │ %s\n' "$ts" "$prefix" "$3"
   fi
   if [[ -n $1 ]]; then
-    printf -v ts '%(%Y-%m-%dT%H:%M:%S)T' -1
+    nf_now
+    TZ=UTC0 printf -v ts '%(%Y-%m-%dT%H:%M:%S)T' $((nf_t / 1000))
+    printf -v ts '%s.%03dZ' "$ts" $((nf_t % 1000))
     if [[ -n $2 ]]; then
       printf '%s [%s] %s%s\n' "$ts" "$2" "${4:-}" "$3" >>"$nf_run_dir/logs/$1.log"
     else
@@ -247,6 +249,76 @@ nf_reader() {
     fi
     printf '%s\n' "$text" >>"$4"
   done
+}
+
+# nf_json_str TEXT sets nf_j to TEXT as a JSON string, escaped as Go's
+# encoding/json escapes it.
+nf_json_str() {
+  local s=$1 c out='' i
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\n'/\\n}
+  s=${s//$'\r'/\\r}
+  s=${s//$'\t'/\\t}
+  s=${s//</\\u003c}
+  s=${s//>/\\u003e}
+  s=${s//&/\\u0026}
+  if [[ $s == *[$'\001'-$'\037']* ]]; then
+    for ((i = 0; i < ${#s}; i++)); do
+      c=${s:i:1}
+      if [[ $c == [$'\001'-$'\037'] ]]; then
+        printf -v c '\\u%04x' "'$c"
+      fi
+      out+=$c
+    done
+    s=$out
+  fi
+  nf_j="\"$s\""
+}
+
+# nf_json_time MS sets nf_j to the time (milliseconds since the epoch) as
+# an RFC 3339 JSON string, in UTC.
+nf_json_time() {
+  local ts frac=$(($1 % 1000))
+  TZ=UTC0 printf -v ts '%(%Y-%m-%dT%H:%M:%S)T' $(($1 / 1000))
+  if ((frac > 0)); then
+    printf -v frac '%03d' "$frac"
+    while [[ $frac == *0 ]]; do frac=${frac%0}; done
+    ts+=.$frac
+  fi
+  nf_j="\"${ts}Z\""
+}
+
+# nf_write_result writes result.json in the run directory, as nixflow run
+# does, so that `nixflow runs` and `nixflow logs` read the script's runs.
+nf_write_result() {
+  local i out first=1 cancelled=false
+  [[ -e $nf_state/cancelled ]] && cancelled=true
+  nf_json_str "$nf_run_id"
+  out="{\"run\":$nf_j"
+  nf_json_str "$nf_name"
+  out+=",\"name\":$nf_j,\"cancelled\":$cancelled"
+  nf_json_time "$nf_run_start"
+  out+=",\"started\":$nf_j,\"duration\":$(($1 * 1000000)),\"jobs\":["
+  for i in "${!nf_jobs[@]}"; do
+    ((first)) || out+=,
+    first=0
+    nf_json_str "${nf_jobs[i]}"
+    out+="{\"job\":$nf_j,\"status\":\"${nf_res_status[i]}\""
+    ((nf_res_allowed[i])) && out+=",\"allowed\":true"
+    if [[ -n ${nf_res_reason[i]} ]]; then nf_json_str "${nf_res_reason[i]}"; out+=",\"reason\":$nf_j"; fi
+    [[ -n ${nf_res_domain[i]} ]] && out+=",\"domain\":\"${nf_res_domain[i]}\""
+    out+=",\"started\":\"0001-01-01T00:00:00Z\",\"duration\":$((nf_res_ms[i] * 1000000))}"
+  done
+  out+="]"
+  if ((${#nf_errors[@]} > 0)); then
+    local IFS=$'\n'
+    nf_mask "${nf_errors[*]}"
+    unset IFS
+    nf_json_str "$nf_m"
+    out+=",\"error\":$nf_j,\"domain\":\"environment\""
+  fi
+  printf '%s}\n' "$out" >"$nf_run_dir/result.json"
 }
 
 # --- env files ---------------------------------------------------------------
@@ -1622,6 +1694,7 @@ nf_summary() {
     ((infra)) && nf_exit=3
   fi
   nf_now
+  nf_write_result $((nf_t - nf_run_start))
   nf_round_ms $((nf_t - nf_run_start))
   local line="run $nf_run_id $status in $nf_f"
   if ((${#parts[@]} > 0)); then
@@ -1803,12 +1876,13 @@ nf_main() {
   nf_now
   nf_run_start=$nf_t
   local ts rnd
-  printf -v ts '%(%Y%m%d-%H%M%S)T' -1
+  TZ=UTC0 printf -v ts '%(%Y%m%d-%H%M%S)T' -1
   printf -v rnd '%04x%02x' $((RANDOM)) $((RANDOM % 256))
   nf_run_id=$ts.$(printf '%03d' $((nf_t % 1000)))-$rnd
   [[ -n $nf_run_dir ]] || nf_run_dir=$nf_state_home/nixflow/runs/$nf_run_id
   mkdir -p "$nf_run_dir/logs" "$nf_run_dir/jobs" "$nf_run_dir/artifacts" || exit 3
   chmod 700 "$nf_run_dir"
+  printf '%s\n' "$nf_plan_json" >"$nf_run_dir/plan.json"
   nf_run_dir=$(cd "$nf_run_dir" && pwd)
   # Secrets (provider values in flight, JOB_ENV files, outputs) only ever
   # touch this directory, and it goes at the end.

@@ -82,7 +82,7 @@ func Compile(plan *compiler.Plan, opts Options) (script []byte, warnings []strin
 	var b bytes.Buffer
 	w := &writer{b: &b}
 	w.header(plan, opts, hash)
-	w.planData(plan, opts, hash)
+	w.planData(plan, opts, hash, planJSON)
 	b.WriteString(runtime)
 	b.WriteString("\nnf_main \"$@\"; exit \"$?\"\n")
 	return b.Bytes(), warnings, nil
@@ -236,13 +236,15 @@ func ancestors(p *compiler.Plan, job *compiler.Job, index map[string]int) []int 
 	return out
 }
 
-func (w *writer) planData(p *compiler.Plan, opts Options, hash string) {
+func (w *writer) planData(p *compiler.Plan, opts Options, hash string, planJSON []byte) {
 	index := map[string]int{}
 	for i, j := range p.Jobs {
 		index[j.Name] = i
 	}
 	w.p("# The plan.\nnf_plan() {\n")
 	w.p("  nf_name=%s\n  nf_plan_hash=%s\n", q(p.Name), q(hash))
+	// The plan itself, for the run directory (nixflow runs and logs read it).
+	w.p("  nf_plan_json=%s\n", q(string(planJSON)))
 	w.p("  nf_default_max_parallel=%d\n", opts.MaxParallel)
 	levels := 0
 	if opts.Levels {
