@@ -19,10 +19,7 @@ import (
 // scriptEngineSkips lists the CLI scripts that do not apply to the compiled
 // script, and why. Every other run_*.txtar script runs on both engines.
 var scriptEngineSkips = map[string]string{
-	"run_log_json":        "--log-format json and --events are nixflow run's sinks; the script prints text",
-	"run_ci_groups":       "log groups for hosted CI are nixflow run's (--groups)",
-	"run_interrupt_edges": "checks its --events file and `nixflow runs` (the run history of nixflow run)",
-	"run_secrets_scan":    "checks --log-format json, --events and `nixflow runs` output",
+	"run_ci_groups": "log groups for hosted CI are nixflow run's (--groups)",
 }
 
 // TestScriptCompiled runs the run_*.txtar CLI scripts again, with every

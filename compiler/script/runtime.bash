@@ -14,7 +14,8 @@ usage: bash SCRIPT [flags]     or: ssh HOST bash -s -- [flags] < SCRIPT
   --env-file FILE        read variables from a dotenv file, over the workflow's values (repeatable)
   --max-parallel N       how many jobs run at once (0: no limit; env NIXFLOW_MAX_PARALLEL)
   --schedule MODE        ready (default) or levels
-  --log-format FORMAT    structured (default) or simple (env NIXFLOW_LOG_FORMAT)
+  --log-format FORMAT    structured (default), simple or json (env NIXFLOW_LOG_FORMAT)
+  --events FILE          write job and step events to FILE as JSON lines
   --keep-workspace       keep job workspaces in the run directory
   --interrupt-grace D    on Ctrl-C, how long steps get after SIGINT before SIGTERM (7.5s)
   --terminate-grace D    how long steps get after SIGTERM before SIGKILL (2.5s)
@@ -164,59 +165,146 @@ nf_load_masks() {
 
 # --- output ----------------------------------------------------------------
 
-# nf_print JOB STEP TEXT prints one console line (TEXT already masked) and
-# adds it to the job's log.
-nf_print() {
-  local prefix=$1 ts
-  [[ -n $2 ]] && prefix+=/$2
-  if [[ $nf_format == simple ]]; then
-    printf '[%s] %s\n' "$prefix" "$3"
-  else
-    printf -v ts '%(%H:%M:%S)T' -1
-    printf '%s %s │ %s\n' "$ts" "$prefix" "$3"
+# nf_emit EVENT JOB STEP [FIELD=VALUE...]: one event of the run (the
+# events of nixflow run: run_start, job_start, step_start, step_retry,
+# step_end, job_end, run_end, output, warning), to the console (text or
+# JSON lines), the --events file (all but output) and the job's log.
+# Fields: stream msg result reason exit attempt attempts ms allowed.
+nf_emit() {
+  local ev=$1 job=$2 step=$3 kv stream='' msg='' result='' reason='' exit='' attempt=0 attempts=0 ms=0 allowed=0
+  shift 3
+  for kv; do
+    case ${kv%%=*} in
+      stream) stream=${kv#*=} ;;
+      msg) msg=${kv#*=} ;;
+      result) result=${kv#*=} ;;
+      reason) reason=${kv#*=} ;;
+      exit) exit=${kv#*=} ;;
+      attempt) attempt=${kv#*=} ;;
+      attempts) attempts=${kv#*=} ;;
+      ms) ms=${kv#*=} ;;
+      allowed) allowed=${kv#*=} ;;
+    esac
+  done
+  if [[ $ev != output && -n $msg ]]; then nf_mask "$msg"; msg=$nf_m; fi
+  if [[ -n $reason ]]; then nf_mask "$reason"; reason=$nf_m; fi
+  local line=''
+  if [[ $nf_format == json || (-n $nf_events && $ev != output) ]]; then
+    nf_event_json
+    line=$nf_j
+    [[ -n $nf_events && $ev != output ]] && printf '%s\n' "$line" >>"$nf_events"
   fi
-  if [[ -n $1 ]]; then
-    nf_now
-    TZ=UTC0 printf -v ts '%(%Y-%m-%dT%H:%M:%S)T' $((nf_t / 1000))
-    printf -v ts '%s.%03dZ' "$ts" $((nf_t % 1000))
-    if [[ -n $2 ]]; then
-      printf '%s [%s] %s%s\n' "$ts" "$2" "${4:-}" "$3" >>"$nf_run_dir/logs/$1.log"
+  local text='' logprefix=''
+  case $ev in
+    output)
+      text=$msg
+      [[ $stream == stderr ]] && logprefix='(stderr) '
+      ;;
+    run_start)
+      if [[ $nf_format == json ]]; then printf '%s\n' "$line"; return; fi
+      if [[ $nf_format == simple ]]; then
+        printf 'run %s started\n' "$msg"
+      else
+        local ts
+        printf -v ts '%(%H:%M:%S)T' -1
+        printf '%s run %s started (%s)\n' "$ts" "$msg" "$nf_run_id"
+      fi
+      return
+      ;;
+    run_end)
+      [[ $nf_format == json ]] && printf '%s\n' "$line"
+      return
+      ;;
+    job_start) text="job started ($msg)" ;;
+    step_start)
+      text="step started"
+      ((attempts > 1)) && text+=", attempt $attempt/$attempts"
+      ;;
+    job_end | step_end)
+      local word mark
+      case $result in
+        success) word=succeeded mark='✓ ' ;;
+        failure) word=failed mark='✗ '; ((allowed)) && word='failed (allowed)' ;;
+        *) word=$result mark='○ ' ;;
+      esac
+      text="${ev%_end} $word"
+      [[ -n $reason ]] && text+=": $reason"
+      if [[ $nf_format == structured ]]; then
+        text=$mark$text
+        if ((ms > 0)); then nf_round_ms "$ms"; text+=" ($nf_f)"; fi
+      fi
+      ;;
+    step_retry | warning)
+      text=$msg
+      if [[ -z $job ]]; then
+        if [[ $nf_format == json ]]; then printf '%s\n' "$line"; else printf 'warning: %s\n' "$text"; fi
+        return
+      fi
+      ;;
+  esac
+  if [[ $nf_format == json ]]; then
+    printf '%s\n' "$line"
+  else
+    local prefix=$job ts
+    [[ -n $step ]] && prefix+=/$step
+    if [[ $nf_format == simple ]]; then
+      printf '[%s] %s\n' "$prefix" "$text"
     else
-      printf '%s %s\n' "$ts" "$3" >>"$nf_run_dir/logs/$1.log"
+      printf -v ts '%(%H:%M:%S)T' -1
+      printf '%s %s │ %s\n' "$ts" "$prefix" "$text"
     fi
   fi
+  nf_now
+  TZ=UTC0 printf -v ts '%(%Y-%m-%dT%H:%M:%S)T' $((nf_t / 1000))
+  printf -v ts '%s.%03dZ' "$ts" $((nf_t % 1000))
+  if [[ -n $step ]]; then
+    printf '%s [%s] %s%s\n' "$ts" "$step" "$logprefix" "$text" >>"$nf_run_dir/logs/$job.log"
+  else
+    printf '%s %s\n' "$ts" "$text" >>"$nf_run_dir/logs/$job.log"
+  fi
+}
+
+# nf_event_json sets nf_j to the event of nf_emit (its locals) as one JSON
+# object, its fields in the order of nixflow run's.
+nf_event_json() {
+  local out usec sec ts
+  if [[ -n ${EPOCHREALTIME:-} ]]; then
+    sec=${EPOCHREALTIME%[.,]*} usec=${EPOCHREALTIME#*[.,]}
+  else
+    nf_now
+    sec=$((nf_t / 1000)) usec=$(printf '%03d000' $((nf_t % 1000)))
+  fi
+  TZ=UTC0 printf -v ts '%(%Y-%m-%dT%H:%M:%S)T' "$sec"
+  while [[ $usec == *0 ]]; do usec=${usec%0}; done
+  [[ -n $usec ]] && ts+=.$usec
+  nf_json_str "$nf_run_id"
+  out="{\"time\":\"${ts}Z\",\"run\":$nf_j"
+  if [[ -n $job ]]; then nf_json_str "$job"; out+=",\"job\":$nf_j"; fi
+  if [[ -n $step ]]; then nf_json_str "$step"; out+=",\"step\":$nf_j"; fi
+  out+=",\"event\":\"$ev\""
+  [[ -n $stream ]] && out+=",\"stream\":\"$stream\""
+  if [[ -n $msg ]]; then nf_json_str "$msg"; out+=",\"message\":$nf_j"; fi
+  [[ -n $result ]] && out+=",\"result\":\"$result\""
+  if [[ -n $reason ]]; then nf_json_str "$reason"; out+=",\"reason\":$nf_j"; fi
+  [[ -n $exit ]] && out+=",\"exitCode\":$exit"
+  ((attempt > 0)) && out+=",\"attempt\":$attempt"
+  ((attempts > 0)) && out+=",\"attempts\":$attempts"
+  if ((ms > 0)); then
+    local frac=$((ms % 1000))
+    if ((frac > 0)); then
+      printf -v frac '%03d' "$frac"
+      while [[ $frac == *0 ]]; do frac=${frac%0}; done
+      out+=",\"durationSeconds\":$((ms / 1000)).$frac"
+    else
+      out+=",\"durationSeconds\":$((ms / 1000))"
+    fi
+  fi
+  ((allowed)) && out+=",\"allowed\":true"
+  nf_j="$out}"
 }
 
 nf_warn() {
-  nf_mask "$2"
-  if [[ -z $1 ]]; then
-    printf 'warning: %s\n' "$nf_m"
-  else
-    nf_print "$1" "" "$nf_m"
-  fi
-}
-
-# nf_end_event JOB STEP WHAT STATUS ALLOWED REASON MS: a job or step ended.
-nf_end_event() {
-  local word mark text
-  case $4 in
-    success) word=succeeded mark='✓ ' ;;
-    failure) word=failed mark='✗ '; (($5)) && word='failed (allowed)' ;;
-    *) word=$4 mark='○ ' ;;
-  esac
-  text="$3 $word"
-  if [[ -n $6 ]]; then
-    nf_mask "$6"
-    text+=": $nf_m"
-  fi
-  if [[ $nf_format != simple ]]; then
-    text=$mark$text
-    if (($7 > 0)); then
-      nf_round_ms "$7"
-      text+=" ($nf_f)"
-    fi
-  fi
-  nf_print "$1" "$2" "$text"
+  nf_emit warning "$1" "" msg="$2"
 }
 
 # nf_reader JOB STEP STREAM TAIL: one line of output per line read,
@@ -233,7 +321,7 @@ nf_reader() {
       v=${v%"${v##*[![:space:]]}"}
       if [[ -n $v ]]; then
         if ! nf_add_mask "$v"; then
-          printf 'warning: the value announced with ::add-mask:: is shorter than 4 characters and is not masked\n'
+          nf_warn "" "the value announced with ::add-mask:: is shorter than 4 characters and is not masked"
         fi
         printf '%s\n' "$v" >>"$nf_tmp/masks"
       fi
@@ -242,11 +330,7 @@ nf_reader() {
       nf_mask "$line"
       text=$nf_m
     fi
-    if [[ $3 == stderr ]]; then
-      nf_print "$1" "$2" "$text" "(stderr) "
-    else
-      nf_print "$1" "$2" "$text"
-    fi
+    nf_emit output "$1" "$2" stream="$3" msg="$text"
     printf '%s\n' "$text" >>"$4"
   done
 }
@@ -894,8 +978,8 @@ nf_spawn() {
 # none) is when a timeout stops it; nf_deadline_kind says whose. Sets
 # nf_rc and nf_stop (""; cancel; timeout).
 nf_await() {
-  local interruptible=$1 deadline=$2 watcher='' stopper='' rc
-  nf_stop=''
+  local interruptible=$1 deadline=$2 watcher='' rc
+  nf_stop='' nf_stopper=''
   if ((deadline > 0)); then
     nf_now
     (
@@ -905,58 +989,70 @@ nf_await() {
     ) &
     watcher=$!
   fi
+  # From here a signal (USR1 from the scheduler) stops the process, and
+  # one that came before is seen now.
+  nf_watch_int=$interruptible nf_watch_pid=$nf_pid
+  nf_on_wake
   while :; do
     wait "$nf_pid"
     rc=$?
-    if ! kill -0 "$nf_pid" 2>/dev/null; then break; fi
-    # Woken by a signal: has the run been cancelled for this process?
-    if [[ -z $stopper ]] && { [[ -e $nf_state/aborted ]] || { ((interruptible)) && [[ -e $nf_state/cancelled ]]; }; }; then
-      nf_stop=cancel
-      nf_stopper "$nf_pid" INT &
-      stopper=$!
-    fi
+    kill -0 "$nf_pid" 2>/dev/null || break
   done
+  nf_watch_pid=''
   nf_rc=$rc
   # No process of the step outlives it: its process group goes, and when
   # it was stopped, the processes that left the group (setsid) too.
   kill -KILL -- "-$nf_pid" 2>/dev/null || true
   if [[ -n $nf_stop || -e $nf_ctl/timedout.$nf_pid ]]; then nf_kill_cookie "$nf_cookie"; fi
   [[ -n $watcher ]] && kill -KILL "$watcher" 2>/dev/null
-  [[ -n $stopper ]] && kill -KILL "$stopper" 2>/dev/null
+  [[ -n $nf_stopper ]] && kill -KILL "$nf_stopper" 2>/dev/null
   local r
   for r in $nf_readers; do wait "$r" 2>/dev/null; done
   [[ -n $watcher ]] && wait "$watcher" 2>/dev/null
-  [[ -n $stopper ]] && wait "$stopper" 2>/dev/null
-  if [[ -z $nf_stop ]]; then
-    if [[ -e $nf_state/aborted ]] || { ((interruptible)) && [[ -e $nf_state/cancelled ]]; }; then
-      ((rc > 128)) && nf_stop=cancel
-    fi
+  [[ -n $nf_stopper ]] && wait "$nf_stopper" 2>/dev/null
+  if [[ -z $nf_stop ]] && nf_should_stop "$interruptible" && ((rc > 128)); then
+    nf_stop=cancel
   fi
   if [[ -z $nf_stop && -e $nf_ctl/timedout.$nf_pid ]]; then
     nf_stop=timeout
-    nf_timeout_kind=$(<"$nf_ctl/timedout.$nf_pid")
+    IFS='' read -r nf_timeout_kind <"$nf_ctl/timedout.$nf_pid"
   fi
   rm -f "$nf_ctl/timedout.$nf_pid"
   true
 }
 
+# nf_should_stop INTERRUPTIBLE: the run was aborted, or cancelled and the
+# current process is one the first Ctrl-C stops.
+nf_should_stop() {
+  [[ -e $nf_state/aborted ]] || { (($1)) && [[ -e $nf_state/cancelled ]]; }
+}
+
+# nf_on_wake is the job's USR1 trap (the scheduler's word that the run was
+# cancelled or aborted): it stops the running process or ends a wait.
+nf_on_wake() {
+  if [[ -n ${nf_watch_pid:-} && -z ${nf_stopper:-} ]] && nf_should_stop "$nf_watch_int"; then
+    nf_stop=cancel
+    nf_stopper "$nf_watch_pid" INT &
+    nf_stopper=$!
+  fi
+  if [[ -n ${nf_sleeper:-} ]] && nf_should_stop "$nf_sleep_int"; then
+    kill -KILL "$nf_sleeper" 2>/dev/null
+  fi
+  return 0
+}
+
 # nf_wait_ms MS INTERRUPTIBLE: a wait between attempts; returns 1 when the
 # run was cancelled meanwhile.
 nf_wait_ms() {
-  local pid
-  nf_sleep_ms 0
   (nf_sleep_ms "$1") &
-  pid=$!
+  nf_sleeper=$! nf_sleep_int=$2
+  nf_on_wake
   while :; do
-    wait "$pid"
-    kill -0 "$pid" 2>/dev/null || break
-    if [[ -e $nf_state/aborted ]] || { (($2)) && [[ -e $nf_state/cancelled ]]; }; then
-      kill -KILL "$pid" 2>/dev/null
-      wait "$pid" 2>/dev/null
-      return 1
-    fi
+    wait "$nf_sleeper"
+    kill -0 "$nf_sleeper" 2>/dev/null || break
   done
-  ! { [[ -e $nf_state/aborted ]] || { (($2)) && [[ -e $nf_state/cancelled ]]; }; }
+  nf_sleeper=''
+  ! nf_should_stop "$2"
 }
 
 # --- jobs ------------------------------------------------------------------
@@ -1017,7 +1113,7 @@ nf_status_holds() {
 # the state directory.
 nf_job() {
   local i=$1
-  trap ':' USR1
+  trap nf_on_wake USR1
   trap '' INT
   nf_job=${nf_jobs[i]}
   nf_job_"$i"
@@ -1084,7 +1180,7 @@ nf_job_body() {
       return
     fi
   fi
-  nf_print "$nf_job" "" "job started (local)"
+  nf_emit job_start "$nf_job" "" msg=local
   J_started=1
   nf_realise_deps || return
 
@@ -1263,7 +1359,7 @@ nf_run_steps() {
       if [[ ${S_cond[k]} != always ]] && { [[ -e $nf_state/aborted ]] || { ((!J_cleanup)) && [[ -e $nf_state/cancelled ]]; }; }; then
         S_status[k]=cancelled reason="run cancelled"
       fi
-      nf_end_event "$nf_job" "$nf_step" step "${S_status[k]}" 0 "$reason" 0
+      nf_emit step_end "$nf_job" "$nf_step" result="${S_status[k]}" reason="$reason"
       continue
     fi
     nf_run_step "$k"
@@ -1357,11 +1453,7 @@ nf_run_step() {
   fi
   for ((attempt = 1; ; attempt++)); do
     S_attempts[k]=$attempt
-    if ((max > 1)); then
-      nf_print "$nf_job" "$nf_step" "step started, attempt $attempt/$max"
-    else
-      nf_print "$nf_job" "$nf_step" "step started"
-    fi
+    nf_emit step_start "$nf_job" "$nf_step" attempt="$attempt" attempts="$max"
     nf_step_deadline "$k"
     nf_now
     t0=$nf_t
@@ -1396,22 +1488,22 @@ nf_run_step() {
       reason+=" (after $attempt attempts)"
     fi
     if ((final)) || [[ $status != failure ]]; then
-      nf_step_end "$k" "$status" "$reason" "$took"
+      nf_step_end "$k" "$status" "$reason" "$took" exit="$nf_rc" attempt="$attempt" attempts="$max"
       return
     fi
     local delay
     nf_retry_delay "$k" "$attempt"
     delay=$nf_delay
     nf_fmt_ms "$delay"
-    nf_mask "attempt $attempt/$max failed: $reason; retrying in $nf_f"
-    nf_print "$nf_job" "$nf_step" "$nf_m"
+    nf_emit step_retry "$nf_job" "$nf_step" attempt=$((attempt + 1)) attempts="$max" exit="$nf_rc" \
+      msg="attempt $attempt/$max failed: $reason; retrying in $nf_f"
     if ! nf_wait_ms "$delay" "$interruptible"; then
-      nf_step_end "$k" cancelled "run cancelled" 0
+      nf_step_end "$k" cancelled "run cancelled" 0 attempt="$attempt"
       return
     fi
     if nf_expired && [[ ${S_cond[k]} == success ]]; then
       J_timedout=1
-      nf_step_end "$k" failure "job timed out after $J_timeout_str (after $attempt attempts)" 0
+      nf_step_end "$k" failure "job timed out after $J_timeout_str (after $attempt attempts)" 0 attempt="$attempt"
       return
     fi
   done
@@ -1460,7 +1552,7 @@ nf_step_end() {
     printf '%s\n' "$nf_step" >>"$nf_state/$nf_job_index.failed"
     tail -n 20 "$nf_tail" >"$nf_state/$nf_job_index.tail.$k"
   fi
-  nf_end_event "$nf_job" "$nf_step" step "$2" "$allowed" "$3" "$4"
+  nf_emit step_end "$nf_job" "$nf_step" result="$2" reason="$3" allowed="$allowed" ms="$4" "${@:5}"
 }
 
 # nf_read_control reads what the step appended to JOB_ENV, JOB_PATH and
@@ -1511,7 +1603,7 @@ nf_job_finish() {
   else
     rm -rf "$J_ws" "$nf_ctl"
   fi
-  nf_end_event "$nf_job" "" job "$J_status" "$allowed" "$J_reason" "$dur"
+  nf_emit job_end "$nf_job" "" result="$J_status" reason="$J_reason" allowed="$allowed" ms="$dur"
   # One write: the scheduler reads the file once it is not empty.
   printf '%s\n%s\n%s\n%s\n%s\n%s\n' "$J_status" "$allowed" "$J_domain" "$dur" "$J_attempts" "$J_reason" >"$nf_state/$i.done"
 }
@@ -1565,7 +1657,7 @@ nf_visit() {
     nf_res_status[i]=$nf_hold_status nf_res_allowed[i]=0 nf_res_domain[i]='' nf_res_ms[i]=0 nf_res_attempts[i]=0
     nf_res_reason[i]=$nf_hold_reason
     nf_done[i]=1
-    nf_end_event "${nf_jobs[i]}" "" job "$nf_hold_status" 0 "$nf_hold_reason" 0
+    nf_emit job_end "${nf_jobs[i]}" "" result="$nf_hold_status" reason="$nf_hold_reason"
     return
   fi
   nf_job_index=$i
@@ -1610,6 +1702,8 @@ nf_schedule() {
 
 # nf_summary prints the table of jobs, the failures and one last line.
 nf_summary() {
+  exec 3>&1
+  [[ $nf_format == json ]] && exec 3>&4
   local i w1=3 w2=6 w3=8 result dur att failed=0 allowed=0 skipped=0 cancelled=0 infra=0
   local -a col2 col3 col4
   local -A domains=()
@@ -1694,6 +1788,14 @@ nf_summary() {
     ((infra)) && nf_exit=3
   fi
   nf_now
+  local end_result=success end_reason=''
+  if ((nf_exit == 130)); then end_result=cancelled; elif ((nf_exit != 0)); then end_result=failure; fi
+  if ((${#nf_errors[@]} > 0)); then
+    local IFS=$'\n'
+    end_reason="${nf_errors[*]}"
+    unset IFS
+  fi
+  nf_emit run_end "" "" result="$end_result" reason="$end_reason" ms=$((nf_t - nf_run_start)) >&3
   nf_write_result $((nf_t - nf_run_start))
   nf_round_ms $((nf_t - nf_run_start))
   local line="run $nf_run_id $status in $nf_f"
@@ -1767,7 +1869,7 @@ nf_parse_args() {
   nf_format=${NIXFLOW_LOG_FORMAT:-structured}
   nf_max_parallel=${NIXFLOW_MAX_PARALLEL:-$nf_default_max_parallel}
   nf_levels_mode=$nf_default_levels
-  nf_keep_ws=0 nf_ig_ms=7500 nf_tg_ms=2500 nf_artifacts_dir='' nf_repo=$PWD nf_run_dir=''
+  nf_events='' nf_keep_ws=0 nf_ig_ms=7500 nf_tg_ms=2500 nf_artifacts_dir='' nf_repo=$PWD nf_run_dir=''
   nf_flag_env=() nf_env_files=()
   while (($# > 0)); do
     local arg=$1
@@ -1775,7 +1877,7 @@ nf_parse_args() {
       --*=*) set -- "${arg%%=*}" "${arg#*=}" "${@:2}"; continue ;;
       -h | --help) nf_usage; exit 0 ;;
       --keep-workspace) nf_keep_ws=1; shift; continue ;;
-      --env | --env-file | --max-parallel | --schedule | --log-format | --interrupt-grace | --terminate-grace | --artifacts-dir | --repo | --run-dir)
+      --env | --env-file | --max-parallel | --schedule | --log-format | --events | --interrupt-grace | --terminate-grace | --artifacts-dir | --repo | --run-dir)
         (($# >= 2)) || nf_die_usage "flag needs an argument: $arg"
         v=$2
         shift 2
@@ -1801,6 +1903,7 @@ nf_parse_args() {
         esac
         ;;
       --log-format) nf_format=$v ;;
+      --events) nf_events=$v ;;
       --interrupt-grace) nf_parse_duration "$v" || nf_die_usage "invalid --interrupt-grace $v"; nf_ig_ms=$nf_d ;;
       --terminate-grace) nf_parse_duration "$v" || nf_die_usage "invalid --terminate-grace $v"; nf_tg_ms=$nf_d ;;
       --artifacts-dir) nf_artifacts_dir=$v ;;
@@ -1809,11 +1912,15 @@ nf_parse_args() {
     esac
   done
   case $nf_format in
-    structured | simple) ;;
-    *) nf_goquote "$nf_format"; nf_die_usage "unknown --log-format $nf_q (known: structured, simple)" ;;
+    structured | simple | json) ;;
+    *) nf_goquote "$nf_format"; nf_die_usage "unknown --log-format $nf_q (known: structured, simple, json)" ;;
   esac
   if ((nf_max_parallel < 0)); then
     nf_max_parallel=$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc 2>/dev/null || echo 2)
+  fi
+  if [[ -n $nf_events ]]; then
+    : 2>/dev/null >"$nf_events" || nf_die_usage "--events: open $nf_events: cannot create the file"
+    nf_events=$(cd "$(dirname -- "$nf_events")" && pwd)/${nf_events##*/}
   fi
   [[ -d $nf_repo ]] || nf_die_usage "--repo $nf_repo: not a directory"
   nf_repo=$(cd "$nf_repo" && pwd)
@@ -1894,15 +2001,13 @@ nf_main() {
   mkfifo -m 600 "$nf_tmp/sleep"
   exec {nf_sleep_fd}<>"$nf_tmp/sleep"
   nf_signals=0
+  exec 4>&1
   trap 'nf_on_signal INT' INT
   trap 'nf_on_signal TERM' TERM
   trap '' PIPE
-  if [[ $nf_format == simple ]]; then
-    printf 'run %s started\n' "$nf_name"
-  else
-    printf -v ts '%(%H:%M:%S)T' -1
-    printf '%s run %s started (%s)\n' "$ts" "$nf_name" "$nf_run_id"
-  fi
+  # Jobs set their own USR1 trap; until they do, the signal must not kill them.
+  trap '' USR1
+  nf_emit run_start "" "" msg="$nf_name"
   if nf_resolve_environments; then
     nf_schedule
   else
@@ -1912,7 +2017,13 @@ nf_main() {
       nf_res_reason[i]="the environment could not be prepared"
     done
   fi
-  nf_summary
-  if [[ -n $nf_artifacts_dir ]]; then nf_export_artifacts "$nf_artifacts_dir"; fi
+  # With JSON lines on standard output, the summary goes to stderr.
+  if [[ $nf_format == json ]]; then
+    nf_summary >&2
+    if [[ -n $nf_artifacts_dir ]]; then nf_export_artifacts "$nf_artifacts_dir" >&2; fi
+  else
+    nf_summary
+    if [[ -n $nf_artifacts_dir ]]; then nf_export_artifacts "$nf_artifacts_dir"; fi
+  fi
   return "$nf_exit"
 }
