@@ -121,9 +121,12 @@ nf_goquote() {
 # nf_add_mask VALUE adds a secret, line by line, longest first; it returns
 # 1 when a line is too short to mask.
 nf_add_mask() {
-  local line ok=0 v i n
+  local line ok=0 v i n rest=$1
   local -a merged
-  while IFS='' read -r line || [[ -n $line ]]; do
+  # Line by line, with no here-string: older bash writes those to a
+  # temporary file, and a secret never goes to disk.
+  while [[ -n $rest ]]; do
+    if [[ $rest == *$'\n'* ]]; then line=${rest%%$'\n'*}; rest=${rest#*$'\n'}; else line=$rest; rest=''; fi
     line=${line%$'\r'}
     [[ $line =~ ^[[:space:]]*$ ]] && continue
     if ((${#line} < 4)); then ok=1; continue; fi
@@ -141,7 +144,7 @@ nf_add_mask() {
     done
     ((i)) || merged+=("$line")
     nf_masks=("${merged[@]}")
-  done <<<"$1"
+  done
   return "$ok"
 }
 
@@ -310,9 +313,13 @@ nf_warn() {
 # nf_reader JOB STEP STREAM TAIL: one line of output per line read,
 # masked, ::add-mask:: values learnt.
 nf_reader() {
-  local line text v
+  local line text v mfd
   trap '' PIPE
+  # Values other jobs announce with ::add-mask:: are masked here from the
+  # line after they were announced.
+  exec {mfd}<"$nf_tmp/masks"
   while IFS='' read -r line || [[ -n $line ]]; do
+    while IFS='' read -r -u "$mfd" v; do nf_add_mask "$v" || true; done
     line=${line%$'\r'}
     v=${line#"${line%%[![:space:]]*}"}
     if [[ $v == ::add-mask::* ]]; then
@@ -1592,6 +1599,7 @@ nf_read_control() {
 # nf_job_finish writes the job's result for the scheduler and the summary.
 nf_job_finish() {
   local i=$1 k dur=0 allowed=0
+  nf_load_masks
   nf_now
   ((J_started)) && dur=$((nf_t - J_start))
   [[ $J_status == failure ]] && ((J_coe)) && allowed=1
@@ -1702,6 +1710,7 @@ nf_schedule() {
 
 # nf_summary prints the table of jobs, the failures and one last line.
 nf_summary() {
+  nf_load_masks
   exec 3>&1
   [[ $nf_format == json ]] && exec 3>&4
   local i w1=3 w2=6 w3=8 result dur att failed=0 allowed=0 skipped=0 cancelled=0 infra=0
@@ -1997,6 +2006,7 @@ nf_main() {
   chmod 700 "$nf_tmp"
   trap nf_cleanup EXIT
   mkdir -p "$nf_tmp/ctl" "$nf_tmp/outputs" "$nf_tmp/state"
+  : >"$nf_tmp/masks"
   nf_state=$nf_tmp/state
   mkfifo -m 600 "$nf_tmp/sleep"
   exec {nf_sleep_fd}<>"$nf_tmp/sleep"
