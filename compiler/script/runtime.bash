@@ -948,7 +948,7 @@ nf_spawn() {
   local kind=$1 body=$2 dir=$3 k
   local fifo=$nf_ctl/fifo
   # One pair of pipes per job, used by one process at a time.
-  [[ -p $fifo.out ]] || mkfifo -m 600 "$fifo.out" "$fifo.err"
+  # Made for every job at once when the run starts.
   nf_seq=$((nf_seq + 1))
   if [[ $kind == step ]]; then
     nf_reader "$nf_job" "$nf_step" stdout "$nf_tail" <"$fifo.out" &
@@ -1024,7 +1024,7 @@ nf_await() {
     nf_stop=timeout
     IFS='' read -r nf_timeout_kind <"$nf_ctl/timedout.$nf_pid"
   fi
-  rm -f "$nf_ctl/timedout.$nf_pid"
+  [[ -e $nf_ctl/timedout.$nf_pid ]] && rm -f "$nf_ctl/timedout.$nf_pid"
   true
 }
 
@@ -1126,8 +1126,8 @@ nf_job() {
   nf_job_"$i"
   nf_ctl=$nf_tmp/ctl/$i
   J_ws=$nf_run_dir/jobs/$nf_job
-  # Both at once: every process this script starts costs time.
-  mkdir -p "$nf_ctl" "$J_ws"
+  # The directories were made for every job when the run started: every
+  # process this script starts costs time.
   nf_seq=0
   nf_now
   J_start=$nf_t J_deadline=0 J_timedout=0 J_steps_run=0 J_attempts=0 J_started=0
@@ -1606,10 +1606,15 @@ nf_job_finish() {
   if [[ ${#J_outmap[@]} -gt 0 ]]; then
     for k in "${!J_outmap[@]}"; do printf '%s\0%s\0' "$k" "${J_outmap[$k]}"; done >"$nf_tmp/outputs/$i"
   fi
-  if ((nf_keep_ws)) || { ((!J_started)) && rmdir "$J_ws" 2>/dev/null; }; then
-    rm -rf "$nf_ctl"
-  else
-    rm -rf "$J_ws" "$nf_ctl"
+  # The workspace goes now, unless kept (an empty one goes at the end of
+  # the run with the others); the control files go with the temporary
+  # directory.
+  if ((!nf_keep_ws)); then
+    local -a left
+    shopt -s nullglob dotglob
+    left=("$J_ws"/*)
+    shopt -u nullglob dotglob
+    ((${#left[@]} == 0)) || rm -rf "$J_ws"
   fi
   nf_emit job_end "$nf_job" "" result="$J_status" reason="$J_reason" allowed="$allowed" ms="$dur"
   # One write: the scheduler reads the file once it is not empty.
@@ -2008,7 +2013,15 @@ nf_main() {
   mkdir -p "$nf_tmp/ctl" "$nf_tmp/outputs" "$nf_tmp/state"
   : >"$nf_tmp/masks"
   nf_state=$nf_tmp/state
-  mkfifo -m 600 "$nf_tmp/sleep"
+  # Every job's directories and pipes, with one process each.
+  local i
+  local -a dirs=() fifos=("$nf_tmp/sleep")
+  for i in "${!nf_jobs[@]}"; do
+    dirs+=("$nf_tmp/ctl/$i" "$nf_run_dir/jobs/${nf_jobs[i]}")
+    fifos+=("$nf_tmp/ctl/$i/fifo.out" "$nf_tmp/ctl/$i/fifo.err")
+  done
+  mkdir -p "${dirs[@]}" || exit 3
+  mkfifo -m 600 "${fifos[@]}" || exit 3
   exec {nf_sleep_fd}<>"$nf_tmp/sleep"
   nf_signals=0
   exec 4>&1
@@ -2021,12 +2034,12 @@ nf_main() {
   if nf_resolve_environments; then
     nf_schedule
   else
-    local i
     for i in "${!nf_jobs[@]}"; do
       nf_res_status[i]=skipped nf_res_allowed[i]=0 nf_res_domain[i]='' nf_res_ms[i]=0 nf_res_attempts[i]=0
       nf_res_reason[i]="the environment could not be prepared"
     done
   fi
+  ((nf_keep_ws)) || rm -rf "$nf_run_dir/jobs"
   # With JSON lines on standard output, the summary goes to stderr.
   if [[ $nf_format == json ]]; then
     nf_summary >&2
