@@ -264,3 +264,49 @@ func TestOverSSH(t *testing.T) {
 		t.Errorf("runs left behind: %v", entries)
 	}
 }
+
+// A host that lacks the store paths of the steps' deps and has no
+// nix-store is told, before anything runs, which paths are missing and how
+// to copy them; the exit status is 3 (infrastructure).
+func TestMissingDeps(t *testing.T) {
+	const g = `{"version": 1, "name": "deps", "jobs": {
+	  "a": {"executor": {"type": "local", "copyRepo": false},
+	        "steps": [{"name": "s", "bash": "echo should not run", "deps": [{"path": "/nix/store/00000000000000000000000000000000-absent", "drv": "/nix/store/00000000000000000000000000000000-absent.drv"}]}]}}}`
+	dir := t.TempDir()
+	// A PATH with the tools the script needs, and no nix-store.
+	bin := filepath.Join(dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range []string{"bash", "mkdir", "mkfifo", "rm", "cp", "mv", "cat", "tail", "sed", "grep", "sort", "tar", "dirname", "mktemp", "chmod", "getconf"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Skipf("%s is not installed", tool)
+		}
+		if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := filepath.Join(dir, "result")
+	if err := os.WriteFile(f, compile(t, g), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bash, _ := exec.LookPath("bash")
+	cmd := exec.Command(bash, f, "--run-dir", filepath.Join(dir, "run"))
+	cmd.Env = []string{"PATH=" + bin, "HOME=" + dir}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Fatalf("err = %v, want exit status 3:\n%s", err, out)
+	}
+	want := "error: store paths the steps need are missing here, and there is no nix-store to build them:\n" +
+		"  /nix/store/00000000000000000000000000000000-absent\n" +
+		"hint: copy them from a machine that has them: nix copy --to ssh://HOST /nix/store/00000000000000000000000000000000-absent\n" +
+		"hint: or all the script needs at once: nix copy --to ssh://HOST $(nix-store -qR ./result)\n"
+	if string(out) != want {
+		t.Errorf("output:\n%s\nwant:\n%s", out, want)
+	}
+	if strings.Contains(string(out), "should not run") {
+		t.Error("a step ran")
+	}
+}
