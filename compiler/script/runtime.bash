@@ -313,17 +313,22 @@ nf_warn() {
 # nf_reader JOB STEP STREAM TAIL: one line of output per line read,
 # masked, ::add-mask:: values learnt.
 nf_reader() {
-  local line text v mfd
+  local job=$1 step=$2 stream=$3 line text v mfd logfd ts now prefix=$1/$2 logprefix=''
+  local -a ring=()
+  local n=0
   trap '' PIPE
+  # The log's times in UTC (this process starts no other).
+  TZ=UTC0
+  [[ $stream == stderr ]] && logprefix='(stderr) '
+  exec {logfd}>>"$nf_run_dir/logs/$job.log"
   # Values other jobs announce with ::add-mask:: are masked here from the
   # line after they were announced.
   exec {mfd}<"$nf_tmp/masks"
   while IFS='' read -r line || [[ -n $line ]]; do
     while IFS='' read -r -u "$mfd" v; do nf_add_mask "$v" || true; done
     line=${line%$'\r'}
-    v=${line#"${line%%[![:space:]]*}"}
-    if [[ $v == ::add-mask::* ]]; then
-      v=${v#::add-mask::}
+    if [[ $line == *::add-mask::* && ${line#"${line%%[![:space:]]*}"} == ::add-mask::* ]]; then
+      v=${line#*::add-mask::}
       v=${v#"${v%%[![:space:]]*}"}
       v=${v%"${v##*[![:space:]]}"}
       if [[ -n $v ]]; then
@@ -333,13 +338,32 @@ nf_reader() {
         printf '%s\n' "$v" >>"$nf_tmp/masks"
       fi
       text='::add-mask::***'
-    else
+    elif ((${#nf_masks[@]} > 0)); then
       nf_mask "$line"
       text=$nf_m
+    else
+      text=$line
     fi
-    nf_emit output "$1" "$2" stream="$3" msg="$text"
-    printf '%s\n' "$text" >>"$4"
+    case $nf_format in
+      simple) printf '[%s] %s\n' "$prefix" "$text" ;;
+      json)
+        local ev=output msg=$text result='' reason='' exit='' attempt=0 attempts=0 ms=0 allowed=0
+        nf_event_json
+        printf '%s\n' "$nf_j"
+        ;;
+      *)
+        printf -v ts '%(%H:%M:%S)T' -1
+        printf '%s %s │ %s\n' "$ts" "$prefix" "$text"
+        ;;
+    esac
+    printf -v ts '%(%Y-%m-%dT%H:%M:%S)T' -1
+    printf '%sZ [%s] %s%s\n' "$ts" "$step" "$logprefix" "$text" >&"$logfd"
+    # The last lines, for the summary of a failed step.
+    now=${EPOCHREALTIME:-$n}
+    ring[n % 20]="${now/[.,]/}"$'\t'"$text"
+    n=$((n + 1))
   done
+  if ((n > 0)); then printf '%s\n' "${ring[@]}" >"$4.$stream"; else : >"$4.$stream"; fi
 }
 
 # nf_json_str TEXT sets nf_j to TEXT as a JSON string, escaped as Go's
@@ -1437,7 +1461,6 @@ nf_run_step() {
   [[ -n ${S_workdir[k]} ]] && dir=$J_ws/${S_workdir[k]}
   nf_step_env "$k"
   nf_tail=$nf_ctl/tail.$k
-  : >"$nf_tail"
   S_reason[k]=''
   if [[ -n ${S_condcmd[k]} ]]; then
     nf_step_deadline "$k"
@@ -1555,9 +1578,10 @@ nf_step_end() {
   [[ $2 == failure ]] && ((S_coe[k])) && allowed=1
   ((S_attempts[k] > J_attempts)) && J_attempts=${S_attempts[k]}
   J_steps_run=1
-  if [[ $2 == failure && -s $nf_tail ]]; then
+  if [[ $2 == failure ]] && [[ -s $nf_tail.stdout || -s $nf_tail.stderr ]]; then
+    # The last lines of both streams, in the order they came.
     printf '%s\n' "$nf_step" >>"$nf_state/$nf_job_index.failed"
-    tail -n 20 "$nf_tail" >"$nf_state/$nf_job_index.tail.$k"
+    sort -n "$nf_tail.stdout" "$nf_tail.stderr" 2>/dev/null | tail -n 20 | cut -f2- >"$nf_state/$nf_job_index.tail.$k"
   fi
   nf_emit step_end "$nf_job" "$nf_step" result="$2" reason="$3" allowed="$allowed" ms="$4" "${@:5}"
 }
@@ -1859,7 +1883,7 @@ nf_requirements() {
     printf 'error: bash %s is too old: the script needs bash 4.4 or later\n' "$BASH_VERSION" >&2
     exit 3
   fi
-  for t in mkdir mkfifo rm cp mv cat tail sed grep sort tar dirname mktemp; do
+  for t in mkdir mkfifo rm cp mv cat tail sed grep sort cut tar dirname mktemp; do
     command -v "$t" >/dev/null 2>&1 || missing+=("$t")
   done
   if ((${#missing[@]} > 0)); then

@@ -278,7 +278,7 @@ func TestMissingDeps(t *testing.T) {
 	if err := os.Mkdir(bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, tool := range []string{"bash", "mkdir", "mkfifo", "rm", "cp", "mv", "cat", "tail", "sed", "grep", "sort", "tar", "dirname", "mktemp", "chmod", "getconf"} {
+	for _, tool := range []string{"bash", "mkdir", "mkfifo", "rm", "cp", "mv", "cat", "tail", "sed", "grep", "sort", "cut", "tar", "dirname", "mktemp", "chmod", "getconf"} {
 		p, err := exec.LookPath(tool)
 		if err != nil {
 			t.Skipf("%s is not installed", tool)
