@@ -1038,7 +1038,11 @@ nf_await() {
   [[ -n $watcher ]] && kill -KILL "$watcher" 2>/dev/null
   [[ -n $nf_stopper ]] && kill -KILL "$nf_stopper" 2>/dev/null
   local r
-  for r in $nf_readers; do wait "$r" 2>/dev/null; done
+  # A wait ends early on a signal: wait again until each reader is gone,
+  # or it would read the next step's output.
+  for r in $nf_readers; do
+    while kill -0 "$r" 2>/dev/null; do wait "$r" 2>/dev/null; done
+  done
   [[ -n $watcher ]] && wait "$watcher" 2>/dev/null
   [[ -n $nf_stopper ]] && wait "$nf_stopper" 2>/dev/null
   if [[ -z $nf_stop ]] && nf_should_stop "$interruptible" && ((rc > 128)); then
@@ -1511,8 +1515,11 @@ nf_run_step() {
     local final=0
     if [[ $status != failure || -n $ctl_err ]] || ((attempt >= max)) || nf_expired; then
       final=1
-    elif [[ -e $nf_state/aborted ]] || { ((J_interruptible)) && [[ -e $nf_state/cancelled ]]; }; then
-      final=1
+    elif nf_should_stop "$interruptible"; then
+      # Cancelled once the attempt was over, with attempts left: the step
+      # was waiting between attempts, and ends as cancelled.
+      nf_step_end "$k" cancelled "run cancelled" "$took" exit="$nf_rc" attempt="$attempt" attempts="$max"
+      return
     fi
     if [[ $status == failure ]] && ((final && attempt > 1)); then
       reason+=" (after $attempt attempts)"
