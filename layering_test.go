@@ -25,6 +25,7 @@ func TestLayering(t *testing.T) {
 		{"executors/local", []string{"executors"}},
 		{"executors/executortest", []string{"executors"}},
 		{"actions", []string{"compiler", "dag", "executors"}},
+		{"report", []string{"actions", "compiler", "dag", "executors"}},
 	}
 	for _, r := range rules {
 		t.Run(r.pkg, func(t *testing.T) {

@@ -10,6 +10,8 @@ import (
 	"path"
 	"path/filepath"
 	"time"
+
+	"github.com/nixflow/nixflow/executors"
 )
 
 // artifactMeta records where an artifact came from, next to its data in
@@ -41,9 +43,12 @@ func (jr *jobRun) saveOutputs() error {
 		}
 		data := filepath.Join(dir, "data")
 		if err := jr.ws.CopyOut(ctx, o.Path, data); err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
 				err = &missingOutputError{name: o.Name, path: o.Path}
-			} else {
+			case errors.Is(err, executors.ErrOutside):
+				err = fmt.Errorf("output %q: %q is or goes through a symbolic link that %w", o.Name, o.Path, executors.ErrOutside)
+			default:
 				err = fmt.Errorf("output %q: save %q: %w", o.Name, o.Path, err)
 			}
 			os.RemoveAll(dir)

@@ -31,6 +31,7 @@ type nopWorkspace struct{ dir, tmp string }
 
 func (w *nopWorkspace) Dir() string     { return w.dir }
 func (w *nopWorkspace) TempDir() string { return w.tmp }
+func (w *nopWorkspace) Where() string   { return "nowhere" }
 
 func (w *nopWorkspace) Run(context.Context, executors.Command) (executors.Result, error) {
 	return executors.Result{}, nil
@@ -94,7 +95,7 @@ func BenchmarkRunNoop(b *testing.B) {
 	const n = 1000
 	plan := benchPlan(b, n)
 	reg := executors.NewRegistry()
-	reg.Register("local", func(any) (executors.Executor, error) { return nopExecutor{}, nil })
+	reg.Register("local", func(executors.Params) (executors.Executor, error) { return nopExecutor{}, nil })
 	for _, sinks := range []string{"none", "cli"} {
 		for _, levels := range []bool{false, true} {
 			sched := "ready"

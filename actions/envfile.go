@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+
+	"github.com/nixflow/nixflow/compiler"
 )
 
 // parseEnvFile parses what steps append to JOB_ENV and JOB_OUTPUT: lines
@@ -12,6 +14,10 @@ import (
 // line. The file is parsed, never sourced: nothing in it is executed or
 // expanded. Blank lines are ignored. The returned keys keep their order of
 // appearance; a later value of the same key wins.
+//
+// Errors name the line and, when it is a valid name, the variable; they
+// never quote other text of the file: a step writes values there, and a
+// malformed line may be a value (`echo "$TOKEN<<" >> $JOB_ENV`).
 func parseEnvFile(data []byte) (keys []string, values map[string]string, err error) {
 	values = map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -30,8 +36,11 @@ func parseEnvFile(data []byte) (keys []string, values map[string]string, err err
 		case heredoc > 0 && (eq < 0 || heredoc < eq):
 			key = line[:heredoc]
 			delim := line[heredoc+2:]
+			if !validName(key) {
+				return nil, nil, fmt.Errorf("line %d: invalid variable name before <<", lineNo)
+			}
 			if delim == "" {
-				return nil, nil, fmt.Errorf("line %d: %q has an empty delimiter", lineNo, key+"<<")
+				return nil, nil, fmt.Errorf("line %d: %s<< has an empty delimiter", lineNo, key)
 			}
 			start := lineNo
 			var lines []string
@@ -46,7 +55,7 @@ func parseEnvFile(data []byte) (keys []string, values map[string]string, err err
 				lines = append(lines, l)
 			}
 			if !closed {
-				return nil, nil, fmt.Errorf("line %d: value of %q is not closed by a line %q", start, key, delim)
+				return nil, nil, fmt.Errorf("line %d: value of %s is not closed by its delimiter line", start, key)
 			}
 			value = strings.Join(lines, "\n")
 		case eq > 0:
@@ -55,7 +64,7 @@ func parseEnvFile(data []byte) (keys []string, values map[string]string, err err
 			return nil, nil, fmt.Errorf("line %d: expected KEY=VALUE or KEY<<DELIMITER", lineNo)
 		}
 		if !validName(key) {
-			return nil, nil, fmt.Errorf("line %d: invalid variable name %q", lineNo, key)
+			return nil, nil, fmt.Errorf("line %d: invalid variable name before =", lineNo)
 		}
 		if _, seen := values[key]; !seen {
 			keys = append(keys, key)
@@ -83,19 +92,7 @@ func validName(s string) bool {
 	return true
 }
 
-// outputEnvName is the variable under which dependents see a job's output:
-// NEEDS_<JOB>_<KEY>, upper-cased, every other character than a letter or a
-// digit as '_'.
+// outputEnvName is the variable under which dependents see a job's output.
 func outputEnvName(job, key string) string {
-	return "NEEDS_" + envPart(job) + "_" + envPart(key)
-}
-
-func envPart(s string) string {
-	b := []byte(strings.ToUpper(s))
-	for i, c := range b {
-		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			b[i] = '_'
-		}
-	}
-	return string(b)
+	return compiler.OutputEnvName(job, key)
 }

@@ -32,10 +32,14 @@ func TestParseEnvFile(t *testing.T) {
 		{name: "crlf", in: "A=1\r\nB<<E\r\nx\r\nE\r\n", keys: []string{"A", "B"}, values: map[string]string{"A": "1", "B": "x"}},
 		{name: "blank lines", in: "\n\nA=1\n\n", keys: []string{"A"}, values: map[string]string{"A": "1"}},
 		{name: "no newline at end", in: "A=1", keys: []string{"A"}, values: map[string]string{"A": "1"}},
-		{name: "unclosed heredoc", in: "A<<EOF\nx\n", wantErr: `line 1: value of "A" is not closed by a line "EOF"`},
+		{name: "unclosed heredoc", in: "A<<EOF\nx\n", wantErr: `line 1: value of A is not closed by its delimiter line`},
 		{name: "not an assignment", in: "A=1\nhello\n", wantErr: "line 2: expected KEY=VALUE or KEY<<DELIMITER"},
-		{name: "bad name", in: "1A=x\n", wantErr: `line 1: invalid variable name "1A"`},
-		{name: "empty delimiter", in: "A<<\n", wantErr: `line 1: "A<<" has an empty delimiter`},
+		{name: "bad name", in: "1A=x\n", wantErr: `line 1: invalid variable name before =`},
+		{name: "empty delimiter", in: "A<<\n", wantErr: `line 1: A<< has an empty delimiter`},
+		// A malformed line may be a value: the error never quotes it.
+		{name: "value as name", in: "postgres://u:pw@h/db?ssl=1\n", wantErr: `line 1: invalid variable name before =`},
+		{name: "value before empty delimiter", in: "s3cr3t-value<<\n", wantErr: `line 1: invalid variable name before <<`},
+		{name: "unclosed heredoc hides its delimiter", in: "A<<s3cr3t-value\nx\n", wantErr: `line 1: value of A is not closed by its delimiter line`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,6 +20,9 @@ const (
 	EventOutput EventType = "output"
 	// EventWarning is a message from nixflow about a job, not output.
 	EventWarning EventType = "warning"
+	// EventProgress says what nixflow is doing for a job before its steps
+	// run (pulling an image, copying the workspace, where the job runs).
+	EventProgress EventType = "progress"
 )
 
 // Event is one thing that happened during a run. Only the fields that
@@ -41,6 +44,10 @@ type Event struct {
 	Duration float64 `json:"durationSeconds,omitempty"`
 	// Allowed marks a failure that continueOnError allows.
 	Allowed bool `json:"allowed,omitempty"`
+	// Where says where a job's steps run as its executor names it (a
+	// host, a container, an instance), on the progress event emitted once
+	// the job's workspace is prepared; nixflow report shows it.
+	Where string `json:"where,omitempty"`
 }
 
 // Sink receives a run's events. Emit is called from many goroutines at

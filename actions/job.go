@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"time"
 
 	"github.com/nixflow/nixflow/compiler"
 	"github.com/nixflow/nixflow/executors"
@@ -94,8 +93,9 @@ type jobRun struct {
 	env    envMap // the job's environment before step layers
 	jobEnv envMap // values steps exported through JOB_ENV
 	path   []string
-	// deadline is when the job's timeout expires (zero: none).
-	deadline time.Time
+	// deadline is done when the job's timeout expires (never without
+	// one): the one clock every wait of the job selects on.
+	deadline context.Context
 	// seen holds each control file's content as last parsed.
 	seen    map[string][]byte
 	hostCtl string
@@ -109,9 +109,7 @@ type jobRun struct {
 func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 	jr := &jobRun{e: e, job: job, res: res, jobEnv: envMap{}, seen: map[string][]byte{},
 		cleanup: job.Condition.Status == compiler.StatusAlways || job.Condition.Status == compiler.StatusCancelled}
-	if job.Timeout > 0 {
-		jr.deadline = e.now().Add(time.Duration(job.Timeout))
-	}
+	defer jr.startDeadline()()
 	fail := func(d Domain, reason string) {
 		res.Status, res.Domain, res.Reason = StatusFailure, d, e.opts.Masker.Mask(reason)
 	}
@@ -158,15 +156,23 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 		fail(DomainExecutor, fmt.Sprintf("executor %s: %v", job.Executor.Type, err))
 		return
 	}
-	ws, err := x.Prepare(e.abort, executors.JobSpec{
+	ws, err := x.Prepare(jr.interrupt(), executors.JobSpec{
 		RunID: e.opts.RunID, Job: job.Name, RunDir: e.opts.RunDir, RepoDir: e.opts.RepoDir,
-		CopyRepo: job.Executor.CopyRepo, Exclude: e.opts.Exclude, Config: job.Executor.Config(),
+		CopyRepo: job.Executor.CopyRepo, Exclude: e.opts.Exclude, StorePaths: job.StorePaths(),
+		Log: func(msg string) { e.emit(Event{Job: job.Name, Event: EventProgress, Message: msg}) },
 	})
 	if err != nil {
+		if jr.interrupt().Err() != nil {
+			res.Status, res.Reason = StatusCancelled, "run cancelled"
+			return
+		}
 		fail(DomainExecutor, fmt.Sprintf("prepare %s workspace: %v", job.Executor.Type, err))
 		return
 	}
 	jr.ws = ws
+	res.Where = ws.Where()
+	// For the events file and reports; the console shows it in the summary.
+	e.emit(Event{Job: job.Name, Event: EventProgress, Where: res.Where})
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(e.abort), e.opts.TeardownTimeout)
 		defer cancel()
@@ -193,7 +199,7 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 	if err := jr.saveOutputs(); err != nil && res.Status != StatusCancelled {
 		if res.Status != StatusFailure {
 			d := DomainExecutor
-			if errors.Is(err, fs.ErrNotExist) {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, executors.ErrOutside) {
 				d = DomainStep
 			}
 			fail(d, err.Error())
@@ -205,13 +211,13 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 // prepareEnvironments runs every provider, the workflow's and each job's,
 // and checks every required name, before any job starts: a missing secret
 // stops the run at once, with every problem listed, not after an hour of
-// building. A job's environment here is, lowest first: nixflow's own
-// environment (local executors) or the --pass-env names (remote ones),
-// workflow providers and env, job providers and env, runtime overrides.
+// building. A job's declared environment here is, lowest first: the
+// --pass-env names, workflow providers and env, job providers and env, runtime overrides.
 func (e *engine) prepareEnvironments() error {
 	var errs []error
 	var err error
-	e.workEnv, err = resolveProviders(e.abort, "workflow", e.plan.EnvFrom, e.opts.RepoDir, e.opts.Environ)
+	e.workEnv, err = e.resolveProviders("workflow", e.plan.EnvFrom)
+	e.addNamedSecrets(e.workEnv.secrets)
 	if err != nil {
 		// Go on with the jobs' providers, so that every problem is listed;
 		// but not with required names, which this provider may have set.
@@ -219,25 +225,24 @@ func (e *engine) prepareEnvironments() error {
 		e.workEnv = &providerResult{values: envMap{}}
 	}
 	checkNames := err == nil
-	e.addNamedSecrets(e.workEnv.secrets)
 	host := fromList(e.opts.Environ)
+	final := map[string]string{}
+	defer e.addFinalSecrets(final)
 	e.jobEnv = make(map[string]envMap, len(e.plan.Jobs))
 	for _, job := range e.plan.Jobs {
-		jobProv, err := resolveProviders(e.abort, "job "+job.Name, job.EnvFrom, e.opts.RepoDir, e.opts.Environ)
+		jobProv, err := e.resolveProviders("job "+job.Name, job.EnvFrom)
+		e.addNamedSecrets(jobProv.secrets)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		e.addNamedSecrets(jobProv.secrets)
-		var env envMap
-		if job.Executor.Type == "local" {
-			env = host.clone()
-		} else {
-			env = envMap{}
-			for _, name := range e.opts.PassEnv {
-				if v, ok := host[name]; ok {
-					env[name] = v
-				}
+		// What else a step inherits (nixflow's environment for local
+		// steps, an image's or a remote login's) is its executor's
+		// business: the declared environment starts from --pass-env.
+		env := envMap{}
+		for _, name := range e.opts.PassEnv {
+			if v, ok := host[name]; ok {
+				env[name] = v
 			}
 		}
 		env.set(e.workEnv.values)
@@ -247,6 +252,8 @@ func (e *engine) prepareEnvironments() error {
 		e.jobEnv[job.Name] = env
 		check := env.clone()
 		e.opts.Overrides.apply(check)
+		finalSecrets(final, check, e.workEnv.secretNames, jobProv.secretNames)
+		e.noteSecretNames(e.workEnv.secretNames, jobProv.secretNames)
 		required := append(append([]string(nil), e.workEnv.required...), jobProv.required...)
 		if err := checkRequired(check, required); err != nil && checkNames {
 			errs = append(errs, fmt.Errorf("job %s: %w", job.Name, err))
@@ -257,7 +264,9 @@ func (e *engine) prepareEnvironments() error {
 
 func (e *engine) hostCondition(ctx context.Context, job *compiler.Job, cmd string, env envMap) (int, error) {
 	var out bytes.Buffer
-	code, stderr, err := runHost(ctx, cmd, env.list(), e.opts.RepoDir, &out)
+	// It runs here, so it inherits nixflow's environment below the job's.
+	environ := append(append([]string(nil), e.opts.Environ...), env.list()...)
+	code, stderr, err := e.runHost(ctx, cmd, environ, e.opts.RepoDir, &out)
 	if err != nil {
 		return code, err
 	}

@@ -40,7 +40,10 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 		if i < 0 {
 			end = len(p)
 		}
-		if room := maxLine - len(w.buf); end > room {
+		// A line is passed on in pieces of maxLine bytes, but the buffer
+		// holds a secret's length more: a secret that starts in a piece
+		// is then whole in the buffer, and masked, before the cut.
+		if room := maxLine + w.mask.longest() - len(w.buf); end > room {
 			// Too long for one line: pass on a piece, go on with the rest.
 			w.buf = append(w.buf, p[:room]...)
 			p = p[room:]
@@ -63,22 +66,41 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// LookAhead implements executors.LookAhead: it announces the values of
+// the complete ::add-mask:: lines in p (with what is buffered before
+// it), before the executor writes any output read with them. Values too
+// short to mask are left to add, which warns about them once.
+func (w *lineWriter) LookAhead(p []byte) {
+	if w.announce == nil || !bytes.Contains(p, []byte(addMask)) {
+		return
+	}
+	data := append(append([]byte(nil), w.buf...), p...)
+	for {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			return
+		}
+		line := strings.TrimSpace(string(data[:i]))
+		data = data[i+1:]
+		if v, ok := strings.CutPrefix(line, addMask); ok {
+			if v = strings.TrimSpace(v); len(v) >= minSecretLen {
+				w.announce(v)
+			}
+		}
+	}
+}
+
 func (w *lineWriter) line() {
 	w.add(w.buf)
 	w.buf = w.buf[:0]
 }
 
-// cut passes on the first part of an over-long line, keeping back enough
-// that a secret is never split between two pieces (which would show both
-// halves): the piece ends a secret's length before the buffer does, and
-// before any occurrence of a secret that would cross its end.
+// cut passes on the first part of an over-long line, masked as a whole
+// before it is cut, and cut where no secret's occurrence straddles the
+// cut (which would show both halves).
 func (w *lineWriter) cut() {
-	limit := len(w.buf) - w.mask.longest()
-	if limit < len(w.buf)/2 {
-		limit = len(w.buf) / 2 // secrets are not that long; keep progressing
-	}
-	n := w.mask.safeCut(string(w.buf), limit)
-	w.add(w.buf[:n])
+	text, n := w.mask.maskPrefix(string(w.buf), maxLine)
+	w.emit(text)
 	w.buf = append(w.buf[:0], w.buf[n:]...)
 }
 
@@ -96,6 +118,11 @@ func (w *lineWriter) add(line []byte) {
 	} else {
 		text = w.mask.Mask(raw)
 	}
+	w.emit(text)
+}
+
+// emit passes on one masked line.
+func (w *lineWriter) emit(text string) {
 	e := w.tmpl
 	e.Time = w.now()
 	e.Message = text

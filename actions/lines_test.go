@@ -89,6 +89,40 @@ func TestLineWriterLongLines(t *testing.T) {
 	}
 }
 
+// TestLineWriterLongSecrets: a secret longer than half a piece, wherever
+// it falls in a line longer than a piece (across the cut, at the start of
+// the rest after a cut, far past the first piece), never shows, not even
+// in part, and the pieces still add up to the masked line.
+func TestLineWriterLongSecrets(t *testing.T) {
+	secret := strings.Repeat("0123456789abcdef", 40*1024/16) // 40 KiB
+	for _, at := range []int{0, 1, 10000, 30000, maxLine - 100, maxLine - len(secret)/2, maxLine, 100000} {
+		for _, writes := range []int{1, 3, 1000} {
+			t.Run(fmt.Sprintf("at%d/writes%d", at, writes), func(t *testing.T) {
+				line := strings.Repeat("x", at) + secret + strings.Repeat("y", 70000)
+				c := &collect{}
+				m := NewMasker()
+				m.Add(secret)
+				w := &lineWriter{sink: c, mask: m, tail: &tail{}, now: time.Now}
+				step := len(line)/writes + 1
+				for i := 0; i < len(line); i += step {
+					w.Write([]byte(line[i:min(i+step, len(line))]))
+				}
+				w.Write([]byte("\n"))
+				w.Close()
+				joined := strings.Join(c.lines, "")
+				if want := strings.Replace(line, secret, "***", 1); joined != want {
+					t.Errorf("pieces do not add up to the masked line (got %d bytes, want %d)", len(joined), len(want))
+				}
+				for i, piece := range c.lines {
+					if strings.Contains(piece, "0123456") || strings.Contains(piece, "9abcdef") {
+						t.Errorf("piece %d shows part of the secret", i)
+					}
+				}
+			})
+		}
+	}
+}
+
 // TestMaskerConcurrent adds secrets while other goroutines mask: every
 // secret known before masking started must always be masked.
 func TestMaskerConcurrent(t *testing.T) {

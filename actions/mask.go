@@ -59,6 +59,19 @@ func (m *Masker) Add(value string) bool {
 	return ok
 }
 
+// has reports whether value is masked already (every line of it).
+func (m *Masker) has(value string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, line := range strings.Split(value, "\n") {
+		line = strings.TrimSuffix(line, "\r")
+		if strings.TrimSpace(line) != "" && !m.values[line] {
+			return false
+		}
+	}
+	return true
+}
+
 // longest is the length of the longest secret, 0 without secrets.
 func (m *Masker) longest() int {
 	if m == nil {
@@ -72,28 +85,32 @@ func (m *Masker) longest() int {
 	return len(m.sorted[0])
 }
 
-// safeCut returns where s may be cut, at limit or before, so that no
-// occurrence of a secret straddles the cut.
-func (m *Masker) safeCut(s string, limit int) int {
-	if m == nil {
-		return limit
+// maskPrefix masks s and cuts it at limit, or where no occurrence of a
+// secret straddles the cut: back to the start of a masked run that
+// straddles limit, or, when that run starts s, on to its end. It returns
+// the masked text of s[:n] and n. s must hold the longest secret's
+// length past limit, so that every occurrence starting before limit is
+// whole in s.
+func (m *Masker) maskPrefix(s string, limit int) (string, int) {
+	if limit >= len(s) {
+		return m.Mask(s), len(s)
 	}
-	m.mu.RLock()
-	secrets := m.sorted
-	m.mu.RUnlock()
-	cut := limit
-	for _, sec := range secrets {
-		// An occurrence straddling cut starts in (cut-len(sec), cut).
-		from := max(cut-len(sec)+1, 0)
-		to := min(cut+len(sec)-1, len(s))
-		if from >= to {
-			continue
+	covered := m.coverage(s)
+	n := limit
+	if covered != nil && covered[n-1] && covered[n] {
+		start := n
+		for start > 0 && covered[start-1] {
+			start--
 		}
-		if i := strings.Index(s[from:to], sec); i >= 0 && from+i > 0 {
-			cut = from + i
+		if start > 0 {
+			n = start
+		} else {
+			for n < len(s) && covered[n] {
+				n++
+			}
 		}
 	}
-	return cut
+	return replaceCovered(s[:n], covered), n
 }
 
 // Mask returns s with every occurrence of every secret replaced by ***.
@@ -107,8 +124,18 @@ func (m *Masker) Mask(s string) string {
 	if len(secrets) == 0 || len(s) < minSecretLen {
 		return s
 	}
-	// Mark every byte covered by an occurrence, then replace each run of
-	// marked bytes by one ***.
+	return replaceCovered(s, m.coverage(s))
+}
+
+// coverage marks every byte of s covered by an occurrence of a secret;
+// nil when there is none.
+func (m *Masker) coverage(s string) []bool {
+	if m == nil {
+		return nil
+	}
+	m.mu.RLock()
+	secrets := m.sorted
+	m.mu.RUnlock()
 	var covered []bool
 	for _, sec := range secrets {
 		for from := 0; from+len(sec) <= len(s); {
@@ -126,6 +153,12 @@ func (m *Masker) Mask(s string) string {
 			from = start + 1
 		}
 	}
+	return covered
+}
+
+// replaceCovered replaces each run of covered bytes of s by one ***.
+// covered may be longer than s, or nil.
+func replaceCovered(s string, covered []bool) string {
 	if covered == nil {
 		return s
 	}

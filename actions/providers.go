@@ -62,23 +62,34 @@ func (e *MissingError) Error() string {
 type providerResult struct {
 	values envMap
 	// secrets maps the names of secret variables to their values.
-	secrets  map[string]string
-	required []string
+	secrets map[string]string
+	// secretNames are the names whose final value, whichever layer gives
+	// it (an override included), is a secret: those of secrets, and the
+	// names of secret required providers.
+	secretNames []string
+	required    []string
 }
 
 // resolveProviders runs providers in order; later values win. Relative
 // paths are taken from dir; command providers run there with environ.
-func resolveProviders(ctx context.Context, where string, ps []compiler.Provider, dir string, environ []string) (*providerResult, error) {
+// When a provider fails, the result still holds the secrets of the
+// providers before it, so that the error can be masked with them (a
+// failing command's stderr may repeat what an earlier provider gave).
+func resolveProviders(ctx context.Context, host hostFunc, where string, ps []compiler.Provider, dir string, environ []string) (*providerResult, error) {
 	res := &providerResult{values: envMap{}, secrets: map[string]string{}}
 	for i, p := range ps {
-		vals, err := runProvider(ctx, p, dir, environ)
+		vals, err := runProvider(ctx, host, p, dir, environ)
 		if err != nil {
-			return nil, &ProviderError{Where: where, Index: i, Provider: p, Err: err}
+			return res, &ProviderError{Where: where, Index: i, Provider: p, Err: err}
 		}
 		res.values.set(vals)
 		if p.Secret() {
 			for k, v := range vals {
 				res.secrets[k] = v
+				res.secretNames = append(res.secretNames, k)
+			}
+			if p.Type == "required" {
+				res.secretNames = append(res.secretNames, p.Names...)
 			}
 		}
 		res.required = append(res.required, p.Names...)
@@ -86,7 +97,7 @@ func resolveProviders(ctx context.Context, where string, ps []compiler.Provider,
 	return res, nil
 }
 
-func runProvider(ctx context.Context, p compiler.Provider, dir string, environ []string) (map[string]string, error) {
+func runProvider(ctx context.Context, host hostFunc, p compiler.Provider, dir string, environ []string) (map[string]string, error) {
 	switch p.Type {
 	case "static":
 		return p.Values, nil
@@ -113,7 +124,7 @@ func runProvider(ctx context.Context, p compiler.Provider, dir string, environ [
 		return runSops(ctx, file, p.Format, environ)
 	case "command":
 		var out bytes.Buffer
-		code, stderr, err := runHost(ctx, p.Command, environ, dir, &out)
+		code, stderr, err := host(ctx, p.Command, environ, dir, &out)
 		if err != nil {
 			return nil, err
 		}

@@ -54,6 +54,11 @@ type Options struct {
 	// root is where the outputs may be registered as garbage collector
 	// roots while the job runs (removed when it ends).
 	Realise func(ctx context.Context, drvs []string, root string, log func(line string)) error
+	// RunHost runs a command on this machine, in dir, with a step's
+	// guarantees (no process it starts outlives it; stopped by signals
+	// like a step): job bash conditions and command providers. Nil: a
+	// plain process group, killed when it ends.
+	RunHost func(ctx context.Context, dir string, cmd executors.Command) (executors.Result, error)
 	// TeardownTimeout bounds each executor teardown.
 	TeardownTimeout time.Duration
 	Sink            Sink
@@ -62,6 +67,10 @@ type Options struct {
 	// Now is the clock; nil for time.Now.
 	Now func() time.Time
 }
+
+// EventsFileName is the file in a run directory that records the run's
+// events as JSON lines, output lines left out.
+const EventsFileName = "events.jsonl"
 
 // Result is the outcome of a run.
 type Result struct {
@@ -83,9 +92,11 @@ type JobResult struct {
 	Status Status `json:"status"`
 	// Allowed marks a failure that continueOnError allows: it counts as a
 	// success for dependents and for the exit status.
-	Allowed  bool              `json:"allowed,omitempty"`
-	Reason   string            `json:"reason,omitempty"`
-	Domain   Domain            `json:"domain,omitempty"`
+	Allowed bool   `json:"allowed,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	Domain  Domain `json:"domain,omitempty"`
+	// Where says where the job's steps ran ("local", a container, a host).
+	Where    string            `json:"where,omitempty"`
 	Started  time.Time         `json:"started,omitempty"`
 	Duration time.Duration     `json:"duration"`
 	Steps    []*StepResult     `json:"steps,omitempty"`
@@ -140,6 +151,10 @@ type engine struct {
 	// its steps, resolved before any job starts.
 	jobEnv map[string]envMap
 
+	// secretNames are the names whose values are secrets whichever
+	// layer gives them (see maskExported); written before jobs start.
+	secretNames map[string]bool
+
 	mu        sync.Mutex
 	executors map[string]executors.Executor
 	execErrs  map[string]error
@@ -179,6 +194,14 @@ func Run(cancel, abort context.Context, plan *compiler.Plan, opts Options) (*Res
 	if err := os.MkdirAll(opts.RunDir, 0o700); err != nil {
 		return nil, err
 	}
+	// The run directory keeps the run's events (not its output lines), so
+	// that a report can be made of the run later.
+	record, err := NewEventsFile(filepath.Join(opts.RunDir, EventsFileName))
+	if err != nil {
+		return nil, fmt.Errorf("record the run's events: %w", err)
+	}
+	defer record.Close()
+	opts.Sink = Sinks{opts.Sink, record}
 	e := &engine{
 		opts:      opts,
 		plan:      plan,
@@ -221,6 +244,7 @@ func Run(cancel, abort context.Context, plan *compiler.Plan, opts Options) (*Res
 		end.Result = StatusFailure
 	}
 	e.emit(end)
+	maskResult(res, opts.Masker)
 	if err := writeJSON(filepath.Join(opts.RunDir, "result.json"), res); err != nil {
 		return res, err
 	}
@@ -270,7 +294,10 @@ func (e *engine) executor(cfg compiler.Executor) (executors.Executor, error) {
 	if err, ok := e.execErrs[string(key)]; ok {
 		return nil, err
 	}
-	x, err := e.opts.Registry.New(cfg.Type, cfg.Config())
+	x, err := e.opts.Registry.New(cfg.Type, executors.Params{
+		Config: cfg.Config(), Name: cfg.Name, RunID: e.opts.RunID, RunDir: e.opts.RunDir, Environ: e.opts.Environ,
+		Logger: e.log.Named("executor."+cfg.Type).With("run", e.opts.RunID),
+	})
 	if err != nil {
 		e.execErrs[string(key)] = err
 		return nil, err

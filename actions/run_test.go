@@ -54,7 +54,7 @@ func TestManyJobsFewDescriptors(t *testing.T) {
 	defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
 
 	reg := executors.NewRegistry()
-	reg.Register("local", func(any) (executors.Executor, error) { return nopExecutor{}, nil })
+	reg.Register("local", func(executors.Params) (executors.Executor, error) { return nopExecutor{}, nil })
 	ctx := context.Background()
 	res, err := Run(ctx, ctx, plan, Options{
 		RunID: "many", RunDir: filepath.Join(dir, "run"), RepoDir: dir,

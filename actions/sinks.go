@@ -110,6 +110,11 @@ func (c *Console) appendText(b []byte, e *Event) []byte {
 		msg = c.result(e, "job")
 	case EventStepEnd:
 		msg = c.result(e, "step")
+	case EventProgress:
+		if e.Message == "" {
+			return b
+		}
+		msg = c.paint(ansiDim, e.Message)
 	case EventStepRetry, EventWarning:
 		msg = c.paint(ansiYel, e.Message)
 		if e.Job == "" {
@@ -182,6 +187,10 @@ type EventsFile struct {
 	mu sync.Mutex
 	w  *bufio.Writer
 	f  io.Closer
+	// OnError, if set, is told of the first failure to write the file
+	// (a full disk): the run goes on without the rest of its events.
+	OnError func(err error)
+	failed  bool
 }
 
 // NewEventsFile creates (truncates) path.
@@ -205,7 +214,12 @@ func (s *EventsFile) Emit(events ...Event) {
 		b = appendJSON(b[:0], &events[i])
 		s.w.Write(b)
 	}
-	s.w.Flush()
+	if err := s.w.Flush(); err != nil && !s.failed {
+		s.failed = true
+		if s.OnError != nil {
+			s.OnError(err)
+		}
+	}
 }
 
 // Close flushes and closes the file.
@@ -228,6 +242,10 @@ type JobLogs struct {
 	dir   string
 	files map[string]*os.File
 	err   error
+	// OnError, if set, is told once per job of the first failure to
+	// write its log (a full disk): the run goes on, the log stays short.
+	OnError func(job, file string, err error)
+	failed  map[string]bool
 }
 
 // NewJobLogs writes logs under dir, creating it.
@@ -252,7 +270,7 @@ func (l *JobLogs) Emit(events ...Event) {
 		}
 		if e.Job != cur {
 			if f != nil && len(b) > 0 {
-				f.Write(b)
+				l.write(cur, f, b)
 				b = b[:0]
 			}
 			cur, f = e.Job, l.file(e.Job)
@@ -289,14 +307,29 @@ func (l *JobLogs) Emit(events ...Event) {
 		}
 		b = append(b, '\n')
 		if e.Event == EventJobEnd {
-			f.Write(b)
+			l.write(cur, f, b)
 			b = b[:0]
 			l.closeFile(e.Job)
 			cur, f = "", nil
 		}
 	}
 	if f != nil && len(b) > 0 {
-		f.Write(b)
+		l.write(cur, f, b)
+	}
+}
+
+// write appends b to job's log file f, reporting a failure once per job.
+func (l *JobLogs) write(job string, f *os.File, b []byte) {
+	if _, err := f.Write(b); err != nil {
+		if l.failed == nil {
+			l.failed = map[string]bool{}
+		}
+		if !l.failed[job] {
+			l.failed[job] = true
+			if l.OnError != nil {
+				l.OnError(job, f.Name(), err)
+			}
+		}
 	}
 }
 
@@ -313,10 +346,15 @@ func (l *JobLogs) file(job string) *os.File {
 	if f, ok := l.files[job]; ok {
 		return f
 	}
-	f, err := os.OpenFile(filepath.Join(l.dir, job+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	name := filepath.Join(l.dir, job+".log")
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
-		l.err = err
 		l.files[job] = nil
+		if l.OnError != nil {
+			l.OnError(job, name, err)
+		} else if l.err == nil {
+			l.err = err
+		}
 		return nil
 	}
 	l.files[job] = f

@@ -124,10 +124,6 @@ func (jr *jobRun) stepSkipReason(step *compiler.Step, failed bool) string {
 	return "condition " + step.Condition.String() + " is false"
 }
 
-func (jr *jobRun) expired() bool {
-	return !jr.deadline.IsZero() && !jr.e.now().Before(jr.deadline)
-}
-
 // stepContext bounds a step attempt: by the run's cancellation (for
 // always() and cancelled() steps, only by the abort: they clean up after a
 // Ctrl-C), by the job's deadline unless it has passed already for a step
@@ -135,42 +131,16 @@ func (jr *jobRun) expired() bool {
 // after a timeout), and by the step's own timeout. why tells, once the
 // attempt is over, whether a timeout stopped it, and whether the job's.
 func (jr *jobRun) stepContext(step *compiler.Step) (context.Context, context.CancelFunc, func() (string, bool)) {
-	e := jr.e
 	base := jr.interrupt()
 	if cleansUpAfterCancel(step) {
-		base = e.abort
+		base = jr.e.abort
 	}
-	ctx, cancel := context.WithCancel(base)
-	var jobDeadline, stepDeadline time.Time
 	afterTimeout := step.Condition.Status != compiler.StatusSuccess && jr.expired()
-	if !jr.deadline.IsZero() && !afterTimeout {
-		jobDeadline = jr.deadline
+	var job context.Context
+	if !afterTimeout {
+		job = jr.deadline
 	}
-	if step.Timeout > 0 {
-		stepDeadline = e.now().Add(time.Duration(step.Timeout))
-	}
-	deadline := jobDeadline
-	if !stepDeadline.IsZero() && (deadline.IsZero() || stepDeadline.Before(deadline)) {
-		deadline = stepDeadline
-	}
-	if !deadline.IsZero() {
-		var c2 context.CancelFunc
-		ctx, c2 = context.WithDeadline(ctx, deadline)
-		c1 := cancel
-		cancel = func() { c2(); c1() }
-	}
-	why := func() (string, bool) {
-		switch {
-		case base.Err() != nil:
-			return "", false
-		case !jobDeadline.IsZero() && deadline.Equal(jobDeadline) && ctx.Err() != nil:
-			return fmt.Sprintf("job timed out after %s", jr.job.Timeout), true
-		case ctx.Err() != nil:
-			return fmt.Sprintf("timed out after %s", step.Timeout), false
-		}
-		return "", false
-	}
-	return ctx, cancel, why
+	return attemptContext(base, job, time.Duration(step.Timeout), jr.job.Timeout.String(), step.Timeout.String())
 }
 
 // cleansUpAfterCancel reports whether a step runs, and goes on running,
@@ -180,27 +150,13 @@ func cleansUpAfterCancel(step *compiler.Step) bool {
 }
 
 // stepEnv layers the step's own env, JOB_ENV values and the runtime
-// overrides over the job's environment, puts deps and JOB_PATH entries in
-// front of PATH, and adds nixflow's variables.
+// overrides over the job's declared environment, and adds nixflow's
+// variables. The executor lays the result over its own base environment.
 func (jr *jobRun) stepEnv(step *compiler.Step) envMap {
 	env := jr.env.clone()
 	env.set(step.Env)
 	env.set(jr.jobEnv)
 	jr.e.opts.Overrides.apply(env)
-	var front []string
-	for _, d := range step.Deps {
-		front = append(front, path.Join(d.Path, "bin"))
-	}
-	for i := len(jr.path) - 1; i >= 0; i-- {
-		front = append(front, jr.path[i])
-	}
-	if len(front) > 0 {
-		p := strings.Join(front, ":")
-		if old := env["PATH"]; old != "" {
-			p += ":" + old
-		}
-		env["PATH"] = p
-	}
 	tmp := jr.ws.TempDir()
 	env["JOB_ENV"] = path.Join(tmp, fileEnv)
 	env["JOB_PATH"] = path.Join(tmp, filePath)
@@ -212,12 +168,26 @@ func (jr *jobRun) stepEnv(step *compiler.Step) envMap {
 	return env
 }
 
+// stepPath lists the directories that go in front of the step's PATH: its
+// deps' bin directories, then the JOB_PATH entries, the latest first.
+func (jr *jobRun) stepPath(step *compiler.Step) []string {
+	var front []string
+	for _, d := range step.Deps {
+		front = append(front, path.Join(d.Path, "bin"))
+	}
+	for i := len(jr.path) - 1; i >= 0; i-- {
+		front = append(front, jr.path[i])
+	}
+	return front
+}
+
 func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 	e := jr.e
 	name := jr.job.Name
 	start := e.now()
 	defer func() { sr.Duration = e.now().Sub(start) }()
 	env := jr.stepEnv(step).list()
+	front := jr.stepPath(step)
 	out := jr.outputs(step.Name)
 
 	// ends a step that did not get to run its attempts to the end.
@@ -232,7 +202,7 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 
 	if cmd := step.Condition.Command; cmd != "" {
 		ctx, cancel, why := jr.stepContext(step)
-		r, err := jr.ws.Run(ctx, jr.command(append(conditionShell[:len(conditionShell):len(conditionShell)], cmd), env, step.Workdir, out))
+		r, err := jr.ws.Run(ctx, jr.command(append(conditionShell[:len(conditionShell):len(conditionShell)], cmd), env, front, step.Workdir, out))
 		reason, jobTimeout := why()
 		cancel()
 		out.close()
@@ -261,7 +231,7 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		e.emit(Event{Job: name, Step: step.Name, Event: EventStepStart, Attempt: attempt, Attempts: max})
 		ctx, cancel, why := jr.stepContext(step)
 		t0 := e.now()
-		r, err := jr.ws.Run(ctx, jr.command(argv, env, step.Workdir, out))
+		r, err := jr.ws.Run(ctx, jr.command(argv, env, front, step.Workdir, out))
 		reason, jobTimeout := why()
 		jr.timedOut = jr.timedOut || (r.Stopped && jobTimeout)
 		cancel()
@@ -290,6 +260,7 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		}
 		final := sr.Status != StatusFailure || err != nil || cerr != nil || attempt >= max ||
 			jr.interrupt().Err() != nil || jr.expired()
+		jr.noTimeForRetry(step, sr, final && err == nil && cerr == nil && attempt < max && jr.interrupt().Err() == nil)
 		if sr.Status == StatusFailure && final && attempt > 1 {
 			sr.Reason += fmt.Sprintf(" (after %d attempts)", attempt)
 		}
@@ -304,14 +275,14 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 			e.emit(ev)
 			return
 		}
-		delay := jr.retryDelay(step, attempt)
+		delay := step.Retry.Delay(attempt)
 		e.emit(Event{Job: name, Step: step.Name, Event: EventStepRetry, Attempt: attempt + 1, Attempts: max, ExitCode: ev.ExitCode,
-			Message: fmt.Sprintf("attempt %d/%d failed: %s; retrying in %s", attempt, max, sr.Reason, delay)})
-		if !jr.sleep(step, delay) {
+			Message: fmt.Sprintf("attempt %d/%d failed: %s; retrying in %s", attempt, max, sr.Reason, jr.shownDelay(step, delay))})
+		switch jr.sleep(step, delay) {
+		case waitCancelled:
 			end(StatusCancelled, "run cancelled")
 			return
-		}
-		if jr.expired() && step.Condition.Status == compiler.StatusSuccess {
+		case waitExpired:
 			// The job's time ran out during the wait: no phantom attempt.
 			jr.timedOut = true
 			end(StatusFailure, fmt.Sprintf("job timed out after %s (after %d attempts)", jr.job.Timeout, attempt))
@@ -321,47 +292,16 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 	}
 }
 
-// retryDelay is the wait after failed attempt n, shortened to the job's
-// deadline: the job's timeout bounds the waits between attempts too.
-func (jr *jobRun) retryDelay(step *compiler.Step, n int) time.Duration {
-	d := step.Retry.Delay(n)
-	if !jr.deadline.IsZero() && step.Condition.Status == compiler.StatusSuccess {
-		if left := jr.deadline.Sub(jr.e.now()); left < d {
-			d = max(left, 0).Round(time.Millisecond)
-		}
-	}
-	return d
-}
-
-// sleep waits between attempts; it reports false when the run was
-// cancelled meanwhile (for always() and cancelled() steps: aborted).
-func (jr *jobRun) sleep(step *compiler.Step, d time.Duration) bool {
-	stop := jr.interrupt()
-	if cleansUpAfterCancel(step) {
-		stop = jr.e.abort
-	}
-	if d <= 0 {
-		return stop.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-stop.Done():
-		return false
-	}
-}
-
-func (jr *jobRun) command(argv, env []string, dir string, out *stepOutput) executors.Command {
+func (jr *jobRun) command(argv, env, front []string, dir string, out *stepOutput) executors.Command {
 	e := jr.e
 	return executors.Command{
-		Argv: argv, Env: env, Dir: dir, Stdout: out.stdout, Stderr: out.stderr,
+		Argv: argv, Env: env, PathPrepend: front, Dir: dir, Stdout: out.stdout, Stderr: out.stderr,
 		Stop: func() executors.Signals {
 			return executors.Signals{
 				FirstSignalInterrupt: e.cancel.Err() != nil,
 				InterruptGrace:       e.opts.InterruptGrace,
 				TerminateGrace:       e.opts.TerminateGrace,
+				Hurry:                e.abort.Done(),
 			}
 		},
 	}
@@ -392,27 +332,29 @@ func (jr *jobRun) outputs(step string) *stepOutput {
 }
 
 // readControl reads what the last step appended to JOB_ENV, JOB_PATH and
-// JOB_OUTPUT. Only what was appended is parsed; a file that no longer
-// starts with what was read before was rewritten (`>` instead of `>>`) and
-// is parsed whole.
+// JOB_OUTPUT, with one copy of the job's temp dir. Only what was appended
+// is parsed; a file that no longer starts with what was read before was
+// rewritten (`>` instead of `>>`) and is parsed whole.
 func (jr *jobRun) readControl() error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(jr.e.abort), time.Minute)
 	defer cancel()
+	// The copy may hold secrets a step exported: it never stays in the run
+	// directory.
+	defer os.RemoveAll(jr.hostCtl)
+	err := jr.ws.CopyOut(ctx, jr.ws.TempDir(), jr.hostCtl)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the control files (JOB_ENV, JOB_PATH, JOB_OUTPUT): %w", err)
+	}
 	for _, f := range []string{fileEnv, filePath, fileOutput} {
-		dst := filepath.Join(jr.hostCtl, f)
-		err := jr.ws.CopyOut(ctx, path.Join(jr.ws.TempDir(), f), dst)
+		data, err := os.ReadFile(filepath.Join(jr.hostCtl, f))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("read %s: %w", strings.ToUpper("job_"+f), err)
-		}
-		data, err := os.ReadFile(dst)
-		// The copy may hold secrets a step exported: it never stays in the
-		// run directory.
-		os.Remove(dst)
-		if err != nil {
-			return err
 		}
 		seen := jr.seen[f]
 		if !bytes.HasPrefix(data, seen) {
@@ -445,6 +387,7 @@ func (jr *jobRun) applyControl(file string, data []byte) error {
 	for _, k := range keys {
 		if file == fileEnv {
 			jr.jobEnv[k] = values[k]
+			jr.e.maskExported(k, values[k])
 			continue
 		}
 		if jr.res.Outputs == nil {

@@ -16,6 +16,7 @@ type decoder struct {
 	file string
 	data []byte
 	errs ErrorList
+	pos  *positions // built at the first error
 }
 
 func (d *decoder) errorf(n *node, offset int, p string, format string, args ...any) {
@@ -24,9 +25,18 @@ func (d *decoder) errorf(n *node, offset int, p string, format string, args ...a
 		offset = n.offset
 	}
 	if offset >= 0 {
-		e.Line, e.Col = position(d.data, offset)
+		e.Line, e.Col = d.position(offset)
 	}
 	d.errs = append(d.errs, e)
+}
+
+// position returns the line and column of offset, building the table of
+// line starts on first use.
+func (d *decoder) position(offset int) (line, col int) {
+	if d.pos == nil {
+		d.pos = newPositions(d.data)
+	}
+	return d.pos.at(offset)
 }
 
 func (d *decoder) at(n *node, p string, format string, args ...any) {
@@ -115,6 +125,12 @@ func contains(list []string, s string) bool {
 func (d *decoder) str(n *node, p string) (string, bool) {
 	if n.kind != kindString {
 		d.typeError(n, p, "a string")
+		return "", false
+	}
+	if strings.IndexByte(n.str, 0) >= 0 {
+		// Valid JSON ("\u0000"), but no command line, environment
+		// variable or file name can hold it: it would fail at run time.
+		d.at(n, p, "contains a NUL character (\\u0000)")
 		return "", false
 	}
 	return n.str, true
@@ -383,6 +399,11 @@ var jobFields = []string{"executor", "steps", "needs", "condition", "continueOnE
 
 var stepFields = []string{"name", "bash", "deps", "env", "condition", "continueOnError", "retry", "timeout", "workdir"}
 
+// MaxJobName is the longest job name, in bytes: a job's name names its
+// files in the run directory (logs/<job>.log, jobs/<job>), and a file
+// name has at most 255 bytes.
+const MaxJobName = 200
+
 var jobName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 
 // workflow is the decoded document before graph-level checks.
@@ -439,12 +460,22 @@ func (d *decoder) workflow(root *node) *workflow {
 	if len(jobs.fields) == 0 {
 		d.at(jobs, "jobs", "a workflow needs at least one job")
 	}
+	mangled := map[string]string{}
 	for _, f := range jobs.fields {
 		p := keyPath("jobs", f.key)
 		if !jobName.MatchString(f.key) {
 			d.errorf(nil, f.offset, p, "invalid job name %q (letters, digits, '_', '-' and '.', not starting with '-' or '.')", f.key)
 			continue
 		}
+		if len(f.key) > MaxJobName {
+			d.errorf(nil, f.offset, p, "job name too long: %d characters, at most %d (it names the job's files)", len(f.key), MaxJobName)
+			continue
+		}
+		if other, dup := mangled[envPart(f.key)]; dup && other != f.key {
+			d.errorf(nil, f.offset, p, "jobs %q and %q would both give their outputs as NEEDS_%s_<KEY>: rename one", other, f.key, envPart(f.key))
+			continue
+		}
+		mangled[envPart(f.key)] = f.key
 		if _, dup := w.plan.byName[f.key]; dup {
 			d.errorf(nil, f.offset, p, "duplicate job")
 			continue
@@ -681,148 +712,6 @@ func (d *decoder) deps(n *node, p string) []Dep {
 	return out
 }
 
-var executorTypes = []string{"local", "oci", "ssh", "ec2"}
-
-var executorFields = map[string][]string{
-	"local": {"type", "name", "copyRepo"},
-	"oci":   {"type", "name", "copyRepo", "image", "runtime", "mode", "volumes", "options"},
-	"ssh":   {"type", "name", "copyRepo", "host", "user", "port", "identityFile", "workdir", "nixCopy", "options"},
-	"ec2": {"type", "name", "copyRepo", "region", "ami", "machine", "instanceType", "subnetId", "securityGroupIds",
-		"sshUser", "spot", "tags", "endpoint", "maxLifetime"},
-}
-
-func (d *decoder) executor(n *node, p string) Executor {
-	e := Executor{Type: "local", CopyRepo: true, Local: &LocalExecutor{}}
-	if n.kind != kindObject {
-		d.typeError(n, p, "an executor object")
-		return e
-	}
-	tn := n.get("type")
-	if tn == nil {
-		d.at(n, p, "missing required field %q (known: %s)", "type", strings.Join(executorTypes, ", "))
-		return e
-	}
-	typ, ok := d.str(tn, keyPath(p, "type"))
-	if !ok {
-		return e
-	}
-	known, ok := executorFields[typ]
-	if !ok {
-		hint := didYouMean(typ, executorTypes)
-		if typ == "docker" || typ == "podman" {
-			hint = fmt.Sprintf(" (containers are type \"oci\" with runtime %q)", typ)
-		}
-		d.at(tn, keyPath(p, "type"), "unknown executor type %q%s (known: %s)", typ, hint, strings.Join(executorTypes, ", "))
-		return e
-	}
-	fields, ok := d.object(n, p, known, nil)
-	if !ok {
-		return e
-	}
-	e.Type = typ
-	if v := fields["name"]; v != nil && v.kind != kindNull {
-		e.Name, _ = d.nonEmpty(v, keyPath(p, "name"))
-	}
-	if v := fields["copyRepo"]; v != nil {
-		e.CopyRepo, _ = d.boolean(v, keyPath(p, "copyRepo"))
-	}
-	optStr := func(key string) string {
-		if v := fields[key]; v != nil && v.kind != kindNull {
-			s, _ := d.nonEmpty(v, keyPath(p, key))
-			return s
-		}
-		return ""
-	}
-	reqStr := func(key string) string {
-		if v := fields[key]; v == nil || v.kind == kindNull {
-			d.at(n, p, "missing required field %q for %s executor", key, article(typ))
-			return ""
-		}
-		return optStr(key)
-	}
-	optList := func(key string) []string {
-		if v := fields[key]; v != nil {
-			l, _ := d.stringList(v, keyPath(p, key))
-			return l
-		}
-		return nil
-	}
-	enum := func(key, def string, allowed []string) string {
-		s := optStr(key)
-		if s == "" {
-			return def
-		}
-		if !contains(allowed, s) {
-			d.at(fields[key], keyPath(p, key), "unknown %s %q%s (known: %s)", key, s, didYouMean(s, allowed), strings.Join(allowed, ", "))
-			return def
-		}
-		return s
-	}
-	switch typ {
-	case "local":
-		e.Local = &LocalExecutor{}
-	case "oci":
-		e.Local = nil
-		e.OCI = &OCIExecutor{
-			Image:   reqStr("image"),
-			Runtime: enum("runtime", "auto", []string{"auto", "docker", "podman"}),
-			Mode:    enum("mode", "isolated", []string{"isolated", "shared"}),
-			Volumes: optList("volumes"),
-			Options: optList("options"),
-		}
-	case "ssh":
-		e.Local = nil
-		s := &SSHExecutor{
-			Host:         reqStr("host"),
-			User:         optStr("user"),
-			IdentityFile: optStr("identityFile"),
-			Workdir:      optStr("workdir"),
-			Options:      optList("options"),
-			NixCopy:      "auto",
-		}
-		if v := fields["port"]; v != nil && v.kind != kindNull {
-			s.Port, _ = d.integer(v, keyPath(p, "port"), 1, 65535)
-		}
-		if v := fields["nixCopy"]; v != nil {
-			switch v.kind {
-			case kindBool:
-				s.NixCopy = map[bool]string{true: "always", false: "never"}[v.boolean]
-			case kindString, kindNull:
-				s.NixCopy = enum("nixCopy", "auto", []string{"auto", "always", "never"})
-			default:
-				d.typeError(v, keyPath(p, "nixCopy"), `true, false, "auto", "always" or "never"`)
-			}
-		}
-		e.SSH = s
-	case "ec2":
-		e.Local = nil
-		c := &EC2Executor{
-			Region:           reqStr("region"),
-			AMI:              optStr("ami"),
-			Machine:          optStr("machine"),
-			InstanceType:     reqStr("instanceType"),
-			SubnetID:         optStr("subnetId"),
-			SecurityGroupIDs: optList("securityGroupIds"),
-			SSHUser:          reqStr("sshUser"),
-			Endpoint:         optStr("endpoint"),
-		}
-		if (c.AMI == "") == (c.Machine == "") {
-			d.at(n, p, "an ec2 executor needs exactly one of %q and %q", "ami", "machine")
-		}
-		if v := fields["spot"]; v != nil {
-			c.Spot, _ = d.boolean(v, keyPath(p, "spot"))
-		}
-		if v := fields["tags"]; v != nil {
-			c.Tags = d.stringMap(v, keyPath(p, "tags"))
-		}
-		if v := fields["maxLifetime"]; v != nil {
-			c.MaxLifetime, _, _ = d.timeout(v, keyPath(p, "maxLifetime"))
-		}
-		e.EC2 = c
-	}
-	return e
-}
-
 func (d *decoder) stringMap(n *node, p string) map[string]string {
 	if n.kind != kindObject {
 		d.typeError(n, p, "an object of strings")
@@ -847,10 +736,15 @@ var providerTypes = []string{"static", "file", "sops", "command", "required"}
 
 var providerFields = map[string][]string{
 	"static":   {"type", "values"},
-	"file":     {"type", "path", "required"},
-	"sops":     {"type", "file", "format", "required"},
-	"command":  {"type", "command"},
-	"required": {"type", "names"},
+	"file":     {"type", "path", "required", "secrets"},
+	"sops":     {"type", "file", "format", "required", "secrets"},
+	"command":  {"type", "command", "secrets"},
+	"required": {"type", "names", "secrets"},
+}
+
+// isFalse reports whether n is the JSON literal false.
+func isFalse(n *node) bool {
+	return n != nil && n.kind == kindBool && !n.boolean
 }
 
 var sopsFormats = []string{"yaml", "json", "dotenv", "ini"}
@@ -901,6 +795,12 @@ func (d *decoder) providers(n *node, p string) []Provider {
 		case "file":
 			if v := need("path"); v != nil {
 				pr.Path, _ = d.nonEmpty(v, keyPath(ep, "path"))
+				if strings.HasPrefix(pr.Path, "/nix/store/") && !isFalse(fields["secrets"]) {
+					// A plaintext file of secrets there is world-readable:
+					// a Nix path (./.env) in a flake means the flake's
+					// copy of its source.
+					d.at(v, keyPath(ep, "path"), "%q is in the Nix store, where a file of secrets is readable by every user: give the path as a string relative to the repository, e.g. \".env\"", pr.Path)
+				}
 			}
 		case "sops":
 			if v := need("file"); v != nil {
@@ -934,6 +834,11 @@ func (d *decoder) providers(n *node, p string) []Provider {
 		}
 		if v := fields["required"]; v != nil {
 			pr.Required, _ = d.boolean(v, keyPath(ep, "required"))
+		}
+		if v := fields["secrets"]; v != nil {
+			if b, ok := d.boolean(v, keyPath(ep, "secrets")); ok {
+				pr.Secrets = &b
+			}
 		}
 		out = append(out, pr)
 	}

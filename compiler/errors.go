@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // Error is one problem in a workflow, at a position of its source.
@@ -64,19 +65,28 @@ func (l ErrorList) sort() {
 // suggest returns the known name closest to name, if it is close enough to
 // be a likely typo.
 func suggest(name string, known []string) string {
+	n := utf8.RuneCountInString(name)
+	if n > maxSuggestLen {
+		return ""
+	}
+	limit := min(max(len(name)/3, 1), 3)
+	lower := strings.ToLower(name)
 	best, bestDist := "", -1
 	for _, k := range known {
-		d := editDistance(strings.ToLower(name), strings.ToLower(k))
+		// The distance is at least the difference in length: names much
+		// longer or shorter cannot be close enough.
+		// Cheap bounds first: a name has at most as many runes as bytes,
+		// and at least a quarter.
+		if len(k) < n-limit || len(k) > 4*(n+limit) {
+			continue
+		}
+		if m := utf8.RuneCountInString(k); m > maxSuggestLen || m-n > limit || n-m > limit {
+			continue
+		}
+		d := editDistance(lower, strings.ToLower(k))
 		if bestDist < 0 || d < bestDist || (d == bestDist && k < best) {
 			best, bestDist = k, d
 		}
-	}
-	limit := len(name) / 3
-	if limit < 1 {
-		limit = 1
-	}
-	if limit > 3 {
-		limit = 3
 	}
 	if bestDist < 0 || bestDist > limit || bestDist >= len([]rune(name)) {
 		return ""
@@ -93,28 +103,29 @@ func didYouMean(name string, known []string) string {
 }
 
 // editDistance is the Damerau-Levenshtein distance (with adjacent
-// transpositions), so that "biuld" is one edit from "build".
+// transpositions), so that "biuld" is one edit from "build". It keeps
+// three rows of the table, not all of it.
 func editDistance(a, b string) int {
 	ra, rb := []rune(a), []rune(b)
-	d := make([][]int, len(ra)+1)
-	for i := range d {
-		d[i] = make([]int, len(rb)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
+	prev2 := make([]int, len(rb)+1)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
 	}
 	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
 		for j := 1; j <= len(rb); j++ {
 			cost := 1
 			if ra[i-1] == rb[j-1] {
 				cost = 0
 			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
 			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+				cur[j] = min(cur[j], prev2[j-2]+1)
 			}
 		}
+		prev2, prev, cur = prev, cur, prev2
 	}
-	return d[len(ra)][len(rb)]
+	return prev[len(rb)]
 }

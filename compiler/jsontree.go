@@ -263,23 +263,3 @@ func (p *jsonParser) number() (*node, error) {
 	}
 	return &node{kind: kindNumber, offset: start, num: raw}, nil
 }
-
-// position converts a byte offset into a 1-based line and column; the
-// column counts characters, not bytes, as editors do.
-func position(data []byte, offset int) (line, col int) {
-	if offset > len(data) {
-		offset = len(data)
-	}
-	line, col = 1, 1
-	for i := 0; i < offset; {
-		r, size := utf8.DecodeRune(data[i:])
-		if r == '\n' {
-			line++
-			col = 1
-		} else {
-			col++
-		}
-		i += size
-	}
-	return line, col
-}

@@ -7,6 +7,7 @@
 package compiler
 
 import (
+	"strings"
 	"time"
 )
 
@@ -149,73 +150,6 @@ func (r Retry) Delay(n int) time.Duration {
 	return d
 }
 
-// Executor is an executor configuration. Type selects the backend; exactly
-// the field of that type is set.
-type Executor struct {
-	Type string `json:"type"`
-	// Name distinguishes executors of the same type (and, for shared OCI
-	// containers, which jobs share one).
-	Name     string `json:"name,omitempty"`
-	CopyRepo bool   `json:"copyRepo"`
-
-	Local *LocalExecutor `json:"-"`
-	OCI   *OCIExecutor   `json:"oci,omitempty"`
-	SSH   *SSHExecutor   `json:"ssh,omitempty"`
-	EC2   *EC2Executor   `json:"ec2,omitempty"`
-}
-
-// Config returns the type-specific configuration, for executors.JobSpec.
-func (e Executor) Config() any {
-	switch e.Type {
-	case "oci":
-		return e.OCI
-	case "ssh":
-		return e.SSH
-	case "ec2":
-		return e.EC2
-	default:
-		return e.Local
-	}
-}
-
-// LocalExecutor runs steps on the machine running nixflow.
-type LocalExecutor struct{}
-
-// OCIExecutor runs steps in docker or podman containers.
-type OCIExecutor struct {
-	Image   string   `json:"image"`
-	Runtime string   `json:"runtime"`
-	Mode    string   `json:"mode"`
-	Volumes []string `json:"volumes,omitempty"`
-	Options []string `json:"options,omitempty"`
-}
-
-// SSHExecutor runs steps on a host reached with the OpenSSH client.
-type SSHExecutor struct {
-	Host         string   `json:"host"`
-	User         string   `json:"user,omitempty"`
-	Port         int      `json:"port,omitempty"`
-	IdentityFile string   `json:"identityFile,omitempty"`
-	Workdir      string   `json:"workdir,omitempty"`
-	NixCopy      string   `json:"nixCopy"`
-	Options      []string `json:"options,omitempty"`
-}
-
-// EC2Executor runs steps on an ephemeral EC2 instance.
-type EC2Executor struct {
-	Region           string            `json:"region"`
-	AMI              string            `json:"ami,omitempty"`
-	Machine          string            `json:"machine,omitempty"`
-	InstanceType     string            `json:"instanceType"`
-	SubnetID         string            `json:"subnetId,omitempty"`
-	SecurityGroupIDs []string          `json:"securityGroupIds,omitempty"`
-	SSHUser          string            `json:"sshUser"`
-	Spot             bool              `json:"spot,omitempty"`
-	Tags             map[string]string `json:"tags,omitempty"`
-	Endpoint         string            `json:"endpoint,omitempty"`
-	MaxLifetime      Duration          `json:"maxLifetime,omitempty"`
-}
-
 // Provider is an env provider: it yields variables at run time.
 type Provider struct {
 	Type string `json:"type"`
@@ -230,13 +164,21 @@ type Provider struct {
 	Command string `json:"command,omitempty"`
 	// required
 	Names []string `json:"names,omitempty"`
+	// Secrets overrides whether the provider's variables are secrets
+	// (file, sops, command, required: by default they are).
+	Secrets *bool `json:"secrets,omitempty"`
 }
 
-// Secret reports whether the provider's values are secret and must be
-// masked in every log sink.
+// Secret reports whether the provider's variables are secret and must be
+// masked in every log sink: the values a file, sops or command provider
+// gives, and the final values of the names a required provider lists
+// (the way CI passes tokens), unless the provider says secrets: false.
 func (p Provider) Secret() bool {
+	if p.Secrets != nil {
+		return *p.Secrets && p.Type != "static"
+	}
 	switch p.Type {
-	case "file", "sops", "command":
+	case "file", "sops", "command", "required":
 		return true
 	}
 	return false
@@ -255,4 +197,39 @@ type Input struct {
 type Output struct {
 	Name string `json:"name"`
 	Path string `json:"path"`
+}
+
+// StorePaths lists the store paths of the deps of the job's steps, each
+// once, in the order they first appear: the roots of the closure the job
+// needs where its steps run.
+func (j *Job) StorePaths() []string {
+	var paths []string
+	seen := map[string]bool{}
+	for _, s := range j.Steps {
+		for _, d := range s.Deps {
+			if !seen[d.Path] {
+				seen[d.Path] = true
+				paths = append(paths, d.Path)
+			}
+		}
+	}
+	return paths
+}
+
+// OutputEnvName is the variable under which dependents see output key of
+// job: NEEDS_<JOB>_<KEY>, upper-cased, every other character than a
+// letter or a digit as '_'. Job names that give the same <JOB> are
+// refused when a workflow is compiled.
+func OutputEnvName(job, key string) string {
+	return "NEEDS_" + envPart(job) + "_" + envPart(key)
+}
+
+func envPart(s string) string {
+	b := []byte(strings.ToUpper(s))
+	for i, c := range b {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }

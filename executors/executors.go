@@ -16,6 +16,8 @@ import (
 	"io"
 	"sort"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // JobSpec describes the job whose workspace an executor prepares.
@@ -36,10 +38,24 @@ type JobSpec struct {
 	// Exclude lists host directories never copied into a workspace, should
 	// they lie inside RepoDir (nixflow's own state and cache).
 	Exclude []string
-	// Config is the executor's configuration from the plan, as decoded by
-	// the compiler (for example *compiler.LocalExecutor). Backends assert
-	// the type they registered for.
-	Config any
+	// StorePaths are the Nix store paths the job's steps need (their deps:
+	// the roots of the closure), realised on this machine before Prepare.
+	// A backend whose steps do not see this machine's /nix/store makes
+	// them, with their closure, available where the steps run (a read-only
+	// mount, nix copy), or fails naming what is missing.
+	StorePaths []string
+	// Log reports what Prepare is doing (pulling an image, creating a
+	// container, copying the workspace), one short line per call; the
+	// lines reach the console and the events file. Backends call it
+	// through Logf, which allows it to be nil.
+	Log func(msg string)
+}
+
+// Logf reports Prepare's progress through s.Log, if set.
+func (s JobSpec) Logf(format string, args ...any) {
+	if s.Log != nil {
+		s.Log(fmt.Sprintf(format, args...))
+	}
 }
 
 // Signals is the escalation used to stop a step: first Interrupt, then
@@ -51,6 +67,9 @@ type Signals struct {
 	FirstSignalInterrupt bool
 	InterruptGrace       time.Duration
 	TerminateGrace       time.Duration
+	// Hurry, once closed, cuts the graces short: the next signals follow
+	// at once (the user insisted with a second Ctrl-C). Nil: never.
+	Hurry <-chan struct{}
 }
 
 // Command is one step to run in a workspace.
@@ -59,17 +78,26 @@ type Command struct {
 	// ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script].
 	// The runner decides it, so that every backend runs steps alike.
 	Argv []string
-	// Env is the complete environment of the step as KEY=VALUE pairs.
-	// Executors add nothing to it but, where a backend needs one, a single
-	// marker variable to find the step's processes (the local executor's
-	// NIXFLOW_STEP_COOKIE).
+	// Env is the environment the workflow declares for the step, as
+	// KEY=VALUE pairs. The backend lays it over the target's own base
+	// environment (nixflow's for the local executor, the image's ENV for a
+	// container, the login environment of a remote host), the declared
+	// values winning; it adds nothing else but, where a backend needs one,
+	// a single marker variable to find the step's processes (the local
+	// executor's NIXFLOW_STEP_COOKIE). Values may be secrets: a backend
+	// never puts them on a command line.
 	Env []string
+	// PathPrepend lists directories to put in front of the step's PATH,
+	// first the highest (the bin directories of the step's deps, then the
+	// JOB_PATH entries). The PATH they go in front of is Env's PATH if Env
+	// declares one, else the base environment's.
+	PathPrepend []string
 	// Dir is the working directory, a relative slash-separated path inside
 	// the workspace directory (empty for the workspace itself); an
 	// absolute path or one that leaves the workspace is an error.
 	Dir string
 	// Stdout and Stderr receive the step's output as it is produced. They
-	// are written from one goroutine each; Run returns after both have seen
+	// are never written concurrently with themselves; Run returns after both have seen
 	// the end of their stream, or a bounded time after the step's processes
 	// are gone (a process beyond reach may hold a pipe open forever).
 	Stdout, Stderr io.Writer
@@ -78,6 +106,17 @@ type Command struct {
 	// a timeout from a cancellation at that moment. A nil Stop means
 	// SIGTERM, then SIGKILL at once.
 	Stop func() Signals
+}
+
+// LookAhead is implemented by Command.Stdout and Stderr writers that
+// need to see output before it is written. An executor that reads both
+// streams of a step together (the local one) shows each writer what it
+// read for it, from both streams, before writing any of it: the runner
+// takes ::add-mask:: announcements from it, so that a value announced on
+// one stream is masked on the other from the next line on, whichever
+// stream's bytes are read first.
+type LookAhead interface {
+	LookAhead(p []byte)
 }
 
 // Result is the outcome of one command.
@@ -95,6 +134,9 @@ type Result struct {
 type Workspace interface {
 	// Dir is the workspace directory as the steps see it.
 	Dir() string
+	// Where says in a few words where the steps run, for the summary and
+	// the events: "local", "docker container 3f2a9c1b0d4e", "ci@build1".
+	Where() string
 	// TempDir is a private directory for nixflow's control files (JOB_ENV,
 	// JOB_PATH, JOB_OUTPUT), as the steps see it, outside Dir.
 	TempDir() string
@@ -114,10 +156,12 @@ type Workspace interface {
 	// followed; an existing file at dst is replaced and an existing
 	// directory is merged into.
 	CopyIn(ctx context.Context, src, dst string) error
-	// CopyOut copies src, a path relative to Dir, or an absolute path under
-	// TempDir, to the host path dst, creating dst's parents, with the same
+	// CopyOut copies src, a path relative to Dir, or TempDir or an absolute
+	// path under it, to the host path dst, creating dst's parents, with the same
 	// rules as CopyIn. A missing src is reported with an error for which
-	// errors.Is(err, fs.ErrNotExist) holds.
+	// errors.Is(err, fs.ErrNotExist) holds, a src that leads outside the
+	// workspace (a symbolic link a step made) with one for which
+	// errors.Is(err, ErrOutside) holds: both are the step's doing.
 	CopyOut(ctx context.Context, src, dst string) error
 	// Teardown releases everything the workspace holds. It is always
 	// called exactly once, with a context that is not cancelled with the
@@ -131,8 +175,10 @@ type Workspace interface {
 // safe for concurrent use.
 type Executor interface {
 	// Prepare creates the job's workspace. An error is an infrastructure
-	// failure: the job did not start. Prepare must clean up after itself
-	// when it fails.
+	// failure: the job did not start. ctx ends with the first Ctrl-C: a
+	// slow pull, copy or boot stops then, and Prepare returns an error
+	// for which errors.Is(err, ctx.Err()) holds. Prepare must clean up
+	// after itself when it fails, whatever the reason.
 	Prepare(ctx context.Context, spec JobSpec) (Workspace, error)
 	// Close releases what the executor shares between jobs (a shared
 	// container, an instance). It is called once at the end of the run
@@ -140,8 +186,29 @@ type Executor interface {
 	Close(ctx context.Context) error
 }
 
-// Factory builds an Executor for one executor configuration of a plan.
-type Factory func(config any) (Executor, error)
+// Params is what a backend's factory gets: one executor configuration of
+// a plan, and the run it serves.
+type Params struct {
+	// Config is the executor's configuration from the plan, as decoded by
+	// the compiler (for example *compiler.OCIExecutor). Backends assert
+	// the type they registered for.
+	Config any
+	// Name is the executor's name in the plan (may be empty).
+	Name string
+	// RunID and RunDir identify the run, for labels and records of what
+	// the backend creates.
+	RunID, RunDir string
+	// Environ is nixflow's own environment. Only the local backend takes
+	// its base environment from it; remote backends must not.
+	Environ []string
+	// Logger is named after the backend and carries the run id.
+	Logger hclog.Logger
+}
+
+// Factory builds an Executor for one executor configuration of a plan. It
+// must not do slow work (connect, pull): that belongs to Prepare, which
+// can be cancelled and reports progress.
+type Factory func(p Params) (Executor, error)
 
 // Registry maps executor types ("local", "oci", ...) to their factories.
 // It is built once at start-up and read-only afterwards.
@@ -163,6 +230,12 @@ func (r *Registry) Register(typ string, f Factory) {
 	r.factories[typ] = f
 }
 
+// Has reports whether typ has a backend.
+func (r *Registry) Has(typ string) bool {
+	_, ok := r.factories[typ]
+	return ok
+}
+
 // Types lists the registered types, sorted.
 func (r *Registry) Types() []string {
 	types := make([]string, 0, len(r.factories))
@@ -173,15 +246,22 @@ func (r *Registry) Types() []string {
 	return types
 }
 
+// ErrOutside is a path that leads outside the workspace, through a
+// symbolic link; see Workspace.CopyOut.
+var ErrOutside = errors.New("leads outside the workspace")
+
 // ErrUnsupported is returned (wrapped) by New for a type that has no
 // backend in this build.
 var ErrUnsupported = errors.New("executor type not supported")
 
 // New builds an executor of the given type.
-func (r *Registry) New(typ string, config any) (Executor, error) {
+func (r *Registry) New(typ string, p Params) (Executor, error) {
 	f, ok := r.factories[typ]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q (available: %v)", ErrUnsupported, typ, r.Types())
 	}
-	return f(config)
+	if p.Logger == nil {
+		p.Logger = hclog.NewNullLogger()
+	}
+	return f(p)
 }

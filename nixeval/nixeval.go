@@ -53,8 +53,9 @@ func (e *NixMissingError) Error() string {
 // pkgs a default (a pinned nixpkgs) keeps it; one that needs pkgs when
 // there is none gets a value that says so when used (a workflow that
 // takes pkgs but never uses it still runs).
-const evalExpr = `{ file, lib }:
+var evalExpr = `{ file, lib }:
 let
+` + noStoreExpr + `
   found = builtins.tryEval (builtins.findFile builtins.nixPath "nixpkgs");
   pkgs = if found.success then import found.value { } else null;
   noPkgs = throw ("nixflow: " + file + " uses pkgs, but <nixpkgs> is not on the Nix search path: "
@@ -68,7 +69,27 @@ let
     then raw (builtins.intersectAttrs formals args)
     else raw;
 in
-  if builtins.isAttrs value && value ? plan then value.plan else value
+  noStore (if builtins.isAttrs value && value ? plan then value.plan else value)
+`
+
+// noStoreExpr defines noStore, which turns the Nix paths a graph gives
+// providers (file's path, sops' file; the workflow's or a job's
+// envFrom) into strings without copying them into the store: written
+// out as JSON, a path is copied there first, world-readable, and a
+// dotenv file of secrets with it. mkWorkflow does this itself; noStore
+// covers graphs written by hand, whatever their form.
+const noStoreExpr = `
+  noStore = let
+    str = v: if builtins.typeOf v == "path" then toString v else v;
+    provider = p: if builtins.isAttrs p
+      then p // builtins.mapAttrs (_: str) (builtins.intersectAttrs { path = null; file = null; } p)
+      else p;
+    providers = l: if builtins.isList l then map provider l else l;
+    withEnvFrom = a: if builtins.isAttrs a && a ? envFrom then a // { envFrom = providers a.envFrom; } else a;
+  in g:
+    if !(builtins.isAttrs g) then g
+    else withEnvFrom g // (if g ? jobs && builtins.isAttrs g.jobs
+      then { jobs = builtins.mapAttrs (_: withEnvFrom) g.jobs; } else { });
 `
 
 // Options configure evaluation.
@@ -113,7 +134,7 @@ func Flake(ctx context.Context, ref string, opts Options) ([]byte, error) {
 		return nil, &NixMissingError{Tool: "nix"}
 	}
 	cmd := exec.CommandContext(ctx, bin, "--extra-experimental-features", "nix-command flakes",
-		"eval", "--json", ref, "--apply", "v: if builtins.isAttrs v && v ? plan then v.plan else v")
+		"eval", "--json", ref, "--apply", "v: let "+noStoreExpr+" in noStore (if builtins.isAttrs v && v ? plan then v.plan else v)")
 	return run(cmd, ref, opts.Env)
 }
 

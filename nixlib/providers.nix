@@ -29,10 +29,10 @@ let
   # The fields of each type, as in compiler/decode.go (providerFields).
   types = {
     static = { required = [ "values" ]; optional = [ ]; };
-    file = { required = [ "path" ]; optional = [ "required" ]; };
-    sops = { required = [ "file" ]; optional = [ "format" "required" ]; };
-    command = { required = [ "command" ]; optional = [ ]; };
-    required = { required = [ "names" ]; optional = [ ]; };
+    file = { required = [ "path" ]; optional = [ "required" "secrets" ]; };
+    sops = { required = [ "file" ]; optional = [ "format" "required" "secrets" ]; };
+    command = { required = [ "command" ]; optional = [ "secrets" ]; };
+    required = { required = [ "names" ]; optional = [ "secrets" ]; };
   };
 
   typeNames = attrNames types;
@@ -42,6 +42,7 @@ let
     path = util.pathString;
     file = util.pathString;
     required = util.bool;
+    secrets = util.bool;
     format = where: util.enum where [ "yaml" "json" "dotenv" "ini" ];
     command = util.nonEmpty;
     names = where: v:
@@ -88,7 +89,8 @@ let
 in
 {
   providers = {
-    # file { path, required ? false }: KEY=VALUE lines of a dotenv file.
+    # file { path, required ? false, secrets ? true }: KEY=VALUE lines of a
+    # dotenv file; secrets = false marks plain settings, not masked.
     file = a: checked "file" ({ type = "file"; } // args "file" a);
 
     # sops { file, format ? "yaml", required ? true }: a sops-encrypted file,
@@ -100,6 +102,9 @@ in
     static = values: checked "static" { type = "static"; inherit values; };
 
     # required [ "A" "B" ]: fails the job, naming every missing variable.
+    # The final values of these names are secrets (masked): how CI passes
+    # tokens. Write { type = "required"; names = [ ... ]; secrets = false; }
+    # for plain settings.
     required = names: checked "required" { type = "required"; inherit names; };
 
     # command { command }: a command (vault, op, bw, ...) printing KEY=VALUE

@@ -36,12 +36,13 @@ func (a *app) listCommand() *cobra.Command {
 }
 
 func (a *app) validateCommand() *cobra.Command {
+	var wf workflowFlags
 	cmd := &cobra.Command{
 		Use:   "validate [WORKFLOW]",
 		Short: "Check a workflow and report every problem at once",
 		Args:  rangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			plan, err := a.loadPlan(args, nil)
+			plan, err := a.loadPlan(args, &wf)
 			if err != nil {
 				return err
 			}
@@ -50,6 +51,7 @@ func (a *app) validateCommand() *cobra.Command {
 			return nil
 		},
 	}
+	wf.registerSchemaOnly(cmd)
 	return cmd
 }
 

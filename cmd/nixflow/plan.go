@@ -42,6 +42,7 @@ func (a *app) planCommand() *cobra.Command {
 		},
 	}
 	wf.register(cmd)
+	wf.registerSchemaOnly(cmd)
 	cmd.Flags().StringVar(&format, "format", "text", "output format: text, json, dot, mermaid")
 	return cmd
 }

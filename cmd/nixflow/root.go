@@ -61,6 +61,7 @@ in parallel as their needs allow, on this machine, in containers, over SSH or on
 		a.validateCommand(),
 		a.runsCommand(),
 		a.logsCommand(),
+		a.reportCommand(),
 		a.gcCommand(),
 		a.versionCommand(),
 		a.initCommand(),

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	"github.com/nixflow/nixflow/actions"
 	"github.com/nixflow/nixflow/compiler"
@@ -38,6 +38,7 @@ type runFlags struct {
 	repo           string
 	artifactsDir   string
 	groups         string
+	report         reportFlags
 }
 
 func (a *app) runCommand() *cobra.Command {
@@ -68,6 +69,7 @@ Exit status: 0 all jobs succeeded (allowed failures included), 1 a job failed,
 	fl.DurationVar(&f.terminateGrace, "terminate-grace", 2500*time.Millisecond, "how long steps get after SIGTERM before SIGKILL")
 	fl.StringVar(&f.groups, "groups", "auto", "replay each job's log in collapsible sections at the end: auto (detect GitHub Actions, GitLab CI, Buildkite), github, gitlab, buildkite, none")
 	fl.StringVar(&f.artifactsDir, "artifacts-dir", "", "at the end, copy every artifact of the run to DIR/<name>")
+	f.report.register(fl)
 	fl.StringVar(&f.repo, "repo", "", "the working tree jobs start from (default: the git work tree of the current directory, else the current directory)")
 	return cmd
 }
@@ -106,6 +108,10 @@ func (a *app) run(args []string, f *runFlags) error {
 		g = groupsNone // stdout stays JSON lines
 	}
 
+	if err := checkArtifactsDir(f.artifactsDir); err != nil {
+		return usageError(err)
+	}
+
 	sinks := actions.Sinks{actions.NewConsole(a.stdout, format, a.colorful(a.stdout))}
 	if f.events != "" {
 		ev, err := actions.NewEventsFile(f.events)
@@ -113,6 +119,7 @@ func (a *app) run(args []string, f *runFlags) error {
 			return usageError(fmt.Errorf("--events: %w", err))
 		}
 		defer ev.Close()
+		ev.OnError = a.sinkWarning("writing events to " + f.events)
 		sinks = append(sinks, ev)
 	}
 	// Nothing that can fail on bad input comes after this point: a run
@@ -120,6 +127,11 @@ func (a *app) run(args []string, f *runFlags) error {
 	if err := os.MkdirAll(opts.RunDir, 0o700); err != nil {
 		return infraError(fmt.Errorf("create the run directory: %w", err))
 	}
+	unlock, err := lockRun(opts.RunDir)
+	if err != nil {
+		return infraError(err)
+	}
+	defer unlock()
 	logs, err := actions.NewJobLogs(filepath.Join(opts.RunDir, "logs"))
 	if err != nil {
 		os.RemoveAll(opts.RunDir)
@@ -132,6 +144,7 @@ func (a *app) run(args []string, f *runFlags) error {
 			fmt.Fprintf(a.stderr, "warning: job logs incomplete: %v\n", err)
 		}
 	}()
+	logs.OnError = func(job, file string, err error) { a.sinkWarning("job " + job + ": writing its log " + file)(err) }
 	sinks = append(sinks, logs)
 	opts.Sink = sinks
 	if err := writePlanFile(filepath.Join(opts.RunDir, "plan.json"), plan); err != nil {
@@ -142,8 +155,13 @@ func (a *app) run(args []string, f *runFlags) error {
 	cancel, abort, stop := a.interrupts()
 	defer stop()
 	res, err := actions.Run(cancel, abort, plan, opts)
-	if err != nil {
+	if err != nil && res == nil {
 		return infraError(err)
+	}
+	if err != nil {
+		// The run happened but could not be recorded (a full disk): its
+		// summary still tells how it went.
+		defer fmt.Fprintf(a.stderr, "warning: the run's result was not recorded: %v\n", err)
 	}
 	summaryOut := a.stdout
 	if format == actions.FormatJSON {
@@ -157,6 +175,9 @@ func (a *app) run(args []string, f *runFlags) error {
 			return infraError(fmt.Errorf("export artifacts: %w", err))
 		}
 		fmt.Fprintf(summaryOut, "artifacts: %s exported to %s\n", plural(n, "artifact", "artifacts"), f.artifactsDir)
+	}
+	if err := a.writeRunReports(opts.RunDir, f.report, opts.Masker, summaryOut); err != nil {
+		return err
 	}
 	code := exitCode(res)
 	if code != ExitOK {
@@ -252,8 +273,9 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 		Realise: func(ctx context.Context, drvs []string, root string, log func(string)) error {
 			return nixeval.Realise(ctx, drvs, root, a.environ, log)
 		},
-		Masker: masker,
-		Logger: a.log,
+		RunHost: local.RunHost,
+		Masker:  masker,
+		Logger:  a.log,
 	}
 	return opts, nil
 }
@@ -270,13 +292,20 @@ func workTree(dir string) string {
 	return dir
 }
 
-// interrupts turns the first SIGINT or SIGTERM into cancel (stop running
-// steps, run cleanup jobs) and the second into abort (skip cleanup jobs).
+// stopSignals are the signals that cancel a run: Ctrl-C, a kill, the
+// terminal closing or an SSH session dropping (SIGHUP), Ctrl-\ (SIGQUIT).
+// Left to their default, the last two would kill nixflow and leave every
+// step running.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
+
+// interrupts turns the first stop signal into cancel (stop running
+// steps, run cleanup jobs) and the second into abort (skip cleanup jobs,
+// and cut the graces of the steps being stopped: SIGKILL at once).
 func (a *app) interrupts() (cancel, abort context.Context, stop func()) {
 	cancel, cancelFn := context.WithCancel(context.Background())
 	abort, abortFn := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sigs, stopSignals...)
 	// With SIGPIPE noticed (not ignored: that would pass on to the steps),
 	// writing to a closed stdout (nixflow run | head) is an error the
 	// console drops, not the death of nixflow with its steps orphaned.
@@ -296,7 +325,7 @@ func (a *app) interrupts() (cancel, abort context.Context, stop func()) {
 					cancelFn()
 					continue
 				}
-				fmt.Fprintf(a.stderr, "nixflow: %v again: skipping cleanup jobs, tearing down\n", sig)
+				fmt.Fprintf(a.stderr, "nixflow: %v again: killing running steps, skipping cleanup jobs, tearing down\n", sig)
 				abortFn()
 			}
 		}
@@ -319,8 +348,7 @@ func (a *app) colorful(w any) bool {
 	if !ok {
 		return false
 	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
+	return term.IsTerminal(int(f.Fd()))
 }
 
 // exitCode maps a run's result to nixflow's exit status.

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nixflow/nixflow/actions"
+	"github.com/nixflow/nixflow/executors/local"
 )
 
 // readResult reads a run's result; a run without one crashed or is still
@@ -150,13 +151,14 @@ func (a *app) copyLog(runDir, job string, header bool) error {
 
 func (a *app) gcCommand() *cobra.Command {
 	var keep int
-	var olderThan time.Duration
+	var olderThan age
 	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "gc",
 		Short: "Remove old runs",
 		Long: `Remove old runs from the state directory: all but the newest --keep runs, and,
-with --older-than, also newer ones started longer ago than that.`,
+with --older-than, also newer ones that ended longer ago than that. A run
+whose nixflow is still running is never removed.`,
 		Args: rangeArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if keep < 0 {
@@ -175,11 +177,15 @@ with --older-than, also newer ones started longer ago than that.`,
 			for i, id := range ids {
 				old := i < len(ids)-keep
 				if olderThan > 0 && !old {
-					if fi, err := os.Stat(filepath.Join(dir, id)); err == nil && now.Sub(fi.ModTime()) > olderThan {
+					if end, err := runEnd(filepath.Join(dir, id)); err == nil && now.Sub(end) > time.Duration(olderThan) {
 						old = true
 					}
 				}
 				if !old {
+					continue
+				}
+				if runActive(filepath.Join(dir, id)) {
+					fmt.Fprintf(a.stdout, "skipped %s: still running\n", id)
 					continue
 				}
 				if dryRun {
@@ -198,14 +204,18 @@ with --older-than, also newer ones started longer ago than that.`,
 		},
 	}
 	cmd.Flags().IntVar(&keep, "keep", 20, "how many of the newest runs to keep")
-	cmd.Flags().DurationVar(&olderThan, "older-than", 0, "also remove runs whose directory is older than this (e.g. 168h)")
+	cmd.Flags().Var(&olderThan, "older-than", "also remove runs that ended longer ago than this (e.g. 36h, 7d, 2w)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be removed, remove nothing")
 	return cmd
 }
 
 // removeTree removes a directory even where a step left read-only
-// directories in it.
+// directories in it, or workspaces still mounted (a run killed with
+// SIGKILL leaves its overlays mounted).
 func removeTree(dir string) error {
+	if err := local.UnmountUnder(dir); err != nil {
+		return err
+	}
 	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err == nil && d.IsDir() {
 			_ = os.Chmod(p, 0o700)

@@ -23,7 +23,16 @@ func writeSummary(w io.Writer, res *actions.Result, masker *actions.Masker, colo
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "JOB\tRESULT\tDURATION\tATTEMPTS")
+	// Where the jobs ran is shown once some ran elsewhere than here.
+	where := false
+	for _, j := range res.Jobs {
+		where = where || (j.Where != "" && j.Where != "local")
+	}
+	if where {
+		fmt.Fprintln(tw, "JOB\tRESULT\tDURATION\tATTEMPTS\tWHERE")
+	} else {
+		fmt.Fprintln(tw, "JOB\tRESULT\tDURATION\tATTEMPTS")
+	}
 	for _, j := range res.Jobs {
 		result := string(j.Status)
 		switch {
@@ -38,6 +47,14 @@ func writeSummary(w io.Writer, res *actions.Result, masker *actions.Masker, colo
 		}
 		if n := mostAttempts(j); n > 0 {
 			attempts = strconv.Itoa(n)
+		}
+		if where {
+			at := j.Where
+			if at == "" {
+				at = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", j.Job, result, dur, attempts, at)
+			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", j.Job, result, dur, attempts)
 	}

@@ -19,6 +19,9 @@ import (
 // run, plan, list and validate.
 type workflowFlags struct {
 	jobs []string
+	// schemaOnly skips the check that this build has a backend for every
+	// executor type (validate and plan only).
+	schemaOnly bool
 	// source is the workflow as given (set by loadPlan).
 	source string
 }
@@ -63,6 +66,12 @@ func (f *workflowFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&f.jobs, "job", nil, "run only this job and what it needs (repeatable)")
 }
 
+// registerSchemaOnly adds --schema-only, for the commands that run nothing.
+func (f *workflowFlags) registerSchemaOnly(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&f.schemaOnly, "schema-only", false,
+		"check the workflow against the JSON graph schema only, also for executor types this build has no backend for")
+}
+
 // loadPlan reads the workflow named by args, evaluating it first when it
 // is written in Nix, compiles it and narrows it to the selected jobs.
 func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) {
@@ -94,6 +103,20 @@ func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) 
 		if err != nil {
 			return nil, usageError(err, "'nixflow list' shows the jobs of the workflow")
 		}
+	}
+	// A selected job whose executor has no backend here fails now, not
+	// after the jobs before it ran.
+	if f != nil && f.schemaOnly {
+		return plan, nil
+	}
+	if err := plan.CheckExecutors(registry().Types()); err != nil {
+		var list compiler.ErrorList
+		if generated && errors.As(err, &list) {
+			for _, e := range list {
+				e.Line, e.Col = 0, 0
+			}
+		}
+		return nil, usageError(err)
 	}
 	return plan, nil
 }

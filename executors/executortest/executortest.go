@@ -29,6 +29,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
@@ -57,13 +58,31 @@ const (
 	readyTimeout = 15 * time.Second
 )
 
-// Run runs the conformance scenarios as subtests of t. newExecutor returns
-// a fresh executor for each scenario; Run closes it.
-func Run(t *testing.T, newExecutor func(t *testing.T) executors.Executor) {
-	s := &suite{newExecutor: newExecutor}
+// Backend is the executor under test.
+type Backend struct {
+	// New returns a fresh executor for each scenario; the suite closes it.
+	New func(t *testing.T) executors.Executor
+	// InheritsHostEnv says that steps see the test process's environment
+	// below their declared one (the local executor). Otherwise no variable
+	// of the test's environment may reach a step.
+	InheritsHostEnv bool
+	// ReadKept reads the file rel (slash-separated, relative to the
+	// workspace) of a workspace after Teardown, by the backend's own means
+	// (a host path, an ssh command). It returns an error satisfying
+	// errors.Is(err, fs.ErrNotExist) when the file is gone. The suite
+	// checks with it that Teardown(keep=false) removes the workspace and
+	// Teardown(keep=true) keeps it; the backend's test removes what was
+	// kept. Nil skips those checks.
+	ReadKept func(t *testing.T, ws executors.Workspace, rel string) ([]byte, error)
+}
+
+// Run runs the conformance scenarios as subtests of t.
+func Run(t *testing.T, b Backend) {
+	s := &suite{Backend: b}
 	t.Run("Output", s.testOutput)
 	t.Run("LargeOutput", s.testLargeOutput)
 	t.Run("Environment", s.testEnvironment)
+	t.Run("PathPrepend", s.testPathPrepend)
 	t.Run("WorkingDirectory", s.testWorkingDirectory)
 	t.Run("Stdin", s.testStdin)
 	t.Run("ExitCodes", s.testExitCodes)
@@ -76,15 +95,19 @@ func Run(t *testing.T, newExecutor func(t *testing.T) executors.Executor) {
 	t.Run("CopyTree", s.testCopyTree)
 	t.Run("CopyFile", s.testCopyFile)
 	t.Run("CopyErrors", s.testCopyErrors)
+	t.Run("CopyRepo", s.testCopyRepo)
 	t.Run("TempDir", s.testTempDir)
+	t.Run("ControlFilesInOneCopy", s.testControlFiles)
+	t.Run("PrepareCancelled", s.testPrepareCancelled)
 	t.Run("Teardown", s.testTeardown)
+	t.Run("TeardownKeep", s.testTeardownKeep)
 	t.Run("TeardownReadOnly", s.testTeardownReadOnly)
 	t.Run("TeardownWhileStopping", s.testTeardownWhileStopping)
 	t.Run("ConcurrentJobs", s.testConcurrentJobs)
 }
 
 type suite struct {
-	newExecutor func(t *testing.T) executors.Executor
+	Backend
 }
 
 // env is the test's view of one executor, with a run directory.
@@ -96,7 +119,7 @@ type env struct {
 
 func (s *suite) setup(t *testing.T) *env {
 	t.Helper()
-	ex := s.newExecutor(t)
+	ex := s.New(t)
 	t.Cleanup(func() {
 		if err := ex.Close(context.Background()); err != nil {
 			t.Errorf("Close: %v", err)
@@ -116,7 +139,16 @@ type workspace struct {
 // prepare prepares the workspace of job.
 func (e *env) prepare(job string) *workspace {
 	e.t.Helper()
-	ws, err := e.ex.Prepare(context.Background(), executors.JobSpec{RunID: "conformance", Job: job, RunDir: e.runDir})
+	return e.prepareSpec(executors.JobSpec{Job: job})
+}
+
+// prepareSpec prepares a workspace from spec, with the suite's run.
+func (e *env) prepareSpec(spec executors.JobSpec) *workspace {
+	e.t.Helper()
+	job := spec.Job
+	spec.RunID, spec.RunDir = "conformance", e.runDir
+	spec.Log = func(msg string) { e.t.Logf("prepare %s: %s", job, msg) }
+	ws, err := e.ex.Prepare(context.Background(), spec)
 	if err != nil {
 		e.t.Fatalf("Prepare(%q): %v", job, err)
 	}
@@ -139,26 +171,20 @@ func (w *workspace) teardown(keep bool) {
 	}
 }
 
-// stepPath is the PATH of the steps: the test's, then the usual places.
-func stepPath() string {
-	p := "/usr/local/bin:/usr/bin:/bin"
-	if host := os.Getenv("PATH"); host != "" {
-		p = host + ":" + p
-	}
-	return p
-}
-
+// baseEnv is what every scenario declares. PATH is not among it: the
+// backend's own base environment provides bash and coreutils.
 func baseEnv() []string {
-	return []string{"PATH=" + stepPath(), "LC_ALL=C"}
+	return []string{"LC_ALL=C"}
 }
 
 // step is a script to run and how.
 type step struct {
-	script string
-	env    []string // added to baseEnv
-	dir    string
-	stdout io.Writer // nil: collected and returned
-	stop   executors.Signals
+	script  string
+	env     []string // added to baseEnv
+	prepend []string // Command.PathPrepend
+	dir     string
+	stdout  io.Writer // nil: collected and returned
+	stop    executors.Signals
 }
 
 // result is what a step run gives.
@@ -171,7 +197,8 @@ type result struct {
 
 func (w *workspace) command(s step, stdout, stderr io.Writer, stops *atomic.Int32) executors.Command {
 	return executors.Command{
-		Argv: argv(s.script), Env: append(baseEnv(), s.env...), Dir: s.dir, Stdout: stdout, Stderr: stderr,
+		Argv: argv(s.script), Env: append(baseEnv(), s.env...), PathPrepend: s.prepend, Dir: s.dir,
+		Stdout: stdout, Stderr: stderr,
 		Stop: func() executors.Signals {
 			stops.Add(1)
 			return s.stop
@@ -369,16 +396,22 @@ func (s *suite) testLargeOutput(t *testing.T) {
 	}
 }
 
+// hostOnlyVar is set in the test process's environment during the
+// Environment scenario: it reaches steps only on backends that inherit it.
+const hostOnlyVar = "NIXFLOW_T_HOST_ONLY"
+
 func (s *suite) testEnvironment(t *testing.T) {
+	t.Setenv(hostOnlyVar, "from the test process")
 	w := s.setup(t).prepare("env")
 	vars := []string{
 		"NIXFLOW_T_SPACES=a  b c ",
 		"NIXFLOW_T_NEWLINES=line 1\nline 2\n",
 		"NIXFLOW_T_EQUALS=k=v==w",
 		"NIXFLOW_T_EMPTY=",
+		"NIXFLOW_T_QUOTES=it's \"$HOME\" `x` \\",
 	}
 	r := w.mustRun(step{
-		script: `printf '%s\0' "$NIXFLOW_T_SPACES" "$NIXFLOW_T_NEWLINES" "$NIXFLOW_T_EQUALS" "${NIXFLOW_T_EMPTY-unset}" ENV; env -0`,
+		script: `printf '%s\0' "$NIXFLOW_T_SPACES" "$NIXFLOW_T_NEWLINES" "$NIXFLOW_T_EQUALS" "${NIXFLOW_T_EMPTY-unset}" "$NIXFLOW_T_QUOTES" ENV; env -0`,
 		env:    vars,
 	})
 	fields := strings.Split(strings.TrimSuffix(r.stdout, "\x00"), "\x00")
@@ -386,39 +419,60 @@ func (s *suite) testEnvironment(t *testing.T) {
 	if i < 0 {
 		t.Fatalf("unexpected output %q", r.stdout)
 	}
-	want := []string{"a  b c ", "line 1\nline 2\n", "k=v==w", ""}
+	want := []string{"a  b c ", "line 1\nline 2\n", "k=v==w", "", "it's \"$HOME\" `x` \\"}
 	if got := fields[:i]; !slices.Equal(got, want) {
 		t.Errorf("values seen by bash = %q, want %q", got, want)
 	}
 
-	// What a program started by bash sees: exactly the step's
-	// environment, but for what bash and the executor may add.
+	// What a program started by bash sees: the declared environment with
+	// its values, over the backend's base environment.
 	given := map[string]string{}
 	for _, kv := range append(baseEnv(), vars...) {
 		k, v, _ := strings.Cut(kv, "=")
 		given[k] = v
 	}
-	// The variables bash adds to its children's environment, and the one
-	// executors may add.
-	bashExports := []string{"PWD", "OLDPWD", "SHLVL", "_"}
-	allowed := append(slices.Clone(bashExports), "NIXFLOW_STEP_COOKIE")
-	seen := map[string]bool{}
+	seen := map[string]string{}
 	for _, kv := range fields[i+1:] {
 		k, v, _ := strings.Cut(kv, "=")
-		seen[k] = true
-		switch want, ok := given[k]; {
-		case ok && v != want:
+		seen[k] = v
+		if want, ok := given[k]; ok && v != want {
 			t.Errorf("env: %s=%q, want %q", k, v, want)
-		case !ok && os.Getenv(k) != "" && !slices.Contains(bashExports, k):
-			t.Errorf("env: %s=%q leaked from the test's environment", k, v)
-		case !ok && !slices.Contains(allowed, k):
-			t.Errorf("env: unexpected variable %s=%q", k, v)
 		}
 	}
 	for k := range given {
-		if !seen[k] {
+		if _, ok := seen[k]; !ok {
 			t.Errorf("env: %s is missing", k)
 		}
+	}
+	v, ok := seen[hostOnlyVar]
+	switch {
+	case s.InheritsHostEnv && v != "from the test process":
+		t.Errorf("env: %s=%q (set: %v), want the test process's value: this backend inherits it", hostOnlyVar, v, ok)
+	case !s.InheritsHostEnv && ok:
+		t.Errorf("env: %s=%q leaked from the test process's environment", hostOnlyVar, v)
+	}
+	if _, ok := seen["PATH"]; !ok {
+		t.Errorf("env: no PATH: the backend's base environment must give one")
+	}
+}
+
+// testPathPrepend checks that PathPrepend goes in front of the base PATH,
+// which stays (coreutils remain reachable), or in front of a declared one.
+func (s *suite) testPathPrepend(t *testing.T) {
+	w := s.setup(t).prepare("path")
+	w.mustRun(step{script: `mkdir -p tools/a tools/b; printf '#!/bin/sh\necho a\n' > tools/a/which-tool; printf '#!/bin/sh\necho b\n' > tools/b/which-tool; chmod +x tools/*/which-tool`})
+	a, b := path.Join(w.Dir(), "tools/a"), path.Join(w.Dir(), "tools/b")
+	r := w.mustRun(step{script: `which-tool; cat /dev/null && echo coreutils; printf '%s\n' "$PATH"`, prepend: []string{a, b}})
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	if len(lines) != 3 || lines[0] != "a" || lines[1] != "coreutils" {
+		t.Fatalf("stdout = %q, want the first prepended directory to win and coreutils reachable", r.stdout)
+	}
+	if !strings.HasPrefix(lines[2], a+":"+b+":") {
+		t.Errorf("PATH = %q, want it to start with %q", lines[2], a+":"+b+":")
+	}
+	r = w.mustRun(step{script: `printf '%s\n' "$PATH"`, prepend: []string{b}, env: []string{"PATH=/nixflow-declared:" + lines[2]}})
+	if got := strings.TrimSpace(r.stdout); !strings.HasPrefix(got, b+":/nixflow-declared:") {
+		t.Errorf("with a declared PATH, PATH = %q, want %q in front of it", got, b+":")
 	}
 }
 
@@ -846,5 +900,113 @@ func (s *suite) testConcurrentJobs(t *testing.T) {
 	slices.Sort(dirs)
 	if len(slices.Compact(dirs)) != n {
 		t.Errorf("workspaces are not distinct: %q", dirs)
+	}
+}
+
+// makeRepo makes a git repository with a committed file, a modified one,
+// an untracked one and an ignored one.
+func makeRepo(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not on PATH")
+	}
+	dir := t.TempDir()
+	gitRun := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "HOME="+dir)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	gitRun("init", "-q")
+	write := func(name, data string, mode os.FileMode) {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(".gitignore", "secret.env\n", 0o644)
+	write("src/main.sh", "echo committed\n", 0o755)
+	write("changed.txt", "old\n", 0o644)
+	gitRun("add", ".")
+	gitRun("commit", "-q", "-m", "init")
+	write("changed.txt", "new\n", 0o644)
+	write("untracked.txt", "untracked\n", 0o644)
+	write("secret.env", "TOKEN=hunter2\n", 0o600)
+	return dir
+}
+
+// testCopyRepo checks that a workspace with CopyRepo starts from the
+// repository as git sees it: committed, modified and untracked files with
+// their modes, ignored files absent.
+func (s *suite) testCopyRepo(t *testing.T) {
+	repo := makeRepo(t)
+	w := s.setup(t).prepareSpec(executors.JobSpec{Job: "repo", CopyRepo: true, RepoDir: repo})
+	r := w.mustRun(step{script: `cat src/main.sh changed.txt untracked.txt; test -x src/main.sh && echo executable; test -e secret.env && echo LEAKED || echo no-ignored`})
+	want := "echo committed\nnew\nuntracked\nexecutable\nno-ignored\n"
+	if r.stdout != want {
+		t.Errorf("workspace from the repository: stdout = %q, want %q", r.stdout, want)
+	}
+}
+
+// testControlFiles checks that TempDir copies out whole, with every file a
+// step wrote there, in one CopyOut (the runner reads JOB_ENV, JOB_PATH and
+// JOB_OUTPUT so).
+func (s *suite) testControlFiles(t *testing.T) {
+	w := s.setup(t).prepare("control")
+	w.mustRun(step{script: `printf 'A=1\n' >> "$T/env"; printf '/x\n' >> "$T/path"; printf 'k=v\n' >> "$T/output"`, env: []string{"T=" + w.TempDir()}})
+	dst := filepath.Join(t.TempDir(), "ctl")
+	if err := w.CopyOut(context.Background(), w.TempDir(), dst); err != nil {
+		t.Fatalf("CopyOut(TempDir): %v", err)
+	}
+	for name, want := range map[string]string{"env": "A=1\n", "path": "/x\n", "output": "k=v\n"} {
+		if b, err := os.ReadFile(filepath.Join(dst, name)); err != nil || string(b) != want {
+			t.Errorf("%s: %q, %v; want %q", name, b, err, want)
+		}
+	}
+}
+
+// testPrepareCancelled checks that Prepare with a done context fails with
+// the context's error and leaves no workspace behind.
+func (s *suite) testPrepareCancelled(t *testing.T) {
+	e := s.setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ws, err := e.ex.Prepare(ctx, executors.JobSpec{RunID: "conformance", Job: "cancelled", RunDir: e.runDir})
+	if err == nil {
+		ws.Teardown(context.Background(), false)
+		t.Fatal("Prepare with a cancelled context succeeded")
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Prepare with a cancelled context: %v, want an error wrapping context.Canceled", err)
+	}
+	// The job can be prepared afterwards: nothing half-made is in the way.
+	e.prepare("cancelled")
+}
+
+// testTeardownKeep checks with the backend's own means that Teardown
+// removes a workspace, and keeps it when asked.
+func (s *suite) testTeardownKeep(t *testing.T) {
+	if s.ReadKept == nil {
+		t.Skip("the backend gives no way to look at a torn down workspace")
+	}
+	e := s.setup(t)
+	for _, keep := range []bool{false, true} {
+		job := fmt.Sprintf("keep-%v", keep)
+		w := e.prepare(job)
+		w.mustRun(step{script: `mkdir -p sub; echo data > sub/file`})
+		w.teardown(keep)
+		b, err := s.ReadKept(t, w.Workspace, "sub/file")
+		switch {
+		case keep && (err != nil || string(b) != "data\n"):
+			t.Errorf("after Teardown(keep=true): %q, %v; want the workspace kept", b, err)
+		case !keep && !errors.Is(err, fs.ErrNotExist):
+			t.Errorf("after Teardown(keep=false): %q, %v; want the workspace gone", b, err)
+		}
 	}
 }

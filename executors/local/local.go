@@ -8,7 +8,9 @@
 // (mode 0700). Prepare fails if the workspace directory already exists.
 //
 // With JobSpec.CopyRepo the workspace starts from JobSpec.RepoDir as git
-// sees it: the tracked files and the untracked files that are not ignored,
+// sees it, through a snapshot of it that the executor makes once per run,
+// when its first job needs it, and that every job then starts from (an
+// overlay mount where the kernel allows, else a copy; see snapshot.go): the tracked files and the untracked files that are not ignored,
 // with their uncommitted modifications; deleted tracked files and ignored
 // files are absent. The copy is itself a git repository (a clone of RepoDir
 // sharing its objects through git's alternates, so it is cheap but relies
@@ -27,10 +29,13 @@
 //
 // # Steps
 //
-// A step runs with exactly the environment it is given, plus one variable,
-// NIXFLOW_STEP_COOKIE, a random value unique to the step (see below). The
-// program (Argv[0], normally bash) is looked up in the PATH of the step's
-// environment, or in nixflow's PATH if the step has none. Standard input
+// A step runs with nixflow's own environment (the executor's base
+// environment, from executors.Params.Environ) overlaid with the step's
+// declared environment, the PathPrepend directories in front of PATH, plus
+// one variable, NIXFLOW_STEP_COOKIE, a random value unique to the step
+// (see below). The program (Argv[0], normally bash) is looked up in the
+// PATH of the step's environment, or in nixflow's PATH if the step has
+// none. Standard input
 // is /dev/null, and the step runs in a process group of its own. Signals
 // that nixflow ignores are ignored by the step too, as exec keeps them so:
 // a step cannot trap SIGINT if nixflow was started with SIGINT ignored and
@@ -49,10 +54,16 @@
 //     with SIGKILL.
 //   - Processes that left the process group (setsid, daemons) are found by
 //     the NIXFLOW_STEP_COOKIE variable in their environment, which they
-//     inherit, and killed with SIGKILL, after every step. A process that
-//     cleared its environment (env -i) or runs as another user (sudo) is
-//     beyond reach; so are a step's processes if nixflow itself is killed
-//     with SIGKILL.
+//     inherit, and killed with SIGKILL, after every step.
+//   - Where cgroup v2 lets nixflow make cgroups below its own (as root, or
+//     in a delegated subtree with no controller enabled below nixflow's
+//     cgroup), each step runs in a cgroup of its own, entered at clone
+//     time; whatever is left in it after the step is killed, so that a
+//     process that left the process group and cleared or rewrote its
+//     environment (env -i; daemons that rewrite theirs) does not survive
+//     either. Without such a cgroup, that process is beyond reach, as is
+//     one that runs as another user (sudo), and a step's processes if
+//     nixflow itself is killed with SIGKILL.
 //
 // Run returns once the output pipes reached end of file, or at most two
 // seconds after the step's processes were killed if some process beyond
@@ -73,27 +84,36 @@ import (
 	"github.com/nixflow/nixflow/executors"
 )
 
-// Executor is the local executor. It holds no state: each workspace is
-// independent, and Prepare is safe for concurrent use.
-type Executor struct{}
+// Executor is the local executor. Each workspace is independent, and
+// Prepare is safe for concurrent use.
+type Executor struct {
+	// Environ is the base environment of the steps.
+	Environ []string
+	// snaps are the repository snapshots jobs start from.
+	snaps snapshots
+}
 
 var _ executors.Executor = (*Executor)(nil)
 
-// New returns a local executor. It matches executors.Factory; config (the
-// compiler's local executor configuration) is not used yet.
-func New(config any) (executors.Executor, error) {
-	return &Executor{}, nil
+// New returns a local executor whose steps inherit p.Environ. It matches
+// executors.Factory; the compiler's local configuration has no options.
+func New(p executors.Params) (executors.Executor, error) {
+	return &Executor{Environ: p.Environ}, nil
 }
 
-// Close does nothing: the local executor shares nothing between jobs.
+// Close removes the repository snapshots the executor's jobs started
+// from.
 func (e *Executor) Close(ctx context.Context) error {
-	return nil
+	return e.snaps.remove()
 }
 
 // Prepare creates the job's workspace and temporary directory, and fills
 // the workspace from spec.RepoDir when spec.CopyRepo is set. On failure it
 // removes what it created.
 func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executors.Workspace, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("prepare local workspace: %w", err)
+	}
 	if spec.RunDir == "" {
 		return nil, errors.New("prepare local workspace: empty run directory")
 	}
@@ -108,6 +128,7 @@ func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executo
 		return nil, fmt.Errorf("prepare local workspace: %w", err)
 	}
 	w := &workspace{
+		environ:      e.Environ,
 		dir:          filepath.Join(runDir, "jobs", spec.Job),
 		tempDir:      filepath.Join(runDir, "tmp", spec.Job),
 		drainTimeout: defaultDrainTimeout,
@@ -123,13 +144,22 @@ func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executo
 		return nil, fmt.Errorf("create temporary directory: %w", err)
 	}
 	if spec.CopyRepo {
-		if err := copyRepo(ctx, spec.RepoDir, w.dir, runDir, spec.Exclude); err != nil {
-			_ = removeTree(w.dir)
-			_ = removeTree(w.tempDir)
+		if err := e.copyRepo(ctx, spec, runDir, w); err != nil {
+			_ = w.Teardown(context.WithoutCancel(ctx), false)
 			return nil, fmt.Errorf("copy repository %q to workspace %q: %w", spec.RepoDir, w.dir, err)
 		}
 	}
 	return w, nil
+}
+
+// copyRepo starts w from the run's snapshot of spec.RepoDir, making the
+// snapshot first if this is the first job to need it.
+func (e *Executor) copyRepo(ctx context.Context, spec executors.JobSpec, runDir string, w *workspace) error {
+	snap, err := e.snaps.get(ctx, spec.RepoDir, runDir, spec.Exclude)
+	if err != nil {
+		return err
+	}
+	return e.snaps.materialise(ctx, snap, w, runDir, spec.Job)
 }
 
 // validJobName reports whether job can name a directory: one non-empty
@@ -140,10 +170,17 @@ func validJobName(job string) bool {
 
 // workspace is a job's workspace on the local machine.
 type workspace struct {
+	environ      []string
 	dir, tempDir string
+	// overlay is the directory of the layers of the overlay mounted at
+	// dir, if the workspace is one.
+	overlay string
 	// drainTimeout bounds the wait for the output pipes once the step's
 	// processes are gone (tests shorten it).
 	drainTimeout time.Duration
+	// noCgroup keeps steps out of cgroups of their own (tests of the
+	// cookie alone set it).
+	noCgroup bool
 
 	mu       sync.Mutex
 	tornDown bool
@@ -166,6 +203,9 @@ func (w *workspace) makeTempDir() error {
 
 // Dir returns the workspace directory, an absolute host path.
 func (w *workspace) Dir() string { return w.dir }
+
+// Where says the steps run on this machine.
+func (w *workspace) Where() string { return "local" }
 
 // TempDir returns the job's private temporary directory, an absolute host
 // path outside Dir.
@@ -246,7 +286,7 @@ func (w *workspace) CopyOut(ctx context.Context, src, dst string) error {
 	}
 	defer w.active.Done()
 	if err := w.copyOut(ctx, src, dst); err != nil {
-		return fmt.Errorf("copy %q out of workspace to %q: %w", src, dst, err)
+		return fmt.Errorf("copy %q out of workspace to %q: %w", src, dst, outside(err))
 	}
 	return nil
 }
@@ -319,19 +359,67 @@ func (w *workspace) Teardown(ctx context.Context, keep bool) error {
 		// Run kills whatever it started within a bounded time; go ahead
 		// and let removal report what it cannot remove.
 	}
+	var errs []error
+	if w.overlay != "" {
+		if err := w.unmount(ctx, keep); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	// The temp dir goes even when the workspace is kept: it holds the
 	// control files (JOB_ENV may carry secrets) and nothing of the user's.
 	dirs := []string{w.tempDir}
 	if !keep {
 		dirs = append(dirs, w.dir)
 	}
-	var errs []error
 	for _, dir := range dirs {
 		if err := removeTree(dir); err != nil {
 			errs = append(errs, fmt.Errorf("remove %q: %w", dir, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// unmount ends the workspace's overlay mount. A kept workspace is first
+// copied out of it, so that it outlives the mount as a plain directory.
+func (w *workspace) unmount(ctx context.Context, keep bool) error {
+	kept := ""
+	if keep {
+		kept = w.dir + ".kept"
+		if err := os.Mkdir(kept, 0o755); err != nil {
+			return fmt.Errorf("keep workspace: %w", err)
+		}
+		if err := copyDir(ctx, w.dir, kept); err != nil {
+			_ = removeTree(kept)
+			return fmt.Errorf("keep workspace: %w", err)
+		}
+	}
+	if err := unmountOverlay(w.dir, w.overlay); err != nil {
+		return err
+	}
+	w.overlay = ""
+	if kept == "" {
+		return nil
+	}
+	if err := os.Remove(w.dir); err != nil {
+		return fmt.Errorf("keep workspace: %w", err)
+	}
+	return os.Rename(kept, w.dir)
+}
+
+// copyDir copies the tree of directory src into the existing directory
+// dst.
+func copyDir(ctx context.Context, src, dst string) error {
+	s, err := os.OpenRoot(src)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	d, err := os.OpenRoot(dst)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return copyTree(ctx, s, ".", false, d, ".", nil)
 }
 
 // removeTree removes dir and everything below it, also when a step left

@@ -19,13 +19,15 @@ import (
 // copyWorkers is the number of files copyRepo copies at a time.
 const copyWorkers = 4
 
-// copyRepo fills the empty workspace directory ws from repoDir as git sees
-// it (see the package documentation). Paths under runDir and the exclude
-// directories, should they lie inside repoDir, are left out.
-func copyRepo(ctx context.Context, repoDir, ws, runDir string, exclude []string) error {
-	repoDir, err := filepath.Abs(repoDir)
+// copyRepo fills the empty directory ws from repoDir as git sees it (see
+// the package documentation). Paths under runDir and the exclude
+// directories, should they lie inside repoDir, are left out. It returns
+// the paths it copied (nil when it copied the whole tree) and whether ws
+// is a clone of repoDir.
+func copyRepo(ctx context.Context, repoDir, ws, runDir string, exclude []string) (names []string, clone bool, err error) {
+	repoDir, err = filepath.Abs(repoDir)
 	if err != nil {
-		return err
+		return nil, false, err
 	}
 	var skips []func(string) bool
 	for _, d := range append([]string{runDir}, exclude...) {
@@ -47,39 +49,40 @@ func copyRepo(ctx context.Context, repoDir, ws, runDir string, exclude []string)
 	g := gitRunner{env: gitEnviron(os.Environ())}
 	inside, prefix, err := g.workTree(ctx, repoDir)
 	if err != nil {
-		return err
+		return nil, false, err
 	}
 	src, err := os.OpenRoot(repoDir)
 	if err != nil {
-		return err
+		return nil, false, err
 	}
 	defer src.Close()
 	dst, err := os.OpenRoot(ws)
 	if err != nil {
-		return err
+		return nil, false, err
 	}
 	defer dst.Close()
 	if !inside {
-		return copyTree(ctx, src, ".", true, dst, ".", skip)
+		return nil, false, copyTree(ctx, src, ".", true, dst, ".", skip)
 	}
 
 	out, err := g.run(ctx, repoDir, nil, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
 	if err != nil {
-		return err
+		return nil, false, err
 	}
-	names := splitNames(out, skip)
-	if prefix == "" {
+	names = splitNames(out, skip)
+	clone = prefix == ""
+	if clone {
 		if err := g.cloneInto(ctx, repoDir, ws); err != nil {
-			return err
+			return nil, false, err
 		}
 	}
 	if err := copyListed(ctx, src, dst, names); err != nil {
-		return err
+		return nil, false, err
 	}
-	if prefix == "" {
-		return g.syncState(ctx, repoDir, ws)
+	if clone {
+		return names, true, g.syncState(ctx, repoDir, ws)
 	}
-	return nil
+	return names, false, nil
 }
 
 // under returns a skip function for copyTree that leaves out dir, should
@@ -267,7 +270,7 @@ func (g gitRunner) workTree(ctx context.Context, dir string) (inside bool, prefi
 	var exit *exec.ExitError
 	switch {
 	case errors.Is(err, exec.ErrNotFound):
-		return false, "", nil
+		return false, "", noGit(dir)
 	case errors.As(err, &exit) && strings.Contains(stderr.String(), "not a git repository"):
 		return false, "", nil
 	case err != nil:

@@ -65,9 +65,11 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	if ctx.Err() != nil {
 		return executors.Result{ExitCode: -1, Stopped: true}, nil
 	}
+	if err := checkRunDir(w.dir, dir); err != nil {
+		return executors.Result{}, fmt.Errorf("run: %w", err)
+	}
 	cookie := newCookie()
-	env := make([]string, 0, len(cmd.Env)+1)
-	env = append(env, cmd.Env...)
+	env := executors.MergeEnv(w.environ, cmd.Env, cmd.PathPrepend)
 	env = append(env, cookieVar+"="+cookie)
 	prog, err := lookPath(cmd.Argv[0], env)
 	if err != nil {
@@ -96,11 +98,17 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	// last pid allocated before it starts.
 	lastBefore, windowed := lastPID()
 	started := time.Now()
-	if err := c.Start(); err != nil {
+	var cg *stepCgroup
+	if !w.noCgroup {
+		cg = newStepCgroup(cookie)
+		defer cg.close()
+	}
+	if c, err = cg.start(c); err != nil {
 		stdout.abort()
 		stderr.abort()
-		return executors.Result{}, fmt.Errorf("run %q: %w", cmd.Argv[0], err)
+		return executors.Result{}, fmt.Errorf("run %q: %w", cmd.Argv[0], explainStart(err, cmd.Argv, env))
 	}
+	linkStreams(stdout, stderr)
 	stdout.start()
 	stderr.start()
 	pgid := c.Process.Pid
@@ -130,7 +138,7 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	if !stopped {
 		// Whatever the step left in its process group dies with it.
 		if err := syscall.Kill(-pgid, syscall.SIGKILL); err == nil {
-			waitGroup(pgid, exited, killTimeout)
+			waitGroup(pgid, exited, killTimeout, nil)
 		}
 	}
 	<-exited
@@ -139,6 +147,7 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	// processes otherwise, and after a stop, where escapees are likeliest.
 	full := stopped || !windowed || time.Since(started) > windowedScanLimit
 	killByCookie(cookie, lastBefore, full)
+	cg.kill()
 
 	drained := make(chan struct{})
 	drain := time.AfterFunc(w.drainTimeout, func() { close(drained) })
@@ -190,27 +199,35 @@ func stopGroup(pgid int, exited <-chan struct{}, sig executors.Signals) {
 		return
 	}
 	if sig.FirstSignalInterrupt {
-		if waitGroup(pgid, exited, sig.InterruptGrace) || !signal(syscall.SIGTERM) {
+		if waitGroup(pgid, exited, sig.InterruptGrace, sig.Hurry) || !signal(syscall.SIGTERM) {
 			return
 		}
 	}
-	if waitGroup(pgid, exited, sig.TerminateGrace) || !signal(syscall.SIGKILL) {
+	if waitGroup(pgid, exited, sig.TerminateGrace, sig.Hurry) || !signal(syscall.SIGKILL) {
 		return
 	}
-	waitGroup(pgid, exited, killTimeout)
+	waitGroup(pgid, exited, killTimeout, nil)
 }
 
 // waitGroup waits up to d for the process group pgid to be empty: for its
 // leader to be reaped (exited is closed) and then for the group to have no
 // live member. There is no notification for the latter: it polls, with a
-// backoff from 1 to 20 milliseconds.
-func waitGroup(pgid int, exited <-chan struct{}, d time.Duration) bool {
+// backoff from 1 to 20 milliseconds. A closed hurry ends the wait as
+// the deadline does.
+func waitGroup(pgid int, exited <-chan struct{}, d time.Duration, hurry <-chan struct{}) bool {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	select {
 	case <-exited:
 	case <-deadline.C:
 		return false
+	case <-hurry:
+		select {
+		case <-exited:
+			return !groupAlive(pgid)
+		default:
+			return false
+		}
 	}
 	for backoff := time.Millisecond; ; backoff = min(2*backoff, 20*time.Millisecond) {
 		if !groupAlive(pgid) {
@@ -222,6 +239,9 @@ func waitGroup(pgid int, exited <-chan struct{}, d time.Duration) bool {
 		case <-deadline.C:
 			t.Stop()
 			return false
+		case <-hurry:
+			t.Stop()
+			return !groupAlive(pgid)
 		}
 	}
 }
@@ -263,6 +283,13 @@ type output struct {
 	done chan struct{}
 	// err is the first error writing to dst, set before done is closed.
 	err error
+	// set links the step's outputs (see streams.go); rc is r's raw
+	// connection, pending what was taken from it for another output's
+	// chunk, closed set once r is closed. Guarded by set.mu.
+	set     *streamSet
+	rc      syscall.RawConn
+	pending []byte
+	closed  bool
 }
 
 func newOutput(dst io.Writer) (*output, error) {
@@ -299,13 +326,19 @@ func (o *output) start() {
 		return
 	}
 	o.w.Close()
-	go o.copy()
+	if o.set != nil {
+		go o.copyLinked()
+		return
+	}
+	go func() {
+		defer close(o.done)
+		o.copyPlain()
+	}()
 }
 
-// copy passes bytes on as they arrive. After a write error it goes on
-// reading, so that the step does not block on a full pipe.
-func (o *output) copy() {
-	defer close(o.done)
+// copyPlain passes bytes on as they arrive. After a write error it goes
+// on reading, so that the step does not block on a full pipe.
+func (o *output) copyPlain() {
 	buf := make([]byte, copyBufferSize)
 	for {
 		n, err := o.r.Read(buf)
@@ -327,6 +360,11 @@ func (o *output) finish(timeout <-chan struct{}) {
 	select {
 	case <-o.done:
 	case <-timeout:
+	}
+	if o.set != nil {
+		o.set.mu.Lock()
+		o.closed = true
+		o.set.mu.Unlock()
 	}
 	o.r.Close() // unblocks a pending Read
 	<-o.done

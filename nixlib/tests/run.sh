@@ -129,7 +129,9 @@ for nix in "$here"/*.nix; do
 		skip "$name: nixflow validate/plan (no nixflow binary)"
 		continue
 	fi
-	if msg=$("$nixflow" validate "$out" 2>&1) && "$nixflow" plan "$out" >/dev/null 2>&1; then
+	# --schema-only: the fixtures name every executor type, also those this
+	# build may have no backend for.
+	if msg=$("$nixflow" validate --schema-only "$out" 2>&1) && "$nixflow" plan --schema-only "$out" >/dev/null 2>&1; then
 		pass
 	else
 		fail "$name: nixflow validate/plan" "$msg"
@@ -138,7 +140,7 @@ for nix in "$here"/*.nix; do
 	if [ -f "$golden" ] && txtar_section "$golden" plan.json | grep -q .; then
 		strip='del(.jobs[].steps[].deps)'
 		if diff=$(diff -u <(txtar_section "$golden" plan.json | jq -S "$strip") \
-			<("$nixflow" plan --format json "$out" | jq -S "$strip")); then
+			<("$nixflow" plan --schema-only --format json "$out" | jq -S "$strip")); then
 			pass
 		else
 			fail "$name: plan differs from plan.json of ${golden#"$repo"/}" "$diff"

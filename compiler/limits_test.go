@@ -1,0 +1,76 @@
+package compiler
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// hugeInputs are inputs that once took tens of seconds and gigabytes to
+// validate (edit distances on 30,000-character names, every error's
+// position found by scanning the file from its start).
+func hugeInputs() map[string]string {
+	long := func(c string) string { return strings.Repeat(c, 30000) }
+	inputs := map[string]string{}
+	inputs["long names"] = fmt.Sprintf(`{"version": 1, "name": "x", "jobs": {%q: {"needs": [%q], "steps": [{"bash": "true"}]}}}`, long("a"), long("b"))
+
+	var b strings.Builder
+	b.WriteString(`{"version": 1, "name": "x", "jobs": {`)
+	for i := range 3000 {
+		if i > 0 {
+			b.WriteString(",\n")
+		}
+		fmt.Fprintf(&b, `"job-%05d": {"needs": ["missing-%05d"], "steps": [{"bash": "true"}]}`, i, i)
+	}
+	b.WriteString("}}")
+	inputs["3000 missing needs"] = b.String()
+
+	b.Reset()
+	b.WriteString(`{"version": 1, "name": "x", "jobs": {"a": {"steps": [{"bash": "true"}]`)
+	for i := range 20000 {
+		fmt.Fprintf(&b, `, "unknown%05d": 1`, i)
+	}
+	b.WriteString("}}}")
+	inputs["20000 unknown fields"] = b.String()
+	// The same on many lines, and on one line of 10 MB.
+	inputs["20000 unknown fields, lines"] = strings.ReplaceAll(b.String(), ", ", ",\n")
+	inputs["10 MB line"] = strings.Replace(b.String(), `"version"`, `"pad": "`+strings.Repeat("p", 9<<20)+`", "version"`, 1)
+	return inputs
+}
+
+// TestHugeInputs is a guard, not a measurement: each input validates in
+// well under a second (BenchmarkHugeInputs); the test only fails when
+// one takes ten times that, as they all did before (20 to 50 s).
+func TestHugeInputs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's slowdown defeats the guard")
+	}
+	for name, in := range hugeInputs() {
+		t.Run(name, func(t *testing.T) {
+			done := make(chan error, 1)
+			go func() {
+				_, err := Compile("graph.json", []byte(in))
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Fatal("no error")
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("validation did not finish in 10 s")
+			}
+		})
+	}
+}
+
+func BenchmarkHugeInputs(b *testing.B) {
+	for name, in := range hugeInputs() {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				Compile("graph.json", []byte(in))
+			}
+		})
+	}
+}

@@ -1,0 +1,54 @@
+package executors
+
+import (
+	"strings"
+)
+
+// MergeEnv lays a step's declared environment over a base environment
+// (both KEY=VALUE lists, later entries of a list winning over earlier
+// ones), then puts prepend in front of the resulting PATH. The result has
+// one entry per name, in the order names first appear. Backends that build
+// the final environment on this machine use it; the others do the same
+// merge where the steps run.
+func MergeEnv(base, env, prepend []string) []string {
+	idx := make(map[string]int, len(base)+len(env)+1)
+	out := make([]string, 0, len(base)+len(env)+1)
+	add := func(kv string) {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return
+		}
+		if i, seen := idx[k]; seen {
+			out[i] = kv
+			return
+		}
+		idx[k] = len(out)
+		out = append(out, kv)
+	}
+	for _, kv := range base {
+		add(kv)
+	}
+	for _, kv := range env {
+		add(kv)
+	}
+	if len(prepend) > 0 {
+		old := ""
+		if i, ok := idx["PATH"]; ok {
+			_, old, _ = strings.Cut(out[i], "=")
+		}
+		add("PATH=" + JoinPath(prepend, old))
+	}
+	return out
+}
+
+// JoinPath puts dirs in front of the PATH value old (which may be empty).
+func JoinPath(dirs []string, old string) string {
+	p := strings.Join(dirs, ":")
+	switch {
+	case p == "":
+		return old
+	case old == "":
+		return p
+	}
+	return p + ":" + old
+}

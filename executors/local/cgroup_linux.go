@@ -1,0 +1,161 @@
+//go:build linux
+
+package local
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Where cgroup v2 lets nixflow make cgroups below its own (as root, or in
+// a delegated subtree), each step runs in a cgroup of its own, created
+// before the step starts and entered at clone time: every process the
+// step starts stays in it, whatever it does to its process group, its
+// session or its environment (a daemon that rewrites its environment, as
+// nginx, postgres or sshd do, escapes the cookie scan, not its cgroup).
+// After the step, what is left in the cgroup is killed and the cgroup
+// removed. Elsewhere (no cgroup v2, not writable, controllers enabled
+// below nixflow's cgroup) steps run as before: process group and cookie.
+
+// stepCgroup is the cgroup of one step; nil when there is none.
+type stepCgroup struct {
+	dir string
+	fd  int
+}
+
+// ownCgroup returns the directory of nixflow's cgroup v2, if there is
+// one nixflow may make cgroups in.
+func ownCgroup() (string, bool) {
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", false
+	}
+	var rel string
+	found := false
+	for _, line := range strings.Split(string(data), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			rel, found = p, true
+		}
+	}
+	if !found {
+		return "", false
+	}
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", false
+	}
+	sc := bufio.NewScanner(bytes.NewReader(mounts))
+	for sc.Scan() {
+		// id parent major:minor root mountpoint options... - fstype source superoptions
+		fields := strings.Fields(sc.Text())
+		sep := -1
+		for i, f := range fields {
+			if f == "-" {
+				sep = i
+				break
+			}
+		}
+		if sep < 0 || sep+1 >= len(fields) || fields[sep+1] != "cgroup2" || len(fields) < 5 {
+			continue
+		}
+		root, mnt := fields[3], fields[4]
+		sub, ok := strings.CutPrefix(rel, root)
+		if !ok {
+			continue
+		}
+		dir := filepath.Join(mnt, sub)
+		// Processes may be moved into a child only when nixflow may write
+		// its own cgroup's procs and no controller is enabled below it
+		// (cgroup v2 keeps processes out of inner nodes that have some).
+		if syscall.Access(filepath.Join(dir, "cgroup.procs"), 2) != nil {
+			return "", false
+		}
+		if ctl, err := os.ReadFile(filepath.Join(dir, "cgroup.subtree_control")); err != nil || len(bytes.TrimSpace(ctl)) > 0 {
+			return "", false
+		}
+		return dir, true
+	}
+	return "", false
+}
+
+// newStepCgroup makes the cgroup of a step named by its cookie; nil when
+// cgroups cannot be used.
+func newStepCgroup(cookie string) *stepCgroup {
+	base, ok := ownCgroup()
+	if !ok {
+		return nil
+	}
+	dir := filepath.Join(base, "nixflow-step-"+cookie)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil
+	}
+	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		_ = os.Remove(dir)
+		return nil
+	}
+	return &stepCgroup{dir: dir, fd: fd}
+}
+
+// start starts c in the cgroup, or, if the kernel refuses that, without.
+// It returns the started command.
+func (g *stepCgroup) start(c *exec.Cmd) (*exec.Cmd, error) {
+	if g == nil {
+		return c, c.Start()
+	}
+	attr := *c.SysProcAttr
+	attr.UseCgroupFD, attr.CgroupFD = true, g.fd
+	c2 := &exec.Cmd{Path: c.Path, Args: c.Args, Env: c.Env, Dir: c.Dir, Stdout: c.Stdout, Stderr: c.Stderr, SysProcAttr: &attr}
+	if err := c2.Start(); err == nil {
+		return c2, nil
+	}
+	g.close()
+	return c, c.Start()
+}
+
+// kill kills every process left in the cgroup and waits, briefly, for
+// it to be empty.
+func (g *stepCgroup) kill() {
+	if g == nil || g.fd < 0 {
+		return
+	}
+	deadline := time.Now().Add(killTimeout)
+	for backoff := time.Millisecond; ; backoff = min(2*backoff, 20*time.Millisecond) {
+		data, err := os.ReadFile(filepath.Join(g.dir, "cgroup.procs"))
+		if err != nil || len(bytes.TrimSpace(data)) == 0 || time.Now().After(deadline) {
+			return
+		}
+		if os.WriteFile(filepath.Join(g.dir, "cgroup.kill"), []byte("1"), 0) != nil {
+			for _, f := range strings.Fields(string(data)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
+		time.Sleep(backoff)
+	}
+}
+
+// close releases the cgroup's directory, removing it (an empty cgroup).
+func (g *stepCgroup) close() {
+	if g == nil || g.fd < 0 {
+		return
+	}
+	syscall.Close(g.fd)
+	g.fd = -1
+	for i := 0; i < 50; i++ {
+		// rmdir fails with EBUSY while a killed process is being torn down.
+		if err := os.Remove(g.dir); err == nil || errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

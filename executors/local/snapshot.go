@@ -1,0 +1,174 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// A run copies the repository once. The first job of an executor that
+// needs it materialises it as git sees it (the selection of copyRepo, git
+// state included) in <RunDir>/snapshots/<n>, and every job's workspace
+// starts from that snapshot:
+//
+//   - an overlay mount, the snapshot as the read-only lower layer and a
+//     per-job upper layer in <RunDir>/overlays/<job>, where the kernel
+//     allows it (nixflow running as root or with CAP_SYS_ADMIN, overlayfs,
+//     a run directory that can hold an upper layer): O(1), whatever the
+//     size of the repository;
+//   - else a copy of the snapshot (copy_file_range: reflinks where the file
+//     system has them), with no git process but one index refresh.
+//
+// Jobs thus all start from the tree as it was when the first of them
+// started, and nothing a job writes reaches the snapshot or another job.
+
+// snapshots are the repository snapshots of one executor, by source.
+type snapshots struct {
+	mu sync.Mutex
+	m  map[string]*snapshot
+	// overlay is whether overlay mounts work here: unknown until tried.
+	overlay overlayState
+}
+
+type overlayState int
+
+const (
+	overlayUnknown overlayState = iota
+	overlayWorks
+	overlayUnavailable
+)
+
+// snapshot is one materialised repository.
+type snapshot struct {
+	mu    sync.Mutex
+	dir   string
+	ready bool
+	// git reports that the snapshot is a clone (its workspaces need their
+	// index refreshed after a copy).
+	git bool
+	// names are the paths copied into it, for copies from it.
+	names []string
+}
+
+// get returns the snapshot of repoDir for a run, materialising it on
+// first use. A failed or cancelled materialisation is tried again by the
+// next job.
+func (s *snapshots) get(ctx context.Context, repoDir, runDir string, exclude []string) (*snapshot, error) {
+	key := strings.Join(append([]string{repoDir, runDir}, exclude...), "\x00")
+	s.mu.Lock()
+	if s.m == nil {
+		s.m = map[string]*snapshot{}
+	}
+	snap, ok := s.m[key]
+	if !ok {
+		snap = &snapshot{dir: filepath.Join(runDir, "snapshots", strconv.Itoa(len(s.m)))}
+		s.m[key] = snap
+	}
+	s.mu.Unlock()
+
+	snap.mu.Lock()
+	defer snap.mu.Unlock()
+	if snap.ready {
+		return snap, nil
+	}
+	_ = removeTree(snap.dir) // what a failed attempt left
+	if err := os.MkdirAll(snap.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create repository snapshot: %w", err)
+	}
+	names, git, err := copyRepo(ctx, repoDir, snap.dir, runDir, exclude)
+	if err != nil {
+		_ = removeTree(snap.dir)
+		return nil, err
+	}
+	snap.names, snap.git, snap.ready = names, git, true
+	return snap, nil
+}
+
+// remove removes every snapshot. Workspaces made from them must be gone.
+func (s *snapshots) remove() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, snap := range s.m {
+		if err := removeTree(snap.dir); err != nil {
+			errs = append(errs, fmt.Errorf("remove repository snapshot: %w", err))
+		}
+	}
+	s.m = nil
+	return errors.Join(errs...)
+}
+
+// overlayOK reports whether overlay mounts were found to work, or may.
+func (s *snapshots) overlayOK() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.overlay != overlayUnavailable
+}
+
+func (s *snapshots) setOverlay(st overlayState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.overlay == overlayUnknown {
+		s.overlay = st
+	}
+}
+
+// materialise fills the empty workspace w.dir from snap: by an overlay
+// mount where it works, else by a copy.
+func (s *snapshots) materialise(ctx context.Context, snap *snapshot, w *workspace, runDir, job string) error {
+	if s.overlayOK() {
+		layers := filepath.Join(runDir, "overlays", job)
+		err := mountOverlay(snap.dir, layers, w.dir)
+		if err == nil {
+			s.setOverlay(overlayWorks)
+			w.overlay = layers
+			return nil
+		}
+		_ = removeTree(layers)
+		if !errors.Is(err, errOverlayPaths) {
+			s.setOverlay(overlayUnavailable)
+		}
+	}
+	return snap.copyTo(ctx, w.dir)
+}
+
+// copyTo copies the snapshot into the empty directory ws.
+func (snap *snapshot) copyTo(ctx context.Context, ws string) error {
+	src, err := os.OpenRoot(snap.dir)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.OpenRoot(ws)
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	if snap.names == nil && !snap.git {
+		// Not a repository: the snapshot is the whole tree.
+		return copyTree(ctx, src, ".", false, dst, ".", nil)
+	}
+	if snap.git {
+		if err := copyTree(ctx, src, ".git", false, dst, ".git", nil); err != nil {
+			return err
+		}
+	}
+	if err := copyListed(ctx, src, dst, snap.names); err != nil {
+		return err
+	}
+	if snap.git {
+		// The copies' inodes and times differ from what the index holds.
+		g := gitRunner{env: gitEnviron(os.Environ())}
+		_, err := g.run(ctx, ws, nil, "update-index", "-q", "--refresh")
+		return err
+	}
+	return nil
+}
+
+// errOverlayPaths is returned for paths an overlay mount cannot name.
+var errOverlayPaths = errors.New("paths unfit for overlay mount options")

@@ -1,0 +1,249 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nixflow/nixflow/executors"
+)
+
+// overlayWorksHere tries an overlay mount in a temporary directory.
+func overlayWorksHere(t *testing.T) bool {
+	t.Helper()
+	dir := t.TempDir()
+	lower, target := filepath.Join(dir, "lower"), filepath.Join(dir, "target")
+	for _, d := range []string{lower, target} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := mountOverlay(lower, filepath.Join(dir, "layers"), target); err != nil {
+		return false
+	}
+	if err := unmountOverlay(target, filepath.Join(dir, "layers")); err != nil {
+		t.Fatal(err)
+	}
+	return true
+}
+
+// mountsUnder lists the mount points at or below dir.
+func mountsUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Skip("no /proc/self/mountinfo")
+	}
+	var mps []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 {
+			if mp := unescapeMount(f[4]); mp == dir || strings.HasPrefix(mp, dir+"/") {
+				mps = append(mps, mp)
+			}
+		}
+	}
+	return mps
+}
+
+func snapshotRepo(t *testing.T) string {
+	t.Helper()
+	requireGit(t)
+	repo := t.TempDir()
+	git(t, repo, "init", "-q")
+	writeFiles(t, repo, map[string]string{"tracked.txt": "v1\n", ".gitignore": "*.log\n", "dir/deep.txt": "deep\n"})
+	git(t, repo, "add", ".")
+	git(t, repo, "commit", "-q", "-m", "initial")
+	writeFiles(t, repo, map[string]string{"tracked.txt": "v2\n", "untracked.txt": "new\n", "ignored.log": "x\n"})
+	return repo
+}
+
+// TestSnapshotModes checks both ways a workspace starts from the run's
+// snapshot: jobs see the repository as git sees it, with git state; what
+// one job writes reaches neither the source, nor the snapshot, nor
+// another job; nothing stays mounted or on disk after teardown and Close.
+func TestSnapshotModes(t *testing.T) {
+	modes := []overlayState{overlayUnavailable}
+	if overlayWorksHere(t) {
+		modes = append(modes, overlayUnknown)
+	} else {
+		t.Log("overlay mounts do not work here: only the copy is checked")
+	}
+	for _, mode := range modes {
+		name := map[overlayState]string{overlayUnavailable: "copy", overlayUnknown: "overlay"}[mode]
+		t.Run(name, func(t *testing.T) {
+			repo := snapshotRepo(t)
+			runDir := t.TempDir()
+			e := &Executor{Environ: os.Environ()}
+			e.snaps.overlay = mode
+			prep := func(job string) *workspace {
+				ws, err := e.Prepare(context.Background(), executors.JobSpec{RunDir: runDir, Job: job, CopyRepo: true, RepoDir: repo})
+				if err != nil {
+					t.Fatalf("Prepare(%s): %v", job, err)
+				}
+				return ws.(*workspace)
+			}
+			a := prep("a")
+			if got, want := len(mountsUnder(t, a.dir)) > 0, mode == overlayUnknown; got != want {
+				t.Errorf("workspace is a mount: %v, want %v", got, want)
+			}
+			res, _, stderr := run(t, a, context.Background(), `echo changed > tracked.txt; echo mine > mine.txt; rm dir/deep.txt; git add -A`)
+			if res.ExitCode != 0 {
+				t.Fatalf("step in a: %+v %s", res, stderr)
+			}
+			b := prep("b")
+			assertFiles(t, b.dir, map[string]string{"tracked.txt": "v2\n", "untracked.txt": "new\n", "dir/deep.txt": "deep\n"},
+				[]string{"mine.txt", "ignored.log"})
+			assertSameGit(t, repo, b.dir)
+			assertFiles(t, repo, map[string]string{"tracked.txt": "v2\n", "dir/deep.txt": "deep\n"}, []string{"mine.txt"})
+
+			for _, w := range []*workspace{a, b} {
+				if err := w.Teardown(context.Background(), false); err != nil {
+					t.Errorf("Teardown: %v", err)
+				}
+			}
+			if mps := mountsUnder(t, runDir); len(mps) > 0 {
+				t.Errorf("mounts left after teardown: %q", mps)
+			}
+			if err := e.Close(context.Background()); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+			for _, d := range []string{"jobs/a", "jobs/b", "snapshots/0", "overlays/a"} {
+				if _, err := os.Lstat(filepath.Join(runDir, d)); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("%s left after Close (%v)", d, err)
+				}
+			}
+		})
+	}
+}
+
+// TestSnapshotKeepOverlay checks that a kept overlay workspace becomes a
+// plain directory with the job's files, not a mount left behind.
+func TestSnapshotKeepOverlay(t *testing.T) {
+	if !overlayWorksHere(t) {
+		t.Skip("overlay mounts do not work here")
+	}
+	repo := snapshotRepo(t)
+	runDir := t.TempDir()
+	e := &Executor{Environ: os.Environ()}
+	ws, err := e.Prepare(context.Background(), executors.JobSpec{RunDir: runDir, Job: "kept", CopyRepo: true, RepoDir: repo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := ws.(*workspace)
+	run(t, w, context.Background(), `echo mine > mine.txt`)
+	if err := w.Teardown(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	if mps := mountsUnder(t, runDir); len(mps) > 0 {
+		t.Errorf("mounts left: %q", mps)
+	}
+	assertFiles(t, w.dir, map[string]string{"mine.txt": "mine\n", "tracked.txt": "v2\n"}, nil)
+	if err := e.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUnmountUnder checks that the workspaces of a killed run can be
+// unmounted and removed.
+func TestUnmountUnder(t *testing.T) {
+	if !overlayWorksHere(t) {
+		t.Skip("overlay mounts do not work here")
+	}
+	runDir := t.TempDir()
+	for i := range 2 {
+		lower, target := filepath.Join(runDir, "lower"), filepath.Join(runDir, fmt.Sprint("jobs/", i))
+		for _, d := range []string{lower, target} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := mountOverlay(lower, filepath.Join(runDir, fmt.Sprint("overlays/", i)), target); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(mountsUnder(t, runDir)); got != 2 {
+		t.Fatalf("%d mounts, want 2", got)
+	}
+	if err := UnmountUnder(runDir); err != nil {
+		t.Fatal(err)
+	}
+	if mps := mountsUnder(t, runDir); len(mps) > 0 {
+		t.Errorf("mounts left: %q", mps)
+	}
+	if err := os.RemoveAll(runDir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// benchRepo makes a committed repository of n small files in nested
+// directories, once per size for the test binary.
+func benchRepo(b *testing.B, n int) string {
+	b.Helper()
+	if _, err := exec.LookPath("git"); err != nil {
+		b.Skip("git not on PATH")
+	}
+	repo := b.TempDir()
+	for i := range n {
+		p := filepath.Join(repo, fmt.Sprintf("d%02d/s%02d/f%05d.txt", i%50, (i/50)%20, i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(fmt.Sprintf("file %d\n", i)), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"-c", "user.name=b", "-c", "user.email=b@example.com", "commit", "-q", "-m", "x"}} {
+		cmd := exec.Command("git", append([]string{"-C", repo}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	return repo
+}
+
+// BenchmarkPrepareCopyRepo measures a job's workspace preparation with
+// copyRepo once the run's snapshot exists (its one-time cost is left out,
+// as it is shared by every job of a run): by overlay mount and by copy.
+func BenchmarkPrepareCopyRepo(b *testing.B) {
+	for _, files := range []int{200, 20000} {
+		repo := benchRepo(b, files)
+		for _, mode := range []string{"overlay", "copy"} {
+			b.Run(fmt.Sprintf("files=%d/mode=%s", files, mode), func(b *testing.B) {
+				runDir := b.TempDir()
+				e := &Executor{}
+				if mode == "copy" {
+					e.snaps.overlay = overlayUnavailable
+				}
+				spec := executors.JobSpec{RunDir: runDir, CopyRepo: true, RepoDir: repo}
+				prep := func(job string) *workspace {
+					spec.Job = job
+					ws, err := e.Prepare(context.Background(), spec)
+					if err != nil {
+						b.Fatal(err)
+					}
+					return ws.(*workspace)
+				}
+				w := prep("warm")
+				if mode == "overlay" && w.overlay == "" {
+					b.Skip("overlay mounts do not work here")
+				}
+				w.Teardown(context.Background(), false)
+				b.ResetTimer()
+				for i := 0; b.Loop(); i++ {
+					w := prep(fmt.Sprint("j", i))
+					b.StopTimer()
+					w.Teardown(context.Background(), false)
+					b.StartTimer()
+				}
+				b.StopTimer()
+				e.Close(context.Background())
+			})
+		}
+	}
+}

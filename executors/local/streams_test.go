@@ -1,0 +1,115 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/nixflow/nixflow/executors"
+)
+
+// announcer plays the step runner's part: lines "::add-mask::V" announce
+// V, from LookAhead or from Write; a line naming a value "fresh-..."
+// that was not announced yet is a leak.
+type announcer struct {
+	mu     *sync.Mutex
+	known  map[string]bool
+	leaks  *[]string
+	buf    []byte
+	stream string
+}
+
+func (a *announcer) scan(data []byte, write bool) {
+	for {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			if write {
+				a.buf = append(a.buf, data...)
+			}
+			return
+		}
+		line := string(data[:i])
+		data = data[i+1:]
+		if v, ok := strings.CutPrefix(line, "::add-mask::"); ok {
+			a.known[v] = true
+			continue
+		}
+		if write {
+			for _, f := range strings.Fields(line) {
+				if strings.HasPrefix(f, "fresh-") && !a.known[f] {
+					*a.leaks = append(*a.leaks, a.stream+": "+line)
+				}
+			}
+		}
+	}
+}
+
+func (a *announcer) LookAhead(p []byte) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.scan(append(append([]byte(nil), a.buf...), p...), false)
+}
+
+func (a *announcer) Write(p []byte) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	data := append(a.buf, p...)
+	a.buf = nil
+	a.scan(data, true)
+	return len(p), nil
+}
+
+var _ executors.LookAhead = (*announcer)(nil)
+
+// TestStreamsLookAhead: whatever the order the two pipes are read in,
+// a value announced on one stream is seen, through LookAhead, before
+// the other stream's later output is written.
+func TestStreamsLookAhead(t *testing.T) {
+	w := prepare(t, executors.JobSpec{})
+	var mu sync.Mutex
+	var leaks []string
+	known := map[string]bool{}
+	out := &announcer{mu: &mu, known: known, leaks: &leaks, stream: "stdout"}
+	errw := &announcer{mu: &mu, known: known, leaks: &leaks, stream: "stderr"}
+	script := `for i in $(seq 500); do v=fresh-$i-a; echo "::add-mask::$v"; echo "x $v" >&2; w=fresh-$i-b; echo "::add-mask::$w" >&2; echo "y $w"; done`
+	res, err := w.Run(context.Background(), executors.Command{Argv: bash(script), Stdout: out, Stderr: errw})
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("Run: %v, %+v", err, res)
+	}
+	if len(leaks) > 0 {
+		t.Errorf("%d lines written before their value's announcement was seen, first: %q", len(leaks), leaks[0])
+	}
+}
+
+// TestCgroupCatchesEscapee: where steps get a cgroup of their own, a
+// daemon that left the step's process group and cleared its environment
+// (so that the cookie cannot find it: the way nginx or postgres rewrite
+// theirs) does not outlive the step.
+func TestCgroupCatchesEscapee(t *testing.T) {
+	g := newStepCgroup("probe-" + newCookie())
+	if g == nil {
+		t.Skip("no cgroup v2 that nixflow may make cgroups in")
+	}
+	g.close()
+	setsid, err := exec.LookPath("setsid")
+	if err != nil {
+		t.Skip("setsid not found")
+	}
+	w := prepare(t, executors.JobSpec{})
+	res, _, stderr := run(t, w, context.Background(), `mkfifo ready
+env -i `+setsid+` bash -c 'echo $$ > esc.pid; echo > ready; exec sleep 1000' >/dev/null 2>&1 &
+read -r _ < ready`)
+	pid := readPID(t, filepath.Join(w.Dir(), "esc.pid"))
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	if res.ExitCode != 0 {
+		t.Fatal(stderr)
+	}
+	if !processGone(pid) {
+		t.Errorf("the escapee %d survived its step", pid)
+	}
+}
