@@ -461,9 +461,14 @@ nf_parse_envfile() {
     [[ $hds != "$line" ]] && hd=${#hds}
     if ((hd > 0 && (eq < 0 || hd < eq))); then
       key=${line:0:hd} delim=${line:hd+2}
+      # Errors name the line, and the variable when it is a name: never
+      # other text, which may be a value.
+      if ! nf_valid_name "$key"; then
+        nf_err="line $n: invalid variable name before <<"
+        return 1
+      fi
       if [[ -z $delim ]]; then
-        nf_goquote "$key<<"
-        nf_err="line $n: $nf_q has an empty delimiter"
+        nf_err="line $n: $key<< has an empty delimiter"
         return 1
       fi
       start=$n closed=0 value=''
@@ -476,10 +481,7 @@ nf_parse_envfile() {
         vl+=("$l")
       done
       if ((!closed)); then
-        nf_goquote "$key"
-        local k=$nf_q
-        nf_goquote "$delim"
-        nf_err="line $start: value of $k is not closed by a line $nf_q"
+        nf_err="line $start: value of $key is not closed by its delimiter line"
         return 1
       fi
       local IFS=$'\n'
@@ -492,8 +494,7 @@ nf_parse_envfile() {
       return 1
     fi
     if ! nf_valid_name "$key"; then
-      nf_goquote "$key"
-      nf_err="line $n: invalid variable name $nf_q"
+      nf_err="line $n: invalid variable name before ="
       return 1
     fi
     if [[ -z ${have[$key]:-} ]]; then
@@ -1662,7 +1663,7 @@ nf_on_signal() {
     printf 'nixflow: %s: stopping running steps; cleanup jobs still run (interrupt again to skip them)\n' "$name" >&2
     : >"$nf_state/cancelled"
   else
-    printf 'nixflow: %s again: skipping cleanup jobs, tearing down\n' "$name" >&2
+    printf 'nixflow: %s again: killing running steps, skipping cleanup jobs, tearing down\n' "$name" >&2
     : >"$nf_state/aborted"
   fi
   local i
