@@ -20,6 +20,8 @@ func TestLayering(t *testing.T) {
 		{"dag", nil},
 		{"executors", nil},
 		{"compiler", []string{"dag"}},
+		// The bash backend works from the Plan alone: no engine, no executor.
+		{"compiler/script", []string{"compiler", "dag"}},
 		{"executors/local", []string{"executors"}},
 		{"executors/executortest", []string{"executors"}},
 		{"executors/custom", []string{"executors", "executors/local"}},

@@ -9,7 +9,8 @@
 #     .drv    with pkgs and nixflow: a script running `nixflow run` on it
 #             (`nix run`); the workflow value itself is that derivation too
 #     .script with pkgs and nixflow: the standalone bash script made by
-#             `nixflow compile` (not in the CLI yet: building it fails)
+#             `nixflow compile`, ONE executable file (`nix build` gives
+#             `result` = the script: `ssh host < result`)
 #     .app    with pkgs and nixflow: a flake app for .drv
 #     .jsonFile  with pkgs: the JSON as a file in the store
 #

@@ -273,8 +273,10 @@ let
             exec ${nixflow}/bin/nixflow run ${jsonFile} "$@"
           ''
         else needsPkgs ".drv";
-      # The standalone bash script (`nix build .#ci; ssh host < result`),
-      # made by `nixflow compile`.
+      # The standalone bash script (`nix build .#ci.script; ssh host <
+      # result`), made by `nixflow compile`: one executable file, so that
+      # `result` is the script itself. The JSON's string context makes the
+      # deps' store paths its references (nix-store -qR lists them).
       script =
         if haveAll then
           pkgs.runCommand "${n}.sh" { } ''

@@ -61,6 +61,7 @@ in parallel as their needs allow, on this machine, in containers, over SSH or on
 	root.PersistentFlags().BoolVar(&a.showTrace, "show-trace", false, "on a Nix evaluation error, show Nix's whole trace (nix --show-trace)")
 	root.AddCommand(
 		a.runCommand(),
+		a.compileCommand(),
 		a.planCommand(),
 		a.listCommand(),
 		a.validateCommand(),

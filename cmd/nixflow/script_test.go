@@ -21,7 +21,12 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"nixflow": func() { os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+		"nixflow": func() {
+			if os.Getenv("NIXFLOW_TEST_ENGINE") == "script" && len(os.Args) > 1 && os.Args[1] == "run" {
+				os.Exit(runCompiled(os.Args[2:]))
+			}
+			os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+		},
 	})
 }
 
@@ -120,6 +125,10 @@ func scriptParams(dir string) testscript.Params {
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
+			case "script":
+				// True on the script engine (TestScriptCompiled): guards the
+				// lines of a script that check nixflow run's own features.
+				return false, nil
 			case "setsid":
 				_, err := exec.LookPath("setsid")
 				return err == nil, nil

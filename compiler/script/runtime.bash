@@ -1,0 +1,2084 @@
+# ---------------------------------------------------------------------------
+# The nixflow script runtime. Everything below is function definitions; the
+# last line of the script calls nf_main, so that a shell reading the script
+# from a pipe (ssh HOST < SCRIPT) has read all of it before anything runs.
+# ---------------------------------------------------------------------------
+
+nf_usage() {
+  cat <<USAGE
+Run the nixflow workflow "$nf_name" (plan sha256 ${nf_plan_hash:0:12}).
+
+usage: bash SCRIPT [flags]     or: ssh HOST bash -s -- [flags] < SCRIPT
+
+  --env KEY=VALUE        set a variable for every step, over the workflow's values (repeatable)
+  --env-file FILE        read variables from a dotenv file, over the workflow's values (repeatable)
+  --max-parallel N       how many jobs run at once (0: no limit; env NIXFLOW_MAX_PARALLEL)
+  --schedule MODE        ready (default) or levels
+  --log-format FORMAT    structured (default), simple or json (env NIXFLOW_LOG_FORMAT)
+  --events FILE          write job and step events to FILE as JSON lines
+  --keep-workspace       keep job workspaces in the run directory
+  --interrupt-grace D    on Ctrl-C, how long steps get after SIGINT before SIGTERM (7.5s)
+  --terminate-grace D    how long steps get after SIGTERM before SIGKILL (2.5s)
+  --artifacts-dir DIR    at the end, copy every artifact to DIR/<name>
+  --repo DIR             the working tree jobs start from (default: the current directory)
+  --run-dir DIR          where the run's logs and artifacts go
+
+The run directory is printed at the start; NIXFLOW_KEEP=0 removes it at the end.
+Exit status: 0 success, 1 a job failed, 2 bad usage, 3 infrastructure, 130 interrupted.
+USAGE
+}
+
+nf_die_usage() {
+  printf 'error: %s\n' "$1" >&2
+  exit 2
+}
+
+# nf_now sets nf_t to the time in milliseconds.
+nf_now() {
+  if [[ -n ${EPOCHREALTIME:-} ]]; then
+    local t=${EPOCHREALTIME/[.,]/}
+    nf_t=$((10#$t / 1000))
+  else
+    nf_t=$(date +%s%3N)
+  fi
+}
+
+# nf_parse_duration TEXT: milliseconds of a duration like 300ms, 7.5s, 2m.
+nf_parse_duration() {
+  local text=$1 num unit whole frac
+  if [[ $text =~ ^([0-9]+(\.[0-9]+)?)(ms|s|m|h)?$ ]]; then
+    num=${BASH_REMATCH[1]} unit=${BASH_REMATCH[3]:-s}
+  else
+    return 1
+  fi
+  whole=${num%%.*} frac=0
+  [[ $num == *.* ]] && frac=${num#*.}
+  frac=${frac}000
+  frac=$((10#${frac:0:3}))
+  case $unit in
+    ms) nf_d=$((10#$whole)) ;;
+    s) nf_d=$((10#$whole * 1000 + frac)) ;;
+    m) nf_d=$(((10#$whole * 1000 + frac) * 60)) ;;
+    h) nf_d=$(((10#$whole * 1000 + frac) * 3600)) ;;
+  esac
+}
+
+# nf_fmt_ms MS sets nf_f to the duration as Go's time.Duration prints it.
+nf_fmt_ms() {
+  local ms=$1 h m s frac out=''
+  if ((ms == 0)); then nf_f=0s; return; fi
+  if ((ms < 1000)); then nf_f=${ms}ms; return; fi
+  h=$((ms / 3600000)) m=$((ms / 60000 % 60)) s=$((ms / 1000 % 60)) frac=$((ms % 1000))
+  ((h > 0)) && out+=${h}h
+  ((h > 0 || m > 0)) && out+=${m}m
+  out+=$s
+  if ((frac > 0)); then
+    printf -v frac '%03d' "$frac"
+    while [[ $frac == *0 ]]; do frac=${frac%0}; done
+    out+=.$frac
+  fi
+  nf_f=${out}s
+}
+
+# nf_round_ms MS sets nf_f to a duration rounded for people, as the Go
+# summary rounds it.
+nf_round_ms() {
+  local ms=$1
+  if ((ms >= 60000)); then
+    ms=$(((ms + 500) / 1000 * 1000))
+  elif ((ms >= 1000)); then
+    ms=$(((ms + 5) / 10 * 10))
+  fi
+  nf_fmt_ms "$ms"
+}
+
+# nf_secs MS sets nf_s to MS as seconds with a fraction, for read -t.
+nf_secs() {
+  printf -v nf_s '%d.%03d' $(($1 / 1000)) $(($1 % 1000))
+}
+
+# nf_sleep_ms MS waits without starting a process.
+nf_sleep_ms() {
+  (($1 > 0)) || return 0
+  nf_secs "$1"
+  read -r -t "$nf_s" -u "$nf_sleep_fd" _ || true
+}
+
+# nf_goquote TEXT sets nf_q to TEXT quoted as Go's %q would, for the
+# printable text of names and paths.
+nf_goquote() {
+  local s=$1
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\n'/\\n}
+  s=${s//$'\t'/\\t}
+  s=${s//$'\r'/\\r}
+  nf_q="\"$s\""
+}
+
+# --- masking ---------------------------------------------------------------
+
+# nf_add_mask VALUE adds a secret, line by line, longest first; it returns
+# 1 when a line is too short to mask.
+nf_add_mask() {
+  local line ok=0 v i n rest=$1
+  local -a merged
+  # Line by line, with no here-string: older bash writes those to a
+  # temporary file, and a secret never goes to disk.
+  while [[ -n $rest ]]; do
+    if [[ $rest == *$'\n'* ]]; then line=${rest%%$'\n'*}; rest=${rest#*$'\n'}; else line=$rest; rest=''; fi
+    line=${line%$'\r'}
+    [[ $line =~ ^[[:space:]]*$ ]] && continue
+    if ((${#line} < 4)); then ok=1; continue; fi
+    n=0
+    for v in "${nf_masks[@]}"; do [[ $v == "$line" ]] && n=1; done
+    ((n)) && continue
+    merged=()
+    i=0
+    for v in "${nf_masks[@]}"; do
+      if ((i == 0)) && { ((${#v} < ${#line})) || { ((${#v} == ${#line})) && [[ $line < $v ]]; }; }; then
+        merged+=("$line")
+        i=1
+      fi
+      merged+=("$v")
+    done
+    ((i)) || merged+=("$line")
+    nf_masks=("${merged[@]}")
+  done
+  return "$ok"
+}
+
+# nf_mask TEXT sets nf_m to TEXT with every secret replaced by ***.
+nf_mask() {
+  nf_m=$1
+  local v
+  for v in "${nf_masks[@]}"; do
+    [[ $nf_m == *"$v"* ]] && nf_m=${nf_m//"$v"/***}
+  done
+}
+
+# nf_load_masks adds the values steps announced with ::add-mask::.
+nf_load_masks() {
+  local line
+  [[ -f $nf_tmp/masks ]] || return 0
+  while IFS='' read -r line; do
+    nf_add_mask "$line" || true
+  done <"$nf_tmp/masks"
+}
+
+# --- output ----------------------------------------------------------------
+
+# nf_emit EVENT JOB STEP [FIELD=VALUE...]: one event of the run (the
+# events of nixflow run: run_start, job_start, step_start, step_retry,
+# step_end, job_end, run_end, output, warning), to the console (text or
+# JSON lines), the --events file (all but output) and the job's log.
+# Fields: stream msg result reason exit attempt attempts ms allowed.
+nf_emit() {
+  local ev=$1 job=$2 step=$3 kv stream='' msg='' result='' reason='' exit='' attempt=0 attempts=0 ms=0 allowed=0
+  shift 3
+  for kv; do
+    case ${kv%%=*} in
+      stream) stream=${kv#*=} ;;
+      msg) msg=${kv#*=} ;;
+      result) result=${kv#*=} ;;
+      reason) reason=${kv#*=} ;;
+      exit) exit=${kv#*=} ;;
+      attempt) attempt=${kv#*=} ;;
+      attempts) attempts=${kv#*=} ;;
+      ms) ms=${kv#*=} ;;
+      allowed) allowed=${kv#*=} ;;
+    esac
+  done
+  if [[ $ev != output && -n $msg ]]; then nf_mask "$msg"; msg=$nf_m; fi
+  if [[ -n $reason ]]; then nf_mask "$reason"; reason=$nf_m; fi
+  local line=''
+  if [[ $nf_format == json || (-n $nf_events && $ev != output) ]]; then
+    nf_event_json
+    line=$nf_j
+    [[ -n $nf_events && $ev != output ]] && printf '%s\n' "$line" >>"$nf_events"
+  fi
+  local text='' logprefix=''
+  case $ev in
+    output)
+      text=$msg
+      [[ $stream == stderr ]] && logprefix='(stderr) '
+      ;;
+    run_start)
+      if [[ $nf_format == json ]]; then printf '%s\n' "$line"; return; fi
+      if [[ $nf_format == simple ]]; then
+        printf 'run %s started\n' "$msg"
+      else
+        local ts
+        printf -v ts '%(%H:%M:%S)T' -1
+        printf '%s run %s started (%s)\n' "$ts" "$msg" "$nf_run_id"
+      fi
+      return
+      ;;
+    run_end)
+      [[ $nf_format == json ]] && printf '%s\n' "$line"
+      return
+      ;;
+    job_start) text="job started ($msg)" ;;
+    step_start)
+      text="step started"
+      ((attempts > 1)) && text+=", attempt $attempt/$attempts"
+      ;;
+    job_end | step_end)
+      local word mark
+      case $result in
+        success) word=succeeded mark='✓ ' ;;
+        failure) word=failed mark='✗ '; ((allowed)) && word='failed (allowed)' ;;
+        *) word=$result mark='○ ' ;;
+      esac
+      text="${ev%_end} $word"
+      [[ -n $reason ]] && text+=": $reason"
+      if [[ $nf_format == structured ]]; then
+        text=$mark$text
+        if ((ms > 0)); then nf_round_ms "$ms"; text+=" ($nf_f)"; fi
+      fi
+      ;;
+    step_retry | warning)
+      text=$msg
+      if [[ -z $job ]]; then
+        if [[ $nf_format == json ]]; then printf '%s\n' "$line"; else printf 'warning: %s\n' "$text"; fi
+        return
+      fi
+      ;;
+  esac
+  if [[ $nf_format == json ]]; then
+    printf '%s\n' "$line"
+  else
+    local prefix=$job ts
+    [[ -n $step ]] && prefix+=/$step
+    if [[ $nf_format == simple ]]; then
+      printf '[%s] %s\n' "$prefix" "$text"
+    else
+      printf -v ts '%(%H:%M:%S)T' -1
+      printf '%s %s │ %s\n' "$ts" "$prefix" "$text"
+    fi
+  fi
+  nf_now
+  TZ=UTC0 printf -v ts '%(%Y-%m-%dT%H:%M:%S)T' $((nf_t / 1000))
+  printf -v ts '%s.%03dZ' "$ts" $((nf_t % 1000))
+  if [[ -n $step ]]; then
+    printf '%s [%s] %s%s\n' "$ts" "$step" "$logprefix" "$text" >>"$nf_run_dir/logs/$job.log"
+  else
+    printf '%s %s\n' "$ts" "$text" >>"$nf_run_dir/logs/$job.log"
+  fi
+}
+
+# nf_event_json sets nf_j to the event of nf_emit (its locals) as one JSON
+# object, its fields in the order of nixflow run's.
+nf_event_json() {
+  local out usec sec ts
+  if [[ -n ${EPOCHREALTIME:-} ]]; then
+    sec=${EPOCHREALTIME%[.,]*} usec=${EPOCHREALTIME#*[.,]}
+  else
+    nf_now
+    sec=$((nf_t / 1000)) usec=$(printf '%03d000' $((nf_t % 1000)))
+  fi
+  TZ=UTC0 printf -v ts '%(%Y-%m-%dT%H:%M:%S)T' "$sec"
+  while [[ $usec == *0 ]]; do usec=${usec%0}; done
+  [[ -n $usec ]] && ts+=.$usec
+  nf_json_str "$nf_run_id"
+  out="{\"time\":\"${ts}Z\",\"run\":$nf_j"
+  if [[ -n $job ]]; then nf_json_str "$job"; out+=",\"job\":$nf_j"; fi
+  if [[ -n $step ]]; then nf_json_str "$step"; out+=",\"step\":$nf_j"; fi
+  out+=",\"event\":\"$ev\""
+  [[ -n $stream ]] && out+=",\"stream\":\"$stream\""
+  if [[ -n $msg ]]; then nf_json_str "$msg"; out+=",\"message\":$nf_j"; fi
+  [[ -n $result ]] && out+=",\"result\":\"$result\""
+  if [[ -n $reason ]]; then nf_json_str "$reason"; out+=",\"reason\":$nf_j"; fi
+  [[ -n $exit ]] && out+=",\"exitCode\":$exit"
+  ((attempt > 0)) && out+=",\"attempt\":$attempt"
+  ((attempts > 0)) && out+=",\"attempts\":$attempts"
+  if ((ms > 0)); then
+    local frac=$((ms % 1000))
+    if ((frac > 0)); then
+      printf -v frac '%03d' "$frac"
+      while [[ $frac == *0 ]]; do frac=${frac%0}; done
+      out+=",\"durationSeconds\":$((ms / 1000)).$frac"
+    else
+      out+=",\"durationSeconds\":$((ms / 1000))"
+    fi
+  fi
+  ((allowed)) && out+=",\"allowed\":true"
+  nf_j="$out}"
+}
+
+nf_warn() {
+  nf_emit warning "$1" "" msg="$2"
+}
+
+# nf_reader JOB STEP STREAM TAIL: one line of output per line read,
+# masked, ::add-mask:: values learnt.
+nf_reader() {
+  local job=$1 step=$2 stream=$3 line text v mfd logfd ts now prefix=$1/$2 logprefix=''
+  local -a ring=()
+  local n=0
+  trap '' PIPE
+  # The log's times in UTC (this process starts no other).
+  TZ=UTC0
+  [[ $stream == stderr ]] && logprefix='(stderr) '
+  exec {logfd}>>"$nf_run_dir/logs/$job.log"
+  # Values other jobs announce with ::add-mask:: are masked here from the
+  # line after they were announced.
+  exec {mfd}<"$nf_tmp/masks"
+  while IFS='' read -r line || [[ -n $line ]]; do
+    while IFS='' read -r -u "$mfd" v; do nf_add_mask "$v" || true; done
+    line=${line%$'\r'}
+    if [[ $line == *::add-mask::* && ${line#"${line%%[![:space:]]*}"} == ::add-mask::* ]]; then
+      v=${line#*::add-mask::}
+      v=${v#"${v%%[![:space:]]*}"}
+      v=${v%"${v##*[![:space:]]}"}
+      if [[ -n $v ]]; then
+        if ! nf_add_mask "$v"; then
+          nf_warn "" "the value announced with ::add-mask:: is shorter than 4 characters and is not masked"
+        fi
+        printf '%s\n' "$v" >>"$nf_tmp/masks"
+      fi
+      text='::add-mask::***'
+    elif ((${#nf_masks[@]} > 0)); then
+      nf_mask "$line"
+      text=$nf_m
+    else
+      text=$line
+    fi
+    case $nf_format in
+      simple) printf '[%s] %s\n' "$prefix" "$text" ;;
+      json)
+        local ev=output msg=$text result='' reason='' exit='' attempt=0 attempts=0 ms=0 allowed=0
+        nf_event_json
+        printf '%s\n' "$nf_j"
+        ;;
+      *)
+        printf -v ts '%(%H:%M:%S)T' -1
+        printf '%s %s │ %s\n' "$ts" "$prefix" "$text"
+        ;;
+    esac
+    printf -v ts '%(%Y-%m-%dT%H:%M:%S)T' -1
+    printf '%sZ [%s] %s%s\n' "$ts" "$step" "$logprefix" "$text" >&"$logfd"
+    # The last lines, for the summary of a failed step.
+    now=${EPOCHREALTIME:-$n}
+    ring[n % 20]="${now/[.,]/}"$'\t'"$text"
+    n=$((n + 1))
+  done
+  if ((n > 0)); then printf '%s\n' "${ring[@]}" >"$4.$stream"; else : >"$4.$stream"; fi
+}
+
+# nf_json_str TEXT sets nf_j to TEXT as a JSON string, escaped as Go's
+# encoding/json escapes it.
+nf_json_str() {
+  local s=$1 c out='' i
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\n'/\\n}
+  s=${s//$'\r'/\\r}
+  s=${s//$'\t'/\\t}
+  s=${s//</\\u003c}
+  s=${s//>/\\u003e}
+  s=${s//&/\\u0026}
+  if [[ $s == *[$'\001'-$'\037']* ]]; then
+    for ((i = 0; i < ${#s}; i++)); do
+      c=${s:i:1}
+      if [[ $c == [$'\001'-$'\037'] ]]; then
+        printf -v c '\\u%04x' "'$c"
+      fi
+      out+=$c
+    done
+    s=$out
+  fi
+  nf_j="\"$s\""
+}
+
+# nf_json_time MS sets nf_j to the time (milliseconds since the epoch) as
+# an RFC 3339 JSON string, in UTC.
+nf_json_time() {
+  local ts frac=$(($1 % 1000))
+  TZ=UTC0 printf -v ts '%(%Y-%m-%dT%H:%M:%S)T' $(($1 / 1000))
+  if ((frac > 0)); then
+    printf -v frac '%03d' "$frac"
+    while [[ $frac == *0 ]]; do frac=${frac%0}; done
+    ts+=.$frac
+  fi
+  nf_j="\"${ts}Z\""
+}
+
+# nf_write_result writes result.json in the run directory, as nixflow run
+# does, so that `nixflow runs` and `nixflow logs` read the script's runs.
+nf_write_result() {
+  local i out first=1 cancelled=false
+  [[ -e $nf_state/cancelled ]] && cancelled=true
+  nf_json_str "$nf_run_id"
+  out="{\"run\":$nf_j"
+  nf_json_str "$nf_name"
+  out+=",\"name\":$nf_j,\"cancelled\":$cancelled"
+  nf_json_time "$nf_run_start"
+  out+=",\"started\":$nf_j,\"duration\":$(($1 * 1000000)),\"jobs\":["
+  for i in "${!nf_jobs[@]}"; do
+    ((first)) || out+=,
+    first=0
+    nf_json_str "${nf_jobs[i]}"
+    out+="{\"job\":$nf_j,\"status\":\"${nf_res_status[i]}\""
+    ((nf_res_allowed[i])) && out+=",\"allowed\":true"
+    if [[ -n ${nf_res_reason[i]} ]]; then nf_json_str "${nf_res_reason[i]}"; out+=",\"reason\":$nf_j"; fi
+    [[ -n ${nf_res_domain[i]} ]] && out+=",\"domain\":\"${nf_res_domain[i]}\""
+    out+=",\"started\":\"0001-01-01T00:00:00Z\",\"duration\":$((nf_res_ms[i] * 1000000))}"
+  done
+  out+="]"
+  if ((${#nf_errors[@]} > 0)); then
+    local IFS=$'\n'
+    nf_mask "${nf_errors[*]}"
+    unset IFS
+    nf_json_str "$nf_m"
+    out+=",\"error\":$nf_j,\"domain\":\"environment\""
+  fi
+  printf '%s}\n' "$out" >"$nf_run_dir/result.json"
+}
+
+# --- env files ---------------------------------------------------------------
+
+# nf_valid_name NAME: a variable name.
+nf_valid_name() {
+  [[ $1 =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]
+}
+
+# nf_parse_envfile DATA: the JOB_ENV grammar (KEY=VALUE, KEY<<DELIM ...
+# DELIM), parsed, never sourced. Sets nf_pk (keys in order) and nf_pv
+# (values), or nf_err.
+nf_parse_envfile() {
+  local rest=$1 line key value delim start n=0 closed l
+  nf_pk=() nf_pv=() nf_err=''
+  local -A have=()
+  while [[ -n $rest ]]; do
+    if [[ $rest == *$'\n'* ]]; then line=${rest%%$'\n'*}; rest=${rest#*$'\n'}; else line=$rest; rest=; fi
+    n=$((n + 1))
+    line=${line%$'\r'}
+    [[ $line =~ ^[[:space:]]*$ ]] && continue
+    local eqs=${line%%=*} hds=${line%%<<*}
+    local eq=-1 hd=-1
+    [[ $eqs != "$line" ]] && eq=${#eqs}
+    [[ $hds != "$line" ]] && hd=${#hds}
+    if ((hd > 0 && (eq < 0 || hd < eq))); then
+      key=${line:0:hd} delim=${line:hd+2}
+      # Errors name the line, and the variable when it is a name: never
+      # other text, which may be a value.
+      if ! nf_valid_name "$key"; then
+        nf_err="line $n: invalid variable name before <<"
+        return 1
+      fi
+      if [[ -z $delim ]]; then
+        nf_err="line $n: $key<< has an empty delimiter"
+        return 1
+      fi
+      start=$n closed=0 value=''
+      local -a vl=()
+      while [[ -n $rest ]]; do
+        if [[ $rest == *$'\n'* ]]; then l=${rest%%$'\n'*}; rest=${rest#*$'\n'}; else l=$rest; rest=; fi
+        n=$((n + 1))
+        l=${l%$'\r'}
+        if [[ $l == "$delim" ]]; then closed=1; break; fi
+        vl+=("$l")
+      done
+      if ((!closed)); then
+        nf_err="line $start: value of $key is not closed by its delimiter line"
+        return 1
+      fi
+      local IFS=$'\n'
+      value="${vl[*]}"
+      unset IFS
+    elif ((eq > 0)); then
+      key=${line:0:eq} value=${line:eq+1}
+    else
+      nf_err="line $n: expected KEY=VALUE or KEY<<DELIMITER"
+      return 1
+    fi
+    if ! nf_valid_name "$key"; then
+      nf_err="line $n: invalid variable name before ="
+      return 1
+    fi
+    if [[ -z ${have[$key]:-} ]]; then
+      nf_pk+=("$key")
+      have[$key]=1
+    fi
+    nf_pv[$key]=$value
+  done
+  return 0
+}
+
+# nf_dotenv DATA: dotenv text as nixflow run reads it (godotenv 1.5.1's
+# grammar: comments, export, KEY=VALUE and KEY: VALUE, single quotes
+# verbatim, double quotes with \n and \r escapes, multi-line quoted values,
+# ${VAR} and $VAR of earlier keys in unquoted and double-quoted values).
+# Sets nf_pk and nf_pv, or nf_err (which line, never the text).
+nf_dotenv() {
+  if nf_dotenv_parse "$1"; then return 0; fi
+  # As nixflow run does: the first line that does not parse on its own.
+  local rest=$1 line n=0
+  while [[ -n $rest ]]; do
+    if [[ $rest == *$'\n'* ]]; then line=${rest%%$'\n'*}; rest=${rest#*$'\n'}; else line=$rest; rest=''; fi
+    n=$((n + 1))
+    if ! nf_dotenv_parse "$line"; then
+      nf_err="not KEY=VALUE lines (dotenv syntax), near line $n"
+      return 1
+    fi
+  done
+  nf_err="not KEY=VALUE lines (dotenv syntax)"
+  return 1
+}
+
+nf_dotenv_parse() {
+  local src=$1 key value q i c prev
+  nf_pk=() nf_pv=() nf_err=''
+  local -A have=()
+  while :; do
+    # The start of the next statement: past blanks and comment lines.
+    while :; do
+      src=${src#"${src%%[![:space:]]*}"}
+      [[ $src == '#'* ]] || break
+      [[ $src == *$'\n'* ]] || src=''
+      src=${src#*$'\n'}
+    done
+    [[ -n $src ]] || return 0
+    if [[ $src == export[[:blank:]]* ]]; then
+      src=${src#export}
+      src=${src#"${src%%[![:blank:]]*}"}
+    fi
+    # The key: letters, digits, _ and ., up to = or :.
+    if [[ ! $src =~ ^([A-Za-z0-9_.[:blank:]]*)[=:] ]]; then
+      # Like godotenv: a last statement of name characters alone is a
+      # value without a name (nothing is set), anything else an error.
+      [[ $src =~ ^[A-Za-z0-9_.[:blank:]]*$ ]] && return 0
+      nf_err=syntax
+      return 1
+    fi
+    key=${BASH_REMATCH[1]}
+    src=${src:${#BASH_REMATCH[0]}}
+    key=${key%"${key##*[![:blank:]]}"}
+    [[ -n $key ]] || { nf_err=syntax; return 1; }
+    src=${src#"${src%%[!$' \t\v\f\r']*}"}
+    q=${src:0:1}
+    if [[ $q == "'" || $q == '"' ]]; then
+      # The value ends at the first quote not preceded by a backslash.
+      value=''
+      for ((i = 1; i < ${#src}; i++)); do
+        c=${src:i:1}
+        [[ $c == "$q" ]] || continue
+        prev=${src:i-1:1}
+        [[ $prev == \\ ]] && continue
+        value=${src:0:i}
+        break
+      done
+      ((i < ${#src})) || { nf_err=syntax; return 1; }
+      src=${src:i+1}
+      while [[ $value == "$q"* ]]; do value=${value#"$q"}; done
+      while [[ $value == *"$q" ]]; do value=${value%"$q"}; done
+      if [[ $q == '"' ]]; then
+        nf_dotenv_escapes "$value"
+        nf_dotenv_expand "$nf_x"
+        value=$nf_x
+      fi
+    else
+      if [[ $src == *$'\n'* ]]; then value=${src%%$'\n'*}; src=${src#*$'\n'}; else value=$src; src=''; fi
+      # An inline comment starts at the last " #".
+      [[ $value == *[[:blank:]]#* ]] && value=${value%[[:blank:]]#*}
+      value=${value#"${value%%[!$' \t\v\f\r']*}"}
+      value=${value%"${value##*[!$' \t\v\f\r']}"}
+      nf_dotenv_expand "$value"
+      value=$nf_x
+    fi
+    if [[ -z ${have[$key]:-} ]]; then
+      nf_pk+=("$key")
+      have[$key]=1
+    fi
+    nf_pv[$key]=$value
+  done
+}
+
+# nf_dotenv_escapes TEXT: \n and \r become the characters; a backslash
+# before any other character but $ goes.
+nf_dotenv_escapes() {
+  local s=$1 out='' c
+  while [[ $s == *\\?* ]]; do
+    out+=${s%%\\*}
+    s=${s#*\\}
+    c=${s:0:1}
+    s=${s:1}
+    case $c in
+      n) out+=$'\n' ;;
+      r) out+=$'\r' ;;
+      *) out+="\\$c" ;;
+    esac
+  done
+  s=$out$s out=''
+  local i n=${#s}
+  for ((i = 0; i < n; i++)); do
+    c=${s:i:1}
+    if [[ $c == \\ ]] && ((i + 1 < n)) && [[ ${s:i+1:1} != '$' ]]; then
+      out+=${s:i+1:1}
+      i=$((i + 1))
+    else
+      out+=$c
+    fi
+  done
+  s=''
+  nf_x=$out$s
+}
+
+# nf_dotenv_expand TEXT: ${VAR} and $VAR (upper-case names) from the keys
+# read so far, as godotenv expands them: \$ stays a $, unknown names give
+# nothing, and nothing comes from the environment.
+nf_dotenv_expand() {
+  local s=$1 out='' pre m name
+  while [[ $s == *'$'* ]]; do
+    pre=${s%%'$'*}
+    s=${s#*'$'}
+    [[ $s =~ ^(\()?(\{)?([A-Z0-9_]+)?(\})? ]]
+    m=${BASH_REMATCH[0]} name=${BASH_REMATCH[3]}
+    s=${s:${#m}}
+    if [[ $pre == *\\ ]]; then
+      out+=${pre%\\}\$$m
+    elif [[ -n $name ]]; then
+      out+=$pre${nf_pv[$name]-}
+    else
+      out+=$pre\$$m
+    fi
+  done
+  nf_x=$out$s
+}
+
+# --- providers -------------------------------------------------------------
+
+# nf_provider INDEX TYPE ARGS...: run one provider of the current layer
+# (nf_where), adding its values to nf_layer and its secrets to nf_masks.
+nf_provider() {
+  local index=$1 type=$2 path file data rc err k
+  local -A nf_pv=()
+  local -a nf_pk=()
+  shift 2
+  local what=$type
+  case $type in
+    static)
+      while (($# >= 2)); do nf_layer[$1]=$2; shift 2; done
+      return 0
+      ;;
+    required)
+      nf_required+=("$@")
+      return 0
+      ;;
+    file | sops)
+      path=$1
+      nf_goquote "$path"
+      what="$type $nf_q"
+      file=$path
+      [[ $file == \~/* ]] && file=$HOME/${file#\~/}
+      [[ $file == /* ]] || file=$nf_repo/$file
+      if [[ ! -e $file ]]; then
+        if (($2)); then
+          nf_provider_error "$index" "$what" "open $file: no such file or directory"
+          return 1
+        fi
+        return 0
+      fi
+      if [[ $type == file ]]; then
+        if ! data=$(cat -- "$file" 2>&1; printf x); then
+          nf_provider_error "$index" "$what" "open $file: permission denied"
+          return 1
+        fi
+        data=${data%x}
+      else
+        nf_sops "$file" "${3:-yaml}" || { nf_provider_error "$index" "$what" "$nf_err"; return 1; }
+        data=$nf_x
+      fi
+      ;;
+    command)
+      local cmd=$1
+      ((${#cmd} > 40)) && cmd=${cmd:0:37}...
+      nf_goquote "$cmd"
+      what="command $nf_q"
+      err=$nf_tmp/provider.err
+      data=$(cd "$nf_repo" && bash --noprofile --norc -c "$1" </dev/null 2>"$err"; rc=$?; printf x; exit "$rc")
+      rc=$?
+      data=${data%x}
+      if ((rc != 0)); then
+        local last=''
+        [[ -s $err ]] && last=$(sed -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' "$err" | sed -n '$p')
+        rm -f "$err"
+        nf_provider_error "$index" "$what" "exited with status $rc${last:+: $last}"
+        return 1
+      fi
+      rm -f "$err"
+      ;;
+  esac
+  if [[ $type == sops ]]; then
+    nf_pk=() nf_pv=()
+    nf_parse_sops "$data" || { nf_provider_error "$index" "$what" "$nf_err"; return 1; }
+  elif ! nf_dotenv "$data"; then
+    [[ $type == command ]] && nf_err="its output: $nf_err"
+    nf_provider_error "$index" "$what" "$nf_err"
+    return 1
+  fi
+  for k in "${nf_pk[@]}"; do
+    nf_layer[$k]=${nf_pv[$k]}
+    nf_secrets[$k]=${nf_pv[$k]}
+  done
+}
+
+nf_provider_error() {
+  nf_errors+=("$nf_where envFrom[$1] ($2): $3")
+}
+
+# nf_sops FILE FORMAT decrypts a sops file into KEY=VALUE lines (nested keys
+# joined with _) in nf_x, through sops' own dotenv or json output.
+nf_sops() {
+  local err=$nf_tmp/sops.err
+  if ! command -v sops >/dev/null 2>&1; then
+    nf_err="the sops binary is not on PATH"
+    return 1
+  fi
+  if ! nf_x=$(sops --decrypt --input-type "$2" --output-type json "$1" 2>"$err"); then
+    local last
+    last=$(sed -n '$p' "$err")
+    rm -f "$err"
+    nf_err="sops --decrypt: exit status 1${last:+: $last}"
+    return 1
+  fi
+  rm -f "$err"
+  if [[ $2 == ini ]]; then nf_sops_ini=1; else nf_sops_ini=0; fi
+}
+
+# nf_parse_sops JSON flattens sops' JSON output into nf_pk/nf_pv: nested
+# keys joined with '_', list items by index, ini's DEFAULT section at the
+# top. A small JSON reader: sops writes plain, well-formed JSON.
+nf_parse_sops() {
+  nf_json=$1 nf_jpos=0 nf_err=''
+  nf_json_ws
+  nf_json_value "" || return 1
+  return 0
+}
+
+nf_json_ws() {
+  local rest=${nf_json:nf_jpos}
+  local trimmed=${rest#"${rest%%[![:space:]]*}"}
+  nf_jpos=$((nf_jpos + ${#rest} - ${#trimmed}))
+}
+
+# nf_json_value PREFIX reads one value at nf_jpos.
+nf_json_value() {
+  local prefix=$1 c=${nf_json:nf_jpos:1} key i
+  case $c in
+    '{')
+      nf_jpos=$((nf_jpos + 1))
+      nf_json_ws
+      if [[ ${nf_json:nf_jpos:1} == '}' ]]; then nf_jpos=$((nf_jpos + 1)); return 0; fi
+      while :; do
+        nf_json_ws
+        nf_json_string || return 1
+        key=$nf_js
+        nf_json_ws
+        nf_jpos=$((nf_jpos + 1)) # :
+        nf_json_ws
+        if [[ -z $prefix && $key == DEFAULT && $nf_sops_ini == 1 ]]; then
+          nf_json_value "" || return 1
+        else
+          nf_json_value "${prefix:+${prefix}_}$key" || return 1
+        fi
+        nf_json_ws
+        c=${nf_json:nf_jpos:1}
+        nf_jpos=$((nf_jpos + 1))
+        [[ $c == '}' ]] && return 0
+      done
+      ;;
+    '[')
+      nf_jpos=$((nf_jpos + 1))
+      nf_json_ws
+      if [[ ${nf_json:nf_jpos:1} == ']' ]]; then nf_jpos=$((nf_jpos + 1)); return 0; fi
+      i=0
+      while :; do
+        nf_json_ws
+        nf_json_value "${prefix:+${prefix}_}$i" || return 1
+        i=$((i + 1))
+        nf_json_ws
+        c=${nf_json:nf_jpos:1}
+        nf_jpos=$((nf_jpos + 1))
+        [[ $c == ']' ]] && return 0
+      done
+      ;;
+    '"')
+      nf_json_string || return 1
+      nf_json_leaf "$prefix" "$nf_js"
+      ;;
+    *)
+      local rest=${nf_json:nf_jpos}
+      [[ $rest =~ ^(true|false|null|-?[0-9][0-9.eE+-]*) ]] || { nf_err="read the decrypted file: not JSON"; return 1; }
+      nf_jpos=$((nf_jpos + ${#BASH_REMATCH[1]}))
+      local v=${BASH_REMATCH[1]}
+      [[ $v == null ]] && v=''
+      nf_json_leaf "$prefix" "$v"
+      ;;
+  esac
+}
+
+nf_json_leaf() {
+  if ! nf_valid_name "$1"; then
+    nf_goquote "$1"
+    nf_err="key $nf_q is not a valid variable name (letters, digits and _, not starting with a digit)"
+    return 1
+  fi
+  if [[ -n ${nf_pv[$1]+x} ]]; then
+    nf_goquote "$1"
+    nf_err="two keys flatten to the same variable $nf_q"
+    return 1
+  fi
+  nf_pk+=("$1")
+  nf_pv[$1]=$2
+}
+
+# nf_json_string reads a JSON string at nf_jpos into nf_js.
+nf_json_string() {
+  local rest=${nf_json:nf_jpos}
+  if [[ ! $rest =~ ^\"(([^\"\\]|\\.)*)\" ]]; then
+    nf_err="read the decrypted file: not JSON"
+    return 1
+  fi
+  nf_jpos=$((nf_jpos + ${#BASH_REMATCH[0]}))
+  local s=${BASH_REMATCH[1]} out=''
+  while [[ $s =~ ^([^\\]*)\\(u[0-9a-fA-F]{4}|.)(.*)$ ]]; do
+    out+=${BASH_REMATCH[1]}
+    s=${BASH_REMATCH[3]}
+    case ${BASH_REMATCH[2]} in
+      n) out+=$'\n' ;;
+      t) out+=$'\t' ;;
+      r) out+=$'\r' ;;
+      b) out+=$'\b' ;;
+      f) out+=$'\f' ;;
+      u*) local ch; printf -v ch '%b' "\\u${BASH_REMATCH[2]#u}"; out+=$ch ;;
+      *) out+=${BASH_REMATCH[2]} ;;
+    esac
+  done
+  nf_js=$out$s
+}
+
+# nf_resolve_environments runs every provider, the workflow's and each
+# job's, and checks every required name, before any job starts.
+nf_resolve_environments() {
+  local i k ok=1 wf_ok=1 name
+  local -A nf_secrets=()
+  local -a nf_required=()
+  local -A nf_layer=()
+  nf_where=workflow
+  nf_wf_providers || wf_ok=0
+  nf_wf_required=("${nf_required[@]}")
+  for k in "${!nf_layer[@]}"; do nf_wfprov[$k]=${nf_layer[$k]}; done
+  nf_add_secrets
+  for i in "${!nf_jobs[@]}"; do
+    nf_layer=() nf_required=() nf_secrets=()
+    nf_where="job ${nf_jobs[i]}"
+    local before=${#nf_errors[@]}
+    nf_job_providers_"$i"
+    ((${#nf_errors[@]} > before)) && continue
+    declare -gA "nf_jprov_$i=()"
+    local -n nf_jp=nf_jprov_$i
+    # shellcheck disable=SC2004
+    for k in "${!nf_layer[@]}"; do nf_jp[$k]=${nf_layer[$k]}; done
+    unset -n nf_jp
+    nf_add_secrets
+    ((wf_ok)) || continue
+    # The required names, against the job's environment as a step sees it.
+    local -a missing=()
+    local -A nf_env=()
+    nf_job_base_env "$i"
+    for name in "${nf_wf_required[@]}" "${nf_required[@]}"; do
+      if [[ -z ${nf_env[$name]+x} ]] && ! printenv "$name" >/dev/null; then
+        [[ " ${missing[*]} " == *" $name "* ]] || missing+=("$name")
+      fi
+    done
+    if ((${#missing[@]} > 0)); then
+      mapfile -t missing < <(printf '%s\n' "${missing[@]}" | LC_ALL=C sort)
+      local IFS=,
+      local list="${missing[*]}"
+      unset IFS
+      nf_errors+=("job ${nf_jobs[i]}: required variables not set: ${list//,/, }")
+    fi
+  done
+  ((${#nf_errors[@]} == 0)) || ok=0
+  ((ok))
+}
+
+# nf_add_secrets masks the values of the secret variables just read, in
+# name order so that warnings come in a stable order.
+nf_add_secrets() {
+  local k
+  while IFS='' read -r k; do
+    [[ -n $k ]] || continue
+    nf_add_mask "${nf_secrets[$k]}" || nf_warn "" "secret $k is shorter than 4 characters and is not masked"
+  done < <(printf '%s\n' "${!nf_secrets[@]}" | LC_ALL=C sort)
+}
+
+# nf_set KEY VALUE sets a variable in the layer being built.
+nf_set() {
+  nf_env[$1]=$2
+}
+
+# nf_job_base_env JOB fills nf_env with the job's layers over the host's
+# environment: workflow providers and env, job providers and env, runtime
+# overrides.
+nf_job_base_env() {
+  local k
+  for k in "${!nf_wfprov[@]}"; do nf_env[$k]=${nf_wfprov[$k]}; done
+  nf_wf_env
+  # shellcheck disable=SC2178
+  local -n nf_jp=nf_jprov_$1
+  for k in "${!nf_jp[@]}"; do nf_env[$k]=${nf_jp[$k]}; done
+  unset -n nf_jp
+  nf_job_env_"$1"
+  nf_apply_overrides
+}
+
+nf_apply_overrides() {
+  local k
+  for k in "${!nf_over[@]}"; do nf_env[$k]=${nf_over[$k]}; done
+}
+
+# --- processes -------------------------------------------------------------
+
+# nf_kill_cookie COOKIE kills every process whose environment holds the
+# step's cookie: the ones that left its process group (setsid) too.
+nf_kill_cookie() {
+  local f pid
+  [[ -d /proc/self ]] || return 0
+  while IFS='' read -r f; do
+    pid=${f#/proc/}
+    pid=${pid%/environ}
+    kill -KILL "$pid" 2>/dev/null || true
+  done < <(grep -lzx -- "NIXFLOW_COOKIE=$1" /proc/[0-9]*/environ 2>/dev/null)
+}
+
+# nf_stopper PGID FIRST: SIGNAL, then SIGTERM after the interrupt grace (for
+# SIGINT), then SIGKILL after the terminate grace.
+nf_stopper() {
+  kill "-$2" -- "-$1" 2>/dev/null || return 0
+  if [[ $2 == INT ]]; then
+    nf_sleep_ms "$nf_ig_ms"
+    kill -TERM -- "-$1" 2>/dev/null || return 0
+  fi
+  nf_sleep_ms "$nf_tg_ms"
+  kill -KILL -- "-$1" 2>/dev/null || true
+}
+
+# nf_spawn KIND BODY DIR: start a step (KIND step) or a condition (KIND
+# cond) in its own process group with the step environment nf_env, its output
+# read line by line. Sets nf_pid and nf_readers.
+nf_spawn() {
+  local kind=$1 body=$2 dir=$3 k
+  local fifo=$nf_ctl/fifo
+  # One pair of pipes per job, used by one process at a time.
+  # Made for every job at once when the run starts.
+  nf_seq=$((nf_seq + 1))
+  if [[ $kind == step ]]; then
+    nf_reader "$nf_job" "$nf_step" stdout "$nf_tail" <"$fifo.out" &
+    nf_readers=$!
+    nf_reader "$nf_job" "$nf_step" stderr "$nf_tail" <"$fifo.err" &
+    nf_readers+=" $!"
+  else
+    cat <"$fifo.out" >/dev/null &
+    nf_readers=$!
+    cat <"$fifo.err" >"$nf_ctl/cond.err" &
+    nf_readers+=" $!"
+  fi
+  nf_cookie=$nf_run_id.$BASHPID.$nf_seq
+  # Job control, for this one command: it gets a process group of its own
+  # (its pid), which a timeout or Ctrl-C stops as a whole.
+  set -m
+  (
+    trap - PIPE USR1 INT
+    cd -- "$dir" 2>/dev/null || { printf 'cannot enter the directory %s\n' "$dir" >&2; exit 127; }
+    for k in "${!nf_env[@]}"; do export "$k=${nf_env[$k]}" 2>/dev/null || true; done
+    export NIXFLOW_COOKIE=$nf_cookie
+    if [[ $kind == step ]]; then
+      exec bash --noprofile --norc -eo pipefail -c "$body"
+    else
+      exec bash --noprofile --norc -c "$body"
+    fi
+  ) </dev/null >"$fifo.out" 2>"$fifo.err" &
+  nf_pid=$!
+  set +m
+}
+
+# nf_await INTERRUPTIBLE DEADLINE_MS: wait for nf_pid. INTERRUPTIBLE says
+# what stops it: 1 the first Ctrl-C, 0 only the second. DEADLINE_MS (0:
+# none) is when a timeout stops it; nf_deadline_kind says whose. Sets
+# nf_rc and nf_stop (""; cancel; timeout).
+nf_await() {
+  local interruptible=$1 deadline=$2 watcher='' rc
+  nf_stop='' nf_stopper=''
+  if ((deadline > 0)); then
+    nf_now
+    (
+      nf_sleep_ms $((deadline - nf_t))
+      printf '%s\n' "$nf_deadline_kind" >"$nf_ctl/timedout.$nf_pid"
+      nf_stopper "$nf_pid" TERM
+    ) &
+    watcher=$!
+  fi
+  # From here a signal (USR1 from the scheduler) stops the process, and
+  # one that came before is seen now.
+  nf_watch_int=$interruptible nf_watch_pid=$nf_pid
+  nf_on_wake
+  while :; do
+    wait "$nf_pid"
+    rc=$?
+    kill -0 "$nf_pid" 2>/dev/null || break
+  done
+  nf_watch_pid=''
+  nf_rc=$rc
+  # No process of the step outlives it: its process group goes, and when
+  # it was stopped, the processes that left the group (setsid) too.
+  kill -KILL -- "-$nf_pid" 2>/dev/null || true
+  if [[ -n $nf_stop || -e $nf_ctl/timedout.$nf_pid ]]; then nf_kill_cookie "$nf_cookie"; fi
+  [[ -n $watcher ]] && kill -KILL "$watcher" 2>/dev/null
+  [[ -n $nf_stopper ]] && kill -KILL "$nf_stopper" 2>/dev/null
+  local r
+  # A wait ends early on a signal: wait again until each reader is gone,
+  # or it would read the next step's output.
+  for r in $nf_readers; do
+    while kill -0 "$r" 2>/dev/null; do wait "$r" 2>/dev/null; done
+  done
+  [[ -n $watcher ]] && wait "$watcher" 2>/dev/null
+  [[ -n $nf_stopper ]] && wait "$nf_stopper" 2>/dev/null
+  if [[ -z $nf_stop ]] && nf_should_stop "$interruptible" && ((rc > 128)); then
+    nf_stop=cancel
+  fi
+  if [[ -z $nf_stop && -e $nf_ctl/timedout.$nf_pid ]]; then
+    nf_stop=timeout
+    IFS='' read -r nf_timeout_kind <"$nf_ctl/timedout.$nf_pid"
+  fi
+  [[ -e $nf_ctl/timedout.$nf_pid ]] && rm -f "$nf_ctl/timedout.$nf_pid"
+  true
+}
+
+# nf_should_stop INTERRUPTIBLE: the run was aborted, or cancelled and the
+# current process is one the first Ctrl-C stops.
+nf_should_stop() {
+  [[ -e $nf_state/aborted ]] || { (($1)) && [[ -e $nf_state/cancelled ]]; }
+}
+
+# nf_on_wake is the job's USR1 trap (the scheduler's word that the run was
+# cancelled or aborted): it stops the running process or ends a wait.
+nf_on_wake() {
+  if [[ -n ${nf_watch_pid:-} && -z ${nf_stopper:-} ]] && nf_should_stop "$nf_watch_int"; then
+    nf_stop=cancel
+    nf_stopper "$nf_watch_pid" INT &
+    nf_stopper=$!
+  fi
+  if [[ -n ${nf_sleeper:-} ]] && nf_should_stop "$nf_sleep_int"; then
+    kill -KILL "$nf_sleeper" 2>/dev/null
+  fi
+  return 0
+}
+
+# nf_wait_ms MS INTERRUPTIBLE: a wait between attempts; returns 1 when the
+# run was cancelled meanwhile.
+nf_wait_ms() {
+  (nf_sleep_ms "$1") &
+  nf_sleeper=$! nf_sleep_int=$2
+  nf_on_wake
+  while :; do
+    wait "$nf_sleeper"
+    kill -0 "$nf_sleeper" 2>/dev/null || break
+  done
+  nf_sleeper=''
+  ! nf_should_stop "$2"
+}
+
+# --- jobs ------------------------------------------------------------------
+
+# nf_job_result STATUS REASON DOMAIN: the job's outcome, for the summary.
+nf_job_result() {
+  J_status=$1 J_reason=$2 J_domain=${3:-}
+  if [[ -n $J_reason ]]; then nf_mask "$J_reason"; J_reason=$nf_m; fi
+}
+
+# nf_status_holds JOB: the status function of a job's condition over the
+# results of its needs. Sets nf_hold_status and nf_hold_reason when not.
+nf_status_holds() {
+  local i=$1 n
+  nf_hold_status='' nf_hold_reason=''
+  if [[ -e $nf_state/aborted ]]; then
+    nf_hold_status=cancelled nf_hold_reason="run aborted"
+    return 1
+  fi
+  local cancelled=0
+  [[ -e $nf_state/cancelled ]] && cancelled=1
+  case ${nf_job_cond[i]} in
+    always) return 0 ;;
+    cancelled)
+      ((cancelled)) && return 0
+      nf_hold_status=skipped nf_hold_reason="the run was not cancelled"
+      return 1
+      ;;
+    failure)
+      if ((cancelled)); then nf_hold_status=cancelled nf_hold_reason="run cancelled"; return 1; fi
+      for n in ${nf_job_anc[i]}; do
+        [[ ${nf_res_status[n]} == failure && ${nf_res_allowed[n]} == 0 ]] && return 0
+      done
+      nf_hold_status=skipped nf_hold_reason="no job it needs failed"
+      return 1
+      ;;
+    *)
+      if ((cancelled)); then nf_hold_status=cancelled nf_hold_reason="run cancelled"; return 1; fi
+      for n in ${nf_job_needs[i]}; do
+        if [[ ${nf_res_status[n]} == success || (${nf_res_status[n]} == failure && ${nf_res_allowed[n]} == 1) ]]; then
+          continue
+        fi
+        nf_goquote "${nf_jobs[n]}"
+        if [[ ${nf_res_status[n]} == failure ]]; then
+          nf_hold_reason="needed job $nf_q failed"
+        else
+          nf_hold_reason="needed job $nf_q was ${nf_res_status[n]}"
+        fi
+        nf_hold_status=skipped
+        return 1
+      done
+      return 0
+      ;;
+  esac
+}
+
+# nf_job INDEX runs one job, in a subshell of its own; its result goes to
+# the state directory.
+nf_job() {
+  local i=$1
+  trap nf_on_wake USR1
+  trap '' INT
+  nf_job=${nf_jobs[i]}
+  nf_job_"$i"
+  nf_ctl=$nf_tmp/ctl/$i
+  J_ws=$nf_run_dir/jobs/$nf_job
+  # The directories were made for every job when the run started: every
+  # process this script starts costs time.
+  nf_seq=0
+  nf_now
+  J_start=$nf_t J_deadline=0 J_timedout=0 J_steps_run=0 J_attempts=0 J_started=0
+  J_status='' J_reason='' J_domain=''
+  J_cleanup=${nf_job_cleanup[i]}
+  local J_interruptible=1
+  ((J_cleanup)) && J_interruptible=0
+  ((J_timeout_ms > 0)) && J_deadline=$((J_start + J_timeout_ms))
+  nf_load_masks
+
+  local -A nf_env=() J_jobenv=() J_outmap=()
+  local -a J_path=()
+  nf_job_base_env "$i"
+  # The outputs of the jobs it needs, as NEEDS_<JOB>_<KEY>.
+  local n k
+  for n in ${nf_job_needs[i]}; do
+    [[ -f $nf_tmp/outputs/$n ]] || continue
+    while IFS='' read -r -d '' k && IFS='' read -r -d '' v; do
+      nf_env[$(nf_env_name "${nf_jobs[n]}" "$k")]=$v
+    done <"$nf_tmp/outputs/$n"
+  done
+  nf_apply_overrides
+  local -A J_env=()
+  for k in "${!nf_env[@]}"; do J_env[$k]=${nf_env[$k]}; done
+
+  nf_job_body "$i"
+  nf_job_finish "$i"
+}
+
+# nf_env_name JOB KEY: NEEDS_<JOB>_<KEY>.
+nf_env_name() {
+  local j=${1^^} k=${2^^}
+  j=${j//[!A-Z0-9]/_}
+  k=${k//[!A-Z0-9]/_}
+  printf 'NEEDS_%s_%s' "$j" "$k"
+}
+
+nf_job_body() {
+  local i=$1
+  # A bash condition runs in the repository with the job's environment,
+  # before any workspace exists.
+  if [[ -n $J_condcmd ]]; then
+    nf_step=''
+    nf_spawn cond "$J_condcmd" "$nf_repo"
+    nf_deadline_kind=none
+    nf_await "$J_interruptible" 0
+    local line
+    if [[ -s $nf_ctl/cond.err ]]; then
+      while IFS='' read -r line; do
+        [[ -n $line ]] && nf_warn "$nf_job" "condition: $line"
+      done <"$nf_ctl/cond.err"
+    fi
+    if [[ $nf_stop == cancel ]]; then nf_job_result cancelled "run cancelled"; return; fi
+    if ((nf_rc != 0)); then
+      nf_goquote "$J_condcmd"
+      nf_job_result skipped "condition $nf_q exited with status $nf_rc"
+      return
+    fi
+  fi
+  nf_emit job_start "$nf_job" "" msg=local
+  J_started=1
+  nf_realise_deps || return
+
+  if ((J_copyrepo)); then
+    if ! nf_copy_repo "$J_ws" 2>"$nf_ctl/copy.err"; then
+      nf_job_result failure "prepare local workspace: $(sed -n '$p' "$nf_ctl/copy.err")" executor
+      return
+    fi
+  fi
+  nf_restore_inputs || return
+  nf_run_steps
+  nf_save_outputs
+}
+
+# nf_realise_deps builds the deps of the job's steps that are missing.
+nf_realise_deps() {
+  local d k missing=() drvs=() seen=" "
+  local -a paths dv
+  for k in "${!S_name[@]}"; do
+    [[ -n ${S_deps[k]} ]] || continue
+    mapfile -t paths <<<"${S_deps[k]}"
+    mapfile -t dv <<<"${S_drvs[k]}"
+    for d in "${!paths[@]}"; do
+      [[ $seen == *" ${paths[d]} "* ]] && continue
+      seen+="${paths[d]} "
+      [[ -e ${paths[d]} ]] && continue
+      if [[ -z ${dv[d]:-} ]]; then missing+=("${paths[d]}"); else drvs+=("${dv[d]}"); fi
+    done
+  done
+  if ((${#missing[@]} > 0)); then
+    local IFS=,
+    local list="${missing[*]}"
+    unset IFS
+    nf_job_result failure "dependency ${list//,/, } does not exist and has no derivation to build it" build
+    return 1
+  fi
+  ((${#drvs[@]} == 0)) && return 0
+  if ! command -v nix-store >/dev/null 2>&1; then
+    nf_job_result failure "dependencies not built and no nix-store here to build them: ${drvs[*]}" build
+    return 1
+  fi
+  if ((${#drvs[@]} == 1)); then nf_warn "$nf_job" "building 1 dependency"; else nf_warn "$nf_job" "building ${#drvs[@]} dependencies"; fi
+  nf_step='(build)'
+  nf_tail=$nf_ctl/build.tail
+  local -A nf_env=()
+  nf_spawn step "nix-store --realise $(printf '%q ' "${drvs[@]}") >/dev/null" "$nf_repo"
+  nf_deadline_kind=none
+  nf_await "$J_interruptible" 0
+  nf_step=''
+  if [[ $nf_stop == cancel ]]; then nf_job_result cancelled "run cancelled"; return 1; fi
+  if ((nf_rc != 0)); then
+    nf_job_result failure "nix-store --realise: exit status $nf_rc" build
+    return 1
+  fi
+}
+
+# nf_copy_repo WS fills the workspace from the working tree as git sees it
+# (tracked files with their changes, untracked files that are not ignored,
+# and .git), else from the whole directory, without the run's own state.
+nf_copy_repo() {
+  local ws=$1 top
+  if command -v git >/dev/null 2>&1 && top=$(git -C "$nf_repo" rev-parse --show-toplevel 2>/dev/null); then
+    (cd "$nf_repo" && git ls-files -z --cached --others --exclude-standard | while IFS='' read -r -d '' f; do
+      [[ -e $f || -L $f ]] && printf '%s\0' "$f"
+    done | tar --null --no-recursion -T - -cf - | tar -C "$ws" -xf -) || return 1
+    if [[ $(cd "$nf_repo" && pwd -P) == "$(cd "$top" && pwd -P)" && -d $nf_repo/.git ]]; then
+      cp -a "$nf_repo/.git" "$ws/.git" || return 1
+    fi
+    return 0
+  fi
+  local -a excl=()
+  local d rel
+  for d in "$nf_run_dir" "$nf_state_home/nixflow" "$nf_cache_home/nixflow"; do
+    case $d in
+      "$nf_repo"/*) rel=${d#"$nf_repo"/}; excl+=("--exclude=./$rel") ;;
+    esac
+  done
+  (cd "$nf_repo" && tar "${excl[@]}" -cf - .) | tar -C "$ws" -xf -
+}
+
+# nf_restore_inputs copies the artifacts a job reads into its workspace.
+nf_restore_inputs() {
+  local k name path dir meta_path meta_dir dst
+  for ((k = 0; k < ${#J_inputs[@]}; k += 2)); do
+    name=${J_inputs[k]} path=${J_inputs[k + 1]}
+    dir=$nf_run_dir/artifacts/$name
+    nf_goquote "$name"
+    if [[ ! -f $dir/meta ]]; then
+      nf_job_result failure "restore artifacts: artifact $nf_q: not produced (did the job that outputs it fail before creating it?)" step
+      return 1
+    fi
+    { IFS='' read -r meta_path; IFS='' read -r meta_dir; } <"$dir/meta"
+    dst=$meta_path
+    if [[ -n $path ]]; then
+      dst=$path
+      ((meta_dir)) || dst=$path/${meta_path##*/}
+    fi
+    if ((meta_dir)); then
+      mkdir -p "$J_ws/$dst" && cp -a "$dir/data/." "$J_ws/$dst/"
+    else
+      mkdir -p "$(dirname -- "$J_ws/$dst")" && cp -a "$dir/data" "$J_ws/$dst"
+    fi || {
+      nf_job_result failure "restore artifacts: artifact $nf_q to \"$dst\": copy failed" executor
+      return 1
+    }
+  done
+}
+
+# nf_save_outputs saves every declared output, also when steps failed.
+nf_save_outputs() {
+  local k name path dir isdir first=''
+  for ((k = 0; k < ${#J_outputs[@]}; k += 2)); do
+    name=${J_outputs[k]} path=${J_outputs[k + 1]}
+    dir=$nf_run_dir/artifacts/$name
+    rm -rf "$dir"
+    if [[ ! -e $J_ws/$path && ! -L $J_ws/$path ]]; then
+      nf_goquote "$name"
+      local qn=$nf_q
+      nf_goquote "$path"
+      [[ -z $first ]] && first="output $qn: path $nf_q does not exist in the workspace"
+      continue
+    fi
+    mkdir -p "$dir"
+    isdir=0
+    [[ -d $J_ws/$path && ! -L $J_ws/$path ]] && isdir=1
+    cp -a "$J_ws/$path" "$dir/data"
+    printf '%s\n%s\n%s\n' "$path" "$isdir" "$nf_job" >"$dir/meta"
+  done
+  if [[ -n $first && $J_status != cancelled && $J_status != failure ]]; then
+    nf_job_result failure "$first" step
+  fi
+}
+
+# nf_step_holds K FAILED: the status function of a step's condition over
+# the earlier steps of its job.
+nf_step_holds() {
+  local k=$1 failed=$2 cancelled=0 interrupted=0
+  [[ -e $nf_state/aborted ]] && return 1
+  [[ -e $nf_state/cancelled ]] && cancelled=1
+  if ((J_cleanup)); then interrupted=0; else interrupted=$cancelled; fi
+  case ${S_cond[k]} in
+    always) return 0 ;;
+    cancelled) ((cancelled)) ;;
+    failure) ((failed && !interrupted)) ;;
+    *) ((!failed && !interrupted)) && ! nf_expired ;;
+  esac
+}
+
+nf_expired() {
+  ((J_deadline > 0)) || return 1
+  nf_now
+  ((nf_t >= J_deadline))
+}
+
+nf_run_steps() {
+  local k failed=0 fail_reason='' cancelled=0 reason
+  for k in "${!S_name[@]}"; do
+    nf_step=${S_name[k]}
+    S_status[k]='' S_attempts[k]=0
+    if ! nf_step_holds "$k" "$failed"; then
+      if [[ -e $nf_state/aborted ]]; then
+        reason="run aborted"
+      elif [[ ${S_cond[k]} == cancelled ]]; then
+        reason="the run was not cancelled"
+      elif [[ ${S_cond[k]} == failure ]]; then
+        reason="no earlier step failed"
+      elif ((failed)); then
+        reason="an earlier step failed"
+      elif nf_expired; then
+        reason="the job timed out"
+      else
+        reason="condition ${S_condstr[k]} is false"
+      fi
+      S_status[k]=skipped
+      [[ ${S_cond[k]} == success ]] && nf_expired && J_timedout=1
+      if [[ ${S_cond[k]} != always ]] && { [[ -e $nf_state/aborted ]] || { ((!J_cleanup)) && [[ -e $nf_state/cancelled ]]; }; }; then
+        S_status[k]=cancelled reason="run cancelled"
+      fi
+      nf_emit step_end "$nf_job" "$nf_step" result="${S_status[k]}" reason="$reason"
+      continue
+    fi
+    nf_run_step "$k"
+    if [[ ${S_status[k]} == cancelled ]]; then
+      cancelled=1
+    elif [[ ${S_status[k]} == failure ]] && ((S_coe[k])); then
+      :
+    elif [[ ${S_status[k]} == failure ]] && ((!failed)); then
+      failed=1
+      nf_goquote "$nf_step"
+      fail_reason="step $nf_q ${S_reason[k]}"
+    fi
+  done
+  if ((failed)); then
+    nf_job_result failure "$fail_reason" step
+  elif ((J_timedout)); then
+    nf_job_result failure "job timed out after $J_timeout_str" step
+  elif ((cancelled)) || [[ -e $nf_state/aborted ]] || { ((!J_cleanup)) && [[ -e $nf_state/cancelled ]]; }; then
+    nf_job_result cancelled "run cancelled"
+  else
+    nf_job_result success ""
+  fi
+}
+
+# nf_step_env K fills nf_env with the environment of step K.
+nf_step_env() {
+  local k=$1 key d front=''
+  nf_env=()
+  for key in "${!J_env[@]}"; do nf_env[$key]=${J_env[$key]}; done
+  nf_step_env_"$nf_job_index"_"$k"
+  for key in "${!J_jobenv[@]}"; do nf_env[$key]=${J_jobenv[$key]}; done
+  nf_apply_overrides
+  if [[ -n ${S_deps[k]} ]]; then
+    while IFS='' read -r d; do front+=${front:+:}$d/bin; done <<<"${S_deps[k]}"
+  fi
+  for ((d = ${#J_path[@]} - 1; d >= 0; d--)); do front+=${front:+:}${J_path[d]}; done
+  if [[ -n $front ]]; then
+    local old=${nf_env[PATH]-${PATH:-}}
+    nf_env[PATH]=$front${old:+:$old}
+  fi
+  nf_env[JOB_ENV]=$nf_ctl/env
+  nf_env[JOB_PATH]=$nf_ctl/path
+  nf_env[JOB_OUTPUT]=$nf_ctl/output
+  nf_env[NIXFLOW_RUN_ID]=$nf_run_id
+  nf_env[NIXFLOW_JOB]=$nf_job
+  nf_env[NIXFLOW_STEP]=$nf_step
+  nf_env[NIXFLOW_WORKSPACE]=$J_ws
+}
+
+# nf_step_deadline K: the deadline of an attempt of step K (sets nf_dl and
+# nf_deadline_kind).
+nf_step_deadline() {
+  local k=$1 jd=0 sd=0
+  nf_now
+  if ((J_deadline > 0)) && ! { [[ ${S_cond[k]} != success ]] && ((nf_t >= J_deadline)); }; then
+    jd=$J_deadline
+  fi
+  ((S_timeout_ms[k] > 0)) && sd=$((nf_t + S_timeout_ms[k]))
+  nf_dl=$jd nf_deadline_kind=job
+  if ((sd > 0 && (nf_dl == 0 || sd < nf_dl))); then nf_dl=$sd nf_deadline_kind=step; fi
+}
+
+nf_run_step() {
+  local k=$1
+  local interruptible=$J_interruptible attempt max=${S_max[k]} t0 dir code
+  [[ ${S_cond[k]} == always || ${S_cond[k]} == cancelled ]] && interruptible=0
+  dir=$J_ws
+  [[ -n ${S_workdir[k]} ]] && dir=$J_ws/${S_workdir[k]}
+  nf_step_env "$k"
+  nf_tail=$nf_ctl/tail.$k
+  S_reason[k]=''
+  if [[ -n ${S_condcmd[k]} ]]; then
+    nf_step_deadline "$k"
+    nf_spawn step "${S_condcmd[k]}" "$dir"
+    # A condition's output is the step's; its shell is a plain bash -c.
+    nf_await "$interruptible" "$nf_dl"
+    if [[ $nf_stop == timeout ]]; then
+      [[ $nf_timeout_kind == job ]] && J_timedout=1
+      nf_timeout_reason "$k"
+      nf_step_end "$k" failure "condition $nf_reason" 0
+      return
+    elif [[ $nf_stop == cancel ]]; then
+      nf_step_end "$k" cancelled "run cancelled" 0
+      return
+    elif ((nf_rc != 0)); then
+      nf_goquote "${S_condcmd[k]}"
+      nf_step_end "$k" skipped "condition $nf_q exited with status $nf_rc" 0
+      return
+    fi
+  fi
+  for ((attempt = 1; ; attempt++)); do
+    S_attempts[k]=$attempt
+    nf_emit step_start "$nf_job" "$nf_step" attempt="$attempt" attempts="$max"
+    nf_step_deadline "$k"
+    nf_now
+    t0=$nf_t
+    nf_spawn step "${S_bash[k]}" "$dir"
+    nf_await "$interruptible" "$nf_dl"
+    nf_now
+    local took=$((nf_t - t0))
+    local status reason='' ctl_err=''
+    nf_read_control || ctl_err=$nf_err
+    if [[ -n $ctl_err ]]; then
+      status=failure reason=$ctl_err
+    elif [[ $nf_stop == cancel ]]; then
+      status=cancelled reason="run cancelled"
+    elif [[ $nf_stop == timeout ]]; then
+      [[ $nf_timeout_kind == job ]] && J_timedout=1
+      nf_timeout_reason "$k"
+      status=failure reason=$nf_reason
+    elif ((nf_rc != 0)); then
+      code=$nf_rc
+      ((nf_rc > 128 && nf_rc < 160)) && code="$nf_rc (signal $((nf_rc - 128)))"
+      status=failure reason="failed with exit status $code"
+    else
+      status=success
+    fi
+    local final=0
+    if [[ $status != failure || -n $ctl_err ]] || ((attempt >= max)) || nf_expired; then
+      final=1
+    elif nf_should_stop "$interruptible"; then
+      # Cancelled once the attempt was over, with attempts left: the step
+      # was waiting between attempts, and ends as cancelled.
+      nf_step_end "$k" cancelled "run cancelled" "$took" exit="$nf_rc" attempt="$attempt" attempts="$max"
+      return
+    fi
+    if [[ $status == failure ]] && ((final && attempt > 1)); then
+      reason+=" (after $attempt attempts)"
+    fi
+    if ((final)) || [[ $status != failure ]]; then
+      nf_step_end "$k" "$status" "$reason" "$took" exit="$nf_rc" attempt="$attempt" attempts="$max"
+      return
+    fi
+    local delay
+    nf_retry_delay "$k" "$attempt"
+    delay=$nf_delay
+    nf_fmt_ms "$delay"
+    nf_emit step_retry "$nf_job" "$nf_step" attempt=$((attempt + 1)) attempts="$max" exit="$nf_rc" \
+      msg="attempt $attempt/$max failed: $reason; retrying in $nf_f"
+    if ! nf_wait_ms "$delay" "$interruptible"; then
+      nf_step_end "$k" cancelled "run cancelled" 0 attempt="$attempt"
+      return
+    fi
+    if nf_expired && [[ ${S_cond[k]} == success ]]; then
+      J_timedout=1
+      nf_step_end "$k" failure "job timed out after $J_timeout_str (after $attempt attempts)" 0 attempt="$attempt"
+      return
+    fi
+  done
+}
+
+nf_timeout_reason() {
+  if [[ $nf_timeout_kind == job ]]; then
+    nf_reason="job timed out after $J_timeout_str"
+  else
+    nf_reason="timed out after ${S_timeout_str[$1]}"
+  fi
+}
+
+# nf_retry_delay K N: the wait after failed attempt N, shortened to the
+# job's deadline.
+nf_retry_delay() {
+  local k=$1 n=$2
+  local min=${S_min_ms[k]} max=${S_max_ms[k]} d i
+  case ${S_backoff[k]} in
+    linear) d=$((min * n)) ;;
+    constant) d=$min ;;
+    *)
+      d=$min
+      for ((i = 1; i < n && d < max; i++)); do d=$((d * 2)); done
+      ;;
+  esac
+  ((d > max || d < 0)) && d=$max
+  if ((J_deadline > 0)) && [[ ${S_cond[k]} == success ]]; then
+    nf_now
+    local left=$((J_deadline - nf_t))
+    ((left < 0)) && left=0
+    ((left < d)) && d=$left
+  fi
+  nf_delay=$d
+}
+
+# nf_step_end K STATUS REASON MS records a step's end and prints it.
+nf_step_end() {
+  local k=$1
+  S_status[k]=$2 S_reason[k]=$3
+  local allowed=0
+  [[ $2 == failure ]] && ((S_coe[k])) && allowed=1
+  ((S_attempts[k] > J_attempts)) && J_attempts=${S_attempts[k]}
+  J_steps_run=1
+  if [[ $2 == failure ]] && [[ -s $nf_tail.stdout || -s $nf_tail.stderr ]]; then
+    # The last lines of both streams, in the order they came.
+    printf '%s\n' "$nf_step" >>"$nf_state/$nf_job_index.failed"
+    sort -n "$nf_tail.stdout" "$nf_tail.stderr" 2>/dev/null | tail -n 20 | cut -f2- >"$nf_state/$nf_job_index.tail.$k"
+  fi
+  nf_emit step_end "$nf_job" "$nf_step" result="$2" reason="$3" allowed="$allowed" ms="$4" "${@:5}"
+}
+
+# nf_read_control reads what the step appended to JOB_ENV, JOB_PATH and
+# JOB_OUTPUT; a file that no longer starts with what was read before was
+# rewritten and is read whole.
+nf_read_control() {
+  local f data seen new line key
+  for f in env path output; do
+    [[ -f $nf_ctl/$f ]] || continue
+    IFS='' read -r -d '' data <"$nf_ctl/$f" || true
+    local -n seenref=J_seen_$f
+    seen=${seenref:-}
+    if [[ $data == "$seen"* ]]; then new=${data:${#seen}}; else new=$data; fi
+    seenref=$data
+    unset -n seenref
+    [[ -n $new ]] || continue
+    if [[ $f == path ]]; then
+      while IFS='' read -r line; do
+        line=${line#"${line%%[![:space:]]*}"}
+        line=${line%"${line##*[![:space:]]}"}
+        [[ -n $line ]] && J_path+=("$line")
+      done <<<"$new"
+      continue
+    fi
+    local -A nf_pv=()
+    local -a nf_pk=()
+    if ! nf_parse_envfile "$new"; then
+      nf_err="JOB_${f^^}: $nf_err"
+      return 1
+    fi
+    for key in "${nf_pk[@]}"; do
+      if [[ $f == env ]]; then J_jobenv[$key]=${nf_pv[$key]}; else J_outmap[$key]=${nf_pv[$key]}; fi
+    done
+  done
+}
+
+# nf_job_finish writes the job's result for the scheduler and the summary.
+nf_job_finish() {
+  local i=$1 k dur=0 allowed=0
+  nf_load_masks
+  nf_now
+  ((J_started)) && dur=$((nf_t - J_start))
+  [[ $J_status == failure ]] && ((J_coe)) && allowed=1
+  if [[ ${#J_outmap[@]} -gt 0 ]]; then
+    for k in "${!J_outmap[@]}"; do printf '%s\0%s\0' "$k" "${J_outmap[$k]}"; done >"$nf_tmp/outputs/$i"
+  fi
+  # The workspace goes now, unless kept (an empty one goes at the end of
+  # the run with the others); the control files go with the temporary
+  # directory.
+  if ((!nf_keep_ws)); then
+    local -a left
+    shopt -s nullglob dotglob
+    left=("$J_ws"/*)
+    shopt -u nullglob dotglob
+    ((${#left[@]} == 0)) || rm -rf "$J_ws"
+  fi
+  nf_emit job_end "$nf_job" "" result="$J_status" reason="$J_reason" allowed="$allowed" ms="$dur"
+  # One write: the scheduler reads the file once it is not empty.
+  printf '%s\n%s\n%s\n%s\n%s\n%s\n' "$J_status" "$allowed" "$J_domain" "$dur" "$J_attempts" "$J_reason" >"$nf_state/$i.done"
+}
+
+# --- the run ---------------------------------------------------------------
+
+nf_on_signal() {
+  nf_signals=$((nf_signals + 1))
+  local name=interrupt
+  [[ $1 == TERM ]] && name=terminated
+  if ((nf_signals == 1)); then
+    printf 'nixflow: %s: stopping running steps; cleanup jobs still run (interrupt again to skip them)\n' "$name" >&2
+    : >"$nf_state/cancelled"
+  else
+    printf 'nixflow: %s again: killing running steps, skipping cleanup jobs, tearing down\n' "$name" >&2
+    : >"$nf_state/aborted"
+  fi
+  local i
+  for i in "${!nf_running[@]}"; do kill -USR1 "${nf_running[$i]}" 2>/dev/null || true; done
+}
+
+# nf_collect reads the results of jobs that ended.
+nf_collect() {
+  local i
+  for i in "${!nf_running[@]}"; do
+    [[ -s $nf_state/$i.done ]] || continue
+    wait "${nf_running[$i]}" 2>/dev/null
+    unset "nf_running[$i]"
+    nf_read_result "$i"
+  done
+}
+
+nf_read_result() {
+  local i=$1
+  {
+    IFS='' read -r "nf_res_status[$i]"
+    IFS='' read -r "nf_res_allowed[$i]"
+    IFS='' read -r "nf_res_domain[$i]"
+    IFS='' read -r "nf_res_ms[$i]"
+    IFS='' read -r "nf_res_attempts[$i]"
+    IFS='' read -r "nf_res_reason[$i]"
+  } <"$nf_state/$i.done"
+  nf_done[i]=1
+}
+
+# nf_visit INDEX: a job whose needs have all finished. A job that does not
+# run ends at once; the others start in the background.
+nf_visit() {
+  local i=$1
+  if ! nf_status_holds "$i"; then
+    nf_res_status[i]=$nf_hold_status nf_res_allowed[i]=0 nf_res_domain[i]='' nf_res_ms[i]=0 nf_res_attempts[i]=0
+    nf_res_reason[i]=$nf_hold_reason
+    nf_done[i]=1
+    nf_emit job_end "${nf_jobs[i]}" "" result="$nf_hold_status" reason="$nf_hold_reason"
+    return
+  fi
+  nf_job_index=$i
+  nf_job "$i" &
+  nf_running[i]=$!
+}
+
+nf_schedule() {
+  local i n ready progress level=0
+  while :; do
+    progress=1
+    while ((progress)); do
+      progress=0
+      for i in "${nf_job_order[@]}"; do
+        [[ -z ${nf_done[i]:-} && -z ${nf_running[i]:-} ]] || continue
+        ready=1
+        for n in ${nf_job_needs[i]}; do [[ -n ${nf_done[n]:-} ]] || { ready=0; break; }; done
+        ((ready)) || continue
+        if ((nf_levels_mode)); then
+          while ((level < nf_levels)); do
+            local all=1 j
+            for j in "${!nf_jobs[@]}"; do
+              ((nf_job_level[j] == level)) && [[ -z ${nf_done[j]:-} ]] && all=0
+            done
+            ((all)) || break
+            level=$((level + 1))
+          done
+          ((nf_job_level[i] <= level)) || continue
+        fi
+        if ((nf_max_parallel > 0 && ${#nf_running[@]} >= nf_max_parallel)); then
+          break
+        fi
+        nf_visit "$i"
+        progress=1
+      done
+    done
+    ((${#nf_running[@]} > 0)) || break
+    wait -n 2>/dev/null
+    nf_collect
+  done
+}
+
+# nf_summary prints the table of jobs, the failures and one last line.
+nf_summary() {
+  nf_load_masks
+  exec 3>&1
+  [[ $nf_format == json ]] && exec 3>&4
+  local i w1=3 w2=6 w3=8 result dur att failed=0 allowed=0 skipped=0 cancelled=0 infra=0
+  local -a col2 col3 col4
+  local -A domains=()
+  for i in "${!nf_jobs[@]}"; do
+    result=${nf_res_status[i]}
+    if [[ $result == failure ]] && ((nf_res_allowed[i])); then
+      result='failed (allowed)'
+    elif [[ $result == failure && -n ${nf_res_domain[i]} ]]; then
+      result="failure (${nf_res_domain[i]})"
+    fi
+    dur=-
+    if ((nf_res_ms[i] > 0)); then nf_round_ms "${nf_res_ms[i]}"; dur=$nf_f; fi
+    att=-
+    ((nf_res_attempts[i] > 0)) && att=${nf_res_attempts[i]}
+    col2[i]=$result col3[i]=$dur col4[i]=$att
+    ((${#nf_jobs[i]} > w1)) && w1=${#nf_jobs[i]}
+    ((${#result} > w2)) && w2=${#result}
+    ((${#dur} > w3)) && w3=${#dur}
+  done
+  printf '\nJOB%*sRESULT%*sDURATION%*sATTEMPTS\n' $((w1 - 3 + 2)) '' $((w2 - 6 + 2)) '' $((w3 - 8 + 2)) ''
+  for i in "${!nf_jobs[@]}"; do
+    printf '%-*s%-*s%-*s%s\n' $((w1 + 2)) "${nf_jobs[i]}" $((w2 + 2)) "${col2[i]}" $((w3 + 2)) "${col3[i]}" "${col4[i]}"
+  done
+  local step k
+  for i in "${!nf_jobs[@]}"; do
+    case ${nf_res_status[i]} in
+      failure)
+        if ((nf_res_allowed[i])); then
+          allowed=$((allowed + 1))
+        else
+          failed=$((failed + 1))
+          domains[${nf_res_domain[i]}]=1
+          [[ ${nf_res_domain[i]} == executor || ${nf_res_domain[i]} == build ]] && infra=1
+        fi
+        ;;
+      skipped) skipped=$((skipped + 1)) ;;
+      cancelled) cancelled=$((cancelled + 1)) ;;
+    esac
+    [[ ${nf_res_status[i]} == failure ]] || continue
+    [[ -n ${nf_res_reason[i]} ]] && printf '\n✗ %s: %s\n' "${nf_jobs[i]}" "${nf_res_reason[i]}"
+    [[ -f $nf_state/$i.failed ]] || continue
+    nf_job_index=$i
+    nf_job_"$i"
+    for k in "${!S_name[@]}"; do
+      [[ -f $nf_state/$i.tail.$k ]] || continue
+      printf '  last lines of %s › %s:\n' "${nf_jobs[i]}" "${S_name[k]}"
+      while IFS='' read -r step; do
+        nf_mask "$step"
+        printf '  │ %s\n' "$nf_m"
+      done <"$nf_state/$i.tail.$k"
+    done
+  done
+  local parts=() status=succeeded
+  if ((${#nf_errors[@]} > 0)); then
+    printf '\n'
+    for step in "${nf_errors[@]}"; do
+      nf_mask "$step"
+      printf '✗ %s\n' "$nf_m"
+    done
+    domains[environment]=1
+  fi
+  ((failed == 1)) && parts+=("1 job failed")
+  ((failed > 1)) && parts+=("$failed jobs failed")
+  ((allowed == 1)) && parts+=("1 allowed failure")
+  ((allowed > 1)) && parts+=("$allowed allowed failures")
+  ((skipped > 0)) && parts+=("$skipped skipped")
+  ((cancelled > 0)) && parts+=("$cancelled cancelled")
+  nf_exit=0
+  if [[ -e $nf_state/cancelled ]]; then
+    status=interrupted nf_exit=130
+  elif ((failed > 0 || ${#nf_errors[@]} > 0)); then
+    local ds=() d
+    for d in environment build executor step; do [[ -n ${domains[$d]:-} ]] && ds+=("$d"); done
+    status=failed
+    if ((${#ds[@]} > 0)); then
+      local IFS=,
+      status+=" (${ds[*]}"
+      unset IFS
+      status=${status//,/, }" failure)"
+    fi
+    nf_exit=1
+    ((infra)) && nf_exit=3
+  fi
+  nf_now
+  local end_result=success end_reason=''
+  if ((nf_exit == 130)); then end_result=cancelled; elif ((nf_exit != 0)); then end_result=failure; fi
+  if ((${#nf_errors[@]} > 0)); then
+    local IFS=$'\n'
+    end_reason="${nf_errors[*]}"
+    unset IFS
+  fi
+  nf_emit run_end "" "" result="$end_result" reason="$end_reason" ms=$((nf_t - nf_run_start)) >&3
+  nf_write_result $((nf_t - nf_run_start))
+  nf_round_ms $((nf_t - nf_run_start))
+  local line="run $nf_run_id $status in $nf_f"
+  if ((${#parts[@]} > 0)); then
+    local joined
+    printf -v joined '%s, ' "${parts[@]}"
+    line+=": ${joined%, }"
+  fi
+  printf '\n%s\n' "$line"
+  if [[ ${NIXFLOW_KEEP:-1} == 0 ]]; then
+    :
+  elif ((nf_exit != 0)); then
+    printf 'logs: %s/logs\n' "$nf_run_dir"
+  else
+    printf 'run directory: %s\n' "$nf_run_dir"
+  fi
+}
+
+nf_export_artifacts() {
+  local dir=$1 n=0 a name meta_path meta_dir
+  for a in "$nf_run_dir"/artifacts/*/; do
+    [[ -f $a/meta ]] || continue
+    name=${a%/}
+    name=${name##*/}
+    { IFS='' read -r meta_path; IFS='' read -r meta_dir; } <"$a/meta"
+    rm -rf "${dir:?}/$name"
+    mkdir -p "$dir/$name"
+    if ((meta_dir)); then
+      cp -a "$a/data/." "$dir/$name/"
+    else
+      cp -a "$a/data" "$dir/$name/${meta_path##*/}"
+    fi
+    n=$((n + 1))
+  done
+  if ((n == 1)); then
+    printf 'artifacts: 1 artifact exported to %s\n' "$dir"
+  else
+    printf 'artifacts: %d artifacts exported to %s\n' "$n" "$dir"
+  fi
+}
+
+# nf_requirements checks, before anything runs, that this host has what
+# the script needs, and says what is missing.
+nf_requirements() {
+  local missing=() t
+  if ((BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 4))); then
+    printf 'error: bash %s is too old: the script needs bash 4.4 or later\n' "$BASH_VERSION" >&2
+    exit 3
+  fi
+  for t in mkdir mkfifo rm cp mv cat tail sed grep sort cut tar dirname mktemp; do
+    command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+  done
+  if ((${#missing[@]} > 0)); then
+    printf 'error: this host lacks tools the script needs: %s\n' "${missing[*]}" >&2
+    exit 3
+  fi
+  local absent=() d
+  for d in "${nf_all_deps[@]}"; do [[ -e $d ]] || absent+=("$d"); done
+  if ((${#absent[@]} > 0)) && ! command -v nix-store >/dev/null 2>&1; then
+    printf 'error: store paths the steps need are missing here, and there is no nix-store to build them:\n' >&2
+    printf '  %s\n' "${absent[@]}" >&2
+    printf 'hint: copy them from a machine that has them: nix copy --to ssh://HOST %s\n' "${absent[*]}" >&2
+    # shellcheck disable=SC2016
+    printf 'hint: or all the script needs at once: nix copy --to ssh://HOST $(nix-store -qR ./result)\n' >&2
+    exit 3
+  fi
+}
+
+nf_parse_args() {
+  local v
+  nf_format=${NIXFLOW_LOG_FORMAT:-structured}
+  nf_max_parallel=${NIXFLOW_MAX_PARALLEL:-$nf_default_max_parallel}
+  nf_levels_mode=$nf_default_levels
+  nf_events='' nf_keep_ws=0 nf_ig_ms=7500 nf_tg_ms=2500 nf_artifacts_dir='' nf_repo=$PWD nf_run_dir=''
+  nf_flag_env=() nf_env_files=()
+  while (($# > 0)); do
+    local arg=$1
+    case $arg in
+      --*=*) set -- "${arg%%=*}" "${arg#*=}" "${@:2}"; continue ;;
+      -h | --help) nf_usage; exit 0 ;;
+      --keep-workspace) nf_keep_ws=1; shift; continue ;;
+      --env | --env-file | --max-parallel | --schedule | --log-format | --events | --interrupt-grace | --terminate-grace | --artifacts-dir | --repo | --run-dir)
+        (($# >= 2)) || nf_die_usage "flag needs an argument: $arg"
+        v=$2
+        shift 2
+        ;;
+      *) nf_die_usage "unknown flag: $arg" ;;
+    esac
+    case $arg in
+      --env)
+        [[ $v == ?*=* ]] || { nf_goquote "$v"; nf_die_usage "--env $nf_q: expected KEY=VALUE"; }
+        nf_flag_env+=("$v")
+        ;;
+      --env-file) nf_env_files+=("$v") ;;
+      --max-parallel)
+        [[ $v =~ ^-?[0-9]+$ ]] || nf_die_usage "invalid --max-parallel $v"
+        ((v >= 0)) || nf_die_usage "--max-parallel must be 0 (no limit) or more, got $v"
+        nf_max_parallel=$v
+        ;;
+      --schedule)
+        case $v in
+          ready) nf_levels_mode=0 ;;
+          levels) nf_levels_mode=1 ;;
+          *) nf_goquote "$v"; nf_die_usage "unknown --schedule $nf_q (known: ready, levels)" ;;
+        esac
+        ;;
+      --log-format) nf_format=$v ;;
+      --events) nf_events=$v ;;
+      --interrupt-grace) nf_parse_duration "$v" || nf_die_usage "invalid --interrupt-grace $v"; nf_ig_ms=$nf_d ;;
+      --terminate-grace) nf_parse_duration "$v" || nf_die_usage "invalid --terminate-grace $v"; nf_tg_ms=$nf_d ;;
+      --artifacts-dir) nf_artifacts_dir=$v ;;
+      --repo) nf_repo=$v ;;
+      --run-dir) nf_run_dir=$v ;;
+    esac
+  done
+  case $nf_format in
+    structured | simple | json) ;;
+    *) nf_goquote "$nf_format"; nf_die_usage "unknown --log-format $nf_q (known: structured, simple, json)" ;;
+  esac
+  if ((nf_max_parallel < 0)); then
+    nf_max_parallel=$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc 2>/dev/null || echo 2)
+  fi
+  if [[ -n $nf_events ]]; then
+    : 2>/dev/null >"$nf_events" || nf_die_usage "--events: open $nf_events: cannot create the file"
+    nf_events=$(cd "$(dirname -- "$nf_events")" && pwd)/${nf_events##*/}
+  fi
+  [[ -d $nf_repo ]] || nf_die_usage "--repo $nf_repo: not a directory"
+  nf_repo=$(cd "$nf_repo" && pwd)
+  if ((nf_copies_repo)) && ! { command -v git >/dev/null 2>&1 && git -C "$nf_repo" rev-parse --show-toplevel >/dev/null 2>&1; }; then
+    local store=${NIX_STORE_DIR:-/nix/store} home=''
+    [[ -n ${HOME:-} && -d $HOME ]] && home=$(cd "$HOME" && pwd)
+    if [[ $nf_repo == / || $nf_repo == "$home" || $nf_repo == "$store" || $nf_repo == "$store"/* ]]; then
+      nf_die_usage "refusing to copy $nf_repo into every job: it is not a git work tree"
+    fi
+  fi
+}
+
+# nf_overrides: declared names from this host's environment, then
+# --env-file values, then --env values.
+nf_overrides() {
+  local name f k kv data
+  for name in "${nf_declared[@]}"; do
+    [[ -n ${!name+x} ]] && nf_over[$name]=${!name}
+  done
+  local -a short=()
+  for f in "${nf_env_files[@]}"; do
+    if ! data=$(cat -- "$f" 2>/dev/null; printf x); then
+      nf_die_usage "--env-file $f: open $f: no such file or directory"
+    fi
+    data=${data%x}
+    local -A nf_pv=()
+    local -a nf_pk=()
+    nf_dotenv "$data" || nf_die_usage "--env-file $f: $nf_err"
+    for k in "${nf_pk[@]}"; do
+      nf_over[$k]=${nf_pv[$k]}
+      nf_add_mask "${nf_pv[$k]}" || short+=("$k")
+    done
+  done
+  if ((${#short[@]} > 0)); then
+    while IFS='' read -r k; do
+      printf 'warning: --env-file value of %s is shorter than 4 characters and is not masked\n' "$k" >&2
+    done < <(printf '%s\n' "${short[@]}" | LC_ALL=C sort -u)
+  fi
+  for kv in "${nf_flag_env[@]}"; do nf_over[${kv%%=*}]=${kv#*=}; done
+}
+
+nf_cleanup() {
+  [[ -n ${nf_tmp:-} ]] && rm -rf "$nf_tmp"
+  if [[ ${NIXFLOW_KEEP:-1} == 0 && -n ${nf_run_dir:-} ]]; then rm -rf "$nf_run_dir"; fi
+}
+
+nf_main() {
+  # Nothing of the run reads the script: it may still be arriving on stdin.
+  exec </dev/null
+  set -u
+  nf_plan
+  declare -gA nf_over=() nf_wfprov=()
+  declare -ga nf_masks=() nf_errors=() nf_wf_required=() nf_running=() nf_done=()
+  declare -ga nf_res_status=() nf_res_allowed=() nf_res_domain=() nf_res_ms=() nf_res_attempts=() nf_res_reason=()
+  nf_parse_args "$@"
+  nf_requirements
+  nf_overrides
+  nf_state_home=${XDG_STATE_HOME:-${HOME:-/tmp}/.local/state}
+  nf_cache_home=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}
+  nf_now
+  nf_run_start=$nf_t
+  local ts rnd
+  TZ=UTC0 printf -v ts '%(%Y%m%d-%H%M%S)T' -1
+  printf -v rnd '%04x%02x' $((RANDOM)) $((RANDOM % 256))
+  nf_run_id=$ts.$(printf '%03d' $((nf_t % 1000)))-$rnd
+  [[ -n $nf_run_dir ]] || nf_run_dir=$nf_state_home/nixflow/runs/$nf_run_id
+  mkdir -p "$nf_run_dir/logs" "$nf_run_dir/jobs" "$nf_run_dir/artifacts" || exit 3
+  chmod 700 "$nf_run_dir"
+  printf '%s\n' "$nf_plan_json" >"$nf_run_dir/plan.json"
+  nf_run_dir=$(cd "$nf_run_dir" && pwd)
+  # Secrets (provider values in flight, JOB_ENV files, outputs) only ever
+  # touch this directory, and it goes at the end.
+  nf_tmp=$(umask 077 && mktemp -d "${TMPDIR:-/tmp}/nixflow.XXXXXXXX") || exit 3
+  chmod 700 "$nf_tmp"
+  trap nf_cleanup EXIT
+  mkdir -p "$nf_tmp/ctl" "$nf_tmp/outputs" "$nf_tmp/state"
+  : >"$nf_tmp/masks"
+  nf_state=$nf_tmp/state
+  # Every job's directories and pipes, with one process each.
+  local i
+  local -a dirs=() fifos=("$nf_tmp/sleep")
+  for i in "${!nf_jobs[@]}"; do
+    dirs+=("$nf_tmp/ctl/$i" "$nf_run_dir/jobs/${nf_jobs[i]}")
+    fifos+=("$nf_tmp/ctl/$i/fifo.out" "$nf_tmp/ctl/$i/fifo.err")
+  done
+  mkdir -p "${dirs[@]}" || exit 3
+  mkfifo -m 600 "${fifos[@]}" || exit 3
+  exec {nf_sleep_fd}<>"$nf_tmp/sleep"
+  nf_signals=0
+  exec 4>&1
+  trap 'nf_on_signal INT' INT
+  trap 'nf_on_signal TERM' TERM
+  trap '' PIPE
+  # Jobs set their own USR1 trap; until they do, the signal must not kill them.
+  trap '' USR1
+  nf_emit run_start "" "" msg="$nf_name"
+  if nf_resolve_environments; then
+    nf_schedule
+  else
+    for i in "${!nf_jobs[@]}"; do
+      nf_res_status[i]=skipped nf_res_allowed[i]=0 nf_res_domain[i]='' nf_res_ms[i]=0 nf_res_attempts[i]=0
+      nf_res_reason[i]="the environment could not be prepared"
+    done
+  fi
+  ((nf_keep_ws)) || rm -rf "$nf_run_dir/jobs"
+  # With JSON lines on standard output, the summary goes to stderr.
+  if [[ $nf_format == json ]]; then
+    nf_summary >&2
+    if [[ -n $nf_artifacts_dir ]]; then nf_export_artifacts "$nf_artifacts_dir" >&2; fi
+  else
+    nf_summary
+    if [[ -n $nf_artifacts_dir ]]; then nf_export_artifacts "$nf_artifacts_dir"; fi
+  fi
+  return "$nf_exit"
+}

@@ -1,0 +1,312 @@
+package script_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/compiler/script"
+	"github.com/nixflow/nixflow/internal/testenv"
+)
+
+// A workflow that uses every feature the script carries.
+const rich = `{"version": 1, "name": "rich",
+ "env": {"A": "it's \"quoted\" $HOME $(x) \\ back"},
+ "envFrom": [{"type": "static", "values": {"S": "v"}}, {"type": "file", "path": "x.env"},
+             {"type": "command", "command": "echo K=v"}, {"type": "required", "names": ["S"]},
+             {"type": "sops", "file": "s.yaml", "required": false}],
+ "retry": {"maxAttempts": 2, "backoff": "linear", "minTime": 0.01},
+ "timeout": "1h",
+ "jobs": {
+   "build": {"steps": [{"name": "s'1", "bash": "echo 'a' \"b\" $c\nexit 0", "env": {"X": "y"},
+                        "deps": [{"path": "/nix/store/aaaa-dep", "drv": "/nix/store/aaaa-dep.drv"}], "workdir": "sub"}],
+             "outputs": {"o": "out/file"}},
+   "test": {"needs": ["build"], "inputs": ["o", {"name": "o", "path": "v"}], "condition": "[ \"$A\" != x ] || true",
+            "continueOnError": true, "steps": [{"bash": "true", "condition": "failure() && true", "timeout": "500ms"}]},
+   "notify": {"needs": ["test"], "condition": "always()", "steps": [{"bash": "echo done"}]}}}`
+
+func plan(t *testing.T, graph string) *compiler.Plan {
+	t.Helper()
+	p, err := compiler.Compile("test.json", []byte(graph))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func compile(t *testing.T, graph string) []byte {
+	t.Helper()
+	out, _, err := script.Compile(plan(t, graph), script.Options{Source: "test.json", MaxParallel: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestDeterministic(t *testing.T) {
+	a, b := compile(t, rich), compile(t, rich)
+	if !bytes.Equal(a, b) {
+		t.Fatal("two compilations of the same plan differ")
+	}
+	head := string(a[:min(len(a), 600)])
+	for _, want := range []string{"#!/usr/bin/env bash", "nixflow workflow rich", "from test.json", "plan sha256 "} {
+		if !strings.Contains(head, want) {
+			t.Errorf("header lacks %q:\n%s", want, head)
+		}
+	}
+	last := strings.TrimRight(string(a), "\n")
+	last = last[strings.LastIndexByte(last, '\n')+1:]
+	if last != `nf_main "$@"; exit "$?"` {
+		t.Errorf("the last line is %q, want the one call to nf_main", last)
+	}
+}
+
+func TestShellcheckAndSyntax(t *testing.T) {
+	sc := testenv.NeedCommand(t, "shellcheck", "shellcheck")
+	f := filepath.Join(t.TempDir(), "result")
+	if err := os.WriteFile(f, compile(t, rich), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("bash", "-n", f).CombinedOutput(); err != nil {
+		t.Fatalf("bash -n: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(sc, "--severity=info", f).CombinedOutput(); err != nil {
+		t.Fatalf("shellcheck: %v\n%s", err, out)
+	}
+}
+
+func TestOtherExecutors(t *testing.T) {
+	const g = `{"version": 1, "name": "x", "jobs": {
+	  "a": {"executor": {"type": "oci", "image": "i:1"}, "steps": [{"bash": "true"}]},
+	  "b": {"executor": {"type": "ssh", "host": "h"}, "steps": [{"bash": "true"}]},
+	  "c": {"steps": [{"bash": "true"}]}}}`
+	_, _, err := script.Compile(plan(t, g), script.Options{})
+	var xe *script.ExecutorError
+	if !errors.As(err, &xe) {
+		t.Fatalf("err = %v, want an ExecutorError", err)
+	}
+	want := "job a (oci executor): a compiled script runs local jobs only\njob b (ssh executor): a compiled script runs local jobs only"
+	if err.Error() != want {
+		t.Errorf("error:\n%s\nwant:\n%s", err, want)
+	}
+	_, warnings, err := script.Compile(plan(t, g), script.Options{LocalOnly: true})
+	if err != nil || len(warnings) != 2 || warnings[0] != "job a: oci executor mapped to local (--local-only)" {
+		t.Errorf("--local-only: warnings %q, err %v", warnings, err)
+	}
+}
+
+// A step that reads standard input must not eat the rest of a script that
+// bash reads from its standard input (`ssh host < result`).
+func TestStdinNotEaten(t *testing.T) {
+	const g = `{"version": 1, "name": "stdin", "jobs": {
+	  "reader": {"executor": {"type": "local", "copyRepo": false},
+	             "steps": [{"name": "s", "bash": "n=$(cat | wc -c); echo read $n bytes"}]},
+	  "after": {"needs": ["reader"], "executor": {"type": "local", "copyRepo": false},
+	            "steps": [{"name": "s", "bash": "echo after ran"}]}}}`
+	dir := t.TempDir()
+	cmd := exec.Command("bash", "-s", "--", "--log-format", "simple", "--run-dir", filepath.Join(dir, "run"))
+	cmd.Stdin = bytes.NewReader(compile(t, g))
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{"[reader/s] read 0 bytes", "[after/s] after ran"} {
+		if !strings.Contains(string(out), want+"\n") {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// sshServer is a real sshd on a free loopback port, with key auth.
+type sshServer struct {
+	port    int
+	key     string
+	pidfile string
+}
+
+func startSSHD(t *testing.T) *sshServer {
+	t.Helper()
+	sshd := testenv.NeedCommand(t, "sshd", "/usr/sbin/sshd")
+	testenv.NeedCommand(t, "sshd", "ssh")
+	keygen := testenv.NeedCommand(t, "sshd", "ssh-keygen")
+	dir := t.TempDir()
+	for _, k := range []string{"host", "user"} {
+		if out, err := exec.Command(keygen, "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, k)).CombinedOutput(); err != nil {
+			t.Fatalf("ssh-keygen: %v\n%s", err, out)
+		}
+	}
+	pub, err := os.ReadFile(filepath.Join(dir, "user.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	s := &sshServer{port: port, key: filepath.Join(dir, "user"), pidfile: filepath.Join(dir, "sshd.pid")}
+	cfg := fmt.Sprintf("Port %d\nListenAddress 127.0.0.1\nHostKey %s\nAuthorizedKeysFile %s\nStrictModes no\nUsePAM no\nPidFile %s\nPermitRootLogin yes\n",
+		port, filepath.Join(dir, "host"), filepath.Join(dir, "authorized_keys"), s.pidfile)
+	if err := os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll("/run/sshd", 0o755)
+	if out, err := exec.Command(sshd, "-f", filepath.Join(dir, "sshd_config"), "-E", filepath.Join(dir, "log")).CombinedOutput(); err != nil {
+		t.Fatalf("sshd: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		data, err := os.ReadFile(s.pidfile)
+		if err != nil {
+			return
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+			syscall.Kill(pid, syscall.SIGTERM)
+		}
+	})
+	// Wait until it accepts connections.
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i > 200 {
+			t.Fatalf("sshd does not listen on %d", port)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return s
+}
+
+func (s *sshServer) command(args ...string) *exec.Cmd {
+	base := []string{"-T", "-i", s.key, "-p", strconv.Itoa(s.port), "-o", "StrictHostKeyChecking=no",
+		"-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "127.0.0.1"}
+	return exec.Command("ssh", append(base, args...)...)
+}
+
+// TestOverSSH pipes compiled workflows to a real sshd: `ssh host < result`
+// runs them with the remote login shell; jobs run, a failure propagates
+// to the exit status, cleanup jobs run.
+func TestOverSSH(t *testing.T) {
+	s := startSSHD(t)
+	remote := t.TempDir()
+	const g = `{"version": 1, "name": "remote", "jobs": {
+	  "build": {"executor": {"type": "local", "copyRepo": false},
+	            "steps": [{"name": "s", "bash": "echo built on $(hostname) > out.txt; echo building"}], "outputs": {"bin": "out.txt"}},
+	  "test": {"needs": ["build"], "inputs": ["bin"], "executor": {"type": "local", "copyRepo": false},
+	           "steps": [{"name": "s", "bash": "cat out.txt; exit ${FAIL:-0}"}]},
+	  "cleanup": {"needs": ["test"], "condition": "always()", "executor": {"type": "local", "copyRepo": false},
+	              "steps": [{"name": "s", "bash": "echo cleaning up"}]}}}`
+	p := plan(t, g)
+	// FAIL is declared, so the host's value overrides it.
+	p.Env = map[string]string{"FAIL": "0"}
+	out, _, err := script.Compile(p, script.Options{Source: "remote.json", MaxParallel: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"login shell", nil, 0, []string{"build/s │ building", "test/s │ built on", "cleanup/s │ cleaning up", "succeeded in"}},
+		{"bash -s with flags", []string{"bash", "-s", "--", "--log-format", "simple", "--env", "FAIL=4"}, 1,
+			[]string{"[test/s] step failed: failed with exit status 4", "[cleanup/s] cleaning up", "failed (step failure)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"cd", remote, "&&", "NIXFLOW_LOG_FORMAT=simple", "NIXFLOW_KEEP=0", "XDG_STATE_HOME=" + remote}, tc.args...)
+			if len(tc.args) == 0 {
+				args = nil // ssh HOST < result: the login shell reads the script
+			}
+			cmd := s.command(args...)
+			cmd.Stdin = bytes.NewReader(out)
+			cmd.Env = append(os.Environ(), "NIXFLOW_LOG_FORMAT=simple")
+			got, err := cmd.CombinedOutput()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.code {
+				t.Fatalf("exit status %d, want %d:\n%s", code, tc.code, got)
+			}
+			// The login shell's run used the remote user's state directory.
+			if m := regexp.MustCompile(`(?m)^run directory: (/\S+/nixflow/runs/\S+)$`).FindSubmatch(got); m != nil {
+				os.RemoveAll(string(m[1]))
+			}
+			for _, w := range tc.want {
+				if !regexp.MustCompile(regexp.QuoteMeta(w)).Match(got) {
+					t.Errorf("output lacks %q:\n%s", w, got)
+				}
+			}
+		})
+	}
+	// NIXFLOW_KEEP=0 left nothing in the remote state directory.
+	if entries, _ := os.ReadDir(filepath.Join(remote, "nixflow", "runs")); len(entries) != 0 {
+		t.Errorf("runs left behind: %v", entries)
+	}
+}
+
+// A host that lacks the store paths of the steps' deps and has no
+// nix-store is told, before anything runs, which paths are missing and how
+// to copy them; the exit status is 3 (infrastructure).
+func TestMissingDeps(t *testing.T) {
+	const g = `{"version": 1, "name": "deps", "jobs": {
+	  "a": {"executor": {"type": "local", "copyRepo": false},
+	        "steps": [{"name": "s", "bash": "echo should not run", "deps": [{"path": "/nix/store/00000000000000000000000000000000-absent", "drv": "/nix/store/00000000000000000000000000000000-absent.drv"}]}]}}}`
+	dir := t.TempDir()
+	// A PATH with the tools the script needs, and no nix-store.
+	bin := filepath.Join(dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range []string{"bash", "mkdir", "mkfifo", "rm", "cp", "mv", "cat", "tail", "sed", "grep", "sort", "cut", "tar", "dirname", "mktemp", "chmod", "getconf"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Skipf("%s is not installed", tool)
+		}
+		if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := filepath.Join(dir, "result")
+	if err := os.WriteFile(f, compile(t, g), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bash, _ := exec.LookPath("bash")
+	cmd := exec.Command(bash, f, "--run-dir", filepath.Join(dir, "run"))
+	cmd.Env = []string{"PATH=" + bin, "HOME=" + dir}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Fatalf("err = %v, want exit status 3:\n%s", err, out)
+	}
+	want := "error: store paths the steps need are missing here, and there is no nix-store to build them:\n" +
+		"  /nix/store/00000000000000000000000000000000-absent\n" +
+		"hint: copy them from a machine that has them: nix copy --to ssh://HOST /nix/store/00000000000000000000000000000000-absent\n" +
+		"hint: or all the script needs at once: nix copy --to ssh://HOST $(nix-store -qR ./result)\n"
+	if string(out) != want {
+		t.Errorf("output:\n%s\nwant:\n%s", out, want)
+	}
+	if strings.Contains(string(out), "should not run") {
+		t.Error("a step ran")
+	}
+}
