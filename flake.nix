@@ -20,7 +20,7 @@
           src = self;
           # The NAR hash of `go mod vendor` for go.sum; flake_test.go
           # (TestFlakeVendorHash) recomputes it and fails when go.mod moves.
-          vendorHash = "sha256-WUHs6F0YM7a0lkxwTmMRx9MZcV1mVJYl6/7QRK9h8n0=";
+          vendorHash = "sha256-TehpZD0xsma0bI2Fezx6zXmQrTAXCsemopWJJeNPm9g=";
           subPackages = [ "cmd/nixflow" ];
           ldflags = [ "-s" "-w" "-X main.version=${version}" ];
           # The tests run in checks.go-tests, with the tools they need.

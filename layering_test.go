@@ -22,6 +22,7 @@ func TestLayering(t *testing.T) {
 		{"compiler", []string{"dag"}},
 		{"executors/local", []string{"executors"}},
 		{"executors/executortest", []string{"executors"}},
+		{"executors/ec2", []string{"executors", "executors/ssh", "compiler", "dag"}},
 		{"actions", []string{"compiler", "dag", "executors"}},
 	}
 	for _, r := range rules {

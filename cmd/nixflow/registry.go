@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/nixflow/nixflow/executors"
+	"github.com/nixflow/nixflow/executors/ec2"
 	"github.com/nixflow/nixflow/executors/local"
 )
 
@@ -9,5 +10,6 @@ import (
 func registry() *executors.Registry {
 	r := executors.NewRegistry()
 	r.Register("local", local.New)
+	r.Register("ec2", ec2.New)
 	return r
 }

@@ -151,6 +151,7 @@ func (a *app) run(args []string, f *runFlags) error {
 	}
 	writeGroups(a.stdout, g, opts.RunDir, res)
 	writeSummary(summaryOut, res, opts.Masker, a.colorful(summaryOut))
+	writeInstances(summaryOut, opts.RunDir)
 	if f.artifactsDir != "" {
 		n, err := exportArtifacts(opts.RunDir, f.artifactsDir)
 		if err != nil {
