@@ -1,27 +1,57 @@
 package compiler
 
-// SSHExecutor runs steps on a host reached with the OpenSSH client.
+import "fmt"
+
+// SSHExecutor runs steps on a host, or a pool of hosts, reached with the
+// OpenSSH client. Exactly one of Host and Hosts is set.
 type SSHExecutor struct {
-	Host         string   `json:"host"`
-	User         string   `json:"user,omitempty"`
-	Port         int      `json:"port,omitempty"`
-	IdentityFile string   `json:"identityFile,omitempty"`
-	Workdir      string   `json:"workdir,omitempty"`
-	NixCopy      string   `json:"nixCopy"`
-	Options      []string `json:"options,omitempty"`
+	Host string `json:"host,omitempty"`
+	// Hosts is a pool: jobs are spread over them, each taking at most its
+	// MaxJobs at a time.
+	Hosts        []SSHHost `json:"hosts,omitempty"`
+	User         string    `json:"user,omitempty"`
+	Port         int       `json:"port,omitempty"`
+	IdentityFile string    `json:"identityFile,omitempty"`
+	Workdir      string    `json:"workdir,omitempty"`
+	NixCopy      string    `json:"nixCopy"`
+	Options      []string  `json:"options,omitempty"`
+	// MaxJobs caps the jobs running on Host at a time (0: no cap); for a
+	// pool it is the default of each host's (1 if not given).
+	MaxJobs int `json:"maxJobs,omitempty"`
 }
 
+// SSHHost is one host of a pool. User, Port and IdentityFile default to
+// the executor's.
+type SSHHost struct {
+	Host         string `json:"host"`
+	User         string `json:"user,omitempty"`
+	Port         int    `json:"port,omitempty"`
+	IdentityFile string `json:"identityFile,omitempty"`
+	MaxJobs      int    `json:"maxJobs"`
+}
+
+// maxJobsLimit bounds maxJobs, against typos.
+const maxJobsLimit = 1024
+
 var sshKind = executorKind{
-	fields: []string{"host", "user", "port", "identityFile", "workdir", "nixCopy", "options"},
+	fields: []string{"host", "hosts", "user", "port", "identityFile", "workdir", "nixCopy", "options", "maxJobs"},
 	decode: func(o *execFields, e *Executor) {
 		s := &SSHExecutor{
-			Host:         o.reqStr("host"),
 			User:         o.optStr("user"),
 			Port:         o.integer("port", 1, 65535),
 			IdentityFile: o.optStr("identityFile"),
 			Workdir:      o.optStr("workdir"),
 			Options:      o.optList("options"),
+			MaxJobs:      o.integer("maxJobs", 1, maxJobsLimit),
 			NixCopy:      "auto",
+		}
+		switch hosts := o.get("hosts"); {
+		case hosts != nil && o.get("host") != nil:
+			o.errorf("an ssh executor needs exactly one of %q and %q", "host", "hosts")
+		case hosts != nil:
+			s.Hosts = sshHosts(o, hosts, s.MaxJobs)
+		default:
+			s.Host = o.reqStr("host")
 		}
 		if v := o.fields["nixCopy"]; v != nil {
 			switch v.kind {
@@ -35,4 +65,72 @@ var sshKind = executorKind{
 		}
 		e.SSH = s
 	},
+}
+
+// sshHosts decodes a pool: host names, or objects with a host and its own
+// user, port, identityFile and maxJobs.
+func sshHosts(o *execFields, n *node, defaultMax int) []SSHHost {
+	p := o.path("hosts")
+	if n.kind != kindArray {
+		o.d.typeError(n, p, "an array of host names or {host, maxJobs, ...}")
+		return nil
+	}
+	if len(n.elems) == 0 {
+		o.d.at(n, p, "must not be empty")
+		return nil
+	}
+	if defaultMax == 0 {
+		defaultMax = 1
+	}
+	d := o.d
+	var out []SSHHost
+	seen := map[string]bool{}
+	for i, e := range n.elems {
+		ep := indexPath(p, i)
+		h := SSHHost{MaxJobs: defaultMax}
+		switch e.kind {
+		case kindString:
+			s, ok := d.nonEmpty(e, ep)
+			if !ok {
+				continue
+			}
+			h.Host = s
+		case kindObject:
+			fields, ok := d.object(e, ep, []string{"host", "user", "port", "identityFile", "maxJobs"}, nil)
+			if !ok {
+				continue
+			}
+			v := fields["host"]
+			if v == nil {
+				d.at(e, ep, "missing required field %q", "host")
+				continue
+			}
+			if h.Host, ok = d.nonEmpty(v, keyPath(ep, "host")); !ok {
+				continue
+			}
+			if v := fields["user"]; v != nil {
+				h.User, _ = d.nonEmpty(v, keyPath(ep, "user"))
+			}
+			if v := fields["port"]; v != nil {
+				h.Port, _ = d.integer(v, keyPath(ep, "port"), 1, 65535)
+			}
+			if v := fields["identityFile"]; v != nil {
+				h.IdentityFile, _ = d.nonEmpty(v, keyPath(ep, "identityFile"))
+			}
+			if v := fields["maxJobs"]; v != nil {
+				h.MaxJobs, _ = d.integer(v, keyPath(ep, "maxJobs"), 1, maxJobsLimit)
+			}
+		default:
+			d.typeError(e, ep, "a host name or {host, maxJobs, ...}")
+			continue
+		}
+		key := fmt.Sprintf("%s@%s:%d", h.User, h.Host, h.Port)
+		if seen[key] {
+			d.at(e, ep, "duplicate host %q", h.Host)
+			continue
+		}
+		seen[key] = true
+		out = append(out, h)
+	}
+	return out
 }

@@ -16,8 +16,8 @@
 # Options set to null are treated as not given.
 { util }:
 let
-  inherit (builtins) attrNames concatStringsSep deepSeq elem filter isAttrs
-    isBool isInt mapAttrs removeAttrs;
+  inherit (builtins) attrNames concatStringsSep deepSeq elem elemAt filter genList isAttrs
+    isBool isInt isString length mapAttrs removeAttrs;
   inherit (util) fail quote describe;
 
   # Field checks, by field name. Each takes (where, value) and returns the
@@ -35,13 +35,19 @@ let
     # ssh
     host = util.nonEmpty;
     user = util.nonEmpty;
-    port = intIn 1 65535;
+    port = intBetween 1 65535;
     # A private key must never be copied into the world-readable Nix store:
     # a Nix path is turned into its absolute path as a string.
     identityFile = util.pathString;
     workdir = util.nonEmpty;
     nixCopy = where: v:
       if isBool v then v else util.enum where [ "auto" "always" "never" ] v;
+    maxJobs = intBetween 1 1024;
+    # A pool: host names, or { host; user; port; identityFile; maxJobs; }.
+    hosts = where: v:
+      let l = util.list where v; in
+      if l == [ ] then fail where "must not be empty"
+      else genList (i: poolHost "${where}[${toString i}]" (elemAt l i)) (length l);
     # ec2
     region = util.nonEmpty;
     ami = util.nonEmpty;
@@ -54,30 +60,40 @@ let
     securityGroupIds = util.stringList;
     keyName = util.nonEmpty;
     sshUser = util.nonEmpty;
-    sshPort = intIn 1 65535;
+    sshPort = intBetween 1 65535;
     address = where: util.enum where [ "auto" "public" "private" ];
-    rootVolumeSize = intIn 1 65536;
+    rootVolumeSize = intBetween 1 65536;
     spot = util.bool;
     tags = where: v: mapAttrs (k: util.str "${where}.${k}") (util.attrs where v);
     endpoint = util.nonEmpty;
     maxLifetime = util.timeout;
   };
 
-  intIn = lo: hi: where: v:
+  intBetween = lo: hi: where: v:
     if isInt v && v >= lo && v <= hi then v
     else if isInt v then fail where "must be between ${toString lo} and ${toString hi}, got ${toString v}"
     else fail where "expected an integer, got ${describe v}";
 
+  poolHostFields = [ "host" "user" "port" "identityFile" "maxJobs" ];
+  poolHost = where: h:
+    if isString h then checks.host where h
+    else
+      let a = util.attrs where h; in
+      util.checkFields where poolHostFields a (
+        if !(a ? host) then fail where "missing required field \"host\""
+        else mapAttrs (k: v: checks.${k} "${where}.${k}" v) (util.removeNulls a));
+
   common = [ "name" "copyRepo" ];
 
-  # The fields each type accepts, as in compiler/executor_<type>.go; required ones
-  # first. ec2 also needs exactly one of ami and machine (checked below).
+  # The fields each type accepts, as in compiler/executor_*.go; required
+  # ones first. ec2 also needs exactly one of ami and machine (checked below).
   types = {
     local = { required = [ ]; optional = common; };
     oci = { required = [ "image" ]; optional = common ++ [ "runtime" "mode" "volumes" "options" ]; };
+    # ssh needs "host" or, for a pool, "hosts" instead (checked below).
     ssh = {
       required = [ "host" ];
-      optional = common ++ [ "user" "port" "identityFile" "workdir" "nixCopy" "options" ];
+      optional = common ++ [ "hosts" "user" "port" "identityFile" "workdir" "nixCopy" "options" "maxJobs" ];
     };
     ec2 = {
       required = [ "region" "instanceType" "sshUser" ];
@@ -106,7 +122,8 @@ let
         spec = types.${e.type};
         here = if where == "" then "executors.${e.type}" else "${where}: executors.${e.type}";
         opts = util.removeNulls (removeAttrs e [ "__functor" "type" ]);
-        missing = filter (k: !(opts ? ${k})) spec.required;
+        required = if e.type == "ssh" && opts ? hosts then [ ] else spec.required;
+        missing = filter (k: !(opts ? ${k})) required;
         known = spec.required ++ spec.optional;
       in
       util.checkFields here known opts (
@@ -117,6 +134,8 @@ let
             else ""}"
         else if e.type == "ec2" && (opts ? ami) == (opts ? machine) then
           fail here "needs exactly one of \"ami\" and \"machine\""
+        else if e.type == "ssh" && opts ? host && opts ? hosts then
+          fail here "needs exactly one of \"host\" and \"hosts\""
         else
           { inherit (e) type; } // mapAttrs (k: v: checks.${k} "${here}.${k}" v) opts
           # A machine given as a derivation also gives the .drv that builds

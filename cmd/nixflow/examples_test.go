@@ -9,10 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/nixflow/nixflow/internal/sshdtest"
 	"github.com/nixflow/nixflow/internal/testenv"
 )
 
@@ -25,6 +28,9 @@ type exampleTest struct {
 	reject []string // regexps that must not match it
 	// check, when set, makes further checks of the output.
 	check func(t *testing.T, out string)
+	// sshHosts, when set, starts that many sshd "hosts" for the run (on
+	// addresses of their own, one port) and names them in SSH_HOSTS.
+	sshHosts int
 }
 
 // name is the subtest's name: the file, and the extra arguments if any.
@@ -230,6 +236,24 @@ var exampleTests = []exampleTest{
 		`test-shell-sh-suite-integration`,
 		`deploy/release`,
 	}},
+	{file: "remote.nix", sshHosts: 2, code: ExitOK, want: []string{
+		`(?m)^\[build-a/make\] part a built on 127\.0\.0\.\d+$`,
+		`(?m)^\[build-b/make\] part b built on 127\.0\.0\.\d+$`,
+		// The tool came with nix-copy-closure.
+		`(?m)^\[check\] copying the closure of 1 store path to \S+$`,
+		`(?m)^\[check/tool\] Hello, world!$`,
+		`(?m)^\[check/combine\] part a from 127\.0\.0\.\d+$`,
+		`(?m)^\[check/combine\] part b from 127\.0\.0\.\d+$`,
+		`(?m)^\[report/show\] here: 2 parts$`,
+		`(?m)^report +success +\S+ +1 +local$`,
+		`(?m)^run \S+ succeeded in `,
+	}, check: func(t *testing.T, out string) {
+		// The two builds ran on different hosts of the pool.
+		m := regexp.MustCompile(`(?m)^\[build-[ab]/make\] part [ab] built on (\S+)$`).FindAllStringSubmatch(out, -1)
+		if len(m) != 2 || m[0][1] == m[1][1] {
+			t.Errorf("the builds did not run on two hosts: %q", m)
+		}
+	}},
 	{file: "complete.nix", args: []string{"--env", "DEPLOY=yes"}, code: ExitOK, want: []string{
 		`(?m)^\[build/bundle\] bundle\.tar\.gz: 3 entries$`,
 		`(?m)^\[deploy/release\] app is running$`,
@@ -241,6 +265,49 @@ var exampleTests = []exampleTest{
 	}, reject: []string{
 		`skipped`,
 	}},
+}
+
+// sshHosts starts n sshd on one port and addresses of their own, with
+// one key, and sets the SSH_* variables examples/remote.nix reads.
+func sshHosts(t *testing.T, n int) {
+	t.Helper()
+	ok, why := sshdtest.Available()
+	testenv.Need(t, "sshd", ok, why)
+	var hosts []string
+	var first *sshdtest.Server
+	for len(hosts) < n {
+		dir := t.TempDir()
+		port, addr := 0, ""
+		if first != nil {
+			port = first.Port
+			for _, f := range []string{"id", "id.pub"} {
+				b, err := os.ReadFile(filepath.Join(first.Dir, f))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		s, err := sshdtest.StartAt(dir, addr, port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Stop() })
+		if slices.Contains(hosts, s.Addr) {
+			continue
+		}
+		if first == nil {
+			first = s
+		}
+		hosts = append(hosts, s.Addr)
+	}
+	t.Setenv("SSH_HOSTS", strings.Join(hosts, " "))
+	t.Setenv("SSH_PORT", strconv.Itoa(first.Port))
+	t.Setenv("SSH_USER", first.User)
+	t.Setenv("SSH_KEY", first.Key)
+	t.Setenv("SSH_OPTIONS", strings.Join(first.Options(), " "))
 }
 
 func quoteAll(ss []string) []string {
@@ -290,6 +357,7 @@ func exampleEnv(t *testing.T, root string) {
 	for _, name := range []string{
 		"SITE_TITLE", "DEPLOY", "BRANCH", "DEPLOY_ENV", "DB_USER", "DB_PASSWORD", "API_TOKEN",
 		"GREETING", "NOTES", "ONLY_HERE", "LOST",
+		"SSH_HOSTS", "SSH_USER", "SSH_PORT", "SSH_KEY", "SSH_OPTIONS",
 	} {
 		t.Setenv(name, "") // restored at the end of the test
 		os.Unsetenv(name)
@@ -330,6 +398,9 @@ func TestExamples(t *testing.T) {
 				testenv.NeedCommand(t, "nix", "nix-instantiate")
 			}
 			exampleEnv(t, root)
+			if tt.sshHosts > 0 {
+				sshHosts(t, tt.sshHosts)
+			}
 			args := append([]string{"run", "--log-format", "simple"}, tt.args...)
 			args = append(args, "examples/"+tt.file)
 			var out bytes.Buffer

@@ -125,7 +125,7 @@ func executorLabel(e compiler.Executor) string {
 	case "oci":
 		label += " " + e.OCI.Image
 	case "ssh":
-		label += " " + e.SSH.Host
+		label += " " + sshLabel(e.SSH)
 	case "ec2":
 		label += " " + e.EC2.InstanceType
 	}
@@ -133,6 +133,22 @@ func executorLabel(e compiler.Executor) string {
 		label += " " + strconv.Quote(e.Name)
 	}
 	return label
+}
+
+// sshLabel names an ssh executor's host, or its pool: "pool a,b,c×4",
+// where ×N is a host's maxJobs other than 1.
+func sshLabel(s *compiler.SSHExecutor) string {
+	if len(s.Hosts) == 0 {
+		return s.Host
+	}
+	names := make([]string, len(s.Hosts))
+	for i, h := range s.Hosts {
+		names[i] = h.Host
+		if h.MaxJobs != 1 {
+			names[i] += fmt.Sprintf("×%d", h.MaxJobs)
+		}
+	}
+	return "pool " + strings.Join(names, ",")
 }
 
 func writePlanDot(w io.Writer, p *compiler.Plan) {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/nixflow/nixflow/internal/sshdtest"
 	"github.com/nixflow/nixflow/internal/testenv"
 )
 
@@ -26,7 +28,55 @@ func TestMain(m *testing.M) {
 // real nixflow binary (this test binary, re-executed) against workflows it
 // carries, and compares what it prints byte for byte.
 func TestScript(t *testing.T) {
-	testscript.Run(t, scriptParams("../../testdata/script"))
+	p := scriptParams("../../testdata/script")
+	// One sshd for the scripts that run jobs on an ssh "host": stopped
+	// once every script is done (Cleanup runs after parallel subtests).
+	srv := startSSHD(t)
+	setup := p.Setup
+	p.Setup = func(env *testscript.Env) error {
+		if srv != nil {
+			env.Setenv("SSH_HOST", srv.Addr)
+			env.Setenv("SSH_PORT", strconv.Itoa(srv.Port))
+			env.Setenv("SSH_USER", srv.User)
+			env.Setenv("SSH_KEY", srv.Key)
+		}
+		return setup(env)
+	}
+	cond := p.Condition
+	p.Condition = func(c string) (bool, error) {
+		if c == "sshd" {
+			return srv != nil, nil
+		}
+		return cond(c)
+	}
+	testscript.Run(t, p)
+}
+
+// startSSHD starts the scripts' sshd, if sshd is installed (it must be,
+// when NIXFLOW_TEST_REQUIRE lists it).
+func startSSHD(t *testing.T) *sshdtest.Server {
+	ok, why := sshdtest.Available()
+	if !ok {
+		if testenv.Required("sshd") {
+			t.Fatalf("sshd is required (NIXFLOW_TEST_REQUIRE) but not available: %s", why)
+		}
+		return nil
+	}
+	dir, err := os.MkdirTemp("", "nixflow-sshd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := sshdtest.Start(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Error(err)
+		}
+		os.RemoveAll(dir)
+	})
+	return srv
 }
 
 // nixlibDir is the Nix library of this source tree.
@@ -56,6 +106,8 @@ func scriptParams(dir string) testscript.Params {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"waitfile": cmdWaitfile,
 			"dead":     cmdDead,
+			"envsubst": cmdEnvsubst,
+			"emptydir": cmdEmptydir,
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
@@ -126,6 +178,54 @@ func cmdDead(ts *testscript.TestScript, neg bool, args []string) {
 		}
 	}
 }
+
+// cmdEmptydir waits (at most 10 s) until every named directory is empty,
+// and fails listing what is left: how a script checks that what a run put
+// on an ssh "host" is removed, also when the removal happens there after
+// nixflow is gone.
+func cmdEmptydir(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) == 0 {
+		ts.Fatalf("usage: emptydir DIR...")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, a := range args {
+		for {
+			entries, err := os.ReadDir(ts.MkAbs(a))
+			ts.Check(err)
+			if len(entries) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				var names []string
+				for _, e := range entries {
+					names = append(names, e.Name())
+				}
+				ts.Fatalf("emptydir: %s still holds %s", a, strings.Join(names, ", "))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// cmdEnvsubst replaces ${NAME} (braces required, NAME in upper case) in
+// the named files with the script's variable NAME: how a workflow names
+// the test sshd's address and key. $NAME without braces is left alone,
+// for the steps' bash.
+func cmdEnvsubst(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) == 0 {
+		ts.Fatalf("usage: envsubst FILE...")
+	}
+	for _, a := range args {
+		data, err := os.ReadFile(ts.MkAbs(a))
+		ts.Check(err)
+		out := substVar.ReplaceAllStringFunc(string(data), func(m string) string {
+			return ts.Getenv(m[2 : len(m)-1])
+		})
+		ts.Check(os.WriteFile(ts.MkAbs(a), []byte(out), 0o644))
+	}
+}
+
+var substVar = regexp.MustCompile(`\$\{[A-Z_][A-Z0-9_]*\}`)
 
 // tool reports whether the binaries of an outside tool are on PATH. A tool
 // listed in NIXFLOW_TEST_REQUIRE must be there: its absence is an error,

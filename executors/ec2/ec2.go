@@ -28,22 +28,12 @@ import (
 
 	"github.com/nixflow/nixflow/compiler"
 	"github.com/nixflow/nixflow/executors"
+	"github.com/nixflow/nixflow/executors/ssh"
 )
 
-// Target is how the SSH executor reaches a launched instance.
-type Target struct {
-	Host         string
-	User         string
-	Port         int
-	IdentityFile string
-	// Options are extra ssh options (-o KEY=VALUE pairs as separate
-	// arguments): the instance's known_hosts file, batch mode.
-	Options []string
-}
-
-// Connect makes the executor that runs a job on a launched instance (the
-// SSH executor, for a target).
-type Connect func(t Target, p executors.Params) (executors.Executor, error)
+// Connect makes the executor that runs jobs on a launched instance: the
+// SSH executor, for the instance's address, user, key and known_hosts.
+type Connect func(t ssh.Target, p executors.Params) (executors.Executor, error)
 
 // Options tune an Executor; the zero value is the production setting.
 type Options struct {
@@ -95,7 +85,7 @@ func NewWithOptions(p executors.Params, o Options) (*Executor, error) {
 		return nil, fmt.Errorf("ec2 executor: configuration %T, want *compiler.EC2Executor", p.Config)
 	}
 	if o.Connect == nil {
-		o.Connect = connectSSH
+		o.Connect = ssh.NewForTarget
 	}
 	if o.SSHTimeout == 0 {
 		o.SSHTimeout = 5 * time.Minute

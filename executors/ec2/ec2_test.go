@@ -27,7 +27,8 @@ import (
 	"github.com/nixflow/nixflow/executors"
 	"github.com/nixflow/nixflow/executors/ec2"
 	"github.com/nixflow/nixflow/executors/ec2/ec2test"
-	"github.com/nixflow/nixflow/executors/local"
+	"github.com/nixflow/nixflow/executors/executortest"
+	"github.com/nixflow/nixflow/executors/ssh"
 	"github.com/nixflow/nixflow/internal/testenv"
 )
 
@@ -98,17 +99,8 @@ func (w *world) config() *compiler.EC2Executor {
 	}
 }
 
-// localConnect stands in for the SSH executor where a test is about the
-// instance's life, not the steps: the steps run on this machine.
-func localConnect(ec2.Target, executors.Params) (executors.Executor, error) {
-	return local.New(executors.Params{Environ: os.Environ()})
-}
-
 func (w *world) executor(t *testing.T, cfg *compiler.EC2Executor, o ec2.Options) *ec2.Executor {
 	t.Helper()
-	if o.Connect == nil {
-		o.Connect = localConnect
-	}
 	if o.Clients == nil {
 		o.Clients = w.clients
 	}
@@ -156,6 +148,30 @@ func records(t *testing.T, runDir string) []ec2.Record {
 		t.Fatal(err)
 	}
 	return recs
+}
+
+// TestConformance runs the executor suite on instances launched in moto
+// and "booted" by the harness: every job on an instance of its own, over
+// the SSH executor.
+func TestConformance(t *testing.T) {
+	w := setup(t)
+	executortest.Run(t, executortest.Backend{
+		New: func(t *testing.T) executors.Executor {
+			x := w.executor(t, w.config(), ec2.Options{})
+			t.Cleanup(func() {
+				ids, err := ec2test.LiveInstances(context.Background(), w.clients)
+				if err != nil {
+					t.Error(err)
+				}
+				for _, id := range ids {
+					if strings.Contains(tagMap(describe(t, w, id).Tags)[ec2.TagRunID], "conformance") {
+						t.Errorf("instance %s of the suite left running", id)
+					}
+				}
+			})
+			return x
+		},
+	})
 }
 
 func TestLaunchRunTerminate(t *testing.T) {
@@ -207,9 +223,10 @@ func TestLaunchRunTerminate(t *testing.T) {
 	if !slices.Contains(w.booter.Booted(), id) {
 		t.Errorf("the booter did not boot %s", id)
 	}
-	res, err := ws.Run(context.Background(), executors.Command{Argv: []string{"bash", "-c", "echo hi"}, Stdout: io.Discard, Stderr: io.Discard})
-	if err != nil || res.ExitCode != 0 {
-		t.Fatalf("Run: %v %+v", err, res)
+	var out strings.Builder
+	res, err := ws.Run(context.Background(), executors.Command{Argv: []string{"bash", "-c", "echo hi from $(whoami)"}, Stdout: &out, Stderr: io.Discard})
+	if err != nil || res.ExitCode != 0 || out.String() != "hi from root\n" {
+		t.Fatalf("Run: %v %+v %q", err, res, out.String())
 	}
 	if err := ws.Teardown(context.Background(), false); err != nil {
 		t.Fatalf("Teardown: %v", err)
@@ -266,7 +283,7 @@ func TestCancelDuringBootTerminates(t *testing.T) {
 
 func TestConnectFailureTerminates(t *testing.T) {
 	w := setup(t)
-	x := w.executor(t, w.config(), ec2.Options{Connect: func(ec2.Target, executors.Params) (executors.Executor, error) {
+	x := w.executor(t, w.config(), ec2.Options{Connect: func(ssh.Target, executors.Params) (executors.Executor, error) {
 		return nil, errors.New("no ssh today")
 	}})
 	runDir := t.TempDir()

@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/nixflow/nixflow/executors"
+	"github.com/nixflow/nixflow/executors/ssh"
 )
 
 // Tags nixflow sets on what it launches. `nixflow ec2 reap` finds
@@ -375,22 +376,19 @@ func (x *Executor) waitRunning(ctx context.Context, inst *instance) error {
 	return nil
 }
 
-// sshOptions are the ssh client options for an instance: its own key and
-// known_hosts (the host key is trusted on first use: the instance is new
-// and reached by the address AWS gave), batch mode.
+// sshOptions are the ssh client options (-o values) for an instance: its
+// own key only, and its own known_hosts (the host key is trusted on first
+// use: the instance is new and reached at the address AWS gave).
 func (i *instance) sshOptions() []string {
 	return []string{
-		"-o", "IdentitiesOnly=yes",
-		"-o", "BatchMode=yes",
-		"-o", "StrictHostKeyChecking=accept-new",
-		"-o", "UserKnownHostsFile=" + filepath.Join(i.keyDir, "known_hosts"),
-		"-o", "ConnectTimeout=5",
-		"-o", "LogLevel=ERROR",
+		"IdentitiesOnly=yes",
+		"StrictHostKeyChecking=accept-new",
+		"UserKnownHostsFile=" + filepath.Join(i.keyDir, "known_hosts"),
 	}
 }
 
-func (i *instance) target() Target {
-	return Target{
+func (i *instance) target() ssh.Target {
+	return ssh.Target{
 		Host: i.address, User: i.user, Port: i.port,
 		IdentityFile: filepath.Join(i.keyDir, "id_ed25519"),
 		Options:      i.sshOptions(),
@@ -406,7 +404,10 @@ func (x *Executor) waitSSH(ctx context.Context, inst *instance, logf func(string
 	nextNote := start.Add(30 * time.Second)
 	var last string
 	for {
-		args := append([]string{"-i", filepath.Join(inst.keyDir, "id_ed25519"), "-p", strconv.Itoa(inst.port)}, inst.sshOptions()...)
+		args := []string{"-i", filepath.Join(inst.keyDir, "id_ed25519"), "-p", strconv.Itoa(inst.port)}
+		for _, o := range append(inst.sshOptions(), "BatchMode=yes", "ConnectTimeout=5", "LogLevel=ERROR") {
+			args = append(args, "-o", o)
+		}
 		args = append(args, "-l", inst.user, "--", inst.address, "true")
 		cmd := exec.CommandContext(ctx, "ssh", args...)
 		cmd.WaitDelay = time.Second

@@ -82,6 +82,11 @@ in
   executorTypo = case ''nixflow: executors.oci: unknown field "imag" (did you mean "image"?)'' (executors.oci { imag = "x"; });
   executorTypoLater = case ''nixflow: executors.oci: unknown field "mod" (did you mean "mode"?)'' ((executors.oci { image = "x"; }) { mod = "shared"; });
   executorRuntime = case ''nixflow: executors.oci.runtime: unknown value "lxc" (known: auto, docker, podman)'' (executors.oci { image = "x"; runtime = "lxc"; });
+  sshHostAndHosts = case ''nixflow: executors.ssh: needs exactly one of "host" and "hosts"'' (executors.ssh { host = "a"; hosts = [ "b" ]; });
+  sshHostsEmpty = case ''nixflow: executors.ssh.hosts: must not be empty'' (executors.ssh { hosts = [ ]; });
+  sshPoolHostNoHost = case ''nixflow: executors.ssh.hosts[1]: missing required field "host"'' (executors.ssh { hosts = [ "a" { maxJobs = 2; } ]; });
+  sshPoolHostTypo = case ''nixflow: executors.ssh.hosts[0]: unknown field "maxjobs" (did you mean "maxJobs"?)'' (executors.ssh { hosts = [ { host = "a"; maxjobs = 2; } ]; });
+  sshMaxJobs = case ''nixflow: executors.ssh.hosts[0].maxJobs: must be between 1 and 1024, got 0'' (executors.ssh { hosts = [ { host = "a"; maxJobs = 0; } ]; });
   executorPort = case ''nixflow: executors.ssh.port: must be between 1 and 65535, got 70000'' (executors.ssh { host = "h"; port = 70000; });
   executorCopyRepo = case ''nixflow: executors.local.copyRepo: expected true or false, got a string'' (executors.local { copyRepo = "no"; });
   executorNotAttrs = case ''nixflow: executors.local: expected an attribute set of options, got a string'' (executors.local "x");

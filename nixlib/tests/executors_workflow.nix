@@ -24,6 +24,14 @@ in
       steps = step;
     };
     ssh-min = { executor = executors.ssh { host = "deploy.example"; }; steps = step; };
+    ssh-pool = {
+      executor = executors.ssh {
+        hosts = [ "build1" { host = "build2"; maxJobs = 4; user = "builder"; port = 2200; } ];
+        maxJobs = 2;
+        user = "ci";
+      };
+      steps = step;
+    };
     ssh-full = {
       executor = executors.ssh {
         host = "deploy.example";

@@ -1,0 +1,464 @@
+package ssh
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+//go:embed anchor.sh
+var anchorScript string
+
+//go:embed step.sh
+var stepScript string
+
+// sshProgram is the OpenSSH client.
+const sshProgram = "ssh"
+
+// connectTimeout bounds the wait for a master connection to be ready,
+// beyond ssh's own ConnectTimeout, should the remote side hang.
+const connectTimeout = 2 * time.Minute
+
+// host is one target and its connection for the run.
+type host struct {
+	t     Target
+	e     *Executor
+	index int // in the pool: names its control socket
+	log   hclog.Logger
+
+	// Guarded by e.mu.
+	running int
+	given   int // jobs given to the host so far
+	down    error
+
+	connMu sync.Mutex
+	conn   *conn
+	// connErr is the error of the first connection attempt that failed
+	// for good (a host down); later Prepare calls get it at once.
+	connErr error
+}
+
+// load is the share of its cap that h runs (running jobs without a cap).
+func (h *host) load() float64 {
+	if h.t.MaxJobs > 0 {
+		return float64(h.running) / float64(h.t.MaxJobs)
+	}
+	return float64(h.running)
+}
+
+// downError marks a failure that takes a host out of the pool: it cannot
+// be reached, refuses us, or lost its connection.
+type downError struct {
+	where string
+	err   error
+	hint  string
+}
+
+func (e *downError) Error() string {
+	msg := fmt.Sprintf("host %s: %v", e.where, e.err)
+	if e.hint != "" {
+		msg += "\nhint: " + e.hint
+	}
+	return msg
+}
+
+func (e *downError) Unwrap() error { return e.err }
+
+// conn is a master connection and what the anchor reported.
+type conn struct {
+	h      *host
+	sock   string
+	master *exec.Cmd
+	stdin  io.WriteCloser
+	// exited is closed when the master process has exited.
+	exited  chan struct{}
+	waitErr error
+	stderr  *tailBuffer
+
+	run                          string // the run's directory on the host
+	hasTar, hasSetsid, hasNix, _ bool
+}
+
+// args are the ssh options of every connection to the target, the
+// user's first.
+func (h *host) args(sock string) []string {
+	var a []string
+	for _, o := range h.t.Options {
+		a = append(a, "-o", o)
+	}
+	if h.t.Port != 0 {
+		a = append(a, "-p", strconv.Itoa(h.t.Port))
+	}
+	if h.t.User != "" {
+		a = append(a, "-l", h.t.User)
+	}
+	if h.t.IdentityFile != "" {
+		a = append(a, "-i", h.t.IdentityFile)
+	}
+	return append(a,
+		"-o", "BatchMode=yes",
+		"-o", "ConnectTimeout=15",
+		"-o", "ServerAliveInterval=15",
+		"-o", "ServerAliveCountMax=4",
+		"-o", "LogLevel=ERROR",
+		"-o", "ControlPath="+sock,
+		"-T",
+	)
+}
+
+// clientEnv is the environment of the ssh client: nixflow's own (for the
+// agent, HOME and the user's config), without the locale variables that
+// Debian's ssh_config sends to the host (SendEnv LANG LC_*): no variable
+// of this machine reaches a remote step but those declared.
+func clientEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "LANG=") || strings.HasPrefix(kv, "LC_") || strings.HasPrefix(kv, "LANGUAGE=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+// connect returns the host's connection, opening it on first use. A
+// failure that takes the host down is remembered: later calls get it
+// at once.
+func (h *host) connect(ctx context.Context, spec func(string, ...any)) (*conn, error) {
+	h.connMu.Lock()
+	defer h.connMu.Unlock()
+	if h.connErr != nil {
+		return nil, h.connErr
+	}
+	if h.conn != nil {
+		select {
+		case <-h.conn.exited:
+			err := h.conn.lostError()
+			h.connErr = err
+			return nil, err
+		default:
+			return h.conn, nil
+		}
+	}
+	spec("connecting to %s", h.t.Where())
+	c, err := h.dial(ctx)
+	if err != nil {
+		var down *downError
+		if errors.As(err, &down) {
+			h.connErr = err
+		}
+		return nil, err
+	}
+	h.conn = c
+	go func() {
+		<-c.exited
+		h.connMu.Lock()
+		closing := h.conn == nil
+		h.connMu.Unlock()
+		if !closing {
+			h.e.markDown(h, c.lostError())
+		}
+	}()
+	return c, nil
+}
+
+// dial starts the master connection and waits for the anchor's report.
+func (h *host) dial(ctx context.Context) (*conn, error) {
+	dir, err := h.e.socketDir()
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{h: h, sock: filepath.Join(dir, strconv.Itoa(h.index)), exited: make(chan struct{}), stderr: &tailBuffer{max: 4096}}
+	args := append(h.args(c.sock), "-o", "ControlMaster=yes", "-o", "ControlPersist=no", h.t.Host,
+		`exec bash --noprofile --norc -c 'IFS= read -r -d "" s && eval "$s"'`)
+	cmd := exec.Command(sshProgram, args...)
+	cmd.Env = clientEnv()
+	cmd.Stderr = c.stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start ssh: %w", err)
+	}
+	c.master, c.stdin = cmd, stdin
+	go func() {
+		c.waitErr = cmd.Wait()
+		close(c.exited)
+	}()
+	go func() {
+		// The bootstrap: the anchor, then its two inputs.
+		_, _ = io.WriteString(stdin, anchorScript+"\x00"+h.t.Workdir+"\x00"+stepScript+"\x00")
+	}()
+
+	type report struct {
+		lines []string
+		err   error
+	}
+	rc := make(chan report, 1)
+	go func() {
+		r := bufio.NewReader(stdout)
+		var lines []string
+		for len(lines) < 3 {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				rc <- report{lines, err}
+				return
+			}
+			line = strings.TrimSuffix(line, "\n")
+			if len(lines) == 0 && line != "nixflow-ready" {
+				rc <- report{[]string{line}, errors.New("unexpected output")}
+				return
+			}
+			lines = append(lines, line)
+		}
+		rc <- report{lines, nil}
+		_, _ = io.Copy(io.Discard, r)
+	}()
+	timer := time.NewTimer(connectTimeout)
+	defer timer.Stop()
+	var rep report
+	select {
+	case rep = <-rc:
+	case <-ctx.Done():
+		c.kill()
+		return nil, fmt.Errorf("connect to %s: %w", h.t.Where(), ctx.Err())
+	case <-timer.C:
+		c.kill()
+		return nil, &downError{where: h.t.Where(), err: fmt.Errorf("no answer after %v", connectTimeout),
+			hint: "check that the host is up and that sshd answers: ssh " + h.t.Where() + " true"}
+	}
+	if rep.err != nil {
+		c.kill()
+		<-c.exited
+		return nil, h.dialError(rep.lines, c.stderr.String())
+	}
+	c.run = rep.lines[1]
+	fields := strings.Fields(rep.lines[2])
+	if len(fields) < 4 {
+		c.kill()
+		return nil, fmt.Errorf("host %s: unexpected report %q", h.t.Where(), rep.lines[2])
+	}
+	c.hasTar, c.hasSetsid, c.hasNix = fields[0] == "1", fields[1] == "1", fields[2] == "1"
+	var missing []string
+	if !c.hasTar {
+		missing = append(missing, "tar")
+	}
+	if !c.hasSetsid {
+		missing = append(missing, "setsid (util-linux)")
+	}
+	if len(missing) > 0 {
+		c.close(context.Background())
+		return nil, &downError{where: h.t.Where(), err: fmt.Errorf("%s not installed", strings.Join(missing, " and ")),
+			hint: "install them on the host (Debian: apt-get install tar util-linux)"}
+	}
+	h.log.Debug("connected", "run_dir", c.run)
+	return c, nil
+}
+
+// dialError explains why the master connection failed, from what the
+// anchor printed and ssh's standard error.
+func (h *host) dialError(lines []string, stderr string) error {
+	where := h.t.Where()
+	msg := strings.TrimSpace(stderr)
+	if len(lines) > 0 && strings.HasPrefix(lines[0], "nixflow-error ") {
+		return &downError{where: where, err: errors.New(strings.TrimPrefix(lines[0], "nixflow-error ")),
+			hint: "check the remote directory (workdir) and the free space on the host"}
+	}
+	last := msg
+	if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
+		last = strings.TrimSpace(msg[i+1:])
+	}
+	d := &downError{where: where, err: errors.New(last)}
+	if last == "" {
+		d.err = errors.New("the connection ended before the host answered")
+	}
+	switch {
+	case strings.Contains(msg, "REMOTE HOST IDENTIFICATION HAS CHANGED"), strings.Contains(msg, "Host key verification failed"):
+		d.err = errors.New("host key verification failed")
+		d.hint = "the host's key is not the one in known_hosts (or is not there): check it, then fix known_hosts (ssh-keygen -R " + h.t.Host + "; ssh " + where + ")"
+	case strings.Contains(msg, "Permission denied"), strings.Contains(msg, "Too many authentication failures"):
+		d.hint = "the host refused every key: check user, identityFile and your agent (ssh -v " + where + ")"
+	case strings.Contains(msg, "Connection refused"), strings.Contains(msg, "timed out"),
+		strings.Contains(msg, "No route to host"), strings.Contains(msg, "Network is unreachable"),
+		strings.Contains(msg, "Could not resolve"), strings.Contains(msg, "Name or service not known"):
+		d.hint = "check the host name, port and that sshd runs there (ssh " + where + " true)"
+	case strings.Contains(msg, "bash") && (strings.Contains(msg, "not found") || strings.Contains(msg, "No such file")):
+		d.err = errors.New("bash is not installed")
+		d.hint = "steps run with bash: install it on the host"
+	default:
+		d.hint = "try ssh " + where + " true"
+	}
+	return d
+}
+
+// lostError is the error of a connection that ended during the run.
+func (c *conn) lostError() error {
+	msg := strings.TrimSpace(c.stderr.String())
+	if msg == "" && c.waitErr != nil {
+		msg = c.waitErr.Error()
+	}
+	if msg == "" {
+		msg = "the connection ended"
+	}
+	return &downError{where: c.h.t.Where(), err: fmt.Errorf("connection lost: %s", msg),
+		hint: "the host went down or the network dropped; its jobs failed and the others went elsewhere"}
+}
+
+// kill ends the master process at once.
+func (c *conn) kill() {
+	if c.master != nil && c.master.Process != nil {
+		_ = c.master.Process.Kill()
+	}
+}
+
+// close ends the anchor's input, so that it cleans up and exits, and waits
+// for the master to exit, as long as ctx allows.
+func (c *conn) close(ctx context.Context) error {
+	_ = c.stdin.Close()
+	select {
+	case <-c.exited:
+	case <-ctx.Done():
+		c.kill()
+		<-c.exited
+		return fmt.Errorf("host %s: closing the connection: %w", c.h.t.Where(), ctx.Err())
+	}
+	var exit *exec.ExitError
+	if c.waitErr != nil && !errors.As(c.waitErr, &exit) {
+		return fmt.Errorf("host %s: %w", c.h.t.Where(), c.waitErr)
+	}
+	if exit != nil {
+		return fmt.Errorf("host %s: cleaning up the run directory %s failed: %s", c.h.t.Where(), c.run, strings.TrimSpace(c.stderr.String()))
+	}
+	return nil
+}
+
+// close ends the host's connection, if any.
+func (h *host) close(ctx context.Context) error {
+	h.connMu.Lock()
+	c := h.conn
+	h.conn = nil
+	h.connMu.Unlock()
+	if c == nil {
+		return nil
+	}
+	select {
+	case <-c.exited:
+		return nil // lost earlier: reported then
+	default:
+	}
+	return c.close(ctx)
+}
+
+// command returns an ssh command running remote (a command line for the
+// remote login shell) over the master connection.
+func (c *conn) command(ctx context.Context, remote string) *exec.Cmd {
+	args := append(c.h.args(c.sock), "-o", "ControlMaster=no", c.h.t.Host, remote)
+	cmd := exec.CommandContext(ctx, sshProgram, args...)
+	cmd.Env = clientEnv()
+	return cmd
+}
+
+// script runs a bash script on the host, with args as $1..., stdin as its standard
+// input, and returns its standard output. A failure carries the script's
+// standard error; ssh's exit status 255 is a connection failure.
+func (c *conn) script(ctx context.Context, script string, args []string, stdin io.Reader, stdout io.Writer) error {
+	remote := "exec bash --noprofile --norc -c " + shellQuote(script) + " nixflow"
+	for _, a := range args {
+		remote += " " + shellQuote(a)
+	}
+	cmd := c.command(ctx, remote)
+	cmd.Stdin = stdin
+	cmd.Stdout = stdout
+	stderr := &tailBuffer{max: 4096}
+	cmd.Stderr = stderr
+	cmd.WaitDelay = 5 * time.Second
+	err := cmd.Run()
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		msg := strings.TrimSpace(stderr.String())
+		if exit.ExitCode() == 255 {
+			return c.connectionError(msg)
+		}
+		return &scriptError{code: exit.ExitCode(), msg: msg}
+	}
+	return err
+}
+
+// connectionError is the error of an ssh command that failed with status
+// 255: the connection is lost if the master is gone.
+func (c *conn) connectionError(msg string) error {
+	select {
+	case <-c.exited:
+		return c.lostError()
+	case <-time.After(100 * time.Millisecond):
+	}
+	if msg == "" {
+		msg = "ssh failed"
+	}
+	return fmt.Errorf("host %s: %s", c.h.t.Where(), msg)
+}
+
+// scriptError is a remote script's failure.
+type scriptError struct {
+	code int
+	msg  string
+}
+
+func (e *scriptError) Error() string {
+	if e.msg == "" {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.msg
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(bytes.ToValidUTF8(t.buf, nil))
+}

@@ -1,0 +1,360 @@
+package ssh
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Exit statuses of the CopyOut script.
+const (
+	exitNotExist = 44
+	exitEscapes  = 45
+)
+
+// untarScript extracts a tar stream into $1, keeping modes.
+const untarScript = `mkdir -p -- "$1" && exec tar -x -p --no-same-owner -f - -C "$1"`
+
+// CopyIn copies the host path src into the workspace as dst, as a tar
+// stream over the connection.
+func (w *workspace) CopyIn(ctx context.Context, src, dst string) error {
+	if err := w.begin(); err != nil {
+		return err
+	}
+	defer w.active.Done()
+	if err := w.copyIn(ctx, src, dst); err != nil {
+		return fmt.Errorf("copy %q into workspace %s:%s as %q: %w", src, w.Where(), w.dir, dst, err)
+	}
+	return nil
+}
+
+func (w *workspace) copyIn(ctx context.Context, src, dst string) error {
+	if !localPath(filepath.ToSlash(dst)) {
+		return errors.New("destination must be a relative path inside the workspace")
+	}
+	dst = path.Clean(filepath.ToSlash(dst))
+	resolved, err := filepath.EvalSymlinks(src)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(resolved)
+	if err != nil {
+		return err
+	}
+	return w.sendTar(ctx, w.dir, func(tw *tar.Writer) error {
+		return writeTree(ctx, tw, resolved, fi, dst)
+	})
+}
+
+// sendTar streams the archive that fill writes to the host, extracted
+// into dir.
+func (w *workspace) sendTar(ctx context.Context, dir string, fill func(*tar.Writer) error) error {
+	pr, pw := io.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		tw := tar.NewWriter(pw)
+		err := fill(tw)
+		if err == nil {
+			err = tw.Close()
+		}
+		pw.CloseWithError(err)
+		errc <- err
+	}()
+	err := w.c.script(ctx, untarScript, []string{dir}, pr, nil)
+	pr.CloseWithError(errors.New("remote tar ended"))
+	if werr := <-errc; werr != nil && err == nil {
+		return werr
+	}
+	if err != nil && strings.Contains(err.Error(), "No space left") {
+		return fmt.Errorf("%w\nhint: the host's disk is full", err)
+	}
+	return err
+}
+
+// writeTree writes the tree at p (file, directory or link, whose info is
+// fi) to tw under the name name.
+func writeTree(ctx context.Context, tw *tar.Writer, p string, fi fs.FileInfo, name string) error {
+	if !fi.IsDir() {
+		return writeEntry(tw, p, fi, name)
+	}
+	return filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(p, q)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return writeEntry(tw, q, info, path.Join(name, filepath.ToSlash(rel)))
+	})
+}
+
+// writeEntry writes one file, directory or link. Other types are skipped.
+func writeEntry(tw *tar.Writer, p string, fi fs.FileInfo, name string) error {
+	hdr := &tar.Header{Name: name, Mode: int64(fi.Mode().Perm()), ModTime: fi.ModTime(), Format: tar.FormatPAX}
+	if fi.Mode()&fs.ModeSetuid != 0 {
+		hdr.Mode |= 0o4000
+	}
+	if fi.Mode()&fs.ModeSetgid != 0 {
+		hdr.Mode |= 0o2000
+	}
+	if fi.Mode()&fs.ModeSticky != 0 {
+		hdr.Mode |= 0o1000
+	}
+	switch {
+	case fi.IsDir():
+		hdr.Typeflag, hdr.Name = tar.TypeDir, name+"/"
+		return tw.WriteHeader(hdr)
+	case fi.Mode()&fs.ModeSymlink != 0:
+		target, err := os.Readlink(p)
+		if err != nil {
+			return err
+		}
+		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, target
+		return tw.WriteHeader(hdr)
+	case fi.Mode().IsRegular():
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		hdr.Typeflag, hdr.Size = tar.TypeReg, fi.Size()
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		n, err := io.Copy(tw, io.LimitReader(f, fi.Size()))
+		if err == nil && n != fi.Size() {
+			err = fmt.Errorf("%s changed size while being copied", p)
+		}
+		return err
+	}
+	return nil
+}
+
+// tarOutScript writes a tar stream of $2 (relative to $1) to standard
+// output. A link given as $2 itself is followed if it stays inside $1.
+const tarOutScript = `root=$1 name=$2
+cd -- "$root" 2>/dev/null || exit 44
+if [ -L "$name" ]; then
+	t=$(readlink -f -- "$name") && r=$(pwd -P) || exit 44
+	[ -e "$t" ] || exit 44
+	case $t in
+	"$r"/*) name=${t#"$r"/} ;;
+	*) echo "$2 is a symbolic link that leads out of the workspace" >&2; exit 45 ;;
+	esac
+fi
+[ -e "$name" ] || exit 44
+case $name in
+*/*) cd -- "${name%/*}" && name=${name##*/} ;;
+esac
+exec tar -c -f - -- "$name"`
+
+// CopyOut copies src from the workspace (or its temporary directory) to
+// the host path dst, as a tar stream over the connection.
+func (w *workspace) CopyOut(ctx context.Context, src, dst string) error {
+	if err := w.begin(); err != nil {
+		return err
+	}
+	defer w.active.Done()
+	if err := w.copyOut(ctx, src, dst); err != nil {
+		return fmt.Errorf("copy %q out of workspace %s:%s to %q: %w", src, w.Where(), w.dir, dst, err)
+	}
+	return nil
+}
+
+func (w *workspace) copyOut(ctx context.Context, src, dst string) error {
+	root, name, err := w.resolve(src)
+	if err != nil {
+		return err
+	}
+	dst, err = filepath.Abs(dst)
+	if err != nil {
+		return err
+	}
+	dstDir, dstName := filepath.Dir(dst), filepath.Base(dst)
+	if dst == dstDir {
+		return errors.New("destination is the file system's root")
+	}
+	pr, pw := io.Pipe()
+	errc := make(chan error, 1)
+	var created bool
+	go func() {
+		err := extract(pr, dstDir, dstName, &created)
+		// Drain what tar still sends, so that the remote side ends.
+		_, _ = io.Copy(io.Discard, pr)
+		pr.CloseWithError(err)
+		errc <- err
+	}()
+	err = w.c.script(ctx, tarOutScript, []string{root, name}, nil, pw)
+	pw.Close()
+	xerr := <-errc
+	var se *scriptError
+	switch {
+	case errors.As(err, &se) && se.code == exitNotExist:
+		return fmt.Errorf("%s: %w", src, fs.ErrNotExist)
+	case errors.As(err, &se) && se.code == exitEscapes:
+		return errors.New(se.msg)
+	case err != nil:
+		return err
+	}
+	return xerr
+}
+
+// resolve splits a CopyOut source into the remote directory it must stay
+// in and a path inside it.
+func (w *workspace) resolve(src string) (root, name string, err error) {
+	src = filepath.ToSlash(src)
+	if !path.IsAbs(src) {
+		if !localPath(src) {
+			return "", "", errors.New("source must be inside the workspace")
+		}
+		return w.dir, path.Clean(src), nil
+	}
+	src = path.Clean(src)
+	for _, root := range []string{w.tempDir, w.dir} {
+		if src == root {
+			return root, ".", nil
+		}
+		if rel, ok := strings.CutPrefix(src, root+"/"); ok {
+			return root, rel, nil
+		}
+	}
+	return "", "", errors.New("source must be inside the workspace or the temporary directory")
+}
+
+// extract writes the tar stream r into dir (created if missing) as name:
+// the stream's first entry is the top of the tree, renamed name. Paths
+// cannot lead out of dir. An existing file at name is replaced, an existing
+// directory merged into; the directories it creates get their modes last.
+func extract(r io.Reader, dir, name string, created *bool) error {
+	tr := tar.NewReader(r)
+	var root *os.Root
+	defer func() {
+		if root != nil {
+			root.Close()
+		}
+	}()
+	top := ""
+	type dirMode struct {
+		name string
+		mode fs.FileMode
+	}
+	var dirs []dirMode
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		entry := strings.TrimSuffix(path.Clean(hdr.Name), "/")
+		if top == "" {
+			top = entry
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			if root, err = os.OpenRoot(dir); err != nil {
+				return err
+			}
+			*created = true
+		}
+		rel := ""
+		switch {
+		case entry == top:
+		case top == "." && entry != ".." && !strings.HasPrefix(entry, "../"):
+			rel = entry
+		case strings.HasPrefix(entry, top+"/"):
+			rel = strings.TrimPrefix(entry, top+"/")
+		default:
+			return fmt.Errorf("unexpected entry %q in the archive", hdr.Name)
+		}
+		target := path.Join(name, rel)
+		mode := fs.FileMode(hdr.Mode).Perm()
+		if hdr.Mode&0o4000 != 0 {
+			mode |= fs.ModeSetuid
+		}
+		if hdr.Mode&0o2000 != 0 {
+			mode |= fs.ModeSetgid
+		}
+		if hdr.Mode&0o1000 != 0 {
+			mode |= fs.ModeSticky
+		}
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			fi, err := root.Lstat(target)
+			switch {
+			case err == nil && fi.IsDir():
+				continue
+			case err == nil:
+				if err := root.Remove(target); err != nil {
+					return err
+				}
+			}
+			if err := root.Mkdir(target, 0o700); err != nil {
+				return err
+			}
+			dirs = append(dirs, dirMode{target, mode})
+		case tar.TypeSymlink:
+			if err := replace(root, target); err != nil {
+				return err
+			}
+			if err := root.Symlink(hdr.Linkname, target); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			if err := replace(root, target); err != nil {
+				return err
+			}
+			f, err := root.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(f, tr)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+			if err := root.Chmod(target, mode); err != nil {
+				return err
+			}
+		}
+	}
+	for _, d := range slices.Backward(dirs) {
+		if err := root.Chmod(d.name, d.mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// replace removes a non-directory at name, so that it can be created anew.
+func replace(root *os.Root, name string) error {
+	fi, err := root.Lstat(name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case fi.IsDir():
+		return fmt.Errorf("%q exists and is a directory", name)
+	}
+	return root.Remove(name)
+}

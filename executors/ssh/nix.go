@@ -1,0 +1,71 @@
+package ssh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	"github.com/nixflow/nixflow/executors"
+)
+
+// nixCopy copies the closure of spec.StorePaths to the host with
+// nix-copy-closure over the master connection, as the host's nixCopy
+// setting says.
+func (w *workspace) nixCopy(ctx context.Context, spec executors.JobSpec) error {
+	mode := w.h.t.NixCopy
+	if mode == "never" || (mode == "auto" && len(spec.StorePaths) == 0) {
+		return nil
+	}
+	if !w.c.hasNix {
+		// Not a host down: jobs without deps can still run there.
+		return errors.New("nix-store not found on the host, and the steps have Nix deps\nhint: install Nix on the host (the PATH of a non-interactive login must have nix-store), or set nixCopy = \"never\" if the paths are there")
+	}
+	if len(spec.StorePaths) == 0 {
+		return nil
+	}
+	if _, err := exec.LookPath("nix-copy-closure"); err != nil {
+		return errors.New("nix-copy-closure not found here: Nix is needed to copy the steps' deps")
+	}
+	what := fmt.Sprintf("%d store paths", len(spec.StorePaths))
+	if len(spec.StorePaths) == 1 {
+		what = "1 store path"
+	}
+	spec.Logf("copying the closure of %s to %s", what, w.Where())
+	dest := w.h.t.Host
+	if w.h.t.User != "" {
+		dest = w.h.t.User + "@" + dest
+	}
+	args := append([]string{"--to", dest}, spec.StorePaths...)
+	cmd := exec.CommandContext(ctx, "nix-copy-closure", args...)
+	opts := w.h.args(w.c.sock)
+	opts = append(opts, "-o", "ControlMaster=no")
+	// Nix splits NIX_SSHOPTS at spaces.
+	for _, o := range opts {
+		if strings.ContainsAny(o, " \t") {
+			return fmt.Errorf("ssh option %q has a space: nix-copy-closure cannot pass it on", o)
+		}
+	}
+	cmd.Env = append(clientEnv(), "NIX_SSHOPTS="+strings.Join(opts, " "))
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	msg := strings.TrimSpace(string(out))
+	if strings.Contains(msg, "lacks a signature by a trusted key") {
+		return fmt.Errorf("nix-copy-closure: %s\nhint: the host's Nix does not trust paths built here: add %s to trusted-users in the host's nix.conf, or sign the paths (nix store sign --key-file KEY) with a key in its trusted-public-keys", lastLine(msg), strconv.Quote(userOr(w.h.t.User)))
+	}
+	return fmt.Errorf("nix-copy-closure: %w: %s", err, lastLine(msg))
+}
+
+func userOr(u string) string {
+	if u == "" {
+		return "the remote user"
+	}
+	return u
+}

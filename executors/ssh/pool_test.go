@@ -1,0 +1,246 @@
+package ssh_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nixflow/nixflow/executors"
+	"github.com/nixflow/nixflow/executors/ssh"
+	"github.com/nixflow/nixflow/internal/sshdtest"
+	"github.com/nixflow/nixflow/internal/testenv"
+)
+
+// startServer starts a server of the test's own, on an address other
+// than taken's, stopped at the end of the test.
+func startServer(t *testing.T, taken ...string) *sshdtest.Server {
+	t.Helper()
+	ok, why := sshdtest.Available()
+	testenv.Need(t, "sshd", ok, why)
+	for range 10 {
+		s, err := sshdtest.Start(t.TempDir(), "")
+		if err != nil {
+			t.Fatalf("start sshd: %v", err)
+		}
+		if !contains(taken, s.Addr) {
+			t.Cleanup(func() {
+				if err := s.Stop(); err != nil {
+					t.Error(err)
+				}
+			})
+			return s
+		}
+		s.Stop()
+	}
+	t.Fatal("no free loopback address")
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func poolTarget(t *testing.T, s *sshdtest.Server, maxJobs int) ssh.Target {
+	tg := target(t, s)
+	tg.MaxJobs = maxJobs
+	return tg
+}
+
+func runStep(ws executors.Workspace, ctx context.Context, script string) (executors.Result, string, error) {
+	var out strings.Builder
+	res, err := ws.Run(ctx, executors.Command{
+		Argv:   []string{"bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script},
+		Stdout: &out, Stderr: &out,
+	})
+	return res, out.String(), err
+}
+
+// TestPoolSpreadsJobs checks that jobs go to the least busy host, at most
+// maxJobs at a time on each, and wait for a slot when every host is full.
+func TestPoolSpreadsJobs(t *testing.T) {
+	a := startServer(t)
+	b := startServer(t, a.Addr)
+	ex, err := ssh.NewPool([]ssh.Target{poolTarget(t, a, 1), poolTarget(t, b, 2)}, params(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := ex.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
+	ctx := context.Background()
+	spec := func(job string) executors.JobSpec {
+		return executors.JobSpec{RunID: "test", Job: job, RunDir: t.TempDir()}
+	}
+	count := map[string]int{}
+	var wss []executors.Workspace
+	for _, job := range []string{"j1", "j2", "j3"} {
+		ws, err := ex.Prepare(ctx, spec(job))
+		if err != nil {
+			t.Fatalf("Prepare(%s): %v", job, err)
+		}
+		wss = append(wss, ws)
+		count[ws.Where()]++
+	}
+	wa, wb := a.User+"@"+a.Addr, b.User+"@"+b.Addr
+	if count[wa] != 1 || count[wb] != 2 {
+		t.Errorf("jobs per host: %v, want 1 on %s and 2 on %s", count, wa, wb)
+	}
+	for _, ws := range wss {
+		res, out, err := runStep(ws, ctx, `echo "$SSH_CONNECTION"`)
+		if err != nil || res.ExitCode != 0 {
+			t.Fatalf("Run: %v %+v %s", err, res, out)
+		}
+		if addr := strings.Fields(out)[2]; !strings.HasSuffix(ws.Where(), "@"+addr) {
+			t.Errorf("step of a workspace on %s ran on %s", ws.Where(), addr)
+		}
+	}
+	// Every slot is taken: the next job waits for one.
+	waitCtx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if ws, err := ex.Prepare(waitCtx, spec("j4")); err == nil {
+		ws.Teardown(ctx, false)
+		t.Fatal("Prepare found a slot on a full pool")
+	}
+	got := make(chan executors.Workspace, 1)
+	go func() {
+		ws, err := ex.Prepare(ctx, spec("j4"))
+		if err != nil {
+			t.Error(err)
+		}
+		got <- ws
+	}()
+	if err := wss[0].Teardown(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	ws := <-got
+	if ws == nil {
+		return
+	}
+	if ws.Where() != wss[0].Where() {
+		t.Errorf("the waiting job went to %s, want %s, whose slot freed", ws.Where(), wss[0].Where())
+	}
+	for _, w := range append(wss[1:], ws) {
+		if err := w.Teardown(ctx, false); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestPoolHostDown takes a host down while a job runs there: the job's
+// step fails as an infrastructure error, the host is out of the pool, and
+// later jobs go to the other host, also one that is down from the start.
+func TestPoolHostDown(t *testing.T) {
+	a := startServer(t)
+	b := startServer(t, a.Addr)
+	c := startServer(t, a.Addr, b.Addr)
+	tc := poolTarget(t, c, 1)
+	if err := c.Stop(); err != nil { // down from the start
+		t.Fatal(err)
+	}
+	ex, err := ssh.NewPool([]ssh.Target{poolTarget(t, a, 1), poolTarget(t, b, 1), tc}, params(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close(context.Background())
+	ctx := context.Background()
+	spec := func(job string) executors.JobSpec {
+		return executors.JobSpec{RunID: "test", Job: job, RunDir: t.TempDir(), Log: func(m string) { t.Log(job + ": " + m) }}
+	}
+	w1, err := ex.Prepare(ctx, spec("j1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2, err := ex.Prepare(ctx, spec("j2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w1.Where() == w2.Where() {
+		t.Fatalf("both jobs on %s", w1.Where())
+	}
+	victim, survivor := a, b
+	vws, sws := w1, w2
+	if !strings.HasSuffix(w1.Where(), "@"+a.Addr) {
+		vws, sws = w2, w1
+	}
+	pidFile := filepath.Join(vws.Dir(), "sleep.pid")
+	done := make(chan error, 1)
+	go func() {
+		res, out, err := runStep(vws, ctx, `sleep 1000 & echo $! > sleep.pid; echo ready; wait`)
+		if err == nil {
+			t.Errorf("the step on the host that went down: %+v, no error; output %q", res, out)
+		}
+		done <- err
+	}()
+	for i := 0; ; i++ {
+		if b, err := os.ReadFile(pidFile); err == nil && strings.HasSuffix(string(b), "\n") {
+			break
+		}
+		if i > 500 {
+			t.Fatal("the step did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	pid, _ := os.ReadFile(pidFile)
+	if err := victim.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil && !strings.Contains(err.Error(), "connection") {
+			t.Errorf("error %q does not say the connection was lost", err)
+		}
+		t.Logf("step on the downed host: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after its host went down")
+	}
+	vws.Teardown(ctx, false) // fails: the host is gone
+
+	// Nothing of the step survives its lost session (the "host" is
+	// this machine).
+	for i := 0; ; i++ {
+		if _, err := os.Stat("/proc/" + strings.TrimSpace(string(pid))); err != nil {
+			break
+		}
+		if i > 300 {
+			t.Fatalf("the step's sleep %s survived its lost connection", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// The next job waits for the surviving host, not for the down ones.
+	got := make(chan executors.Workspace, 1)
+	go func() {
+		ws, err := ex.Prepare(ctx, spec("j3"))
+		if err != nil {
+			t.Error(err)
+		}
+		got <- ws
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if err := sws.Teardown(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	w3 := <-got
+	if w3 == nil {
+		return
+	}
+	if !strings.HasSuffix(w3.Where(), "@"+survivor.Addr) {
+		t.Errorf("job after the host went down ran on %s, want %s", w3.Where(), survivor.Addr)
+	}
+	if _, out, err := runStep(w3, ctx, "echo ok"); err != nil || out != "ok\n" {
+		t.Errorf("Run on the surviving host: %q, %v", out, err)
+	}
+	if err := w3.Teardown(ctx, false); err != nil {
+		t.Error(err)
+	}
+}

@@ -1,0 +1,218 @@
+package ssh
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nixflow/nixflow/executors"
+)
+
+const (
+	// killTimeout bounds the wait for a step's session to end after
+	// SIGKILL was sent: it ends unless the connection hangs or a process
+	// beyond reach holds the step's output open.
+	killTimeout = 5 * time.Second
+	// clientGrace bounds the wait for the ssh client once its standard
+	// input is closed, the last resort.
+	clientGrace = 2 * time.Second
+)
+
+// run runs the step through step.sh and stops it on ctx's end with the
+// escalation of cmd.Stop, sent as control lines.
+func (w *workspace) run(ctx context.Context, cmd executors.Command, dir string) (executors.Result, error) {
+	cookie := rand.Text()
+	state := w.statePrefix() + "." + cookie
+	hdr := header(state, dir, cookie, cmd.Env, cmd.PathPrepend, cmd.Argv)
+
+	// Not killed with ctx: a stop goes through the escalation.
+	c := w.c.command(context.WithoutCancel(ctx), "exec bash --noprofile --norc "+shellQuote(path.Join(w.c.run, "ctl", "step.sh")))
+	stdin, err := c.StdinPipe()
+	if err != nil {
+		return executors.Result{}, fmt.Errorf("run: %w", err)
+	}
+	tail := &tailBuffer{max: 2048}
+	stdout, stderr := newOutput(cmd.Stdout), newOutput(cmd.Stderr)
+	c.Stdout = stdout
+	c.Stderr = io.MultiWriter(stderr, tail)
+	// Once the client exits, its output is complete: bound the wait for
+	// the copiers only in case a writer blocks.
+	c.WaitDelay = clientGrace
+	if err := c.Start(); err != nil {
+		return executors.Result{}, fmt.Errorf("run: start ssh: %w", err)
+	}
+	ctlc := &control{w: stdin}
+	go ctlc.send(string(hdr))
+
+	exited := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = c.Wait()
+		close(exited)
+	}()
+
+	stopped := false
+	select {
+	case <-exited:
+	case <-ctx.Done():
+		select {
+		case <-exited:
+		default:
+			stopped = true
+			sig := executors.Signals{}
+			if cmd.Stop != nil {
+				sig = cmd.Stop()
+			}
+			w.stop(ctlc, exited, sig, c)
+		}
+	}
+	<-exited
+	ctlc.close()
+
+	res := executors.Result{Stopped: stopped}
+	code, ok := exitStatus(waitErr)
+	switch {
+	case !ok && errors.Is(waitErr, exec.ErrWaitDelay):
+		code, ok = c.ProcessState.ExitCode(), true
+	case !ok:
+		return executors.Result{}, fmt.Errorf("run on %s: %w", w.Where(), waitErr)
+	}
+	res.ExitCode = code
+	if code == 255 {
+		// The step's own 255, or ssh's: step.sh leaves a mark for the
+		// former.
+		if err := w.c.script(context.Background(), `rm -- "$1" 2>/dev/null`, []string{state + ".255"}, nil, nil); err != nil {
+			var se *scriptError
+			if !errors.As(err, &se) {
+				return res, fmt.Errorf("run on %s: %w", w.Where(), err)
+			}
+			msg := strings.TrimSpace(tail.String())
+			if msg == "" {
+				msg = "ssh failed"
+			}
+			if c := w.c; isLost(c) {
+				return res, c.lostError()
+			}
+			if stopped {
+				return res, nil
+			}
+			return res, fmt.Errorf("run on %s: %s", w.Where(), lastLine(msg))
+		}
+	}
+	if stopped && code == -1 {
+		res.ExitCode = 128 + 9
+	}
+	if err := stdout.err; err != nil {
+		return res, fmt.Errorf("write standard output: %w", err)
+	}
+	if err := stderr.err; err != nil {
+		return res, fmt.Errorf("write standard error: %w", err)
+	}
+	return res, nil
+}
+
+// isLost reports whether the master connection is gone.
+func isLost(c *conn) bool {
+	select {
+	case <-c.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+// stop sends the escalation as control lines, waiting the graces for the
+// step's session to end; in the last resort it closes the channel's
+// standard input (step.sh stops the step on its own) and kills the
+// client.
+func (w *workspace) stop(ctl *control, exited <-chan struct{}, sig executors.Signals, c *exec.Cmd) {
+	wait := func(d time.Duration) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-exited:
+			return true
+		case <-t.C:
+			return false
+		}
+	}
+	if sig.FirstSignalInterrupt {
+		ctl.send("INT\n")
+		if wait(sig.InterruptGrace) {
+			return
+		}
+	}
+	ctl.send("TERM\n")
+	if wait(sig.TerminateGrace) {
+		return
+	}
+	ctl.send("KILL\n")
+	if wait(killTimeout) {
+		return
+	}
+	ctl.close()
+	if wait(clientGrace) {
+		return
+	}
+	_ = c.Process.Kill()
+}
+
+// control writes to a step's channel, one write at a time.
+type control struct {
+	mu     sync.Mutex
+	w      io.WriteCloser
+	closed bool
+}
+
+func (c *control) send(s string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		_, _ = io.WriteString(c.w, s)
+	}
+}
+
+func (c *control) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		c.closed = true
+		_ = c.w.Close()
+	}
+}
+
+// output passes a stream on and remembers the first write error, after
+// which it discards (the step must not block on a full pipe).
+type output struct {
+	dst io.Writer
+	err error
+}
+
+func newOutput(dst io.Writer) *output {
+	if dst == nil {
+		dst = io.Discard
+	}
+	return &output{dst: dst}
+}
+
+func (o *output) Write(p []byte) (int, error) {
+	if o.err == nil {
+		_, o.err = o.dst.Write(p)
+	}
+	return len(p), nil
+}

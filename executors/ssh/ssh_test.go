@@ -1,0 +1,293 @@
+package ssh_test
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/nixflow/nixflow/executors"
+	"github.com/nixflow/nixflow/executors/executortest"
+	"github.com/nixflow/nixflow/executors/ssh"
+	"github.com/nixflow/nixflow/internal/sshdtest"
+	"github.com/nixflow/nixflow/internal/testenv"
+)
+
+var (
+	serverOnce sync.Once
+	server     *sshdtest.Server
+	serverErr  error
+	serverDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if server != nil {
+		if err := server.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stop sshd:", err)
+			code = 1
+		}
+	}
+	if serverDir != "" {
+		os.RemoveAll(serverDir)
+	}
+	os.Exit(code)
+}
+
+// sshd returns the package's server, started on first use.
+func sshd(t testing.TB) *sshdtest.Server {
+	t.Helper()
+	ok, why := sshdtest.Available()
+	testenv.Need(t, "sshd", ok, why)
+	serverOnce.Do(func() {
+		serverDir, serverErr = os.MkdirTemp("", "nixflow-sshd-")
+		if serverErr != nil {
+			return
+		}
+		server, serverErr = sshdtest.Start(serverDir, "")
+	})
+	if serverErr != nil {
+		t.Fatalf("start sshd: %v", serverErr)
+	}
+	return server
+}
+
+// target is a Target for s, with the runs made under a fresh directory
+// that the test checks is empty at its end.
+func target(t *testing.T, s *sshdtest.Server) ssh.Target {
+	t.Helper()
+	work := filepath.Join(s.Home, "work", strings.ReplaceAll(t.Name(), "/", "_"))
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			return
+		}
+		left, _ := os.ReadDir(work)
+		if len(left) > 0 {
+			t.Errorf("left on the host in %s: %v", work, left)
+		}
+	})
+	return ssh.Target{Host: s.Addr, Port: s.Port, User: s.User, IdentityFile: s.Key, Options: s.Options(), Workdir: work}
+}
+
+func params(t *testing.T) executors.Params {
+	return executors.Params{RunID: "test", RunDir: t.TempDir()}
+}
+
+func TestConformance(t *testing.T) {
+	s := sshd(t)
+	executortest.Run(t, executortest.Backend{
+		New: func(t *testing.T) executors.Executor {
+			tg := target(t, s)
+			ex, err := ssh.NewForTarget(tg, params(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				// What TeardownKeep kept: removed by the test.
+				_ = os.RemoveAll(tg.Workdir)
+				_ = os.MkdirAll(tg.Workdir, 0o755)
+			})
+			return ex
+		},
+		InheritsHostEnv: false,
+		ReadKept: func(t *testing.T, ws executors.Workspace, rel string) ([]byte, error) {
+			// The "remote" host is this machine: read it through ssh all
+			// the same.
+			out, err := s.Run("cat " + shellQuote(path.Join(ws.Dir(), rel)) + " 2>/dev/null || echo gone:$?")
+			if err != nil {
+				return nil, err
+			}
+			if strings.HasPrefix(out, "gone:") {
+				return nil, fs.ErrNotExist
+			}
+			return []byte(out), nil
+		},
+	})
+}
+
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// TestUnreachable checks the error and hint of a host that does not
+// answer.
+func TestUnreachable(t *testing.T) {
+	s := sshd(t)
+	tg := target(t, s)
+	tg.Port = s.Port + 1
+	if tg.Port > 65535 {
+		tg.Port = s.Port - 1
+	}
+	ex, err := ssh.NewForTarget(tg, params(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close(context.Background())
+	_, err = ex.Prepare(context.Background(), executors.JobSpec{RunID: "test", Job: "j", RunDir: t.TempDir()})
+	if err == nil {
+		t.Fatal("Prepare succeeded")
+	}
+	for _, want := range []string{"host " + tg.Where(), "Connection refused", "hint: check the host name, port"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}
+
+// TestAuthFailure checks the error and hint of a key the host refuses.
+func TestAuthFailure(t *testing.T) {
+	s := sshd(t)
+	tg := target(t, s)
+	tg.IdentityFile = filepath.Join(s.Dir, "host_key") // not authorised
+	ex, err := ssh.NewForTarget(tg, params(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close(context.Background())
+	_, err = ex.Prepare(context.Background(), executors.JobSpec{RunID: "test", Job: "j", RunDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "Permission denied") || !strings.Contains(err.Error(), "hint: the host refused every key") {
+		t.Errorf("Prepare with a refused key: %v", err)
+	}
+}
+
+// TestNoSecretsOnTheHost checks that after a workspace is torn down, no
+// declared value is left anywhere under the host's directories, and that
+// no value ever showed on a command line there.
+func TestNoSecretsOnTheHost(t *testing.T) {
+	s := sshd(t)
+	tg := target(t, s)
+	ex, err := ssh.NewForTarget(tg, params(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secret = "s3cr3t-VALUE-4242"
+	ws, err := ex.Prepare(context.Background(), executors.JobSpec{RunID: "test", Job: "secret", RunDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	res, err := ws.Run(context.Background(), executors.Command{
+		Argv: []string{"bash", "--noprofile", "--norc", "-eo", "pipefail", "-c",
+			`printf 'value=%s\n' "$TOKEN"
+for f in /proc/[0-9]*/cmdline; do
+	mapfile -d '' a < "$f" 2>/dev/null || continue
+	case "${a[*]}" in *"$TOKEN"*) echo "on a command line: $f: ${a[*]}";; esac
+done
+echo "TOKEN=$TOKEN" >> "$JOB_ENV"`},
+		Env:    []string{"TOKEN=" + secret, "JOB_ENV=" + path.Join(ws.TempDir(), "env")},
+		Stdout: &out, Stderr: &out,
+	})
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("Run: %+v, %v\n%s", res, err, out.String())
+	}
+	if !strings.Contains(out.String(), "value="+secret+"\n") {
+		t.Errorf("the step did not see the value:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), "on a command line") {
+		t.Errorf("the value is on a command line on the host:\n%s", out.String())
+	}
+	if err := ws.Teardown(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	err = filepath.WalkDir(s.Home, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(b), secret) {
+			t.Errorf("%s holds the secret", p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHostKeyMismatch checks the error and hint when the host's key is
+// not the one known_hosts has.
+func TestHostKeyMismatch(t *testing.T) {
+	s := sshd(t)
+	tg := target(t, s)
+	other, err := os.ReadFile(s.Key + ".pub") // not the host key
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := filepath.Join(t.TempDir(), "known_hosts")
+	fields := strings.Fields(string(other))
+	line := fmt.Sprintf("[%s]:%d %s %s\n", s.Addr, s.Port, fields[0], fields[1])
+	if err := os.WriteFile(known, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tg.Options = []string{"StrictHostKeyChecking=yes", "UserKnownHostsFile=" + known}
+	ex, err := ssh.NewForTarget(tg, params(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close(context.Background())
+	_, err = ex.Prepare(context.Background(), executors.JobSpec{RunID: "test", Job: "j", RunDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "host key verification failed") || !strings.Contains(err.Error(), "hint: the host's key is not the one in known_hosts") {
+		t.Errorf("Prepare with a wrong host key: %v", err)
+	}
+}
+
+// TestMissingTools checks the errors of a host whose login PATH lacks
+// bash, or tar and setsid.
+func TestMissingTools(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		tools []string
+		want  string
+	}{
+		{"bash", nil, "bash is not installed"},
+		{"tar", []string{"bash", "mktemp", "mkdir", "rm", "rmdir", "cat", "kill", "chmod", "grep"}, "tar and setsid (util-linux) not installed"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := startServer(t)
+			bin := filepath.Join(s.Dir, "bin")
+			if err := os.MkdirAll(bin, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for _, tool := range c.tools {
+				p, err := exec.LookPath(tool)
+				if err != nil {
+					t.Skipf("%s: %v", tool, err)
+				}
+				if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// sh is the login shell's business; the session runs the
+			// user's shell by its absolute path.
+			s.Env = []string{"PATH=" + bin}
+			if err := s.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Restart(); err != nil {
+				t.Fatal(err)
+			}
+			tg := target(t, s)
+			ex, err := ssh.NewForTarget(tg, params(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ex.Close(context.Background())
+			_, err = ex.Prepare(context.Background(), executors.JobSpec{RunID: "test", Job: "j", RunDir: t.TempDir()})
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "hint: ") {
+				t.Errorf("Prepare on a host without %s: %v, want %q and a hint", c.name, err, c.want)
+			}
+		})
+	}
+}

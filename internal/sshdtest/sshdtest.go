@@ -1,0 +1,245 @@
+// Package sshdtest starts real OpenSSH servers for tests: each on a
+// loopback address of its own (127.0.0.N) and a free port, with a fresh
+// host key, key authentication for the current user, a temporary
+// configuration, and a PidFile by which it is stopped (never by name).
+//
+// The servers set HOME, for the sessions, to a directory of their own, so
+// that a slow ~/.bashrc of the machine's user does not weigh on every
+// step, and so that the tests' remote side is a clean slate.
+package sshdtest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Sshd is the server binary.
+const Sshd = "/usr/sbin/sshd"
+
+// Available says whether sshd and the ssh client are installed, and why
+// not.
+func Available() (bool, string) {
+	if _, err := os.Stat(Sshd); err != nil {
+		return false, Sshd + " not installed (openssh-server)"
+	}
+	if _, err := exec.LookPath("ssh"); err != nil {
+		return false, "ssh not on PATH (openssh-client)"
+	}
+	if _, err := exec.LookPath("ssh-keygen"); err != nil {
+		return false, "ssh-keygen not on PATH (openssh-client)"
+	}
+	return true, ""
+}
+
+// Server is a running sshd.
+type Server struct {
+	// Addr and Port are where it listens.
+	Addr string
+	Port int
+	// User is the login name (the current user) and Key the private key
+	// that it accepts.
+	User, Key string
+	// Home is the sessions' HOME.
+	Home string
+	// Dir holds the server's files (keys, config, log, pid file).
+	Dir string
+	// Env is added to the sessions' environment (besides HOME) when the
+	// server (re)starts: PATH=..., say. Values must not hold spaces.
+	Env []string
+}
+
+// Options are the ssh client options that accept the server's fresh host
+// key without a known_hosts file.
+func (s *Server) Options() []string {
+	return []string{"StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null"}
+}
+
+// SSHArgs are ssh client arguments that log in to the server.
+func (s *Server) SSHArgs() []string {
+	args := []string{"-i", s.Key, "-p", strconv.Itoa(s.Port), "-l", s.User, "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"}
+	for _, o := range s.Options() {
+		args = append(args, "-o", o)
+	}
+	return args
+}
+
+// Run runs a command on the server with the ssh client and returns its
+// standard output.
+func (s *Server) Run(command string) (string, error) {
+	cmd := exec.Command("ssh", append(s.SSHArgs(), s.Addr, command)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("ssh %s %q: %w: %s", s.Addr, command, err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), nil
+}
+
+// Start starts a server with its files in dir (which must exist), on a
+// random loopback address 127.0.0.N (N from 20 to 200, outside those
+// other tests tend to use) and a random free port. A non-empty addr
+// chooses the address.
+func Start(dir, addr string) (*Server, error) {
+	return StartAt(dir, addr, 0)
+}
+
+// StartAt is Start on the given port, if not zero (a random address is
+// tried again when the port is taken there): several servers on one port
+// and addresses of their own are hosts that differ by name alone. A key
+// pair already in dir (id, id.pub) is the one the server accepts.
+func StartAt(dir, addr string, port int) (*Server, error) {
+	u, err := user.Current()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{User: u.Username, Dir: dir, Home: filepath.Join(dir, "home"), Key: filepath.Join(dir, "id")}
+	if err := os.MkdirAll(s.Home, 0o755); err != nil {
+		return nil, err
+	}
+	for _, k := range []string{"host_key", "id"} {
+		p := filepath.Join(dir, k)
+		if _, err := os.Stat(p); err == nil {
+			continue
+		}
+		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "nixflow-test", "-f", p).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("ssh-keygen: %w: %s", err, out)
+		}
+	}
+	pub, err := os.ReadFile(s.Key + ".pub")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600); err != nil {
+		return nil, err
+	}
+	// sshd needs its privilege separation directory.
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for range 20 {
+		s.Addr = addr
+		if s.Addr == "" {
+			s.Addr = fmt.Sprintf("127.0.0.%d", 20+rand.IntN(181))
+		}
+		s.Port = port
+		if port == 0 {
+			s.Port = 20000 + rand.IntN(40000)
+		}
+		if lastErr = s.start(); lastErr == nil {
+			return s, nil
+		}
+	}
+	return nil, lastErr
+}
+
+func (s *Server) pidFile() string { return filepath.Join(s.Dir, "sshd.pid") }
+
+// start starts sshd on s.Addr and s.Port and waits until it accepts
+// connections.
+func (s *Server) start() error {
+	config := fmt.Sprintf(`Port %d
+ListenAddress %s
+HostKey %s
+AuthorizedKeysFile %s
+PidFile %s
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+MaxSessions 100
+MaxStartups 100
+SetEnv HOME=%s %s
+`, s.Port, s.Addr, filepath.Join(s.Dir, "host_key"), filepath.Join(s.Dir, "authorized_keys"), s.pidFile(), s.Home, strings.Join(s.Env, " "))
+	cfg := filepath.Join(s.Dir, "sshd_config")
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
+		return err
+	}
+	_ = os.Remove(s.pidFile())
+	logFile := filepath.Join(s.Dir, "sshd.log")
+	if out, err := exec.Command(Sshd, "-f", cfg, "-E", logFile).CombinedOutput(); err != nil {
+		return fmt.Errorf("sshd: %w: %s", err, out)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		conn, err := net.DialTimeout("tcp", net.JoinHostPort(s.Addr, strconv.Itoa(s.Port)), time.Second)
+		if err == nil {
+			conn.Close()
+			if b, err := os.ReadFile(s.pidFile()); err == nil && strings.HasSuffix(string(b), "\n") {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(logFile)
+	_ = s.Stop()
+	return fmt.Errorf("sshd on %s:%d did not start: %s", s.Addr, s.Port, log)
+}
+
+// Stop stops the server by the pid in its PidFile, and waits for it to
+// be gone. Sessions still open are not ended: each has a process of its
+// own.
+func (s *Server) Stop() error {
+	b, err := os.ReadFile(s.pidFile())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return fmt.Errorf("bad pid file %s: %q", s.pidFile(), b)
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	for range 250 {
+		if syscall.Kill(pid, 0) != nil {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("sshd %d did not stop", pid)
+}
+
+// Restart starts the server again where it was, after Stop.
+func (s *Server) Restart() error {
+	return s.start()
+}
+
+// Kill takes the server down as a host that goes down would: it stops the
+// server and kills the processes that hold its connections (found by
+// their sockets with ss, from iproute2), so that every session ends.
+func (s *Server) Kill() error {
+	if err := s.Stop(); err != nil {
+		return err
+	}
+	out, err := exec.Command("ss", "-Htnp", "state", "established", "src", net.JoinHostPort(s.Addr, strconv.Itoa(s.Port))).Output()
+	if err != nil {
+		return fmt.Errorf("ss: %w", err)
+	}
+	for _, f := range strings.Fields(string(out)) {
+		for _, part := range strings.Split(f, ",") {
+			if v, ok := strings.CutPrefix(part, "pid="); ok {
+				if pid, err := strconv.Atoi(v); err == nil && pid > 1 {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
+	}
+	return nil
+}
