@@ -152,7 +152,7 @@ func records(t *testing.T, runDir string) []ec2.Record {
 
 // TestConformance runs the executor suite on instances launched in moto
 // and "booted" by the harness: every job on an instance of its own, over
-// the SSH executor.
+// the SSH executor. Not parallel: the suite sets environment variables.
 func TestConformance(t *testing.T) {
 	w := setup(t)
 	executortest.Run(t, executortest.Backend{
@@ -176,6 +176,7 @@ func TestConformance(t *testing.T) {
 
 func TestLaunchRunTerminate(t *testing.T) {
 	w := setup(t)
+	t.Parallel()
 	x := w.executor(t, w.config(), ec2.Options{})
 	runDir := t.TempDir()
 	var logs []string
@@ -259,9 +260,9 @@ func scan(t *testing.T, texts ...string) {
 
 func TestCancelDuringBootTerminates(t *testing.T) {
 	w := setup(t)
+	t.Parallel()
 	x := w.executor(t, w.config(), ec2.Options{})
-	w.booter.Hold(true)
-	defer w.booter.Hold(false)
+	w.booter.Hold("boot", true)
 	runDir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -283,6 +284,7 @@ func TestCancelDuringBootTerminates(t *testing.T) {
 
 func TestConnectFailureTerminates(t *testing.T) {
 	w := setup(t)
+	t.Parallel()
 	x := w.executor(t, w.config(), ec2.Options{Connect: func(ssh.Target, executors.Params) (executors.Executor, error) {
 		return nil, errors.New("no ssh today")
 	}})
@@ -300,11 +302,11 @@ func TestConnectFailureTerminates(t *testing.T) {
 
 func TestSSHTimeout(t *testing.T) {
 	w := setup(t)
+	t.Parallel()
 	x := w.executor(t, w.config(), ec2.Options{SSHTimeout: time.Second})
-	w.booter.Hold(true)
-	defer w.booter.Hold(false)
+	w.booter.Hold("never-boots", true)
 	runDir := t.TempDir()
-	_, err := x.Prepare(context.Background(), executors.JobSpec{RunID: "run-sshto", Job: "j", RunDir: runDir})
+	_, err := x.Prepare(context.Background(), executors.JobSpec{RunID: "run-sshto", Job: "never-boots", RunDir: runDir})
 	if err == nil || !strings.Contains(err.Error(), "did not answer within 1s") || !strings.Contains(err.Error(), "hint:") {
 		t.Fatalf("Prepare = %v", err)
 	}
@@ -313,6 +315,7 @@ func TestSSHTimeout(t *testing.T) {
 
 func TestSharedMode(t *testing.T) {
 	w := setup(t)
+	t.Parallel()
 	cfg := w.config()
 	cfg.Mode = "shared"
 	x := w.executor(t, cfg, ec2.Options{})
@@ -399,6 +402,7 @@ func proxied(t *testing.T, w *world, codes ...string) (*ec2.Clients, *atomic.Int
 
 func TestThrottlingAndCapacity(t *testing.T) {
 	w := setup(t)
+	t.Parallel()
 	t.Run("RetriedThenLaunched", func(t *testing.T) {
 		c, calls := faults(t, w, "RequestLimitExceeded", "InsufficientInstanceCapacity")
 		x := w.executor(t, w.config(), ec2.Options{Clients: c})
@@ -450,6 +454,8 @@ func launchOrphan(t *testing.T, w *world, runID, expires string) string {
 	return aws.ToString(out.Instances[0].InstanceId)
 }
 
+// TestReap is not parallel: --older-than reaps every instance of
+// nixflow's, those of the other tests too. Parallel tests start after it.
 func TestReap(t *testing.T) {
 	w := setup(t)
 	now := time.Now().UTC()
@@ -506,6 +512,7 @@ func TestReap(t *testing.T) {
 
 func TestImageUploadedRegisteredReused(t *testing.T) {
 	w := setup(t)
+	t.Parallel()
 	dir := t.TempDir()
 	store := filepath.Join(dir, "0123456789abcdfghijklmnpqrsvwxyz-machine")
 	if err := os.Mkdir(store, 0o755); err != nil {

@@ -345,7 +345,7 @@ func newToken() string {
 func (x *Executor) waitRunning(ctx context.Context, inst *instance) error {
 	w := ec2.NewInstanceRunningWaiter(inst.clients.EC2, func(o *ec2.InstanceRunningWaiterOptions) {
 		o.MinDelay = 200 * time.Millisecond
-		o.MaxDelay = 5 * time.Second
+		o.MaxDelay = 2 * time.Second
 	})
 	out, err := w.WaitForOutput(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{inst.id}}, x.opts.BootTimeout)
 	if err != nil {

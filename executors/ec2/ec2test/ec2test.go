@@ -151,7 +151,7 @@ type Booter struct {
 	dir      string
 
 	mu       sync.Mutex
-	hold     bool
+	hold     map[string]bool
 	booted   map[string]*sshd
 	userData map[string]string
 	errs     []error
@@ -180,18 +180,19 @@ func StartBooter(c *ec2.Clients, subnetID string, port int) (*Booter, error) {
 	}
 	b := &Booter{
 		c: c, subnetID: subnetID, port: port, dir: dir,
-		booted: map[string]*sshd{}, userData: map[string]string{},
+		booted: map[string]*sshd{}, userData: map[string]string{}, hold: map[string]bool{},
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	go b.loop()
 	return b, nil
 }
 
-// Hold stops (true) or resumes (false) booting new instances: a held
-// instance runs, but SSH never answers, as on a machine still booting.
-func (b *Booter) Hold(hold bool) {
+// Hold stops (true) or resumes (false) booting the instances of a job
+// (tagged nixflow:job=job): a held instance runs, but SSH never answers,
+// as on a machine still booting.
+func (b *Booter) Hold(job string, hold bool) {
 	b.mu.Lock()
-	b.hold = hold
+	b.hold[job] = hold
 	b.mu.Unlock()
 }
 
@@ -276,7 +277,12 @@ func (b *Booter) poll() error {
 			seen[id] = true
 			b.mu.Lock()
 			s, booted := b.booted[id]
-			hold := b.hold
+			hold := false
+			for _, t := range inst.Tags {
+				if aws.ToString(t.Key) == ec2.TagJob {
+					hold = b.hold[aws.ToString(t.Value)]
+				}
+			}
 			b.mu.Unlock()
 			switch inst.State.Name {
 			case types.InstanceStateNameRunning:
