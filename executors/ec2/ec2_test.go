@@ -69,16 +69,18 @@ func setup(t *testing.T) *world {
 	testenv.Need(t, "moto", ok, why)
 	testenv.NeedCommand(t, "sshd", "ssh")
 	sharedOnce.Do(func() {
-		os.Setenv("AWS_SECRET_ACCESS_KEY", secretKey)
 		shared.moto, shared.err = ec2test.StartMoto()
 		if shared.err != nil {
 			return
 		}
-		ctx := context.Background()
-		if shared.clients, shared.err = shared.moto.Clients(ctx); shared.err != nil {
-			return
+		// For the clients the executors make themselves.
+		for _, kv := range shared.moto.Env() {
+			k, v, _ := strings.Cut(kv, "=")
+			os.Setenv(k, v)
 		}
 		os.Setenv("AWS_SECRET_ACCESS_KEY", secretKey)
+		ctx := context.Background()
+		shared.clients = shared.moto.Clients()
 		if shared.subnet, shared.prefix, shared.err = ec2test.Network(ctx, shared.clients); shared.err != nil {
 			return
 		}

@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ebs"
 	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
@@ -113,15 +115,17 @@ func (m *Moto) Env() []string {
 	}
 }
 
-// Clients are clients of the server.
-func (m *Moto) Clients(ctx context.Context) (*ec2.Clients, error) {
-	for _, kv := range m.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		if k != "AWS_ENDPOINT_URL" {
-			os.Setenv(k, v)
-		}
+// Clients are clients of the server, with fake static credentials.
+func (m *Moto) Clients() *ec2.Clients {
+	cfg := aws.Config{
+		Region:      Region,
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
 	}
-	return ec2.NewClients(ctx, Region, m.Endpoint)
+	return &ec2.Clients{
+		Region: Region,
+		EC2:    awsec2.NewFromConfig(cfg, func(o *awsec2.Options) { o.BaseEndpoint = aws.String(m.Endpoint) }),
+		EBS:    ebs.NewFromConfig(cfg, func(o *ebs.Options) { o.BaseEndpoint = aws.String(m.Endpoint) }),
+	}
 }
 
 // Network makes a VPC and a subnet in a loopback range picked at random
