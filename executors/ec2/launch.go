@@ -289,6 +289,10 @@ func (x *Executor) runInstances(ctx context.Context, c *Clients, in *ec2.RunInst
 		}
 		code := apiCode(err)
 		if code == "" {
+			if strings.Contains(err.Error(), "get credentials") {
+				// Nothing was sent: there is nothing to look for.
+				return nil, fmt.Errorf("launch instance: %w\nhint: configure AWS credentials: AWS_PROFILE (after 'aws sso login' for SSO), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", err)
+			}
 			x.terminateByToken(c, aws.ToString(in.ClientToken))
 			return nil, fmt.Errorf("launch instance: %w", err)
 		}
