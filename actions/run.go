@@ -110,6 +110,9 @@ type StepResult struct {
 	Duration time.Duration `json:"duration"`
 	// Tail is the last lines of output of a failed step.
 	Tail []string `json:"tail,omitempty"`
+	// infra marks a failure of the executor, not of the step's command:
+	// the step could not run, or its host went away while it ran.
+	infra bool
 }
 
 // Failed reports whether the run has a failure that is not allowed.

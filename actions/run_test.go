@@ -78,3 +78,38 @@ func TestManyJobsFewDescriptors(t *testing.T) {
 		t.Fatalf("%d log files (%v), want %d", len(entries), err, jobs)
 	}
 }
+
+// brokenExecutor's steps cannot run: Run fails as a lost connection does.
+type brokenExecutor struct{ nopExecutor }
+
+func (brokenExecutor) Prepare(_ context.Context, spec executors.JobSpec) (executors.Workspace, error) {
+	return &brokenWorkspace{nopWorkspace{dir: "/nop/jobs/" + spec.Job, tmp: "/nop/tmp/" + spec.Job}}, nil
+}
+
+type brokenWorkspace struct{ nopWorkspace }
+
+func (w *brokenWorkspace) Run(context.Context, executors.Command) (executors.Result, error) {
+	return executors.Result{}, fmt.Errorf("host h: connection lost")
+}
+
+// TestRunErrorIsExecutorFailure checks that a step whose Run fails (the
+// executor's failure, not the step's) fails its job in the executor
+// domain, which the CLI reports with exit status 3.
+func TestRunErrorIsExecutorFailure(t *testing.T) {
+	plan, err := compiler.Compile("x.json", []byte(`{"version": 1, "name": "x", "jobs": {"a": {"steps": [{"name": "s", "bash": "true"}]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	reg := executors.NewRegistry()
+	reg.Register("local", func(executors.Params) (executors.Executor, error) { return brokenExecutor{}, nil })
+	ctx := context.Background()
+	res, err := Run(ctx, ctx, plan, Options{RunID: "x", RunDir: filepath.Join(dir, "run"), RepoDir: dir, Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := res.Jobs[0]
+	if j.Status != StatusFailure || j.Domain != DomainExecutor || !strings.Contains(j.Reason, "connection lost") {
+		t.Errorf("job: %s (%s): %s; want an executor failure", j.Status, j.Domain, j.Reason)
+	}
+}

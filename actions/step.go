@@ -60,6 +60,9 @@ func (jr *jobRun) runSteps() {
 			failed = true
 			failReason = fmt.Sprintf("step %q %s", step.Name, sr.Reason)
 			failDomain = DomainStep
+			if sr.infra {
+				failDomain = DomainExecutor
+			}
 		}
 	}
 	switch {
@@ -238,6 +241,7 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		out.close()
 		switch {
 		case err != nil:
+			sr.infra = true
 			end(StatusFailure, fmt.Sprintf("condition could not run: %v", err))
 			return
 		case r.Stopped && reason != "":
@@ -276,7 +280,7 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		ev.ExitCode = &code
 		switch {
 		case err != nil:
-			sr.Status, sr.Reason = StatusFailure, fmt.Sprintf("could not run: %v", err)
+			sr.Status, sr.Reason, sr.infra = StatusFailure, fmt.Sprintf("could not run: %v", err), true
 		case cerr != nil:
 			sr.Status, sr.Reason = StatusFailure, cerr.Error()
 		case r.Stopped && reason == "":

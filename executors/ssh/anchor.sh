@@ -30,7 +30,7 @@ printf 'nixflow-ready\n%s\n%s %s %s %s\n' "$run" "$(have tar)" "$(have setsid)" 
 while IFS= read -r _; do :; done
 
 for f in "$run"/ctl/*.pgid; do
-	[ -e "$f" ] && kill -s KILL -- "-$(cat "$f")" 2>/dev/null
+	[ -s "$f" ] && kill -s KILL -- "-$(cat "$f")" 2>/dev/null
 done
 for j in "$run"/jobs/*; do
 	[ -e "$j" ] || continue

@@ -3,7 +3,10 @@ package ssh_test
 import (
 	"context"
 	"io"
+	"os/exec"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/nixflow/nixflow/executors"
 	"github.com/nixflow/nixflow/executors/local"
@@ -72,5 +75,36 @@ func BenchmarkConnectSSH(b *testing.B) {
 		}
 		ws.Teardown(context.Background(), false)
 		ex.Close(context.Background())
+	}
+}
+
+// BenchmarkMuxTrue is the floor of BenchmarkStepSSH: `ssh HOST true` over
+// an open master connection, nothing of nixflow's.
+func BenchmarkMuxTrue(b *testing.B) {
+	s := sshd(b)
+	sock := filepath.Join(b.TempDir(), "m")
+	args := append(s.SSHArgs(), "-o", "ControlPath="+sock)
+	master := exec.Command("ssh", append(args, "-M", "-N", "-o", "ControlPersist=no", s.Addr)...)
+	if err := master.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		master.Process.Kill()
+		master.Wait()
+	}()
+	for i := 0; ; i++ {
+		if exec.Command("ssh", append(args, "-O", "check", s.Addr)...).Run() == nil {
+			break
+		}
+		if i > 500 {
+			b.Fatal("master not ready")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if out, err := exec.Command("ssh", append(args, "-o", "ControlMaster=no", s.Addr, "true")...).CombinedOutput(); err != nil {
+			b.Fatalf("%v: %s", err, out)
+		}
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +26,13 @@ var stepScript string
 
 // sshProgram is the OpenSSH client.
 const sshProgram = "ssh"
+
+// maxChannels is the most sessions nixflow opens over a master connection
+// at a time: sshd's MaxSessions is 10 by default, the anchor's session is
+// one, and sshd may still count a session whose client has just exited.
+// More steps or copies wait for a channel. (Should sshd refuse one all the
+// same, ssh falls back to a connection of its own: slower, not wrong.)
+const maxChannels = 8
 
 // connectTimeout bounds the wait for a master connection to be ready,
 // beyond ssh's own ConnectTimeout, should the remote side hang.
@@ -79,7 +85,10 @@ func (e *downError) Unwrap() error { return e.err }
 
 // conn is a master connection and what the anchor reported.
 type conn struct {
-	h      *host
+	h *host
+	// dir is the directory ssh runs in, and sock the control socket's
+	// path relative to it.
+	dir    string
 	sock   string
 	master *exec.Cmd
 	stdin  io.WriteCloser
@@ -88,13 +97,16 @@ type conn struct {
 	waitErr error
 	stderr  *tailBuffer
 
+	// channels holds a token per session open over the connection.
+	channels chan struct{}
+
 	run                          string // the run's directory on the host
 	hasTar, hasSetsid, hasNix, _ bool
 }
 
 // args are the ssh options of every connection to the target, the
-// user's first.
-func (h *host) args(sock string) []string {
+// user's first; level is ssh's LogLevel unless the user's options set it.
+func (h *host) args(sock, level string) []string {
 	var a []string
 	for _, o := range h.t.Options {
 		a = append(a, "-o", o)
@@ -113,7 +125,7 @@ func (h *host) args(sock string) []string {
 		"-o", "ConnectTimeout=15",
 		"-o", "ServerAliveInterval=15",
 		"-o", "ServerAliveCountMax=4",
-		"-o", "LogLevel=ERROR",
+		"-o", "LogLevel="+level,
 		"-o", "ControlPath="+sock,
 		"-T",
 	)
@@ -181,11 +193,13 @@ func (h *host) dial(ctx context.Context) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{h: h, sock: filepath.Join(dir, strconv.Itoa(h.index)), exited: make(chan struct{}), stderr: &tailBuffer{max: 4096}}
-	args := append(h.args(c.sock), "-o", "ControlMaster=yes", "-o", "ControlPersist=no", h.t.Host,
+	c := &conn{h: h, dir: dir, sock: "./" + strconv.Itoa(h.index), exited: make(chan struct{}),
+		stderr: &tailBuffer{max: 4096}, channels: make(chan struct{}, maxChannels)}
+	args := append(h.args(c.sock, "ERROR"), "-o", "ControlMaster=yes", "-o", "ControlPersist=no", h.t.Host,
 		`exec bash --noprofile --norc -c 'IFS= read -r -d "" s && eval "$s"'`)
 	cmd := exec.Command(sshProgram, args...)
 	cmd.Env = clientEnv()
+	cmd.Dir = c.dir
 	cmd.Stderr = c.stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -196,6 +210,9 @@ func (h *host) dial(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return nil, fmt.Errorf("the OpenSSH client (ssh) is not on PATH: %w\nhint: install it (Debian: apt-get install openssh-client)", err)
+		}
 		return nil, fmt.Errorf("start ssh: %w", err)
 	}
 	c.master, c.stdin = cmd, stdin
@@ -223,11 +240,16 @@ func (h *host) dial(ctx context.Context) (*conn, error) {
 				return
 			}
 			line = strings.TrimSuffix(line, "\n")
-			if len(lines) == 0 && line != "nixflow-ready" {
-				rc <- report{[]string{line}, errors.New("unexpected output")}
+			switch {
+			case len(lines) > 0:
+				lines = append(lines, line)
+			case line == "nixflow-ready":
+				lines = append(lines, line)
+			case strings.HasPrefix(line, "nixflow-error "):
+				rc <- report{[]string{line}, errors.New("anchor failed")}
 				return
 			}
-			lines = append(lines, line)
+			// Anything else before the report is a login script's chatter.
 		}
 		rc <- report{lines, nil}
 		_, _ = io.Copy(io.Discard, r)
@@ -370,9 +392,12 @@ func (h *host) close(ctx context.Context) error {
 // command returns an ssh command running remote (a command line for the
 // remote login shell) over the master connection.
 func (c *conn) command(ctx context.Context, remote string) *exec.Cmd {
-	args := append(c.h.args(c.sock), "-o", "ControlMaster=no", c.h.t.Host, remote)
+	// QUIET: a client's own messages (a refused session it works around)
+	// would land in a step's output; the master's state says what failed.
+	args := append(c.h.args(c.sock, "QUIET"), "-o", "ControlMaster=no", c.h.t.Host, remote)
 	cmd := exec.CommandContext(ctx, sshProgram, args...)
 	cmd.Env = clientEnv()
+	cmd.Dir = c.dir
 	return cmd
 }
 
@@ -380,6 +405,10 @@ func (c *conn) command(ctx context.Context, remote string) *exec.Cmd {
 // input, and returns its standard output. A failure carries the script's
 // standard error; ssh's exit status 255 is a connection failure.
 func (c *conn) script(ctx context.Context, script string, args []string, stdin io.Reader, stdout io.Writer) error {
+	if err := c.acquire(ctx); err != nil {
+		return err
+	}
+	defer c.release()
 	remote := "exec bash --noprofile --norc -c " + shellQuote(script) + " nixflow"
 	for _, a := range args {
 		remote += " " + shellQuote(a)
@@ -408,13 +437,30 @@ func (c *conn) script(ctx context.Context, script string, args []string, stdin i
 	return err
 }
 
+// acquire takes a channel of the connection, waiting for one as long as
+// ctx allows.
+func (c *conn) acquire(ctx context.Context) error {
+	select {
+	case c.channels <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *conn) release() { <-c.channels }
+
 // connectionError is the error of an ssh command that failed with status
 // 255: the connection is lost if the master is gone.
 func (c *conn) connectionError(msg string) error {
+	// A master that lost its connection fails its clients a moment
+	// before it exits itself: give it that moment.
+	t := time.NewTimer(2 * time.Second)
+	defer t.Stop()
 	select {
 	case <-c.exited:
 		return c.lostError()
-	case <-time.After(100 * time.Millisecond):
+	case <-t.C:
 	}
 	if msg == "" {
 		msg = "ssh failed"

@@ -162,6 +162,7 @@ fi
 case $name in
 */*) cd -- "${name%/*}" && name=${name##*/} ;;
 esac
+echo nixflow-tar
 exec tar -c -f - -- "$name"`
 
 // CopyOut copies src from the workspace (or its temporary directory) to
@@ -194,7 +195,10 @@ func (w *workspace) copyOut(ctx context.Context, src, dst string) error {
 	errc := make(chan error, 1)
 	var created bool
 	go func() {
-		err := extract(pr, dstDir, dstName, &created)
+		err := skipChatter(pr)
+		if err == nil {
+			err = extract(pr, dstDir, dstName, &created)
+		}
 		// Drain what tar still sends, so that the remote side ends.
 		_, _ = io.Copy(io.Discard, pr)
 		pr.CloseWithError(err)
@@ -213,6 +217,32 @@ func (w *workspace) copyOut(ctx context.Context, src, dst string) error {
 		return err
 	}
 	return xerr
+}
+
+// skipChatter reads r up to the line "nixflow-tar" that tarOutScript
+// writes before the archive: what a login script may print before it
+// (a noisy ~/.bashrc) must not be taken for the archive. It reads a byte
+// at a time, so as not to read into the archive.
+func skipChatter(r io.Reader) error {
+	const marker = "nixflow-tar\n"
+	var line []byte
+	b := make([]byte, 1)
+	for n := 0; n < 1<<20; n++ {
+		if _, err := io.ReadFull(r, b); err != nil {
+			if err == io.ErrUnexpectedEOF || err == io.EOF {
+				return nil // nothing came: the script failed, and says why
+			}
+			return err
+		}
+		line = append(line, b[0])
+		if b[0] == '\n' {
+			if string(line) == marker {
+				return nil
+			}
+			line = line[:0]
+		}
+	}
+	return errors.New("no archive in the host's answer")
 }
 
 // resolve splits a CopyOut source into the remote directory it must stay

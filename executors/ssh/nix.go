@@ -40,7 +40,7 @@ func (w *workspace) nixCopy(ctx context.Context, spec executors.JobSpec) error {
 	}
 	args := append([]string{"--to", dest}, spec.StorePaths...)
 	cmd := exec.CommandContext(ctx, "nix-copy-closure", args...)
-	opts := w.h.args(w.c.sock)
+	opts := w.h.args(w.c.sock, "ERROR")
 	opts = append(opts, "-o", "ControlMaster=no")
 	// Nix splits NIX_SSHOPTS at spaces.
 	for _, o := range opts {
@@ -49,6 +49,7 @@ func (w *workspace) nixCopy(ctx context.Context, spec executors.JobSpec) error {
 		}
 	}
 	cmd.Env = append(clientEnv(), "NIX_SSHOPTS="+strings.Join(opts, " "))
+	cmd.Dir = w.c.dir // the socket's path is relative to it
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		return nil

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,7 +56,7 @@ func poolTarget(t *testing.T, s *sshdtest.Server, maxJobs int) ssh.Target {
 }
 
 func runStep(ws executors.Workspace, ctx context.Context, script string) (executors.Result, string, error) {
-	var out strings.Builder
+	var out lockedBuffer
 	res, err := ws.Run(ctx, executors.Command{
 		Argv:   []string{"bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script},
 		Stdout: &out, Stderr: &out,
@@ -63,9 +64,29 @@ func runStep(ws executors.Workspace, ctx context.Context, script string) (execut
 	return res, out.String(), err
 }
 
+// lockedBuffer is one buffer for both output streams, which Run writes
+// from two goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // TestPoolSpreadsJobs checks that jobs go to the least busy host, at most
 // maxJobs at a time on each, and wait for a slot when every host is full.
 func TestPoolSpreadsJobs(t *testing.T) {
+	t.Parallel()
 	a := startServer(t)
 	b := startServer(t, a.Addr)
 	ex, err := ssh.NewPool([]ssh.Target{poolTarget(t, a, 1), poolTarget(t, b, 2)}, params(t))
@@ -140,6 +161,7 @@ func TestPoolSpreadsJobs(t *testing.T) {
 // step fails as an infrastructure error, the host is out of the pool, and
 // later jobs go to the other host, also one that is down from the start.
 func TestPoolHostDown(t *testing.T) {
+	t.Parallel()
 	a := startServer(t)
 	b := startServer(t, a.Addr)
 	c := startServer(t, a.Addr, b.Addr)

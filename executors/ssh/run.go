@@ -26,8 +26,12 @@ const (
 )
 
 // run runs the step through step.sh and stops it on ctx's end with the
-// escalation of cmd.Stop, sent as control lines.
+// escalation of cmd.Stop, sent as control lines. It releases the channel
+// its caller took for it.
 func (w *workspace) run(ctx context.Context, cmd executors.Command, dir string) (executors.Result, error) {
+	var once sync.Once
+	release := func() { once.Do(w.c.release) }
+	defer release()
 	cookie := rand.Text()
 	state := w.statePrefix() + "." + cookie
 	hdr := header(state, dir, cookie, cmd.Env, cmd.PathPrepend, cmd.Argv)
@@ -75,6 +79,7 @@ func (w *workspace) run(ctx context.Context, cmd executors.Command, dir string) 
 	}
 	<-exited
 	ctlc.close()
+	release()
 
 	res := executors.Result{Stopped: stopped}
 	code, ok := exitStatus(waitErr)

@@ -1,8 +1,8 @@
 // Package ssh is the executor that runs steps on remote hosts through the
 // OpenSSH client binary, so that the user's ~/.ssh/config, agent,
 // ProxyJump, certificates and known_hosts all apply. Nothing is installed
-// on a host: it needs sshd, bash, tar and setsid (util-linux), grep to find
-// escaped processes, and Nix (nix-store) when steps have Nix deps.
+// on a host: it needs sshd, bash, tar and setsid (util-linux), and Nix
+// (nix-store) when steps have Nix deps.
 //
 // # Connections
 //
@@ -138,6 +138,7 @@ type Executor struct {
 	hosts  []*host
 	log    hclog.Logger
 	runID  string
+	runDir string
 	sockTo string // the local directory of the control sockets
 
 	mu sync.Mutex
@@ -204,7 +205,7 @@ func NewPool(targets []Target, p executors.Params) (*Executor, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	e := &Executor{log: log, runID: p.RunID, changed: make(chan struct{})}
+	e := &Executor{log: log, runID: p.RunID, runDir: p.RunDir, changed: make(chan struct{})}
 	for _, t := range targets {
 		if err := t.validate(); err != nil {
 			return nil, fmt.Errorf("ssh executor: %w", err)
@@ -218,28 +219,25 @@ func NewPool(targets []Target, p executors.Params) (*Executor, error) {
 }
 
 // socketDir returns the private local directory of the control sockets,
-// made on first use.
+// made on first use: in the run's directory (or the temporary directory,
+// for a caller without one), removed by Close. ssh runs in it and names
+// the sockets relative to it: a socket's path has a limit (104 bytes on
+// macOS, 108 on Linux) that a deep directory would pass.
 func (e *Executor) socketDir() (string, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.sockTo != "" {
 		return e.sockTo, nil
 	}
-	// A socket's path has a limit (104 bytes on macOS, 108 on Linux), and
-	// ssh adds 17 bytes to it while the master starts: not under the run
-	// directory, nor under a deep $TMPDIR.
-	var dir string
-	var err error
-	for _, base := range []string{os.TempDir(), "/tmp"} {
-		if len(base) > 50 {
-			continue
-		}
-		if dir, err = os.MkdirTemp(base, "nf-ssh-"); err == nil {
-			break
+	base := e.runDir
+	if base != "" {
+		if err := os.MkdirAll(base, 0o755); err != nil {
+			return "", fmt.Errorf("control socket directory: %w", err)
 		}
 	}
-	if dir == "" {
-		return "", fmt.Errorf("control socket directory: %v", err)
+	dir, err := os.MkdirTemp(base, "ssh-")
+	if err != nil {
+		return "", fmt.Errorf("control socket directory: %w", err)
 	}
 	e.sockTo = dir
 	return dir, nil

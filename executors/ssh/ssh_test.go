@@ -2,6 +2,7 @@ package ssh_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -92,9 +93,17 @@ func TestConformance(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() {
-				// What TeardownKeep kept: removed by the test.
-				_ = os.RemoveAll(tg.Workdir)
-				_ = os.MkdirAll(tg.Workdir, 0o755)
+				// Workspaces kept with Teardown(keep=true) are the test's to
+				// remove; anything else left (the control files above all)
+				// is an error (target's check, which runs next).
+				kept, _ := filepath.Glob(filepath.Join(tg.Workdir, "nixflow.*", "jobs", "*"))
+				for _, k := range kept {
+					os.RemoveAll(k)
+				}
+				for _, k := range kept {
+					os.Remove(filepath.Dir(k))
+					os.Remove(filepath.Dir(filepath.Dir(k)))
+				}
 			})
 			return ex
 		},
@@ -121,6 +130,7 @@ func shellQuote(s string) string {
 // TestUnreachable checks the error and hint of a host that does not
 // answer.
 func TestUnreachable(t *testing.T) {
+	t.Parallel()
 	s := sshd(t)
 	tg := target(t, s)
 	tg.Port = s.Port + 1
@@ -145,6 +155,7 @@ func TestUnreachable(t *testing.T) {
 
 // TestAuthFailure checks the error and hint of a key the host refuses.
 func TestAuthFailure(t *testing.T) {
+	t.Parallel()
 	s := sshd(t)
 	tg := target(t, s)
 	tg.IdentityFile = filepath.Join(s.Dir, "host_key") // not authorised
@@ -163,6 +174,7 @@ func TestAuthFailure(t *testing.T) {
 // declared value is left anywhere under the host's directories, and that
 // no value ever showed on a command line there.
 func TestNoSecretsOnTheHost(t *testing.T) {
+	t.Parallel()
 	s := sshd(t)
 	tg := target(t, s)
 	ex, err := ssh.NewForTarget(tg, params(t))
@@ -174,7 +186,7 @@ func TestNoSecretsOnTheHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out strings.Builder
+	var out lockedBuffer
 	res, err := ws.Run(context.Background(), executors.Command{
 		Argv: []string{"bash", "--noprofile", "--norc", "-eo", "pipefail", "-c",
 			`printf 'value=%s\n' "$TOKEN"
@@ -201,7 +213,12 @@ echo "TOKEN=$TOKEN" >> "$JOB_ENV"`},
 	if err := ex.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	// The whole home of the host's user: other tests come and go there
+	// meanwhile, so that what vanishes is no error.
 	err = filepath.WalkDir(s.Home, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -219,6 +236,7 @@ echo "TOKEN=$TOKEN" >> "$JOB_ENV"`},
 // TestHostKeyMismatch checks the error and hint when the host's key is
 // not the one known_hosts has.
 func TestHostKeyMismatch(t *testing.T) {
+	t.Parallel()
 	s := sshd(t)
 	tg := target(t, s)
 	other, err := os.ReadFile(s.Key + ".pub") // not the host key
@@ -246,6 +264,7 @@ func TestHostKeyMismatch(t *testing.T) {
 // TestMissingTools checks the errors of a host whose login PATH lacks
 // bash, or tar and setsid.
 func TestMissingTools(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name  string
 		tools []string
@@ -255,6 +274,7 @@ func TestMissingTools(t *testing.T) {
 		{"tar", []string{"bash", "mktemp", "mkdir", "rm", "rmdir", "cat", "kill", "chmod", "grep"}, "tar and setsid (util-linux) not installed"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			s := startServer(t)
 			bin := filepath.Join(s.Dir, "bin")
 			if err := os.MkdirAll(bin, 0o755); err != nil {
@@ -289,5 +309,78 @@ func TestMissingTools(t *testing.T) {
 				t.Errorf("Prepare on a host without %s: %v, want %q and a hint", c.name, err, c.want)
 			}
 		})
+	}
+}
+
+// TestManyStepsOneHost runs more steps at once on one host than sshd
+// allows sessions on a connection by default (10): the extra ones wait for
+// a channel instead of failing.
+func TestManyStepsOneHost(t *testing.T) {
+	t.Parallel()
+	s := startServer(t) // sshd's default MaxSessions
+	ex, err := ssh.NewForTarget(target(t, s), params(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close(context.Background())
+	ctx := context.Background()
+	const n = 14
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			ws, err := ex.Prepare(ctx, executors.JobSpec{RunID: "test", Job: fmt.Sprintf("j%d", i), RunDir: t.TempDir()})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer ws.Teardown(ctx, false)
+			res, out, err := runStep(ws, ctx, "sleep 0.5; echo done")
+			if err == nil && (res.ExitCode != 0 || out != "done\n") {
+				err = fmt.Errorf("exit status %d, output %q", res.ExitCode, out)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("job %d: %v", i, err)
+		}
+	}
+}
+
+// TestNoisyLogin checks that a login script that prints (a ~/.bashrc that
+// echoes, which breaks scp) does not break the connection nor the copies.
+func TestNoisyLogin(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	if err := os.WriteFile(filepath.Join(s.Home, ".bashrc"), []byte("echo welcome to the noisy host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ex, err := ssh.NewForTarget(target(t, s), params(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close(context.Background())
+	ctx := context.Background()
+	ws, err := ex.Prepare(ctx, executors.JobSpec{RunID: "test", Job: "noisy", RunDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Teardown(ctx, false)
+	_, out, err := runStep(ws, ctx, "printf data > f")
+	if err != nil {
+		t.Fatalf("Run: %v %s", err, out)
+	}
+	if !strings.Contains(out, "welcome") {
+		t.Log("the login shell did not read ~/.bashrc: the copies were not put to the test")
+	}
+	dst := filepath.Join(t.TempDir(), "f")
+	if err := ws.CopyOut(ctx, "f", dst); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(dst); err != nil || string(b) != "data" {
+		t.Errorf("copied out %q, %v", b, err)
 	}
 }

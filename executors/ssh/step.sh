@@ -7,42 +7,44 @@
 # outlives it: its process group, then the processes carrying its cookie,
 # get SIGKILL. Declared values never appear on a command line.
 set -u
+# The runner's variables are named nf_*: a variable of the login
+# environment it assigned would reach the step with the runner's value.
 fail() {
 	printf 'nixflow: %s\n' "$*" >&2
 	exit 255
 }
-IFS= read -r n || fail "no step on standard input"
-f=()
-for ((i = 0; i < n; i++)); do
-	IFS= read -r -d '' x || fail "truncated step on standard input"
-	f+=("$x")
+IFS= read -r nf_n || fail "no step on standard input"
+nf_f=()
+for ((nf_i = 0; nf_i < nf_n; nf_i++)); do
+	IFS= read -r -d '' nf_x || fail "truncated step on standard input"
+	nf_f+=("$nf_x")
 done
-state=${f[0]} dir=${f[1]} cookie=${f[2]} ne=${f[3]}
-env=("${f[@]:4:ne}")
-np=${f[4 + ne]}
-prepend=("${f[@]:5+ne:np}")
-argv=("${f[@]:5+ne+np}")
-unset f
+nf_state=${nf_f[0]} nf_dir=${nf_f[1]} nf_cookie=${nf_f[2]} nf_ne=${nf_f[3]}
+nf_env=("${nf_f[@]:4:nf_ne}")
+nf_np=${nf_f[4 + nf_ne]}
+nf_prepend=("${nf_f[@]:5+nf_ne:nf_np}")
+nf_argv=("${nf_f[@]:5+nf_ne+nf_np}")
+unset nf_f nf_x
 
-path=${PATH-}
-for kv in "${env[@]}"; do
-	case $kv in PATH=*) path=${kv#PATH=} ;; esac
+nf_path=${PATH-}
+for nf_kv in "${nf_env[@]}"; do
+	case $nf_kv in PATH=*) nf_path=${nf_kv#PATH=} ;; esac
 done
-if ((np)); then
-	printf -v p '%s:' "${prepend[@]}"
-	path=${p%:}${path:+:$path}
+if ((nf_np)); then
+	printf -v nf_p '%s:' "${nf_prepend[@]}"
+	nf_path=${nf_p%:}${nf_path:+:$nf_path}
 fi
-cd -- "$dir" 2>/dev/null || fail "working directory $dir: no such directory"
+cd -- "$nf_dir" 2>/dev/null || fail "working directory $nf_dir: no such directory"
 command -v setsid >/dev/null 2>&1 || fail "setsid is not installed (util-linux)"
 
-pgidfile=$state.pgid stopfile=$state.stop
 (
-	# shellcheck disable=SC2163 # kv is NAME=VALUE
-	for kv in "${env[@]}"; do export "$kv" 2>/dev/null; done
-	export PATH="$path" NIXFLOW_STEP_COOKIE="$cookie"
-	exec setsid "${argv[@]}"
+	# shellcheck disable=SC2163 # nf_kv is NAME=VALUE
+	for nf_kv in "${nf_env[@]}"; do export "$nf_kv" 2>/dev/null; done
+	export PATH="$nf_path" NIXFLOW_STEP_COOKIE="$nf_cookie"
+	exec setsid "${nf_argv[@]}"
 ) </dev/null 3<&- &
 pid=$!
+cookie=$nf_cookie pgidfile=$nf_state.pgid stopfile=$nf_state.stop state=$nf_state
 printf '%s\n' "$pid" >"$pgidfile"
 
 alive() { kill -0 -- "-$pid" 2>/dev/null; }
@@ -50,12 +52,29 @@ signal() {
 	kill -s "$1" -- "-$pid" 2>/dev/null
 	[ "$1" = KILL ] || kill -s CONT -- "-$pid" 2>/dev/null
 }
+# killcookie kills the processes carrying the step's cookie (escaped from
+# its process group with setsid). Only processes started after the step can
+# carry it: unless the pid counter wrapped, only their pids need a look.
+# Bash builtins only: a process per step costs more than the scan.
 killcookie() {
-	local e p
-	# shellcheck disable=SC2013 # /proc paths have no spaces
-	for e in $(grep -lzxF "NIXFLOW_STEP_COOKIE=$cookie" /proc/[0-9]*/environ 2>/dev/null); do
-		p=${e#/proc/}
-		kill -s KILL "${p%/environ}" 2>/dev/null
+	local last p pids=() e kv
+	[ -d /proc/self ] || return 0
+	read -r last </proc/sys/kernel/ns_last_pid 2>/dev/null || last=
+	if [ -n "$last" ] && ((last >= pid && last - pid < 4096)); then
+		for ((p = pid + 1; p <= last; p++)); do
+			[ -e "/proc/$p" ] && pids+=("$p")
+		done
+	else
+		for p in /proc/[0-9]*; do pids+=("${p#/proc/}"); done
+	fi
+	for p in "${pids[@]}"; do
+		mapfile -d '' -t e <"/proc/$p/environ" 2>/dev/null || continue
+		for kv in "${e[@]}"; do
+			if [ "$kv" = "NIXFLOW_STEP_COOKIE=$cookie" ]; then
+				kill -s KILL "$p" 2>/dev/null
+				break
+			fi
+		done
 	done
 }
 
@@ -76,6 +95,10 @@ killcookie() {
 	killcookie
 } <&0 >/dev/null 2>&1 &
 wd=$!
+# From here on the runner writes nothing: bash's own notices about its jobs
+# (a watchdog killed, a step killed by a signal) must not reach the step's
+# output.
+exec >/dev/null 2>&1
 
 wait "$pid"
 rc=$?
@@ -86,6 +109,9 @@ fi
 signal KILL
 killcookie
 kill "$wd" 2>/dev/null
-rm -f -- "$pgidfile" "$stopfile"
+# Emptied, not removed: rm would cost a process per step. The run's end
+# removes the files.
+: >"$pgidfile"
+if [ -e "$stopfile" ]; then rm -f -- "$stopfile"; fi
 if [ "$rc" = 255 ]; then : >"$state.255"; fi
 exit "$rc"

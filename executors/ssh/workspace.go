@@ -121,24 +121,28 @@ func (w *workspace) Teardown(ctx context.Context, keep bool) error {
 	return err
 }
 
-// remove kills what is left of the job's steps and removes its
-// directories on the host; with keep, the workspace stays and the anchor
-// is told to leave it at the end of the run.
-func (w *workspace) remove(ctx context.Context, keep bool) error {
-	const script = `ws=$1 tmp=$2 state=$3 kept=$4
+// removeScript kills what is left of a job's steps ($3.*.pgid) and
+// removes its temporary directory $2 and, unless $4 names the mark that
+// keeps it, its workspace $1.
+const removeScript = `ws=$1 tmp=$2 state=$3 kept=$4
 for f in "$state".*.pgid; do
-	[ -e "$f" ] && kill -s KILL -- "-$(cat "$f")" 2>/dev/null
+	[ -s "$f" ] && kill -s KILL -- "-$(cat "$f")" 2>/dev/null
 done
 rmtree() {
 	rm -rf -- "$1" 2>/dev/null || { chmod -R u+rwx -- "$1" 2>/dev/null; rm -rf -- "$1"; }
 }
 rmtree "$tmp"
 if [ -n "$kept" ]; then : >"$kept"; else rmtree "$ws"; fi`
+
+// remove kills what is left of the job's steps and removes its
+// directories on the host; with keep, the workspace stays and the anchor
+// is told to leave it at the end of the run.
+func (w *workspace) remove(ctx context.Context, keep bool) error {
 	kept := ""
 	if keep {
 		kept = path.Join(w.c.run, "ctl", "kept."+w.job)
 	}
-	if err := w.c.script(ctx, script, []string{w.dir, w.tempDir, w.statePrefix(), kept}, nil, nil); err != nil {
+	if err := w.c.script(ctx, removeScript, []string{w.dir, w.tempDir, w.statePrefix(), kept}, nil, nil); err != nil {
 		return fmt.Errorf("remove workspace %s:%s: %w", w.Where(), w.dir, err)
 	}
 	return nil
@@ -172,7 +176,8 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 			return executors.Result{}, fmt.Errorf("run: variable name %q cannot be passed to a remote step (letters, digits and _ only)", name)
 		}
 	}
-	if ctx.Err() != nil {
+	// The channel is released by run once the step's session is over.
+	if w.c.acquire(ctx) != nil {
 		return executors.Result{ExitCode: -1, Stopped: true}, nil
 	}
 	return w.run(ctx, cmd, dir)

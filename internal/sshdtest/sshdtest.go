@@ -160,7 +160,6 @@ UsePAM no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
-MaxSessions 100
 MaxStartups 100
 SetEnv HOME=%s %s
 `, s.Port, s.Addr, filepath.Join(s.Dir, "host_key"), filepath.Join(s.Dir, "authorized_keys"), s.pidFile(), s.Home, strings.Join(s.Env, " "))
@@ -208,12 +207,27 @@ func (s *Server) Stop() error {
 		return err
 	}
 	for range 250 {
-		if syscall.Kill(pid, 0) != nil {
+		if !alive(pid) {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("sshd %d did not stop", pid)
+}
+
+// alive reports whether pid runs: a zombie does not (sshd daemonizes, and
+// nothing may reap it where the tests run).
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 // Restart starts the server again where it was, after Stop.
