@@ -20,7 +20,7 @@
           src = self;
           # The NAR hash of `go mod vendor` for go.sum; flake_test.go
           # (TestFlakeVendorHash) recomputes it and fails when go.mod moves.
-          vendorHash = "sha256-M2i7G8EmPMZ+TmhnC1ikOnEeIXFlDTPgJBTUr75deEI=";
+          vendorHash = "sha256-AirNjsf7lVGBK3Kw1G/fOZ+LRbay5tnMFklXl8Qh+eE=";
           subPackages = [ "cmd/nixflow" ];
           ldflags = [ "-s" "-w" "-X main.version=${version}" ];
           # The tests run in checks.go-tests, with the tools they need.

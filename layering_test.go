@@ -29,6 +29,7 @@ func TestLayering(t *testing.T) {
 		// (executors.Params.Config); oci keeps its host directories with
 		// the local executor's workspace.
 		{"executors/oci", []string{"executors", "executors/local", "compiler", "dag"}},
+		{"executors/ec2", []string{"executors", "executors/ssh", "compiler", "dag"}},
 		{"actions", []string{"compiler", "dag", "executors"}},
 		{"report", []string{"actions", "compiler", "dag", "executors"}},
 	}

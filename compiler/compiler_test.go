@@ -196,3 +196,24 @@ func TestSelectPatterns(t *testing.T) {
 		t.Errorf("a glob matching nothing: %v", err)
 	}
 }
+
+// TestCheckExecutors checks that a job whose executor type has no backend
+// in a build is reported at the position of its type, with the backends
+// there are, and that a plan whose types all have one passes.
+func TestCheckExecutors(t *testing.T) {
+	graph := `{"version": 1, "name": "x", "jobs": {
+  "a": {"steps": [{"bash": "true"}]},
+  "b": {"executor": {"type": "ssh", "host": "h"}, "steps": [{"bash": "true"}]}}}`
+	plan, err := Compile("ci.json", []byte(graph))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plan.CheckExecutors([]string{"local", "ssh"}); err != nil {
+		t.Errorf("all types have a backend: %v", err)
+	}
+	err = plan.CheckExecutors([]string{"local", "oci"})
+	want := `ci.json:3:30: jobs.b.executor.type: executor type "ssh" has no backend in this build of nixflow (available: local, oci)`
+	if err == nil || err.Error() != want {
+		t.Errorf("CheckExecutors = %v, want %s", err, want)
+	}
+}

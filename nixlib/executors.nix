@@ -10,7 +10,7 @@
 #   shared = base { mode = "shared"; name = "builders"; };
 #
 # works too. `toJSON` drops the `__functor` and checks the fields against
-# the same table as the Go decoder (compiler/decode.go, executorFields), so
+# the same table as the Go decoder (compiler/executor_<type>.go), so
 # a typo fails evaluation instead of producing a graph the CLI rejects.
 #
 # Options set to null are treated as not given.
@@ -28,16 +28,14 @@ let
     # oci
     image = util.nonEmpty;
     runtime = where: util.enum where [ "auto" "docker" "podman" ];
+    # oci and ec2
     mode = where: util.enum where [ "isolated" "shared" ];
     volumes = util.stringList;
     options = util.stringList;
     # ssh
     host = util.nonEmpty;
     user = util.nonEmpty;
-    port = where: v:
-      if isInt v && v >= 1 && v <= 65535 then v
-      else if isInt v then fail where "must be between 1 and 65535, got ${toString v}"
-      else fail where "expected an integer, got ${describe v}";
+    port = intBetween 1 65535;
     # A private key must never be copied into the world-readable Nix store:
     # a Nix path is turned into its absolute path as a string.
     identityFile = util.pathString;
@@ -57,10 +55,15 @@ let
     # A machine may be given as a derivation (e.g. a NixOS image); the JSON
     # holds its output path.
     machine = where: v: if util.isDerivation v then "${v}" else util.nonEmpty where v;
+    machineDrv = util.nonEmpty;
     instanceType = util.nonEmpty;
     subnetId = util.nonEmpty;
     securityGroupIds = util.stringList;
+    keyName = util.nonEmpty;
     sshUser = util.nonEmpty;
+    sshPort = intBetween 1 65535;
+    address = where: util.enum where [ "auto" "public" "private" ];
+    rootVolumeSize = intBetween 1 65536;
     spot = util.bool;
     tags = where: v: mapAttrs (k: util.str "${where}.${k}") (util.attrs where v);
     endpoint = util.nonEmpty;
@@ -108,7 +111,8 @@ let
     custom = { required = [ "hooks" ]; optional = common ++ [ "workdir" ]; };
     ec2 = {
       required = [ "region" "instanceType" "sshUser" ];
-      optional = common ++ [ "ami" "machine" "subnetId" "securityGroupIds" "spot" "tags" "endpoint" "maxLifetime" ];
+      optional = common ++ [ "ami" "machine" "machineDrv" "subnetId" "securityGroupIds" "keyName" "sshPort"
+        "address" "spot" "tags" "rootVolumeSize" "endpoint" "maxLifetime" "mode" ];
     };
   };
 
@@ -148,7 +152,12 @@ let
         else if e.type == "ssh" && opts ? host && opts ? hosts then
           fail here "needs exactly one of \"host\" and \"hosts\""
         else
-          { inherit (e) type; } // mapAttrs (k: v: checks.${k} "${here}.${k}" v) opts);
+          { inherit (e) type; } // mapAttrs (k: v: checks.${k} "${here}.${k}" v) opts
+          # A machine given as a derivation also gives the .drv that builds
+          # it (without its context, as for deps: see workflow.nix), for
+          # nixflow to realise the image when it is not built yet.
+          // (if e.type == "ec2" && opts ? machine && util.isDerivation opts.machine && !(opts ? machineDrv)
+              then { machineDrv = builtins.unsafeDiscardStringContext opts.machine.drvPath; } else { }));
 
   # make returns the executor of a type with the given options: checked at
   # once (deepSeq), so that `executors.oci { }` fails where it is written,

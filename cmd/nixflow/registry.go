@@ -6,6 +6,7 @@ import (
 	"github.com/nixflow/nixflow/compiler"
 	"github.com/nixflow/nixflow/executors"
 	"github.com/nixflow/nixflow/executors/custom"
+	"github.com/nixflow/nixflow/executors/ec2"
 	"github.com/nixflow/nixflow/executors/local"
 	"github.com/nixflow/nixflow/executors/oci"
 	"github.com/nixflow/nixflow/executors/ssh"
@@ -18,6 +19,7 @@ func registry() *executors.Registry {
 	r.Register("custom", newCustom)
 	r.Register("oci", oci.New)
 	r.Register("ssh", ssh.New)
+	r.Register("ec2", ec2.New)
 	return r
 }
 

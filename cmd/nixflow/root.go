@@ -71,6 +71,7 @@ in parallel as their needs allow, on this machine, in containers, over SSH or on
 		a.gcCommand(),
 		a.versionCommand(),
 		a.initCommand(),
+		a.ec2Command(),
 	)
 	return root
 }

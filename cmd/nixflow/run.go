@@ -177,6 +177,7 @@ func (a *app) run(args []string, f *runFlags) error {
 	}
 	writeGroups(a.stdout, g, opts.RunDir, res)
 	writeSummary(summaryOut, res, opts.Masker, a.colorful(summaryOut) && format != actions.FormatSimple)
+	writeInstances(summaryOut, opts.RunDir)
 	if f.keepWorkspace {
 		fmt.Fprintf(summaryOut, "workspaces: kept in %s\n", filepath.Join(opts.RunDir, "jobs"))
 	}

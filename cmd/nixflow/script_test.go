@@ -39,6 +39,12 @@ func TestScript(t *testing.T) {
 	// One sshd for the scripts that run jobs on an ssh "host": stopped
 	// once every script is done (Cleanup runs after parallel subtests).
 	srv := startSSHD(t)
+	// moto and the boot harness, for the scripts that run jobs on EC2:
+	// started by the first that needs them.
+	ec2w := newEC2World(t)
+	for k, c := range ec2w.cmds() {
+		p.Cmds[k] = c
+	}
 	setup := p.Setup
 	p.Setup = func(env *testscript.Env) error {
 		if srv != nil {
@@ -51,8 +57,11 @@ func TestScript(t *testing.T) {
 	}
 	cond := p.Condition
 	p.Condition = func(c string) (bool, error) {
-		if c == "sshd" {
+		switch c {
+		case "sshd":
 			return srv != nil, nil
+		case "moto":
+			return ec2w.available()
 		}
 		return cond(c)
 	}

@@ -1,0 +1,79 @@
+package ec2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ebs"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/smithy-go"
+)
+
+// Clients are the AWS API clients of one region.
+type Clients struct {
+	EC2    *ec2.Client
+	EBS    *ebs.Client
+	Region string
+}
+
+// NewClients makes the EC2 and EBS clients from the standard configuration
+// chain (environment, shared config and credentials files, SSO, instance
+// roles), for region (the chain's region when empty). endpoint, when set,
+// overrides the endpoint of both services; without it the standard
+// variables AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL_EBS and AWS_ENDPOINT_URL
+// apply. Throttled calls are retried with backoff by the SDK.
+func NewClients(ctx context.Context, region, endpoint string) (*Clients, error) {
+	opts := []func(*config.LoadOptions) error{
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 10
+				o.MaxBackoff = 20 * time.Second
+			})
+		}),
+	}
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		return nil, errors.New("no AWS region: set the executor's region, --region, or AWS_REGION")
+	}
+	c := &Clients{Region: cfg.Region}
+	c.EC2 = ec2.NewFromConfig(cfg, func(o *ec2.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+	})
+	c.EBS = ebs.NewFromConfig(cfg, func(o *ebs.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+	})
+	return c, nil
+}
+
+// apiCode returns the error code of an AWS API error, or "".
+func apiCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+// capacityCodes are the RunInstances errors that say AWS has no machine
+// of that kind right now: worth a few more tries, then a clear report.
+var capacityCodes = map[string]bool{
+	"InsufficientInstanceCapacity":         true,
+	"InsufficientHostCapacity":             true,
+	"InsufficientReservedInstanceCapacity": true,
+	"InsufficientCapacity":                 true,
+}
