@@ -300,6 +300,7 @@ func newOutput(dst io.Writer) (*output, error) {
 	if err != nil {
 		return nil, err
 	}
+	growPipe(r)
 	return &output{dst: dst, r: r, w: w, done: make(chan struct{})}, nil
 }
 
