@@ -73,6 +73,14 @@ func appendJSON(b []byte, e *Event) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// jsonSafe marks the bytes encoding/json writes as they are.
+var jsonSafe = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // appendJSONString appends s quoted as encoding/json quotes it: HTML
 // characters escaped, invalid UTF-8 replaced by U+FFFD, U+2028 and
 // U+2029 escaped.
@@ -80,11 +88,11 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		if jsonSafe[s[i]] {
+			i++
+			continue
+		}
 		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':
