@@ -86,6 +86,9 @@ func (m *Masker) has(value string) bool {
 	return true
 }
 
+// fewSecrets is how many secrets are searched one by one at most.
+const fewSecrets = 3
+
 // current returns the snapshot to mask with, first rebuilding the
 // matcher if the values added since it was built are many compared
 // with those in it.
@@ -95,7 +98,9 @@ func (m *Masker) current() *maskSnapshot {
 	if s.ac != nil {
 		built = s.ac.count
 	}
-	if len(s.pending) == 0 || len(s.pending)*8 <= built {
+	// Up to fewSecrets, strings.Index (vectorised) on each is faster
+	// than the matcher.
+	if len(s.pending) == 0 || len(s.pending)*8 <= built || built+len(s.pending) <= fewSecrets {
 		return s
 	}
 	m.mu.Lock()
