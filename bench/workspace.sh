@@ -14,7 +14,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$root/bench/lib.sh"
-need go git make hyperfine jq awk
+need go git make hyperfine jq awk flock
 out=$root/bench/_out
 mkdir -p "$out"
 runs=${RUNS:-3}
@@ -52,7 +52,9 @@ repo() {
 		local recipe
 		case $how in
 		none) recipe='true' ;;
-		worktree) recipe="git -C $dir worktree add -q --detach $work/wt/\$@ && true && git -C $dir worktree remove --force $work/wt/\$@" ;;
+		# git worktree add and remove are not safe to run in parallel on
+		# one repository (they race on .git/worktrees): under a lock.
+		worktree) recipe="flock $dir/.git/bench.lock git -C $dir worktree add -q --detach $work/wt/\$@ && true && flock $dir/.git/bench.lock git -C $dir worktree remove --force $work/wt/\$@" ;;
 		clone) recipe="git clone -q --shared $dir $work/cl/\$@ && true && rm -rf $work/cl/\$@" ;;
 		esac
 		{
