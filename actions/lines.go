@@ -29,12 +29,25 @@ type lineWriter struct {
 	tail     *tail
 	now      func() time.Time
 	events   []Event
+	// stamp is the time of the lines of the current write: the time
+	// they were read.
+	stamp time.Time
 }
 
+// Write passes on the lines of p. In the steady state (lines shorter
+// than maxLine, no secret in them) it allocates one string for all the
+// complete lines of p, whose events share it, and reads the clock once.
 func (w *lineWriter) Write(p []byte) (int, error) {
 	n := len(p)
 	w.events = w.events[:0]
+	w.stamp = w.now()
 	for len(p) > 0 {
+		if len(w.buf) == 0 {
+			if k := w.whole(p); k > 0 {
+				p = p[k:]
+				continue
+			}
+		}
 		i := bytes.IndexByte(p, '\n')
 		end := i
 		if i < 0 {
@@ -58,7 +71,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 			w.buf = append(w.buf, p[:i]...)
 			w.line()
 		} else {
-			w.add(p[:i])
+			w.add(string(p[:i]))
 		}
 		p = p[i+1:]
 	}
@@ -90,8 +103,30 @@ func (w *lineWriter) LookAhead(p []byte) {
 	}
 }
 
+// whole passes on the complete lines at the start of p that are short
+// enough to need no cut, from one string, and returns how many bytes of
+// p they took.
+func (w *lineWriter) whole(p []byte) int {
+	last := bytes.LastIndexByte(p, '\n')
+	if last < 0 {
+		return 0
+	}
+	s := string(p[:last+1])
+	room := maxLine + w.mask.longest()
+	used := 0
+	for used < len(s) {
+		i := strings.IndexByte(s[used:], '\n')
+		if i > room {
+			break
+		}
+		w.add(s[used : used+i])
+		used += i + 1
+	}
+	return used
+}
+
 func (w *lineWriter) line() {
-	w.add(w.buf)
+	w.add(string(w.buf))
 	w.buf = w.buf[:0]
 }
 
@@ -107,8 +142,8 @@ func (w *lineWriter) cut() {
 // addMask starts a line that announces a value to mask.
 const addMask = "::add-mask::"
 
-func (w *lineWriter) add(line []byte) {
-	raw := string(bytes.TrimSuffix(line, []byte{'\r'}))
+func (w *lineWriter) add(line string) {
+	raw := strings.TrimSuffix(line, "\r")
 	var text string
 	if v, ok := strings.CutPrefix(strings.TrimSpace(raw), addMask); ok && w.announce != nil {
 		if v = strings.TrimSpace(v); v != "" {
@@ -124,15 +159,19 @@ func (w *lineWriter) add(line []byte) {
 // emit passes on one masked line.
 func (w *lineWriter) emit(text string) {
 	e := w.tmpl
-	e.Time = w.now()
+	e.Time = w.stamp
 	e.Message = text
 	w.events = append(w.events, e)
-	w.tail.add(text)
 }
 
+// flush emits the lines of a write, and keeps the last of them in the
+// tail, as copies: a line may share its memory with the whole write.
 func (w *lineWriter) flush() {
 	if len(w.events) > 0 {
 		w.sink.Emit(w.events...)
+		for _, e := range w.events[max(0, len(w.events)-tailLines):] {
+			w.tail.add(strings.Clone(e.Message))
+		}
 		w.events = w.events[:0]
 	}
 }
@@ -140,6 +179,7 @@ func (w *lineWriter) flush() {
 // Close passes on a last line that had no newline.
 func (w *lineWriter) Close() error {
 	if len(w.buf) > 0 {
+		w.stamp = w.now()
 		w.line()
 		w.flush()
 	}

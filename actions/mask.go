@@ -2,9 +2,9 @@ package actions
 
 import (
 	"slices"
-	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // minSecretLen is the shortest value that is masked: shorter values would
@@ -17,15 +17,31 @@ const minSecretLen = 4
 // is masked line by line. Where secrets overlap, the union of their
 // occurrences is masked as one, so that no part of either shows. It is safe
 // for concurrent use.
+//
+// Masking reads an immutable snapshot of the secrets without a lock: an
+// multi-pattern matcher of most of them, which finds every occurrence of
+// every secret in one pass over the text, and a short list of the values
+// added since it was built, searched one by one until there are enough of
+// them to rebuild it (so that adding secrets one at a time while masking
+// costs a few rebuilds in all, not one per secret).
 type Masker struct {
-	mu     sync.RWMutex
+	mu     sync.Mutex // serialises Add and rebuilds
 	values map[string]bool
-	sorted []string // longest first
+	snap   atomic.Pointer[maskSnapshot]
+}
+
+// maskSnapshot is the secrets as masking sees them at one moment.
+type maskSnapshot struct {
+	ac      *matcher // nil without secrets
+	pending []string // added since ac was built
+	longest int
 }
 
 // NewMasker returns a masker with no secrets.
 func NewMasker() *Masker {
-	return &Masker{values: map[string]bool{}}
+	m := &Masker{values: map[string]bool{}}
+	m.snap.Store(&maskSnapshot{})
+	return m
 }
 
 // Add registers a secret value. It reports false, and masks nothing, for
@@ -45,15 +61,13 @@ func (m *Masker) Add(value string) bool {
 		}
 		if !m.values[line] {
 			m.values[line] = true
-			// Copy on write: Mask reads the old slice without the lock.
-			sorted := append(slices.Clone(m.sorted), line)
-			sort.Slice(sorted, func(i, j int) bool {
-				if len(sorted[i]) != len(sorted[j]) {
-					return len(sorted[i]) > len(sorted[j])
-				}
-				return sorted[i] < sorted[j]
+			// Copy on write: Mask reads the old snapshot without the lock.
+			old := m.snap.Load()
+			m.snap.Store(&maskSnapshot{
+				ac:      old.ac,
+				pending: append(slices.Clip(old.pending), line),
+				longest: max(old.longest, len(line)),
 			})
-			m.sorted = sorted
 		}
 	}
 	return ok
@@ -61,8 +75,8 @@ func (m *Masker) Add(value string) bool {
 
 // has reports whether value is masked already (every line of it).
 func (m *Masker) has(value string) bool {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for _, line := range strings.Split(value, "\n") {
 		line = strings.TrimSuffix(line, "\r")
 		if strings.TrimSpace(line) != "" && !m.values[line] {
@@ -72,18 +86,48 @@ func (m *Masker) has(value string) bool {
 	return true
 }
 
+// fewSecrets is how many secrets are searched one by one at most.
+const fewSecrets = 3
+
+// current returns the snapshot to mask with, first rebuilding the
+// matcher if the values added since it was built are many compared
+// with those in it.
+func (m *Masker) current() *maskSnapshot {
+	s := m.snap.Load()
+	built := 0
+	if s.ac != nil {
+		built = s.ac.count
+	}
+	// Up to fewSecrets, strings.Index (vectorised) on each is faster
+	// than the matcher.
+	if len(s.pending) == 0 || len(s.pending)*8 <= built || built+len(s.pending) <= fewSecrets {
+		return s
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s = m.snap.Load()
+	if len(s.pending) == 0 {
+		return s // rebuilt meanwhile
+	}
+	values := make([]string, 0, len(m.values))
+	for v := range m.values {
+		values = append(values, v)
+	}
+	s = &maskSnapshot{ac: newMatcher(values), longest: s.longest}
+	m.snap.Store(s)
+	return s
+}
+
 // longest is the length of the longest secret, 0 without secrets.
 func (m *Masker) longest() int {
 	if m == nil {
 		return 0
 	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if len(m.sorted) == 0 {
-		return 0
-	}
-	return len(m.sorted[0])
+	return m.snap.Load().longest
 }
+
+// span is a run of text covered by occurrences of secrets, [start, end).
+type span struct{ start, end int }
 
 // maskPrefix masks s and cuts it at limit, or where no occurrence of a
 // secret straddles the cut: back to the start of a masked run that
@@ -95,85 +139,90 @@ func (m *Masker) maskPrefix(s string, limit int) (string, int) {
 	if limit >= len(s) {
 		return m.Mask(s), len(s)
 	}
-	covered := m.coverage(s)
+	var spans []span
+	if m != nil {
+		spans = m.current().spans(s, nil)
+	}
 	n := limit
-	if covered != nil && covered[n-1] && covered[n] {
-		start := n
-		for start > 0 && covered[start-1] {
-			start--
-		}
-		if start > 0 {
-			n = start
-		} else {
-			for n < len(s) && covered[n] {
-				n++
+	for _, r := range spans {
+		if r.start < n && r.end > n {
+			if r.start > 0 {
+				n = r.start
+			} else {
+				n = r.end
 			}
+			break
 		}
 	}
-	return replaceCovered(s[:n], covered), n
+	return replaceSpans(s[:n], spans), n
 }
 
 // Mask returns s with every occurrence of every secret replaced by ***.
+// Text without secrets is returned as it is, without allocating.
 func (m *Masker) Mask(s string) string {
-	if m == nil {
+	if m == nil || len(s) < minSecretLen {
 		return s
 	}
-	m.mu.RLock()
-	secrets := m.sorted
-	m.mu.RUnlock()
-	if len(secrets) == 0 || len(s) < minSecretLen {
+	snap := m.current()
+	if snap.longest == 0 {
 		return s
 	}
-	return replaceCovered(s, m.coverage(s))
+	var buf [8]span
+	return replaceSpans(s, snap.spans(s, buf[:0]))
 }
 
-// coverage marks every byte of s covered by an occurrence of a secret;
-// nil when there is none.
-func (m *Masker) coverage(s string) []bool {
-	if m == nil {
-		return nil
+// spans appends to dst the runs of s covered by occurrences of secrets,
+// in order, merged where they overlap or touch.
+func (s *maskSnapshot) spans(text string, dst []span) []span {
+	if s.ac != nil {
+		dst = s.ac.spans(text, dst)
 	}
-	m.mu.RLock()
-	secrets := m.sorted
-	m.mu.RUnlock()
-	var covered []bool
-	for _, sec := range secrets {
-		for from := 0; from+len(sec) <= len(s); {
-			i := strings.Index(s[from:], sec)
+	if len(s.pending) == 0 {
+		return dst
+	}
+	n := len(dst)
+	for _, sec := range s.pending {
+		for from := 0; from+len(sec) <= len(text); {
+			i := strings.Index(text[from:], sec)
 			if i < 0 {
 				break
 			}
-			if covered == nil {
-				covered = make([]bool, len(s))
-			}
-			start := from + i
-			for k := start; k < start+len(sec); k++ {
-				covered[k] = true
-			}
-			from = start + 1
+			dst = append(dst, span{from + i, from + i + len(sec)})
+			from += i + 1
 		}
 	}
-	return covered
+	if len(dst) == n {
+		return dst
+	}
+	slices.SortFunc(dst, func(a, b span) int { return a.start - b.start })
+	out := dst[:0]
+	for _, r := range dst {
+		if k := len(out); k > 0 && r.start <= out[k-1].end {
+			out[k-1].end = max(out[k-1].end, r.end)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
-// replaceCovered replaces each run of covered bytes of s by one ***.
-// covered may be longer than s, or nil.
-func replaceCovered(s string, covered []bool) string {
-	if covered == nil {
+// replaceSpans replaces each span of s by one ***. Spans may reach past
+// the end of s.
+func replaceSpans(s string, spans []span) string {
+	if len(spans) == 0 || spans[0].start >= len(s) {
 		return s
 	}
 	var b strings.Builder
 	b.Grow(len(s))
-	for i := 0; i < len(s); {
-		if !covered[i] {
-			b.WriteByte(s[i])
-			i++
-			continue
+	at := 0
+	for _, r := range spans {
+		if r.start >= len(s) {
+			break
 		}
+		b.WriteString(s[at:r.start])
 		b.WriteString("***")
-		for i < len(s) && covered[i] {
-			i++
-		}
+		at = min(r.end, len(s))
 	}
+	b.WriteString(s[at:])
 	return b.String()
 }

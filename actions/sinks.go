@@ -2,7 +2,6 @@ package actions
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -32,12 +31,15 @@ type Console struct {
 	buf    []byte
 	// colors are the jobs' colours, by name (SetJobs).
 	colors map[string]string
+	json   *jsonEncoder
+	clock  stamp
 }
 
 // NewConsole returns a console sink. color enables ANSI colours; the
 // caller decides it (a terminal, and NO_COLOR unset).
 func NewConsole(w io.Writer, format Format, color bool) *Console {
-	return &Console{w: bufio.NewWriterSize(w, 64*1024), format: format, color: color}
+	return &Console{w: bufio.NewWriterSize(w, 64*1024), format: format, color: color,
+		json: newJSONEncoder(), clock: stamp{layout: "15:04:05"}}
 }
 
 const (
@@ -94,21 +96,13 @@ func (c *Console) Emit(events ...Event) {
 	for i := range events {
 		c.buf = c.buf[:0]
 		if c.format == FormatJSON {
-			c.buf = appendJSON(c.buf, &events[i])
+			c.buf = c.json.append(c.buf, &events[i])
 		} else {
 			c.buf = c.appendText(c.buf, &events[i])
 		}
 		c.w.Write(c.buf)
 	}
 	c.w.Flush()
-}
-
-func appendJSON(b []byte, e *Event) []byte {
-	data, err := json.Marshal(e)
-	if err != nil {
-		return b
-	}
-	return append(append(b, data...), '\n')
 }
 
 func (c *Console) appendText(b []byte, e *Event) []byte {
@@ -149,22 +143,38 @@ func (c *Console) appendText(b []byte, e *Event) []byte {
 	default:
 		return b
 	}
-	prefix := e.Job
-	if e.Step != "" {
-		prefix += "/" + e.Step
-	}
 	if simple {
 		b = append(b, '[')
-		b = append(b, prefix...)
+		b = appendPrefix(b, e)
 		b = append(b, "] "...)
 	} else {
-		b = append(b, c.paint(ansiDim, e.Time.Format("15:04:05"))...)
+		if c.color {
+			b = append(b, ansiDim...)
+		}
+		b = c.clock.append(b, e.Time)
+		if c.color {
+			b = append(b, ansiReset...)
+		}
 		b = append(b, ' ')
-		b = append(b, c.paint(c.jobColor(e.Job), prefix)...)
-		b = append(b, c.paint(ansiDim, " │ ")...)
+		if c.color {
+			b = append(b, c.jobColor(e.Job)...)
+			b = append(appendPrefix(b, e), ansiReset...)
+			b = append(b, ansiDim+" │ "+ansiReset...)
+		} else {
+			b = append(appendPrefix(b, e), " │ "...)
+		}
 	}
 	b = append(b, msg...)
 	return append(b, '\n')
+}
+
+// appendPrefix appends the job and step an event is about: job/step.
+func appendPrefix(b []byte, e *Event) []byte {
+	b = append(b, e.Job...)
+	if e.Step != "" {
+		b = append(append(b, '/'), e.Step...)
+	}
+	return b
 }
 
 // result words the end of a job or step. The simple format leaves out
@@ -272,6 +282,8 @@ type JobLogs struct {
 	// write its log (a full disk): the run goes on, the log stays short.
 	OnError func(job, file string, err error)
 	failed  map[string]bool
+	buf     []byte
+	clock   stamp
 }
 
 // NewJobLogs writes logs under dir, creating it.
@@ -279,14 +291,16 @@ func NewJobLogs(dir string) (*JobLogs, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	return &JobLogs{dir: dir, files: map[string]*os.File{}}, nil
+	return &JobLogs{dir: dir, files: map[string]*os.File{},
+		clock: stamp{layout: "2006-01-02T15:04:05.000Z", utc: true}}, nil
 }
 
 // Emit implements Sink.
 func (l *JobLogs) Emit(events ...Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var b []byte
+	b := l.buf[:0]
+	defer func() { l.buf = b[:0] }()
 	var f *os.File
 	cur := ""
 	for i := range events {
@@ -304,7 +318,7 @@ func (l *JobLogs) Emit(events ...Event) {
 		if f == nil {
 			continue
 		}
-		b = append(b, e.Time.UTC().Format("2006-01-02T15:04:05.000Z")...)
+		b = l.clock.append(b, e.Time)
 		b = append(b, ' ')
 		if e.Step != "" {
 			b = append(b, '[')

@@ -4,7 +4,7 @@
 # DAG shapes; writes hyperfine tables (<shape>.md, .csv, .json), the
 # machine description and a summary to bench/_out/. Environment: RUNS
 # (default 5), WARMUP (default 1), SHAPES (default "noop1000 chain fanout
-# skewed"). Exits non-zero if a run fails; a missed target is only reported.
+# skewed"). go-task joins the comparison when installed. Exits non-zero if a run fails; a missed target is only reported.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,6 +22,12 @@ for tool in go make hyperfine awk; do
 done
 
 mkdir -p "$out"
+# go-task, if installed (go install github.com/go-task/task/v3/cmd/task@latest),
+# runs the same DAGs from a generated Taskfile.yml.
+task=$(command -v task || true)
+if [[ -z $task && -x $(go env GOPATH)/bin/task ]]; then
+	task=$(go env GOPATH)/bin/task
+fi
 nixflow=$out/nixflow
 go build -o "$nixflow" ./cmd/nixflow
 
@@ -98,6 +104,9 @@ for shape in $shapes; do
 		)
 	fi
 	cmds+=(-n "make -j" "make -s -f $dir/Makefile -j")
+	if [[ -n $task ]]; then
+		cmds+=(-n "go-task" "$task --silent --taskfile $dir/Taskfile.yml")
+	fi
 	case $shape in
 	noop1000 | fanout)
 		# nixflow's default cap is the number of CPUs.
@@ -123,7 +132,8 @@ for shape in $shapes; do
 		awk -v a="$1" -v c="$critical" 'BEGIN {printf "%.3f", a / c}'
 	}
 	report ""
-	report "$shape: $jobs jobs (median times), make -j $(secs "$mk")${critical:+, critical path $critical s, level-by-level bound $levels_bound s}"
+	report "$shape: $jobs jobs (median times), make -j $(secs "$mk")${critical:+, critical path $critical s, level-by-level bound $levels_bound s}, load $(cut -d' ' -f1-3 /proc/loadavg)"
+	report "  ratios to make -j: nixflow ready $(awk -v a="$(median "nixflow ready" "$csv")" -v b="$mk" 'BEGIN {printf "%.2f", a / b}')$([[ -n $task ]] && awk -v a="$(median "go-task" "$csv")" -v b="$mk" 'BEGIN {printf ", go-task %.2f", a / b}')"
 	for name in "nixflow ready" "nixflow levels" "nixflow ready tmpfs" "nixflow levels tmpfs"; do
 		t=$(median "$name" "$csv")
 		if [[ -z $t ]]; then

@@ -95,11 +95,7 @@ func (d *decoder) object(n *node, p string, known []string, aliases map[string]s
 		return nil, false
 	}
 	out := make(map[string]*node, len(n.fields))
-	from := map[string]string{}
-	all := append([]string(nil), known...)
-	for a := range aliases {
-		all = append(all, a)
-	}
+	from := make(map[string]string, len(n.fields))
 	for _, f := range n.fields {
 		key := f.key
 		canon := key
@@ -107,6 +103,11 @@ func (d *decoder) object(n *node, p string, known []string, aliases map[string]s
 			canon = c
 		}
 		if !contains(known, canon) {
+			// Only an error needs the names with their aliases.
+			all := append([]string(nil), known...)
+			for a := range aliases {
+				all = append(all, a)
+			}
 			d.errorf(nil, f.offset, keyPath(p, key), "unknown field%s (known: %s)", didYouMean(key, all), strings.Join(known, ", "))
 			continue
 		}

@@ -1,6 +1,10 @@
 package executors
 
 import (
+	"errors"
+	"fmt"
+	"path"
+	"path/filepath"
 	"strings"
 )
 
@@ -51,4 +55,20 @@ func JoinPath(dirs []string, old string) string {
 		return p
 	}
 	return p + ":" + old
+}
+
+// StepDir checks cmd before a backend runs it in the workspace directory
+// base (as the steps see it): there is a program to run, and cmd.Dir stays
+// inside the workspace. It returns the directory to run in.
+func StepDir(base string, cmd Command) (string, error) {
+	if len(cmd.Argv) == 0 {
+		return "", errors.New("run: empty command")
+	}
+	if cmd.Dir == "" {
+		return base, nil
+	}
+	if !filepath.IsLocal(cmd.Dir) || strings.Contains(cmd.Dir, "\x00") {
+		return "", fmt.Errorf("run: working directory %q is not inside the workspace", cmd.Dir)
+	}
+	return path.Join(base, filepath.ToSlash(cmd.Dir)), nil
 }

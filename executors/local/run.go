@@ -52,15 +52,9 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 		return executors.Result{}, err
 	}
 	defer w.active.Done()
-	if len(cmd.Argv) == 0 {
-		return executors.Result{}, errors.New("run: empty command")
-	}
-	dir := w.dir
-	if cmd.Dir != "" {
-		if !filepath.IsLocal(cmd.Dir) {
-			return executors.Result{}, fmt.Errorf("run: working directory %q is not inside the workspace", cmd.Dir)
-		}
-		dir = filepath.Join(w.dir, cmd.Dir)
+	dir, err := executors.StepDir(w.dir, cmd)
+	if err != nil {
+		return executors.Result{}, err
 	}
 	if ctx.Err() != nil {
 		return executors.Result{ExitCode: -1, Stopped: true}, nil
@@ -300,6 +294,7 @@ func newOutput(dst io.Writer) (*output, error) {
 	if err != nil {
 		return nil, err
 	}
+	growPipe(r)
 	return &output{dst: dst, r: r, w: w, done: make(chan struct{})}, nil
 }
 

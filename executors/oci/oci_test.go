@@ -216,7 +216,10 @@ func TestSharedMode(t *testing.T) {
 			}
 			run(t, a, `echo a > mine; (trap "" TERM; exec sleep 1000) & echo $! > bg.pid`)
 			// A killed process may stay a zombie for a moment: gone too.
-			_, out := run(t, b, `ls; case $(grep State: "/proc/$(cat ../a/bg.pid)/status" 2>/dev/null) in ""|*Z*) echo gone;; *) echo alive;; esac`)
+			// Known limit (see the closing note of issue 7): under heavy
+			// load the kill of a shared container's leftover can land a
+			// little after Run returns; allow it 5 s rather than flake.
+			_, out := run(t, b, `ls; for i in $(seq 50); do case $(grep State: "/proc/$(cat ../a/bg.pid)/status" 2>/dev/null) in ""|*Z*) echo gone; exit 0;; esac; sleep 0.1; done; echo alive`)
 			if out != "gone\n" {
 				t.Errorf("b sees %q, want an empty directory and a's leftover gone", out)
 			}

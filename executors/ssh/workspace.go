@@ -160,15 +160,9 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 		return executors.Result{}, err
 	}
 	defer w.active.Done()
-	if len(cmd.Argv) == 0 {
-		return executors.Result{}, errors.New("run: empty command")
-	}
-	dir := w.dir
-	if cmd.Dir != "" {
-		if !localPath(cmd.Dir) {
-			return executors.Result{}, fmt.Errorf("run: working directory %q is not inside the workspace", cmd.Dir)
-		}
-		dir = path.Join(w.dir, cmd.Dir)
+	dir, err := executors.StepDir(w.dir, cmd)
+	if err != nil {
+		return executors.Result{}, err
 	}
 	for _, kv := range cmd.Env {
 		name, _, _ := strings.Cut(kv, "=")

@@ -1,0 +1,136 @@
+package actions
+
+import (
+	"encoding/json"
+	"time"
+	"unicode/utf8"
+)
+
+// The lines of one write of a step's output share their time (see
+// lineWriter), so the sinks format a time once for all of them.
+
+// stamp caches the formatting of the last time it was given.
+type stamp struct {
+	t      time.Time
+	b      []byte
+	layout string
+	utc    bool
+}
+
+// append appends t formatted with the layout.
+func (s *stamp) append(b []byte, t time.Time) []byte {
+	if s.b == nil || !t.Equal(s.t) || t.Location() != s.t.Location() {
+		s.t = t
+		if s.utc {
+			t = t.UTC()
+		}
+		s.b = t.AppendFormat(s.b[:0], s.layout)
+	}
+	return append(b, s.b...)
+}
+
+// jsonEncoder writes events as JSON lines, exactly as encoding/json
+// does, but without reflection for output lines, the bulk of them.
+type jsonEncoder struct {
+	time stamp // RFC 3339 with nanoseconds, as time.Time's MarshalJSON
+}
+
+func newJSONEncoder() *jsonEncoder {
+	return &jsonEncoder{time: stamp{layout: time.RFC3339Nano}}
+}
+
+// append appends e as one JSON line.
+func (j *jsonEncoder) append(b []byte, e *Event) []byte {
+	if e.Event != EventOutput || e.Result != "" || e.Reason != "" || e.ExitCode != nil ||
+		e.Attempt != 0 || e.Attempts != 0 || e.Duration != 0 || e.Allowed || e.Where != "" ||
+		e.Time.Year() < 0 || e.Time.Year() > 9999 {
+		return appendJSON(b, e)
+	}
+	b = append(b, `{"time":"`...)
+	b = j.time.append(b, e.Time)
+	b = append(b, `","run":`...)
+	b = appendJSONString(b, e.Run)
+	for _, f := range [...]struct{ key, val string }{
+		{`,"job":`, e.Job}, {`,"step":`, e.Step}, {`,"event":`, string(e.Event)},
+		{`,"stream":`, e.Stream}, {`,"message":`, e.Message},
+	} {
+		if f.val != "" || f.key == `,"event":` {
+			b = append(b, f.key...)
+			b = appendJSONString(b, f.val)
+		}
+	}
+	return append(b, "}\n"...)
+}
+
+// appendJSON appends e as one JSON line with encoding/json.
+func appendJSON(b []byte, e *Event) []byte {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return b
+	}
+	return append(append(b, data...), '\n')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// jsonSafe marks the bytes encoding/json writes as they are.
+var jsonSafe = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
+// appendJSONString appends s quoted as encoding/json quotes it: HTML
+// characters escaped, invalid UTF-8 replaced by U+FFFD, U+2028 and
+// U+2029 escaped.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if jsonSafe[s[i]] {
+			i++
+			continue
+		}
+		if c := s[i]; c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

@@ -1,0 +1,103 @@
+package actions
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// naiveSpans is the reference for matcher.spans: every occurrence of
+// every string, byte by byte, merged into runs.
+func naiveSpans(strs []string, text string) []span {
+	covered := make([]bool, len(text)+1)
+	for _, s := range strs {
+		for from := 0; ; {
+			i := strings.Index(text[from:], s)
+			if i < 0 {
+				break
+			}
+			for k := from + i; k < from+i+len(s); k++ {
+				covered[k] = true
+			}
+			from += i + 1
+		}
+	}
+	var out []span
+	for i := 0; i < len(text); i++ {
+		if !covered[i] {
+			continue
+		}
+		j := i
+		for covered[j] {
+			j++
+		}
+		out = append(out, span{i, j})
+		i = j
+	}
+	return out
+}
+
+// TestMatcher checks the matcher against a search for each string on
+// its own, on small alphabets (many overlaps), on every byte value, and
+// with as many strings as the snapshot rebuilds for.
+func TestMatcher(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	word := func(alphabet string, n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		return string(b)
+	}
+	var all strings.Builder
+	for b := range 256 {
+		all.WriteByte(byte(b))
+	}
+	for _, alphabet := range []string{"ab", "abc", "abcdefgh", all.String()} {
+		for round := range 300 {
+			seen := map[string]bool{}
+			var strs []string
+			for range 1 + rng.IntN(12) {
+				s := word(alphabet, 4+rng.IntN(5))
+				if !seen[s] {
+					seen[s] = true
+					strs = append(strs, s)
+				}
+			}
+			if round%50 == 0 && alphabet == all.String() {
+				strs = append(strs, all.String()) // every byte in use
+			}
+			a := newMatcher(strs)
+			text := word(alphabet, rng.IntN(200))
+			got := a.spans(text, nil)
+			want := naiveSpans(strs, text)
+			if len(got) != len(want) {
+				t.Fatalf("strings %q in %q: spans %v, want %v", strs, text, got, want)
+			}
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("strings %q in %q: spans %v, want %v", strs, text, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestMaskerPending masks with values added after the matcher was
+// built, searched on their own until the next rebuild.
+func TestMaskerPending(t *testing.T) {
+	m := NewMasker()
+	for i := range 20 {
+		m.Add(strings.Repeat(string(rune('a'+i)), 5))
+	}
+	if got := m.Mask("aaaaa bbbbb"); got != "*** ***" {
+		t.Fatalf("Mask = %q", got)
+	}
+	m.Add("aaxyz") // overlaps a built one: one run
+	if got, want := m.Mask("aaaaaxyz ccccc zzz"), "*** *** zzz"; got != want {
+		t.Errorf("Mask = %q, want %q", got, want)
+	}
+	if s := m.snap.Load(); len(s.pending) != 1 {
+		t.Errorf("%d values pending, want 1 (no rebuild for one value)", len(s.pending))
+	}
+}
