@@ -45,39 +45,6 @@ func fromList(list []string) envMap {
 	return e
 }
 
-// declaredNames lists every variable name a workflow declares: in env at any
-// level, as static provider values, or as required names. nixflow's own
-// environment overrides exactly these.
-func declaredNames(p *compiler.Plan) map[string]bool {
-	names := map[string]bool{}
-	addProviders := func(ps []compiler.Provider) {
-		for _, pr := range ps {
-			for k := range pr.Values {
-				names[k] = true
-			}
-			for _, k := range pr.Names {
-				names[k] = true
-			}
-		}
-	}
-	for k := range p.Env {
-		names[k] = true
-	}
-	addProviders(p.EnvFrom)
-	for _, j := range p.Jobs {
-		for k := range j.Env {
-			names[k] = true
-		}
-		addProviders(j.EnvFrom)
-		for _, s := range j.Steps {
-			for k := range s.Env {
-				names[k] = true
-			}
-		}
-	}
-	return names
-}
-
 // Overrides are the runtime overrides of a run, highest precedence first
 // applied last: declared names from nixflow's environment, then --env-file
 // values, then --env values.
@@ -100,7 +67,7 @@ func (o Overrides) apply(e envMap) {
 // ResolveOverrides picks, from nixflow's environment, the variables the
 // plan declares, and combines them with --env-file and --env values.
 func ResolveOverrides(p *compiler.Plan, environ []string, files, flags map[string]string) Overrides {
-	declared := declaredNames(p)
+	declared := p.DeclaredNames()
 	from := map[string]string{}
 	for k, v := range fromList(environ) {
 		if declared[k] {

@@ -257,3 +257,36 @@ func envPart(s string) string {
 	}
 	return string(b)
 }
+
+// DeclaredNames lists every variable name a workflow declares: in env at any
+// level, as static provider values, or as required names. nixflow's own
+// environment overrides exactly these, in both engines.
+func (p *Plan) DeclaredNames() map[string]bool {
+	names := map[string]bool{}
+	addProviders := func(ps []Provider) {
+		for _, pr := range ps {
+			for k := range pr.Values {
+				names[k] = true
+			}
+			for _, k := range pr.Names {
+				names[k] = true
+			}
+		}
+	}
+	for k := range p.Env {
+		names[k] = true
+	}
+	addProviders(p.EnvFrom)
+	for _, j := range p.Jobs {
+		for k := range j.Env {
+			names[k] = true
+		}
+		addProviders(j.EnvFrom)
+		for _, s := range j.Steps {
+			for k := range s.Env {
+				names[k] = true
+			}
+		}
+	}
+	return names
+}

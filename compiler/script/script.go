@@ -134,33 +134,7 @@ func ms(d compiler.Duration) int64 { return time.Duration(d).Milliseconds() }
 // static provider, a required provider): the host's values of these
 // override the workflow's, as with nixflow run.
 func declared(p *compiler.Plan) []string {
-	names := map[string]bool{}
-	add := func(ps []compiler.Provider) {
-		for _, pr := range ps {
-			for k := range pr.Values {
-				names[k] = true
-			}
-			for _, k := range pr.Names {
-				names[k] = true
-			}
-		}
-	}
-	for k := range p.Env {
-		names[k] = true
-	}
-	add(p.EnvFrom)
-	for _, j := range p.Jobs {
-		for k := range j.Env {
-			names[k] = true
-		}
-		add(j.EnvFrom)
-		for _, s := range j.Steps {
-			for k := range s.Env {
-				names[k] = true
-			}
-		}
-	}
-	return sortedKeys(names)
+	return sortedKeys(p.DeclaredNames())
 }
 
 func sortedKeys[V any](m map[string]V) []string {
