@@ -7,8 +7,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"mvdan.cc/sh/v3/syntax"
@@ -25,9 +25,8 @@ type workspace struct {
 	dir, tempDir string
 	steps        atomic.Int64
 
-	mu       sync.Mutex
-	tornDown bool
-	active   sync.WaitGroup
+	// guard counts the operations in progress, which Teardown waits for.
+	guard executors.Guard
 }
 
 var _ executors.Workspace = (*workspace)(nil)
@@ -38,13 +37,7 @@ func (w *workspace) Where() string   { return "custom executor " + w.e.name }
 
 // begin registers an operation; it fails once the workspace was torn down.
 func (w *workspace) begin() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.tornDown {
-		return fmt.Errorf("workspace %q was torn down", w.dir)
-	}
-	w.active.Add(1)
-	return nil
+	return w.guard.Begin(strconv.Quote(w.dir))
 }
 
 // env is what the hooks of the job get.
@@ -68,7 +61,7 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	if err := w.begin(); err != nil {
 		return executors.Result{}, err
 	}
-	defer w.active.Done()
+	defer w.guard.Done()
 	dir, err := executors.StepDir(w.dir, cmd)
 	if err != nil {
 		return executors.Result{}, err
@@ -146,7 +139,7 @@ func (w *workspace) CopyIn(ctx context.Context, src, dst string) error {
 	if err := w.begin(); err != nil {
 		return err
 	}
-	defer w.active.Done()
+	defer w.guard.Done()
 	if err := w.copyIn(ctx, src, dst); err != nil {
 		return fmt.Errorf("copy %q into workspace as %q: %w", src, dst, err)
 	}
@@ -173,7 +166,7 @@ func (w *workspace) CopyOut(ctx context.Context, src, dst string) error {
 	if err := w.begin(); err != nil {
 		return err
 	}
-	defer w.active.Done()
+	defer w.guard.Done()
 	if err := w.copyOut(ctx, src, dst); err != nil {
 		return fmt.Errorf("copy %q out of workspace to %q: %w", src, dst, err)
 	}
@@ -216,22 +209,10 @@ func (w *workspace) resolve(src string) (string, error) {
 // Teardown waits for a Run still returning (as long as ctx allows), runs
 // cleanupJob, then removes the job's directory on this machine.
 func (w *workspace) Teardown(ctx context.Context, keep bool) error {
-	w.mu.Lock()
-	already := w.tornDown
-	w.tornDown = true
-	w.mu.Unlock()
-	if already {
+	if !w.guard.Close() {
 		return nil
 	}
-	done := make(chan struct{})
-	go func() {
-		w.active.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
+	w.guard.Wait(ctx)
 	env := w.env("cleanupJob")
 	if keep {
 		env = append(env, "NIXFLOW_KEEP=1")

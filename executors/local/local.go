@@ -77,8 +77,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nixflow/nixflow/executors"
@@ -182,10 +182,8 @@ type workspace struct {
 	// cookie alone set it).
 	noCgroup bool
 
-	mu       sync.Mutex
-	tornDown bool
-	// active counts the Run calls in progress, which Teardown waits for.
-	active sync.WaitGroup
+	// guard counts the operations in progress, which Teardown waits for.
+	guard executors.Guard
 }
 
 var _ executors.Workspace = (*workspace)(nil)
@@ -212,15 +210,9 @@ func (w *workspace) Where() string { return "local" }
 func (w *workspace) TempDir() string { return w.tempDir }
 
 // begin registers an operation on the workspace; it fails once the
-// workspace was torn down. The caller calls w.active.Done when done.
+// workspace was torn down. The caller calls w.guard.Done when done.
 func (w *workspace) begin() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.tornDown {
-		return fmt.Errorf("workspace %q was torn down", w.dir)
-	}
-	w.active.Add(1)
-	return nil
+	return w.guard.Begin(strconv.Quote(w.dir))
 }
 
 // CopyIn copies the host file or directory src to dst, relative to the
@@ -232,7 +224,7 @@ func (w *workspace) CopyIn(ctx context.Context, src, dst string) error {
 	if err := w.begin(); err != nil {
 		return err
 	}
-	defer w.active.Done()
+	defer w.guard.Done()
 	if err := w.copyIn(ctx, src, dst); err != nil {
 		return fmt.Errorf("copy %q into workspace as %q: %w", src, dst, err)
 	}
@@ -284,7 +276,7 @@ func (w *workspace) CopyOut(ctx context.Context, src, dst string) error {
 	if err := w.begin(); err != nil {
 		return err
 	}
-	defer w.active.Done()
+	defer w.guard.Done()
 	if err := w.copyOut(ctx, src, dst); err != nil {
 		return fmt.Errorf("copy %q out of workspace to %q: %w", src, dst, outside(err))
 	}
@@ -344,21 +336,10 @@ func (w *workspace) resolve(src string) (root, name string, err error) {
 // is set. It waits first for a Run that is still returning, as long as ctx
 // allows. Calling it again is harmless.
 func (w *workspace) Teardown(ctx context.Context, keep bool) error {
-	w.mu.Lock()
-	w.tornDown = true
-	w.mu.Unlock()
-
-	done := make(chan struct{})
-	go func() {
-		w.active.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		// Run kills whatever it started within a bounded time; go ahead
-		// and let removal report what it cannot remove.
-	}
+	w.guard.Close()
+	// Run kills whatever it started within a bounded time; when ctx ends
+	// first, go ahead and let removal report what it cannot remove.
+	w.guard.Wait(ctx)
 	var errs []error
 	if w.overlay != "" {
 		if err := w.unmount(ctx, keep); err != nil {

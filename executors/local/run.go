@@ -51,7 +51,7 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	if err := w.begin(); err != nil {
 		return executors.Result{}, err
 	}
-	defer w.active.Done()
+	defer w.guard.Done()
 	dir, err := executors.StepDir(w.dir, cmd)
 	if err != nil {
 		return executors.Result{}, err

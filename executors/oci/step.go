@@ -99,7 +99,7 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	if err := w.begin(); err != nil {
 		return executors.Result{}, err
 	}
-	defer w.active.Done()
+	defer w.guard.Done()
 	dir, err := executors.StepDir(w.dir, cmd)
 	if err != nil {
 		return executors.Result{}, err
@@ -304,9 +304,7 @@ func (w *workspace) reap(ctx context.Context, cookie string) error {
 }
 
 func (w *workspace) isTornDown() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.tornDown
+	return w.guard.Closed()
 }
 
 // outputError is a failure to write the step's output.

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -34,9 +33,8 @@ type workspace struct {
 	user              string
 	log               hclog.Logger
 
-	mu       sync.Mutex
-	tornDown bool
-	active   sync.WaitGroup
+	// guard counts the operations in progress, which Teardown waits for.
+	guard executors.Guard
 }
 
 var _ executors.Workspace = (*workspace)(nil)
@@ -55,13 +53,7 @@ func (w *workspace) Where() string {
 
 // begin registers an operation; it fails once the workspace was torn down.
 func (w *workspace) begin() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.tornDown {
-		return fmt.Errorf("workspace %q was torn down", w.hostDir)
-	}
-	w.active.Add(1)
-	return nil
+	return w.guard.Begin(strconv.Quote(w.hostDir))
 }
 
 // handOver gives the workspace directories to the configured user, so
@@ -116,7 +108,7 @@ func (w *workspace) CopyIn(ctx context.Context, src, dst string) error {
 	if err := w.begin(); err != nil {
 		return err
 	}
-	defer w.active.Done()
+	defer w.guard.Done()
 	if err := w.host.CopyIn(ctx, src, dst); err != nil {
 		return err
 	}
@@ -139,7 +131,7 @@ func (w *workspace) CopyOut(ctx context.Context, src, dst string) error {
 	if err := w.begin(); err != nil {
 		return err
 	}
-	defer w.active.Done()
+	defer w.guard.Done()
 	hsrc, err := w.hostPath(src)
 	if err != nil {
 		return err
@@ -153,17 +145,13 @@ func (w *workspace) CopyOut(ctx context.Context, src, dst string) error {
 // Teardown removes the container (isolated mode) and the workspace's
 // directories, or keeps the workspace's files when keep is set.
 func (w *workspace) Teardown(ctx context.Context, keep bool) error {
-	w.mu.Lock()
-	already := w.tornDown
-	w.tornDown = true
-	w.mu.Unlock()
-	if already {
+	if !w.guard.Close() {
 		return nil
 	}
 	var errs []error
 	if w.cookie {
 		// Shared: the container stays; the job's processes go.
-		w.waitActive(ctx)
+		w.guard.Wait(ctx)
 		if err := w.giveBack(ctx, w.dir, w.tempDir); err != nil {
 			errs = append(errs, err)
 		}
@@ -176,23 +164,10 @@ func (w *workspace) Teardown(ctx context.Context, keep bool) error {
 		if err := w.cli.remove(ctx, w.ctr.id); err != nil {
 			errs = append(errs, fmt.Errorf("remove container: %w", err))
 		}
-		w.waitActive(ctx)
+		w.guard.Wait(ctx)
 	}
 	if err := w.host.Teardown(ctx, keep); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-// waitActive waits for the operations in progress, as long as ctx allows.
-func (w *workspace) waitActive(ctx context.Context) {
-	done := make(chan struct{})
-	go func() {
-		w.active.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
 }

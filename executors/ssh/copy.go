@@ -29,7 +29,7 @@ func (w *workspace) CopyIn(ctx context.Context, src, dst string) error {
 	if err := w.begin(); err != nil {
 		return err
 	}
-	defer w.active.Done()
+	defer w.guard.Done()
 	if err := w.copyIn(ctx, src, dst); err != nil {
 		return fmt.Errorf("copy %q into workspace %s:%s as %q: %w", src, w.Where(), w.dir, dst, err)
 	}
@@ -171,7 +171,7 @@ func (w *workspace) CopyOut(ctx context.Context, src, dst string) error {
 	if err := w.begin(); err != nil {
 		return err
 	}
-	defer w.active.Done()
+	defer w.guard.Done()
 	if err := w.copyOut(ctx, src, dst); err != nil {
 		return fmt.Errorf("copy %q out of workspace %s:%s to %q: %w", src, w.Where(), w.dir, dst, err)
 	}

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path"
 	"strings"
-	"sync"
 
 	"github.com/nixflow/nixflow/executors"
 )
@@ -22,9 +21,8 @@ type workspace struct {
 	dir, tempDir string
 	log          func(string, ...any)
 
-	mu       sync.Mutex
-	tornDown bool
-	active   sync.WaitGroup
+	// guard counts the operations in progress, which Teardown waits for.
+	guard executors.Guard
 }
 
 var _ executors.Workspace = (*workspace)(nil)
@@ -84,35 +82,17 @@ func (w *workspace) TempDir() string { return w.tempDir }
 
 // begin registers an operation; it fails once the workspace was torn down.
 func (w *workspace) begin() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.tornDown {
-		return fmt.Errorf("workspace %s:%s was torn down", w.Where(), w.dir)
-	}
-	w.active.Add(1)
-	return nil
+	return w.guard.Begin(w.Where() + ":" + w.dir)
 }
 
 // Teardown removes the workspace and the temporary directory (only the
 // latter with keep) and kills what is left of the job's steps. It waits
 // for a Run that is still returning first, as long as ctx allows.
 func (w *workspace) Teardown(ctx context.Context, keep bool) error {
-	w.mu.Lock()
-	if w.tornDown {
-		w.mu.Unlock()
+	if !w.guard.Close() {
 		return nil
 	}
-	w.tornDown = true
-	w.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		w.active.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
+	w.guard.Wait(ctx)
 	err := w.remove(ctx, keep)
 	if keep && err == nil {
 		w.log("kept workspace %s:%s", w.Where(), w.dir)
@@ -159,7 +139,7 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	if err := w.begin(); err != nil {
 		return executors.Result{}, err
 	}
-	defer w.active.Done()
+	defer w.guard.Done()
 	dir, err := executors.StepDir(w.dir, cmd)
 	if err != nil {
 		return executors.Result{}, err
