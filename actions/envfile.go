@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/executors"
 )
 
 // parseEnvFile parses what steps append to JOB_ENV and JOB_OUTPUT: lines
@@ -41,7 +42,7 @@ func parseEnvFile(data []byte) (keys []string, values map[string]string, err err
 		case heredoc > 0 && (eq < 0 || heredoc < eq):
 			key = line[:heredoc]
 			delim := line[heredoc+2:]
-			if !validName(key) {
+			if !executors.ValidName(key) {
 				return nil, nil, fmt.Errorf("line %d: invalid variable name before <<", lineNo)
 			}
 			if delim == "" {
@@ -68,7 +69,7 @@ func parseEnvFile(data []byte) (keys []string, values map[string]string, err err
 		default:
 			return nil, nil, fmt.Errorf("line %d: expected KEY=VALUE or KEY<<DELIMITER", lineNo)
 		}
-		if !validName(key) {
+		if !executors.ValidName(key) {
 			return nil, nil, fmt.Errorf("line %d: invalid variable name before =", lineNo)
 		}
 		if _, seen := values[key]; !seen {
@@ -80,21 +81,6 @@ func parseEnvFile(data []byte) (keys []string, values map[string]string, err err
 		return nil, nil, err
 	}
 	return keys, values, nil
-}
-
-func validName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i, r := range s {
-		switch {
-		case r == '_', r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z':
-		case r >= '0' && r <= '9' && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // outputEnvName is the variable under which dependents see a job's output.

@@ -17,6 +17,7 @@ import (
 	"github.com/joho/godotenv"
 
 	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/executors"
 )
 
 // ProviderError is a provider that could not produce its variables. Its
@@ -209,7 +210,7 @@ func flatten(prefix string, v any, out map[string]string) error {
 		}
 		return nil
 	}
-	if !validName(prefix) {
+	if !executors.ValidName(prefix) {
 		return fmt.Errorf("key %q is not a valid variable name (letters, digits and _, not starting with a digit)", prefix)
 	}
 	if _, dup := out[prefix]; dup {

@@ -72,3 +72,21 @@ func StepDir(base string, cmd Command) (string, error) {
 	}
 	return path.Join(base, filepath.ToSlash(cmd.Dir)), nil
 }
+
+// ValidName reports whether name can be a variable of a step's
+// environment: letters, digits and _, not starting with a digit (what bash
+// can export, and what JOB_ENV accepts).
+func ValidName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i, r := range name {
+		switch {
+		case r == '_', r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -146,7 +146,7 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	}
 	for _, kv := range cmd.Env {
 		name, _, _ := strings.Cut(kv, "=")
-		if !validName(name) {
+		if !executors.ValidName(name) {
 			return executors.Result{}, fmt.Errorf("run: variable name %q cannot be passed to a remote step (letters, digits and _ only)", name)
 		}
 	}
@@ -165,22 +165,6 @@ func localPath(p string) bool {
 	}
 	c := path.Clean(p)
 	return c != ".." && !strings.HasPrefix(c, "../")
-}
-
-// validName reports whether name can be exported by bash.
-func validName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i, r := range name {
-		switch {
-		case r == '_', r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z':
-		case r >= '0' && r <= '9' && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // header encodes a step for step.sh: a count line, then NUL-terminated
