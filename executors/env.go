@@ -3,6 +3,7 @@ package executors
 import (
 	"errors"
 	"fmt"
+	"mvdan.cc/sh/v3/syntax"
 	"path"
 	"path/filepath"
 	"strings"
@@ -89,4 +90,46 @@ func ValidName(name string) bool {
 		}
 	}
 	return true
+}
+
+// EnvScript is a step's environment as export lines for bash, for the
+// backends that merge it where the step runs (MergeEnv's merge, done by
+// the shell): the declared variables over the target's own environment,
+// then the PATH additions in front of the declared PATH, or of the one
+// where the step runs.
+func EnvScript(env, prepend []string) (string, error) {
+	var b strings.Builder
+	declaredPath, hasPath := "", false
+	for _, kv := range env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !ValidName(k) {
+			name, _, _ := strings.Cut(kv, "=")
+			return "", fmt.Errorf("invalid environment variable name %q", name)
+		}
+		if k == "PATH" {
+			declaredPath, hasPath = v, true
+		}
+		q, err := syntax.Quote(v, syntax.LangBash)
+		if err != nil {
+			return "", fmt.Errorf("environment variable %s: %w", k, err)
+		}
+		fmt.Fprintf(&b, "export %s=%s\n", k, q)
+	}
+	if len(prepend) == 0 {
+		return b.String(), nil
+	}
+	if hasPath {
+		q, err := syntax.Quote(JoinPath(prepend, declaredPath), syntax.LangBash)
+		if err != nil {
+			return "", fmt.Errorf("PATH: %w", err)
+		}
+		fmt.Fprintf(&b, "export PATH=%s\n", q)
+		return b.String(), nil
+	}
+	q, err := syntax.Quote(strings.Join(prepend, ":"), syntax.LangBash)
+	if err != nil {
+		return "", fmt.Errorf("PATH: %w", err)
+	}
+	fmt.Fprintf(&b, "export PATH=%s${PATH:+:$PATH}\n", q)
+	return b.String(), nil
 }

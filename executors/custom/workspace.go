@@ -11,8 +11,6 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"mvdan.cc/sh/v3/syntax"
-
 	"github.com/nixflow/nixflow/executors"
 )
 
@@ -69,7 +67,7 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	if ctx.Err() != nil {
 		return executors.Result{ExitCode: -1, Stopped: true}, nil
 	}
-	script, err := envScript(cmd.Env, cmd.PathPrepend)
+	script, err := executors.EnvScript(cmd.Env, cmd.PathPrepend)
 	if err != nil {
 		return executors.Result{}, fmt.Errorf("run: %w", err)
 	}
@@ -92,46 +90,6 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 		return res, &HookError{Executor: w.e.name, Hook: "executeJob", ExitCode: res.ExitCode}
 	}
 	return res, nil
-}
-
-// envScript is the step's environment as export lines for bash: the
-// declared variables, then the PATH additions in front of the declared
-// PATH, or of the one where the step runs.
-func envScript(env, prepend []string) (string, error) {
-	var b strings.Builder
-	declaredPath, hasPath := "", false
-	for _, kv := range env {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || !syntax.ValidName(k) {
-			name, _, _ := strings.Cut(kv, "=")
-			return "", fmt.Errorf("invalid environment variable name %q", name)
-		}
-		if k == "PATH" {
-			declaredPath, hasPath = v, true
-		}
-		q, err := syntax.Quote(v, syntax.LangBash)
-		if err != nil {
-			return "", fmt.Errorf("environment variable %s: %w", k, err)
-		}
-		fmt.Fprintf(&b, "export %s=%s\n", k, q)
-	}
-	if len(prepend) == 0 {
-		return b.String(), nil
-	}
-	if hasPath {
-		q, err := syntax.Quote(executors.JoinPath(prepend, declaredPath), syntax.LangBash)
-		if err != nil {
-			return "", fmt.Errorf("PATH: %w", err)
-		}
-		fmt.Fprintf(&b, "export PATH=%s\n", q)
-		return b.String(), nil
-	}
-	q, err := syntax.Quote(strings.Join(prepend, ":"), syntax.LangBash)
-	if err != nil {
-		return "", fmt.Errorf("PATH: %w", err)
-	}
-	fmt.Fprintf(&b, "export PATH=%s${PATH:+:$PATH}\n", q)
-	return b.String(), nil
 }
 
 // CopyIn copies the host path src into the workspace with restoreArtifact.

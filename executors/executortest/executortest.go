@@ -243,6 +243,25 @@ func (w *workspace) mustRun(s step) result {
 	return r
 }
 
+// Output is one buffer for both output streams of a step, which Run may
+// write concurrently with each other.
+type Output struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *Output) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *Output) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // readyWriter collects output and closes ready once it holds "ready\n".
 type readyWriter struct {
 	mu    sync.Mutex

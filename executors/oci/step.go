@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -29,19 +28,38 @@ const (
 
 // reapScript kills what a step left running: with a cookie ($1), the
 // processes whose environment holds it; without, every process of the
-// container but the first and this one. Builtins only.
+// container but the first and this one. It scans /proc until a pass finds
+// nothing left to kill (bounded): a process caught in the middle of an
+// exec shows an empty environment for a moment, so such a process makes
+// the scan go round once more rather than escape it. Zombies are dead
+// already and are left to their parent. Builtins only.
 const reapScript = `c=$1
-for d in /proc/[0-9]*; do
-  p=${d#/proc/}
-  [ "$p" = 1 ] || [ "$p" = "$$" ] && continue
-  if [ -n "$c" ]; then
-    m=
-    while IFS= read -r -d '' kv; do
-      if [ "$kv" = "` + cookieVar + `=$c" ]; then m=1; break; fi
-    done < "$d/environ" 2>/dev/null
-    [ -n "$m" ] || continue
-  fi
-  kill -9 "$p" 2>/dev/null
+n=0
+while :; do
+  again=
+  for d in /proc/[0-9]*; do
+    p=${d#/proc/}
+    [ "$p" = 1 ] || [ "$p" = "$$" ] && continue
+    st=
+    read -r st 2>/dev/null < "$d/stat" || continue
+    st=${st##*) }
+    [ "${st%% *}" = Z ] && continue
+    if [ -n "$c" ]; then
+      [ -r "$d/environ" ] || continue
+      m= e=
+      while IFS= read -r -d '' kv; do
+        e=1
+        if [ "$kv" = "` + cookieVar + `=$c" ]; then m=1; break; fi
+      done 2>/dev/null < "$d/environ" || continue
+      if [ -z "$m" ]; then
+        [ -n "$e" ] || again=1
+        continue
+      fi
+    fi
+    kill -9 "$p" 2>/dev/null && again=1
+  done
+  [ -n "$again" ] && [ "$n" -lt 200 ] || break
+  n=$((n+1))
 done
 `
 
@@ -66,32 +84,6 @@ if [ -z "$__nixflow_stopped" ]; then
 fi
 exit "$__nixflow_rc"
 `
-
-// validName matches the variable names bash can export.
-var validName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-// envScript is the shell code that exports env over the container's own
-// environment (the image's ENV, which exec gives), then puts prepend in
-// front of the resulting PATH, as executors.MergeEnv would.
-func envScript(env, prepend []string) string {
-	var b strings.Builder
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		if !validName.MatchString(k) {
-			continue
-		}
-		b.WriteString("export " + k + "=" + quote(v) + "\n")
-	}
-	if len(prepend) > 0 {
-		b.WriteString("export PATH=" + quote(strings.Join(prepend, ":")) + `"${PATH:+:$PATH}"` + "\n")
-	}
-	return b.String()
-}
-
-// quote quotes s for bash.
-func quote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
 
 // Run runs cmd through an exec in the container (see the package
 // documentation).
@@ -123,7 +115,11 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	args = append(args, w.ctr.id, "bash", "-c", wrapper, "nixflow-step", cookie)
 	args = append(args, cmd.Argv...)
 	x := w.cli.command(args...)
-	x.Stdin = strings.NewReader(envScript(env, cmd.PathPrepend))
+	script, err := executors.EnvScript(env, cmd.PathPrepend)
+	if err != nil {
+		return executors.Result{}, fmt.Errorf("run: %w", err)
+	}
+	x.Stdin = strings.NewReader(script)
 	stdout, err := x.StdoutPipe()
 	if err != nil {
 		return executors.Result{}, fmt.Errorf("run: %w", err)

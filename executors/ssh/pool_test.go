@@ -5,11 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nixflow/nixflow/executors"
+	"github.com/nixflow/nixflow/executors/executortest"
 	"github.com/nixflow/nixflow/executors/ssh"
 	"github.com/nixflow/nixflow/internal/sshdtest"
 	"github.com/nixflow/nixflow/internal/testenv"
@@ -56,31 +56,12 @@ func poolTarget(t *testing.T, s *sshdtest.Server, maxJobs int) ssh.Target {
 }
 
 func runStep(ws executors.Workspace, ctx context.Context, script string) (executors.Result, string, error) {
-	var out lockedBuffer
+	var out executortest.Output
 	res, err := ws.Run(ctx, executors.Command{
 		Argv:   []string{"bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script},
 		Stdout: &out, Stderr: &out,
 	})
 	return res, out.String(), err
-}
-
-// lockedBuffer is one buffer for both output streams, which Run writes
-// from two goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestPoolSpreadsJobs checks that jobs go to the least busy host, at most

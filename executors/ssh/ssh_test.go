@@ -186,7 +186,7 @@ func TestNoSecretsOnTheHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out lockedBuffer
+	var out executortest.Output
 	res, err := ws.Run(context.Background(), executors.Command{
 		Argv: []string{"bash", "--noprofile", "--norc", "-eo", "pipefail", "-c",
 			`printf 'value=%s\n' "$TOKEN"
