@@ -302,6 +302,53 @@ func TestConnectFailureTerminates(t *testing.T) {
 	gone(t, w, recs[0].InstanceID)
 }
 
+// TestLaunchAnswerLost checks that an instance whose RunInstances answer
+// never came (the call cancelled while AWS launched it) is found by its
+// client token and terminated.
+func TestLaunchAnswerLost(t *testing.T) {
+	w := setup(t)
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	target, _ := url.Parse(w.moto.Endpoint)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	launched := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		if !strings.Contains(string(body), "Action=RunInstances") {
+			proxy.ServeHTTP(rw, r)
+			return
+		}
+		// AWS launches; the answer is lost: the caller gives up first.
+		rec := httptest.NewRecorder()
+		proxy.ServeHTTP(rec, r)
+		id, _, _ := strings.Cut(rec.Body.String(), "</instanceId>")
+		launched <- id[strings.LastIndex(id, ">")+1:]
+		cancel()
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	c, err := ec2.NewClients(context.Background(), ec2test.Region, srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := w.executor(t, w.config(), ec2.Options{Clients: c})
+	_, err = x.Prepare(ctx, executors.JobSpec{RunID: "run-lost", Job: "j", RunDir: t.TempDir()})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Prepare = %v, want context.Canceled", err)
+	}
+	select {
+	case id := <-launched:
+		if !strings.HasPrefix(id, "i-") {
+			t.Fatalf("RunInstances answered no instance: %q", id)
+		}
+		gone(t, w, id)
+	default:
+		t.Fatal("RunInstances was not called")
+	}
+}
+
 func TestSSHTimeout(t *testing.T) {
 	w := setup(t)
 	t.Parallel()

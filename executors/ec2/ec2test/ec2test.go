@@ -53,8 +53,19 @@ type Moto struct {
 	log      string
 }
 
-// StartMoto starts `python3 -m moto.server` on a free loopback port and
-// waits until it answers.
+// motoMain runs moto's server after teaching it the DescribeInstances
+// filter "client-token", which AWS has and moto lacks (it answers 500):
+// nixflow looks up an instance whose launch answer was lost by it.
+const motoMain = `import sys
+from moto.ec2 import utils
+utils.filter_dict_attribute_mapping.setdefault("client-token", "client_token")
+from moto.server import main
+sys.argv[0] = "moto_server"
+main(sys.argv[1:])
+`
+
+// StartMoto starts moto's server (as `python3 -m moto.server` would) on
+// a free loopback port and waits until it answers.
 func StartMoto() (*Moto, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -66,7 +77,7 @@ func StartMoto() (*Moto, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command("python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	cmd := exec.Command("python3", "-c", motoMain, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
