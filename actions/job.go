@@ -106,11 +106,16 @@ type jobRun struct {
 	cleanup bool
 	// timedOut records that the job's timeout struck.
 	timedOut bool
+	// lost is set when a step's workspace was lost and its retry lets
+	// the job start again in a new one; spent counts the attempts each
+	// step made in lost workspaces.
+	lost  *lostWorkspace
+	spent map[string]int
 }
 
 func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 	jr := &jobRun{e: e, job: job, res: res, jobEnv: envMap{}, seen: map[string][]byte{},
-		cleanup: job.Condition.Cleanup()}
+		cleanup: job.Condition.Cleanup(), spent: map[string]int{}}
 	defer jr.startDeadline()()
 	fail := func(d Domain, reason string) {
 		res.Status, res.Domain, res.Reason = StatusFailure, d, e.opts.Masker.Mask(reason)
@@ -161,18 +166,55 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 		fail(DomainExecutor, fmt.Sprintf("executor %s: %v", job.Executor.Type, err))
 		return
 	}
-	ws, err := x.Prepare(jr.interrupt(), executors.JobSpec{
+	spec := executors.JobSpec{
 		RunID: e.opts.RunID, Job: job.Name, RunDir: e.opts.RunDir, RepoDir: e.opts.RepoDir,
 		CopyRepo: job.Executor.CopyRepo, Exclude: e.opts.Exclude, StorePaths: job.StorePaths(),
 		Log: func(msg string) { e.emit(Event{Job: job.Name, Event: EventProgress, Message: msg}) },
-	})
-	if err != nil {
-		if jr.interrupt().Err() != nil {
-			res.Status, res.Reason = StatusCancelled, "run cancelled"
+	}
+	for again := ""; ; {
+		ws, err := x.Prepare(jr.interrupt(), spec)
+		if err != nil {
+			if jr.interrupt().Err() != nil {
+				res.Status, res.Reason = StatusCancelled, "run cancelled"
+				return
+			}
+			fail(DomainExecutor, fmt.Sprintf("prepare %s workspace%s: %v", job.Executor.Type, again, err))
 			return
 		}
-		fail(DomainExecutor, fmt.Sprintf("prepare %s workspace: %v", job.Executor.Type, err))
-		return
+		lost := jr.inWorkspace(ws)
+		if lost == nil {
+			return
+		}
+		// A step's retry applies to a workspace lost with its host: the
+		// job starts again, from its first step, in a new one.
+		e.emit(Event{Job: job.Name, Event: EventWarning, Message: fmt.Sprintf(
+			"the workspace on %s was lost during step %q: %v; preparing the job again, to run from its first step",
+			res.Where, lost.step, firstLine(lost.err.Error()))})
+		again = fmt.Sprintf(" again (step %q lost its workspace on %s)", lost.step, res.Where)
+		res.Steps, res.Outputs, res.Where = nil, nil, ""
+		jr.jobEnv, jr.path, jr.seen, jr.lost = envMap{}, nil, map[string][]byte{}, nil
+	}
+}
+
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
+}
+
+// lostWorkspace is a step's Run error that says the workspace is gone
+// (executors.ErrWorkspaceLost), at an attempt its retry allows to follow.
+type lostWorkspace struct {
+	step string
+	err  error
+}
+
+// inWorkspace runs the job's steps in ws and tears it down. It returns
+// what lost the workspace when a step's retry lets the job start again
+// elsewhere; the job's result is then left to the next workspace.
+func (jr *jobRun) inWorkspace(ws executors.Workspace) *lostWorkspace {
+	e, job, res := jr.e, jr.job, jr.res
+	fail := func(d Domain, reason string) {
+		res.Status, res.Domain, res.Reason = StatusFailure, d, e.opts.Masker.Mask(reason)
 	}
 	jr.ws = ws
 	res.Where = ws.Where()
@@ -183,7 +225,7 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 		defer cancel()
 		if err := ws.Teardown(ctx, e.opts.KeepWorkspace); err != nil {
 			e.log.Error("teardown", "job", job.Name, "error", err)
-			if res.Status == StatusSuccess {
+			if res.Status == StatusSuccess && jr.lost == nil {
 				fail(DomainExecutor, fmt.Sprintf("teardown: %v", err))
 			}
 		}
@@ -198,9 +240,12 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 			d = DomainStep
 		}
 		fail(d, fmt.Sprintf("restore artifacts: %v", err))
-		return
+		return nil
 	}
 	jr.runSteps()
+	if jr.lost != nil {
+		return jr.lost
+	}
 	if err := jr.saveOutputs(); err != nil && res.Status != StatusCancelled {
 		if res.Status != StatusFailure {
 			d := DomainExecutor
@@ -211,6 +256,7 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 		}
 		e.log.Debug("save artifacts", "job", job.Name, "error", err)
 	}
+	return nil
 }
 
 // prepareEnvironments runs every provider, the workflow's and each job's,

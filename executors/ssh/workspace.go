@@ -158,6 +158,10 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	if w.c.acquire(ctx) != nil {
 		return executors.Result{ExitCode: -1, Stopped: true}, nil
 	}
+	if isLost(w.c) {
+		w.c.release()
+		return executors.Result{ExitCode: -1}, w.c.lostError()
+	}
 	return w.run(ctx, cmd, dir)
 }
 
