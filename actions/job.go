@@ -223,9 +223,14 @@ func (jr *jobRun) inWorkspace(ws executors.Workspace) *lostWorkspace {
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(e.abort), e.opts.TeardownTimeout)
 		defer cancel()
-		if err := ws.Teardown(ctx, e.opts.KeepWorkspace); err != nil {
+		err := ws.Teardown(ctx, e.opts.KeepWorkspace)
+		switch {
+		case err != nil && jr.lost != nil:
+			// Best effort: the workspace went with its host.
+			e.log.Debug("teardown of a lost workspace", "job", job.Name, "error", err)
+		case err != nil:
 			e.log.Error("teardown", "job", job.Name, "error", err)
-			if res.Status == StatusSuccess && jr.lost == nil {
+			if res.Status == StatusSuccess {
 				fail(DomainExecutor, fmt.Sprintf("teardown: %v", err))
 			}
 		}

@@ -282,7 +282,7 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 			// in a new workspace, this step's next attempt included.
 			jr.lost, jr.spent[step.Name] = &lostWorkspace{step: step.Name, err: err}, attempt
 			e.emit(Event{Job: name, Step: step.Name, Event: EventStepRetry, Attempt: attempt + 1, Attempts: max, ExitCode: ev.ExitCode,
-				Message: fmt.Sprintf("attempt %d/%d failed: %s; retrying in a new workspace", attempt, max, sr.Reason)})
+				Message: fmt.Sprintf("attempt %d/%d failed: %s; retrying in a new workspace", attempt, max, firstLine(sr.Reason))})
 			return
 		}
 		if sr.Status == StatusFailure && err == nil && cerr == nil && attempt < max && jr.retryStopped(step) {

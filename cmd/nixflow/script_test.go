@@ -45,6 +45,8 @@ func TestScript(t *testing.T) {
 	for k, c := range ec2w.cmds() {
 		p.Cmds[k] = c
 	}
+	p.Cmds["sshhost"] = cmdSSHHost
+	p.Cmds["sshhostdown"] = cmdSSHHostDown
 	setup := p.Setup
 	p.Setup = func(env *testscript.Env) error {
 		if srv != nil {
@@ -53,6 +55,9 @@ func TestScript(t *testing.T) {
 			env.Setenv("SSH_USER", srv.User)
 			env.Setenv("SSH_KEY", srv.Key)
 		}
+		hosts := &scriptHosts{byName: map[string]*sshdtest.Server{}}
+		env.Values[scriptHostsKey{}] = hosts
+		env.Defer(hosts.stop)
 		return setup(env)
 	}
 	cond := p.Condition
@@ -93,6 +98,72 @@ func startSSHD(t *testing.T) *sshdtest.Server {
 		os.RemoveAll(dir)
 	})
 	return srv
+}
+
+// scriptHosts are the sshd "hosts" a script started of its own
+// (sshhost), stopped when it ends.
+type scriptHosts struct {
+	byName map[string]*sshdtest.Server
+}
+
+type scriptHostsKey struct{}
+
+func (h *scriptHosts) stop() {
+	for _, s := range h.byName {
+		_ = s.Stop()
+	}
+}
+
+// cmdSSHHost starts an sshd "host" of the script's own, on a loopback
+// address no other host of the script has, and sets NAME_HOST,
+// NAME_PORT and NAME_KEY (NAME upper-cased).
+func cmdSSHHost(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: sshhost NAME")
+	}
+	hosts := ts.Value(scriptHostsKey{}).(*scriptHosts)
+	name := args[0]
+	if hosts.byName[name] != nil {
+		ts.Fatalf("sshhost: %s started twice", name)
+	}
+	for try := 0; ; try++ {
+		dir := ts.MkAbs(fmt.Sprintf(".sshd-%s-%d", name, try))
+		ts.Check(os.MkdirAll(dir, 0o700))
+		s, err := sshdtest.Start(dir, "")
+		ts.Check(err)
+		taken := false
+		for _, o := range hosts.byName {
+			taken = taken || o.Addr == s.Addr
+		}
+		if !taken {
+			hosts.byName[name] = s
+			v := strings.ToUpper(name)
+			ts.Setenv(v+"_HOST", s.Addr)
+			ts.Setenv(v+"_PORT", strconv.Itoa(s.Port))
+			ts.Setenv(v+"_KEY", s.Key)
+			return
+		}
+		ts.Check(s.Stop())
+		if try > 10 {
+			ts.Fatalf("sshhost: no free loopback address")
+		}
+	}
+}
+
+// cmdSSHHostDown takes down, as a host that goes down (sshd and every
+// session killed), the host of the script whose address is in FILE.
+func cmdSSHHostDown(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: sshhostdown FILE")
+	}
+	addr := strings.TrimSpace(ts.ReadFile(args[0]))
+	for _, s := range ts.Value(scriptHostsKey{}).(*scriptHosts).byName {
+		if s.Addr == addr {
+			ts.Check(s.Kill())
+			return
+		}
+	}
+	ts.Fatalf("sshhostdown: no host of the script at %q", addr)
 }
 
 // nixlibDir is the Nix library of this source tree.
