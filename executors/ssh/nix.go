@@ -62,7 +62,24 @@ func (w *workspace) nixCopy(ctx context.Context, spec executors.JobSpec) error {
 		u := userOr(w.h.t.User)
 		return fmt.Errorf("nix-copy-closure: %s\nhint: the host's Nix does not let %s add unsigned paths: add %s to trusted-users in the host's nix.conf, or set require-sigs = false there (what --no-check-sigs does for a trusted user), or sign the paths here (nix store sign --key-file KEY) with a key in the host's trusted-public-keys", line, u, u)
 	}
-	return fmt.Errorf("nix-copy-closure: %w: %s", err, lastLine(msg))
+	return fmt.Errorf("nix-copy-closure: %w: %s", err, nixErrors(msg))
+}
+
+// nixErrors returns the error lines of Nix's output, but the "unexpected
+// end-of-file" that follows the remote side's own error; or the last
+// line, if none.
+func nixErrors(msg string) string {
+	var errs []string
+	for _, line := range strings.Split(msg, "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "error: ") && line != "error: unexpected end-of-file" {
+			errs = append(errs, line)
+		}
+	}
+	if len(errs) == 0 {
+		return lastLine(msg)
+	}
+	return strings.Join(errs, "; ")
 }
 
 // signatureRefusal returns the line of Nix's output that says the host

@@ -239,3 +239,99 @@ func TestDiskFull(t *testing.T) {
 		t.Errorf("left on the full disk: %q, %v", left, err)
 	}
 }
+
+// TestNixMissing runs a job with Nix deps on a host without Nix (no
+// nix-store on the PATH of its sessions): Prepare fails, naming the host
+// and the missing tool, with a hint.
+func TestNixMissing(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	bin := filepath.Join(s.Dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range []string{"bash", "tar", "setsid", "mktemp", "mkdir", "rm", "rmdir", "cat", "kill", "chmod", "grep"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Skipf("%s: %v", tool, err)
+		}
+		if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Env = []string{"PATH=" + bin}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	tg := target(t, s)
+	ex, err := ssh.NewForTarget(tg, params(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close(context.Background())
+	// A path that exists here: the host's lack of Nix is what fails.
+	_, err = ex.Prepare(context.Background(), executors.JobSpec{RunID: "test", Job: "deps", RunDir: t.TempDir(),
+		StorePaths: []string{"/nix/store/00000000000000000000000000000000-nixflow-test"}})
+	if err == nil {
+		t.Fatal("Prepare succeeded on a host without Nix")
+	}
+	for _, want := range []string{"on " + tg.Where(), "nix-store not found on the host", "hint: install Nix on the host"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}
+
+// TestNixStoreFull copies deps to a host whose /nix is a small tmpfs
+// that the closure does not fit in: the error has the disk-full hint.
+func TestNixStoreFull(t *testing.T) {
+	t.Parallel()
+	testenv.NeedCommand(t, "nix", "nix-build")
+	expr := `derivation {
+  name = "nixflow-ssh-big-` + strings.ToLower(rand.Text()[:10]) + `"; system = builtins.currentSystem; builder = "/bin/sh";
+  args = [ "-c" "/usr/bin/head -c 3000000 /dev/urandom > $out" ];
+}`
+	cmd := exec.Command("nix-build", "--no-out-link", "-E", expr)
+	cmd.Env = append(os.Environ(), "NIX_CONFIG=substituters =\nexperimental-features = nix-command flakes")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("nix-build: %v\n%s", err, out)
+	}
+	dep := strings.TrimSpace(lastLineOf(string(out)))
+	ok, why := sshdtest.NamespacesAvailable()
+	testenv.Need(t, "sshd", ok, why)
+	ok, why = sshdtest.Available()
+	testenv.Need(t, "sshd", ok, why)
+	s, err := sshdtest.StartWith(t.TempDir(), sshdtest.Options{Mounts: []sshdtest.Mount{{Target: "/nix", Size: "2m"}}})
+	if err != nil {
+		t.Fatalf("start sshd: %v", err)
+	}
+	defer s.Stop()
+	tg := target(t, s)
+	ex, err := ssh.NewForTarget(tg, params(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close(context.Background())
+	_, err = ex.Prepare(context.Background(), executors.JobSpec{RunID: "test", Job: "big", RunDir: t.TempDir(), StorePaths: []string{dep}})
+	if err == nil {
+		t.Fatal("Prepare succeeded: a 3 MB path fit in a 2 MiB store")
+	}
+	t.Logf("store full: %v", err)
+	for _, want := range []string{"copy Nix store paths on " + tg.Where(), "hint: the host's disk is full"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}
+
+func lastLineOf(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
