@@ -18,14 +18,16 @@ import (
 
 // hosts is an executor whose every Prepare gives a workspace on a new
 // "host" (host-1, host-2, ...); the step named lose loses the workspace
-// of host-1 (Run fails with executors.ErrWorkspaceLost), and Prepare
-// fails from the prepare-th call on, if set.
+// of host-1 (Run fails with executors.ErrWorkspaceLost), or, with
+// afterStep, loses it once the step has run (reading its control files
+// fails so); Prepare fails from the failAt-th call on, if set.
 type hosts struct {
-	lose    string
-	failAt  int
-	mu      sync.Mutex
-	log     []string
-	prepare int
+	lose      string
+	afterStep bool
+	failAt    int
+	mu        sync.Mutex
+	log       []string
+	prepare   int
 }
 
 func (x *hosts) logf(format string, args ...any) {
@@ -53,6 +55,11 @@ func (x *hosts) Close(context.Context) error { return nil }
 type hostWorkspace struct {
 	x     *hosts
 	where string
+	gone  bool
+}
+
+func (w *hostWorkspace) lost() error {
+	return fmt.Errorf("host %s: connection lost: %w", w.where, executors.ErrWorkspaceLost)
 }
 
 func (w *hostWorkspace) Dir() string     { return "/fake/" + w.where }
@@ -62,6 +69,9 @@ func (w *hostWorkspace) CopyIn(_ context.Context, src, _ string) error {
 	return fmt.Errorf("copy in %q: %w", src, fs.ErrNotExist)
 }
 func (w *hostWorkspace) CopyOut(_ context.Context, src, _ string) error {
+	if w.gone {
+		return w.lost()
+	}
 	return fmt.Errorf("copy out %q: %w", src, fs.ErrNotExist)
 }
 func (w *hostWorkspace) Teardown(context.Context, bool) error {
@@ -81,7 +91,11 @@ func (w *hostWorkspace) Run(_ context.Context, cmd executors.Command) (executors
 	}
 	if step == w.x.lose && w.where == "host-1" {
 		w.x.logf("%s on %s: lost", step, w.where)
-		return executors.Result{ExitCode: 255}, fmt.Errorf("host %s: connection lost: %w", w.where, executors.ErrWorkspaceLost)
+		if w.x.afterStep {
+			w.gone = true
+			return executors.Result{}, nil
+		}
+		return executors.Result{ExitCode: 255}, w.lost()
 	}
 	w.x.logf("%s on %s", step, w.where)
 	return executors.Result{}, nil
@@ -106,6 +120,7 @@ func TestLostWorkspace(t *testing.T) {
 	tests := []struct {
 		name       string
 		retry      string
+		afterStep  bool
 		failAt     int
 		wantStatus Status
 		wantDomain Domain
@@ -134,6 +149,27 @@ func TestLostWorkspace(t *testing.T) {
 				"prepare host-2", "a on host-2", "b on host-2", "c on host-2", "teardown host-2"},
 		},
 		{
+			name:       "lost after the step, no retry: an executor failure",
+			afterStep:  true,
+			wantStatus: StatusFailure, wantDomain: DomainExecutor,
+			wantReason: `step "b" read the control files (JOB_ENV, JOB_PATH, JOB_OUTPUT): host host-1: connection lost: workspace lost`,
+			wantWhere:  "host-1",
+			wantSteps: []stepOutcome{{"a", StatusSuccess, "", 1},
+				{"b", StatusFailure, "read the control files (JOB_ENV, JOB_PATH, JOB_OUTPUT): host host-1: connection lost: workspace lost", 1},
+				{"c", StatusSkipped, "an earlier step failed", 0}},
+			wantLog: []string{"prepare host-1", "a on host-1", "b on host-1: lost", "teardown host-1"},
+		},
+		{
+			name:       "lost after the step, retry: the job starts again on another host",
+			retry:      `, "retry": {"maxAttempts": 2}`,
+			afterStep:  true,
+			wantStatus: StatusSuccess,
+			wantWhere:  "host-2",
+			wantSteps:  []stepOutcome{{"a", StatusSuccess, "", 1}, {"b", StatusSuccess, "", 2}, {"c", StatusSuccess, "", 1}},
+			wantLog: []string{"prepare host-1", "a on host-1", "b on host-1: lost", "teardown host-1",
+				"prepare host-2", "a on host-2", "b on host-2", "c on host-2", "teardown host-2"},
+		},
+		{
 			name:       "retry, but no host left",
 			retry:      `, "retry": {"maxAttempts": 2}`,
 			failAt:     2,
@@ -150,7 +186,7 @@ func TestLostWorkspace(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			x := &hosts{lose: "b", failAt: tt.failAt}
+			x := &hosts{lose: "b", afterStep: tt.afterStep, failAt: tt.failAt}
 			reg := executors.NewRegistry()
 			reg.Register("local", func(executors.Params) (executors.Executor, error) { return x, nil })
 			events := &eventList{}
@@ -175,7 +211,8 @@ func TestLostWorkspace(t *testing.T) {
 			var warned, retried bool
 			for _, ev := range events.events {
 				warned = warned || (ev.Event == EventWarning && strings.Contains(ev.Message,
-					`the workspace on host-1 was lost during step "b": host host-1: connection lost: workspace lost; preparing the job again`))
+					`the workspace on host-1 was lost during step "b": `) &&
+					strings.HasSuffix(ev.Message, `host host-1: connection lost: workspace lost; preparing the job again, to run from its first step`))
 				retried = retried || (ev.Event == EventStepRetry && ev.Step == "b" && ev.Attempt == 2 &&
 					strings.HasSuffix(ev.Message, "retrying in a new workspace"))
 			}

@@ -266,7 +266,8 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		case err != nil:
 			sr.Status, sr.Reason, sr.infra = StatusFailure, fmt.Sprintf("could not run: %v", err), true
 		case cerr != nil:
-			sr.Status, sr.Reason = StatusFailure, cerr.Error()
+			// The host lost after the step: the executor's failure.
+			sr.Status, sr.Reason, sr.infra = StatusFailure, cerr.Error(), errors.Is(cerr, executors.ErrWorkspaceLost)
 		case r.Stopped && reason == "":
 			sr.Status, sr.Reason = StatusCancelled, "run cancelled"
 		case r.Stopped:
@@ -276,11 +277,15 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		default:
 			sr.Status, sr.Reason = StatusSuccess, ""
 		}
-		if err != nil && errors.Is(err, executors.ErrWorkspaceLost) && attempt < max &&
-			jr.interrupt().Err() == nil && !jr.expired() {
+		lost := err
+		if lost == nil {
+			lost = cerr
+		}
+		if sr.Status == StatusFailure && errors.Is(lost, executors.ErrWorkspaceLost) &&
+			attempt < max && jr.interrupt().Err() == nil && !jr.expired() {
 			// The step did not fail, its host did: the job starts again
 			// in a new workspace, this step's next attempt included.
-			jr.lost, jr.spent[step.Name] = &lostWorkspace{step: step.Name, err: err}, attempt
+			jr.lost, jr.spent[step.Name] = &lostWorkspace{step: step.Name, err: lost}, attempt
 			e.emit(Event{Job: name, Step: step.Name, Event: EventStepRetry, Attempt: attempt + 1, Attempts: max, ExitCode: ev.ExitCode,
 				Message: fmt.Sprintf("attempt %d/%d failed: %s; retrying in a new workspace", attempt, max, firstLine(sr.Reason))})
 			return
