@@ -117,9 +117,7 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 	jr := &jobRun{e: e, job: job, res: res, jobEnv: envMap{}, seen: map[string][]byte{},
 		cleanup: job.Condition.Cleanup(), spent: map[string]int{}}
 	defer jr.startDeadline()()
-	fail := func(d Domain, reason string) {
-		res.Status, res.Domain, res.Reason = StatusFailure, d, e.opts.Masker.Mask(reason)
-	}
+	fail := jr.fail
 
 	env := e.jobEnv[job.Name].clone()
 	for _, need := range job.Needs {
@@ -196,12 +194,18 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 	}
 }
 
+// fail records the job's failure, its reason masked.
+func (jr *jobRun) fail(d Domain, reason string) {
+	jr.res.Status, jr.res.Domain, jr.res.Reason = StatusFailure, d, jr.e.opts.Masker.Mask(reason)
+}
+
 func firstLine(s string) string {
 	first, _, _ := strings.Cut(s, "\n")
 	return first
 }
 
-// lostWorkspace is a step's Run error that says the workspace is gone
+// lostWorkspace is the error of a step's Run, or of the read of its
+// control files, that says the workspace is gone
 // (executors.ErrWorkspaceLost), at an attempt its retry allows to follow.
 type lostWorkspace struct {
 	step string
@@ -212,10 +216,7 @@ type lostWorkspace struct {
 // what lost the workspace when a step's retry lets the job start again
 // elsewhere; the job's result is then left to the next workspace.
 func (jr *jobRun) inWorkspace(ws executors.Workspace) *lostWorkspace {
-	e, job, res := jr.e, jr.job, jr.res
-	fail := func(d Domain, reason string) {
-		res.Status, res.Domain, res.Reason = StatusFailure, d, e.opts.Masker.Mask(reason)
-	}
+	e, job, res, fail := jr.e, jr.job, jr.res, jr.fail
 	jr.ws = ws
 	res.Where = ws.Where()
 	// For the events file and reports; the console shows it in the summary.
