@@ -306,11 +306,11 @@ func sshHosts(t *testing.T, n int) {
 			// of its own, empty: the tool gets there by nix-copy-closure
 			// alone.
 			if ok, _ := sshdtest.NamespacesAvailable(); ok {
-				store := filepath.Join(t.TempDir(), "nix")
-				if err := os.Mkdir(store, 0o755); err != nil {
+				nix, err := sshdtest.NixHost(t.TempDir(), false)
+				if err != nil {
 					t.Fatal(err)
 				}
-				o.Mounts = []sshdtest.Mount{{Source: store, Target: "/nix"}}
+				o.Mounts = nix.Mounts
 			}
 		}
 		s, err := sshdtest.StartWith(dir, o)

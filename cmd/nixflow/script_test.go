@@ -65,6 +65,13 @@ func TestScript(t *testing.T) {
 		switch c {
 		case "sshd":
 			return srv != nil, nil
+		case "sshns":
+			// sshd "hosts" in mount namespaces of their own (sshhost -nix).
+			ok, why := sshdtest.NamespacesAvailable()
+			if srv != nil && !ok && testenv.Required("sshd") {
+				return false, fmt.Errorf("sshd is required (NIXFLOW_TEST_REQUIRE) but its hosts cannot have namespaces: %s", why)
+			}
+			return srv != nil && ok, nil
 		case "moto":
 			return ec2w.available()
 		}
@@ -116,10 +123,21 @@ func (h *scriptHosts) stop() {
 
 // cmdSSHHost starts an sshd "host" of the script's own, on a loopback
 // address no other host of the script has, and sets NAME_HOST,
-// NAME_PORT and NAME_KEY (NAME upper-cased).
+// NAME_PORT and NAME_KEY (NAME upper-cased). With -nix it has a Nix store
+// of its own, empty; with -nix-untrusting, one behind a nix-daemon that
+// does not trust the user (sshdtest.NixHost).
 func cmdSSHHost(ts *testscript.TestScript, neg bool, args []string) {
+	var o sshdtest.Options
+	if len(args) == 2 && (args[0] == "-nix" || args[0] == "-nix-untrusting") {
+		dir := ts.MkAbs(".nixhost-" + args[1])
+		ts.Check(os.MkdirAll(dir, 0o755))
+		var err error
+		o, err = sshdtest.NixHost(dir, args[0] == "-nix-untrusting")
+		ts.Check(err)
+		args = args[1:]
+	}
 	if neg || len(args) != 1 {
-		ts.Fatalf("usage: sshhost NAME")
+		ts.Fatalf("usage: sshhost [-nix | -nix-untrusting] NAME")
 	}
 	hosts := ts.Value(scriptHostsKey{}).(*scriptHosts)
 	name := args[0]
@@ -129,7 +147,7 @@ func cmdSSHHost(ts *testscript.TestScript, neg bool, args []string) {
 	for try := 0; ; try++ {
 		dir := ts.MkAbs(fmt.Sprintf(".sshd-%s-%d", name, try))
 		ts.Check(os.MkdirAll(dir, 0o700))
-		s, err := sshdtest.Start(dir, "")
+		s, err := sshdtest.StartWith(dir, o)
 		ts.Check(err)
 		taken := false
 		for _, o := range hosts.byName {

@@ -16,32 +16,22 @@ import (
 	"github.com/nixflow/nixflow/internal/testenv"
 )
 
-// storeHost starts a server whose sessions see a Nix store of their own:
-// an empty directory of the test over /nix, and nixConf (if not empty) as
-// the host's /etc/nix/nix.conf. Extra mounts and daemons come after.
-func storeHost(t *testing.T, nixConf string, o sshdtest.Options) *sshdtest.Server {
+// storeHost starts a server whose sessions see a Nix store of their own,
+// empty (sshdtest.NixHost), stopped at the end of the test.
+func storeHost(t *testing.T, untrusting bool) *sshdtest.Server {
 	t.Helper()
 	ok, why := sshdtest.Available()
 	testenv.Need(t, "sshd", ok, why)
 	ok, why = sshdtest.NamespacesAvailable()
 	testenv.Need(t, "sshd", ok, why)
 	dir := t.TempDir()
-	store := filepath.Join(dir, "nix")
-	mounts := []sshdtest.Mount{{Source: store, Target: "/nix"}}
-	if nixConf != "" {
-		etc := filepath.Join(dir, "etc-nix")
-		if err := os.MkdirAll(etc, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(etc, "nix.conf"), []byte(nixConf), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		mounts = append(mounts, sshdtest.Mount{Source: etc, Target: "/etc/nix"})
-	}
-	if err := os.MkdirAll(store, 0o755); err != nil {
+	o, err := sshdtest.NixHost(dir, untrusting)
+	if err != nil {
 		t.Fatal(err)
 	}
-	o.Mounts = append(mounts, o.Mounts...)
+	if err := os.Mkdir(filepath.Join(dir, "sshd"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	s, err := sshdtest.StartWith(filepath.Join(dir, "sshd"), o)
 	if err != nil {
 		t.Fatalf("start sshd: %v", err)
@@ -51,7 +41,7 @@ func storeHost(t *testing.T, nixConf string, o sshdtest.Options) *sshdtest.Serve
 			t.Error(err)
 		}
 		// Nix makes its store read-only.
-		_ = exec.Command("chmod", "-R", "u+w", store).Run()
+		_ = exec.Command("chmod", "-R", "u+w", filepath.Join(dir, "nix")).Run()
 	})
 	return s
 }
@@ -96,7 +86,7 @@ func TestNixCopyToOwnStore(t *testing.T) {
 	for _, mode := range []string{"auto", "always", "never"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			s := storeHost(t, "", sshdtest.Options{})
+			s := storeHost(t, false)
 			if remoteHas(t, s, dep) {
 				t.Fatalf("%s is on the host before the copy: the host does not have a store of its own", dep)
 			}
@@ -154,15 +144,11 @@ func TestNixCopyToOwnStore(t *testing.T) {
 // to fix it.
 func TestNixCopyUnsigned(t *testing.T) {
 	t.Parallel()
-	daemon, err := exec.LookPath("nix-daemon")
-	if err != nil {
+	if _, err := exec.LookPath("nix-daemon"); err != nil {
 		testenv.Need(t, "nix", false, "nix-daemon not on PATH")
 	}
 	dep := buildDep(t)
-	s := storeHost(t, "sandbox = false\ntrusted-users = nobody\nallowed-users = *\nrequire-sigs = true\n", sshdtest.Options{
-		Env:     []string{"NIX_REMOTE=daemon"},
-		Daemons: [][]string{{daemon}},
-	})
+	s := storeHost(t, true)
 	tg := target(t, s)
 	ex, err := ssh.NewForTarget(tg, params(t))
 	if err != nil {

@@ -368,3 +368,36 @@ func (s *Server) Kill() error {
 	}
 	return nil
 }
+
+// NixHost returns the options of a host with a Nix store of its own,
+// empty, made under dir (which must exist): dir/nix over /nix. An
+// untrusting host keeps its store behind a nix-daemon (started in its
+// namespace, with dir/etc-nix over /etc/nix) whose trusted-users leave the
+// login user out, as a multi-user install does for an ordinary user: it
+// refuses unsigned paths from them.
+func NixHost(dir string, untrusting bool) (Options, error) {
+	store := filepath.Join(dir, "nix")
+	if err := os.Mkdir(store, 0o755); err != nil {
+		return Options{}, err
+	}
+	o := Options{Mounts: []Mount{{Source: store, Target: "/nix"}}}
+	if !untrusting {
+		return o, nil
+	}
+	daemon, err := exec.LookPath("nix-daemon")
+	if err != nil {
+		return Options{}, err
+	}
+	etc := filepath.Join(dir, "etc-nix")
+	if err := os.Mkdir(etc, 0o755); err != nil {
+		return Options{}, err
+	}
+	conf := "sandbox = false\ntrusted-users = nobody\nallowed-users = *\nrequire-sigs = true\n"
+	if err := os.WriteFile(filepath.Join(etc, "nix.conf"), []byte(conf), 0o644); err != nil {
+		return Options{}, err
+	}
+	o.Mounts = append(o.Mounts, Mount{Source: etc, Target: "/etc/nix"})
+	o.Env = []string{"NIX_REMOTE=daemon"}
+	o.Daemons = [][]string{{daemon}}
+	return o, nil
+}
