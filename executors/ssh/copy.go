@@ -79,11 +79,12 @@ func (w *workspace) sendTar(ctx context.Context, dir string, fill func(*tar.Writ
 	return err
 }
 
-// diskFull reports whether a remote tar's message says the disk is full:
-// in so many words, or as GNU tar's short write ("Wrote only 1536 of
-// 10240 bytes") of a write that filled a file system.
+// diskFull reports whether a remote message (tar's, Nix's) says the disk
+// is full: in so many words, or as GNU tar's short write ("Wrote only
+// 1536 of 10240 bytes") of a write that filled a file system.
 func diskFull(msg string) bool {
 	return strings.Contains(msg, "No space left") || strings.Contains(msg, "Disk quota exceeded") ||
+		strings.Contains(msg, "database or disk is full") || // SQLite's, Nix's database
 		(strings.Contains(msg, "Wrote only ") && strings.Contains(msg, " bytes"))
 }
 

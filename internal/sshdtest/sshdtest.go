@@ -66,9 +66,17 @@ type Server struct {
 	// Mounts, when not empty, are made in a mount namespace of the
 	// server's own, in order, when the server (re)starts.
 	Mounts []Mount
-	// Daemons are commands started in the server's namespace before sshd,
-	// in the background, and stopped with it (by their pids).
-	Daemons [][]string
+	// Daemons are started in the server's namespace before sshd, in the
+	// background, and stopped with it (by their pids).
+	Daemons []Daemon
+}
+
+// Daemon is a command run in the background of a server's namespace.
+type Daemon struct {
+	Argv []string
+	// Ready, if set, is a path (in the namespace) that exists once the
+	// daemon is ready: sshd starts then, or after 30 s at most.
+	Ready string
 }
 
 // Mount is a mount in a server's namespace: Source bind-mounted on Target,
@@ -142,7 +150,7 @@ type Options struct {
 	// Env, Mounts and Daemons are the Server's.
 	Env     []string
 	Mounts  []Mount
-	Daemons [][]string
+	Daemons []Daemon
 }
 
 // StartWith is StartAt with the server's environment, mounts and daemons
@@ -257,11 +265,14 @@ func (s *Server) command(cfg, logFile string) *exec.Cmd {
 	}
 	for i, d := range s.Daemons {
 		var argv []string
-		for _, a := range d {
+		for _, a := range d.Argv {
 			argv = append(argv, quote(a))
 		}
 		fmt.Fprintf(&script, "%s </dev/null >%s 2>&1 &\necho $! >%s\n", strings.Join(argv, " "),
 			quote(filepath.Join(s.Dir, fmt.Sprintf("daemon%d.log", i))), quote(s.daemonPidFile(i)))
+		if d.Ready != "" {
+			fmt.Fprintf(&script, "i=0; until [ -e %s ] || [ $i -ge 600 ]; do sleep 0.05; i=$((i+1)); done\n", quote(d.Ready))
+		}
 	}
 	script.WriteString("exec")
 	for _, a := range sshd {
@@ -291,7 +302,7 @@ func (s *Server) Stop() error {
 func (s *Server) stopDaemons() error {
 	var errs []error
 	for i := range s.Daemons {
-		errs = append(errs, stopByPidFile(s.daemonPidFile(i), s.Daemons[i][0]))
+		errs = append(errs, stopByPidFile(s.daemonPidFile(i), s.Daemons[i].Argv[0]))
 	}
 	return errors.Join(errs...)
 }
@@ -398,6 +409,6 @@ func NixHost(dir string, untrusting bool) (Options, error) {
 	}
 	o.Mounts = append(o.Mounts, Mount{Source: etc, Target: "/etc/nix"})
 	o.Env = []string{"NIX_REMOTE=daemon"}
-	o.Daemons = [][]string{{daemon}}
+	o.Daemons = []Daemon{{Argv: []string{daemon}, Ready: "/nix/var/nix/daemon-socket/socket"}}
 	return o, nil
 }
