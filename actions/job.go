@@ -106,15 +106,18 @@ type jobRun struct {
 	cleanup bool
 	// timedOut records that the job's timeout struck.
 	timedOut bool
+	// lost is set when a step's workspace was lost and its retry lets
+	// the job start again in a new one; spent counts the attempts each
+	// step made in lost workspaces.
+	lost  *lostWorkspace
+	spent map[string]int
 }
 
 func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 	jr := &jobRun{e: e, job: job, res: res, jobEnv: envMap{}, seen: map[string][]byte{},
-		cleanup: job.Condition.Cleanup()}
+		cleanup: job.Condition.Cleanup(), spent: map[string]int{}}
 	defer jr.startDeadline()()
-	fail := func(d Domain, reason string) {
-		res.Status, res.Domain, res.Reason = StatusFailure, d, e.opts.Masker.Mask(reason)
-	}
+	fail := jr.fail
 
 	env := e.jobEnv[job.Name].clone()
 	for _, need := range job.Needs {
@@ -161,19 +164,59 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 		fail(DomainExecutor, fmt.Sprintf("executor %s: %v", job.Executor.Type, err))
 		return
 	}
-	ws, err := x.Prepare(jr.interrupt(), executors.JobSpec{
+	spec := executors.JobSpec{
 		RunID: e.opts.RunID, Job: job.Name, RunDir: e.opts.RunDir, RepoDir: e.opts.RepoDir,
 		CopyRepo: job.Executor.CopyRepo, Exclude: e.opts.Exclude, StorePaths: job.StorePaths(),
 		Log: func(msg string) { e.emit(Event{Job: job.Name, Event: EventProgress, Message: msg}) },
-	})
-	if err != nil {
-		if jr.interrupt().Err() != nil {
-			res.Status, res.Reason = StatusCancelled, "run cancelled"
+	}
+	for again := ""; ; {
+		ws, err := x.Prepare(jr.interrupt(), spec)
+		if err != nil {
+			if jr.interrupt().Err() != nil {
+				res.Status, res.Reason = StatusCancelled, "run cancelled"
+				return
+			}
+			fail(DomainExecutor, fmt.Sprintf("prepare %s workspace%s: %v", job.Executor.Type, again, err))
 			return
 		}
-		fail(DomainExecutor, fmt.Sprintf("prepare %s workspace: %v", job.Executor.Type, err))
-		return
+		lost := jr.inWorkspace(ws)
+		if lost == nil {
+			return
+		}
+		// A step's retry applies to a workspace lost with its host: the
+		// job starts again, from its first step, in a new one.
+		e.emit(Event{Job: job.Name, Event: EventWarning, Message: fmt.Sprintf(
+			"the workspace on %s was lost during step %q: %v; preparing the job again, to run from its first step",
+			res.Where, lost.step, firstLine(lost.err.Error()))})
+		again = fmt.Sprintf(" again (step %q lost its workspace on %s)", lost.step, res.Where)
+		res.Steps, res.Outputs, res.Where = nil, nil, ""
+		jr.jobEnv, jr.path, jr.seen, jr.lost = envMap{}, nil, map[string][]byte{}, nil
 	}
+}
+
+// fail records the job's failure, its reason masked.
+func (jr *jobRun) fail(d Domain, reason string) {
+	jr.res.Status, jr.res.Domain, jr.res.Reason = StatusFailure, d, jr.e.opts.Masker.Mask(reason)
+}
+
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
+}
+
+// lostWorkspace is the error of a step's Run, or of the read of its
+// control files, that says the workspace is gone
+// (executors.ErrWorkspaceLost), at an attempt its retry allows to follow.
+type lostWorkspace struct {
+	step string
+	err  error
+}
+
+// inWorkspace runs the job's steps in ws and tears it down. It returns
+// what lost the workspace when a step's retry lets the job start again
+// elsewhere; the job's result is then left to the next workspace.
+func (jr *jobRun) inWorkspace(ws executors.Workspace) *lostWorkspace {
+	e, job, res, fail := jr.e, jr.job, jr.res, jr.fail
 	jr.ws = ws
 	res.Where = ws.Where()
 	// For the events file and reports; the console shows it in the summary.
@@ -181,7 +224,12 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(e.abort), e.opts.TeardownTimeout)
 		defer cancel()
-		if err := ws.Teardown(ctx, e.opts.KeepWorkspace); err != nil {
+		err := ws.Teardown(ctx, e.opts.KeepWorkspace)
+		switch {
+		case err != nil && jr.lost != nil:
+			// Best effort: the workspace went with its host.
+			e.log.Debug("teardown of a lost workspace", "job", job.Name, "error", err)
+		case err != nil:
 			e.log.Error("teardown", "job", job.Name, "error", err)
 			if res.Status == StatusSuccess {
 				fail(DomainExecutor, fmt.Sprintf("teardown: %v", err))
@@ -198,9 +246,12 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 			d = DomainStep
 		}
 		fail(d, fmt.Sprintf("restore artifacts: %v", err))
-		return
+		return nil
 	}
 	jr.runSteps()
+	if jr.lost != nil {
+		return jr.lost
+	}
 	if err := jr.saveOutputs(); err != nil && res.Status != StatusCancelled {
 		if res.Status != StatusFailure {
 			d := DomainExecutor
@@ -211,6 +262,7 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 		}
 		e.log.Debug("save artifacts", "job", job.Name, "error", err)
 	}
+	return nil
 }
 
 // prepareEnvironments runs every provider, the workflow's and each job's,

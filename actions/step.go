@@ -55,6 +55,9 @@ func (jr *jobRun) runSteps() {
 			continue
 		}
 		jr.runStep(step, sr)
+		if jr.lost != nil {
+			return
+		}
 		switch {
 		case sr.Status == StatusCancelled:
 			cancelled = true
@@ -241,7 +244,7 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 
 	argv := append(stepShell[:len(stepShell):len(stepShell)], controlPrologue+step.Bash)
 	max := step.Retry.MaxAttempts
-	for attempt := 1; ; attempt++ {
+	for attempt := jr.spent[step.Name] + 1; ; attempt++ {
 		sr.Attempts = attempt
 		e.emit(Event{Job: name, Step: step.Name, Event: EventStepStart, Attempt: attempt, Attempts: max})
 		ctx, cancel, why := jr.stepContext(step)
@@ -263,7 +266,8 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		case err != nil:
 			sr.Status, sr.Reason, sr.infra = StatusFailure, fmt.Sprintf("could not run: %v", err), true
 		case cerr != nil:
-			sr.Status, sr.Reason = StatusFailure, cerr.Error()
+			// The host lost after the step: the executor's failure.
+			sr.Status, sr.Reason, sr.infra = StatusFailure, cerr.Error(), errors.Is(cerr, executors.ErrWorkspaceLost)
 		case r.Stopped && reason == "":
 			sr.Status, sr.Reason = StatusCancelled, "run cancelled"
 		case r.Stopped:
@@ -272,6 +276,19 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 			sr.Status, sr.Reason = StatusFailure, "failed with exit status "+formatExit(r.ExitCode)
 		default:
 			sr.Status, sr.Reason = StatusSuccess, ""
+		}
+		lost := err
+		if lost == nil {
+			lost = cerr
+		}
+		if sr.Status == StatusFailure && errors.Is(lost, executors.ErrWorkspaceLost) &&
+			attempt < max && jr.interrupt().Err() == nil && !jr.expired() {
+			// The step did not fail, its host did: the job starts again
+			// in a new workspace, this step's next attempt included.
+			jr.lost, jr.spent[step.Name] = &lostWorkspace{step: step.Name, err: lost}, attempt
+			e.emit(Event{Job: name, Step: step.Name, Event: EventStepRetry, Attempt: attempt + 1, Attempts: max, ExitCode: ev.ExitCode,
+				Message: fmt.Sprintf("attempt %d/%d failed: %s; retrying in a new workspace", attempt, max, firstLine(sr.Reason))})
+			return
 		}
 		if sr.Status == StatusFailure && err == nil && cerr == nil && attempt < max && jr.retryStopped(step) {
 			// Ctrl-C came as the attempt ended: the wait for the next one

@@ -143,7 +143,9 @@ type Workspace interface {
 	// Run runs one command to completion and returns its result. A non-zero
 	// exit is not an error: err is reserved for infrastructure failures
 	// (the command could not be started, the connection broke, writing its
-	// output failed; in the last case the Result is still valid). When ctx
+	// output failed; in the last case the Result is still valid); one
+	// for which errors.Is(err, ErrWorkspaceLost) holds says the workspace
+	// is gone for good. When ctx
 	// is done, Run stops the command's whole process tree with the
 	// escalation from Command.Stop and returns with Result.Stopped set; when
 	// ctx is done before Run is called, nothing starts and Run returns
@@ -249,6 +251,13 @@ func (r *Registry) Types() []string {
 // ErrOutside is a path that leads outside the workspace, through a
 // symbolic link; see Workspace.CopyOut.
 var ErrOutside = errors.New("leads outside the workspace")
+
+// ErrWorkspaceLost is wrapped by the error of Workspace.Run when the
+// workspace is gone with the machine it was on (an SSH host that went
+// down, its connection lost): the step did not fail, its host did. The
+// runner may then tear the workspace down (best effort) and prepare the
+// job again, where the executor's Prepare finds a machine that is up.
+var ErrWorkspaceLost = errors.New("workspace lost")
 
 // ErrUnsupported is returned (wrapped) by New for a type that has no
 // backend in this build.

@@ -43,6 +43,8 @@ var scriptEngineSkips = map[string]string{
 	"run_ssh_timeout":   "ssh jobs: the script runs local jobs only",
 	"run_ssh_interrupt": "ssh jobs: the script runs local jobs only",
 	"run_ssh_env":       "ssh jobs: the script runs local jobs only",
+	"run_ssh_host_down": "ssh jobs: the script runs local jobs only",
+	"run_ssh_nix":       "ssh jobs: the script runs local jobs only",
 }
 
 // TestScriptCompiled runs the run_*.txtar CLI scripts again, with every

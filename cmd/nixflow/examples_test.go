@@ -300,7 +300,20 @@ func sshHosts(t *testing.T, n int) {
 				}
 			}
 		}
-		s, err := sshdtest.StartAt(dir, addr, port)
+		o := sshdtest.Options{Addr: addr, Port: port}
+		if len(hosts) == n-1 {
+			// The last host (where remote.nix's tool goes) has a Nix store
+			// of its own, empty: the tool gets there by nix-copy-closure
+			// alone.
+			if ok, _ := sshdtest.NamespacesAvailable(); ok {
+				nix, err := sshdtest.NixHost(t.TempDir(), false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				o.Mounts = nix.Mounts
+			}
+		}
+		s, err := sshdtest.StartWith(dir, o)
 		if err != nil {
 			t.Fatal(err)
 		}

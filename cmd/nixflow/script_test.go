@@ -45,6 +45,8 @@ func TestScript(t *testing.T) {
 	for k, c := range ec2w.cmds() {
 		p.Cmds[k] = c
 	}
+	p.Cmds["sshhost"] = cmdSSHHost
+	p.Cmds["sshhostdown"] = cmdSSHHostDown
 	setup := p.Setup
 	p.Setup = func(env *testscript.Env) error {
 		if srv != nil {
@@ -53,6 +55,9 @@ func TestScript(t *testing.T) {
 			env.Setenv("SSH_USER", srv.User)
 			env.Setenv("SSH_KEY", srv.Key)
 		}
+		hosts := &scriptHosts{byName: map[string]*sshdtest.Server{}}
+		env.Values[scriptHostsKey{}] = hosts
+		env.Defer(hosts.stop)
 		return setup(env)
 	}
 	cond := p.Condition
@@ -60,6 +65,13 @@ func TestScript(t *testing.T) {
 		switch c {
 		case "sshd":
 			return srv != nil, nil
+		case "sshns":
+			// sshd "hosts" in mount namespaces of their own (sshhost -nix).
+			ok, why := sshdtest.NamespacesAvailable()
+			if srv != nil && !ok && testenv.Required("sshd") {
+				return false, fmt.Errorf("sshd is required (NIXFLOW_TEST_REQUIRE) but its hosts cannot have namespaces: %s", why)
+			}
+			return srv != nil && ok, nil
 		case "moto":
 			return ec2w.available()
 		}
@@ -93,6 +105,83 @@ func startSSHD(t *testing.T) *sshdtest.Server {
 		os.RemoveAll(dir)
 	})
 	return srv
+}
+
+// scriptHosts are the sshd "hosts" a script started of its own
+// (sshhost), stopped when it ends.
+type scriptHosts struct {
+	byName map[string]*sshdtest.Server
+}
+
+type scriptHostsKey struct{}
+
+func (h *scriptHosts) stop() {
+	for _, s := range h.byName {
+		_ = s.Stop()
+	}
+}
+
+// cmdSSHHost starts an sshd "host" of the script's own, on a loopback
+// address no other host of the script has, and sets NAME_HOST,
+// NAME_PORT and NAME_KEY (NAME upper-cased). With -nix it has a Nix store
+// of its own, empty; with -nix-untrusting, one behind a nix-daemon that
+// does not trust the user (sshdtest.NixHost).
+func cmdSSHHost(ts *testscript.TestScript, neg bool, args []string) {
+	var o sshdtest.Options
+	if len(args) == 2 && (args[0] == "-nix" || args[0] == "-nix-untrusting") {
+		dir := ts.MkAbs(".nixhost-" + args[1])
+		ts.Check(os.MkdirAll(dir, 0o755))
+		var err error
+		o, err = sshdtest.NixHost(dir, args[0] == "-nix-untrusting")
+		ts.Check(err)
+		args = args[1:]
+	}
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: sshhost [-nix | -nix-untrusting] NAME")
+	}
+	hosts := ts.Value(scriptHostsKey{}).(*scriptHosts)
+	name := args[0]
+	if hosts.byName[name] != nil {
+		ts.Fatalf("sshhost: %s started twice", name)
+	}
+	for try := 0; ; try++ {
+		dir := ts.MkAbs(fmt.Sprintf(".sshd-%s-%d", name, try))
+		ts.Check(os.MkdirAll(dir, 0o700))
+		s, err := sshdtest.StartWith(dir, o)
+		ts.Check(err)
+		taken := false
+		for _, o := range hosts.byName {
+			taken = taken || o.Addr == s.Addr
+		}
+		if !taken {
+			hosts.byName[name] = s
+			v := strings.ToUpper(name)
+			ts.Setenv(v+"_HOST", s.Addr)
+			ts.Setenv(v+"_PORT", strconv.Itoa(s.Port))
+			ts.Setenv(v+"_KEY", s.Key)
+			return
+		}
+		ts.Check(s.Stop())
+		if try > 10 {
+			ts.Fatalf("sshhost: no free loopback address")
+		}
+	}
+}
+
+// cmdSSHHostDown takes down, as a host that goes down (sshd and every
+// session killed), the host of the script whose address is in FILE.
+func cmdSSHHostDown(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: sshhostdown FILE")
+	}
+	addr := strings.TrimSpace(ts.ReadFile(args[0]))
+	for _, s := range ts.Value(scriptHostsKey{}).(*scriptHosts).byName {
+		if s.Addr == addr {
+			ts.Check(s.Kill())
+			return
+		}
+	}
+	ts.Fatalf("sshhostdown: no host of the script at %q", addr)
 }
 
 // nixlibDir is the Nix library of this source tree.

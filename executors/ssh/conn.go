@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/nixflow/nixflow/executors"
 )
 
 //go:embed anchor.sh
@@ -66,11 +68,13 @@ func (h *host) load() float64 {
 }
 
 // downError marks a failure that takes a host out of the pool: it cannot
-// be reached, refuses us, or lost its connection.
+// be reached, refuses us, or lost its connection (lost: the workspaces
+// there are gone, executors.ErrWorkspaceLost).
 type downError struct {
 	where string
 	err   error
 	hint  string
+	lost  bool
 }
 
 func (e *downError) Error() string {
@@ -82,6 +86,8 @@ func (e *downError) Error() string {
 }
 
 func (e *downError) Unwrap() error { return e.err }
+
+func (e *downError) Is(target error) bool { return e.lost && target == executors.ErrWorkspaceLost }
 
 // conn is a master connection and what the anchor reported.
 type conn struct {
@@ -340,8 +346,8 @@ func (c *conn) lostError() error {
 	if msg == "" {
 		msg = "the connection ended"
 	}
-	return &downError{where: c.h.t.Where(), err: fmt.Errorf("connection lost: %s", msg),
-		hint: "the host went down or the network dropped; its jobs failed and the others went elsewhere"}
+	return &downError{where: c.h.t.Where(), err: fmt.Errorf("connection lost: %s", msg), lost: true,
+		hint: "the host went down or the network dropped: the jobs that were running there failed (or start again on another host of the pool, where the step has retry), the others go elsewhere"}
 }
 
 // kill ends the master process at once.
@@ -409,6 +415,10 @@ func (c *conn) script(ctx context.Context, script string, args []string, stdin i
 		return err
 	}
 	defer c.release()
+	if isLost(c) {
+		// Without its master, ssh would try a connection of its own.
+		return c.lostError()
+	}
 	remote := "exec bash --noprofile --norc -c " + shellQuote(script) + " nixflow"
 	for _, a := range args {
 		remote += " " + shellQuote(a)

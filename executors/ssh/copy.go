@@ -73,10 +73,19 @@ func (w *workspace) sendTar(ctx context.Context, dir string, fill func(*tar.Writ
 	if werr := <-errc; werr != nil && err == nil {
 		return werr
 	}
-	if err != nil && strings.Contains(err.Error(), "No space left") {
-		return fmt.Errorf("%w\nhint: the host's disk is full", err)
+	if err != nil && diskFull(err.Error()) {
+		return fmt.Errorf("%w\nhint: the host's disk is full (or the user's quota spent): free space under %s", err, w.c.run)
 	}
 	return err
+}
+
+// diskFull reports whether a remote message (tar's, Nix's) says the disk
+// is full: in so many words, or as GNU tar's short write ("Wrote only
+// 1536 of 10240 bytes") of a write that filled a file system.
+func diskFull(msg string) bool {
+	return strings.Contains(msg, "No space left") || strings.Contains(msg, "Disk quota exceeded") ||
+		strings.Contains(msg, "database or disk is full") || // SQLite's, Nix's database
+		(strings.Contains(msg, "Wrote only ") && strings.Contains(msg, " bytes"))
 }
 
 // writeTree writes the tree at p (file, directory or link, whose info is

@@ -58,15 +58,45 @@ func (w *workspace) nixCopy(ctx context.Context, spec executors.JobSpec) error {
 		return ctx.Err()
 	}
 	msg := strings.TrimSpace(string(out))
-	if strings.Contains(msg, "lacks a signature by a trusted key") {
-		return fmt.Errorf("nix-copy-closure: %s\nhint: the host's Nix does not trust paths built here: add %s to trusted-users in the host's nix.conf, or sign the paths (nix store sign --key-file KEY) with a key in its trusted-public-keys", lastLine(msg), strconv.Quote(userOr(w.h.t.User)))
+	if line := signatureRefusal(msg); line != "" {
+		u := userOr(w.h.t.User)
+		return fmt.Errorf("nix-copy-closure: %s\nhint: the host's Nix does not let %s add unsigned paths: add %s to trusted-users in the host's nix.conf, or set require-sigs = false there (what --no-check-sigs does for a trusted user), or sign the paths here (nix store sign --key-file KEY) with a key in the host's trusted-public-keys", line, u, u)
 	}
-	return fmt.Errorf("nix-copy-closure: %w: %s", err, lastLine(msg))
+	return fmt.Errorf("nix-copy-closure: %w: %s", err, nixErrors(msg))
+}
+
+// nixErrors returns the error lines of Nix's output, but the "unexpected
+// end-of-file" that follows the remote side's own error; or the last
+// line, if none.
+func nixErrors(msg string) string {
+	var errs []string
+	for _, line := range strings.Split(msg, "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "error: ") && line != "error: unexpected end-of-file" {
+			errs = append(errs, line)
+		}
+	}
+	if len(errs) == 0 {
+		return lastLine(msg)
+	}
+	return strings.Join(errs, "; ")
+}
+
+// signatureRefusal returns the line of Nix's output that says the host
+// refused a path for want of a signature (Nix 2.8: "lacks a valid
+// signature"; later: "lacks a signature by a trusted key"), or "".
+func signatureRefusal(msg string) string {
+	for _, line := range strings.Split(msg, "\n") {
+		if strings.Contains(line, "lacks a valid signature") || strings.Contains(line, "lacks a signature by a trusted key") {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
 }
 
 func userOr(u string) string {
 	if u == "" {
 		return "the remote user"
 	}
-	return u
+	return strconv.Quote(u)
 }

@@ -2,6 +2,7 @@ package ssh_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -202,11 +203,22 @@ func TestPoolHostDown(t *testing.T) {
 		if err != nil && !strings.Contains(err.Error(), "connection") {
 			t.Errorf("error %q does not say the connection was lost", err)
 		}
+		// What lets the engine prepare the job again elsewhere.
+		if err != nil && !errors.Is(err, executors.ErrWorkspaceLost) {
+			t.Errorf("error %q is not executors.ErrWorkspaceLost", err)
+		}
 		t.Logf("step on the downed host: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not return after its host went down")
 	}
-	vws.Teardown(ctx, false) // fails: the host is gone
+	// Later operations fail at once, as lost too: no new connection to a
+	// host that is down.
+	if _, _, err := runStep(vws, ctx, "true"); !errors.Is(err, executors.ErrWorkspaceLost) {
+		t.Errorf("Run after the host went down: %v, want executors.ErrWorkspaceLost", err)
+	}
+	if err := vws.Teardown(ctx, false); !errors.Is(err, executors.ErrWorkspaceLost) {
+		t.Errorf("Teardown after the host went down: %v, want executors.ErrWorkspaceLost", err)
+	}
 
 	// Nothing of the step survives its lost session (the "host" is
 	// this machine).

@@ -50,8 +50,10 @@
 // least busy host that is up and has a free slot (Target.MaxJobs), waiting
 // for one if needed. A host that cannot be reached, refuses the
 // authentication or loses its connection is down for the rest of the run:
-// jobs waiting for a slot go to the other hosts, and a job that was running
-// there fails as an infrastructure failure.
+// jobs waiting for a slot go to the other hosts. A job that was running
+// there lost its workspace: its Run, copies and Teardown fail at once,
+// with an error for which errors.Is(err, executors.ErrWorkspaceLost)
+// holds (the engine prepares the job again where the step has retry).
 //
 // # Other executors
 //

@@ -63,10 +63,14 @@ func (w *workspace) fill(ctx context.Context, spec executors.JobSpec) error {
 	return nil
 }
 
-// prepareError wraps err, keeping a cancellation recognisable.
+// prepareError wraps err, keeping a cancellation recognisable, with the
+// hint of a full disk when the host says so and no hint is there yet.
 func (h *host) prepareError(what string, ctx context.Context, err error) error {
 	if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 		return fmt.Errorf("%s on %s: %w", what, h.t.Where(), ctx.Err())
+	}
+	if msg := err.Error(); diskFull(msg) && !strings.Contains(msg, "\nhint: ") {
+		return fmt.Errorf("%s on %s: %w\nhint: the host's disk is full (or the user's quota spent)", what, h.t.Where(), err)
 	}
 	return fmt.Errorf("%s on %s: %w", what, h.t.Where(), err)
 }
@@ -153,6 +157,10 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	// The channel is released by run once the step's session is over.
 	if w.c.acquire(ctx) != nil {
 		return executors.Result{ExitCode: -1, Stopped: true}, nil
+	}
+	if isLost(w.c) {
+		w.c.release()
+		return executors.Result{ExitCode: -1}, w.c.lostError()
 	}
 	return w.run(ctx, cmd, dir)
 }

@@ -6,6 +6,12 @@
 // The servers set HOME, for the sessions, to a directory of their own, so
 // that a slow ~/.bashrc of the machine's user does not weigh on every
 // step, and so that the tests' remote side is a clean slate.
+//
+// A server with Mounts runs in a mount namespace of its own (unshare -m),
+// where its sessions see those mounts and the rest of the machine
+// unchanged: a directory of the test over /nix is a host with a Nix store
+// of its own, a small tmpfs is a host whose disk is full. Daemons (a
+// nix-daemon, say) start in that namespace before sshd and stop with it.
 package sshdtest
 
 import (
@@ -57,6 +63,39 @@ type Server struct {
 	// Env is added to the sessions' environment (besides HOME) when the
 	// server (re)starts: PATH=..., say. Values must not hold spaces.
 	Env []string
+	// Mounts, when not empty, are made in a mount namespace of the
+	// server's own, in order, when the server (re)starts.
+	Mounts []Mount
+	// Daemons are started in the server's namespace before sshd, in the
+	// background, and stopped with it (by their pids).
+	Daemons []Daemon
+}
+
+// Daemon is a command run in the background of a server's namespace.
+type Daemon struct {
+	Argv []string
+	// Ready, if set, is a path (in the namespace) that exists once the
+	// daemon is ready: sshd starts then, or after 30 s at most.
+	Ready string
+}
+
+// Mount is a mount in a server's namespace: Source bind-mounted on Target,
+// or, without Source, a tmpfs of Size bytes (a number with an optional k,
+// m or g suffix, as mount(8) takes it).
+type Mount struct {
+	Target, Source, Size string
+}
+
+// NamespacesAvailable says whether servers with Mounts can start here
+// (they need root and unshare, from util-linux), and why not.
+func NamespacesAvailable() (bool, string) {
+	if os.Geteuid() != 0 {
+		return false, "a mount namespace needs root"
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		return false, "unshare not on PATH (util-linux)"
+	}
+	return true, ""
 }
 
 // Options are the ssh client options that accept the server's fresh host
@@ -100,11 +139,30 @@ func Start(dir, addr string) (*Server, error) {
 // and addresses of their own are hosts that differ by name alone. A key
 // pair already in dir (id, id.pub) is the one the server accepts.
 func StartAt(dir, addr string, port int) (*Server, error) {
+	return StartWith(dir, Options{Addr: addr, Port: port})
+}
+
+// Options are the settings of a server that StartWith starts.
+type Options struct {
+	// Addr and Port are as for StartAt.
+	Addr string
+	Port int
+	// Env, Mounts and Daemons are the Server's.
+	Env     []string
+	Mounts  []Mount
+	Daemons []Daemon
+}
+
+// StartWith is StartAt with the server's environment, mounts and daemons
+// set before it first starts.
+func StartWith(dir string, o Options) (*Server, error) {
+	addr, port := o.Addr, o.Port
 	u, err := user.Current()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{User: u.Username, Dir: dir, Home: filepath.Join(dir, "home"), Key: filepath.Join(dir, "id")}
+	s := &Server{User: u.Username, Dir: dir, Home: filepath.Join(dir, "home"), Key: filepath.Join(dir, "id"),
+		Env: o.Env, Mounts: o.Mounts, Daemons: o.Daemons}
 	if err := os.MkdirAll(s.Home, 0o755); err != nil {
 		return nil, err
 	}
@@ -169,7 +227,8 @@ SetEnv HOME=%s %s
 	}
 	_ = os.Remove(s.pidFile())
 	logFile := filepath.Join(s.Dir, "sshd.log")
-	if out, err := exec.Command(Sshd, "-f", cfg, "-E", logFile).CombinedOutput(); err != nil {
+	if out, err := s.command(cfg, logFile).CombinedOutput(); err != nil {
+		_ = s.stopDaemons()
 		return fmt.Errorf("sshd: %w: %s", err, out)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -188,11 +247,70 @@ SetEnv HOME=%s %s
 	return fmt.Errorf("sshd on %s:%d did not start: %s", s.Addr, s.Port, log)
 }
 
+// command is the command that starts sshd: at once, or in a namespace of
+// its own after the mounts and daemons.
+func (s *Server) command(cfg, logFile string) *exec.Cmd {
+	sshd := []string{Sshd, "-f", cfg, "-E", logFile}
+	if len(s.Mounts) == 0 && len(s.Daemons) == 0 {
+		return exec.Command(sshd[0], sshd[1:]...)
+	}
+	var script strings.Builder
+	script.WriteString("set -e\n")
+	for _, m := range s.Mounts {
+		if m.Source != "" {
+			fmt.Fprintf(&script, "mount --bind %s %s\n", quote(m.Source), quote(m.Target))
+		} else {
+			fmt.Fprintf(&script, "mount -t tmpfs -o size=%s tmpfs %s\n", quote(m.Size), quote(m.Target))
+		}
+	}
+	for i, d := range s.Daemons {
+		var argv []string
+		for _, a := range d.Argv {
+			argv = append(argv, quote(a))
+		}
+		fmt.Fprintf(&script, "%s </dev/null >%s 2>&1 &\necho $! >%s\n", strings.Join(argv, " "),
+			quote(filepath.Join(s.Dir, fmt.Sprintf("daemon%d.log", i))), quote(s.daemonPidFile(i)))
+		if d.Ready != "" {
+			fmt.Fprintf(&script, "i=0; until [ -e %s ] || [ $i -ge 600 ]; do sleep 0.05; i=$((i+1)); done\n", quote(d.Ready))
+		}
+	}
+	script.WriteString("exec")
+	for _, a := range sshd {
+		script.WriteString(" " + quote(a))
+	}
+	// The namespace lives as long as a process in it: sshd, its sessions
+	// and the daemons.
+	return exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script.String())
+}
+
+func (s *Server) daemonPidFile(i int) string {
+	return filepath.Join(s.Dir, fmt.Sprintf("daemon%d.pid", i))
+}
+
+func quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 // Stop stops the server by the pid in its PidFile, and waits for it to
-// be gone. Sessions still open are not ended: each has a process of its
-// own.
+// be gone, then its daemons. Sessions still open are not ended: each has
+// a process of its own.
 func (s *Server) Stop() error {
-	b, err := os.ReadFile(s.pidFile())
+	err := stopByPidFile(s.pidFile(), "sshd")
+	return errors.Join(err, s.stopDaemons())
+}
+
+func (s *Server) stopDaemons() error {
+	var errs []error
+	for i := range s.Daemons {
+		errs = append(errs, stopByPidFile(s.daemonPidFile(i), s.Daemons[i].Argv[0]))
+	}
+	return errors.Join(errs...)
+}
+
+// stopByPidFile sends SIGTERM to the process whose pid is in file, waits
+// for it to be gone, and removes the file.
+func stopByPidFile(file, what string) error {
+	b, err := os.ReadFile(file)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -201,18 +319,22 @@ func (s *Server) Stop() error {
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || pid <= 1 {
-		return fmt.Errorf("bad pid file %s: %q", s.pidFile(), b)
+		return fmt.Errorf("bad pid file %s: %q", file, b)
 	}
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return err
 	}
 	for range 250 {
 		if !alive(pid) {
+			// sshd removes its own.
+			if err := os.Remove(file); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("sshd %d did not stop", pid)
+	return fmt.Errorf("%s %d did not stop", what, pid)
 }
 
 // alive reports whether pid runs: a zombie does not (sshd daemonizes, and
@@ -256,4 +378,37 @@ func (s *Server) Kill() error {
 		}
 	}
 	return nil
+}
+
+// NixHost returns the options of a host with a Nix store of its own,
+// empty, made under dir (which must exist): dir/nix over /nix. An
+// untrusting host keeps its store behind a nix-daemon (started in its
+// namespace, with dir/etc-nix over /etc/nix) whose trusted-users leave the
+// login user out, as a multi-user install does for an ordinary user: it
+// refuses unsigned paths from them.
+func NixHost(dir string, untrusting bool) (Options, error) {
+	store := filepath.Join(dir, "nix")
+	if err := os.Mkdir(store, 0o755); err != nil {
+		return Options{}, err
+	}
+	o := Options{Mounts: []Mount{{Source: store, Target: "/nix"}}}
+	if !untrusting {
+		return o, nil
+	}
+	daemon, err := exec.LookPath("nix-daemon")
+	if err != nil {
+		return Options{}, err
+	}
+	etc := filepath.Join(dir, "etc-nix")
+	if err := os.Mkdir(etc, 0o755); err != nil {
+		return Options{}, err
+	}
+	conf := "sandbox = false\ntrusted-users = nobody\nallowed-users = *\nrequire-sigs = true\n"
+	if err := os.WriteFile(filepath.Join(etc, "nix.conf"), []byte(conf), 0o644); err != nil {
+		return Options{}, err
+	}
+	o.Mounts = append(o.Mounts, Mount{Source: etc, Target: "/etc/nix"})
+	o.Env = []string{"NIX_REMOTE=daemon"}
+	o.Daemons = []Daemon{{Argv: []string{daemon}, Ready: "/nix/var/nix/daemon-socket/socket"}}
+	return o, nil
 }
