@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/nixflow/nixflow/executors"
+	"github.com/nixflow/nixflow/executors/executortest"
 	"github.com/nixflow/nixflow/executors/ssh"
 	"github.com/nixflow/nixflow/internal/sshdtest"
 	"github.com/nixflow/nixflow/internal/testenv"
@@ -109,7 +110,7 @@ func TestNixCopyToOwnStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ws.Teardown(ctx, false)
-			var out lockedBuffer
+			var out executortest.Output
 			res, err := ws.Run(ctx, executors.Command{
 				Argv:        []string{"bash", "--noprofile", "--norc", "-c", "nixflow-remote-dep"},
 				PathPrepend: []string{dep + "/bin"},
