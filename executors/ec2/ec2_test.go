@@ -250,6 +250,61 @@ func TestLaunchRunTerminate(t *testing.T) {
 	scan(t, strings.Join(logs, "\n"), ud, fmt.Sprint(inst.Tags))
 }
 
+// TestInstanceLost checks that a step whose instance dies under it fails
+// with executors.ErrWorkspaceLost (so that the engine can start the job
+// again on a new instance when the step has retry), that the workspace
+// fails at once from then on, and that Teardown still terminates the
+// instance.
+func TestInstanceLost(t *testing.T) {
+	w := setup(t)
+	t.Parallel()
+	x := w.executor(t, w.config(), ec2.Options{})
+	runDir := t.TempDir()
+	ws, err := x.Prepare(context.Background(), executors.JobSpec{RunID: "run-lost-instance", Job: "dies", RunDir: runDir})
+	if err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	id := records(t, runDir)[0].InstanceID
+	var out executortest.Output
+	type ran struct {
+		res executors.Result
+		err error
+	}
+	done := make(chan ran, 1)
+	go func() {
+		res, err := ws.Run(context.Background(), executors.Command{
+			Argv:   []string{"bash", "-c", "echo started; sleep 60"},
+			Stdout: &out, Stderr: &out,
+		})
+		done <- ran{res, err}
+	}()
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), "started"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the step did not start: %q", out.String())
+		}
+	}
+	if !w.booter.Kill(id) {
+		t.Fatalf("instance %s was not booted", id)
+	}
+	var r ran
+	select {
+	case r = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("Run did not return after its instance died")
+	}
+	if !errors.Is(r.err, executors.ErrWorkspaceLost) {
+		t.Fatalf("Run = %+v, %v; want an error that is executors.ErrWorkspaceLost", r.res, r.err)
+	}
+	if _, err := ws.Run(context.Background(), executors.Command{Argv: []string{"true"}}); !errors.Is(err, executors.ErrWorkspaceLost) {
+		t.Errorf("Run after the loss = %v, want executors.ErrWorkspaceLost", err)
+	}
+	_ = ws.Teardown(context.Background(), false) // the ssh side fails: the host is gone
+	gone(t, w, id)
+	if recs := records(t, runDir); recs[0].Terminated.IsZero() {
+		t.Errorf("the record does not say terminated: %+v", recs)
+	}
+}
+
 // scan fails when the AWS secret appears in any of texts.
 func scan(t *testing.T, texts ...string) {
 	t.Helper()

@@ -364,7 +364,14 @@ func (s *Server) Kill() error {
 	if err := s.Stop(); err != nil {
 		return err
 	}
-	out, err := exec.Command("ss", "-Htnp", "state", "established", "src", net.JoinHostPort(s.Addr, strconv.Itoa(s.Port))).Output()
+	return KillSessions(s.Addr, s.Port)
+}
+
+// KillSessions kills the server side of every connection established to
+// addr:port (found with ss), as a machine that dies takes its sessions
+// with it: a stopped sshd leaves them running.
+func KillSessions(addr string, port int) error {
+	out, err := exec.Command("ss", "-Htnp", "state", "established", "src", net.JoinHostPort(addr, strconv.Itoa(port))).Output()
 	if err != nil {
 		return fmt.Errorf("ss: %w", err)
 	}

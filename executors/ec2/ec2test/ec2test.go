@@ -32,6 +32,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/nixflow/nixflow/executors/ec2"
+	"github.com/nixflow/nixflow/internal/sshdtest"
 )
 
 // Region is the region of the tests.
@@ -231,6 +232,24 @@ func (b *Booter) Booted() []string {
 		ids = append(ids, id)
 	}
 	return ids
+}
+
+// Kill makes instance id die as a machine does (a spot reclaim, a
+// kernel panic): its sshd and everything under it are killed at once.
+// EC2 still has it running; it reports whether the instance had booted.
+func (b *Booter) Kill(id string) bool {
+	b.mu.Lock()
+	s, ok := b.booted[id]
+	b.mu.Unlock()
+	if ok {
+		s.kill()
+		if err := sshdtest.KillSessions(s.addr, b.port); err != nil {
+			b.mu.Lock()
+			b.errs = append(b.errs, err)
+			b.mu.Unlock()
+		}
+	}
+	return ok
 }
 
 // Err returns what went wrong while booting, if anything.
