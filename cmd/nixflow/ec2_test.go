@@ -85,6 +85,7 @@ func (w *ec2World) cmds() map[string]func(ts *testscript.TestScript, neg bool, a
 		"ec2hold": w.cmdHold,
 		"ec2live": w.cmdLive,
 		"ec2scan": w.cmdScan,
+		"ec2kill": w.cmdKill,
 	}
 }
 
@@ -111,6 +112,25 @@ func (w *ec2World) cmdHold(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: ec2hold JOB")
 	}
 	w.booter.Hold(args[0], !neg)
+}
+
+// cmdKill makes the running instances tagged script=TAG die as machines
+// do (their sshd and sessions killed; EC2 still has them running).
+func (w *ec2World) cmdKill(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: ec2kill TAG")
+	}
+	all, err := w.instances(args[0])
+	ts.Check(err)
+	killed := 0
+	for _, i := range all {
+		if i.State.Name == types.InstanceStateNameRunning && w.booter.Kill(aws.ToString(i.InstanceId)) {
+			killed++
+		}
+	}
+	if killed == 0 {
+		ts.Fatalf("no booted instance tagged script=%s to kill", args[0])
+	}
 }
 
 // instances returns the instances tagged script=tag, with their state.
