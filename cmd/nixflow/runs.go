@@ -215,6 +215,15 @@ whose nixflow is still running is never removed. Also remove the containers
 			if err != nil {
 				return infraError(fmt.Errorf("remove containers of runs that are gone: %w", err))
 			}
+			// Then the images assembled from deps' closures that no
+			// container uses any more.
+			n, err = oci.PruneClosureImages(cmd.Context(), a.environ, oci.ClosureImageAge)
+			if n > 0 {
+				fmt.Fprintf(a.stdout, "removed %s unused for an hour\n", plural(n, "closure image", "closure images"))
+			}
+			if err != nil {
+				return infraError(fmt.Errorf("remove unused closure images: %w", err))
+			}
 			return nil
 		},
 	}

@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -231,6 +233,59 @@ func TestSharedMode(t *testing.T) {
 			}
 			if ids := containersOf(t, c, runID); len(ids) != 0 {
 				t.Errorf("after Close: containers %v", ids)
+			}
+		})
+	}
+}
+
+// TestPruneClosureImages checks that gc's prune removes the closure
+// images no container uses and keeps one a container uses.
+func TestPruneClosureImages(t *testing.T) {
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			t.Parallel()
+			c, _ := needRuntime(t, rt)
+			ctx := context.Background()
+			// A value of the test's own: the package's other tests make
+			// closure images of their own meanwhile.
+			value := "test-prune-" + rt + strconv.Itoa(os.Getpid())
+			mk := func(name string) string {
+				var tarball bytes.Buffer
+				tw := tar.NewWriter(&tarball)
+				tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "marker", Mode: 0o644, Size: int64(len(name))})
+				tw.Write([]byte(name))
+				tw.Close()
+				ref := "nixflow-closure:" + value + "-" + name
+				if _, err := c.output(ctx, &tarball, "import", "--change", "LABEL "+LabelClosure+"="+value, "-", ref); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.output(context.Background(), nil, "image", "rm", "--force", ref) })
+				id, err := c.output(ctx, nil, "image", "inspect", "--format", "{{.Id}}", ref)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return strings.TrimPrefix(strings.TrimSpace(id), "sha256:")
+			}
+			unused, used := mk("unused"), mk("used")
+			ctr, err := c.output(ctx, nil, "create", used, "/marker")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.remove(context.Background(), strings.TrimSpace(ctr))
+			n, err := c.pruneClosures(ctx, 0, value)
+			if err != nil || n != 1 {
+				t.Errorf("pruneClosures = %d, %v; want 1 removed", n, err)
+			}
+			out, err := c.output(ctx, nil, "image", "ls", "--quiet", "--no-trunc", "--filter", "label="+LabelClosure+"="+value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var left []string
+			for _, id := range strings.Fields(out) {
+				left = append(left, strings.TrimPrefix(id, "sha256:"))
+			}
+			if slices.Contains(left, unused) || !slices.Contains(left, used) {
+				t.Errorf("images left %v; want %s (used) and not %s", left, used, unused)
 			}
 		})
 	}

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Sweep removes, on every runtime that answers (docker, podman), the
@@ -30,6 +32,96 @@ func Sweep(ctx context.Context, environ []string) (int, error) {
 		}
 	}
 	return total, errors.Join(errs...)
+}
+
+// ClosureImageAge is how long a closure image stays unused before `nixflow
+// gc` removes it: long enough that a run which just found it has started
+// its container from it.
+const ClosureImageAge = time.Hour
+
+// PruneClosureImages removes, on every runtime that answers, the images
+// nixflow assembled from deps' closures (labelled LabelClosure) that no
+// container uses and that were made longer than olderThan ago, and
+// returns how many it removed. They are a cache: a job that needs one
+// again assembles it again.
+func PruneClosureImages(ctx context.Context, environ []string, olderThan time.Duration) (int, error) {
+	total := 0
+	var errs []error
+	for _, name := range []string{"docker", "podman"} {
+		c, err := probe(ctx, name, environ)
+		if err != nil {
+			continue
+		}
+		n, err := c.pruneClosures(ctx, olderThan, "")
+		total += n
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return total, errors.Join(errs...)
+}
+
+// pruneClosures is PruneClosureImages on one runtime, for the images whose
+// LabelClosure is value (any, if empty). (The runtimes' own `image prune
+// --filter until=` misses images of the last second on docker.)
+func (c *cli) pruneClosures(ctx context.Context, olderThan time.Duration, value string) (int, error) {
+	label := LabelClosure
+	if value != "" {
+		label += "=" + value
+	}
+	out, err := c.output(ctx, nil, "image", "ls", "--quiet", "--no-trunc", "--filter", "label="+label)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, id := range slices.Compact(strings.Fields(out)) {
+		created, err := c.output(ctx, nil, "image", "inspect", "--format", "{{.Created}}", id)
+		if err != nil {
+			if !notFound(err) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		if t, ok := parseCreated(strings.TrimSpace(created)); !ok || time.Since(t) < olderThan {
+			continue
+		}
+		users, err := c.output(ctx, nil, "ps", "--all", "--quiet", "--filter", "ancestor="+id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if strings.TrimSpace(users) != "" {
+			continue
+		}
+		// Without --force: an image a container took meanwhile stays.
+		if _, err := c.output(ctx, nil, "image", "rm", id); err != nil {
+			if !notFound(err) && !inUse(err) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+// parseCreated reads an image's creation time as docker (RFC 3339) or
+// podman (Go's time.String) prints it.
+func parseCreated(s string) (time.Time, bool) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999 -0700 MST"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// inUse reports whether err is a runtime's refusal to remove an image a
+// container uses.
+func inUse(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "being used") || strings.Contains(msg, "in use") || strings.Contains(msg, "is using")
 }
 
 // sweep removes the containers labelled by nixflow on this host whose
