@@ -939,9 +939,9 @@ func (s *suite) testConcurrentJobs(t *testing.T) {
 	}
 }
 
-// makeRepo makes a git repository with a committed file, a modified one,
+// MakeRepo makes a git repository with a committed file, a modified one,
 // an untracked one and an ignored one.
-func makeRepo(t *testing.T) string {
+func MakeRepo(t *testing.T) string {
 	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git not on PATH")
@@ -981,7 +981,7 @@ func makeRepo(t *testing.T) string {
 // repository as git sees it: committed, modified and untracked files with
 // their modes, ignored files absent.
 func (s *suite) testCopyRepo(t *testing.T) {
-	repo := makeRepo(t)
+	repo := MakeRepo(t)
 	w := s.setup(t).prepareSpec(executors.JobSpec{Job: "repo", CopyRepo: true, RepoDir: repo})
 	r := w.mustRun(step{script: `cat src/main.sh changed.txt untracked.txt; test -x src/main.sh && echo executable; test -e secret.env && echo LEAKED || echo no-ignored`})
 	want := "echo committed\nnew\nuntracked\nexecutable\nno-ignored\n"

@@ -67,6 +67,8 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
@@ -90,6 +92,9 @@ type Executor struct {
 	mu     sync.Mutex
 	cli    *cli   // resolved runtime, once found
 	shared *share // the shared container, in shared mode
+	// runIDs are the runs Prepare made containers for, whose leftovers
+	// Close removes.
+	runIDs map[string]bool
 	swept  bool
 }
 
@@ -156,6 +161,12 @@ func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executo
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("prepare container: %w", err)
 	}
+	e.mu.Lock()
+	if e.runIDs == nil {
+		e.runIDs = map[string]bool{}
+	}
+	e.runIDs[spec.RunID] = true
+	e.mu.Unlock()
 	c, err := e.runtime(ctx, spec)
 	if err != nil {
 		return nil, err
@@ -248,19 +259,40 @@ func (e *Executor) share(ctx context.Context, c *cli, spec executors.JobSpec) (*
 	return e.shared, nil
 }
 
-// Close removes the shared container, if any.
+// Close removes the shared container, if any, then whatever container of
+// the run this process made is still there: the engine closes executors
+// once every job is done, so any such container is one a runtime made
+// after its client gave up (a Prepare cancelled during a create).
 func (e *Executor) Close(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.shared == nil {
+	if e.cli == nil {
 		return nil
 	}
-	s := e.shared
-	e.shared = nil
-	if err := e.cli.remove(ctx, s.ctr.id); err != nil {
-		return fmt.Errorf("remove shared container: %w", err)
+	var errs []error
+	if s := e.shared; s != nil {
+		e.shared = nil
+		if err := e.cli.remove(ctx, s.ctr.id); err != nil {
+			errs = append(errs, fmt.Errorf("remove shared container: %w", err))
+		}
 	}
-	return nil
+	for runID := range e.runIDs {
+		out, err := e.cli.output(ctx, nil, "ps", "--all", "--quiet", "--no-trunc",
+			"--filter", "label="+LabelRun+"="+runID,
+			"--filter", "label="+LabelOwnerPID+"="+strconv.Itoa(os.Getpid()),
+			"--filter", "label="+LabelHost+"="+hostname())
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list the run's containers: %w", err))
+			continue
+		}
+		if left := strings.Fields(out); len(left) > 0 {
+			e.log.Warn("removing containers the run left", "containers", left)
+			if err := e.cli.remove(ctx, left...); err != nil {
+				errs = append(errs, fmt.Errorf("remove the run's containers: %w", err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // create makes and starts a container for spec, mounting mounts, the

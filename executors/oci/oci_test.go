@@ -238,6 +238,54 @@ func TestSharedMode(t *testing.T) {
 	}
 }
 
+// TestPrepareCancelledMidway cancels Prepare at each of its progress
+// lines in turn (the repository copied, the container being started): it
+// fails with context.Canceled, and once the executor is closed no
+// container of the run is left, whatever the runtime did after its
+// client gave up.
+func TestPrepareCancelledMidway(t *testing.T) {
+	repo := executortest.MakeRepo(t)
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			t.Parallel()
+			c, _ := needRuntime(t, rt)
+			for at := 0; ; at++ {
+				x := newExecutor(t, rt, compiler.OCIExecutor{})
+				runID := fmt.Sprintf("test-midway-%s%d-%d", rt, os.Getpid(), at)
+				ctx, cancel := context.WithCancel(context.Background())
+				var lines []string
+				spec := executors.JobSpec{RunID: runID, RunDir: t.TempDir(), Job: "midway", RepoDir: repo, CopyRepo: true,
+					Log: func(m string) {
+						lines = append(lines, m)
+						if len(lines) == at+1 {
+							cancel()
+						}
+					}}
+				ws, err := x.Prepare(ctx, spec)
+				cancel()
+				if err == nil {
+					// Cancelled at no line: every line was passed.
+					ws.Teardown(context.Background(), false)
+					x.Close(context.Background())
+					if at < 2 {
+						t.Errorf("Prepare gave %d progress lines %q, want at least 2", len(lines), lines)
+					}
+					break
+				}
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("cancelled at %q: Prepare = %v, want context.Canceled", lines[at], err)
+				}
+				if err := x.Close(context.Background()); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+				if ids := containersOf(t, c, runID); len(ids) != 0 {
+					t.Errorf("cancelled at %q: containers left %v", lines[at], ids)
+				}
+			}
+		})
+	}
+}
+
 // TestPruneClosureImages checks that gc's prune removes the closure
 // images no container uses and keeps one a container uses.
 func TestPruneClosureImages(t *testing.T) {
