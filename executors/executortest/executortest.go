@@ -524,6 +524,7 @@ func (s *suite) testExitCodes(t *testing.T) {
 		{"kill -TERM $$", 143},
 		{"kill -KILL $$", 137},
 		{"no-such-command-nixflow", 127},
+		{"echo 'echo x' > noexec.sh; chmod 644 noexec.sh; ./noexec.sh", 126},
 	} {
 		r := w.run(step{script: c.script})
 		if r.ExitCode != c.want {
