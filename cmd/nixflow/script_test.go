@@ -121,6 +121,24 @@ func (h *scriptHosts) stop() {
 	}
 }
 
+// cmdTmpfs mounts a tmpfs of SIZE (as mount's size option) on DIR, made
+// if need be, unmounted when the script ends however it ends. Root only.
+func cmdTmpfs(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: tmpfs DIR SIZE")
+	}
+	dir := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(dir, 0o755))
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+args[1], "nixflow-test", dir).CombinedOutput(); err != nil {
+		ts.Fatalf("mount tmpfs on %s: %v: %s", dir, err, out)
+	}
+	ts.Defer(func() {
+		if out, err := exec.Command("umount", "--lazy", dir).CombinedOutput(); err != nil {
+			ts.Logf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+}
+
 // cmdSSHHost starts an sshd "host" of the script's own, on a loopback
 // address no other host of the script has, and sets NAME_HOST,
 // NAME_PORT and NAME_KEY (NAME upper-cased). With -nix it has a Nix store
@@ -220,6 +238,7 @@ func scriptParams(dir string) testscript.Params {
 			"ociimage": cmdOCIImage,
 			"subst":    cmdSubst,
 			"emptydir": cmdEmptydir,
+			"tmpfs":    cmdTmpfs,
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
@@ -230,6 +249,8 @@ func scriptParams(dir string) testscript.Params {
 			case "setsid":
 				_, err := exec.LookPath("setsid")
 				return err == nil, nil
+			case "root":
+				return os.Geteuid() == 0, nil
 			case "sops":
 				return tool("sops", "sops", "age-keygen")
 			case "nix":
