@@ -357,6 +357,96 @@ func TestConnectFailureTerminates(t *testing.T) {
 	gone(t, w, recs[0].InstanceID)
 }
 
+// TestLaunchOptions checks that spot, keyName, securityGroupIds and
+// rootVolumeSize reach the RunInstances request, and that address =
+// "public" on a subnet without public addresses fails with a hint and
+// terminates the instance.
+func TestLaunchOptions(t *testing.T) {
+	w := setup(t)
+	t.Parallel()
+	ctx := context.Background()
+	sn, err := w.clients.EC2.DescribeSubnets(ctx, &awsec2.DescribeSubnetsInput{SubnetIds: []string{w.subnet}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg, err := w.clients.EC2.CreateSecurityGroup(ctx, &awsec2.CreateSecurityGroupInput{
+		GroupName: aws.String("nixflow-test-options"), Description: aws.String("test"), VpcId: sn.Subnets[0].VpcId,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.clients.EC2.CreateKeyPair(ctx, &awsec2.CreateKeyPairInput{KeyName: aws.String("nixflow-test-key")}); err != nil {
+		t.Fatal(err)
+	}
+	img, err := w.clients.EC2.RegisterImage(ctx, &awsec2.RegisterImageInput{
+		Name: aws.String("nixflow-test-options"), RootDeviceName: aws.String("/dev/xvda"),
+		BlockDeviceMappings: []types.BlockDeviceMapping{{DeviceName: aws.String("/dev/xvda"), Ebs: &types.EbsBlockDevice{VolumeSize: aws.Int32(8)}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	di, err := w.clients.EC2.DescribeImages(ctx, &awsec2.DescribeImagesInput{ImageIds: []string{aws.ToString(img.ImageId)}})
+	if err != nil || len(di.Images) != 1 {
+		t.Fatalf("DescribeImages: %v", err)
+	}
+	rootDevice := aws.ToString(di.Images[0].RootDeviceName) // the image's own, whatever it is
+	cfg := w.config()
+	cfg.AMI = aws.ToString(img.ImageId)
+	cfg.Spot, cfg.KeyName, cfg.RootVolumeSize = true, "nixflow-test-key", 50
+	cfg.SecurityGroupIDs = []string{aws.ToString(sg.GroupId)}
+	cfg.Address = "private"
+	c, _, bodies := proxied(t, w)
+	x := w.executor(t, cfg, ec2.Options{Clients: c})
+	runDir := t.TempDir()
+	ws, err := x.Prepare(ctx, executors.JobSpec{RunID: "run-options", Job: "opts", RunDir: runDir})
+	if err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	id := records(t, runDir)[0].InstanceID
+	if want := "ec2 " + id + " (root@" + aws.ToString(describe(t, w, id).PrivateIpAddress) + ")"; ws.Where() != want {
+		t.Errorf("Where = %q, want %q (the private address)", ws.Where(), want)
+	}
+	if err := ws.Teardown(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	var run string
+	for _, b := range bodies() {
+		if strings.Contains(b, "Action=RunInstances") {
+			run = b
+		}
+	}
+	q, err := url.ParseQuery(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{
+		"InstanceMarketOptions.MarketType":                               "spot",
+		"InstanceMarketOptions.SpotOptions.SpotInstanceType":             "one-time",
+		"InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior": "terminate",
+		"KeyName":                                      "nixflow-test-key",
+		"SecurityGroupId.1":                            aws.ToString(sg.GroupId),
+		"BlockDeviceMapping.1.DeviceName":              rootDevice,
+		"BlockDeviceMapping.1.Ebs.VolumeSize":          "50",
+		"BlockDeviceMapping.1.Ebs.DeleteOnTermination": "true",
+		"InstanceInitiatedShutdownBehavior":            "terminate",
+	} {
+		if got := q.Get(k); got != want {
+			t.Errorf("RunInstances %s = %q, want %q", k, got, want)
+		}
+	}
+
+	// No public address on this subnet.
+	cfg = w.config()
+	cfg.Address = "public"
+	x = w.executor(t, cfg, ec2.Options{})
+	runDir = t.TempDir()
+	_, err = x.Prepare(ctx, executors.JobSpec{RunID: "run-public", Job: "public", RunDir: runDir})
+	if err == nil || !strings.Contains(err.Error(), "has no public address") || !strings.Contains(err.Error(), "hint:") {
+		t.Fatalf("Prepare with address = public: %v", err)
+	}
+	gone(t, w, records(t, runDir)[0].InstanceID)
+}
+
 // TestLaunchAnswerLost checks that an instance whose RunInstances answer
 // never came (the call cancelled while AWS launched it) is found by its
 // client token and terminated.
