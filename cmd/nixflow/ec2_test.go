@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -177,7 +180,7 @@ func (w *ec2World) cmdLive(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// cmdScan checks that the AWS secret is in no user data or tag of the
+// cmdScan checks that the AWS secret is in no user data, tag or disk of the
 // instances tagged script=TAG, and that there was at least one.
 func (w *ec2World) cmdScan(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
@@ -200,4 +203,14 @@ func (w *ec2World) cmdScan(ts *testscript.TestScript, neg bool, args []string) {
 			}
 		}
 	}
+	// The instances' disks.
+	ts.Check(filepath.WalkDir(w.booter.Dir(), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil // gone meanwhile, or not a file
+		}
+		if data, err := os.ReadFile(p); err == nil && bytes.Contains(data, []byte(ec2Secret)) {
+			return fmt.Errorf("the AWS secret is on an instance's disk: %s", p)
+		}
+		return nil
+	}))
 }

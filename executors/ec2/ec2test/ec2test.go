@@ -252,6 +252,10 @@ func (b *Booter) Kill(id string) bool {
 	return ok
 }
 
+// Dir is where the "instances" keep their files (their home
+// directories, keys and sshd configurations): their disks.
+func (b *Booter) Dir() string { return b.dir }
+
 // Err returns what went wrong while booting, if anything.
 func (b *Booter) Err() error {
 	b.mu.Lock()
