@@ -177,8 +177,9 @@ type Booter struct {
 }
 
 type sshd struct {
-	cmd  *exec.Cmd
-	addr string
+	cmd    *exec.Cmd
+	addr   string
+	killed sync.Once
 }
 
 // StartBooter starts watching the subnet's instances; sshd listens on
@@ -408,8 +409,10 @@ SetEnv HOME=%s
 
 // kill stops the "instance": its sshd and what runs under it.
 func (s *sshd) kill() {
-	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-	_ = s.cmd.Wait()
+	s.killed.Do(func() {
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		_ = s.cmd.Wait()
+	})
 }
 
 // AuthorizedKeys returns the keys of the ssh_authorized_keys list of a
