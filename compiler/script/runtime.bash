@@ -649,13 +649,15 @@ nf_dotenv_expand() {
 
 # --- providers -------------------------------------------------------------
 
-# nf_provider INDEX TYPE ARGS...: run one provider of the current layer
-# (nf_where), adding its values to nf_layer and its secrets to nf_masks.
+# nf_provider INDEX TYPE SECRET ARGS...: run one provider of the current
+# layer (nf_where), adding its values to nf_layer and, when SECRET is 1,
+# its values to nf_secrets and its names (a required provider's too) to
+# nf_names: names whose final value, whichever layer gives it, is masked.
 nf_provider() {
-  local index=$1 type=$2 path file data rc err k
+  local index=$1 type=$2 secret=$3 path file data rc err k
   local -A nf_pv=()
   local -a nf_pk=()
-  shift 2
+  shift 3
   local what=$type
   case $type in
     static)
@@ -664,6 +666,7 @@ nf_provider() {
       ;;
     required)
       nf_required+=("$@")
+      ((secret)) && nf_names+=("$@")
       return 0
       ;;
     file | sops)
@@ -720,7 +723,9 @@ nf_provider() {
   fi
   for k in "${nf_pk[@]}"; do
     nf_layer[$k]=${nf_pv[$k]}
+    ((secret)) || continue
     nf_secrets[$k]=${nf_pv[$k]}
+    nf_names+=("$k")
   done
 }
 
@@ -736,11 +741,28 @@ nf_sops() {
     nf_err="the sops binary is not on PATH"
     return 1
   fi
-  if ! nf_x=$(sops --decrypt --input-type "$2" --output-type json "$1" 2>"$err"); then
-    local last
-    last=$(sed -n '$p' "$err")
+  local rc=0
+  nf_x=$(sops --decrypt --input-type "$2" --output-type json "$1" 2>"$err") || rc=$?
+  if ((rc != 0)); then
+    # sops' whole message (20 lines at most), indented under the error.
+    local msg='' line n=0 text
+    IFS='' read -r -d '' text <"$err" || true
     rm -f "$err"
-    nf_err="sops --decrypt: exit status 1${last:+: $last}"
+    text=${text#"${text%%[![:space:]]*}"}
+    text=${text%"${text##*[![:space:]]}"}
+    nf_err="sops --decrypt: exit status $rc"
+    if [[ -n $text ]]; then
+      while IFS='' read -r line; do
+        n=$((n + 1))
+        if ((n > 20)); then msg+=$'\n  ...'; break; fi
+        msg+=${msg:+$'\n  '}$line
+      done <<<"$text"
+      nf_err+=": $msg"
+    fi
+    if [[ $text == *"Failed to get the data key"* ]]; then
+      nf_err+=$'\n  hint: sops found no key that decrypts this file: with age, set SOPS_AGE_KEY_FILE to the key file'
+      nf_err+=" (or SOPS_AGE_KEY to the key), in nixflow's environment; see docs/secrets.md"
+    fi
     return 1
   fi
   rm -f "$err"
@@ -863,31 +885,48 @@ nf_json_string() {
 # job's, and checks every required name, before any job starts.
 nf_resolve_environments() {
   local i k ok=1 wf_ok=1 name
-  local -A nf_secrets=()
-  local -a nf_required=()
+  local -A nf_secrets=() nf_wf_secrets=() nf_final=()
+  local -a nf_required=() nf_names=() nf_wf_names=()
   local -A nf_layer=()
   nf_where=workflow
   nf_wf_providers || wf_ok=0
   nf_wf_required=("${nf_required[@]}")
   for k in "${!nf_layer[@]}"; do nf_wfprov[$k]=${nf_layer[$k]}; done
+  for k in "${!nf_secrets[@]}"; do nf_wf_secrets[$k]=${nf_secrets[$k]}; done
   nf_add_secrets
+  if ((wf_ok)); then
+    nf_wf_names=("${nf_names[@]}")
+  else
+    # Go on with the jobs' providers, so that every problem is listed,
+    # but not with the names the failing provider may have set.
+    nf_wfprov=() nf_wf_required=()
+  fi
   for i in "${!nf_jobs[@]}"; do
-    nf_layer=() nf_required=() nf_secrets=()
+    nf_layer=() nf_required=() nf_secrets=() nf_names=()
     nf_where="job ${nf_jobs[i]}"
     local before=${#nf_errors[@]}
     nf_job_providers_"$i"
+    # The secrets of the providers before a failing one mask its error.
+    nf_add_secrets
     ((${#nf_errors[@]} > before)) && continue
     declare -gA "nf_jprov_$i=()"
     local -n nf_jp=nf_jprov_$i
     # shellcheck disable=SC2004
     for k in "${!nf_layer[@]}"; do nf_jp[$k]=${nf_layer[$k]}; done
     unset -n nf_jp
-    nf_add_secrets
+    local -A nf_env=()
+    nf_job_base_env "$i"
+    # A secret stays one whichever layer gives its final value (--env,
+    # --env-file, this host's environment): masked by name.
+    for name in "${nf_wf_names[@]}" "${nf_names[@]}"; do
+      nf_secret_name[$name]=1
+      [[ -n ${nf_env[$name]:-} ]] || continue
+      [[ ${nf_wf_secrets[$name]+x} && ${nf_wf_secrets[$name]} == "${nf_env[$name]}" && ${#nf_env[$name]} -lt 4 ]] && continue
+      nf_final[$name]=${nf_env[$name]}
+    done
     ((wf_ok)) || continue
     # The required names, against the job's environment as a step sees it.
     local -a missing=()
-    local -A nf_env=()
-    nf_job_base_env "$i"
     for name in "${nf_wf_required[@]}" "${nf_required[@]}"; do
       if [[ -z ${nf_env[$name]+x} ]] && ! printenv "$name" >/dev/null; then
         [[ " ${missing[*]} " == *" $name "* ]] || missing+=("$name")
@@ -901,8 +940,27 @@ nf_resolve_environments() {
       nf_errors+=("job ${nf_jobs[i]}: required variables not set: ${list//,/, }")
     fi
   done
+  nf_secrets=()
+  for k in "${!nf_final[@]}"; do
+    nf_masked "${nf_final[$k]}" || nf_secrets[$k]=${nf_final[$k]}
+  done
+  nf_add_secrets
   ((${#nf_errors[@]} == 0)) || ok=0
   ((ok))
+}
+
+# nf_masked VALUE: every line of VALUE is masked already.
+nf_masked() {
+  local rest=$1 line v found
+  while [[ -n $rest ]]; do
+    if [[ $rest == *$'\n'* ]]; then line=${rest%%$'\n'*}; rest=${rest#*$'\n'}; else line=$rest; rest=''; fi
+    line=${line%$'\r'}
+    [[ $line =~ ^[[:space:]]*$ ]] && continue
+    found=0
+    for v in "${nf_masks[@]}"; do [[ $v == "$line" ]] && found=1 && break; done
+    ((found)) || return 1
+  done
+  return 0
 }
 
 # nf_add_secrets masks the values of the secret variables just read, in
@@ -1099,6 +1157,13 @@ nf_job_result() {
   if [[ -n $J_reason ]]; then nf_mask "$J_reason"; J_reason=$nf_m; fi
 }
 
+# nf_expr_holds TABLE SUCCESS FAILURE CANCELLED: a status expression's
+# value, from the truth table the compiler made of it (one digit for each
+# combination, at SUCCESS*4 + FAILURE*2 + CANCELLED).
+nf_expr_holds() {
+  [[ ${1:$(($2 * 4 + $3 * 2 + $4)):1} == 1 ]]
+}
+
 # nf_status_holds JOB: the status function of a job's condition over the
 # results of its needs. Sets nf_hold_status and nf_hold_reason when not.
 nf_status_holds() {
@@ -1112,6 +1177,26 @@ nf_status_holds() {
   [[ -e $nf_state/cancelled ]] && cancelled=1
   case ${nf_job_cond[i]} in
     always) return 0 ;;
+    expr)
+      local ok=1 failed=0
+      if ((!cancelled)); then
+        for n in ${nf_job_needs[i]}; do
+          [[ ${nf_res_status[n]} == success || (${nf_res_status[n]} == failure && ${nf_res_allowed[n]} == 1) ]] || ok=0
+        done
+        for n in ${nf_job_anc[i]}; do
+          [[ ${nf_res_status[n]} == failure && ${nf_res_allowed[n]} == 0 ]] && failed=1
+        done
+      else
+        ok=0
+      fi
+      nf_expr_holds "${nf_job_table[i]}" "$ok" "$failed" "$cancelled" && return 0
+      if ((cancelled)); then
+        nf_hold_status=cancelled nf_hold_reason="run cancelled"
+      else
+        nf_hold_status=skipped nf_hold_reason="condition ${nf_job_expr[i]} is false"
+      fi
+      return 1
+      ;;
     cancelled)
       ((cancelled)) && return 0
       nf_hold_status=skipped nf_hold_reason="the run was not cancelled"
@@ -1170,12 +1255,18 @@ nf_job() {
   local -A nf_env=() J_jobenv=() J_outmap=()
   local -a J_path=()
   nf_job_base_env "$i"
-  # The outputs of the jobs it needs, as NEEDS_<JOB>_<KEY>.
+  # How each job it needs ended, as NEEDS_<JOB>_RESULT, and their outputs,
+  # as NEEDS_<JOB>_<KEY> (an output named result wins).
   local n k
   for n in ${nf_job_needs[i]}; do
+    k=${nf_res_status[n]}
+    [[ $k == failure ]] && ((nf_res_allowed[n])) && k=failure-allowed
+    nf_env_name "${nf_jobs[n]}" RESULT
+    nf_env[$nf_n]=$k
     [[ -f $nf_tmp/outputs/$n ]] || continue
     while IFS='' read -r -d '' k && IFS='' read -r -d '' v; do
-      nf_env[$(nf_env_name "${nf_jobs[n]}" "$k")]=$v
+      nf_env_name "${nf_jobs[n]}" "$k"
+      nf_env[$nf_n]=$v
     done <"$nf_tmp/outputs/$n"
   done
   nf_apply_overrides
@@ -1186,12 +1277,13 @@ nf_job() {
   nf_job_finish "$i"
 }
 
-# nf_env_name JOB KEY: NEEDS_<JOB>_<KEY>.
+# nf_env_name JOB KEY sets nf_n to NEEDS_<JOB>_<KEY> (no subshell: every
+# process the script starts costs time).
 nf_env_name() {
   local j=${1^^} k=${2^^}
   j=${j//[!A-Z0-9]/_}
   k=${k//[!A-Z0-9]/_}
-  printf 'NEEDS_%s_%s' "$j" "$k"
+  nf_n=NEEDS_${j}_$k
 }
 
 nf_job_body() {
@@ -1359,6 +1451,11 @@ nf_step_holds() {
   if ((J_cleanup)); then interrupted=0; else interrupted=$cancelled; fi
   case ${S_cond[k]} in
     always) return 0 ;;
+    expr)
+      local ok=0
+      ((!failed && !interrupted)) && ! nf_expired && ok=1
+      nf_expr_holds "${S_table[k]}" "$ok" "$((failed && !interrupted))" "$cancelled"
+      ;;
     cancelled) ((cancelled)) ;;
     failure) ((failed && !interrupted)) ;;
     *) ((!failed && !interrupted)) && ! nf_expired ;;
@@ -1392,7 +1489,7 @@ nf_run_steps() {
       fi
       S_status[k]=skipped
       [[ ${S_cond[k]} == success ]] && nf_expired && J_timedout=1
-      if [[ ${S_cond[k]} != always ]] && { [[ -e $nf_state/aborted ]] || { ((!J_cleanup)) && [[ -e $nf_state/cancelled ]]; }; }; then
+      if ((!S_keep[k])) && { [[ -e $nf_state/aborted ]] || { ((!J_cleanup)) && [[ -e $nf_state/cancelled ]]; }; }; then
         S_status[k]=cancelled reason="run cancelled"
       fi
       nf_emit step_end "$nf_job" "$nf_step" result="${S_status[k]}" reason="$reason"
@@ -1623,7 +1720,13 @@ nf_read_control() {
       return 1
     fi
     for key in "${nf_pk[@]}"; do
-      if [[ $f == env ]]; then J_jobenv[$key]=${nf_pv[$key]}; else J_outmap[$key]=${nf_pv[$key]}; fi
+      if [[ $f != env ]]; then J_outmap[$key]=${nf_pv[$key]}; continue; fi
+      J_jobenv[$key]=${nf_pv[$key]}
+      # A value exported under a secret's name is a secret too.
+      if [[ ${nf_secret_name[$key]+x} && -n ${nf_pv[$key]} ]] && ! nf_masked "${nf_pv[$key]}"; then
+        nf_add_mask "${nf_pv[$key]}" || nf_warn "" "secret $key is shorter than 4 characters and is not masked"
+        printf '%s\n' "${nf_pv[$key]}" >>"$nf_tmp/masks"
+      fi
     done
   done
 }
@@ -2018,7 +2121,7 @@ nf_main() {
   exec </dev/null
   set -u
   nf_plan
-  declare -gA nf_over=() nf_wfprov=()
+  declare -gA nf_over=() nf_wfprov=() nf_secret_name=()
   declare -ga nf_masks=() nf_errors=() nf_wf_required=() nf_running=() nf_done=()
   declare -ga nf_res_status=() nf_res_allowed=() nf_res_domain=() nf_res_ms=() nf_res_attempts=() nf_res_reason=()
   nf_parse_args "$@"
