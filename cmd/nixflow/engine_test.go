@@ -27,7 +27,6 @@ var scriptEngineSkips = map[string]string{
 	"run_smaller_checks":    "not yet in the script: these hardening checks (links leaving the workspace, a deleted workspace, E2BIG, --artifacts-dir checked first)",
 	"run_no_git":            "not yet in the script: refusing to copy a git repository without git",
 	"run_mask_streams":      "not yet in the script: a value announced on one stream is masked on the other from the very next line (the script's readers see it a line later)",
-	"run_interrupt_signals": "not yet in the script: SIGHUP and SIGQUIT as Ctrl-C",
 	"run_host_processes":    "not yet in the script: conditions' and providers' setsid escapees, a slow provider stopped by Ctrl-C",
 	"run_job_patterns":      "not yet in the script: -j, globs and matrix families in --job",
 	"run_reports":           "not yet in the script: --junit and the GitHub job summary",

@@ -246,15 +246,15 @@ nf_emit() {
       ;;
   esac
   if [[ $nf_format == json ]]; then
-    printf '%s\n' "$line"
+    printf '%s\n' "$line" || nf_output_lost
   else
     local prefix=$job ts
     [[ -n $step ]] && prefix+=/$step
     if [[ $nf_format == simple ]]; then
-      printf '[%s] %s\n' "$prefix" "$text"
+      printf '[%s] %s\n' "$prefix" "$text" || nf_output_lost
     else
       printf -v ts '%(%H:%M:%S)T' -1
-      printf '%s %s │ %s\n' "$ts" "$prefix" "$text"
+      printf '%s %s │ %s\n' "$ts" "$prefix" "$text" || nf_output_lost
     fi
   fi
   nf_now
@@ -345,15 +345,15 @@ nf_reader() {
       text=$line
     fi
     case $nf_format in
-      simple) printf '[%s] %s\n' "$prefix" "$text" ;;
+      simple) printf '[%s] %s\n' "$prefix" "$text" || nf_output_lost ;;
       json)
         local ev=output msg=$text result='' reason='' exit='' attempt=0 attempts=0 ms=0 allowed=0
         nf_event_json
-        printf '%s\n' "$nf_j"
+        printf '%s\n' "$nf_j" || nf_output_lost
         ;;
       *)
         printf -v ts '%(%H:%M:%S)T' -1
-        printf '%s %s │ %s\n' "$ts" "$prefix" "$text"
+        printf '%s %s │ %s\n' "$ts" "$prefix" "$text" || nf_output_lost
         ;;
     esac
     printf -v ts '%(%Y-%m-%dT%H:%M:%S)T' -1
@@ -1049,7 +1049,7 @@ nf_spawn() {
   # (its pid), which a timeout or Ctrl-C stops as a whole.
   set -m
   (
-    trap - PIPE USR1 INT
+    trap - PIPE USR1 INT HUP QUIT TERM
     cd -- "$dir" 2>/dev/null || { printf 'cannot enter the directory %s\n' "$dir" >&2; exit 127; }
     for k in "${!nf_env[@]}"; do export "$k=${nf_env[$k]}" 2>/dev/null || true; done
     export NIXFLOW_COOKIE=$nf_cookie
@@ -1124,7 +1124,12 @@ nf_should_stop() {
 # nf_on_wake is the job's USR1 trap (the scheduler's word that the run was
 # cancelled or aborted): it stops the running process or ends a wait.
 nf_on_wake() {
-  if [[ -n ${nf_watch_pid:-} && -z ${nf_stopper:-} ]] && nf_should_stop "$nf_watch_int"; then
+  if [[ -n ${nf_watch_pid:-} && -e $nf_state/aborted ]]; then
+    # The second signal cuts the graces short: SIGKILL at once.
+    nf_stop=cancel
+    [[ -n ${nf_stopper:-} ]] && kill -KILL "$nf_stopper" 2>/dev/null
+    kill -KILL -- "-$nf_watch_pid" 2>/dev/null
+  elif [[ -n ${nf_watch_pid:-} && -z ${nf_stopper:-} ]] && nf_should_stop "$nf_watch_int"; then
     nf_stop=cancel
     nf_stopper "$nf_watch_pid" INT &
     nf_stopper=$!
@@ -1235,7 +1240,9 @@ nf_status_holds() {
 nf_job() {
   local i=$1
   trap nf_on_wake USR1
-  trap '' INT
+  # The run's signals are the main process's (a terminal sends them to
+  # every process of its group).
+  trap '' INT HUP QUIT TERM
   nf_job=${nf_jobs[i]}
   nf_job_"$i"
   nf_ctl=$nf_tmp/ctl/$i
@@ -1759,9 +1766,25 @@ nf_job_finish() {
 # --- the run ---------------------------------------------------------------
 
 nf_on_signal() {
+  local name
+  case $1 in
+    INT) name=interrupt ;;
+    TERM) name=terminated ;;
+    HUP) name=hangup ;;
+    QUIT) name=quit ;;
+    LOST)
+      # Output that cannot be written while the process that started the
+      # script is gone (ssh host < script, and the connection dropped):
+      # cancel, once; cleanup jobs still run. A reader that went away
+      # (bash script | head) does not stop the run, as with nixflow run.
+      ((nf_lost)) && return
+      nf_orphaned || return
+      nf_lost=1
+      ((nf_signals == 0)) || return
+      name='output lost'
+      ;;
+  esac
   nf_signals=$((nf_signals + 1))
-  local name=interrupt
-  [[ $1 == TERM ]] && name=terminated
   if ((nf_signals == 1)); then
     printf 'nixflow: %s: stopping running steps; cleanup jobs still run (interrupt again to skip them)\n' "$name" >&2
     : >"$nf_state/cancelled"
@@ -1771,6 +1794,81 @@ nf_on_signal() {
   fi
   local i
   for i in "${!nf_running[@]}"; do kill -USR1 "${nf_running[$i]}" 2>/dev/null || true; done
+}
+
+# nf_orphaned: a process the script was started under is gone (the
+# script, or one of its callers, was adopted by another): its chain of
+# parents is not the one it started with.
+nf_orphaned() {
+  local now
+  # No bare `return` here: in a trap it would return the status of the
+  # command the trap interrupted.
+  if [[ -r /proc/$$/stat ]]; then
+    nf_ancestors
+    [[ $nf_chain != "$nf_chain0" ]] && return 0
+    return 1
+  fi
+  now=$(ps -o ppid= -p "$$" 2>/dev/null) || return 1
+  now=${now//[!0-9]/}
+  [[ -n $now && $now != "$PPID" ]] && return 0
+  return 1
+}
+
+# nf_ancestors sets nf_chain to the script's parents, nearest first, up to
+# the first that /proc does not show (init, or outside a container).
+nf_ancestors() {
+  local pid=$$
+  nf_chain=''
+  while nf_ppid_of "$pid" && ((nf_ppid > 1)); do
+    nf_chain+=" $nf_ppid"
+    pid=$nf_ppid
+  done
+}
+
+# nf_output_lost tells the script's main process, once from each process,
+# that its standard output cannot be written any more.
+nf_output_lost() {
+  ((nf_lost_told)) && return 0
+  nf_lost_told=1
+  kill -USR2 "$$" 2>/dev/null || true
+}
+
+# nf_watch_parent: over `ssh host < script` without a terminal, a dropped
+# connection sends no signal, and a quiet run writes nothing that could
+# fail. So when a process the script was started under is gone while its
+# output goes to a pipe or a socket, the run is cancelled as if its output
+# were lost. Not when SIGHUP was ignored from the start (nohup), nor
+# without /proc.
+nf_watch_parent() {
+  local main=$$ k v
+  [[ -r /proc/$main/stat && -r /proc/$main/status ]] || return 0
+  [[ -p /dev/stdout || -S /dev/stdout ]] || return 0
+  while IFS=$'\t' read -r k v; do
+    [[ $k == SigIgn: ]] || continue
+    ((0x$v & 1)) && return 0
+    break
+  done <"/proc/$main/status"
+  (
+    trap '' INT QUIT HUP
+    while :; do
+      nf_sleep_ms 500
+      [[ -r /proc/$main/stat ]] || exit 0
+      if nf_orphaned; then
+        kill -USR2 "$main" 2>/dev/null
+        exit 0
+      fi
+    done
+  ) &
+  nf_watcher=$!
+}
+
+# nf_ppid_of PID sets nf_ppid to the parent of PID, from /proc.
+nf_ppid_of() {
+  local stat
+  { IFS='' read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+  stat=${stat##*) }
+  stat=${stat#* }
+  nf_ppid=${stat%% *}
 }
 
 # nf_collect reads the results of jobs that ended.
@@ -2112,6 +2210,7 @@ nf_overrides() {
 }
 
 nf_cleanup() {
+  [[ -n ${nf_watcher:-} ]] && kill "$nf_watcher" 2>/dev/null
   [[ -n ${nf_tmp:-} ]] && rm -rf "$nf_tmp"
   if [[ ${NIXFLOW_KEEP:-1} == 0 && -n ${nf_run_dir:-} ]]; then rm -rf "$nf_run_dir"; fi
 }
@@ -2160,9 +2259,15 @@ nf_main() {
   exec {nf_sleep_fd}<>"$nf_tmp/sleep"
   nf_signals=0
   exec 4>&1
+  nf_lost=0 nf_lost_told=0 nf_watcher='' nf_chain0=''
+  if [[ -r /proc/$$/stat ]]; then nf_ancestors; nf_chain0=$nf_chain; fi
   trap 'nf_on_signal INT' INT
   trap 'nf_on_signal TERM' TERM
+  trap 'nf_on_signal HUP' HUP
+  trap 'nf_on_signal QUIT' QUIT
+  trap 'nf_on_signal LOST' USR2
   trap '' PIPE
+  nf_watch_parent
   # Jobs set their own USR1 trap; until they do, the signal must not kill them.
   trap '' USR1
   nf_emit run_start "" "" msg="$nf_name"
