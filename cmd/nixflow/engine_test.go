@@ -23,9 +23,6 @@ var scriptEngineSkips = map[string]string{
 	// Newer than the script (merged from main): it does not do these yet.
 	"run_secrets_scan":      "uses --groups (CI log groups are nixflow run's)",
 	"run_secret_reasons":    "uses --groups (CI log groups are nixflow run's)",
-	"run_disk_full":         "not yet in the script: a sink that cannot be written is reported once",
-	"run_smaller_checks":    "not yet in the script: these hardening checks (links leaving the workspace, a deleted workspace, E2BIG, --artifacts-dir checked first)",
-	"run_no_git":            "not yet in the script: refusing to copy a git repository without git",
 	"run_mask_streams":      "not yet in the script: a value announced on one stream is masked on the other from the very next line (the script's readers see it a line later)",
 	"run_host_processes":    "not yet in the script: conditions' and providers' setsid escapees, a slow provider stopped by Ctrl-C",
 	"run_job_patterns":      "not yet in the script: -j, globs and matrix families in --job",

@@ -195,7 +195,7 @@ nf_emit() {
   if [[ $nf_format == json || (-n $nf_events && $ev != output) ]]; then
     nf_event_json
     line=$nf_j
-    [[ -n $nf_events && $ev != output ]] && printf '%s\n' "$line" >>"$nf_events"
+    [[ -n $nf_events && $ev != output ]] && nf_write_event "$line"
   fi
   local text='' logprefix=''
   case $ev in
@@ -265,6 +265,20 @@ nf_emit() {
   else
     printf '%s %s\n' "$ts" "$text" >>"$nf_run_dir/logs/$job.log"
   fi
+}
+
+# nf_write_event LINE appends an event to --events. A file that cannot be
+# written (a full disk) is reported once, by whichever process finds out
+# first, and the run goes on without it.
+nf_write_event() {
+  [[ -e $nf_tmp/events.failed ]] && return 0
+  { printf '%s\n' "$1" >>"$nf_events"; } 2>/dev/null && return 0
+  mkdir "$nf_tmp/events.failed" 2>/dev/null || return 0
+  local why
+  why=$({ printf '%s\n' "$1" >>"$nf_events"; } 2>&1)
+  why=${why##*: }
+  why=${why:-write error}
+  printf 'warning: writing events to %s failed: write %s: %s (the run goes on without it)\n' "$nf_events" "$nf_events" "${why,}" >&2
 }
 
 # nf_event_json sets nf_j to the event of nf_emit (its locals) as one JSON
@@ -967,6 +981,8 @@ nf_masked() {
 # name order so that warnings come in a stable order.
 nf_add_secrets() {
   local k
+  # No process for a layer without secrets (most jobs have none).
+  ((${#nf_secrets[@]} > 0)) || return 0
   while IFS='' read -r k; do
     [[ -n $k ]] || continue
     nf_add_mask "${nf_secrets[$k]}" || nf_warn "" "secret $k is shorter than 4 characters and is not masked"
@@ -1386,14 +1402,44 @@ nf_copy_repo() {
     fi
     return 0
   fi
+  # Without git, nothing tells the ignored files of a repository (a .env
+  # of secrets) from the others: copy nothing rather than everything.
+  local d=$nf_repo
+  [[ $d == /* ]] || d=$PWD/$d
+  while :; do
+    if [[ -e $d/.git || -L $d/.git ]]; then
+      printf 'copy %s: git is not on PATH, and %s is a git repository: without git, nixflow cannot tell its ignored files (a .env, say) from the others, and copies nothing (hint: install git, or set copyRepo = false on jobs that need no file of the repository)\n' "$nf_repo" "$d" >&2
+      return 1
+    fi
+    [[ -z $d || $d == / ]] && break
+    d=${d%/*}
+    [[ -n $d ]] || d=/
+  done
   local -a excl=()
-  local d rel
+  local rel
   for d in "$nf_run_dir" "$nf_state_home/nixflow" "$nf_cache_home/nixflow"; do
     case $d in
       "$nf_repo"/*) rel=${d#"$nf_repo"/}; excl+=("--exclude=./$rel") ;;
     esac
   done
   (cd "$nf_repo" && tar "${excl[@]}" -cf - .) | tar -C "$ws" -xf -
+}
+
+# nf_outside PATH: PATH, in the workspace, is or goes through a symbolic
+# link that leads outside it. (realpath runs only when there is a link.)
+nf_outside() {
+  local rest=$1 p=$J_ws link=0 real ws
+  while [[ -n $rest ]]; do
+    p+=/${rest%%/*}
+    [[ $rest == */* ]] && rest=${rest#*/} || rest=''
+    [[ -L $p ]] && link=1 && break
+  done
+  ((link)) || return 1
+  command -v realpath >/dev/null 2>&1 || return 1
+  real=$(realpath -m -- "$J_ws/$1" 2>/dev/null) || return 0
+  ws=$(realpath -m -- "$J_ws" 2>/dev/null) || return 0
+  [[ $real == "$ws" || $real == "$ws"/* ]] && return 1
+  return 0
 }
 
 # nf_restore_inputs copies the artifacts a job reads into its workspace.
@@ -1438,6 +1484,13 @@ nf_save_outputs() {
       [[ -z $first ]] && first="output $qn: path $nf_q does not exist in the workspace"
       continue
     fi
+    if nf_outside "$path"; then
+      nf_goquote "$name"
+      local qn=$nf_q
+      nf_goquote "$path"
+      [[ -z $first ]] && first="output $qn: $nf_q is or goes through a symbolic link that leads outside the workspace"
+      continue
+    fi
     mkdir -p "$dir"
     isdir=0
     [[ -d $J_ws/$path && ! -L $J_ws/$path ]] && isdir=1
@@ -1476,7 +1529,8 @@ nf_expired() {
 }
 
 nf_run_steps() {
-  local k failed=0 fail_reason='' cancelled=0 reason
+  local k failed=0 fail_reason='' fail_domain=step cancelled=0 reason
+  local -a S_infra=()
   for k in "${!S_name[@]}"; do
     nf_step=${S_name[k]}
     S_status[k]='' S_attempts[k]=0
@@ -1511,10 +1565,12 @@ nf_run_steps() {
       failed=1
       nf_goquote "$nf_step"
       fail_reason="step $nf_q ${S_reason[k]}"
+      fail_domain=step
+      ((${S_infra[k]:-0})) && fail_domain=executor
     fi
   done
   if ((failed)); then
-    nf_job_result failure "$fail_reason" step
+    nf_job_result failure "$fail_reason" "$fail_domain"
   elif ((J_timedout)); then
     nf_job_result failure "job timed out after $J_timeout_str" step
   elif ((cancelled)) || [[ -e $nf_state/aborted ]] || { ((!J_cleanup)) && [[ -e $nf_state/cancelled ]]; }; then
@@ -1596,6 +1652,11 @@ nf_run_step() {
     nf_step_deadline "$k"
     nf_now
     t0=$nf_t
+    if nf_cannot_run; then
+      S_infra[k]=1
+      nf_step_end "$k" failure "could not run: $nf_err" 0 attempt="$attempt" attempts="$max"
+      return
+    fi
     nf_spawn step "${S_bash[k]}" "$dir"
     nf_await "$interruptible" "$nf_dl"
     nf_now
@@ -1649,6 +1710,25 @@ nf_run_step() {
       return
     fi
   done
+}
+
+# nf_cannot_run: the step cannot start, for a reason nixflow run names
+# too (sets nf_err): its workspace is gone, or a variable of its
+# environment is longer than the kernel takes (E2BIG), typically a value
+# exported through JOB_ENV.
+nf_cannot_run() {
+  local k LC_ALL=C bash
+  if [[ ! -e $J_ws ]]; then
+    nf_err="run: the workspace directory $J_ws no longer exists (deleted by a step, or by something else meanwhile)"
+    return 0
+  fi
+  for k in "${!nf_env[@]}"; do
+    ((${#k} + ${#nf_env[$k]} + 1 < 131072)) && continue
+    bash=$(PATH=${nf_env[PATH]-$PATH} && type -P bash) || bash=bash
+    nf_err="run \"bash\": fork/exec $bash: argument list too long: variable $k is ${#nf_env[$k]} bytes long, more than the 131071 the kernel allows one variable (pass large values in a file)"
+    return 0
+  done
+  return 1
 }
 
 nf_timeout_reason() {
@@ -2084,6 +2164,32 @@ nf_export_artifacts() {
   fi
 }
 
+# nf_check_artifacts_dir DIR makes sure, before anything runs, that
+# --artifacts-dir can be written (finding out after an hour of building is
+# too late); it creates the directory.
+nf_check_artifacts_dir() {
+  local dir=$1 p='' part rest
+  rest=${dir%/}
+  [[ $rest == /* ]] && rest=${rest#/} p=/
+  # A part of the path that is there but is no directory, as mkdir -p
+  # would stumble on it, named as nixflow run names it.
+  while [[ -n $rest ]]; do
+    part=${rest%%/*}
+    [[ $rest == */* ]] && rest=${rest#*/} || rest=''
+    [[ -n $part ]] || continue
+    p+=$part
+    if [[ -e $p && ! -d $p ]]; then
+      nf_die_usage "--artifacts-dir: mkdir $p: not a directory"
+    fi
+    [[ -e $p ]] || break
+    p+=/
+  done
+  if ! mkdir -p -- "$dir" 2>/dev/null || ! : 2>/dev/null >"$dir/.nixflow-check"; then
+    nf_die_usage "--artifacts-dir $dir: cannot write there"
+  fi
+  rm -f -- "$dir/.nixflow-check"
+}
+
 # nf_requirements checks, before anything runs, that this host has what
 # the script needs, and says what is missing.
 nf_requirements() {
@@ -2225,6 +2331,7 @@ nf_main() {
   declare -ga nf_res_status=() nf_res_allowed=() nf_res_domain=() nf_res_ms=() nf_res_attempts=() nf_res_reason=()
   nf_parse_args "$@"
   nf_requirements
+  [[ -z $nf_artifacts_dir ]] || nf_check_artifacts_dir "$nf_artifacts_dir"
   nf_overrides
   nf_state_home=${XDG_STATE_HOME:-${HOME:-/tmp}/.local/state}
   nf_cache_home=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}
@@ -2233,7 +2340,7 @@ nf_main() {
   local ts rnd
   TZ=UTC0 printf -v ts '%(%Y%m%d-%H%M%S)T' -1
   printf -v rnd '%04x%02x' $((RANDOM)) $((RANDOM % 256))
-  nf_run_id=$ts.$(printf '%03d' $((nf_t % 1000)))-$rnd
+  printf -v nf_run_id '%s.%03d-%s' "$ts" $((nf_t % 1000)) "$rnd"
   [[ -n $nf_run_dir ]] || nf_run_dir=$nf_state_home/nixflow/runs/$nf_run_id
   mkdir -p "$nf_run_dir/logs" "$nf_run_dir/jobs" "$nf_run_dir/artifacts" || exit 3
   chmod 700 "$nf_run_dir"
