@@ -24,8 +24,6 @@ var scriptEngineSkips = map[string]string{
 	"run_secrets_scan":      "uses --groups (CI log groups are nixflow run's)",
 	"run_secret_reasons":    "uses --groups (CI log groups are nixflow run's)",
 	"run_mask_streams":      "not yet in the script: a value announced on one stream is masked on the other from the very next line (the script's readers see it a line later)",
-	"run_host_processes":    "not yet in the script: conditions' and providers' setsid escapees, a slow provider stopped by Ctrl-C",
-	"run_job_patterns":      "not yet in the script: -j, globs and matrix families in --job",
 	"run_reports":           "not yet in the script: --junit and the GitHub job summary",
 	"run_cli_conventions":   "nixflow run's own usage errors (the script has its own flags)",
 	"run_exit_codes":        "checks an oci job's exit 3: the script runs local jobs only",
@@ -94,7 +92,7 @@ func splitRunArgs(args []string) (compileArgs, runArgs []string, workflow string
 		switch {
 		case !strings.HasPrefix(a, "-") || a == "-":
 			workflow = a
-		case name == "--job":
+		case name == "--job" || name == "-j":
 			if inline {
 				compileArgs = append(compileArgs, a)
 			} else if i+1 < len(args) {

@@ -714,9 +714,10 @@ nf_provider() {
       nf_goquote "$cmd"
       what="command $nf_q"
       err=$nf_tmp/provider.err
-      data=$(cd "$nf_repo" && bash --noprofile --norc -c "$1" </dev/null 2>"$err"; rc=$?; printf x; exit "$rc")
-      rc=$?
-      data=${data%x}
+      nf_run_provider "$1" "$nf_tmp/provider.out" "$err" || return 1
+      rc=$nf_rc
+      IFS='' read -r -d '' data <"$nf_tmp/provider.out" || true
+      rm -f "$nf_tmp/provider.out"
       if ((rc != 0)); then
         local last=''
         [[ -s $err ]] && last=$(sed -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' "$err" | sed -n '$p')
@@ -741,6 +742,42 @@ nf_provider() {
     nf_secrets[$k]=${nf_pv[$k]}
     nf_names+=("$k")
   done
+}
+
+# nf_run_provider COMMAND OUT ERR runs a command provider here, as a step
+# runs: in a process group of its own, its output to files (a process it
+# leaves behind cannot hold a pipe open), nothing of it surviving it (the
+# processes that left its group with setsid too, found by a cookie), and
+# stopped by the first Ctrl-C. Sets nf_rc; returns 1 when the run was
+# cancelled.
+nf_run_provider() {
+  local pid rc stopper='' cookie=$nf_run_id.provider.$BASHPID
+  set -m
+  (
+    trap - PIPE USR1 USR2 INT HUP QUIT TERM
+    cd -- "$nf_repo" || exit 1
+    NIXFLOW_COOKIE=$cookie exec bash --noprofile --norc -c "$1"
+  ) </dev/null >"$2" 2>"$3" &
+  pid=$!
+  set +m
+  while :; do
+    wait "$pid"
+    rc=$?
+    kill -0 "$pid" 2>/dev/null || break
+    if [[ -z $stopper && -e $nf_state/cancelled ]]; then
+      nf_stopper "$pid" INT &
+      stopper=$!
+    fi
+  done
+  kill -KILL -- "-$pid" 2>/dev/null
+  [[ -n $stopper ]] && kill -KILL "$stopper" 2>/dev/null && wait "$stopper" 2>/dev/null
+  nf_kill_cookie "$cookie"
+  nf_rc=$rc
+  if [[ -e $nf_state/cancelled ]]; then
+    rm -f "$2" "$3"
+    return 1
+  fi
+  return 0
 }
 
 nf_provider_error() {
@@ -1046,6 +1083,7 @@ nf_stopper() {
 nf_spawn() {
   local kind=$1 body=$2 dir=$3 k
   local fifo=$nf_ctl/fifo
+  nf_spawn_kind=$kind
   # One pair of pipes per job, used by one process at a time.
   # Made for every job at once when the run starts.
   nf_seq=$((nf_seq + 1))
@@ -1109,7 +1147,8 @@ nf_await() {
   # No process of the step outlives it: its process group goes, and when
   # it was stopped, the processes that left the group (setsid) too.
   kill -KILL -- "-$nf_pid" 2>/dev/null || true
-  if [[ -n $nf_stop || -e $nf_ctl/timedout.$nf_pid ]]; then nf_kill_cookie "$nf_cookie"; fi
+  # Nothing a job's condition started outlives it either (setsid included).
+  if [[ -n $nf_stop || -e $nf_ctl/timedout.$nf_pid || $nf_spawn_kind == cond ]]; then nf_kill_cookie "$nf_cookie"; fi
   [[ -n $watcher ]] && kill -KILL "$watcher" 2>/dev/null
   [[ -n $nf_stopper ]] && kill -KILL "$nf_stopper" 2>/dev/null
   local r
@@ -2384,6 +2423,7 @@ nf_main() {
     for i in "${!nf_jobs[@]}"; do
       nf_res_status[i]=skipped nf_res_allowed[i]=0 nf_res_domain[i]='' nf_res_ms[i]=0 nf_res_attempts[i]=0
       nf_res_reason[i]="the environment could not be prepared"
+      [[ -e $nf_state/cancelled ]] && nf_res_status[i]=cancelled nf_res_reason[i]="run cancelled"
     done
   fi
   ((nf_keep_ws)) || rm -rf "$nf_run_dir/jobs"
