@@ -24,7 +24,6 @@ var scriptEngineSkips = map[string]string{
 	"run_mask_streams":    "not yet in the script: a value announced on one stream is masked on the other from the very next line (the script's readers see it a line later)",
 	"run_reports":         "not yet in the script: --junit and the GitHub job summary",
 	"run_cli_conventions": "nixflow run's own usage errors (the script has its own flags)",
-	"run_exit_codes":      "checks an oci job's exit 3: the script runs local jobs only",
 	// Jobs on other executors: the script refuses them at compile time.
 	"run_oci_timeout":   "oci jobs: the script runs local jobs only",
 	"run_oci_interrupt": "oci jobs: the script runs local jobs only",

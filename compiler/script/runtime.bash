@@ -1977,7 +1977,7 @@ nf_watch_parent() {
         exit 0
       fi
     done
-  ) &
+  ) >/dev/null 2>&1 &
   nf_watcher=$!
 }
 
