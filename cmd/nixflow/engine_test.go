@@ -21,7 +21,6 @@ import (
 var scriptEngineSkips = map[string]string{
 	"run_ci_groups": "log groups for hosted CI are nixflow run's (--groups)",
 	// Newer than the script (merged from main): it does not do these yet.
-	"run_mask_streams":    "not yet in the script: a value announced on one stream is masked on the other from the very next line (the script's readers see it a line later)",
 	"run_reports":         "not yet in the script: --junit and the GitHub job summary",
 	"run_cli_conventions": "nixflow run's own usage errors (the script has its own flags)",
 	// Jobs on other executors: the script refuses them at compile time.

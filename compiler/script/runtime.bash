@@ -324,60 +324,163 @@ nf_warn() {
   nf_emit warning "$1" "" msg="$2"
 }
 
-# nf_reader JOB STEP STREAM TAIL: one line of output per line read,
-# masked, ::add-mask:: values learnt.
+# nf_reader JOB STEP TAIL OUT ERR: one line of output per line read from
+# the step's two streams (the fifos OUT and ERR), masked, ::add-mask::
+# values learnt. One process reads both, so that a value announced on one
+# stream is masked on the other from the next line on: before it writes a
+# line, it takes what the other stream holds at that moment (all the step
+# wrote there before this line) and learns the values announced in it.
+# bash cannot wait for two descriptors at once: it waits on each in turn,
+# a short while (nf_poll seconds, 0.01 to 0.2 as the step is busy or
+# quiet), and blocks on one when the other is closed.
 nf_reader() {
-  local job=$1 step=$2 stream=$3 line text v mfd logfd ts now prefix=$1/$2 logprefix=''
-  local -a ring=()
-  local n=0
+  local job=$1 step=$2 prefix=$1/$2 line v mfd logfd ts now s o rc q first poll=0.01
+  local -a fd=() open=(1 1) pend=('' '') ring=() queue=() t=()
+  local n=0 got
   trap '' PIPE
   # The log's times in UTC (this process starts no other).
   TZ=UTC0
-  [[ $stream == stderr ]] && logprefix='(stderr) '
   exec {logfd}>>"$nf_run_dir/logs/$job.log"
   # Values other jobs announce with ::add-mask:: are masked here from the
   # line after they were announced.
   exec {mfd}<"$nf_tmp/masks"
-  while IFS='' read -r line || [[ -n $line ]]; do
-    while IFS='' read -r -u "$mfd" v; do nf_add_mask "$v" || true; done
-    line=${line%$'\r'}
-    if [[ $line == *::add-mask::* && ${line#"${line%%[![:space:]]*}"} == ::add-mask::* ]]; then
-      v=${line#*::add-mask::}
-      v=${v#"${v%%[![:space:]]*}"}
-      v=${v%"${v##*[![:space:]]}"}
-      if [[ -n $v ]]; then
-        if ! nf_add_mask "$v"; then
-          nf_warn "" "the value announced with ::add-mask:: is shorter than 4 characters and is not masked"
+  # The step opens its stdout, then its stderr: the same order here.
+  exec {s}<"$4"
+  fd[0]=$s
+  exec {s}<"$5"
+  fd[1]=$s
+  while ((open[0] || open[1])); do
+    got=0
+    for s in 0 1; do
+      o=$((1 - s))
+      first=1
+      while ((open[s])); do
+        t=()
+        if ((open[o])); then
+          # Wait a while for the first line of a quiet round; else read
+          # only what is there now, and go on to the other stream.
+          if ((first && !got)); then
+            t=(-t "$poll")
+          else
+            IFS='' read -r -t 0 -u "${fd[s]}" _ || break
+            t=(-t 0.05)
+          fi
         fi
-        printf '%s\n' "$v" >>"$nf_tmp/masks"
-      fi
-      text='::add-mask::***'
-    elif ((${#nf_masks[@]} > 0)); then
-      nf_mask "$line"
-      text=$nf_m
-    else
-      text=$line
-    fi
-    case $nf_format in
-      simple) printf '[%s] %s\n' "$prefix" "$text" || nf_output_lost ;;
-      json)
-        local ev=output msg=$text result='' reason='' exit='' attempt=0 attempts=0 ms=0 allowed=0
-        nf_event_json
-        printf '%s\n' "$nf_j" || nf_output_lost
-        ;;
-      *)
-        printf -v ts '%(%H:%M:%S)T' -1
-        printf '%s %s │ %s\n' "$ts" "$prefix" "$text" || nf_output_lost
-        ;;
-    esac
-    printf -v ts '%(%Y-%m-%dT%H:%M:%S)T' -1
-    printf '%sZ [%s] %s%s\n' "$ts" "$step" "$logprefix" "$text" >&"$logfd"
-    # The last lines, for the summary of a failed step.
-    now=${EPOCHREALTIME:-$n}
-    ring[n % 20]="${now/[.,]/}"$'\t'"$text"
-    n=$((n + 1))
+        first=0
+        if IFS='' read -r "${t[@]}" -u "${fd[s]}" line; then
+          rc=0
+        else
+          rc=$?
+        fi
+        if ((rc > 128)); then
+          # Nothing, or part of a line, within the wait.
+          pend[s]+=$line
+          break
+        fi
+        line=${pend[s]}$line
+        pend[s]=''
+        if ((rc != 0)); then
+          open[s]=0
+          [[ -n $line ]] || break
+        fi
+        got=1
+        # Learn the values announced in everything both streams hold now
+        # (all the step wrote before the other stream's next line) before
+        # writing any of it.
+        queue=("$s" "$line")
+        [[ $line == *::add-mask::* ]] && nf_learn "$line"
+        nf_drain "$s"
+        nf_drain "$o"
+        for ((q = 0; q < ${#queue[@]}; q += 2)); do nf_reader_line "${queue[q]}" "${queue[q + 1]}"; done
+      done
+    done
+    if ((got)); then poll=0.01; elif [[ $poll == 0.01 ]]; then poll=0.05; else poll=0.2; fi
   done
-  if ((n > 0)); then printf '%s\n' "${ring[@]}" >"$4.$stream"; else : >"$4.$stream"; fi
+  if ((n > 0)); then printf '%s\n' "${ring[@]}" >"$3.stdout"; else : >"$3.stdout"; fi
+  : >"$3.stderr"
+}
+
+# nf_drain STREAM: for nf_reader (its locals), the complete lines STREAM
+# holds now (a thousand at most), added to queue, their announcements
+# learnt.
+nf_drain() {
+  local x=$1 v rc c=0
+  while ((open[x] && c < 1000)) && IFS='' read -r -t 0 -u "${fd[x]}" _; do
+    c=$((c + 1))
+    if IFS='' read -r -t 0.05 -u "${fd[x]}" v; then
+      rc=0
+    else
+      rc=$?
+    fi
+    if ((rc > 128)); then pend[x]+=$v; break; fi
+    v=${pend[x]}$v
+    pend[x]=''
+    if ((rc != 0)); then
+      open[x]=0
+      [[ -n $v ]] || break
+    fi
+    [[ $v == *::add-mask::* ]] && nf_learn "$v"
+    queue+=("$x" "$v")
+  done
+}
+
+# nf_learn LINE: a value LINE announces with ::add-mask:: is masked from
+# now on (nf_reader_line says so, and tells other jobs, when it writes the
+# line).
+nf_learn() {
+  local line=${1%$'\r'} v
+  [[ $line == *::add-mask::* && ${line#"${line%%[![:space:]]*}"} == ::add-mask::* ]] || return 0
+  v=${line#*::add-mask::}
+  v=${v#"${v%%[![:space:]]*}"}
+  v=${v%"${v##*[![:space:]]}"}
+  [[ -n $v ]] && nf_add_mask "$v"
+  return 0
+}
+
+# nf_reader_line STREAM LINE writes one line of a step's output (STREAM 0
+# stdout, 1 stderr), for nf_reader (its locals).
+nf_reader_line() {
+  local line=$2 text v logprefix=''
+  ((${1} == 1)) && logprefix='(stderr) '
+  while IFS='' read -r -u "$mfd" v; do nf_add_mask "$v" || true; done
+  line=${line%$'\r'}
+  if [[ $line == *::add-mask::* && ${line#"${line%%[![:space:]]*}"} == ::add-mask::* ]]; then
+    v=${line#*::add-mask::}
+    v=${v#"${v%%[![:space:]]*}"}
+    v=${v%"${v##*[![:space:]]}"}
+    if [[ -n $v ]]; then
+      if ! nf_add_mask "$v"; then
+        nf_warn "" "the value announced with ::add-mask:: is shorter than 4 characters and is not masked"
+      fi
+      printf '%s\n' "$v" >>"$nf_tmp/masks"
+    fi
+    text='::add-mask::***'
+  elif ((${#nf_masks[@]} > 0)); then
+    nf_mask "$line"
+    text=$nf_m
+  else
+    text=$line
+  fi
+  case $nf_format in
+    simple) printf '[%s] %s\n' "$prefix" "$text" || nf_output_lost ;;
+    json)
+      local ev=output msg=$text result='' reason='' exit='' attempt=0 attempts=0 ms=0 allowed=0
+      local stream=stdout
+      ((${1} == 1)) && stream=stderr
+      nf_event_json
+      printf '%s\n' "$nf_j" || nf_output_lost
+      ;;
+    *)
+      printf -v ts '%(%H:%M:%S)T' -1
+      printf '%s %s │ %s\n' "$ts" "$prefix" "$text" || nf_output_lost
+      ;;
+  esac
+  printf -v ts '%(%Y-%m-%dT%H:%M:%S)T' -1
+  printf '%sZ [%s] %s%s\n' "$ts" "$step" "$logprefix" "$text" >&"$logfd"
+  # The last lines, for the summary of a failed step.
+  now=${EPOCHREALTIME:-$n}
+  ring[n % 20]="${now/[.,]/}"$'\t'"$text"
+  n=$((n + 1))
 }
 
 # nf_json_str TEXT sets nf_j to TEXT as a JSON string, escaped as Go's
@@ -1088,10 +1191,8 @@ nf_spawn() {
   # Made for every job at once when the run starts.
   nf_seq=$((nf_seq + 1))
   if [[ $kind == step ]]; then
-    nf_reader "$nf_job" "$nf_step" stdout "$nf_tail" <"$fifo.out" &
+    nf_reader "$nf_job" "$nf_step" "$nf_tail" "$fifo.out" "$fifo.err" &
     nf_readers=$!
-    nf_reader "$nf_job" "$nf_step" stderr "$nf_tail" <"$fifo.err" &
-    nf_readers+=" $!"
   else
     cat <"$fifo.out" >/dev/null &
     nf_readers=$!
