@@ -19,7 +19,6 @@ import (
 // scriptEngineSkips lists the CLI scripts that do not apply to the compiled
 // script, and why. Every other run_*.txtar script runs on both engines.
 var scriptEngineSkips = map[string]string{
-	"run_ci_groups": "log groups for hosted CI are nixflow run's (--groups)",
 	// Newer than the script (merged from main): it does not do these yet.
 	"run_reports":         "not yet in the script: --junit and the GitHub job summary",
 	"run_cli_conventions": "nixflow run's own usage errors (the script has its own flags)",

@@ -20,6 +20,8 @@ usage: bash SCRIPT [flags]     or: ssh HOST bash -s -- [flags] < SCRIPT
   --interrupt-grace D    on Ctrl-C, how long steps get after SIGINT before SIGTERM (7.5s)
   --terminate-grace D    how long steps get after SIGTERM before SIGKILL (2.5s)
   --artifacts-dir DIR    at the end, copy every artifact to DIR/<name>
+  --groups CI            replay each job's log in a collapsible section at the end:
+                         auto (default: the CI this runs in), github, gitlab, buildkite, none
   --repo DIR             the working tree jobs start from (default: the current directory)
   --run-dir DIR          where the run's logs and artifacts go
 
@@ -260,10 +262,20 @@ nf_emit() {
   nf_now
   TZ=UTC0 printf -v ts '%(%Y-%m-%dT%H:%M:%S)T' $((nf_t / 1000))
   printf -v ts '%s.%03dZ' "$ts" $((nf_t % 1000))
+  # The job's log says what happened as nixflow run's does:
+  # "-- EVENT RESULT REASON MESSAGE" (nixflow logs reads both alike).
+  local logline=$logprefix$text
+  if [[ $ev != output ]]; then
+    logline="-- $ev"
+    [[ -n $result ]] && logline+=" $result"
+    [[ -n $result ]] && ((allowed)) && logline+=" (allowed)"
+    [[ -n $reason ]] && logline+=" $reason"
+    [[ -n $msg ]] && logline+=" $msg"
+  fi
   if [[ -n $step ]]; then
-    printf '%s [%s] %s%s\n' "$ts" "$step" "$logprefix" "$text" >>"$nf_run_dir/logs/$job.log"
+    printf '%s [%s] %s\n' "$ts" "$step" "$logline" >>"$nf_run_dir/logs/$job.log"
   else
-    printf '%s %s\n' "$ts" "$text" >>"$nf_run_dir/logs/$job.log"
+    printf '%s %s\n' "$ts" "$logline" >>"$nf_run_dir/logs/$job.log"
   fi
 }
 
@@ -2166,6 +2178,52 @@ nf_schedule() {
   done
 }
 
+# nf_write_groups replays, at the end of the run, each job's log in a
+# collapsible section of the CI's own syntax (nf_groups): the live output
+# interleaves jobs that ran at once. A failed job's section is open
+# (Buildkite) or annotated (GitHub).
+nf_write_groups() {
+  local i job title failed id line ts r
+  for i in "${!nf_jobs[@]}"; do
+    job=${nf_jobs[i]}
+    title="$job (${nf_res_status[i]})"
+    failed=0
+    if [[ ${nf_res_status[i]} == failure ]]; then
+      if ((nf_res_allowed[i])); then title="$job (failed, allowed)"; else failed=1; fi
+    fi
+    id=nixflow_${job//[!a-zA-Z0-9_.-]/_}
+    case $nf_groups in
+      github) printf '::group::%s\n' "$title" ;;
+      gitlab)
+        printf -v ts '%(%s)T' -1
+        printf '\e[0Ksection_start:%s:%s[collapsed=true]\r\e[0K%s\n' "$ts" "$id" "$title"
+        ;;
+      buildkite) if ((failed)); then printf '+++ %s\n' "$title"; else printf -- '--- %s\n' "$title"; fi ;;
+    esac
+    if [[ -f $nf_run_dir/logs/$job.log ]]; then
+      while IFS='' read -r line || [[ -n $line ]]; do printf '%s\n' "$line"; done <"$nf_run_dir/logs/$job.log"
+    else
+      printf '(no log: the job did not run)\n'
+    fi
+    case $nf_groups in
+      github)
+        printf '::endgroup::\n'
+        if ((failed)); then
+          nf_mask "${nf_res_reason[i]}"
+          r=$nf_m
+          r=${r//%/%25} r=${r//$'\r'/%0D} r=${r//$'\n'/%0A} r=${r//:/%3A} r=${r//,/%2C}
+          job=${job//%/%25} job=${job//$'\r'/%0D} job=${job//$'\n'/%0A} job=${job//:/%3A} job=${job//,/%2C}
+          printf '::error title=nixflow job %s failed::%s\n' "$job" "$r"
+        fi
+        ;;
+      gitlab)
+        printf -v ts '%(%s)T' -1
+        printf '\e[0Ksection_end:%s:%s\r\e[0K\n' "$ts" "$id"
+        ;;
+    esac
+  done
+}
+
 # nf_summary prints the table of jobs, the failures and one last line.
 nf_summary() {
   nf_load_masks
@@ -2363,14 +2421,14 @@ nf_parse_args() {
   nf_max_parallel=${NIXFLOW_MAX_PARALLEL:-$nf_default_max_parallel}
   nf_levels_mode=$nf_default_levels
   nf_events='' nf_keep_ws=0 nf_ig_ms=7500 nf_tg_ms=2500 nf_artifacts_dir='' nf_repo=$PWD nf_run_dir=''
-  nf_flag_env=() nf_env_files=()
+  nf_flag_env=() nf_env_files=() nf_groups=auto
   while (($# > 0)); do
     local arg=$1
     case $arg in
       --*=*) set -- "${arg%%=*}" "${arg#*=}" "${@:2}"; continue ;;
       -h | --help) nf_usage; exit 0 ;;
       --keep-workspace) nf_keep_ws=1; shift; continue ;;
-      --env | --env-file | --max-parallel | --schedule | --log-format | --events | --interrupt-grace | --terminate-grace | --artifacts-dir | --repo | --run-dir)
+      --env | --env-file | --max-parallel | --schedule | --log-format | --events | --interrupt-grace | --terminate-grace | --artifacts-dir | --repo | --run-dir | --groups)
         (($# >= 2)) || nf_die_usage "flag needs an argument: $arg"
         v=$2
         shift 2
@@ -2402,8 +2460,23 @@ nf_parse_args() {
       --artifacts-dir) nf_artifacts_dir=$v ;;
       --repo) nf_repo=$v ;;
       --run-dir) nf_run_dir=$v ;;
+      --groups) nf_groups=$v ;;
     esac
   done
+  case $nf_groups in
+    auto)
+      nf_groups=none
+      if [[ ${GITHUB_ACTIONS:-} == true ]]; then
+        nf_groups=github
+      elif [[ ${GITLAB_CI:-} == true ]]; then
+        nf_groups=gitlab
+      elif [[ ${BUILDKITE:-} == true ]]; then
+        nf_groups=buildkite
+      fi
+      ;;
+    none | github | gitlab | buildkite) ;;
+    *) nf_goquote "$nf_groups"; nf_die_usage "unknown --groups $nf_q (known: auto, github, gitlab, buildkite, none)" ;;
+  esac
   case $nf_format in
     structured | simple | json) ;;
     *) nf_goquote "$nf_format"; nf_die_usage "unknown --log-format $nf_q (known: structured, simple, json)" ;;
@@ -2533,6 +2606,8 @@ nf_main() {
     nf_summary >&2
     if [[ -n $nf_artifacts_dir ]]; then nf_export_artifacts "$nf_artifacts_dir" >&2; fi
   else
+    # JSON lines on standard output get no CI log groups.
+    [[ $nf_groups == none ]] || nf_write_groups
     nf_summary
     if [[ -n $nf_artifacts_dir ]]; then nf_export_artifacts "$nf_artifacts_dir"; fi
   fi
