@@ -20,7 +20,6 @@ import (
 // script, and why. Every other run_*.txtar script runs on both engines.
 var scriptEngineSkips = map[string]string{
 	// Newer than the script (merged from main): it does not do these yet.
-	"run_reports":         "not yet in the script: --junit and the GitHub job summary",
 	"run_cli_conventions": "nixflow run's own usage errors (the script has its own flags)",
 	// Jobs on other executors: the script refuses them at compile time.
 	"run_oci_timeout":   "oci jobs: the script runs local jobs only",
@@ -80,7 +79,7 @@ func splitRunArgs(args []string) (compileArgs, runArgs []string, workflow string
 	valued := map[string]bool{"--job": true, "--max-parallel": true, "--schedule": true, "--env": true,
 		"--env-file": true, "--log-format": true, "--events": true, "--interrupt-grace": true,
 		"--terminate-grace": true, "--groups": true, "--artifacts-dir": true, "--repo": true,
-		"--pass-env": true, "--log-level": true}
+		"--pass-env": true, "--log-level": true, "--junit": true}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		name, _, inline := strings.Cut(a, "=")

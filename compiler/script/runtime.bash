@@ -20,6 +20,7 @@ usage: bash SCRIPT [flags]     or: ssh HOST bash -s -- [flags] < SCRIPT
   --interrupt-grace D    on Ctrl-C, how long steps get after SIGINT before SIGTERM (7.5s)
   --terminate-grace D    how long steps get after SIGTERM before SIGKILL (2.5s)
   --artifacts-dir DIR    at the end, copy every artifact to DIR/<name>
+  --junit FILE           write the run's result as JUnit XML to FILE
   --groups CI            replay each job's log in a collapsible section at the end:
                          auto (default: the CI this runs in), github, gitlab, buildkite, none
   --repo DIR             the working tree jobs start from (default: the current directory)
@@ -1705,6 +1706,7 @@ nf_run_steps() {
       if ((!S_keep[k])) && { [[ -e $nf_state/aborted ]] || { ((!J_cleanup)) && [[ -e $nf_state/cancelled ]]; }; }; then
         S_status[k]=cancelled reason="run cancelled"
       fi
+      nf_step_record "$k" 0 0
       nf_emit step_end "$nf_job" "$nf_step" result="${S_status[k]}" reason="$reason"
       continue
     fi
@@ -1914,12 +1916,21 @@ nf_retry_delay() {
   nf_delay=$d
 }
 
+# nf_step_record K ALLOWED MS: how step K ended, for the reports (--junit,
+# the GitHub job summary): index, name, status, allowed, milliseconds,
+# attempts.
+nf_step_record() {
+  printf '%s\0%s\0%s\0%s\0%s\0%s\0' "$1" "${S_name[$1]}" "${S_status[$1]}" "$2" "${3:-0}" "${S_attempts[$1]:-0}" \
+    >>"$nf_state/$nf_job_index.steps"
+}
+
 # nf_step_end K STATUS REASON MS records a step's end and prints it.
 nf_step_end() {
   local k=$1
   S_status[k]=$2 S_reason[k]=$3
   local allowed=0
   [[ $2 == failure ]] && ((S_coe[k])) && allowed=1
+  nf_step_record "$k" "$allowed" "$4"
   ((S_attempts[k] > J_attempts)) && J_attempts=${S_attempts[k]}
   J_steps_run=1
   if [[ $2 == failure ]] && [[ -s $nf_tail.stdout || -s $nf_tail.stderr ]]; then
@@ -2224,6 +2235,165 @@ nf_write_groups() {
   done
 }
 
+# nf_reports writes the reports CI systems read, as nixflow run does:
+# --junit, and on GitHub Actions the job summary ($GITHUB_STEP_SUMMARY).
+nf_reports() {
+  local i
+  nf_now
+  nf_run_ms=$((nf_t - nf_run_start))
+  # Each job's steps, from the records the jobs left.
+  for i in "${!nf_jobs[@]}"; do
+    declare -ga "nf_steps_$i=()"
+    [[ -f $nf_state/$i.steps ]] || continue
+    mapfile -d '' -t "nf_steps_$i" <"$nf_state/$i.steps"
+  done
+  if [[ -n $nf_junit ]] && ! nf_junit_write >"$nf_junit"; then
+    printf 'error: write the JUnit report: cannot write %s\n' "$nf_junit" >&2
+    nf_exit=3
+  fi
+  if [[ ${GITHUB_ACTIONS:-} == true && -n ${GITHUB_STEP_SUMMARY:-} ]]; then
+    nf_gh_summary >>"$GITHUB_STEP_SUMMARY" ||
+      printf 'warning: GitHub step summary not written: cannot write %s\n' "$GITHUB_STEP_SUMMARY" >&2
+  fi
+}
+
+# nf_job_steps JOB sets st (the caller's) to the step records of JOB: six
+# fields a step (index, name, status, allowed, milliseconds, attempts).
+nf_job_steps() {
+  local -n src=nf_steps_$1
+  st=("${src[@]}")
+}
+
+# nf_xml_attr TEXT sets nf_x to TEXT escaped for an XML attribute, as Go's
+# encoding/xml escapes it.
+nf_xml_attr() {
+  # Quoted replacements: bash 5.2 would put the match where an unquoted &
+  # stands.
+  nf_x=${1//&/"&amp;"}
+  nf_x=${nf_x//</"&lt;"} nf_x=${nf_x//>/"&gt;"} nf_x=${nf_x//\"/"&#34;"} nf_x=${nf_x//\'/"&#39;"}
+  nf_x=${nf_x//$'\t'/"&#x9;"} nf_x=${nf_x//$'\n'/"&#xA;"} nf_x=${nf_x//$'\r'/"&#xD;"}
+}
+
+# nf_secs3 MS sets nf_f to MS as seconds with three decimals.
+nf_secs3() {
+  printf -v nf_f '%d.%03d' $(($1 / 1000)) $(($1 % 1000))
+}
+
+# nf_junit_write writes the run's result as JUnit XML: one testsuite, one
+# testcase per job, its steps as properties; a failure holds the job's
+# reason and the last lines of its failed steps; every text masked.
+nf_junit_write() {
+  local i k name v fails=0 skips=0 cases='' c props tail line q ts
+  local -a st=()
+  for i in "${!nf_jobs[@]}"; do
+    nf_xml_attr "${nf_jobs[i]}"
+    name=$nf_x
+    nf_xml_attr "$nf_name"
+    nf_secs3 "${nf_res_ms[i]}"
+    c="    <testcase name=\"$name\" classname=\"$nf_x\" time=\"$nf_f\">"
+    props='' tail=''
+    nf_job_steps "$i"
+    for ((k = 0; k + 5 < ${#st[@]}; k += 6)); do
+      v=${st[k + 2]}
+      ((st[k + 3])) && v+=' (allowed)'
+      if ((st[k + 4] > 0)); then nf_round_ms "${st[k + 4]}"; v+=" in $nf_f"; fi
+      ((st[k + 5] > 1)) && v+=", ${st[k + 5]} attempts"
+      nf_mask "$v"
+      nf_xml_attr "$nf_m"
+      v=$nf_x
+      nf_xml_attr "step ${st[k + 1]}"
+      props+=$'\n'"        <property name=\"$nf_x\" value=\"$v\"></property>"
+      if [[ ${st[k + 2]} == failure && -s $nf_state/$i.tail.${st[k]} ]]; then
+        tail+="last lines of ${st[k + 1]}:"$'\n'
+        while IFS='' read -r line; do
+          nf_mask "$line"
+          tail+=$nf_m$'\n'
+        done <"$nf_state/$i.tail.${st[k]}"
+      fi
+    done
+    [[ -n $props ]] && c+=$'\n'"      <properties>$props"$'\n'"      </properties>"
+    nf_mask "${nf_res_reason[i]}"
+    nf_xml_attr "$nf_m"
+    case ${nf_res_status[i]} in
+      failure)
+        if ((nf_res_allowed[i])); then
+          nf_mask "${nf_res_reason[i]}"
+          q="failed (allowed): $nf_m"
+          c+=$'\n'"      <system-out><![CDATA[${q//]]>/]]]]><![CDATA[>}]]></system-out>"
+        else
+          fails=$((fails + 1))
+          q=''
+          [[ -n $tail ]] && q="<![CDATA[${tail//]]>/]]]]><![CDATA[>}]]>"
+          c+=$'\n'"      <failure message=\"$nf_x\" type=\"${nf_res_domain[i]}\">$q</failure>"
+        fi
+        ;;
+      skipped | cancelled)
+        skips=$((skips + 1))
+        nf_mask "${nf_res_status[i]}: ${nf_res_reason[i]}"
+        nf_xml_attr "$nf_m"
+        c+=$'\n'"      <skipped message=\"$nf_x\"></skipped>"
+        ;;
+    esac
+    if [[ $c == *$'\n'* ]]; then c+=$'\n'"    </testcase>"; else c+="</testcase>"; fi
+    cases+=$'\n'$c
+  done
+  nf_xml_attr "$nf_name"
+  nf_secs3 "$nf_run_ms"
+  TZ=UTC0 printf -v ts '%(%Y-%m-%dT%H:%M:%SZ)T' $((nf_run_start / 1000))
+  printf '<?xml version="1.0" encoding="UTF-8"?>\n'
+  printf '<testsuites name="%s" tests="%d" failures="%d" skipped="%d" time="%s">\n' "$nf_x" "${#nf_jobs[@]}" "$fails" "$skips" "$nf_f"
+  printf '  <testsuite name="%s" tests="%d" failures="%d" skipped="%d" time="%s" timestamp="%s">%s\n' \
+    "$nf_x" "${#nf_jobs[@]}" "$fails" "$skips" "$nf_f" "$ts" "$cases"
+  printf '  </testsuite>\n</testsuites>\n'
+}
+
+# nf_md TEXT sets nf_x to TEXT kept from breaking a Markdown table.
+nf_md() {
+  nf_x=${1//|/\\|}
+  nf_x=${nf_x//</"&lt;"} nf_x=${nf_x//>/"&gt;"}
+}
+
+# nf_gh_summary writes the run's result for GitHub Actions' job summary
+# (Markdown): a table of jobs, then the last lines of each failed step.
+nf_gh_summary() {
+  local i k verdict=succeeded icon result dur line
+  local -a st=()
+  ((nf_exit == 130)) && verdict='was interrupted'
+  ((nf_exit != 0 && nf_exit != 130)) && verdict=failed
+  nf_md "$nf_name"
+  nf_round_ms "$nf_run_ms"
+  printf '### nixflow: %s %s in %s\n\n| Job | Result | Duration |\n| --- | --- | --- |\n' "$nf_x" "$verdict" "$nf_f"
+  for i in "${!nf_jobs[@]}"; do
+    icon='✅' result=${nf_res_status[i]}
+    case $result in
+      failure) if ((nf_res_allowed[i])); then icon='⚠️' result='failed (allowed)'; else icon='❌'; fi ;;
+      skipped) icon='⏭️' ;;
+      cancelled) icon='🚫' ;;
+    esac
+    nf_job_steps "$i"
+    dur=-
+    if ((nf_res_ms[i] > 0 || ${#st[@]} > 0)); then nf_round_ms "${nf_res_ms[i]}"; dur=$nf_f; fi
+    nf_md "${nf_jobs[i]}"
+    printf '| %s | %s %s | %s |\n' "$nf_x" "$icon" "$result" "$dur"
+  done
+  for i in "${!nf_jobs[@]}"; do
+    nf_job_steps "$i"
+    for ((k = 0; k + 5 < ${#st[@]}; k += 6)); do
+      [[ ${st[k + 2]} == failure && -s $nf_state/$i.tail.${st[k]} ]] || continue
+      nf_md "${nf_jobs[i]}"
+      line=$nf_x
+      nf_md "${st[k + 1]}"
+      printf '\n<details open><summary>%s › %s: last lines</summary>\n\n```text\n' "$line" "$nf_x"
+      while IFS='' read -r line; do
+        nf_mask "$line"
+        printf '%s\n' "${nf_m//\`\`\`/\` \` \`}"
+      done <"$nf_state/$i.tail.${st[k]}"
+      printf '```\n\n</details>\n'
+    done
+  done
+  printf '\n'
+}
+
 # nf_summary prints the table of jobs, the failures and one last line.
 nf_summary() {
   nf_load_masks
@@ -2421,14 +2591,14 @@ nf_parse_args() {
   nf_max_parallel=${NIXFLOW_MAX_PARALLEL:-$nf_default_max_parallel}
   nf_levels_mode=$nf_default_levels
   nf_events='' nf_keep_ws=0 nf_ig_ms=7500 nf_tg_ms=2500 nf_artifacts_dir='' nf_repo=$PWD nf_run_dir=''
-  nf_flag_env=() nf_env_files=() nf_groups=auto
+  nf_flag_env=() nf_env_files=() nf_groups=auto nf_junit=''
   while (($# > 0)); do
     local arg=$1
     case $arg in
       --*=*) set -- "${arg%%=*}" "${arg#*=}" "${@:2}"; continue ;;
       -h | --help) nf_usage; exit 0 ;;
       --keep-workspace) nf_keep_ws=1; shift; continue ;;
-      --env | --env-file | --max-parallel | --schedule | --log-format | --events | --interrupt-grace | --terminate-grace | --artifacts-dir | --repo | --run-dir | --groups)
+      --env | --env-file | --max-parallel | --schedule | --log-format | --events | --interrupt-grace | --terminate-grace | --artifacts-dir | --repo | --run-dir | --groups | --junit)
         (($# >= 2)) || nf_die_usage "flag needs an argument: $arg"
         v=$2
         shift 2
@@ -2461,6 +2631,7 @@ nf_parse_args() {
       --repo) nf_repo=$v ;;
       --run-dir) nf_run_dir=$v ;;
       --groups) nf_groups=$v ;;
+      --junit) nf_junit=$v ;;
     esac
   done
   case $nf_groups in
@@ -2605,11 +2776,13 @@ nf_main() {
   if [[ $nf_format == json ]]; then
     nf_summary >&2
     if [[ -n $nf_artifacts_dir ]]; then nf_export_artifacts "$nf_artifacts_dir" >&2; fi
+    nf_reports
   else
     # JSON lines on standard output get no CI log groups.
     [[ $nf_groups == none ]] || nf_write_groups
     nf_summary
     if [[ -n $nf_artifacts_dir ]]; then nf_export_artifacts "$nf_artifacts_dir"; fi
+    nf_reports
   fi
   return "$nf_exit"
 }
