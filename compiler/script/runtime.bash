@@ -380,11 +380,8 @@ nf_reader() {
           fi
         fi
         first=0
-        if IFS='' read -r "${t[@]}" -u "${fd[s]}" line; then
-          rc=0
-        else
-          rc=$?
-        fi
+        nf_readline "$s" "${t[@]}"
+        rc=$? line=$nf_l
         if ((rc > 128)); then
           # Nothing, or part of a line, within the wait.
           pend[s]+=$line
@@ -413,6 +410,24 @@ nf_reader() {
   : >"$3.stderr"
 }
 
+# nf_readline STREAM [-t SECONDS]: for nf_reader (its locals), a line of
+# STREAM in nf_l; the status of read (over 128: the wait ended first, nf_l
+# holding part of a line). A wait that ends while the line keeps coming
+# (the reader was slow to run, on a loaded machine) goes on reading: a
+# line cut there could announce a value the other stream's next lines
+# hold.
+nf_readline() {
+  local x=$1 part rc
+  shift
+  nf_l=''
+  while :; do
+    if IFS='' read -r "$@" -u "${fd[x]}" part; then rc=0; else rc=$?; fi
+    nf_l+=$part
+    ((rc > 128)) && [[ -n $part ]] && continue
+    return "$rc"
+  done
+}
+
 # nf_drain STREAM: for nf_reader (its locals), the complete lines STREAM
 # holds now (a thousand at most), added to queue, their announcements
 # learnt.
@@ -420,11 +435,8 @@ nf_drain() {
   local x=$1 v rc c=0
   while ((open[x] && c < 1000)) && IFS='' read -r -t 0 -u "${fd[x]}" _; do
     c=$((c + 1))
-    if IFS='' read -r -t 0.05 -u "${fd[x]}" v; then
-      rc=0
-    else
-      rc=$?
-    fi
+    nf_readline "$x" -t 0.05
+    rc=$? v=$nf_l
     if ((rc > 128)); then pend[x]+=$v; break; fi
     v=${pend[x]}$v
     pend[x]=''
