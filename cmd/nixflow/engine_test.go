@@ -19,8 +19,9 @@ import (
 // scriptEngineSkips lists the CLI scripts that do not apply to the compiled
 // script, and why. Every other run_*.txtar script runs on both engines.
 var scriptEngineSkips = map[string]string{
-	// Newer than the script (merged from main): it does not do these yet.
-	"run_cli_conventions": "nixflow run's own usage errors (the script has its own flags)",
+	// nixflow run's own CLI: "did you mean" for commands and flags,
+	// --log-level debug, the project column of nixflow runs.
+	"run_cli_conventions": "nixflow run's own CLI conventions (the script has its own flags)",
 	// Jobs on other executors: the script refuses them at compile time.
 	"run_oci_timeout":   "oci jobs: the script runs local jobs only",
 	"run_oci_interrupt": "oci jobs: the script runs local jobs only",
