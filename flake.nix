@@ -38,7 +38,8 @@
       });
 
       # The Nix library, with pkgs and the nixflow package, so that a
-      # workflow gives a runnable derivation (nix run .#ci).
+      # workflow is buildable (nix build .#ci: the compiled script) and
+      # runnable (its .app, for apps.ci: nix run .#ci).
       lib = forAll (system: import ./nixlib {
         pkgs = pkgsFor system;
         nixflow = self.packages.${system}.default;

@@ -91,7 +91,7 @@ func TestFlake(t *testing.T) {
 			t.Errorf("%s = %s, want %s", tt.attr, got, tt.want)
 		}
 	}
-	// A workflow made with the flake's lib is a derivation (nix run .#ci).
+	// The flake's lib makes workflows (TestFlakeTemplateCI builds and runs one).
 	got := nixEval(t, root, "eval", "--json", "@ROOT@#lib."+sys,
 		"--apply", `l: (l.mkWorkflow { name = "x"; jobs.a.steps = [ { bash = "true"; } ]; }).plan.jobs.a.steps`)
 	if got != `[{"bash":"true"}]` {
@@ -128,5 +128,99 @@ func TestFlakeVendorHash(t *testing.T) {
 	}
 	if got := strings.TrimSpace(string(out)); got != string(m[1]) {
 		t.Errorf("flake.nix vendorHash is %s, go mod vendor hashes to %s: update flake.nix", m[1], got)
+	}
+}
+
+// TestFlakeTemplateCI builds and runs the `ci` outputs of the flake that
+// `nixflow init` writes (templates/default), against this tree's flake and
+// a stand-in nixpkgs whose nixflow package is a binary built from this
+// tree: `nix build .#ci` gives ONE executable file, the compiled script,
+// which runs the pipeline (so `ssh host < result` works), and `nix run
+// .#ci` still runs it with nixflow (apps.ci).
+func TestFlakeTemplateCI(t *testing.T) {
+	testenv.NeedCommand(t, "nix", "nix")
+	testenv.NeedCommand(t, "nix", "git")
+	root := sourceTree(t)
+	// Nix's build users must read the binary: world-readable directories.
+	tmp, err := os.MkdirTemp("", "nixflow-flake-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	stub, proj, work := filepath.Join(tmp, "nixpkgs"), filepath.Join(tmp, "proj"), filepath.Join(tmp, "work")
+	for _, d := range []string{tmp, stub, proj, work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	build := exec.Command("go", "build", "-o", filepath.Join(stub, "nixflow-bin"), "./cmd/nixflow")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	copyFile := func(src, dst string) {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile("testdata/nixpkgs-stub/flake.nix", filepath.Join(stub, "flake.nix"))
+	copyFile("templates/default/flake.nix", filepath.Join(proj, "flake.nix"))
+	copyFile("templates/default/ci.nix", filepath.Join(proj, "ci.nix"))
+	nix := func(args ...string) string {
+		t.Helper()
+		// The flags before the args: `nix run` passes what follows `--` on.
+		full := append([]string{"--extra-experimental-features", "nix-command flakes", args[0],
+			"--override-input", "nixpkgs", "path:" + stub,
+			"--override-input", "nixflow", "path:" + root, "--no-write-lock-file"}, args[1:]...)
+		cmd := exec.Command("nix", full...)
+		cmd.Dir = work
+		cmd.Env = append(os.Environ(), "NIX_CONFIG=substituters =", "XDG_STATE_HOME="+filepath.Join(tmp, "state"))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("nix %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	wantLines := []string{"[test/unit] run your tests here\n", "[build/compile] built\n", "[report/summary] pipeline finished\n"}
+
+	result := filepath.Join(tmp, "result")
+	nix("build", "path:"+proj+"#ci", "-o", result)
+	fi, err := os.Stat(result)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		t.Fatalf("nix build .#ci gave %v, want one executable file", fi.Mode())
+	}
+	// As `ssh host < result` runs it: bash reading the script on stdin.
+	script, err := os.Open(result)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer script.Close()
+	run := exec.Command("bash", "-s", "--", "--log-format", "simple", "--run-dir", filepath.Join(tmp, "run"))
+	run.Dir = work
+	run.Stdin = script
+	out, err := run.CombinedOutput()
+	if err != nil {
+		t.Fatalf("bash -s < result: %v\n%s", err, out)
+	}
+	for _, want := range wantLines {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("bash -s < result: output lacks %q:\n%s", want, out)
+		}
+	}
+
+	got := nix("run", "path:"+proj+"#ci", "--", "--log-format", "simple")
+	for _, want := range wantLines {
+		if !strings.Contains(got, want) {
+			t.Errorf("nix run .#ci: output lacks %q:\n%s", want, got)
+		}
 	}
 }

@@ -6,12 +6,13 @@
 #   nixflow.mkWorkflow { name = "ci"; jobs = { ... }; }
 #     .plan   the JSON job graph (schema v1) as a Nix value
 #     .json   the same as JSON text (builtins.toJSON .plan)
-#     .drv    with pkgs and nixflow: a script running `nixflow run` on it
-#             (`nix run`); the workflow value itself is that derivation too
 #     .script with pkgs and nixflow: the standalone bash script made by
 #             `nixflow compile`, ONE executable file (`nix build` gives
-#             `result` = the script: `ssh host < result`)
-#     .app    with pkgs and nixflow: a flake app for .drv
+#             `result` = the script: `ssh host < result`); the workflow
+#             value itself is that derivation too (packages.ci)
+#     .drv    with pkgs and nixflow: a script running `nixflow run` on it
+#     .app    with pkgs and nixflow: a flake app for .drv (apps.ci, which
+#             `nix run .#ci` looks up before packages.ci)
 #     .jsonFile  with pkgs: the JSON as a file in the store
 #
 # The API keeps the shape of the seed library (nixactions), so a workflow

@@ -298,8 +298,8 @@ let
             exec ${nixflow}/bin/nixflow run ${jsonFile} "$@"
           ''
         else needsPkgs ".drv";
-      # The standalone bash script (`nix build .#ci.script; ssh host <
-      # result`), made by `nixflow compile`: one executable file, so that
+      # The standalone bash script (`nix build .#ci; ssh host < result`),
+      # made by `nixflow compile`: one executable file, so that
       # `result` is the script itself. The JSON's string context makes the
       # deps' store paths its references (nix-store -qR lists them).
       script =
@@ -314,22 +314,26 @@ let
       drv = runner;
       app = { type = "app"; program = "${runner}/bin/${n}"; };
     }
-    # With pkgs and nixflow, the workflow itself also behaves as the runner
-    # derivation, so that a flake can say `packages.ci = import ./ci.nix
-    # { ... };` and `nix run .#ci` works (as with the seed library, whose
-    # mkWorkflow returned a derivation). The attributes are the ones
-    # nixpkgs' lib.lazyDerivation exposes, and they stay lazy: `.json` can
-    # still be read without evaluating pkgs.
+    # With pkgs and nixflow, the workflow itself also behaves as the script
+    # derivation, so that a flake saying `packages.ci = import ./ci.nix
+    # { ... };` gets `nix build .#ci` giving ONE file, `result`, to pipe:
+    # `ssh host < result` (as with the seed library). `nix run .#ci` looks
+    # in `apps.<system>.ci` first: the flake sets `apps.ci = ci.app`, the
+    # `nixflow run` runner. The attributes are the ones nixpkgs'
+    # lib.lazyDerivation exposes, and they stay lazy: `.json` can still be
+    # read without evaluating pkgs.
     // optionalAttrs haveAll {
       type = "derivation";
-      name = n;
-      drvPath = runner.drvPath;
-      outPath = runner.outPath;
+      name = script.name;
+      drvPath = script.drvPath;
+      outPath = script.outPath;
       outputs = [ "out" ];
       outputName = "out";
-      out = runner;
-      system = runner.system;
-      meta = (runner.meta or { }) // { mainProgram = n; };
+      out = script;
+      system = script.system;
+      meta = {
+        description = "the ${name} workflow as one bash script (nixflow compile)";
+      };
     };
 
   mkWorkflow = w:

@@ -19,23 +19,9 @@ import (
 // scriptEngineSkips lists the CLI scripts that do not apply to the compiled
 // script, and why. Every other run_*.txtar script runs on both engines.
 var scriptEngineSkips = map[string]string{
-	"run_ci_groups": "log groups for hosted CI are nixflow run's (--groups)",
-	// Newer than the script (merged from main): it does not do these yet.
-	"run_secrets_scan":          "uses --groups (CI log groups are nixflow run's)",
-	"run_secret_reasons":        "uses --groups (CI log groups are nixflow run's)",
-	"run_secret_names":          "not yet in the script: secrets by name (a provider's secret overridden by --env, required names, secrets: false)",
-	"run_disk_full":             "not yet in the script: a sink that cannot be written is reported once",
-	"run_smaller_checks":        "not yet in the script: these hardening checks (links leaving the workspace, a deleted workspace, E2BIG, --artifacts-dir checked first)",
-	"run_no_git":                "not yet in the script: refusing to copy a git repository without git",
-	"run_mask_streams":          "not yet in the script: a value announced on one stream is masked on the other from the very next line (the script's readers see it a line later)",
-	"run_interrupt_signals":     "not yet in the script: SIGHUP and SIGQUIT as Ctrl-C",
-	"run_host_processes":        "not yet in the script: conditions' and providers' setsid escapees, a slow provider stopped by Ctrl-C",
-	"run_condition_expressions": "not yet in the script: status functions combined with !, && and ||",
-	"run_job_patterns":          "not yet in the script: -j, globs and matrix families in --job",
-	"run_reports":               "not yet in the script: --junit and the GitHub job summary",
-	"run_cli_conventions":       "nixflow run's own usage errors (the script has its own flags)",
-	"run_sops":                  "not yet in the script: sops' whole message and the key hint",
-	"run_exit_codes":            "checks an oci job's exit 3: the script runs local jobs only",
+	// nixflow run's own CLI: "did you mean" for commands and flags,
+	// --log-level debug, the project column of nixflow runs.
+	"run_cli_conventions": "nixflow run's own CLI conventions (the script has its own flags)",
 	// Jobs on other executors: the script refuses them at compile time.
 	"run_oci_timeout":   "oci jobs: the script runs local jobs only",
 	"run_oci_interrupt": "oci jobs: the script runs local jobs only",
@@ -96,14 +82,14 @@ func splitRunArgs(args []string) (compileArgs, runArgs []string, workflow string
 	valued := map[string]bool{"--job": true, "--max-parallel": true, "--schedule": true, "--env": true,
 		"--env-file": true, "--log-format": true, "--events": true, "--interrupt-grace": true,
 		"--terminate-grace": true, "--groups": true, "--artifacts-dir": true, "--repo": true,
-		"--pass-env": true, "--log-level": true}
+		"--pass-env": true, "--log-level": true, "--junit": true}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		name, _, inline := strings.Cut(a, "=")
 		switch {
 		case !strings.HasPrefix(a, "-") || a == "-":
 			workflow = a
-		case name == "--job":
+		case name == "--job" || name == "-j":
 			if inline {
 				compileArgs = append(compileArgs, a)
 			} else if i+1 < len(args) {

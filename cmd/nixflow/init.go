@@ -16,11 +16,13 @@ import (
 
 // flakeSnippet is what a project that has a flake adds to it.
 const flakeSnippet = `  inputs.nixflow.url = "github:nixflow/nixflow";
-  # and in outputs, for each system:
+  # and in outputs, for each system (nix build .#ci: the pipeline as one
+  # bash script; nix run .#ci: run it with nixflow):
   packages.${system}.ci = import ./ci.nix {
     pkgs = nixpkgs.legacyPackages.${system};
     nixflow = nixflow.lib.${system};
-  };`
+  };
+  apps.${system}.ci = self.packages.${system}.ci.app;`
 
 func (a *app) initCommand() *cobra.Command {
 	var force bool

@@ -20,6 +20,9 @@ usage: bash SCRIPT [flags]     or: ssh HOST bash -s -- [flags] < SCRIPT
   --interrupt-grace D    on Ctrl-C, how long steps get after SIGINT before SIGTERM (7.5s)
   --terminate-grace D    how long steps get after SIGTERM before SIGKILL (2.5s)
   --artifacts-dir DIR    at the end, copy every artifact to DIR/<name>
+  --junit FILE           write the run's result as JUnit XML to FILE
+  --groups CI            replay each job's log in a collapsible section at the end:
+                         auto (default: the CI this runs in), github, gitlab, buildkite, none
   --repo DIR             the working tree jobs start from (default: the current directory)
   --run-dir DIR          where the run's logs and artifacts go
 
@@ -195,7 +198,7 @@ nf_emit() {
   if [[ $nf_format == json || (-n $nf_events && $ev != output) ]]; then
     nf_event_json
     line=$nf_j
-    [[ -n $nf_events && $ev != output ]] && printf '%s\n' "$line" >>"$nf_events"
+    [[ -n $nf_events && $ev != output ]] && nf_write_event "$line"
   fi
   local text='' logprefix=''
   case $ev in
@@ -246,25 +249,49 @@ nf_emit() {
       ;;
   esac
   if [[ $nf_format == json ]]; then
-    printf '%s\n' "$line"
+    printf '%s\n' "$line" || nf_output_lost
   else
     local prefix=$job ts
     [[ -n $step ]] && prefix+=/$step
     if [[ $nf_format == simple ]]; then
-      printf '[%s] %s\n' "$prefix" "$text"
+      printf '[%s] %s\n' "$prefix" "$text" || nf_output_lost
     else
       printf -v ts '%(%H:%M:%S)T' -1
-      printf '%s %s │ %s\n' "$ts" "$prefix" "$text"
+      printf '%s %s │ %s\n' "$ts" "$prefix" "$text" || nf_output_lost
     fi
   fi
   nf_now
   TZ=UTC0 printf -v ts '%(%Y-%m-%dT%H:%M:%S)T' $((nf_t / 1000))
   printf -v ts '%s.%03dZ' "$ts" $((nf_t % 1000))
-  if [[ -n $step ]]; then
-    printf '%s [%s] %s%s\n' "$ts" "$step" "$logprefix" "$text" >>"$nf_run_dir/logs/$job.log"
-  else
-    printf '%s %s\n' "$ts" "$text" >>"$nf_run_dir/logs/$job.log"
+  # The job's log says what happened as nixflow run's does:
+  # "-- EVENT RESULT REASON MESSAGE" (nixflow logs reads both alike).
+  local logline=$logprefix$text
+  if [[ $ev != output ]]; then
+    logline="-- $ev"
+    [[ -n $result ]] && logline+=" $result"
+    [[ -n $result ]] && ((allowed)) && logline+=" (allowed)"
+    [[ -n $reason ]] && logline+=" $reason"
+    [[ -n $msg ]] && logline+=" $msg"
   fi
+  if [[ -n $step ]]; then
+    printf '%s [%s] %s\n' "$ts" "$step" "$logline" >>"$nf_run_dir/logs/$job.log"
+  else
+    printf '%s %s\n' "$ts" "$logline" >>"$nf_run_dir/logs/$job.log"
+  fi
+}
+
+# nf_write_event LINE appends an event to --events. A file that cannot be
+# written (a full disk) is reported once, by whichever process finds out
+# first, and the run goes on without it.
+nf_write_event() {
+  [[ -e $nf_tmp/events.failed ]] && return 0
+  { printf '%s\n' "$1" >>"$nf_events"; } 2>/dev/null && return 0
+  mkdir "$nf_tmp/events.failed" 2>/dev/null || return 0
+  local why
+  why=$({ printf '%s\n' "$1" >>"$nf_events"; } 2>&1)
+  why=${why##*: }
+  why=${why:-write error}
+  printf 'warning: writing events to %s failed: write %s: %s (the run goes on without it)\n' "$nf_events" "$nf_events" "${why,}" >&2
 }
 
 # nf_event_json sets nf_j to the event of nf_emit (its locals) as one JSON
@@ -310,60 +337,175 @@ nf_warn() {
   nf_emit warning "$1" "" msg="$2"
 }
 
-# nf_reader JOB STEP STREAM TAIL: one line of output per line read,
-# masked, ::add-mask:: values learnt.
+# nf_reader JOB STEP TAIL OUT ERR: one line of output per line read from
+# the step's two streams (the fifos OUT and ERR), masked, ::add-mask::
+# values learnt. One process reads both, so that a value announced on one
+# stream is masked on the other from the next line on: before it writes a
+# line, it takes what the other stream holds at that moment (all the step
+# wrote there before this line) and learns the values announced in it.
+# bash cannot wait for two descriptors at once: it waits on each in turn,
+# a short while (nf_poll seconds, 0.01 to 0.2 as the step is busy or
+# quiet), and blocks on one when the other is closed.
 nf_reader() {
-  local job=$1 step=$2 stream=$3 line text v mfd logfd ts now prefix=$1/$2 logprefix=''
-  local -a ring=()
-  local n=0
+  local job=$1 step=$2 prefix=$1/$2 line v mfd logfd ts now s o rc q first poll=0.01
+  local -a fd=() open=(1 1) pend=('' '') ring=() queue=() t=()
+  local n=0 got
   trap '' PIPE
   # The log's times in UTC (this process starts no other).
   TZ=UTC0
-  [[ $stream == stderr ]] && logprefix='(stderr) '
   exec {logfd}>>"$nf_run_dir/logs/$job.log"
   # Values other jobs announce with ::add-mask:: are masked here from the
   # line after they were announced.
   exec {mfd}<"$nf_tmp/masks"
-  while IFS='' read -r line || [[ -n $line ]]; do
-    while IFS='' read -r -u "$mfd" v; do nf_add_mask "$v" || true; done
-    line=${line%$'\r'}
-    if [[ $line == *::add-mask::* && ${line#"${line%%[![:space:]]*}"} == ::add-mask::* ]]; then
-      v=${line#*::add-mask::}
-      v=${v#"${v%%[![:space:]]*}"}
-      v=${v%"${v##*[![:space:]]}"}
-      if [[ -n $v ]]; then
-        if ! nf_add_mask "$v"; then
-          nf_warn "" "the value announced with ::add-mask:: is shorter than 4 characters and is not masked"
+  # The step opens its stdout, then its stderr: the same order here.
+  exec {s}<"$4"
+  fd[0]=$s
+  exec {s}<"$5"
+  fd[1]=$s
+  while ((open[0] || open[1])); do
+    got=0
+    for s in 0 1; do
+      o=$((1 - s))
+      first=1
+      while ((open[s])); do
+        t=()
+        if ((open[o])); then
+          # Wait a while for the first line of a quiet round; else read
+          # only what is there now, and go on to the other stream.
+          if ((first && !got)); then
+            t=(-t "$poll")
+          else
+            IFS='' read -r -t 0 -u "${fd[s]}" _ || break
+            t=(-t 0.05)
+          fi
         fi
-        printf '%s\n' "$v" >>"$nf_tmp/masks"
-      fi
-      text='::add-mask::***'
-    elif ((${#nf_masks[@]} > 0)); then
-      nf_mask "$line"
-      text=$nf_m
-    else
-      text=$line
-    fi
-    case $nf_format in
-      simple) printf '[%s] %s\n' "$prefix" "$text" ;;
-      json)
-        local ev=output msg=$text result='' reason='' exit='' attempt=0 attempts=0 ms=0 allowed=0
-        nf_event_json
-        printf '%s\n' "$nf_j"
-        ;;
-      *)
-        printf -v ts '%(%H:%M:%S)T' -1
-        printf '%s %s │ %s\n' "$ts" "$prefix" "$text"
-        ;;
-    esac
-    printf -v ts '%(%Y-%m-%dT%H:%M:%S)T' -1
-    printf '%sZ [%s] %s%s\n' "$ts" "$step" "$logprefix" "$text" >&"$logfd"
-    # The last lines, for the summary of a failed step.
-    now=${EPOCHREALTIME:-$n}
-    ring[n % 20]="${now/[.,]/}"$'\t'"$text"
-    n=$((n + 1))
+        first=0
+        nf_readline "$s" "${t[@]}"
+        rc=$? line=$nf_l
+        if ((rc > 128)); then
+          # Nothing, or part of a line, within the wait.
+          pend[s]+=$line
+          break
+        fi
+        line=${pend[s]}$line
+        pend[s]=''
+        if ((rc != 0)); then
+          open[s]=0
+          [[ -n $line ]] || break
+        fi
+        got=1
+        # Learn the values announced in everything both streams hold now
+        # (all the step wrote before the other stream's next line) before
+        # writing any of it.
+        queue=("$s" "$line")
+        [[ $line == *::add-mask::* ]] && nf_learn "$line"
+        nf_drain "$s"
+        nf_drain "$o"
+        for ((q = 0; q < ${#queue[@]}; q += 2)); do nf_reader_line "${queue[q]}" "${queue[q + 1]}"; done
+      done
+    done
+    if ((got)); then poll=0.01; elif [[ $poll == 0.01 ]]; then poll=0.05; else poll=0.2; fi
   done
-  if ((n > 0)); then printf '%s\n' "${ring[@]}" >"$4.$stream"; else : >"$4.$stream"; fi
+  if ((n > 0)); then printf '%s\n' "${ring[@]}" >"$3.stdout"; else : >"$3.stdout"; fi
+  : >"$3.stderr"
+}
+
+# nf_readline STREAM [-t SECONDS]: for nf_reader (its locals), a line of
+# STREAM in nf_l; the status of read (over 128: the wait ended first, nf_l
+# holding part of a line). A wait that ends while the line keeps coming
+# (the reader was slow to run, on a loaded machine) goes on reading: a
+# line cut there could announce a value the other stream's next lines
+# hold.
+nf_readline() {
+  local x=$1 part rc
+  shift
+  nf_l=''
+  while :; do
+    if IFS='' read -r "$@" -u "${fd[x]}" part; then rc=0; else rc=$?; fi
+    nf_l+=$part
+    ((rc > 128)) && [[ -n $part ]] && continue
+    return "$rc"
+  done
+}
+
+# nf_drain STREAM: for nf_reader (its locals), the complete lines STREAM
+# holds now (a thousand at most), added to queue, their announcements
+# learnt.
+nf_drain() {
+  local x=$1 v rc c=0
+  while ((open[x] && c < 1000)) && IFS='' read -r -t 0 -u "${fd[x]}" _; do
+    c=$((c + 1))
+    nf_readline "$x" -t 0.05
+    rc=$? v=$nf_l
+    if ((rc > 128)); then pend[x]+=$v; break; fi
+    v=${pend[x]}$v
+    pend[x]=''
+    if ((rc != 0)); then
+      open[x]=0
+      [[ -n $v ]] || break
+    fi
+    [[ $v == *::add-mask::* ]] && nf_learn "$v"
+    queue+=("$x" "$v")
+  done
+}
+
+# nf_learn LINE: a value LINE announces with ::add-mask:: is masked from
+# now on (nf_reader_line says so, and tells other jobs, when it writes the
+# line).
+nf_learn() {
+  local line=${1%$'\r'} v
+  [[ $line == *::add-mask::* && ${line#"${line%%[![:space:]]*}"} == ::add-mask::* ]] || return 0
+  v=${line#*::add-mask::}
+  v=${v#"${v%%[![:space:]]*}"}
+  v=${v%"${v##*[![:space:]]}"}
+  [[ -n $v ]] && nf_add_mask "$v"
+  return 0
+}
+
+# nf_reader_line STREAM LINE writes one line of a step's output (STREAM 0
+# stdout, 1 stderr), for nf_reader (its locals).
+nf_reader_line() {
+  local line=$2 text v logprefix=''
+  ((${1} == 1)) && logprefix='(stderr) '
+  while IFS='' read -r -u "$mfd" v; do nf_add_mask "$v" || true; done
+  line=${line%$'\r'}
+  if [[ $line == *::add-mask::* && ${line#"${line%%[![:space:]]*}"} == ::add-mask::* ]]; then
+    v=${line#*::add-mask::}
+    v=${v#"${v%%[![:space:]]*}"}
+    v=${v%"${v##*[![:space:]]}"}
+    if [[ -n $v ]]; then
+      if ! nf_add_mask "$v"; then
+        nf_warn "" "the value announced with ::add-mask:: is shorter than 4 characters and is not masked"
+      fi
+      printf '%s\n' "$v" >>"$nf_tmp/masks"
+    fi
+    text='::add-mask::***'
+  elif ((${#nf_masks[@]} > 0)); then
+    nf_mask "$line"
+    text=$nf_m
+  else
+    text=$line
+  fi
+  case $nf_format in
+    simple) printf '[%s] %s\n' "$prefix" "$text" || nf_output_lost ;;
+    json)
+      local ev=output msg=$text result='' reason='' exit='' attempt=0 attempts=0 ms=0 allowed=0
+      local stream=stdout
+      ((${1} == 1)) && stream=stderr
+      nf_event_json
+      printf '%s\n' "$nf_j" || nf_output_lost
+      ;;
+    *)
+      printf -v ts '%(%H:%M:%S)T' -1
+      printf '%s %s │ %s\n' "$ts" "$prefix" "$text" || nf_output_lost
+      ;;
+  esac
+  printf -v ts '%(%Y-%m-%dT%H:%M:%S)T' -1
+  printf '%sZ [%s] %s%s\n' "$ts" "$step" "$logprefix" "$text" >&"$logfd"
+  # The last lines, for the summary of a failed step.
+  now=${EPOCHREALTIME:-$n}
+  ring[n % 20]="${now/[.,]/}"$'\t'"$text"
+  n=$((n + 1))
 }
 
 # nf_json_str TEXT sets nf_j to TEXT as a JSON string, escaped as Go's
@@ -649,13 +791,15 @@ nf_dotenv_expand() {
 
 # --- providers -------------------------------------------------------------
 
-# nf_provider INDEX TYPE ARGS...: run one provider of the current layer
-# (nf_where), adding its values to nf_layer and its secrets to nf_masks.
+# nf_provider INDEX TYPE SECRET ARGS...: run one provider of the current
+# layer (nf_where), adding its values to nf_layer and, when SECRET is 1,
+# its values to nf_secrets and its names (a required provider's too) to
+# nf_names: names whose final value, whichever layer gives it, is masked.
 nf_provider() {
-  local index=$1 type=$2 path file data rc err k
+  local index=$1 type=$2 secret=$3 path file data rc err k
   local -A nf_pv=()
   local -a nf_pk=()
-  shift 2
+  shift 3
   local what=$type
   case $type in
     static)
@@ -664,6 +808,7 @@ nf_provider() {
       ;;
     required)
       nf_required+=("$@")
+      ((secret)) && nf_names+=("$@")
       return 0
       ;;
     file | sops)
@@ -697,9 +842,10 @@ nf_provider() {
       nf_goquote "$cmd"
       what="command $nf_q"
       err=$nf_tmp/provider.err
-      data=$(cd "$nf_repo" && bash --noprofile --norc -c "$1" </dev/null 2>"$err"; rc=$?; printf x; exit "$rc")
-      rc=$?
-      data=${data%x}
+      nf_run_provider "$1" "$nf_tmp/provider.out" "$err" || return 1
+      rc=$nf_rc
+      IFS='' read -r -d '' data <"$nf_tmp/provider.out" || true
+      rm -f "$nf_tmp/provider.out"
       if ((rc != 0)); then
         local last=''
         [[ -s $err ]] && last=$(sed -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' "$err" | sed -n '$p')
@@ -720,8 +866,46 @@ nf_provider() {
   fi
   for k in "${nf_pk[@]}"; do
     nf_layer[$k]=${nf_pv[$k]}
+    ((secret)) || continue
     nf_secrets[$k]=${nf_pv[$k]}
+    nf_names+=("$k")
   done
+}
+
+# nf_run_provider COMMAND OUT ERR runs a command provider here, as a step
+# runs: in a process group of its own, its output to files (a process it
+# leaves behind cannot hold a pipe open), nothing of it surviving it (the
+# processes that left its group with setsid too, found by a cookie), and
+# stopped by the first Ctrl-C. Sets nf_rc; returns 1 when the run was
+# cancelled.
+nf_run_provider() {
+  local pid rc stopper='' cookie=$nf_run_id.provider.$BASHPID
+  set -m
+  (
+    trap - PIPE USR1 USR2 INT HUP QUIT TERM
+    cd -- "$nf_repo" || exit 1
+    NIXFLOW_COOKIE=$cookie exec bash --noprofile --norc -c "$1"
+  ) </dev/null >"$2" 2>"$3" &
+  pid=$!
+  set +m
+  while :; do
+    wait "$pid"
+    rc=$?
+    kill -0 "$pid" 2>/dev/null || break
+    if [[ -z $stopper && -e $nf_state/cancelled ]]; then
+      nf_stopper "$pid" INT &
+      stopper=$!
+    fi
+  done
+  kill -KILL -- "-$pid" 2>/dev/null
+  [[ -n $stopper ]] && kill -KILL "$stopper" 2>/dev/null && wait "$stopper" 2>/dev/null
+  nf_kill_cookie "$cookie"
+  nf_rc=$rc
+  if [[ -e $nf_state/cancelled ]]; then
+    rm -f "$2" "$3"
+    return 1
+  fi
+  return 0
 }
 
 nf_provider_error() {
@@ -736,11 +920,28 @@ nf_sops() {
     nf_err="the sops binary is not on PATH"
     return 1
   fi
-  if ! nf_x=$(sops --decrypt --input-type "$2" --output-type json "$1" 2>"$err"); then
-    local last
-    last=$(sed -n '$p' "$err")
+  local rc=0
+  nf_x=$(sops --decrypt --input-type "$2" --output-type json "$1" 2>"$err") || rc=$?
+  if ((rc != 0)); then
+    # sops' whole message (20 lines at most), indented under the error.
+    local msg='' line n=0 text
+    IFS='' read -r -d '' text <"$err" || true
     rm -f "$err"
-    nf_err="sops --decrypt: exit status 1${last:+: $last}"
+    text=${text#"${text%%[![:space:]]*}"}
+    text=${text%"${text##*[![:space:]]}"}
+    nf_err="sops --decrypt: exit status $rc"
+    if [[ -n $text ]]; then
+      while IFS='' read -r line; do
+        n=$((n + 1))
+        if ((n > 20)); then msg+=$'\n  ...'; break; fi
+        msg+=${msg:+$'\n  '}$line
+      done <<<"$text"
+      nf_err+=": $msg"
+    fi
+    if [[ $text == *"Failed to get the data key"* ]]; then
+      nf_err+=$'\n  hint: sops found no key that decrypts this file: with age, set SOPS_AGE_KEY_FILE to the key file'
+      nf_err+=" (or SOPS_AGE_KEY to the key), in nixflow's environment; see docs/secrets.md"
+    fi
     return 1
   fi
   rm -f "$err"
@@ -863,31 +1064,48 @@ nf_json_string() {
 # job's, and checks every required name, before any job starts.
 nf_resolve_environments() {
   local i k ok=1 wf_ok=1 name
-  local -A nf_secrets=()
-  local -a nf_required=()
+  local -A nf_secrets=() nf_wf_secrets=() nf_final=()
+  local -a nf_required=() nf_names=() nf_wf_names=()
   local -A nf_layer=()
   nf_where=workflow
   nf_wf_providers || wf_ok=0
   nf_wf_required=("${nf_required[@]}")
   for k in "${!nf_layer[@]}"; do nf_wfprov[$k]=${nf_layer[$k]}; done
+  for k in "${!nf_secrets[@]}"; do nf_wf_secrets[$k]=${nf_secrets[$k]}; done
   nf_add_secrets
+  if ((wf_ok)); then
+    nf_wf_names=("${nf_names[@]}")
+  else
+    # Go on with the jobs' providers, so that every problem is listed,
+    # but not with the names the failing provider may have set.
+    nf_wfprov=() nf_wf_required=()
+  fi
   for i in "${!nf_jobs[@]}"; do
-    nf_layer=() nf_required=() nf_secrets=()
+    nf_layer=() nf_required=() nf_secrets=() nf_names=()
     nf_where="job ${nf_jobs[i]}"
     local before=${#nf_errors[@]}
     nf_job_providers_"$i"
+    # The secrets of the providers before a failing one mask its error.
+    nf_add_secrets
     ((${#nf_errors[@]} > before)) && continue
     declare -gA "nf_jprov_$i=()"
     local -n nf_jp=nf_jprov_$i
     # shellcheck disable=SC2004
     for k in "${!nf_layer[@]}"; do nf_jp[$k]=${nf_layer[$k]}; done
     unset -n nf_jp
-    nf_add_secrets
+    local -A nf_env=()
+    nf_job_base_env "$i"
+    # A secret stays one whichever layer gives its final value (--env,
+    # --env-file, this host's environment): masked by name.
+    for name in "${nf_wf_names[@]}" "${nf_names[@]}"; do
+      nf_secret_name[$name]=1
+      [[ -n ${nf_env[$name]:-} ]] || continue
+      [[ ${nf_wf_secrets[$name]+x} && ${nf_wf_secrets[$name]} == "${nf_env[$name]}" && ${#nf_env[$name]} -lt 4 ]] && continue
+      nf_final[$name]=${nf_env[$name]}
+    done
     ((wf_ok)) || continue
     # The required names, against the job's environment as a step sees it.
     local -a missing=()
-    local -A nf_env=()
-    nf_job_base_env "$i"
     for name in "${nf_wf_required[@]}" "${nf_required[@]}"; do
       if [[ -z ${nf_env[$name]+x} ]] && ! printenv "$name" >/dev/null; then
         [[ " ${missing[*]} " == *" $name "* ]] || missing+=("$name")
@@ -901,14 +1119,35 @@ nf_resolve_environments() {
       nf_errors+=("job ${nf_jobs[i]}: required variables not set: ${list//,/, }")
     fi
   done
+  nf_secrets=()
+  for k in "${!nf_final[@]}"; do
+    nf_masked "${nf_final[$k]}" || nf_secrets[$k]=${nf_final[$k]}
+  done
+  nf_add_secrets
   ((${#nf_errors[@]} == 0)) || ok=0
   ((ok))
+}
+
+# nf_masked VALUE: every line of VALUE is masked already.
+nf_masked() {
+  local rest=$1 line v found
+  while [[ -n $rest ]]; do
+    if [[ $rest == *$'\n'* ]]; then line=${rest%%$'\n'*}; rest=${rest#*$'\n'}; else line=$rest; rest=''; fi
+    line=${line%$'\r'}
+    [[ $line =~ ^[[:space:]]*$ ]] && continue
+    found=0
+    for v in "${nf_masks[@]}"; do [[ $v == "$line" ]] && found=1 && break; done
+    ((found)) || return 1
+  done
+  return 0
 }
 
 # nf_add_secrets masks the values of the secret variables just read, in
 # name order so that warnings come in a stable order.
 nf_add_secrets() {
   local k
+  # No process for a layer without secrets (most jobs have none).
+  ((${#nf_secrets[@]} > 0)) || return 0
   while IFS='' read -r k; do
     [[ -n $k ]] || continue
     nf_add_mask "${nf_secrets[$k]}" || nf_warn "" "secret $k is shorter than 4 characters and is not masked"
@@ -972,14 +1211,13 @@ nf_stopper() {
 nf_spawn() {
   local kind=$1 body=$2 dir=$3 k
   local fifo=$nf_ctl/fifo
+  nf_spawn_kind=$kind
   # One pair of pipes per job, used by one process at a time.
   # Made for every job at once when the run starts.
   nf_seq=$((nf_seq + 1))
   if [[ $kind == step ]]; then
-    nf_reader "$nf_job" "$nf_step" stdout "$nf_tail" <"$fifo.out" &
+    nf_reader "$nf_job" "$nf_step" "$nf_tail" "$fifo.out" "$fifo.err" &
     nf_readers=$!
-    nf_reader "$nf_job" "$nf_step" stderr "$nf_tail" <"$fifo.err" &
-    nf_readers+=" $!"
   else
     cat <"$fifo.out" >/dev/null &
     nf_readers=$!
@@ -991,7 +1229,7 @@ nf_spawn() {
   # (its pid), which a timeout or Ctrl-C stops as a whole.
   set -m
   (
-    trap - PIPE USR1 INT
+    trap - PIPE USR1 INT HUP QUIT TERM
     cd -- "$dir" 2>/dev/null || { printf 'cannot enter the directory %s\n' "$dir" >&2; exit 127; }
     for k in "${!nf_env[@]}"; do export "$k=${nf_env[$k]}" 2>/dev/null || true; done
     export NIXFLOW_COOKIE=$nf_cookie
@@ -1035,7 +1273,8 @@ nf_await() {
   # No process of the step outlives it: its process group goes, and when
   # it was stopped, the processes that left the group (setsid) too.
   kill -KILL -- "-$nf_pid" 2>/dev/null || true
-  if [[ -n $nf_stop || -e $nf_ctl/timedout.$nf_pid ]]; then nf_kill_cookie "$nf_cookie"; fi
+  # Nothing a job's condition started outlives it either (setsid included).
+  if [[ -n $nf_stop || -e $nf_ctl/timedout.$nf_pid || $nf_spawn_kind == cond ]]; then nf_kill_cookie "$nf_cookie"; fi
   [[ -n $watcher ]] && kill -KILL "$watcher" 2>/dev/null
   [[ -n $nf_stopper ]] && kill -KILL "$nf_stopper" 2>/dev/null
   local r
@@ -1066,7 +1305,12 @@ nf_should_stop() {
 # nf_on_wake is the job's USR1 trap (the scheduler's word that the run was
 # cancelled or aborted): it stops the running process or ends a wait.
 nf_on_wake() {
-  if [[ -n ${nf_watch_pid:-} && -z ${nf_stopper:-} ]] && nf_should_stop "$nf_watch_int"; then
+  if [[ -n ${nf_watch_pid:-} && -e $nf_state/aborted ]]; then
+    # The second signal cuts the graces short: SIGKILL at once.
+    nf_stop=cancel
+    [[ -n ${nf_stopper:-} ]] && kill -KILL "$nf_stopper" 2>/dev/null
+    kill -KILL -- "-$nf_watch_pid" 2>/dev/null
+  elif [[ -n ${nf_watch_pid:-} && -z ${nf_stopper:-} ]] && nf_should_stop "$nf_watch_int"; then
     nf_stop=cancel
     nf_stopper "$nf_watch_pid" INT &
     nf_stopper=$!
@@ -1099,6 +1343,13 @@ nf_job_result() {
   if [[ -n $J_reason ]]; then nf_mask "$J_reason"; J_reason=$nf_m; fi
 }
 
+# nf_expr_holds TABLE SUCCESS FAILURE CANCELLED: a status expression's
+# value, from the truth table the compiler made of it (one digit for each
+# combination, at SUCCESS*4 + FAILURE*2 + CANCELLED).
+nf_expr_holds() {
+  [[ ${1:$(($2 * 4 + $3 * 2 + $4)):1} == 1 ]]
+}
+
 # nf_status_holds JOB: the status function of a job's condition over the
 # results of its needs. Sets nf_hold_status and nf_hold_reason when not.
 nf_status_holds() {
@@ -1112,6 +1363,26 @@ nf_status_holds() {
   [[ -e $nf_state/cancelled ]] && cancelled=1
   case ${nf_job_cond[i]} in
     always) return 0 ;;
+    expr)
+      local ok=1 failed=0
+      if ((!cancelled)); then
+        for n in ${nf_job_needs[i]}; do
+          [[ ${nf_res_status[n]} == success || (${nf_res_status[n]} == failure && ${nf_res_allowed[n]} == 1) ]] || ok=0
+        done
+        for n in ${nf_job_anc[i]}; do
+          [[ ${nf_res_status[n]} == failure && ${nf_res_allowed[n]} == 0 ]] && failed=1
+        done
+      else
+        ok=0
+      fi
+      nf_expr_holds "${nf_job_table[i]}" "$ok" "$failed" "$cancelled" && return 0
+      if ((cancelled)); then
+        nf_hold_status=cancelled nf_hold_reason="run cancelled"
+      else
+        nf_hold_status=skipped nf_hold_reason="condition ${nf_job_expr[i]} is false"
+      fi
+      return 1
+      ;;
     cancelled)
       ((cancelled)) && return 0
       nf_hold_status=skipped nf_hold_reason="the run was not cancelled"
@@ -1150,7 +1421,9 @@ nf_status_holds() {
 nf_job() {
   local i=$1
   trap nf_on_wake USR1
-  trap '' INT
+  # The run's signals are the main process's (a terminal sends them to
+  # every process of its group).
+  trap '' INT HUP QUIT TERM
   nf_job=${nf_jobs[i]}
   nf_job_"$i"
   nf_ctl=$nf_tmp/ctl/$i
@@ -1170,12 +1443,18 @@ nf_job() {
   local -A nf_env=() J_jobenv=() J_outmap=()
   local -a J_path=()
   nf_job_base_env "$i"
-  # The outputs of the jobs it needs, as NEEDS_<JOB>_<KEY>.
+  # How each job it needs ended, as NEEDS_<JOB>_RESULT, and their outputs,
+  # as NEEDS_<JOB>_<KEY> (an output named result wins).
   local n k
   for n in ${nf_job_needs[i]}; do
+    k=${nf_res_status[n]}
+    [[ $k == failure ]] && ((nf_res_allowed[n])) && k=failure-allowed
+    nf_env_name "${nf_jobs[n]}" RESULT
+    nf_env[$nf_n]=$k
     [[ -f $nf_tmp/outputs/$n ]] || continue
     while IFS='' read -r -d '' k && IFS='' read -r -d '' v; do
-      nf_env[$(nf_env_name "${nf_jobs[n]}" "$k")]=$v
+      nf_env_name "${nf_jobs[n]}" "$k"
+      nf_env[$nf_n]=$v
     done <"$nf_tmp/outputs/$n"
   done
   nf_apply_overrides
@@ -1186,12 +1465,13 @@ nf_job() {
   nf_job_finish "$i"
 }
 
-# nf_env_name JOB KEY: NEEDS_<JOB>_<KEY>.
+# nf_env_name JOB KEY sets nf_n to NEEDS_<JOB>_<KEY> (no subshell: every
+# process the script starts costs time).
 nf_env_name() {
   local j=${1^^} k=${2^^}
   j=${j//[!A-Z0-9]/_}
   k=${k//[!A-Z0-9]/_}
-  printf 'NEEDS_%s_%s' "$j" "$k"
+  nf_n=NEEDS_${j}_$k
 }
 
 nf_job_body() {
@@ -1287,14 +1567,44 @@ nf_copy_repo() {
     fi
     return 0
   fi
+  # Without git, nothing tells the ignored files of a repository (a .env
+  # of secrets) from the others: copy nothing rather than everything.
+  local d=$nf_repo
+  [[ $d == /* ]] || d=$PWD/$d
+  while :; do
+    if [[ -e $d/.git || -L $d/.git ]]; then
+      printf 'copy %s: git is not on PATH, and %s is a git repository: without git, nixflow cannot tell its ignored files (a .env, say) from the others, and copies nothing (hint: install git, or set copyRepo = false on jobs that need no file of the repository)\n' "$nf_repo" "$d" >&2
+      return 1
+    fi
+    [[ -z $d || $d == / ]] && break
+    d=${d%/*}
+    [[ -n $d ]] || d=/
+  done
   local -a excl=()
-  local d rel
+  local rel
   for d in "$nf_run_dir" "$nf_state_home/nixflow" "$nf_cache_home/nixflow"; do
     case $d in
       "$nf_repo"/*) rel=${d#"$nf_repo"/}; excl+=("--exclude=./$rel") ;;
     esac
   done
   (cd "$nf_repo" && tar "${excl[@]}" -cf - .) | tar -C "$ws" -xf -
+}
+
+# nf_outside PATH: PATH, in the workspace, is or goes through a symbolic
+# link that leads outside it. (realpath runs only when there is a link.)
+nf_outside() {
+  local rest=$1 p=$J_ws link=0 real ws
+  while [[ -n $rest ]]; do
+    p+=/${rest%%/*}
+    [[ $rest == */* ]] && rest=${rest#*/} || rest=''
+    [[ -L $p ]] && link=1 && break
+  done
+  ((link)) || return 1
+  command -v realpath >/dev/null 2>&1 || return 1
+  real=$(realpath -m -- "$J_ws/$1" 2>/dev/null) || return 0
+  ws=$(realpath -m -- "$J_ws" 2>/dev/null) || return 0
+  [[ $real == "$ws" || $real == "$ws"/* ]] && return 1
+  return 0
 }
 
 # nf_restore_inputs copies the artifacts a job reads into its workspace.
@@ -1339,6 +1649,13 @@ nf_save_outputs() {
       [[ -z $first ]] && first="output $qn: path $nf_q does not exist in the workspace"
       continue
     fi
+    if nf_outside "$path"; then
+      nf_goquote "$name"
+      local qn=$nf_q
+      nf_goquote "$path"
+      [[ -z $first ]] && first="output $qn: $nf_q is or goes through a symbolic link that leads outside the workspace"
+      continue
+    fi
     mkdir -p "$dir"
     isdir=0
     [[ -d $J_ws/$path && ! -L $J_ws/$path ]] && isdir=1
@@ -1359,6 +1676,11 @@ nf_step_holds() {
   if ((J_cleanup)); then interrupted=0; else interrupted=$cancelled; fi
   case ${S_cond[k]} in
     always) return 0 ;;
+    expr)
+      local ok=0
+      ((!failed && !interrupted)) && ! nf_expired && ok=1
+      nf_expr_holds "${S_table[k]}" "$ok" "$((failed && !interrupted))" "$cancelled"
+      ;;
     cancelled) ((cancelled)) ;;
     failure) ((failed && !interrupted)) ;;
     *) ((!failed && !interrupted)) && ! nf_expired ;;
@@ -1372,7 +1694,8 @@ nf_expired() {
 }
 
 nf_run_steps() {
-  local k failed=0 fail_reason='' cancelled=0 reason
+  local k failed=0 fail_reason='' fail_domain=step cancelled=0 reason
+  local -a S_infra=()
   for k in "${!S_name[@]}"; do
     nf_step=${S_name[k]}
     S_status[k]='' S_attempts[k]=0
@@ -1392,9 +1715,10 @@ nf_run_steps() {
       fi
       S_status[k]=skipped
       [[ ${S_cond[k]} == success ]] && nf_expired && J_timedout=1
-      if [[ ${S_cond[k]} != always ]] && { [[ -e $nf_state/aborted ]] || { ((!J_cleanup)) && [[ -e $nf_state/cancelled ]]; }; }; then
+      if ((!S_keep[k])) && { [[ -e $nf_state/aborted ]] || { ((!J_cleanup)) && [[ -e $nf_state/cancelled ]]; }; }; then
         S_status[k]=cancelled reason="run cancelled"
       fi
+      nf_step_record "$k" 0 0
       nf_emit step_end "$nf_job" "$nf_step" result="${S_status[k]}" reason="$reason"
       continue
     fi
@@ -1407,10 +1731,12 @@ nf_run_steps() {
       failed=1
       nf_goquote "$nf_step"
       fail_reason="step $nf_q ${S_reason[k]}"
+      fail_domain=step
+      ((${S_infra[k]:-0})) && fail_domain=executor
     fi
   done
   if ((failed)); then
-    nf_job_result failure "$fail_reason" step
+    nf_job_result failure "$fail_reason" "$fail_domain"
   elif ((J_timedout)); then
     nf_job_result failure "job timed out after $J_timeout_str" step
   elif ((cancelled)) || [[ -e $nf_state/aborted ]] || { ((!J_cleanup)) && [[ -e $nf_state/cancelled ]]; }; then
@@ -1492,6 +1818,11 @@ nf_run_step() {
     nf_step_deadline "$k"
     nf_now
     t0=$nf_t
+    if nf_cannot_run; then
+      S_infra[k]=1
+      nf_step_end "$k" failure "could not run: $nf_err" 0 attempt="$attempt" attempts="$max"
+      return
+    fi
     nf_spawn step "${S_bash[k]}" "$dir"
     nf_await "$interruptible" "$nf_dl"
     nf_now
@@ -1547,6 +1878,25 @@ nf_run_step() {
   done
 }
 
+# nf_cannot_run: the step cannot start, for a reason nixflow run names
+# too (sets nf_err): its workspace is gone, or a variable of its
+# environment is longer than the kernel takes (E2BIG), typically a value
+# exported through JOB_ENV.
+nf_cannot_run() {
+  local k LC_ALL=C bash
+  if [[ ! -e $J_ws ]]; then
+    nf_err="run: the workspace directory $J_ws no longer exists (deleted by a step, or by something else meanwhile)"
+    return 0
+  fi
+  for k in "${!nf_env[@]}"; do
+    ((${#k} + ${#nf_env[$k]} + 1 < 131072)) && continue
+    bash=$(PATH=${nf_env[PATH]-$PATH} && type -P bash) || bash=bash
+    nf_err="run \"bash\": fork/exec $bash: argument list too long: variable $k is ${#nf_env[$k]} bytes long, more than the 131071 the kernel allows one variable (pass large values in a file)"
+    return 0
+  done
+  return 1
+}
+
 nf_timeout_reason() {
   if [[ $nf_timeout_kind == job ]]; then
     nf_reason="job timed out after $J_timeout_str"
@@ -1578,12 +1928,21 @@ nf_retry_delay() {
   nf_delay=$d
 }
 
+# nf_step_record K ALLOWED MS: how step K ended, for the reports (--junit,
+# the GitHub job summary): index, name, status, allowed, milliseconds,
+# attempts.
+nf_step_record() {
+  printf '%s\0%s\0%s\0%s\0%s\0%s\0' "$1" "${S_name[$1]}" "${S_status[$1]}" "$2" "${3:-0}" "${S_attempts[$1]:-0}" \
+    >>"$nf_state/$nf_job_index.steps"
+}
+
 # nf_step_end K STATUS REASON MS records a step's end and prints it.
 nf_step_end() {
   local k=$1
   S_status[k]=$2 S_reason[k]=$3
   local allowed=0
   [[ $2 == failure ]] && ((S_coe[k])) && allowed=1
+  nf_step_record "$k" "$allowed" "$4"
   ((S_attempts[k] > J_attempts)) && J_attempts=${S_attempts[k]}
   J_steps_run=1
   if [[ $2 == failure ]] && [[ -s $nf_tail.stdout || -s $nf_tail.stderr ]]; then
@@ -1623,7 +1982,13 @@ nf_read_control() {
       return 1
     fi
     for key in "${nf_pk[@]}"; do
-      if [[ $f == env ]]; then J_jobenv[$key]=${nf_pv[$key]}; else J_outmap[$key]=${nf_pv[$key]}; fi
+      if [[ $f != env ]]; then J_outmap[$key]=${nf_pv[$key]}; continue; fi
+      J_jobenv[$key]=${nf_pv[$key]}
+      # A value exported under a secret's name is a secret too.
+      if [[ ${nf_secret_name[$key]+x} && -n ${nf_pv[$key]} ]] && ! nf_masked "${nf_pv[$key]}"; then
+        nf_add_mask "${nf_pv[$key]}" || nf_warn "" "secret $key is shorter than 4 characters and is not masked"
+        printf '%s\n' "${nf_pv[$key]}" >>"$nf_tmp/masks"
+      fi
     done
   done
 }
@@ -1656,9 +2021,25 @@ nf_job_finish() {
 # --- the run ---------------------------------------------------------------
 
 nf_on_signal() {
+  local name
+  case $1 in
+    INT) name=interrupt ;;
+    TERM) name=terminated ;;
+    HUP) name=hangup ;;
+    QUIT) name=quit ;;
+    LOST)
+      # Output that cannot be written while the process that started the
+      # script is gone (ssh host < script, and the connection dropped):
+      # cancel, once; cleanup jobs still run. A reader that went away
+      # (bash script | head) does not stop the run, as with nixflow run.
+      ((nf_lost)) && return
+      nf_orphaned || return
+      nf_lost=1
+      ((nf_signals == 0)) || return
+      name='output lost'
+      ;;
+  esac
   nf_signals=$((nf_signals + 1))
-  local name=interrupt
-  [[ $1 == TERM ]] && name=terminated
   if ((nf_signals == 1)); then
     printf 'nixflow: %s: stopping running steps; cleanup jobs still run (interrupt again to skip them)\n' "$name" >&2
     : >"$nf_state/cancelled"
@@ -1668,6 +2049,81 @@ nf_on_signal() {
   fi
   local i
   for i in "${!nf_running[@]}"; do kill -USR1 "${nf_running[$i]}" 2>/dev/null || true; done
+}
+
+# nf_orphaned: a process the script was started under is gone (the
+# script, or one of its callers, was adopted by another): its chain of
+# parents is not the one it started with.
+nf_orphaned() {
+  local now
+  # No bare `return` here: in a trap it would return the status of the
+  # command the trap interrupted.
+  if [[ -r /proc/$$/stat ]]; then
+    nf_ancestors
+    [[ $nf_chain != "$nf_chain0" ]] && return 0
+    return 1
+  fi
+  now=$(ps -o ppid= -p "$$" 2>/dev/null) || return 1
+  now=${now//[!0-9]/}
+  [[ -n $now && $now != "$PPID" ]] && return 0
+  return 1
+}
+
+# nf_ancestors sets nf_chain to the script's parents, nearest first, up to
+# the first that /proc does not show (init, or outside a container).
+nf_ancestors() {
+  local pid=$$
+  nf_chain=''
+  while nf_ppid_of "$pid" && ((nf_ppid > 1)); do
+    nf_chain+=" $nf_ppid"
+    pid=$nf_ppid
+  done
+}
+
+# nf_output_lost tells the script's main process, once from each process,
+# that its standard output cannot be written any more.
+nf_output_lost() {
+  ((nf_lost_told)) && return 0
+  nf_lost_told=1
+  kill -USR2 "$$" 2>/dev/null || true
+}
+
+# nf_watch_parent: over `ssh host < script` without a terminal, a dropped
+# connection sends no signal, and a quiet run writes nothing that could
+# fail. So when a process the script was started under is gone while its
+# output goes to a pipe or a socket, the run is cancelled as if its output
+# were lost. Not when SIGHUP was ignored from the start (nohup), nor
+# without /proc.
+nf_watch_parent() {
+  local main=$$ k v
+  [[ -r /proc/$main/stat && -r /proc/$main/status ]] || return 0
+  [[ -p /dev/stdout || -S /dev/stdout ]] || return 0
+  while IFS=$'\t' read -r k v; do
+    [[ $k == SigIgn: ]] || continue
+    ((0x$v & 1)) && return 0
+    break
+  done <"/proc/$main/status"
+  (
+    trap '' INT QUIT HUP
+    while :; do
+      nf_sleep_ms 500
+      [[ -r /proc/$main/stat ]] || exit 0
+      if nf_orphaned; then
+        kill -USR2 "$main" 2>/dev/null
+        exit 0
+      fi
+    done
+  ) >/dev/null 2>&1 &
+  nf_watcher=$!
+}
+
+# nf_ppid_of PID sets nf_ppid to the parent of PID, from /proc.
+nf_ppid_of() {
+  local stat
+  { IFS='' read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+  stat=${stat##*) }
+  stat=${stat#* }
+  nf_ppid=${stat%% *}
 }
 
 # nf_collect reads the results of jobs that ended.
@@ -1743,6 +2199,211 @@ nf_schedule() {
     wait -n 2>/dev/null
     nf_collect
   done
+}
+
+# nf_write_groups replays, at the end of the run, each job's log in a
+# collapsible section of the CI's own syntax (nf_groups): the live output
+# interleaves jobs that ran at once. A failed job's section is open
+# (Buildkite) or annotated (GitHub).
+nf_write_groups() {
+  local i job title failed id line ts r
+  for i in "${!nf_jobs[@]}"; do
+    job=${nf_jobs[i]}
+    title="$job (${nf_res_status[i]})"
+    failed=0
+    if [[ ${nf_res_status[i]} == failure ]]; then
+      if ((nf_res_allowed[i])); then title="$job (failed, allowed)"; else failed=1; fi
+    fi
+    id=nixflow_${job//[!a-zA-Z0-9_.-]/_}
+    case $nf_groups in
+      github) printf '::group::%s\n' "$title" ;;
+      gitlab)
+        printf -v ts '%(%s)T' -1
+        printf '\e[0Ksection_start:%s:%s[collapsed=true]\r\e[0K%s\n' "$ts" "$id" "$title"
+        ;;
+      buildkite) if ((failed)); then printf '+++ %s\n' "$title"; else printf -- '--- %s\n' "$title"; fi ;;
+    esac
+    if [[ -f $nf_run_dir/logs/$job.log ]]; then
+      while IFS='' read -r line || [[ -n $line ]]; do printf '%s\n' "$line"; done <"$nf_run_dir/logs/$job.log"
+    else
+      printf '(no log: the job did not run)\n'
+    fi
+    case $nf_groups in
+      github)
+        printf '::endgroup::\n'
+        if ((failed)); then
+          nf_mask "${nf_res_reason[i]}"
+          r=$nf_m
+          r=${r//%/%25} r=${r//$'\r'/%0D} r=${r//$'\n'/%0A} r=${r//:/%3A} r=${r//,/%2C}
+          job=${job//%/%25} job=${job//$'\r'/%0D} job=${job//$'\n'/%0A} job=${job//:/%3A} job=${job//,/%2C}
+          printf '::error title=nixflow job %s failed::%s\n' "$job" "$r"
+        fi
+        ;;
+      gitlab)
+        printf -v ts '%(%s)T' -1
+        printf '\e[0Ksection_end:%s:%s\r\e[0K\n' "$ts" "$id"
+        ;;
+    esac
+  done
+}
+
+# nf_reports writes the reports CI systems read, as nixflow run does:
+# --junit, and on GitHub Actions the job summary ($GITHUB_STEP_SUMMARY).
+nf_reports() {
+  local i
+  nf_now
+  nf_run_ms=$((nf_t - nf_run_start))
+  # Each job's steps, from the records the jobs left.
+  for i in "${!nf_jobs[@]}"; do
+    declare -ga "nf_steps_$i=()"
+    [[ -f $nf_state/$i.steps ]] || continue
+    mapfile -d '' -t "nf_steps_$i" <"$nf_state/$i.steps"
+  done
+  if [[ -n $nf_junit ]] && ! nf_junit_write >"$nf_junit"; then
+    printf 'error: write the JUnit report: cannot write %s\n' "$nf_junit" >&2
+    nf_exit=3
+  fi
+  if [[ ${GITHUB_ACTIONS:-} == true && -n ${GITHUB_STEP_SUMMARY:-} ]]; then
+    nf_gh_summary >>"$GITHUB_STEP_SUMMARY" ||
+      printf 'warning: GitHub step summary not written: cannot write %s\n' "$GITHUB_STEP_SUMMARY" >&2
+  fi
+}
+
+# nf_job_steps JOB sets st (the caller's) to the step records of JOB: six
+# fields a step (index, name, status, allowed, milliseconds, attempts).
+nf_job_steps() {
+  local -n src=nf_steps_$1
+  st=("${src[@]}")
+}
+
+# nf_xml_attr TEXT sets nf_x to TEXT escaped for an XML attribute, as Go's
+# encoding/xml escapes it.
+nf_xml_attr() {
+  # Quoted replacements: bash 5.2 would put the match where an unquoted &
+  # stands.
+  nf_x=${1//&/"&amp;"}
+  nf_x=${nf_x//</"&lt;"} nf_x=${nf_x//>/"&gt;"} nf_x=${nf_x//\"/"&#34;"} nf_x=${nf_x//\'/"&#39;"}
+  nf_x=${nf_x//$'\t'/"&#x9;"} nf_x=${nf_x//$'\n'/"&#xA;"} nf_x=${nf_x//$'\r'/"&#xD;"}
+}
+
+# nf_secs3 MS sets nf_f to MS as seconds with three decimals.
+nf_secs3() {
+  printf -v nf_f '%d.%03d' $(($1 / 1000)) $(($1 % 1000))
+}
+
+# nf_junit_write writes the run's result as JUnit XML: one testsuite, one
+# testcase per job, its steps as properties; a failure holds the job's
+# reason and the last lines of its failed steps; every text masked.
+nf_junit_write() {
+  local i k name v fails=0 skips=0 cases='' c props tail line q ts
+  local -a st=()
+  for i in "${!nf_jobs[@]}"; do
+    nf_xml_attr "${nf_jobs[i]}"
+    name=$nf_x
+    nf_xml_attr "$nf_name"
+    nf_secs3 "${nf_res_ms[i]}"
+    c="    <testcase name=\"$name\" classname=\"$nf_x\" time=\"$nf_f\">"
+    props='' tail=''
+    nf_job_steps "$i"
+    for ((k = 0; k + 5 < ${#st[@]}; k += 6)); do
+      v=${st[k + 2]}
+      ((st[k + 3])) && v+=' (allowed)'
+      if ((st[k + 4] > 0)); then nf_round_ms "${st[k + 4]}"; v+=" in $nf_f"; fi
+      ((st[k + 5] > 1)) && v+=", ${st[k + 5]} attempts"
+      nf_mask "$v"
+      nf_xml_attr "$nf_m"
+      v=$nf_x
+      nf_xml_attr "step ${st[k + 1]}"
+      props+=$'\n'"        <property name=\"$nf_x\" value=\"$v\"></property>"
+      if [[ ${st[k + 2]} == failure && -s $nf_state/$i.tail.${st[k]} ]]; then
+        tail+="last lines of ${st[k + 1]}:"$'\n'
+        while IFS='' read -r line; do
+          nf_mask "$line"
+          tail+=$nf_m$'\n'
+        done <"$nf_state/$i.tail.${st[k]}"
+      fi
+    done
+    [[ -n $props ]] && c+=$'\n'"      <properties>$props"$'\n'"      </properties>"
+    nf_mask "${nf_res_reason[i]}"
+    nf_xml_attr "$nf_m"
+    case ${nf_res_status[i]} in
+      failure)
+        if ((nf_res_allowed[i])); then
+          nf_mask "${nf_res_reason[i]}"
+          q="failed (allowed): $nf_m"
+          c+=$'\n'"      <system-out><![CDATA[${q//]]>/]]]]><![CDATA[>}]]></system-out>"
+        else
+          fails=$((fails + 1))
+          q=''
+          [[ -n $tail ]] && q="<![CDATA[${tail//]]>/]]]]><![CDATA[>}]]>"
+          c+=$'\n'"      <failure message=\"$nf_x\" type=\"${nf_res_domain[i]}\">$q</failure>"
+        fi
+        ;;
+      skipped | cancelled)
+        skips=$((skips + 1))
+        nf_mask "${nf_res_status[i]}: ${nf_res_reason[i]}"
+        nf_xml_attr "$nf_m"
+        c+=$'\n'"      <skipped message=\"$nf_x\"></skipped>"
+        ;;
+    esac
+    if [[ $c == *$'\n'* ]]; then c+=$'\n'"    </testcase>"; else c+="</testcase>"; fi
+    cases+=$'\n'$c
+  done
+  nf_xml_attr "$nf_name"
+  nf_secs3 "$nf_run_ms"
+  TZ=UTC0 printf -v ts '%(%Y-%m-%dT%H:%M:%SZ)T' $((nf_run_start / 1000))
+  printf '<?xml version="1.0" encoding="UTF-8"?>\n'
+  printf '<testsuites name="%s" tests="%d" failures="%d" skipped="%d" time="%s">\n' "$nf_x" "${#nf_jobs[@]}" "$fails" "$skips" "$nf_f"
+  printf '  <testsuite name="%s" tests="%d" failures="%d" skipped="%d" time="%s" timestamp="%s">%s\n' \
+    "$nf_x" "${#nf_jobs[@]}" "$fails" "$skips" "$nf_f" "$ts" "$cases"
+  printf '  </testsuite>\n</testsuites>\n'
+}
+
+# nf_md TEXT sets nf_x to TEXT kept from breaking a Markdown table.
+nf_md() {
+  nf_x=${1//|/\\|}
+  nf_x=${nf_x//</"&lt;"} nf_x=${nf_x//>/"&gt;"}
+}
+
+# nf_gh_summary writes the run's result for GitHub Actions' job summary
+# (Markdown): a table of jobs, then the last lines of each failed step.
+nf_gh_summary() {
+  local i k verdict=succeeded icon result dur line
+  local -a st=()
+  ((nf_exit == 130)) && verdict='was interrupted'
+  ((nf_exit != 0 && nf_exit != 130)) && verdict=failed
+  nf_md "$nf_name"
+  nf_round_ms "$nf_run_ms"
+  printf '### nixflow: %s %s in %s\n\n| Job | Result | Duration |\n| --- | --- | --- |\n' "$nf_x" "$verdict" "$nf_f"
+  for i in "${!nf_jobs[@]}"; do
+    icon='✅' result=${nf_res_status[i]}
+    case $result in
+      failure) if ((nf_res_allowed[i])); then icon='⚠️' result='failed (allowed)'; else icon='❌'; fi ;;
+      skipped) icon='⏭️' ;;
+      cancelled) icon='🚫' ;;
+    esac
+    nf_job_steps "$i"
+    dur=-
+    if ((nf_res_ms[i] > 0 || ${#st[@]} > 0)); then nf_round_ms "${nf_res_ms[i]}"; dur=$nf_f; fi
+    nf_md "${nf_jobs[i]}"
+    printf '| %s | %s %s | %s |\n' "$nf_x" "$icon" "$result" "$dur"
+  done
+  for i in "${!nf_jobs[@]}"; do
+    nf_job_steps "$i"
+    for ((k = 0; k + 5 < ${#st[@]}; k += 6)); do
+      [[ ${st[k + 2]} == failure && -s $nf_state/$i.tail.${st[k]} ]] || continue
+      nf_md "${nf_jobs[i]}"
+      line=$nf_x
+      nf_md "${st[k + 1]}"
+      printf '\n<details open><summary>%s › %s: last lines</summary>\n\n```text\n' "$line" "$nf_x"
+      while IFS='' read -r line; do
+        nf_mask "$line"
+        printf '%s\n' "${nf_m//\`\`\`/\` \` \`}"
+      done <"$nf_state/$i.tail.${st[k]}"
+      printf '```\n\n</details>\n'
+    done
+  done
+  printf '\n'
 }
 
 # nf_summary prints the table of jobs, the failures and one last line.
@@ -1883,6 +2544,32 @@ nf_export_artifacts() {
   fi
 }
 
+# nf_check_artifacts_dir DIR makes sure, before anything runs, that
+# --artifacts-dir can be written (finding out after an hour of building is
+# too late); it creates the directory.
+nf_check_artifacts_dir() {
+  local dir=$1 p='' part rest
+  rest=${dir%/}
+  [[ $rest == /* ]] && rest=${rest#/} p=/
+  # A part of the path that is there but is no directory, as mkdir -p
+  # would stumble on it, named as nixflow run names it.
+  while [[ -n $rest ]]; do
+    part=${rest%%/*}
+    [[ $rest == */* ]] && rest=${rest#*/} || rest=''
+    [[ -n $part ]] || continue
+    p+=$part
+    if [[ -e $p && ! -d $p ]]; then
+      nf_die_usage "--artifacts-dir: mkdir $p: not a directory"
+    fi
+    [[ -e $p ]] || break
+    p+=/
+  done
+  if ! mkdir -p -- "$dir" 2>/dev/null || ! : 2>/dev/null >"$dir/.nixflow-check"; then
+    nf_die_usage "--artifacts-dir $dir: cannot write there"
+  fi
+  rm -f -- "$dir/.nixflow-check"
+}
+
 # nf_requirements checks, before anything runs, that this host has what
 # the script needs, and says what is missing.
 nf_requirements() {
@@ -1916,14 +2603,14 @@ nf_parse_args() {
   nf_max_parallel=${NIXFLOW_MAX_PARALLEL:-$nf_default_max_parallel}
   nf_levels_mode=$nf_default_levels
   nf_events='' nf_keep_ws=0 nf_ig_ms=7500 nf_tg_ms=2500 nf_artifacts_dir='' nf_repo=$PWD nf_run_dir=''
-  nf_flag_env=() nf_env_files=()
+  nf_flag_env=() nf_env_files=() nf_groups=auto nf_junit=''
   while (($# > 0)); do
     local arg=$1
     case $arg in
       --*=*) set -- "${arg%%=*}" "${arg#*=}" "${@:2}"; continue ;;
       -h | --help) nf_usage; exit 0 ;;
       --keep-workspace) nf_keep_ws=1; shift; continue ;;
-      --env | --env-file | --max-parallel | --schedule | --log-format | --events | --interrupt-grace | --terminate-grace | --artifacts-dir | --repo | --run-dir)
+      --env | --env-file | --max-parallel | --schedule | --log-format | --events | --interrupt-grace | --terminate-grace | --artifacts-dir | --repo | --run-dir | --groups | --junit)
         (($# >= 2)) || nf_die_usage "flag needs an argument: $arg"
         v=$2
         shift 2
@@ -1955,8 +2642,24 @@ nf_parse_args() {
       --artifacts-dir) nf_artifacts_dir=$v ;;
       --repo) nf_repo=$v ;;
       --run-dir) nf_run_dir=$v ;;
+      --groups) nf_groups=$v ;;
+      --junit) nf_junit=$v ;;
     esac
   done
+  case $nf_groups in
+    auto)
+      nf_groups=none
+      if [[ ${GITHUB_ACTIONS:-} == true ]]; then
+        nf_groups=github
+      elif [[ ${GITLAB_CI:-} == true ]]; then
+        nf_groups=gitlab
+      elif [[ ${BUILDKITE:-} == true ]]; then
+        nf_groups=buildkite
+      fi
+      ;;
+    none | github | gitlab | buildkite) ;;
+    *) nf_goquote "$nf_groups"; nf_die_usage "unknown --groups $nf_q (known: auto, github, gitlab, buildkite, none)" ;;
+  esac
   case $nf_format in
     structured | simple | json) ;;
     *) nf_goquote "$nf_format"; nf_die_usage "unknown --log-format $nf_q (known: structured, simple, json)" ;;
@@ -2009,6 +2712,7 @@ nf_overrides() {
 }
 
 nf_cleanup() {
+  [[ -n ${nf_watcher:-} ]] && kill "$nf_watcher" 2>/dev/null
   [[ -n ${nf_tmp:-} ]] && rm -rf "$nf_tmp"
   if [[ ${NIXFLOW_KEEP:-1} == 0 && -n ${nf_run_dir:-} ]]; then rm -rf "$nf_run_dir"; fi
 }
@@ -2018,11 +2722,12 @@ nf_main() {
   exec </dev/null
   set -u
   nf_plan
-  declare -gA nf_over=() nf_wfprov=()
+  declare -gA nf_over=() nf_wfprov=() nf_secret_name=()
   declare -ga nf_masks=() nf_errors=() nf_wf_required=() nf_running=() nf_done=()
   declare -ga nf_res_status=() nf_res_allowed=() nf_res_domain=() nf_res_ms=() nf_res_attempts=() nf_res_reason=()
   nf_parse_args "$@"
   nf_requirements
+  [[ -z $nf_artifacts_dir ]] || nf_check_artifacts_dir "$nf_artifacts_dir"
   nf_overrides
   nf_state_home=${XDG_STATE_HOME:-${HOME:-/tmp}/.local/state}
   nf_cache_home=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}
@@ -2031,7 +2736,7 @@ nf_main() {
   local ts rnd
   TZ=UTC0 printf -v ts '%(%Y%m%d-%H%M%S)T' -1
   printf -v rnd '%04x%02x' $((RANDOM)) $((RANDOM % 256))
-  nf_run_id=$ts.$(printf '%03d' $((nf_t % 1000)))-$rnd
+  printf -v nf_run_id '%s.%03d-%s' "$ts" $((nf_t % 1000)) "$rnd"
   [[ -n $nf_run_dir ]] || nf_run_dir=$nf_state_home/nixflow/runs/$nf_run_id
   mkdir -p "$nf_run_dir/logs" "$nf_run_dir/jobs" "$nf_run_dir/artifacts" || exit 3
   chmod 700 "$nf_run_dir"
@@ -2057,9 +2762,15 @@ nf_main() {
   exec {nf_sleep_fd}<>"$nf_tmp/sleep"
   nf_signals=0
   exec 4>&1
+  nf_lost=0 nf_lost_told=0 nf_watcher='' nf_chain0=''
+  if [[ -r /proc/$$/stat ]]; then nf_ancestors; nf_chain0=$nf_chain; fi
   trap 'nf_on_signal INT' INT
   trap 'nf_on_signal TERM' TERM
+  trap 'nf_on_signal HUP' HUP
+  trap 'nf_on_signal QUIT' QUIT
+  trap 'nf_on_signal LOST' USR2
   trap '' PIPE
+  nf_watch_parent
   # Jobs set their own USR1 trap; until they do, the signal must not kill them.
   trap '' USR1
   nf_emit run_start "" "" msg="$nf_name"
@@ -2069,6 +2780,7 @@ nf_main() {
     for i in "${!nf_jobs[@]}"; do
       nf_res_status[i]=skipped nf_res_allowed[i]=0 nf_res_domain[i]='' nf_res_ms[i]=0 nf_res_attempts[i]=0
       nf_res_reason[i]="the environment could not be prepared"
+      [[ -e $nf_state/cancelled ]] && nf_res_status[i]=cancelled nf_res_reason[i]="run cancelled"
     done
   fi
   ((nf_keep_ws)) || rm -rf "$nf_run_dir/jobs"
@@ -2076,9 +2788,13 @@ nf_main() {
   if [[ $nf_format == json ]]; then
     nf_summary >&2
     if [[ -n $nf_artifacts_dir ]]; then nf_export_artifacts "$nf_artifacts_dir" >&2; fi
+    nf_reports
   else
+    # JSON lines on standard output get no CI log groups.
+    [[ $nf_groups == none ]] || nf_write_groups
     nf_summary
     if [[ -n $nf_artifacts_dir ]]; then nf_export_artifacts "$nf_artifacts_dir"; fi
+    nf_reports
   fi
   return "$nf_exit"
 }

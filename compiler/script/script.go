@@ -226,12 +226,14 @@ func (w *writer) planData(p *compiler.Plan, opts Options, hash string, planJSON 
 	}
 	w.p("  nf_default_levels=%d\n", levels)
 	w.p("  nf_declared=%s\n", words(declared(p)))
-	var names, conds []string
+	var names, conds, exprs, exprTables []string
 	var needs, anc, level []string
 	var cleanup []int
 	for _, j := range p.Jobs {
 		names = append(names, j.Name)
 		conds = append(conds, string(j.Condition.Status))
+		exprs = append(exprs, j.Condition.Expr)
+		exprTables = append(exprTables, truthTable(j.Condition))
 		var n []int
 		for _, x := range j.Needs {
 			n = append(n, index[x])
@@ -240,7 +242,7 @@ func (w *writer) planData(p *compiler.Plan, opts Options, hash string, planJSON 
 		anc = append(anc, strings.Trim(ints(ancestors(p, j, index)), "()"))
 		level = append(level, strconv.Itoa(j.Level))
 		c := 0
-		if j.Condition.Status == compiler.StatusAlways || j.Condition.Status == compiler.StatusCancelled {
+		if j.Condition.Cleanup() {
 			c = 1
 		}
 		cleanup = append(cleanup, c)
@@ -256,6 +258,7 @@ func (w *writer) planData(p *compiler.Plan, opts Options, hash string, planJSON 
 	w.p("  nf_job_needs=%s\n", words(needs))
 	w.p("  nf_job_anc=%s\n", words(anc))
 	w.p("  nf_job_cond=%s\n", words(conds))
+	w.p("  nf_job_expr=%s\n  nf_job_table=%s\n", words(exprs), words(exprTables))
 	w.p("  nf_job_cleanup=%s\n", ints(cleanup))
 	w.p("  nf_job_level=(%s)\n", strings.Join(level, " "))
 	w.p("  nf_levels=%d\n", len(p.Levels))
@@ -288,25 +291,31 @@ func (w *writer) planData(p *compiler.Plan, opts Options, hash string, planJSON 
 func (w *writer) providers(ps []compiler.Provider) {
 	w.p("  :\n")
 	for i, pr := range ps {
+		// Whether the provider's values (a required provider's: the
+		// final values of its names) are secrets.
+		secret := 0
+		if pr.Secret() {
+			secret = 1
+		}
 		switch pr.Type {
 		case "static":
-			w.p("  nf_provider %d static", i)
+			w.p("  nf_provider %d static %d", i, secret)
 			for _, k := range sortedKeys(pr.Values) {
 				w.p(" %s %s", q(k), q(pr.Values[k]))
 			}
 			w.p(" || return 1\n")
 		case "required":
-			w.p("  nf_provider %d required %s\n", i, strings.Trim(words(pr.Names), "()"))
+			w.p("  nf_provider %d required %d %s\n", i, secret, strings.Trim(words(pr.Names), "()"))
 		case "file", "sops":
 			req := 0
 			if pr.Required {
 				req = 1
 			}
-			w.p("  nf_provider %d %s %s %d %s || return 1\n", i, pr.Type, q(pr.Path), req, q(pr.Format))
+			w.p("  nf_provider %d %s %d %s %d %s || return 1\n", i, pr.Type, secret, q(pr.Path), req, q(pr.Format))
 		case "command":
-			w.p("  nf_provider %d command %s || return 1\n", i, q(pr.Command))
+			w.p("  nf_provider %d command %d %s || return 1\n", i, secret, q(pr.Command))
 		default:
-			w.p("  nf_provider %d %s\n", i, q(pr.Type))
+			w.p("  nf_provider %d %s %d\n", i, q(pr.Type), secret)
 		}
 	}
 }
@@ -350,14 +359,22 @@ func (w *writer) job(i int, j *compiler.Job) {
 		out = append(out, x.Name, x.Path)
 	}
 	w.p("  J_inputs=%s\n  J_outputs=%s\n", words(in), words(out))
-	var names, bash, cond, condcmd, backoff, tstr, workdir, deps, drvs, sconds []string
-	var coes, maxA, minMs, maxMs, tms []int
+	var names, bash, cond, condcmd, backoff, tstr, workdir, deps, drvs, sconds, tables []string
+	var coes, maxA, minMs, maxMs, tms, keeps []int
 	for _, s := range j.Steps {
 		names = append(names, s.Name)
 		bash = append(bash, s.Bash)
 		cond = append(cond, string(s.Condition.Status))
 		condcmd = append(condcmd, s.Condition.Command)
 		sconds = append(sconds, s.Condition.String())
+		tables = append(tables, truthTable(s.Condition))
+		// A step skipped by a second Ctrl-C is a skip, not a cancel, when
+		// its condition holds in a cancelled run.
+		keep := 0
+		if s.Condition.Status == compiler.StatusAlways || (s.Condition.Status == compiler.StatusExpr && s.Condition.Cleanup()) {
+			keep = 1
+		}
+		keeps = append(keeps, keep)
 		c := 0
 		if s.ContinueOnError {
 			c = 1
@@ -381,9 +398,30 @@ func (w *writer) job(i int, j *compiler.Job) {
 	w.p("  S_name=%s\n", words(names))
 	w.p("  S_bash=%s\n", words(bash))
 	w.p("  S_cond=%s\n  S_condcmd=%s\n  S_condstr=%s\n", words(cond), words(condcmd), words(sconds))
+	w.p("  S_table=%s\n  S_keep=%s\n", words(tables), ints(keeps))
 	w.p("  S_coe=%s\n  S_max=%s\n  S_backoff=%s\n", ints(coes), ints(maxA), words(backoff))
 	w.p("  S_min_ms=%s\n  S_max_ms=%s\n", ints(minMs), ints(maxMs))
 	w.p("  S_timeout_ms=%s\n  S_timeout_str=%s\n", ints(tms), words(tstr))
 	w.p("  S_workdir=%s\n  S_deps=%s\n  S_drvs=%s\n", words(workdir), words(deps), words(drvs))
 	w.p("}\n\n")
+}
+
+// truthTable is a status expression's value for each combination of the
+// status functions, so that the script needs no parser: eight digits, the
+// one at success*4 + failure*2 + cancelled being 1 where it holds. Other
+// conditions have none (the script evaluates their one function itself).
+func truthTable(c compiler.Condition) string {
+	if c.Status != compiler.StatusExpr {
+		return ""
+	}
+	var b strings.Builder
+	for i := 0; i < 8; i++ {
+		v := compiler.StatusValues{Success: i&4 != 0, Failure: i&2 != 0, Cancelled: i&1 != 0}
+		if c.Holds(v) {
+			b.WriteByte('1')
+		} else {
+			b.WriteByte('0')
+		}
+	}
+	return b.String()
 }

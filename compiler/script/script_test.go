@@ -310,3 +310,149 @@ func TestMissingDeps(t *testing.T) {
 		t.Error("a step ran")
 	}
 }
+
+// TestOverSSHDropped kills the ssh client of `ssh host < result` while the
+// run goes on remotely: sshd sends the remote script no signal, so the
+// script itself notices that its caller is gone and its output goes
+// nowhere, and cancels the run: the steps (a chatty one and a quiet one,
+// with a grandchild) are stopped, the cleanup job runs, and nothing of the
+// run is left running on the "remote" host.
+func TestOverSSHDropped(t *testing.T) {
+	s := startSSHD(t)
+	remote := t.TempDir()
+	pids := filepath.Join(remote, "pids")
+	if err := os.Mkdir(pids, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	g := fmt.Sprintf(`{"version": 1, "name": "dropped", "jobs": {
+	  "chatty": {"executor": {"type": "local", "copyRepo": false},
+	             "steps": [{"name": "s", "bash": "echo $$ > %[1]s/chatty.pid; echo $PPID > %[1]s/chatty-job.pid; ps -o ppid= -p $PPID > %[1]s/main.pid; while :; do echo tick; sleep 0.1; done"}]},
+	  "quiet": {"executor": {"type": "local", "copyRepo": false},
+	            "steps": [{"name": "s", "bash": "sleep 300 & echo $! > %[1]s/grandchild.pid; echo $$ > %[1]s/quiet.pid; wait"}]},
+	  "cleanup": {"needs": ["chatty", "quiet"], "condition": "always()", "executor": {"type": "local", "copyRepo": false},
+	              "steps": [{"name": "s", "bash": "echo \"$NEEDS_CHATTY_RESULT $NEEDS_QUIET_RESULT\" > %[1]s/cleanup.txt"}]}}}`, pids)
+	out, _, err := script.Compile(plan(t, g), script.Options{Source: "dropped.json", MaxParallel: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"login shell", nil},
+		{"bash -s", []string{"cd", remote, "&&", "XDG_STATE_HOME=" + remote, "bash", "-s", "--", "--log-format", "simple"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			files, _ := filepath.Glob(filepath.Join(pids, "*"))
+			for _, f := range files {
+				os.Remove(f)
+			}
+			cmd := s.command(tc.args...)
+			cmd.Stdin = bytes.NewReader(out)
+			cmd.Env = append(os.Environ(), "NIXFLOW_LOG_FORMAT=simple")
+			var got bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &got, &got
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the steps to start", func() bool {
+				for _, f := range []string{"chatty.pid", "main.pid", "quiet.pid", "grandchild.pid"} {
+					if data, err := os.ReadFile(filepath.Join(pids, f)); err != nil || len(bytes.TrimSpace(data)) == 0 {
+						return false
+					}
+				}
+				return true
+			})
+			mainPid, err := os.ReadFile(filepath.Join(pids, "main.pid"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pid, err := strconv.Atoi(strings.TrimSpace(string(mainPid)))
+			if err != nil {
+				t.Fatalf("main.pid: %q", mainPid)
+			}
+			sid := sessionOf(t, pid)
+			// The client dies; sshd closes the session without a signal.
+			cmd.Process.Kill()
+			cmd.Wait()
+			var procs []int
+			for _, f := range []string{"main.pid", "chatty.pid", "chatty-job.pid", "quiet.pid", "grandchild.pid"} {
+				data, _ := os.ReadFile(filepath.Join(pids, f))
+				pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+				if err != nil {
+					t.Fatalf("%s: %q", f, data)
+				}
+				procs = append(procs, pid)
+			}
+			// ps on the "remote": no process of the run's session is left
+			// (the steps' own process groups are in it too), nor any
+			// process it started.
+			waitFor(t, "the remote run to end", func() bool {
+				for _, pid := range procs {
+					if alive(pid) {
+						return false
+					}
+				}
+				out, err := exec.Command("ps", "-eo", "sid=,stat=").Output()
+				if err != nil {
+					t.Fatalf("ps: %v", err)
+				}
+				for _, line := range strings.Split(string(out), "\n") {
+					if f := strings.Fields(line); len(f) == 2 && f[0] == strconv.Itoa(sid) && !strings.HasPrefix(f[1], "Z") {
+						return false
+					}
+				}
+				return true
+			})
+			data, err := os.ReadFile(filepath.Join(pids, "cleanup.txt"))
+			if err != nil {
+				t.Fatalf("the cleanup job did not run: %v\noutput before the drop:\n%s", err, got.String())
+			}
+			if string(data) != "cancelled cancelled\n" {
+				t.Errorf("cleanup saw %q, want the two jobs cancelled", data)
+			}
+			if m := regexp.MustCompile(`run directory: (/\S+)`).FindStringSubmatch(got.String()); m != nil {
+				os.RemoveAll(m[1])
+			}
+		})
+	}
+}
+
+// sessionOf returns the session of a process.
+func sessionOf(t *testing.T, pid int) int {
+	t.Helper()
+	out, err := exec.Command("ps", "-o", "sid=", "-p", strconv.Itoa(pid)).Output()
+	if err != nil {
+		t.Fatalf("ps -p %d: %v", pid, err)
+	}
+	sid, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("ps -p %d: %q", pid, out)
+	}
+	return sid
+}
+
+// alive reports whether a process exists and is not a zombie.
+func alive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return syscall.Kill(pid, 0) == nil
+	}
+	s := string(data)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z'
+	}
+	return true
+}
+
+// waitFor polls cond, with a generous bound for a loaded machine.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -193,7 +193,7 @@ echo "== end to end"
 if [ -n "$nixflow" ]; then
 	e2e="$tmp/e2e"
 	mkdir -p "$e2e/work"
-	if ! msg=$(nix-build --option substituters '' "$here/support/e2e.nix" \
+	if ! msg=$(nix-build --option substituters '' "$here/support/e2e.nix" -A drv \
 		--arg nixflowBin "$nixflow" -o "$e2e/result" 2>&1); then
 		fail "e2e: nix-build of the runner" "$msg"
 	elif ! out=$(cd "$e2e/work" && XDG_STATE_HOME="$e2e/state" "$e2e/result/bin/e2e" --log-format simple 2>&1); then

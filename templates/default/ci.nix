@@ -3,6 +3,8 @@
 #   nixflow run          runs it here (this file is found by default)
 #   nixflow plan         shows what would run
 #   nix run .#ci         the same through the flake
+#   nix build .#ci       the pipeline as one bash script, `result`:
+#                        ssh build-host < result   runs it there
 #
 # Each job runs in its own copy of the working tree; jobs start as soon as
 # the jobs they need are done. Replace the steps with your own.

@@ -1,6 +1,6 @@
 # The end-to-end check of run.sh: a workflow built into its runner with the
 # stand-in pkgs and a nixflow package wrapping a real nixflow binary
-# (nixflowBin), so that `nix-build` then `result/bin/e2e` runs it. It uses
+# (nixflowBin), so that `nix-build -A drv` then `result/bin/e2e` runs it. It uses
 # the actions' scripts for real, deps realised by building the runner, and
 # $JOB_PATH / $JOB_ENV between steps.
 { nixflowBin }:

@@ -1,6 +1,7 @@
 # The runnable part, evaluated with stand-ins for pkgs and the nixflow
 # package (there is no nixpkgs here): the workflow is itself a derivation
-# for `nix run`/`nix build`, .drv/.script/.app/.jsonFile exist, the JSON
+# for `nix build` (the script: one file), .drv/.script/.app/.jsonFile
+# exist (.app the runner, for `nix run`), the JSON
 # file depends on the deps, and .json never evaluates a pkgs function.
 let
   support = import ../support { };
@@ -28,9 +29,8 @@ in
   isDerivation = wf.type == "derivation";
   name = wf.name;
   drvPathSuffix = hasSuffix ".drv" wf.drvPath;
-  sameAsDrv = wf.drvPath == wf.drv.drvPath && wf.outPath == wf.drv.outPath;
-  mainProgram = wf.meta.mainProgram;
-  metaKept = wf.meta.description;
+  sameAsScript = wf.drvPath == wf.script.drvPath && wf.outPath == wf.script.outPath && wf.out == wf.script;
+  description = wf.meta.description;
   outputs = wf.outputs;
   app = wf.app.type == "app" && wf.app.program == "${wf.drv}/bin/my-ci";
   runnerCallsNixflow = builtins.match ".*exec /nix/store/[^ ]*-nixflow/bin/nixflow run /nix/store/[^ ]*-my-ci.json \"[$]@\".*" wf.drv.text != null;
