@@ -215,7 +215,7 @@ func (a *app) evaluate(flakeDir string, eval func(context.Context, nixeval.Optio
 	var missing *nixeval.NixMissingError
 	switch {
 	case errors.As(err, &evalErr):
-		if list := nixProblems(evalErr.Output, flakeDir); list != nil {
+		if list := nixProblems(evalErr.Output, evalErr.Source, flakeDir); list != nil {
 			return nil, usageError(list, "this is an evaluation error: nothing ran")
 		}
 		if strings.Contains(evalErr.Output, "/nix/store/") && strings.Contains(evalErr.Output, "No such file or directory") {
