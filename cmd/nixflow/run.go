@@ -158,6 +158,10 @@ func (a *app) run(args []string, f *runFlags) error {
 		os.RemoveAll(opts.RunDir)
 		return infraError(err)
 	}
+	if err := writeUnselected(opts.RunDir, f.wf.unselected); err != nil {
+		os.RemoveAll(opts.RunDir)
+		return infraError(err)
+	}
 
 	cancel, abort, stop := a.interrupts()
 	defer stop()

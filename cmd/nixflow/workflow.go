@@ -26,6 +26,9 @@ type workflowFlags struct {
 	schemaOnly bool
 	// source is the workflow as given (set by loadPlan).
 	source string
+	// unselected are the jobs of the workflow that --job left out (set by
+	// loadPlan), recorded with a run so that its logs can say so.
+	unselected []string
 }
 
 // sourceDir is the directory a workflow comes from: a file's directory, a
@@ -118,9 +121,16 @@ func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) 
 		a.log.Debug("workflow loaded", "source", name, "name", plan.Name, "jobs", len(plan.Jobs))
 	}
 	if f != nil {
+		all := plan.Jobs
 		plan, err = compiler.Select(plan, f.jobs)
 		if err != nil {
 			return nil, usageError(err, "'nixflow list' shows the jobs of the workflow")
+		}
+		f.unselected = nil
+		for _, j := range all {
+			if !slices.ContainsFunc(plan.Jobs, func(s *compiler.Job) bool { return s.Name == j.Name }) {
+				f.unselected = append(f.unselected, j.Name)
+			}
 		}
 	}
 	// A selected job whose executor has no backend here fails now, not
