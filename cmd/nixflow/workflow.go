@@ -156,8 +156,17 @@ func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) 
 // generated reports whether the JSON was made by evaluating Nix.
 func (a *app) readWorkflow(src string) (name string, data []byte, generated bool, err error) {
 	if src == "" {
-		if src = findWorkflow(); src == "" {
-			return "", nil, false, usageError(errors.New("no workflow given, and no ci.nix or flake.nix here or above (up to the git repository's top)"),
+		var last string
+		if src, last = findWorkflow(a.getenv("HOME")); src == "" {
+			where := "here or above (up to the git repository's top)"
+			if wd, err := os.Getwd(); err == nil && gitTop(wd) == "" {
+				where = "here or above"
+				if last != wd {
+					where = "here or above, up to " + last
+				}
+				where += " (outside git the search stops below the home directory and /)"
+			}
+			return "", nil, false, usageError(errors.New("no workflow given, and no ci.nix or flake.nix "+where),
 				"give one: nixflow run ci.nix, nixflow run .#ci, nixflow run graph.json (or - for standard input)",
 				"or start one: nixflow init")
 		}
