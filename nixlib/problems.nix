@@ -144,6 +144,59 @@ let
       ++ valueProblems "" w
       ++ concatLists (map (n: jobProblems jobs jobNames needsMap producers n jobs.${n}) jobNames);
 
+  # canonical: the JSON name of a field written in nixactions' spelling.
+  canonical = k:
+    if k == "if" then "condition"
+    else if k == "continue-on-error" then "continueOnError"
+    else if k == "actions" then "steps"
+    else k;
+
+  posString = p: "${p.file}:${toString p.line}:${toString p.column}";
+
+  # fieldPositions: "PREFIXFIELD" = "FILE:LINE:COL" for each field of a
+  # that Nix knows the place of.
+  fieldPositions = prefix: a:
+    concatLists (map
+      (k: let p = unsafeGetAttrPos k a; in if p == null then [ ] else [ { name = prefix + canonical k; value = posString p; } ])
+      (attrNames a));
+
+  stepsOf = j: let s = j.steps or j.actions or [ ]; in if isList s then s else [ ];
+
+  # sourceMap: what the CLI needs to put the compiler's own errors (found
+  # in the generated JSON, where they have a JSON path only) at their
+  # place in the Nix files, and to check the conditions itself when
+  # evaluation failed on other problems. Never fails on a bad workflow.
+  #   positions: JSON path ("jobs.a", "jobs.a.steps[0].condition") ->
+  #     "FILE:LINE:COL"
+  #   conditions: JSON path of each condition written as a string -> its text
+  sourceMap = w:
+    let
+      jobs = if plainAttrs w && plainAttrs (w.jobs or null) then w.jobs else { };
+      jobEntries = n:
+        let j = jobs.${n}; path = "jobs.${n}"; p = unsafeGetAttrPos n jobs; in
+        (if p == null then [ ] else [ { name = path; value = posString p; } ])
+        ++ (if !(plainAttrs j) then [ ]
+        else fieldPositions "${path}." j
+          ++ concatLists (genList
+          (i: let s = elemAt (stepsOf j) i; in if plainAttrs s then fieldPositions "${path}.steps[${toString i}]." s else [ ])
+          (length (stepsOf j))));
+      condition = path: a:
+        let k = if a ? condition then "condition" else "if"; v = a.${k} or null; in
+        if isString v then [ { name = "${path}.condition"; value = v; } ] else [ ];
+      jobConditions = n:
+        let j = jobs.${n}; path = "jobs.${n}"; in
+        if !(plainAttrs j) then [ ]
+        else condition path j
+          ++ concatLists (genList
+          (i: let s = elemAt (stepsOf j) i; in if plainAttrs s then condition "${path}.steps[${toString i}]" s else [ ])
+          (length (stepsOf j)));
+    in
+    {
+      positions = builtins.listToAttrs ((if plainAttrs w then fieldPositions "" w else [ ])
+        ++ concatLists (map jobEntries (attrNames jobs)));
+      conditions = builtins.listToAttrs (concatLists (map jobConditions (attrNames jobs)));
+    };
+
   # check returns result when w has none of these problems, else fails
   # with all of them, one a line.
   check = w: result:
@@ -152,5 +205,5 @@ let
     else throw "nixflow: ${toString (length ps)} ${if length ps == 1 then "problem" else "problems"} in the workflow:\n${concatStringsSep "\n" ps}";
 in
 {
-  inherit problems check;
+  inherit problems check sourceMap;
 }

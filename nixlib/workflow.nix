@@ -331,6 +331,8 @@ let
     {
       plan = p;
       inherit json;
+      # For the CLI, not a stable API: see problems.nix.
+      sourceMap = collected.sourceMap w;
     }
     // runnable (if isAttrs w && isString (w.name or null) then w.name else "workflow") json;
 in

@@ -107,6 +107,9 @@ func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) 
 	if err != nil {
 		var list compiler.ErrorList
 		if errors.As(err, &list) {
+			if generated {
+				a.placeErrors(name, list)
+			}
 			return nil, usageError(err)
 		}
 		return nil, err
@@ -144,6 +147,7 @@ func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) 
 			for _, e := range list {
 				e.Line, e.Col = 0, 0
 			}
+			a.placeErrors(name, list)
 		}
 		return nil, usageError(err)
 	}
@@ -192,13 +196,13 @@ func (a *app) readWorkflow(src string) (name string, data []byte, generated bool
 		if !fileExists(src) {
 			return "", nil, false, usageError(fmt.Errorf("read workflow: %s: no such file", src))
 		}
-		data, err := a.evaluate(".", func(ctx context.Context, opts nixeval.Options) ([]byte, error) {
+		data, err := a.evaluate(src, ".", func(ctx context.Context, opts nixeval.Options) ([]byte, error) {
 			return nixeval.File(ctx, src, opts)
 		})
 		return src, data, true, err
 	case strings.Contains(src, "#"):
 		ref := localFlakeRef(src)
-		data, err := a.evaluate(strings.TrimPrefix(strings.SplitN(ref, "#", 2)[0], "path:"), func(ctx context.Context, opts nixeval.Options) ([]byte, error) {
+		data, err := a.evaluate(src, flakeRefDir(ref), func(ctx context.Context, opts nixeval.Options) ([]byte, error) {
 			return nixeval.Flake(ctx, ref, opts)
 		})
 		return src, data, true, err
@@ -211,14 +215,13 @@ func (a *app) readWorkflow(src string) (name string, data []byte, generated bool
 	}
 }
 
-// evaluate runs a Nix evaluation and sorts its failures: an evaluation
-// error is the user's (exit 2), a missing Nix is the machine's (exit 3).
-func (a *app) evaluate(flakeDir string, eval func(context.Context, nixeval.Options) ([]byte, error)) ([]byte, error) {
+// evalOptions are the options of every Nix evaluation nixflow runs.
+func (a *app) evalOptions() (nixeval.Options, error) {
 	cache, err := a.cacheDir()
 	if err != nil {
-		return nil, err
+		return nixeval.Options{}, err
 	}
-	data, err := eval(context.Background(), nixeval.Options{CacheDir: cache, Env: a.environ, ShowTrace: a.showTrace, Log: func(args []string) {
+	return nixeval.Options{CacheDir: cache, Env: a.environ, ShowTrace: a.showTrace, Log: func(args []string) {
 		if a.log != nil {
 			// The expression nixflow passes is long and always the same.
 			short := slices.Clone(args)
@@ -229,12 +232,23 @@ func (a *app) evaluate(flakeDir string, eval func(context.Context, nixeval.Optio
 			}
 			a.log.Debug("evaluate", "command", shellQuote(short))
 		}
-	}})
+	}}, nil
+}
+
+// evaluate runs a Nix evaluation and sorts its failures: an evaluation
+// error is the user's (exit 2), a missing Nix is the machine's (exit 3).
+// src is the workflow as given, for its source map (nixSourceMap).
+func (a *app) evaluate(src, flakeDir string, eval func(context.Context, nixeval.Options) ([]byte, error)) ([]byte, error) {
+	opts, err := a.evalOptions()
+	if err != nil {
+		return nil, err
+	}
+	data, err := eval(context.Background(), opts)
 	var evalErr *nixeval.EvalError
 	var missing *nixeval.NixMissingError
 	switch {
 	case errors.As(err, &evalErr):
-		if list := nixProblems(evalErr.Output, evalErr.Source, flakeDir); list != nil {
+		if list := nixProblems(evalErr.Output, evalErr.Source, flakeDir, a.conditionProblems(src)); list != nil {
 			return nil, usageError(list, "this is an evaluation error: nothing ran")
 		}
 		if strings.Contains(evalErr.Output, "/nix/store/") && strings.Contains(evalErr.Output, "No such file or directory") {
