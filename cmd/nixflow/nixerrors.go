@@ -33,10 +33,10 @@ var flakeSource = regexp.MustCompile(`^/nix/store/[0-9a-z]{32}-source/`)
 // Nix did not read from a file, such as builtins.fromJSON's) is given as
 // SOURCE: PATH: MESSAGE. It returns nil when the report holds none.
 //
-// more are problems found outside Nix (the compiler's checks of the
-// conditions, conditionProblems): one whose path Nix already reported is
-// left out.
-func nixProblems(output, source, flakeDir string, more []problem) error {
+// more gives problems found outside Nix (the compiler's checks of the
+// conditions, conditionProblems), asked for only when Nix reported some:
+// one whose path Nix already reported is left out.
+func nixProblems(output, source, flakeDir string, more func() []problem) error {
 	var ps []problem
 	lines := strings.Split(output, "\n")
 	for i, l := range lines {
@@ -60,7 +60,7 @@ func nixProblems(output, source, flakeDir string, more []problem) error {
 	if len(ps) == 0 {
 		return nil
 	}
-	for _, p := range more {
+	for _, p := range more() {
 		if !slices.ContainsFunc(ps, func(q problem) bool { return strings.HasPrefix(q.msg, p.path()+": ") }) {
 			ps = append(ps, p)
 		}

@@ -248,7 +248,7 @@ func (a *app) evaluate(src, flakeDir string, eval func(context.Context, nixeval.
 	var missing *nixeval.NixMissingError
 	switch {
 	case errors.As(err, &evalErr):
-		if list := nixProblems(evalErr.Output, evalErr.Source, flakeDir, a.conditionProblems(src)); list != nil {
+		if list := nixProblems(evalErr.Output, evalErr.Source, flakeDir, func() []problem { return a.conditionProblems(src) }); list != nil {
 			return nil, usageError(list, "this is an evaluation error: nothing ran")
 		}
 		if strings.Contains(evalErr.Output, "/nix/store/") && strings.Contains(evalErr.Output, "No such file or directory") {
