@@ -323,7 +323,7 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		case waitExpired:
 			// The job's time ran out during the wait: no phantom attempt.
 			jr.timedOut = true
-			end(StatusFailure, fmt.Sprintf("job timed out after %s (after %d attempts)", jr.job.Timeout, attempt))
+			end(StatusFailure, fmt.Sprintf("job timed out after %s (after %s)", jr.job.Timeout, plural(attempt, "attempt", "attempts")))
 			return
 		}
 		out = jr.outputs(step.Name)

@@ -176,8 +176,8 @@ func TestStepRunnerTiming(t *testing.T) {
 				"retry": {"maxAttempts": 5, "minTime": 1.2, "backoff": "constant"}}]}`,
 			script:     map[string][]act{"s": {{800 * time.Millisecond, 3}}},
 			wantJob:    StatusFailure,
-			wantReason: `step "s" job timed out after 2s (after 1 attempts)`,
-			wantSteps:  []stepOutcome{{"s", StatusFailure, "job timed out after 2s (after 1 attempts)", 1}},
+			wantReason: `step "s" job timed out after 2s (after 1 attempt)`,
+			wantSteps:  []stepOutcome{{"s", StatusFailure, "job timed out after 2s (after 1 attempt)", 1}},
 			wantLog:    []string{"0s s start", "800ms s exit 3"},
 		},
 		{

@@ -103,6 +103,11 @@ let
   # ("nixpkgs/nixos-24.05#jq"). For builds pinned at evaluation time, prefer
   # `deps = [ pkgs.jq ];` on the step that needs the tool.
   #
+  # Since the porting docs promise names resolved from pkgs, bare names
+  # resolved at run time are not silent: the step's script starts with a
+  # comment naming them (util.nixShellRunTime), which mkWorkflow turns into a
+  # warning (workflow.nix, nixShellWarnings) that plan and run print.
+  #
   # `nix build --print-out-paths` would be shorter but Nix 2.8 lacks it, so
   # the step builds, then asks `nix path-info` for the paths.
   nixShell = packages: if pkgs != null then nixShellPinned packages else nixShellAtRunTime packages;
@@ -148,10 +153,11 @@ let
               if isString p && match "[A-Za-z0-9_+.#:/=?&-]+" p != null then p
               else fail where "invalid package name ${if isString p then util.quote p else describe p}")
             packages;
+      bare = filter (n: match ".*#.*" n == null) names;
     in
     mkStep {
       name = "nix-shell ${concatStringsSep " " names}";
-      bash = ''
+      bash = (if bare == [ ] then "" else "${util.nixShellRunTime}${concatStringsSep " " bare}\n") + ''
         nix_() { nix --extra-experimental-features 'nix-command flakes' "$@"; }
         for pkg in ${concatStringsSep " " (map escapeShellArg names)}; do
           case "$pkg" in

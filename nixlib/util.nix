@@ -306,6 +306,11 @@ let
     optionalAttrs (a ? retry) { retry = retry "${where}: retry" a.retry; }
     // optionalAttrs (a ? timeout) { timeout = timeout "${where}: timeout" a.timeout; };
 
+  # nixShellRunTime starts the script of an actions.nixShell step made
+  # without pkgs, followed by the package names it resolves as nixpkgs#NAME
+  # at run time; mkWorkflow warns about such steps (workflow.nix).
+  nixShellRunTime = "# nixflow: nixShell without pkgs resolves at run time: ";
+
   # escapeShellArg quotes a string for bash, for the scripts of actions.
   escapeShellArg = s: "'${replaceStrings [ "'" ] [ "'\\''" ] s}'";
 in
@@ -314,5 +319,6 @@ in
     editDistance suggest didYouMean checkFields str nonEmpty oneLine bool list
     attrs stringList enum pathString varName envNamePattern envValue env retry
     seconds timeout layers escapeShellArg varNameProblem envValueProblem
-    retryProblems timeoutProblem enumProblem trim trimPrefix trimSuffix;
+    retryProblems timeoutProblem enumProblem trim trimPrefix trimSuffix
+    nixShellRunTime;
 }

@@ -235,9 +235,34 @@ let
       (name:
         let j = jobs.${name}; in
         if isAttrs j && (given j "steps" || given j "actions") && builtins.isList (if j ? steps then j.steps else j.actions)
-        then (compat.uniqueStepNames name (if j ? steps then j.steps else j.actions)).warnings
+        then
+          let steps = if j ? steps then j.steps else j.actions; in
+          (compat.uniqueStepNames name steps).warnings ++ nixShellWarnings name steps
         else [ ])
       (attrNames jobs));
+
+  # nixShellWarnings: one warning per actions.nixShell step made without
+  # pkgs (its script starts with util.nixShellRunTime and the bare names):
+  # the porting docs say the names come from pkgs, so resolving them from
+  # whatever nixpkgs the running machine has must not be silent.
+  nixShellWarnings = job: steps:
+    builtins.concatLists (genList
+      (i:
+        let
+          s = elemAt steps i;
+          m = if isAttrs s && !(util.isDerivation s) && s ? bash && isString s.bash
+            then match "${util.nixShellRunTime}(.*)" (builtins.head (split "\n" s.bash)) else null;
+          names = filter (n: isString n && n != "") (split " " (builtins.head m));
+        in
+        if m == null then [ ]
+        else [
+          ("job ${quote job}: step ${toString (i + 1)}${if s ? name && isString s.name then " (${quote s.name})" else ""}: "
+          + "actions.nixShell without pkgs builds ${concatStringsSep ", " (map (n: "nixpkgs#${n}") names)} when the step runs, "
+          + "from the nixpkgs of that machine's flake registry (or $NIXFLOW_NIXPKGS): not pinned by the workflow; "
+          + "give nixflow's nixlib pkgs to resolve the names at evaluation, "
+          + "or write full installables (\"github:NixOS/nixpkgs/<rev>#${builtins.head names}\")")
+        ])
+      (length steps));
 
   collected = import ./problems.nix { inherit util workflowFields jobFields stepFields conditionProblem; };
 

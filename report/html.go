@@ -31,19 +31,29 @@ const familyNodeMin = 7
 // computed, so that the page needs no script to show it.
 type view struct {
 	*Run
-	Total     time.Duration
-	Ticks     []tick
-	PerJob    bool
-	Rows      []row
-	Graph     graph
-	Counts    []count
-	Critical  []*jobView
-	JobViews  []*jobView
+	Total    time.Duration
+	Ticks    []tick
+	PerJob   bool
+	Rows     []row
+	Graph    graph
+	Counts   []count
+	Critical []*jobView
+	JobViews []*jobView
+	// JobChunks are JobViews in pieces of chunkRows, for the table of a
+	// large run: each piece a table of fixed layout in a box the browser
+	// lays out only when it comes into view (content-visibility, which
+	// table rows themselves cannot have).
+	JobChunks [][]*jobView
 	StartedAt string
 	Failed    []*jobView
 	// MoreFailed counts the failed jobs beyond the first maxFailures.
 	MoreFailed int
 }
+
+// chunkRows is how many jobs each piece of a large run's table holds.
+// Laying out a 1,000-row table in one piece took most of the page's
+// rendering time (docs/performance.md).
+const chunkRows = 50
 
 // maxFailures is how many failed jobs get their last lines shown; the
 // table lists them all.
@@ -153,6 +163,11 @@ func newView(r *Run) *view {
 	for _, n := range r.CriticalPath {
 		if jv := byName[n]; jv != nil {
 			v.Critical = append(v.Critical, jv)
+		}
+	}
+	if !v.PerJob {
+		for i := 0; i < len(v.JobViews); i += chunkRows {
+			v.JobChunks = append(v.JobChunks, v.JobViews[i:min(i+chunkRows, len(v.JobViews))])
 		}
 	}
 	v.Rows = rows(v)

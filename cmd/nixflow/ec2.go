@@ -60,13 +60,24 @@ until they expire.`,
 				RunOver: func(id string) bool { return runOver(filepath.Join(runs, id)) },
 			})
 			writeReaped(a.stdout, found, dryRun)
+			if !dryRun {
+				// The keys of the runs that are over, left by a nixflow
+				// killed before it could remove them.
+				for _, f := range found {
+					if f.Terminated && f.RunID != "" && filepath.Base(f.RunID) == f.RunID && runOver(filepath.Join(runs, f.RunID)) {
+						if rerr := ec2.RemoveKeys(filepath.Join(runs, f.RunID)); rerr != nil {
+							err = errors.Join(err, rerr)
+						}
+					}
+				}
+			}
 			if err != nil {
 				return infraError(err, "run it again: reaping is idempotent")
 			}
 			return nil
 		},
 	}
-	cmd.Flags().DurationVar(&olderThan, "older-than", 0, "also terminate instances launched longer ago than this (e.g. 3h)")
+	cmd.Flags().Var(daysDuration{&olderThan}, "older-than", "also terminate instances launched longer ago than this (e.g. 3h, 2d)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be terminated, terminate nothing")
 	return cmd
 }

@@ -75,28 +75,29 @@ func (x *Executor) start(ctx context.Context, c *Clients, spec executors.JobSpec
 	if err != nil {
 		return nil, err
 	}
-	// The key lives in a private directory (0700, from MkdirTemp) that
-	// is removed with the instance.
-	keyDir, err := os.MkdirTemp("", "nixflow-ec2-")
+	// The key lives in a private directory (0700) of the run's that is
+	// removed with the instance; should nixflow be killed, `nixflow ec2
+	// reap` (or gc) removes it with the run's other keys.
+	keyDir, err := makeKeyDir(spec.RunDir)
 	if err != nil {
 		return nil, err
 	}
 	pub, err := makeKey(ctx, keyDir, spec.RunID)
 	if err != nil {
-		os.RemoveAll(keyDir)
+		removeKeyDir(keyDir)
 		return nil, err
 	}
 	now := time.Now().UTC()
 	expires := now.Add(time.Duration(x.cfg.MaxLifetime))
 	in, err := x.runInput(ctx, c, ami, pub, spec, label, expires)
 	if err != nil {
-		os.RemoveAll(keyDir)
+		removeKeyDir(keyDir)
 		return nil, err
 	}
 	spec.Logf("launching %s instance from %s", x.cfg.InstanceType, ami)
 	out, err := x.runInstances(ctx, c, in)
 	if err != nil {
-		os.RemoveAll(keyDir)
+		removeKeyDir(keyDir)
 		return nil, err
 	}
 	id := aws.ToString(out.Instances[0].InstanceId)
@@ -453,7 +454,7 @@ func (i *instance) close(logf func(string, ...any)) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		// The key is of no use once the instance is gone, or going.
-		defer os.RemoveAll(i.keyDir)
+		defer removeKeyDir(i.keyDir)
 		if i.inner != nil {
 			if err := i.inner.Close(ctx); err != nil {
 				i.termErr = fmt.Errorf("close ssh to %s: %w", i.id, err)

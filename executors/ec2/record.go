@@ -36,6 +36,38 @@ type Record struct {
 // recordDir is where a run's instance records are.
 func recordDir(runDir string) string { return filepath.Join(runDir, "ec2") }
 
+// keysDir is where the private keys of a run's instances are, one
+// directory an instance.
+func keysDir(runDir string) string { return filepath.Join(recordDir(runDir), "keys") }
+
+// makeKeyDir makes a private directory for an instance's key: in the run
+// directory, or in the temp directory when there is none.
+func makeKeyDir(runDir string) (string, error) {
+	if runDir == "" {
+		return os.MkdirTemp("", "nixflow-ec2-")
+	}
+	if err := os.MkdirAll(keysDir(runDir), 0o700); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(keysDir(runDir), "")
+}
+
+// removeKeyDir removes an instance's key directory, and the run's keys
+// directory once it is empty.
+func removeKeyDir(dir string) {
+	_ = os.RemoveAll(dir)
+	if parent := filepath.Dir(dir); filepath.Base(parent) == "keys" {
+		_ = os.Remove(parent) // fails while other instances' keys are there
+	}
+}
+
+// RemoveKeys removes the private keys a run left (when nixflow was killed
+// before it terminated its instances): of no use once the instances are
+// terminated.
+func RemoveKeys(runDir string) error {
+	return os.RemoveAll(keysDir(runDir))
+}
+
 // writeRecord writes r atomically.
 func writeRecord(runDir string, r Record) error {
 	dir := recordDir(runDir)

@@ -89,6 +89,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("CancelStubbornGrandchild", s.testCancelStubborn)
 	t.Run("CancelInterruptFirst", func(t *testing.T) { s.testCancelFirstSignal(t, true) })
 	t.Run("CancelTerminateFirst", func(t *testing.T) { s.testCancelFirstSignal(t, false) })
+	t.Run("CancelHurry", s.testCancelHurry)
 	t.Run("BackgroundAfterExit", s.testBackgroundAfterExit)
 	t.Run("SetsidEscapeeCancelled", s.testSetsidCancelled)
 	t.Run("SetsidEscapeeAfterExit", s.testSetsidAfterExit)
@@ -541,6 +542,22 @@ wait`,
 		stop: executors.Signals{FirstSignalInterrupt: true, InterruptGrace: grace, TerminateGrace: grace},
 	}, nil)
 	w.assertGone("grandchild.pid", "sleep.pid")
+}
+
+// testCancelHurry checks that a closed Signals.Hurry (a second Ctrl-C)
+// cuts graces of an hour short: the step that ignores SIGINT and SIGTERM
+// is killed at once, well within stepTimeout.
+func (s *suite) testCancelHurry(t *testing.T) {
+	w := s.setup(t).prepare("hurry")
+	hurry := make(chan struct{})
+	r := w.stopWhenReady(step{
+		script: `trap "" INT TERM; echo $$ > stubborn.pid; echo ready; for i in $(seq 1000); do sleep 0.1; done; echo survived`,
+		stop:   executors.Signals{FirstSignalInterrupt: true, InterruptGrace: time.Hour, TerminateGrace: time.Hour, Hurry: hurry},
+	}, func() { close(hurry) })
+	if strings.Contains(r.stdout, "survived") {
+		t.Errorf("the step survived: %q", r.stdout)
+	}
+	w.assertGone("stubborn.pid")
 }
 
 func (s *suite) testCancelFirstSignal(t *testing.T, interrupt bool) {

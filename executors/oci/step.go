@@ -223,12 +223,16 @@ func (w *workspace) stop(cmd executors.Command, pid int, cookie string, waitc <-
 		if !alive {
 			break
 		}
+		t := time.NewTimer(s.grace)
 		if exited {
 			// The step is gone but its group is not: wait the grace out.
-			time.Sleep(s.grace)
+			select {
+			case <-t.C:
+			case <-sigs.Hurry:
+				t.Stop()
+			}
 			continue
 		}
-		t := time.NewTimer(s.grace)
 		select {
 		case werr = <-waitc:
 			exited = true
@@ -236,8 +240,15 @@ func (w *workspace) stop(cmd executors.Command, pid int, cookie string, waitc <-
 				t.Stop()
 				goto reap
 			}
-			<-t.C
+			select {
+			case <-t.C:
+			case <-sigs.Hurry:
+				t.Stop()
+			}
 		case <-t.C:
+		case <-sigs.Hurry:
+			// A second Ctrl-C: the next signal at once.
+			t.Stop()
 		}
 	}
 reap:

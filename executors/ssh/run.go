@@ -146,7 +146,9 @@ func lastLine(s string) string {
 // standard input (step.sh stops the step on its own) and kills the
 // client.
 func (w *workspace) stop(ctl *control, exited <-chan struct{}, sig executors.Signals, c *exec.Cmd) {
-	wait := func(d time.Duration) bool {
+	// wait waits up to d for the step to end; a closed hurry (a second
+	// Ctrl-C) ends the wait as its deadline does.
+	wait := func(d time.Duration, hurry <-chan struct{}) bool {
 		t := time.NewTimer(d)
 		defer t.Stop()
 		select {
@@ -154,24 +156,31 @@ func (w *workspace) stop(ctl *control, exited <-chan struct{}, sig executors.Sig
 			return true
 		case <-t.C:
 			return false
+		case <-hurry:
+			select {
+			case <-exited:
+				return true
+			default:
+				return false
+			}
 		}
 	}
 	if sig.FirstSignalInterrupt {
 		ctl.send("INT\n")
-		if wait(sig.InterruptGrace) {
+		if wait(sig.InterruptGrace, sig.Hurry) {
 			return
 		}
 	}
 	ctl.send("TERM\n")
-	if wait(sig.TerminateGrace) {
+	if wait(sig.TerminateGrace, sig.Hurry) {
 		return
 	}
 	ctl.send("KILL\n")
-	if wait(killTimeout) {
+	if wait(killTimeout, nil) {
 		return
 	}
 	ctl.close()
-	if wait(clientGrace) {
+	if wait(clientGrace, nil) {
 		return
 	}
 	_ = c.Process.Kill()
