@@ -7,12 +7,14 @@ package nixeval
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -59,7 +61,7 @@ func (e *NixMissingError) Error() string {
 // function gets <nixpkgs> when the search path has it, else its null
 // (so `if pkgs != null` works), and an evaluation that then fails on the
 // null says that <nixpkgs> is missing (nullPkgs).
-var evalExpr = `{ file, lib, nullPkgs ? false }:
+var evalExpr = `{ file, lib, nullPkgs ? false, sourceMap ? false }:
 let
 ` + noStoreExpr + `
   found = builtins.tryEval (builtins.findFile builtins.nixPath "nixpkgs");
@@ -77,7 +79,8 @@ let
     then raw (builtins.intersectAttrs formals args)
     else raw;
 in
-  noStore (if builtins.isAttrs value && value ? plan then value.plan else value)
+  if sourceMap then (if builtins.isAttrs value && value ? sourceMap then value.sourceMap else { })
+  else noStore (if builtins.isAttrs value && value ? plan then value.plan else value)
 `
 
 // noStoreExpr defines noStore, which turns the Nix paths a graph gives
@@ -119,6 +122,58 @@ type Options struct {
 // Evaluation writes the .drv files of the steps' deps to the store, so
 // that they can be realised later.
 func File(ctx context.Context, path string, opts Options) ([]byte, error) {
+	return file(ctx, path, opts, false)
+}
+
+// SourceMap is where the fields of a workflow written with mkWorkflow are
+// in its Nix files, and the text of its conditions: what the CLI needs
+// to put the compiler's errors about the generated JSON at their place.
+type SourceMap struct {
+	// Positions maps a JSON path ("jobs.a.steps[0].condition") to
+	// "FILE:LINE:COL".
+	Positions map[string]string `json:"positions"`
+	// Conditions maps the JSON path of each condition to its text.
+	Conditions map[string]string `json:"conditions"`
+}
+
+// FileSourceMap evaluates the source map of a .nix workflow file. It
+// never fails on a workflow's mistakes, only when its Nix code does not
+// evaluate; a workflow not made with mkWorkflow has an empty one.
+func FileSourceMap(ctx context.Context, path string, opts Options) (*SourceMap, error) {
+	data, err := file(ctx, path, opts, true)
+	if err != nil {
+		return nil, err
+	}
+	return decodeSourceMap(data)
+}
+
+// FlakeSourceMap is FileSourceMap for a flake output.
+func FlakeSourceMap(ctx context.Context, ref string, opts Options) (*SourceMap, error) {
+	bin, err := exec.LookPath("nix")
+	if err != nil {
+		return nil, &NixMissingError{Tool: "nix"}
+	}
+	cmd := exec.CommandContext(ctx, bin, "--extra-experimental-features", "nix-command flakes",
+		"eval", "--json", ref, "--apply", "v: if builtins.isAttrs v && v ? sourceMap then v.sourceMap else { }")
+	if opts.Log != nil {
+		opts.Log(cmd.Args)
+	}
+	data, err := run(cmd, ref, opts.Env)
+	if err != nil {
+		return nil, err
+	}
+	return decodeSourceMap(data)
+}
+
+func decodeSourceMap(data []byte) (*SourceMap, error) {
+	var m SourceMap
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("read the source map: %w", err)
+	}
+	return &m, nil
+}
+
+func file(ctx context.Context, path string, opts Options, sourceMap bool) ([]byte, error) {
 	bin, err := exec.LookPath("nix-instantiate")
 	if err != nil {
 		return nil, &NixMissingError{Tool: "nix-instantiate"}
@@ -140,7 +195,8 @@ func File(ctx context.Context, path string, opts Options) ([]byte, error) {
 		nullPkgs = "true"
 	}
 	cmd := exec.CommandContext(ctx, bin, "--eval", "--strict", "--json", "--read-write-mode",
-		"--argstr", "file", abs, "--argstr", "lib", lib, "--arg", "nullPkgs", nullPkgs, "-E", evalExpr)
+		"--argstr", "file", abs, "--argstr", "lib", lib, "--arg", "nullPkgs", nullPkgs,
+		"--arg", "sourceMap", strconv.FormatBool(sourceMap), "-E", evalExpr)
 	if opts.ShowTrace {
 		cmd.Args = append(cmd.Args, "--show-trace")
 	}

@@ -1,6 +1,8 @@
 # problems: the mistakes of a workflow that can be found all at once,
 # before mkWorkflow's one-at-a-time checks run: unknown fields of the
-# workflow, its jobs, their steps and inputs, needs naming no job, inputs
+# workflow, its jobs, their steps and inputs, values mkWorkflow would
+# refuse (timeouts, retry, env names and values, conditions as the
+# compiler reads them, continueOnError), needs naming no job, inputs
 # naming no artifact or one of a job not needed (the compiler's checks,
 # with the place in the Nix file). Each comes with the position of what is wrong
 # (builtins.unsafeGetAttrPos) and a JSON-like path:
@@ -10,7 +12,7 @@
 # The CLI shows these paths relative to where it runs. Nothing here fails:
 # a value of the wrong type is left to the checks that follow, which say
 # what they expected.
-{ util, workflowFields, jobFields, stepFields }:
+{ util, workflowFields, jobFields, stepFields, conditionProblem }:
 let
   inherit (builtins) attrNames concatLists concatStringsSep elem elemAt filter genList
     isAttrs isList isString length unsafeGetAttrPos;
@@ -29,8 +31,43 @@ let
     map (k: at attrs k path "unknown field ${quote k}${didYouMean k known}")
       (filter (k: !(elem k known)) (attrNames attrs));
 
+  # valueProblems: the values of a workflow, job or step (a) that the
+  # library would refuse: timeout, retry, env, condition, continueOnError.
+  # Each check is the one mkWorkflow runs (util's *Problem functions), so
+  # the words are the same. prefix is the path before the field ("jobs.a."
+  # or "" for the workflow's own fields).
+  valueProblems = prefix: a:
+    let
+      given = k: a ? ${k} && a.${k} != null;
+      # The spelling of a field with a nixactions alias that was written.
+      spelled = canon: other: if given canon then canon else if given other then other else null;
+      cond = spelled "condition" "if";
+      coe = spelled "continueOnError" "continue-on-error";
+      env = a.env;
+      one = k: path: msg: if msg == null then [ ] else [ (at a k path msg) ];
+    in
+    (if a ? timeout then one "timeout" "${prefix}timeout" (util.timeoutProblem a.timeout) else [ ])
+    ++ (if a ? retry then
+      map (p: if p.key == null then at a "retry" "${prefix}retry" p.msg else at a.retry p.key "${prefix}retry${p.sub}" p.msg)
+        (util.retryProblems a.retry)
+    else [ ])
+    ++ (if !(given "env") then [ ]
+    else if !(plainAttrs env) then one "env" "${prefix}env" "expected an attribute set, got ${util.describe env}"
+    else concatLists (map
+      (k:
+        let n = util.varNameProblem k; in
+        if n != null then [ (at env k "${prefix}env" n) ]
+        else one' env k "${prefix}env.${k}" (util.envValueProblem env.${k}))
+      (attrNames env)))
+    ++ (if cond == null then [ ] else one cond "${prefix}condition" (conditionProblem a.${cond}))
+    ++ (if coe == null || builtins.isBool a.${coe} then [ ]
+    else one coe "${prefix}continueOnError" "expected true or false, got ${util.describe a.${coe}}");
+
+  one' = attrs: k: path: msg: if msg == null then [ ] else [ (at attrs k path msg) ];
+
   stepProblems = jobPath: i: s:
-    if plainAttrs s then unknownFields "${jobPath}.steps[${toString i}]" stepFields s else [ ];
+    let path = "${jobPath}.steps[${toString i}]"; in
+    if plainAttrs s then unknownFields path stepFields s ++ valueProblems "${path}." s else [ ];
 
   # family: the jobs a name in needs stands for (a job, or the jobs of a
   # matrix of that name: NAME-...).
@@ -83,6 +120,7 @@ let
     if !(plainAttrs j) then [ ]
     else
       unknownFields path jobFields j
+      ++ valueProblems "${path}." j
       ++ (if isList steps then concatLists (genList (i: stepProblems path i (elemAt steps i)) (length steps)) else [ ])
       ++ (if isList needs then
         map (n: at j "needs" "${path}.needs" "unknown job ${quote n}${didYouMean n jobNames}")
@@ -103,7 +141,61 @@ let
         needsMap = builtins.mapAttrs (n: _: needsOf jobs jobNames n) jobs;
       in
       unknownFields "workflow" workflowFields w
+      ++ valueProblems "" w
       ++ concatLists (map (n: jobProblems jobs jobNames needsMap producers n jobs.${n}) jobNames);
+
+  # canonical: the JSON name of a field written in nixactions' spelling.
+  canonical = k:
+    if k == "if" then "condition"
+    else if k == "continue-on-error" then "continueOnError"
+    else if k == "actions" then "steps"
+    else k;
+
+  posString = p: "${p.file}:${toString p.line}:${toString p.column}";
+
+  # fieldPositions: "PREFIXFIELD" = "FILE:LINE:COL" for each field of a
+  # that Nix knows the place of.
+  fieldPositions = prefix: a:
+    concatLists (map
+      (k: let p = unsafeGetAttrPos k a; in if p == null then [ ] else [ { name = prefix + canonical k; value = posString p; } ])
+      (attrNames a));
+
+  stepsOf = j: let s = j.steps or j.actions or [ ]; in if isList s then s else [ ];
+
+  # sourceMap: what the CLI needs to put the compiler's own errors (found
+  # in the generated JSON, where they have a JSON path only) at their
+  # place in the Nix files, and to check the conditions itself when
+  # evaluation failed on other problems. Never fails on a bad workflow.
+  #   positions: JSON path ("jobs.a", "jobs.a.steps[0].condition") ->
+  #     "FILE:LINE:COL"
+  #   conditions: JSON path of each condition written as a string -> its text
+  sourceMap = w:
+    let
+      jobs = if plainAttrs w && plainAttrs (w.jobs or null) then w.jobs else { };
+      jobEntries = n:
+        let j = jobs.${n}; path = "jobs.${n}"; p = unsafeGetAttrPos n jobs; in
+        (if p == null then [ ] else [ { name = path; value = posString p; } ])
+        ++ (if !(plainAttrs j) then [ ]
+        else fieldPositions "${path}." j
+          ++ concatLists (genList
+          (i: let s = elemAt (stepsOf j) i; in if plainAttrs s then fieldPositions "${path}.steps[${toString i}]." s else [ ])
+          (length (stepsOf j))));
+      condition = path: a:
+        let k = if a ? condition then "condition" else "if"; v = a.${k} or null; in
+        if isString v then [ { name = "${path}.condition"; value = v; } ] else [ ];
+      jobConditions = n:
+        let j = jobs.${n}; path = "jobs.${n}"; in
+        if !(plainAttrs j) then [ ]
+        else condition path j
+          ++ concatLists (genList
+          (i: let s = elemAt (stepsOf j) i; in if plainAttrs s then condition "${path}.steps[${toString i}]" s else [ ])
+          (length (stepsOf j)));
+    in
+    {
+      positions = builtins.listToAttrs ((if plainAttrs w then fieldPositions "" w else [ ])
+        ++ concatLists (map jobEntries (attrNames jobs)));
+      conditions = builtins.listToAttrs (concatLists (map jobConditions (attrNames jobs)));
+    };
 
   # check returns result when w has none of these problems, else fails
   # with all of them, one a line.
@@ -113,5 +205,5 @@ let
     else throw "nixflow: ${toString (length ps)} ${if length ps == 1 then "problem" else "problems"} in the workflow:\n${concatStringsSep "\n" ps}";
 in
 {
-  inherit problems check;
+  inherit problems check sourceMap;
 }

@@ -30,6 +30,18 @@ let
 
   optionalAttrs = cond: attrs: if cond then attrs else { };
 
+  # trim drops white space around s (for short strings: conditions).
+  trim = s:
+    let m = match "[[:space:]]*(((.|\n)*[^[:space:]])?)[[:space:]]*" s; in
+    if m == null || builtins.head m == null then "" else builtins.head m;
+
+  trimPrefix = p: s:
+    if substring 0 (stringLength p) s == p then substring (stringLength p) (stringLength s) s else s;
+
+  trimSuffix = x: s:
+    let n = stringLength s - stringLength x; in
+    if n >= 0 && substring n (stringLength x) s == x then substring 0 n s else s;
+
   # removeNulls drops options written as null: for every optional field of
   # the schema except retry and timeout, null means "not given".
   removeNulls = attrs: builtins.removeAttrs attrs (filter (k: attrs.${k} == null) (attrNames attrs));
@@ -127,9 +139,8 @@ let
     genList (i: str "${where}[${toString i}]" (elemAt l i)) (length l);
 
   enum = where: allowed: v:
-    let s = str where v; in
-    if elem s allowed then s
-    else fail where "unknown value ${quote s}${didYouMean s allowed} (known: ${concatStringsSep ", " allowed})";
+    let p = enumProblem allowed v; in
+    if p != null then fail where p else v;
 
   # pathString turns a Nix path into its absolute path as a string WITHOUT
   # copying the file into the Nix store (toString does not copy, unlike
@@ -150,24 +161,36 @@ let
 
   envNamePattern = "[A-Za-z_][A-Za-z0-9_]*";
 
+  # The *Problem functions below say what is wrong with a value (a
+  # message) or return null: the checks that fail use them, and so does
+  # problems.nix, which collects every mistake of a workflow at once.
+  varNameProblem = v:
+    if !(isString v) then "expected a string, got ${describe v}"
+    else if match envNamePattern v == null
+    then "invalid variable name ${quote v} (letters, digits and _, not starting with a digit)"
+    else null;
+
   varName = where: v:
-    let s = str where v; in
-    if match envNamePattern s == null
-    then fail where "invalid variable name ${quote s} (letters, digits and _, not starting with a digit)"
-    else s;
+    let p = varNameProblem v; in
+    if p != null then fail where p else v;
 
   # envValue accepts what is obviously meant as a string: integers and
   # booleans are written as the shell would see them (floats are refused:
   # Nix's JSON would round them). A Nix path becomes its
   # absolute path (not copied into the store); a derivation its output path.
+  envValueProblem = v:
+    if isString v || isInt v || isBool v || typeOf v == "path" || isDerivation v then null
+    else if isFloat v then "a float would be rounded (Nix writes 6 significant digits): write it as a string, e.g. \"${toJSON v}\""
+    else "expected a string, got ${describe v}";
+
   envValue = where: v:
-    if isString v then v
+    let p = envValueProblem v; in
+    if p != null then fail where p
+    else if isString v then v
     else if isInt v then toString v
-    else if isFloat v then fail where "a float would be rounded (Nix writes 6 significant digits): write it as a string, e.g. \"${toJSON v}\""
     else if isBool v then (if v then "true" else "false")
     else if typeOf v == "path" then toString v
-    else if isDerivation v then "${v}"
-    else fail where "expected a string, got ${describe v}";
+    else "${v}";
 
   # env checks an env attribute set (workflow, job, step, static provider).
   # The name check is tied to the value so that it runs when the JSON is
@@ -179,67 +202,100 @@ let
 
   retryFields = [ "maxAttempts" "max_attempts" "backoff" "minTime" "min_time" "maxTime" "max_time" ];
 
+  secondsProblem = v:
+    if (isInt v || isFloat v) && v >= 0 then null
+    else if isInt v || isFloat v then "must be a non-negative number of seconds, got ${toJSON v}"
+    else "expected a number of seconds, got ${describe v}";
+
   seconds = where: v:
-    if (isInt v || isFloat v) && v >= 0 then v
-    else if isInt v || isFloat v then fail where "must be a non-negative number of seconds, got ${toJSON v}"
-    else fail where "expected a number of seconds, got ${describe v}";
+    let p = secondsProblem v; in
+    if p != null then fail where p else v;
+
+  enumProblem = allowed: v:
+    if !(isString v) then "expected a string, got ${describe v}"
+    else if elem v allowed then null
+    else "unknown value ${quote v}${didYouMean v allowed} (known: ${concatStringsSep ", " allowed})";
+
+  retrySpellings = [
+    { camel = "maxAttempts"; snake = "max_attempts"; }
+    { camel = "minTime"; snake = "min_time"; }
+    { camel = "maxTime"; snake = "max_time"; }
+  ];
+
+  # retryProblems: every mistake of one retry layer, each as { key; sub;
+  # msg; }: key is the field of the retry set it is about (null: the
+  # layer itself), sub the path below the layer (".maxAttempts").
+  retryProblems = v:
+    if v == null then [ ]
+    else if !(isAttrs v) || isDerivation v then [ { key = null; sub = ""; msg = "expected an attribute set, got ${describe v}"; } ]
+    else
+      let
+        one = key: sub: msg: if msg == null then [ ] else [ { inherit key sub msg; } ];
+        # The spelling written (camelCase first), or null.
+        key = s: if v ? ${s.camel} then s.camel else if v ? ${s.snake} then s.snake else null;
+        field = s: check:
+          let k = key s; in if k == null then [ ] else one k ".${s.camel}" (check v.${k});
+        attempts = a:
+          if isInt a && a >= 1 && a <= 1000 then null
+          else if isInt a then "must be between 1 and 1000, got ${toString a}"
+          else "expected an integer, got ${describe a}";
+      in
+      builtins.concatLists (map (k: one k "" "unknown field ${quote k}${didYouMean k retryFields}")
+        (filter (k: !(elem k retryFields)) (attrNames v)))
+      ++ builtins.concatLists (map (s: one s.snake "" "${quote s.camel} and ${quote s.snake} are the same field; give one")
+        (filter (s: v ? ${s.camel} && v ? ${s.snake}) retrySpellings))
+      ++ field (builtins.elemAt retrySpellings 0) attempts
+      ++ (if v ? backoff then one "backoff" ".backoff" (enumProblem [ "exponential" "linear" "constant" ] v.backoff) else [ ])
+      ++ field (builtins.elemAt retrySpellings 1) secondsProblem
+      ++ field (builtins.elemAt retrySpellings 2) secondsProblem;
 
   # retry normalises one retry layer. null stays null: it turns retry off
   # on this layer. Both spellings are accepted, camelCase is emitted.
+  # minTime above maxTime is accepted, as nixactions does: the compiler
+  # warns and caps the wait at maxTime.
   retry = where: v:
+    let ps = retryProblems v; p = builtins.head ps; in
     if v == null then null
+    else if ps != [ ] then fail "${where}${p.sub}" p.msg
     else
       let
-        r = attrs where v;
-        spellings = [
-          { camel = "maxAttempts"; snake = "max_attempts"; }
-          { camel = "minTime"; snake = "min_time"; }
-          { camel = "maxTime"; snake = "max_time"; }
-        ];
-        twice = filter (s: r ? ${s.camel} && r ? ${s.snake}) spellings;
-        has = camel: snake: r ? ${camel} || r ? ${snake};
-        pick = camel: snake: if r ? ${camel} then r.${camel} else r.${snake};
-        attempts = pick "maxAttempts" "max_attempts";
-        out =
-          optionalAttrs (has "maxAttempts" "max_attempts") {
-            maxAttempts =
-              if isInt attempts && attempts >= 1 && attempts <= 1000 then attempts
-              else if isInt attempts then fail "${where}.maxAttempts" "must be between 1 and 1000, got ${toString attempts}"
-              else fail "${where}.maxAttempts" "expected an integer, got ${describe attempts}";
-          }
-          // optionalAttrs (r ? backoff) {
-            backoff = enum "${where}.backoff" [ "exponential" "linear" "constant" ] r.backoff;
-          }
-          // optionalAttrs (has "minTime" "min_time") { minTime = seconds "${where}.minTime" (pick "minTime" "min_time"); }
-          // optionalAttrs (has "maxTime" "max_time") { maxTime = seconds "${where}.maxTime" (pick "maxTime" "max_time"); };
-        first = builtins.head twice;
+        has = camel: snake: v ? ${camel} || v ? ${snake};
+        pick = camel: snake: if v ? ${camel} then v.${camel} else v.${snake};
       in
-      checkFields where retryFields r (
-        # minTime above maxTime is accepted, as nixactions does: the
-        # compiler warns and caps the wait at maxTime.
-        if twice != [ ] then fail where "${quote first.camel} and ${quote first.snake} are the same field; give one"
-        else out);
+      optionalAttrs (has "maxAttempts" "max_attempts") { maxAttempts = pick "maxAttempts" "max_attempts"; }
+      // optionalAttrs (v ? backoff) { inherit (v) backoff; }
+      // optionalAttrs (has "minTime" "min_time") { minTime = pick "minTime" "min_time"; }
+      // optionalAttrs (has "maxTime" "max_time") { maxTime = pick "maxTime" "max_time"; };
 
   # A Go duration: numbers with units ns, us, µs, ms, s, m, h ("90s",
   # "1h30m", "1.5h"), spaces around it allowed.
   durationPattern = "[[:space:]]*[+]?(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+[[:space:]]*";
 
+  numericString = "[[:space:]]*[0-9]+([.][0-9]+)?[[:space:]]*";
+
+  timeoutProblem = v:
+    if v == null then null
+    else if isInt v || isFloat v then
+      (if v > 0 then null else "must be greater than zero (use null for no timeout)")
+    # "30": seconds written as a string, as nixactions reads them.
+    else if isString v && match numericString v != null then
+      timeoutProblem (builtins.fromJSON (builtins.head (match "[[:space:]]*([0-9.]+)[[:space:]]*" v)))
+    else if isString v then
+      (if match durationPattern v == null
+       then "invalid duration ${quote v} (examples: 90, \"90s\", \"5m\", \"1h30m\")"
+       else if match ".*[1-9].*" v == null
+       then "must be greater than zero (use null for no timeout)"
+       else null)
+    else "expected seconds or a duration string, got ${describe v}";
+
   # timeout normalises a timeout: seconds (> 0) or a duration string, passed
   # through as written; null stays null (no timeout on this layer).
   timeout = where: v:
-    if v == null then null
-    else if isInt v || isFloat v then
-      (if v > 0 then v else fail where "must be greater than zero (use null for no timeout)")
-    # "30": seconds written as a string, as nixactions reads them.
-    else if isString v && match "[[:space:]]*[0-9]+([.][0-9]+)?[[:space:]]*" v != null then
-      timeout where (builtins.fromJSON (builtins.head (match "[[:space:]]*([0-9.]+)[[:space:]]*" v)))
-    else if isString v then
-      (if match durationPattern v == null
-       then fail where "invalid duration ${quote v} (examples: 90, \"90s\", \"5m\", \"1h30m\")"
-       else if match ".*[1-9].*" v == null
-       then fail where "must be greater than zero (use null for no timeout)"
-       else v)
-    else fail where "expected seconds or a duration string, got ${describe v}";
+    let p = timeoutProblem v; in
+    if p != null then fail where p
+    else if isString v && match numericString v != null
+    then builtins.fromJSON (builtins.head (match "[[:space:]]*([0-9.]+)[[:space:]]*" v))
+    else v;
 
   # layers copies retry and timeout from a user's attribute set, keeping the
   # difference the JSON schema makes: a field the user did not write stays
@@ -262,5 +318,7 @@ in
   inherit fail quote isDerivation describe optionalAttrs removeNulls toLower
     editDistance suggest didYouMean checkFields str nonEmpty oneLine bool list
     attrs stringList enum pathString varName envNamePattern envValue env retry
-    seconds timeout layers escapeShellArg nixShellRunTime;
+    seconds timeout layers escapeShellArg varNameProblem envValueProblem
+    retryProblems timeoutProblem enumProblem trim trimPrefix trimSuffix
+    nixShellRunTime;
 }

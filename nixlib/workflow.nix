@@ -17,7 +17,7 @@
 let
   compat = import ./compat.nix { inherit util; };
   inherit (builtins) attrNames concatStringsSep elem elemAt filter foldl'
-    genList isAttrs isString length mapAttrs match split substring toJSON;
+    genList head isAttrs isString length mapAttrs match split substring toJSON;
   inherit (util) fail quote describe optionalAttrs checkFields;
 
   workflowFields = [ "name" "jobs" "env" "envFrom" "retry" "timeout" "logging" ];
@@ -47,11 +47,27 @@ let
   # imap0-like helper: f index element, for a list.
   mapIndexed = f: l: genList (i: f i (elemAt l i)) (length l);
 
+  # conditionProblem: the mistakes in a condition that the compiler would
+  # reject before any bash parsing (compiler/condition.go, same words), so
+  # that they come with the others and a position; the compiler checks the
+  # rest (status expressions, bash syntax).
+  conditionProblem = v:
+    let
+      text = if isString v then util.trim v else "";
+      bare = match "!?[[:space:]]*(success|failure|always|cancelled)[[:space:]]*((&&|[|][|])(.|\n)*)?" text;
+      inner = util.trim (util.trimSuffix "}}" (util.trimPrefix "\${{" text));
+    in
+    if !(isString v) then "expected a string, got ${describe v}"
+    else if text == "" then "empty condition (use \"always()\" to run unconditionally)"
+    else if length (split "[$][{][{]" text) > 1
+    then "\${{ ... }} expressions are GitHub Actions syntax, not nixflow's: write the condition itself (${quote inner})"
+    else if bare != null
+    then "${quote (head bare)} is not a status function call: write ${quote "${head bare}()"} (a bare word would run as a bash command)"
+    else null;
+
   condition = where: v:
-    let s = util.str where v; in
-    if match "[[:space:]]*" s != null
-    then fail where "empty condition (use \"always()\" to run unconditionally)"
-    else s;
+    let p = conditionProblem v; in
+    if p != null then fail where p else v;
 
   # A path inside the job's workspace: relative and not leaving it. Nix
   # paths are refused: they are absolute paths of the machine evaluating.
@@ -248,7 +264,7 @@ let
         ])
       (length steps));
 
-  collected = import ./problems.nix { inherit util workflowFields jobFields stepFields; };
+  collected = import ./problems.nix { inherit util workflowFields jobFields stepFields conditionProblem; };
 
   # plan builds the JSON graph as a Nix value.
   plan = w: collected.check w (
@@ -344,6 +360,8 @@ let
     {
       plan = p;
       inherit json;
+      # For the CLI, not a stable API: see problems.nix.
+      sourceMap = collected.sourceMap w;
     }
     // runnable (if isAttrs w && isString (w.name or null) then w.name else "workflow") json;
 in

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/nixflow/nixflow/compiler"
 )
@@ -76,7 +77,28 @@ func cobraUsage(root, cmd *cobra.Command, err error) error {
 			if s := compiler.Suggest(m[1], names); s != "" && len(ee.hints) == 0 {
 				ee.hints = append(ee.hints, fmt.Sprintf("did you mean --%s?", s))
 			}
+			if s := otherCase(cmd, m[1]); s != nil && len(ee.hints) == 0 && strings.HasPrefix(msg, "unknown shorthand") {
+				ee.hints = append(ee.hints, fmt.Sprintf("did you mean -%s (--%s)?", s.Shorthand, s.Name))
+			}
 		}
 	}
 	return err
+}
+
+// otherCase returns the flag whose one-letter shorthand is short in the
+// other case (-j for -J), or nil.
+func otherCase(cmd *cobra.Command, short string) *pflag.Flag {
+	if len(short) != 1 {
+		return nil
+	}
+	other := strings.ToLower(short)
+	if other == short {
+		other = strings.ToUpper(short)
+	}
+	for _, fs := range []*pflag.FlagSet{cmd.Flags(), cmd.InheritedFlags()} {
+		if f := fs.ShorthandLookup(other); f != nil {
+			return f
+		}
+	}
+	return nil
 }

@@ -18,27 +18,32 @@ import (
 
 // findWorkflow looks for the default workflow from the current directory
 // upward, as nix looks for a flake: in each directory ./ci.nix, then the ci
-// output of ./flake.nix, stopping at the top of the git repository. Outside
-// a repository only the current directory is looked at: a ci.nix in a
-// home directory is not the project of every directory below it. It
-// returns the workflow as it is given on the command line (ci.nix,
-// ../../ci.nix, ..#ci), or "".
-func findWorkflow() string {
+// output of ./flake.nix, stopping at the top of the git repository.
+// Outside a repository it stops below the home directory and below /: a
+// ci.nix there is not the project of every directory under it (the
+// current directory is always looked at). It returns the workflow as it
+// is given on the command line (ci.nix, ../../ci.nix, ..#ci), or "", and
+// the last directory it looked at.
+func findWorkflow(home string) (src, last string) {
 	wd, err := os.Getwd()
 	if err != nil {
-		return ""
+		return "", ""
 	}
 	top := gitTop(wd)
+	if home != "" {
+		home = filepath.Clean(home)
+	}
 	rel := "."
 	for dir := wd; ; dir = filepath.Dir(dir) {
 		switch {
 		case fileExists(filepath.Join(dir, "ci.nix")):
-			return filepath.Join(rel, "ci.nix")
+			return filepath.Join(rel, "ci.nix"), dir
 		case fileExists(filepath.Join(dir, "flake.nix")):
-			return flakeDir(rel) + "#ci"
+			return flakeDir(rel) + "#ci", dir
 		}
-		if top == "" || dir == top || dir == filepath.Dir(dir) {
-			return ""
+		parent := filepath.Dir(dir)
+		if dir == top || parent == dir || top == "" && (dir == home || parent == home || parent == filepath.Dir(parent)) {
+			return "", dir
 		}
 		rel = filepath.Join(rel, "..")
 	}
@@ -117,7 +122,7 @@ func (a *app) jobHint(arg string) string {
 // defaultPlan compiles the workflow found from the current directory,
 // quietly: for hints and completions.
 func (a *app) defaultPlan() (*compiler.Plan, error) {
-	src := findWorkflow()
+	src, _ := findWorkflow(a.getenv("HOME"))
 	if src == "" {
 		return nil, errors.New("no workflow")
 	}
@@ -135,7 +140,7 @@ func (a *app) defaultPlan() (*compiler.Plan, error) {
 // command line, or of the default workflow.
 func (f *workflowFlags) completeJobs(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 	a := &app{stdin: os.Stdin, stdout: io.Discard, stderr: io.Discard, environ: os.Environ(), log: hclog.NewNullLogger()}
-	src := findWorkflow()
+	src, _ := findWorkflow(os.Getenv("HOME"))
 	if len(args) > 0 {
 		src = args[0]
 	}

@@ -13,8 +13,9 @@ import (
 // TestGettingStarted runs the commands of docs/getting-started.md as
 // written, in a fresh directory that is not a git repository: the console
 // session of "A first pipeline" (its output lines checked, "..." skipping
-// lines), its ci.nix (validated), and the commands the "Useful next"
-// paragraph suggests. The script is made from the page, then run like the
+// lines), its ci.nix (validated), the errors the page shows for that
+// ci.nix with the fields they name misspelt (every line, positions
+// included), and the commands the "Useful next" paragraph suggests. The script is made from the page, then run like the
 // scripts in testdata/script.
 func TestGettingStarted(t *testing.T) {
 	page, err := os.ReadFile("../../docs/getting-started.md")
@@ -36,6 +37,8 @@ var (
 	consoleBlock = regexp.MustCompile("(?s)## 2\\. A first pipeline.*?```console\n(.*?)```")
 	nixBlock     = regexp.MustCompile("(?s)## 2\\. A first pipeline.*?```nix\n(.*?)```")
 	usefulNext   = regexp.MustCompile("(?s)Useful next:(.*?)\n\n")
+	mistakeBlock = regexp.MustCompile("(?s)A mistake in `ci.nix`.*?```text\n(.*?)```")
+	typo         = regexp.MustCompile(`unknown field "(\w+)" \(did you mean "(\w+)"\?\)`)
 	inlineCmd    = regexp.MustCompile("`(nixflow [^`]+)`")
 	runID        = regexp.MustCompile(`\d{8}-\d{6}\.\d{3}-[0-9a-f]{6}`)
 	duration     = regexp.MustCompile(`\b\d+(\.\d+)?(ms|s|m\d+s)\b`)
@@ -71,8 +74,21 @@ func gettingStartedScript(page string) (string, error) {
 	}
 	flush()
 	example := nixBlock.FindStringSubmatch(page)
+	// The page's mistakes are that ci.nix with the fields it names
+	// misspelt: validating it prints the page's lines, positions included.
+	var mistaken string
 	if example != nil {
 		b.WriteString("cp $WORK/example.nix ci.nix\nexec nixflow validate\n")
+		if mb := mistakeBlock.FindStringSubmatch(page); mb != nil {
+			mistaken = example[1]
+			b.WriteString("cp $WORK/mistaken.nix ci.nix\n! exec nixflow validate\n")
+			for _, line := range strings.Split(strings.TrimRight(mb[1], "\n"), "\n") {
+				if m := typo.FindStringSubmatch(line); m != nil {
+					mistaken = strings.Replace(mistaken, m[2]+" = ", m[1]+" = ", 1)
+				}
+				b.WriteString("stderr '^" + strings.ReplaceAll(regexp.QuoteMeta(line), "'", "''") + "$'\n")
+			}
+		}
 	}
 	if u := usefulNext.FindStringSubmatch(page); u != nil {
 		b.WriteString("exec nixflow init --force\n")
@@ -82,6 +98,9 @@ func gettingStartedScript(page string) (string, error) {
 	}
 	if example != nil {
 		b.WriteString("-- example.nix --\n" + example[1])
+	}
+	if mistaken != "" {
+		b.WriteString("-- mistaken.nix --\n" + mistaken)
 	}
 	return b.String(), nil
 }

@@ -129,7 +129,11 @@ func runCompiled(args []string) int {
 		return code
 	}
 	if !hasRepo {
-		// As nixflow run does: jobs start from the workflow's project.
+		// As nixflow run does: jobs start from the workflow's project,
+		// found upward when not given.
+		if workflow == "" {
+			workflow, _ = findWorkflow(os.Getenv("HOME"))
+		}
 		f := workflowFlags{source: workflow}
 		runArgs = append(runArgs, "--repo", workTree(f.sourceDir()))
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,49 +10,185 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/nixeval"
 )
 
 // problemLine is one problem the Nix library collected: FILE:LINE:COL: PATH: MESSAGE.
 var problemLine = regexp.MustCompile(`^(/[^:]+):(\d+):(\d+): (.+)$`)
 
+// problemsHeader starts the Nix library's list of problems and says how
+// many lines follow.
+var problemsHeader = regexp.MustCompile(`nixflow: (\d+) problems? in the workflow:$`)
+
 // flakeSource is a flake's copy in the Nix store.
 var flakeSource = regexp.MustCompile(`^/nix/store/[0-9a-z]{32}-source/`)
 
 // nixProblems picks the problems the Nix library collected (every unknown
-// field, job and artifact of a workflow at once, each with its position)
-// out of Nix's report, with the files relative to the current directory
-// (or to the flake, for a flake's copy in the store) and sorted by
-// position. It returns nil when the report holds none.
-func nixProblems(output, flakeDir string) error {
-	if !strings.Contains(output, " in the workflow:") {
-		return nil
-	}
-	type problem struct {
-		file      string
-		line, col int
-		msg       string
-	}
+// field, bad value, job and artifact of a workflow at once, each with its
+// position when Nix knows it) out of Nix's report, with the files relative
+// to the current directory (or to the flake, for a flake's copy in the
+// store) and sorted by position. A problem without a position (a value
+// Nix did not read from a file, such as builtins.fromJSON's) is given as
+// SOURCE: PATH: MESSAGE. It returns nil when the report holds none.
+//
+// more gives problems found outside Nix (the compiler's checks of the
+// conditions, conditionProblems), asked for only when Nix reported some:
+// one whose path Nix already reported is left out.
+func nixProblems(output, source, flakeDir string, more func() []problem) error {
 	var ps []problem
-	for l := range strings.SplitSeq(output, "\n") {
-		m := problemLine.FindStringSubmatch(strings.TrimSpace(l))
+	lines := strings.Split(output, "\n")
+	for i, l := range lines {
+		m := problemsHeader.FindStringSubmatch(strings.TrimSpace(l))
 		if m == nil {
 			continue
 		}
-		line, _ := strconv.Atoi(m[2])
-		col, _ := strconv.Atoi(m[3])
-		ps = append(ps, problem{displayPath(m[1], flakeDir), line, col, m[4]})
+		n, _ := strconv.Atoi(m[1])
+		for _, l := range lines[i+1 : min(len(lines), i+1+n)] {
+			l = strings.TrimSpace(l)
+			if m := problemLine.FindStringSubmatch(l); m != nil {
+				line, _ := strconv.Atoi(m[2])
+				col, _ := strconv.Atoi(m[3])
+				ps = append(ps, problem{displayPath(m[1], flakeDir), line, col, m[4]})
+			} else if l != "" {
+				ps = append(ps, problem{source, 0, 0, l})
+			}
+		}
+		break
 	}
 	if len(ps) == 0 {
 		return nil
 	}
+	for _, p := range more() {
+		if !slices.ContainsFunc(ps, func(q problem) bool { return strings.HasPrefix(q.msg, p.path()+": ") }) {
+			ps = append(ps, p)
+		}
+	}
 	slices.SortStableFunc(ps, func(a, b problem) int {
 		return cmp.Or(cmp.Compare(a.file, b.file), cmp.Compare(a.line, b.line), cmp.Compare(a.col, b.col))
 	})
-	lines := make([]string, len(ps))
+	out := make([]string, len(ps))
 	for i, p := range ps {
-		lines[i] = p.file + ":" + strconv.Itoa(p.line) + ":" + strconv.Itoa(p.col) + ": " + p.msg
+		if p.line == 0 {
+			out[i] = p.file + ": " + p.msg
+			continue
+		}
+		out[i] = p.file + ":" + strconv.Itoa(p.line) + ":" + strconv.Itoa(p.col) + ": " + p.msg
 	}
-	return errors.New(strings.Join(lines, "\n"))
+	return errors.New(strings.Join(out, "\n"))
+}
+
+// problem is one mistake of a Nix workflow: msg is "PATH: MESSAGE"; line
+// is 0 when its place is not known.
+type problem struct {
+	file      string
+	line, col int
+	msg       string
+}
+
+func (p problem) path() string {
+	path, _, _ := strings.Cut(p.msg, ": ")
+	return path
+}
+
+// flakeRefDir is the directory of a local flake reference ("./dir#ci").
+func flakeRefDir(ref string) string {
+	return strings.TrimPrefix(strings.SplitN(ref, "#", 2)[0], "path:")
+}
+
+// sourceMap evaluates where the fields of the Nix workflow src are, and
+// the text of its conditions; nil for a workflow not in Nix, or when it
+// cannot be had (the positions are a help, never a new failure).
+func (a *app) sourceMap(src string) (m *nixeval.SourceMap, flakeDir string) {
+	opts, err := a.evalOptions()
+	if err != nil {
+		return nil, ""
+	}
+	opts.ShowTrace = false
+	ctx := context.Background()
+	switch {
+	case strings.HasSuffix(src, ".nix"):
+		m, err = nixeval.FileSourceMap(ctx, src, opts)
+		flakeDir = "."
+	case strings.Contains(src, "#"):
+		ref := localFlakeRef(src)
+		m, err = nixeval.FlakeSourceMap(ctx, ref, opts)
+		flakeDir = flakeRefDir(ref)
+	default:
+		return nil, ""
+	}
+	if err != nil {
+		if a.log != nil {
+			a.log.Debug("no source map", "workflow", src, "error", err)
+		}
+		return nil, ""
+	}
+	return m, flakeDir
+}
+
+// position finds the place of a JSON path in a source map: its own, else
+// that of the nearest value around it (jobs.a.needs for jobs.a.needs[1]).
+func position(m *nixeval.SourceMap, flakeDir, path string) (file string, line, col int) {
+	for p := path; p != ""; {
+		if pos, ok := m.Positions[p]; ok {
+			if m := posString.FindStringSubmatch(pos); m != nil {
+				line, _ = strconv.Atoi(m[2])
+				col, _ = strconv.Atoi(m[3])
+				return displayPath(m[1], flakeDir), line, col
+			}
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i <= 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return "", 0, 0
+}
+
+// posString is a position in a source map: FILE:LINE:COL.
+var posString = regexp.MustCompile(`^(.+):(\d+):(\d+)$`)
+
+// conditionProblems checks the conditions of the Nix workflow src as the
+// compiler does, for the report of an evaluation that failed on other
+// problems: so that one run tells every mistake.
+func (a *app) conditionProblems(src string) []problem {
+	m, flakeDir := a.sourceMap(src)
+	if m == nil {
+		return nil
+	}
+	var ps []problem
+	for path, text := range m.Conditions {
+		if _, err := compiler.ParseCondition(text); err != nil {
+			file, line, col := position(m, flakeDir, path)
+			if file == "" {
+				file = src
+			}
+			ps = append(ps, problem{file, line, col, path + ": " + err.Error()})
+		}
+	}
+	return ps
+}
+
+// placeErrors puts the compiler's errors about the JSON generated from
+// the Nix workflow src at their places in its Nix files, sorted by them.
+func (a *app) placeErrors(src string, list compiler.ErrorList) {
+	m, flakeDir := a.sourceMap(src)
+	if m == nil {
+		return
+	}
+	for _, e := range list {
+		if e.Line != 0 || e.Path == "" {
+			continue
+		}
+		if file, line, col := position(m, flakeDir, e.Path); file != "" {
+			e.File, e.Line, e.Col = file, line, col
+		}
+	}
+	slices.SortStableFunc(list, func(x, y *compiler.Error) int {
+		return cmp.Or(cmp.Compare(x.File, y.File), cmp.Compare(x.Line, y.Line), cmp.Compare(x.Col, y.Col))
+	})
 }
 
 // displayPath writes a file Nix named as the user knows it.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -48,16 +49,47 @@ func currentProject() string {
 }
 
 // lastRunHere is the newest of ids (oldest first) whose project is the
-// current one, else the newest of all: `logs last` in a project means its
-// last run, not another project's.
-func lastRunHere(dir string, ids []string) string {
+// current one: `logs last` in a project means its last run, never another
+// project's. A run that recorded no project (made by a compiled script,
+// or by a nixflow before runs recorded it) may be this project's and
+// counts as such. With none, the error names the newest run and its
+// project.
+func lastRunHere(dir string, ids []string) (string, error) {
 	here := currentProject()
 	for i := len(ids) - 1; i >= 0; i-- {
-		if p := runProject(filepath.Join(dir, ids[i])); p != "" && p == here {
-			return ids[i]
+		if p := runProject(filepath.Join(dir, ids[i])); p == "" || p == here {
+			return ids[i], nil
 		}
 	}
-	return ids[len(ids)-1]
+	newest := ids[len(ids)-1]
+	other := runProject(filepath.Join(dir, newest))
+	return "", usageError(fmt.Errorf("no run of this project (%s) yet", here),
+		"run its workflow first: nixflow run",
+		fmt.Sprintf("the newest run, %s, was for %s: give its id to see it (nixflow runs lists every run)", newest, other))
+}
+
+// unselectedFile, in a run's directory, lists the jobs of the workflow
+// that --job left out, one a line (absent when it chose all).
+const unselectedFile = "unselected"
+
+func writeUnselected(runDir string, jobs []string) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	if err := os.WriteFile(filepath.Join(runDir, unselectedFile), []byte(strings.Join(jobs, "\n")+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write the jobs left out of the run: %w", err)
+	}
+	return nil
+}
+
+// wasUnselected reports whether job belongs to the workflow of a run but
+// --job left it out.
+func wasUnselected(runDir, job string) bool {
+	data, err := os.ReadFile(filepath.Join(runDir, unselectedFile))
+	if err != nil {
+		return false
+	}
+	return slices.Contains(strings.Split(strings.TrimSpace(string(data)), "\n"), job)
 }
 
 // shortProject writes a project path for the runs table: under the home

@@ -158,6 +158,10 @@ func (a *app) run(args []string, f *runFlags) error {
 		os.RemoveAll(opts.RunDir)
 		return infraError(err)
 	}
+	if err := writeUnselected(opts.RunDir, f.wf.unselected); err != nil {
+		os.RemoveAll(opts.RunDir)
+		return infraError(err)
+	}
 
 	cancel, abort, stop := a.interrupts()
 	defer stop()
@@ -453,9 +457,18 @@ func checkCopyable(repo string, plan *compiler.Plan, home string, exclude ...str
 	if out, err := exec.Command("git", "-C", repo, "rev-parse", "--is-inside-work-tree").Output(); err == nil && strings.TrimSpace(string(out)) == "true" {
 		return nil
 	}
-	if repo == "/" || inNixStore(repo) || (home != "" && filepath.Clean(home) == repo) {
-		return usageError(fmt.Errorf("refusing to copy %s into every job: it is not a git work tree", repo),
-			"put the workflow in its project, give the project with --repo DIR, or set copyRepo = false on its jobs")
+	why := ""
+	switch {
+	case repo == "/":
+		why = "it is /"
+	case inNixStore(repo):
+		why = "it is in the Nix store"
+	case home != "" && filepath.Clean(home) == repo:
+		why = "it is your home directory"
+	}
+	if why != "" {
+		return usageError(fmt.Errorf("refusing to copy %s into every job: %s, not a project (and not a git work tree)", repo, why),
+			"put the workflow in its project's directory and make that a git repository (git init), give the project with --repo DIR, or set copyRepo = false on its jobs")
 	}
 	return checkTreeSize(repo, maxCopyBytes, maxCopyFiles, exclude)
 }

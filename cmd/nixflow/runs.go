@@ -96,6 +96,10 @@ func (a *app) logsCommand() *cobra.Command {
 				for _, j := range jobs {
 					found = found || j == args[1]
 				}
+				if !found && wasUnselected(runDir, args[1]) {
+					return usageError(fmt.Errorf("job %q did not run in run %s: it was not selected (--job chose the jobs of that run)", args[1], id),
+						"nixflow run --job "+args[1]+" runs it")
+				}
 				if !found {
 					return usageError(fmt.Errorf("run %s has no job %q", id, args[1]))
 				}

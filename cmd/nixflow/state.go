@@ -95,7 +95,7 @@ func findRun(dir, ref string) (string, error) {
 		return "", usageError(fmt.Errorf("no runs in %s", dir))
 	}
 	if ref == "last" || ref == "latest" {
-		return lastRunHere(dir, ids), nil
+		return lastRunHere(dir, ids)
 	}
 	var match []string
 	for _, id := range ids {

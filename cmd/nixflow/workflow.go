@@ -26,6 +26,9 @@ type workflowFlags struct {
 	schemaOnly bool
 	// source is the workflow as given (set by loadPlan).
 	source string
+	// unselected are the jobs of the workflow that --job left out (set by
+	// loadPlan), recorded with a run so that its logs can say so.
+	unselected []string
 }
 
 // sourceDir is the directory a workflow comes from: a file's directory, a
@@ -104,6 +107,9 @@ func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) 
 	if err != nil {
 		var list compiler.ErrorList
 		if errors.As(err, &list) {
+			if generated {
+				a.placeErrors(name, list)
+			}
 			return nil, usageError(err)
 		}
 		return nil, err
@@ -118,9 +124,16 @@ func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) 
 		a.log.Debug("workflow loaded", "source", name, "name", plan.Name, "jobs", len(plan.Jobs))
 	}
 	if f != nil {
+		all := plan.Jobs
 		plan, err = compiler.Select(plan, f.jobs)
 		if err != nil {
 			return nil, usageError(err, "'nixflow list' shows the jobs of the workflow")
+		}
+		f.unselected = nil
+		for _, j := range all {
+			if !slices.ContainsFunc(plan.Jobs, func(s *compiler.Job) bool { return s.Name == j.Name }) {
+				f.unselected = append(f.unselected, j.Name)
+			}
 		}
 	}
 	// A selected job whose executor has no backend here fails now, not
@@ -134,6 +147,7 @@ func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) 
 			for _, e := range list {
 				e.Line, e.Col = 0, 0
 			}
+			a.placeErrors(name, list)
 		}
 		return nil, usageError(err)
 	}
@@ -146,8 +160,17 @@ func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) 
 // generated reports whether the JSON was made by evaluating Nix.
 func (a *app) readWorkflow(src string) (name string, data []byte, generated bool, err error) {
 	if src == "" {
-		if src = findWorkflow(); src == "" {
-			return "", nil, false, usageError(errors.New("no workflow given, and no ci.nix or flake.nix here or above (up to the git repository's top)"),
+		var last string
+		if src, last = findWorkflow(a.getenv("HOME")); src == "" {
+			where := "here or above (up to the git repository's top)"
+			if wd, err := os.Getwd(); err == nil && gitTop(wd) == "" {
+				where = "here or above"
+				if last != wd {
+					where = "here or above, up to " + last
+				}
+				where += " (outside git the search stops below the home directory and /)"
+			}
+			return "", nil, false, usageError(errors.New("no workflow given, and no ci.nix or flake.nix "+where),
 				"give one: nixflow run ci.nix, nixflow run .#ci, nixflow run graph.json (or - for standard input)",
 				"or start one: nixflow init")
 		}
@@ -173,13 +196,13 @@ func (a *app) readWorkflow(src string) (name string, data []byte, generated bool
 		if !fileExists(src) {
 			return "", nil, false, usageError(fmt.Errorf("read workflow: %s: no such file", src))
 		}
-		data, err := a.evaluate(".", func(ctx context.Context, opts nixeval.Options) ([]byte, error) {
+		data, err := a.evaluate(src, ".", func(ctx context.Context, opts nixeval.Options) ([]byte, error) {
 			return nixeval.File(ctx, src, opts)
 		})
 		return src, data, true, err
 	case strings.Contains(src, "#"):
 		ref := localFlakeRef(src)
-		data, err := a.evaluate(strings.TrimPrefix(strings.SplitN(ref, "#", 2)[0], "path:"), func(ctx context.Context, opts nixeval.Options) ([]byte, error) {
+		data, err := a.evaluate(src, flakeRefDir(ref), func(ctx context.Context, opts nixeval.Options) ([]byte, error) {
 			return nixeval.Flake(ctx, ref, opts)
 		})
 		return src, data, true, err
@@ -192,14 +215,13 @@ func (a *app) readWorkflow(src string) (name string, data []byte, generated bool
 	}
 }
 
-// evaluate runs a Nix evaluation and sorts its failures: an evaluation
-// error is the user's (exit 2), a missing Nix is the machine's (exit 3).
-func (a *app) evaluate(flakeDir string, eval func(context.Context, nixeval.Options) ([]byte, error)) ([]byte, error) {
+// evalOptions are the options of every Nix evaluation nixflow runs.
+func (a *app) evalOptions() (nixeval.Options, error) {
 	cache, err := a.cacheDir()
 	if err != nil {
-		return nil, err
+		return nixeval.Options{}, err
 	}
-	data, err := eval(context.Background(), nixeval.Options{CacheDir: cache, Env: a.environ, ShowTrace: a.showTrace, Log: func(args []string) {
+	return nixeval.Options{CacheDir: cache, Env: a.environ, ShowTrace: a.showTrace, Log: func(args []string) {
 		if a.log != nil {
 			// The expression nixflow passes is long and always the same.
 			short := slices.Clone(args)
@@ -210,12 +232,23 @@ func (a *app) evaluate(flakeDir string, eval func(context.Context, nixeval.Optio
 			}
 			a.log.Debug("evaluate", "command", shellQuote(short))
 		}
-	}})
+	}}, nil
+}
+
+// evaluate runs a Nix evaluation and sorts its failures: an evaluation
+// error is the user's (exit 2), a missing Nix is the machine's (exit 3).
+// src is the workflow as given, for its source map (nixSourceMap).
+func (a *app) evaluate(src, flakeDir string, eval func(context.Context, nixeval.Options) ([]byte, error)) ([]byte, error) {
+	opts, err := a.evalOptions()
+	if err != nil {
+		return nil, err
+	}
+	data, err := eval(context.Background(), opts)
 	var evalErr *nixeval.EvalError
 	var missing *nixeval.NixMissingError
 	switch {
 	case errors.As(err, &evalErr):
-		if list := nixProblems(evalErr.Output, flakeDir); list != nil {
+		if list := nixProblems(evalErr.Output, evalErr.Source, flakeDir, func() []problem { return a.conditionProblems(src) }); list != nil {
 			return nil, usageError(list, "this is an evaluation error: nothing ran")
 		}
 		if strings.Contains(evalErr.Output, "/nix/store/") && strings.Contains(evalErr.Output, "No such file or directory") {

@@ -33,6 +33,8 @@ USAGE
 
 nf_die_usage() {
   printf 'error: %s\n' "$1" >&2
+  shift
+  (($#)) && printf 'hint: %s\n' "$@" >&2
   exit 2
 }
 
@@ -2676,8 +2678,17 @@ nf_parse_args() {
   if ((nf_copies_repo)) && ! { command -v git >/dev/null 2>&1 && git -C "$nf_repo" rev-parse --show-toplevel >/dev/null 2>&1; }; then
     local store=${NIX_STORE_DIR:-/nix/store} home=''
     [[ -n ${HOME:-} && -d $HOME ]] && home=$(cd "$HOME" && pwd)
-    if [[ $nf_repo == / || $nf_repo == "$home" || $nf_repo == "$store" || $nf_repo == "$store"/* ]]; then
-      nf_die_usage "refusing to copy $nf_repo into every job: it is not a git work tree"
+    local why=''
+    if [[ $nf_repo == / ]]; then
+      why='it is /'
+    elif [[ $nf_repo == "$store" || $nf_repo == "$store"/* ]]; then
+      why='it is in the Nix store'
+    elif [[ $nf_repo == "$home" ]]; then
+      why='it is your home directory'
+    fi
+    if [[ -n $why ]]; then
+      nf_die_usage "refusing to copy $nf_repo into every job: $why, not a project (and not a git work tree)" \
+        "put the workflow in its project's directory and make that a git repository (git init), give the project with --repo DIR, or set copyRepo = false on its jobs"
     fi
   fi
 }

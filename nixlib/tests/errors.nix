@@ -29,8 +29,8 @@ in
   needsTwice = case ''job "build" is needed twice'' (job { needs = [ "build" "build" ]; steps = ok; });
   jobNameInvalid = case ''nixflow: workflow: jobs: invalid job name "-bad"'' (mkWorkflow { name = "w"; jobs."-bad".steps = ok; }).json;
   jobNotAttrs = case ''nixflow: job "test": expected a job attribute set, got a list'' (job [ ]);
-  continueOnErrorType = case ''nixflow: job "test": continueOnError: expected true or false, got a string'' (job { continueOnError = "yes"; steps = ok; });
-  conditionEmpty = case ''nixflow: job "test": condition: empty condition (use "always()" to run unconditionally)'' (job { condition = " "; steps = ok; });
+  continueOnErrorType = case ''jobs.test.continueOnError: expected true or false, got a string'' (job { continueOnError = "yes"; steps = ok; });
+  conditionEmpty = case ''jobs.test.condition: empty condition (use "always()" to run unconditionally)'' (job { condition = " "; steps = ok; });
   outputsAbsolute = case ''nixflow: job "test": outputs.bin: path "/etc/passwd" must be relative to the workspace'' (job { outputs.bin = "/etc/passwd"; steps = ok; });
   outputsLeaves = case ''nixflow: job "test": outputs.bin: path "a/../../b" leaves the workspace'' (job { outputs.bin = "a/../../b"; steps = ok; });
   outputsNixPath = case ''nixflow: job "test": outputs.bin: expected a path relative to the workspace (a string), got a nix path'' (job { outputs.bin = ./errors.nix; steps = ok; });
@@ -50,21 +50,21 @@ in
   depBadDrv = case ''nixflow: job "test": step 1: deps[0].drv: expected an absolute .drv path, got "x"'' (step { bash = "true"; deps = [ { path = "/nix/store/x"; drv = "x"; } ]; });
 
   # Env
-  envName = case ''nixflow: job "test": env: invalid variable name "1BAD" (letters, digits and _, not starting with a digit)'' (job { env."1BAD" = "x"; steps = ok; });
-  envValue = case ''nixflow: workflow: env.L: expected a string, got a list'' (workflow { env.L = [ "a" ]; });
-  envNull = case ''nixflow: workflow: env.N: expected a string, got null'' (workflow { env.N = null; });
+  envName = case ''jobs.test.env: invalid variable name "1BAD" (letters, digits and _, not starting with a digit)'' (job { env."1BAD" = "x"; steps = ok; });
+  envValue = case ''env.L: expected a string, got a list'' (workflow { env.L = [ "a" ]; });
+  envNull = case ''env.N: expected a string, got null'' (workflow { env.N = null; });
 
   # Retry and timeout
-  retryBothSpellings = case ''nixflow: job "test": retry: "maxAttempts" and "max_attempts" are the same field; give one'' (job { retry = { maxAttempts = 2; max_attempts = 3; }; steps = ok; });
-  retryTypo = case ''nixflow: workflow: retry: unknown field "maxAttempt" (did you mean "maxAttempts"?)'' (workflow { retry.maxAttempt = 2; });
-  retryZero = case ''nixflow: job "test": step 1: retry.maxAttempts: must be between 1 and 1000, got 0'' (step { bash = "true"; retry.maxAttempts = 0; });
-  retryBackoff = case ''nixflow: workflow: retry.backoff: unknown value "exponentail" (did you mean "exponential"?) (known: exponential, linear, constant)'' (workflow { retry.backoff = "exponentail"; });
-  retryNegative = case ''nixflow: workflow: retry.minTime: must be a non-negative number of seconds, got -1'' (workflow { retry.min_time = -1; });
-  retryNotAttrs = case ''nixflow: workflow: retry: expected an attribute set, got an integer'' (workflow { retry = 3; });
-  timeoutString = case ''nixflow: workflow: timeout: invalid duration "5 minutes" (examples: 90, "90s", "5m", "1h30m")'' (workflow { timeout = "5 minutes"; });
-  timeoutZero = case ''nixflow: job "test": timeout: must be greater than zero (use null for no timeout)'' (job { timeout = 0; steps = ok; });
-  timeoutZeroString = case ''nixflow: job "test": timeout: must be greater than zero (use null for no timeout)'' (job { timeout = "0s"; steps = ok; });
-  timeoutBool = case ''nixflow: job "test": step 1: timeout: expected seconds or a duration string, got a bool'' (step { bash = "true"; timeout = true; });
+  retryBothSpellings = case ''jobs.test.retry: "maxAttempts" and "max_attempts" are the same field; give one'' (job { retry = { maxAttempts = 2; max_attempts = 3; }; steps = ok; });
+  retryTypo = case ''retry: unknown field "maxAttempt" (did you mean "maxAttempts"?)'' (workflow { retry.maxAttempt = 2; });
+  retryZero = case ''jobs.test.steps[0].retry.maxAttempts: must be between 1 and 1000, got 0'' (step { bash = "true"; retry.maxAttempts = 0; });
+  retryBackoff = case ''retry.backoff: unknown value "exponentail" (did you mean "exponential"?) (known: exponential, linear, constant)'' (workflow { retry.backoff = "exponentail"; });
+  retryNegative = case ''retry.minTime: must be a non-negative number of seconds, got -1'' (workflow { retry.min_time = -1; });
+  retryNotAttrs = case ''retry: expected an attribute set, got an integer'' (workflow { retry = 3; });
+  timeoutString = case ''timeout: invalid duration "5 minutes" (examples: 90, "90s", "5m", "1h30m")'' (workflow { timeout = "5 minutes"; });
+  timeoutZero = case ''jobs.test.timeout: must be greater than zero (use null for no timeout)'' (job { timeout = 0; steps = ok; });
+  timeoutZeroString = case ''jobs.test.timeout: must be greater than zero (use null for no timeout)'' (job { timeout = "0s"; steps = ok; });
+  timeoutBool = case ''jobs.test.steps[0].timeout: expected seconds or a duration string, got a bool'' (step { bash = "true"; timeout = true; });
 
   # Workflow
   workflowTypo = case ''workflow: unknown field "jbs" (did you mean "jobs"?)'' (mkWorkflow { name = "w"; jbs = { }; }).json;
@@ -115,7 +115,7 @@ in
   matrixListValue = case ''nixflow: mkMatrixJobs "test": matrix.os: matrix values must be strings, integers or booleans (they make the job name), got a list'' (mkMatrixJobs { name = "test"; matrix.os = [ [ "a" ] ]; jobTemplate = c: { steps = ok; }; });
   providerStorePath = case ''is in the Nix store (a flake's copy of its source): give the path as a string relative to the repository instead'' (envProviders.file { path = /. + builtins.unsafeDiscardStringContext (builtins.path { path = ./errors.nix; name = "copied-source"; }); });
   matrixFloat = case ''nixflow: mkMatrixJobs "test": matrix.n: a float would be rounded in the job name (Nix writes 6 significant digits): write it as a string, e.g. "2.5"'' (mkMatrixJobs { name = "test"; matrix.n = [ 2.5 ]; jobTemplate = c: { steps = ok; }; });
-  envFloat = case ''nixflow: workflow: env.F: a float would be rounded (Nix writes 6 significant digits): write it as a string, e.g. "1.5"'' (mkWorkflow { name = "x"; env.F = 1.5; jobs.a.steps = ok; }).json;
+  envFloat = case ''env.F: a float would be rounded (Nix writes 6 significant digits): write it as a string, e.g. "1.5"'' (mkWorkflow { name = "x"; env.F = 1.5; jobs.a.steps = ok; }).json;
   matrixTemplate = case ''nixflow: mkMatrixJobs "test": jobTemplate: expected a function of the combination, got an attribute set'' (mkMatrixJobs { name = "test"; matrix.os = [ "a" ]; jobTemplate = { steps = ok; }; });
   matrixTypo = case ''nixflow: mkMatrixJobs: unknown field "matirx" (did you mean "matrix"?)'' (mkMatrixJobs { name = "test"; matirx.os = [ "a" ]; jobTemplate = c: { }; });
   matrixBadName = case "nixflow: mkMatrixJobs \".x\": name: must start with a letter, a digit or '_'" (mkMatrixJobs { name = ".x"; matrix.os = [ "a" ]; jobTemplate = c: { steps = ok; }; });
