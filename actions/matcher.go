@@ -1,7 +1,5 @@
 package actions
 
-import "strings"
-
 // matcher finds every occurrence of a set of strings (each at least
 // minSecretLen bytes) in one pass over a text. It is Rabin–Karp on the
 // strings' first four bytes: a rolling 4-byte window of the text is
@@ -34,7 +32,11 @@ func newMatcher(strs []string) *matcher {
 
 // spans appends to dst the runs of text covered by occurrences of the
 // strings, in order, merged where they overlap or touch.
-func (m *matcher) spans(text string, dst []span) []span {
+func (m *matcher) spans(text string, dst []span) []span { return matchSpans(m, text, dst) }
+
+// matchSpans is matcher.spans for a text of either type: a block of
+// output lines is searched where it was read, without a copy.
+func matchSpans[T string | []byte](m *matcher, text T, dst []span) []span {
 	if len(text) < 4 {
 		return dst
 	}
@@ -47,7 +49,7 @@ func (m *matcher) spans(text string, dst []span) []span {
 		}
 		start := i - 3
 		for _, s := range m.buckets[h] {
-			if !strings.HasPrefix(text[start:], s) {
+			if len(text)-start < len(s) || string(text[start:start+len(s)]) != s {
 				continue
 			}
 			end := start + len(s)

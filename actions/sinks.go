@@ -2,6 +2,7 @@ package actions
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -29,6 +30,7 @@ type Console struct {
 	format Format
 	color  bool
 	buf    []byte
+	pre    []byte
 	// colors are the jobs' colours, by name (SetJobs).
 	colors map[string]string
 	json   *jsonEncoder
@@ -93,6 +95,10 @@ func (c *Console) jobColor(job string) string {
 func (c *Console) Emit(events ...Event) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.emit(events)
+}
+
+func (c *Console) emit(events []Event) {
 	for i := range events {
 		c.buf = c.buf[:0]
 		if c.format == FormatJSON {
@@ -143,29 +149,77 @@ func (c *Console) appendText(b []byte, e *Event) []byte {
 	default:
 		return b
 	}
-	if simple {
-		b = append(b, '[')
-		b = appendPrefix(b, e)
-		b = append(b, "] "...)
-	} else {
-		if c.color {
-			b = append(b, ansiDim...)
-		}
-		b = c.clock.append(b, e.Time)
-		if c.color {
-			b = append(b, ansiReset...)
-		}
-		b = append(b, ' ')
-		if c.color {
-			b = append(b, c.jobColor(e.Job)...)
-			b = append(appendPrefix(b, e), ansiReset...)
-			b = append(b, ansiDim+" │ "+ansiReset...)
-		} else {
-			b = append(appendPrefix(b, e), " │ "...)
-		}
-	}
+	b = c.linePrefix(b, e)
 	b = append(b, msg...)
 	return append(b, '\n')
+}
+
+// linePrefix appends what starts each line about e in the text formats:
+// the job and step, and in the structured format the time.
+func (c *Console) linePrefix(b []byte, e *Event) []byte {
+	if c.format == FormatSimple {
+		b = append(b, '[')
+		b = appendPrefix(b, e)
+		return append(b, "] "...)
+	}
+	if c.color {
+		b = append(b, ansiDim...)
+	}
+	b = c.clock.append(b, e.Time)
+	if c.color {
+		b = append(b, ansiReset...)
+	}
+	b = append(b, ' ')
+	if c.color {
+		b = append(b, c.jobColor(e.Job)...)
+		b = append(appendPrefix(b, e), ansiReset...)
+		return append(b, ansiDim+" │ "+ansiReset...)
+	}
+	return append(appendPrefix(b, e), " │ "...)
+}
+
+// writeChunk is how much formatted output a sink gathers before writing
+// it: a block of lines is written in a few system calls, from a buffer of
+// bounded size.
+const writeChunk = 256 << 10
+
+// EmitOutput implements BlockSink: each line formatted as Emit formats
+// its event, from a prefix formatted once for the block.
+func (c *Console) EmitOutput(line *Event, lines []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	json := c.format == FormatJSON
+	if json && !c.json.plain(line) {
+		c.emit(outputEvents(line, lines))
+		return
+	}
+	var post string
+	if json {
+		c.pre = c.json.appendHead(c.pre[:0], line)
+	} else {
+		c.pre = c.linePrefix(c.pre[:0], line)
+		if line.Stream == "stderr" && c.format != FormatSimple && c.color {
+			c.pre, post = append(c.pre, ansiYel...), ansiReset
+		}
+	}
+	b := c.buf[:0]
+	for rest := lines; len(rest) > 0; {
+		i := bytes.IndexByte(rest, '\n')
+		b = append(b, c.pre...)
+		if json {
+			b = appendTail(b, rest[:i])
+		} else {
+			b = append(append(append(b, rest[:i]...), post...), '\n')
+		}
+		rest = rest[i+1:]
+		if len(b) >= writeChunk {
+			c.w.Write(b)
+			b = b[:0]
+		}
+	}
+	c.w.Write(b)
+	c.w.Flush()
+	c.buf = b[:0]
 }
 
 // appendPrefix appends the job and step an event is about: job/step.
@@ -258,6 +312,9 @@ func (s *EventsFile) Emit(events ...Event) {
 	}
 }
 
+// EmitOutput implements BlockSink: the file has no output lines.
+func (s *EventsFile) EmitOutput(*Event, []byte) {}
+
 // Close flushes and closes the file.
 func (s *EventsFile) Close() error {
 	s.mu.Lock()
@@ -283,6 +340,7 @@ type JobLogs struct {
 	OnError func(job, file string, err error)
 	failed  map[string]bool
 	buf     []byte
+	pre     []byte
 	clock   stamp
 }
 
@@ -318,18 +376,9 @@ func (l *JobLogs) Emit(events ...Event) {
 		if f == nil {
 			continue
 		}
-		b = l.clock.append(b, e.Time)
-		b = append(b, ' ')
-		if e.Step != "" {
-			b = append(b, '[')
-			b = append(b, e.Step...)
-			b = append(b, "] "...)
-		}
+		b = l.linePrefix(b, e)
 		switch e.Event {
 		case EventOutput:
-			if e.Stream == "stderr" {
-				b = append(b, "(stderr) "...)
-			}
 			b = append(b, e.Message...)
 		default:
 			b = append(b, "-- "...)
@@ -356,6 +405,50 @@ func (l *JobLogs) Emit(events ...Event) {
 	if f != nil && len(b) > 0 {
 		l.write(cur, f, b)
 	}
+}
+
+// linePrefix appends what starts the line of e in a log file: the time,
+// the step, and whether it is output on stderr.
+func (l *JobLogs) linePrefix(b []byte, e *Event) []byte {
+	b = l.clock.append(b, e.Time)
+	b = append(b, ' ')
+	if e.Step != "" {
+		b = append(b, '[')
+		b = append(b, e.Step...)
+		b = append(b, "] "...)
+	}
+	if e.Event == EventOutput && e.Stream == "stderr" {
+		b = append(b, "(stderr) "...)
+	}
+	return b
+}
+
+// EmitOutput implements BlockSink.
+func (l *JobLogs) EmitOutput(line *Event, lines []byte) {
+	if line.Job == "" {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := l.file(line.Job)
+	if f == nil {
+		return
+	}
+	l.pre = l.linePrefix(l.pre[:0], line)
+	b := l.buf[:0]
+	for rest := lines; len(rest) > 0; {
+		i := bytes.IndexByte(rest, '\n')
+		b = append(append(b, l.pre...), rest[:i+1]...)
+		rest = rest[i+1:]
+		if len(b) >= writeChunk {
+			l.write(line.Job, f, b)
+			b = b[:0]
+		}
+	}
+	if len(b) > 0 {
+		l.write(line.Job, f, b)
+	}
+	l.buf = b[:0]
 }
 
 // write appends b to job's log file f, reporting a failure once per job.
