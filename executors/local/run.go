@@ -94,7 +94,7 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	started := time.Now()
 	var cg *stepCgroup
 	if !w.noCgroup {
-		cg = newStepCgroup(cookie)
+		cg = newStepCgroup(w.cgroups, cookie)
 		defer cg.close()
 	}
 	if c, err = cg.start(c); err != nil {
