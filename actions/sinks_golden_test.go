@@ -14,7 +14,9 @@ import (
 // on both streams given line by line and as a block, a retry, a warning,
 // an allowed failure and a skipped job.
 func goldenEvents() (events []Event, blocks map[int]string) {
-	at := func(ms int) time.Time { return time.Date(2026, 11, 30, 6, 1, 2, 0, time.UTC).Add(time.Duration(ms) * time.Millisecond) }
+	at := func(ms int) time.Time {
+		return time.Date(2026, 11, 30, 6, 1, 2, 0, time.UTC).Add(time.Duration(ms) * time.Millisecond)
+	}
 	code0, code1 := 0, 1
 	ev := func(ms int, e Event) Event {
 		e.Time, e.Run = at(ms), "run-1"
