@@ -74,8 +74,9 @@ func (o *output) copyLinked() {
 
 // readSize is the most a copier reads at once: all that a full pipe
 // holds (pipeSize), so that a step printing fast is read in few system
-// calls, each waking it once. A copier's buffer starts small and grows
-// to it when reads fill it: a step printing little costs little memory.
+// calls, each waking it once. A copier's buffer starts small
+// (copyBufferSize) and doubles when a read fills it: a step printing
+// little costs little memory.
 const readSize = 1 << 20
 
 // readRetry is read(2), retried when a signal interrupts it.
