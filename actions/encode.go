@@ -41,23 +41,43 @@ func newJSONEncoder() *jsonEncoder {
 
 // append appends e as one JSON line.
 func (j *jsonEncoder) append(b []byte, e *Event) []byte {
-	if e.Event != EventOutput || e.Result != "" || e.Reason != "" || e.ExitCode != nil ||
-		e.Attempt != 0 || e.Attempts != 0 || e.Duration != 0 || e.Allowed || e.Where != "" ||
-		e.Time.Year() < 0 || e.Time.Year() > 9999 {
+	if !j.plain(e) {
 		return appendJSON(b, e)
 	}
+	return appendTail(j.appendHead(b, e), e.Message)
+}
+
+// plain reports whether e is a line of output that the encoder writes
+// itself: no field but those of output lines, a time with a 4-digit year.
+func (j *jsonEncoder) plain(e *Event) bool {
+	return e.Event == EventOutput && e.Result == "" && e.Reason == "" && e.ExitCode == nil &&
+		e.Attempt == 0 && e.Attempts == 0 && e.Duration == 0 && !e.Allowed && e.Where == "" &&
+		e.Time.Year() >= 0 && e.Time.Year() <= 9999
+}
+
+// appendHead appends the fields of a plain event before its message.
+func (j *jsonEncoder) appendHead(b []byte, e *Event) []byte {
 	b = append(b, `{"time":"`...)
 	b = j.time.append(b, e.Time)
 	b = append(b, `","run":`...)
 	b = appendJSONString(b, e.Run)
 	for _, f := range [...]struct{ key, val string }{
 		{`,"job":`, e.Job}, {`,"step":`, e.Step}, {`,"event":`, string(e.Event)},
-		{`,"stream":`, e.Stream}, {`,"message":`, e.Message},
+		{`,"stream":`, e.Stream},
 	} {
 		if f.val != "" || f.key == `,"event":` {
 			b = append(b, f.key...)
 			b = appendJSONString(b, f.val)
 		}
+	}
+	return b
+}
+
+// appendTail appends the message of a plain event and ends the line.
+func appendTail[T string | []byte](b []byte, msg T) []byte {
+	if len(msg) > 0 {
+		b = append(b, `,"message":`...)
+		b = appendJSONString(b, msg)
 	}
 	return append(b, "}\n"...)
 }
@@ -69,6 +89,17 @@ func appendJSON(b []byte, e *Event) []byte {
 		return b
 	}
 	return append(append(b, data...), '\n')
+}
+
+// decodeRune is utf8.DecodeRuneInString for a text of either type.
+func decodeRune[T string | []byte](s T) (rune, int) {
+	switch t := any(s).(type) {
+	case string:
+		return utf8.DecodeRuneInString(t)
+	case []byte:
+		return utf8.DecodeRune(t)
+	}
+	return utf8.RuneError, 0
 }
 
 const hexDigits = "0123456789abcdef"
@@ -84,7 +115,7 @@ var jsonSafe = func() (t [256]bool) {
 // appendJSONString appends s quoted as encoding/json quotes it: HTML
 // characters escaped, invalid UTF-8 replaced by U+FFFD, U+2028 and
 // U+2029 escaped.
-func appendJSONString(b []byte, s string) []byte {
+func appendJSONString[T string | []byte](b []byte, s T) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -114,7 +145,7 @@ func appendJSONString(b []byte, s string) []byte {
 			start = i
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
+		r, size := decodeRune(s[i:])
 		if r == utf8.RuneError && size == 1 {
 			b = append(b, s[start:i]...)
 			b = append(b, `\ufffd`...)

@@ -1,6 +1,7 @@
 package actions
 
 import (
+	"strings"
 	"time"
 )
 
@@ -58,12 +59,65 @@ type Sink interface {
 	Emit(events ...Event)
 }
 
+// BlockSink is a Sink that also takes lines of output as one block of
+// bytes, without an Event per line: the path of a step printing a lot.
+// The step's line writer hands such blocks to every sink that implements
+// it, and events to the others.
+type BlockSink interface {
+	Sink
+	// EmitOutput passes on lines, complete masked lines of output that
+	// each end with '\n' and hold no '\r', every one an event like
+	// *line (an EventOutput with an empty Message). Neither lines nor
+	// line may be kept after the call.
+	EmitOutput(line *Event, lines []byte)
+}
+
+// emitOutput passes a block of output lines to s: whole to a BlockSink,
+// else as one event per line.
+func emitOutput(s Sink, line *Event, lines []byte) {
+	if b, ok := s.(BlockSink); ok {
+		b.EmitOutput(line, lines)
+		return
+	}
+	s.Emit(outputEvents(line, lines)...)
+}
+
+// outputEvents makes one event per line of a block; their messages share
+// one string.
+func outputEvents(line *Event, lines []byte) []Event {
+	text := string(lines)
+	events := make([]Event, 0, strings.Count(text, "\n"))
+	for len(text) > 0 {
+		i := strings.IndexByte(text, '\n')
+		e := *line
+		e.Message = text[:i]
+		events = append(events, e)
+		text = text[i+1:]
+	}
+	return events
+}
+
 // Sinks fans events out to several sinks, in order.
 type Sinks []Sink
 
 // Emit implements Sink.
 func (s Sinks) Emit(events ...Event) {
 	for _, sink := range s {
+		sink.Emit(events...)
+	}
+}
+
+// EmitOutput implements BlockSink.
+func (s Sinks) EmitOutput(line *Event, lines []byte) {
+	var events []Event
+	for _, sink := range s {
+		if b, ok := sink.(BlockSink); ok {
+			b.EmitOutput(line, lines)
+			continue
+		}
+		if events == nil {
+			events = outputEvents(line, lines)
+		}
 		sink.Emit(events...)
 	}
 }

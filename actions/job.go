@@ -111,6 +111,9 @@ type jobRun struct {
 	// step made in lost workspaces.
 	lost  *lostWorkspace
 	spent map[string]int
+	// rooted records that the job's deps were built, with roots under
+	// the run directory's gcroots to remove when it ends.
+	rooted bool
 }
 
 func (e *engine) runJob(job *compiler.Job, res *JobResult) {
@@ -147,7 +150,11 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 	}
 
 	e.emit(Event{Job: job.Name, Event: EventJobStart, Message: job.Executor.Type})
-	defer os.RemoveAll(filepath.Join(e.opts.RunDir, "gcroots", job.Name))
+	defer func() {
+		if jr.rooted {
+			os.RemoveAll(filepath.Join(e.opts.RunDir, "gcroots", job.Name))
+		}
+	}()
 	if err := e.realiseDeps(jr); err != nil {
 		if jr.interrupt().Err() != nil {
 			res.Status, res.Reason = StatusCancelled, "run cancelled"
@@ -236,9 +243,12 @@ func (jr *jobRun) inWorkspace(ws executors.Workspace) *lostWorkspace {
 			}
 		}
 	}()
-	// Created by CopyOut when a step writes a control file.
+	// Created by CopyOut when a step writes a control file, unless the
+	// workspace reads them in place.
 	jr.hostCtl = filepath.Join(e.opts.RunDir, "control", job.Name)
-	defer os.RemoveAll(jr.hostCtl)
+	if _, inPlace := ws.(executors.TempFileReader); !inPlace {
+		defer os.RemoveAll(jr.hostCtl)
+	}
 
 	if err := jr.restoreInputs(); err != nil {
 		d := DomainExecutor
@@ -377,6 +387,7 @@ func (e *engine) realiseDeps(jr *jobRun) error {
 	// The outputs stay rooted while the job runs: a garbage collection
 	// meanwhile cannot take them from under its steps.
 	root := filepath.Join(e.opts.RunDir, "gcroots", jr.job.Name, "dep")
+	jr.rooted = true
 	return e.opts.Realise(jr.interrupt(), drvs, root, log)
 }
 

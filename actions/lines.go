@@ -32,17 +32,28 @@ type lineWriter struct {
 	// stamp is the time of the lines of the current write: the time
 	// they were read.
 	stamp time.Time
+	// block1 (the event each line of a block is), masked and spans are
+	// the block path's, kept to be reused.
+	block1 Event
+	masked []byte
+	spans  []span
 }
 
 // Write passes on the lines of p. In the steady state (lines shorter
-// than maxLine, no secret in them) it allocates one string for all the
-// complete lines of p, whose events share it, and reads the clock once.
+// than maxLine, none announcing a secret, no '\r') it passes on the
+// complete lines of p as one block, without allocating, and reads the
+// clock once; else it allocates one string for all the complete lines of
+// p, whose events share it.
 func (w *lineWriter) Write(p []byte) (int, error) {
 	n := len(p)
 	w.events = w.events[:0]
 	w.stamp = w.now()
 	for len(p) > 0 {
 		if len(w.buf) == 0 {
+			if k := w.block(p); k > 0 {
+				p = p[k:]
+				continue
+			}
 			if k := w.whole(p); k > 0 {
 				p = p[k:]
 				continue
@@ -100,6 +111,52 @@ func (w *lineWriter) LookAhead(p []byte) {
 				w.announce(v)
 			}
 		}
+	}
+}
+
+// block passes on the complete lines at the start of p as one block
+// when none of them needs work of its own: none to cut, none announcing
+// a secret, none ending in "\r\n". It returns how many bytes of p it
+// took, 0 if p needs the line by line path.
+func (w *lineWriter) block(p []byte) int {
+	last := bytes.LastIndexByte(p, '\n')
+	if last < 0 {
+		return 0
+	}
+	p = p[:last+1]
+	if bytes.IndexByte(p, '\r') >= 0 || bytes.Contains(p, []byte(addMask)) {
+		return 0
+	}
+	// Every line fits in room if every room+1 bytes from a line's start
+	// hold a newline: a few look-ups per block.
+	room := maxLine + w.mask.longest()
+	for at := 0; len(p)-at > room; {
+		i := bytes.LastIndexByte(p[at:at+room+1], '\n')
+		if i < 0 {
+			return 0
+		}
+		at += i + 1
+	}
+	lines := w.mask.maskLines(p, &w.masked, &w.spans)
+	w.flush()
+	w.block1 = w.tmpl
+	w.block1.Time = w.stamp
+	emitOutput(w.sink, &w.block1, lines)
+	w.keepTail(lines)
+	return len(p)
+}
+
+// keepTail keeps the last lines of a block in the tail.
+func (w *lineWriter) keepTail(lines []byte) {
+	start := len(lines) - 1 // the last newline
+	for k := 0; k < tailLines && start >= 0; k++ {
+		start = bytes.LastIndexByte(lines[:start], '\n')
+	}
+	start++ // after a newline, or 0
+	for rest := lines[start:]; len(rest) > 0; {
+		i := bytes.IndexByte(rest, '\n')
+		addTail(w.tail, rest[:i])
+		rest = rest[i+1:]
 	}
 }
 
@@ -165,12 +222,12 @@ func (w *lineWriter) emit(text string) {
 }
 
 // flush emits the lines of a write, and keeps the last of them in the
-// tail, as copies: a line may share its memory with the whole write.
+// tail.
 func (w *lineWriter) flush() {
 	if len(w.events) > 0 {
 		w.sink.Emit(w.events...)
 		for _, e := range w.events[max(0, len(w.events)-tailLines):] {
-			w.tail.add(strings.Clone(e.Message))
+			addTail(w.tail, e.Message)
 		}
 		w.events = w.events[:0]
 	}
@@ -186,21 +243,25 @@ func (w *lineWriter) Close() error {
 	return nil
 }
 
-// tail keeps the last lines of a step's output.
+// tail keeps the last lines of a step's output, in buffers it reuses:
+// keeping them costs no allocation in the steady state.
 type tail struct {
 	mu    sync.Mutex
-	lines []string
+	lines [][]byte
 	next  int
 	full  bool
 }
 
-func (t *tail) add(line string) {
+func (t *tail) add(line string) { addTail(t, line) }
+
+// addTail is tail.add for a line of either type.
+func addTail[T string | []byte](t *tail, line T) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.lines == nil {
-		t.lines = make([]string, tailLines)
+		t.lines = make([][]byte, tailLines)
 	}
-	t.lines[t.next] = line
+	t.lines[t.next] = append(t.lines[t.next][:0], line...)
 	t.next = (t.next + 1) % tailLines
 	t.full = t.full || t.next == 0
 }
@@ -208,8 +269,14 @@ func (t *tail) add(line string) {
 func (t *tail) get() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.full {
-		return append([]string(nil), t.lines[:t.next]...)
+	var out []string
+	if t.full {
+		for _, l := range t.lines[t.next:] {
+			out = append(out, string(l))
+		}
 	}
-	return append(append([]string(nil), t.lines[t.next:]...), t.lines[:t.next]...)
+	for _, l := range t.lines[:t.next] {
+		out = append(out, string(l))
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package actions
 
 import (
+	"bytes"
 	"slices"
 	"strings"
 	"sync"
@@ -173,9 +174,12 @@ func (m *Masker) Mask(s string) string {
 
 // spans appends to dst the runs of s covered by occurrences of secrets,
 // in order, merged where they overlap or touch.
-func (s *maskSnapshot) spans(text string, dst []span) []span {
+func (s *maskSnapshot) spans(text string, dst []span) []span { return snapshotSpans(s, text, dst) }
+
+// snapshotSpans is maskSnapshot.spans for a text of either type.
+func snapshotSpans[T string | []byte](s *maskSnapshot, text T, dst []span) []span {
 	if s.ac != nil {
-		dst = s.ac.spans(text, dst)
+		dst = matchSpans(s.ac, text, dst)
 	}
 	if len(s.pending) == 0 {
 		return dst
@@ -183,7 +187,7 @@ func (s *maskSnapshot) spans(text string, dst []span) []span {
 	n := len(dst)
 	for _, sec := range s.pending {
 		for from := 0; from+len(sec) <= len(text); {
-			i := strings.Index(text[from:], sec)
+			i := index(text[from:], sec)
 			if i < 0 {
 				break
 			}
@@ -204,6 +208,45 @@ func (s *maskSnapshot) spans(text string, dst []span) []span {
 		out = append(out, r)
 	}
 	return out
+}
+
+// index is strings.Index for a text of either type.
+func index[T string | []byte](text T, sub string) int {
+	switch t := any(text).(type) {
+	case string:
+		return strings.Index(t, sub)
+	case []byte:
+		return bytes.Index(t, []byte(sub))
+	}
+	return -1
+}
+
+// maskLines masks a block of complete lines: it returns lines as they
+// are when they hold no secret, else the masked text, appended to
+// (*buf)[:0]. Masking the block is masking each line: no secret holds a
+// newline (Add splits values into lines).
+func (m *Masker) maskLines(lines []byte, buf *[]byte, spans *[]span) []byte {
+	if m == nil || len(lines) < minSecretLen {
+		return lines
+	}
+	snap := m.current()
+	if snap.longest == 0 {
+		return lines
+	}
+	*spans = snapshotSpans(snap, lines, (*spans)[:0])
+	if len(*spans) == 0 {
+		return lines
+	}
+	b := (*buf)[:0]
+	at := 0
+	for _, r := range *spans {
+		b = append(b, lines[at:r.start]...)
+		b = append(b, "***"...)
+		at = r.end
+	}
+	b = append(b, lines[at:]...)
+	*buf = b
+	return b
 }
 
 // replaceSpans replaces each span of s by one ***. Spans may reach past

@@ -54,11 +54,13 @@ func TestMatcher(t *testing.T) {
 		all.WriteByte(byte(b))
 	}
 	for _, alphabet := range []string{"ab", "abc", "abcdefgh", all.String()} {
-		for round := range 300 {
+		for round := range 600 {
+			// The shortest string sets how far apart the matcher looks.
+			shortest := []int{4, 5, 8, 13}[round%4]
 			seen := map[string]bool{}
 			var strs []string
 			for range 1 + rng.IntN(12) {
-				s := word(alphabet, 4+rng.IntN(5))
+				s := word(alphabet, shortest+rng.IntN(5))
 				if !seen[s] {
 					seen[s] = true
 					strs = append(strs, s)

@@ -2,6 +2,7 @@ package actions
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -29,6 +30,7 @@ type Console struct {
 	format Format
 	color  bool
 	buf    []byte
+	pre    []byte
 	// colors are the jobs' colours, by name (SetJobs).
 	colors map[string]string
 	json   *jsonEncoder
@@ -93,6 +95,10 @@ func (c *Console) jobColor(job string) string {
 func (c *Console) Emit(events ...Event) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.emit(events)
+}
+
+func (c *Console) emit(events []Event) {
 	for i := range events {
 		c.buf = c.buf[:0]
 		if c.format == FormatJSON {
@@ -143,29 +149,77 @@ func (c *Console) appendText(b []byte, e *Event) []byte {
 	default:
 		return b
 	}
-	if simple {
-		b = append(b, '[')
-		b = appendPrefix(b, e)
-		b = append(b, "] "...)
-	} else {
-		if c.color {
-			b = append(b, ansiDim...)
-		}
-		b = c.clock.append(b, e.Time)
-		if c.color {
-			b = append(b, ansiReset...)
-		}
-		b = append(b, ' ')
-		if c.color {
-			b = append(b, c.jobColor(e.Job)...)
-			b = append(appendPrefix(b, e), ansiReset...)
-			b = append(b, ansiDim+" │ "+ansiReset...)
-		} else {
-			b = append(appendPrefix(b, e), " │ "...)
-		}
-	}
+	b = c.linePrefix(b, e)
 	b = append(b, msg...)
 	return append(b, '\n')
+}
+
+// linePrefix appends what starts each line about e in the text formats:
+// the job and step, and in the structured format the time.
+func (c *Console) linePrefix(b []byte, e *Event) []byte {
+	if c.format == FormatSimple {
+		b = append(b, '[')
+		b = appendPrefix(b, e)
+		return append(b, "] "...)
+	}
+	if c.color {
+		b = append(b, ansiDim...)
+	}
+	b = c.clock.append(b, e.Time)
+	if c.color {
+		b = append(b, ansiReset...)
+	}
+	b = append(b, ' ')
+	if c.color {
+		b = append(b, c.jobColor(e.Job)...)
+		b = append(appendPrefix(b, e), ansiReset...)
+		return append(b, ansiDim+" │ "+ansiReset...)
+	}
+	return append(appendPrefix(b, e), " │ "...)
+}
+
+// writeChunk is how much formatted output a sink gathers before writing
+// it: a block of lines is written in a few system calls, from a buffer of
+// bounded size.
+const writeChunk = 256 << 10
+
+// EmitOutput implements BlockSink: each line formatted as Emit formats
+// its event, from a prefix formatted once for the block.
+func (c *Console) EmitOutput(line *Event, lines []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	json := c.format == FormatJSON
+	if json && !c.json.plain(line) {
+		c.emit(outputEvents(line, lines))
+		return
+	}
+	var post string
+	if json {
+		c.pre = c.json.appendHead(c.pre[:0], line)
+	} else {
+		c.pre = c.linePrefix(c.pre[:0], line)
+		if line.Stream == "stderr" && c.format != FormatSimple && c.color {
+			c.pre, post = append(c.pre, ansiYel...), ansiReset
+		}
+	}
+	b := c.buf[:0]
+	for rest := lines; len(rest) > 0; {
+		i := bytes.IndexByte(rest, '\n')
+		b = append(b, c.pre...)
+		if json {
+			b = appendTail(b, rest[:i])
+		} else {
+			b = append(append(append(b, rest[:i]...), post...), '\n')
+		}
+		rest = rest[i+1:]
+		if len(b) >= writeChunk {
+			c.w.Write(b)
+			b = b[:0]
+		}
+	}
+	c.w.Write(b)
+	c.w.Flush()
+	c.buf = b[:0]
 }
 
 // appendPrefix appends the job and step an event is about: job/step.
@@ -218,7 +272,14 @@ func formatDuration(d time.Duration) string {
 	}
 }
 
-// EventsFile writes job and step events (not output lines) as JSON lines.
+// flushDelay bounds how long the files of a run (its events, the job
+// logs) keep what they were given in memory: they write it in batches,
+// not one system call per event, and a run that is killed loses at most
+// this much of the end of its record.
+const flushDelay = 200 * time.Millisecond
+
+// EventsFile writes job and step events (not output lines) as JSON lines,
+// within flushDelay of getting them.
 type EventsFile struct {
 	mu sync.Mutex
 	w  *bufio.Writer
@@ -227,6 +288,9 @@ type EventsFile struct {
 	// (a full disk): the run goes on without the rest of its events.
 	OnError func(err error)
 	failed  bool
+	buf     []byte
+	timer   *time.Timer
+	closed  bool
 }
 
 // NewEventsFile creates (truncates) path.
@@ -235,34 +299,67 @@ func NewEventsFile(path string) (*EventsFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &EventsFile{w: bufio.NewWriter(f), f: f}, nil
+	return &EventsFile{w: bufio.NewWriterSize(f, 64<<10), f: f}, nil
 }
 
 // Emit implements Sink.
 func (s *EventsFile) Emit(events ...Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var b []byte
+	if s.closed {
+		return
+	}
+	wrote := false
 	for i := range events {
 		if events[i].Event == EventOutput {
 			continue
 		}
-		b = appendJSON(b[:0], &events[i])
-		s.w.Write(b)
+		s.buf = appendJSON(s.buf[:0], &events[i])
+		s.w.Write(s.buf)
+		wrote = true
 	}
-	if err := s.w.Flush(); err != nil && !s.failed {
+	if wrote && s.timer == nil {
+		s.timer = time.AfterFunc(flushDelay, s.flushLater)
+	}
+}
+
+// EmitOutput implements BlockSink: the file has no output lines.
+func (s *EventsFile) EmitOutput(*Event, []byte) {}
+
+// flushLater writes what the file holds, once flushDelay is over.
+func (s *EventsFile) flushLater() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.timer = nil
+	if !s.closed {
+		s.flush()
+	}
+}
+
+func (s *EventsFile) flush() error {
+	err := s.w.Flush()
+	if err != nil && !s.failed {
 		s.failed = true
 		if s.OnError != nil {
 			s.OnError(err)
 		}
 	}
+	return err
 }
 
 // Close flushes and closes the file.
 func (s *EventsFile) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := s.w.Flush()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	err := s.flush()
 	if cerr := s.f.Close(); err == nil {
 		err = cerr
 	}
@@ -272,18 +369,28 @@ func (s *EventsFile) Close() error {
 // JobLogs keeps one log file per job in a run directory (logs/<job>.log):
 // every output line and event of the job, with a timestamp and the step.
 // A job's file is open only while the job runs, so that a run of
-// thousands of jobs does not run out of file descriptors.
+// thousands of jobs does not run out of file descriptors. Output is
+// written as it comes; events are written with the next output, at the
+// job's end, or within flushDelay.
 type JobLogs struct {
 	mu    sync.Mutex
 	dir   string
-	files map[string]*os.File
+	files map[string]*jobLog
 	err   error
 	// OnError, if set, is told once per job of the first failure to
 	// write its log (a full disk): the run goes on, the log stays short.
 	OnError func(job, file string, err error)
 	failed  map[string]bool
-	buf     []byte
+	pre     []byte
 	clock   stamp
+	timer   *time.Timer
+	closed  bool
+}
+
+// jobLog is the open log file of a job and what is still to write to it.
+type jobLog struct {
+	f       *os.File
+	pending []byte
 }
 
 // NewJobLogs writes logs under dir, creating it.
@@ -291,7 +398,7 @@ func NewJobLogs(dir string) (*JobLogs, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	return &JobLogs{dir: dir, files: map[string]*os.File{},
+	return &JobLogs{dir: dir, files: map[string]*jobLog{},
 		clock: stamp{layout: "2006-01-02T15:04:05.000Z", utc: true}}, nil
 }
 
@@ -299,37 +406,22 @@ func NewJobLogs(dir string) (*JobLogs, error) {
 func (l *JobLogs) Emit(events ...Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := l.buf[:0]
-	defer func() { l.buf = b[:0] }()
-	var f *os.File
-	cur := ""
+	if l.closed {
+		return
+	}
+	held := false
 	for i := range events {
 		e := &events[i]
 		if e.Job == "" {
 			continue
 		}
-		if e.Job != cur {
-			if f != nil && len(b) > 0 {
-				l.write(cur, f, b)
-				b = b[:0]
-			}
-			cur, f = e.Job, l.file(e.Job)
-		}
-		if f == nil {
+		jl := l.file(e.Job)
+		if jl == nil {
 			continue
 		}
-		b = l.clock.append(b, e.Time)
-		b = append(b, ' ')
-		if e.Step != "" {
-			b = append(b, '[')
-			b = append(b, e.Step...)
-			b = append(b, "] "...)
-		}
+		b := l.linePrefix(jl.pending, e)
 		switch e.Event {
 		case EventOutput:
-			if e.Stream == "stderr" {
-				b = append(b, "(stderr) "...)
-			}
 			b = append(b, e.Message...)
 		default:
 			b = append(b, "-- "...)
@@ -345,46 +437,113 @@ func (l *JobLogs) Emit(events ...Event) {
 				}
 			}
 		}
-		b = append(b, '\n')
+		jl.pending = append(b, '\n')
 		if e.Event == EventJobEnd {
-			l.write(cur, f, b)
-			b = b[:0]
+			l.flushJob(e.Job, jl)
 			l.closeFile(e.Job)
-			cur, f = "", nil
+			continue
 		}
+		held = true
 	}
-	if f != nil && len(b) > 0 {
-		l.write(cur, f, b)
+	if held && l.timer == nil {
+		l.timer = time.AfterFunc(flushDelay, l.flushLater)
 	}
 }
 
-// write appends b to job's log file f, reporting a failure once per job.
-func (l *JobLogs) write(job string, f *os.File, b []byte) {
-	if _, err := f.Write(b); err != nil {
-		if l.failed == nil {
-			l.failed = map[string]bool{}
+// linePrefix appends what starts the line of e in a log file: the time,
+// the step, and whether it is output on stderr.
+func (l *JobLogs) linePrefix(b []byte, e *Event) []byte {
+	b = l.clock.append(b, e.Time)
+	b = append(b, ' ')
+	if e.Step != "" {
+		b = append(b, '[')
+		b = append(b, e.Step...)
+		b = append(b, "] "...)
+	}
+	if e.Event == EventOutput && e.Stream == "stderr" {
+		b = append(b, "(stderr) "...)
+	}
+	return b
+}
+
+// EmitOutput implements BlockSink: the lines are written at once, after
+// the job's events still held.
+func (l *JobLogs) EmitOutput(line *Event, lines []byte) {
+	if line.Job == "" {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	jl := l.file(line.Job)
+	if jl == nil {
+		return
+	}
+	l.pre = l.linePrefix(l.pre[:0], line)
+	for rest := lines; len(rest) > 0; {
+		i := bytes.IndexByte(rest, '\n')
+		jl.pending = append(append(jl.pending, l.pre...), rest[:i+1]...)
+		rest = rest[i+1:]
+		if len(jl.pending) >= writeChunk {
+			l.flushJob(line.Job, jl)
 		}
-		if !l.failed[job] {
-			l.failed[job] = true
-			if l.OnError != nil {
-				l.OnError(job, f.Name(), err)
-			}
+	}
+	l.flushJob(line.Job, jl)
+}
+
+// flushLater writes what every log holds, once flushDelay is over.
+func (l *JobLogs) flushLater() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.timer = nil
+	if l.closed {
+		return
+	}
+	for job, jl := range l.files {
+		if jl != nil {
+			l.flushJob(job, jl)
+		}
+	}
+}
+
+// flushJob writes what job's log holds, reporting a failure once per
+// job.
+func (l *JobLogs) flushJob(job string, jl *jobLog) {
+	if len(jl.pending) == 0 {
+		return
+	}
+	_, err := jl.f.Write(jl.pending)
+	jl.pending = jl.pending[:0]
+	if err == nil {
+		return
+	}
+	if l.failed == nil {
+		l.failed = map[string]bool{}
+	}
+	if !l.failed[job] {
+		l.failed[job] = true
+		if l.OnError != nil {
+			l.OnError(job, jl.f.Name(), err)
 		}
 	}
 }
 
 func (l *JobLogs) closeFile(job string) {
-	if f := l.files[job]; f != nil {
-		if err := f.Close(); err != nil && l.err == nil {
+	if jl := l.files[job]; jl != nil {
+		if err := jl.f.Close(); err != nil && l.err == nil {
 			l.err = err
 		}
 	}
 	delete(l.files, job)
 }
 
-func (l *JobLogs) file(job string) *os.File {
-	if f, ok := l.files[job]; ok {
-		return f
+// file returns job's open log, opening it; nil when it cannot be
+// opened (reported once).
+func (l *JobLogs) file(job string) *jobLog {
+	if jl, ok := l.files[job]; ok {
+		return jl
 	}
 	name := filepath.Join(l.dir, job+".log")
 	f, err := os.OpenFile(name, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
@@ -397,17 +556,28 @@ func (l *JobLogs) file(job string) *os.File {
 		}
 		return nil
 	}
-	l.files[job] = f
-	return f
+	jl := &jobLog{f: f}
+	l.files[job] = jl
+	return jl
 }
 
-// Close closes every log file and reports the first error met.
+// Close writes what the logs hold, closes every log file and reports
+// the first error met.
 func (l *JobLogs) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, f := range l.files {
-		if f != nil {
-			if err := f.Close(); err != nil && l.err == nil {
+	if l.closed {
+		return l.err
+	}
+	l.closed = true
+	if l.timer != nil {
+		l.timer.Stop()
+		l.timer = nil
+	}
+	for job, jl := range l.files {
+		if jl != nil {
+			l.flushJob(job, jl)
+			if err := jl.f.Close(); err != nil && l.err == nil {
 				l.err = err
 			}
 		}

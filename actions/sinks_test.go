@@ -3,7 +3,10 @@ package actions
 import (
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -39,5 +42,45 @@ func TestJobLogsFull(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(dir, "ok.log"))
 	if err != nil || len(data) == 0 {
 		t.Errorf("ok.log: %q, %v", data, err)
+	}
+}
+
+// TestRunFilesFlushWithoutClose: what the events file and a job's log
+// hold reaches the disk on its own, shortly, without Close: a run that
+// is killed still leaves readable records. Output written after held
+// events comes after them.
+func TestRunFilesFlushWithoutClose(t *testing.T) {
+	dir := t.TempDir()
+	events, err := NewEventsFile(filepath.Join(dir, "events.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer events.Close()
+	logs, err := NewJobLogs(filepath.Join(dir, "logs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	start := Event{Job: "j", Step: "s", Event: EventStepStart}
+	events.Emit(start)
+	logs.Emit(start)
+	logs.EmitOutput(&Event{Job: "j", Step: "s", Event: EventOutput, Stream: "stdout"}, []byte("out\n"))
+	logs.Emit(Event{Job: "j", Step: "s", Event: EventStepEnd, Result: StatusSuccess})
+	want := map[string]int{"events.jsonl": 1, "logs/j.log": 3}
+	deadline := time.Now().Add(30 * time.Second)
+	for name, lines := range want {
+		for {
+			data, err := os.ReadFile(filepath.Join(dir, name))
+			if err == nil && strings.Count(string(data), "\n") == lines {
+				if name == "logs/j.log" && !regexp.MustCompile(`(?s)step_start.*\] out\n.*step_end success\n$`).Match(data) {
+					t.Errorf("%s out of order:\n%s", name, data)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %q, %v; want %d lines", name, data, err, lines)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }

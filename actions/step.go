@@ -370,10 +370,14 @@ func (jr *jobRun) outputs(step string) *stepOutput {
 }
 
 // readControl reads what the last step appended to JOB_ENV, JOB_PATH and
-// JOB_OUTPUT, with one copy of the job's temp dir. Only what was appended
-// is parsed; a file that no longer starts with what was read before was
-// rewritten (`>` instead of `>>`) and is parsed whole.
+// JOB_OUTPUT: in place where the workspace can read them so, else with
+// one copy of the job's temp dir. Only what was appended is parsed; a
+// file that no longer starts with what was read before was rewritten
+// (`>` instead of `>>`) and is parsed whole.
 func (jr *jobRun) readControl() error {
+	if r, ok := jr.ws.(executors.TempFileReader); ok {
+		return jr.parseControl(r.ReadTempFile)
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(jr.e.abort), time.Minute)
 	defer cancel()
 	// The copy may hold secrets a step exported: it never stays in the run
@@ -386,8 +390,14 @@ func (jr *jobRun) readControl() error {
 	if err != nil {
 		return fmt.Errorf("read the control files (JOB_ENV, JOB_PATH, JOB_OUTPUT): %w", err)
 	}
+	return jr.parseControl(func(f string) ([]byte, error) { return os.ReadFile(filepath.Join(jr.hostCtl, f)) })
+}
+
+// parseControl parses what was appended to the control files, read with
+// read.
+func (jr *jobRun) parseControl(read func(file string) ([]byte, error)) error {
 	for _, f := range []string{fileEnv, filePath, fileOutput} {
-		data, err := os.ReadFile(filepath.Join(jr.hostCtl, f))
+		data, err := read(f)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}

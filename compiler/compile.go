@@ -20,7 +20,7 @@ func Compile(file string, data []byte) (*Plan, error) {
 
 func compile(file string, data []byte, generated bool) (*Plan, error) {
 	d := &decoder{file: file, data: data}
-	root, err := parseJSON(data)
+	root, err := parseWorkflow(data)
 	if err != nil {
 		var se *syntaxError
 		if errors.As(err, &se) {
@@ -81,10 +81,10 @@ func (d *decoder) checkGraph(w *workflow) {
 			np := indexPath(keyPath(keyPath("jobs", name), "needs"), i)
 			switch {
 			case need == name:
-				d.at(w.needsNodes[name][i], np, "job %q needs itself", name)
+				d.errorf(nil, w.needsAt[name][i], np, "job %q needs itself", name)
 				graphOK = false
 			case plan.byName[need] == nil:
-				d.at(w.needsNodes[name][i], np, "unknown job %q%s", need, didYouMean(need, names))
+				d.errorf(nil, w.needsAt[name][i], np, "unknown job %q%s", need, didYouMean(need, names))
 				graphOK = false
 			default:
 				known = append(known, need)
@@ -100,8 +100,7 @@ func (d *decoder) checkGraph(w *workflow) {
 		var ce *dag.CycleError
 		if errors.As(err, &ce) && len(ce.Path) > 1 {
 			first := ce.Path[0]
-			at := w.jobNodes[first].get("needs")
-			d.at(at, keyPath(keyPath("jobs", first), "needs"), "cycle: %s", strings.Join(ce.Path, " -> "))
+			d.errorf(nil, w.jobAt[first].needs, keyPath(keyPath("jobs", first), "needs"), "cycle: %s", strings.Join(ce.Path, " -> "))
 			return
 		}
 		d.at(nil, "jobs", "%v", err)
@@ -128,8 +127,7 @@ func (d *decoder) checkArtifacts(w *workflow, g *dag.Graph) {
 	for _, j := range plan.Jobs {
 		for _, o := range j.Outputs {
 			if prev, dup := producer[o.Name]; dup {
-				n := w.jobNodes[j.Name].get("outputs")
-				d.at(n, keyPath(keyPath(keyPath("jobs", j.Name), "outputs"), o.Name),
+				d.errorf(nil, w.jobAt[j.Name].outputs, keyPath(keyPath(keyPath("jobs", j.Name), "outputs"), o.Name),
 					"artifact %q is already an output of job %q (artifact names are unique in a workflow)", o.Name, prev)
 				continue
 			}
@@ -149,21 +147,21 @@ func (d *decoder) checkArtifacts(w *workflow, g *dag.Graph) {
 		for _, a := range g.Ancestors(j.Name) {
 			ancestors[a] = true
 		}
-		inputs := w.jobNodes[j.Name].get("inputs")
+		inputs := w.jobAt[j.Name].inputs
 		for i, in := range j.Inputs {
 			p := indexPath(keyPath(keyPath("jobs", j.Name), "inputs"), i)
-			var at *node
-			if inputs != nil && i < len(inputs.elems) {
-				at = inputs.elems[i]
+			at := -1
+			if i < len(inputs) {
+				at = inputs[i]
 			}
 			from, ok := producer[in.Name]
 			switch {
 			case !ok:
-				d.at(at, p, "unknown artifact %q%s", in.Name, didYouMean(in.Name, all))
+				d.errorf(nil, at, p, "unknown artifact %q%s", in.Name, didYouMean(in.Name, all))
 			case from == j.Name:
-				d.at(at, p, "job %q reads its own artifact %q", j.Name, in.Name)
+				d.errorf(nil, at, p, "job %q reads its own artifact %q", j.Name, in.Name)
 			case !ancestors[from]:
-				d.at(at, p, "artifact %q comes from job %q, which job %q does not need (add it to needs)", in.Name, from, j.Name)
+				d.errorf(nil, at, p, "artifact %q comes from job %q, which job %q does not need (add it to needs)", in.Name, from, j.Name)
 			}
 		}
 	}

@@ -81,27 +81,30 @@ func plainKey(key string) bool {
 	return key != ""
 }
 
-func indexPath(p string, i int) string { return fmt.Sprintf("%s[%d]", p, i) }
+func indexPath(p string, i int) string { return p + "[" + strconv.Itoa(i) + "]" }
 
 func (d *decoder) typeError(n *node, p, want string) {
 	d.at(n, p, "expected %s, got %s", want, n.kind)
 }
 
 // object checks that n is an object whose keys are all known. aliases maps
-// an accepted spelling to its canonical key; giving both is an error.
-func (d *decoder) object(n *node, p string, known []string, aliases map[string]string) (map[string]*node, bool) {
+// an accepted spelling to its canonical key; giving both is an error. It
+// returns the fields by canonical key.
+func (d *decoder) object(n *node, p string, known []string, aliases map[string]string) (fieldSet, bool) {
 	if n.kind != kindObject {
 		d.typeError(n, p, "an object")
 		return nil, false
 	}
-	out := make(map[string]*node, len(n.fields))
-	from := make(map[string]string, len(n.fields))
-	for _, f := range n.fields {
-		key := f.key
-		canon := key
+	out := make(fieldSet, 0, len(n.fields))
+	canonical := func(key string) string {
 		if c, ok := aliases[key]; ok {
-			canon = c
+			return c
 		}
+		return key
+	}
+	for i, f := range n.fields {
+		key := f.key
+		canon := canonical(key)
 		if !contains(known, canon) {
 			// Only an error needs the names with their aliases.
 			all := append([]string(nil), known...)
@@ -111,7 +114,14 @@ func (d *decoder) object(n *node, p string, known []string, aliases map[string]s
 			d.errorf(nil, f.offset, keyPath(p, key), "unknown field%s (known: %s)", didYouMean(key, all), strings.Join(known, ", "))
 			continue
 		}
-		if prev, dup := from[canon]; dup {
+		if out.get(canon) != nil {
+			prev := ""
+			for _, g := range n.fields[:i] {
+				if canonical(g.key) == canon {
+					prev = g.key
+					break
+				}
+			}
 			if prev == key {
 				d.errorf(nil, f.offset, keyPath(p, key), "duplicate field")
 			} else {
@@ -119,10 +129,23 @@ func (d *decoder) object(n *node, p string, known []string, aliases map[string]s
 			}
 			continue
 		}
-		from[canon] = key
-		out[canon] = f.value
+		out = append(out, field{key: canon, offset: f.offset, value: f.value})
 	}
 	return out, true
+}
+
+// fieldSet is an object's known fields, by canonical key: objects have a
+// few, so a list looked through costs less than a map.
+type fieldSet []field
+
+// get returns the value of key, or nil.
+func (s fieldSet) get(key string) *node {
+	for i := range s {
+		if s[i].key == key {
+			return s[i].value
+		}
+	}
+	return nil
 }
 
 func contains(list []string, s string) bool {
@@ -171,9 +194,9 @@ func (d *decoder) integer(n *node, p string, lo, hi int) (int, bool) {
 		d.typeError(n, p, "an integer")
 		return 0, false
 	}
-	v, err := strconv.Atoi(n.num)
+	v, err := strconv.Atoi(n.str)
 	if err != nil {
-		d.at(n, p, "expected an integer, got %s", n.num)
+		d.at(n, p, "expected an integer, got %s", n.str)
 		return 0, false
 	}
 	if v < lo || v > hi {
@@ -189,9 +212,9 @@ func (d *decoder) seconds(n *node, p string) (Duration, bool) {
 		d.typeError(n, p, "a number of seconds")
 		return 0, false
 	}
-	f, err := strconv.ParseFloat(n.num, 64)
+	f, err := strconv.ParseFloat(n.str, 64)
 	if err != nil || f < 0 || f > math.MaxInt64/float64(time.Second) {
-		d.at(n, p, "must be a non-negative number of seconds, got %s", n.num)
+		d.at(n, p, "must be a non-negative number of seconds, got %s", n.str)
 		return 0, false
 	}
 	return Duration(f * float64(time.Second)), true
@@ -204,7 +227,7 @@ func (d *decoder) timeout(n *node, p string) (v Duration, isNull, ok bool) {
 	case kindNull:
 		return 0, true, true
 	case kindNumber:
-		if strings.HasPrefix(n.num, "-") {
+		if strings.HasPrefix(n.str, "-") {
 			d.at(n, p, "must be greater than zero (use null for no timeout)")
 			return 0, false, false
 		}
@@ -328,12 +351,12 @@ func (d *decoder) retry(n *node, p string) retryLayer {
 	if !ok {
 		return retryLayer{}
 	}
-	if v := fields["maxAttempts"]; v != nil {
+	if v := fields.get("maxAttempts"); v != nil {
 		if a, ok := d.integer(v, keyPath(p, "maxAttempts"), 1, 1000); ok {
 			r.maxAttempts = &a
 		}
 	}
-	if v := fields["backoff"]; v != nil {
+	if v := fields.get("backoff"); v != nil {
 		if s, ok := d.str(v, keyPath(p, "backoff")); ok {
 			if contains(backoffs, s) {
 				b := Backoff(s)
@@ -343,12 +366,12 @@ func (d *decoder) retry(n *node, p string) retryLayer {
 			}
 		}
 	}
-	if v := fields["minTime"]; v != nil {
+	if v := fields.get("minTime"); v != nil {
 		if t, ok := d.seconds(v, keyPath(p, "minTime")); ok {
 			r.minT = &t
 		}
 	}
-	if v := fields["maxTime"]; v != nil {
+	if v := fields.get("maxTime"); v != nil {
 		if t, ok := d.seconds(v, keyPath(p, "maxTime")); ok {
 			r.maxT = &t
 		}
@@ -435,49 +458,68 @@ type workflow struct {
 	plan         *Plan
 	retry        retryLayer
 	timeout      timeoutLayer
-	needsNodes   map[string][]*node // job -> its needs entries, for positions
-	jobNodes     map[string]*node
+	needsAt      map[string][]int // job -> the offsets of its needs entries
+	jobAt        map[string]jobOffsets
 	jobKeyOffset map[string]int
 }
 
+// jobOffsets are where the checks across jobs report problems in a job's
+// document (-1: not given): only these stay once the job is decoded.
+type jobOffsets struct {
+	needs, outputs int
+	inputs         []int // of each entry
+}
+
+// offsetOf returns the offset of n, -1 for nil.
+func offsetOf(n *node) int {
+	if n == nil {
+		return -1
+	}
+	return n.offset
+}
+
 func (d *decoder) workflow(root *node) *workflow {
+	jobCount := 0
+	if jobs := root.get("jobs"); jobs != nil {
+		jobCount = len(jobs.fields)
+	}
 	w := &workflow{
-		plan:         &Plan{byName: map[string]*Job{}},
-		needsNodes:   map[string][]*node{},
-		jobNodes:     map[string]*node{},
-		jobKeyOffset: map[string]int{},
+		plan:         &Plan{byName: make(map[string]*Job, jobCount)},
+		needsAt:      make(map[string][]int, jobCount),
+		jobAt:        make(map[string]jobOffsets, jobCount),
+		jobKeyOffset: make(map[string]int, jobCount),
 	}
 	fields, ok := d.object(root, "", workflowFields, nil)
 	if !ok {
 		return w
 	}
-	if v := fields["version"]; v == nil {
+	if v := fields.get("version"); v == nil {
 		d.at(root, "", "missing required field %q (this compiler reads version %d)", "version", SchemaVersion)
 	} else if n, ok := d.integer(v, "version", math.MinInt, math.MaxInt); ok && n != SchemaVersion {
 		d.at(v, "version", "unsupported schema version %d (this compiler reads version %d)", n, SchemaVersion)
 	}
-	if v := fields["name"]; v == nil {
+	if v := fields.get("name"); v == nil {
 		d.at(root, "", "missing required field %q", "name")
 	} else if s, ok := d.nonEmpty(v, "name"); ok {
 		w.plan.Name = s
 	}
-	if v := fields["env"]; v != nil {
+	if v := fields.get("env"); v != nil {
 		w.plan.Env = d.env(v, "env")
 	}
-	if v := fields["envFrom"]; v != nil {
+	if v := fields.get("envFrom"); v != nil {
 		w.plan.EnvFrom = d.providers(v, "envFrom")
 	}
-	w.retry = d.retry(fields["retry"], "retry")
-	w.timeout = d.timeoutLayer(fields["timeout"], "timeout")
-	if v := fields["logging"]; v != nil {
+	w.retry = d.retry(fields.get("retry"), "retry")
+	w.timeout = d.timeoutLayer(fields.get("timeout"), "timeout")
+	if v := fields.get("logging"); v != nil {
 		w.plan.LogFormat, w.plan.LogLevel = d.logging(v, "logging")
 	}
-	if v := fields["warnings"]; v != nil {
+	if v := fields.get("warnings"); v != nil {
 		if list, ok := d.stringList(v, "warnings"); ok {
 			w.plan.Warnings = list
 		}
 	}
-	jobs := fields["jobs"]
+	jobs := fields.get("jobs")
 	if jobs == nil {
 		d.at(root, "", "missing required field %q", "jobs")
 		return w
@@ -489,7 +531,7 @@ func (d *decoder) workflow(root *node) *workflow {
 	if len(jobs.fields) == 0 {
 		d.at(jobs, "jobs", "a workflow needs at least one job")
 	}
-	mangled := map[string]string{}
+	mangled := make(map[string]string, len(jobs.fields))
 	for _, f := range jobs.fields {
 		p := keyPath("jobs", f.key)
 		if !jobName.MatchString(f.key) {
@@ -509,9 +551,24 @@ func (d *decoder) workflow(root *node) *workflow {
 			d.errorf(nil, f.offset, p, "duplicate job")
 			continue
 		}
-		j := d.job(w, f.key, f.value, p)
+		v := f.value
+		if v.lazy {
+			var err error
+			if v, err = parseValue(d.data, f.value.offset, 2); err != nil {
+				// The syntax was checked: this cannot happen.
+				d.errorf(nil, f.value.offset, p, "invalid JSON: %v", err)
+				continue
+			}
+		}
+		j := d.job(w, f.key, v, p)
 		w.plan.byName[f.key] = j
-		w.jobNodes[f.key] = f.value
+		at := jobOffsets{needs: offsetOf(v.get("needs")), outputs: offsetOf(v.get("outputs"))}
+		if in := v.get("inputs"); in != nil {
+			for _, e := range in.elems {
+				at.inputs = append(at.inputs, e.offset)
+			}
+		}
+		w.jobAt[f.key] = at
 		w.jobKeyOffset[f.key] = f.offset
 	}
 	return w
@@ -530,7 +587,7 @@ func (d *decoder) logging(n *node, p string) (format, level string) {
 		return "", ""
 	}
 	pick := func(key, what string, allowed []string) string {
-		v := fields[key]
+		v := fields.get(key)
 		if v == nil || v.kind == kindNull {
 			return ""
 		}
@@ -550,10 +607,10 @@ func (d *decoder) job(w *workflow, name string, n *node, p string) *Job {
 	if !ok {
 		return j
 	}
-	if v := fields["executor"]; v != nil && v.kind != kindNull {
+	if v := fields.get("executor"); v != nil && v.kind != kindNull {
 		j.Executor = d.executor(v, keyPath(p, "executor"))
 	}
-	if v := fields["needs"]; v != nil {
+	if v := fields.get("needs"); v != nil {
 		np := keyPath(p, "needs")
 		if v.kind != kindArray {
 			d.typeError(v, np, "an array of job names")
@@ -570,37 +627,37 @@ func (d *decoder) job(w *workflow, name string, n *node, p string) *Job {
 				}
 				seen[s] = true
 				j.Needs = append(j.Needs, s)
-				w.needsNodes[name] = append(w.needsNodes[name], e)
+				w.needsAt[name] = append(w.needsAt[name], e.offset)
 			}
 		}
 	}
-	j.Condition = d.condition(fields["condition"], keyPath(p, "condition"))
-	if v := fields["continueOnError"]; v != nil {
+	j.Condition = d.condition(fields.get("condition"), keyPath(p, "condition"))
+	if v := fields.get("continueOnError"); v != nil {
 		j.ContinueOnError, _ = d.boolean(v, keyPath(p, "continueOnError"))
 	}
-	if v := fields["env"]; v != nil {
+	if v := fields.get("env"); v != nil {
 		j.Env = d.env(v, keyPath(p, "env"))
 	}
-	if v := fields["envFrom"]; v != nil {
+	if v := fields.get("envFrom"); v != nil {
 		j.EnvFrom = d.providers(v, keyPath(p, "envFrom"))
 	}
-	if v := fields["inputs"]; v != nil {
+	if v := fields.get("inputs"); v != nil {
 		j.Inputs = d.inputs(v, keyPath(p, "inputs"))
 	}
-	if v := fields["outputs"]; v != nil {
+	if v := fields.get("outputs"); v != nil {
 		j.Outputs = d.outputs(v, keyPath(p, "outputs"))
 	}
 	jobRetry := w.retry
-	if r := d.retry(fields["retry"], keyPath(p, "retry")); r.set {
+	if r := d.retry(fields.get("retry"), keyPath(p, "retry")); r.set {
 		jobRetry = mergeRetryLayers(w.retry, r)
 	}
 	timeout := w.timeout
-	if t := d.timeoutLayer(fields["timeout"], keyPath(p, "timeout")); t.set {
+	if t := d.timeoutLayer(fields.get("timeout"), keyPath(p, "timeout")); t.set {
 		timeout = t
 	}
 	j.Timeout = timeout.v
 
-	steps := fields["steps"]
+	steps := fields.get("steps")
 	sp := keyPath(p, "steps")
 	switch {
 	case steps == nil:
@@ -663,7 +720,7 @@ func (d *decoder) step(n *node, p string, index int, jobRetry retryLayer) *Step 
 	if !ok {
 		return nil
 	}
-	if v := fields["name"]; v != nil {
+	if v := fields.get("name"); v != nil {
 		if name, ok := d.nonEmpty(v, keyPath(p, "name")); ok {
 			if strings.ContainsAny(name, "\n\r") {
 				d.at(v, keyPath(p, "name"), "step name must be one line")
@@ -671,31 +728,31 @@ func (d *decoder) step(n *node, p string, index int, jobRetry retryLayer) *Step 
 			s.Name = name
 		}
 	}
-	if v := fields["bash"]; v == nil {
+	if v := fields.get("bash"); v == nil {
 		d.at(n, p, "missing required field %q", "bash")
 	} else if b, ok := d.nonEmpty(v, keyPath(p, "bash")); ok {
 		s.Bash = b
 	}
-	if v := fields["deps"]; v != nil {
+	if v := fields.get("deps"); v != nil {
 		s.Deps = d.deps(v, keyPath(p, "deps"))
 	}
-	if v := fields["env"]; v != nil {
+	if v := fields.get("env"); v != nil {
 		s.Env = d.env(v, keyPath(p, "env"))
 	}
-	s.Condition = d.condition(fields["condition"], keyPath(p, "condition"))
-	if v := fields["continueOnError"]; v != nil {
+	s.Condition = d.condition(fields.get("condition"), keyPath(p, "condition"))
+	if v := fields.get("continueOnError"); v != nil {
 		s.ContinueOnError, _ = d.boolean(v, keyPath(p, "continueOnError"))
 	}
-	s.Retry = mergeRetryLayers(jobRetry, d.retry(fields["retry"], keyPath(p, "retry"))).apply(DefaultRetry)
+	s.Retry = mergeRetryLayers(jobRetry, d.retry(fields.get("retry"), keyPath(p, "retry"))).apply(DefaultRetry)
 	if s.Retry.MinTime > s.Retry.MaxTime {
 		// Layers may combine a minTime from one level with a smaller
 		// maxTime from another; the wait is capped by maxTime anyway.
 		s.Retry.MinTime = s.Retry.MaxTime
 	}
-	if t := d.timeoutLayer(fields["timeout"], keyPath(p, "timeout")); t.set {
+	if t := d.timeoutLayer(fields.get("timeout"), keyPath(p, "timeout")); t.set {
 		s.Timeout = t.v
 	}
-	if v := fields["workdir"]; v != nil && v.kind != kindNull {
+	if v := fields.get("workdir"); v != nil && v.kind != kindNull {
 		if wd, ok := d.relPath(v, keyPath(p, "workdir")); ok && wd != "." {
 			s.Workdir = wd
 		}
@@ -720,7 +777,7 @@ func (d *decoder) deps(n *node, p string) []Dep {
 			if !ok {
 				continue
 			}
-			if v := fields["path"]; v == nil {
+			if v := fields.get("path"); v == nil {
 				d.at(e, ep, "missing required field %q", "path")
 				continue
 			} else if s, ok := d.str(v, keyPath(ep, "path")); ok {
@@ -728,7 +785,7 @@ func (d *decoder) deps(n *node, p string) []Dep {
 			} else {
 				continue
 			}
-			if v := fields["drv"]; v != nil && v.kind != kindNull {
+			if v := fields.get("drv"); v != nil && v.kind != kindNull {
 				if s, ok := d.str(v, keyPath(ep, "drv")); ok {
 					if !strings.HasPrefix(s, "/") || !strings.HasSuffix(s, ".drv") {
 						d.at(v, keyPath(ep, "drv"), "expected an absolute .drv path, got %q", s)
@@ -819,7 +876,7 @@ func (d *decoder) providers(n *node, p string) []Provider {
 		}
 		pr := Provider{Type: typ}
 		need := func(key string) *node {
-			v := fields[key]
+			v := fields.get(key)
 			if v == nil {
 				d.at(e, ep, "missing required field %q for %s provider", key, article(typ))
 			}
@@ -833,21 +890,21 @@ func (d *decoder) providers(n *node, p string) []Provider {
 		case "file":
 			if v := need("path"); v != nil {
 				pr.Path, _ = d.nonEmpty(v, keyPath(ep, "path"))
-				if strings.HasPrefix(pr.Path, "/nix/store/") && !isFalse(fields["secrets"]) {
+				if strings.HasPrefix(pr.Path, "/nix/store/") && !isFalse(fields.get("secrets")) {
 					// A plaintext file of secrets there is world-readable:
 					// a Nix path (./.env) in a flake means the flake's
 					// copy of its source.
 					d.at(v, keyPath(ep, "path"), "%q is in the Nix store, where a file of secrets is readable by every user: give the path as a string relative to the repository, e.g. \".env\"", pr.Path)
 				}
 			}
-			d.providerDrv(&pr, fields["drv"], ep)
+			d.providerDrv(&pr, fields.get("drv"), ep)
 		case "sops":
 			if v := need("file"); v != nil {
 				pr.Path, _ = d.nonEmpty(v, keyPath(ep, "file"))
 			}
 			pr.Format = "yaml"
 			pr.Required = true
-			if v := fields["format"]; v != nil {
+			if v := fields.get("format"); v != nil {
 				if s, ok := d.str(v, keyPath(ep, "format")); ok {
 					if contains(sopsFormats, s) {
 						pr.Format = s
@@ -861,7 +918,7 @@ func (d *decoder) providers(n *node, p string) []Provider {
 				pr.Command, _ = d.nonEmpty(v, keyPath(ep, "command"))
 			}
 		case "exec":
-			d.execProvider(&pr, need("path"), fields["drv"], ep)
+			d.execProvider(&pr, need("path"), fields.get("drv"), ep)
 		case "required":
 			if v := need("names"); v != nil {
 				names, _ := d.stringList(v, keyPath(ep, "names"))
@@ -873,10 +930,10 @@ func (d *decoder) providers(n *node, p string) []Provider {
 				pr.Names = names
 			}
 		}
-		if v := fields["required"]; v != nil {
+		if v := fields.get("required"); v != nil {
 			pr.Required, _ = d.boolean(v, keyPath(ep, "required"))
 		}
-		if v := fields["secrets"]; v != nil {
+		if v := fields.get("secrets"); v != nil {
 			if b, ok := d.boolean(v, keyPath(ep, "secrets")); ok {
 				pr.Secrets = &b
 			}
@@ -905,7 +962,7 @@ func (d *decoder) inputs(n *node, p string) []Input {
 			if !ok {
 				continue
 			}
-			if v := fields["name"]; v == nil {
+			if v := fields.get("name"); v == nil {
 				d.at(e, ep, "missing required field %q", "name")
 				continue
 			} else if s, ok := d.str(v, keyPath(ep, "name")); ok {
@@ -913,7 +970,7 @@ func (d *decoder) inputs(n *node, p string) []Input {
 			} else {
 				continue
 			}
-			if v := fields["path"]; v != nil {
+			if v := fields.get("path"); v != nil {
 				if s, ok := d.relPath(v, keyPath(ep, "path")); ok {
 					in.Path = s
 				}

@@ -23,8 +23,10 @@ type Executor struct {
 	Custom *CustomExecutor `json:"custom,omitempty"`
 
 	// typeAt is where the type was given, for errors found after decoding
-	// (a type this build has no backend for).
-	typeAt *Error
+	// (a type this build has no backend for); typeFile is empty when it
+	// was not.
+	typeFile          string
+	typeLine, typeCol int
 }
 
 // Config returns the type-specific configuration, for the backend's
@@ -119,12 +121,12 @@ func (d *decoder) executor(n *node, p string) Executor {
 		return e
 	}
 	e.Type, e.Local = typ, nil
-	e.typeAt = &Error{File: d.file, Path: keyPath(p, "type")}
-	e.typeAt.Line, e.typeAt.Col = d.position(tn.offset)
-	if v := fields["name"]; v != nil && v.kind != kindNull {
+	e.typeFile = d.file
+	e.typeLine, e.typeCol = d.position(tn.offset)
+	if v := fields.get("name"); v != nil && v.kind != kindNull {
 		e.Name, _ = d.nonEmpty(v, keyPath(p, "name"))
 	}
-	if v := fields["copyRepo"]; v != nil {
+	if v := fields.get("copyRepo"); v != nil {
 		e.CopyRepo, _ = d.boolean(v, keyPath(p, "copyRepo"))
 	}
 	kind.decode(&execFields{d: d, n: n, p: p, typ: typ, fields: fields}, &e)
@@ -137,12 +139,12 @@ type execFields struct {
 	d      *decoder
 	n      *node
 	p, typ string
-	fields map[string]*node
+	fields fieldSet
 }
 
 // get returns the field's node, or nil when it is absent or null.
 func (o *execFields) get(key string) *node {
-	if v := o.fields[key]; v != nil && v.kind != kindNull {
+	if v := o.fields.get(key); v != nil && v.kind != kindNull {
 		return v
 	}
 	return nil
@@ -170,7 +172,7 @@ func (o *execFields) reqStr(key string) string {
 }
 
 func (o *execFields) optList(key string) []string {
-	if v := o.fields[key]; v != nil {
+	if v := o.fields.get(key); v != nil {
 		l, _ := o.d.stringList(v, o.path(key))
 		return l
 	}
@@ -183,14 +185,14 @@ func (o *execFields) enum(key, def string, allowed []string) string {
 		return def
 	}
 	if !contains(allowed, s) {
-		o.d.at(o.fields[key], o.path(key), "unknown %s %q%s (known: %s)", key, s, didYouMean(s, allowed), strings.Join(allowed, ", "))
+		o.d.at(o.fields.get(key), o.path(key), "unknown %s %q%s (known: %s)", key, s, didYouMean(s, allowed), strings.Join(allowed, ", "))
 		return def
 	}
 	return s
 }
 
 func (o *execFields) boolean(key string) bool {
-	if v := o.fields[key]; v != nil {
+	if v := o.fields.get(key); v != nil {
 		b, _ := o.d.boolean(v, o.path(key))
 		return b
 	}
@@ -206,14 +208,14 @@ func (o *execFields) integer(key string, lo, hi int) int {
 }
 
 func (o *execFields) stringMap(key string) map[string]string {
-	if v := o.fields[key]; v != nil {
+	if v := o.fields.get(key); v != nil {
 		return o.d.stringMap(v, o.path(key))
 	}
 	return nil
 }
 
 func (o *execFields) duration(key string) Duration {
-	if v := o.fields[key]; v != nil {
+	if v := o.fields.get(key); v != nil {
 		d, _, _ := o.d.timeout(v, o.path(key))
 		return d
 	}
@@ -228,10 +230,8 @@ func (p *Plan) CheckExecutors(available []string) error {
 		if contains(available, j.Executor.Type) {
 			continue
 		}
-		e := &Error{Path: "jobs." + j.Name + ".executor.type"}
-		if at := j.Executor.typeAt; at != nil {
-			*e = *at
-		}
+		e := &Error{File: j.Executor.typeFile, Line: j.Executor.typeLine, Col: j.Executor.typeCol,
+			Path: keyPath(keyPath(keyPath("jobs", j.Name), "executor"), "type")}
 		e.Msg = fmt.Sprintf("executor type %q has no backend in this build of nixflow (available: %s)",
 			j.Executor.Type, strings.Join(available, ", "))
 		errs = append(errs, e)

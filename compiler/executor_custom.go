@@ -46,7 +46,7 @@ var customKind = executorKind{
 			return
 		}
 		hook := func(key string) string {
-			v := fields[key]
+			v := fields.get(key)
 			if v == nil || v.kind == kindNull {
 				if contains(customHookRequired, key) {
 					o.d.at(n, p, "missing required hook %q", key)

@@ -37,7 +37,7 @@ var ociKind = executorKind{
 		if c.Workdir == "" {
 			c.Workdir = defaultOCIWorkdir
 		} else if !path.IsAbs(c.Workdir) || path.Clean(c.Workdir) != c.Workdir || c.Workdir == "/" {
-			o.d.at(o.fields["workdir"], o.path("workdir"), "must be an absolute path other than /, got %q", c.Workdir)
+			o.d.at(o.fields.get("workdir"), o.path("workdir"), "must be an absolute path other than /, got %q", c.Workdir)
 		}
 		e.OCI = c
 	},

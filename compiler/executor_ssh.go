@@ -53,7 +53,7 @@ var sshKind = executorKind{
 		default:
 			s.Host = o.reqStr("host")
 		}
-		if v := o.fields["nixCopy"]; v != nil {
+		if v := o.fields.get("nixCopy"); v != nil {
 			switch v.kind {
 			case kindBool:
 				s.NixCopy = map[bool]string{true: "always", false: "never"}[v.boolean]
@@ -100,7 +100,7 @@ func sshHosts(o *execFields, n *node, defaultMax int) []SSHHost {
 			if !ok {
 				continue
 			}
-			v := fields["host"]
+			v := fields.get("host")
 			if v == nil {
 				d.at(e, ep, "missing required field %q", "host")
 				continue
@@ -108,16 +108,16 @@ func sshHosts(o *execFields, n *node, defaultMax int) []SSHHost {
 			if h.Host, ok = d.nonEmpty(v, keyPath(ep, "host")); !ok {
 				continue
 			}
-			if v := fields["user"]; v != nil {
+			if v := fields.get("user"); v != nil {
 				h.User, _ = d.nonEmpty(v, keyPath(ep, "user"))
 			}
-			if v := fields["port"]; v != nil {
+			if v := fields.get("port"); v != nil {
 				h.Port, _ = d.integer(v, keyPath(ep, "port"), 1, 65535)
 			}
-			if v := fields["identityFile"]; v != nil {
+			if v := fields.get("identityFile"); v != nil {
 				h.IdentityFile, _ = d.nonEmpty(v, keyPath(ep, "identityFile"))
 			}
-			if v := fields["maxJobs"]; v != nil {
+			if v := fields.get("maxJobs"); v != nil {
 				h.MaxJobs, _ = d.integer(v, keyPath(ep, "maxJobs"), 1, maxJobsLimit)
 			}
 		default:

@@ -28,11 +28,13 @@ func (k kind) String() string {
 type node struct {
 	kind    kind
 	offset  int
-	str     string  // kindString
-	num     string  // kindNumber, as written
+	str     string  // kindString; kindNumber: as written
 	boolean bool    // kindBool
 	elems   []*node // kindArray
 	fields  []field // kindObject, in document order
+	// lazy marks an object whose syntax was checked but which was not
+	// built: parseValue builds it when it is needed.
+	lazy bool
 }
 
 type field struct {
@@ -59,10 +61,24 @@ type syntaxError struct {
 
 func (e *syntaxError) Error() string { return e.msg }
 
-// parseJSON parses one JSON document. It is strict: duplicate keys are
-// reported as errors by the decoder, trailing data is a syntax error.
-func parseJSON(data []byte) (*node, error) {
-	p := &jsonParser{data: data}
+// parseWorkflow parses a workflow document. It is strict: duplicate keys
+// are reported as errors by the decoder, trailing data is a syntax error.
+// The values of the jobs object that are objects have their syntax
+// checked, but are left lazy, to be built one at a time by parseValue, so
+// that the tree of a graph of thousands of jobs never exists whole.
+func parseWorkflow(data []byte) (*node, error) {
+	return parseDocument(data, true)
+}
+
+// parseValue builds the value at offset, at the depth given (lazy nodes'
+// values are at depth 2).
+func parseValue(data []byte, offset, depth int) (*node, error) {
+	p := &jsonParser{data: data, pos: offset}
+	return p.value(depth)
+}
+
+func parseDocument(data []byte, lazyJobs bool) (*node, error) {
+	p := &jsonParser{data: data, lazyJobs: lazyJobs}
 	p.skipSpace()
 	n, err := p.value(0)
 	if err != nil {
@@ -78,6 +94,14 @@ func parseJSON(data []byte) (*node, error) {
 type jsonParser struct {
 	data []byte
 	pos  int
+	// lazyJobs leaves the jobs of a workflow lazy; inJobs is set while
+	// the jobs object is parsed.
+	lazyJobs, inJobs bool
+	// fields and elems are stacks of the members of the objects and
+	// arrays being parsed: each gets a slice of its exact size at its
+	// end, not one grown (and thrown away) member by member.
+	fields []field
+	elems  []*node
 }
 
 // maxDepth bounds nesting so that hostile input cannot exhaust the stack.
@@ -154,6 +178,8 @@ func (p *jsonParser) object(depth int) (*node, error) {
 		p.pos++
 		return n, nil
 	}
+	base := len(p.fields)
+	defer func() { p.fields = p.fields[:base] }()
 	for {
 		p.skipSpace()
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
@@ -170,11 +196,21 @@ func (p *jsonParser) object(depth int) (*node, error) {
 		}
 		p.pos++
 		p.skipSpace()
-		v, err := p.value(depth + 1)
+		var v *node
+		switch {
+		case depth == 1 && p.inJobs && p.pos < len(p.data) && p.data[p.pos] == '{':
+			v, err = p.lazyObject(depth + 1)
+		case depth == 0 && p.lazyJobs && key == "jobs":
+			p.inJobs = true
+			v, err = p.value(depth + 1)
+			p.inJobs = false
+		default:
+			v, err = p.value(depth + 1)
+		}
 		if err != nil {
 			return nil, err
 		}
-		n.fields = append(n.fields, field{key: key, offset: keyOff, value: v})
+		p.fields = append(p.fields, field{key: key, offset: keyOff, value: v})
 		p.skipSpace()
 		if p.pos < len(p.data) && p.data[p.pos] == ',' {
 			p.pos++
@@ -182,6 +218,7 @@ func (p *jsonParser) object(depth int) (*node, error) {
 		}
 		if p.pos < len(p.data) && p.data[p.pos] == '}' {
 			p.pos++
+			n.fields = append([]field(nil), p.fields[base:]...)
 			return n, nil
 		}
 		return nil, p.errorf("unexpected %s, expecting ',' or '}'", p.describe())
@@ -196,13 +233,15 @@ func (p *jsonParser) array(depth int) (*node, error) {
 		p.pos++
 		return n, nil
 	}
+	base := len(p.elems)
+	defer func() { p.elems = p.elems[:base] }()
 	for {
 		p.skipSpace()
 		v, err := p.value(depth + 1)
 		if err != nil {
 			return nil, err
 		}
-		n.elems = append(n.elems, v)
+		p.elems = append(p.elems, v)
 		p.skipSpace()
 		if p.pos < len(p.data) && p.data[p.pos] == ',' {
 			p.pos++
@@ -210,6 +249,7 @@ func (p *jsonParser) array(depth int) (*node, error) {
 		}
 		if p.pos < len(p.data) && p.data[p.pos] == ']' {
 			p.pos++
+			n.elems = append([]*node(nil), p.elems[base:]...)
 			return n, nil
 		}
 		return nil, p.errorf("unexpected %s, expecting ',' or ']'", p.describe())
@@ -261,5 +301,107 @@ func (p *jsonParser) number() (*node, error) {
 	if !json.Valid([]byte(raw)) {
 		return nil, &syntaxError{offset: start, msg: fmt.Sprintf("invalid number %q", raw)}
 	}
-	return &node{kind: kindNumber, offset: start, num: raw}, nil
+	return &node{kind: kindNumber, offset: start, str: raw}, nil
+}
+
+// lazyObject checks the syntax of the object at p.pos and returns a lazy
+// node for it. Where the check fails, the object is parsed, which says
+// exactly what is wrong.
+func (p *jsonParser) lazyObject(depth int) (*node, error) {
+	start := p.pos
+	if p.skip(depth) {
+		return &node{kind: kindObject, offset: start, lazy: true}, nil
+	}
+	p.pos = start
+	return p.value(depth)
+}
+
+// skip moves past one value and reports whether its syntax is valid,
+// building nothing. It never accepts what value rejects.
+func (p *jsonParser) skip(depth int) bool {
+	if depth > maxDepth || p.pos >= len(p.data) {
+		return false
+	}
+	switch c := p.data[p.pos]; {
+	case c == '{' || c == '[':
+		end := byte('}')
+		if c == '[' {
+			end = ']'
+		}
+		p.pos++
+		p.skipSpace()
+		if p.pos < len(p.data) && p.data[p.pos] == end {
+			p.pos++
+			return true
+		}
+		for {
+			p.skipSpace()
+			if c == '{' {
+				if p.pos >= len(p.data) || p.data[p.pos] != '"' || !p.skipString() {
+					return false
+				}
+				p.skipSpace()
+				if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+					return false
+				}
+				p.pos++
+				p.skipSpace()
+			}
+			if !p.skip(depth + 1) {
+				return false
+			}
+			p.skipSpace()
+			if p.pos < len(p.data) && p.data[p.pos] == ',' {
+				p.pos++
+				continue
+			}
+			if p.pos < len(p.data) && p.data[p.pos] == end {
+				p.pos++
+				return true
+			}
+			return false
+		}
+	case c == '"':
+		return p.skipString()
+	case c == '-' || (c >= '0' && c <= '9'):
+		start := p.pos
+		for p.pos < len(p.data) {
+			c := p.data[p.pos]
+			if (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E' {
+				p.pos++
+				continue
+			}
+			break
+		}
+		return json.Valid(p.data[start:p.pos])
+	default:
+		return p.literal("true") || p.literal("false") || p.literal("null")
+	}
+}
+
+// skipString moves past a string literal and reports whether string
+// would accept it.
+func (p *jsonParser) skipString() bool {
+	start := p.pos
+	p.pos++ // opening quote
+	escaped := false
+	for p.pos < len(p.data) {
+		switch c := p.data[p.pos]; {
+		case c == '\\':
+			escaped = true
+			p.pos += 2
+		case c == '"':
+			p.pos++
+			if !escaped && utf8.Valid(p.data[start+1:p.pos-1]) {
+				return true
+			}
+			var s string
+			return json.Unmarshal(p.data[start:p.pos], &s) == nil
+		case c < 0x20:
+			return false
+		default:
+			p.pos++
+		}
+	}
+	return false
 }

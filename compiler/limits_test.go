@@ -74,3 +74,28 @@ func BenchmarkHugeInputs(b *testing.B) {
 		})
 	}
 }
+
+// TestPositions: line and column (in runes) come out the same whether
+// offsets are asked forward, backward or again, across multi-byte text.
+func TestPositions(t *testing.T) {
+	data := []byte("ab\nçd€f\n\nxyz")
+	want := func(off int) [2]int {
+		line, col := 1, 1
+		for _, r := range string(data[:off]) {
+			if r == '\n' {
+				line, col = line+1, 1
+			} else {
+				col++
+			}
+		}
+		return [2]int{line, col}
+	}
+	offsets := []int{0, 1, 3, 5, 8, 11, 12, 13, 14, 15, 5, 0, 14, 3, 3, 9}
+	p := newPositions(data)
+	for _, off := range offsets {
+		line, col := p.at(off)
+		if got := [2]int{line, col}; got != want(off) {
+			t.Errorf("at(%d) = %v, want %v", off, got, want(off))
+		}
+	}
+}

@@ -172,6 +172,19 @@ type Workspace interface {
 	Teardown(ctx context.Context, keep bool) error
 }
 
+// TempFileReader is implemented by workspaces whose temporary directory
+// the runner can read where it is (the local one): after each step it
+// reads the control files with it instead of copying TempDir out.
+type TempFileReader interface {
+	// ReadTempFile reads the file name (one path element) in TempDir
+	// as CopyOut would copy it: a missing file, and one that is no
+	// regular file nor directory (a FIFO a step made), is reported with
+	// an error for which errors.Is(err, fs.ErrNotExist) holds, one that
+	// leads outside TempDir with one for which errors.Is(err,
+	// ErrOutside) holds.
+	ReadTempFile(name string) ([]byte, error)
+}
+
 // Executor prepares workspaces. One Executor value serves all the jobs of a
 // run that name the same executor configuration, concurrently: Prepare is
 // safe for concurrent use.

@@ -393,11 +393,15 @@ func exitCode(res *actions.Result) int {
 }
 
 func writePlanFile(path string, plan *compiler.Plan) error {
-	data, err := jsonIndent(plan)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
-		return err
+		return fmt.Errorf("write the plan: %w", err)
 	}
-	if err := os.WriteFile(path, data, 0o600); err != nil {
+	err = writePlanJSON(f, plan)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("write the plan: %w", err)
 	}
 	return nil

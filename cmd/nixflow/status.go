@@ -148,6 +148,10 @@ func (s *statusLine) Emit(events ...actions.Event) {
 	}
 }
 
+// EmitOutput implements actions.BlockSink: output does not change the
+// status line.
+func (s *statusLine) EmitOutput(*actions.Event, []byte) {}
+
 func (s *statusLine) start() {
 	s.wg.Go(func() {
 		t := time.NewTicker(time.Second)
@@ -263,6 +267,15 @@ func (w *silenceWatch) Emit(events ...actions.Event) {
 		case actions.EventStepEnd:
 			delete(w.steps, key)
 		}
+	}
+}
+
+// EmitOutput implements actions.BlockSink: the step printed.
+func (w *silenceWatch) EmitOutput(line *actions.Event, _ []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if st := w.steps[[2]string{line.Job, line.Step}]; st != nil {
+		st.last = time.Now()
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -86,10 +87,28 @@ func ownCgroup() (string, bool) {
 	return "", false
 }
 
-// newStepCgroup makes the cgroup of a step named by its cookie; nil when
-// cgroups cannot be used.
-func newStepCgroup(cookie string) *stepCgroup {
-	base, ok := ownCgroup()
+// cgroupBase is where an executor makes its steps' cgroups: nixflow's
+// own cgroup, looked up once (it does not move during a run) instead of
+// reading /proc for every step.
+type cgroupBase struct {
+	once sync.Once
+	dir  string
+	ok   bool
+}
+
+// get returns ownCgroup's answer, b's first one; a nil b looks it up.
+func (b *cgroupBase) get() (string, bool) {
+	if b == nil {
+		return ownCgroup()
+	}
+	b.once.Do(func() { b.dir, b.ok = ownCgroup() })
+	return b.dir, b.ok
+}
+
+// newStepCgroup makes the cgroup of a step named by its cookie under
+// base; nil when cgroups cannot be used.
+func newStepCgroup(b *cgroupBase, cookie string) *stepCgroup {
+	base, ok := b.get()
 	if !ok {
 		return nil
 	}

@@ -74,11 +74,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nixflow/nixflow/executors"
@@ -91,6 +93,8 @@ type Executor struct {
 	Environ []string
 	// snaps are the repository snapshots jobs start from.
 	snaps snapshots
+	// cgroups is where the steps' cgroups are made.
+	cgroups cgroupBase
 }
 
 var _ executors.Executor = (*Executor)(nil)
@@ -132,6 +136,7 @@ func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executo
 		dir:          filepath.Join(runDir, "jobs", spec.Job),
 		tempDir:      filepath.Join(runDir, "tmp", spec.Job),
 		drainTimeout: defaultDrainTimeout,
+		cgroups:      &e.cgroups,
 	}
 	if err := os.MkdirAll(filepath.Dir(w.dir), 0o755); err != nil {
 		return nil, fmt.Errorf("create workspace: %w", err)
@@ -181,12 +186,17 @@ type workspace struct {
 	// noCgroup keeps steps out of cgroups of their own (tests of the
 	// cookie alone set it).
 	noCgroup bool
+	// cgroups is the executor's, nil outside one (host commands).
+	cgroups *cgroupBase
 
 	// guard counts the operations in progress, which Teardown waits for.
 	guard executors.Guard
 }
 
-var _ executors.Workspace = (*workspace)(nil)
+var (
+	_ executors.Workspace      = (*workspace)(nil)
+	_ executors.TempFileReader = (*workspace)(nil)
+)
 
 func (w *workspace) makeTempDir() error {
 	if err := os.MkdirAll(filepath.Dir(w.tempDir), 0o700); err != nil {
@@ -281,6 +291,46 @@ func (w *workspace) CopyOut(ctx context.Context, src, dst string) error {
 		return fmt.Errorf("copy %q out of workspace to %q: %w", src, dst, outside(err))
 	}
 	return nil
+}
+
+// ReadTempFile implements executors.TempFileReader: it reads a control
+// file in place, through the temporary directory's root so that a
+// symbolic link a step made cannot lead it outside, and without
+// blocking on a FIFO.
+func (w *workspace) ReadTempFile(name string) ([]byte, error) {
+	if err := w.begin(); err != nil {
+		return nil, err
+	}
+	defer w.guard.Done()
+	data, err := w.readTempFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("read %q in the temporary directory: %w", name, outside(err))
+	}
+	return data, nil
+}
+
+func (w *workspace) readTempFile(name string) ([]byte, error) {
+	if !validJobName(name) {
+		return nil, errors.New("not a file name")
+	}
+	root, err := os.OpenRoot(w.tempDir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() && !fi.IsDir() {
+		return nil, fs.ErrNotExist // CopyOut skips it
+	}
+	return io.ReadAll(f)
 }
 
 func (w *workspace) copyOut(ctx context.Context, src, dst string) error {

@@ -38,8 +38,11 @@ const (
 	// 32768 or more) in less time is implausible.
 	windowedScanLimit = time.Second
 
-	// copyBufferSize is the size of the buffer of each output copier.
-	copyBufferSize = 64 << 10
+	// copyBufferSize is the size of the buffer of each output copier to
+	// begin with: most steps print little, and a buffer per stream and
+	// step is garbage once the step ends. A linked copier's grows with
+	// the output (readSize).
+	copyBufferSize = 8 << 10
 )
 
 // Run runs cmd in the workspace (see the package documentation). The
@@ -94,7 +97,7 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	started := time.Now()
 	var cg *stepCgroup
 	if !w.noCgroup {
-		cg = newStepCgroup(cookie)
+		cg = newStepCgroup(w.cgroups, cookie)
 		defer cg.close()
 	}
 	if c, err = cg.start(c); err != nil {

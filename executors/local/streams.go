@@ -1,6 +1,7 @@
 package local
 
 import (
+	"slices"
 	"sync"
 	"syscall"
 
@@ -36,7 +37,6 @@ func linkStreams(outs ...*output) {
 			continue // copied on its own, as before
 		}
 		o.set, o.rc = s, rc
-		o.pending = make([]byte, 0, copyBufferSize)
 		s.outs = append(s.outs, o)
 	}
 }
@@ -61,6 +61,9 @@ func (o *output) copyLinked() {
 				return true
 			}
 			o.set.passOn(o, buf[:n])
+			if n == len(buf) && len(buf) < readSize {
+				buf = make([]byte, 2*len(buf))
+			}
 			return true
 		})
 		if rerr != nil || eof {
@@ -68,6 +71,13 @@ func (o *output) copyLinked() {
 		}
 	}
 }
+
+// readSize is the most a copier reads at once: all that a full pipe
+// holds (pipeSize), so that a step printing fast is read in few system
+// calls, each waking it once. A copier's buffer starts small
+// (copyBufferSize) and doubles when a read fills it: a step printing
+// little costs little memory.
+const readSize = 1 << 20
 
 // readRetry is read(2), retried when a signal interrupts it.
 func readRetry(fd int, buf []byte) (int, error) {
@@ -130,7 +140,7 @@ func (x *output) take(limit int) int {
 	_ = x.rc.Control(func(fd uintptr) {
 		for len(x.pending)-n0 < limit {
 			if len(x.pending) == cap(x.pending) {
-				x.pending = append(x.pending, make([]byte, copyBufferSize)...)[:len(x.pending)]
+				x.pending = slices.Grow(x.pending, min(limit, readSize))
 			}
 			room := x.pending[len(x.pending):min(cap(x.pending), len(x.pending)+limit-(len(x.pending)-n0))]
 			n, err := readRetry(int(fd), room)

@@ -91,7 +91,7 @@ func TestStreamsLookAhead(t *testing.T) {
 // (so that the cookie cannot find it: the way nginx or postgres rewrite
 // theirs) does not outlive the step.
 func TestCgroupCatchesEscapee(t *testing.T) {
-	g := newStepCgroup("probe-" + newCookie())
+	g := newStepCgroup(nil, "probe-"+newCookie())
 	if g == nil {
 		t.Skip("no cgroup v2 that nixflow may make cgroups in")
 	}
