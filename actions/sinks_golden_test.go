@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/nixflow/nixflow/internal/golden"
 )
 
 // goldenEvents is a run as the sinks see it: every kind of event, output
@@ -70,7 +70,6 @@ func emitGolden(s Sink) {
 // it with testdata/sinks/; UPDATE_GOLDEN=1 rewrites the files (review the
 // diff).
 func TestSinksGolden(t *testing.T) {
-	update := os.Getenv("UPDATE_GOLDEN") != ""
 	outputs := map[string][]byte{}
 	for _, format := range []Format{FormatSimple, FormatStructured, FormatJSON} {
 		for _, color := range []bool{false, true} {
@@ -107,22 +106,6 @@ func TestSinksGolden(t *testing.T) {
 		outputs[filepath.Base(f)] = data
 	}
 	for name, got := range outputs {
-		path := filepath.Join("testdata", "sinks", name)
-		if update {
-			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, got, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (UPDATE_GOLDEN=1 writes it)", err)
-		}
-		if diff := cmp.Diff(string(want), string(got)); diff != "" {
-			t.Errorf("%s (-want +got):\n%s", name, diff)
-		}
+		golden.Check(t, filepath.Join("testdata", "sinks", name), got)
 	}
 }

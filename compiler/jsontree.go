@@ -260,6 +260,25 @@ func (p *jsonParser) array(depth int) (*node, error) {
 // knows every escape rule; the scan only finds where it ends.
 func (p *jsonParser) string() (string, error) {
 	start := p.pos
+	plain, err := p.scanString()
+	if err != nil {
+		return "", err
+	}
+	raw := p.data[start:p.pos]
+	if plain {
+		return string(raw[1 : len(raw)-1]), nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", &syntaxError{offset: start, msg: "invalid string literal"}
+	}
+	return s, nil
+}
+
+// scanString moves past a string literal, and reports whether it is plain:
+// valid UTF-8 without escapes, its text between the quotes as it stands.
+func (p *jsonParser) scanString() (plain bool, err error) {
+	start := p.pos
 	p.pos++ // opening quote
 	escaped := false
 	for p.pos < len(p.data) {
@@ -269,22 +288,14 @@ func (p *jsonParser) string() (string, error) {
 			p.pos += 2
 		case c == '"':
 			p.pos++
-			raw := p.data[start+1 : p.pos-1]
-			if !escaped && utf8.Valid(raw) {
-				return string(raw), nil
-			}
-			var s string
-			if err := json.Unmarshal(p.data[start:p.pos], &s); err != nil {
-				return "", &syntaxError{offset: start, msg: "invalid string literal"}
-			}
-			return s, nil
+			return !escaped && utf8.Valid(p.data[start+1:p.pos-1]), nil
 		case c < 0x20:
-			return "", p.errorf("control character in string literal")
+			return false, p.errorf("control character in string literal")
 		default:
 			p.pos++
 		}
 	}
-	return "", &syntaxError{offset: start, msg: "unterminated string literal"}
+	return false, &syntaxError{offset: start, msg: "unterminated string literal"}
 }
 
 func (p *jsonParser) number() (*node, error) {
@@ -383,25 +394,13 @@ func (p *jsonParser) skip(depth int) bool {
 // would accept it.
 func (p *jsonParser) skipString() bool {
 	start := p.pos
-	p.pos++ // opening quote
-	escaped := false
-	for p.pos < len(p.data) {
-		switch c := p.data[p.pos]; {
-		case c == '\\':
-			escaped = true
-			p.pos += 2
-		case c == '"':
-			p.pos++
-			if !escaped && utf8.Valid(p.data[start+1:p.pos-1]) {
-				return true
-			}
-			var s string
-			return json.Unmarshal(p.data[start:p.pos], &s) == nil
-		case c < 0x20:
-			return false
-		default:
-			p.pos++
-		}
+	plain, err := p.scanString()
+	if err != nil {
+		return false
 	}
-	return false
+	if plain {
+		return true
+	}
+	var s string
+	return json.Unmarshal(p.data[start:p.pos], &s) == nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -13,13 +12,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nixflow/nixflow/actions"
+	"github.com/nixflow/nixflow/internal/golden"
 )
 
 // TestGolden builds the model and the trace of each scenario's run
 // directory and compares them with testdata/<scenario>.{model,trace}.json.
 // UPDATE_GOLDEN=1 rewrites them (review the diff).
 func TestGolden(t *testing.T) {
-	update := os.Getenv("UPDATE_GOLDEN") != ""
 	for name, mk := range scenarios {
 		t.Run(name, func(t *testing.T) {
 			r, err := Load(mk().write(t, t.TempDir()))
@@ -36,20 +35,7 @@ func TestGolden(t *testing.T) {
 			}
 			validateTrace(t, trace.Bytes(), r)
 			for file, got := range map[string][]byte{name + ".model.json": append(model, '\n'), name + ".trace.json": trace.Bytes()} {
-				path := filepath.Join("testdata", file)
-				if update {
-					if err := os.WriteFile(path, got, 0o644); err != nil {
-						t.Fatal(err)
-					}
-					continue
-				}
-				want, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatalf("%v (UPDATE_GOLDEN=1 writes it)", err)
-				}
-				if diff := cmp.Diff(string(want), string(got)); diff != "" {
-					t.Errorf("%s differs (-want +got):\n%s", file, diff)
-				}
+				golden.Check(t, filepath.Join("testdata", file), got)
 			}
 		})
 	}

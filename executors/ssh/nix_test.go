@@ -232,35 +232,9 @@ func TestDiskFull(t *testing.T) {
 // and the missing tool, with a hint.
 func TestNixMissing(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
-	bin := filepath.Join(s.Dir, "bin")
-	if err := os.MkdirAll(bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, tool := range []string{"bash", "tar", "setsid", "mktemp", "mkdir", "rm", "rmdir", "cat", "kill", "chmod", "grep"} {
-		p, err := exec.LookPath(tool)
-		if err != nil {
-			t.Skipf("%s: %v", tool, err)
-		}
-		if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s.Env = []string{"PATH=" + bin}
-	if err := s.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	tg := target(t, s)
-	ex, err := ssh.NewForTarget(tg, params(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ex.Close(context.Background())
+	ex, tg := withTools(t, startServer(t), "bash", "tar", "setsid", "mktemp", "mkdir", "rm", "rmdir", "cat", "kill", "chmod", "grep")
 	// A path that exists here: the host's lack of Nix is what fails.
-	_, err = ex.Prepare(context.Background(), executors.JobSpec{RunID: "test", Job: "deps", RunDir: t.TempDir(),
+	_, err := ex.Prepare(context.Background(), executors.JobSpec{RunID: "test", Job: "deps", RunDir: t.TempDir(),
 		StorePaths: []string{"/nix/store/00000000000000000000000000000000-nixflow-test"}})
 	if err == nil {
 		t.Fatal("Prepare succeeded on a host without Nix")

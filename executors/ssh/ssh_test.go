@@ -261,6 +261,41 @@ func TestHostKeyMismatch(t *testing.T) {
 	}
 }
 
+// withTools restarts s with only tools on its sessions' PATH (sh is the
+// login shell's business: the session runs the user's shell by its
+// absolute path) and returns an executor for it, closed at the end of the
+// test, and its target. It skips the test when a tool is missing here.
+func withTools(t *testing.T, s *sshdtest.Server, tools ...string) (executors.Executor, ssh.Target) {
+	t.Helper()
+	bin := filepath.Join(s.Dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range tools {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Skipf("%s: %v", tool, err)
+		}
+		if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Env = []string{"PATH=" + bin}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	tg := target(t, s)
+	ex, err := ssh.NewForTarget(tg, params(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ex.Close(context.Background()) })
+	return ex, tg
+}
+
 // TestMissingTools checks the errors of a host whose login PATH lacks
 // bash, or tar and setsid.
 func TestMissingTools(t *testing.T) {
@@ -275,36 +310,8 @@ func TestMissingTools(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			s := startServer(t)
-			bin := filepath.Join(s.Dir, "bin")
-			if err := os.MkdirAll(bin, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			for _, tool := range c.tools {
-				p, err := exec.LookPath(tool)
-				if err != nil {
-					t.Skipf("%s: %v", tool, err)
-				}
-				if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			// sh is the login shell's business; the session runs the
-			// user's shell by its absolute path.
-			s.Env = []string{"PATH=" + bin}
-			if err := s.Stop(); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Restart(); err != nil {
-				t.Fatal(err)
-			}
-			tg := target(t, s)
-			ex, err := ssh.NewForTarget(tg, params(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ex.Close(context.Background())
-			_, err = ex.Prepare(context.Background(), executors.JobSpec{RunID: "test", Job: "j", RunDir: t.TempDir()})
+			ex, _ := withTools(t, startServer(t), c.tools...)
+			_, err := ex.Prepare(context.Background(), executors.JobSpec{RunID: "test", Job: "j", RunDir: t.TempDir()})
 			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "hint: ") {
 				t.Errorf("Prepare on a host without %s: %v, want %q and a hint", c.name, err, c.want)
 			}
