@@ -447,15 +447,7 @@ func standIn(t *testing.T) string {
     /bin/chmod 755 $out/bin/nixflow-dep-tool
   '' ];
 }`
-	cmd := exec.Command("nix-build", "--no-out-link", "-E", expr)
-	cmd.Env = append(os.Environ(), "NIX_CONFIG=substituters =\nexperimental-features = nix-command flakes")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("nix-build: %v\n%s", err, stderr.String())
-	}
-	return strings.TrimSpace(string(out))
+	return testenv.NixBuild(t, expr)
 }
 
 // TestNixDeps checks that the closure of the deps is mounted read-only

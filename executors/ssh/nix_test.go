@@ -56,15 +56,7 @@ func buildDep(t *testing.T) string {
   name = "nixflow-ssh-dep-` + strings.ToLower(rand.Text()[:10]) + `"; system = builtins.currentSystem; builder = "/bin/sh";
   args = [ "-c" "/bin/mkdir -p $out/bin; printf '#!/bin/sh\necho dep from %s\n' $out > $out/bin/nixflow-remote-dep; /bin/chmod 755 $out/bin/nixflow-remote-dep" ];
 }`
-	cmd := exec.Command("nix-build", "--no-out-link", "-E", expr)
-	cmd.Env = append(os.Environ(), "NIX_CONFIG=substituters =\nexperimental-features = nix-command flakes")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("nix-build: %v\n%s", err, stderr.String())
-	}
-	return strings.TrimSpace(string(out))
+	return testenv.NixBuild(t, expr)
 }
 
 // remoteHas reports whether p exists on the host, as its sessions see it.
@@ -255,13 +247,7 @@ func TestNixStoreFull(t *testing.T) {
   name = "nixflow-ssh-big-` + strings.ToLower(rand.Text()[:10]) + `"; system = builtins.currentSystem; builder = "/bin/sh";
   args = [ "-c" "/usr/bin/head -c 3000000 /dev/urandom > $out" ];
 }`
-	cmd := exec.Command("nix-build", "--no-out-link", "-E", expr)
-	cmd.Env = append(os.Environ(), "NIX_CONFIG=substituters =\nexperimental-features = nix-command flakes")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("nix-build: %v\n%s", err, out)
-	}
-	dep := strings.TrimSpace(lastLineOf(string(out)))
+	dep := testenv.NixBuild(t, expr)
 	ok, why := sshdtest.NamespacesAvailable()
 	testenv.Need(t, "sshd", ok, why)
 	ok, why = sshdtest.Available()
@@ -287,12 +273,4 @@ func TestNixStoreFull(t *testing.T) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
-}
-
-func lastLineOf(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		return s[i+1:]
-	}
-	return s
 }

@@ -41,3 +41,20 @@ func NeedCommand(t testing.TB, tool, binary string) string {
 	Need(t, tool, err == nil, binary+" not on PATH")
 	return path
 }
+
+// NixBuild builds the Nix expression expr (nix-build -E, offline: no
+// substituters) and returns its output path. It skips the test, or fails
+// it when nix is required, if nix-build is missing.
+func NixBuild(t *testing.T, expr string) string {
+	t.Helper()
+	NeedCommand(t, "nix", "nix-build")
+	cmd := exec.Command("nix-build", "--no-out-link", "-E", expr)
+	cmd.Env = append(os.Environ(), "NIX_CONFIG=substituters =\nexperimental-features = nix-command flakes")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("nix-build: %v\n%s", err, stderr.String())
+	}
+	return strings.TrimSpace(string(out))
+}
