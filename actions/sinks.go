@@ -369,9 +369,12 @@ func (s *EventsFile) Close() error {
 // JobLogs keeps one log file per job in a run directory (logs/<job>.log):
 // every output line and event of the job, with a timestamp and the step.
 // A job's file is open only while the job runs, so that a run of
-// thousands of jobs does not run out of file descriptors. Output is
-// written as it comes; events are written with the next output, at the
-// job's end, or within flushDelay.
+// thousands of jobs does not run out of file descriptors. Output and
+// events are gathered and written once writeChunk bytes are held, at the
+// end of a step or of the job, or within flushDelay: a step printing
+// fast is written in a few large writes rather than one per read of its
+// pipe, and a killed run still leaves its log readable up to the last
+// flushDelay.
 type JobLogs struct {
 	mu    sync.Mutex
 	dir   string
@@ -438,9 +441,13 @@ func (l *JobLogs) Emit(events ...Event) {
 			}
 		}
 		jl.pending = append(b, '\n')
-		if e.Event == EventJobEnd {
+		switch e.Event {
+		case EventJobEnd:
 			l.flushJob(e.Job, jl)
 			l.closeFile(e.Job)
+			continue
+		case EventStepEnd:
+			l.flushJob(e.Job, jl)
 			continue
 		}
 		held = true
@@ -466,8 +473,9 @@ func (l *JobLogs) linePrefix(b []byte, e *Event) []byte {
 	return b
 }
 
-// EmitOutput implements BlockSink: the lines are written at once, after
-// the job's events still held.
+// EmitOutput implements BlockSink: the lines are held after the job's
+// events still held, and written once writeChunk bytes are, at the end
+// of the step, or within flushDelay.
 func (l *JobLogs) EmitOutput(line *Event, lines []byte) {
 	if line.Job == "" {
 		return
@@ -490,7 +498,9 @@ func (l *JobLogs) EmitOutput(line *Event, lines []byte) {
 			l.flushJob(line.Job, jl)
 		}
 	}
-	l.flushJob(line.Job, jl)
+	if len(jl.pending) > 0 && l.timer == nil {
+		l.timer = time.AfterFunc(flushDelay, l.flushLater)
+	}
 }
 
 // flushLater writes what every log holds, once flushDelay is over.

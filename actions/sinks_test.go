@@ -84,3 +84,24 @@ func TestRunFilesFlushWithoutClose(t *testing.T) {
 		}
 	}
 }
+
+// TestJobLogsStepEnd: once a step has ended, its job's log holds all of
+// it (output and events), without waiting for Close or the flush timer.
+func TestJobLogsStepEnd(t *testing.T) {
+	dir := t.TempDir()
+	logs, err := NewJobLogs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	logs.Emit(Event{Job: "j", Step: "s", Event: EventStepStart})
+	logs.EmitOutput(&Event{Job: "j", Step: "s", Event: EventOutput, Stream: "stdout"}, []byte("one\ntwo\n"))
+	logs.Emit(Event{Job: "j", Step: "s", Event: EventStepEnd, Result: StatusSuccess})
+	data, err := os.ReadFile(filepath.Join(dir, "j.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^\S+ \[s\] -- step_start\n\S+ \[s\] one\n\S+ \[s\] two\n\S+ \[s\] -- step_end success\n$`).Match(data) {
+		t.Errorf("j.log after the step's end:\n%s", data)
+	}
+}
