@@ -35,7 +35,9 @@ printf 'SHELL := /bin/bash\n.SHELLFLAGS := --noprofile --norc -eo pipefail -c\na
 
 machine | tee "$out/output-machine.txt"
 run="env XDG_STATE_HOME=$state $nixflow run"
-hyperfine -N --warmup 1 --runs "$runs" --output null \
+# Each run starts from an empty state directory: the logs of earlier runs
+# (1.5 GB each) would fill the page cache and swing the figures.
+hyperfine -N --warmup 1 --runs "$runs" --output null --prepare "rm -rf $state/nixflow" \
 	--export-markdown "$out/output.md" --export-csv "$out/output.csv" \
 	-n "bash" "bash --noprofile --norc -eo pipefail -c \"$print\"" \
 	-n "make" "make -s -f $dir/Makefile" \
