@@ -65,9 +65,20 @@ let
 
   one' = attrs: k: path: msg: if msg == null then [ ] else [ (at attrs k path msg) ];
 
+  # A step without bash is said once its other fields are known: a
+  # misspelt "bsh" is the unknown field's problem.
   stepProblems = jobPath: i: s:
-    let path = "${jobPath}.steps[${toString i}]"; in
-    if plainAttrs s then unknownFields path stepFields s ++ valueProblems "${path}." s else [ ];
+    let
+      path = "${jobPath}.steps[${toString i}]";
+      unknown = unknownFields path stepFields s;
+      names = attrNames s;
+      anchor = if s ? name then "name" else builtins.head names;
+      missingBash =
+        if unknown != [ ] || (s ? bash && s.bash != null) then [ ]
+        else if names == [ ] then [ "${path}: missing required field \"bash\"" ]
+        else [ (at s anchor path "missing required field \"bash\"") ];
+    in
+    if plainAttrs s then unknown ++ missingBash ++ valueProblems "${path}." s else [ ];
 
   # family: the jobs a name in needs stands for (a job, or the jobs of a
   # matrix of that name: NAME-...).

@@ -38,7 +38,7 @@ in
   inputsTypo = case ''jobs.test.inputs[0]: unknown field "pth" (did you mean "path"?)'' (job { inputs = [ { name = "x"; pth = "y"; } ]; steps = ok; });
 
   # Steps
-  stepNoBash = case ''nixflow: job "test": step 1 ("x"): missing required field "bash"'' (step { name = "x"; });
+  stepNoBash = case ''jobs.test.steps[0]: missing required field "bash"'' (step { name = "x"; });
   stepEmptyBash = case ''nixflow: job "test": step 1 ("x"): bash: must not be empty'' (step { name = "x"; bash = ""; });
   stepTypo = case ''jobs.test.steps[0]: unknown field "nme" (did you mean "name"?)'' (step { nme = "x"; bash = "true"; });
   stepNotAttrs = case ''nixflow: job "test": step 1: expected a step attribute set ({ bash = "..."; }), got a string'' (step "make");
