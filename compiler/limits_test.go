@@ -2,6 +2,7 @@ package compiler
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -41,13 +42,19 @@ func hugeInputs() map[string]string {
 
 // TestHugeInputs is a guard, not a measurement: each input validates in
 // well under a second (BenchmarkHugeInputs); the test only fails when
-// one takes ten times that, as they all did before (20 to 50 s).
+// one takes ten times that, as they all did before (20 to 50 s), or
+// allocates gigabytes, as they did too.
 func TestHugeInputs(t *testing.T) {
+	// The race detector's slowdown defeats the time guard, not the
+	// memory one.
+	limit := 10 * time.Second
 	if raceEnabled {
-		t.Skip("the race detector's slowdown defeats the guard")
+		limit = time.Hour
 	}
 	for name, in := range hugeInputs() {
 		t.Run(name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
 			done := make(chan error, 1)
 			go func() {
 				_, err := Compile("graph.json", []byte(in))
@@ -58,8 +65,14 @@ func TestHugeInputs(t *testing.T) {
 				if err == nil {
 					t.Fatal("no error")
 				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("validation did not finish in 10 s")
+			case <-time.After(limit):
+				t.Fatalf("validation did not finish in %v", limit)
+			}
+			// Memory, too: each allocates 0.1 to 60 MB in all today, and
+			// gigabytes before.
+			runtime.ReadMemStats(&after)
+			if n := after.TotalAlloc - before.TotalAlloc; n > 256<<20 {
+				t.Errorf("validation allocated %d MB, want under 256 MB", n>>20)
 			}
 		})
 	}
