@@ -130,9 +130,15 @@ func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) 
 			return nil, usageError(err, "'nixflow list' shows the jobs of the workflow")
 		}
 		f.unselected = nil
-		for _, j := range all {
-			if !slices.ContainsFunc(plan.Jobs, func(s *compiler.Job) bool { return s.Name == j.Name }) {
-				f.unselected = append(f.unselected, j.Name)
+		if len(plan.Jobs) < len(all) {
+			selected := make(map[string]bool, len(plan.Jobs))
+			for _, j := range plan.Jobs {
+				selected[j.Name] = true
+			}
+			for _, j := range all {
+				if !selected[j.Name] {
+					f.unselected = append(f.unselected, j.Name)
+				}
 			}
 		}
 	}
