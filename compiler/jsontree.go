@@ -298,7 +298,9 @@ func (p *jsonParser) scanString() (plain bool, err error) {
 	return false, &syntaxError{offset: start, msg: "unterminated string literal"}
 }
 
-func (p *jsonParser) number() (*node, error) {
+// numberSpan moves past the characters a number literal may hold and
+// returns them; whether they make a number is json.Valid's to say.
+func (p *jsonParser) numberSpan() []byte {
 	start := p.pos
 	for p.pos < len(p.data) {
 		c := p.data[p.pos]
@@ -308,7 +310,12 @@ func (p *jsonParser) number() (*node, error) {
 		}
 		break
 	}
-	raw := string(p.data[start:p.pos])
+	return p.data[start:p.pos]
+}
+
+func (p *jsonParser) number() (*node, error) {
+	start := p.pos
+	raw := string(p.numberSpan())
 	if !json.Valid([]byte(raw)) {
 		return nil, &syntaxError{offset: start, msg: fmt.Sprintf("invalid number %q", raw)}
 	}
@@ -375,16 +382,7 @@ func (p *jsonParser) skip(depth int) bool {
 	case c == '"':
 		return p.skipString()
 	case c == '-' || (c >= '0' && c <= '9'):
-		start := p.pos
-		for p.pos < len(p.data) {
-			c := p.data[p.pos]
-			if (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E' {
-				p.pos++
-				continue
-			}
-			break
-		}
-		return json.Valid(p.data[start:p.pos])
+		return json.Valid(p.numberSpan())
 	default:
 		return p.literal("true") || p.literal("false") || p.literal("null")
 	}

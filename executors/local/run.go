@@ -116,22 +116,7 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 		close(exited)
 	}()
 
-	stopped := false
-	select {
-	case <-exited:
-	case <-ctx.Done():
-		select {
-		case <-exited:
-			// Exited on its own meanwhile: not stopped.
-		default:
-			stopped = true
-			sig := executors.Signals{}
-			if cmd.Stop != nil {
-				sig = cmd.Stop()
-			}
-			stopGroup(pgid, exited, sig)
-		}
-	}
+	stopped := executors.WaitOrStop(ctx, exited, cmd, func(sig executors.Signals) { stopGroup(pgid, exited, sig) })
 	if !stopped {
 		// Whatever the step left in its process group dies with it.
 		if err := syscall.Kill(-pgid, syscall.SIGKILL); err == nil {

@@ -62,21 +62,7 @@ func (w *workspace) run(ctx context.Context, cmd executors.Command, dir string) 
 		close(exited)
 	}()
 
-	stopped := false
-	select {
-	case <-exited:
-	case <-ctx.Done():
-		select {
-		case <-exited:
-		default:
-			stopped = true
-			sig := executors.Signals{}
-			if cmd.Stop != nil {
-				sig = cmd.Stop()
-			}
-			w.stop(ctlc, exited, sig, c)
-		}
-	}
+	stopped := executors.WaitOrStop(ctx, exited, cmd, func(sig executors.Signals) { w.stop(ctlc, exited, sig, c) })
 	<-exited
 	ctlc.close()
 	release()
