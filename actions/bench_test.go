@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/nixflow/nixflow/event"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -124,7 +125,7 @@ func BenchmarkRunNoop(b *testing.B) {
 						if logs, err = NewJobLogs(filepath.Join(opts.RunDir, "logs")); err != nil {
 							b.Fatal(err)
 						}
-						opts.Sink = Sinks{NewConsole(io.Discard, FormatSimple, false), logs}
+						opts.Sink = event.Sinks{NewConsole(io.Discard, FormatSimple, false), logs}
 					}
 					res, err := Run(ctx, ctx, plan, opts)
 					if err != nil {

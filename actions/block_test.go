@@ -2,6 +2,7 @@ package actions
 
 import (
 	"bytes"
+	"github.com/nixflow/nixflow/event"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,13 +18,13 @@ import (
 const blockLines = "plain line\n\n\"quoted\" <html> & \\back\\\n\xff\xfe bad utf-8\nline\u2028sep\ttab\n\x1b[31mred\x1b[0m\n"
 
 // blockTemplates are the events of output lines the sinks are given.
-func blockTemplates() []Event {
+func blockTemplates() []event.Event {
 	at := time.Date(2026, 11, 30, 6, 1, 2, 345678900, time.UTC)
-	return []Event{
-		{Time: at, Run: "r1", Job: "build", Step: "compile", Event: EventOutput, Stream: "stdout"},
-		{Time: at, Run: "r1", Job: "build", Step: "compile", Event: EventOutput, Stream: "stderr"},
-		{Time: at, Run: "r1", Job: "build", Event: EventOutput, Stream: "stdout"},
-		{Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Run: "r1", Job: "j", Step: "s", Event: EventOutput, Stream: "stdout"},
+	return []event.Event{
+		{Time: at, Run: "r1", Job: "build", Step: "compile", Event: event.Output, Stream: "stdout"},
+		{Time: at, Run: "r1", Job: "build", Step: "compile", Event: event.Output, Stream: "stderr"},
+		{Time: at, Run: "r1", Job: "build", Event: event.Output, Stream: "stdout"},
+		{Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Run: "r1", Job: "j", Step: "s", Event: event.Output, Stream: "stdout"},
 	}
 }
 
@@ -35,7 +36,7 @@ func TestConsoleBlock(t *testing.T) {
 		for _, color := range []bool{false, true} {
 			for _, tmpl := range blockTemplates() {
 				var byEvents, byBlock bytes.Buffer
-				NewConsole(&byEvents, format, color).Emit(outputEvents(&tmpl, []byte(blockLines))...)
+				NewConsole(&byEvents, format, color).Emit(event.Lines(&tmpl, []byte(blockLines))...)
 				NewConsole(&byBlock, format, color).EmitOutput(&tmpl, []byte(blockLines))
 				if byEvents.Len() == 0 && tmpl.Time.Year() <= 9999 {
 					t.Fatalf("%s: nothing written", format)
@@ -60,7 +61,7 @@ func TestJobLogsBlock(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		byEvents.Emit(outputEvents(&tmpl, []byte(blockLines))...)
+		byEvents.Emit(event.Lines(&tmpl, []byte(blockLines))...)
 		byBlock.EmitOutput(&tmpl, []byte(blockLines))
 		for _, l := range []*JobLogs{byEvents, byBlock} {
 			if err := l.Close(); err != nil {
@@ -91,7 +92,7 @@ type blocks struct {
 	lines  []string
 }
 
-func (b *blocks) Emit(events ...Event) {
+func (b *blocks) Emit(events ...event.Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, e := range events {
@@ -99,11 +100,11 @@ func (b *blocks) Emit(events ...Event) {
 	}
 }
 
-func (b *blocks) EmitOutput(line *Event, lines []byte) {
+func (b *blocks) EmitOutput(line *event.Event, lines []byte) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.blocks++
-	for _, e := range outputEvents(line, lines) {
+	for _, e := range event.Lines(line, lines) {
 		b.lines = append(b.lines, e.Message)
 	}
 }

@@ -2,6 +2,7 @@ package actions
 
 import (
 	"fmt"
+	"github.com/nixflow/nixflow/event"
 
 	"github.com/nixflow/nixflow/compiler"
 )
@@ -9,7 +10,7 @@ import (
 // jobExprHolds evaluates a status expression (`!cancelled()`,
 // `failure() || cancelled()`) over the results of the jobs a job needs,
 // with the status functions meaning what they mean alone.
-func (e *engine) jobExprHolds(job *compiler.Job, cancelled bool) (bool, Status, string) {
+func (e *engine) jobExprHolds(job *compiler.Job, cancelled bool) (bool, event.Status, string) {
 	v := compiler.StatusValues{Cancelled: cancelled}
 	if !cancelled {
 		v.Success = true
@@ -17,7 +18,7 @@ func (e *engine) jobExprHolds(job *compiler.Job, cancelled bool) (bool, Status, 
 			v.Success = v.Success && e.results[n].ok()
 		}
 		for _, a := range e.graph.Ancestors(job.Name) {
-			if r := e.results[a]; r.Status == StatusFailure && !r.Allowed {
+			if r := e.results[a]; r.Status == event.StatusFailure && !r.Allowed {
 				v.Failure = true
 			}
 		}
@@ -26,9 +27,9 @@ func (e *engine) jobExprHolds(job *compiler.Job, cancelled bool) (bool, Status, 
 		return true, "", ""
 	}
 	if cancelled {
-		return false, StatusCancelled, "run cancelled"
+		return false, event.StatusCancelled, "run cancelled"
 	}
-	return false, StatusSkipped, fmt.Sprintf("condition %s is false", job.Condition.Expr)
+	return false, event.StatusSkipped, fmt.Sprintf("condition %s is false", job.Condition.Expr)
 }
 
 // resultEnvName is the variable that tells a dependent how a job it needs
@@ -42,7 +43,7 @@ func resultEnvName(job string) string {
 // failure, failure-allowed (failed with continueOnError), skipped or
 // cancelled.
 func (r *JobResult) resultWord() string {
-	if r.Status == StatusFailure && r.Allowed {
+	if r.Status == event.StatusFailure && r.Allowed {
 		return "failure-allowed"
 	}
 	return string(r.Status)

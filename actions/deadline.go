@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/nixflow/nixflow/event"
 	"time"
 
 	"github.com/nixflow/nixflow/compiler"
@@ -151,7 +152,7 @@ func (jr *jobRun) shownDelay(step *compiler.Step, d time.Duration) time.Duration
 // but ended after the job's deadline: the job timed out, as when the
 // deadline strikes during the wait that follows.
 func (jr *jobRun) noTimeForRetry(step *compiler.Step, sr *StepResult, retriesLeft bool) {
-	if retriesLeft && sr.Status == StatusFailure && step.Condition.Status == compiler.StatusSuccess && jr.expired() && !jr.timedOut {
+	if retriesLeft && sr.Status == event.StatusFailure && step.Condition.Status == compiler.StatusSuccess && jr.expired() && !jr.timedOut {
 		jr.timedOut = true
 		sr.Reason = fmt.Sprintf("job timed out after %s", jr.job.Timeout)
 	}

@@ -2,6 +2,7 @@ package actions
 
 import (
 	"encoding/json"
+	"github.com/nixflow/nixflow/event"
 	"time"
 	"unicode/utf8"
 )
@@ -40,7 +41,7 @@ func newJSONEncoder() *jsonEncoder {
 }
 
 // append appends e as one JSON line.
-func (j *jsonEncoder) append(b []byte, e *Event) []byte {
+func (j *jsonEncoder) append(b []byte, e *event.Event) []byte {
 	if !j.plain(e) {
 		return appendJSON(b, e)
 	}
@@ -49,14 +50,14 @@ func (j *jsonEncoder) append(b []byte, e *Event) []byte {
 
 // plain reports whether e is a line of output that the encoder writes
 // itself: no field but those of output lines, a time with a 4-digit year.
-func (j *jsonEncoder) plain(e *Event) bool {
-	return e.Event == EventOutput && e.Result == "" && e.Reason == "" && e.ExitCode == nil &&
+func (j *jsonEncoder) plain(e *event.Event) bool {
+	return e.Event == event.Output && e.Result == "" && e.Reason == "" && e.ExitCode == nil &&
 		e.Attempt == 0 && e.Attempts == 0 && e.Duration == 0 && !e.Allowed && e.Where == "" &&
 		e.Time.Year() >= 0 && e.Time.Year() <= 9999
 }
 
 // appendHead appends the fields of a plain event before its message.
-func (j *jsonEncoder) appendHead(b []byte, e *Event) []byte {
+func (j *jsonEncoder) appendHead(b []byte, e *event.Event) []byte {
 	b = append(b, `{"time":"`...)
 	b = j.time.append(b, e.Time)
 	b = append(b, `","run":`...)
@@ -83,7 +84,7 @@ func appendTail[T string | []byte](b []byte, msg T) []byte {
 }
 
 // appendJSON appends e as one JSON line with encoding/json.
-func appendJSON(b []byte, e *Event) []byte {
+func appendJSON(b []byte, e *event.Event) []byte {
 	data, err := json.Marshal(e)
 	if err != nil {
 		return b

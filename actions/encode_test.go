@@ -2,6 +2,7 @@ package actions
 
 import (
 	"bytes"
+	"github.com/nixflow/nixflow/event"
 	"testing"
 	"time"
 )
@@ -15,8 +16,8 @@ func FuzzJSONEncoder(f *testing.F) {
 	f.Fuzz(func(t *testing.T, msg, job, step, stream string, nanos int64) {
 		j := newJSONEncoder()
 		for _, loc := range []*time.Location{time.UTC, time.FixedZone("x", 3600+1800)} {
-			e := Event{Time: time.Unix(0, nanos).In(loc), Run: "run-1", Job: job, Step: step,
-				Event: EventOutput, Stream: stream, Message: msg}
+			e := event.Event{Time: time.Unix(0, nanos).In(loc), Run: "run-1", Job: job, Step: step,
+				Event: event.Output, Stream: stream, Message: msg}
 			for range 2 { // the second time from the cached stamp
 				got := j.append(nil, &e)
 				want := appendJSON(nil, &e)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/nixflow/nixflow/event"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -24,13 +25,13 @@ func (e *engine) visit(_ context.Context, name string) {
 	defer func() {
 		if r := recover(); r != nil {
 			e.log.Error("job panicked", "job", name, "panic", r, "stack", string(debug.Stack()))
-			res.Status, res.Reason, res.Domain = StatusFailure, fmt.Sprintf("internal error: %v", r), DomainExecutor
+			res.Status, res.Reason, res.Domain = event.StatusFailure, fmt.Sprintf("internal error: %v", r), DomainExecutor
 		}
 		res.Duration = e.now().Sub(res.Started)
-		if res.Status == StatusSkipped || (res.Status == StatusCancelled && len(res.Steps) == 0) {
+		if res.Status == event.StatusSkipped || (res.Status == event.StatusCancelled && len(res.Steps) == 0) {
 			res.Duration = 0
 		}
-		e.emit(Event{Job: name, Event: EventJobEnd, Result: res.Status, Reason: res.Reason,
+		e.emit(event.Event{Job: name, Event: event.JobEnd, Result: res.Status, Reason: res.Reason,
 			Allowed: res.Allowed, Duration: res.Duration.Seconds()})
 	}()
 
@@ -39,7 +40,7 @@ func (e *engine) visit(_ context.Context, name string) {
 		return
 	}
 	e.runJob(job, res)
-	if res.Status == StatusFailure && job.ContinueOnError {
+	if res.Status == event.StatusFailure && job.ContinueOnError {
 		res.Allowed = true
 	}
 }
@@ -47,10 +48,10 @@ func (e *engine) visit(_ context.Context, name string) {
 // jobStatusHolds evaluates the status function of a job's condition over
 // the results of the jobs it needs. When it does not hold it says whether
 // the job is skipped or cancelled, and why.
-func (e *engine) jobStatusHolds(job *compiler.Job) (bool, Status, string) {
+func (e *engine) jobStatusHolds(job *compiler.Job) (bool, event.Status, string) {
 	cancelled := e.cancel.Err() != nil
 	if e.abort.Err() != nil {
-		return false, StatusCancelled, "run aborted"
+		return false, event.StatusCancelled, "run aborted"
 	}
 	switch job.Condition.Status {
 	case compiler.StatusExpr:
@@ -58,28 +59,28 @@ func (e *engine) jobStatusHolds(job *compiler.Job) (bool, Status, string) {
 	case compiler.StatusAlways:
 		return true, "", ""
 	case compiler.StatusCancelled:
-		return cancelled, StatusSkipped, "the run was not cancelled"
+		return cancelled, event.StatusSkipped, "the run was not cancelled"
 	case compiler.StatusFailure:
 		if cancelled {
-			return false, StatusCancelled, "run cancelled"
+			return false, event.StatusCancelled, "run cancelled"
 		}
 		for _, a := range e.graph.Ancestors(job.Name) {
-			if r := e.results[a]; r.Status == StatusFailure && !r.Allowed {
+			if r := e.results[a]; r.Status == event.StatusFailure && !r.Allowed {
 				return true, "", ""
 			}
 		}
-		return false, StatusSkipped, "no job it needs failed"
+		return false, event.StatusSkipped, "no job it needs failed"
 	default:
 		if cancelled {
-			return false, StatusCancelled, "run cancelled"
+			return false, event.StatusCancelled, "run cancelled"
 		}
 		for _, n := range job.Needs {
 			if r := e.results[n]; !r.ok() {
 				what := "failed"
-				if r.Status != StatusFailure {
+				if r.Status != event.StatusFailure {
 					what = "was " + string(r.Status)
 				}
-				return false, StatusSkipped, fmt.Sprintf("needed job %q %s", n, what)
+				return false, event.StatusSkipped, fmt.Sprintf("needed job %q %s", n, what)
 			}
 		}
 		return true, "", ""
@@ -138,18 +139,18 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 		code, err := e.hostCondition(jr.interrupt(), job, cmd, env)
 		switch {
 		case err != nil && jr.interrupt().Err() != nil:
-			res.Status, res.Reason = StatusCancelled, "run cancelled"
+			res.Status, res.Reason = event.StatusCancelled, "run cancelled"
 			return
 		case err != nil:
 			fail(DomainExecutor, fmt.Sprintf("condition: %v", err))
 			return
 		case code != 0:
-			res.Status, res.Reason = StatusSkipped, fmt.Sprintf("condition %q exited with status %d", cmd, code)
+			res.Status, res.Reason = event.StatusSkipped, fmt.Sprintf("condition %q exited with status %d", cmd, code)
 			return
 		}
 	}
 
-	e.emit(Event{Job: job.Name, Event: EventJobStart, Message: job.Executor.Type})
+	e.emit(event.Event{Job: job.Name, Event: event.JobStart, Message: job.Executor.Type})
 	defer func() {
 		if jr.rooted {
 			os.RemoveAll(filepath.Join(e.opts.RunDir, "gcroots", job.Name))
@@ -157,7 +158,7 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 	}()
 	if err := e.realiseDeps(jr); err != nil {
 		if jr.interrupt().Err() != nil {
-			res.Status, res.Reason = StatusCancelled, "run cancelled"
+			res.Status, res.Reason = event.StatusCancelled, "run cancelled"
 			return
 		}
 		fail(DomainBuild, err.Error())
@@ -174,13 +175,13 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 	spec := executors.JobSpec{
 		RunID: e.opts.RunID, Job: job.Name, RunDir: e.opts.RunDir, RepoDir: e.opts.RepoDir,
 		CopyRepo: job.Executor.CopyRepo, Exclude: e.opts.Exclude, StorePaths: job.StorePaths(),
-		Log: func(msg string) { e.emit(Event{Job: job.Name, Event: EventProgress, Message: msg}) },
+		Log: func(msg string) { e.emit(event.Event{Job: job.Name, Event: event.Progress, Message: msg}) },
 	}
 	for again := ""; ; {
 		ws, err := x.Prepare(jr.interrupt(), spec)
 		if err != nil {
 			if jr.interrupt().Err() != nil {
-				res.Status, res.Reason = StatusCancelled, "run cancelled"
+				res.Status, res.Reason = event.StatusCancelled, "run cancelled"
 				return
 			}
 			fail(DomainExecutor, fmt.Sprintf("prepare %s workspace%s: %v", job.Executor.Type, again, err))
@@ -192,7 +193,7 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 		}
 		// A step's retry applies to a workspace lost with its host: the
 		// job starts again, from its first step, in a new one.
-		e.emit(Event{Job: job.Name, Event: EventWarning, Message: fmt.Sprintf(
+		e.emit(event.Event{Job: job.Name, Event: event.Warning, Message: fmt.Sprintf(
 			"the workspace on %s was lost during step %q: %v; preparing the job again, to run from its first step",
 			res.Where, lost.step, firstLine(lost.err.Error()))})
 		again = fmt.Sprintf(" again (step %q lost its workspace on %s)", lost.step, res.Where)
@@ -203,7 +204,7 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 
 // fail records the job's failure, its reason masked.
 func (jr *jobRun) fail(d Domain, reason string) {
-	jr.res.Status, jr.res.Domain, jr.res.Reason = StatusFailure, d, jr.e.opts.Masker.Mask(reason)
+	jr.res.Status, jr.res.Domain, jr.res.Reason = event.StatusFailure, d, jr.e.opts.Masker.Mask(reason)
 }
 
 func firstLine(s string) string {
@@ -227,7 +228,7 @@ func (jr *jobRun) inWorkspace(ws executors.Workspace) *lostWorkspace {
 	jr.ws = ws
 	res.Where = ws.Where()
 	// For the events file and reports; the console shows it in the summary.
-	e.emit(Event{Job: job.Name, Event: EventProgress, Where: res.Where})
+	e.emit(event.Event{Job: job.Name, Event: event.Progress, Where: res.Where})
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(e.abort), e.opts.TeardownTimeout)
 		defer cancel()
@@ -238,7 +239,7 @@ func (jr *jobRun) inWorkspace(ws executors.Workspace) *lostWorkspace {
 			e.log.Debug("teardown of a lost workspace", "job", job.Name, "error", err)
 		case err != nil:
 			e.log.Error("teardown", "job", job.Name, "error", err)
-			if res.Status == StatusSuccess {
+			if res.Status == event.StatusSuccess {
 				fail(DomainExecutor, fmt.Sprintf("teardown: %v", err))
 			}
 		}
@@ -262,8 +263,8 @@ func (jr *jobRun) inWorkspace(ws executors.Workspace) *lostWorkspace {
 	if jr.lost != nil {
 		return jr.lost
 	}
-	if err := jr.saveOutputs(); err != nil && res.Status != StatusCancelled {
-		if res.Status != StatusFailure {
+	if err := jr.saveOutputs(); err != nil && res.Status != event.StatusCancelled {
+		if res.Status != event.StatusFailure {
 			d := DomainExecutor
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, executors.ErrOutside) {
 				d = DomainStep
@@ -344,7 +345,7 @@ func (e *engine) hostCondition(ctx context.Context, job *compiler.Job, cmd strin
 	}
 	for _, line := range bytes.Split(bytes.TrimSpace([]byte(stderr)), []byte("\n")) {
 		if len(line) > 0 {
-			e.emit(Event{Job: job.Name, Event: EventWarning, Message: "condition: " + string(line)})
+			e.emit(event.Event{Job: job.Name, Event: event.Warning, Message: "condition: " + string(line)})
 		}
 	}
 	return code, nil
@@ -380,9 +381,9 @@ func (e *engine) realiseDeps(jr *jobRun) error {
 	if e.opts.Realise == nil {
 		return fmt.Errorf("dependencies not built and no way to build them here: %s", strings.Join(drvs, ", "))
 	}
-	e.emit(Event{Job: jr.job.Name, Event: EventWarning, Message: "building " + plural(len(drvs), "dependency", "dependencies")})
+	e.emit(event.Event{Job: jr.job.Name, Event: event.Warning, Message: "building " + plural(len(drvs), "dependency", "dependencies")})
 	log := func(line string) {
-		e.emit(Event{Job: jr.job.Name, Step: "(build)", Event: EventOutput, Stream: "stderr", Message: line})
+		e.emit(event.Event{Job: jr.job.Name, Step: "(build)", Event: event.Output, Stream: "stderr", Message: line})
 	}
 	// The outputs stay rooted while the job runs: a garbage collection
 	// meanwhile cannot take them from under its steps.

@@ -2,6 +2,7 @@ package actions
 
 import (
 	"bytes"
+	"github.com/nixflow/nixflow/event"
 	"strings"
 	"sync"
 	"time"
@@ -19,22 +20,22 @@ const tailLines = 20
 // Close. It is safe for one writer; the tail it keeps is shared by a
 // step's two streams and guarded by their common lock.
 type lineWriter struct {
-	sink Sink
+	sink event.Sink
 	mask *Masker
 	// announce, if set, receives the value of a ::add-mask::VALUE line;
 	// it is masked from that line on, the very next line included.
 	announce func(value string)
-	tmpl     Event
+	tmpl     event.Event
 	buf      []byte
 	tail     *tail
 	now      func() time.Time
-	events   []Event
+	events   []event.Event
 	// stamp is the time of the lines of the current write: the time
 	// they were read.
 	stamp time.Time
 	// block1 (the event each line of a block is), masked and spans are
 	// the block path's, kept to be reused.
-	block1 Event
+	block1 event.Event
 	masked []byte
 	spans  []span
 }
@@ -141,7 +142,7 @@ func (w *lineWriter) block(p []byte) int {
 	w.flush()
 	w.block1 = w.tmpl
 	w.block1.Time = w.stamp
-	emitOutput(w.sink, &w.block1, lines)
+	event.EmitOutput(w.sink, &w.block1, lines)
 	w.keepTail(lines)
 	return len(p)
 }

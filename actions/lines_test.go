@@ -2,6 +2,7 @@ package actions
 
 import (
 	"fmt"
+	"github.com/nixflow/nixflow/event"
 	"strings"
 	"sync"
 	"testing"
@@ -15,7 +16,7 @@ type collect struct {
 	lines []string
 }
 
-func (c *collect) Emit(events ...Event) {
+func (c *collect) Emit(events ...event.Event) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, e := range events {

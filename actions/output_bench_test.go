@@ -3,6 +3,7 @@ package actions
 import (
 	"bytes"
 	"fmt"
+	"github.com/nixflow/nixflow/event"
 	"io"
 	"path/filepath"
 	"syscall"
@@ -80,7 +81,7 @@ func BenchmarkLineWriter(b *testing.B) {
 	for _, secrets := range []int{0, 10} {
 		for _, sinks := range []string{"none", "simple", "structured", "json"} {
 			b.Run(fmt.Sprintf("secrets=%d/sinks=%s", secrets, sinks), func(b *testing.B) {
-				var sink Sink = Sinks{}
+				var sink event.Sink = event.Sinks{}
 				var logs *JobLogs
 				if sinks != "none" {
 					var err error
@@ -88,10 +89,10 @@ func BenchmarkLineWriter(b *testing.B) {
 						b.Fatal(err)
 					}
 					defer logs.Close()
-					sink = Sinks{NewConsole(io.Discard, Format(sinks), false), logs}
+					sink = event.Sinks{NewConsole(io.Discard, Format(sinks), false), logs}
 				}
 				w := &lineWriter{sink: sink, mask: benchMasker(secrets), tail: &tail{}, now: time.Now,
-					tmpl: Event{Run: "bench", Job: "job", Step: "step", Event: EventOutput, Stream: "stdout"}}
+					tmpl: event.Event{Run: "bench", Job: "job", Step: "step", Event: event.Output, Stream: "stdout"}}
 				b.SetBytes(int64(len(out)))
 				b.ReportAllocs()
 				start := cpuTime()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/nixflow/nixflow/event"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -103,10 +104,10 @@ func (w *hostWorkspace) Run(_ context.Context, cmd executors.Command) (executors
 
 type eventList struct {
 	mu     sync.Mutex
-	events []Event
+	events []event.Event
 }
 
-func (l *eventList) Emit(events ...Event) {
+func (l *eventList) Emit(events ...event.Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.events = append(l.events, events...)
@@ -122,7 +123,7 @@ func TestLostWorkspace(t *testing.T) {
 		retry      string
 		afterStep  bool
 		failAt     int
-		wantStatus Status
+		wantStatus event.Status
 		wantDomain Domain
 		wantReason string
 		wantWhere  string
@@ -131,41 +132,41 @@ func TestLostWorkspace(t *testing.T) {
 	}{
 		{
 			name:       "no retry: an executor failure",
-			wantStatus: StatusFailure, wantDomain: DomainExecutor,
+			wantStatus: event.StatusFailure, wantDomain: DomainExecutor,
 			wantReason: `step "b" could not run: host host-1: connection lost: workspace lost`,
 			wantWhere:  "host-1",
-			wantSteps: []stepOutcome{{"a", StatusSuccess, "", 1},
-				{"b", StatusFailure, "could not run: host host-1: connection lost: workspace lost", 1},
-				{"c", StatusSkipped, "an earlier step failed", 0}},
+			wantSteps: []stepOutcome{{"a", event.StatusSuccess, "", 1},
+				{"b", event.StatusFailure, "could not run: host host-1: connection lost: workspace lost", 1},
+				{"c", event.StatusSkipped, "an earlier step failed", 0}},
 			wantLog: []string{"prepare host-1", "a on host-1", "b on host-1: lost", "teardown host-1"},
 		},
 		{
 			name:       "retry: the job starts again on another host",
 			retry:      `, "retry": {"maxAttempts": 3}`,
-			wantStatus: StatusSuccess,
+			wantStatus: event.StatusSuccess,
 			wantWhere:  "host-2",
-			wantSteps:  []stepOutcome{{"a", StatusSuccess, "", 1}, {"b", StatusSuccess, "", 2}, {"c", StatusSuccess, "", 1}},
+			wantSteps:  []stepOutcome{{"a", event.StatusSuccess, "", 1}, {"b", event.StatusSuccess, "", 2}, {"c", event.StatusSuccess, "", 1}},
 			wantLog: []string{"prepare host-1", "a on host-1", "b on host-1: lost", "teardown host-1",
 				"prepare host-2", "a on host-2", "b on host-2", "c on host-2", "teardown host-2"},
 		},
 		{
 			name:       "lost after the step, no retry: an executor failure",
 			afterStep:  true,
-			wantStatus: StatusFailure, wantDomain: DomainExecutor,
+			wantStatus: event.StatusFailure, wantDomain: DomainExecutor,
 			wantReason: `step "b" read the control files (JOB_ENV, JOB_PATH, JOB_OUTPUT): host host-1: connection lost: workspace lost`,
 			wantWhere:  "host-1",
-			wantSteps: []stepOutcome{{"a", StatusSuccess, "", 1},
-				{"b", StatusFailure, "read the control files (JOB_ENV, JOB_PATH, JOB_OUTPUT): host host-1: connection lost: workspace lost", 1},
-				{"c", StatusSkipped, "an earlier step failed", 0}},
+			wantSteps: []stepOutcome{{"a", event.StatusSuccess, "", 1},
+				{"b", event.StatusFailure, "read the control files (JOB_ENV, JOB_PATH, JOB_OUTPUT): host host-1: connection lost: workspace lost", 1},
+				{"c", event.StatusSkipped, "an earlier step failed", 0}},
 			wantLog: []string{"prepare host-1", "a on host-1", "b on host-1: lost", "teardown host-1"},
 		},
 		{
 			name:       "lost after the step, retry: the job starts again on another host",
 			retry:      `, "retry": {"maxAttempts": 2}`,
 			afterStep:  true,
-			wantStatus: StatusSuccess,
+			wantStatus: event.StatusSuccess,
 			wantWhere:  "host-2",
-			wantSteps:  []stepOutcome{{"a", StatusSuccess, "", 1}, {"b", StatusSuccess, "", 2}, {"c", StatusSuccess, "", 1}},
+			wantSteps:  []stepOutcome{{"a", event.StatusSuccess, "", 1}, {"b", event.StatusSuccess, "", 2}, {"c", event.StatusSuccess, "", 1}},
 			wantLog: []string{"prepare host-1", "a on host-1", "b on host-1: lost", "teardown host-1",
 				"prepare host-2", "a on host-2", "b on host-2", "c on host-2", "teardown host-2"},
 		},
@@ -173,7 +174,7 @@ func TestLostWorkspace(t *testing.T) {
 			name:       "retry, but no host left",
 			retry:      `, "retry": {"maxAttempts": 2}`,
 			failAt:     2,
-			wantStatus: StatusFailure, wantDomain: DomainExecutor,
+			wantStatus: event.StatusFailure, wantDomain: DomainExecutor,
 			wantReason: `prepare local workspace again (step "b" lost its workspace on host-1): every host of the pool is down`,
 			wantLog:    []string{"prepare host-1", "a on host-1", "b on host-1: lost", "teardown host-1", "prepare failed"},
 		},
@@ -210,10 +211,10 @@ func TestLostWorkspace(t *testing.T) {
 			}
 			var warned, retried bool
 			for _, ev := range events.events {
-				warned = warned || (ev.Event == EventWarning && strings.Contains(ev.Message,
+				warned = warned || (ev.Event == event.Warning && strings.Contains(ev.Message,
 					`the workspace on host-1 was lost during step "b": `) &&
 					strings.HasSuffix(ev.Message, `host host-1: connection lost: workspace lost; preparing the job again, to run from its first step`))
-				retried = retried || (ev.Event == EventStepRetry && ev.Step == "b" && ev.Attempt == 2 &&
+				retried = retried || (ev.Event == event.StepRetry && ev.Step == "b" && ev.Attempt == 2 &&
 					strings.HasSuffix(ev.Message, "retrying in a new workspace"))
 			}
 			if want := tt.retry != ""; warned != want || retried != want {

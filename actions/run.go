@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/nixflow/nixflow/event"
 	"os"
 	"path/filepath"
 	"sort"
@@ -61,7 +62,7 @@ type Options struct {
 	RunHost func(ctx context.Context, dir string, cmd executors.Command) (executors.Result, error)
 	// TeardownTimeout bounds each executor teardown.
 	TeardownTimeout time.Duration
-	Sink            Sink
+	Sink            event.Sink
 	Masker          *Masker
 	Logger          hclog.Logger
 	// Now is the clock; nil for time.Now.
@@ -88,8 +89,8 @@ type Result struct {
 
 // JobResult is the outcome of one job.
 type JobResult struct {
-	Job    string `json:"job"`
-	Status Status `json:"status"`
+	Job    string       `json:"job"`
+	Status event.Status `json:"status"`
 	// Allowed marks a failure that continueOnError allows: it counts as a
 	// success for dependents and for the exit status.
 	Allowed bool   `json:"allowed,omitempty"`
@@ -105,13 +106,13 @@ type JobResult struct {
 
 // ok reports whether the job counts as a success for its dependents.
 func (j *JobResult) ok() bool {
-	return j.Status == StatusSuccess || (j.Status == StatusFailure && j.Allowed)
+	return j.Status == event.StatusSuccess || (j.Status == event.StatusFailure && j.Allowed)
 }
 
 // StepResult is the outcome of one step.
 type StepResult struct {
 	Step     string        `json:"step"`
-	Status   Status        `json:"status"`
+	Status   event.Status  `json:"status"`
 	Allowed  bool          `json:"allowed,omitempty"`
 	Reason   string        `json:"reason,omitempty"`
 	Attempts int           `json:"attempts,omitempty"`
@@ -130,7 +131,7 @@ func (r *Result) Failed() bool {
 		return true
 	}
 	for _, j := range r.Jobs {
-		if j.Status == StatusFailure && !j.Allowed {
+		if j.Status == event.StatusFailure && !j.Allowed {
 			return true
 		}
 	}
@@ -176,7 +177,7 @@ func Run(cancel, abort context.Context, plan *compiler.Plan, opts Options) (*Res
 		opts.Logger = hclog.NewNullLogger()
 	}
 	if opts.Sink == nil {
-		opts.Sink = Sinks(nil)
+		opts.Sink = event.Sinks(nil)
 	}
 	if opts.Masker == nil {
 		opts.Masker = NewMasker()
@@ -204,7 +205,7 @@ func Run(cancel, abort context.Context, plan *compiler.Plan, opts Options) (*Res
 		return nil, fmt.Errorf("record the run's events: %w", err)
 	}
 	defer record.Close()
-	opts.Sink = Sinks{opts.Sink, record}
+	opts.Sink = event.Sinks{opts.Sink, record}
 	e := &engine{
 		opts:      opts,
 		plan:      plan,
@@ -221,13 +222,13 @@ func Run(cancel, abort context.Context, plan *compiler.Plan, opts Options) (*Res
 		e.results[j.Name] = &JobResult{Job: j.Name}
 	}
 	res := &Result{RunID: opts.RunID, Name: plan.Name, Started: e.now()}
-	e.emit(Event{Event: EventRunStart, Message: plan.Name})
+	e.emit(event.Event{Event: event.RunStart, Message: plan.Name})
 
 	if err := e.prepareEnvironments(); err != nil {
 		res.Err, res.Domain = opts.Masker.Mask(err.Error()), DomainEnvironment
 		for _, j := range plan.Jobs {
 			r := e.results[j.Name]
-			r.Status, r.Reason = StatusSkipped, "the environment could not be prepared"
+			r.Status, r.Reason = event.StatusSkipped, "the environment could not be prepared"
 		}
 	} else {
 		g.Walk(abort, dag.WalkOptions{MaxParallel: opts.MaxParallel, Levels: opts.Levels}, e.visit)
@@ -239,12 +240,12 @@ func Run(cancel, abort context.Context, plan *compiler.Plan, opts Options) (*Res
 	for _, j := range plan.Jobs {
 		res.Jobs = append(res.Jobs, e.results[j.Name])
 	}
-	end := Event{Event: EventRunEnd, Duration: res.Duration.Seconds(), Result: StatusSuccess, Reason: res.Err}
+	end := event.Event{Event: event.RunEnd, Duration: res.Duration.Seconds(), Result: event.StatusSuccess, Reason: res.Err}
 	switch {
 	case res.Cancelled:
-		end.Result = StatusCancelled
+		end.Result = event.StatusCancelled
 	case res.Failed():
-		end.Result = StatusFailure
+		end.Result = event.StatusFailure
 	}
 	e.emit(end)
 	maskResult(res, opts.Masker)
@@ -254,7 +255,7 @@ func Run(cancel, abort context.Context, plan *compiler.Plan, opts Options) (*Res
 	return res, nil
 }
 
-func (e *engine) emit(ev Event) {
+func (e *engine) emit(ev event.Event) {
 	ev.Run = e.opts.RunID
 	if ev.Time.IsZero() {
 		ev.Time = e.now()
@@ -268,7 +269,7 @@ func (e *engine) emit(ev Event) {
 // the value is too short to mask.
 func (e *engine) addSecret(what, value string) {
 	if !e.opts.Masker.Add(value) {
-		e.emit(Event{Event: EventWarning, Message: fmt.Sprintf("%s is shorter than %d characters and is not masked", what, minSecretLen)})
+		e.emit(event.Event{Event: event.Warning, Message: fmt.Sprintf("%s is shorter than %d characters and is not masked", what, minSecretLen)})
 	}
 }
 

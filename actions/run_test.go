@@ -3,6 +3,7 @@ package actions
 import (
 	"context"
 	"fmt"
+	"github.com/nixflow/nixflow/event"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,7 +69,7 @@ func TestManyJobsFewDescriptors(t *testing.T) {
 	}
 	if res.Failed() {
 		for _, j := range res.Jobs {
-			if j.Status != StatusSuccess {
+			if j.Status != event.StatusSuccess {
 				t.Fatalf("job %s: %s: %s", j.Job, j.Status, j.Reason)
 			}
 		}
@@ -109,7 +110,7 @@ func TestRunErrorIsExecutorFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := res.Jobs[0]
-	if j.Status != StatusFailure || j.Domain != DomainExecutor || !strings.Contains(j.Reason, "connection lost") {
+	if j.Status != event.StatusFailure || j.Domain != DomainExecutor || !strings.Contains(j.Reason, "connection lost") {
 		t.Errorf("job: %s (%s): %s; want an executor failure", j.Status, j.Domain, j.Reason)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/nixflow/nixflow/event"
 	"hash/fnv"
 	"io"
 	"os"
@@ -92,13 +93,13 @@ func (c *Console) jobColor(job string) string {
 }
 
 // Emit implements Sink.
-func (c *Console) Emit(events ...Event) {
+func (c *Console) Emit(events ...event.Event) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.emit(events)
 }
 
-func (c *Console) emit(events []Event) {
+func (c *Console) emit(events []event.Event) {
 	for i := range events {
 		c.buf = c.buf[:0]
 		if c.format == FormatJSON {
@@ -111,37 +112,37 @@ func (c *Console) emit(events []Event) {
 	c.w.Flush()
 }
 
-func (c *Console) appendText(b []byte, e *Event) []byte {
+func (c *Console) appendText(b []byte, e *event.Event) []byte {
 	simple := c.format == FormatSimple
 	var msg string
 	switch e.Event {
-	case EventOutput:
+	case event.Output:
 		msg = e.Message
 		if e.Stream == "stderr" && !simple {
 			msg = c.paint(ansiYel, msg)
 		}
-	case EventRunStart:
+	case event.RunStart:
 		if simple {
 			return fmt.Appendf(b, "run %s started\n", e.Message)
 		}
 		return fmt.Appendf(b, "%s run %s started (%s)\n", c.paint(ansiDim, e.Time.Format("15:04:05")), e.Message, e.Run)
-	case EventJobStart:
+	case event.JobStart:
 		msg = "job started (" + e.Message + ")"
-	case EventStepStart:
+	case event.StepStart:
 		msg = "step started"
 		if e.Attempts > 1 {
 			msg = fmt.Sprintf("step started, attempt %d/%d", e.Attempt, e.Attempts)
 		}
-	case EventJobEnd:
+	case event.JobEnd:
 		msg = c.result(e, "job")
-	case EventStepEnd:
+	case event.StepEnd:
 		msg = c.result(e, "step")
-	case EventProgress:
+	case event.Progress:
 		if e.Message == "" {
 			return b
 		}
 		msg = c.paint(ansiDim, e.Message)
-	case EventStepRetry, EventWarning:
+	case event.StepRetry, event.Warning:
 		msg = c.paint(ansiYel, e.Message)
 		if e.Job == "" {
 			return append(append(append(b, "warning: "...), msg...), '\n')
@@ -156,7 +157,7 @@ func (c *Console) appendText(b []byte, e *Event) []byte {
 
 // linePrefix appends what starts each line about e in the text formats:
 // the job and step, and in the structured format the time.
-func (c *Console) linePrefix(b []byte, e *Event) []byte {
+func (c *Console) linePrefix(b []byte, e *event.Event) []byte {
 	if c.format == FormatSimple {
 		b = append(b, '[')
 		b = appendPrefix(b, e)
@@ -185,12 +186,12 @@ const writeChunk = 256 << 10
 
 // EmitOutput implements BlockSink: each line formatted as Emit formats
 // its event, from a prefix formatted once for the block.
-func (c *Console) EmitOutput(line *Event, lines []byte) {
+func (c *Console) EmitOutput(line *event.Event, lines []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	json := c.format == FormatJSON
 	if json && !c.json.plain(line) {
-		c.emit(outputEvents(line, lines))
+		c.emit(event.Lines(line, lines))
 		return
 	}
 	var post string
@@ -223,7 +224,7 @@ func (c *Console) EmitOutput(line *Event, lines []byte) {
 }
 
 // appendPrefix appends the job and step an event is about: job/step.
-func appendPrefix(b []byte, e *Event) []byte {
+func appendPrefix(b []byte, e *event.Event) []byte {
 	b = append(b, e.Job...)
 	if e.Step != "" {
 		b = append(append(b, '/'), e.Step...)
@@ -233,15 +234,15 @@ func appendPrefix(b []byte, e *Event) []byte {
 
 // result words the end of a job or step. The simple format leaves out
 // symbols and durations, so that its output is stable.
-func (c *Console) result(e *Event, what string) string {
+func (c *Console) result(e *event.Event, what string) string {
 	simple := c.format == FormatSimple
 	var word, mark, color string
 	switch {
-	case e.Result == StatusSuccess:
+	case e.Result == event.StatusSuccess:
 		word, mark, color = "succeeded", "✓ ", ansiGreen
-	case e.Result == StatusFailure && e.Allowed:
+	case e.Result == event.StatusFailure && e.Allowed:
 		word, mark, color = "failed (allowed)", "✗ ", ansiYel
-	case e.Result == StatusFailure:
+	case e.Result == event.StatusFailure:
 		word, mark, color = "failed", "✗ ", ansiRed
 	default:
 		word, mark, color = string(e.Result), "○ ", ansiDim
@@ -303,7 +304,7 @@ func NewEventsFile(path string) (*EventsFile, error) {
 }
 
 // Emit implements Sink.
-func (s *EventsFile) Emit(events ...Event) {
+func (s *EventsFile) Emit(events ...event.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -311,7 +312,7 @@ func (s *EventsFile) Emit(events ...Event) {
 	}
 	wrote := false
 	for i := range events {
-		if events[i].Event == EventOutput {
+		if events[i].Event == event.Output {
 			continue
 		}
 		s.buf = appendJSON(s.buf[:0], &events[i])
@@ -324,7 +325,7 @@ func (s *EventsFile) Emit(events ...Event) {
 }
 
 // EmitOutput implements BlockSink: the file has no output lines.
-func (s *EventsFile) EmitOutput(*Event, []byte) {}
+func (s *EventsFile) EmitOutput(*event.Event, []byte) {}
 
 // flushLater writes what the file holds, once flushDelay is over.
 func (s *EventsFile) flushLater() {
@@ -406,7 +407,7 @@ func NewJobLogs(dir string) (*JobLogs, error) {
 }
 
 // Emit implements Sink.
-func (l *JobLogs) Emit(events ...Event) {
+func (l *JobLogs) Emit(events ...event.Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -424,7 +425,7 @@ func (l *JobLogs) Emit(events ...Event) {
 		}
 		b := l.linePrefix(jl.pending, e)
 		switch e.Event {
-		case EventOutput:
+		case event.Output:
 			b = append(b, e.Message...)
 		default:
 			b = append(b, "-- "...)
@@ -442,11 +443,11 @@ func (l *JobLogs) Emit(events ...Event) {
 		}
 		jl.pending = append(b, '\n')
 		switch e.Event {
-		case EventJobEnd:
+		case event.JobEnd:
 			l.flushJob(e.Job, jl)
 			l.closeFile(e.Job)
 			continue
-		case EventStepEnd:
+		case event.StepEnd:
 			l.flushJob(e.Job, jl)
 			continue
 		}
@@ -459,7 +460,7 @@ func (l *JobLogs) Emit(events ...Event) {
 
 // linePrefix appends what starts the line of e in a log file: the time,
 // the step, and whether it is output on stderr.
-func (l *JobLogs) linePrefix(b []byte, e *Event) []byte {
+func (l *JobLogs) linePrefix(b []byte, e *event.Event) []byte {
 	b = l.clock.append(b, e.Time)
 	b = append(b, ' ')
 	if e.Step != "" {
@@ -467,7 +468,7 @@ func (l *JobLogs) linePrefix(b []byte, e *Event) []byte {
 		b = append(b, e.Step...)
 		b = append(b, "] "...)
 	}
-	if e.Event == EventOutput && e.Stream == "stderr" {
+	if e.Event == event.Output && e.Stream == "stderr" {
 		b = append(b, "(stderr) "...)
 	}
 	return b
@@ -476,7 +477,7 @@ func (l *JobLogs) linePrefix(b []byte, e *Event) []byte {
 // EmitOutput implements BlockSink: the lines are held after the job's
 // events still held, and written once writeChunk bytes are, at the end
 // of the step, or within flushDelay.
-func (l *JobLogs) EmitOutput(line *Event, lines []byte) {
+func (l *JobLogs) EmitOutput(line *event.Event, lines []byte) {
 	if line.Job == "" {
 		return
 	}

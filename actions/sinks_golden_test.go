@@ -2,6 +2,7 @@ package actions
 
 import (
 	"bytes"
+	"github.com/nixflow/nixflow/event"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,39 +14,39 @@ import (
 // goldenEvents is a run as the sinks see it: every kind of event, output
 // on both streams given line by line and as a block, a retry, a warning,
 // an allowed failure and a skipped job.
-func goldenEvents() (events []Event, blocks map[int]string) {
+func goldenEvents() (events []event.Event, blocks map[int]string) {
 	at := func(ms int) time.Time {
 		return time.Date(2026, 11, 30, 6, 1, 2, 0, time.UTC).Add(time.Duration(ms) * time.Millisecond)
 	}
 	code0, code1 := 0, 1
-	ev := func(ms int, e Event) Event {
+	ev := func(ms int, e event.Event) event.Event {
 		e.Time, e.Run = at(ms), "run-1"
 		return e
 	}
-	events = []Event{
-		ev(0, Event{Event: EventRunStart, Message: "golden"}),
-		ev(1, Event{Job: "build", Event: EventJobStart, Message: "local"}),
-		ev(2, Event{Job: "build", Event: EventProgress, Where: "local"}),
-		ev(3, Event{Job: "build", Event: EventProgress, Message: "copying the workspace"}),
-		ev(4, Event{Job: "build", Step: "compile", Event: EventStepStart, Attempt: 1, Attempts: 2}),
-		ev(5, Event{Job: "build", Step: "compile", Event: EventOutput, Stream: "stdout", Message: "line one"}),
-		ev(6, Event{Job: "build", Step: "compile", Event: EventOutput, Stream: "stderr", Message: "warning: \"x\" <y> & z"}),
+	events = []event.Event{
+		ev(0, event.Event{Event: event.RunStart, Message: "golden"}),
+		ev(1, event.Event{Job: "build", Event: event.JobStart, Message: "local"}),
+		ev(2, event.Event{Job: "build", Event: event.Progress, Where: "local"}),
+		ev(3, event.Event{Job: "build", Event: event.Progress, Message: "copying the workspace"}),
+		ev(4, event.Event{Job: "build", Step: "compile", Event: event.StepStart, Attempt: 1, Attempts: 2}),
+		ev(5, event.Event{Job: "build", Step: "compile", Event: event.Output, Stream: "stdout", Message: "line one"}),
+		ev(6, event.Event{Job: "build", Step: "compile", Event: event.Output, Stream: "stderr", Message: "warning: \"x\" <y> & z"}),
 		// index 7: a block of stdout lines, index 8: a block of stderr lines
-		ev(7, Event{Job: "build", Step: "compile", Event: EventOutput, Stream: "stdout"}),
-		ev(8, Event{Job: "build", Step: "compile", Event: EventOutput, Stream: "stderr"}),
-		ev(9, Event{Job: "build", Step: "compile", Event: EventStepRetry, Attempt: 2, Attempts: 2, ExitCode: &code1,
+		ev(7, event.Event{Job: "build", Step: "compile", Event: event.Output, Stream: "stdout"}),
+		ev(8, event.Event{Job: "build", Step: "compile", Event: event.Output, Stream: "stderr"}),
+		ev(9, event.Event{Job: "build", Step: "compile", Event: event.StepRetry, Attempt: 2, Attempts: 2, ExitCode: &code1,
 			Message: "attempt 1/2 failed: failed with exit status 1; retrying in 1s"}),
-		ev(1500, Event{Job: "build", Step: "compile", Event: EventStepEnd, Result: StatusSuccess, Attempt: 2, Attempts: 2,
+		ev(1500, event.Event{Job: "build", Step: "compile", Event: event.StepEnd, Result: event.StatusSuccess, Attempt: 2, Attempts: 2,
 			ExitCode: &code0, Duration: 0.25}),
-		ev(1501, Event{Job: "build", Event: EventJobEnd, Result: StatusSuccess, Duration: 1.5}),
-		ev(1502, Event{Job: "lint", Event: EventJobStart, Message: "local"}),
-		ev(1503, Event{Job: "lint", Event: EventWarning, Message: "value too short to mask"}),
-		ev(1504, Event{Job: "lint", Step: "vet", Event: EventStepEnd, Result: StatusFailure, Reason: "failed with exit status 2",
+		ev(1501, event.Event{Job: "build", Event: event.JobEnd, Result: event.StatusSuccess, Duration: 1.5}),
+		ev(1502, event.Event{Job: "lint", Event: event.JobStart, Message: "local"}),
+		ev(1503, event.Event{Job: "lint", Event: event.Warning, Message: "value too short to mask"}),
+		ev(1504, event.Event{Job: "lint", Step: "vet", Event: event.StepEnd, Result: event.StatusFailure, Reason: "failed with exit status 2",
 			ExitCode: &code1, Allowed: true, Duration: 65}),
-		ev(1505, Event{Job: "lint", Event: EventJobEnd, Result: StatusFailure, Reason: "step \"vet\" failed", Allowed: true, Duration: 66}),
-		ev(1506, Event{Job: "deploy", Event: EventJobEnd, Result: StatusSkipped, Reason: "needed job \"lint\" failed"}),
-		ev(1507, Event{Event: EventWarning, Message: "a warning about the run"}),
-		ev(1508, Event{Event: EventRunEnd, Result: StatusFailure, Duration: 1.508}),
+		ev(1505, event.Event{Job: "lint", Event: event.JobEnd, Result: event.StatusFailure, Reason: "step \"vet\" failed", Allowed: true, Duration: 66}),
+		ev(1506, event.Event{Job: "deploy", Event: event.JobEnd, Result: event.StatusSkipped, Reason: "needed job \"lint\" failed"}),
+		ev(1507, event.Event{Event: event.Warning, Message: "a warning about the run"}),
+		ev(1508, event.Event{Event: event.RunEnd, Result: event.StatusFailure, Duration: 1.508}),
 	}
 	blocks = map[int]string{
 		7: "block one\n\nblock \x1b[1mthree\x1b[0m\n",
@@ -55,11 +56,11 @@ func goldenEvents() (events []Event, blocks map[int]string) {
 }
 
 // emitGolden gives s the golden events, the blocks as blocks.
-func emitGolden(s Sink) {
+func emitGolden(s event.Sink) {
 	events, blocks := goldenEvents()
 	for i := range events {
 		if b, ok := blocks[i]; ok {
-			emitOutput(s, &events[i], []byte(b))
+			event.EmitOutput(s, &events[i], []byte(b))
 			continue
 		}
 		s.Emit(events[i])
@@ -91,7 +92,7 @@ func TestSinksGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	emitGolden(Sinks{logs, events})
+	emitGolden(event.Sinks{logs, events})
 	if err := logs.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package actions
 
 import (
+	"github.com/nixflow/nixflow/event"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -30,9 +31,9 @@ func TestJobLogsFull(t *testing.T) {
 	var reports []string
 	logs.OnError = func(job, file string, err error) { reports = append(reports, job+" "+file) }
 	for i := 0; i < 3; i++ {
-		logs.Emit(Event{Job: "full", Event: EventOutput, Message: "x"}, Event{Job: "ok", Event: EventOutput, Message: "y"})
+		logs.Emit(event.Event{Job: "full", Event: event.Output, Message: "x"}, event.Event{Job: "ok", Event: event.Output, Message: "y"})
 	}
-	logs.Emit(Event{Job: "full", Event: EventJobEnd}, Event{Job: "ok", Event: EventJobEnd})
+	logs.Emit(event.Event{Job: "full", Event: event.JobEnd}, event.Event{Job: "ok", Event: event.JobEnd})
 	if err := logs.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
@@ -61,11 +62,11 @@ func TestRunFilesFlushWithoutClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer logs.Close()
-	start := Event{Job: "j", Step: "s", Event: EventStepStart}
+	start := event.Event{Job: "j", Step: "s", Event: event.StepStart}
 	events.Emit(start)
 	logs.Emit(start)
-	logs.EmitOutput(&Event{Job: "j", Step: "s", Event: EventOutput, Stream: "stdout"}, []byte("out\n"))
-	logs.Emit(Event{Job: "j", Step: "s", Event: EventStepEnd, Result: StatusSuccess})
+	logs.EmitOutput(&event.Event{Job: "j", Step: "s", Event: event.Output, Stream: "stdout"}, []byte("out\n"))
+	logs.Emit(event.Event{Job: "j", Step: "s", Event: event.StepEnd, Result: event.StatusSuccess})
 	want := map[string]int{"events.jsonl": 1, "logs/j.log": 3}
 	deadline := time.Now().Add(30 * time.Second)
 	for name, lines := range want {
@@ -94,9 +95,9 @@ func TestJobLogsStepEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer logs.Close()
-	logs.Emit(Event{Job: "j", Step: "s", Event: EventStepStart})
-	logs.EmitOutput(&Event{Job: "j", Step: "s", Event: EventOutput, Stream: "stdout"}, []byte("one\ntwo\n"))
-	logs.Emit(Event{Job: "j", Step: "s", Event: EventStepEnd, Result: StatusSuccess})
+	logs.Emit(event.Event{Job: "j", Step: "s", Event: event.StepStart})
+	logs.EmitOutput(&event.Event{Job: "j", Step: "s", Event: event.Output, Stream: "stdout"}, []byte("one\ntwo\n"))
+	logs.Emit(event.Event{Job: "j", Step: "s", Event: event.StepEnd, Result: event.StatusSuccess})
 	data, err := os.ReadFile(filepath.Join(dir, "j.log"))
 	if err != nil {
 		t.Fatal(err)

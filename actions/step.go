@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/nixflow/nixflow/event"
 	"io/fs"
 	"os"
 	"path"
@@ -40,7 +41,7 @@ func (jr *jobRun) runSteps() {
 		sr := &StepResult{Step: step.Name, Attempts: 0}
 		jr.res.Steps = append(jr.res.Steps, sr)
 		if !jr.stepStatusHolds(step, failed) {
-			sr.Status, sr.Reason = StatusSkipped, jr.stepSkipReason(step, failed)
+			sr.Status, sr.Reason = event.StatusSkipped, jr.stepSkipReason(step, failed)
 			if step.Condition.Status == compiler.StatusSuccess && jr.expired() {
 				jr.timedOut = true
 			}
@@ -49,9 +50,9 @@ func (jr *jobRun) runSteps() {
 			keep := step.Condition.Status == compiler.StatusAlways ||
 				(step.Condition.Status == compiler.StatusExpr && step.Condition.Cleanup())
 			if jr.interrupt().Err() != nil && !keep {
-				sr.Status, sr.Reason = StatusCancelled, "run cancelled"
+				sr.Status, sr.Reason = event.StatusCancelled, "run cancelled"
 			}
-			jr.e.emit(Event{Job: jr.job.Name, Step: step.Name, Event: EventStepEnd, Result: sr.Status, Reason: sr.Reason})
+			jr.e.emit(event.Event{Job: jr.job.Name, Step: step.Name, Event: event.StepEnd, Result: sr.Status, Reason: sr.Reason})
 			continue
 		}
 		jr.runStep(step, sr)
@@ -59,11 +60,11 @@ func (jr *jobRun) runSteps() {
 			return
 		}
 		switch {
-		case sr.Status == StatusCancelled:
+		case sr.Status == event.StatusCancelled:
 			cancelled = true
-		case sr.Status == StatusFailure && step.ContinueOnError:
+		case sr.Status == event.StatusFailure && step.ContinueOnError:
 			sr.Allowed = true
-		case sr.Status == StatusFailure && !failed:
+		case sr.Status == event.StatusFailure && !failed:
 			failed = true
 			failReason = fmt.Sprintf("step %q %s", step.Name, sr.Reason)
 			failDomain = DomainStep
@@ -74,16 +75,16 @@ func (jr *jobRun) runSteps() {
 	}
 	switch {
 	case failed:
-		jr.res.Status, jr.res.Reason, jr.res.Domain = StatusFailure, failReason, failDomain
+		jr.res.Status, jr.res.Reason, jr.res.Domain = event.StatusFailure, failReason, failDomain
 	case jr.timedOut:
 		// A timeout is a failure, also when the step it stopped was allowed
 		// to fail, or when it struck between steps.
-		jr.res.Status, jr.res.Domain = StatusFailure, DomainStep
+		jr.res.Status, jr.res.Domain = event.StatusFailure, DomainStep
 		jr.res.Reason = fmt.Sprintf("job timed out after %s", jr.job.Timeout)
 	case cancelled || jr.interrupt().Err() != nil:
-		jr.res.Status, jr.res.Reason = StatusCancelled, "run cancelled"
+		jr.res.Status, jr.res.Reason = event.StatusCancelled, "run cancelled"
 	default:
-		jr.res.Status = StatusSuccess
+		jr.res.Status = event.StatusSuccess
 	}
 }
 
@@ -208,10 +209,10 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 	out := jr.outputs(step.Name)
 
 	// ends a step that did not get to run its attempts to the end.
-	end := func(status Status, reason string) {
+	end := func(status event.Status, reason string) {
 		sr.Status, sr.Reason = status, reason
-		ev := Event{Job: name, Step: step.Name, Event: EventStepEnd, Result: status, Reason: reason, Attempt: sr.Attempts}
-		if status == StatusFailure && step.ContinueOnError {
+		ev := event.Event{Job: name, Step: step.Name, Event: event.StepEnd, Result: status, Reason: reason, Attempt: sr.Attempts}
+		if status == event.StatusFailure && step.ContinueOnError {
 			ev.Allowed = true
 		}
 		e.emit(ev)
@@ -226,17 +227,17 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		switch {
 		case err != nil:
 			sr.infra = true
-			end(StatusFailure, fmt.Sprintf("condition could not run: %v", err))
+			end(event.StatusFailure, fmt.Sprintf("condition could not run: %v", err))
 			return
 		case r.Stopped && reason != "":
 			jr.timedOut = jr.timedOut || jobTimeout
-			end(StatusFailure, "condition "+reason)
+			end(event.StatusFailure, "condition "+reason)
 			return
 		case r.Stopped:
-			end(StatusCancelled, "run cancelled")
+			end(event.StatusCancelled, "run cancelled")
 			return
 		case r.ExitCode != 0:
-			end(StatusSkipped, fmt.Sprintf("condition %q exited with status %d", cmd, r.ExitCode))
+			end(event.StatusSkipped, fmt.Sprintf("condition %q exited with status %d", cmd, r.ExitCode))
 			return
 		}
 		out = jr.outputs(step.Name)
@@ -246,7 +247,7 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 	max := step.Retry.MaxAttempts
 	for attempt := jr.spent[step.Name] + 1; ; attempt++ {
 		sr.Attempts = attempt
-		e.emit(Event{Job: name, Step: step.Name, Event: EventStepStart, Attempt: attempt, Attempts: max})
+		e.emit(event.Event{Job: name, Step: step.Name, Event: event.StepStart, Attempt: attempt, Attempts: max})
 		ctx, cancel, why := jr.stepContext(step)
 		t0 := e.now()
 		r, err := jr.ws.Run(ctx, jr.command(argv, env, front, step.Workdir, out))
@@ -258,72 +259,72 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		// Whatever the step wrote to the control files counts, also when
 		// it failed: a later always() step may need it.
 		cerr := jr.readControl()
-		ev := Event{Job: name, Step: step.Name, Event: EventStepEnd, Attempt: attempt, Attempts: max,
+		ev := event.Event{Job: name, Step: step.Name, Event: event.StepEnd, Attempt: attempt, Attempts: max,
 			Duration: e.now().Sub(t0).Seconds()}
 		code := r.ExitCode
 		ev.ExitCode = &code
 		switch {
 		case err != nil:
-			sr.Status, sr.Reason, sr.infra = StatusFailure, fmt.Sprintf("could not run: %v", err), true
+			sr.Status, sr.Reason, sr.infra = event.StatusFailure, fmt.Sprintf("could not run: %v", err), true
 		case cerr != nil:
 			// The host lost after the step: the executor's failure.
-			sr.Status, sr.Reason, sr.infra = StatusFailure, cerr.Error(), errors.Is(cerr, executors.ErrWorkspaceLost)
+			sr.Status, sr.Reason, sr.infra = event.StatusFailure, cerr.Error(), errors.Is(cerr, executors.ErrWorkspaceLost)
 		case r.Stopped && reason == "":
-			sr.Status, sr.Reason = StatusCancelled, "run cancelled"
+			sr.Status, sr.Reason = event.StatusCancelled, "run cancelled"
 		case r.Stopped:
-			sr.Status, sr.Reason = StatusFailure, reason
+			sr.Status, sr.Reason = event.StatusFailure, reason
 		case r.ExitCode != 0:
-			sr.Status, sr.Reason = StatusFailure, "failed with exit status "+formatExit(r.ExitCode)
+			sr.Status, sr.Reason = event.StatusFailure, "failed with exit status "+formatExit(r.ExitCode)
 		default:
-			sr.Status, sr.Reason = StatusSuccess, ""
+			sr.Status, sr.Reason = event.StatusSuccess, ""
 		}
 		lost := err
 		if lost == nil {
 			lost = cerr
 		}
-		if sr.Status == StatusFailure && errors.Is(lost, executors.ErrWorkspaceLost) &&
+		if sr.Status == event.StatusFailure && errors.Is(lost, executors.ErrWorkspaceLost) &&
 			attempt < max && jr.interrupt().Err() == nil && !jr.expired() {
 			// The step did not fail, its host did: the job starts again
 			// in a new workspace, this step's next attempt included.
 			jr.lost, jr.spent[step.Name] = &lostWorkspace{step: step.Name, err: lost}, attempt
-			e.emit(Event{Job: name, Step: step.Name, Event: EventStepRetry, Attempt: attempt + 1, Attempts: max, ExitCode: ev.ExitCode,
+			e.emit(event.Event{Job: name, Step: step.Name, Event: event.StepRetry, Attempt: attempt + 1, Attempts: max, ExitCode: ev.ExitCode,
 				Message: fmt.Sprintf("attempt %d/%d failed: %s; retrying in a new workspace", attempt, max, firstLine(sr.Reason))})
 			return
 		}
-		if sr.Status == StatusFailure && err == nil && cerr == nil && attempt < max && jr.retryStopped(step) {
+		if sr.Status == event.StatusFailure && err == nil && cerr == nil && attempt < max && jr.retryStopped(step) {
 			// Ctrl-C came as the attempt ended: the wait for the next one
 			// would have been cut short, so the step is cancelled, as it
 			// is when Ctrl-C comes during that wait.
-			sr.Status, sr.Reason = StatusCancelled, "run cancelled"
+			sr.Status, sr.Reason = event.StatusCancelled, "run cancelled"
 		}
-		final := sr.Status != StatusFailure || err != nil || cerr != nil || attempt >= max ||
+		final := sr.Status != event.StatusFailure || err != nil || cerr != nil || attempt >= max ||
 			jr.interrupt().Err() != nil || jr.expired()
 		jr.noTimeForRetry(step, sr, final && err == nil && cerr == nil && attempt < max && jr.interrupt().Err() == nil)
-		if sr.Status == StatusFailure && final && attempt > 1 {
+		if sr.Status == event.StatusFailure && final && attempt > 1 {
 			sr.Reason += fmt.Sprintf(" (after %d attempts)", attempt)
 		}
 		ev.Result, ev.Reason = sr.Status, sr.Reason
-		if sr.Status == StatusFailure && step.ContinueOnError {
+		if sr.Status == event.StatusFailure && step.ContinueOnError {
 			ev.Allowed = true
 		}
-		if sr.Status == StatusFailure {
+		if sr.Status == event.StatusFailure {
 			sr.Tail = out.tail.get()
 		}
-		if final || sr.Status != StatusFailure {
+		if final || sr.Status != event.StatusFailure {
 			e.emit(ev)
 			return
 		}
 		delay := step.Retry.Delay(attempt)
-		e.emit(Event{Job: name, Step: step.Name, Event: EventStepRetry, Attempt: attempt + 1, Attempts: max, ExitCode: ev.ExitCode,
+		e.emit(event.Event{Job: name, Step: step.Name, Event: event.StepRetry, Attempt: attempt + 1, Attempts: max, ExitCode: ev.ExitCode,
 			Message: fmt.Sprintf("attempt %d/%d failed: %s; retrying in %s", attempt, max, sr.Reason, jr.shownDelay(step, delay))})
 		switch jr.sleep(step, delay) {
 		case waitCancelled:
-			end(StatusCancelled, "run cancelled")
+			end(event.StatusCancelled, "run cancelled")
 			return
 		case waitExpired:
 			// The job's time ran out during the wait: no phantom attempt.
 			jr.timedOut = true
-			end(StatusFailure, fmt.Sprintf("job timed out after %s (after %s)", jr.job.Timeout, plural(attempt, "attempt", "attempts")))
+			end(event.StatusFailure, fmt.Sprintf("job timed out after %s (after %s)", jr.job.Timeout, plural(attempt, "attempt", "attempts")))
 			return
 		}
 		out = jr.outputs(step.Name)
@@ -363,7 +364,7 @@ func (jr *jobRun) outputs(step string) *stepOutput {
 	mk := func(stream string) *lineWriter {
 		return &lineWriter{
 			sink: e.opts.Sink, mask: e.opts.Masker, announce: announce, tail: t, now: e.now,
-			tmpl: Event{Run: e.opts.RunID, Job: jr.job.Name, Step: step, Event: EventOutput, Stream: stream},
+			tmpl: event.Event{Run: e.opts.RunID, Job: jr.job.Name, Step: step, Event: event.Output, Stream: stream},
 		}
 	}
 	return &stepOutput{stdout: mk("stdout"), stderr: mk("stderr"), tail: t}

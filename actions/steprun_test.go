@@ -3,6 +3,7 @@ package actions
 import (
 	"context"
 	"fmt"
+	"github.com/nixflow/nixflow/event"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -133,7 +134,7 @@ func runScripted(t *testing.T, graph string, script map[string][]act, cancelAt, 
 
 type stepOutcome struct {
 	Step     string
-	Status   Status
+	Status   event.Status
 	Reason   string
 	Attempts int
 }
@@ -152,7 +153,7 @@ func TestStepRunnerTiming(t *testing.T) {
 		job               string
 		script            map[string][]act
 		cancelAt, abortAt time.Duration
-		wantJob           Status
+		wantJob           event.Status
 		wantReason        string
 		wantSteps         []stepOutcome
 		wantLog           []string
@@ -165,9 +166,9 @@ func TestStepRunnerTiming(t *testing.T) {
 			job: `{"timeout": "2s", "steps": [{"name": "s", "bash": "x",
 				"retry": {"maxAttempts": 5, "minTime": 1.2, "backoff": "constant"}}]}`,
 			script:     map[string][]act{"s": {{299800 * time.Microsecond, 3}}},
-			wantJob:    StatusFailure,
+			wantJob:    event.StatusFailure,
 			wantReason: `step "s" job timed out after 2s (after 2 attempts)`,
-			wantSteps:  []stepOutcome{{"s", StatusFailure, "job timed out after 2s (after 2 attempts)", 2}},
+			wantSteps:  []stepOutcome{{"s", event.StatusFailure, "job timed out after 2s (after 2 attempts)", 2}},
 			wantLog:    []string{"0s s start", "299.8ms s exit 3", "1.4998s s start", "1.7996s s exit 3"},
 		},
 		{
@@ -175,9 +176,9 @@ func TestStepRunnerTiming(t *testing.T) {
 			job: `{"timeout": "2s", "steps": [{"name": "s", "bash": "x",
 				"retry": {"maxAttempts": 5, "minTime": 1.2, "backoff": "constant"}}]}`,
 			script:     map[string][]act{"s": {{800 * time.Millisecond, 3}}},
-			wantJob:    StatusFailure,
+			wantJob:    event.StatusFailure,
 			wantReason: `step "s" job timed out after 2s (after 1 attempt)`,
-			wantSteps:  []stepOutcome{{"s", StatusFailure, "job timed out after 2s (after 1 attempt)", 1}},
+			wantSteps:  []stepOutcome{{"s", event.StatusFailure, "job timed out after 2s (after 1 attempt)", 1}},
 			wantLog:    []string{"0s s start", "800ms s exit 3"},
 		},
 		{
@@ -185,19 +186,19 @@ func TestStepRunnerTiming(t *testing.T) {
 			job: `{"timeout": "1s", "steps": [{"name": "a", "bash": "x"}, {"name": "b", "bash": "x"},
 				{"name": "c", "bash": "x", "condition": "always()"}]}`,
 			script:     map[string][]act{"a": {{time.Hour, 0}}, "b": {{0, 0}}, "c": {{100 * time.Millisecond, 0}}},
-			wantJob:    StatusFailure,
+			wantJob:    event.StatusFailure,
 			wantReason: `step "a" job timed out after 1s`,
-			wantSteps: []stepOutcome{{"a", StatusFailure, "job timed out after 1s", 1},
-				{"b", StatusSkipped, "an earlier step failed", 0}, {"c", StatusSuccess, "", 1}},
+			wantSteps: []stepOutcome{{"a", event.StatusFailure, "job timed out after 1s", 1},
+				{"b", event.StatusSkipped, "an earlier step failed", 0}, {"c", event.StatusSuccess, "", 1}},
 			wantLog: []string{"0s a start", "1s a stopped", "1s c start", "1.1s c exit 0"},
 		},
 		{
 			name:       "step and job timeouts at the same moment: the job's",
 			job:        `{"timeout": "1s", "steps": [{"name": "s", "bash": "x", "timeout": "1s"}]}`,
 			script:     map[string][]act{"s": {{time.Hour, 0}}},
-			wantJob:    StatusFailure,
+			wantJob:    event.StatusFailure,
 			wantReason: `step "s" job timed out after 1s`,
-			wantSteps:  []stepOutcome{{"s", StatusFailure, "job timed out after 1s", 1}},
+			wantSteps:  []stepOutcome{{"s", event.StatusFailure, "job timed out after 1s", 1}},
 			wantLog:    []string{"0s s start", "1s s stopped"},
 		},
 		{
@@ -205,9 +206,9 @@ func TestStepRunnerTiming(t *testing.T) {
 			job: `{"steps": [{"name": "s", "bash": "x", "timeout": "500ms",
 				"retry": {"maxAttempts": 2, "minTime": 0}}]}`,
 			script:     map[string][]act{"s": {{time.Hour, 0}}},
-			wantJob:    StatusFailure,
+			wantJob:    event.StatusFailure,
 			wantReason: `step "s" timed out after 500ms (after 2 attempts)`,
-			wantSteps:  []stepOutcome{{"s", StatusFailure, "timed out after 500ms (after 2 attempts)", 2}},
+			wantSteps:  []stepOutcome{{"s", event.StatusFailure, "timed out after 500ms (after 2 attempts)", 2}},
 			wantLog:    []string{"0s s start", "500ms s stopped", "500ms s start", "1s s stopped"},
 		},
 		{
@@ -217,9 +218,9 @@ func TestStepRunnerTiming(t *testing.T) {
 				{"name": "c", "bash": "x", "condition": "always()"}]}`,
 			script:     map[string][]act{"s": {{time.Second, 1}}, "c": {{0, 0}}},
 			cancelAt:   2 * time.Second,
-			wantJob:    StatusCancelled,
+			wantJob:    event.StatusCancelled,
 			wantReason: "run cancelled",
-			wantSteps:  []stepOutcome{{"s", StatusCancelled, "run cancelled", 1}, {"c", StatusSuccess, "", 1}},
+			wantSteps:  []stepOutcome{{"s", event.StatusCancelled, "run cancelled", 1}, {"c", event.StatusSuccess, "", 1}},
 			wantLog:    []string{"0s s start", "1s s exit 1", "2s c start", "2s c exit 0"},
 		},
 		{
@@ -229,9 +230,9 @@ func TestStepRunnerTiming(t *testing.T) {
 			script:     map[string][]act{"s": {{time.Hour, 0}}, "c": {{time.Hour, 0}}},
 			cancelAt:   time.Second,
 			abortAt:    3 * time.Second,
-			wantJob:    StatusCancelled,
+			wantJob:    event.StatusCancelled,
 			wantReason: "run cancelled",
-			wantSteps:  []stepOutcome{{"s", StatusCancelled, "run cancelled", 1}, {"c", StatusCancelled, "run cancelled", 1}},
+			wantSteps:  []stepOutcome{{"s", event.StatusCancelled, "run cancelled", 1}, {"c", event.StatusCancelled, "run cancelled", 1}},
 			wantLog:    []string{"0s s start", "1s s stopped", "1s c start", "3s c stopped"},
 		},
 		{
@@ -239,9 +240,9 @@ func TestStepRunnerTiming(t *testing.T) {
 			job:        `{"timeout": "2s", "steps": [{"name": "s", "bash": "x"}]}`,
 			script:     map[string][]act{"s": {{time.Hour, 0}}},
 			cancelAt:   time.Second,
-			wantJob:    StatusCancelled,
+			wantJob:    event.StatusCancelled,
 			wantReason: "run cancelled",
-			wantSteps:  []stepOutcome{{"s", StatusCancelled, "run cancelled", 1}},
+			wantSteps:  []stepOutcome{{"s", event.StatusCancelled, "run cancelled", 1}},
 			wantLog:    []string{"0s s start", "1s s stopped"},
 		},
 	}

@@ -3,6 +3,7 @@ package report
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/nixflow/nixflow/event"
 	"os"
 	"path/filepath"
 	"sort"
@@ -19,7 +20,7 @@ type scenario struct {
 	id     string
 	t0     time.Time
 	plan   planFile
-	events []actions.Event
+	events []event.Event
 	res    *actions.Result
 	// noResult leaves result.json out (a run that crashed); noEvents
 	// leaves events.jsonl out (a run recorded before events were kept).
@@ -30,7 +31,7 @@ type stepSpec struct {
 	name string
 	// attempts holds each attempt's start and end, in ms from the start.
 	attempts [][2]int
-	status   actions.Status
+	status   event.Status
 	reason   string
 	exit     int
 	tail     []string
@@ -49,7 +50,7 @@ func newScenario(id, workflow string) *scenario {
 
 func (s *scenario) at(ms int) time.Time { return s.t0.Add(time.Duration(ms) * time.Millisecond) }
 
-func (s *scenario) emit(ms int, ev actions.Event) {
+func (s *scenario) emit(ms int, ev event.Event) {
 	ev.Time, ev.Run = s.at(ms), s.id
 	s.events = append(s.events, ev)
 }
@@ -69,43 +70,43 @@ func (s *scenario) job(name string, x planExecutor, level int, needs []string, s
 
 // ran records a job that started at start (its turn), began setting up
 // at setup, ran its steps, and ended at end (-1: never ended).
-func (s *scenario) ran(name string, start, setup, end int, status actions.Status, reason string, location string, steps ...stepSpec) {
+func (s *scenario) ran(name string, start, setup, end int, status event.Status, reason string, location string, steps ...stepSpec) {
 	jr := &actions.JobResult{Job: name, Status: status, Reason: reason, Started: s.at(start),
 		Duration: time.Duration(end-start) * time.Millisecond}
-	if status == actions.StatusFailure {
+	if status == event.StatusFailure {
 		jr.Domain = actions.DomainStep
 	}
-	s.emit(setup, actions.Event{Job: name, Event: actions.EventJobStart, Message: "local", Where: location})
+	s.emit(setup, event.Event{Job: name, Event: event.JobStart, Message: "local", Where: location})
 	last := setup
 	for _, st := range steps {
 		sr := &actions.StepResult{Step: st.name, Status: st.status, Reason: st.reason, Attempts: len(st.attempts),
 			ExitCode: st.exit, Allowed: st.allowed}
-		if st.status == actions.StatusFailure {
+		if st.status == event.StatusFailure {
 			sr.Tail = st.tail
 		}
 		max := len(st.attempts)
 		for i, a := range st.attempts {
-			s.emit(a[0], actions.Event{Job: name, Step: st.name, Event: actions.EventStepStart, Attempt: i + 1, Attempts: max})
+			s.emit(a[0], event.Event{Job: name, Step: st.name, Event: event.StepStart, Attempt: i + 1, Attempts: max})
 			last = a[1]
 			code := st.exit
 			switch {
 			case i < len(st.attempts)-1:
 				code = 1
-				s.emit(a[1], actions.Event{Job: name, Step: st.name, Event: actions.EventStepRetry, Attempt: i + 2, Attempts: max,
+				s.emit(a[1], event.Event{Job: name, Step: st.name, Event: event.StepRetry, Attempt: i + 2, Attempts: max,
 					ExitCode: &code, Message: fmt.Sprintf("attempt %d/%d failed: failed with exit status 1; retrying in 1s", i+1, max)})
 			case !st.open:
-				s.emit(a[1], actions.Event{Job: name, Step: st.name, Event: actions.EventStepEnd, Attempt: i + 1, Attempts: max,
+				s.emit(a[1], event.Event{Job: name, Step: st.name, Event: event.StepEnd, Attempt: i + 1, Attempts: max,
 					ExitCode: &code, Result: st.status, Reason: st.reason, Allowed: st.allowed,
 					Duration: float64(a[1]-a[0]) / 1000})
 			}
 		}
 		if len(st.attempts) == 0 {
-			s.emit(last, actions.Event{Job: name, Step: st.name, Event: actions.EventStepEnd, Result: st.status, Reason: st.reason})
+			s.emit(last, event.Event{Job: name, Step: st.name, Event: event.StepEnd, Result: st.status, Reason: st.reason})
 		}
 		jr.Steps = append(jr.Steps, sr)
 	}
 	if end >= 0 {
-		s.emit(end, actions.Event{Job: name, Event: actions.EventJobEnd, Result: status, Reason: reason,
+		s.emit(end, event.Event{Job: name, Event: event.JobEnd, Result: status, Reason: reason,
 			Duration: float64(end-start) / 1000})
 	}
 	s.res.Jobs = append(s.res.Jobs, jr)
@@ -113,8 +114,8 @@ func (s *scenario) ran(name string, start, setup, end int, status actions.Status
 
 // notRun records a job that was skipped or cancelled at ms, before it
 // started.
-func (s *scenario) notRun(name string, ms int, status actions.Status, reason string) {
-	s.emit(ms, actions.Event{Job: name, Event: actions.EventJobEnd, Result: status, Reason: reason})
+func (s *scenario) notRun(name string, ms int, status event.Status, reason string) {
+	s.emit(ms, event.Event{Job: name, Event: event.JobEnd, Result: status, Reason: reason})
 	s.res.Jobs = append(s.res.Jobs, &actions.JobResult{Job: name, Status: status, Reason: reason, Started: s.at(ms)})
 }
 
@@ -122,7 +123,7 @@ func (s *scenario) notRun(name string, ms int, status actions.Status, reason str
 func (s *scenario) end(ms int, cancelled bool) {
 	s.res.Duration = time.Duration(ms) * time.Millisecond
 	s.res.Cancelled = cancelled
-	s.emit(ms, actions.Event{Event: actions.EventRunEnd, Duration: float64(ms) / 1000})
+	s.emit(ms, event.Event{Event: event.RunEnd, Duration: float64(ms) / 1000})
 }
 
 // write writes the run directory under dir and returns its path.
@@ -157,7 +158,7 @@ func (s *scenario) write(t testing.TB, dir string) string {
 		put("result.json", s.res)
 	}
 	if !s.noEvents {
-		evs := append([]actions.Event{{Time: s.t0, Run: s.id, Event: actions.EventRunStart, Message: s.plan.Name}}, s.events...)
+		evs := append([]event.Event{{Time: s.t0, Run: s.id, Event: event.RunStart, Message: s.plan.Name}}, s.events...)
 		sort.SliceStable(evs, func(a, b int) bool { return evs[a].Time.Before(evs[b].Time) })
 		f, err := os.Create(filepath.Join(run, actions.EventsFileName))
 		if err != nil {
@@ -197,31 +198,31 @@ var scenarios = map[string]func() *scenario{
 		s.job("deploy", ssh, 4, []string{"e2e"}, "push")
 		s.job("notify", local, 5, []string{"deploy"}, "post")
 
-		s.ran("lint", 10, 12, 900, actions.StatusSuccess, "", "",
-			stepSpec{name: "fmt", attempts: [][2]int{{100, 400}}, status: actions.StatusSuccess},
-			stepSpec{name: "vet", attempts: [][2]int{{410, 880}}, status: actions.StatusSuccess})
-		s.ran("version", 10, 11, 300, actions.StatusSuccess, "", "",
-			stepSpec{name: "describe", attempts: [][2]int{{60, 290}}, status: actions.StatusSuccess})
-		s.ran("build", 900, 901, 2600, actions.StatusSuccess, "", "container 3f2a9c1d04e7 (localhost/ci:1)",
-			stepSpec{name: "compile", attempts: [][2]int{{1300, 2500}}, status: actions.StatusSuccess})
+		s.ran("lint", 10, 12, 900, event.StatusSuccess, "", "",
+			stepSpec{name: "fmt", attempts: [][2]int{{100, 400}}, status: event.StatusSuccess},
+			stepSpec{name: "vet", attempts: [][2]int{{410, 880}}, status: event.StatusSuccess})
+		s.ran("version", 10, 11, 300, event.StatusSuccess, "", "",
+			stepSpec{name: "describe", attempts: [][2]int{{60, 290}}, status: event.StatusSuccess})
+		s.ran("build", 900, 901, 2600, event.StatusSuccess, "", "container 3f2a9c1d04e7 (localhost/ci:1)",
+			stepSpec{name: "compile", attempts: [][2]int{{1300, 2500}}, status: event.StatusSuccess})
 		// At most two jobs at once: test-node-22 and docs wait for a slot.
-		s.ran("test-node-18", 2600, 2601, 3400, actions.StatusSuccess, "", "",
-			stepSpec{name: "unit", attempts: [][2]int{{2650, 3390}}, status: actions.StatusSuccess})
-		s.ran("test-node-20", 2600, 2602, 4700, actions.StatusSuccess, "", "",
-			stepSpec{name: "unit", attempts: [][2]int{{2650, 3000}, {4000, 4690}}, status: actions.StatusSuccess})
-		s.ran("test-node-22", 3400, 3401, 4200, actions.StatusSuccess, "", "",
-			stepSpec{name: "unit", attempts: [][2]int{{3450, 4190}}, status: actions.StatusSuccess})
-		s.ran("docs", 4200, 4201, 4600, actions.StatusFailure, "step \"render\" failed with exit status 2", "",
-			stepSpec{name: "render", attempts: [][2]int{{4250, 4590}}, status: actions.StatusFailure, exit: 2,
+		s.ran("test-node-18", 2600, 2601, 3400, event.StatusSuccess, "", "",
+			stepSpec{name: "unit", attempts: [][2]int{{2650, 3390}}, status: event.StatusSuccess})
+		s.ran("test-node-20", 2600, 2602, 4700, event.StatusSuccess, "", "",
+			stepSpec{name: "unit", attempts: [][2]int{{2650, 3000}, {4000, 4690}}, status: event.StatusSuccess})
+		s.ran("test-node-22", 3400, 3401, 4200, event.StatusSuccess, "", "",
+			stepSpec{name: "unit", attempts: [][2]int{{3450, 4190}}, status: event.StatusSuccess})
+		s.ran("docs", 4200, 4201, 4600, event.StatusFailure, "step \"render\" failed with exit status 2", "",
+			stepSpec{name: "render", attempts: [][2]int{{4250, 4590}}, status: event.StatusFailure, exit: 2,
 				reason: "failed with exit status 2", tail: []string{"render: docs/api.md: broken link"}})
 		s.res.Jobs[len(s.res.Jobs)-1].Allowed = true
-		s.ran("e2e", 4700, 4701, 6200, actions.StatusFailure, "step \"browser\" failed with exit status 1", "ci@build-host-2:22",
-			stepSpec{name: "browser", attempts: [][2]int{{5000, 6100}}, status: actions.StatusFailure, exit: 1,
+		s.ran("e2e", 4700, 4701, 6200, event.StatusFailure, "step \"browser\" failed with exit status 1", "ci@build-host-2:22",
+			stepSpec{name: "browser", attempts: [][2]int{{5000, 6100}}, status: event.StatusFailure, exit: 1,
 				reason: "failed with exit status 1", tail: []string{"checkout page: timeout after 30s", "1 of 24 scenarios failed"}},
-			stepSpec{name: "upload", status: actions.StatusSkipped, reason: "an earlier step failed"})
-		s.notRun("deploy", 6200, actions.StatusSkipped, "needed job \"e2e\" failed")
-		s.ran("notify", 6200, 6201, 6400, actions.StatusSuccess, "", "",
-			stepSpec{name: "post", attempts: [][2]int{{6250, 6390}}, status: actions.StatusSuccess})
+			stepSpec{name: "upload", status: event.StatusSkipped, reason: "an earlier step failed"})
+		s.notRun("deploy", 6200, event.StatusSkipped, "needed job \"e2e\" failed")
+		s.ran("notify", 6200, 6201, 6400, event.StatusSuccess, "", "",
+			stepSpec{name: "post", attempts: [][2]int{{6250, 6390}}, status: event.StatusSuccess})
 		s.end(6450, false)
 		return s
 	},
@@ -232,11 +233,11 @@ var scenarios = map[string]func() *scenario{
 		s.job("long", local, 0, nil, "s")
 		s.job("after", local, 1, []string{"long"}, "s")
 		s.job("cleanup", local, 2, []string{"after"}, "s")
-		s.ran("long", 5, 6, 1500, actions.StatusCancelled, "run cancelled", "",
-			stepSpec{name: "s", attempts: [][2]int{{50, 1490}}, status: actions.StatusCancelled, reason: "run cancelled", exit: 130})
-		s.notRun("after", 1500, actions.StatusCancelled, "run cancelled")
-		s.ran("cleanup", 1500, 1501, 1700, actions.StatusSuccess, "", "",
-			stepSpec{name: "s", attempts: [][2]int{{1550, 1690}}, status: actions.StatusSuccess})
+		s.ran("long", 5, 6, 1500, event.StatusCancelled, "run cancelled", "",
+			stepSpec{name: "s", attempts: [][2]int{{50, 1490}}, status: event.StatusCancelled, reason: "run cancelled", exit: 130})
+		s.notRun("after", 1500, event.StatusCancelled, "run cancelled")
+		s.ran("cleanup", 1500, 1501, 1700, event.StatusSuccess, "", "",
+			stepSpec{name: "s", attempts: [][2]int{{1550, 1690}}, status: event.StatusSuccess})
 		s.end(1750, true)
 		return s
 	},
@@ -247,13 +248,13 @@ var scenarios = map[string]func() *scenario{
 		s.job("a", local, 0, nil, "s")
 		s.job("b", local, 1, []string{"a"}, "s1", "s2")
 		s.job("c", local, 2, []string{"b"}, "s")
-		s.ran("a", 5, 6, 400, actions.StatusSuccess, "", "",
-			stepSpec{name: "s", attempts: [][2]int{{50, 390}}, status: actions.StatusSuccess})
-		s.ran("b", 400, 401, -1, actions.StatusSuccess, "", "",
-			stepSpec{name: "s1", attempts: [][2]int{{450, 600}}, status: actions.StatusSuccess},
+		s.ran("a", 5, 6, 400, event.StatusSuccess, "", "",
+			stepSpec{name: "s", attempts: [][2]int{{50, 390}}, status: event.StatusSuccess})
+		s.ran("b", 400, 401, -1, event.StatusSuccess, "", "",
+			stepSpec{name: "s1", attempts: [][2]int{{450, 600}}, status: event.StatusSuccess},
 			stepSpec{name: "s2", attempts: [][2]int{{610, 0}}, open: true})
 		// The last thing the run wrote.
-		s.emit(900, actions.Event{Job: "b", Step: "s2", Event: actions.EventWarning, Message: "still going"})
+		s.emit(900, event.Event{Job: "b", Step: "s2", Event: event.Warning, Message: "still going"})
 		s.noResult = true
 		return s
 	},
@@ -263,10 +264,10 @@ var scenarios = map[string]func() *scenario{
 		s := newScenario("20260102-030405.000-dddddd", "old")
 		s.job("a", local, 0, nil, "s")
 		s.job("b", local, 1, []string{"a"}, "s")
-		s.ran("a", 5, 6, 400, actions.StatusSuccess, "", "",
-			stepSpec{name: "s", attempts: [][2]int{{50, 390}}, status: actions.StatusSuccess})
-		s.ran("b", 400, 401, 800, actions.StatusFailure, "step \"s\" failed with exit status 1", "",
-			stepSpec{name: "s", attempts: [][2]int{{450, 790}}, status: actions.StatusFailure, exit: 1,
+		s.ran("a", 5, 6, 400, event.StatusSuccess, "", "",
+			stepSpec{name: "s", attempts: [][2]int{{50, 390}}, status: event.StatusSuccess})
+		s.ran("b", 400, 401, 800, event.StatusFailure, "step \"s\" failed with exit status 1", "",
+			stepSpec{name: "s", attempts: [][2]int{{450, 790}}, status: event.StatusFailure, exit: 1,
 				reason: "failed with exit status 1", tail: []string{"boom"}})
 		s.end(850, false)
 		s.noEvents = true
@@ -280,8 +281,8 @@ var scenarios = map[string]func() *scenario{
 func bigScenario(n, width int) *scenario {
 	s := newScenario("20260102-030405.000-eeeeee", "big")
 	s.job("setup", local, 0, nil, "prepare")
-	s.ran("setup", 0, 1, 100, actions.StatusSuccess, "", "",
-		stepSpec{name: "prepare", attempts: [][2]int{{10, 90}}, status: actions.StatusSuccess})
+	s.ran("setup", 0, 1, 100, event.StatusSuccess, "", "",
+		stepSpec{name: "prepare", attempts: [][2]int{{10, 90}}, status: event.StatusSuccess})
 	free := make([]int, width)
 	for i := range free {
 		free[i] = 100
@@ -295,9 +296,9 @@ func bigScenario(n, width int) *scenario {
 		lane := i % width
 		start := free[lane]
 		d := 50 + (i*37)%200
-		status := actions.StatusSuccess
+		status := event.StatusSuccess
 		if i%97 == 13 {
-			status = actions.StatusFailure
+			status = event.StatusFailure
 		}
 		s.ran(name, start, start+1, start+d, status, "", "",
 			stepSpec{name: "test", attempts: [][2]int{{start + 5, start + d - 2}}, status: status, tail: []string{"shard failed"}})
@@ -305,8 +306,8 @@ func bigScenario(n, width int) *scenario {
 		end = max(end, start+d)
 	}
 	s.job("report", local, 2, names, "collect")
-	s.ran("report", end, end+1, end+100, actions.StatusSuccess, "", "",
-		stepSpec{name: "collect", attempts: [][2]int{{end + 10, end + 90}}, status: actions.StatusSuccess})
+	s.ran("report", end, end+1, end+100, event.StatusSuccess, "", "",
+		stepSpec{name: "collect", attempts: [][2]int{{end + 10, end + 90}}, status: event.StatusSuccess})
 	s.end(end+120, false)
 	return s
 }

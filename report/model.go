@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/nixflow/nixflow/event"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -207,7 +208,7 @@ func Load(dir string) (*Run, error) {
 
 // readEvents reads a JSON lines events file; a missing file is no events,
 // and a torn last line (a crash mid-write) is ignored.
-func readEvents(path string) ([]actions.Event, error) {
+func readEvents(path string) ([]event.Event, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -216,11 +217,11 @@ func readEvents(path string) ([]actions.Event, error) {
 		return nil, fmt.Errorf("read the events: %w", err)
 	}
 	defer f.Close()
-	var events []actions.Event
+	var events []event.Event
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 64*1024), 16*1024*1024)
 	for sc.Scan() {
-		var ev actions.Event
+		var ev event.Event
 		if json.Unmarshal(sc.Bytes(), &ev) == nil {
 			events = append(events, ev)
 		}
@@ -232,7 +233,7 @@ func readEvents(path string) ([]actions.Event, error) {
 }
 
 // build assembles the model. res and events may each be missing.
-func build(id string, plan *planFile, res *actions.Result, events []actions.Event) *Run {
+func build(id string, plan *planFile, res *actions.Result, events []event.Event) *Run {
 	r := &Run{ID: id, Workflow: plan.Name, Levels: len(plan.Levels)}
 	t0, last := origin(res, events)
 	r.Started = t0
@@ -258,7 +259,7 @@ func build(id string, plan *planFile, res *actions.Result, events []actions.Even
 		r.Result = Incomplete
 	}
 
-	byJob := map[string][]actions.Event{}
+	byJob := map[string][]event.Event{}
 	for _, ev := range events {
 		if ev.Job != "" {
 			byJob[ev.Job] = append(byJob[ev.Job], ev)
@@ -289,7 +290,7 @@ func build(id string, plan *planFile, res *actions.Result, events []actions.Even
 
 // origin is the run's start (its recorded start, else its first event)
 // and the time of its last event.
-func origin(res *actions.Result, events []actions.Event) (t0, last time.Time) {
+func origin(res *actions.Result, events []event.Event) (t0, last time.Time) {
 	switch {
 	case res != nil:
 		t0 = res.Started
@@ -315,7 +316,7 @@ type jobEvents struct {
 	location         string
 }
 
-func readJobEvents(events []actions.Event, at func(time.Time) time.Duration) jobEvents {
+func readJobEvents(events []event.Event, at func(time.Time) time.Duration) jobEvents {
 	var je jobEvents
 	for _, ev := range events {
 		je.last = at(ev.Time)
@@ -323,9 +324,9 @@ func readJobEvents(events []actions.Event, at func(time.Time) time.Duration) job
 			je.location = ev.Where
 		}
 		switch ev.Event {
-		case actions.EventJobStart:
+		case event.JobStart:
 			je.started, je.setup = true, at(ev.Time)
-		case actions.EventJobEnd:
+		case event.JobEnd:
 			je.ended, je.end = true, at(ev.Time)
 			je.result, je.reason = jobResult(ev.Result, ev.Allowed), ev.Reason
 		}
@@ -335,7 +336,7 @@ func readJobEvents(events []actions.Event, at func(time.Time) time.Duration) job
 
 // newJob makes a job of the model from its plan, its result (when the
 // run has one) and its events.
-func newJob(pj planJob, jr *actions.JobResult, events []actions.Event, at func(time.Time) time.Duration, runEnd time.Duration) *Job {
+func newJob(pj planJob, jr *actions.JobResult, events []event.Event, at func(time.Time) time.Duration, runEnd time.Duration) *Job {
 	j := &Job{Name: pj.Name, Needs: pj.Needs, Level: pj.Level, Executor: pj.Executor.Type}
 	if pj.Executor.Name != "" {
 		j.Executor += ":" + pj.Executor.Name
@@ -407,14 +408,14 @@ func fromResult(j *Job, jr *actions.JobResult, steps map[string]*Step, at func(t
 			j.Ran = true
 			j.Attempts = max(j.Attempts, sr.Attempts)
 		}
-		if sr.Status == actions.StatusFailure && len(sr.Tail) > 0 {
+		if sr.Status == event.StatusFailure && len(sr.Tail) > 0 {
 			j.Tail, j.TailStep = sr.Tail, sr.Step
 		}
 	}
 }
 
 // stepsOf reads the steps' attempts and waits from a job's events.
-func stepsOf(plan []planStep, events []actions.Event, at func(time.Time) time.Duration) map[string]*Step {
+func stepsOf(plan []planStep, events []event.Event, at func(time.Time) time.Duration) map[string]*Step {
 	steps := map[string]*Step{}
 	for _, ps := range plan {
 		steps[ps.Name] = &Step{Name: ps.Name}
@@ -427,20 +428,20 @@ func stepsOf(plan []planStep, events []actions.Event, at func(time.Time) time.Du
 		}
 		t := at(ev.Time)
 		switch ev.Event {
-		case actions.EventStepStart:
+		case event.StepStart:
 			if n := len(s.Attempts); n > 0 && s.Attempts[n-1].WaitEnd == 0 && s.Attempts[n-1].Result == Failure {
 				s.Attempts[n-1].WaitEnd = t
 			}
 			a := &Attempt{N: ev.Attempt, Start: t, End: -1}
 			s.Attempts = append(s.Attempts, a)
 			open[ev.Step] = a
-		case actions.EventStepRetry:
+		case event.StepRetry:
 			// Sent when an attempt failed and another follows after a wait.
 			if a := open[ev.Step]; a != nil {
 				a.End, a.Result = t, Failure
 				delete(open, ev.Step)
 			}
-		case actions.EventStepEnd:
+		case event.StepEnd:
 			s.Result, s.Reason = jobResult(ev.Result, ev.Allowed), ev.Reason
 			if ev.ExitCode != nil {
 				code := *ev.ExitCode
@@ -458,8 +459,8 @@ func stepsOf(plan []planStep, events []actions.Event, at func(time.Time) time.Du
 	return steps
 }
 
-func jobResult(s actions.Status, allowed bool) string {
-	if s == actions.StatusFailure && allowed {
+func jobResult(s event.Status, allowed bool) string {
+	if s == event.StatusFailure && allowed {
 		return Allowed
 	}
 	if s == "" {

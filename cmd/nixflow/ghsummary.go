@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/nixflow/nixflow/event"
 	"os"
 	"strings"
 
@@ -25,13 +26,13 @@ func appendStepSummary(path string, res *actions.Result, masker *actions.Masker)
 	for _, j := range res.Jobs {
 		icon, result := "✅", string(j.Status)
 		switch {
-		case j.Status == actions.StatusFailure && j.Allowed:
+		case j.Status == event.StatusFailure && j.Allowed:
 			icon, result = "⚠️", "failed (allowed)"
-		case j.Status == actions.StatusFailure:
+		case j.Status == event.StatusFailure:
 			icon = "❌"
-		case j.Status == actions.StatusSkipped:
+		case j.Status == event.StatusSkipped:
 			icon = "⏭️"
-		case j.Status == actions.StatusCancelled:
+		case j.Status == event.StatusCancelled:
 			icon = "🚫"
 		}
 		dur := "-"
@@ -42,7 +43,7 @@ func appendStepSummary(path string, res *actions.Result, masker *actions.Masker)
 	}
 	for _, j := range res.Jobs {
 		for _, s := range j.Steps {
-			if s.Status != actions.StatusFailure || len(s.Tail) == 0 {
+			if s.Status != event.StatusFailure || len(s.Tail) == 0 {
 				continue
 			}
 			fmt.Fprintf(&b, "\n<details open><summary>%s › %s: last lines</summary>\n\n```text\n", mdEscape(j.Job), mdEscape(s.Step))

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"github.com/nixflow/nixflow/event"
 	"io"
 	"os"
 	"strings"
@@ -46,8 +47,8 @@ func writeGroups(w io.Writer, g groups, runDir string, res *actions.Result) {
 	}
 	for _, j := range res.Jobs {
 		title := fmt.Sprintf("%s (%s)", j.Job, j.Status)
-		failed := j.Status == actions.StatusFailure && !j.Allowed
-		if j.Status == actions.StatusFailure && j.Allowed {
+		failed := j.Status == event.StatusFailure && !j.Allowed
+		if j.Status == event.StatusFailure && j.Allowed {
 			title = j.Job + " (failed, allowed)"
 		}
 		id := "nixflow_" + sectionName(j.Job)

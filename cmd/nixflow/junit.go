@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/xml"
 	"fmt"
+	"github.com/nixflow/nixflow/event"
 	"os"
 	"strings"
 	"time"
@@ -97,11 +98,11 @@ func writeJUnit(path string, res *actions.Result, masker *actions.Masker) error 
 			c.Properties = &junitProps{props}
 		}
 		switch {
-		case j.Status == actions.StatusFailure && !j.Allowed:
+		case j.Status == event.StatusFailure && !j.Allowed:
 			suite.Failures++
 			var text strings.Builder
 			for _, s := range j.Steps {
-				if s.Status != actions.StatusFailure || len(s.Tail) == 0 {
+				if s.Status != event.StatusFailure || len(s.Tail) == 0 {
 					continue
 				}
 				fmt.Fprintf(&text, "last lines of %s:\n", s.Step)
@@ -110,9 +111,9 @@ func writeJUnit(path string, res *actions.Result, masker *actions.Masker) error 
 				}
 			}
 			c.Failure = &junitFailure{Message: masker.Mask(j.Reason), Type: string(j.Domain), Text: text.String()}
-		case j.Status == actions.StatusFailure:
+		case j.Status == event.StatusFailure:
 			c.SystemOut = &junitSystemOut{Text: "failed (allowed): " + masker.Mask(j.Reason)}
-		case j.Status == actions.StatusSkipped || j.Status == actions.StatusCancelled:
+		case j.Status == event.StatusSkipped || j.Status == event.StatusCancelled:
 			suite.Skipped++
 			c.Skipped = &junitSkipped{Message: string(j.Status) + ": " + masker.Mask(j.Reason)}
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/nixflow/nixflow/event"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,8 +11,6 @@ import (
 	"strings"
 
 	"mvdan.cc/sh/v3/syntax"
-
-	"github.com/nixflow/nixflow/actions"
 )
 
 // projectFile, in a run's directory, names the project the run was for:
@@ -120,7 +119,7 @@ func notRunReason(runDir, job string) string {
 		switch {
 		case j.Reason != "":
 			return string(j.Status) + ": " + j.Reason
-		case j.Status == actions.StatusSkipped:
+		case j.Status == event.StatusSkipped:
 			return "skipped"
 		default:
 			return string(j.Status)

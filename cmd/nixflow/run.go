@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/nixflow/nixflow/event"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -384,7 +385,7 @@ func exitCode(res *actions.Result) int {
 		return ExitOK
 	}
 	for _, j := range res.Jobs {
-		if j.Status == actions.StatusFailure && !j.Allowed &&
+		if j.Status == event.StatusFailure && !j.Allowed &&
 			(j.Domain == actions.DomainExecutor || j.Domain == actions.DomainBuild) {
 			return ExitInfra
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/nixflow/nixflow/event"
 	"io"
 	"os"
 	"slices"
@@ -23,13 +24,13 @@ const silentAfter = 30 * time.Second
 // the run is: on a terminal a live status line under the output, else a
 // line for each step silent for silentAfter. stop ends them; it must be
 // called before anything else is written to w.
-func (a *app) consoleSinks(w io.Writer, format actions.Format, plan *compiler.Plan) (sinks actions.Sinks, stop func()) {
+func (a *app) consoleSinks(w io.Writer, format actions.Format, plan *compiler.Plan) (sinks event.Sinks, stop func()) {
 	var names []string
 	for _, j := range plan.Jobs {
 		names = append(names, j.Name)
 	}
 	if format == actions.FormatJSON {
-		return actions.Sinks{actions.NewConsole(w, format, a.colorful(w))}, func() {}
+		return event.Sinks{actions.NewConsole(w, format, a.colorful(w))}, func() {}
 	}
 	if width, ok := a.terminalWidth(w); ok {
 		s := newStatusLine(w, len(plan.Jobs), width, a.colorful(w))
@@ -41,13 +42,13 @@ func (a *app) consoleSinks(w io.Writer, format actions.Format, plan *compiler.Pl
 			a.stderr = s.around(a.stderr)
 		}
 		s.start()
-		return actions.Sinks{console, s}, s.stop
+		return event.Sinks{console, s}, s.stop
 	}
 	console := actions.NewConsole(w, format, a.colorful(w))
 	console.SetJobs(names)
 	watch := newSilenceWatch(console, silentAfter)
 	watch.start()
-	return actions.Sinks{console, watch}, watch.stop
+	return event.Sinks{console, watch}, watch.stop
 }
 
 // terminalWidth reports whether w is a terminal that can hold a status
@@ -123,17 +124,17 @@ type writerFunc func([]byte) (int, error)
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // Emit implements actions.Sink.
-func (s *statusLine) Emit(events ...actions.Event) {
+func (s *statusLine) Emit(events ...event.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	changed := false
 	for _, e := range events {
 		switch e.Event {
-		case actions.EventJobStart:
+		case event.JobStart:
 			s.running[e.Job] = s.now()
 			s.order = append(s.order, e.Job)
 			changed = true
-		case actions.EventJobEnd:
+		case event.JobEnd:
 			if _, ok := s.running[e.Job]; ok {
 				delete(s.running, e.Job)
 				s.order = slices.DeleteFunc(s.order, func(n string) bool { return n == e.Job })
@@ -150,7 +151,7 @@ func (s *statusLine) Emit(events ...actions.Event) {
 
 // EmitOutput implements actions.BlockSink: output does not change the
 // status line.
-func (s *statusLine) EmitOutput(*actions.Event, []byte) {}
+func (s *statusLine) EmitOutput(*event.Event, []byte) {}
 
 func (s *statusLine) start() {
 	s.wg.Go(func() {
@@ -234,7 +235,7 @@ func shortDuration(d time.Duration) string {
 // is told from a hang.
 type silenceWatch struct {
 	mu      sync.Mutex
-	console actions.Sink
+	console event.Sink
 	after   time.Duration
 	steps   map[[2]string]*quietStep
 	quit    chan struct{}
@@ -246,32 +247,32 @@ type quietStep struct {
 	started, last time.Time
 }
 
-func newSilenceWatch(console actions.Sink, after time.Duration) *silenceWatch {
+func newSilenceWatch(console event.Sink, after time.Duration) *silenceWatch {
 	return &silenceWatch{console: console, after: after, steps: map[[2]string]*quietStep{}, quit: make(chan struct{})}
 }
 
 // Emit implements actions.Sink.
-func (w *silenceWatch) Emit(events ...actions.Event) {
+func (w *silenceWatch) Emit(events ...event.Event) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	now := time.Now()
 	for _, e := range events {
 		key := [2]string{e.Job, e.Step}
 		switch e.Event {
-		case actions.EventStepStart:
+		case event.StepStart:
 			w.steps[key] = &quietStep{started: now, last: now}
-		case actions.EventOutput:
+		case event.Output:
 			if st := w.steps[key]; st != nil {
 				st.last = now
 			}
-		case actions.EventStepEnd:
+		case event.StepEnd:
 			delete(w.steps, key)
 		}
 	}
 }
 
 // EmitOutput implements actions.BlockSink: the step printed.
-func (w *silenceWatch) EmitOutput(line *actions.Event, _ []byte) {
+func (w *silenceWatch) EmitOutput(line *event.Event, _ []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if st := w.steps[[2]string{line.Job, line.Step}]; st != nil {
@@ -297,16 +298,16 @@ func (w *silenceWatch) start() {
 func (w *silenceWatch) check() {
 	w.mu.Lock()
 	now := time.Now()
-	var notes []actions.Event
+	var notes []event.Event
 	for key, st := range w.steps {
 		if now.Sub(st.last) >= w.after {
 			st.last = now
-			notes = append(notes, actions.Event{Time: now, Job: key[0], Step: key[1], Event: actions.EventProgress,
+			notes = append(notes, event.Event{Time: now, Job: key[0], Step: key[1], Event: event.Progress,
 				Message: "still running, " + shortDuration(now.Sub(st.started))})
 		}
 	}
 	w.mu.Unlock()
-	slices.SortFunc(notes, func(a, b actions.Event) int { return strings.Compare(a.Job+"/"+a.Step, b.Job+"/"+b.Step) })
+	slices.SortFunc(notes, func(a, b event.Event) int { return strings.Compare(a.Job+"/"+a.Step, b.Job+"/"+b.Step) })
 	if len(notes) > 0 {
 		w.console.Emit(notes...)
 	}

@@ -3,13 +3,13 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/nixflow/nixflow/event"
 	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
-	"github.com/nixflow/nixflow/actions"
 )
 
 // TestStatusLine checks that the line says how far the run is, and that
@@ -20,9 +20,9 @@ func TestStatusLine(t *testing.T) {
 		var out bytes.Buffer
 		s := newStatusLine(&out, 3, 80, false)
 		s.start()
-		s.Emit(actions.Event{Event: actions.EventJobStart, Job: "build"})
-		s.Emit(actions.Event{Event: actions.EventJobStart, Job: "lint"})
-		s.Emit(actions.Event{Event: actions.EventJobEnd, Job: "lint"})
+		s.Emit(event.Event{Event: event.JobStart, Job: "build"})
+		s.Emit(event.Event{Event: event.JobStart, Job: "lint"})
+		s.Emit(event.Event{Event: event.JobEnd, Job: "lint"})
 		time.Sleep(90 * time.Second)
 		synctest.Wait()
 		if _, err := s.Write([]byte("build/compile │ hello\n")); err != nil {
@@ -50,9 +50,9 @@ func TestStatusLine(t *testing.T) {
 func TestStatusLineMidLine(t *testing.T) {
 	var out bytes.Buffer
 	s := newStatusLine(&out, 1, 80, false)
-	s.Emit(actions.Event{Event: actions.EventJobStart, Job: "a"})
+	s.Emit(event.Event{Event: event.JobStart, Job: "a"})
 	s.Write([]byte("half a "))
-	s.Emit(actions.Event{Event: actions.EventJobEnd, Job: "a"})
+	s.Emit(event.Event{Event: event.JobEnd, Job: "a"})
 	s.Write([]byte("line\n"))
 	if got := out.String(); !strings.Contains(got, "\r\x1b[Khalf a line\n▶ 1/1 done") {
 		t.Errorf("a line was cut: %q", got)
@@ -64,7 +64,7 @@ func TestStatusLineMidLine(t *testing.T) {
 func TestStatusLineAround(t *testing.T) {
 	var out bytes.Buffer
 	s := newStatusLine(&out, 1, 80, false)
-	s.Emit(actions.Event{Event: actions.EventJobStart, Job: "a"})
+	s.Emit(event.Event{Event: event.JobStart, Job: "a"})
 	fmt.Fprintln(s.around(&out), "nixflow: interrupt")
 	if got := out.String(); !strings.Contains(got, "queued\r\x1b[Knixflow: interrupt\n▶ 0/1 done") {
 		t.Errorf("message mixed with the line: %q", got)
@@ -75,7 +75,7 @@ func TestStatusLineWidth(t *testing.T) {
 	s := newStatusLine(&bytes.Buffer{}, 9, 30, false)
 	s.now = func() time.Time { return time.Unix(100, 0) }
 	for _, j := range []string{"a-long-job-name", "another-one"} {
-		s.Emit(actions.Event{Event: actions.EventJobStart, Job: j})
+		s.Emit(event.Event{Event: event.JobStart, Job: j})
 	}
 	if got := s.text(); len([]rune(got)) != 29 || !strings.HasSuffix(got, "…") {
 		t.Errorf("text() = %q (%d runes), want 29 ending in …", got, len([]rune(got)))
@@ -84,10 +84,10 @@ func TestStatusLineWidth(t *testing.T) {
 
 type recordSink struct {
 	mu     sync.Mutex
-	events []actions.Event
+	events []event.Event
 }
 
-func (r *recordSink) Emit(events ...actions.Event) {
+func (r *recordSink) Emit(events ...event.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, events...)
@@ -101,14 +101,14 @@ func TestSilenceWatch(t *testing.T) {
 		w := newSilenceWatch(rec, 30*time.Second)
 		w.start()
 		defer w.stop()
-		w.Emit(actions.Event{Event: actions.EventStepStart, Job: "build", Step: "compile"})
-		w.Emit(actions.Event{Event: actions.EventStepStart, Job: "test", Step: "chatty"})
+		w.Emit(event.Event{Event: event.StepStart, Job: "build", Step: "compile"})
+		w.Emit(event.Event{Event: event.StepStart, Job: "test", Step: "chatty"})
 		for range 9 {
 			time.Sleep(10 * time.Second)
-			w.Emit(actions.Event{Event: actions.EventOutput, Job: "test", Step: "chatty", Message: "tick"})
+			w.Emit(event.Event{Event: event.Output, Job: "test", Step: "chatty", Message: "tick"})
 		}
 		synctest.Wait()
-		w.Emit(actions.Event{Event: actions.EventStepEnd, Job: "build", Step: "compile"})
+		w.Emit(event.Event{Event: event.StepEnd, Job: "build", Step: "compile"})
 		time.Sleep(60 * time.Second)
 		synctest.Wait()
 		var got []string

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/nixflow/nixflow/event"
 	"io"
 	"strconv"
 	"strings"
@@ -58,24 +59,24 @@ func writeSummary(w io.Writer, res *actions.Result, masker *actions.Masker, colo
 	domains := map[actions.Domain]bool{}
 	for _, j := range res.Jobs {
 		switch {
-		case j.Status == actions.StatusFailure && j.Allowed:
+		case j.Status == event.StatusFailure && j.Allowed:
 			allowed++
-		case j.Status == actions.StatusFailure:
+		case j.Status == event.StatusFailure:
 			failed++
 			domains[j.Domain] = true
-		case j.Status == actions.StatusSkipped:
+		case j.Status == event.StatusSkipped:
 			skipped++
-		case j.Status == actions.StatusCancelled:
+		case j.Status == event.StatusCancelled:
 			cancelled++
 		}
-		if j.Status != actions.StatusFailure {
+		if j.Status != event.StatusFailure {
 			continue
 		}
 		if j.Reason != "" {
 			fmt.Fprintf(w, "\n%s %s: %s\n", paint("\x1b[31m", "✗"), j.Job, j.Reason)
 		}
 		for _, s := range j.Steps {
-			if s.Status != actions.StatusFailure || len(s.Tail) == 0 {
+			if s.Status != event.StatusFailure || len(s.Tail) == 0 {
 				continue
 			}
 			fmt.Fprintf(w, "  last lines of %s › %s:\n", j.Job, s.Step)
@@ -169,13 +170,13 @@ func resultCells(res *actions.Result, color bool) map[string]string {
 	for _, j := range res.Jobs {
 		result, code := string(j.Status), "\x1b[90m"
 		switch {
-		case j.Status == actions.StatusSuccess:
+		case j.Status == event.StatusSuccess:
 			code = "\x1b[32m"
-		case j.Status == actions.StatusFailure && j.Allowed:
+		case j.Status == event.StatusFailure && j.Allowed:
 			result, code = "failed (allowed)", "\x1b[33m"
-		case j.Status == actions.StatusFailure && j.Domain != "":
+		case j.Status == event.StatusFailure && j.Domain != "":
 			result, code = "failure ("+string(j.Domain)+")", "\x1b[31m"
-		case j.Status == actions.StatusFailure:
+		case j.Status == event.StatusFailure:
 			code = "\x1b[31m"
 		}
 		cells[j.Job], codes[j.Job] = result, code

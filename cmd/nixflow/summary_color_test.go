@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/nixflow/nixflow/event"
 	"regexp"
 	"strings"
 	"testing"
@@ -13,9 +14,9 @@ import (
 // terminal (green success, red failure) and that the table stays aligned.
 func TestSummaryResultColours(t *testing.T) {
 	res := &actions.Result{RunID: "r", Name: "w", Jobs: []*actions.JobResult{
-		{Job: "build", Status: actions.StatusSuccess, Steps: []*actions.StepResult{{Step: "s", Status: actions.StatusSuccess, Attempts: 1}}},
-		{Job: "test", Status: actions.StatusFailure, Domain: actions.DomainStep, Steps: []*actions.StepResult{{Step: "s", Status: actions.StatusFailure, Attempts: 1}}},
-		{Job: "deploy", Status: actions.StatusSkipped},
+		{Job: "build", Status: event.StatusSuccess, Steps: []*actions.StepResult{{Step: "s", Status: event.StatusSuccess, Attempts: 1}}},
+		{Job: "test", Status: event.StatusFailure, Domain: actions.DomainStep, Steps: []*actions.StepResult{{Step: "s", Status: event.StatusFailure, Attempts: 1}}},
+		{Job: "deploy", Status: event.StatusSkipped},
 	}}
 	var out bytes.Buffer
 	writeSummary(&out, res, actions.NewMasker(), true)

@@ -1,29 +1,32 @@
-package actions
+// Package event is the vocabulary of a run's record: the events the engine
+// emits as jobs and steps start and end and as steps print, the results they
+// carry, and the sinks that take them.
+package event
 
 import (
 	"strings"
 	"time"
 )
 
-// EventType names a point in a run's life.
-type EventType string
+// Type names a point in a run's life.
+type Type string
 
 // The events of a run, in the order they happen.
 const (
-	EventRunStart  EventType = "run_start"
-	EventJobStart  EventType = "job_start"
-	EventStepStart EventType = "step_start"
-	EventStepRetry EventType = "step_retry"
-	EventStepEnd   EventType = "step_end"
-	EventJobEnd    EventType = "job_end"
-	EventRunEnd    EventType = "run_end"
-	// EventOutput is a line of a step's output.
-	EventOutput EventType = "output"
-	// EventWarning is a message from nixflow about a job, not output.
-	EventWarning EventType = "warning"
-	// EventProgress says what nixflow is doing for a job before its steps
+	RunStart  Type = "run_start"
+	JobStart  Type = "job_start"
+	StepStart Type = "step_start"
+	StepRetry Type = "step_retry"
+	StepEnd   Type = "step_end"
+	JobEnd    Type = "job_end"
+	RunEnd    Type = "run_end"
+	// Output is a line of a step's output.
+	Output Type = "output"
+	// Warning is a message from nixflow about a job, not output.
+	Warning Type = "warning"
+	// Progress says what nixflow is doing for a job before its steps
 	// run (pulling an image, copying the workspace, where the job runs).
-	EventProgress EventType = "progress"
+	Progress Type = "progress"
 )
 
 // Event is one thing that happened during a run. Only the fields that
@@ -33,7 +36,7 @@ type Event struct {
 	Run      string    `json:"run"`
 	Job      string    `json:"job,omitempty"`
 	Step     string    `json:"step,omitempty"`
-	Event    EventType `json:"event"`
+	Event    Type      `json:"event"`
 	Stream   string    `json:"stream,omitempty"`
 	Message  string    `json:"message,omitempty"`
 	Result   Status    `json:"result,omitempty"`
@@ -67,24 +70,24 @@ type BlockSink interface {
 	Sink
 	// EmitOutput passes on lines, complete masked lines of output that
 	// each end with '\n' and hold no '\r', every one an event like
-	// *line (an EventOutput with an empty Message). Neither lines nor
+	// *line (an Output with an empty Message). Neither lines nor
 	// line may be kept after the call.
 	EmitOutput(line *Event, lines []byte)
 }
 
-// emitOutput passes a block of output lines to s: whole to a BlockSink,
+// EmitOutput passes a block of output lines to s: whole to a BlockSink,
 // else as one event per line.
-func emitOutput(s Sink, line *Event, lines []byte) {
+func EmitOutput(s Sink, line *Event, lines []byte) {
 	if b, ok := s.(BlockSink); ok {
 		b.EmitOutput(line, lines)
 		return
 	}
-	s.Emit(outputEvents(line, lines)...)
+	s.Emit(Lines(line, lines)...)
 }
 
-// outputEvents makes one event per line of a block; their messages share
+// Lines makes one event per line of a block; their messages share
 // one string.
-func outputEvents(line *Event, lines []byte) []Event {
+func Lines(line *Event, lines []byte) []Event {
 	text := string(lines)
 	events := make([]Event, 0, strings.Count(text, "\n"))
 	for len(text) > 0 {
@@ -116,7 +119,7 @@ func (s Sinks) EmitOutput(line *Event, lines []byte) {
 			continue
 		}
 		if events == nil {
-			events = outputEvents(line, lines)
+			events = Lines(line, lines)
 		}
 		sink.Emit(events...)
 	}
@@ -131,17 +134,4 @@ const (
 	StatusFailure   Status = "failure"
 	StatusSkipped   Status = "skipped"
 	StatusCancelled Status = "cancelled"
-)
-
-// Domain names where a failure came from, so that the summary and the exit
-// status can tell a broken step from broken infrastructure.
-type Domain string
-
-// The failure domains.
-const (
-	DomainNone        Domain = ""
-	DomainStep        Domain = "step"
-	DomainExecutor    Domain = "executor"
-	DomainBuild       Domain = "build"
-	DomainEnvironment Domain = "environment"
 )
