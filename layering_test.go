@@ -19,19 +19,23 @@ func TestLayering(t *testing.T) {
 	}{
 		{"dag", nil},
 		{"executors", nil},
-		{"compiler", []string{"dag"}},
+		{"timing", nil},
+		// A run's record: events, and the sinks that write them.
+		{"event", []string{"timing"}},
+		{"output", []string{"event", "timing"}},
+		{"compiler", []string{"dag", "timing"}},
 		// The bash backend works from the Plan alone: no engine, no executor.
-		{"compiler/script", []string{"compiler", "dag"}},
+		{"compiler/script", []string{"compiler", "dag", "timing"}},
 		{"executors/local", []string{"executors"}},
 		{"executors/executortest", []string{"executors"}},
 		{"executors/custom", []string{"executors", "executors/local"}},
 		// A backend reads its configuration type from the compiler
 		// (executors.Params.Config); oci keeps its host directories with
 		// the local executor's workspace.
-		{"executors/oci", []string{"executors", "executors/local", "compiler", "dag"}},
-		{"executors/ec2", []string{"executors", "executors/ssh", "compiler", "dag"}},
-		{"actions", []string{"compiler", "dag", "executors"}},
-		{"report", []string{"actions", "compiler", "dag", "executors"}},
+		{"executors/oci", []string{"executors", "executors/local", "compiler", "dag", "timing"}},
+		{"executors/ec2", []string{"executors", "executors/ssh", "compiler", "dag", "timing"}},
+		{"actions", []string{"compiler", "dag", "executors", "event", "output", "timing"}},
+		{"report", []string{"actions", "compiler", "dag", "executors", "event", "output", "timing"}},
 	}
 	for _, r := range rules {
 		t.Run(r.pkg, func(t *testing.T) {

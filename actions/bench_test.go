@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/nixflow/nixflow/event"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -13,7 +12,9 @@ import (
 	"testing"
 
 	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/event"
 	"github.com/nixflow/nixflow/executors"
+	"github.com/nixflow/nixflow/output"
 )
 
 // nopExecutor is an in-memory executor that starts no process: every
@@ -119,13 +120,13 @@ func BenchmarkRunNoop(b *testing.B) {
 						MaxParallel: 0,
 						Levels:      levels,
 					}
-					var logs *JobLogs
+					var logs *output.JobLogs
 					if sinks == "cli" {
 						var err error
-						if logs, err = NewJobLogs(filepath.Join(opts.RunDir, "logs")); err != nil {
+						if logs, err = output.NewJobLogs(filepath.Join(opts.RunDir, "logs")); err != nil {
 							b.Fatal(err)
 						}
-						opts.Sink = event.Sinks{NewConsole(io.Discard, FormatSimple, false), logs}
+						opts.Sink = event.Sinks{output.NewConsole(io.Discard, output.FormatSimple, false), logs}
 					}
 					res, err := Run(ctx, ctx, plan, opts)
 					if err != nil {

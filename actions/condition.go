@@ -2,9 +2,9 @@ package actions
 
 import (
 	"fmt"
-	"github.com/nixflow/nixflow/event"
 
 	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/event"
 )
 
 // jobExprHolds evaluates a status expression (`!cancelled()`,

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/nixflow/nixflow/event"
 	"time"
 
 	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/event"
 )
 
 // A job has one deadline, a context done when its timeout expires; every

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/nixflow/nixflow/event"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,7 +12,9 @@ import (
 	"strings"
 
 	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/event"
 	"github.com/nixflow/nixflow/executors"
+	"github.com/nixflow/nixflow/timing"
 )
 
 // visit runs one job; the scheduler calls it once every job it needs has
@@ -27,12 +28,12 @@ func (e *engine) visit(_ context.Context, name string) {
 			e.log.Error("job panicked", "job", name, "panic", r, "stack", string(debug.Stack()))
 			res.Status, res.Reason, res.Domain = event.StatusFailure, fmt.Sprintf("internal error: %v", r), DomainExecutor
 		}
-		res.Duration = e.now().Sub(res.Started)
+		res.Duration = timing.Duration(e.now().Sub(res.Started))
 		if res.Status == event.StatusSkipped || (res.Status == event.StatusCancelled && len(res.Steps) == 0) {
 			res.Duration = 0
 		}
 		e.emit(event.Event{Job: name, Event: event.JobEnd, Result: res.Status, Reason: res.Reason,
-			Allowed: res.Allowed, Duration: res.Duration.Seconds()})
+			Allowed: res.Allowed, Duration: res.Duration})
 	}()
 
 	if run, status, reason := e.jobStatusHolds(job); !run {

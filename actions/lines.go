@@ -2,10 +2,11 @@ package actions
 
 import (
 	"bytes"
-	"github.com/nixflow/nixflow/event"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/nixflow/nixflow/event"
 )
 
 // maxLine bounds how much of one line is buffered; a longer line is passed

@@ -2,13 +2,14 @@ package actions
 
 import (
 	"fmt"
-	"github.com/nixflow/nixflow/event"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/nixflow/nixflow/event"
 )
 
 type collect struct {

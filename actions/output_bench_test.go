@@ -3,12 +3,14 @@ package actions
 import (
 	"bytes"
 	"fmt"
-	"github.com/nixflow/nixflow/event"
 	"io"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nixflow/nixflow/event"
+	"github.com/nixflow/nixflow/output"
 )
 
 // cpuTime is the process's CPU time so far (user and system, every
@@ -82,14 +84,14 @@ func BenchmarkLineWriter(b *testing.B) {
 		for _, sinks := range []string{"none", "simple", "structured", "json"} {
 			b.Run(fmt.Sprintf("secrets=%d/sinks=%s", secrets, sinks), func(b *testing.B) {
 				var sink event.Sink = event.Sinks{}
-				var logs *JobLogs
+				var logs *output.JobLogs
 				if sinks != "none" {
 					var err error
-					if logs, err = NewJobLogs(filepath.Join(b.TempDir(), "logs")); err != nil {
+					if logs, err = output.NewJobLogs(filepath.Join(b.TempDir(), "logs")); err != nil {
 						b.Fatal(err)
 					}
 					defer logs.Close()
-					sink = event.Sinks{NewConsole(io.Discard, Format(sinks), false), logs}
+					sink = event.Sinks{output.NewConsole(io.Discard, output.Format(sinks), false), logs}
 				}
 				w := &lineWriter{sink: sink, mask: benchMasker(secrets), tail: &tail{}, now: time.Now,
 					tmpl: event.Event{Run: "bench", Job: "job", Step: "step", Event: event.Output, Stream: "stdout"}}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/nixflow/nixflow/event"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/event"
 	"github.com/nixflow/nixflow/executors"
 )
 

@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/nixflow/nixflow/event"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,7 +19,10 @@ import (
 
 	"github.com/nixflow/nixflow/compiler"
 	"github.com/nixflow/nixflow/dag"
+	"github.com/nixflow/nixflow/event"
 	"github.com/nixflow/nixflow/executors"
+	"github.com/nixflow/nixflow/output"
+	"github.com/nixflow/nixflow/timing"
 )
 
 // Options configure a run.
@@ -75,11 +77,11 @@ const EventsFileName = "events.jsonl"
 
 // Result is the outcome of a run.
 type Result struct {
-	RunID     string        `json:"run"`
-	Name      string        `json:"name"`
-	Cancelled bool          `json:"cancelled,omitempty"`
-	Started   time.Time     `json:"started"`
-	Duration  time.Duration `json:"duration"`
+	RunID     string          `json:"run"`
+	Name      string          `json:"name"`
+	Cancelled bool            `json:"cancelled,omitempty"`
+	Started   time.Time       `json:"started"`
+	Duration  timing.Duration `json:"duration"`
 	// Jobs in plan order.
 	Jobs []*JobResult `json:"jobs"`
 	// Err is a run-level failure (a workflow provider), if any.
@@ -99,7 +101,7 @@ type JobResult struct {
 	// Where says where the job's steps ran ("local", a container, a host).
 	Where    string            `json:"where,omitempty"`
 	Started  time.Time         `json:"started,omitempty"`
-	Duration time.Duration     `json:"duration"`
+	Duration timing.Duration   `json:"duration"`
 	Steps    []*StepResult     `json:"steps,omitempty"`
 	Outputs  map[string]string `json:"-"`
 }
@@ -111,13 +113,13 @@ func (j *JobResult) ok() bool {
 
 // StepResult is the outcome of one step.
 type StepResult struct {
-	Step     string        `json:"step"`
-	Status   event.Status  `json:"status"`
-	Allowed  bool          `json:"allowed,omitempty"`
-	Reason   string        `json:"reason,omitempty"`
-	Attempts int           `json:"attempts,omitempty"`
-	ExitCode int           `json:"exitCode"`
-	Duration time.Duration `json:"duration"`
+	Step     string          `json:"step"`
+	Status   event.Status    `json:"status"`
+	Allowed  bool            `json:"allowed,omitempty"`
+	Reason   string          `json:"reason,omitempty"`
+	Attempts int             `json:"attempts,omitempty"`
+	ExitCode int             `json:"exitCode"`
+	Duration timing.Duration `json:"duration"`
 	// Tail is the last lines of output of a failed step.
 	Tail []string `json:"tail,omitempty"`
 	// infra marks a failure of the executor, not of the step's command:
@@ -200,7 +202,7 @@ func Run(cancel, abort context.Context, plan *compiler.Plan, opts Options) (*Res
 	}
 	// The run directory keeps the run's events (not its output lines), so
 	// that a report can be made of the run later.
-	record, err := NewEventsFile(filepath.Join(opts.RunDir, EventsFileName))
+	record, err := output.NewEventsFile(filepath.Join(opts.RunDir, EventsFileName))
 	if err != nil {
 		return nil, fmt.Errorf("record the run's events: %w", err)
 	}
@@ -236,11 +238,11 @@ func Run(cancel, abort context.Context, plan *compiler.Plan, opts Options) (*Res
 	e.closeExecutors()
 
 	res.Cancelled = cancel.Err() != nil
-	res.Duration = e.now().Sub(res.Started)
+	res.Duration = timing.Duration(e.now().Sub(res.Started))
 	for _, j := range plan.Jobs {
 		res.Jobs = append(res.Jobs, e.results[j.Name])
 	}
-	end := event.Event{Event: event.RunEnd, Duration: res.Duration.Seconds(), Result: event.StatusSuccess, Reason: res.Err}
+	end := event.Event{Event: event.RunEnd, Duration: res.Duration, Result: event.StatusSuccess, Reason: res.Err}
 	switch {
 	case res.Cancelled:
 		end.Result = event.StatusCancelled

@@ -3,7 +3,6 @@ package actions
 import (
 	"context"
 	"fmt"
-	"github.com/nixflow/nixflow/event"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +10,9 @@ import (
 	"testing"
 
 	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/event"
 	"github.com/nixflow/nixflow/executors"
+	"github.com/nixflow/nixflow/output"
 )
 
 // TestManyJobsFewDescriptors runs more jobs than the process may open
@@ -34,7 +35,7 @@ func TestManyJobsFewDescriptors(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	logs, err := NewJobLogs(filepath.Join(dir, "logs"))
+	logs, err := output.NewJobLogs(filepath.Join(dir, "logs"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/nixflow/nixflow/event"
 	"io/fs"
 	"os"
 	"path"
@@ -15,7 +14,9 @@ import (
 	"time"
 
 	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/event"
 	"github.com/nixflow/nixflow/executors"
+	"github.com/nixflow/nixflow/timing"
 )
 
 // stepShell is how every step runs, on every executor: bash without
@@ -203,7 +204,7 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 	e := jr.e
 	name := jr.job.Name
 	start := e.now()
-	defer func() { sr.Duration = e.now().Sub(start) }()
+	defer func() { sr.Duration = timing.Duration(e.now().Sub(start)) }()
 	env := jr.stepEnv(step).list()
 	front := jr.stepPath(step)
 	out := jr.outputs(step.Name)
@@ -260,7 +261,7 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		// it failed: a later always() step may need it.
 		cerr := jr.readControl()
 		ev := event.Event{Job: name, Step: step.Name, Event: event.StepEnd, Attempt: attempt, Attempts: max,
-			Duration: e.now().Sub(t0).Seconds()}
+			Duration: timing.Duration(e.now().Sub(t0))}
 		code := r.ExitCode
 		ev.ExitCode = &code
 		switch {

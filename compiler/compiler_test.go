@@ -5,10 +5,12 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/nixflow/nixflow/timing"
 )
 
 func TestRetryDelay(t *testing.T) {
-	s := func(f float64) Duration { return Duration(f * float64(time.Second)) }
+	s := func(f float64) timing.Duration { return timing.Duration(f * float64(time.Second)) }
 	tests := []struct {
 		r    Retry
 		want []time.Duration // after attempts 1, 2, 3, ...

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nixflow/nixflow/timing"
 )
 
 // decoder walks a parsed document and collects every problem it meets.
@@ -207,7 +209,7 @@ func (d *decoder) integer(n *node, p string, lo, hi int) (int, bool) {
 }
 
 // seconds decodes a non-negative number of seconds.
-func (d *decoder) seconds(n *node, p string) (Duration, bool) {
+func (d *decoder) seconds(n *node, p string) (timing.Duration, bool) {
 	if n.kind != kindNumber {
 		d.typeError(n, p, "a number of seconds")
 		return 0, false
@@ -217,12 +219,12 @@ func (d *decoder) seconds(n *node, p string) (Duration, bool) {
 		d.at(n, p, "must be a non-negative number of seconds, got %s", n.str)
 		return 0, false
 	}
-	return Duration(f * float64(time.Second)), true
+	return timing.Duration(f * float64(time.Second)), true
 }
 
 // timeout decodes a positive number of seconds or a duration string. A
 // null yields (0, true, true): the layer turns the timeout off.
-func (d *decoder) timeout(n *node, p string) (v Duration, isNull, ok bool) {
+func (d *decoder) timeout(n *node, p string) (v timing.Duration, isNull, ok bool) {
 	switch n.kind {
 	case kindNull:
 		return 0, true, true
@@ -244,7 +246,7 @@ func (d *decoder) timeout(n *node, p string) (v Duration, isNull, ok bool) {
 			d.at(n, p, "invalid duration %q (examples: 90, \"90s\", \"5m\", \"1h30m\")", n.str)
 			return 0, false, false
 		}
-		v, ok = Duration(t), true
+		v, ok = timing.Duration(t), true
 	default:
 		d.typeError(n, p, "seconds or a duration string")
 		return 0, false, false
@@ -303,7 +305,7 @@ type retryLayer struct {
 	set, null   bool
 	maxAttempts *int
 	backoff     *Backoff
-	minT, maxT  *Duration
+	minT, maxT  *timing.Duration
 }
 
 func (r retryLayer) apply(base Retry) Retry {
@@ -387,7 +389,7 @@ func (d *decoder) retry(n *node, p string) retryLayer {
 // timeoutLayer is one layer's timeout: absent, null (off) or a value.
 type timeoutLayer struct {
 	set bool
-	v   Duration
+	v   timing.Duration
 }
 
 func (d *decoder) timeoutLayer(n *node, p string) timeoutLayer {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/nixflow/nixflow/timing"
 )
 
 // Executor is an executor configuration. Type selects the backend; exactly
@@ -214,7 +216,7 @@ func (o *execFields) stringMap(key string) map[string]string {
 	return nil
 }
 
-func (o *execFields) duration(key string) Duration {
+func (o *execFields) duration(key string) timing.Duration {
 	if v := o.fields.get(key); v != nil {
 		d, _, _ := o.d.timeout(v, o.path(key))
 		return d

@@ -1,6 +1,10 @@
 package compiler
 
-import "time"
+import (
+	"time"
+
+	"github.com/nixflow/nixflow/timing"
+)
 
 // EC2Executor runs steps on an ephemeral EC2 instance.
 type EC2Executor struct {
@@ -21,13 +25,13 @@ type EC2Executor struct {
 	Tags             map[string]string `json:"tags,omitempty"`
 	RootVolumeSize   int               `json:"rootVolumeSize,omitempty"`
 	Endpoint         string            `json:"endpoint,omitempty"`
-	MaxLifetime      Duration          `json:"maxLifetime"`
+	MaxLifetime      timing.Duration   `json:"maxLifetime"`
 	Mode             string            `json:"mode"`
 }
 
 // defaultEC2Lifetime is how long an instance may live when maxLifetime is
 // not given: its shutdown timer ends it then, whatever happened to nixflow.
-const defaultEC2Lifetime = Duration(2 * time.Hour)
+const defaultEC2Lifetime = timing.Duration(2 * time.Hour)
 
 var ec2Kind = executorKind{
 	fields: []string{"region", "ami", "machine", "machineDrv", "instanceType", "subnetId", "securityGroupIds",

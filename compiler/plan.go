@@ -9,6 +9,8 @@ package compiler
 import (
 	"strings"
 	"time"
+
+	"github.com/nixflow/nixflow/timing"
 )
 
 // SchemaVersion is the version of the JSON job graph this compiler reads.
@@ -53,8 +55,8 @@ type Job struct {
 	Inputs          []Input           `json:"inputs,omitempty"`
 	Outputs         []Output          `json:"outputs,omitempty"`
 	// Timeout bounds the whole job; zero means none.
-	Timeout Duration `json:"timeout,omitempty"`
-	Steps   []*Step  `json:"steps"`
+	Timeout timing.Duration `json:"timeout,omitempty"`
+	Steps   []*Step         `json:"steps"`
 	// Level is the job's depth in the graph (0: needs nothing).
 	Level int `json:"level"`
 }
@@ -69,7 +71,7 @@ type Step struct {
 	ContinueOnError bool              `json:"continueOnError,omitempty"`
 	Retry           Retry             `json:"retry"`
 	// Timeout bounds each attempt; zero means none.
-	Timeout Duration `json:"timeout,omitempty"`
+	Timeout timing.Duration `json:"timeout,omitempty"`
 	// Workdir is relative to the job's workspace; empty for the workspace.
 	Workdir string `json:"workdir,omitempty"`
 }
@@ -136,18 +138,18 @@ const (
 
 // Retry is a resolved retry policy.
 type Retry struct {
-	MaxAttempts int      `json:"maxAttempts"`
-	Backoff     Backoff  `json:"backoff"`
-	MinTime     Duration `json:"minTime"`
-	MaxTime     Duration `json:"maxTime"`
+	MaxAttempts int             `json:"maxAttempts"`
+	Backoff     Backoff         `json:"backoff"`
+	MinTime     timing.Duration `json:"minTime"`
+	MaxTime     timing.Duration `json:"maxTime"`
 }
 
 // DefaultRetry is the policy of a step no layer configures: one attempt.
 var DefaultRetry = Retry{
 	MaxAttempts: 1,
 	Backoff:     BackoffExponential,
-	MinTime:     Duration(time.Second),
-	MaxTime:     Duration(60 * time.Second),
+	MinTime:     timing.Duration(time.Second),
+	MaxTime:     timing.Duration(60 * time.Second),
 }
 
 // Delay is the wait after failed attempt n (1-based).

@@ -6,6 +6,8 @@ package event
 import (
 	"strings"
 	"time"
+
+	"github.com/nixflow/nixflow/timing"
 )
 
 // Type names a point in a run's life.
@@ -44,8 +46,8 @@ type Event struct {
 	ExitCode *int      `json:"exitCode,omitempty"`
 	Attempt  int       `json:"attempt,omitempty"`
 	// Attempts is the maximum number of attempts of a step.
-	Attempts int     `json:"attempts,omitempty"`
-	Duration float64 `json:"durationSeconds,omitempty"`
+	Attempts int             `json:"attempts,omitempty"`
+	Duration timing.Duration `json:"duration,omitempty"`
 	// Allowed marks a failure that continueOnError allows.
 	Allowed bool `json:"allowed,omitempty"`
 	// Where says where a job's steps run as its executor names it (a

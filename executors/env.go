@@ -3,10 +3,11 @@ package executors
 import (
 	"errors"
 	"fmt"
-	"mvdan.cc/sh/v3/syntax"
 	"path"
 	"path/filepath"
 	"strings"
+
+	"mvdan.cc/sh/v3/syntax"
 )
 
 // MergeEnv lays a step's declared environment over a base environment

@@ -3,7 +3,6 @@ package report
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/nixflow/nixflow/event"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nixflow/nixflow/actions"
+	"github.com/nixflow/nixflow/event"
+	"github.com/nixflow/nixflow/timing"
 )
 
 // A scenario writes a run directory as a run of nixflow leaves it
@@ -72,7 +73,7 @@ func (s *scenario) job(name string, x planExecutor, level int, needs []string, s
 // at setup, ran its steps, and ended at end (-1: never ended).
 func (s *scenario) ran(name string, start, setup, end int, status event.Status, reason string, location string, steps ...stepSpec) {
 	jr := &actions.JobResult{Job: name, Status: status, Reason: reason, Started: s.at(start),
-		Duration: time.Duration(end-start) * time.Millisecond}
+		Duration: timing.Duration(time.Duration(end-start) * time.Millisecond)}
 	if status == event.StatusFailure {
 		jr.Domain = actions.DomainStep
 	}
@@ -97,7 +98,7 @@ func (s *scenario) ran(name string, start, setup, end int, status event.Status, 
 			case !st.open:
 				s.emit(a[1], event.Event{Job: name, Step: st.name, Event: event.StepEnd, Attempt: i + 1, Attempts: max,
 					ExitCode: &code, Result: st.status, Reason: st.reason, Allowed: st.allowed,
-					Duration: float64(a[1]-a[0]) / 1000})
+					Duration: timing.Duration(time.Duration(a[1]-a[0]) * time.Millisecond)})
 			}
 		}
 		if len(st.attempts) == 0 {
@@ -107,7 +108,7 @@ func (s *scenario) ran(name string, start, setup, end int, status event.Status, 
 	}
 	if end >= 0 {
 		s.emit(end, event.Event{Job: name, Event: event.JobEnd, Result: status, Reason: reason,
-			Duration: float64(end-start) / 1000})
+			Duration: timing.Duration(time.Duration(end-start) * time.Millisecond)})
 	}
 	s.res.Jobs = append(s.res.Jobs, jr)
 }
@@ -121,9 +122,9 @@ func (s *scenario) notRun(name string, ms int, status event.Status, reason strin
 
 // end records the run's end.
 func (s *scenario) end(ms int, cancelled bool) {
-	s.res.Duration = time.Duration(ms) * time.Millisecond
+	s.res.Duration = timing.Duration(time.Duration(ms) * time.Millisecond)
 	s.res.Cancelled = cancelled
-	s.emit(ms, event.Event{Event: event.RunEnd, Duration: float64(ms) / 1000})
+	s.emit(ms, event.Event{Event: event.RunEnd, Duration: timing.Duration(time.Duration(ms) * time.Millisecond)})
 }
 
 // write writes the run directory under dir and returns its path.

@@ -9,13 +9,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nixflow/nixflow/timing"
 )
 
 //go:embed report.html.tmpl
 var pageTemplate string
 
 var page = template.Must(template.New("report").Funcs(template.FuncMap{
-	"dur": formatDuration,
+	"dur": timing.Human,
 	"add": func(a, b int) int { return a + b },
 }).Parse(pageTemplate))
 
@@ -197,9 +199,9 @@ func newJobView(i int, j *Job, total time.Duration) *jobView {
 	if pct(j.End-j.Start)*1.5 >= float64(len(j.Name)+1) {
 		jv.Label = j.Name
 	}
-	jv.Title = fmt.Sprintf("%s: %s, %s", j.Name, j.Result, formatDuration(jv.Duration))
+	jv.Title = fmt.Sprintf("%s: %s, %s", j.Name, j.Result, timing.Human(jv.Duration))
 	if jv.Wait > 0 {
-		jv.Title += fmt.Sprintf(", queued %s", formatDuration(jv.Wait))
+		jv.Title += fmt.Sprintf(", queued %s", timing.Human(jv.Wait))
 	}
 	if j.Location != "" {
 		jv.Title += ", on " + j.Location
@@ -213,18 +215,18 @@ func newJobView(i int, j *Job, total time.Duration) *jobView {
 				title += fmt.Sprintf(" (attempt %d)", a.N)
 			}
 			jv.Segments = append(jv.Segments, segment{Style: box(a.Start, a.End), Class: "seg " + a.Result,
-				Title: fmt.Sprintf("%s: %s, %s", title, a.Result, formatDuration(a.End-a.Start))})
+				Title: fmt.Sprintf("%s: %s, %s", title, a.Result, timing.Human(a.End-a.Start))})
 			if a.WaitEnd > a.End {
 				sr.Waited += a.WaitEnd - a.End
 				jv.Segments = append(jv.Segments, segment{Style: box(a.End, a.WaitEnd), Class: "seg wait",
-					Title: fmt.Sprintf("%s: retry wait, %s", s.Name, formatDuration(a.WaitEnd-a.End))})
+					Title: fmt.Sprintf("%s: retry wait, %s", s.Name, timing.Human(a.WaitEnd-a.End))})
 			}
 		}
 		jv.StepRows = append(jv.StepRows, sr)
 	}
 	if end, ok := j.setupEnd(); ok {
 		jv.Segments = append([]segment{{Style: box(j.Setup, end), Class: "seg setup",
-			Title: fmt.Sprintf("%s: setup (deps, workspace, inputs), %s", j.Name, formatDuration(end-j.Setup))}}, jv.Segments...)
+			Title: fmt.Sprintf("%s: setup (deps, workspace, inputs), %s", j.Name, timing.Human(end-j.Setup))}}, jv.Segments...)
 	}
 	return jv
 }
@@ -295,7 +297,7 @@ func ticks(total time.Duration) []tick {
 	}
 	var ts []tick
 	for t := time.Duration(0); t <= total; t += step {
-		ts = append(ts, tick{Left: template.CSS(fmt.Sprintf("left:%.3f%%", float64(t)/float64(total)*100)), Label: formatDuration(t)})
+		ts = append(ts, tick{Left: template.CSS(fmt.Sprintf("left:%.3f%%", float64(t)/float64(total)*100)), Label: timing.Human(t)})
 	}
 	return ts
 }
@@ -478,18 +480,4 @@ func rank(result string) int {
 		return 1
 	}
 	return 0
-}
-
-// formatDuration rounds a duration for people, as the run's summary does.
-func formatDuration(d time.Duration) string {
-	switch {
-	case d <= 0:
-		return "0s"
-	case d < time.Second:
-		return d.Round(time.Millisecond).String()
-	case d < time.Minute:
-		return d.Round(10 * time.Millisecond).String()
-	default:
-		return d.Round(time.Second).String()
-	}
 }

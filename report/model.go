@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/nixflow/nixflow/event"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	"github.com/nixflow/nixflow/actions"
+	"github.com/nixflow/nixflow/event"
 )
 
 // The results a job or step can have in a report: the run's statuses, and
@@ -241,7 +241,7 @@ func build(id string, plan *planFile, res *actions.Result, events []event.Event)
 
 	results := map[string]*actions.JobResult{}
 	if res != nil {
-		r.Duration = res.Duration
+		r.Duration = res.Duration.Std()
 		r.Domain, r.Error = string(res.Domain), res.Err
 		for _, j := range res.Jobs {
 			results[j.Job] = j
@@ -393,7 +393,7 @@ func fromResult(j *Job, jr *actions.JobResult, steps map[string]*Step, at func(t
 	if !jr.Started.IsZero() {
 		j.Start = at(jr.Started)
 	}
-	j.End = j.Start + jr.Duration
+	j.End = j.Start + jr.Duration.Std()
 	j.Result, j.Reason, j.Domain = jobResult(jr.Status, jr.Allowed), jr.Reason, string(jr.Domain)
 	for _, sr := range jr.Steps {
 		s := steps[sr.Step]

@@ -2,11 +2,12 @@ package main
 
 import (
 	"fmt"
-	"github.com/nixflow/nixflow/event"
 	"os"
 	"strings"
 
 	"github.com/nixflow/nixflow/actions"
+	"github.com/nixflow/nixflow/event"
+	"github.com/nixflow/nixflow/timing"
 )
 
 // appendStepSummary appends a run's result to GitHub Actions' job summary
@@ -21,7 +22,7 @@ func appendStepSummary(path string, res *actions.Result, masker *actions.Masker)
 	case res.Failed():
 		verdict = "failed"
 	}
-	fmt.Fprintf(&b, "### nixflow: %s %s in %s\n\n", mdEscape(res.Name), verdict, roundDuration(res.Duration))
+	fmt.Fprintf(&b, "### nixflow: %s %s in %s\n\n", mdEscape(res.Name), verdict, timing.Human(res.Duration.Std()))
 	b.WriteString("| Job | Result | Duration |\n| --- | --- | --- |\n")
 	for _, j := range res.Jobs {
 		icon, result := "✅", string(j.Status)
@@ -37,7 +38,7 @@ func appendStepSummary(path string, res *actions.Result, masker *actions.Masker)
 		}
 		dur := "-"
 		if j.Duration > 0 || len(j.Steps) > 0 {
-			dur = roundDuration(j.Duration)
+			dur = timing.Human(j.Duration.Std())
 		}
 		fmt.Fprintf(&b, "| %s | %s %s | %s |\n", mdEscape(j.Job), icon, result, dur)
 	}

@@ -3,12 +3,13 @@ package main
 import (
 	"encoding/xml"
 	"fmt"
-	"github.com/nixflow/nixflow/event"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/nixflow/nixflow/actions"
+	"github.com/nixflow/nixflow/event"
+	"github.com/nixflow/nixflow/timing"
 )
 
 // The JUnit XML that CI systems (GitLab, Jenkins, Buildkite, GitHub
@@ -71,12 +72,12 @@ type junitSystemOut struct {
 // failure holds its reason and the last lines of its failed steps; every
 // text goes through the masker.
 func writeJUnit(path string, res *actions.Result, masker *actions.Masker) error {
-	suite := junitSuite{Name: res.Name, Time: seconds(res.Duration)}
+	suite := junitSuite{Name: res.Name, Time: seconds(res.Duration.Std())}
 	if !res.Started.IsZero() {
 		suite.Timestamp = res.Started.UTC().Format(time.RFC3339)
 	}
 	for _, j := range res.Jobs {
-		c := junitCase{Name: j.Job, Classname: res.Name, Time: seconds(j.Duration)}
+		c := junitCase{Name: j.Job, Classname: res.Name, Time: seconds(j.Duration.Std())}
 		var props []junitProp
 		for _, s := range j.Steps {
 			v := string(s.Status)
@@ -84,7 +85,7 @@ func writeJUnit(path string, res *actions.Result, masker *actions.Masker) error 
 				v += " (allowed)"
 			}
 			if s.Duration > 0 {
-				v += " in " + roundDuration(s.Duration)
+				v += " in " + timing.Human(s.Duration.Std())
 			}
 			if s.Attempts > 1 {
 				v += fmt.Sprintf(", %d attempts", s.Attempts)

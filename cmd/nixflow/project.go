@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"github.com/nixflow/nixflow/event"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +10,8 @@ import (
 	"strings"
 
 	"mvdan.cc/sh/v3/syntax"
+
+	"github.com/nixflow/nixflow/event"
 )
 
 // projectFile, in a run's directory, names the project the run was for:

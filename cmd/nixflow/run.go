@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/nixflow/nixflow/event"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -20,8 +19,10 @@ import (
 
 	"github.com/nixflow/nixflow/actions"
 	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/event"
 	"github.com/nixflow/nixflow/executors/local"
 	"github.com/nixflow/nixflow/nixeval"
+	"github.com/nixflow/nixflow/output"
 )
 
 type runFlags struct {
@@ -87,28 +88,28 @@ func (a *app) run(args []string, f *runFlags) error {
 		return err
 	}
 
-	format := actions.Format(f.logFormat)
+	format := output.Format(f.logFormat)
 	if format == "" {
-		format = actions.Format(plan.LogFormat)
+		format = output.Format(plan.LogFormat)
 	}
 	if format == "" {
-		format = actions.FormatStructured
+		format = output.FormatStructured
 	}
 	switch format {
-	case actions.FormatStructured, actions.FormatSimple, actions.FormatJSON:
+	case output.FormatStructured, output.FormatSimple, output.FormatJSON:
 	default:
 		return usageError(fmt.Errorf("unknown --log-format %q (known: structured, simple, json)", format))
 	}
-	g := groups(f.groups)
+	g := output.Groups(f.groups)
 	switch g {
 	case "auto":
-		g = a.detectGroups()
-	case groupsNone, groupsGitHub, groupsGitLab, groupsBuildkite:
+		g = output.DetectGroups(a.getenv)
+	case output.GroupsNone, output.GroupsGitHub, output.GroupsGitLab, output.GroupsBuildkite:
 	default:
 		return usageError(fmt.Errorf("unknown --groups %q (known: auto, github, gitlab, buildkite, none)", f.groups))
 	}
-	if format == actions.FormatJSON {
-		g = groupsNone // stdout stays JSON lines
+	if format == output.FormatJSON {
+		g = output.GroupsNone // stdout stays JSON lines
 	}
 
 	if err := checkArtifactsDir(f.artifactsDir); err != nil {
@@ -118,7 +119,7 @@ func (a *app) run(args []string, f *runFlags) error {
 	sinks, stopLive := a.consoleSinks(a.stdout, format, plan)
 	defer stopLive()
 	if f.events != "" {
-		ev, err := actions.NewEventsFile(f.events)
+		ev, err := output.NewEventsFile(f.events)
 		if err != nil {
 			return usageError(fmt.Errorf("--events: %w", err))
 		}
@@ -136,7 +137,7 @@ func (a *app) run(args []string, f *runFlags) error {
 		return infraError(err)
 	}
 	defer unlock()
-	logs, err := actions.NewJobLogs(filepath.Join(opts.RunDir, "logs"))
+	logs, err := output.NewJobLogs(filepath.Join(opts.RunDir, "logs"))
 	if err != nil {
 		os.RemoveAll(opts.RunDir)
 		return infraError(fmt.Errorf("create the log directory: %w", err))
@@ -177,11 +178,11 @@ func (a *app) run(args []string, f *runFlags) error {
 		defer fmt.Fprintf(a.stderr, "warning: the run's result was not recorded: %v\n", err)
 	}
 	summaryOut := a.stdout
-	if format == actions.FormatJSON {
+	if format == output.FormatJSON {
 		summaryOut = a.stderr
 	}
-	writeGroups(a.stdout, g, opts.RunDir, res)
-	writeSummary(summaryOut, res, opts.Masker, a.colorful(summaryOut) && format != actions.FormatSimple)
+	output.WriteGroups(a.stdout, g, opts.RunDir, jobOutcomes(res))
+	writeSummary(summaryOut, res, opts.Masker, a.colorful(summaryOut) && format != output.FormatSimple)
 	writeInstances(summaryOut, opts.RunDir)
 	if f.keepWorkspace {
 		fmt.Fprintf(summaryOut, "workspaces: kept in %s\n", filepath.Join(opts.RunDir, "jobs"))
@@ -476,4 +477,13 @@ func checkCopyable(repo string, plan *compiler.Plan, home string, exclude ...str
 			"put the workflow in its project's directory and make that a git repository (git init), give the project with --repo DIR, or set copyRepo = false on its jobs")
 	}
 	return checkTreeSize(repo, maxCopyBytes, maxCopyFiles, exclude)
+}
+
+// jobOutcomes are the jobs of a run as its CI sections tell them.
+func jobOutcomes(res *actions.Result) []output.JobOutcome {
+	jobs := make([]output.JobOutcome, len(res.Jobs))
+	for i, j := range res.Jobs {
+		jobs[i] = output.JobOutcome{Job: j.Job, Status: j.Status, Allowed: j.Allowed, Reason: j.Reason}
+	}
+	return jobs
 }

@@ -49,7 +49,7 @@ func runActive(runDir string) bool {
 // last changed.
 func runEnd(runDir string) (time.Time, error) {
 	if res, err := readResult(runDir); err == nil {
-		return res.Started.Add(res.Duration), nil
+		return res.Started.Add(res.Duration.Std()), nil
 	}
 	fi, err := os.Stat(runDir)
 	if err != nil {

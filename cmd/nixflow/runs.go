@@ -14,6 +14,8 @@ import (
 	"github.com/nixflow/nixflow/actions"
 	"github.com/nixflow/nixflow/executors/local"
 	"github.com/nixflow/nixflow/executors/oci"
+	"github.com/nixflow/nixflow/output"
+	"github.com/nixflow/nixflow/timing"
 )
 
 // readResult reads a run's result; a run without one crashed or is still
@@ -64,7 +66,7 @@ func (a *app) runsCommand() *cobra.Command {
 				case res.Failed():
 					result = "failure"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", id, res.Name, result, len(res.Jobs), roundDuration(res.Duration), project)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", id, res.Name, result, len(res.Jobs), timing.Human(res.Duration.Std()), project)
 			}
 			return tw.Flush()
 		},
@@ -137,7 +139,7 @@ func runJobs(runDir string) ([]string, error) {
 }
 
 func (a *app) copyLog(runDir, job string, header bool) error {
-	f, err := os.Open(actions.LogPath(runDir, job))
+	f, err := os.Open(output.LogPath(runDir, job))
 	if os.IsNotExist(err) {
 		why := notRunReason(runDir, job)
 		if header {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"github.com/nixflow/nixflow/event"
 	"io"
 	"os"
 	"slices"
@@ -12,8 +11,9 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/nixflow/nixflow/actions"
 	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/event"
+	"github.com/nixflow/nixflow/output"
 )
 
 // silentAfter is how long a step may print nothing before a line says it
@@ -24,17 +24,17 @@ const silentAfter = 30 * time.Second
 // the run is: on a terminal a live status line under the output, else a
 // line for each step silent for silentAfter. stop ends them; it must be
 // called before anything else is written to w.
-func (a *app) consoleSinks(w io.Writer, format actions.Format, plan *compiler.Plan) (sinks event.Sinks, stop func()) {
+func (a *app) consoleSinks(w io.Writer, format output.Format, plan *compiler.Plan) (sinks event.Sinks, stop func()) {
 	var names []string
 	for _, j := range plan.Jobs {
 		names = append(names, j.Name)
 	}
-	if format == actions.FormatJSON {
-		return event.Sinks{actions.NewConsole(w, format, a.colorful(w))}, func() {}
+	if format == output.FormatJSON {
+		return event.Sinks{output.NewConsole(w, format, a.colorful(w))}, func() {}
 	}
 	if width, ok := a.terminalWidth(w); ok {
 		s := newStatusLine(w, len(plan.Jobs), width, a.colorful(w))
-		console := actions.NewConsole(s, format, a.colorful(w))
+		console := output.NewConsole(s, format, a.colorful(w))
 		console.SetJobs(names)
 		if f, ok := a.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 			// nixflow's own messages (Ctrl-C) go to the same screen: they
@@ -44,7 +44,7 @@ func (a *app) consoleSinks(w io.Writer, format actions.Format, plan *compiler.Pl
 		s.start()
 		return event.Sinks{console, s}, s.stop
 	}
-	console := actions.NewConsole(w, format, a.colorful(w))
+	console := output.NewConsole(w, format, a.colorful(w))
 	console.SetJobs(names)
 	watch := newSilenceWatch(console, silentAfter)
 	watch.start()

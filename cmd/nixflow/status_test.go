@@ -3,13 +3,13 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"github.com/nixflow/nixflow/event"
 	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/nixflow/nixflow/event"
 )
 
 // TestStatusLine checks that the line says how far the run is, and that

@@ -2,14 +2,14 @@ package main
 
 import (
 	"fmt"
-	"github.com/nixflow/nixflow/event"
 	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/nixflow/nixflow/actions"
+	"github.com/nixflow/nixflow/event"
+	"github.com/nixflow/nixflow/timing"
 )
 
 // writeSummary prints the table of jobs at the end of a run, then the last
@@ -38,7 +38,7 @@ func writeSummary(w io.Writer, res *actions.Result, masker *actions.Masker, colo
 		result := results[j.Job]
 		dur, attempts := "-", "-"
 		if j.Duration > 0 || len(j.Steps) > 0 {
-			dur = roundDuration(j.Duration)
+			dur = timing.Human(j.Duration.Std())
 		}
 		if n := mostAttempts(j); n > 0 {
 			attempts = strconv.Itoa(n)
@@ -129,7 +129,7 @@ func writeSummary(w io.Writer, res *actions.Result, masker *actions.Masker, colo
 			status += " (" + strings.Join(ds, ", ") + " failure)"
 		}
 	}
-	line := fmt.Sprintf("\nrun %s %s in %s", res.RunID, status, roundDuration(res.Duration))
+	line := fmt.Sprintf("\nrun %s %s in %s", res.RunID, status, timing.Human(res.Duration.Std()))
 	if len(parts) > 0 {
 		line += ": " + strings.Join(parts, ", ")
 	}
@@ -147,17 +147,6 @@ func mostAttempts(j *actions.JobResult) int {
 		n = max(n, s.Attempts)
 	}
 	return n
-}
-
-func roundDuration(d time.Duration) string {
-	switch {
-	case d < time.Second:
-		return d.Round(time.Millisecond).String()
-	case d < time.Minute:
-		return d.Round(10 * time.Millisecond).String()
-	default:
-		return d.Round(time.Second).String()
-	}
 }
 
 // resultCells words each job's result for the summary table (under "", the

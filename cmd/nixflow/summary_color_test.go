@@ -2,12 +2,12 @@ package main
 
 import (
 	"bytes"
-	"github.com/nixflow/nixflow/event"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/nixflow/nixflow/actions"
+	"github.com/nixflow/nixflow/event"
 )
 
 // TestSummaryResultColours checks that the RESULT column is coloured on a

@@ -322,14 +322,9 @@ nf_event_json() {
   ((attempt > 0)) && out+=",\"attempt\":$attempt"
   ((attempts > 0)) && out+=",\"attempts\":$attempts"
   if ((ms > 0)); then
-    local frac=$((ms % 1000))
-    if ((frac > 0)); then
-      printf -v frac '%03d' "$frac"
-      while [[ $frac == *0 ]]; do frac=${frac%0}; done
-      out+=",\"durationSeconds\":$((ms / 1000)).$frac"
-    else
-      out+=",\"durationSeconds\":$((ms / 1000))"
-    fi
+    local nf_f
+    nf_fmt_ms "$ms"
+    out+=",\"duration\":\"$nf_f\""
   fi
   ((allowed)) && out+=",\"allowed\":true"
   nf_j="$out}"
@@ -551,14 +546,15 @@ nf_json_time() {
 # nf_write_result writes result.json in the run directory, as nixflow run
 # does, so that `nixflow runs` and `nixflow logs` read the script's runs.
 nf_write_result() {
-  local i out first=1 cancelled=false
+  local i out first=1 cancelled=false nf_f
   [[ -e $nf_state/cancelled ]] && cancelled=true
   nf_json_str "$nf_run_id"
   out="{\"run\":$nf_j"
   nf_json_str "$nf_name"
   out+=",\"name\":$nf_j,\"cancelled\":$cancelled"
   nf_json_time "$nf_run_start"
-  out+=",\"started\":$nf_j,\"duration\":$(($1 * 1000000)),\"jobs\":["
+  nf_fmt_ms "$1"
+  out+=",\"started\":$nf_j,\"duration\":\"$nf_f\",\"jobs\":["
   for i in "${!nf_jobs[@]}"; do
     ((first)) || out+=,
     first=0
@@ -567,7 +563,8 @@ nf_write_result() {
     ((nf_res_allowed[i])) && out+=",\"allowed\":true"
     if [[ -n ${nf_res_reason[i]} ]]; then nf_json_str "${nf_res_reason[i]}"; out+=",\"reason\":$nf_j"; fi
     [[ -n ${nf_res_domain[i]} ]] && out+=",\"domain\":\"${nf_res_domain[i]}\""
-    out+=",\"started\":\"0001-01-01T00:00:00Z\",\"duration\":$((nf_res_ms[i] * 1000000))}"
+    nf_fmt_ms "${nf_res_ms[i]}"
+    out+=",\"started\":\"0001-01-01T00:00:00Z\",\"duration\":\"$nf_f\"}"
   done
   out+="]"
   if ((${#nf_errors[@]} > 0)); then

@@ -22,6 +22,7 @@ import (
 	"mvdan.cc/sh/v3/syntax"
 
 	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/timing"
 )
 
 //go:embed runtime.bash
@@ -128,7 +129,7 @@ func oneLine(s string) string {
 	return strings.NewReplacer("\n", " ", "\r", " ").Replace(s)
 }
 
-func ms(d compiler.Duration) int64 { return time.Duration(d).Milliseconds() }
+func ms(d timing.Duration) int64 { return time.Duration(d).Milliseconds() }
 
 // declared lists every variable name the workflow declares (any env, a
 // static provider, a required provider): the host's values of these

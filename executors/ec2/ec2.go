@@ -29,6 +29,7 @@ import (
 	"github.com/nixflow/nixflow/compiler"
 	"github.com/nixflow/nixflow/executors"
 	"github.com/nixflow/nixflow/executors/ssh"
+	"github.com/nixflow/nixflow/timing"
 )
 
 // Connect makes the executor that runs jobs on a launched instance: the
@@ -101,7 +102,7 @@ func NewWithOptions(p executors.Params, o Options) (*Executor, error) {
 		c.SSHPort = 22
 	}
 	if c.MaxLifetime <= 0 {
-		c.MaxLifetime = compiler.Duration(2 * time.Hour)
+		c.MaxLifetime = timing.Duration(2 * time.Hour)
 	}
 	if c.Mode == "" {
 		c.Mode = "isolated"

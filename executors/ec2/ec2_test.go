@@ -30,6 +30,7 @@ import (
 	"github.com/nixflow/nixflow/executors/executortest"
 	"github.com/nixflow/nixflow/executors/ssh"
 	"github.com/nixflow/nixflow/internal/testenv"
+	"github.com/nixflow/nixflow/timing"
 )
 
 // secretKey is the fake AWS secret of the tests: it must appear in no
@@ -96,7 +97,7 @@ func (w *world) config() *compiler.EC2Executor {
 	return &compiler.EC2Executor{
 		Region: ec2test.Region, AMI: "ami-12345678", InstanceType: "t3.micro",
 		SubnetID: w.subnet, SSHUser: "root", SSHPort: 22, Address: "auto",
-		MaxLifetime: compiler.Duration(30 * time.Minute), Mode: "isolated",
+		MaxLifetime: timing.Duration(30 * time.Minute), Mode: "isolated",
 		Tags: map[string]string{"team": "ci"},
 	}
 }

@@ -1,15 +1,17 @@
-package actions
+package output
 
 import (
-	"github.com/nixflow/nixflow/event"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/nixflow/nixflow/event"
 )
 
 // TestJobLogsFull: a job log that cannot be written (a full disk, here
@@ -105,4 +107,64 @@ func TestJobLogsStepEnd(t *testing.T) {
 	if !regexp.MustCompile(`^\S+ \[s\] -- step_start\n\S+ \[s\] one\n\S+ \[s\] two\n\S+ \[s\] -- step_end success\n$`).Match(data) {
 		t.Errorf("j.log after the step's end:\n%s", data)
 	}
+}
+
+// TestJobLogsPreallocated: a long log is preallocated as it grows and
+// the reservation is given back when it is closed, the lines a log held
+// before kept.
+func TestJobLogsPreallocated(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "j.log")
+	if err := os.WriteFile(name, []byte("before\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs, err := NewJobLogs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := &event.Event{Job: "j", Step: "s", Event: event.Output, Stream: "stdout"}
+	block := []byte(strings.Repeat(strings.Repeat("x", 63)+"\n", 1024))
+	for range 3 * preallocFrom / len(block) {
+		logs.EmitOutput(line, block)
+	}
+	logs.Emit(event.Event{Job: "j", Step: "s", Event: event.StepEnd, Result: event.StatusSuccess})
+	// Where the file system preallocates (a scratch file tells), the
+	// open log takes more disk than it holds.
+	scratch, err := os.Create(filepath.Join(dir, "scratch"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	canReserve := preallocate(scratch, 0, 4096) == nil
+	scratch.Close()
+	if size, disk := usage(t, name); canReserve && disk < size+preallocMin/2 {
+		t.Errorf("open log: %d bytes on disk for %d; want it preallocated", disk, size)
+	}
+	logs.Emit(event.Event{Job: "j", Event: event.JobEnd, Result: event.StatusSuccess})
+	if err := logs.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(data), "before\n") || !strings.HasSuffix(string(data), "-- job_end success\n") {
+		t.Errorf("log starts %q, ends %q", data[:20], data[len(data)-40:])
+	}
+	if lines := strings.Count(string(data), "\n"); lines != 1+3*preallocFrom/64+2 {
+		t.Errorf("%d lines", lines)
+	}
+	size, disk := usage(t, name)
+	if size != int64(len(data)) || disk > size+1<<20 {
+		t.Errorf("closed log: size %d, %d bytes on disk; want %d, no reservation left", size, disk, len(data))
+	}
+}
+
+// usage is a file's size and the disk space it takes.
+func usage(t *testing.T, name string) (size, disk int64) {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(name, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Size, st.Blocks * 512
 }

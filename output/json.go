@@ -1,63 +1,51 @@
-package actions
+package output
 
 import (
 	"encoding/json"
-	"github.com/nixflow/nixflow/event"
 	"time"
 	"unicode/utf8"
+
+	"github.com/nixflow/nixflow/event"
 )
 
-// The lines of one write of a step's output share their time (see
-// lineWriter), so the sinks format a time once for all of them.
-
-// stamp caches the formatting of the last time it was given.
-type stamp struct {
-	t      time.Time
-	b      []byte
-	layout string
-	utc    bool
-}
-
-// append appends t formatted with the layout.
-func (s *stamp) append(b []byte, t time.Time) []byte {
-	if s.b == nil || !t.Equal(s.t) || t.Location() != s.t.Location() {
-		s.t = t
-		if s.utc {
-			t = t.UTC()
-		}
-		s.b = t.AppendFormat(s.b[:0], s.layout)
-	}
-	return append(b, s.b...)
-}
-
-// jsonEncoder writes events as JSON lines, exactly as encoding/json
-// does, but without reflection for output lines, the bulk of them.
-type jsonEncoder struct {
+// jsonFormat is the json format: an event per line, as encoding/json
+// writes it, without reflection for output lines, the bulk of them.
+type jsonFormat struct {
 	time stamp // RFC 3339 with nanoseconds, as time.Time's MarshalJSON
 }
 
-func newJSONEncoder() *jsonEncoder {
-	return &jsonEncoder{time: stamp{layout: time.RFC3339Nano}}
+func newJSONFormat() *jsonFormat {
+	return &jsonFormat{time: stamp{layout: time.RFC3339Nano}}
 }
 
-// append appends e as one JSON line.
-func (j *jsonEncoder) append(b []byte, e *event.Event) []byte {
+func (j *jsonFormat) appendEvent(b []byte, e *event.Event) []byte {
 	if !j.plain(e) {
 		return appendJSON(b, e)
 	}
-	return appendTail(j.appendHead(b, e), e.Message)
+	return appendTail(j.appendFields(b, e), e.Message)
+}
+
+func (j *jsonFormat) appendHead(b []byte, line *event.Event) ([]byte, bool) {
+	if !j.plain(line) {
+		return b, false
+	}
+	return j.appendFields(b, line), true
+}
+
+func (j *jsonFormat) appendLine(b, head, text []byte) []byte {
+	return appendTail(append(b, head...), text)
 }
 
 // plain reports whether e is a line of output that the encoder writes
 // itself: no field but those of output lines, a time with a 4-digit year.
-func (j *jsonEncoder) plain(e *event.Event) bool {
+func (j *jsonFormat) plain(e *event.Event) bool {
 	return e.Event == event.Output && e.Result == "" && e.Reason == "" && e.ExitCode == nil &&
 		e.Attempt == 0 && e.Attempts == 0 && e.Duration == 0 && !e.Allowed && e.Where == "" &&
 		e.Time.Year() >= 0 && e.Time.Year() <= 9999
 }
 
-// appendHead appends the fields of a plain event before its message.
-func (j *jsonEncoder) appendHead(b []byte, e *event.Event) []byte {
+// appendFields appends the fields of a plain event before its message.
+func (j *jsonFormat) appendFields(b []byte, e *event.Event) []byte {
 	b = append(b, `{"time":"`...)
 	b = j.time.append(b, e.Time)
 	b = append(b, `","run":`...)

@@ -1,4 +1,4 @@
-package actions
+package output
 
 import (
 	"fmt"
@@ -9,12 +9,12 @@ import (
 // failure or warnings, and that jobs coloured in plan order do not share
 // one while there are colours enough.
 func TestJobColors(t *testing.T) {
-	c := NewConsole(nil, FormatStructured, true)
+	c := newStructured(true)
 	var names []string
 	for i := range len(jobColors) {
 		names = append(names, fmt.Sprintf("job-%d", i))
 	}
-	c.SetJobs(names)
+	c.setJobs(names)
 	seen := map[string]string{}
 	for _, n := range names {
 		col := c.jobColor(n)

@@ -1,51 +1,62 @@
-package main
+package output
 
 import (
 	"bufio"
 	"fmt"
-	"github.com/nixflow/nixflow/event"
 	"io"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/nixflow/nixflow/actions"
+	"github.com/nixflow/nixflow/event"
 )
 
-// groups is the syntax of a hosted CI's collapsible log sections.
-type groups string
+// Groups is the syntax of a hosted CI's collapsible log sections.
+type Groups string
 
 // The CI services whose log groups nixflow writes.
 const (
-	groupsNone      groups = "none"
-	groupsGitHub    groups = "github"
-	groupsGitLab    groups = "gitlab"
-	groupsBuildkite groups = "buildkite"
+	GroupsNone      Groups = "none"
+	GroupsGitHub    Groups = "github"
+	GroupsGitLab    Groups = "gitlab"
+	GroupsBuildkite Groups = "buildkite"
 )
 
-// detectGroups names the CI nixflow runs in, from the variables each one
-// sets, or groupsNone.
-func (a *app) detectGroups() groups {
+// DetectGroups names the CI nixflow runs in, from the variables each one
+// sets (getenv), or GroupsNone.
+func DetectGroups(getenv func(string) string) Groups {
 	switch {
-	case a.getenv("GITHUB_ACTIONS") == "true":
-		return groupsGitHub
-	case a.getenv("GITLAB_CI") == "true":
-		return groupsGitLab
-	case a.getenv("BUILDKITE") == "true":
-		return groupsBuildkite
+	case getenv("GITHUB_ACTIONS") == "true":
+		return GroupsGitHub
+	case getenv("GITLAB_CI") == "true":
+		return GroupsGitLab
+	case getenv("BUILDKITE") == "true":
+		return GroupsBuildkite
 	}
-	return groupsNone
+	return GroupsNone
 }
 
-// writeGroups replays, at the end of a run, each job's log in a collapsible
+// JobOutcome is how a job ended, as its section's title tells.
+type JobOutcome struct {
+	Job     string
+	Status  event.Status
+	Allowed bool
+	Reason  string
+}
+
+// WriteGroups replays, at the end of a run, each job's log in a collapsible
 // section of the CI's own syntax: the live output interleaves jobs that run
 // at once, so sections are made from the per-job logs (masked already).
 // A failed job's section is open (Buildkite) or annotated (GitHub).
-func writeGroups(w io.Writer, g groups, runDir string, res *actions.Result) {
-	if g == groupsNone {
+func WriteGroups(w io.Writer, g Groups, runDir string, jobs []JobOutcome) {
+	writeGroups(w, g, runDir, jobs, time.Now)
+}
+
+func writeGroups(w io.Writer, g Groups, runDir string, jobs []JobOutcome, now func() time.Time) {
+	if g == GroupsNone {
 		return
 	}
-	for _, j := range res.Jobs {
+	for _, j := range jobs {
 		title := fmt.Sprintf("%s (%s)", j.Job, j.Status)
 		failed := j.Status == event.StatusFailure && !j.Allowed
 		if j.Status == event.StatusFailure && j.Allowed {
@@ -53,26 +64,26 @@ func writeGroups(w io.Writer, g groups, runDir string, res *actions.Result) {
 		}
 		id := "nixflow_" + sectionName(j.Job)
 		switch g {
-		case groupsGitHub:
+		case GroupsGitHub:
 			fmt.Fprintf(w, "::group::%s\n", title)
-		case groupsGitLab:
-			fmt.Fprintf(w, "\x1b[0Ksection_start:%d:%s[collapsed=true]\r\x1b[0K%s\n", time.Now().Unix(), id, title)
-		case groupsBuildkite:
+		case GroupsGitLab:
+			fmt.Fprintf(w, "\x1b[0Ksection_start:%d:%s[collapsed=true]\r\x1b[0K%s\n", now().Unix(), id, title)
+		case GroupsBuildkite:
 			mark := "---"
 			if failed {
 				mark = "+++"
 			}
 			fmt.Fprintf(w, "%s %s\n", mark, title)
 		}
-		copyLines(w, actions.LogPath(runDir, j.Job))
+		copyLines(w, LogPath(runDir, j.Job))
 		switch g {
-		case groupsGitHub:
+		case GroupsGitHub:
 			fmt.Fprintln(w, "::endgroup::")
 			if failed {
 				fmt.Fprintf(w, "::error title=nixflow job %s failed::%s\n", githubEscape(j.Job), githubEscape(j.Reason))
 			}
-		case groupsGitLab:
-			fmt.Fprintf(w, "\x1b[0Ksection_end:%d:%s\r\x1b[0K\n", time.Now().Unix(), id)
+		case GroupsGitLab:
+			fmt.Fprintf(w, "\x1b[0Ksection_end:%d:%s\r\x1b[0K\n", now().Unix(), id)
 		}
 	}
 }

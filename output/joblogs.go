@@ -1,0 +1,252 @@
+package output
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nixflow/nixflow/event"
+)
+
+// JobLogs keeps one log file per job in a run directory (logs/<job>.log):
+// every output line and event of the job, with a timestamp and the step.
+// A job's file is open only while the job runs, so that a run of
+// thousands of jobs does not run out of file descriptors. Output and
+// events are gathered and written once writeChunk bytes are held, at the
+// end of a step or of the job, or within flushDelay: a step printing
+// fast is written in a few large writes rather than one per read of its
+// pipe, and a killed run still leaves its log readable up to the last
+// flushDelay.
+type JobLogs struct {
+	mu    sync.Mutex
+	dir   string
+	files map[string]*jobLog
+	err   error
+	// OnError, if set, is told once per job of the first failure to
+	// write its log (a full disk): the run goes on, the log stays short.
+	OnError func(job, file string, err error)
+	failed  map[string]bool
+	f       *logFile
+	head    []byte
+	timer   *time.Timer
+	closed  bool
+}
+
+// jobLog is the open log file of a job and what is still to write to it.
+type jobLog struct {
+	f       *os.File
+	pending []byte
+	// size is how much was written to f by this run; reserved how far
+	// it is preallocated (see reserve), or -1 where the file system
+	// cannot.
+	size, reserved int64
+}
+
+// A long log is preallocated ahead of its writes, once it holds
+// preallocFrom bytes: as much again as it holds, at least preallocMin
+// and at most preallocMax. On ext4, writing 1.5 GB of log (a step
+// printing 1 GB) then costs about half the system time. The reservation
+// past the end is given back when the log is closed; a run that is
+// killed leaves at most preallocMax of it, until the log is removed.
+const (
+	preallocFrom = 4 << 20
+	preallocMin  = 8 << 20
+	preallocMax  = 64 << 20
+)
+
+// reserve preallocates jl's file ahead of a write of n bytes.
+func (jl *jobLog) reserve(n int) {
+	if jl.reserved < 0 || jl.size < preallocFrom || jl.size+int64(n) <= jl.reserved {
+		return
+	}
+	from := max(jl.reserved, jl.size)
+	grow := min(max(jl.size, preallocMin), preallocMax)
+	if preallocate(jl.f, from, grow) != nil {
+		jl.reserved = -1
+		return
+	}
+	jl.reserved = from + grow
+}
+
+// close gives back what was reserved past the end of the log (where
+// its appends ended: the file may have held lines before), and closes
+// it.
+func (jl *jobLog) close() error {
+	if jl.reserved > 0 {
+		if end, err := jl.f.Seek(0, io.SeekCurrent); err == nil {
+			jl.f.Truncate(end)
+		}
+	}
+	return jl.f.Close()
+}
+
+// NewJobLogs writes logs under dir, creating it.
+func NewJobLogs(dir string) (*JobLogs, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return &JobLogs{dir: dir, files: map[string]*jobLog{},
+		f: newLogFile()}, nil
+}
+
+// Emit implements event.Sink.
+func (l *JobLogs) Emit(events ...event.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	held := false
+	for i := range events {
+		e := &events[i]
+		if e.Job == "" {
+			continue
+		}
+		jl := l.file(e.Job)
+		if jl == nil {
+			continue
+		}
+		jl.pending = l.f.appendEvent(jl.pending, e)
+		switch e.Event {
+		case event.JobEnd:
+			l.flushJob(e.Job, jl)
+			l.closeFile(e.Job)
+			continue
+		case event.StepEnd:
+			l.flushJob(e.Job, jl)
+			continue
+		}
+		held = true
+	}
+	if held && l.timer == nil {
+		l.timer = time.AfterFunc(flushDelay, l.flushLater)
+	}
+}
+
+// EmitOutput implements event.BlockSink: the lines are held after the job's
+// events still held, and written once writeChunk bytes are, at the end
+// of the step, or within flushDelay.
+func (l *JobLogs) EmitOutput(line *event.Event, lines []byte) {
+	if line.Job == "" {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	jl := l.file(line.Job)
+	if jl == nil {
+		return
+	}
+	l.head, _ = l.f.appendHead(l.head[:0], line)
+	jl.pending = appendBlock(l.f, jl.pending, l.head, lines, func(b []byte) { l.write(line.Job, jl, b) })
+	if len(jl.pending) > 0 && l.timer == nil {
+		l.timer = time.AfterFunc(flushDelay, l.flushLater)
+	}
+}
+
+// flushLater writes what every log holds, once flushDelay is over.
+func (l *JobLogs) flushLater() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.timer = nil
+	if l.closed {
+		return
+	}
+	for job, jl := range l.files {
+		if jl != nil {
+			l.flushJob(job, jl)
+		}
+	}
+}
+
+// flushJob writes what job's log holds, reporting a failure once per
+// job.
+func (l *JobLogs) flushJob(job string, jl *jobLog) {
+	if len(jl.pending) > 0 {
+		l.write(job, jl, jl.pending)
+		jl.pending = jl.pending[:0]
+	}
+}
+
+// write writes b to job's log, reporting a failure once per job.
+func (l *JobLogs) write(job string, jl *jobLog, b []byte) {
+	jl.reserve(len(b))
+	n, err := jl.f.Write(b)
+	jl.size += int64(n)
+	if err == nil {
+		return
+	}
+	if l.failed == nil {
+		l.failed = map[string]bool{}
+	}
+	if !l.failed[job] {
+		l.failed[job] = true
+		if l.OnError != nil {
+			l.OnError(job, jl.f.Name(), err)
+		}
+	}
+}
+
+func (l *JobLogs) closeFile(job string) {
+	if jl := l.files[job]; jl != nil {
+		if err := jl.close(); err != nil && l.err == nil {
+			l.err = err
+		}
+	}
+	delete(l.files, job)
+}
+
+// file returns job's open log, opening it; nil when it cannot be
+// opened (reported once).
+func (l *JobLogs) file(job string) *jobLog {
+	if jl, ok := l.files[job]; ok {
+		return jl
+	}
+	name := filepath.Join(l.dir, job+".log")
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		l.files[job] = nil
+		if l.OnError != nil {
+			l.OnError(job, name, err)
+		} else if l.err == nil {
+			l.err = err
+		}
+		return nil
+	}
+	jl := &jobLog{f: f}
+	l.files[job] = jl
+	return jl
+}
+
+// Close writes what the logs hold, closes every log file and reports
+// the first error met.
+func (l *JobLogs) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return l.err
+	}
+	l.closed = true
+	if l.timer != nil {
+		l.timer.Stop()
+		l.timer = nil
+	}
+	for job, jl := range l.files {
+		if jl != nil {
+			l.flushJob(job, jl)
+			if err := jl.close(); err != nil && l.err == nil {
+				l.err = err
+			}
+		}
+	}
+	return l.err
+}
+
+// LogPath is the log file of a job in a run directory.
+func LogPath(runDir, job string) string {
+	return filepath.Join(runDir, "logs", job+".log")
+}
