@@ -251,7 +251,7 @@ func Run(cancel, abort context.Context, plan *compiler.Plan, opts Options) (*Res
 	}
 	e.emit(end)
 	maskResult(res, opts.Masker)
-	if err := writeJSON(filepath.Join(opts.RunDir, "result.json"), res); err != nil {
+	if err := writeJSON(filepath.Join(opts.RunDir, ResultFileName), res); err != nil {
 		return res, err
 	}
 	return res, nil

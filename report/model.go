@@ -186,13 +186,10 @@ func Load(dir string) (*Run, error) {
 	if err := json.Unmarshal(data, &plan); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "plan.json"), err)
 	}
-	var res *actions.Result
-	if data, err := os.ReadFile(filepath.Join(dir, "result.json")); err == nil {
-		res = new(actions.Result)
-		if err := json.Unmarshal(data, res); err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "result.json"), err)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	res, err := actions.ReadResult(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		res = nil
+	} else if err != nil {
 		return nil, fmt.Errorf("read the result: %w", err)
 	}
 	events, err := readEvents(filepath.Join(dir, actions.EventsFileName))

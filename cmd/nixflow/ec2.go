@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nixflow/nixflow/actions"
 	"github.com/nixflow/nixflow/executors/ec2"
 )
 
@@ -86,7 +87,7 @@ until they expire.`,
 // or every nixflow that launched an instance for it is gone. A run this
 // machine does not have is not known to be over.
 func runOver(dir string) bool {
-	if _, err := os.Stat(filepath.Join(dir, "result.json")); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, actions.ResultFileName)); err == nil {
 		return true
 	}
 	recs, err := ec2.Records(dir)

@@ -11,6 +11,7 @@ import (
 
 	"mvdan.cc/sh/v3/syntax"
 
+	"github.com/nixflow/nixflow/actions"
 	"github.com/nixflow/nixflow/event"
 )
 
@@ -109,7 +110,7 @@ func shortProject(p, home string) string {
 // notRunReason says why a job of a run has no log: its result, from the
 // run's result.json.
 func notRunReason(runDir, job string) string {
-	res, err := readResult(runDir)
+	res, err := actions.ReadResult(runDir)
 	if err != nil {
 		return "the run did not finish"
 	}

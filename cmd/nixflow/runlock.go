@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nixflow/nixflow/actions"
 )
 
 // lockFile is held, with flock, by the nixflow process running a run, for
@@ -48,7 +50,7 @@ func runActive(runDir string) bool {
 // result; for a run without a result (it crashed), when its directory
 // last changed.
 func runEnd(runDir string) (time.Time, error) {
-	if res, err := readResult(runDir); err == nil {
+	if res, err := actions.ReadResult(runDir); err == nil {
 		return res.Started.Add(res.Duration.Std()), nil
 	}
 	fi, err := os.Stat(runDir)

@@ -18,20 +18,6 @@ import (
 	"github.com/nixflow/nixflow/timing"
 )
 
-// readResult reads a run's result; a run without one crashed or is still
-// running.
-func readResult(runDir string) (*actions.Result, error) {
-	data, err := os.ReadFile(filepath.Join(runDir, "result.json"))
-	if err != nil {
-		return nil, err
-	}
-	var res actions.Result
-	if err := json.Unmarshal(data, &res); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(runDir, "result.json"), err)
-	}
-	return &res, nil
-}
-
 func (a *app) runsCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "runs",
@@ -54,7 +40,7 @@ func (a *app) runsCommand() *cobra.Command {
 			fmt.Fprintln(tw, "RUN\tWORKFLOW\tRESULT\tJOBS\tDURATION\tPROJECT")
 			for _, id := range ids {
 				project := shortProject(runProject(filepath.Join(dir, id)), a.getenv("HOME"))
-				res, err := readResult(filepath.Join(dir, id))
+				res, err := actions.ReadResult(filepath.Join(dir, id))
 				if err != nil {
 					fmt.Fprintf(tw, "%s\t-\tincomplete\t-\t-\t%s\n", id, project)
 					continue
