@@ -180,6 +180,8 @@ type workspace struct {
 	// overlay is the directory of the layers of the overlay mounted at
 	// dir, if the workspace is one.
 	overlay string
+	// fuse tells that the overlay is a fuse-overlayfs one.
+	fuse bool
 	// drainTimeout bounds the wait for the output pipes once the step's
 	// processes are gone (tests shorten it).
 	drainTimeout time.Duration
@@ -424,7 +426,7 @@ func (w *workspace) unmount(ctx context.Context, keep bool) error {
 			return fmt.Errorf("keep workspace: %w", err)
 		}
 	}
-	if err := unmountOverlay(w.dir, w.overlay); err != nil {
+	if err := unmountOverlay(w.dir, w.overlay, w.fuse); err != nil {
 		return err
 	}
 	w.overlay = ""

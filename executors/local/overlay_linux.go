@@ -3,43 +3,122 @@
 package local
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// mountOverlay mounts at target an overlay of lower with a new upper
-// layer under layers.
-func mountOverlay(lower, layers, target string) error {
+// layerDirs makes the upper and work directories of an overlay under
+// layers, and returns its mount options. Paths an option cannot hold are
+// errOverlayPaths.
+func layerDirs(lower, layers, target string) (string, error) {
 	for _, p := range []string{lower, layers, target} {
 		if strings.ContainsAny(p, ",:\\") {
-			return errOverlayPaths
+			return "", errOverlayPaths
 		}
 	}
 	upper, work := filepath.Join(layers, "upper"), filepath.Join(layers, "work")
 	for _, d := range []string{upper, work} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
+			return "", err
 		}
 	}
-	opts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work
+	return "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work, nil
+}
+
+// mountOverlay mounts at target a kernel overlay of lower with a new
+// upper layer under layers: root, or CAP_SYS_ADMIN, only.
+func mountOverlay(lower, layers, target string) error {
+	opts, err := layerDirs(lower, layers, target)
+	if err != nil {
+		return err
+	}
 	if err := unix.Mount("overlay", target, "overlay", unix.MS_NODEV, opts); err != nil {
 		return fmt.Errorf("mount overlay: %w", err)
 	}
 	return nil
 }
 
-// unmountOverlay unmounts the overlay at target and removes its layers.
-func unmountOverlay(target, layers string) error {
-	if err := unix.Unmount(target, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+// fuseMountTimeout bounds fuse-overlayfs's start: it returns once the
+// mount is in place.
+const fuseMountTimeout = 30 * time.Second
+
+// mountFUSEOverlay mounts the same overlay with fuse-overlayfs, which
+// any user may where /dev/fuse is open to them (its daemon serves the
+// mount and ends with it).
+func mountFUSEOverlay(ctx context.Context, lower, layers, target string) error {
+	bin, err := exec.LookPath("fuse-overlayfs")
+	if err != nil {
+		return err
+	}
+	opts, err := layerDirs(lower, layers, target)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, fuseMountTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-o", opts, target)
+	// The daemon it leaves closes its standard streams; should it not,
+	// do not wait for them.
+	cmd.WaitDelay = time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil && !errors.Is(err, exec.ErrWaitDelay) {
+		return fmt.Errorf("fuse-overlayfs: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// unmountOverlay unmounts the overlay at target (with fusermount for a
+// FUSE one, as the user who mounted it may not unmount it otherwise) and
+// removes its layers.
+func unmountOverlay(target, layers string, fuse bool) error {
+	if err := unmount(target, fuse); err != nil {
 		return fmt.Errorf("unmount workspace overlay: %w", err)
 	}
 	return removeTree(layers)
+}
+
+// unmount detaches the mount at target; one that is not there is no
+// error.
+func unmount(target string, fuse bool) error {
+	var ferr error
+	if fuse {
+		for _, bin := range []string{"fusermount3", "fusermount"} {
+			if path, err := exec.LookPath(bin); err == nil {
+				out, err := exec.Command(path, "-u", "-z", "--", target).CombinedOutput()
+				if err == nil || !isMount(target) {
+					return nil
+				}
+				ferr = fmt.Errorf("%s: %w: %s", bin, err, strings.TrimSpace(string(out)))
+				break
+			}
+		}
+	}
+	err := unix.Unmount(target, unix.MNT_DETACH)
+	switch {
+	case err == nil || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT):
+		return nil
+	case ferr != nil:
+		return ferr
+	}
+	return err
+}
+
+// isMount reports whether a mount point is at dir.
+func isMount(dir string) bool {
+	var st, parent unix.Stat_t
+	if unix.Lstat(dir, &st) != nil || unix.Lstat(filepath.Dir(dir), &parent) != nil {
+		return false
+	}
+	return st.Dev != parent.Dev
 }
 
 // UnmountUnder unmounts every mount below dir (overlays of workspaces a
@@ -59,12 +138,23 @@ func UnmountUnder(dir string) error {
 		}
 		mp := unescapeMount(fields[4])
 		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			if err := unix.Unmount(mp, unix.MNT_DETACH); err != nil {
+			if err := unmount(mp, isFUSE(fields)); err != nil {
 				errs = append(errs, fmt.Errorf("unmount %q: %w", mp, err))
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// isFUSE reports whether the fields of a mountinfo line are of a FUSE
+// mount: its type follows the "-" that ends the optional fields.
+func isFUSE(fields []string) bool {
+	for i, f := range fields[5:] {
+		if f == "-" {
+			return i+6 < len(fields) && strings.HasPrefix(fields[i+6], "fuse")
+		}
+	}
+	return false
 }
 
 // unescapeMount decodes the octal escapes of a mountinfo path.

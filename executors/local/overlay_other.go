@@ -2,15 +2,20 @@
 
 package local
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
 
 // Overlay mounts are a Linux feature: elsewhere workspaces are copies.
 
-func mountOverlay(lower, layers, target string) error {
-	return errors.New("overlay mounts are not available on this system")
-}
+var errNoOverlay = errors.New("overlay mounts are not available on this system")
 
-func unmountOverlay(target, layers string) error { return removeTree(layers) }
+func mountOverlay(lower, layers, target string) error { return errNoOverlay }
+
+func mountFUSEOverlay(ctx context.Context, lower, layers, target string) error { return errNoOverlay }
+
+func unmountOverlay(target, layers string, fuse bool) error { return removeTree(layers) }
 
 // UnmountUnder does nothing where workspaces are never mounts.
 func UnmountUnder(dir string) error { return nil }

@@ -17,10 +17,11 @@ import (
 // starts from that snapshot:
 //
 //   - an overlay mount, the snapshot as the read-only lower layer and a
-//     per-job upper layer in <RunDir>/overlays/<job>, where the kernel
-//     allows it (nixflow running as root or with CAP_SYS_ADMIN, overlayfs,
-//     a run directory that can hold an upper layer): O(1), whatever the
-//     size of the repository;
+//     per-job upper layer in <RunDir>/overlays/<job>: O(1), whatever the
+//     size of the repository. A kernel overlay where the kernel allows it
+//     (nixflow running as root or with CAP_SYS_ADMIN, overlayfs, a run
+//     directory that can hold an upper layer), else fuse-overlayfs where
+//     it is installed and /dev/fuse usable (any user);
 //   - else a copy of the snapshot (copy_file_range: reflinks where the file
 //     system has them), with no git process but one index refresh.
 //
@@ -31,16 +32,18 @@ import (
 type snapshots struct {
 	mu sync.Mutex
 	m  map[string]*snapshot
-	// overlay is whether overlay mounts work here: unknown until tried.
-	overlay overlayState
+	// overlay is the first way to start a workspace not yet found to fail
+	// here: a kernel overlay, then fuse-overlayfs, then a copy.
+	overlay overlayKind
 }
 
-type overlayState int
+// overlayKind is a way to start a workspace from a snapshot.
+type overlayKind int
 
 const (
-	overlayUnknown overlayState = iota
-	overlayWorks
-	overlayUnavailable
+	overlayKernel overlayKind = iota // a kernel overlay mount
+	overlayFUSE                      // a fuse-overlayfs mount
+	overlayNone                      // a copy of the snapshot
 )
 
 // snapshot is one materialised repository.
@@ -103,36 +106,46 @@ func (s *snapshots) remove() error {
 	return errors.Join(errs...)
 }
 
-// overlayOK reports whether overlay mounts were found to work, or may.
-func (s *snapshots) overlayOK() bool {
+// next is the way to try first.
+func (s *snapshots) next() overlayKind {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.overlay != overlayUnavailable
+	return s.overlay
 }
 
-func (s *snapshots) setOverlay(st overlayState) {
+// failed records that kind does not work here.
+func (s *snapshots) failed(kind overlayKind) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.overlay == overlayUnknown {
-		s.overlay = st
+	if s.overlay == kind {
+		s.overlay = kind + 1
 	}
 }
 
 // materialise fills the empty workspace w.dir from snap: by an overlay
-// mount where it works, else by a copy.
+// mount where one works (the kernel's as root, else fuse-overlayfs),
+// else by a copy.
 func (s *snapshots) materialise(ctx context.Context, snap *snapshot, w *workspace, runDir, job string) error {
-	if s.overlayOK() {
+	for kind := s.next(); kind < overlayNone; kind++ {
 		layers := filepath.Join(runDir, "overlays", job)
-		err := mountOverlay(snap.dir, layers, w.dir)
+		var err error
+		if kind == overlayKernel {
+			err = mountOverlay(snap.dir, layers, w.dir)
+		} else {
+			err = mountFUSEOverlay(ctx, snap.dir, layers, w.dir)
+		}
 		if err == nil {
-			s.setOverlay(overlayWorks)
-			w.overlay = layers
+			w.overlay, w.fuse = layers, kind == overlayFUSE
 			return nil
 		}
 		_ = removeTree(layers)
-		if !errors.Is(err, errOverlayPaths) {
-			s.setOverlay(overlayUnavailable)
+		if errors.Is(err, errOverlayPaths) {
+			break
 		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.failed(kind)
 	}
 	return snap.copyTo(ctx, w.dir)
 }

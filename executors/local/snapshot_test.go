@@ -12,12 +12,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nixflow/nixflow/executors"
+	"github.com/nixflow/nixflow/internal/testenv"
 )
 
-// overlayWorksHere tries an overlay mount in a temporary directory.
-func overlayWorksHere(t *testing.T) bool {
+// overlayWorksHere tries an overlay mount of kind in a temporary
+// directory. A FUSE one is required where NIXFLOW_TEST_REQUIRE names
+// fuse-overlayfs.
+func overlayWorksHere(t *testing.T, kind overlayKind) bool {
 	t.Helper()
 	dir := t.TempDir()
 	lower, target := filepath.Join(dir, "lower"), filepath.Join(dir, "target")
@@ -26,10 +30,20 @@ func overlayWorksHere(t *testing.T) bool {
 			t.Fatal(err)
 		}
 	}
-	if err := mountOverlay(lower, filepath.Join(dir, "layers"), target); err != nil {
+	mount := func() error { return mountOverlay(lower, filepath.Join(dir, "layers"), target) }
+	if kind == overlayFUSE {
+		mount = func() error {
+			return mountFUSEOverlay(context.Background(), lower, filepath.Join(dir, "layers"), target)
+		}
+	}
+	if err := mount(); err != nil {
+		if kind == overlayFUSE && testenv.Required("fuse-overlayfs") {
+			t.Fatalf("fuse-overlayfs is required and does not work here: %v", err)
+		}
+		t.Logf("overlay mount (%v) does not work here: %v", kind, err)
 		return false
 	}
-	if err := unmountOverlay(target, filepath.Join(dir, "layers")); err != nil {
+	if err := unmountOverlay(target, filepath.Join(dir, "layers"), kind == overlayFUSE); err != nil {
 		t.Fatal(err)
 	}
 	return true
@@ -70,15 +84,12 @@ func snapshotRepo(t *testing.T) string {
 // one job writes reaches neither the source, nor the snapshot, nor
 // another job; nothing stays mounted or on disk after teardown and Close.
 func TestSnapshotModes(t *testing.T) {
-	modes := []overlayState{overlayUnavailable}
-	if overlayWorksHere(t) {
-		modes = append(modes, overlayUnknown)
-	} else {
-		t.Log("overlay mounts do not work here: only the copy is checked")
-	}
-	for _, mode := range modes {
-		name := map[overlayState]string{overlayUnavailable: "copy", overlayUnknown: "overlay"}[mode]
+	for _, mode := range []overlayKind{overlayNone, overlayKernel, overlayFUSE} {
+		name := map[overlayKind]string{overlayNone: "copy", overlayKernel: "overlay", overlayFUSE: "fuse-overlayfs"}[mode]
 		t.Run(name, func(t *testing.T) {
+			if mode != overlayNone && !overlayWorksHere(t, mode) {
+				t.Skip("not here")
+			}
 			repo := snapshotRepo(t)
 			runDir := t.TempDir()
 			e := &Executor{Environ: os.Environ()}
@@ -91,8 +102,8 @@ func TestSnapshotModes(t *testing.T) {
 				return ws.(*workspace)
 			}
 			a := prep("a")
-			if got, want := len(mountsUnder(t, a.dir)) > 0, mode == overlayUnknown; got != want {
-				t.Errorf("workspace is a mount: %v, want %v", got, want)
+			if got, want := len(mountsUnder(t, a.dir)) > 0, mode != overlayNone; got != want || a.fuse != (mode == overlayFUSE) {
+				t.Errorf("workspace is a mount: %v, want %v (FUSE: %v)", got, want, a.fuse)
 			}
 			res, _, stderr := run(t, a, context.Background(), `echo changed > tracked.txt; echo mine > mine.txt; rm dir/deep.txt; git add -A`)
 			if res.ExitCode != 0 {
@@ -120,6 +131,7 @@ func TestSnapshotModes(t *testing.T) {
 					t.Errorf("%s left after Close (%v)", d, err)
 				}
 			}
+			waitNoFUSEDaemon(t, runDir)
 		})
 	}
 }
@@ -127,7 +139,7 @@ func TestSnapshotModes(t *testing.T) {
 // TestSnapshotKeepOverlay checks that a kept overlay workspace becomes a
 // plain directory with the job's files, not a mount left behind.
 func TestSnapshotKeepOverlay(t *testing.T) {
-	if !overlayWorksHere(t) {
+	if !overlayWorksHere(t, overlayKernel) {
 		t.Skip("overlay mounts do not work here")
 	}
 	repo := snapshotRepo(t)
@@ -154,23 +166,36 @@ func TestSnapshotKeepOverlay(t *testing.T) {
 // TestUnmountUnder checks that the workspaces of a killed run can be
 // unmounted and removed.
 func TestUnmountUnder(t *testing.T) {
-	if !overlayWorksHere(t) {
+	kernel, fuse := overlayWorksHere(t, overlayKernel), overlayWorksHere(t, overlayFUSE)
+	if !kernel && !fuse {
 		t.Skip("overlay mounts do not work here")
 	}
 	runDir := t.TempDir()
-	for i := range 2 {
+	want := 0
+	for i := range 4 {
 		lower, target := filepath.Join(runDir, "lower"), filepath.Join(runDir, fmt.Sprint("jobs/", i))
 		for _, d := range []string{lower, target} {
 			if err := os.MkdirAll(d, 0o755); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := mountOverlay(lower, filepath.Join(runDir, fmt.Sprint("overlays/", i)), target); err != nil {
-			t.Fatal(err)
+		layers := filepath.Join(runDir, fmt.Sprint("overlays/", i))
+		switch {
+		case i%2 == 0 && kernel:
+			if err := mountOverlay(lower, layers, target); err != nil {
+				t.Fatal(err)
+			}
+		case i%2 == 1 && fuse:
+			if err := mountFUSEOverlay(context.Background(), lower, layers, target); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			continue
 		}
+		want++
 	}
-	if got := len(mountsUnder(t, runDir)); got != 2 {
-		t.Fatalf("%d mounts, want 2", got)
+	if got := len(mountsUnder(t, runDir)); got != want {
+		t.Fatalf("%d mounts, want %d", got, want)
 	}
 	if err := UnmountUnder(runDir); err != nil {
 		t.Fatal(err)
@@ -180,6 +205,23 @@ func TestUnmountUnder(t *testing.T) {
 	}
 	if err := os.RemoveAll(runDir); err != nil {
 		t.Fatal(err)
+	}
+	waitNoFUSEDaemon(t, runDir)
+}
+
+// waitNoFUSEDaemon waits, a few seconds at most, for the fuse-overlayfs
+// daemons of mounts under dir to end once they are unmounted.
+func waitNoFUSEDaemon(t *testing.T, dir string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		out, _ := exec.Command("pgrep", "-af", "fuse-overlayfs").Output()
+		if !strings.Contains(string(out), dir) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("fuse-overlayfs daemons left:\n%s", out)
+			return
+		}
 	}
 }
 
@@ -211,17 +253,16 @@ func benchRepo(b *testing.B, n int) string {
 
 // BenchmarkPrepareCopyRepo measures a job's workspace preparation with
 // copyRepo once the run's snapshot exists (its one-time cost is left out,
-// as it is shared by every job of a run): by overlay mount and by copy.
+// as it is shared by every job of a run): by overlay mount (the
+// kernel's, fuse-overlayfs) and by copy.
 func BenchmarkPrepareCopyRepo(b *testing.B) {
 	for _, files := range []int{200, 20000} {
 		repo := benchRepo(b, files)
-		for _, mode := range []string{"overlay", "copy"} {
+		for _, mode := range []string{"overlay", "fuse", "copy"} {
 			b.Run(fmt.Sprintf("files=%d/mode=%s", files, mode), func(b *testing.B) {
 				runDir := b.TempDir()
 				e := &Executor{}
-				if mode == "copy" {
-					e.snaps.overlay = overlayUnavailable
-				}
+				e.snaps.overlay = map[string]overlayKind{"overlay": overlayKernel, "fuse": overlayFUSE, "copy": overlayNone}[mode]
 				spec := executors.JobSpec{RunDir: runDir, CopyRepo: true, RepoDir: repo}
 				prep := func(job string) *workspace {
 					spec.Job = job
@@ -232,8 +273,8 @@ func BenchmarkPrepareCopyRepo(b *testing.B) {
 					return ws.(*workspace)
 				}
 				w := prep("warm")
-				if mode == "overlay" && w.overlay == "" {
-					b.Skip("overlay mounts do not work here")
+				if mode != "copy" && (w.overlay == "" || w.fuse != (mode == "fuse")) {
+					b.Skipf("%s mounts do not work here", mode)
 				}
 				w.Teardown(context.Background(), false)
 				b.ResetTimer()
