@@ -182,6 +182,9 @@ type workspace struct {
 	overlay string
 	// fuse tells that the overlay is a fuse-overlayfs one.
 	fuse bool
+	// reuseLayers, if set, gives the overlay's layers back to the
+	// executor once it is unmounted whole, instead of removing them.
+	reuseLayers func()
 	// drainTimeout bounds the wait for the output pipes once the step's
 	// processes are gone (tests shorten it).
 	drainTimeout time.Duration
@@ -426,7 +429,7 @@ func (w *workspace) unmount(ctx context.Context, keep bool) error {
 			return fmt.Errorf("keep workspace: %w", err)
 		}
 	}
-	if err := unmountOverlay(w.dir, w.overlay, w.fuse); err != nil {
+	if err := unmountOverlay(w.dir, w.overlay, w.fuse, w.reuseLayers); err != nil {
 		return err
 	}
 	w.overlay = ""

@@ -78,8 +78,15 @@ func mountFUSEOverlay(ctx context.Context, lower, layers, target string) error {
 
 // unmountOverlay unmounts the overlay at target (with fusermount for a
 // FUSE one, as the user who mounted it may not unmount it otherwise) and
-// removes its layers.
-func unmountOverlay(target, layers string, fuse bool) error {
+// removes its layers; or, when reuse is set and the overlay could be
+// unmounted whole (nothing used it any more), calls reuse instead.
+func unmountOverlay(target, layers string, fuse bool, reuse func()) error {
+	if reuse != nil && !fuse {
+		if err := unix.Unmount(target, 0); err == nil {
+			reuse()
+			return nil
+		}
+	}
 	if err := unmount(target, fuse); err != nil {
 		return fmt.Errorf("unmount workspace overlay: %w", err)
 	}

@@ -15,7 +15,9 @@ func mountOverlay(lower, layers, target string) error { return errNoOverlay }
 
 func mountFUSEOverlay(ctx context.Context, lower, layers, target string) error { return errNoOverlay }
 
-func unmountOverlay(target, layers string, fuse bool) error { return removeTree(layers) }
+func unmountOverlay(target, layers string, fuse bool, reuse func()) error {
+	return removeTree(layers)
+}
 
 // UnmountUnder does nothing where workspaces are never mounts.
 func UnmountUnder(dir string) error { return nil }

@@ -43,7 +43,7 @@ func overlayWorksHere(t *testing.T, kind overlayKind) bool {
 		t.Logf("overlay mount (%v) does not work here: %v", kind, err)
 		return false
 	}
-	if err := unmountOverlay(target, filepath.Join(dir, "layers"), kind == overlayFUSE); err != nil {
+	if err := unmountOverlay(target, filepath.Join(dir, "layers"), kind == overlayFUSE, nil); err != nil {
 		t.Fatal(err)
 	}
 	return true
@@ -123,10 +123,22 @@ func TestSnapshotModes(t *testing.T) {
 			if mps := mountsUnder(t, runDir); len(mps) > 0 {
 				t.Errorf("mounts left after teardown: %q", mps)
 			}
+			// A job after them starts clean, a kernel overlay from the
+			// layers of one that ended.
+			c := prep("c")
+			assertFiles(t, c.dir, map[string]string{"tracked.txt": "v2\n", "untracked.txt": "new\n", "dir/deep.txt": "deep\n"},
+				[]string{"mine.txt", "ignored.log"})
+			assertSameGit(t, repo, c.dir)
+			if reused := c.overlay == filepath.Join(runDir, "overlays/a") || c.overlay == filepath.Join(runDir, "overlays/b"); reused != (mode == overlayKernel) {
+				t.Errorf("job c's layers: %q", c.overlay)
+			}
+			if err := c.Teardown(context.Background(), false); err != nil {
+				t.Errorf("Teardown: %v", err)
+			}
 			if err := e.Close(context.Background()); err != nil {
 				t.Errorf("Close: %v", err)
 			}
-			for _, d := range []string{"jobs/a", "jobs/b", "snapshots/0", "overlays/a"} {
+			for _, d := range []string{"jobs/a", "jobs/b", "jobs/c", "snapshots/0", "overlays/a", "overlays/b", "overlays/c"} {
 				if _, err := os.Lstat(filepath.Join(runDir, d)); !errors.Is(err, fs.ErrNotExist) {
 					t.Errorf("%s left after Close (%v)", d, err)
 				}
