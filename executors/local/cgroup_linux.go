@@ -202,8 +202,9 @@ func (g *stepCgroup) kill() {
 		return
 	}
 	deadline := time.Now().Add(killTimeout)
+	buf := make([]byte, 512)
 	for backoff := time.Millisecond; ; backoff = min(2*backoff, 20*time.Millisecond) {
-		data, err := os.ReadFile(filepath.Join(g.dir, "cgroup.procs"))
+		data, err := g.read("cgroup.procs", &buf)
 		if err == nil && len(bytes.TrimSpace(data)) == 0 {
 			// Only a cgroup nothing was killed in serves again: after a
 			// write to cgroup.kill, a kernel (6.18 here) kills processes
@@ -223,6 +224,16 @@ func (g *stepCgroup) kill() {
 		}
 		time.Sleep(backoff)
 	}
+}
+
+// read reads the cgroup's file name into *buf, like readFile, relative
+// to the cgroup's directory: no path to resolve, no os.File.
+func (g *stepCgroup) read(name string, buf *[]byte) ([]byte, error) {
+	fd, err := syscall.Openat(g.fd, name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	return readFD(fd, buf)
 }
 
 // release hands the cgroup back once its step is over: to b, for a

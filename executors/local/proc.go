@@ -68,6 +68,11 @@ func readFile(path string, buf *[]byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return readFD(fd, buf)
+}
+
+// readFD reads fd to its end into *buf, as readFile, and closes it.
+func readFD(fd int, buf *[]byte) ([]byte, error) {
 	defer syscall.Close(fd)
 	b := *buf
 	n := 0

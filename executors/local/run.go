@@ -293,7 +293,7 @@ func newOutput(dst io.Writer) (*output, error) {
 	if dst == nil {
 		return &output{}, nil
 	}
-	r, w, err := os.Pipe()
+	r, w, err := stepPipe()
 	if err != nil {
 		return nil, err
 	}
