@@ -339,10 +339,27 @@ func (w *workspace) readTempFile(name string) ([]byte, error) {
 	if !validJobName(name) {
 		return nil, errors.New("not a file name")
 	}
-	// A name is one element: opened without following a symbolic link,
-	// it cannot lead out of the directory. Only a link needs the root,
-	// which follows those that stay inside (a step's own business).
-	fd, err := syscall.Open(filepath.Join(w.tempDir, name), syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	// A name is one element: looked at and opened without following a
+	// symbolic link, it cannot lead out of the directory. Only a link
+	// needs the root, which follows those that stay inside (a step's own
+	// business). Most steps write no control file: one lstat tells.
+	p := filepath.Join(w.tempDir, name)
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		return nil, &fs.PathError{Op: "lstat", Path: name, Err: err}
+	}
+	switch st.Mode & syscall.S_IFMT {
+	case syscall.S_IFREG:
+		if st.Size == 0 {
+			return []byte{}, nil
+		}
+	case syscall.S_IFDIR:
+	case syscall.S_IFLNK:
+		return w.readTempLink(name)
+	default:
+		return nil, fs.ErrNotExist // CopyOut skips it
+	}
+	fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err == syscall.ELOOP {
 		return w.readTempLink(name)
 	}
@@ -363,11 +380,7 @@ func readControlFD(fd int, name string) ([]byte, error) {
 		return nil, &fs.PathError{Op: "stat", Path: name, Err: err}
 	}
 	switch st.Mode & syscall.S_IFMT {
-	case syscall.S_IFREG:
-		if st.Size == 0 {
-			return []byte{}, nil // the usual case: the step wrote nothing
-		}
-	case syscall.S_IFDIR:
+	case syscall.S_IFREG, syscall.S_IFDIR:
 	default:
 		return nil, fs.ErrNotExist // CopyOut skips it
 	}
