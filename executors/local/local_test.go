@@ -793,3 +793,30 @@ func TestParseStat(t *testing.T) {
 		}
 	}
 }
+
+// TestCookieFindsEscapee: without a cgroup, a process that left the
+// step's process group but kept its environment is found by the step's
+// cookie, among the pids allocated during the step, and killed when the
+// step ends on its own.
+func TestCookieFindsEscapee(t *testing.T) {
+	if _, err := os.Stat("/proc/self/environ"); err != nil {
+		t.Skip("no /proc")
+	}
+	setsid, err := exec.LookPath("setsid")
+	if err != nil {
+		t.Skip("setsid not found")
+	}
+	w := prepare(t, executors.JobSpec{})
+	w.noCgroup = true
+	res, _, stderr := run(t, w, context.Background(), `mkfifo ready
+`+setsid+` bash -c 'echo $$ > esc.pid; echo > ready; exec sleep 1000' >/dev/null 2>&1 &
+read -r _ < ready`)
+	pid := readPID(t, filepath.Join(w.Dir(), "esc.pid"))
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	if res.ExitCode != 0 {
+		t.Fatal(stderr)
+	}
+	if !processGone(pid) {
+		t.Errorf("the escapee %d survived its step", pid)
+	}
+}
