@@ -189,8 +189,9 @@ func (g *stepCgroup) start(c *exec.Cmd) (*exec.Cmd, error) {
 	return c, c.Start()
 }
 
-// active reports whether the step runs in the cgroup: it is nil, or was
-// closed when the kernel refused to start the step in it.
+// active reports whether the step runs in the cgroup: not when there is
+// none, nor when it was closed because the kernel refused to start the
+// step in it.
 func (g *stepCgroup) active() bool {
 	return g != nil && g.fd >= 0
 }
