@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -291,13 +292,13 @@ func (e *engine) addNamedSecrets(secrets map[string]string) {
 // executor returns the shared executor for a job's configuration, creating
 // it on first use.
 func (e *engine) executor(cfg compiler.Executor) (executors.Executor, error) {
-	key, _ := json.Marshal(cfg)
+	key := executorKey(cfg)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if x, ok := e.executors[string(key)]; ok {
+	if x, ok := e.executors[key]; ok {
 		return x, nil
 	}
-	if err, ok := e.execErrs[string(key)]; ok {
+	if err, ok := e.execErrs[key]; ok {
 		return nil, err
 	}
 	x, err := e.opts.Registry.New(cfg.Type, executors.Params{
@@ -305,11 +306,23 @@ func (e *engine) executor(cfg compiler.Executor) (executors.Executor, error) {
 		Logger: e.log.Named("executor."+cfg.Type).With("run", e.opts.RunID),
 	})
 	if err != nil {
-		e.execErrs[string(key)] = err
+		e.execErrs[key] = err
 		return nil, err
 	}
-	e.executors[string(key)] = x
+	e.executors[key] = x
 	return x, nil
+}
+
+// executorKey names the executor configuration cfg: jobs whose
+// configurations have the same key share an executor. Most have no
+// backend options (local ones): their key is built without encoding
+// JSON for every job; the others' is their JSON, which begins with '{'.
+func executorKey(cfg compiler.Executor) string {
+	if cfg.OCI == nil && cfg.SSH == nil && cfg.EC2 == nil && cfg.Custom == nil {
+		return "\x00" + cfg.Type + "\x00" + cfg.Name + "\x00" + strconv.FormatBool(cfg.CopyRepo)
+	}
+	key, _ := json.Marshal(cfg)
+	return string(key)
 }
 
 func (e *engine) closeExecutors() {

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -77,6 +78,15 @@ Exit status: 0 all jobs succeeded (allowed failures included), 1 a job failed,
 	fl.StringVar(&f.repo, "repo", "", "the project jobs start from (default: the git work tree around the workflow, else the workflow's directory)")
 	return cmd
 }
+
+// runGCPercent is the garbage collector's target while jobs run, unless
+// GOGC says otherwise. A run's live heap is small (about 3 MB with 1,000
+// jobs) and every job allocates and drops its bookkeeping: at Go's
+// default of 100, a run of 1,000 no-op jobs collected 19 times; at 400,
+// 6 times, with a heap of at most 18 MB (resident 39 MB against 30), and
+// used about 4% less CPU time (docs/performance.md). The heap may grow
+// to five times what is live.
+const runGCPercent = 400
 
 func (a *app) run(args []string, f *runFlags) error {
 	plan, err := a.loadPlan(args, &f.wf)
@@ -167,6 +177,9 @@ func (a *app) run(args []string, f *runFlags) error {
 
 	cancel, abort, stop := a.interrupts()
 	defer stop()
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(runGCPercent))
+	}
 	res, err := actions.Run(cancel, abort, plan, opts)
 	stopLive()
 	if err != nil && res == nil {

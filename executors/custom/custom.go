@@ -310,12 +310,13 @@ func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executo
 }
 
 // Close runs cleanupWorkspace if setupWorkspace ran, and removes the
-// executor's directory on this machine unless a workspace was kept in it.
+// executor's directory on this machine unless a workspace was kept in it,
+// and what the local executor of the hooks kept for the run.
 func (e *Executor) Close(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.hooksWS == nil {
-		return nil
+		return e.host.Close(ctx)
 	}
 	err := e.runHook(ctx, e.hooksWS, "cleanupWorkspace", e.cfg.Hooks.CleanupWorkspace, e.baseEnv("cleanupWorkspace"), nil, nil)
 	if terr := e.hooksWS.Teardown(ctx, false); terr != nil {
@@ -326,7 +327,7 @@ func (e *Executor) Close(ctx context.Context) error {
 	for _, d := range []string{"host/jobs", "host/tmp", "host", "jobs", "tmp", "work/jobs", "work/tmp", "work", ""} {
 		_ = os.Remove(filepath.Join(e.hostDir, d))
 	}
-	return err
+	return errors.Join(err, e.host.Close(ctx))
 }
 
 // HookError is a hook's failure: it exited with a non-zero status.

@@ -58,6 +58,10 @@ func newExecutor(t *testing.T, hooks custom.Hooks, runDir string) executors.Exec
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Closing again is harmless: this releases what the hooks' local
+	// executor keeps for the run (the cgroups of its steps) also in tests
+	// that do not close their executor.
+	t.Cleanup(func() { ex.Close(context.Background()) })
 	return ex
 }
 

@@ -30,6 +30,9 @@ import (
 type stepCgroup struct {
 	dir string
 	fd  int
+	// empty records that kill found the cgroup without a process, and
+	// killed none: it may serve the executor's next step.
+	empty bool
 }
 
 // ownCgroup returns the directory of nixflow's cgroup v2, if there is
@@ -89,11 +92,17 @@ func ownCgroup() (string, bool) {
 
 // cgroupBase is where an executor makes its steps' cgroups: nixflow's
 // own cgroup, looked up once (it does not move during a run) instead of
-// reading /proc for every step.
+// reading /proc for every step. It keeps the cgroups of finished steps
+// that were left empty for the next steps: making and removing a cgroup
+// costs the kernel more than the rest of a short step's bookkeeping.
 type cgroupBase struct {
 	once sync.Once
 	dir  string
 	ok   bool
+
+	mu sync.Mutex
+	// free are empty cgroups, made for earlier steps, that no step uses.
+	free []*stepCgroup
 }
 
 // get returns ownCgroup's answer, b's first one; a nil b looks it up.
@@ -105,12 +114,52 @@ func (b *cgroupBase) get() (string, bool) {
 	return b.dir, b.ok
 }
 
-// newStepCgroup makes the cgroup of a step named by its cookie under
-// base; nil when cgroups cannot be used.
+// take returns an empty cgroup an earlier step left, if there is one.
+func (b *cgroupBase) take() *stepCgroup {
+	if b == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := len(b.free)
+	if n == 0 {
+		return nil
+	}
+	g := b.free[n-1]
+	b.free[n-1] = nil
+	b.free = b.free[:n-1]
+	g.empty = false
+	return g
+}
+
+// put keeps the empty cgroup g for a later step.
+func (b *cgroupBase) put(g *stepCgroup) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.free = append(b.free, g)
+}
+
+// removeFree removes the cgroups kept for later steps.
+func (b *cgroupBase) removeFree() {
+	b.mu.Lock()
+	free := b.free
+	b.free = nil
+	b.mu.Unlock()
+	for _, g := range free {
+		g.close()
+	}
+}
+
+// newStepCgroup returns a cgroup for a step under base: one an earlier
+// step left empty, or a new one named by the step's cookie; nil when
+// cgroups cannot be used.
 func newStepCgroup(b *cgroupBase, cookie string) *stepCgroup {
 	base, ok := b.get()
 	if !ok {
 		return nil
+	}
+	if g := b.take(); g != nil {
+		return g
 	}
 	dir := filepath.Join(base, "nixflow-step-"+cookie)
 	if err := os.Mkdir(dir, 0o755); err != nil {
@@ -132,12 +181,19 @@ func (g *stepCgroup) start(c *exec.Cmd) (*exec.Cmd, error) {
 	}
 	attr := *c.SysProcAttr
 	attr.UseCgroupFD, attr.CgroupFD = true, g.fd
-	c2 := &exec.Cmd{Path: c.Path, Args: c.Args, Env: c.Env, Dir: c.Dir, Stdout: c.Stdout, Stderr: c.Stderr, SysProcAttr: &attr}
+	c2 := &exec.Cmd{Path: c.Path, Args: c.Args, Env: c.Env, Dir: c.Dir, Stdin: c.Stdin, Stdout: c.Stdout, Stderr: c.Stderr, SysProcAttr: &attr}
 	if err := c2.Start(); err == nil {
 		return c2, nil
 	}
 	g.close()
 	return c, c.Start()
+}
+
+// active reports whether the step runs in the cgroup: not when there is
+// none, nor when it was closed because the kernel refused to start the
+// step in it.
+func (g *stepCgroup) active() bool {
+	return g != nil && g.fd >= 0
 }
 
 // kill kills every process left in the cgroup and waits, briefly, for
@@ -147,9 +203,17 @@ func (g *stepCgroup) kill() {
 		return
 	}
 	deadline := time.Now().Add(killTimeout)
+	buf := make([]byte, 512)
 	for backoff := time.Millisecond; ; backoff = min(2*backoff, 20*time.Millisecond) {
-		data, err := os.ReadFile(filepath.Join(g.dir, "cgroup.procs"))
-		if err != nil || len(bytes.TrimSpace(data)) == 0 || time.Now().After(deadline) {
+		data, err := g.read("cgroup.procs", &buf)
+		if err == nil && len(bytes.TrimSpace(data)) == 0 {
+			// Only a cgroup nothing was killed in serves again: after a
+			// write to cgroup.kill, a kernel (6.18 here) kills processes
+			// later started into the cgroup with CLONE_INTO_CGROUP.
+			g.empty = backoff == time.Millisecond
+			return
+		}
+		if err != nil || time.Now().After(deadline) {
 			return
 		}
 		if os.WriteFile(filepath.Join(g.dir, "cgroup.kill"), []byte("1"), 0) != nil {
@@ -161,6 +225,26 @@ func (g *stepCgroup) kill() {
 		}
 		time.Sleep(backoff)
 	}
+}
+
+// read reads the cgroup's file name into *buf, like readFile, relative
+// to the cgroup's directory: no path to resolve, no os.File.
+func (g *stepCgroup) read(name string, buf *[]byte) ([]byte, error) {
+	fd, err := syscall.Openat(g.fd, name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	return readFD(fd, buf)
+}
+
+// release hands the cgroup back once its step is over: to b, for a
+// later step, when kill found it empty; otherwise it is removed.
+func (g *stepCgroup) release(b *cgroupBase) {
+	if g.active() && g.empty && b != nil {
+		b.put(g)
+		return
+	}
+	g.close()
 }
 
 // close releases the cgroup's directory, removing it (an empty cgroup).

@@ -54,16 +54,21 @@
 //     with SIGKILL.
 //   - Processes that left the process group (setsid, daemons) are found by
 //     the NIXFLOW_STEP_COOKIE variable in their environment, which they
-//     inherit, and killed with SIGKILL, after every step.
+//     inherit, and killed with SIGKILL: after every step that has no
+//     cgroup of its own (below), after a stopped step otherwise.
 //   - Where cgroup v2 lets nixflow make cgroups below its own (as root, or
 //     in a delegated subtree with no controller enabled below nixflow's
 //     cgroup), each step runs in a cgroup of its own, entered at clone
 //     time; whatever is left in it after the step is killed, so that a
 //     process that left the process group and cleared or rewrote its
 //     environment (env -i; daemons that rewrite theirs) does not survive
-//     either. Without such a cgroup, that process is beyond reach, as is
-//     one that runs as another user (sudo), and a step's processes if
-//     nixflow itself is killed with SIGKILL.
+//     either. A cgroup in which nothing was left serves the executor's
+//     next step; Close removes them. Without such a cgroup, that process
+//     is beyond reach, as is one that runs as another user (sudo), one
+//     that moved itself to another cgroup (which takes write access to
+//     the cgroup tree, as root has) when its step ended on its own, and
+//     a step's processes if nixflow itself is killed with SIGKILL (which
+//     also leaves the executor's empty cgroups behind).
 //
 // Run returns once the output pipes reached end of file, or at most two
 // seconds after the step's processes were killed if some process beyond
@@ -95,6 +100,10 @@ type Executor struct {
 	snaps snapshots
 	// cgroups is where the steps' cgroups are made.
 	cgroups cgroupBase
+	// umask is nixflow's file mode creation mask, read once.
+	umask umask
+	// stdin is the steps' standard input.
+	stdin devNull
 }
 
 var _ executors.Executor = (*Executor)(nil)
@@ -106,8 +115,10 @@ func New(p executors.Params) (executors.Executor, error) {
 }
 
 // Close removes the repository snapshots the executor's jobs started
-// from.
+// from, and the cgroups its steps ran in.
 func (e *Executor) Close(ctx context.Context) error {
+	e.cgroups.removeFree()
+	e.stdin.close()
 	return e.snaps.remove()
 }
 
@@ -137,14 +148,12 @@ func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executo
 		tempDir:      filepath.Join(runDir, "tmp", spec.Job),
 		drainTimeout: defaultDrainTimeout,
 		cgroups:      &e.cgroups,
+		stdin:        &e.stdin,
 	}
-	if err := os.MkdirAll(filepath.Dir(w.dir), 0o755); err != nil {
+	if err := mkdirIn(w.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create workspace: %w", err)
 	}
-	if err := os.Mkdir(w.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create workspace: %w", err)
-	}
-	if err := w.makeTempDir(); err != nil {
+	if err := w.makeTempDir(e.umaskKeeps(0o700)); err != nil {
 		_ = removeTree(w.dir)
 		return nil, fmt.Errorf("create temporary directory: %w", err)
 	}
@@ -193,6 +202,8 @@ type workspace struct {
 	noCgroup bool
 	// cgroups is the executor's, nil outside one (host commands).
 	cgroups *cgroupBase
+	// stdin is the executor's /dev/null, nil outside one.
+	stdin *devNull
 
 	// guard counts the operations in progress, which Teardown waits for.
 	guard executors.Guard
@@ -203,15 +214,30 @@ var (
 	_ executors.TempFileReader = (*workspace)(nil)
 )
 
-func (w *workspace) makeTempDir() error {
-	if err := os.MkdirAll(filepath.Dir(w.tempDir), 0o700); err != nil {
+// makeTempDir creates the temporary directory, mode 0700; keeps says
+// that the umask leaves that mode as it is.
+func (w *workspace) makeTempDir(keeps bool) error {
+	if err := mkdirIn(w.tempDir, 0o700); err != nil {
 		return err
 	}
-	if err := os.Mkdir(w.tempDir, 0o700); err != nil {
-		return err
+	if keeps {
+		return nil
 	}
 	// Mkdir's mode is subject to the umask, which may be unusual.
 	return os.Chmod(w.tempDir, 0o700)
+}
+
+// mkdirIn creates the directory dir, and its parents with the same mode
+// if they are missing (the first job's): one system call for the others.
+func mkdirIn(dir string, perm os.FileMode) error {
+	err := os.Mkdir(dir, perm)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), perm); err != nil {
+		return err
+	}
+	return os.Mkdir(dir, perm)
 }
 
 // Dir returns the workspace directory, an absolute host path.
@@ -318,6 +344,72 @@ func (w *workspace) readTempFile(name string) ([]byte, error) {
 	if !validJobName(name) {
 		return nil, errors.New("not a file name")
 	}
+	// A name is one element: looked at and opened without following a
+	// symbolic link, it cannot lead out of the directory. Only a link
+	// needs the root, which follows those that stay inside (a step's own
+	// business). Most steps write no control file: one lstat tells.
+	p := filepath.Join(w.tempDir, name)
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		return nil, &fs.PathError{Op: "lstat", Path: name, Err: err}
+	}
+	switch st.Mode & syscall.S_IFMT {
+	case syscall.S_IFREG:
+		if st.Size == 0 {
+			return []byte{}, nil
+		}
+	case syscall.S_IFDIR:
+	case syscall.S_IFLNK:
+		return w.readTempLink(name)
+	default:
+		return nil, fs.ErrNotExist // CopyOut skips it
+	}
+	fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err == syscall.ELOOP {
+		return w.readTempLink(name)
+	}
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	return readControlFD(fd, name)
+}
+
+// readControlFD reads and closes fd, the control file name, opened
+// without blocking, with plain system calls: an os.File would try and
+// fail to register it with the poller first. A FIFO or a device reads as
+// missing, as in readControlFile.
+func readControlFD(fd int, name string) ([]byte, error) {
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: err}
+	}
+	switch st.Mode & syscall.S_IFMT {
+	case syscall.S_IFREG, syscall.S_IFDIR:
+	default:
+		return nil, fs.ErrNotExist // CopyOut skips it
+	}
+	buf := make([]byte, 0, max(st.Size, 0)+512)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := syscall.Read(fd, buf[len(buf):cap(buf)])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			return nil, &fs.PathError{Op: "read", Path: name, Err: err}
+		case n == 0:
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
+	}
+}
+
+// readTempLink reads the control file name, a symbolic link, through the
+// temporary directory's root.
+func (w *workspace) readTempLink(name string) ([]byte, error) {
 	root, err := os.OpenRoot(w.tempDir)
 	if err != nil {
 		return nil, err
@@ -327,6 +419,12 @@ func (w *workspace) readTempFile(name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return readControlFile(f)
+}
+
+// readControlFile reads and closes f, a control file opened without
+// blocking: a FIFO or a device reads as missing, as CopyOut skips them.
+func readControlFile(f *os.File) ([]byte, error) {
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
@@ -408,7 +506,7 @@ func (w *workspace) Teardown(ctx context.Context, keep bool) error {
 		dirs = append(dirs, w.dir)
 	}
 	for _, dir := range dirs {
-		if err := removeTree(dir); err != nil {
+		if err := removeDir(dir); err != nil {
 			errs = append(errs, fmt.Errorf("remove %q: %w", dir, err))
 		}
 	}

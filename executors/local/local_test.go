@@ -51,7 +51,7 @@ func prepare(t *testing.T, spec executors.JobSpec) *workspace {
 	if spec.Job == "" {
 		spec.Job = "job"
 	}
-	ws, err := (&Executor{}).Prepare(context.Background(), spec)
+	ws, err := closedAtEnd(t).Prepare(context.Background(), spec)
 	if err != nil {
 		t.Fatalf("Prepare: %v", err)
 	}
@@ -62,6 +62,18 @@ func prepare(t *testing.T, spec executors.JobSpec) *workspace {
 		}
 	})
 	return w
+}
+
+// closedAtEnd returns an executor that is closed when the test ends,
+// after the workspaces prepared later were torn down.
+func closedAtEnd(tb testing.TB) *Executor {
+	x := &Executor{}
+	tb.Cleanup(func() {
+		if err := x.Close(context.Background()); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	return x
 }
 
 // run runs script in w and returns its result and output.
@@ -160,7 +172,7 @@ func TestPrepareFailureCleansUp(t *testing.T) {
 
 func TestTeardownKeep(t *testing.T) {
 	runDir := t.TempDir()
-	ws, err := (&Executor{}).Prepare(context.Background(), executors.JobSpec{RunDir: runDir, Job: "kept"})
+	ws, err := closedAtEnd(t).Prepare(context.Background(), executors.JobSpec{RunDir: runDir, Job: "kept"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -657,7 +669,7 @@ func TestCopyInStaysInside(t *testing.T) {
 
 // BenchmarkRunTrue measures the overhead of a step: Run of bash -c true.
 func BenchmarkRunTrue(b *testing.B) {
-	ws, err := (&Executor{}).Prepare(context.Background(), executors.JobSpec{RunDir: b.TempDir(), Job: "bench"})
+	ws, err := closedAtEnd(b).Prepare(context.Background(), executors.JobSpec{RunDir: b.TempDir(), Job: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -685,7 +697,7 @@ func BenchmarkExecTrue(b *testing.B) {
 
 // BenchmarkRunOutput measures output throughput.
 func BenchmarkRunOutput(b *testing.B) {
-	ws, err := (&Executor{}).Prepare(context.Background(), executors.JobSpec{RunDir: b.TempDir(), Job: "bench"})
+	ws, err := closedAtEnd(b).Prepare(context.Background(), executors.JobSpec{RunDir: b.TempDir(), Job: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -779,5 +791,32 @@ func TestParseStat(t *testing.T) {
 		if st, ok := parseStat(data); !ok || st.flags&pfKthread == 0 {
 			t.Errorf("parseStat(%q): %+v, %v; want a kernel thread", data, st, ok)
 		}
+	}
+}
+
+// TestCookieFindsEscapee: without a cgroup, a process that left the
+// step's process group but kept its environment is found by the step's
+// cookie, among the pids allocated during the step, and killed when the
+// step ends on its own.
+func TestCookieFindsEscapee(t *testing.T) {
+	if _, err := os.Stat("/proc/self/environ"); err != nil {
+		t.Skip("no /proc")
+	}
+	setsid, err := exec.LookPath("setsid")
+	if err != nil {
+		t.Skip("setsid not found")
+	}
+	w := prepare(t, executors.JobSpec{})
+	w.noCgroup = true
+	res, _, stderr := run(t, w, context.Background(), `mkfifo ready
+`+setsid+` bash -c 'echo $$ > esc.pid; echo > ready; exec sleep 1000' >/dev/null 2>&1 &
+read -r _ < ready`)
+	pid := readPID(t, filepath.Join(w.Dir(), "esc.pid"))
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	if res.ExitCode != 0 {
+		t.Fatal(stderr)
+	}
+	if !processGone(pid) {
+		t.Errorf("the escapee %d survived its step", pid)
 	}
 }

@@ -2,6 +2,7 @@ package local
 
 import (
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,4 +21,22 @@ func growPipe(r *os.File) {
 			_, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize)
 		})
 	}
+}
+
+// stepPipe returns a pipe whose read end nixflow polls and whose write
+// end goes to the step. os.Pipe would make both ends non-blocking and
+// register them with the poller, then exec would make the step's end
+// blocking again: a few system calls per stream and step.
+func stepPipe() (r, w *os.File, err error) {
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
+		return nil, nil, os.NewSyscallError("pipe2", err)
+	}
+	if err := syscall.SetNonblock(p[0], true); err != nil {
+		syscall.Close(p[0])
+		syscall.Close(p[1])
+		return nil, nil, os.NewSyscallError("fcntl", err)
+	}
+	// NewFile registers a non-blocking descriptor with the poller.
+	return os.NewFile(uintptr(p[0]), "|0"), os.NewFile(uintptr(p[1]), "|1"), nil
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -91,15 +92,22 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 		Stderr:      stderr.writeEnd(),
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
-	// Only processes started by the step can carry its cookie: note the
-	// last pid allocated before it starts.
-	lastBefore, windowed := lastPID()
-	started := time.Now()
+	if f := w.stdin.get(); f != nil {
+		c.Stdin = f // else exec opens /dev/null for every step
+	}
 	var cg *stepCgroup
 	if !w.noCgroup {
 		cg = newStepCgroup(w.cgroups, cookie)
-		defer cg.close()
+		defer cg.release(w.cgroups)
 	}
+	// Only processes started by the step can carry its cookie: note the
+	// last pid allocated before it starts. In a cgroup, only a stopped
+	// step needs the scan, and that one is a full scan (see below).
+	lastBefore, windowed := 0, false
+	if cg == nil {
+		lastBefore, windowed = lastPID()
+	}
+	started := time.Now()
 	if c, err = cg.start(c); err != nil {
 		stdout.abort()
 		stderr.abort()
@@ -124,11 +132,18 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 		}
 	}
 	<-exited
-	// A short step cannot have seen the kernel's pid counter go round:
-	// only the pids allocated since it started need a look. Scan all
-	// processes otherwise, and after a stop, where escapees are likeliest.
-	full := stopped || !windowed || time.Since(started) > windowedScanLimit
-	killByCookie(cookie, lastBefore, full)
+	// A step that ran in a cgroup of its own took every process it
+	// started with it there: killing the cgroup's members finds them all,
+	// without the cookie scan (whose listing of /proc costs in proportion
+	// to the processes running, at every step). The scan stays after a
+	// stop, where escapees are likeliest, and without a cgroup. A short
+	// step cannot have seen the kernel's pid counter go round: only the
+	// pids allocated since it started need a look. Scan all processes
+	// otherwise, and after a stop.
+	if !cg.active() || stopped {
+		full := stopped || !windowed || time.Since(started) > windowedScanLimit
+		killByCookie(cookie, lastBefore, full)
+	}
 	cg.kill()
 
 	drained := make(chan struct{})
@@ -278,7 +293,7 @@ func newOutput(dst io.Writer) (*output, error) {
 	if dst == nil {
 		return &output{}, nil
 	}
-	r, w, err := os.Pipe()
+	r, w, err := stepPipe()
 	if err != nil {
 		return nil, err
 	}
@@ -351,4 +366,34 @@ func (o *output) finish(timeout <-chan struct{}) {
 	}
 	o.r.Close() // unblocks a pending Read
 	<-o.done
+}
+
+// devNull is /dev/null, opened once for all the steps of an executor, as
+// their standard input.
+type devNull struct {
+	once sync.Once
+	f    *os.File
+}
+
+// get returns the open /dev/null; nil for a nil d, or if it cannot be
+// opened (exec.Cmd then opens it itself, and reports why it cannot).
+func (d *devNull) get() *os.File {
+	if d == nil {
+		return nil
+	}
+	d.once.Do(func() {
+		f, err := os.Open(os.DevNull)
+		if err == nil {
+			d.f = f
+		}
+	})
+	return d.f
+}
+
+// close closes /dev/null, once no step runs any more.
+func (d *devNull) close() {
+	if d.f != nil {
+		d.f.Close()
+		d.f = nil
+	}
 }

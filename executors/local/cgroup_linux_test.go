@@ -1,0 +1,77 @@
+//go:build linux
+
+package local
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nixflow/nixflow/executors"
+)
+
+// TestCloseRemovesStepCgroups: where steps get cgroups of their own, the
+// cgroups the executor's steps ran in are gone once it is closed, also
+// those it kept for later steps; and a step after one whose leftover
+// process was killed in its cgroup runs to its end.
+func TestCloseRemovesStepCgroups(t *testing.T) {
+	g := newStepCgroup(nil, "probe-"+newCookie())
+	if g == nil {
+		t.Skip("no cgroup v2 that nixflow may make cgroups in")
+	}
+	g.close()
+	setsid, err := exec.LookPath("setsid")
+	if err != nil {
+		t.Skip("setsid not found")
+	}
+	base, _ := ownCgroup()
+	x := &Executor{}
+	ws, err := x.Prepare(context.Background(), executors.JobSpec{RunDir: t.TempDir(), Job: "j"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := ws.(*workspace)
+	used := map[string]bool{}
+	for _, script := range []string{
+		`cat /proc/self/cgroup`,
+		// A process out of the step's process group: only the cgroup
+		// catches it.
+		`mkfifo ready; ` + setsid + ` bash -c 'echo > ready; exec sleep 1000' >/dev/null 2>&1 & read -r _ < ready; cat /proc/self/cgroup`,
+		`cat /proc/self/cgroup`,
+		`cat /proc/self/cgroup`,
+	} {
+		res, stdout, stderr := run(t, w, context.Background(), script)
+		if res.ExitCode != 0 {
+			t.Fatalf("%q: %+v, stderr %q", script, res, stderr)
+		}
+		for line := range strings.Lines(stdout) {
+			if rel, ok := strings.CutPrefix(strings.TrimSpace(line), "0::"); ok {
+				used[rel] = true
+			}
+		}
+	}
+	if len(used) == 0 {
+		t.Fatal("no step saw its cgroup")
+	}
+	if err := w.Teardown(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for rel := range used {
+		dir := filepath.Join(base, filepath.Base(rel))
+		if !strings.HasPrefix(filepath.Base(rel), "nixflow-step-") {
+			t.Errorf("a step ran in cgroup %q, not one of its own", rel)
+			continue
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("cgroup %s left after Close (%v)", dir, err)
+		}
+	}
+}
