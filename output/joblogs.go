@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nixflow/nixflow/event"
@@ -207,7 +208,7 @@ func (l *JobLogs) file(job string) *jobLog {
 		return jl
 	}
 	name := filepath.Join(l.dir, job+".log")
-	f, err := os.OpenFile(name, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	f, err := openAppend(name)
 	if err != nil {
 		l.files[job] = nil
 		if l.OnError != nil {
@@ -249,4 +250,16 @@ func (l *JobLogs) Close() error {
 // LogPath is the log file of a job in a run directory.
 func LogPath(runDir, job string) string {
 	return filepath.Join(runDir, "logs", job+".log")
+}
+
+// openAppend opens name to append to it, creating it. A regular file
+// does not go through Go's poller, which os.OpenFile tries first at the
+// cost of a few system calls: one per job's log is what a run of many
+// small jobs notices.
+func openAppend(name string) (*os.File, error) {
+	fd, err := syscall.Open(name, syscall.O_CREAT|syscall.O_APPEND|syscall.O_WRONLY|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	return os.NewFile(uintptr(fd), name), nil
 }

@@ -2,14 +2,15 @@ package output
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
 	"github.com/nixflow/nixflow/event"
 )
 
-// jsonFormat is the json format: an event per line, as encoding/json
-// writes it, without reflection for output lines, the bulk of them.
+// jsonFormat is the json format: an event per line, byte for byte as
+// encoding/json writes it, without reflection.
 type jsonFormat struct {
 	time stamp // RFC 3339 with nanoseconds, as time.Time's MarshalJSON
 }
@@ -19,10 +20,39 @@ func newJSONFormat() *jsonFormat {
 }
 
 func (j *jsonFormat) appendEvent(b []byte, e *event.Event) []byte {
-	if !j.plain(e) {
-		return appendJSON(b, e)
+	if y := e.Time.Year(); y < 0 || y > 9999 {
+		return appendJSON(b, e) // as encoding/json fails on it
 	}
-	return appendTail(j.appendFields(b, e), e.Message)
+	b = j.appendFields(b, e)
+	if e.Message != "" {
+		b = append(b, `,"message":`...)
+		b = appendJSONString(b, e.Message)
+	}
+	for _, f := range [...]struct{ key, val string }{{`,"result":`, string(e.Result)}, {`,"reason":`, e.Reason}} {
+		if f.val != "" {
+			b = append(b, f.key...)
+			b = appendJSONString(b, f.val)
+		}
+	}
+	if e.ExitCode != nil {
+		b = strconv.AppendInt(append(b, `,"exitCode":`...), int64(*e.ExitCode), 10)
+	}
+	if e.Attempt != 0 {
+		b = strconv.AppendInt(append(b, `,"attempt":`...), int64(e.Attempt), 10)
+	}
+	if e.Attempts != 0 {
+		b = strconv.AppendInt(append(b, `,"attempts":`...), int64(e.Attempts), 10)
+	}
+	if e.Duration != 0 {
+		b = appendJSONString(append(b, `,"duration":`...), e.Duration.String())
+	}
+	if e.Allowed {
+		b = append(b, `,"allowed":true`...)
+	}
+	if e.Where != "" {
+		b = appendJSONString(append(b, `,"where":`...), e.Where)
+	}
+	return append(b, "}\n"...)
 }
 
 func (j *jsonFormat) appendHead(b []byte, line *event.Event) ([]byte, bool) {

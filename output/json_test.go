@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nixflow/nixflow/event"
+	"github.com/nixflow/nixflow/timing"
 )
 
 // FuzzJSONEncoder checks that the hand-written encoding of output events
@@ -26,6 +27,27 @@ func FuzzJSONEncoder(f *testing.F) {
 					t.Fatalf("encoded\n%s\nwant\n%s", got, want)
 				}
 			}
+		}
+	})
+}
+
+// FuzzJSONEvents checks the same for events of every kind and field.
+func FuzzJSONEvents(f *testing.F) {
+	f.Add("job_end", "failure", "step \"x\" failed <&>", "host \u2028", int64(1700000000123456789), int64(1500000000), 2, 3, 1, true, true)
+	f.Add("progress", "", "", "", int64(0), int64(0), 0, 0, 0, false, false)
+	f.Add("step_end", "success", "", "", int64(253402300800000000), int64(-1), -1, 0, -7, false, true)
+	f.Fuzz(func(t *testing.T, typ, result, reason, where string, nanos, dur int64, attempt, attempts, code int, allowed, hasCode bool) {
+		j := newJSONFormat()
+		e := event.Event{Time: time.Unix(0, nanos).UTC(), Run: "run-1", Job: "j", Event: event.Type(typ),
+			Result: event.Status(result), Reason: reason, Where: where, Attempt: attempt, Attempts: attempts,
+			Duration: timing.Duration(dur), Allowed: allowed}
+		if hasCode {
+			e.ExitCode = &code
+		}
+		got := j.appendEvent(nil, &e)
+		want := appendJSON(nil, &e)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("encoded\n%s\nwant\n%s", got, want)
 		}
 	})
 }
