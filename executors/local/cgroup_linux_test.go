@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,15 +19,7 @@ import (
 // those it kept for later steps; and a step after one whose leftover
 // process was killed in its cgroup runs to its end.
 func TestCloseRemovesStepCgroups(t *testing.T) {
-	g := newStepCgroup(nil, "probe-"+newCookie())
-	if g == nil {
-		t.Skip("no cgroup v2 that nixflow may make cgroups in")
-	}
-	g.close()
-	setsid, err := exec.LookPath("setsid")
-	if err != nil {
-		t.Skip("setsid not found")
-	}
+	setsid := needStepCgroups(t)
 	base, _ := ownCgroup()
 	x := &Executor{}
 	ws, err := x.Prepare(context.Background(), executors.JobSpec{RunDir: t.TempDir(), Job: "j"})

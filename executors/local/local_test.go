@@ -808,15 +808,5 @@ func TestCookieFindsEscapee(t *testing.T) {
 	}
 	w := prepare(t, executors.JobSpec{})
 	w.noCgroup = true
-	res, _, stderr := run(t, w, context.Background(), `mkfifo ready
-`+setsid+` bash -c 'echo $$ > esc.pid; echo > ready; exec sleep 1000' >/dev/null 2>&1 &
-read -r _ < ready`)
-	pid := readPID(t, filepath.Join(w.Dir(), "esc.pid"))
-	defer syscall.Kill(pid, syscall.SIGKILL)
-	if res.ExitCode != 0 {
-		t.Fatal(stderr)
-	}
-	if !processGone(pid) {
-		t.Errorf("the escapee %d survived its step", pid)
-	}
+	assertEscapeeKilled(t, w, setsid)
 }

@@ -91,6 +91,14 @@ func TestStreamsLookAhead(t *testing.T) {
 // (so that the cookie cannot find it: the way nginx or postgres rewrite
 // theirs) does not outlive the step.
 func TestCgroupCatchesEscapee(t *testing.T) {
+	setsid := needStepCgroups(t)
+	assertEscapeeKilled(t, prepare(t, executors.JobSpec{}), "env -i "+setsid)
+}
+
+// needStepCgroups skips t where steps get no cgroup of their own or
+// setsid is missing, and returns setsid's path.
+func needStepCgroups(t *testing.T) string {
+	t.Helper()
 	g := newStepCgroup(nil, "probe-"+newCookie())
 	if g == nil {
 		t.Skip("no cgroup v2 that nixflow may make cgroups in")
@@ -100,9 +108,16 @@ func TestCgroupCatchesEscapee(t *testing.T) {
 	if err != nil {
 		t.Skip("setsid not found")
 	}
-	w := prepare(t, executors.JobSpec{})
+	return setsid
+}
+
+// assertEscapeeKilled runs in w a step that leaves a daemon behind,
+// started by escape (a setsid command line) out of the step's process
+// group, and checks that it does not outlive the step.
+func assertEscapeeKilled(t *testing.T, w *workspace, escape string) {
+	t.Helper()
 	res, _, stderr := run(t, w, context.Background(), `mkfifo ready
-env -i `+setsid+` bash -c 'echo $$ > esc.pid; echo > ready; exec sleep 1000' >/dev/null 2>&1 &
+`+escape+` bash -c 'echo $$ > esc.pid; echo > ready; exec sleep 1000' >/dev/null 2>&1 &
 read -r _ < ready`)
 	pid := readPID(t, filepath.Join(w.Dir(), "esc.pid"))
 	defer syscall.Kill(pid, syscall.SIGKILL)
