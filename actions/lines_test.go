@@ -9,21 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/nixflow/nixflow/event"
+	"github.com/nixflow/nixflow/internal/eventtest"
 )
-
-type collect struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (c *collect) Emit(events ...event.Event) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, e := range events {
-		c.lines = append(c.lines, e.Message)
-	}
-}
 
 func TestLineWriter(t *testing.T) {
 	tests := []struct {
@@ -40,7 +27,7 @@ func TestLineWriter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &collect{}
+			c := &eventtest.Recorder{}
 			m := NewMasker()
 			m.Add("super-secret-value")
 			w := &lineWriter{sink: c, mask: m, tail: &tail{}, now: time.Now}
@@ -48,7 +35,7 @@ func TestLineWriter(t *testing.T) {
 				w.Write([]byte(s))
 			}
 			w.Close()
-			if diff := cmp.Diff(tt.want, c.lines); diff != "" {
+			if diff := cmp.Diff(tt.want, c.Messages()); diff != "" {
 				t.Errorf("lines (-want +got):\n%s", diff)
 			}
 		})
@@ -63,7 +50,7 @@ func TestLineWriterLongLines(t *testing.T) {
 	for _, at := range []int{0, maxLine - 30, maxLine - len(secret) - 1, maxLine - len(secret), maxLine - 9, maxLine - 1, maxLine, maxLine + 5} {
 		t.Run(fmt.Sprint(at), func(t *testing.T) {
 			line := strings.Repeat("x", at) + secret + strings.Repeat("y", 70000)
-			c := &collect{}
+			c := &eventtest.Recorder{}
 			m := NewMasker()
 			m.Add(secret)
 			w := &lineWriter{sink: c, mask: m, tail: &tail{}, now: time.Now}
@@ -72,14 +59,14 @@ func TestLineWriterLongLines(t *testing.T) {
 			w.Write([]byte(line[len(line)/2:]))
 			w.Write([]byte("\n"))
 			w.Close()
-			if len(c.lines) < 2 {
-				t.Fatalf("a %d-byte line was not cut: %d pieces", len(line), len(c.lines))
+			if len(c.Messages()) < 2 {
+				t.Fatalf("a %d-byte line was not cut: %d pieces", len(line), len(c.Messages()))
 			}
-			joined := strings.Join(c.lines, "")
+			joined := strings.Join(c.Messages(), "")
 			if want := strings.Replace(line, secret, "***", 1); joined != want {
 				t.Errorf("pieces do not add up to the masked line (got %d bytes, want %d)", len(joined), len(want))
 			}
-			for i, piece := range c.lines {
+			for i, piece := range c.Messages() {
 				if len(piece) > maxLine {
 					t.Errorf("piece %d is %d bytes, more than %d", i, len(piece), maxLine)
 				}
@@ -101,7 +88,7 @@ func TestLineWriterLongSecrets(t *testing.T) {
 		for _, writes := range []int{1, 3, 1000} {
 			t.Run(fmt.Sprintf("at%d/writes%d", at, writes), func(t *testing.T) {
 				line := strings.Repeat("x", at) + secret + strings.Repeat("y", 70000)
-				c := &collect{}
+				c := &eventtest.Recorder{}
 				m := NewMasker()
 				m.Add(secret)
 				w := &lineWriter{sink: c, mask: m, tail: &tail{}, now: time.Now}
@@ -111,11 +98,11 @@ func TestLineWriterLongSecrets(t *testing.T) {
 				}
 				w.Write([]byte("\n"))
 				w.Close()
-				joined := strings.Join(c.lines, "")
+				joined := strings.Join(c.Messages(), "")
 				if want := strings.Replace(line, secret, "***", 1); joined != want {
 					t.Errorf("pieces do not add up to the masked line (got %d bytes, want %d)", len(joined), len(want))
 				}
-				for i, piece := range c.lines {
+				for i, piece := range c.Messages() {
 					if strings.Contains(piece, "0123456") || strings.Contains(piece, "9abcdef") {
 						t.Errorf("piece %d shows part of the secret", i)
 					}

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nixflow/nixflow/internal/eventtest"
 )
 
 // FuzzMaskedLines checks the masking line writer on arbitrary output,
@@ -59,7 +61,7 @@ func FuzzMaskedLines(f *testing.F) {
 // writeLines passes out through a masking line writer in pieces cut at the
 // given offsets, and returns the lines it emits.
 func writeLines(m *Masker, out string, cuts []int) []string {
-	c := &collect{}
+	c := &eventtest.Recorder{}
 	w := &lineWriter{sink: c, mask: m, tail: &tail{}, now: time.Now}
 	rest := out
 	for _, cut := range cuts {
@@ -72,5 +74,5 @@ func writeLines(m *Masker, out string, cuts []int) []string {
 	}
 	w.Write([]byte(rest))
 	w.Close()
-	return c.lines
+	return c.Messages()
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/nixflow/nixflow/compiler"
 	"github.com/nixflow/nixflow/event"
 	"github.com/nixflow/nixflow/executors"
+	"github.com/nixflow/nixflow/internal/eventtest"
 )
 
 // hosts is an executor whose every Prepare gives a workspace on a new
@@ -102,17 +103,6 @@ func (w *hostWorkspace) Run(_ context.Context, cmd executors.Command) (executors
 	return executors.Result{}, nil
 }
 
-type eventList struct {
-	mu     sync.Mutex
-	events []event.Event
-}
-
-func (l *eventList) Emit(events ...event.Event) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.events = append(l.events, events...)
-}
-
 // TestLostWorkspace checks that a step whose workspace is lost with its
 // host (executors.ErrWorkspaceLost) fails the job as an executor failure
 // without retry, and with retry makes the job start again, from its first
@@ -190,7 +180,7 @@ func TestLostWorkspace(t *testing.T) {
 			x := &hosts{lose: "b", afterStep: tt.afterStep, failAt: tt.failAt}
 			reg := executors.NewRegistry()
 			reg.Register("local", func(executors.Params) (executors.Executor, error) { return x, nil })
-			events := &eventList{}
+			events := &eventtest.Recorder{}
 			dir := t.TempDir()
 			ctx := context.Background()
 			res, err := Run(ctx, ctx, plan, Options{RunID: "lost", RunDir: filepath.Join(dir, "run"), RepoDir: dir,
@@ -210,7 +200,7 @@ func TestLostWorkspace(t *testing.T) {
 				t.Errorf("executor calls (-want +got):\n%s", diff)
 			}
 			var warned, retried bool
-			for _, ev := range events.events {
+			for _, ev := range events.Events() {
 				warned = warned || (ev.Event == event.Warning && strings.Contains(ev.Message,
 					`the workspace on host-1 was lost during step "b": `) &&
 					strings.HasSuffix(ev.Message, `host host-1: connection lost: workspace lost; preparing the job again, to run from its first step`))

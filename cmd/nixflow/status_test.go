@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/nixflow/nixflow/event"
+	"github.com/nixflow/nixflow/internal/eventtest"
 )
 
 // TestStatusLine checks that the line says how far the run is, and that
@@ -82,22 +82,11 @@ func TestStatusLineWidth(t *testing.T) {
 	}
 }
 
-type recordSink struct {
-	mu     sync.Mutex
-	events []event.Event
-}
-
-func (r *recordSink) Emit(events ...event.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, events...)
-}
-
 // TestSilenceWatch checks the "still running" lines: one after 30 s of
 // silence, again every 30 s, none while a step prints, none once it ended.
 func TestSilenceWatch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := &recordSink{}
+		rec := &eventtest.Recorder{}
 		w := newSilenceWatch(rec, 30*time.Second)
 		w.start()
 		defer w.stop()
@@ -112,7 +101,7 @@ func TestSilenceWatch(t *testing.T) {
 		time.Sleep(60 * time.Second)
 		synctest.Wait()
 		var got []string
-		for _, e := range rec.events {
+		for _, e := range rec.Events() {
 			got = append(got, e.Job+"/"+e.Step+": "+e.Message)
 		}
 		// chatty printed every 10 s until 1m30s, then fell silent.
