@@ -143,10 +143,17 @@ func TestUnreachable(t *testing.T) {
 	}
 	defer ex.Close(context.Background())
 	_, err = ex.Prepare(context.Background(), executors.JobSpec{RunID: "test", Job: "j", RunDir: t.TempDir()})
+	errorSays(t, err, "Prepare succeeded", "host "+tg.Where(), "Connection refused", "hint: check the host name, port")
+}
+
+// errorSays fails t, with failed, when err is nil, and reports each of
+// wants that err does not say.
+func errorSays(t *testing.T, err error, failed string, wants ...string) {
+	t.Helper()
 	if err == nil {
-		t.Fatal("Prepare succeeded")
+		t.Fatal(failed)
 	}
-	for _, want := range []string{"host " + tg.Where(), "Connection refused", "hint: check the host name, port"} {
+	for _, want := range wants {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
@@ -165,9 +172,7 @@ func TestAuthFailure(t *testing.T) {
 	}
 	defer ex.Close(context.Background())
 	_, err = ex.Prepare(context.Background(), executors.JobSpec{RunID: "test", Job: "j", RunDir: t.TempDir()})
-	if err == nil || !strings.Contains(err.Error(), "Permission denied") || !strings.Contains(err.Error(), "hint: the host refused every key") {
-		t.Errorf("Prepare with a refused key: %v", err)
-	}
+	errorSays(t, err, "Prepare with a refused key succeeded", "Permission denied", "hint: the host refused every key")
 }
 
 // TestNoSecretsOnTheHost checks that after a workspace is torn down, no
