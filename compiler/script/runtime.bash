@@ -345,8 +345,8 @@ nf_warn() {
 # quiet), and blocks on one when the other is closed.
 nf_reader() {
   local job=$1 step=$2 prefix=$1/$2 line v mfd logfd ts now s o rc q first poll=0.01
-  local -a fd=() open=(1 1) pend=('' '') ring=() queue=() t=()
-  local n=0 got
+  local -a fd=() open=(1 1) eof=(0 0) buf=('' '') ring=() queue=()
+  local n=0 got wait
   trap '' PIPE
   # The log's times in UTC (this process starts no other).
   TZ=UTC0
@@ -365,27 +365,22 @@ nf_reader() {
       o=$((1 - s))
       first=1
       while ((open[s])); do
-        t=()
+        wait=block
         if ((open[o])); then
           # Wait a while for the first line of a quiet round; else read
           # only what is there now, and go on to the other stream.
           if ((first && !got)); then
-            t=(-t "$poll")
+            wait=$poll
           else
-            IFS='' read -r -t 0 -u "${fd[s]}" _ || break
-            t=(-t 0.05)
+            nf_ready "$s" || break
+            wait=0.05
           fi
         fi
         first=0
-        nf_readline "$s" "${t[@]}"
+        nf_readline "$s" "$wait"
         rc=$? line=$nf_l
-        if ((rc > 128)); then
-          # Nothing, or part of a line, within the wait.
-          pend[s]+=$line
-          break
-        fi
-        line=${pend[s]}$line
-        pend[s]=''
+        # Nothing, or part of a line, within the wait.
+        ((rc > 128)) && break
         if ((rc != 0)); then
           open[s]=0
           [[ -n $line ]] || break
@@ -407,22 +402,68 @@ nf_reader() {
   : >"$3.stderr"
 }
 
-# nf_readline STREAM [-t SECONDS]: for nf_reader (its locals), a line of
-# STREAM in nf_l; the status of read (over 128: the wait ended first, nf_l
-# holding part of a line). A wait that ends while the line keeps coming
-# (the reader was slow to run, on a loaded machine) goes on reading: a
-# line cut there could announce a value the other stream's next lines
-# hold.
+# nf_ready STREAM: for nf_reader (its locals), whether STREAM has a line,
+# or bytes, to read now.
+nf_ready() {
+  [[ ${buf[$1]} == *$'\n'* ]] || ((eof[$1])) || IFS='' read -r -t 0 -u "${fd[$1]}" _
+}
+
+# nf_readline STREAM WAIT: for nf_reader (its locals), the next line of
+# STREAM in nf_l, waiting WAIT seconds at most for more bytes (block: as
+# long as it takes). Status 0: a line; 1: the end of the stream (nf_l holds
+# what came after the last newline); over 128: no whole line within the
+# wait (what came is kept for the next call). A wait that ends while the
+# line keeps coming goes on reading: a line cut there could announce a
+# value the other stream's next lines hold.
 nf_readline() {
-  local x=$1 part rc
-  shift
+  local x=$1
   nf_l=''
   while :; do
-    if IFS='' read -r "$@" -u "${fd[x]}" part; then rc=0; else rc=$?; fi
-    nf_l+=$part
-    ((rc > 128)) && [[ -n $part ]] && continue
-    return "$rc"
+    if [[ ${buf[x]} == *$'\n'* ]]; then
+      nf_l=${buf[x]%%$'\n'*}
+      buf[x]=${buf[x]#*$'\n'}
+      return 0
+    fi
+    if ((eof[x])); then
+      nf_l=${buf[x]}
+      buf[x]=''
+      return 1
+    fi
+    nf_fill "$x" "$2" || return 142
   done
+}
+
+# nf_fill STREAM WAIT: for nf_reader (its locals), adds to buf[STREAM]
+# the bytes that come within WAIT seconds (block: up to the next newline,
+# as long as it takes); status 1 when none came. No read with a timeout
+# here reads up to a newline: bash's `read -t` consumes the newline and
+# then reports the timeout when its time runs out between the two,
+# joining two lines. `read -N 1` and `read -d ''` keep every byte they
+# consumed, and in the C locale no character is cut at the timeout.
+nf_fill() {
+  local x=$1 c more LC_ALL=C
+  if [[ $2 == block ]]; then
+    if IFS='' read -r -u "${fd[x]}" more; then
+      buf[x]+=$more$'\n'
+    else
+      buf[x]+=$more
+      eof[x]=1
+    fi
+    return 0
+  fi
+  # The first byte, as soon as it comes; then what comes within 5 ms.
+  IFS='' read -r -N 1 -t "$2" -u "${fd[x]}" c
+  case $? in
+    0) ;;
+    1) eof[x]=1 ;;
+    *) [[ -n $c ]] || return 1 ;;
+  esac
+  buf[x]+=$c
+  ((eof[x])) && return 0
+  IFS='' read -r -d '' -t 0.005 -u "${fd[x]}" more
+  (($? == 1)) && eof[x]=1
+  buf[x]+=$more
+  return 0
 }
 
 # nf_drain STREAM: for nf_reader (its locals), the complete lines STREAM
@@ -430,13 +471,11 @@ nf_readline() {
 # learnt.
 nf_drain() {
   local x=$1 v rc c=0
-  while ((open[x] && c < 1000)) && IFS='' read -r -t 0 -u "${fd[x]}" _; do
+  while ((open[x] && c < 1000)) && nf_ready "$x"; do
     c=$((c + 1))
-    nf_readline "$x" -t 0.05
+    nf_readline "$x" 0.05
     rc=$? v=$nf_l
-    if ((rc > 128)); then pend[x]+=$v; break; fi
-    v=${pend[x]}$v
-    pend[x]=''
+    ((rc > 128)) && break
     if ((rc != 0)); then
       open[x]=0
       [[ -n $v ]] || break
