@@ -20,7 +20,7 @@ func Compile(file string, data []byte) (*Plan, error) {
 
 func compile(file string, data []byte, generated bool) (*Plan, error) {
 	d := &decoder{file: file, data: data}
-	root, err := parseWorkflow(data)
+	root, parser, err := parseWorkflow(data)
 	if err != nil {
 		var se *syntaxError
 		if errors.As(err, &se) {
@@ -29,7 +29,9 @@ func compile(file string, data []byte, generated bool) (*Plan, error) {
 		}
 		return nil, err
 	}
+	d.parser = parser
 	w := d.workflow(root)
+	d.parser = nil
 	plan := w.plan
 	if len(d.errs) == 0 || len(plan.byName) > 0 {
 		d.checkGraph(w)
@@ -72,25 +74,26 @@ func (d *decoder) checkGraph(w *workflow) {
 	}
 	sort.Strings(names)
 
-	deps := map[string][]string{}
+	deps := make(map[string][]string, len(names))
 	graphOK := true
 	for _, name := range names {
 		j := plan.byName[name]
-		var known []string
+		known := j.Needs
 		for i, need := range j.Needs {
-			np := indexPath(keyPath(keyPath("jobs", name), "needs"), i)
-			switch {
-			case need == name:
-				d.errorf(nil, w.needsAt[name][i], np, "job %q needs itself", name)
-				graphOK = false
-			case plan.byName[need] == nil:
-				d.errorf(nil, w.needsAt[name][i], np, "unknown job %q%s", need, didYouMean(need, names))
-				graphOK = false
-			default:
-				known = append(known, need)
+			if need != name && plan.byName[need] != nil {
+				continue
 			}
+			np := indexPath(keyPath(keyPath("jobs", name), "needs"), i)
+			if need == name {
+				d.errorf(nil, w.needsAt[name][i], np, "job %q needs itself", name)
+			} else {
+				d.errorf(nil, w.needsAt[name][i], np, "unknown job %q%s", need, didYouMean(need, names))
+			}
+			graphOK = false
 		}
-		deps[name] = known
+		if len(known) > 0 {
+			deps[name] = known
+		}
 	}
 	if !graphOK {
 		return

@@ -17,8 +17,10 @@ import (
 type decoder struct {
 	file string
 	data []byte
-	errs ErrorList
-	pos  *positions // built at the first error
+	// parser builds the lazy values of the document (its jobs).
+	parser *jsonParser
+	errs   ErrorList
+	pos    *positions // built at the first error
 	// warns are problems the compiler accepts, reported alongside a plan.
 	warns ErrorList
 }
@@ -556,7 +558,7 @@ func (d *decoder) workflow(root *node) *workflow {
 		v := f.value
 		if v.lazy {
 			var err error
-			if v, err = parseValue(d.data, f.value.offset, 2); err != nil {
+			if v, err = d.parser.valueAt(f.value.offset, 2); err != nil {
 				// The syntax was checked: this cannot happen.
 				d.errorf(nil, f.value.offset, p, "invalid JSON: %v", err)
 				continue

@@ -66,19 +66,22 @@ func (e *syntaxError) Error() string { return e.msg }
 // The values of the jobs object that are objects have their syntax
 // checked, but are left lazy, to be built one at a time by parseValue, so
 // that the tree of a graph of thousands of jobs never exists whole.
-func parseWorkflow(data []byte) (*node, error) {
-	return parseDocument(data, true)
+// The parser it returns builds the lazy values (valueAt).
+func parseWorkflow(data []byte) (*node, *jsonParser, error) {
+	p := &jsonParser{data: data, lazyJobs: true}
+	n, err := p.document()
+	return n, p, err
 }
 
-// parseValue builds the value at offset, at the depth given (lazy nodes'
+// valueAt builds the value at offset, at the depth given (lazy nodes'
 // values are at depth 2).
-func parseValue(data []byte, offset, depth int) (*node, error) {
-	p := &jsonParser{data: data, pos: offset}
+func (p *jsonParser) valueAt(offset, depth int) (*node, error) {
+	p.pos = offset
+	p.lazyJobs, p.inJobs = false, false
 	return p.value(depth)
 }
 
-func parseDocument(data []byte, lazyJobs bool) (*node, error) {
-	p := &jsonParser{data: data, lazyJobs: lazyJobs}
+func (p *jsonParser) document() (*node, error) {
 	p.skipSpace()
 	n, err := p.value(0)
 	if err != nil {
@@ -102,6 +105,25 @@ type jsonParser struct {
 	// end, not one grown (and thrown away) member by member.
 	fields []field
 	elems  []*node
+	// slab is where nodes come from, many per allocation.
+	slab []node
+	// keys holds the object keys met so far (the same few dozen in
+	// every job), so that each is allocated once.
+	keys map[string]string
+}
+
+// maxKeys bounds keys: a document of unique keys only fills it.
+const maxKeys = 4096
+
+// newNode returns a node with the kind and offset given.
+func (p *jsonParser) newNode(k kind, offset int) *node {
+	if len(p.slab) == 0 {
+		p.slab = make([]node, 128)
+	}
+	n := &p.slab[0]
+	p.slab = p.slab[1:]
+	n.kind, n.offset = k, offset
+	return n
 }
 
 // maxDepth bounds nesting so that hostile input cannot exhaust the stack.
@@ -148,15 +170,19 @@ func (p *jsonParser) value(depth int) (*node, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &node{kind: kindString, offset: start, str: s}, nil
+		n := p.newNode(kindString, start)
+		n.str = s
+		return n, nil
 	case c == '-' || (c >= '0' && c <= '9'):
 		return p.number()
 	case p.literal("true"):
-		return &node{kind: kindBool, offset: start, boolean: true}, nil
+		n := p.newNode(kindBool, start)
+		n.boolean = true
+		return n, nil
 	case p.literal("false"):
-		return &node{kind: kindBool, offset: start}, nil
+		return p.newNode(kindBool, start), nil
 	case p.literal("null"):
-		return &node{kind: kindNull, offset: start}, nil
+		return p.newNode(kindNull, start), nil
 	default:
 		return nil, p.errorf("unexpected %s, expecting a value", p.describe())
 	}
@@ -171,7 +197,7 @@ func (p *jsonParser) literal(word string) bool {
 }
 
 func (p *jsonParser) object(depth int) (*node, error) {
-	n := &node{kind: kindObject, offset: p.pos}
+	n := p.newNode(kindObject, p.pos)
 	p.pos++ // {
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
@@ -186,7 +212,7 @@ func (p *jsonParser) object(depth int) (*node, error) {
 			return nil, p.errorf("unexpected %s, expecting a quoted key", p.describe())
 		}
 		keyOff := p.pos
-		key, err := p.string()
+		key, err := p.key()
 		if err != nil {
 			return nil, err
 		}
@@ -226,7 +252,7 @@ func (p *jsonParser) object(depth int) (*node, error) {
 }
 
 func (p *jsonParser) array(depth int) (*node, error) {
-	n := &node{kind: kindArray, offset: p.pos}
+	n := p.newNode(kindArray, p.pos)
 	p.pos++ // [
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == ']' {
@@ -275,6 +301,28 @@ func (p *jsonParser) string() (string, error) {
 	return s, nil
 }
 
+// key is string for an object's key, each distinct key allocated once.
+func (p *jsonParser) key() (string, error) {
+	start := p.pos
+	plain, err := p.scanString()
+	if err != nil || !plain {
+		p.pos = start
+		return p.string()
+	}
+	raw := p.data[start+1 : p.pos-1]
+	if k, ok := p.keys[string(raw)]; ok {
+		return k, nil
+	}
+	k := string(raw)
+	if p.keys == nil {
+		p.keys = make(map[string]string)
+	}
+	if len(p.keys) < maxKeys {
+		p.keys[k] = k
+	}
+	return k, nil
+}
+
 // scanString moves past a string literal, and reports whether it is plain:
 // valid UTF-8 without escapes, its text between the quotes as it stands.
 func (p *jsonParser) scanString() (plain bool, err error) {
@@ -319,7 +367,9 @@ func (p *jsonParser) number() (*node, error) {
 	if !json.Valid([]byte(raw)) {
 		return nil, &syntaxError{offset: start, msg: fmt.Sprintf("invalid number %q", raw)}
 	}
-	return &node{kind: kindNumber, offset: start, str: raw}, nil
+	n := p.newNode(kindNumber, start)
+	n.str = raw
+	return n, nil
 }
 
 // lazyObject checks the syntax of the object at p.pos and returns a lazy
@@ -328,7 +378,9 @@ func (p *jsonParser) number() (*node, error) {
 func (p *jsonParser) lazyObject(depth int) (*node, error) {
 	start := p.pos
 	if p.skip(depth) {
-		return &node{kind: kindObject, offset: start, lazy: true}, nil
+		n := p.newNode(kindObject, start)
+		n.lazy = true
+		return n, nil
 	}
 	p.pos = start
 	return p.value(depth)

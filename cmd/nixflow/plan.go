@@ -26,19 +26,24 @@ func (a *app) planCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// A plan of 50,000 jobs is megabytes of text: one write per
+			// 64 KiB, not one per line.
+			w := bufio.NewWriterSize(a.stdout, 64<<10)
 			switch format {
 			case "text":
-				writePlanText(a.stdout, plan, verbose)
+				writePlanText(w, plan, verbose)
 			case "json":
-				return writePlanJSON(a.stdout, plan)
+				if err := writePlanJSON(w, plan); err != nil {
+					return err
+				}
 			case "dot":
-				writePlanDot(a.stdout, plan)
+				writePlanDot(w, plan)
 			case "mermaid":
-				writePlanMermaid(a.stdout, plan)
+				writePlanMermaid(w, plan)
 			default:
 				return usageError(fmt.Errorf("unknown --format %q (known: text, json, dot, mermaid)", format))
 			}
-			return nil
+			return w.Flush()
 		},
 	}
 	wf.register(cmd)
