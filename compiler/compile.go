@@ -24,7 +24,7 @@ func compile(file string, data []byte, generated bool) (*Plan, error) {
 	if err != nil {
 		var se *syntaxError
 		if errors.As(err, &se) {
-			d.errorf(nil, se.offset, "", "invalid JSON: %s", se.msg)
+			d.errorf(nil, se.offset, jsonPath{}, "invalid JSON: %s", se.msg)
 			return nil, d.errs
 		}
 		return nil, err
@@ -83,7 +83,8 @@ func (d *decoder) checkGraph(w *workflow) {
 			if need != name && plan.byName[need] != nil {
 				continue
 			}
-			np := indexPath(keyPath(keyPath("jobs", name), "needs"), i)
+			needs := pathOf("jobs", name, "needs")
+			np := needs.elem(i)
 			if need == name {
 				d.errorf(nil, w.needsAt[name][i], np, "job %q needs itself", name)
 			} else {
@@ -103,10 +104,10 @@ func (d *decoder) checkGraph(w *workflow) {
 		var ce *dag.CycleError
 		if errors.As(err, &ce) && len(ce.Path) > 1 {
 			first := ce.Path[0]
-			d.errorf(nil, w.jobAt[first].needs, keyPath(keyPath("jobs", first), "needs"), "cycle: %s", strings.Join(ce.Path, " -> "))
+			d.errorf(nil, w.jobAt[first].needs, pathOf("jobs", first, "needs"), "cycle: %s", strings.Join(ce.Path, " -> "))
 			return
 		}
-		d.at(nil, "jobs", "%v", err)
+		d.at(nil, pathOf("jobs"), "%v", err)
 		return
 	}
 	// Jobs are listed level by level, by name within a level: a
@@ -130,7 +131,7 @@ func (d *decoder) checkArtifacts(w *workflow, g *dag.Graph) {
 	for _, j := range plan.Jobs {
 		for _, o := range j.Outputs {
 			if prev, dup := producer[o.Name]; dup {
-				d.errorf(nil, w.jobAt[j.Name].outputs, keyPath(keyPath(keyPath("jobs", j.Name), "outputs"), o.Name),
+				d.errorf(nil, w.jobAt[j.Name].outputs, pathOf("jobs", j.Name, "outputs", o.Name),
 					"artifact %q is already an output of job %q (artifact names are unique in a workflow)", o.Name, prev)
 				continue
 			}
@@ -152,7 +153,8 @@ func (d *decoder) checkArtifacts(w *workflow, g *dag.Graph) {
 		}
 		inputs := w.jobAt[j.Name].inputs
 		for i, in := range j.Inputs {
-			p := indexPath(keyPath(keyPath("jobs", j.Name), "inputs"), i)
+			inputsPath := pathOf("jobs", j.Name, "inputs")
+			p := inputsPath.elem(i)
 			at := -1
 			if i < len(inputs) {
 				at = inputs[i]

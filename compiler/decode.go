@@ -26,16 +26,16 @@ type decoder struct {
 }
 
 // warn records a warning about n.
-func (d *decoder) warn(n *node, p string, format string, args ...any) {
-	e := &Error{File: d.file, Path: p, Msg: fmt.Sprintf(format, args...)}
+func (d *decoder) warn(n *node, p jsonPath, format string, args ...any) {
+	e := &Error{File: d.file, Path: p.String(), Msg: fmt.Sprintf(format, args...)}
 	if n != nil {
 		e.Line, e.Col = d.position(n.offset)
 	}
 	d.warns = append(d.warns, e)
 }
 
-func (d *decoder) errorf(n *node, offset int, p string, format string, args ...any) {
-	e := &Error{File: d.file, Path: p, Msg: fmt.Sprintf(format, args...)}
+func (d *decoder) errorf(n *node, offset int, p jsonPath, format string, args ...any) {
+	e := &Error{File: d.file, Path: p.String(), Msg: fmt.Sprintf(format, args...)}
 	if n != nil {
 		offset = n.offset
 	}
@@ -54,47 +54,18 @@ func (d *decoder) position(offset int) (line, col int) {
 	return d.pos.at(offset)
 }
 
-func (d *decoder) at(n *node, p string, format string, args ...any) {
+func (d *decoder) at(n *node, p jsonPath, format string, args ...any) {
 	d.errorf(n, -1, p, format, args...)
 }
 
-// keyPath appends an object key to a JSON path, quoting keys that are not
-// plain identifiers.
-func keyPath(p, key string) string {
-	if plainKey(key) {
-		if p == "" {
-			return key
-		}
-		return p + "." + key
-	}
-	return p + "[" + strconv.Quote(key) + "]"
-}
-
-// plainKey reports whether key is written bare in a path: letters, digits,
-// '_' and '-', not starting with a digit or '-'.
-func plainKey(key string) bool {
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		switch {
-		case c == '_', c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z':
-		case i > 0 && (c == '-' || c >= '0' && c <= '9'):
-		default:
-			return false
-		}
-	}
-	return key != ""
-}
-
-func indexPath(p string, i int) string { return p + "[" + strconv.Itoa(i) + "]" }
-
-func (d *decoder) typeError(n *node, p, want string) {
+func (d *decoder) typeError(n *node, p jsonPath, want string) {
 	d.at(n, p, "expected %s, got %s", want, n.kind)
 }
 
 // object checks that n is an object whose keys are all known. aliases maps
 // an accepted spelling to its canonical key; giving both is an error. It
 // returns the fields by canonical key.
-func (d *decoder) object(n *node, p string, known []string, aliases map[string]string) (fieldSet, bool) {
+func (d *decoder) object(n *node, p jsonPath, known []string, aliases map[string]string) (fieldSet, bool) {
 	if n.kind != kindObject {
 		d.typeError(n, p, "an object")
 		return nil, false
@@ -115,7 +86,7 @@ func (d *decoder) object(n *node, p string, known []string, aliases map[string]s
 			for a := range aliases {
 				all = append(all, a)
 			}
-			d.errorf(nil, f.offset, keyPath(p, key), "unknown field%s (known: %s)", didYouMean(key, all), strings.Join(known, ", "))
+			d.errorf(nil, f.offset, p.field(key), "unknown field%s (known: %s)", didYouMean(key, all), strings.Join(known, ", "))
 			continue
 		}
 		if out.get(canon) != nil {
@@ -127,9 +98,9 @@ func (d *decoder) object(n *node, p string, known []string, aliases map[string]s
 				}
 			}
 			if prev == key {
-				d.errorf(nil, f.offset, keyPath(p, key), "duplicate field")
+				d.errorf(nil, f.offset, p.field(key), "duplicate field")
 			} else {
-				d.errorf(nil, f.offset, keyPath(p, key), "%q and %q are the same field; give one", prev, key)
+				d.errorf(nil, f.offset, p.field(key), "%q and %q are the same field; give one", prev, key)
 			}
 			continue
 		}
@@ -161,7 +132,7 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func (d *decoder) str(n *node, p string) (string, bool) {
+func (d *decoder) str(n *node, p jsonPath) (string, bool) {
 	if n.kind != kindString {
 		d.typeError(n, p, "a string")
 		return "", false
@@ -176,7 +147,7 @@ func (d *decoder) str(n *node, p string) (string, bool) {
 }
 
 // nonEmpty decodes a string that must not be empty or blank.
-func (d *decoder) nonEmpty(n *node, p string) (string, bool) {
+func (d *decoder) nonEmpty(n *node, p jsonPath) (string, bool) {
 	s, ok := d.str(n, p)
 	if ok && strings.TrimSpace(s) == "" {
 		d.at(n, p, "must not be empty")
@@ -185,7 +156,7 @@ func (d *decoder) nonEmpty(n *node, p string) (string, bool) {
 	return s, ok
 }
 
-func (d *decoder) boolean(n *node, p string) (bool, bool) {
+func (d *decoder) boolean(n *node, p jsonPath) (bool, bool) {
 	if n.kind != kindBool {
 		d.typeError(n, p, "true or false")
 		return false, false
@@ -193,7 +164,7 @@ func (d *decoder) boolean(n *node, p string) (bool, bool) {
 	return n.boolean, true
 }
 
-func (d *decoder) integer(n *node, p string, lo, hi int) (int, bool) {
+func (d *decoder) integer(n *node, p jsonPath, lo, hi int) (int, bool) {
 	if n.kind != kindNumber {
 		d.typeError(n, p, "an integer")
 		return 0, false
@@ -211,7 +182,7 @@ func (d *decoder) integer(n *node, p string, lo, hi int) (int, bool) {
 }
 
 // seconds decodes a non-negative number of seconds.
-func (d *decoder) seconds(n *node, p string) (timing.Duration, bool) {
+func (d *decoder) seconds(n *node, p jsonPath) (timing.Duration, bool) {
 	if n.kind != kindNumber {
 		d.typeError(n, p, "a number of seconds")
 		return 0, false
@@ -226,7 +197,7 @@ func (d *decoder) seconds(n *node, p string) (timing.Duration, bool) {
 
 // timeout decodes a positive number of seconds or a duration string. A
 // null yields (0, true, true): the layer turns the timeout off.
-func (d *decoder) timeout(n *node, p string) (v timing.Duration, isNull, ok bool) {
+func (d *decoder) timeout(n *node, p jsonPath) (v timing.Duration, isNull, ok bool) {
 	switch n.kind {
 	case kindNull:
 		return 0, true, true
@@ -260,7 +231,7 @@ func (d *decoder) timeout(n *node, p string) (v timing.Duration, isNull, ok bool
 	return v, false, ok
 }
 
-func (d *decoder) stringList(n *node, p string) ([]string, bool) {
+func (d *decoder) stringList(n *node, p jsonPath) ([]string, bool) {
 	if n.kind != kindArray {
 		d.typeError(n, p, "an array of strings")
 		return nil, false
@@ -268,7 +239,7 @@ func (d *decoder) stringList(n *node, p string) ([]string, bool) {
 	out := make([]string, 0, len(n.elems))
 	ok := true
 	for i, e := range n.elems {
-		s, sok := d.str(e, indexPath(p, i))
+		s, sok := d.str(e, p.elem(i))
 		ok = ok && sok
 		out = append(out, s)
 	}
@@ -277,7 +248,7 @@ func (d *decoder) stringList(n *node, p string) ([]string, bool) {
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-func (d *decoder) env(n *node, p string) map[string]string {
+func (d *decoder) env(n *node, p jsonPath) map[string]string {
 	if n.kind != kindObject {
 		d.typeError(n, p, "an object of strings")
 		return nil
@@ -285,7 +256,7 @@ func (d *decoder) env(n *node, p string) map[string]string {
 	out := make(map[string]string, len(n.fields))
 	seen := map[string]bool{}
 	for _, f := range n.fields {
-		fp := keyPath(p, f.key)
+		fp := p.field(f.key)
 		if !envName.MatchString(f.key) {
 			d.errorf(nil, f.offset, fp, "invalid variable name %q (letters, digits and _, not starting with a digit)", f.key)
 			continue
@@ -342,7 +313,7 @@ var retryAliases = map[string]string{
 
 var backoffs = []string{string(BackoffExponential), string(BackoffLinear), string(BackoffConstant)}
 
-func (d *decoder) retry(n *node, p string) retryLayer {
+func (d *decoder) retry(n *node, p jsonPath) retryLayer {
 	if n == nil {
 		return retryLayer{}
 	}
@@ -356,27 +327,27 @@ func (d *decoder) retry(n *node, p string) retryLayer {
 		return retryLayer{}
 	}
 	if v := fields.get("maxAttempts"); v != nil {
-		if a, ok := d.integer(v, keyPath(p, "maxAttempts"), 1, 1000); ok {
+		if a, ok := d.integer(v, p.field("maxAttempts"), 1, 1000); ok {
 			r.maxAttempts = &a
 		}
 	}
 	if v := fields.get("backoff"); v != nil {
-		if s, ok := d.str(v, keyPath(p, "backoff")); ok {
+		if s, ok := d.str(v, p.field("backoff")); ok {
 			if contains(backoffs, s) {
 				b := Backoff(s)
 				r.backoff = &b
 			} else {
-				d.at(v, keyPath(p, "backoff"), "unknown backoff %q%s (known: %s)", s, didYouMean(s, backoffs), strings.Join(backoffs, ", "))
+				d.at(v, p.field("backoff"), "unknown backoff %q%s (known: %s)", s, didYouMean(s, backoffs), strings.Join(backoffs, ", "))
 			}
 		}
 	}
 	if v := fields.get("minTime"); v != nil {
-		if t, ok := d.seconds(v, keyPath(p, "minTime")); ok {
+		if t, ok := d.seconds(v, p.field("minTime")); ok {
 			r.minT = &t
 		}
 	}
 	if v := fields.get("maxTime"); v != nil {
-		if t, ok := d.seconds(v, keyPath(p, "maxTime")); ok {
+		if t, ok := d.seconds(v, p.field("maxTime")); ok {
 			r.maxT = &t
 		}
 	}
@@ -394,7 +365,7 @@ type timeoutLayer struct {
 	v   timing.Duration
 }
 
-func (d *decoder) timeoutLayer(n *node, p string) timeoutLayer {
+func (d *decoder) timeoutLayer(n *node, p jsonPath) timeoutLayer {
 	if n == nil {
 		return timeoutLayer{}
 	}
@@ -405,7 +376,7 @@ func (d *decoder) timeoutLayer(n *node, p string) timeoutLayer {
 	return timeoutLayer{set: true, v: v}
 }
 
-func (d *decoder) condition(n *node, p string) Condition {
+func (d *decoder) condition(n *node, p jsonPath) Condition {
 	if n == nil || n.kind == kindNull {
 		return Condition{Status: StatusSuccess}
 	}
@@ -422,7 +393,7 @@ func (d *decoder) condition(n *node, p string) Condition {
 }
 
 // relPath checks a path that must stay inside the workspace.
-func (d *decoder) relPath(n *node, p string) (string, bool) {
+func (d *decoder) relPath(n *node, p jsonPath) (string, bool) {
 	s, ok := d.nonEmpty(n, p)
 	if !ok {
 		return "", false
@@ -493,51 +464,52 @@ func (d *decoder) workflow(root *node) *workflow {
 		jobAt:        make(map[string]jobOffsets, jobCount),
 		jobKeyOffset: make(map[string]int, jobCount),
 	}
-	fields, ok := d.object(root, "", workflowFields, nil)
+	var doc jsonPath // the document itself
+	fields, ok := d.object(root, doc, workflowFields, nil)
 	if !ok {
 		return w
 	}
 	if v := fields.get("version"); v == nil {
-		d.at(root, "", "missing required field %q (this compiler reads version %d)", "version", SchemaVersion)
-	} else if n, ok := d.integer(v, "version", math.MinInt, math.MaxInt); ok && n != SchemaVersion {
-		d.at(v, "version", "unsupported schema version %d (this compiler reads version %d)", n, SchemaVersion)
+		d.at(root, doc, "missing required field %q (this compiler reads version %d)", "version", SchemaVersion)
+	} else if n, ok := d.integer(v, doc.field("version"), math.MinInt, math.MaxInt); ok && n != SchemaVersion {
+		d.at(v, doc.field("version"), "unsupported schema version %d (this compiler reads version %d)", n, SchemaVersion)
 	}
 	if v := fields.get("name"); v == nil {
-		d.at(root, "", "missing required field %q", "name")
-	} else if s, ok := d.nonEmpty(v, "name"); ok {
+		d.at(root, doc, "missing required field %q", "name")
+	} else if s, ok := d.nonEmpty(v, doc.field("name")); ok {
 		w.plan.Name = s
 	}
 	if v := fields.get("env"); v != nil {
-		w.plan.Env = d.env(v, "env")
+		w.plan.Env = d.env(v, doc.field("env"))
 	}
 	if v := fields.get("envFrom"); v != nil {
-		w.plan.EnvFrom = d.providers(v, "envFrom")
+		w.plan.EnvFrom = d.providers(v, doc.field("envFrom"))
 	}
-	w.retry = d.retry(fields.get("retry"), "retry")
-	w.timeout = d.timeoutLayer(fields.get("timeout"), "timeout")
+	w.retry = d.retry(fields.get("retry"), doc.field("retry"))
+	w.timeout = d.timeoutLayer(fields.get("timeout"), doc.field("timeout"))
 	if v := fields.get("logging"); v != nil {
-		w.plan.LogFormat, w.plan.LogLevel = d.logging(v, "logging")
+		w.plan.LogFormat, w.plan.LogLevel = d.logging(v, doc.field("logging"))
 	}
 	if v := fields.get("warnings"); v != nil {
-		if list, ok := d.stringList(v, "warnings"); ok {
+		if list, ok := d.stringList(v, doc.field("warnings")); ok {
 			w.plan.Warnings = list
 		}
 	}
-	jobs := fields.get("jobs")
+	jobs, jp := fields.get("jobs"), doc.field("jobs")
 	if jobs == nil {
-		d.at(root, "", "missing required field %q", "jobs")
+		d.at(root, doc, "missing required field %q", "jobs")
 		return w
 	}
 	if jobs.kind != kindObject {
-		d.typeError(jobs, "jobs", "an object of jobs")
+		d.typeError(jobs, jp, "an object of jobs")
 		return w
 	}
 	if len(jobs.fields) == 0 {
-		d.at(jobs, "jobs", "a workflow needs at least one job")
+		d.at(jobs, jp, "a workflow needs at least one job")
 	}
 	mangled := make(map[string]string, len(jobs.fields))
 	for _, f := range jobs.fields {
-		p := keyPath("jobs", f.key)
+		p := jp.field(f.key)
 		if !jobName.MatchString(f.key) {
 			d.errorf(nil, f.offset, p, "invalid job name %q (letters, digits, '_', '-' and '.', not starting with '-' or '.')", f.key)
 			continue
@@ -585,7 +557,7 @@ var logLevels = []string{"trace", "debug", "info", "warn", "error"}
 
 // logging decodes the workflow's output preferences: the format, and the
 // level of nixflow's own diagnostics.
-func (d *decoder) logging(n *node, p string) (format, level string) {
+func (d *decoder) logging(n *node, p jsonPath) (format, level string) {
 	fields, ok := d.object(n, p, []string{"format", "level"}, nil)
 	if !ok {
 		return "", ""
@@ -595,9 +567,9 @@ func (d *decoder) logging(n *node, p string) (format, level string) {
 		if v == nil || v.kind == kindNull {
 			return ""
 		}
-		s, ok := d.str(v, keyPath(p, key))
+		s, ok := d.str(v, p.field(key))
 		if ok && !contains(allowed, s) {
-			d.at(v, keyPath(p, key), "unknown %s %q%s (known: %s)", what, s, didYouMean(s, allowed), strings.Join(allowed, ", "))
+			d.at(v, p.field(key), "unknown %s %q%s (known: %s)", what, s, didYouMean(s, allowed), strings.Join(allowed, ", "))
 			return ""
 		}
 		return s
@@ -605,28 +577,28 @@ func (d *decoder) logging(n *node, p string) (format, level string) {
 	return pick("format", "log format", logFormats), pick("level", "log level", logLevels)
 }
 
-func (d *decoder) job(w *workflow, name string, n *node, p string) *Job {
+func (d *decoder) job(w *workflow, name string, n *node, p jsonPath) *Job {
 	j := &Job{Name: name, Condition: Condition{Status: StatusSuccess}, Executor: Executor{Type: "local", CopyRepo: true, Local: &LocalExecutor{}}}
 	fields, ok := d.object(n, p, jobFields, map[string]string{"actions": "steps", "if": "condition", "continue-on-error": "continueOnError"})
 	if !ok {
 		return j
 	}
 	if v := fields.get("executor"); v != nil && v.kind != kindNull {
-		j.Executor = d.executor(v, keyPath(p, "executor"))
+		j.Executor = d.executor(v, p.field("executor"))
 	}
 	if v := fields.get("needs"); v != nil {
-		np := keyPath(p, "needs")
+		np := p.field("needs")
 		if v.kind != kindArray {
 			d.typeError(v, np, "an array of job names")
 		} else {
 			seen := map[string]bool{}
 			for i, e := range v.elems {
-				s, ok := d.str(e, indexPath(np, i))
+				s, ok := d.str(e, np.elem(i))
 				if !ok {
 					continue
 				}
 				if seen[s] {
-					d.at(e, indexPath(np, i), "job %q is needed twice", s)
+					d.at(e, np.elem(i), "job %q is needed twice", s)
 					continue
 				}
 				seen[s] = true
@@ -635,34 +607,34 @@ func (d *decoder) job(w *workflow, name string, n *node, p string) *Job {
 			}
 		}
 	}
-	j.Condition = d.condition(fields.get("condition"), keyPath(p, "condition"))
+	j.Condition = d.condition(fields.get("condition"), p.field("condition"))
 	if v := fields.get("continueOnError"); v != nil {
-		j.ContinueOnError, _ = d.boolean(v, keyPath(p, "continueOnError"))
+		j.ContinueOnError, _ = d.boolean(v, p.field("continueOnError"))
 	}
 	if v := fields.get("env"); v != nil {
-		j.Env = d.env(v, keyPath(p, "env"))
+		j.Env = d.env(v, p.field("env"))
 	}
 	if v := fields.get("envFrom"); v != nil {
-		j.EnvFrom = d.providers(v, keyPath(p, "envFrom"))
+		j.EnvFrom = d.providers(v, p.field("envFrom"))
 	}
 	if v := fields.get("inputs"); v != nil {
-		j.Inputs = d.inputs(v, keyPath(p, "inputs"))
+		j.Inputs = d.inputs(v, p.field("inputs"))
 	}
 	if v := fields.get("outputs"); v != nil {
-		j.Outputs = d.outputs(v, keyPath(p, "outputs"))
+		j.Outputs = d.outputs(v, p.field("outputs"))
 	}
 	jobRetry := w.retry
-	if r := d.retry(fields.get("retry"), keyPath(p, "retry")); r.set {
+	if r := d.retry(fields.get("retry"), p.field("retry")); r.set {
 		jobRetry = mergeRetryLayers(w.retry, r)
 	}
 	timeout := w.timeout
-	if t := d.timeoutLayer(fields.get("timeout"), keyPath(p, "timeout")); t.set {
+	if t := d.timeoutLayer(fields.get("timeout"), p.field("timeout")); t.set {
 		timeout = t
 	}
 	j.Timeout = timeout.v
 
 	steps := fields.get("steps")
-	sp := keyPath(p, "steps")
+	sp := p.field("steps")
 	switch {
 	case steps == nil:
 		d.at(n, p, "missing required field %q", "steps")
@@ -673,7 +645,7 @@ func (d *decoder) job(w *workflow, name string, n *node, p string) *Job {
 	default:
 		names := map[string]bool{}
 		for i, e := range steps.elems {
-			s := d.step(e, indexPath(sp, i), i, jobRetry)
+			s := d.step(e, sp.elem(i), i, jobRetry)
 			if s == nil {
 				continue
 			}
@@ -682,7 +654,7 @@ func (d *decoder) job(w *workflow, name string, n *node, p string) *Job {
 				if e.kind == kindObject && e.get("name") == nil {
 					hint = " (the default name of this unnamed step; give it a name)"
 				}
-				d.at(e, indexPath(sp, i), "duplicate step name %q in job %q%s", s.Name, name, hint)
+				d.at(e, sp.elem(i), "duplicate step name %q in job %q%s", s.Name, name, hint)
 			}
 			names[s.Name] = true
 			j.Steps = append(j.Steps, s)
@@ -718,60 +690,60 @@ func mergeRetryLayers(outer, inner retryLayer) mergedRetry {
 	return m
 }
 
-func (d *decoder) step(n *node, p string, index int, jobRetry retryLayer) *Step {
+func (d *decoder) step(n *node, p jsonPath, index int, jobRetry retryLayer) *Step {
 	s := &Step{Name: fmt.Sprintf("step-%d", index+1), Condition: Condition{Status: StatusSuccess}}
 	fields, ok := d.object(n, p, stepFields, conditionAliases)
 	if !ok {
 		return nil
 	}
 	if v := fields.get("name"); v != nil {
-		if name, ok := d.nonEmpty(v, keyPath(p, "name")); ok {
+		if name, ok := d.nonEmpty(v, p.field("name")); ok {
 			if strings.ContainsAny(name, "\n\r") {
-				d.at(v, keyPath(p, "name"), "step name must be one line")
+				d.at(v, p.field("name"), "step name must be one line")
 			}
 			s.Name = name
 		}
 	}
 	if v := fields.get("bash"); v == nil {
 		d.at(n, p, "missing required field %q", "bash")
-	} else if b, ok := d.nonEmpty(v, keyPath(p, "bash")); ok {
+	} else if b, ok := d.nonEmpty(v, p.field("bash")); ok {
 		s.Bash = b
 	}
 	if v := fields.get("deps"); v != nil {
-		s.Deps = d.deps(v, keyPath(p, "deps"))
+		s.Deps = d.deps(v, p.field("deps"))
 	}
 	if v := fields.get("env"); v != nil {
-		s.Env = d.env(v, keyPath(p, "env"))
+		s.Env = d.env(v, p.field("env"))
 	}
-	s.Condition = d.condition(fields.get("condition"), keyPath(p, "condition"))
+	s.Condition = d.condition(fields.get("condition"), p.field("condition"))
 	if v := fields.get("continueOnError"); v != nil {
-		s.ContinueOnError, _ = d.boolean(v, keyPath(p, "continueOnError"))
+		s.ContinueOnError, _ = d.boolean(v, p.field("continueOnError"))
 	}
-	s.Retry = mergeRetryLayers(jobRetry, d.retry(fields.get("retry"), keyPath(p, "retry"))).apply(DefaultRetry)
+	s.Retry = mergeRetryLayers(jobRetry, d.retry(fields.get("retry"), p.field("retry"))).apply(DefaultRetry)
 	if s.Retry.MinTime > s.Retry.MaxTime {
 		// Layers may combine a minTime from one level with a smaller
 		// maxTime from another; the wait is capped by maxTime anyway.
 		s.Retry.MinTime = s.Retry.MaxTime
 	}
-	if t := d.timeoutLayer(fields.get("timeout"), keyPath(p, "timeout")); t.set {
+	if t := d.timeoutLayer(fields.get("timeout"), p.field("timeout")); t.set {
 		s.Timeout = t.v
 	}
 	if v := fields.get("workdir"); v != nil && v.kind != kindNull {
-		if wd, ok := d.relPath(v, keyPath(p, "workdir")); ok && wd != "." {
+		if wd, ok := d.relPath(v, p.field("workdir")); ok && wd != "." {
 			s.Workdir = wd
 		}
 	}
 	return s
 }
 
-func (d *decoder) deps(n *node, p string) []Dep {
+func (d *decoder) deps(n *node, p jsonPath) []Dep {
 	if n.kind != kindArray {
 		d.typeError(n, p, "an array of store paths")
 		return nil
 	}
 	var out []Dep
 	for i, e := range n.elems {
-		ep := indexPath(p, i)
+		ep := p.elem(i)
 		var dep Dep
 		switch e.kind {
 		case kindString:
@@ -784,15 +756,15 @@ func (d *decoder) deps(n *node, p string) []Dep {
 			if v := fields.get("path"); v == nil {
 				d.at(e, ep, "missing required field %q", "path")
 				continue
-			} else if s, ok := d.str(v, keyPath(ep, "path")); ok {
+			} else if s, ok := d.str(v, ep.field("path")); ok {
 				dep.Path = s
 			} else {
 				continue
 			}
 			if v := fields.get("drv"); v != nil && v.kind != kindNull {
-				if s, ok := d.str(v, keyPath(ep, "drv")); ok {
+				if s, ok := d.str(v, ep.field("drv")); ok {
 					if !strings.HasPrefix(s, "/") || !strings.HasSuffix(s, ".drv") {
-						d.at(v, keyPath(ep, "drv"), "expected an absolute .drv path, got %q", s)
+						d.at(v, ep.field("drv"), "expected an absolute .drv path, got %q", s)
 					}
 					dep.Drv = s
 				}
@@ -810,7 +782,7 @@ func (d *decoder) deps(n *node, p string) []Dep {
 	return out
 }
 
-func (d *decoder) stringMap(n *node, p string) map[string]string {
+func (d *decoder) stringMap(n *node, p jsonPath) map[string]string {
 	if n.kind != kindObject {
 		d.typeError(n, p, "an object of strings")
 		return nil
@@ -819,11 +791,11 @@ func (d *decoder) stringMap(n *node, p string) map[string]string {
 	seen := map[string]bool{}
 	for _, f := range n.fields {
 		if seen[f.key] {
-			d.errorf(nil, f.offset, keyPath(p, f.key), "duplicate key")
+			d.errorf(nil, f.offset, p.field(f.key), "duplicate key")
 			continue
 		}
 		seen[f.key] = true
-		if s, ok := d.str(f.value, keyPath(p, f.key)); ok {
+		if s, ok := d.str(f.value, p.field(f.key)); ok {
 			out[f.key] = s
 		}
 	}
@@ -848,14 +820,14 @@ func isFalse(n *node) bool {
 
 var sopsFormats = []string{"yaml", "json", "dotenv", "ini"}
 
-func (d *decoder) providers(n *node, p string) []Provider {
+func (d *decoder) providers(n *node, p jsonPath) []Provider {
 	if n.kind != kindArray {
 		d.typeError(n, p, "an array of providers")
 		return nil
 	}
 	var out []Provider
 	for i, e := range n.elems {
-		ep := indexPath(p, i)
+		ep := p.elem(i)
 		if e.kind != kindObject {
 			d.typeError(e, ep, "a provider object")
 			continue
@@ -865,13 +837,13 @@ func (d *decoder) providers(n *node, p string) []Provider {
 			d.at(e, ep, "missing required field %q (known: %s)", "type", strings.Join(providerTypes, ", "))
 			continue
 		}
-		typ, ok := d.str(tn, keyPath(ep, "type"))
+		typ, ok := d.str(tn, ep.field("type"))
 		if !ok {
 			continue
 		}
 		known, ok := providerFields[typ]
 		if !ok {
-			d.at(tn, keyPath(ep, "type"), "unknown provider type %q%s (known: %s)", typ, didYouMean(typ, providerTypes), strings.Join(providerTypes, ", "))
+			d.at(tn, ep.field("type"), "unknown provider type %q%s (known: %s)", typ, didYouMean(typ, providerTypes), strings.Join(providerTypes, ", "))
 			continue
 		}
 		fields, ok := d.object(e, ep, known, nil)
@@ -889,56 +861,57 @@ func (d *decoder) providers(n *node, p string) []Provider {
 		switch typ {
 		case "static":
 			if v := need("values"); v != nil {
-				pr.Values = d.env(v, keyPath(ep, "values"))
+				pr.Values = d.env(v, ep.field("values"))
 			}
 		case "file":
 			if v := need("path"); v != nil {
-				pr.Path, _ = d.nonEmpty(v, keyPath(ep, "path"))
+				pr.Path, _ = d.nonEmpty(v, ep.field("path"))
 				if strings.HasPrefix(pr.Path, "/nix/store/") && !isFalse(fields.get("secrets")) {
 					// A plaintext file of secrets there is world-readable:
 					// a Nix path (./.env) in a flake means the flake's
 					// copy of its source.
-					d.at(v, keyPath(ep, "path"), "%q is in the Nix store, where a file of secrets is readable by every user: give the path as a string relative to the repository, e.g. \".env\"", pr.Path)
+					d.at(v, ep.field("path"), "%q is in the Nix store, where a file of secrets is readable by every user: give the path as a string relative to the repository, e.g. \".env\"", pr.Path)
 				}
 			}
 			d.providerDrv(&pr, fields.get("drv"), ep)
 		case "sops":
 			if v := need("file"); v != nil {
-				pr.Path, _ = d.nonEmpty(v, keyPath(ep, "file"))
+				pr.Path, _ = d.nonEmpty(v, ep.field("file"))
 			}
 			pr.Format = "yaml"
 			pr.Required = true
 			if v := fields.get("format"); v != nil {
-				if s, ok := d.str(v, keyPath(ep, "format")); ok {
+				if s, ok := d.str(v, ep.field("format")); ok {
 					if contains(sopsFormats, s) {
 						pr.Format = s
 					} else {
-						d.at(v, keyPath(ep, "format"), "unknown sops format %q%s (known: %s)", s, didYouMean(s, sopsFormats), strings.Join(sopsFormats, ", "))
+						d.at(v, ep.field("format"), "unknown sops format %q%s (known: %s)", s, didYouMean(s, sopsFormats), strings.Join(sopsFormats, ", "))
 					}
 				}
 			}
 		case "command":
 			if v := need("command"); v != nil {
-				pr.Command, _ = d.nonEmpty(v, keyPath(ep, "command"))
+				pr.Command, _ = d.nonEmpty(v, ep.field("command"))
 			}
 		case "exec":
 			d.execProvider(&pr, need("path"), fields.get("drv"), ep)
 		case "required":
 			if v := need("names"); v != nil {
-				names, _ := d.stringList(v, keyPath(ep, "names"))
+				np := ep.field("names")
+				names, _ := d.stringList(v, np)
 				for k, name := range names {
 					if v.elems[k].kind == kindString && !envName.MatchString(name) {
-						d.at(v.elems[k], indexPath(keyPath(ep, "names"), k), "invalid variable name %q", name)
+						d.at(v.elems[k], np.elem(k), "invalid variable name %q", name)
 					}
 				}
 				pr.Names = names
 			}
 		}
 		if v := fields.get("required"); v != nil {
-			pr.Required, _ = d.boolean(v, keyPath(ep, "required"))
+			pr.Required, _ = d.boolean(v, ep.field("required"))
 		}
 		if v := fields.get("secrets"); v != nil {
-			if b, ok := d.boolean(v, keyPath(ep, "secrets")); ok {
+			if b, ok := d.boolean(v, ep.field("secrets")); ok {
 				pr.Secrets = &b
 			}
 		}
@@ -949,14 +922,14 @@ func (d *decoder) providers(n *node, p string) []Provider {
 
 var artifactName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 
-func (d *decoder) inputs(n *node, p string) []Input {
+func (d *decoder) inputs(n *node, p jsonPath) []Input {
 	if n.kind != kindArray {
 		d.typeError(n, p, "an array of artifact names or {name, path}")
 		return nil
 	}
 	var out []Input
 	for i, e := range n.elems {
-		ep := indexPath(p, i)
+		ep := p.elem(i)
 		var in Input
 		switch e.kind {
 		case kindString:
@@ -969,13 +942,13 @@ func (d *decoder) inputs(n *node, p string) []Input {
 			if v := fields.get("name"); v == nil {
 				d.at(e, ep, "missing required field %q", "name")
 				continue
-			} else if s, ok := d.str(v, keyPath(ep, "name")); ok {
+			} else if s, ok := d.str(v, ep.field("name")); ok {
 				in.Name = s
 			} else {
 				continue
 			}
 			if v := fields.get("path"); v != nil {
-				if s, ok := d.relPath(v, keyPath(ep, "path")); ok {
+				if s, ok := d.relPath(v, ep.field("path")); ok {
 					in.Path = s
 				}
 			}
@@ -988,7 +961,7 @@ func (d *decoder) inputs(n *node, p string) []Input {
 	return out
 }
 
-func (d *decoder) outputs(n *node, p string) []Output {
+func (d *decoder) outputs(n *node, p jsonPath) []Output {
 	if n.kind != kindObject {
 		d.typeError(n, p, "an object of artifact names to paths")
 		return nil
@@ -996,7 +969,7 @@ func (d *decoder) outputs(n *node, p string) []Output {
 	var out []Output
 	seen := map[string]bool{}
 	for _, f := range n.fields {
-		fp := keyPath(p, f.key)
+		fp := p.field(f.key)
 		if seen[f.key] {
 			d.errorf(nil, f.offset, fp, "duplicate field")
 			continue

@@ -52,7 +52,8 @@ func (e Executor) Config() any {
 type LocalExecutor struct{}
 
 // executorKind is how one executor type is decoded: the fields it knows
-// besides the common ones, and a function that fills its configuration.
+// besides the common ones, and a function that fills its configuration
+// (nil for none).
 type executorKind struct {
 	fields []string
 	decode func(o *execFields, e *Executor)
@@ -61,7 +62,7 @@ type executorKind struct {
 // executorKinds lists every executor type of the JSON graph. A backend's
 // options are one entry here and one file (executor_<type>.go).
 var executorKinds = map[string]executorKind{
-	"local":  {decode: func(_ *execFields, e *Executor) { e.Local = &LocalExecutor{} }},
+	"local":  {}, // no fields of its own, nothing to decode
 	"oci":    ociKind,
 	"ssh":    sshKind,
 	"ec2":    ec2Kind,
@@ -93,7 +94,7 @@ func executorTypes() []string {
 	return types
 }
 
-func (d *decoder) executor(n *node, p string) Executor {
+func (d *decoder) executor(n *node, p jsonPath) Executor {
 	e := Executor{Type: "local", CopyRepo: true, Local: &LocalExecutor{}}
 	if n.kind != kindObject {
 		d.typeError(n, p, "an executor object")
@@ -105,7 +106,7 @@ func (d *decoder) executor(n *node, p string) Executor {
 		d.at(n, p, "missing required field %q (known: %s)", "type", strings.Join(types, ", "))
 		return e
 	}
-	typ, ok := d.str(tn, keyPath(p, "type"))
+	typ, ok := d.str(tn, p.field("type"))
 	if !ok {
 		return e
 	}
@@ -115,23 +116,28 @@ func (d *decoder) executor(n *node, p string) Executor {
 		if typ == "docker" || typ == "podman" {
 			hint = fmt.Sprintf(" (containers are type \"oci\" with runtime %q)", typ)
 		}
-		d.at(tn, keyPath(p, "type"), "unknown executor type %q%s (known: %s)", typ, hint, strings.Join(types, ", "))
+		d.at(tn, p.field("type"), "unknown executor type %q%s (known: %s)", typ, hint, strings.Join(types, ", "))
 		return e
 	}
 	fields, ok := d.object(n, p, append(append([]string(nil), executorCommonFields...), kind.fields...), nil)
 	if !ok {
 		return e
 	}
-	e.Type, e.Local = typ, nil
+	e.Type = typ
 	e.typeFile = d.file
 	e.typeLine, e.typeCol = d.position(tn.offset)
 	if v := fields.get("name"); v != nil && v.kind != kindNull {
-		e.Name, _ = d.nonEmpty(v, keyPath(p, "name"))
+		e.Name, _ = d.nonEmpty(v, p.field("name"))
 	}
 	if v := fields.get("copyRepo"); v != nil {
-		e.CopyRepo, _ = d.boolean(v, keyPath(p, "copyRepo"))
+		e.CopyRepo, _ = d.boolean(v, p.field("copyRepo"))
 	}
-	kind.decode(&execFields{d: d, n: n, p: p, typ: typ, fields: fields}, &e)
+	if kind.decode != nil {
+		// Called through a func value, kind.decode may keep what it is
+		// given: it gets p detached from the caller's stack.
+		e.Local = nil
+		kind.decode(&execFields{d: d, n: n, p: p.detached(), typ: typ, fields: fields}, &e)
+	}
 	return e
 }
 
@@ -140,7 +146,8 @@ func (d *decoder) executor(n *node, p string) Executor {
 type execFields struct {
 	d      *decoder
 	n      *node
-	p, typ string
+	p      jsonPath // detached: the decode of a kind may keep it
+	typ    string
 	fields fieldSet
 }
 
@@ -152,7 +159,7 @@ func (o *execFields) get(key string) *node {
 	return nil
 }
 
-func (o *execFields) path(key string) string { return keyPath(o.p, key) }
+func (o *execFields) path(key string) jsonPath { return o.p.field(key) }
 
 // errorf reports a problem with the executor object as a whole.
 func (o *execFields) errorf(format string, args ...any) { o.d.at(o.n, o.p, format, args...) }
@@ -232,8 +239,9 @@ func (p *Plan) CheckExecutors(available []string) error {
 		if contains(available, j.Executor.Type) {
 			continue
 		}
+		typePath := pathOf("jobs", j.Name, "executor", "type")
 		e := &Error{File: j.Executor.typeFile, Line: j.Executor.typeLine, Col: j.Executor.typeCol,
-			Path: keyPath(keyPath(keyPath("jobs", j.Name), "executor"), "type")}
+			Path: typePath.String()}
 		e.Msg = fmt.Sprintf("executor type %q has no backend in this build of nixflow (available: %s)",
 			j.Executor.Type, strings.Join(available, ", "))
 		errs = append(errs, e)

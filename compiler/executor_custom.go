@@ -53,7 +53,7 @@ var customKind = executorKind{
 				}
 				return ""
 			}
-			s, _ := o.d.str(v, keyPath(p, key))
+			s, _ := o.d.str(v, p.field(key))
 			return s
 		}
 		c.Hooks = CustomHooks{

@@ -86,7 +86,7 @@ func sshHosts(o *execFields, n *node, defaultMax int) []SSHHost {
 	var out []SSHHost
 	seen := map[string]bool{}
 	for i, e := range n.elems {
-		ep := indexPath(p, i)
+		ep := p.elem(i)
 		h := SSHHost{MaxJobs: defaultMax}
 		switch e.kind {
 		case kindString:
@@ -105,20 +105,20 @@ func sshHosts(o *execFields, n *node, defaultMax int) []SSHHost {
 				d.at(e, ep, "missing required field %q", "host")
 				continue
 			}
-			if h.Host, ok = d.nonEmpty(v, keyPath(ep, "host")); !ok {
+			if h.Host, ok = d.nonEmpty(v, ep.field("host")); !ok {
 				continue
 			}
 			if v := fields.get("user"); v != nil {
-				h.User, _ = d.nonEmpty(v, keyPath(ep, "user"))
+				h.User, _ = d.nonEmpty(v, ep.field("user"))
 			}
 			if v := fields.get("port"); v != nil {
-				h.Port, _ = d.integer(v, keyPath(ep, "port"), 1, 65535)
+				h.Port, _ = d.integer(v, ep.field("port"), 1, 65535)
 			}
 			if v := fields.get("identityFile"); v != nil {
-				h.IdentityFile, _ = d.nonEmpty(v, keyPath(ep, "identityFile"))
+				h.IdentityFile, _ = d.nonEmpty(v, ep.field("identityFile"))
 			}
 			if v := fields.get("maxJobs"); v != nil {
-				h.MaxJobs, _ = d.integer(v, keyPath(ep, "maxJobs"), 1, maxJobsLimit)
+				h.MaxJobs, _ = d.integer(v, ep.field("maxJobs"), 1, maxJobsLimit)
 			}
 		default:
 			d.typeError(e, ep, "a host name or {host, maxJobs, ...}")
