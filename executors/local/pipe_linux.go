@@ -2,26 +2,45 @@ package local
 
 import (
 	"os"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// pipeSize is the capacity asked for a step's output pipes: a step that
-// writes fast then blocks less often on nixflow reading, and nixflow reads
-// more per system call. 1 MiB is Linux's default limit for unprivileged
-// processes (/proc/sys/fs/pipe-max-size).
+// pipeSize is the capacity a step's output pipe grows to when the step
+// writes faster than nixflow reads: it then blocks less often, and
+// nixflow reads more per system call. 1 MiB is Linux's default limit for
+// unprivileged processes (/proc/sys/fs/pipe-max-size).
 const pipeSize = 1 << 20
 
-// growPipe enlarges the pipe of r, if the kernel allows; the default
-// 64 KiB is kept otherwise.
-func growPipe(r *os.File) {
-	if rc, err := r.SyscallConn(); err == nil {
-		_ = rc.Control(func(fd uintptr) {
-			_, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize)
-		})
+// maxGrownPipes bounds the pipes grown at once. The pipes of an
+// unprivileged user share a budget (/proc/sys/fs/pipe-user-pages-soft,
+// 64 MiB by default), charged by capacity: once it is spent, every new
+// pipe of that user gets 8 KiB, the steps' own `a | b` too. So a pipe
+// grows only when its step writes fast, and 16 at most (16 MiB) are
+// grown at a time.
+const maxGrownPipes = 16
+
+// grownPipes counts the pipes of this process grown to pipeSize.
+var grownPipes atomic.Int32
+
+// growPipe enlarges the pipe of fd to pipeSize if the budget and the
+// kernel allow, and reports whether it did; releasePipe gives the budget
+// back once the pipe is closed.
+func growPipe(fd uintptr) bool {
+	if grownPipes.Add(1) > maxGrownPipes {
+		grownPipes.Add(-1)
+		return false
 	}
+	if _, err := unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize); err != nil {
+		grownPipes.Add(-1)
+		return false
+	}
+	return true
 }
+
+func releasePipe() { grownPipes.Add(-1) }
 
 // stepPipe returns a pipe whose read end nixflow polls and whose write
 // end goes to the step. os.Pipe would make both ends non-blocking and

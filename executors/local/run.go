@@ -287,6 +287,8 @@ type output struct {
 	rc      syscall.RawConn
 	pending []byte
 	closed  bool
+	// grown tells that r's pipe was grown to pipeSize (growPipe).
+	grown bool
 }
 
 func newOutput(dst io.Writer) (*output, error) {
@@ -297,7 +299,6 @@ func newOutput(dst io.Writer) (*output, error) {
 	if err != nil {
 		return nil, err
 	}
-	growPipe(r)
 	return &output{dst: dst, r: r, w: w, done: make(chan struct{})}, nil
 }
 
@@ -366,6 +367,10 @@ func (o *output) finish(timeout <-chan struct{}) {
 	}
 	o.r.Close() // unblocks a pending Read
 	<-o.done
+	if o.grown {
+		releasePipe()
+		o.grown = false
+	}
 }
 
 // devNull is /dev/null, opened once for all the steps of an executor, as

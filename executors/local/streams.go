@@ -72,12 +72,17 @@ func (o *output) copyLinked() {
 	}
 }
 
-// readSize is the most a copier reads at once: all that a full pipe
+// readSize is the most a copier reads at once: all that a full grown pipe
 // holds (pipeSize), so that a step printing fast is read in few system
 // calls, each waking it once. A copier's buffer starts small
 // (copyBufferSize) and doubles when a read fills it: a step printing
 // little costs little memory.
 const readSize = 1 << 20
+
+// growAt is what a pipe must give in one round of passOn (all that the
+// kernel's default pipe holds) to grow to pipeSize: its step writes
+// faster than it is read.
+const growAt = 64 << 10
 
 // readRetry is read(2), retried when a signal interrupts it.
 func readRetry(fd int, buf []byte) (int, error) {
@@ -117,6 +122,9 @@ func (s *streamSet) passOn(o *output, chunk []byte) {
 		held += got
 	}
 	for _, x := range s.outs {
+		if len(x.pending) >= growAt && !x.grown {
+			_ = x.rc.Control(func(fd uintptr) { x.grown = growPipe(fd) })
+		}
 		if la, ok := x.dst.(executors.LookAhead); ok && len(x.pending) > 0 {
 			la.LookAhead(x.pending)
 		}
