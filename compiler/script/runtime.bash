@@ -345,11 +345,14 @@ nf_warn() {
 # quiet), and blocks on one when the other is closed.
 nf_reader() {
   local job=$1 step=$2 prefix=$1/$2 line v mfd logfd ts now s o rc q first poll=0.01
-  local -a fd=() open=(1 1) eof=(0 0) buf=('' '') ring=() queue=()
+  local -a fd=() open=(1 1) eof=(0 0) buf=('' '') nl=(0 0) ring=() queue=()
   local n=0 got wait
   trap '' PIPE
-  # The log's times in UTC (this process starts no other).
-  TZ=UTC0
+  # The log's times in UTC (this process starts no other). Bytes, not
+  # characters: no read cut short by its timeout cuts a character, text
+  # is matched and cut byte by byte (as nixflow masks), and no pattern
+  # goes through wide characters.
+  TZ=UTC0 LC_ALL=C
   exec {logfd}>>"$nf_run_dir/logs/$job.log"
   # Values other jobs announce with ::add-mask:: are masked here from the
   # line after they were announced.
@@ -405,7 +408,7 @@ nf_reader() {
 # nf_ready STREAM: for nf_reader (its locals), whether STREAM has a line,
 # or bytes, to read now.
 nf_ready() {
-  [[ ${buf[$1]} == *$'\n'* ]] || ((eof[$1])) || IFS='' read -r -t 0 -u "${fd[$1]}" _
+  ((nl[$1] || eof[$1])) || IFS='' read -r -t 0 -u "${fd[$1]}" _
 }
 
 # nf_readline STREAM WAIT: for nf_reader (its locals), the next line of
@@ -416,12 +419,22 @@ nf_ready() {
 # line keeps coming goes on reading: a line cut there could announce a
 # value the other stream's next lines hold.
 nf_readline() {
-  local x=$1
+  local x=$1 re=$'^([^\n]*)\n'
   nf_l=''
   while :; do
-    if [[ ${buf[x]} == *$'\n'* ]]; then
-      nf_l=${buf[x]%%$'\n'*}
-      buf[x]=${buf[x]#*$'\n'}
+    if ((nl[x])); then
+      # Bash's ${buf%%$'\n'*} and ${buf#*$'\n'} try one position after
+      # another, each costing up to the whole text: fine in a read's worth
+      # of lines, not for a line of megabytes (the regular expression is
+      # linear).
+      if ((${#buf[x]} <= 16384)); then
+        nf_l=${buf[x]%%$'\n'*}
+      else
+        [[ ${buf[x]} =~ $re ]]
+        nf_l=${BASH_REMATCH[1]}
+      fi
+      buf[x]=${buf[x]:${#nf_l}+1}
+      [[ ${buf[x]} == *$'\n'* ]] || nl[x]=0
       return 0
     fi
     if ((eof[x])); then
@@ -435,34 +448,39 @@ nf_readline() {
 
 # nf_fill STREAM WAIT: for nf_reader (its locals), adds to buf[STREAM]
 # the bytes that come within WAIT seconds (block: up to the next newline,
-# as long as it takes); status 1 when none came. No read with a timeout
-# here reads up to a newline: bash's `read -t` consumes the newline and
-# then reports the timeout when its time runs out between the two,
-# joining two lines. `read -N 1` and `read -d ''` keep every byte they
-# consumed, and in the C locale no character is cut at the timeout.
+# as long as it takes), nl[STREAM] set if they hold a newline; status 1
+# when none came. No read with a timeout here reads up to a newline:
+# bash's `read -t` consumes the newline and then reports the timeout when
+# its time runs out between the two, joining two lines. `read -N 1` and
+# `read -d ''` keep every byte they consumed.
 nf_fill() {
-  local x=$1 c more LC_ALL=C
+  local x=$1 c more gather=0.005
   if [[ $2 == block ]]; then
     if IFS='' read -r -u "${fd[x]}" more; then
       buf[x]+=$more$'\n'
+      nl[x]=1
     else
       buf[x]+=$more
       eof[x]=1
     fi
     return 0
   fi
-  # The first byte, as soon as it comes; then what comes within 5 ms.
+  # The first byte, as soon as it comes; then what comes within 5 ms, or
+  # 50 ms in a long line (fewer copies of what it holds already).
   IFS='' read -r -N 1 -t "$2" -u "${fd[x]}" c
   case $? in
     0) ;;
     1) eof[x]=1 ;;
     *) [[ -n $c ]] || return 1 ;;
   esac
+  if ((!eof[x])); then
+    ((${#buf[x]} < 4096)) || gather=0.05
+    IFS='' read -r -d '' -t "$gather" -u "${fd[x]}" more
+    (($? == 1)) && eof[x]=1
+    c+=$more
+  fi
   buf[x]+=$c
-  ((eof[x])) && return 0
-  IFS='' read -r -d '' -t 0.005 -u "${fd[x]}" more
-  (($? == 1)) && eof[x]=1
-  buf[x]+=$more
+  [[ $c == *$'\n'* ]] && nl[x]=1
   return 0
 }
 
@@ -489,7 +507,9 @@ nf_drain() {
 # now on (nf_reader_line says so, and tells other jobs, when it writes the
 # line).
 nf_learn() {
-  local line=${1%$'\r'} v
+  local line=$1 v
+  # Guarded: ${line%$'\r'} tries every suffix of a line without one.
+  [[ $line == *$'\r' ]] && line=${line%$'\r'}
   [[ $line == *::add-mask::* && ${line#"${line%%[![:space:]]*}"} == ::add-mask::* ]] || return 0
   v=${line#*::add-mask::}
   v=${v#"${v%%[![:space:]]*}"}
@@ -504,7 +524,7 @@ nf_reader_line() {
   local line=$2 text v logprefix=''
   ((${1} == 1)) && logprefix='(stderr) '
   while IFS='' read -r -u "$mfd" v; do nf_add_mask "$v" || true; done
-  line=${line%$'\r'}
+  [[ $line == *$'\r' ]] && line=${line%$'\r'}
   if [[ $line == *::add-mask::* && ${line#"${line%%[![:space:]]*}"} == ::add-mask::* ]]; then
     v=${line#*::add-mask::}
     v=${v#"${v%%[![:space:]]*}"}
