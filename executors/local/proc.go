@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -165,19 +166,35 @@ func (s *cookieScan) find(after int, all bool) (found []int, uncertain int) {
 	return found, uncertain
 }
 
-// pfKthread is the PF_KTHREAD flag of a task, in /proc/<pid>/stat.
-const pfKthread = 0x00200000
+// The flags of a task, in /proc/<pid>/stat: PF_EXITING, PF_KTHREAD.
+const (
+	pfExiting = 0x00000004
+	pfKthread = 0x00200000
+)
 
 // mayBeExecuting reports whether the process, whose environment read
-// empty, may be executing a program: whether it is neither a zombie nor a
-// kernel thread.
+// empty, may be executing a program: whether it is neither a zombie, nor
+// exiting, nor a kernel thread.
 func mayBeExecuting(pid int, buf *[]byte) bool {
 	data, err := readProc(pid, "stat", buf)
 	if err != nil {
 		return false
 	}
 	st, ok := parseStat(data)
-	return ok && st.state != 'Z' && st.state != 'X' && st.flags&pfKthread == 0
+	return ok && st.state != 'Z' && st.state != 'X' && st.flags&(pfExiting|pfKthread) == 0
+}
+
+// gone reports whether the process has ended: it is no more, or a zombie.
+func gone(pid int, buf *[]byte) bool {
+	if syscall.Kill(pid, 0) == syscall.ESRCH {
+		return true
+	}
+	data, err := readProc(pid, "stat", buf)
+	if err != nil {
+		return true
+	}
+	st, ok := parseStat(data)
+	return ok && (st.state == 'Z' || st.state == 'X')
 }
 
 // lastPID returns the pid the kernel allocated last in nixflow's pid
@@ -225,30 +242,50 @@ func allocatedBetween(pid, after, last int) bool {
 // killByCookie kills with SIGKILL every process whose environment carries
 // cookie, scanning again until a scan finds none (a process may fork
 // while a scan runs) and no process whose environment could not be seen
-// (see find) is left after a few more scans, or until killTimeout has
-// passed. Unless all is set, it only looks at the processes started after
-// the pid after was allocated.
+// (see find) is left after a few more scans, then waits for the processes
+// it killed to end; all within killTimeout. Unless all is set, it only
+// looks at the processes started after the pid after was allocated.
 func killByCookie(cookie string, after int, all bool) {
+	deadline := time.Now().Add(killTimeout)
+	killed := killCookieHolders(cookie, after, all, deadline)
+	// A killed process is gone from the scans once its memory is
+	// released, but it may take a while to end after that on a busy
+	// machine (TestCookieFindsEscapee under load saw it running, exiting,
+	// when the scans were over).
+	buf := make([]byte, 512)
+	for backoff := time.Millisecond; len(killed) > 0; backoff = min(2*backoff, 20*time.Millisecond) {
+		killed = slices.DeleteFunc(killed, func(pid int) bool { return gone(pid, &buf) })
+		if len(killed) == 0 || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(backoff)
+	}
+}
+
+// killCookieHolders is killByCookie's scans and kills, until deadline; it
+// returns the processes it killed.
+func killCookieHolders(cookie string, after int, all bool, deadline time.Time) (killed []int) {
 	// Retries for uncertain processes: with the backoff, about 30 ms, when
 	// executing a program takes well under a millisecond. A process that
 	// really has an empty environment costs that much.
 	const uncertainRetries = 5
 	s := newCookieScan(cookie)
-	deadline := time.Now().Add(killTimeout)
 	retries := 0
 	for backoff := time.Millisecond; ; backoff = min(2*backoff, 20*time.Millisecond) {
 		found, uncertain := s.find(after, all)
 		if len(found) == 0 {
 			if uncertain == 0 || retries == uncertainRetries {
-				return
+				return killed
 			}
 			retries++
 		}
 		if time.Now().After(deadline) {
-			return
+			return killed
 		}
 		for _, pid := range found {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+			if syscall.Kill(pid, syscall.SIGKILL) == nil && !slices.Contains(killed, pid) {
+				killed = append(killed, pid)
+			}
 		}
 		time.Sleep(backoff)
 	}
