@@ -78,7 +78,6 @@ func (d *decoder) checkGraph(w *workflow) {
 	graphOK := true
 	for _, name := range names {
 		j := plan.byName[name]
-		known := j.Needs
 		for i, need := range j.Needs {
 			if need != name && plan.byName[need] != nil {
 				continue
@@ -92,8 +91,9 @@ func (d *decoder) checkGraph(w *workflow) {
 			}
 			graphOK = false
 		}
-		if len(known) > 0 {
-			deps[name] = known
+		// dag.New keeps none of it; when a need is wrong, no graph is made.
+		if len(j.Needs) > 0 {
+			deps[name] = j.Needs
 		}
 	}
 	if !graphOK {

@@ -95,15 +95,8 @@ func run(t *testing.T, w *workspace, ctx context.Context, script string) (execut
 // processGone reports whether pid is gone or a zombie (which is what a
 // killed orphan stays where nothing reaps orphans).
 func processGone(pid int) bool {
-	if syscall.Kill(pid, 0) == syscall.ESRCH {
-		return true
-	}
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	st, ok := parseStat(stat)
-	return ok && (st.state == 'Z' || st.state == 'X')
+	buf := make([]byte, 512)
+	return gone(pid, &buf)
 }
 
 func readPID(t *testing.T, path string) int {
