@@ -13,8 +13,11 @@ import (
 
 // JobLogs keeps one log file per job in a run directory (logs/<job>.log):
 // every output line and event of the job, with a timestamp and the step.
-// A job's file is open only while the job runs, so that a run of
-// thousands of jobs does not run out of file descriptors. Output and
+// A job's file is opened at its first write and closed when the job
+// ends: a run of thousands of jobs does not run out of file descriptors,
+// and a job shorter than flushDelay holds its file open only for the one
+// write at its end (every process a run starts gets a copy of nixflow's
+// open descriptors, which costs in proportion to their number). Output and
 // events are gathered and written once writeChunk bytes are held, at the
 // end of a step or of the job, or within flushDelay: a step printing
 // fast is written in a few large writes rather than one per read of its
@@ -35,10 +38,15 @@ type JobLogs struct {
 	closed  bool
 }
 
-// jobLog is the open log file of a job and what is still to write to it.
+// jobLog is the log file of a job, open once written to, and what is
+// still to write to it.
 type jobLog struct {
-	f       *os.File
-	pending []byte
+	name string
+	f    *os.File
+	// unopened tells that f could not be opened: the job's lines go
+	// nowhere.
+	unopened bool
+	pending  []byte
 	// size is how much was written to f by this run; reserved how far
 	// it is preallocated (see reserve), or -1 where the file system
 	// cannot.
@@ -75,6 +83,9 @@ func (jl *jobLog) reserve(n int) {
 // its appends ended: the file may have held lines before), and closes
 // it.
 func (jl *jobLog) close() error {
+	if jl.f == nil {
+		return nil
+	}
 	if jl.reserved > 0 {
 		if end, err := jl.f.Seek(0, io.SeekCurrent); err == nil {
 			jl.f.Truncate(end)
@@ -173,21 +184,45 @@ func (l *JobLogs) flushJob(job string, jl *jobLog) {
 	}
 }
 
-// write writes b to job's log, reporting a failure once per job.
+// write writes b to job's log, opening it at the first write. A log that
+// cannot be opened is reported, and its job's lines are dropped from then
+// on.
 func (l *JobLogs) write(job string, jl *jobLog, b []byte) {
+	if jl.unopened {
+		return
+	}
+	if jl.f == nil {
+		f, err := openAppend(jl.name)
+		if err != nil {
+			jl.unopened = true
+			l.files[job] = nil
+			if l.OnError != nil {
+				l.OnError(job, jl.name, err)
+			} else if l.err == nil {
+				l.err = err
+			}
+			return
+		}
+		jl.f = f
+	}
 	jl.reserve(len(b))
 	n, err := jl.f.Write(b)
 	jl.size += int64(n)
 	if err == nil {
 		return
 	}
+	l.failOnce(job, jl.name, err)
+}
+
+// failOnce reports the first failure to write job's log.
+func (l *JobLogs) failOnce(job, name string, err error) {
 	if l.failed == nil {
 		l.failed = map[string]bool{}
 	}
 	if !l.failed[job] {
 		l.failed[job] = true
 		if l.OnError != nil {
-			l.OnError(job, jl.f.Name(), err)
+			l.OnError(job, name, err)
 		}
 	}
 }
@@ -201,24 +236,13 @@ func (l *JobLogs) closeFile(job string) {
 	delete(l.files, job)
 }
 
-// file returns job's open log, opening it; nil when it cannot be
-// opened (reported once).
+// file returns job's log; nil when it could not be opened (reported
+// once).
 func (l *JobLogs) file(job string) *jobLog {
 	if jl, ok := l.files[job]; ok {
 		return jl
 	}
-	name := filepath.Join(l.dir, job+".log")
-	f, err := openAppend(name)
-	if err != nil {
-		l.files[job] = nil
-		if l.OnError != nil {
-			l.OnError(job, name, err)
-		} else if l.err == nil {
-			l.err = err
-		}
-		return nil
-	}
-	jl := &jobLog{f: f}
+	jl := &jobLog{name: filepath.Join(l.dir, job+".log")}
 	l.files[job] = jl
 	return jl
 }

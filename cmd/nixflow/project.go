@@ -107,12 +107,13 @@ func shortProject(p, home string) string {
 	return p
 }
 
-// notRunReason says why a job of a run has no log: its result, from the
-// run's result.json.
-func notRunReason(runDir, job string) string {
+// notRunReason says why a job of a run that ended has no log: its
+// result, from the run's result.json. ended is false when the run has
+// no result: it runs still, or was killed.
+func notRunReason(runDir, job string) (why string, ended bool) {
 	res, err := actions.ReadResult(runDir)
 	if err != nil {
-		return "the run did not finish"
+		return "", false
 	}
 	for _, j := range res.Jobs {
 		if j.Job != job {
@@ -120,14 +121,14 @@ func notRunReason(runDir, job string) string {
 		}
 		switch {
 		case j.Reason != "":
-			return string(j.Status) + ": " + j.Reason
+			return string(j.Status) + ": " + j.Reason, true
 		case j.Status == event.StatusSkipped:
-			return "skipped"
+			return "skipped", true
 		default:
-			return string(j.Status)
+			return string(j.Status), true
 		}
 	}
-	return "it was not selected"
+	return "it was not selected", true
 }
 
 // envName is what --env accepts as a variable name.

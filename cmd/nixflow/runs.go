@@ -127,8 +127,15 @@ func runJobs(runDir string) ([]string, error) {
 func (a *app) copyLog(runDir, job string, header bool) error {
 	f, err := os.Open(output.LogPath(runDir, job))
 	if os.IsNotExist(err) {
-		why := notRunReason(runDir, job)
-		if header {
+		why, ended := notRunReason(runDir, job)
+		switch {
+		case !ended && header:
+			// A running job's log appears with its first write.
+			fmt.Fprintf(a.stdout, "== %s: no log yet (the run has not finished)\n", job)
+			return nil
+		case !ended:
+			return usageError(fmt.Errorf("job %q has no log yet: the run has not finished (or was killed before the job started)", job))
+		case header:
 			fmt.Fprintf(a.stdout, "== %s: no log (the job did not run: %s)\n", job, why)
 			return nil
 		}

@@ -21,9 +21,10 @@ func outside(err error) error {
 	return err
 }
 
-// checkRunDir says, before a step starts, that its workspace or working
-// directory is gone, instead of the "fork/exec /usr/bin/bash: no such
-// file or directory" that starting it would give.
+// checkRunDir says, once a step could not start, that its workspace or
+// working directory is gone, instead of the "fork/exec /usr/bin/bash: no
+// such file or directory" that the failed chdir gives. (Looked at only
+// then: two stats for every step otherwise.)
 func checkRunDir(workspace, dir string) error {
 	if _, err := os.Stat(workspace); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("the workspace directory %s no longer exists (deleted by a step, or by something else meanwhile)", workspace)

@@ -104,6 +104,8 @@ type Executor struct {
 	umask umask
 	// stdin is the steps' standard input.
 	stdin devNull
+	// progs are the programs its steps' commands were found at.
+	progs progCache
 }
 
 var _ executors.Executor = (*Executor)(nil)
@@ -149,6 +151,7 @@ func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executo
 		drainTimeout: defaultDrainTimeout,
 		cgroups:      &e.cgroups,
 		stdin:        &e.stdin,
+		progs:        &e.progs,
 	}
 	if err := mkdirIn(w.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create workspace: %w", err)
@@ -204,6 +207,8 @@ type workspace struct {
 	cgroups *cgroupBase
 	// stdin is the executor's /dev/null, nil outside one.
 	stdin *devNull
+	// progs is the executor's, nil outside one.
+	progs *progCache
 
 	// guard counts the operations in progress, which Teardown waits for.
 	guard executors.Guard

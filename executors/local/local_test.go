@@ -257,6 +257,61 @@ func TestRunLooksUpStepPath(t *testing.T) {
 	}
 }
 
+// TestRunRemembersProgram: the executor remembers where a step's program
+// was found in its PATH, as bash's hash table does. A program of the same
+// name put later into a directory earlier in PATH is not seen while the
+// remembered one is still there; once that one is gone, the PATH is
+// searched again. Another PATH is searched apart.
+func TestRunRemembersProgram(t *testing.T) {
+	w := prepare(t, executors.JobSpec{})
+	first, second := t.TempDir(), t.TempDir()
+	tool := func(dir, says string) string {
+		p := filepath.Join(dir, "nixflow-tool")
+		if err := os.WriteFile(p, []byte("#!/bin/sh\necho "+says+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	runTool := func(path string) string {
+		t.Helper()
+		var out bytes.Buffer
+		res, err := w.Run(context.Background(), executors.Command{Argv: []string{"nixflow-tool"}, Env: []string{"PATH=" + path}, Stdout: &out})
+		if err != nil || res.ExitCode != 0 {
+			t.Fatalf("Run with PATH=%s: %+v, %v", path, res, err)
+		}
+		return strings.TrimSpace(out.String())
+	}
+	path := first + ":" + second
+	inSecond := tool(second, "second")
+	if got := runTool(path); got != "second" {
+		t.Fatalf("first run: %q, want second", got)
+	}
+	tool(first, "first")
+	if got := runTool(path); got != "second" {
+		t.Errorf("with a new program earlier in PATH: %q, want the remembered second", got)
+	}
+	if got := runTool(first); got != "first" {
+		t.Errorf("with another PATH: %q, want first", got)
+	}
+	if err := os.Remove(inSecond); err != nil {
+		t.Fatal(err)
+	}
+	if got := runTool(path); got != "first" {
+		t.Errorf("once the remembered program is gone: %q, want first", got)
+	}
+	// A program that is no longer executable is not taken either.
+	tool(second, "second again")
+	if got := runTool(second + ":" + first); got != "second again" {
+		t.Fatalf("PATH the other way round: %q", got)
+	}
+	if err := os.Chmod(filepath.Join(second, "nixflow-tool"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := runTool(second + ":" + first); got != "first" {
+		t.Errorf("once the remembered program is not executable: %q, want first", got)
+	}
+}
+
 // failingWriter fails every write.
 type failingWriter struct{ n int }
 

@@ -63,13 +63,10 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	if ctx.Err() != nil {
 		return executors.Result{ExitCode: -1, Stopped: true}, nil
 	}
-	if err := checkRunDir(w.dir, dir); err != nil {
-		return executors.Result{}, fmt.Errorf("run: %w", err)
-	}
 	cookie := newCookie()
 	env := executors.MergeEnv(w.environ, cmd.Env, cmd.PathPrepend)
 	env = append(env, cookieVar+"="+cookie)
-	prog, err := lookPath(cmd.Argv[0], env)
+	prog, err := lookPath(cmd.Argv[0], env, w.progs)
 	if err != nil {
 		return executors.Result{}, fmt.Errorf("run: %w", err)
 	}
@@ -111,6 +108,9 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	if c, err = cg.start(c); err != nil {
 		stdout.abort()
 		stderr.abort()
+		if err := checkRunDir(w.dir, dir); err != nil {
+			return executors.Result{}, fmt.Errorf("run: %w", err)
+		}
 		return executors.Result{}, fmt.Errorf("run %q: %w", cmd.Argv[0], explainStart(err, cmd.Argv, env))
 	}
 	linkStreams(stdout, stderr)
@@ -245,8 +245,8 @@ func waitGroup(pgid int, exited <-chan struct{}, d time.Duration, hurry <-chan s
 
 // lookPath finds the program file: a name without a slash is looked up in
 // the PATH of env, or in nixflow's PATH if env has none. Relative PATH
-// entries are ignored.
-func lookPath(file string, env []string) (string, error) {
+// entries are ignored. A non-nil c remembers what it found.
+func lookPath(file string, env []string, c *progCache) (string, error) {
 	if strings.Contains(file, "/") {
 		return file, nil // exec.Cmd resolves a relative path against Dir
 	}
@@ -259,16 +259,62 @@ func lookPath(file string, env []string) (string, error) {
 	if !ok {
 		return exec.LookPath(file)
 	}
+	key := progKey{file, pathList}
+	if p, ok := c.get(key); ok && executable(p) {
+		return p, nil
+	}
 	for _, dir := range filepath.SplitList(pathList) {
 		if !filepath.IsAbs(dir) {
 			continue
 		}
-		p := filepath.Join(dir, file)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+		if p := filepath.Join(dir, file); executable(p) {
+			c.put(key, p)
 			return p, nil
 		}
 	}
 	return "", &exec.Error{Name: file, Err: exec.ErrNotFound}
+}
+
+// executable reports whether p is a regular file with an execute bit.
+func executable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+}
+
+// progCache remembers, for an executor's steps, where lookPath found a
+// program in a PATH, as bash's command hash table does: the next step
+// with the same program and PATH takes the remembered file while it is
+// still an executable file, with one stat instead of one for every
+// directory before it in PATH (a Nix shell's PATH has dozens). Like bash,
+// it does not see a program of that name installed later into a
+// directory earlier in PATH.
+type progCache struct {
+	mu sync.Mutex
+	m  map[progKey]string
+}
+
+type progKey struct{ file, path string }
+
+func (c *progCache) get(k progKey) (string, bool) {
+	if c == nil {
+		return "", false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.m[k]
+	return p, ok
+}
+
+func (c *progCache) put(k progKey, p string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[progKey]string{}
+	}
+	c.m[k] = p
 }
 
 // output carries one output stream of a step: a pipe whose read end a
