@@ -16,8 +16,9 @@ import (
 
 // TestCloseRemovesStepCgroups: where steps get cgroups of their own, the
 // cgroups the executor's steps ran in are gone once it is closed, also
-// those it kept for later steps; and a step after one whose leftover
-// process was killed in its cgroup runs to its end.
+// those it kept for later steps; a step after one whose leftover
+// process was killed in its cgroup runs to its end; an empty cgroup
+// serves the next step.
 func TestCloseRemovesStepCgroups(t *testing.T) {
 	setsid := needStepCgroups(t)
 	base, _ := ownCgroup()
@@ -48,6 +49,11 @@ func TestCloseRemovesStepCgroups(t *testing.T) {
 	}
 	if len(used) == 0 {
 		t.Fatal("no step saw its cgroup")
+	}
+	// The first step's cgroup, left empty, served the third and fourth;
+	// the second's, where a process was killed, did not serve again.
+	if len(used) != 2 {
+		t.Errorf("the steps ran in %d cgroups, want 2: %v", len(used), used)
 	}
 	if err := w.Teardown(context.Background(), false); err != nil {
 		t.Fatal(err)
