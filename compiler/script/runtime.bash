@@ -1240,15 +1240,39 @@ nf_apply_overrides() {
 # --- processes -------------------------------------------------------------
 
 # nf_kill_cookie COOKIE kills every process whose environment holds the
-# step's cookie: the ones that left its process group (setsid) too.
+# step's cookie: the ones that left its process group (setsid) too. It
+# looks again while a look finds a new one (a process may start another as
+# it is killed), then waits, 2 s at most, for the killed ones to end.
 nf_kill_cookie() {
-  local f pid
+  local f pid i new killed=() unended
   [[ -d /proc/self ]] || return 0
-  while IFS='' read -r f; do
-    pid=${f#/proc/}
-    pid=${pid%/environ}
-    kill -KILL "$pid" 2>/dev/null || true
-  done < <(grep -lzx -- "NIXFLOW_COOKIE=$1" /proc/[0-9]*/environ 2>/dev/null)
+  for ((i = 0; i < 50; i++)); do
+    new=0
+    while IFS='' read -r f; do
+      pid=${f#/proc/}
+      pid=${pid%/environ}
+      kill -KILL "$pid" 2>/dev/null || continue
+      [[ " ${killed[*]-} " == *" $pid "* ]] || { killed+=("$pid"); new=1; }
+    done < <(grep -lzx -- "NIXFLOW_COOKIE=$1" /proc/[0-9]*/environ 2>/dev/null)
+    ((new)) || break
+  done
+  for ((i = 0; i < 200 && ${#killed[@]}; i++)); do
+    unended=()
+    for pid in "${killed[@]}"; do
+      nf_gone "$pid" || unended+=("$pid")
+    done
+    killed=(${unended[@]+"${unended[@]}"})
+    ((${#killed[@]} == 0)) || nf_sleep_ms 10
+  done
+}
+
+# nf_gone PID tells whether the process has ended: no longer there, or a
+# zombie.
+nf_gone() {
+  local s
+  read -r s <"/proc/$1/stat" 2>/dev/null || return 0
+  s=${s##*) }
+  [[ ${s%% *} == Z ]]
 }
 
 # nf_stopper PGID FIRST: SIGNAL, then SIGTERM after the interrupt grace (for

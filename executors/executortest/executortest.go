@@ -93,6 +93,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("BackgroundAfterExit", s.testBackgroundAfterExit)
 	t.Run("SetsidEscapeeCancelled", s.testSetsidCancelled)
 	t.Run("SetsidEscapeeAfterExit", s.testSetsidAfterExit)
+	t.Run("SetsidEscapeeForks", s.testSetsidForks)
 	t.Run("CopyTree", s.testCopyTree)
 	t.Run("CopyFile", s.testCopyFile)
 	t.Run("CopyErrors", s.testCopyErrors)
@@ -627,6 +628,41 @@ setsid bash -c 'echo $$ > escapee.pid; echo > started; exec sleep 1000' </dev/nu
 read -r _ < started
 exit 0`})
 	w.assertGone("escapee.pid")
+}
+
+// testSetsidForks: an escapee that keeps starting processes while the
+// step ends leaves none of them behind: the search for the step's
+// processes looks again while it finds new ones, and waits for the killed
+// ones to end. Every process of the escapee carries a mark of this test
+// in its environment; a later step counts the processes that still do.
+func (s *suite) testSetsidForks(t *testing.T) {
+	w := s.setup(t).prepare("setsid-forks")
+	w.skipWithoutSetsid()
+	mark := "NIXFLOW_TEST_MARK=" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	w.mustRun(step{script: `mkfifo started
+export ` + mark + `
+setsid bash -c 'for ((i = 0; i < 300; i++)); do
+  sleep 1000 &
+  if ((i == 2)); then echo > started; fi
+done
+wait' </dev/null >/dev/null 2>&1 &
+read -r _ < started
+exit 0`})
+	r := w.mustRun(step{script: `[ -d /proc/self ] || { echo no-proc; exit 0; }
+left=()
+for d in /proc/[0-9]*; do
+  mapfile -d '' -t e < "$d/environ" 2>/dev/null || continue
+  for kv in "${e[@]}"; do
+    if [ "$kv" = ` + shellQuote(mark) + ` ]; then left+=("${d#/proc/}"); break; fi
+  done
+done
+echo "${#left[@]} ${left[*]}"`})
+	switch out := strings.TrimSpace(r.stdout); {
+	case out == "no-proc":
+		t.Skip("no /proc where steps run")
+	case out != "0":
+		t.Errorf("processes of the escapee left (count, pids): %s", out)
+	}
 }
 
 // entry describes a file for comparison: type, permissions, and content

@@ -55,27 +55,66 @@ signal() {
 # killcookie kills the processes carrying the step's cookie (escaped from
 # its process group with setsid). Only processes started after the step can
 # carry it: unless the pid counter wrapped, only their pids need a look.
-# Bash builtins only: a process per step costs more than the scan.
+# It looks again while a look finds a new one (a process may start another
+# as it is killed) or one whose environment cannot be read yet (in the
+# middle of executing a program: a few more looks), then waits, 2 s at
+# most, for the killed ones to end. Bash builtins only, but for the sleeps
+# between looks: a process per step costs more than the scan.
 killcookie() {
-	local last p pids=() e kv
+	local last p pids e kv round new unsure tries=0 killed=() left
 	[ -d /proc/self ] || return 0
-	read -r last </proc/sys/kernel/ns_last_pid 2>/dev/null || last=
-	if [ -n "$last" ] && ((last >= pid && last - pid < 4096)); then
-		for ((p = pid + 1; p <= last; p++)); do
-			[ -e "/proc/$p" ] && pids+=("$p")
-		done
-	else
-		for p in /proc/[0-9]*; do pids+=("${p#/proc/}"); done
-	fi
-	for p in "${pids[@]}"; do
-		mapfile -d '' -t e <"/proc/$p/environ" 2>/dev/null || continue
-		for kv in "${e[@]}"; do
-			if [ "$kv" = "NIXFLOW_STEP_COOKIE=$cookie" ]; then
-				kill -s KILL "$p" 2>/dev/null
-				break
+	for ((round = 0; round < 50; round++)); do
+		pids=() new=0 unsure=0
+		read -r last </proc/sys/kernel/ns_last_pid 2>/dev/null || last=
+		if [ -n "$last" ] && ((last >= pid && last - pid < 4096)); then
+			for ((p = pid + 1; p <= last; p++)); do
+				[ -e "/proc/$p" ] && pids+=("$p")
+			done
+		else
+			for p in /proc/[0-9]*; do pids+=("${p#/proc/}"); done
+		fi
+		for p in "${pids[@]}"; do
+			mapfile -d '' -t e <"/proc/$p/environ" 2>/dev/null || continue
+			if ((${#e[@]} == 0)); then
+				executing "$p" && unsure=1
+				continue
 			fi
+			for kv in "${e[@]}"; do
+				if [ "$kv" = "NIXFLOW_STEP_COOKIE=$cookie" ]; then
+					kill -s KILL "$p" 2>/dev/null
+					case " ${killed[*]-} " in *" $p "*) ;; *) killed+=("$p") new=1 ;; esac
+					break
+				fi
+			done
 		done
+		if ((!new)); then
+			((unsure && tries++ < 5)) || break
+			sleep 0.01
+		fi
 	done
+	for ((round = 0; round < 200 && ${#killed[@]}; round++)); do
+		left=()
+		for p in "${killed[@]}"; do
+			gone "$p" || left+=("$p")
+		done
+		killed=(${left[@]+"${left[@]}"})
+		((${#killed[@]} == 0)) || sleep 0.01
+	done
+}
+# executing tells whether process $1, whose environment reads empty, may be
+# executing a program: not a kernel thread, not exiting, not a zombie.
+executing() {
+	local s f
+	read -r s <"/proc/$1/stat" 2>/dev/null || return 1
+	read -r -a f <<<"${s##*) }"
+	[ "${f[0]}" != Z ] && ((!(f[6] & 0x00200004)))
+}
+# gone tells whether process $1 has ended: no longer there, or a zombie.
+gone() {
+	local s
+	read -r s <"/proc/$1/stat" 2>/dev/null || return 0
+	s=${s##*) }
+	[ "${s%% *}" = Z ]
 }
 
 {
