@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Run: bench/output.sh   (needs go, make, hyperfine, jq). Measures step
-# output through nixflow side by side with the same command run by bash
-# and by make, all to /dev/null: a step printing SIZE bytes (default 1 GB)
+# output through nixflow side by side with the same command run by bash,
+# by bash into cat (any reader of a pipe pays what cat pays) and by make,
+# all to /dev/null: a step printing SIZE bytes (default 1 GB)
 # of 64-byte build-log lines, without secrets and with 10 secrets to
 # mask, in the simple and JSON console formats. nixflow also writes every
 # line to the job's log file (on the file system of bench/_out unless
 # STATE is set). Writes bench/_out/output.{md,csv} and a summary with
-# throughputs and ratios to bash. Environment: SIZE, RUNS (default 3).
+# throughputs and ratios to bash and to cat. Environment: SIZE, RUNS (default 3).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -40,6 +41,7 @@ run="env XDG_STATE_HOME=$state $nixflow run"
 hyperfine -N --warmup 1 --runs "$runs" --output null --prepare "rm -rf $state/nixflow" \
 	--export-markdown "$out/output.md" --export-csv "$out/output.csv" \
 	-n "bash" "bash --noprofile --norc -eo pipefail -c \"$print\"" \
+	-n "bash | cat" "bash --noprofile --norc -eo pipefail -c \"$print | cat >/dev/null\"" \
 	-n "make" "make -s -f $dir/Makefile" \
 	-n "nixflow simple" "$run --log-format simple $dir/plain.json" \
 	-n "nixflow simple 10 secrets" "$run --log-format simple $dir/secrets.json" \
@@ -48,14 +50,16 @@ hyperfine -N --warmup 1 --runs "$runs" --output null --prepare "rm -rf $state/ni
 
 csv=$out/output.csv
 bash_t=$(median "bash" "$csv")
+cat_t=$(median "bash | cat" "$csv")
 {
 	echo
 	echo "output: $size bytes of 64-byte lines, to /dev/null (median of $runs), load $(cut -d' ' -f1-3 /proc/loadavg) at the end"
-	for name in "bash" "make" "nixflow simple" "nixflow simple 10 secrets" "nixflow json" "nixflow json 10 secrets"; do
+	for name in "bash" "bash | cat" "make" "nixflow simple" "nixflow simple 10 secrets" "nixflow json" "nixflow json 10 secrets"; do
 		t=$(median "$name" "$csv")
 		c=$(cpu "$name" "$csv")
-		printf '  %-26s %7.3f s %6.0f MB/s %6s x bash | CPU %7.3f s %6.0f MB/s\n' "$name" "$t" \
-			"$(awk -v s="$size" -v t="$t" 'BEGIN {print s / t / 1e6}')" "$(ratio "$t" "$bash_t")" \
+		printf '  %-26s %7.3f s %6.0f MB/s %6s x bash %6s x cat | CPU %7.3f s %6.0f MB/s\n' "$name" "$t" \
+			"$(awk -v s="$size" -v t="$t" 'BEGIN {print s / t / 1e6}')" "$(ratio "$t" "$bash_t")" "$(ratio "$t" "$cat_t")" \
 			"$c" "$(awk -v s="$size" -v t="$c" 'BEGIN {print s / t / 1e6}')"
 	done
+	echo "  (bash | cat: the same output read by a third process that only reads it, cat: the floor of any reader of the step's pipe on this machine)"
 } | tee "$out/output-summary.txt"

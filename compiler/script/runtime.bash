@@ -1242,9 +1242,12 @@ nf_apply_overrides() {
 # nf_kill_cookie COOKIE kills every process whose environment holds the
 # step's cookie: the ones that left its process group (setsid) too. It
 # looks again while a look finds a new one (a process may start another as
-# it is killed), then waits, 2 s at most, for the killed ones to end.
+# it is killed); once it found one, it also looks twice more, 10 ms apart,
+# for a process that was executing a program during a look (its
+# environment then reads empty). Then it waits, 2 s at most, for the
+# killed ones to end.
 nf_kill_cookie() {
-  local f pid i new killed=() unended
+  local f pid i new more=2 killed=() unended
   [[ -d /proc/self ]] || return 0
   for ((i = 0; i < 50; i++)); do
     new=0
@@ -1254,7 +1257,10 @@ nf_kill_cookie() {
       kill -KILL "$pid" 2>/dev/null || continue
       [[ " ${killed[*]-} " == *" $pid "* ]] || { killed+=("$pid"); new=1; }
     done < <(grep -lzx -- "NIXFLOW_COOKIE=$1" /proc/[0-9]*/environ 2>/dev/null)
-    ((new)) || break
+    if ((!new)); then
+      ((${#killed[@]} && more-- > 0)) || break
+      nf_sleep_ms 10
+    fi
   done
   for ((i = 0; i < 200 && ${#killed[@]}; i++)); do
     unended=()

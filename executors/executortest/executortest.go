@@ -651,7 +651,7 @@ exit 0`})
 	r := w.mustRun(step{script: `[ -d /proc/self ] || { echo no-proc; exit 0; }
 left=()
 for d in /proc/[0-9]*; do
-  mapfile -d '' -t e < "$d/environ" 2>/dev/null || continue
+  mapfile -d '' -t e 2>/dev/null < "$d/environ" || continue
   for kv in "${e[@]}"; do
     if [ "$kv" = ` + shellQuote(mark) + ` ]; then left+=("${d#/proc/}"); break; fi
   done
