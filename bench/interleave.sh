@@ -7,9 +7,10 @@
 # minute apart can differ by more than the change measured. A BINARY
 # named `make` runs make -j on the Makefile beside GRAPH (bench/gen
 # writes both). Prints the median wall and CPU time (user + system, of
-# every process) of each, and its ratio to the first. Environment: ROUNDS
-# (default 11); STATE, the state directory (default a tmpfs one under
-# /dev/shm); PARALLEL, --max-parallel (default 0, every ready job).
+# every process) of each, and its ratio to the first (give each binary
+# once). Environment: ROUNDS (default 11); STATEBASE, where the state
+# directory is made, and removed at the end (default /dev/shm, a tmpfs);
+# PARALLEL, --max-parallel (default 0, every ready job).
 #
 #   go build -o /tmp/nixflow-old ./cmd/nixflow   # at the older commit
 #   go build -o /tmp/nixflow-new ./cmd/nixflow
@@ -27,7 +28,7 @@ fi
 graph=$(realpath "$1")
 shift
 rounds=${ROUNDS:-11}
-state=${STATE:-$(mktemp -d /dev/shm/nixflow-interleave.XXXXXX)}
+state=$(mktemp -d "${STATEBASE:-/dev/shm}/nixflow-interleave.XXXXXX")
 times=$(mktemp)
 trap 'rm -rf "$state" "$times"' EXIT
 
@@ -37,7 +38,7 @@ for ((i = 0; i < rounds; i++)); do
 	for b in "$@"; do
 		rm -rf "${state:?}"/*
 		if [[ $b == make ]]; then
-			cmd=(make -s -j -f "$(dirname "$graph")/Makefile")
+			cmd=(make -s -j -C "$(dirname "$graph")" -f Makefile)
 		else
 			cmd=(env XDG_STATE_HOME="$state" "$b" run --max-parallel "${PARALLEL:-0}" "$graph")
 		fi

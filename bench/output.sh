@@ -41,7 +41,7 @@ run="env XDG_STATE_HOME=$state $nixflow run"
 hyperfine -N --warmup 1 --runs "$runs" --output null --prepare "rm -rf $state/nixflow" \
 	--export-markdown "$out/output.md" --export-csv "$out/output.csv" \
 	-n "bash" "bash --noprofile --norc -eo pipefail -c \"$print\"" \
-	-n "bash | cat" "bash --noprofile --norc -eo pipefail -c \"$print | cat >/dev/null\"" \
+	-n "bash | cat" "bash --noprofile --norc -eo pipefail -c \"{ $print; } | cat >/dev/null\"" \
 	-n "make" "make -s -f $dir/Makefile" \
 	-n "nixflow simple" "$run --log-format simple $dir/plain.json" \
 	-n "nixflow simple 10 secrets" "$run --log-format simple $dir/secrets.json" \

@@ -1272,13 +1272,13 @@ nf_kill_cookie() {
   done
 }
 
-# nf_gone PID tells whether the process has ended: no longer there, or a
-# zombie.
+# nf_gone PID tells whether the process has ended: no longer there, a
+# zombie, or dead.
 nf_gone() {
   local s
-  read -r s <"/proc/$1/stat" 2>/dev/null || return 0
+  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 0
   s=${s##*) }
-  [[ ${s%% *} == Z ]]
+  [[ ${s%% *} == [ZX] ]]
 }
 
 # nf_stopper PGID FIRST: SIGNAL, then SIGTERM after the interrupt grace (for

@@ -656,7 +656,10 @@ for d in /proc/[0-9]*; do
     if [ "$kv" = ` + shellQuote(mark) + ` ]; then left+=("${d#/proc/}"); break; fi
   done
 done
-echo "${#left[@]} ${left[*]}"`})
+echo "${#left[@]} ${left[*]}"
+# What was counted goes, so that a failure leaves nothing behind.
+if ((${#left[@]})); then kill -9 "${left[@]}" 2>/dev/null; fi
+true`})
 	switch out := strings.TrimSpace(r.stdout); {
 	case out == "no-proc":
 		t.Skip("no /proc where steps run")

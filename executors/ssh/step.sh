@@ -74,7 +74,7 @@ killcookie() {
 			for p in /proc/[0-9]*; do pids+=("${p#/proc/}"); done
 		fi
 		for p in "${pids[@]}"; do
-			mapfile -d '' -t e <"/proc/$p/environ" 2>/dev/null || continue
+			{ mapfile -d '' -t e <"/proc/$p/environ"; } 2>/dev/null || continue
 			if ((${#e[@]} == 0)); then
 				executing "$p" && unsure=1
 				continue
@@ -105,16 +105,23 @@ killcookie() {
 # executing a program: not a kernel thread, not exiting, not a zombie.
 executing() {
 	local s f
-	read -r s <"/proc/$1/stat" 2>/dev/null || return 1
-	read -r -a f <<<"${s##*) }"
-	[ "${f[0]}" != Z ] && ((!(f[6] & 0x00200004)))
+	{ read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
+	# Split on spaces without a here-string (a temporary file, in bash
+	# before 5.1: a full disk would fail it). The fields are numbers and
+	# one letter: nothing to glob.
+	# shellcheck disable=SC2206
+	f=(${s##*) })
+	case ${f[0]-Z} in Z | X) return 1 ;; esac
+	((!(${f[6]:-0} & 0x00200004)))
 }
-# gone tells whether process $1 has ended: no longer there, or a zombie.
+# gone tells whether process $1 has ended: no longer there, a zombie, or
+# dead.
 gone() {
 	local s
-	read -r s <"/proc/$1/stat" 2>/dev/null || return 0
+	{ read -r s <"/proc/$1/stat"; } 2>/dev/null || return 0
 	s=${s##*) }
-	[ "${s%% *}" = Z ]
+	case ${s%% *} in Z | X) return 0 ;; esac
+	return 1
 }
 
 {
