@@ -25,7 +25,8 @@ if ! { mkdir -m 700 "$run/ctl" "$run/tmp" && mkdir -m 755 "$run/jobs" &&
 	exit 1
 fi
 have() { command -v "$1" >/dev/null 2>&1 && printf 1 || printf 0; }
-printf 'nixflow-ready\n%s\n%s %s %s %s\n' "$run" "$(have tar)" "$(have setsid)" "$(have nix-store)" "$(have grep)"
+printf 'nixflow-ready\n%s\n%s %s %s %s %s\n' "$run" "$(have tar)" "$(have setsid)" "$(have nix-store)" "$(have grep)" \
+	"${BASH_VERSINFO[0]}.${BASH_VERSINFO[1]}"
 
 while IFS= read -r _; do :; done
 

@@ -280,11 +280,16 @@ func (h *host) dial(ctx context.Context) (*conn, error) {
 	}
 	c.run = rep.lines[1]
 	fields := strings.Fields(rep.lines[2])
-	if len(fields) < 4 {
+	if len(fields) < 5 {
 		c.kill()
 		return nil, fmt.Errorf("host %s: unexpected report %q", h.t.Where(), rep.lines[2])
 	}
 	c.hasTar, c.hasSetsid, c.hasNix = fields[0] == "1", fields[1] == "1", fields[2] == "1"
+	if err := checkBash(fields[4]); err != nil {
+		c.close(context.Background())
+		return nil, &downError{where: h.t.Where(), err: err,
+			hint: "the step runner needs bash 4.4 or later (mapfile -d, empty arrays under set -u): upgrade bash on the host"}
+	}
 	var missing []string
 	if !c.hasTar {
 		missing = append(missing, "tar")
@@ -299,6 +304,22 @@ func (h *host) dial(ctx context.Context) (*conn, error) {
 	}
 	h.log.Debug("connected", "run_dir", c.run)
 	return c, nil
+}
+
+// checkBash says whether the host's bash, as the anchor reported it
+// (BASH_VERSINFO's major.minor), can run the step runner: 4.4 or later.
+// Older, the runner's search for escaped processes would find nothing.
+func checkBash(version string) error {
+	major, minor, ok := strings.Cut(version, ".")
+	x, err1 := strconv.Atoi(major)
+	y, err2 := strconv.Atoi(minor)
+	if !ok || err1 != nil || err2 != nil {
+		return fmt.Errorf("cannot tell the version of bash (%q)", version)
+	}
+	if x < 4 || (x == 4 && y < 4) {
+		return fmt.Errorf("bash %s is older than 4.4", version)
+	}
+	return nil
 }
 
 // dialError explains why the master connection failed, from what the

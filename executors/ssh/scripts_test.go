@@ -27,3 +27,28 @@ func TestScriptsShellcheck(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckBash: the step runner needs bash 4.4 or later; what the anchor
+// reports of an older one, or something it cannot read, refuses the host
+// with the version in the message.
+func TestCheckBash(t *testing.T) {
+	for version, want := range map[string]string{
+		"4.4":  "",
+		"5.2":  "",
+		"10.0": "",
+		"4.3":  "bash 4.3 is older than 4.4",
+		"4.2":  "bash 4.2 is older than 4.4",
+		"3.2":  "bash 3.2 is older than 4.4",
+		"":     `cannot tell the version of bash ("")`,
+		"5":    `cannot tell the version of bash ("5")`,
+		"x.y":  `cannot tell the version of bash ("x.y")`,
+	} {
+		got := ""
+		if err := checkBash(version); err != nil {
+			got = err.Error()
+		}
+		if got != want {
+			t.Errorf("checkBash(%q) = %q, want %q", version, got, want)
+		}
+	}
+}
