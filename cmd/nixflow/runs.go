@@ -129,12 +129,19 @@ func (a *app) copyLog(runDir, job string, header bool) error {
 	if os.IsNotExist(err) {
 		why, ended := notRunReason(runDir, job)
 		switch {
-		case !ended && header:
+		case !ended && runActive(runDir):
 			// A running job's log appears with its first write.
-			fmt.Fprintf(a.stdout, "== %s: no log yet (the run has not finished)\n", job)
-			return nil
+			if header {
+				fmt.Fprintf(a.stdout, "== %s: no log yet (the run is still going)\n", job)
+				return nil
+			}
+			return usageError(fmt.Errorf("job %q has no log yet: the run is still going", job))
 		case !ended:
-			return usageError(fmt.Errorf("job %q has no log yet: the run has not finished (or was killed before the job started)", job))
+			if header {
+				fmt.Fprintf(a.stdout, "== %s: no log (the run was stopped before the job wrote to it)\n", job)
+				return nil
+			}
+			return usageError(fmt.Errorf("job %q has no log: the run was stopped before the job wrote to it", job))
 		case header:
 			fmt.Fprintf(a.stdout, "== %s: no log (the job did not run: %s)\n", job, why)
 			return nil
