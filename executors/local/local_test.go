@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -857,4 +858,19 @@ func TestCookieFindsEscapee(t *testing.T) {
 	w := prepare(t, executors.JobSpec{})
 	w.noCgroup = true
 	assertEscapeeKilled(t, w, setsid)
+}
+
+// TestProgCacheBounded: jobs that each have a PATH of their own do not
+// make the executor remember without bound.
+func TestProgCacheBounded(t *testing.T) {
+	var c progCache
+	for i := 0; i < 10*maxProgs; i++ {
+		c.put(progKey{"bash", fmt.Sprintf("/job%d/bin:/usr/bin", i)}, "/usr/bin/bash")
+		if len(c.m) > maxProgs {
+			t.Fatalf("%d programs remembered after %d puts, want at most %d", len(c.m), i+1, maxProgs)
+		}
+	}
+	if p, ok := c.get(progKey{"bash", fmt.Sprintf("/job%d/bin:/usr/bin", 10*maxProgs-1)}); !ok || p != "/usr/bin/bash" {
+		t.Errorf("the last program put is not remembered: %q, %v", p, ok)
+	}
 }

@@ -311,11 +311,16 @@ func (c *progCache) put(k progKey, p string) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil {
+	if c.m == nil || len(c.m) >= maxProgs {
+		// Jobs that each put their own directory in PATH (JOB_PATH) make
+		// a PATH each: start again rather than keep them all.
 		c.m = map[progKey]string{}
 	}
 	c.m[k] = p
 }
+
+// maxProgs bounds what a progCache remembers.
+const maxProgs = 256
 
 // output carries one output stream of a step: a pipe whose read end a
 // goroutine copies to the step's writer. A nil writer needs no pipe: the
