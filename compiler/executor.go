@@ -100,10 +100,9 @@ func (d *decoder) executor(n *node, p jsonPath) Executor {
 		d.typeError(n, p, "an executor object")
 		return e
 	}
-	types := executorTypes()
 	tn := n.get("type")
 	if tn == nil {
-		d.at(n, p, "missing required field %q (known: %s)", "type", strings.Join(types, ", "))
+		d.at(n, p, "missing required field %q (known: %s)", "type", strings.Join(executorTypes(), ", "))
 		return e
 	}
 	typ, ok := d.str(tn, p.field("type"))
@@ -112,6 +111,9 @@ func (d *decoder) executor(n *node, p jsonPath) Executor {
 	}
 	kind, ok := executorKinds[typ]
 	if !ok {
+		// The list is sorted for messages only: a job of a known type
+		// does not pay for it.
+		types := executorTypes()
 		hint := didYouMean(typ, types)
 		if typ == "docker" || typ == "podman" {
 			hint = fmt.Sprintf(" (containers are type \"oci\" with runtime %q)", typ)
