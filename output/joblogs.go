@@ -211,18 +211,13 @@ func (l *JobLogs) write(job string, jl *jobLog, b []byte) {
 	if err == nil {
 		return
 	}
-	l.failOnce(job, jl.name, err)
-}
-
-// failOnce reports the first failure to write job's log.
-func (l *JobLogs) failOnce(job, name string, err error) {
 	if l.failed == nil {
 		l.failed = map[string]bool{}
 	}
 	if !l.failed[job] {
 		l.failed[job] = true
 		if l.OnError != nil {
-			l.OnError(job, name, err)
+			l.OnError(job, jl.name, err)
 		}
 	}
 }

@@ -1248,6 +1248,7 @@ nf_apply_overrides() {
 # killed ones to end.
 nf_kill_cookie() {
   local f pid i new more=2 killed=() unended
+  local -A hit=()
   [[ -d /proc/self ]] || return 0
   for ((i = 0; i < 50; i++)); do
     new=0
@@ -1255,7 +1256,9 @@ nf_kill_cookie() {
       pid=${f#/proc/}
       pid=${pid%/environ}
       kill -KILL "$pid" 2>/dev/null || continue
-      [[ " ${killed[*]-} " == *" $pid "* ]] || { killed+=("$pid"); new=1; }
+      [[ -n ${hit[$pid]-} ]] && continue
+      hit[$pid]=1 new=1
+      killed+=("$pid")
     done < <(grep -lzx -- "NIXFLOW_COOKIE=$1" /proc/[0-9]*/environ 2>/dev/null)
     if ((!new)); then
       ((${#killed[@]} && more-- > 0)) || break
@@ -1267,7 +1270,7 @@ nf_kill_cookie() {
     for pid in "${killed[@]}"; do
       nf_gone "$pid" || unended+=("$pid")
     done
-    killed=(${unended[@]+"${unended[@]}"})
+    killed=("${unended[@]}")
     ((${#killed[@]} == 0)) || nf_sleep_ms 10
   done
 }

@@ -62,6 +62,7 @@ signal() {
 # between looks: a process per step costs more than the scan.
 killcookie() {
 	local last p pids e kv round new unsure tries=0 killed=() left
+	local -A seen=()
 	[ -d /proc/self ] || return 0
 	for ((round = 0; round < 50; round++)); do
 		pids=() new=0 unsure=0
@@ -82,7 +83,10 @@ killcookie() {
 			for kv in "${e[@]}"; do
 				if [ "$kv" = "NIXFLOW_STEP_COOKIE=$cookie" ]; then
 					kill -s KILL "$p" 2>/dev/null
-					case " ${killed[*]-} " in *" $p "*) ;; *) killed+=("$p") new=1 ;; esac
+					if [ -z "${seen[$p]-}" ]; then
+						seen[$p]=1 new=1
+						killed+=("$p")
+					fi
 					break
 				fi
 			done
@@ -97,7 +101,7 @@ killcookie() {
 		for p in "${killed[@]}"; do
 			gone "$p" || left+=("$p")
 		done
-		killed=(${left[@]+"${left[@]}"})
+		killed=("${left[@]}")
 		((${#killed[@]} == 0)) || sleep 0.01
 	done
 }
