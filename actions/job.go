@@ -176,7 +176,8 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 	spec := executors.JobSpec{
 		RunID: e.opts.RunID, Job: job.Name, RunDir: e.opts.RunDir, RepoDir: e.opts.RepoDir,
 		CopyRepo: job.Executor.CopyRepo, Exclude: e.opts.Exclude, StorePaths: job.StorePaths(),
-		Log: func(msg string) { e.emit(event.Event{Job: job.Name, Event: event.Progress, Message: msg}) },
+		ControlFiles: controlFiles,
+		Log:          func(msg string) { e.emit(event.Event{Job: job.Name, Event: event.Progress, Message: msg}) },
 	}
 	for again := ""; ; {
 		ws, err := x.Prepare(jr.interrupt(), spec)

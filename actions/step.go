@@ -33,6 +33,9 @@ const (
 	fileOutput = "output"
 )
 
+// controlFiles are the control files' names, for executors.JobSpec.
+var controlFiles = []string{fileEnv, filePath, fileOutput}
+
 func (jr *jobRun) runSteps() {
 	failed := false
 	var failReason string

@@ -44,6 +44,11 @@ type JobSpec struct {
 	// them, with their closure, available where the steps run (a read-only
 	// mount, nix copy), or fails naming what is missing.
 	StorePaths []string
+	// ControlFiles names the files the steps keep in the workspace's
+	// temporary directory (JOB_ENV and the others): a backend may keep
+	// them, emptied, for a later job, rather than remove them and let
+	// the next job's steps create them again.
+	ControlFiles []string
 	// Log reports what Prepare is doing (pulling an image, creating a
 	// container, copying the workspace), one short line per call; the
 	// lines reach the console and the events file. Backends call it

@@ -323,11 +323,14 @@ func (e *Executor) Close(ctx context.Context) error {
 		err = errors.Join(err, terr)
 	}
 	e.hooksWS = nil
+	// The host executor first: it removes the directories it kept for
+	// later jobs.
+	err = errors.Join(err, e.host.Close(ctx))
 	// Empty directories only: a kept workspace (--keep-workspace) stays.
 	for _, d := range []string{"host/jobs", "host/tmp", "host", "jobs", "tmp", "work/jobs", "work/tmp", "work", ""} {
 		_ = os.Remove(filepath.Join(e.hostDir, d))
 	}
-	return errors.Join(err, e.host.Close(ctx))
+	return err
 }
 
 // HookError is a hook's failure: it exited with a non-zero status.

@@ -6,6 +6,8 @@
 // A job's workspace is the directory <RunDir>/jobs/<job>, and its private
 // temporary directory (JOB_ENV, JOB_PATH, JOB_OUTPUT) is <RunDir>/tmp/<job>
 // (mode 0700). Prepare fails if the workspace directory already exists.
+// Teardown hands both on, emptied, to the executor's next job in the same
+// run directory when they are as made (spare.go).
 //
 // With JobSpec.CopyRepo the workspace starts from JobSpec.RepoDir as git
 // sees it, through a snapshot of it that the executor makes once per run,
@@ -106,6 +108,8 @@ type Executor struct {
 	stdin devNull
 	// progs are the programs its steps' commands were found at.
 	progs progCache
+	// spares are directories of ended jobs kept for the next (spare.go).
+	spares spareDirs
 }
 
 var _ executors.Executor = (*Executor)(nil)
@@ -121,7 +125,7 @@ func New(p executors.Params) (executors.Executor, error) {
 func (e *Executor) Close(ctx context.Context) error {
 	e.cgroups.removeFree()
 	e.stdin.close()
-	return e.snaps.remove()
+	return errors.Join(e.snaps.remove(), e.spares.remove())
 }
 
 // Prepare creates the job's workspace and temporary directory, and fills
@@ -152,13 +156,24 @@ func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executo
 		cgroups:      &e.cgroups,
 		stdin:        &e.stdin,
 		progs:        &e.progs,
+		spares:       &e.spares,
+		runDir:       runDir,
 	}
-	if err := mkdirIn(w.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create workspace: %w", err)
+	if mask, ok := e.umaskOf(); ok {
+		// Only then can give tell that a directory or file is as made.
+		w.workPerm = 0o755 &^ mask
+		w.controlFiles, w.controlPerm = spec.ControlFiles, 0o666&^mask
 	}
-	if err := w.makeTempDir(e.umaskKeeps(0o700)); err != nil {
-		_ = removeTree(w.dir)
-		return nil, fmt.Errorf("create temporary directory: %w", err)
+	if !e.spares.take(runDir, spareWork, w.dir) {
+		if err := mkdirIn(w.dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create workspace: %w", err)
+		}
+	}
+	if !e.spares.take(runDir, spareTemp, w.tempDir) {
+		if err := w.makeTempDir(e.umaskKeeps(0o700)); err != nil {
+			_ = removeTree(w.dir)
+			return nil, fmt.Errorf("create temporary directory: %w", err)
+		}
 	}
 	if spec.CopyRepo {
 		if err := e.copyRepo(ctx, spec, runDir, w); err != nil {
@@ -209,6 +224,15 @@ type workspace struct {
 	stdin *devNull
 	// progs is the executor's, nil outside one.
 	progs *progCache
+	// spares is the executor's, nil outside one: Teardown gives it the
+	// workspace and temporary directory, for runDir's next jobs, if they
+	// are as made: workPerm the workspace's mode (0: unknown), the
+	// control files named and of mode controlPerm.
+	spares       *spareDirs
+	runDir       string
+	workPerm     os.FileMode
+	controlFiles []string
+	controlPerm  os.FileMode
 
 	// guard counts the operations in progress, which Teardown waits for.
 	guard executors.Guard
@@ -506,16 +530,30 @@ func (w *workspace) Teardown(ctx context.Context, keep bool) error {
 	}
 	// The temp dir goes even when the workspace is kept: it holds the
 	// control files (JOB_ENV may carry secrets) and nothing of the user's.
-	dirs := []string{w.tempDir}
-	if !keep {
-		dirs = append(dirs, w.dir)
+	if err := w.giveDir(spareTemp, w.tempDir, 0o700, w.controlPerm, w.controlFiles); err != nil {
+		errs = append(errs, err)
 	}
-	for _, dir := range dirs {
-		if err := removeDir(dir); err != nil {
-			errs = append(errs, fmt.Errorf("remove %q: %w", dir, err))
+	if !keep {
+		if err := w.giveDir(spareWork, w.dir, w.workPerm, 0, nil); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// giveDir removes dir, or empties it and keeps it for a later job (see
+// spareDirs.give).
+func (w *workspace) giveDir(kind spareKind, dir string, perm, filePerm os.FileMode, keep []string) error {
+	var err error
+	if w.spares == nil || perm == 0 {
+		err = removeDir(dir)
+	} else {
+		err = w.spares.give(w.runDir, kind, dir, perm, filePerm, keep)
+	}
+	if err != nil {
+		return fmt.Errorf("remove %q: %w", dir, err)
+	}
+	return nil
 }
 
 // unmount ends the workspace's overlay mount. A kept workspace is first

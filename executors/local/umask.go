@@ -21,6 +21,12 @@ type umask struct {
 // that a directory made with perm needs no chmod. When the umask cannot
 // be read, it answers false.
 func (e *Executor) umaskKeeps(perm os.FileMode) bool {
+	mask, known := e.umaskOf()
+	return known && mask&perm == 0
+}
+
+// umaskOf returns the umask, and whether it could be read.
+func (e *Executor) umaskOf() (os.FileMode, bool) {
 	u := &e.umask
 	u.once.Do(func() {
 		data, err := os.ReadFile("/proc/self/status")
@@ -35,5 +41,5 @@ func (e *Executor) umaskKeeps(perm os.FileMode) bool {
 			}
 		}
 	})
-	return u.known && u.mask&perm == 0
+	return u.mask, u.known
 }
