@@ -50,8 +50,8 @@ func (g *Guard) Closed() bool {
 
 // Wait waits for the operations in progress to end, as long as ctx allows:
 // a backend bounds how long a stopped operation takes to return, so
-// Teardown may go ahead when ctx ends.
-func (g *Guard) Wait(ctx context.Context) {
+// Teardown may go ahead when ctx ends. It reports whether they ended.
+func (g *Guard) Wait(ctx context.Context) bool {
 	done := make(chan struct{})
 	go func() {
 		g.active.Wait()
@@ -59,6 +59,8 @@ func (g *Guard) Wait(ctx context.Context) {
 	}()
 	select {
 	case <-done:
+		return true
 	case <-ctx.Done():
+		return false
 	}
 }

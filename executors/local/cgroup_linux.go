@@ -31,8 +31,9 @@ type stepCgroup struct {
 	dir string
 	fd  int
 	// empty records that kill found the cgroup without a process, and
-	// killed none: it may serve the executor's next step.
-	empty bool
+	// killed none: it may serve the executor's next step. gone records
+	// that kill found it empty, after killing or not.
+	empty, gone bool
 }
 
 // ownCgroup returns the directory of nixflow's cgroup v2, if there is
@@ -128,7 +129,7 @@ func (b *cgroupBase) take() *stepCgroup {
 	g := b.free[n-1]
 	b.free[n-1] = nil
 	b.free = b.free[:n-1]
-	g.empty = false
+	g.empty, g.gone = false, false
 	return g
 }
 
@@ -207,6 +208,7 @@ func (g *stepCgroup) kill() {
 	for backoff := time.Millisecond; ; backoff = min(2*backoff, 20*time.Millisecond) {
 		data, err := g.read("cgroup.procs", &buf)
 		if err == nil && len(bytes.TrimSpace(data)) == 0 {
+			g.gone = true
 			// Only a cgroup nothing was killed in serves again: after a
 			// write to cgroup.kill, a kernel (6.18 here) kills processes
 			// later started into the cgroup with CLONE_INTO_CGROUP.
@@ -225,6 +227,12 @@ func (g *stepCgroup) kill() {
 		}
 		time.Sleep(backoff)
 	}
+}
+
+// ended reports whether the step ran in the cgroup and kill found it
+// empty: nothing the step started is left, whatever it did.
+func (g *stepCgroup) ended() bool {
+	return g.active() && g.gone
 }
 
 // read reads the cgroup's file name into *buf, like readFile, relative

@@ -15,6 +15,7 @@ func newStepCgroup(*cgroupBase, string) *stepCgroup { return nil }
 
 func (g *stepCgroup) start(c *exec.Cmd) (*exec.Cmd, error) { return c, c.Start() }
 func (g *stepCgroup) active() bool                         { return false }
+func (g *stepCgroup) ended() bool                          { return false }
 func (g *stepCgroup) kill()                                {}
 func (g *stepCgroup) release(*cgroupBase)                  {}
 func (g *stepCgroup) close()                               {}

@@ -7,7 +7,9 @@
 // temporary directory (JOB_ENV, JOB_PATH, JOB_OUTPUT) is <RunDir>/tmp/<job>
 // (mode 0700). Prepare fails if the workspace directory already exists.
 // Teardown hands both on, emptied, to the executor's next job in the same
-// run directory when they are as made (spare.go).
+// run directory when they are as made and nothing the job started is
+// left (spare.go); the control files are then made with the temporary
+// directory, before the job's first step.
 //
 // With JobSpec.CopyRepo the workspace starts from JobSpec.RepoDir as git
 // sees it, through a snapshot of it that the executor makes once per run,
@@ -87,6 +89,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -159,20 +162,24 @@ func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executo
 		spares:       &e.spares,
 		runDir:       runDir,
 	}
-	if mask, ok := e.umaskOf(); ok {
-		// Only then can give tell that a directory or file is as made.
-		w.workPerm = 0o755 &^ mask
-		w.controlFiles, w.controlPerm = spec.ControlFiles, 0o666&^mask
-	}
-	if !e.spares.take(runDir, spareWork, w.dir) {
+	// Directories made now may serve later jobs (spare.go): what they
+	// are like is recorded, and the control files made with them.
+	spares := e.spares.usable()
+	if w.workMade = e.spares.take(runDir, spareWork, w.dir); w.workMade == nil {
 		if err := mkdirIn(w.dir, 0o755); err != nil {
 			return nil, fmt.Errorf("create workspace: %w", err)
 		}
+		if spares {
+			w.workMade = recordDir(w.dir, nil)
+		}
 	}
-	if !e.spares.take(runDir, spareTemp, w.tempDir) {
+	if w.tempMade = e.spares.take(runDir, spareTemp, w.tempDir); w.tempMade == nil {
 		if err := w.makeTempDir(e.umaskKeeps(0o700)); err != nil {
 			_ = removeTree(w.dir)
 			return nil, fmt.Errorf("create temporary directory: %w", err)
+		}
+		if spares {
+			w.tempMade = recordDir(w.tempDir, spec.ControlFiles)
 		}
 	}
 	if spec.CopyRepo {
@@ -225,14 +232,13 @@ type workspace struct {
 	// progs is the executor's, nil outside one.
 	progs *progCache
 	// spares is the executor's, nil outside one: Teardown gives it the
-	// workspace and temporary directory, for runDir's next jobs, if they
-	// are as made: workPerm the workspace's mode (0: unknown), the
-	// control files named and of mode controlPerm.
-	spares       *spareDirs
-	runDir       string
-	workPerm     os.FileMode
-	controlFiles []string
-	controlPerm  os.FileMode
+	// workspace and temporary directory for runDir's next jobs, if they
+	// are as workMade and tempMade record them (nil: not recorded), and
+	// nothing a step started may be left (tainted unset).
+	spares             *spareDirs
+	runDir             string
+	workMade, tempMade *madeDir
+	tainted            atomic.Bool
 
 	// guard counts the operations in progress, which Teardown waits for.
 	guard executors.Guard
@@ -521,34 +527,43 @@ func (w *workspace) Teardown(ctx context.Context, keep bool) error {
 	w.guard.Close()
 	// Run kills whatever it started within a bounded time; when ctx ends
 	// first, go ahead and let removal report what it cannot remove.
-	w.guard.Wait(ctx)
+	ended := w.guard.Wait(ctx)
 	var errs []error
 	if w.overlay != "" {
 		if err := w.unmount(ctx, keep); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	// Only directories nothing of the job may still use serve again.
+	workMade, tempMade := w.workMade, w.tempMade
+	if !ended || w.tainted.Load() {
+		workMade, tempMade = nil, nil
+	}
+	if w.overlay != "" {
+		workMade = nil
+	}
 	// The temp dir goes even when the workspace is kept: it holds the
 	// control files (JOB_ENV may carry secrets) and nothing of the user's.
-	if err := w.giveDir(spareTemp, w.tempDir, 0o700, w.controlPerm, w.controlFiles); err != nil {
+	if err := w.giveDir(spareTemp, w.tempDir, tempMade); err != nil {
 		errs = append(errs, err)
 	}
 	if !keep {
-		if err := w.giveDir(spareWork, w.dir, w.workPerm, 0, nil); err != nil {
+		if err := w.giveDir(spareWork, w.dir, workMade); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	w.workMade, w.tempMade = nil, nil
 	return errors.Join(errs...)
 }
 
-// giveDir removes dir, or empties it and keeps it for a later job (see
-// spareDirs.give).
-func (w *workspace) giveDir(kind spareKind, dir string, perm, filePerm os.FileMode, keep []string) error {
+// giveDir removes dir, or keeps it for a later job if it is as made
+// records it (see spareDirs.give).
+func (w *workspace) giveDir(kind spareKind, dir string, made *madeDir) error {
 	var err error
-	if w.spares == nil || perm == 0 {
+	if w.spares == nil {
 		err = removeDir(dir)
 	} else {
-		err = w.spares.give(w.runDir, kind, dir, perm, filePerm, keep)
+		err = w.spares.give(w.runDir, kind, dir, made)
 	}
 	if err != nil {
 		return fmt.Errorf("remove %q: %w", dir, err)

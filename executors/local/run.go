@@ -145,12 +145,20 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 		killByCookie(cookie, lastBefore, full)
 	}
 	cg.kill()
+	if !cg.ended() {
+		// Without a cgroup found empty, a process that cleared its
+		// environment may be left: the job's directories may not serve
+		// another job.
+		w.tainted.Store(true)
+	}
 
 	drained := make(chan struct{})
 	drain := time.AfterFunc(w.drainTimeout, func() { close(drained) })
 	stdout.finish(drained)
 	stderr.finish(drained)
-	drain.Stop()
+	if !drain.Stop() {
+		w.tainted.Store(true) // something beyond reach holds the pipes
+	}
 
 	var exit *exec.ExitError
 	if waitErr != nil && !errors.As(waitErr, &exit) {

@@ -3,26 +3,32 @@ package local
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 )
 
 // Spare directories. Making and removing files and directories can be
 // most of what a short job costs: on ext4 without a journal (a virtual
 // machine's disk, often) the allocator of a new inode passes over every
 // inode freed in the last minutes, reading its record, so that a run of
-// a thousand short jobs slows down as it goes. A job's temporary
-// directory and its workspace are therefore not removed when the job
-// ends, as long as they are as the executor made them: they are emptied
-// (the control files only truncated) and moved under <RunDir>/spare, and
-// the next job that starts takes them over with one rename each. Close
-// removes what is left.
+// a thousand short jobs slows down as it goes. So a job's workspace and
+// temporary directory (with its control files, which the executor makes
+// with it) are not removed when the job ends, if they are exactly as the
+// executor made them, and nothing the job started is left: they are
+// moved under <RunDir>/spare, the control files truncated, and the next
+// job that starts takes them over with one rename each. Close removes
+// what is left.
+//
+// "Exactly as made" is checked against what the executor recorded when
+// it made them (madeDir): the same directory and files (device and
+// inode), with the same type and mode bits, owner and group, attribute
+// flags and extended attribute names; the files with one link; nothing
+// else in the directory. Anything else (a step's own file, a changed
+// mode, a link to a control file) and the directory is removed as
+// before, and the next job gets new ones.
 
 // spareKind tells a job's two directories apart.
 type spareKind int
@@ -42,9 +48,9 @@ var spareSeq atomic.Uint64
 // spareDirs are the spare directories of an executor, by run and kind.
 type spareDirs struct {
 	mu   sync.Mutex
-	dirs map[spareKey][]string
+	dirs map[spareKey][]spareDir
 	// off tells that the file system of the runs cannot rename without
-	// replacing: directories are removed as they were before.
+	// replacing: directories are made and removed as they were before.
 	off bool
 }
 
@@ -53,39 +59,53 @@ type spareKey struct {
 	kind   spareKind
 }
 
+// spareDir is a directory waiting for a job, and what it was like when
+// it was made.
+type spareDir struct {
+	path string
+	made *madeDir
+}
+
+// usable reports whether directories made now may serve later jobs.
+func (s *spareDirs) usable() bool {
+	if !spareSupported {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.off
+}
+
 // take moves a spare directory of kind to dst, which must not exist, and
-// reports whether it did; if it did not, dst is for the caller to make.
-func (s *spareDirs) take(runDir string, kind spareKind, dst string) bool {
+// returns what it was made as; nil if there was none, for the caller to
+// make dst.
+func (s *spareDirs) take(runDir string, kind spareKind, dst string) *madeDir {
 	key := spareKey{runDir, kind}
 	s.mu.Lock()
 	list := s.dirs[key]
 	if len(list) == 0 {
 		s.mu.Unlock()
-		return false
+		return nil
 	}
-	dir := list[len(list)-1]
+	d := list[len(list)-1]
 	s.dirs[key] = list[:len(list)-1]
 	s.mu.Unlock()
-	if err := renameNew(dir, dst); err != nil {
-		_ = removeTree(dir)
-		return false
+	if err := renameNew(d.path, dst); err != nil {
+		_ = removeTree(d.path)
+		return nil
 	}
-	return true
+	return d.made
 }
 
-// give empties dir, a directory of kind that a job ended with, and keeps
-// it for a later job under runDir/spare if it is still as the executor
-// made it: a directory of this user with mode dirPerm, holding nothing
-// once emptied but the files named in keep, which are truncated and must
-// be plain files of this user with mode filePerm and one link. Anything
-// else in it is removed. A directory that cannot be kept is removed;
-// only its removal can fail.
-func (s *spareDirs) give(runDir string, kind spareKind, dir string, dirPerm, filePerm os.FileMode, keep []string) error {
+// give keeps dir, a directory of kind that a job ended with, for a later
+// job, if made says what it was made as and it is still so (its control
+// files then truncated); else it removes it, which is all that can fail.
+func (s *spareDirs) give(runDir string, kind spareKind, dir string, made *madeDir) error {
 	key := spareKey{runDir, kind}
 	s.mu.Lock()
 	off := s.off || len(s.dirs[key]) >= maxSpare
 	s.mu.Unlock()
-	if off || !s.keeps(dir, dirPerm, filePerm, keep) {
+	if made == nil || off || !made.emptied(dir) {
 		return removeDir(dir)
 	}
 	root := filepath.Join(runDir, "spare")
@@ -96,87 +116,28 @@ func (s *spareDirs) give(runDir string, kind spareKind, dir string, dirPerm, fil
 			err = renameNew(dir, spare)
 		}
 	}
-	if err != nil {
-		if errors.Is(err, errors.ErrUnsupported) {
-			s.mu.Lock()
-			s.off = true
-			s.mu.Unlock()
-		}
-		return removeDir(dir)
-	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.dirs == nil {
-		s.dirs = map[spareKey][]string{}
+		s.dirs = map[spareKey][]spareDir{}
 	}
-	s.dirs[key] = append(s.dirs[key], spare)
-	s.mu.Unlock()
+	if _, ok := s.dirs[key]; !ok {
+		// Recorded before anything is kept: Close then removes
+		// runDir/spare, made above, whatever happens next.
+		s.dirs[key] = nil
+	}
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+		s.off = true
+		return removeDir(dir)
+	case err != nil:
+		return removeDir(dir)
+	case !made.is(spare):
+		// Not the directory checked: something took its place meanwhile.
+		return removeDir(spare)
+	}
+	s.dirs[key] = append(s.dirs[key], spareDir{spare, made})
 	return nil
-}
-
-// keeps empties dir as give describes, and reports whether it may be
-// kept.
-func (s *spareDirs) keeps(dir string, dirPerm, filePerm os.FileMode, keep []string) bool {
-	if !ownDir(dir, dirPerm) {
-		return false
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return false
-	}
-	names, err := d.Readdirnames(-1)
-	d.Close()
-	if err != nil && err != io.EOF {
-		return false
-	}
-	for _, name := range names {
-		p := filepath.Join(dir, name)
-		if !slices.Contains(keep, name) || !ownFile(p, filePerm) {
-			if removeTree(p) != nil {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// ownDir reports whether dir is a directory of this user with mode perm.
-func ownDir(dir string, perm os.FileMode) bool {
-	info, err := os.Lstat(dir)
-	return err == nil && info.IsDir() && info.Mode().Perm() == perm && ownedOnce(info)
-}
-
-// ownFile reports whether p is a plain file of this user with mode perm
-// and one link, and empties it. It truncates what it opened without
-// following a link, and checked again once open: a process the step left
-// (one beyond reach) cannot swap a link to another file in.
-func ownFile(p string, perm os.FileMode) bool {
-	info, err := os.Lstat(p)
-	if err != nil || !ownPlain(info, perm) {
-		return false
-	}
-	if info.Size() == 0 {
-		return true
-	}
-	f, err := os.OpenFile(p, os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	open, err := f.Stat()
-	return err == nil && os.SameFile(info, open) && ownPlain(open, perm) && f.Truncate(0) == nil
-}
-
-// ownPlain reports whether info is of a plain file of this user with
-// mode perm and one link.
-func ownPlain(info os.FileInfo, perm os.FileMode) bool {
-	return info.Mode().IsRegular() && info.Mode().Perm() == perm && ownedOnce(info)
-}
-
-// ownedOnce reports whether info is of a file of this user with one
-// link (a directory: any number).
-func ownedOnce(info os.FileInfo) bool {
-	st, ok := info.Sys().(*syscall.Stat_t)
-	return ok && int(st.Uid) == os.Geteuid() && (info.IsDir() || st.Nlink == 1)
 }
 
 // remove removes every spare directory, and runDir/spare for each run.
@@ -187,14 +148,16 @@ func (s *spareDirs) remove() error {
 	runs := map[string]bool{}
 	for key, list := range s.dirs {
 		runs[key.runDir] = true
-		for _, dir := range list {
-			if err := removeDir(dir); err != nil {
+		for _, d := range list {
+			if err := removeDir(d.path); err != nil {
 				errs = append(errs, fmt.Errorf("remove spare directory: %w", err))
 			}
 		}
 	}
 	for runDir := range runs {
-		_ = os.Remove(filepath.Join(runDir, "spare"))
+		if err := os.Remove(filepath.Join(runDir, "spare")); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("remove spare directories: %w", err))
+		}
 	}
 	s.dirs = nil
 	return errors.Join(errs...)

@@ -3,9 +3,157 @@ package local
 import (
 	"errors"
 	"os"
+	"slices"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
+
+// spareSupported tells that directories can serve later jobs here.
+const spareSupported = true
+
+// madeDir is what a directory the executor made, and the files it made
+// in it, were like then.
+type madeDir struct {
+	dir fileID
+	// names are the files', sorted; files what they were like.
+	names []string
+	files []fileID
+}
+
+// fileID is what tells a file as made from one changed or replaced.
+type fileID struct {
+	dev, ino uint64
+	mode     uint32 // type, permissions, setuid, setgid, sticky
+	uid, gid uint32
+	// flags are the attribute flags (chattr), flagsErr why they could
+	// not be read (a file system without them).
+	flags    uint32
+	flagsErr syscall.Errno
+	// xattrs are the names of the extended attributes (an ACL is one).
+	xattrs string
+}
+
+// identify returns the fileID of the open file fd, and its size and
+// number of links.
+func identify(fd int) (id fileID, size int64, nlink uint64, err error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return id, 0, 0, err
+	}
+	id = fileID{dev: st.Dev, ino: st.Ino, mode: st.Mode, uid: st.Uid, gid: st.Gid}
+	id.flags, err = unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	if err != nil {
+		id.flagsErr, _ = err.(syscall.Errno)
+	}
+	var buf [256]byte
+	n, err := unix.Flistxattr(fd, buf[:])
+	switch {
+	case err == unix.ERANGE:
+		id.xattrs = "\x00too many" // never equal to what a new file has
+	case err == nil:
+		id.xattrs = string(buf[:n])
+	}
+	return id, st.Size, uint64(st.Nlink), nil
+}
+
+// recordDir records what dir, just made, is like, after making the
+// files named in it: nil if it cannot (the directory then serves its
+// job only).
+func recordDir(dir string, names []string) *madeDir {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(fd)
+	m := &madeDir{names: slices.Sorted(slices.Values(names))}
+	if m.dir, _, _, err = identify(fd); err != nil {
+		return nil
+	}
+	for _, name := range m.names {
+		f, err := unix.Openat(fd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o666)
+		if err != nil {
+			return nil
+		}
+		id, _, _, err := identify(f)
+		unix.Close(f)
+		if err != nil {
+			return nil
+		}
+		m.files = append(m.files, id)
+	}
+	return m
+}
+
+// emptied reports whether dir is still as m records it, holding nothing
+// but its files, each with one link; it truncates the files. It works
+// on what it opened, not by path, so that nothing swapped in meanwhile
+// (a symbolic link to elsewhere) is emptied.
+func (m *madeDir) emptied(dir string) bool {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	if id, _, _, err := identify(fd); err != nil || id != m.dir || !m.holdsOnly(fd) {
+		return false
+	}
+	for i, name := range m.names {
+		if !truncateMade(fd, name, m.files[i]) {
+			return false
+		}
+	}
+	// Nothing came in while the files were emptied.
+	return m.holdsOnly(fd)
+}
+
+// truncateMade empties the file name of directory fd, if it is as id
+// records it, with one link.
+func truncateMade(dirfd int, name string, id fileID) bool {
+	fd, err := unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	got, size, nlink, err := identify(fd)
+	if err != nil || got != id || nlink != 1 {
+		return false
+	}
+	return size == 0 || unix.Ftruncate(fd, 0) == nil
+}
+
+// holdsOnly reports whether directory fd holds exactly m's files.
+func (m *madeDir) holdsOnly(fd int) bool {
+	if _, err := unix.Seek(fd, 0, 0); err != nil {
+		return false
+	}
+	var buf [1024]byte
+	var names []string
+	for {
+		n, err := unix.Getdents(fd, buf[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return false
+		}
+		if n <= 0 {
+			break
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+		if len(names) > len(m.names) {
+			return false
+		}
+	}
+	slices.Sort(names)
+	return slices.Equal(names, m.names)
+}
+
+// is reports whether path is the directory m records.
+func (m *madeDir) is(path string) bool {
+	var st unix.Stat_t
+	return unix.Lstat(path, &st) == nil && st.Dev == m.dir.dev && st.Ino == m.dir.ino
+}
 
 // renameNew renames old to new, which must not exist (an empty directory
 // would be replaced by rename(2)). It fails with errors.ErrUnsupported

@@ -4,6 +4,16 @@ package local
 
 import "errors"
 
-// renameNew is not needed where spare directories are not kept: a rename
-// that does not replace takes a system call of each system's own.
+// Elsewhere directories serve one job only: telling one as made from one
+// changed takes each system's own calls.
+const spareSupported = false
+
+type madeDir struct{}
+
+func recordDir(dir string, names []string) *madeDir { return nil }
+
+func (m *madeDir) emptied(dir string) bool { return false }
+
+func (m *madeDir) is(path string) bool { return false }
+
 func renameNew(old, new string) error { return errors.ErrUnsupported }

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nixflow/nixflow/executors"
 )
 
@@ -47,18 +49,56 @@ func teardown(t *testing.T, w *workspace) {
 	}
 }
 
+// spareCount returns how many directories wait in runDir/spare.
+func spareCount(t *testing.T, runDir string) int {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(runDir, "spare"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
+}
+
+// assertAsNew checks that w's directories are as a new job's: an empty
+// workspace, a temporary directory of mode 0700 holding the control
+// files, empty.
+func assertAsNew(t *testing.T, w *workspace) {
+	t.Helper()
+	if got := listDir(t, w.TempDir()); !slices.Equal(got, []string{"env", "output", "path"}) {
+		t.Errorf("temporary directory holds %q, want the control files only", got)
+	}
+	for _, name := range testControlFiles {
+		if info, err := os.Lstat(filepath.Join(w.TempDir(), name)); err != nil || !info.Mode().IsRegular() || info.Size() != 0 {
+			t.Errorf("%s: %v, %v; want an empty file", name, info, err)
+		}
+	}
+	if info, err := os.Stat(w.TempDir()); err != nil || info.Mode() != fs.ModeDir|0o700 {
+		t.Errorf("temporary directory: %v, %v; want mode 0700", info, err)
+	}
+	if got := listDir(t, w.Dir()); len(got) != 0 {
+		t.Errorf("workspace holds %q, want nothing", got)
+	}
+}
+
 // The next job starts in the directories of a job that ended, emptied:
-// the control files kept, empty, and nothing else; Close removes what is
-// left, and nothing of the run's spare directories stays.
+// the control files kept, empty; Close removes what is left, and nothing
+// of the run's spare directories stays.
 func TestSpareDirsReused(t *testing.T) {
+	setsid := needStepCgroups(t)
 	runDir := t.TempDir()
 	ex := &Executor{}
 	a := prepareIn(t, ex, runDir, "a")
+	assertAsNew(t, a)
+	// What the step leaves running is killed in its cgroup: nothing of
+	// it is left, and its directories can serve.
 	res, _, stderr := run(t, a, context.Background(), `
 		t=../../tmp/a
-		: >>"$t/env" >>"$t/path" >>"$t/output"
-		echo TOKEN=abc >>"$t/env"; echo x >"$t/mine"; mkdir "$t/sub"
-		echo data >file; mkdir -p d/e; echo y >d/e/f; chmod 0500 d`)
+		echo TOKEN=abc >>"$t/env"; echo /opt/bin >>"$t/path"
+		echo data >file; rm file
+		`+setsid+` sleep 1000 >/dev/null 2>&1 &`)
 	if res.ExitCode != 0 {
 		t.Fatal(stderr)
 	}
@@ -68,62 +108,74 @@ func TestSpareDirsReused(t *testing.T) {
 			t.Errorf("%s still there after Teardown (%v)", p, err)
 		}
 	}
-	if got := listDir(t, filepath.Join(runDir, "spare")); len(got) != 2 {
-		t.Errorf("spare holds %q after a ended, want two directories", got)
+	if n := spareCount(t, runDir); n != 2 {
+		t.Errorf("%d spare directories after a ended, want 2", n)
 	}
 
 	b := prepareIn(t, ex, runDir, "b")
-	if got := listDir(t, b.TempDir()); !slices.Equal(got, []string{"env", "output", "path"}) {
-		t.Errorf("b's temporary directory holds %q, want the control files only", got)
-	}
-	for _, name := range testControlFiles {
-		if info, err := os.Stat(filepath.Join(b.TempDir(), name)); err != nil || info.Size() != 0 {
-			t.Errorf("b's %s: %v, %v; want an empty file", name, info, err)
-		}
-	}
-	if info, err := os.Stat(b.TempDir()); err != nil || info.Mode().Perm() != 0o700 {
-		t.Errorf("b's temporary directory: %v, %v; want mode 0700", info, err)
-	}
-	if got := listDir(t, b.Dir()); len(got) != 0 {
-		t.Errorf("b's workspace holds %q, want nothing", got)
-	}
-	if got := listDir(t, filepath.Join(runDir, "spare")); len(got) != 0 {
-		t.Errorf("spare holds %q once b took them", got)
+	assertAsNew(t, b)
+	if n := spareCount(t, runDir); n != 0 {
+		t.Errorf("%d spare directories once b took them, want 0", n)
 	}
 
-	// b ends: its directories wait under spare, until Close.
-	teardown(t, b)
-	if got := listDir(t, filepath.Join(runDir, "spare")); len(got) != 2 {
-		t.Errorf("spare holds %q after b ended, want two directories", got)
+	// b ends with its workspace kept: the temporary directory waits
+	// under spare, until Close.
+	if err := b.Teardown(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	if n := spareCount(t, runDir); n != 1 {
+		t.Errorf("%d spare directories after b ended, want 1", n)
+	}
+	if _, err := os.Stat(b.Dir()); err != nil {
+		t.Errorf("kept workspace: %v", err)
 	}
 	if err := ex.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	for _, dir := range []string{"spare", "tmp", "jobs"} {
-		if _, err := os.Lstat(filepath.Join(runDir, dir)); dir == "spare" && !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("%s left after Close (%v)", dir, err)
-		} else if dir != "spare" && len(listDir(t, filepath.Join(runDir, dir))) != 0 {
-			t.Errorf("%s not empty after Close: %q", dir, listDir(t, filepath.Join(runDir, dir)))
-		}
+	if _, err := os.Lstat(filepath.Join(runDir, "spare")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("spare left after Close (%v)", err)
+	}
+	if got := listDir(t, filepath.Join(runDir, "tmp")); len(got) != 0 {
+		t.Errorf("tmp holds %q after Close", got)
+	}
+	if got := listDir(t, filepath.Join(runDir, "jobs")); !slices.Equal(got, []string{"b"}) {
+		t.Errorf("jobs holds %q after Close, want the kept workspace", got)
 	}
 }
 
-// A directory or control file a step changed is not handed on: a file
-// linked elsewhere is neither kept nor truncated, the next job gets new
-// directories or files where the old ones were not as made.
+// A directory a step changed does not serve another job: the next job
+// gets new ones, and a file linked to a control file is left as it was.
 func TestSpareDirsChanged(t *testing.T) {
+	needStepCgroups(t)
 	for _, tc := range []struct {
 		name, script string
-		// spare is how many of the job's directories are handed on;
-		// gone, the control files the next job must not find.
-		spare int
-		gone  []string
+		// change, if set, changes job a's directories before they are
+		// torn down; it skips the test where it cannot.
+		change func(t *testing.T, a *workspace)
 	}{
-		{name: "hard link", script: `ln "$t/env" ../../linked`, spare: 2, gone: []string{"env"}},
-		{name: "symlink", script: `rm "$t/path"; ln -s ../../outside "$t/path"`, spare: 2, gone: []string{"path"}},
-		{name: "file mode", script: `chmod 0604 "$t/output"`, spare: 2, gone: []string{"output"}},
-		{name: "temp mode", script: `chmod 0755 "$t"`, spare: 1, gone: testControlFiles},
-		{name: "workspace mode", script: `chmod 0701 .`, spare: 1},
+		{name: "file of its own", script: `echo x >"$t/mine"`},
+		{name: "directory of its own", script: `mkdir "$t/mine"`},
+		{name: "control file removed", script: `rm "$t/output"`},
+		{name: "file in the workspace", script: `echo x >file`},
+		{name: "hard link", script: `ln "$t/env" ../../linked`},
+		{name: "symlink", script: `rm "$t/path"; ln -s ../../outside "$t/path"`},
+		{name: "file mode", script: `chmod 0604 "$t/output"`},
+		{name: "temp mode", script: `chmod 0755 "$t"`},
+		{name: "setgid", script: `chmod g+s .`},
+		{name: "sticky", script: `chmod +t "$t"`},
+		{name: "group", change: func(t *testing.T, a *workspace) {
+			if os.Geteuid() != 0 {
+				t.Skip("changing a file's group to any other takes root")
+			}
+			if err := os.Chown(filepath.Join(a.TempDir(), "env"), -1, os.Getegid()+1); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "xattr", change: func(t *testing.T, a *workspace) {
+			if err := unix.Setxattr(filepath.Join(a.TempDir(), "env"), "user.nixflow", []byte("1"), 0); err != nil {
+				t.Skipf("no user extended attributes here: %v", err)
+			}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			runDir := t.TempDir()
@@ -133,13 +185,16 @@ func TestSpareDirsChanged(t *testing.T) {
 			}
 			ex := closedAtEnd(t)
 			a := prepareIn(t, ex, runDir, "a")
-			res, _, stderr := run(t, a, context.Background(), `t=../../tmp/a; : >>"$t/env" >>"$t/path" >>"$t/output"; echo SECRET >>"$t/env"; `+tc.script)
+			res, _, stderr := run(t, a, context.Background(), `t=../../tmp/a; echo SECRET >>"$t/env"; `+tc.script)
 			if res.ExitCode != 0 {
 				t.Fatal(stderr)
 			}
+			if tc.change != nil {
+				tc.change(t, a)
+			}
 			teardown(t, a)
-			if got := listDir(t, filepath.Join(runDir, "spare")); len(got) != tc.spare {
-				t.Errorf("spare holds %q, want %d directories", got, tc.spare)
+			if n := spareCount(t, runDir); n != 1 {
+				t.Errorf("%d spare directories, want 1: the one not changed", n)
 			}
 			if b, err := os.ReadFile(outside); err != nil || string(b) != "keep me\n" {
 				t.Errorf("file outside: %q, %v", b, err)
@@ -149,19 +204,27 @@ func TestSpareDirsChanged(t *testing.T) {
 			}
 			b := prepareIn(t, ex, runDir, "b")
 			t.Cleanup(func() { teardown(t, b) })
-			if info, err := os.Stat(b.Dir()); err != nil || info.Mode().Perm() == 0o701 {
+			assertAsNew(t, b)
+			if info, err := os.Stat(b.Dir()); err != nil || info.Mode()&(fs.ModeSetgid|fs.ModeSticky) != 0 {
 				t.Errorf("b's workspace: %v, %v; want it as made", info, err)
 			}
-			for _, name := range testControlFiles {
-				_, err := os.Lstat(filepath.Join(b.TempDir(), name))
-				if missing := errors.Is(err, fs.ErrNotExist); missing != slices.Contains(tc.gone, name) {
-					t.Errorf("%s missing: %v (%v), want %v", name, missing, err, !missing)
-				}
-			}
-			if info, err := os.Stat(b.TempDir()); err != nil || info.Mode().Perm() != 0o700 {
-				t.Errorf("b's temporary directory: %v, %v; want mode 0700", info, err)
-			}
 		})
+	}
+}
+
+// Directories of a job whose steps ran without a cgroup, where a process
+// that cleared its environment may be left, serve no other job.
+func TestSpareDirsNotWithoutCgroup(t *testing.T) {
+	runDir := t.TempDir()
+	ex := closedAtEnd(t)
+	a := prepareIn(t, ex, runDir, "a")
+	a.noCgroup = true
+	if res, _, stderr := run(t, a, context.Background(), `true`); res.ExitCode != 0 {
+		t.Fatal(stderr)
+	}
+	teardown(t, a)
+	if n := spareCount(t, runDir); n != 0 {
+		t.Errorf("%d spare directories, want none", n)
 	}
 }
 

@@ -21,12 +21,6 @@ type umask struct {
 // that a directory made with perm needs no chmod. When the umask cannot
 // be read, it answers false.
 func (e *Executor) umaskKeeps(perm os.FileMode) bool {
-	mask, known := e.umaskOf()
-	return known && mask&perm == 0
-}
-
-// umaskOf returns the umask, and whether it could be read.
-func (e *Executor) umaskOf() (os.FileMode, bool) {
 	u := &e.umask
 	u.once.Do(func() {
 		data, err := os.ReadFile("/proc/self/status")
@@ -41,5 +35,5 @@ func (e *Executor) umaskOf() (os.FileMode, bool) {
 			}
 		}
 	})
-	return u.mask, u.known
+	return u.known && u.mask&perm == 0
 }
