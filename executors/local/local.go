@@ -6,10 +6,10 @@
 // A job's workspace is the directory <RunDir>/jobs/<job>, and its private
 // temporary directory (JOB_ENV, JOB_PATH, JOB_OUTPUT) is <RunDir>/tmp/<job>
 // (mode 0700). Prepare fails if the workspace directory already exists.
-// Teardown hands both on, emptied, to the executor's next job in the same
-// run directory when they are as made and nothing the job started is
-// left (spare.go); the control files are then made with the temporary
-// directory, before the job's first step.
+// An executor made by New hands the temporary directory on, emptied, to
+// its next job in the same run directory when it is as made and nothing
+// the job started is left (spare.go); the control files are then made
+// with the directory, before the job's first step.
 //
 // With JobSpec.CopyRepo the workspace starts from JobSpec.RepoDir as git
 // sees it, through a snapshot of it that the executor makes once per run,
@@ -120,7 +120,7 @@ var _ executors.Executor = (*Executor)(nil)
 // New returns a local executor whose steps inherit p.Environ. It matches
 // executors.Factory; the compiler's local configuration has no options.
 func New(p executors.Params) (executors.Executor, error) {
-	return &Executor{Environ: p.Environ}, nil
+	return &Executor{Environ: p.Environ, spares: spareDirs{on: true}}, nil
 }
 
 // Close removes the repository snapshots the executor's jobs started
@@ -162,23 +162,17 @@ func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executo
 		spares:       &e.spares,
 		runDir:       runDir,
 	}
-	// Directories made now may serve later jobs (spare.go): what they
-	// are like is recorded, and the control files made with them.
-	spares := e.spares.usable()
-	if w.workMade = e.spares.take(runDir, spareWork, w.dir); w.workMade == nil {
-		if err := mkdirIn(w.dir, 0o755); err != nil {
-			return nil, fmt.Errorf("create workspace: %w", err)
-		}
-		if spares {
-			w.workMade = recordDir(w.dir, nil)
-		}
+	if err := mkdirIn(w.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create workspace: %w", err)
 	}
-	if w.tempMade = e.spares.take(runDir, spareTemp, w.tempDir); w.tempMade == nil {
+	// A temporary directory made now may serve later jobs (spare.go):
+	// what it is like is recorded, and the control files made with it.
+	if w.tempMade = e.spares.take(runDir, spec.ControlFiles, w.tempDir); w.tempMade == nil {
 		if err := w.makeTempDir(e.umaskKeeps(0o700)); err != nil {
 			_ = removeTree(w.dir)
 			return nil, fmt.Errorf("create temporary directory: %w", err)
 		}
-		if spares {
+		if e.spares.usable() {
 			w.tempMade = recordDir(w.tempDir, spec.ControlFiles)
 		}
 	}
@@ -232,13 +226,13 @@ type workspace struct {
 	// progs is the executor's, nil outside one.
 	progs *progCache
 	// spares is the executor's, nil outside one: Teardown gives it the
-	// workspace and temporary directory for runDir's next jobs, if they
-	// are as workMade and tempMade record them (nil: not recorded), and
-	// nothing a step started may be left (tainted unset).
-	spares             *spareDirs
-	runDir             string
-	workMade, tempMade *madeDir
-	tainted            atomic.Bool
+	// temporary directory for runDir's next jobs, if it is as tempMade
+	// records it (nil: not recorded) and nothing a step started may be
+	// left (tainted unset).
+	spares   *spareDirs
+	runDir   string
+	tempMade *madeDir
+	tainted  atomic.Bool
 
 	// guard counts the operations in progress, which Teardown waits for.
 	guard executors.Guard
@@ -534,41 +528,23 @@ func (w *workspace) Teardown(ctx context.Context, keep bool) error {
 			errs = append(errs, err)
 		}
 	}
-	// Only directories nothing of the job may still use serve again.
-	workMade, tempMade := w.workMade, w.tempMade
+	// Only a directory nothing of the job may still use serves again.
+	tempMade := w.tempMade
 	if !ended || w.tainted.Load() {
-		workMade, tempMade = nil, nil
+		tempMade = nil
 	}
-	if w.overlay != "" {
-		workMade = nil
-	}
+	w.tempMade = nil
 	// The temp dir goes even when the workspace is kept: it holds the
 	// control files (JOB_ENV may carry secrets) and nothing of the user's.
-	if err := w.giveDir(spareTemp, w.tempDir, tempMade); err != nil {
-		errs = append(errs, err)
+	if err := w.spares.give(w.runDir, w.tempDir, tempMade); err != nil {
+		errs = append(errs, fmt.Errorf("remove %q: %w", w.tempDir, err))
 	}
 	if !keep {
-		if err := w.giveDir(spareWork, w.dir, workMade); err != nil {
-			errs = append(errs, err)
+		if err := removeDir(w.dir); err != nil {
+			errs = append(errs, fmt.Errorf("remove %q: %w", w.dir, err))
 		}
 	}
-	w.workMade, w.tempMade = nil, nil
 	return errors.Join(errs...)
-}
-
-// giveDir removes dir, or keeps it for a later job if it is as made
-// records it (see spareDirs.give).
-func (w *workspace) giveDir(kind spareKind, dir string, made *madeDir) error {
-	var err error
-	if w.spares == nil {
-		err = removeDir(dir)
-	} else {
-		err = w.spares.give(w.runDir, kind, dir, made)
-	}
-	if err != nil {
-		return fmt.Errorf("remove %q: %w", dir, err)
-	}
-	return nil
 }
 
 // unmount ends the workspace's overlay mount. A kept workspace is first

@@ -2,8 +2,10 @@ package local
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -26,13 +28,19 @@ type fileID struct {
 	dev, ino uint64
 	mode     uint32 // type, permissions, setuid, setgid, sticky
 	uid, gid uint32
-	// flags are the attribute flags (chattr), flagsErr why they could
-	// not be read (a file system without them).
+	// flags are the attribute flags a user can set (chattr), flagsErr
+	// why they could not be read (a file system without them).
 	flags    uint32
 	flagsErr syscall.Errno
-	// xattrs are the names of the extended attributes (an ACL is one).
+	// xattrs are the extended attributes (an ACL is one), names and
+	// values.
 	xattrs string
 }
+
+// userFlags are the attribute flags a user can change (the kernel's
+// FS_FL_USER_MODIFIABLE); the file system sets others itself (an
+// indexed directory, inline data).
+const userFlags = 0x000380ff
 
 // identify returns the fileID of the open file fd, and its size and
 // number of links.
@@ -43,18 +51,38 @@ func identify(fd int) (id fileID, size int64, nlink uint64, err error) {
 	}
 	id = fileID{dev: st.Dev, ino: st.Ino, mode: st.Mode, uid: st.Uid, gid: st.Gid}
 	id.flags, err = unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	id.flags &= userFlags
 	if err != nil {
 		id.flagsErr, _ = err.(syscall.Errno)
 	}
-	var buf [256]byte
-	n, err := unix.Flistxattr(fd, buf[:])
-	switch {
-	case err == unix.ERANGE:
-		id.xattrs = "\x00too many" // never equal to what a new file has
-	case err == nil:
-		id.xattrs = string(buf[:n])
+	if id.xattrs, err = xattrs(fd); err != nil {
+		return id, 0, 0, err
 	}
 	return id, st.Size, uint64(st.Nlink), nil
+}
+
+// xattrs returns the extended attributes of fd, names and values, in a
+// string: "" for none, the common case, in one system call. A file
+// system without them has none.
+func xattrs(fd int) (string, error) {
+	var names [1024]byte
+	n, err := unix.Flistxattr(fd, names[:])
+	if err == unix.ENOTSUP || n == 0 {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	var value [4096]byte
+	for name := range strings.SplitSeq(strings.TrimSuffix(string(names[:n]), "\x00"), "\x00") {
+		v, err := unix.Fgetxattr(fd, name, value[:])
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "%s=%q\x00", name, value[:v])
+	}
+	return b.String(), nil
 }
 
 // recordDir records what dir, just made, is like, after making the
@@ -88,7 +116,8 @@ func recordDir(dir string, names []string) *madeDir {
 // emptied reports whether dir is still as m records it, holding nothing
 // but its files, each with one link; it truncates the files. It works
 // on what it opened, not by path, so that nothing swapped in meanwhile
-// (a symbolic link to elsewhere) is emptied.
+// (a symbolic link to elsewhere) is emptied. Nothing of the job is left
+// to add to the directory meanwhile (see workspace.tainted).
 func (m *madeDir) emptied(dir string) bool {
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -103,8 +132,7 @@ func (m *madeDir) emptied(dir string) bool {
 			return false
 		}
 	}
-	// Nothing came in while the files were emptied.
-	return m.holdsOnly(fd)
+	return true
 }
 
 // truncateMade empties the file name of directory fd, if it is as id
@@ -124,9 +152,6 @@ func truncateMade(dirfd int, name string, id fileID) bool {
 
 // holdsOnly reports whether directory fd holds exactly m's files.
 func (m *madeDir) holdsOnly(fd int) bool {
-	if _, err := unix.Seek(fd, 0, 0); err != nil {
-		return false
-	}
 	var buf [1024]byte
 	var names []string
 	for {

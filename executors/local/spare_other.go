@@ -8,7 +8,7 @@ import "errors"
 // changed takes each system's own calls.
 const spareSupported = false
 
-type madeDir struct{}
+type madeDir struct{ names []string }
 
 func recordDir(dir string, names []string) *madeDir { return nil }
 
