@@ -67,11 +67,13 @@ func identify(fd int) (id fileID, size int64, nlink uint64, err error) {
 func xattrs(fd int) (string, error) {
 	var names [1024]byte
 	n, err := unix.Flistxattr(fd, names[:])
-	if err == unix.ENOTSUP || n == 0 {
+	switch {
+	case err == unix.ENOTSUP:
 		return "", nil
-	}
-	if err != nil {
+	case err != nil:
 		return "", err
+	case n == 0:
+		return "", nil
 	}
 	var b strings.Builder
 	var value [4096]byte
