@@ -323,8 +323,8 @@ func (e *Executor) Close(ctx context.Context) error {
 		err = errors.Join(err, terr)
 	}
 	e.hooksWS = nil
-	// The host executor first: it removes the directories it kept for
-	// later jobs.
+	// The host executor first, with whatever it made in the directories
+	// removed below.
 	err = errors.Join(err, e.host.Close(ctx))
 	// Empty directories only: a kept workspace (--keep-workspace) stays.
 	for _, d := range []string{"host/jobs", "host/tmp", "host", "jobs", "tmp", "work/jobs", "work/tmp", "work", ""} {

@@ -197,8 +197,10 @@ func (g *stepCgroup) active() bool {
 	return g != nil && g.fd >= 0
 }
 
-// kill kills every process left in the cgroup and waits, briefly, for
-// it to be empty.
+// kill kills every process left in the cgroup and in the cgroups a step
+// made below it, and waits, briefly, for them to be empty. It tells
+// empty from cgroup.events, which counts the cgroups below too: a step
+// may make one, and move a process there.
 func (g *stepCgroup) kill() {
 	if g == nil || g.fd < 0 {
 		return
@@ -206,8 +208,8 @@ func (g *stepCgroup) kill() {
 	deadline := time.Now().Add(killTimeout)
 	buf := make([]byte, 512)
 	for backoff := time.Millisecond; ; backoff = min(2*backoff, 20*time.Millisecond) {
-		data, err := g.read("cgroup.procs", &buf)
-		if err == nil && len(bytes.TrimSpace(data)) == 0 {
+		events, err := g.read("cgroup.events", &buf)
+		if err == nil && bytes.Contains(events, []byte("populated 0")) {
 			g.gone = true
 			// Only a cgroup nothing was killed in serves again: after a
 			// write to cgroup.kill, a kernel (6.18 here) kills processes
@@ -218,8 +220,12 @@ func (g *stepCgroup) kill() {
 		if err != nil || time.Now().After(deadline) {
 			return
 		}
+		// cgroup.kill kills the cgroups below too. Before Linux 5.14 there
+		// is none: the processes of the cgroup itself are killed one by
+		// one, and those below it stay out of reach.
 		if os.WriteFile(filepath.Join(g.dir, "cgroup.kill"), []byte("1"), 0) != nil {
-			for _, f := range strings.Fields(string(data)) {
+			procs, _ := g.read("cgroup.procs", &buf)
+			for _, f := range strings.Fields(string(procs)) {
 				if pid, err := strconv.Atoi(f); err == nil {
 					_ = syscall.Kill(pid, syscall.SIGKILL)
 				}
@@ -255,7 +261,8 @@ func (g *stepCgroup) release(b *cgroupBase) {
 	g.close()
 }
 
-// close releases the cgroup's directory, removing it (an empty cgroup).
+// close releases the cgroup's directory, removing it (an empty cgroup),
+// with the cgroups a step made below it.
 func (g *stepCgroup) close() {
 	if g == nil || g.fd < 0 {
 		return
@@ -264,9 +271,33 @@ func (g *stepCgroup) close() {
 	g.fd = -1
 	for i := 0; i < 50; i++ {
 		// rmdir fails with EBUSY while a killed process is being torn down.
-		if err := os.Remove(g.dir); err == nil || errors.Is(err, os.ErrNotExist) {
+		if err := removeCgroup(g.dir); err == nil || errors.Is(err, os.ErrNotExist) {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// removeCgroup removes the empty cgroup dir, and the cgroups below it
+// first.
+func removeCgroup(dir string) error {
+	err := os.Remove(dir)
+	if err == nil || errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	entries, rerr := os.ReadDir(dir)
+	if rerr != nil {
+		return err
+	}
+	below := false
+	for _, e := range entries {
+		if e.IsDir() {
+			below = true
+			_ = removeCgroup(filepath.Join(dir, e.Name()))
+		}
+	}
+	if !below {
+		return err
+	}
+	return os.Remove(dir)
 }

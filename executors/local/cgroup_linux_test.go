@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/nixflow/nixflow/executors"
@@ -70,5 +71,47 @@ func TestCloseRemovesStepCgroups(t *testing.T) {
 		if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("cgroup %s left after Close (%v)", dir, err)
 		}
+	}
+}
+
+// TestStepCgroupKillsBelow: a process a step moved into a cgroup it made
+// below its own is killed with the step, and Close removes both cgroups.
+func TestStepCgroupKillsBelow(t *testing.T) {
+	setsid := needStepCgroups(t)
+	base, _ := ownCgroup()
+	x := &Executor{}
+	ws, err := x.Prepare(context.Background(), executors.JobSpec{RunDir: t.TempDir(), Job: "j"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := ws.(*workspace)
+	res, stdout, stderr := run(t, w, context.Background(), `
+		cg='`+base+`'/$(basename "$(sed -n 's/^0:://p' /proc/self/cgroup)")
+		mkdir "$cg/hide"
+		mkfifo ready
+		`+setsid+` bash -c 'echo $$ > "$1/cgroup.procs"; echo $$ > hid.pid; echo > ready; exec sleep 1000' _ "$cg/hide" >/dev/null 2>&1 &
+		read -r _ < ready
+		echo "$cg"
+		sed -n 's/^0:://p' /proc/$(cat hid.pid)/cgroup`)
+	pid := readPID(t, filepath.Join(w.Dir(), "hid.pid"))
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	if res.ExitCode != 0 {
+		t.Fatalf("%+v, stderr %q", res, stderr)
+	}
+	lines := strings.Fields(stdout)
+	if len(lines) != 2 || !strings.HasSuffix(lines[1], "/hide") {
+		t.Fatalf("the step's process did not move below its cgroup: %q", stdout)
+	}
+	if !processGone(pid) {
+		t.Errorf("process %d, in a cgroup below the step's, outlived the step", pid)
+	}
+	if err := w.Teardown(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(lines[0]); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("cgroup %s left after Close (%v)", lines[0], err)
 	}
 }

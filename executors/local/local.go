@@ -63,10 +63,10 @@
 //   - Where cgroup v2 lets nixflow make cgroups below its own (as root, or
 //     in a delegated subtree with no controller enabled below nixflow's
 //     cgroup), each step runs in a cgroup of its own, entered at clone
-//     time; whatever is left in it after the step is killed, so that a
-//     process that left the process group and cleared or rewrote its
-//     environment (env -i; daemons that rewrite theirs) does not survive
-//     either. A cgroup in which nothing was left serves the executor's
+//     time; whatever is left in it (or in a cgroup the step made below
+//     it) after the step is killed, so that a process that left the
+//     process group and cleared or rewrote its environment (env -i;
+//     daemons that rewrite theirs) does not survive either. A cgroup in which nothing was left serves the executor's
 //     next step; Close removes them. Without such a cgroup, that process
 //     is beyond reach, as is one that runs as another user (sudo), one
 //     that moved itself to another cgroup (which takes write access to
@@ -124,7 +124,8 @@ func New(p executors.Params) (executors.Executor, error) {
 }
 
 // Close removes the repository snapshots the executor's jobs started
-// from, and the cgroups its steps ran in.
+// from, the cgroups its steps ran in, and the temporary directories it
+// kept for later jobs.
 func (e *Executor) Close(ctx context.Context) error {
 	e.cgroups.removeFree()
 	e.stdin.close()
@@ -514,8 +515,8 @@ func (w *workspace) resolve(src string) (root, name string, err error) {
 	return "", "", errors.New("source must be inside the workspace or the temporary directory")
 }
 
-// Teardown removes the workspace and temporary directories, unless keep
-// is set. It waits first for a Run that is still returning, as long as ctx
+// Teardown removes the workspace, unless keep is set, and the temporary
+// directory, or keeps that one for the executor's next job (spare.go). It waits first for a Run that is still returning, as long as ctx
 // allows. Calling it again is harmless.
 func (w *workspace) Teardown(ctx context.Context, keep bool) error {
 	w.guard.Close()
