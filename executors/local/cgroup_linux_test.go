@@ -15,20 +15,28 @@ import (
 	"github.com/nixflow/nixflow/executors"
 )
 
+// cgroupWorkspace skips the test where steps get no cgroups of their own,
+// and returns setsid's path, nixflow's cgroup, an executor (to close)
+// and a workspace of it.
+func cgroupWorkspace(t *testing.T) (setsid, base string, x *Executor, w *workspace) {
+	t.Helper()
+	setsid = needStepCgroups(t)
+	base, _ = ownCgroup()
+	x = &Executor{}
+	ws, err := x.Prepare(context.Background(), executors.JobSpec{RunDir: t.TempDir(), Job: "j"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return setsid, base, x, ws.(*workspace)
+}
+
 // TestCloseRemovesStepCgroups: where steps get cgroups of their own, the
 // cgroups the executor's steps ran in are gone once it is closed, also
 // those it kept for later steps; a step after one whose leftover
 // process was killed in its cgroup runs to its end; an empty cgroup
 // serves the next step.
 func TestCloseRemovesStepCgroups(t *testing.T) {
-	setsid := needStepCgroups(t)
-	base, _ := ownCgroup()
-	x := &Executor{}
-	ws, err := x.Prepare(context.Background(), executors.JobSpec{RunDir: t.TempDir(), Job: "j"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := ws.(*workspace)
+	setsid, base, x, w := cgroupWorkspace(t)
 	used := map[string]bool{}
 	for _, script := range []string{
 		`cat /proc/self/cgroup`,
@@ -77,14 +85,7 @@ func TestCloseRemovesStepCgroups(t *testing.T) {
 // TestStepCgroupKillsBelow: a process a step moved into a cgroup it made
 // below its own is killed with the step, and Close removes both cgroups.
 func TestStepCgroupKillsBelow(t *testing.T) {
-	setsid := needStepCgroups(t)
-	base, _ := ownCgroup()
-	x := &Executor{}
-	ws, err := x.Prepare(context.Background(), executors.JobSpec{RunDir: t.TempDir(), Job: "j"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := ws.(*workspace)
+	setsid, base, x, w := cgroupWorkspace(t)
 	res, stdout, stderr := run(t, w, context.Background(), `
 		cg='`+base+`'/$(basename "$(sed -n 's/^0:://p' /proc/self/cgroup)")
 		mkdir "$cg/hide"

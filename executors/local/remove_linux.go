@@ -34,20 +34,9 @@ func unlinkFiles(dir string) error {
 		return err
 	}
 	defer syscall.Close(fd)
-	var buf [4096]byte
-	var names []string
-	for {
-		n, err := syscall.ReadDirent(fd, buf[:])
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if n <= 0 {
-			break
-		}
-		_, _, names = syscall.ParseDirent(buf[:n], -1, names)
+	names, err := readNames(fd, -1)
+	if err != nil {
+		return err
 	}
 	for _, name := range names {
 		if err := syscall.Unlinkat(fd, name); err != nil {
@@ -59,3 +48,28 @@ func unlinkFiles(dir string) error {
 	}
 	return nil
 }
+
+// readNames returns the names in directory fd, or errTooMany once there
+// are more than most (-1: any number).
+func readNames(fd, most int) ([]string, error) {
+	var buf [4096]byte
+	var names []string
+	for {
+		n, err := syscall.ReadDirent(fd, buf[:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n <= 0 {
+			return names, nil
+		}
+		_, _, names = syscall.ParseDirent(buf[:n], -1, names)
+		if most >= 0 && len(names) > most {
+			return nil, errTooMany
+		}
+	}
+}
+
+var errTooMany = errors.New("too many entries")

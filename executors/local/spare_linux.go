@@ -154,23 +154,9 @@ func truncateMade(dirfd int, name string, id fileID) bool {
 
 // holdsOnly reports whether directory fd holds exactly m's files.
 func (m *madeDir) holdsOnly(fd int) bool {
-	var buf [1024]byte
-	var names []string
-	for {
-		n, err := unix.Getdents(fd, buf[:])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return false
-		}
-		if n <= 0 {
-			break
-		}
-		_, _, names = unix.ParseDirent(buf[:n], -1, names)
-		if len(names) > len(m.names) {
-			return false
-		}
+	names, err := readNames(fd, len(m.names))
+	if err != nil {
+		return false
 	}
 	slices.Sort(names)
 	return slices.Equal(names, m.names)
