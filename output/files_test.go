@@ -22,10 +22,7 @@ func TestJobLogsFull(t *testing.T) {
 		t.Skip("no /dev/full")
 	}
 	dir := t.TempDir()
-	logs, err := NewJobLogs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	logs := newJobLogs(t, dir)
 	full := filepath.Join(dir, "full.log")
 	if err := os.Symlink("/dev/full", full); err != nil {
 		t.Fatal(err)
@@ -59,10 +56,7 @@ func TestRunFilesFlushWithoutClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer events.Close()
-	logs, err := NewJobLogs(filepath.Join(dir, "logs"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	logs := newJobLogs(t, filepath.Join(dir, "logs"))
 	defer logs.Close()
 	start := event.Event{Job: "j", Step: "s", Event: event.StepStart}
 	events.Emit(start)
@@ -92,10 +86,7 @@ func TestRunFilesFlushWithoutClose(t *testing.T) {
 // it (output and events), without waiting for Close or the flush timer.
 func TestJobLogsStepEnd(t *testing.T) {
 	dir := t.TempDir()
-	logs, err := NewJobLogs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	logs := newJobLogs(t, dir)
 	defer logs.Close()
 	logs.Emit(event.Event{Job: "j", Step: "s", Event: event.StepStart})
 	logs.EmitOutput(&event.Event{Job: "j", Step: "s", Event: event.Output, Stream: "stdout"}, []byte("one\ntwo\n"))
@@ -118,10 +109,7 @@ func TestJobLogsPreallocated(t *testing.T) {
 	if err := os.WriteFile(name, []byte("before\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logs, err := NewJobLogs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	logs := newJobLogs(t, dir)
 	line := &event.Event{Job: "j", Step: "s", Event: event.Output, Stream: "stdout"}
 	block := []byte(strings.Repeat(strings.Repeat("x", 63)+"\n", 1024))
 	for range 3 * preallocFrom / len(block) {
@@ -177,10 +165,7 @@ func usage(t *testing.T, name string) (size, disk int64) {
 // written as usual.
 func TestJobLogsOpenWhileWritten(t *testing.T) {
 	dir := t.TempDir()
-	logs, err := NewJobLogs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	logs := newJobLogs(t, dir)
 	defer logs.Close()
 	var reports []string
 	logs.OnError = func(job, file string, err error) { reports = append(reports, job) }
@@ -230,4 +215,14 @@ func TestJobLogsOpenWhileWritten(t *testing.T) {
 			t.Errorf("%s.log: %d lines, %v", j, strings.Count(string(data), "\n"), err)
 		}
 	}
+}
+
+// newJobLogs returns job logs in dir, for the caller to close.
+func newJobLogs(t *testing.T, dir string) *JobLogs {
+	t.Helper()
+	logs, err := NewJobLogs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return logs
 }

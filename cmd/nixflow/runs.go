@@ -128,25 +128,19 @@ func (a *app) copyLog(runDir, job string, header bool) error {
 	f, err := os.Open(output.LogPath(runDir, job))
 	if os.IsNotExist(err) {
 		why, ended := notRunReason(runDir, job)
+		noLog, because := "no log", "it did not run: "+why
 		switch {
 		case !ended && runActive(runDir):
 			// A running job's log appears with its first write.
-			if header {
-				fmt.Fprintf(a.stdout, "== %s: no log yet (the run is still going)\n", job)
-				return nil
-			}
-			return usageError(fmt.Errorf("job %q has no log yet: the run is still going", job))
+			noLog, because = "no log yet", "the run is still going"
 		case !ended:
-			if header {
-				fmt.Fprintf(a.stdout, "== %s: no log (the run was stopped before the job wrote to it)\n", job)
-				return nil
-			}
-			return usageError(fmt.Errorf("job %q has no log: the run was stopped before the job wrote to it", job))
-		case header:
-			fmt.Fprintf(a.stdout, "== %s: no log (the job did not run: %s)\n", job, why)
+			because = "the run was stopped before the job wrote to it"
+		}
+		if header {
+			fmt.Fprintf(a.stdout, "== %s: %s (%s)\n", job, noLog, because)
 			return nil
 		}
-		return usageError(fmt.Errorf("job %q has no log: it did not run: %s", job, why))
+		return usageError(fmt.Errorf("job %q has %s: %s", job, noLog, because))
 	}
 	if err != nil {
 		return infraError(err)

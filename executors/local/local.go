@@ -66,10 +66,11 @@
 //     time; whatever is left in it (or in a cgroup the step made below
 //     it) after the step is killed, so that a process that left the
 //     process group and cleared or rewrote its environment (env -i;
-//     daemons that rewrite theirs) does not survive either. A cgroup in which nothing was left serves the executor's
-//     next step; Close removes them. Without such a cgroup, that process
-//     is beyond reach, as is one that runs as another user (sudo), one
-//     that moved itself to another cgroup (which takes write access to
+//     daemons that rewrite theirs) does not survive either. A cgroup in
+//     which nothing was left serves the executor's next step; Close
+//     removes them. Without such a cgroup, that process is beyond reach,
+//     as is one that runs as another user (sudo), one that moved itself
+//     to a cgroup outside the step's (which takes write access to
 //     the cgroup tree, as root has) when its step ended on its own, and
 //     a step's processes if nixflow itself is killed with SIGKILL (which
 //     also leaves the executor's empty cgroups behind).
@@ -516,7 +517,8 @@ func (w *workspace) resolve(src string) (root, name string, err error) {
 }
 
 // Teardown removes the workspace, unless keep is set, and the temporary
-// directory, or keeps that one for the executor's next job (spare.go). It waits first for a Run that is still returning, as long as ctx
+// directory, or keeps that one for the executor's next job (spare.go).
+// It waits first for a Run that is still returning, as long as ctx
 // allows. Calling it again is harmless.
 func (w *workspace) Teardown(ctx context.Context, keep bool) error {
 	w.guard.Close()

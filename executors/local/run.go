@@ -147,8 +147,8 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	cg.kill()
 	if !cg.ended() {
 		// Without a cgroup found empty, a process that cleared its
-		// environment may be left: the job's directories may not serve
-		// another job.
+		// environment may be left: the job's temporary directory may not
+		// serve another job.
 		w.tainted.Store(true)
 	}
 
