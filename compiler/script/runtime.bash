@@ -957,7 +957,7 @@ nf_run_provider() {
   done
   kill -KILL -- "-$pid" 2>/dev/null
   [[ -n $stopper ]] && kill -KILL "$stopper" 2>/dev/null && wait "$stopper" 2>/dev/null
-  nf_kill_cookie "$cookie"
+  nf_kill_cookie "$cookie" "$pid"
   nf_rc=$rc
   if [[ -e $nf_state/cancelled ]]; then
     rm -f "$2" "$3"
@@ -1239,15 +1239,16 @@ nf_apply_overrides() {
 
 # --- processes -------------------------------------------------------------
 
-# nf_kill_cookie COOKIE kills every process whose environment holds the
-# step's cookie: the ones that left its process group (setsid) too. It
-# looks again while a look finds a new one (a process may start another as
-# it is killed); once it found one, it also looks twice more, 10 ms apart,
-# for a process that was executing a program during a look (its
-# environment then reads empty). Then it waits, 2 s at most, for the
-# killed ones to end.
+# nf_kill_cookie COOKIE FIRST kills every process whose environment holds
+# the cookie of the step whose pid is FIRST: the ones that left its process
+# group (setsid) too. It looks again while a look finds a new one (a
+# process may start another as it is killed). A process that is executing
+# a program shows an empty environment for a moment: once a look found
+# one, two more looks follow, 10 ms apart; when none found any, up to five
+# more follow while nf_unsure_since finds a process that was missed.
+# Then it waits, 2 s at most, for the killed ones to end.
 nf_kill_cookie() {
-  local f pid i new more=2 killed=() unended
+  local f pid i new more=2 unsure=5 killed=() unended
   local -A hit=()
   [[ -d /proc/self ]] || return 0
   for ((i = 0; i < 50; i++)); do
@@ -1261,7 +1262,11 @@ nf_kill_cookie() {
       killed+=("$pid")
     done < <(grep -lzx -- "NIXFLOW_COOKIE=$1" /proc/[0-9]*/environ 2>/dev/null)
     if ((!new)); then
-      ((${#killed[@]} && more-- > 0)) || break
+      if ((${#killed[@]})); then
+        ((more-- > 0)) || break
+      elif ((unsure-- == 0)) || ! nf_unsure_since "$2" "$1"; then
+        break
+      fi
       nf_sleep_ms 10
     fi
   done
@@ -1273,6 +1278,41 @@ nf_kill_cookie() {
     killed=("${unended[@]}")
     ((${#killed[@]} == 0)) || nf_sleep_ms 10
   done
+}
+
+# nf_unsure_since PID COOKIE tells whether a process started after PID
+# may have been missed by the last look: it carries COOKIE (it was
+# executing a program during the look, and is done now), or it reads an
+# empty environment while it is neither a kernel thread nor exiting nor a
+# zombie (it is executing a program now). Unless the pid counter wrapped,
+# only the pids after PID need a look; bash builtins only.
+nf_unsure_since() {
+  local last p e kv s f pids=()
+  { read -r last </proc/sys/kernel/ns_last_pid; } 2>/dev/null || last=
+  if [[ $last =~ ^[0-9]+$ ]] && ((last >= $1 && last - $1 < 4096)); then
+    for ((p = $1 + 1; p <= last; p++)); do
+      [[ -e /proc/$p ]] && pids+=("$p")
+    done
+  else
+    for p in /proc/[0-9]*; do pids+=("${p#/proc/}"); done
+  fi
+  for p in "${pids[@]}"; do
+    # Not another user's process, nor one gone.
+    { mapfile -d '' -t e <"/proc/$p/environ"; } 2>/dev/null || continue
+    for kv in "${e[@]}"; do
+      [[ $kv == "NIXFLOW_COOKIE=$2" ]] && return 0
+    done
+    ((${#e[@]} == 0)) || continue
+    { read -r s <"/proc/$p/stat"; } 2>/dev/null || continue
+    # The fields after the name are numbers and one letter: nothing to
+    # glob. Field 3 is the state, field 9 the flags (PF_KTHREAD,
+    # PF_EXITING).
+    # shellcheck disable=SC2206
+    f=(${s##*) })
+    [[ ${f[0]-Z} == [ZX] ]] && continue
+    ((${f[6]:-0} & 0x00200004)) || return 0
+  done
+  return 1
 }
 
 # nf_gone PID tells whether the process has ended: no longer there, a
@@ -1365,7 +1405,7 @@ nf_await() {
   # it was stopped, the processes that left the group (setsid) too.
   kill -KILL -- "-$nf_pid" 2>/dev/null || true
   # Nothing a job's condition started outlives it either (setsid included).
-  if [[ -n $nf_stop || -e $nf_ctl/timedout.$nf_pid || $nf_spawn_kind == cond ]]; then nf_kill_cookie "$nf_cookie"; fi
+  if [[ -n $nf_stop || -e $nf_ctl/timedout.$nf_pid || $nf_spawn_kind == cond ]]; then nf_kill_cookie "$nf_cookie" "$nf_pid"; fi
   [[ -n $watcher ]] && kill -KILL "$watcher" 2>/dev/null
   [[ -n $nf_stopper ]] && kill -KILL "$nf_stopper" 2>/dev/null
   local r
