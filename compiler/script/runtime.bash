@@ -1975,9 +1975,17 @@ nf_run_step() {
     else
       status=success
     fi
-    local final=0
-    if [[ $status != failure || -n $ctl_err ]] || ((attempt >= max)) || nf_expired; then
+    local final=0 expired=0
+    nf_expired && expired=1
+    if [[ $status != failure || -n $ctl_err ]] || ((attempt >= max || expired)); then
       final=1
+      # An attempt that had attempts left but ended after the job's
+      # deadline: the job timed out, as when the deadline strikes during
+      # the wait that would follow.
+      if [[ $status == failure && -z $ctl_err && ${S_cond[k]} == success ]] &&
+        ((expired && attempt < max && !J_timedout)) && ! nf_should_stop "$interruptible"; then
+        J_timedout=1 reason="job timed out after $J_timeout_str"
+      fi
     elif nf_should_stop "$interruptible"; then
       # Cancelled once the attempt was over, with attempts left: the step
       # was waiting between attempts, and ends as cancelled.
