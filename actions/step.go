@@ -165,9 +165,10 @@ func (jr *jobRun) stepContext(step *compiler.Step) (context.Context, context.Can
 }
 
 // cleansUpAfterCancel reports whether a step runs, and goes on running,
-// after the first Ctrl-C: always() and cancelled() steps.
+// after the first Ctrl-C: one whose condition can hold in a cancelled run
+// (always(), cancelled(), failure() || cancelled(), !success(), ...).
 func cleansUpAfterCancel(step *compiler.Step) bool {
-	return step.Condition.Status == compiler.StatusAlways || step.Condition.Status == compiler.StatusCancelled
+	return step.Condition.Cleanup()
 }
 
 // stepEnv layers the step's own env, JOB_ENV values and the runtime

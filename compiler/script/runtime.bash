@@ -1918,7 +1918,9 @@ nf_step_deadline() {
 nf_run_step() {
   local k=$1
   local interruptible=$J_interruptible attempt max=${S_max[k]} t0 dir code
-  [[ ${S_cond[k]} == always || ${S_cond[k]} == cancelled ]] && interruptible=0
+  # A step whose condition can hold in a cancelled run goes on after the
+  # first Ctrl-C: always(), cancelled() and the expressions of S_keep.
+  if [[ ${S_cond[k]} == cancelled ]] || ((S_keep[k])); then interruptible=0; fi
   dir=$J_ws
   [[ -n ${S_workdir[k]} ]] && dir=$J_ws/${S_workdir[k]}
   nf_step_env "$k"
