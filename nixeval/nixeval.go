@@ -235,6 +235,7 @@ func Flake(ctx context.Context, ref string, opts Options) ([]byte, error) {
 
 func run(cmd *exec.Cmd, source string, env []string) ([]byte, error) {
 	cmd.Env = env
+	interruptOnCancel(cmd)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -245,6 +246,16 @@ func run(cmd *exec.Cmd, source string, env []string) ([]byte, error) {
 		return nil, fmt.Errorf("run %s: %w", filepath.Base(cmd.Path), err)
 	}
 	return stdout.Bytes(), nil
+}
+
+// interruptOnCancel makes a Nix command made with exec.CommandContext
+// stop as from Ctrl-C in a terminal when its context ends: SIGINT, not
+// SIGKILL, so that Nix stops its builders (a build, or an import from
+// derivation during an evaluation) itself. SIGKILL comes only if it is
+// still there 10 s later.
+func interruptOnCancel(cmd *exec.Cmd) {
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
 }
 
 // BuildError is a derivation that failed to build.
@@ -284,9 +295,7 @@ func Realise(ctx context.Context, drvs []string, root string, env []string, log 
 		args = append(args, "--add-root", root, "--indirect")
 	}
 	cmd := exec.CommandContext(ctx, bin, append(args, drvs...)...)
-	// SIGINT, not SIGKILL: nix-store then stops its builders itself.
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 10 * time.Second
+	interruptOnCancel(cmd)
 	cmd.Env = env
 	var stderr bytes.Buffer
 	cmd.Stdout = nil

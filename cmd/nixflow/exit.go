@@ -50,6 +50,12 @@ func infraError(err error, hints ...string) error {
 	return &exitError{code: ExitInfra, err: err, hints: hints}
 }
 
+// interruptedError: a stop signal (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT) came
+// before anything ran.
+func interruptedError(while string) error {
+	return &exitError{code: ExitInterrupted, err: fmt.Errorf("interrupted while %s: nothing ran", while)}
+}
+
 // detailed is an error made of a headline and a tool's report (Nix's
 // evaluation errors).
 type detailed interface {

@@ -89,10 +89,21 @@ Exit status: 0 all jobs succeeded (allowed failures included), 1 a job failed,
 const runGCPercent = 400
 
 func (a *app) run(args []string, f *runFlags) error {
+	// A stop signal while the workflow loads ends nixflow as interrupted
+	// (not killed by the signal, nor with Go's dump for SIGQUIT); from
+	// then on, the run's own handling takes over, with no gap between.
+	loading, stopLoading := signal.NotifyContext(context.Background(), stopSignals...)
+	defer stopLoading()
 	plan, err := a.loadPlan(args, &f.wf)
 	if err != nil {
 		return err
 	}
+	if loading.Err() != nil {
+		return interruptedError("loading the workflow")
+	}
+	cancel, abort, stop := a.interrupts()
+	defer stop()
+	stopLoading()
 	opts, err := a.runOptions(plan, f)
 	if err != nil {
 		return err
@@ -175,8 +186,6 @@ func (a *app) run(args []string, f *runFlags) error {
 		return infraError(err)
 	}
 
-	cancel, abort, stop := a.interrupts()
-	defer stop()
 	if os.Getenv("GOGC") == "" {
 		defer debug.SetGCPercent(debug.SetGCPercent(runGCPercent))
 	}

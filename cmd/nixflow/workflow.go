@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -249,7 +250,14 @@ func (a *app) evaluate(src, flakeDir string, eval func(context.Context, nixeval.
 	if err != nil {
 		return nil, err
 	}
-	data, err := eval(context.Background(), opts)
+	// A stop signal stops Nix (with SIGINT, as Ctrl-C in a terminal
+	// would) and ends the command: nothing is left evaluating.
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
+	defer stop()
+	data, err := eval(ctx, opts)
+	if ctx.Err() != nil {
+		return nil, interruptedError("evaluating the workflow")
+	}
 	var evalErr *nixeval.EvalError
 	var missing *nixeval.NixMissingError
 	switch {
