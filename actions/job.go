@@ -334,7 +334,33 @@ func (e *engine) prepareEnvironments() error {
 			errs = append(errs, fmt.Errorf("job %s: %w", job.Name, err))
 		}
 	}
+	if len(errs) > 0 {
+		e.requiredSecretsSeen(final)
+	}
 	return errors.Join(errs...)
+}
+
+// requiredSecretsSeen adds to final what a provider that failed may repeat
+// in its message: the values, in nixflow's environment and in the
+// overrides, of the names every secret required provider of the plan lists, whether
+// or not that provider ran (a command provider runs with nixflow's
+// environment; a job's error is shown with the run's).
+func (e *engine) requiredSecretsSeen(final map[string]string) {
+	host := fromList(e.opts.Environ)
+	over := envMap{}
+	e.opts.Overrides.apply(over)
+	add := func(ps []compiler.Provider) {
+		for _, p := range ps {
+			if p.Type == "required" && p.Secret() {
+				finalSecrets(final, host, p.Names)
+				finalSecrets(final, over, p.Names)
+			}
+		}
+	}
+	add(e.plan.EnvFrom)
+	for _, job := range e.plan.Jobs {
+		add(job.EnvFrom)
+	}
 }
 
 func (e *engine) hostCondition(ctx context.Context, job *compiler.Job, cmd string, env envMap) (int, error) {

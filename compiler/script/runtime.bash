@@ -1182,6 +1182,21 @@ nf_resolve_environments() {
     nf_masked "${nf_final[$k]}" || nf_secrets[$k]=${nf_final[$k]}
   done
   nf_add_secrets
+  if ((${#nf_errors[@]} > 0)); then
+    # A provider that failed may repeat in its message what it saw in this
+    # host's environment under a name a secret required provider lists,
+    # whether or not that provider ran; so may an override's value.
+    nf_secrets=()
+    for name in "${nf_required_secret[@]}"; do
+      [[ -n ${!name:-} ]] && ! nf_masked "${!name}" && nf_secrets[$name]=${!name}
+    done
+    nf_add_secrets
+    nf_secrets=()
+    for name in "${nf_required_secret[@]}"; do
+      [[ -n ${nf_over[$name]:-} ]] && ! nf_masked "${nf_over[$name]}" && nf_secrets[$name]=${nf_over[$name]}
+    done
+    nf_add_secrets
+  fi
   ((${#nf_errors[@]} == 0)) || ok=0
   ((ok))
 }
