@@ -254,6 +254,11 @@ func (jr *jobRun) inWorkspace(ws executors.Workspace) *lostWorkspace {
 	}
 
 	if err := jr.restoreInputs(); err != nil {
+		if e.abort.Err() != nil {
+			// A second Ctrl-C stopped the copy: no executor failed.
+			res.Status, res.Reason = event.StatusCancelled, "run cancelled"
+			return nil
+		}
 		d := DomainExecutor
 		if errors.Is(err, errNotProduced) {
 			d = DomainStep

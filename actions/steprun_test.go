@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -36,6 +37,9 @@ type act struct {
 type scripted struct {
 	script map[string][]act
 	start  time.Time
+	// artifacts: CopyOut makes the artifact (an empty directory) and
+	// CopyIn takes until its context ends.
+	artifacts bool
 
 	mu    sync.Mutex
 	calls map[string]int
@@ -50,10 +54,17 @@ func (x *scripted) Close(context.Context) error { return nil }
 func (x *scripted) Dir() string                 { return "/fake/ws" }
 func (x *scripted) TempDir() string             { return "/fake/tmp" }
 func (x *scripted) Where() string               { return "scripted" }
-func (x *scripted) CopyIn(_ context.Context, src, _ string) error {
+func (x *scripted) CopyIn(ctx context.Context, src, _ string) error {
+	if x.artifacts {
+		<-ctx.Done()
+		return fmt.Errorf("copy in %q: %w", src, ctx.Err())
+	}
 	return fmt.Errorf("copy in %q: %w", src, fs.ErrNotExist)
 }
-func (x *scripted) CopyOut(_ context.Context, src, _ string) error {
+func (x *scripted) CopyOut(_ context.Context, src, dst string) error {
+	if x.artifacts {
+		return os.Mkdir(dst, 0o755)
+	}
 	return fmt.Errorf("copy out %q: %w", src, fs.ErrNotExist)
 }
 func (x *scripted) Teardown(context.Context, bool) error { return nil }
@@ -104,11 +115,17 @@ func (x *scripted) Run(ctx context.Context, cmd executors.Command) (executors.Re
 // and the executor.
 func runScripted(t *testing.T, graph string, script map[string][]act, cancelAt, abortAt time.Duration) (*Result, *scripted) {
 	t.Helper()
+	return runScriptedWith(t, &scripted{script: script}, graph, cancelAt, abortAt)
+}
+
+// runScriptedWith is runScripted with an executor set up by the caller.
+func runScriptedWith(t *testing.T, x *scripted, graph string, cancelAt, abortAt time.Duration) (*Result, *scripted) {
+	t.Helper()
 	plan, err := compiler.Compile("graph.json", []byte(graph))
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := &scripted{script: script, start: time.Now(), calls: map[string]int{}}
+	x.start, x.calls = time.Now(), map[string]int{}
 	reg := executors.NewRegistry()
 	reg.Register("local", func(executors.Params) (executors.Executor, error) { return x, nil })
 	cancel, cancelFn := context.WithCancel(context.Background())
@@ -295,6 +312,30 @@ func TestStopSignals(t *testing.T) {
 		case <-second.Hurry:
 		default:
 			t.Errorf("second stop: Hurry not closed after the abort")
+		}
+	})
+}
+
+// A second Ctrl-C that stops a cleanup job while its inputs are copied in
+// cancels the job: no executor failed.
+func TestAbortDuringCopyIn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		graph := `{"version": 1, "name": "copy", "jobs": {
+		  "p": {"steps": [{"name": "make", "bash": "true"}], "outputs": {"big": "big"}},
+		  "q": {"needs": ["p"], "condition": "always()", "inputs": ["big"], "steps": [{"name": "use", "bash": "true"}]}}}`
+		x := &scripted{script: map[string][]act{"make": {{d: 2 * time.Second}}, "use": {{d: time.Second}}}, artifacts: true}
+		res, _ := runScriptedWith(t, x, graph, 3*time.Second, 4*time.Second)
+		var q *JobResult
+		for _, j := range res.Jobs {
+			if j.Job == "q" {
+				q = j
+			}
+		}
+		if q == nil || q.Status != event.StatusCancelled || q.Reason != "run cancelled" || q.Domain != "" {
+			t.Fatalf("job q: %+v, want cancelled (run cancelled), no failure domain", q)
+		}
+		if !res.Cancelled {
+			t.Error("the run is not recorded as cancelled")
 		}
 	})
 }
