@@ -42,7 +42,13 @@ func (a *app) runsCommand() *cobra.Command {
 				project := shortProject(runProject(filepath.Join(dir, id)), a.getenv("HOME"))
 				res, err := actions.ReadResult(filepath.Join(dir, id))
 				if err != nil {
-					fmt.Fprintf(tw, "%s\t-\tincomplete\t-\t-\t%s\n", id, project)
+					// No result yet: the run goes on, or its nixflow was
+					// killed.
+					state := "incomplete"
+					if runActive(filepath.Join(dir, id)) {
+						state = "running"
+					}
+					fmt.Fprintf(tw, "%s\t-\t%s\t-\t-\t%s\n", id, state, project)
 					continue
 				}
 				result := "success"
