@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -225,4 +226,27 @@ func newJobLogs(t *testing.T, dir string) *JobLogs {
 		t.Fatal(err)
 	}
 	return logs
+}
+
+// Output that comes one event a line (CRLF lines, pieces of a line cut at
+// 64 KiB) is written once writeChunk bytes are held, as lines that come in
+// blocks are, not held until the step ends or the timer fires (fake time
+// stands still here): a step printing GBs that way keeps memory bounded.
+func TestJobLogsWriteEventLinesInChunks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		logs := newJobLogs(t, dir)
+		defer logs.Close()
+		line := strings.Repeat("x", 1000)
+		for range 2 * writeChunk / len(line) {
+			logs.Emit(event.Event{Time: time.Now(), Job: "j", Step: "s", Event: event.Output, Stream: "stdout", Message: line})
+		}
+		fi, err := os.Stat(filepath.Join(dir, "j.log"))
+		if err != nil {
+			t.Fatalf("nothing written before the step ended: %v", err)
+		}
+		if fi.Size() < writeChunk {
+			t.Errorf("%d bytes written of %d held, want at least %d", fi.Size(), 2*writeChunk, writeChunk)
+		}
+	})
 }

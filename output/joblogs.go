@@ -121,6 +121,11 @@ func (l *JobLogs) Emit(events ...event.Event) {
 			continue
 		}
 		jl.pending = l.f.appendEvent(jl.pending, e)
+		if len(jl.pending) >= writeChunk {
+			// Lines that come one event each (CRLF, lines cut at 64 KiB)
+			// are held no longer than lines that come in blocks.
+			l.flushJob(e.Job, jl)
+		}
 		switch e.Event {
 		case event.JobEnd:
 			l.flushJob(e.Job, jl)
