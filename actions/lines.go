@@ -39,7 +39,16 @@ type lineWriter struct {
 	block1 event.Event
 	masked []byte
 	spans  []span
+	// dropping: the rest of the current line is an announced value too
+	// long to hold (maxAnnounce), passed on as nothing.
+	dropping bool
 }
+
+// maxAnnounce bounds how much of a ::add-mask:: line is held until its
+// newline: such a line is never passed on in pieces, which would show
+// the value. A longer one is shown as announced, its value neither
+// shown nor masked.
+const maxAnnounce = 1 << 20
 
 // Write passes on the lines of p. In the steady state (lines shorter
 // than maxLine, none announcing a secret, no '\r') it passes on the
@@ -51,6 +60,14 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	w.events = w.events[:0]
 	w.stamp = w.now()
 	for len(p) > 0 {
+		if w.dropping {
+			i := bytes.IndexByte(p, '\n')
+			if i < 0 {
+				break
+			}
+			p, w.dropping = p[i+1:], false
+			continue
+		}
 		if len(w.buf) == 0 {
 			if k := w.block(p); k > 0 {
 				p = p[k:]
@@ -69,7 +86,22 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 		// A line is passed on in pieces of maxLine bytes, but the buffer
 		// holds a secret's length more: a secret that starts in a piece
 		// is then whole in the buffer, and masked, before the cut.
-		if room := maxLine + w.mask.longest() - len(w.buf); end > room {
+		if room := maxLine + w.mask.longest() - len(w.buf); end > room && w.announce != nil && announcing(w.buf, p) {
+			// An announcement is held whole, up to maxAnnounce.
+			if len(w.buf)+end > maxAnnounce {
+				w.buf = w.buf[:0]
+				w.emit(addMask + "*** (a value longer than 1 MiB: not masked)")
+				w.dropping = true
+				continue
+			}
+			w.buf = append(w.buf, p[:end]...)
+			p = p[end:]
+			if i >= 0 {
+				p = p[1:]
+				w.line()
+			}
+			continue
+		} else if end > room {
 			// Too long for one line: pass on a piece, go on with the rest.
 			w.buf = append(w.buf, p[:room]...)
 			p = p[room:]
@@ -97,7 +129,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 // it), before the executor writes any output read with them. Values too
 // short to mask are left to add, which warns about them once.
 func (w *lineWriter) LookAhead(p []byte) {
-	if w.announce == nil || !bytes.Contains(p, []byte(addMask)) {
+	if w.announce == nil || w.dropping || (!bytes.Contains(p, []byte(addMask)) && !announcing(w.buf, p)) {
 		return
 	}
 	data := append(append([]byte(nil), w.buf...), p...)
@@ -201,6 +233,15 @@ func (w *lineWriter) cut() {
 // addMask starts a line that announces a value to mask.
 const addMask = "::add-mask::"
 
+// announcing tells whether the line that buf (what is held of it) and p
+// continue starts with addMask, after blanks.
+func announcing(buf, p []byte) bool {
+	var head [64]byte
+	h := append(head[:0], buf[:min(len(buf), len(head))]...)
+	h = append(h, p[:min(len(p), len(head)-len(h))]...)
+	return bytes.HasPrefix(bytes.TrimLeft(h, " \t"), []byte(addMask))
+}
+
 func (w *lineWriter) add(line string) {
 	raw := strings.TrimSuffix(line, "\r")
 	var text string
@@ -237,6 +278,7 @@ func (w *lineWriter) flush() {
 
 // Close passes on a last line that had no newline.
 func (w *lineWriter) Close() error {
+	w.dropping = false
 	if len(w.buf) > 0 {
 		w.stamp = w.now()
 		w.line()

@@ -194,3 +194,42 @@ func TestMasker(t *testing.T) {
 		}
 	}
 }
+
+// TestLineWriterLongAnnouncement: a ::add-mask:: line longer than a piece
+// of a long line is never passed on in pieces, whichever writes it comes
+// in (the executor shows each write to LookAhead first): it is announced
+// whole, and its value masked from then on. One longer than maxAnnounce
+// before its newline comes is shown as announced, its value not at all.
+func TestLineWriterLongAnnouncement(t *testing.T) {
+	v := strings.Repeat("s3cr3t-", 10000) // 70,000 bytes
+	huge := strings.Repeat("h", maxAnnounce+10)
+	tests := []struct {
+		name   string
+		writes []string
+		want   []string
+	}{
+		{"two writes, the first shorter than a piece", []string{addMask + v[:40000], v[40000:] + "\n", "print: " + v + "\n"},
+			[]string{addMask + "***", "print: ***"}},
+		{"two writes, the first longer than a piece", []string{addMask + v[:69000], v[69000:] + "\n", "print: " + v + "\n"},
+			[]string{addMask + "***", "print: ***"}},
+		{"blanks before, split inside the prefix", []string{"  ::add-", "mask::" + v + "\n", v + "\n"},
+			[]string{addMask + "***", "***"}},
+		{"longer than maxAnnounce before its newline", []string{addMask + huge[:maxAnnounce/2], huge[maxAnnounce/2:], "\nafter\n"},
+			[]string{addMask + "*** (a value longer than 1 MiB: not masked)", "after"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &eventtest.Recorder{}
+			m := NewMasker()
+			w := &lineWriter{sink: c, mask: m, tail: &tail{}, now: time.Now, announce: func(v string) { m.Add(v) }}
+			for _, s := range tt.writes {
+				w.LookAhead([]byte(s))
+				w.Write([]byte(s))
+			}
+			w.Close()
+			if diff := cmp.Diff(tt.want, c.Messages()); diff != "" {
+				t.Errorf("lines (-want +got):\n%.2000s", diff)
+			}
+		})
+	}
+}
