@@ -14,6 +14,9 @@ import (
 // unprivileged processes (/proc/sys/fs/pipe-max-size).
 const pipeSize = 1 << 20
 
+// passOn takes all a pipe holds.
+var _ [maxHold - pipeSize]struct{}
+
 // maxGrownPipes bounds the pipes grown at once. The pipes of an
 // unprivileged user share a budget (/proc/sys/fs/pipe-user-pages-soft,
 // 64 MiB by default), charged by capacity: once it is spent, every new

@@ -94,8 +94,11 @@ func readRetry(fd int, buf []byte) (int, error) {
 	}
 }
 
-// maxHold bounds what passOn takes from the pipes before passing it on:
-// a step that never pauses writing must not make it read forever.
+// maxHold bounds what passOn takes from the pipes besides the chunk it
+// passes on: a step that never pauses writing must not make it read
+// forever. It is at least all that a pipe holds (pipeSize), so that
+// everything the pipes held when the chunk was read is taken, whatever
+// the chunk's size.
 const maxHold = 1 << 20
 
 // passOn passes on chunk, just read from o, with what the pipes of the
@@ -109,7 +112,7 @@ func (s *streamSet) passOn(o *output, chunk []byte) {
 		x.pending = x.pending[:0]
 	}
 	o.pending = append(o.pending, chunk...)
-	for held := len(chunk); held < maxHold; {
+	for held := 0; held < maxHold; {
 		got := 0
 		for _, x := range s.outs {
 			if !x.closed {
