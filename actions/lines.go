@@ -42,6 +42,9 @@ type lineWriter struct {
 	// dropping: the rest of the current line is an announced value too
 	// long to hold (maxAnnounce), passed on as nothing.
 	dropping bool
+	// ctx is the end of the last piece passed on of a line being cut
+	// (see Masker.maskPrefix), empty between lines.
+	ctx string
 }
 
 // maxAnnounce bounds how much of a ::add-mask:: line is held until its
@@ -68,7 +71,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 			p, w.dropping = p[i+1:], false
 			continue
 		}
-		if len(w.buf) == 0 {
+		if len(w.buf) == 0 && w.ctx == "" {
 			if k := w.block(p); k > 0 {
 				p = p[k:]
 				continue
@@ -225,8 +228,10 @@ func (w *lineWriter) line() {
 // before it is cut, and cut where no secret's occurrence straddles the
 // cut (which would show both halves).
 func (w *lineWriter) cut() {
-	text, n := w.mask.maskPrefix(string(w.buf), maxLine)
+	text, n := w.mask.maskPrefix(w.ctx, string(w.buf), maxLine)
 	w.emit(text)
+	keep := max(w.mask.longest()-1, 0)
+	w.ctx = string(w.buf[max(n-keep, 0):n])
 	w.buf = append(w.buf[:0], w.buf[n:]...)
 }
 
@@ -245,7 +250,10 @@ func announcing(buf, p []byte) bool {
 func (w *lineWriter) add(line string) {
 	raw := strings.TrimSuffix(line, "\r")
 	var text string
-	if v, ok := strings.CutPrefix(strings.TrimSpace(raw), addMask); ok && w.announce != nil {
+	if w.ctx != "" {
+		// The last piece of a line that was cut.
+		text, w.ctx = w.mask.maskAfter(w.ctx, raw), ""
+	} else if v, ok := strings.CutPrefix(strings.TrimSpace(raw), addMask); ok && w.announce != nil {
 		if v = strings.TrimSpace(v); v != "" {
 			w.announce(v)
 		}
@@ -284,6 +292,7 @@ func (w *lineWriter) Close() error {
 		w.line()
 		w.flush()
 	}
+	w.ctx = ""
 	return nil
 }
 

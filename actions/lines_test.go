@@ -233,3 +233,30 @@ func TestLineWriterLongAnnouncement(t *testing.T) {
 		})
 	}
 }
+
+// TestLineWriterCutInsideChain: a secret that overlaps itself
+// ("XyXyXyXy") makes one masked run of a line of "Xy"s; where the run
+// reaches past a piece's end, the next piece masks its continuation: no
+// part of the secret shows, whatever the line's length and its first
+// piece's end.
+func TestLineWriterCutInsideChain(t *testing.T) {
+	for _, n := range []int{32766, 32768, 32771, 32772, 32775, 32776, 65600} {
+		for _, prefix := range []string{"", "a", "ab "} {
+			line := prefix + strings.Repeat("Xy", n)
+			c := &eventtest.Recorder{}
+			m := NewMasker()
+			m.Add("XyXyXyXy")
+			w := &lineWriter{sink: c, mask: m, tail: &tail{}, now: time.Now}
+			w.Write([]byte(line + "\nafter Xy\n"))
+			w.Close()
+			msgs := c.Messages()
+			if got := msgs[len(msgs)-1]; got != "after Xy" {
+				t.Errorf("n %d, prefix %q: the next line is %q", n, prefix, got)
+			}
+			shown := strings.ReplaceAll(strings.Join(msgs[:len(msgs)-1], ""), "***", "")
+			if shown != prefix {
+				t.Errorf("n %d, prefix %q: %q shows besides the prefix", n, prefix, strings.TrimPrefix(shown, prefix))
+			}
+		}
+	}
+}

@@ -136,14 +136,15 @@ type span struct{ start, end int }
 // the masked text of s[:n] and n. s must hold the longest secret's
 // length past limit, so that every occurrence starting before limit is
 // whole in s.
-func (m *Masker) maskPrefix(s string, limit int) (string, int) {
+//
+// ctx is the end of the line's previous piece (up to the longest secret
+// less one byte): an occurrence that starts there, chained to a run that
+// piece masked, is masked here too.
+func (m *Masker) maskPrefix(ctx, s string, limit int) (string, int) {
 	if limit >= len(s) {
-		return m.Mask(s), len(s)
+		return m.maskAfter(ctx, s), len(s)
 	}
-	var spans []span
-	if m != nil {
-		spans = m.current().spans(s, nil)
-	}
+	spans := m.spansAfter(ctx, s)
 	n := limit
 	for _, r := range spans {
 		if r.start < n && r.end > n {
@@ -156,6 +157,32 @@ func (m *Masker) maskPrefix(s string, limit int) (string, int) {
 		}
 	}
 	return replaceSpans(s[:n], spans), n
+}
+
+// maskAfter is Mask for the last piece of a line cut before it: ctx is
+// the end of the piece before (see maskPrefix).
+func (m *Masker) maskAfter(ctx, s string) string {
+	if ctx == "" {
+		return m.Mask(s)
+	}
+	return replaceSpans(s, m.spansAfter(ctx, s))
+}
+
+// spansAfter is the spans of s, with those of occurrences that start in
+// ctx, which comes before s, clipped to s.
+func (m *Masker) spansAfter(ctx, s string) []span {
+	if m == nil {
+		return nil
+	}
+	all := m.current().spans(ctx+s, nil)
+	spans := all[:0]
+	for _, r := range all {
+		if r.end <= len(ctx) {
+			continue
+		}
+		spans = append(spans, span{max(r.start-len(ctx), 0), r.end - len(ctx)})
+	}
+	return spans
 }
 
 // Mask returns s with every occurrence of every secret replaced by ***.
