@@ -73,19 +73,26 @@ var _ executors.LookAhead = (*announcer)(nil)
 // a value announced on one stream is seen, through LookAhead, before
 // the other stream's later output is written.
 func TestStreamsLookAhead(t *testing.T) {
+	script := `for i in $(seq 500); do v=fresh-$i-a; echo "::add-mask::$v"; echo "x $v" >&2; w=fresh-$i-b; echo "::add-mask::$w" >&2; echo "y $w"; done`
+	assertNoLeaks(t, executors.Command{Argv: bash(script)})
+}
+
+// assertNoLeaks runs cmd with announcers for its two streams, and fails
+// if a line naming a value was written before its announcement was seen.
+func assertNoLeaks(t *testing.T, cmd executors.Command) {
+	t.Helper()
 	w := prepare(t, executors.JobSpec{})
 	var mu sync.Mutex
 	var leaks []string
 	known := map[string]bool{}
-	out := &announcer{mu: &mu, known: known, leaks: &leaks, stream: "stdout"}
-	errw := &announcer{mu: &mu, known: known, leaks: &leaks, stream: "stderr"}
-	script := `for i in $(seq 500); do v=fresh-$i-a; echo "::add-mask::$v"; echo "x $v" >&2; w=fresh-$i-b; echo "::add-mask::$w" >&2; echo "y $w"; done`
-	res, err := w.Run(context.Background(), executors.Command{Argv: bash(script), Stdout: out, Stderr: errw})
+	cmd.Stdout = &announcer{mu: &mu, known: known, leaks: &leaks, stream: "stdout"}
+	cmd.Stderr = &announcer{mu: &mu, known: known, leaks: &leaks, stream: "stderr"}
+	res, err := w.Run(context.Background(), cmd)
 	if err != nil || res.ExitCode != 0 {
 		t.Fatalf("Run: %v, %+v", err, res)
 	}
 	if len(leaks) > 0 {
-		t.Errorf("%d lines written before their value's announcement was seen, first: %q", len(leaks), leaks[0])
+		t.Errorf("%d lines written before their value's announcement was seen, first: %.80q", len(leaks), leaks[0])
 	}
 }
 
@@ -93,12 +100,6 @@ func TestStreamsLookAhead(t *testing.T) {
 // that holds a MiB (all a grown pipe holds) is seen before the other
 // stream's line that names it is written.
 func TestStreamsLookAheadBehindMiB(t *testing.T) {
-	w := prepare(t, executors.JobSpec{})
-	var mu sync.Mutex
-	var leaks []string
-	known := map[string]bool{}
-	out := &announcer{mu: &mu, known: known, leaks: &leaks, stream: "stdout"}
-	errw := &announcer{mu: &mu, known: known, leaks: &leaks, stream: "stderr"}
 	// The step is this test binary (helperWrites), which writes each
 	// piece in one write(2), as fast as it can: the stdout pipe then
 	// holds the whole second MiB, announcement last, when stderr's line
@@ -107,16 +108,7 @@ func TestStreamsLookAheadBehindMiB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := w.Run(context.Background(), executors.Command{
-		Argv:   []string{self},
-		Env:    []string{"NIXFLOW_TEST_HELPER_WRITES=1"},
-		Stdout: out, Stderr: errw})
-	if err != nil || res.ExitCode != 0 {
-		t.Fatalf("Run: %v, %+v", err, res)
-	}
-	if len(leaks) > 0 {
-		t.Errorf("%d lines written before their value's announcement was seen, first: %.80q", len(leaks), leaks[0])
-	}
+	assertNoLeaks(t, executors.Command{Argv: []string{self}, Env: []string{"NIXFLOW_TEST_HELPER_WRITES=1"}})
 }
 
 // TestMain runs the tests, or, in the step of
