@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -73,11 +74,17 @@ func writePlanJSON(w io.Writer, p *compiler.Plan) error {
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	bw.Write(head[:at+len(empty)-1])
+	// One buffer for every job's text: a plan of 50,000 jobs leaves no
+	// garbage of that size behind.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("    ", "  ")
 	for i, j := range p.Jobs {
-		data, err := json.MarshalIndent(j, "    ", "  ")
-		if err != nil {
+		buf.Reset()
+		if err := enc.Encode(j); err != nil {
 			return err
 		}
+		data := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 		bw.WriteString("\n    ")
 		bw.Write(data)
 		if i < len(p.Jobs)-1 {
