@@ -2,6 +2,8 @@ package local
 
 import (
 	"bytes"
+	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -63,5 +65,54 @@ func TestPipeGrowsForFastSteps(t *testing.T) {
 				t.Errorf("passed on %d bytes, want the %d written", got.Len(), len(data))
 			}
 		})
+	}
+}
+
+// TestPassOnBudgetPerPipe: both pipes full when stdout's copier reads a
+// small chunk, stderr's ending in an announcement written before the
+// stdout line that names the value: stdout's own full pipe does not use
+// up the budget before stderr is read (the order the probe of the
+// streams could not force; here the pipes are filled first).
+func TestPassOnBudgetPerPipe(t *testing.T) {
+	var mu sync.Mutex
+	var leaks []string
+	known := map[string]bool{}
+	out, err := newOutput(&announcer{mu: &mu, known: known, leaks: &leaks, stream: "stdout"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errw, err := newOutput(&announcer{mu: &mu, known: known, leaks: &leaks, stream: "stderr"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.r.Close()
+	defer errw.r.Close()
+	defer out.w.Close()
+	defer errw.w.Close()
+	linkStreams(out, errw)
+	for _, o := range []*output{out, errw} {
+		if _, err := unix.FcntlInt(o.w.Fd(), unix.F_SETPIPE_SZ, pipeSize); err != nil {
+			t.Fatalf("grow the pipe: %v", err)
+		}
+		o.grown = true
+	}
+	ann := "::add-mask::fresh-1\n"
+	if _, err := errw.w.WriteString(strings.Repeat("e", pipeSize-len(ann)-1) + "\n" + ann); err != nil {
+		t.Fatal(err)
+	}
+	line := "leak fresh-1\n"
+	if _, err := out.w.WriteString(strings.Repeat("o", pipeSize-len(line)-1) + "\n" + line); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, copyBufferSize)
+	n, err := out.r.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.set.mu.Lock()
+	out.set.passOn(out, buf[:n])
+	out.set.mu.Unlock()
+	if len(leaks) > 0 {
+		t.Errorf("written before its announcement was seen: %.80q", leaks[0])
 	}
 }

@@ -21,7 +21,8 @@ import (
 
 // streamSet links the outputs of one step.
 type streamSet struct {
-	mu   sync.Mutex
+	mu sync.Mutex
+	// outs are a step's stdout and stderr, at most.
 	outs []*output
 }
 
@@ -94,11 +95,11 @@ func readRetry(fd int, buf []byte) (int, error) {
 	}
 }
 
-// maxHold bounds what passOn takes from the pipes besides the chunk it
+// maxHold bounds what passOn takes from each pipe besides the chunk it
 // passes on: a step that never pauses writing must not make it read
 // forever. It is at least all that a pipe holds (pipeSize), so that
 // everything the pipes held when the chunk was read is taken, whatever
-// the chunk's size.
+// the chunk's size and whichever pipe it came from.
 const maxHold = 1 << 20
 
 // passOn passes on chunk, just read from o, with what the pipes of the
@@ -112,17 +113,21 @@ func (s *streamSet) passOn(o *output, chunk []byte) {
 		x.pending = x.pending[:0]
 	}
 	o.pending = append(o.pending, chunk...)
-	for held := 0; held < maxHold; {
+	// Each pipe has a budget of its own: the reader's own pipe, still
+	// full, does not use up the other's.
+	var held [2]int // by s.outs
+	for {
 		got := 0
-		for _, x := range s.outs {
-			if !x.closed {
-				got += x.take(maxHold - held - got)
+		for i, x := range s.outs {
+			if !x.closed && held[i] < maxHold {
+				n := x.take(maxHold - held[i])
+				held[i] += n
+				got += n
 			}
 		}
 		if got == 0 {
 			break
 		}
-		held += got
 	}
 	for _, x := range s.outs {
 		if len(x.pending) >= growAt && !x.grown {
