@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/nixflow/nixflow/event"
 )
@@ -89,7 +90,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 		// A line is passed on in pieces of maxLine bytes, but the buffer
 		// holds a secret's length more: a secret that starts in a piece
 		// is then whole in the buffer, and masked, before the cut.
-		if room := maxLine + w.mask.longest() - len(w.buf); end > room && w.announce != nil && announcing(w.buf, p) {
+		if room := maxLine + w.mask.longest() - len(w.buf); end > room && w.announce != nil && w.ctx == "" && announcing(w.buf, p) {
 			// An announcement is held whole, up to maxAnnounce.
 			if len(w.buf)+end > maxAnnounce {
 				w.buf = w.buf[:0]
@@ -132,10 +133,19 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 // it), before the executor writes any output read with them. Values too
 // short to mask are left to add, which warns about them once.
 func (w *lineWriter) LookAhead(p []byte) {
-	if w.announce == nil || w.dropping || (!bytes.Contains(p, []byte(addMask)) && !announcing(w.buf, p)) {
+	buf := w.buf
+	if w.dropping {
+		// The rest of the dropped line is not looked at.
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			return
+		}
+		buf, p = nil, p[i+1:]
+	}
+	if w.announce == nil || (!bytes.Contains(p, []byte(addMask)) && !announcing(buf, p)) {
 		return
 	}
-	data := append(append([]byte(nil), w.buf...), p...)
+	data := append(append([]byte(nil), buf...), p...)
 	for {
 		i := bytes.IndexByte(data, '\n')
 		if i < 0 {
@@ -239,12 +249,16 @@ func (w *lineWriter) cut() {
 const addMask = "::add-mask::"
 
 // announcing tells whether the line that buf (what is held of it) and p
-// continue starts with addMask, after blanks.
+// continue starts with addMask, after white space (as add sees it).
 func announcing(buf, p []byte) bool {
-	var head [64]byte
-	h := append(head[:0], buf[:min(len(buf), len(head))]...)
-	h = append(h, p[:min(len(p), len(head)-len(h))]...)
-	return bytes.HasPrefix(bytes.TrimLeft(h, " \t"), []byte(addMask))
+	rest := bytes.TrimLeftFunc(buf, unicode.IsSpace)
+	switch {
+	case len(rest) == 0:
+		rest = bytes.TrimLeftFunc(p, unicode.IsSpace)
+	case len(rest) < len(addMask):
+		rest = append(rest[:len(rest):len(rest)], p[:min(len(p), len(addMask))]...)
+	}
+	return bytes.HasPrefix(rest, []byte(addMask))
 }
 
 func (w *lineWriter) add(line string) {

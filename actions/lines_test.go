@@ -214,6 +214,8 @@ func TestLineWriterLongAnnouncement(t *testing.T) {
 			[]string{addMask + "***", "print: ***"}},
 		{"blanks before, split inside the prefix", []string{"  ::add-", "mask::" + v + "\n", v + "\n"},
 			[]string{addMask + "***", "***"}},
+		{"white space of any kind before it", []string{"\v\f" + strings.Repeat(" ", 60) + addMask + v[:69000], v[69000:] + "\n", "print: " + v + "\n"},
+			[]string{addMask + "***", "print: ***"}},
 		{"longer than maxAnnounce before its newline", []string{addMask + huge[:maxAnnounce/2], huge[maxAnnounce/2:], "\nafter\n"},
 			[]string{addMask + "*** (a value longer than 1 MiB: not masked)", "after"}},
 	}
@@ -258,5 +260,47 @@ func TestLineWriterCutInsideChain(t *testing.T) {
 				t.Errorf("n %d, prefix %q: %q shows besides the prefix", n, prefix, strings.TrimPrefix(shown, prefix))
 			}
 		}
+	}
+}
+
+// TestLookAheadAfterDroppedAnnouncement: once an announcement too long to
+// hold is being dropped, LookAhead still sees the announcements after the
+// dropped line's newline in the same chunk, before that chunk is written
+// (the other stream may name the value next).
+func TestLookAheadAfterDroppedAnnouncement(t *testing.T) {
+	huge := strings.Repeat("h", maxAnnounce+10)
+	c := &eventtest.Recorder{}
+	m := NewMasker()
+	w := &lineWriter{sink: c, mask: m, tail: &tail{}, now: time.Now, announce: func(v string) { m.Add(v) }}
+	for _, s := range []string{addMask + huge[:maxAnnounce/2], huge[maxAnnounce/2:]} {
+		w.LookAhead([]byte(s))
+		w.Write([]byte(s))
+	}
+	last := "BBBB\n::add-mask::fresh-value\n"
+	w.LookAhead([]byte(last))
+	if got := m.Mask("fresh-value"); got != "***" {
+		t.Errorf("after LookAhead, fresh-value masks as %q, want ***", got)
+	}
+	w.Write([]byte(last))
+	w.Close()
+}
+
+// TestLineWriterAnnouncementAfterCutLine: the tail of a cut line is not an
+// announcement, whatever it holds, and the lines after it are read as
+// usual: an announcement there is honoured.
+func TestLineWriterAnnouncementAfterCutLine(t *testing.T) {
+	c := &eventtest.Recorder{}
+	m := NewMasker()
+	m.Add("some-secret") // the cut keeps the end of a piece only when there are secrets
+	w := &lineWriter{sink: c, mask: m, tail: &tail{}, now: time.Now, announce: func(v string) { m.Add(v) }}
+	long := strings.Repeat("a", maxLine) + addMask + strings.Repeat("h", maxAnnounce+10)
+	for _, s := range []string{long[:maxLine+50], long[maxLine+50:], "\n" + addMask + "hunter2222\nthe password is hunter2222\n"} {
+		w.LookAhead([]byte(s))
+		w.Write([]byte(s))
+	}
+	w.Close()
+	msgs := c.Messages()
+	if diff := cmp.Diff([]string{addMask + "***", "the password is ***"}, msgs[len(msgs)-2:]); diff != "" {
+		t.Errorf("the last lines (-want +got):\n%s", diff)
 	}
 }
