@@ -89,21 +89,15 @@ Exit status: 0 all jobs succeeded (allowed failures included), 1 a job failed,
 const runGCPercent = 400
 
 func (a *app) run(args []string, f *runFlags) error {
-	// A stop signal while the workflow loads ends nixflow as interrupted
-	// (not killed by the signal, nor with Go's dump for SIGQUIT); from
-	// then on, the run's own handling takes over, with no gap between.
-	loading, stopLoading := signal.NotifyContext(context.Background(), stopSignals...)
-	defer stopLoading()
+	// A stop signal while Nix evaluates the workflow ends nixflow as
+	// interrupted (see evaluate); once the workflow is loaded, the run's
+	// own handling takes over.
 	plan, err := a.loadPlan(args, &f.wf)
 	if err != nil {
 		return err
 	}
-	if loading.Err() != nil {
-		return interruptedError("loading the workflow")
-	}
 	cancel, abort, stop := a.interrupts()
 	defer stop()
-	stopLoading()
 	opts, err := a.runOptions(plan, f)
 	if err != nil {
 		return err

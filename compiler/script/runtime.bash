@@ -1185,17 +1185,15 @@ nf_resolve_environments() {
   if ((${#nf_errors[@]} > 0)); then
     # A provider that failed may repeat in its message what it saw in this
     # host's environment under a name a secret required provider lists,
-    # whether or not that provider ran; so may an override's value.
-    nf_secrets=()
+    # whether or not that provider ran; so may an override's value. (Values
+    # too short to mask were warned about with the final ones.)
+    local v
     for name in "${nf_required_secret[@]}"; do
-      [[ -n ${!name:-} ]] && ! nf_masked "${!name}" && nf_secrets[$name]=${!name}
+      v=$(printenv "$name") || v=''
+      ((${#v} >= 4)) && ! nf_masked "$v" && { nf_add_mask "$v" || true; }
+      v=${nf_over[$name]:-}
+      ((${#v} >= 4)) && ! nf_masked "$v" && { nf_add_mask "$v" || true; }
     done
-    nf_add_secrets
-    nf_secrets=()
-    for name in "${nf_required_secret[@]}"; do
-      [[ -n ${nf_over[$name]:-} ]] && ! nf_masked "${nf_over[$name]}" && nf_secrets[$name]=${nf_over[$name]}
-    done
-    nf_add_secrets
   fi
   ((${#nf_errors[@]} == 0)) || ok=0
   ((ok))
