@@ -351,21 +351,11 @@ func (e *engine) prepareEnvironments() error {
 // or not that provider ran (a command provider runs with nixflow's
 // environment; a job's error is shown with the run's).
 func (e *engine) requiredSecretsSeen(final map[string]string) {
-	host := fromList(e.opts.Environ)
+	names := e.plan.RequiredSecretNames()
 	over := envMap{}
 	e.opts.Overrides.apply(over)
-	add := func(ps []compiler.Provider) {
-		for _, p := range ps {
-			if p.Type == "required" && p.Secret() {
-				finalSecrets(final, host, p.Names)
-				finalSecrets(final, over, p.Names)
-			}
-		}
-	}
-	add(e.plan.EnvFrom)
-	for _, job := range e.plan.Jobs {
-		add(job.EnvFrom)
-	}
+	finalSecrets(final, fromList(e.opts.Environ), names)
+	finalSecrets(final, over, names)
 }
 
 func (e *engine) hostCondition(ctx context.Context, job *compiler.Job, cmd string, env envMap) (int, error) {

@@ -90,7 +90,8 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 		// A line is passed on in pieces of maxLine bytes, but the buffer
 		// holds a secret's length more: a secret that starts in a piece
 		// is then whole in the buffer, and masked, before the cut.
-		if room := maxLine + w.mask.longest() - len(w.buf); end > room && w.announce != nil && w.ctx == "" && announcing(w.buf, p) {
+		room := maxLine + w.mask.longest() - len(w.buf)
+		if end > room && w.announce != nil && w.ctx == "" && announcing(w.buf, p) {
 			// An announcement is held whole, up to maxAnnounce.
 			if len(w.buf)+end > maxAnnounce {
 				w.buf = w.buf[:0]
@@ -105,7 +106,8 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 				w.line()
 			}
 			continue
-		} else if end > room {
+		}
+		if end > room {
 			// Too long for one line: pass on a piece, go on with the rest.
 			w.buf = append(w.buf, p[:room]...)
 			p = p[room:]

@@ -292,3 +292,30 @@ func (p *Plan) DeclaredNames() map[string]bool {
 	}
 	return names
 }
+
+// RequiredSecretNames lists, once each and in plan order, the names the
+// secret required providers list, the workflow's and every job's: their
+// values are secrets wherever they come from (a failing provider's
+// message included), in both engines.
+func (p *Plan) RequiredSecretNames() []string {
+	var names []string
+	seen := map[string]bool{}
+	add := func(ps []Provider) {
+		for _, pr := range ps {
+			if pr.Type != "required" || !pr.Secret() {
+				continue
+			}
+			for _, n := range pr.Names {
+				if !seen[n] {
+					seen[n] = true
+					names = append(names, n)
+				}
+			}
+		}
+	}
+	add(p.EnvFrom)
+	for _, j := range p.Jobs {
+		add(j.EnvFrom)
+	}
+	return names
+}

@@ -255,7 +255,7 @@ func (w *writer) planData(p *compiler.Plan, opts Options, hash string, planJSON 
 		}
 	}
 	w.p("  nf_copies_repo=%d\n", copies)
-	w.p("  nf_required_secret=%s\n", words(requiredSecretNames(p)))
+	w.p("  nf_required_secret=%s\n", words(p.RequiredSecretNames()))
 	w.p("  nf_jobs=%s\n", words(names))
 	w.p("  nf_job_needs=%s\n", words(needs))
 	w.p("  nf_job_anc=%s\n", words(anc))
@@ -426,29 +426,4 @@ func truthTable(c compiler.Condition) string {
 		}
 	}
 	return b.String()
-}
-
-// requiredSecretNames lists the names the plan's secret required
-// providers list, the workflow's and every job's, once each.
-func requiredSecretNames(p *compiler.Plan) []string {
-	var names []string
-	seen := map[string]bool{}
-	add := func(ps []compiler.Provider) {
-		for _, pr := range ps {
-			if pr.Type != "required" || !pr.Secret() {
-				continue
-			}
-			for _, n := range pr.Names {
-				if !seen[n] {
-					seen[n] = true
-					names = append(names, n)
-				}
-			}
-		}
-	}
-	add(p.EnvFrom)
-	for _, j := range p.Jobs {
-		add(j.EnvFrom)
-	}
-	return names
 }
