@@ -62,3 +62,13 @@ func stepPipe() (r, w *os.File, err error) {
 	// NewFile registers a non-blocking descriptor with the poller.
 	return os.NewFile(uintptr(p[0]), "|0"), os.NewFile(uintptr(p[1]), "|1"), nil
 }
+
+// pipeCapacity returns the capacity of fd's pipe, pipeSize if it cannot
+// be read.
+func pipeCapacity(fd uintptr) int {
+	n, err := unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0)
+	if err != nil || n <= 0 {
+		return pipeSize
+	}
+	return n
+}

@@ -156,6 +156,8 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	drain := time.AfterFunc(w.drainTimeout, func() { close(drained) })
 	stdout.finish(drained)
 	stderr.finish(drained)
+	stdout.flush()
+	stderr.flush()
 	if !drain.Stop() {
 		w.tainted.Store(true) // something beyond reach holds the pipes
 	}
@@ -340,12 +342,18 @@ type output struct {
 	// err is the first error writing to dst, set before done is closed.
 	err error
 	// set links the step's outputs (see streams.go); rc is r's raw
-	// connection, pending what was taken from it for another output's
-	// chunk, closed set once r is closed. Guarded by set.mu.
-	set     *streamSet
-	rc      syscall.RawConn
-	pending []byte
-	closed  bool
+	// connection, pending what was read from it and not written yet, with
+	// marks telling when; total counts the bytes read, drainedAt is the
+	// set's clock when r was last found empty; eof is set once r reached
+	// end of file, closed once r is closed. Guarded by set.mu.
+	set       *streamSet
+	rc        syscall.RawConn
+	pending   []byte
+	marks     []readMark
+	total     int64
+	drainedAt uint64
+	eof       bool
+	closed    bool
 	// grown tells that r's pipe was grown to pipeSize (growPipe).
 	grown bool
 }
@@ -420,15 +428,21 @@ func (o *output) finish(timeout <-chan struct{}) {
 	case <-timeout:
 	}
 	if o.set != nil {
-		o.set.mu.Lock()
-		o.closed = true
-		o.set.mu.Unlock()
+		o.set.close(o)
 	}
 	o.r.Close() // unblocks a pending Read
 	<-o.done
 	if o.grown {
 		releasePipe()
 		o.grown = false
+	}
+}
+
+// flush writes what the copiers of o's set held back, once they have all
+// returned (finish).
+func (o *output) flush() {
+	if o.set != nil {
+		o.set.flush()
 	}
 }
 

@@ -17,13 +17,17 @@ import (
 // everything the step wrote there before the chunk), shows all of it to
 // writers that implement executors.LookAhead, and only then passes it
 // on. Without this, a secret printed on stderr just after its
-// announcement on stdout leaked in a third of the runs.
+// announcement on stdout leaked in a third of the runs. What a copier
+// cannot be sure of (a pipe was left unread at its budget) it holds back
+// for a later round.
 
 // streamSet links the outputs of one step.
 type streamSet struct {
 	mu sync.Mutex
 	// outs are a step's stdout and stderr, at most.
 	outs []*output
+	// clock counts the reads of the set's pipes: it orders them.
+	clock uint64
 }
 
 // linkStreams makes the outputs of one step read under one lock.
@@ -58,7 +62,10 @@ func (o *output) copyLinked() {
 				return false
 			}
 			if n <= 0 {
-				eof = true
+				// What the set held back may wait on this end
+				// only: pass it on.
+				eof, o.eof = true, true
+				o.set.passOn(o, nil)
 				return true
 			}
 			o.set.passOn(o, buf[:n])
@@ -107,20 +114,24 @@ const maxHold = 1 << 20
 // left, so that what it holds is everything the step wrote up to a
 // moment (a value announced before a line is then held with it, on
 // whichever stream). Every writer that looks ahead sees all of it, then
-// all of it is written. The caller holds s.mu.
+// what is safe to write (safeEnd) is written. The caller holds s.mu.
 func (s *streamSet) passOn(o *output, chunk []byte) {
-	for _, x := range s.outs {
-		x.pending = x.pending[:0]
+	if len(chunk) > 0 {
+		o.pending = append(o.pending, chunk...)
+		s.read(o, len(chunk), false)
 	}
-	o.pending = append(o.pending, chunk...)
 	// Each pipe has a budget of its own: the reader's own pipe, still
 	// full, does not use up the other's.
 	var held [2]int // by s.outs
 	for {
 		got := 0
 		for i, x := range s.outs {
-			if !x.closed && held[i] < maxHold {
-				n := x.take(maxHold - held[i])
+			if !x.ended() && held[i] < maxHold {
+				n, drained := x.take(maxHold - held[i])
+				s.read(x, n, drained)
+				if afterTake != nil {
+					afterTake(x)
+				}
 				held[i] += n
 				got += n
 			}
@@ -137,22 +148,135 @@ func (s *streamSet) passOn(o *output, chunk []byte) {
 			la.LookAhead(x.pending)
 		}
 	}
-	o.write(o.pending)
-	o.pending = o.pending[:0]
+	s.writeSafe(o)
 	for _, x := range s.outs {
-		if len(x.pending) > 0 {
-			x.write(x.pending)
-			x.pending = x.pending[:0]
+		if x != o {
+			s.writeSafe(x)
 		}
 	}
 }
 
+// afterTake, if set, is called after each take of passOn: tests write
+// into the pipes there, as a step writing on would.
+var afterTake func(x *output)
+
+// A pipe that used up its budget in passOn was left unread, so what was
+// read from the other pipe after it was last found empty may have been
+// written after an announcement still in it: the step writes on, and
+// the other pipe is read later than the chunk. Such bytes are held back
+// (in pending, with their marks) until it is known that every byte
+// written before them was seen: that the other pipe was found empty
+// since, or that all it can hold was read from it since.
+
+// readMark records when the bytes of an output's pending up to end were
+// read: at the set's clock at, when seen bytes had been read from each
+// of the set's outputs.
+type readMark struct {
+	end  int
+	at   uint64
+	seen [2]int64 // by s.outs
+}
+
+// read records that n bytes were just read from x into x.pending, and
+// whether x was then found empty (or at its end).
+func (s *streamSet) read(x *output, n int, drained bool) {
+	s.clock++
+	if drained {
+		x.drainedAt = s.clock
+	}
+	if n == 0 {
+		return
+	}
+	x.total += int64(n)
+	m := readMark{end: len(x.pending), at: s.clock}
+	for i, y := range s.outs {
+		m.seen[i] = y.total
+	}
+	x.marks = append(x.marks, m)
+}
+
+// safeEnd returns how much of x.pending is safe to write: every byte
+// any step process wrote before it has been read.
+func (s *streamSet) safeEnd(x *output) int {
+	end := 0
+	for _, m := range x.marks {
+		for i, y := range s.outs {
+			if y == x || y.ended() || y.drainedAt > m.at {
+				continue
+			}
+			// y's pipe held at most its capacity when m's bytes were
+			// read: all of that has been read once as much came since.
+			if y.total-m.seen[i] < int64(y.capacity()) {
+				return end
+			}
+		}
+		end = m.end
+	}
+	return end
+}
+
+// writeSafe writes what is safe to write of x.pending, and keeps the
+// rest for a later passOn.
+func (s *streamSet) writeSafe(x *output) {
+	end := s.safeEnd(x)
+	if end == 0 {
+		return
+	}
+	x.write(x.pending[:end])
+	k := 0
+	for k < len(x.marks) && x.marks[k].end <= end {
+		k++
+	}
+	x.marks = x.marks[:copy(x.marks, x.marks[k:])]
+	for i := range x.marks {
+		x.marks[i].end -= end
+	}
+	x.pending = x.pending[:copy(x.pending, x.pending[end:])]
+}
+
+// close marks o closed, once what its pipe still holds is passed on.
+func (s *streamSet) close(o *output) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !o.ended() {
+		s.passOn(o, nil)
+	}
+	o.closed = true
+}
+
+// flush writes what passOn held back, once every copier of the set has
+// returned: no more can be read.
+func (s *streamSet) flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range s.outs {
+		if len(x.pending) > 0 {
+			x.write(x.pending)
+			x.pending, x.marks = x.pending[:0], x.marks[:0]
+		}
+	}
+}
+
+// ended tells whether nothing more can be read from x: its pipe reached
+// end of file or was closed. The caller holds s.mu.
+func (x *output) ended() bool { return x.eof || x.closed }
+
+// capacity returns how much x's pipe holds at most: the step may have
+// changed it.
+func (x *output) capacity() int {
+	size := maxHold
+	_ = x.rc.Control(func(fd uintptr) { size = pipeCapacity(fd) })
+	return size
+}
+
 // take appends to x.pending what its pipe holds, up to limit bytes, and
-// returns how much. It reads the pipe's descriptor directly: the
-// output's own copier may be waiting on it, but reads only under the
-// set's lock, which the caller holds.
-func (x *output) take(limit int) int {
+// returns how much, and whether the pipe was found empty (or at its end)
+// rather than the limit reached. It reads the pipe's descriptor
+// directly: the output's own copier may be waiting on it, but reads only
+// under the set's lock, which the caller holds.
+func (x *output) take(limit int) (n int, drained bool) {
 	n0 := len(x.pending)
+	drained = true
 	_ = x.rc.Control(func(fd uintptr) {
 		for len(x.pending)-n0 < limit {
 			if len(x.pending) == cap(x.pending) {
@@ -165,8 +289,9 @@ func (x *output) take(limit int) int {
 			}
 			x.pending = x.pending[:len(x.pending)+n]
 		}
+		drained = false
 	})
-	return len(x.pending) - n0
+	return len(x.pending) - n0, drained
 }
 
 // write passes data on; after a write error it drops it, so that the

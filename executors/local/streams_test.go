@@ -3,12 +3,15 @@ package local
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nixflow/nixflow/executors"
 )
@@ -22,6 +25,8 @@ type announcer struct {
 	leaks  *[]string
 	buf    []byte
 	stream string
+	// written is all that was written, in order.
+	written []byte
 }
 
 func (a *announcer) scan(data []byte, write bool) {
@@ -58,6 +63,7 @@ func (a *announcer) LookAhead(p []byte) {
 func (a *announcer) Write(p []byte) (int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.written = append(a.written, p...)
 	data := append(a.buf, p...)
 	a.buf = nil
 	a.scan(data, true)
@@ -90,6 +96,48 @@ func assertNoLeaks(t *testing.T, cmd executors.Command) {
 	}
 	if len(leaks) > 0 {
 		t.Errorf("%d lines written before their value's announcement was seen, first: %.80q", len(leaks), leaks[0])
+	}
+}
+
+// TestStreamsLookAheadBehindMiB: a value announced at the end of a pipe
+// that holds a MiB (all a grown pipe holds) is seen before the other
+// stream's line that names it is written.
+func TestStreamsLookAheadBehindMiB(t *testing.T) {
+	// The step is this test binary (helperWrites), which writes each
+	// piece in one write(2), as fast as it can: the stdout pipe then
+	// holds the whole second MiB, announcement last, when stderr's line
+	// is read.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertNoLeaks(t, executors.Command{Argv: []string{self}, Env: []string{"NIXFLOW_TEST_HELPER_WRITES=1"}})
+}
+
+// TestMain runs the tests, or, in the step of
+// TestStreamsLookAheadBehindMiB, plays that step.
+func TestMain(m *testing.M) {
+	if os.Getenv("NIXFLOW_TEST_HELPER_WRITES") != "" {
+		helperWrites()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// helperWrites is the step of TestStreamsLookAheadBehindMiB.
+func helperWrites() {
+	write := func(f *os.File, data string) {
+		if _, err := f.WriteString(data); err != nil {
+			os.Exit(1)
+		}
+	}
+	write(os.Stderr, strings.Repeat(strings.Repeat("e", 1023)+"\n", 16384))
+	for i := range 20 {
+		write(os.Stdout, strings.Repeat(strings.Repeat("o", 1023)+"\n", 1024))
+		ann := fmt.Sprintf("::add-mask::fresh-%d\n", i)
+		write(os.Stdout, strings.Repeat("p", 1<<20-101-len(ann))+"\n"+ann)
+		write(os.Stderr, strings.Repeat("x", 199)+fmt.Sprintf("\nleak fresh-%d\n", i))
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
