@@ -62,10 +62,12 @@ func (o *output) copyLinked() {
 				return false
 			}
 			if n <= 0 {
-				// What the set held back may wait on this end
-				// only: pass it on.
 				eof, o.eof = true, true
-				o.set.passOn(o, nil)
+				if o.set.holding() {
+					// What was held back may have waited on
+					// this end only.
+					o.set.passOn(o, nil)
+				}
 				return true
 			}
 			o.set.passOn(o, buf[:n])
@@ -257,6 +259,16 @@ func (s *streamSet) flush() {
 	}
 }
 
+// holding tells whether passOn held anything back. The caller holds s.mu.
+func (s *streamSet) holding() bool {
+	for _, x := range s.outs {
+		if len(x.pending) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // ended tells whether nothing more can be read from x: its pipe reached
 // end of file or was closed. The caller holds s.mu.
 func (x *output) ended() bool { return x.eof || x.closed }
@@ -280,7 +292,8 @@ func (x *output) take(limit int) (n int, drained bool) {
 	_ = x.rc.Control(func(fd uintptr) {
 		for len(x.pending)-n0 < limit {
 			if len(x.pending) == cap(x.pending) {
-				x.pending = slices.Grow(x.pending, min(limit, readSize))
+				// Grown by doubling: most pipes hold a little.
+				x.pending = slices.Grow(x.pending, min(limit-(len(x.pending)-n0), max(copyBufferSize, cap(x.pending))))
 			}
 			room := x.pending[len(x.pending):min(cap(x.pending), len(x.pending)+limit-(len(x.pending)-n0))]
 			n, err := readRetry(int(fd), room)
