@@ -1,6 +1,9 @@
 package dag
 
-import "context"
+import (
+	"context"
+	"sync"
+)
 
 // WalkOptions configures [Graph.Walk].
 type WalkOptions struct {
@@ -41,8 +44,11 @@ type WalkOptions struct {
 // terminates the program. Walk may be called concurrently on the same graph.
 //
 // The scheduling loop runs in the calling goroutine and owns all scheduling
-// state; each visit runs in a goroutine of its own that reports back on a
-// channel when visit returns.
+// state. Visits run on worker goroutines, started as the visits running at
+// once grow in number and reused after: each reports back on a channel
+// when its visit returns. A goroutine of its own per visit would grow a new
+// stack, by copying, for every visit (a job's visit calls deep, down to
+// fork and exec).
 func (g *Graph) Walk(ctx context.Context, opts WalkOptions, visit func(ctx context.Context, node string)) {
 	n := len(g.names)
 	if n == 0 {
@@ -106,15 +112,28 @@ func (g *Graph) Walk(ctx context.Context, opts WalkOptions, visit func(ctx conte
 		}
 	}
 
-	running, finished := 0, 0
+	// work hands ready nodes to the workers: there are always at least as
+	// many workers as visits running, so a node sent is visited at once.
+	work := make(chan int, limit)
+	var workers sync.WaitGroup
+	defer func() {
+		close(work)
+		workers.Wait()
+	}()
+	running, finished, started := 0, 0, 0
 	for finished < n {
 		for running < limit && ready.Len() > 0 {
-			i := ready.pop()
+			work <- ready.pop()
 			running++
-			go func() {
-				visit(ctx, g.names[i])
-				done <- i
-			}()
+			if started < running {
+				started++
+				workers.Go(func() {
+					for i := range work {
+						visit(ctx, g.names[i])
+						done <- i
+					}
+				})
+			}
 		}
 		// Wait for one visit, then collect any others that have returned
 		// meanwhile so the next dispatch chooses among all ready nodes.
