@@ -48,7 +48,13 @@ func (a *app) runsCommand() *cobra.Command {
 					if runActive(filepath.Join(dir, id)) {
 						state = "running"
 					}
-					fmt.Fprintf(tw, "%s\t-\t%s\t-\t-\t%s\n", id, state, project)
+					// The plan, written before any job starts, has
+					// the name and the jobs.
+					name, jobs := "-", "-"
+					if plan, err := readRunPlan(filepath.Join(dir, id)); err == nil {
+						name, jobs = plan.Name, fmt.Sprint(len(plan.Jobs))
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t-\t%s\n", id, name, state, jobs, project)
 					continue
 				}
 				result := "success"
@@ -109,18 +115,31 @@ func (a *app) logsCommand() *cobra.Command {
 	}
 }
 
-// runJobs lists the jobs of a run, in plan order.
-func runJobs(runDir string) ([]string, error) {
+// runPlan is what runs, logs and completion read of a run's plan.json.
+type runPlan struct {
+	Name string `json:"name"`
+	Jobs []struct {
+		Name string `json:"name"`
+	} `json:"jobs"`
+}
+
+// readRunPlan reads the plan a run wrote before its first job.
+func readRunPlan(runDir string) (*runPlan, error) {
 	data, err := os.ReadFile(filepath.Join(runDir, "plan.json"))
 	if err != nil {
 		return nil, err
 	}
-	var plan struct {
-		Jobs []struct {
-			Name string `json:"name"`
-		} `json:"jobs"`
-	}
+	var plan runPlan
 	if err := json.Unmarshal(data, &plan); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(runDir, "plan.json"), err)
+	}
+	return &plan, nil
+}
+
+// runJobs lists the jobs of a run, in plan order.
+func runJobs(runDir string) ([]string, error) {
+	plan, err := readRunPlan(runDir)
+	if err != nil {
 		return nil, err
 	}
 	var names []string
