@@ -1449,6 +1449,9 @@ nf_should_stop() {
 # nf_on_wake is the job's USR1 trap (the scheduler's word that the run was
 # cancelled or aborted): it stops the running process or ends a wait.
 nf_on_wake() {
+  if [[ -n ${nf_copy_pid:-} && -e $nf_state/aborted ]]; then
+    kill -KILL "$nf_copy_pid" 2>/dev/null || true
+  fi
   if [[ -n ${nf_watch_pid:-} && -e $nf_state/aborted ]]; then
     # The second signal cuts the graces short: SIGKILL at once.
     nf_stop=cancel
@@ -1769,14 +1772,37 @@ nf_restore_inputs() {
       ((meta_dir)) || dst=$path/${meta_path##*/}
     fi
     if ((meta_dir)); then
-      mkdir -p "$J_ws/$dst" && cp -a "$dir/data/." "$J_ws/$dst/"
+      mkdir -p "$J_ws/$dst" && nf_copy_in "$dir/data/." "$J_ws/$dst/"
     else
-      mkdir -p "$(dirname -- "$J_ws/$dst")" && cp -a "$dir/data" "$J_ws/$dst"
+      mkdir -p "$(dirname -- "$J_ws/$dst")" && nf_copy_in "$dir/data" "$J_ws/$dst"
     fi || {
-      nf_job_result failure "restore artifacts: artifact $nf_q to \"$dst\": copy failed" executor
+      if [[ -e $nf_state/aborted ]]; then
+        nf_job_result cancelled "run cancelled"
+      else
+        nf_job_result failure "restore artifacts: artifact $nf_q to \"$dst\": copy failed" executor
+      fi
       return 1
     }
   done
+}
+
+# nf_copy_in SRC DST copies an artifact into the workspace (cp -a) in the
+# background, so that the second Ctrl-C (nf_on_wake) can end it, as it
+# ends a step: an artifact can be large.
+nf_copy_in() {
+  local rc
+  cp -a "$1" "$2" &
+  nf_copy_pid=$!
+  # A signal that came before is seen now.
+  nf_on_wake
+  while :; do
+    # (Without a word on a copy killed.)
+    wait "$nf_copy_pid" 2>/dev/null
+    rc=$?
+    kill -0 "$nf_copy_pid" 2>/dev/null || break
+  done
+  nf_copy_pid=''
+  return "$rc"
 }
 
 # nf_save_outputs saves every declared output, also when steps failed.
