@@ -98,10 +98,7 @@ const (
 // success() step: a wait that would end at or after the deadline waits
 // for the deadline itself, so that no attempt starts after it.
 func (jr *jobRun) sleep(step *compiler.Step, d time.Duration) waitResult {
-	stop := jr.interrupt()
-	if cleansUpAfterCancel(step) {
-		stop = jr.e.abort
-	}
+	stop := jr.stepInterrupt(step)
 	var expired <-chan struct{}
 	if step.Condition.Status == compiler.StatusSuccess {
 		expired = jr.deadline.Done()
@@ -156,13 +153,4 @@ func (jr *jobRun) noTimeForRetry(step *compiler.Step, sr *StepResult, retriesLef
 		jr.timedOut = true
 		sr.Reason = fmt.Sprintf("job timed out after %s", jr.job.Timeout)
 	}
-}
-
-// retryStopped reports whether what stops the wait between attempts of
-// step (the first Ctrl-C; the second for cleanup steps) has happened.
-func (jr *jobRun) retryStopped(step *compiler.Step) bool {
-	if cleansUpAfterCancel(step) {
-		return jr.e.abort.Err() != nil
-	}
-	return jr.interrupt().Err() != nil
 }

@@ -128,6 +128,16 @@ func (jr *jobRun) interrupt() context.Context {
 	return jr.e.cancel
 }
 
+// stepInterrupt is the context whose end stops step, its attempts and the
+// waits between them: the job's (interrupt), or the second Ctrl-C for a
+// cleanup step.
+func (jr *jobRun) stepInterrupt(step *compiler.Step) context.Context {
+	if cleansUpAfterCancel(step) {
+		return jr.e.abort
+	}
+	return jr.interrupt()
+}
+
 // stepSkipReason says why a step's status function does not hold.
 func (jr *jobRun) stepSkipReason(step *compiler.Step, failed bool) string {
 	switch {
@@ -152,10 +162,7 @@ func (jr *jobRun) stepSkipReason(step *compiler.Step, failed bool) string {
 // after a timeout), and by the step's own timeout. why tells, once the
 // attempt is over, whether a timeout stopped it, and whether the job's.
 func (jr *jobRun) stepContext(step *compiler.Step) (context.Context, context.CancelFunc, func() (string, bool)) {
-	base := jr.interrupt()
-	if cleansUpAfterCancel(step) {
-		base = jr.e.abort
-	}
+	base := jr.stepInterrupt(step)
 	afterTimeout := step.Condition.Status != compiler.StatusSuccess && jr.expired()
 	var job context.Context
 	if !afterTimeout {
@@ -287,6 +294,8 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		if lost == nil {
 			lost = cerr
 		}
+		// (A job moves to a new workspace only while the job itself is
+		// not stopped: it is prepared again.)
 		if sr.Status == event.StatusFailure && errors.Is(lost, executors.ErrWorkspaceLost) &&
 			attempt < max && jr.interrupt().Err() == nil && !jr.expired() {
 			// The step did not fail, its host did: the job starts again
@@ -296,15 +305,16 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 				Message: fmt.Sprintf("attempt %d/%d failed: %s; retrying in a new workspace", attempt, max, firstLine(sr.Reason))})
 			return
 		}
-		if sr.Status == event.StatusFailure && err == nil && cerr == nil && attempt < max && jr.retryStopped(step) {
+		stopped := jr.stepInterrupt(step).Err() != nil
+		if sr.Status == event.StatusFailure && err == nil && cerr == nil && attempt < max && stopped {
 			// Ctrl-C came as the attempt ended: the wait for the next one
 			// would have been cut short, so the step is cancelled, as it
 			// is when Ctrl-C comes during that wait.
 			sr.Status, sr.Reason = event.StatusCancelled, "run cancelled"
 		}
 		final := sr.Status != event.StatusFailure || err != nil || cerr != nil || attempt >= max ||
-			jr.interrupt().Err() != nil || jr.expired()
-		jr.noTimeForRetry(step, sr, final && err == nil && cerr == nil && attempt < max && jr.interrupt().Err() == nil)
+			stopped || jr.expired()
+		jr.noTimeForRetry(step, sr, final && err == nil && cerr == nil && attempt < max && !stopped)
 		if sr.Status == event.StatusFailure && final && attempt > 1 {
 			sr.Reason += fmt.Sprintf(" (after %d attempts)", attempt)
 		}
