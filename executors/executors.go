@@ -119,7 +119,8 @@ type Command struct {
 // read for it, from both streams, before writing any of it: the runner
 // takes ::add-mask:: announcements from it, so that a value announced on
 // one stream is masked on the other from the next line on, whichever
-// stream's bytes are read first.
+// stream's bytes are read first. Bytes held back for a later write are
+// shown again with what follows them: LookAhead must be idempotent.
 type LookAhead interface {
 	LookAhead(p []byte)
 }

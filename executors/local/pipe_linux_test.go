@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -135,14 +136,15 @@ func TestPassOnBudgetPerPipe(t *testing.T) {
 // TestPassOnHoldsBackPastBudget: the step writes on while passOn reads
 // its stdout, which passOn leaves at its budget; the step then announces
 // a value on stdout and names it on stderr, which passOn reads after.
-// That line is held back until stdout's announcement is read: by
-// stdout's copier reading on, or when the outputs are finished.
+// That line is held back until stdout's announcement is read, and then
+// written: when stdout's copier reads on, at the end of the streams, or
+// when the outputs are finished.
 func TestPassOnHoldsBackPastBudget(t *testing.T) {
 	// All the pipe holds: the take stops at stdout's budget, not at an
 	// empty pipe.
 	fill := "first\n" + strings.Repeat(strings.Repeat("o", 1023)+"\n", pipeSize/1024)[len("first\n"):]
 	const ann, line = "::add-mask::fresh-1\n", "leak fresh-1\n"
-	for _, end := range []string{"read on", "finished"} {
+	for _, end := range []string{"read on", "end of file", "finished"} {
 		t.Run(end, func(t *testing.T) {
 			out, errw, leaks := linkedPair(t)
 			writeAll(t, out.w, fill)
@@ -166,12 +168,18 @@ func TestPassOnHoldsBackPastBudget(t *testing.T) {
 				t.Fatal("passOn did not take from stdout")
 			}
 			afterTake = nil
-			if got := len(errw.dst.(*announcer).written); got != 0 {
-				t.Errorf("stderr: %d bytes written with stdout left at its budget, want them held back", got)
+			if got := written(errw); got != "" {
+				t.Errorf("stderr: %q written with stdout left at its budget, want it held back", got)
 			}
 			switch end {
 			case "read on":
 				readOn(t, out)
+			case "end of file":
+				copyBoth(out, errw)
+				out.w.Close()
+				errw.w.Close()
+				<-out.done
+				<-errw.done
 			case "finished":
 				out.set.close(out)
 				out.set.close(errw)
@@ -180,12 +188,112 @@ func TestPassOnHoldsBackPastBudget(t *testing.T) {
 			if len(*leaks) > 0 {
 				t.Errorf("written before its announcement was seen: %.80q", (*leaks)[0])
 			}
-			if got, want := string(out.dst.(*announcer).written), fill+ann; got != want {
+			if got, want := written(out), fill+ann; got != want {
 				t.Errorf("stdout: %d bytes written, want %d, the step's output in order", len(got), len(want))
 			}
-			if got := string(errw.dst.(*announcer).written); got != line {
+			if got := written(errw); got != line {
 				t.Errorf("stderr: written %q, want %q", got, line)
 			}
 		})
 	}
+}
+
+// TestPassOnQuietAfterBudget: stdout's take ends at its budget with its
+// pipe just emptied, and a stderr line read after it is held back; then
+// the step goes quiet, or ends, and nothing more comes on stdout. The
+// line is written all the same: the copier that finds its pipe empty, or
+// at its end, reads the other again.
+func TestPassOnQuietAfterBudget(t *testing.T) {
+	for _, then := range []string{"quiet", "end"} {
+		t.Run(then, func(t *testing.T) {
+			out, errw, leaks := linkedPair(t)
+			fill := strings.Repeat(strings.Repeat("o", 1023)+"\n", pipeSize/1024)
+			writeAll(t, errw.w, "x\n")
+			writeAll(t, out.w, fill)
+			const line = "progress: waiting\n"
+			afterTake = func(x *output) {
+				if x == out {
+					writeAll(t, errw.w, line)
+					afterTake = nil
+				}
+			}
+			defer func() { afterTake = nil }()
+			readOn(t, errw)
+			if got := written(errw); got != "x\n" {
+				t.Fatalf("stderr: written %q before the copiers start, want %q", got, "x\n")
+			}
+			if then == "end" {
+				out.w.Close()
+				errw.w.Close()
+			}
+			copyBoth(out, errw)
+			for deadline := time.Now().Add(10 * time.Second); written(errw) == "x\n" && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if got := written(errw); got != "x\n"+line {
+				t.Errorf("stderr: written %q 10 s on, want %q", got, "x\n"+line)
+			}
+			out.w.Close()
+			errw.w.Close()
+			<-out.done
+			<-errw.done
+			if len(*leaks) > 0 {
+				t.Errorf("written before its announcement was seen: %.80q", (*leaks)[0])
+			}
+			if got := written(out); got != fill {
+				t.Errorf("stdout: %d bytes written, want %d", len(got), len(fill))
+			}
+		})
+	}
+}
+
+// TestPassOnDrainTimeout: when the drain times out, a process beyond
+// reach keeps stdout's pipe at its budget, behind output that names a
+// value on stderr after announcing it on stdout. That announcement is
+// never read: the stderr line is not shown, and a line says so.
+func TestPassOnDrainTimeout(t *testing.T) {
+	const ann, line = "::add-mask::fresh-1\n", "leak fresh-1\n"
+	out, errw, leaks := linkedPair(t)
+	fill := strings.Repeat(strings.Repeat("o", 1023)+"\n", pipeSize/1024)
+	// Shown before: the start of a line on stderr.
+	writeAll(t, errw.w, "x")
+	readOn(t, errw)
+	writeAll(t, out.w, fill)
+	wrote := false
+	afterTake = func(x *output) {
+		if x == out && !wrote {
+			wrote = true
+			writeAll(t, out.w, ann)
+			writeAll(t, errw.w, line)
+		}
+	}
+	defer func() { afterTake = nil }()
+	out.set.close(out)
+	afterTake = nil
+	out.set.close(errw)
+	out.flush()
+	if len(*leaks) > 0 {
+		t.Errorf("written before its announcement was seen: %.80q", (*leaks)[0])
+	}
+	if got := written(out); got != fill {
+		t.Errorf("stdout: %d bytes written, want the %d read", len(got), len(fill))
+	}
+	want := "x\nnixflow: 13 bytes of output not shown: written after output that could not be read when the step ended\n"
+	if got := written(errw); got != want {
+		t.Errorf("stderr: written %q, want %q", got, want)
+	}
+}
+
+// written returns what o's announcer was given.
+func written(o *output) string {
+	a := o.dst.(*announcer)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return string(a.written)
+}
+
+// copyBoth starts the copiers of two linked outputs, as start does.
+func copyBoth(out, errw *output) {
+	go out.copyLinked()
+	go errw.copyLinked()
 }

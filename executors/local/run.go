@@ -354,6 +354,8 @@ type output struct {
 	drainedAt uint64
 	eof       bool
 	closed    bool
+	// midLine tells that the last byte written was not a newline.
+	midLine bool
 	// grown tells that r's pipe was grown to pipeSize (growPipe).
 	grown bool
 }

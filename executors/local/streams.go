@@ -1,6 +1,7 @@
 package local
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"syscall"
@@ -59,6 +60,11 @@ func (o *output) copyLinked() {
 			defer o.set.mu.Unlock()
 			n, err := readRetry(int(fd), buf)
 			if err == syscall.EAGAIN {
+				if o.set.holding() {
+					// Held back until a pipe is found empty: this
+					// one is, and the step may now be quiet.
+					o.set.passOn(o, nil)
+				}
 				return false
 			}
 			if n <= 0 {
@@ -106,9 +112,10 @@ func readRetry(fd int, buf []byte) (int, error) {
 
 // maxHold bounds what passOn takes from each pipe besides the chunk it
 // passes on: a step that never pauses writing must not make it read
-// forever. It is at least all that a pipe holds (pipeSize), so that
-// everything the pipes held when the chunk was read is taken, whatever
-// the chunk's size and whichever pipe it came from.
+// forever. It is at least all that a pipe holds (pipeSize, the most an
+// unprivileged step can set), so that everything the pipes held when the
+// chunk was read is taken, whatever the chunk's size and whichever pipe
+// it came from; for larger pipes, safeEnd holds back what it must.
 const maxHold = 1 << 20
 
 // passOn passes on chunk, just read from o, with what the pipes of the
@@ -203,7 +210,9 @@ func (s *streamSet) safeEnd(x *output) int {
 	end := 0
 	for _, m := range x.marks {
 		for i, y := range s.outs {
-			if y == x || y.ended() || y.drainedAt > m.at {
+			// (A pipe closed after the drain timeout may hold
+			// what was never read.)
+			if y == x || y.eof || y.drainedAt > m.at {
 				continue
 			}
 			// y's pipe held at most its capacity when m's bytes were
@@ -247,15 +256,25 @@ func (s *streamSet) close(o *output) {
 }
 
 // flush writes what passOn held back, once every copier of the set has
-// returned: no more can be read.
+// returned: no more can be read. What is still not safe to write (the
+// drain timed out on a pipe that something beyond reach kept writing
+// into, so output the step wrote before it was never read) is not
+// shown, and a line says how much.
 func (s *streamSet) flush() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, x := range s.outs {
-		if len(x.pending) > 0 {
-			x.write(x.pending)
-			x.pending, x.marks = x.pending[:0], x.marks[:0]
+		s.writeSafe(x)
+		if len(x.pending) == 0 {
+			continue
 		}
+		var note []byte
+		if x.midLine {
+			note = append(note, '\n')
+		}
+		note = fmt.Appendf(note, "nixflow: %d bytes of output not shown: written after output that could not be read when the step ended\n", len(x.pending))
+		x.write(note)
+		x.pending, x.marks = x.pending[:0], x.marks[:0]
 	}
 }
 
@@ -273,12 +292,13 @@ func (s *streamSet) holding() bool {
 // end of file or was closed. The caller holds s.mu.
 func (x *output) ended() bool { return x.eof || x.closed }
 
-// capacity returns how much x's pipe holds at most: the step may have
-// changed it.
+// capacity returns how much x's pipe can have held when any byte pending
+// was read: its capacity now (the step may have raised it), and at least
+// maxHold, all an unprivileged step can set (it may have lowered it).
 func (x *output) capacity() int {
 	size := maxHold
 	_ = x.rc.Control(func(fd uintptr) { size = pipeCapacity(fd) })
-	return size
+	return max(size, maxHold)
 }
 
 // take appends to x.pending what its pipe holds, up to limit bytes, and
@@ -310,6 +330,9 @@ func (x *output) take(limit int) (n int, drained bool) {
 // write passes data on; after a write error it drops it, so that the
 // step does not block on a full pipe.
 func (o *output) write(data []byte) {
+	if len(data) > 0 {
+		o.midLine = data[len(data)-1] != '\n'
+	}
 	if o.err == nil {
 		_, o.err = o.dst.Write(data)
 	}
