@@ -113,7 +113,8 @@ func (g *Graph) Walk(ctx context.Context, opts WalkOptions, visit func(ctx conte
 	}
 
 	// work hands ready nodes to the workers: there are always at least as
-	// many workers as visits running, so a node sent is visited at once.
+	// many workers as visits running, so a node sent waits only for a
+	// worker to come back from the visit it reported.
 	work := make(chan int, limit)
 	var workers sync.WaitGroup
 	defer func() {
