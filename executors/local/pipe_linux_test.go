@@ -148,15 +148,7 @@ func TestPassOnHoldsBackPastBudget(t *testing.T) {
 		t.Run(end, func(t *testing.T) {
 			out, errw, leaks := linkedPair(t)
 			writeAll(t, out.w, fill)
-			wrote := false
-			afterTake = func(x *output) {
-				if x == out && !wrote {
-					wrote = true
-					writeAll(t, out.w, ann)
-					writeAll(t, errw.w, line)
-				}
-			}
-			defer func() { afterTake = nil }()
+			wrote := announceAfterTake(t, out, errw, ann, line)
 			buf := make([]byte, len("first\n"))
 			if _, err := out.r.Read(buf); err != nil {
 				t.Fatal(err)
@@ -164,7 +156,7 @@ func TestPassOnHoldsBackPastBudget(t *testing.T) {
 			out.set.mu.Lock()
 			out.set.passOn(out, buf)
 			out.set.mu.Unlock()
-			if !wrote {
+			if !*wrote {
 				t.Fatal("passOn did not take from stdout")
 			}
 			afterTake = nil
@@ -259,15 +251,7 @@ func TestPassOnDrainTimeout(t *testing.T) {
 	writeAll(t, errw.w, "x")
 	readOn(t, errw)
 	writeAll(t, out.w, fill)
-	wrote := false
-	afterTake = func(x *output) {
-		if x == out && !wrote {
-			wrote = true
-			writeAll(t, out.w, ann)
-			writeAll(t, errw.w, line)
-		}
-	}
-	defer func() { afterTake = nil }()
+	announceAfterTake(t, out, errw, ann, line)
 	out.set.close(out)
 	afterTake = nil
 	out.set.close(errw)
@@ -282,6 +266,22 @@ func TestPassOnDrainTimeout(t *testing.T) {
 	if got := written(errw); got != want {
 		t.Errorf("stderr: written %q, want %q", got, want)
 	}
+}
+
+// announceAfterTake makes the step write on after passOn's first take
+// from out: the announcement ann on stdout, then line, naming its value,
+// on stderr. It reports whether it did.
+func announceAfterTake(t *testing.T, out, errw *output, ann, line string) *bool {
+	wrote := new(bool)
+	afterTake = func(x *output) {
+		if x == out && !*wrote {
+			*wrote = true
+			writeAll(t, out.w, ann)
+			writeAll(t, errw.w, line)
+		}
+	}
+	t.Cleanup(func() { afterTake = nil })
+	return wrote
 }
 
 // written returns what o's announcer was given.
