@@ -19,12 +19,14 @@ const minSecretLen = 4
 // occurrences is masked as one, so that no part of either shows. It is safe
 // for concurrent use.
 //
-// Masking reads an immutable snapshot of the secrets without a lock: an
-// multi-pattern matcher of most of them, which finds every occurrence of
-// every secret in one pass over the text, and a short list of the values
-// added since it was built, searched one by one until there are enough of
-// them to rebuild it (so that adding secrets one at a time while masking
-// costs a few rebuilds in all, not one per secret).
+// Masking reads an immutable snapshot of the secrets without a lock: a
+// few multi-pattern matchers, each of which finds every occurrence of its
+// secrets in one pass over the text, and a short list of the values added
+// since the last of them was built, searched one by one until there are
+// enough of them to build another. Matchers are merged as they come, like
+// the digits of a binary counter: a step that announces many values one
+// at a time costs O(log n) rebuilds per value, not one per value, and
+// masking searches O(log n) matchers.
 type Masker struct {
 	mu     sync.Mutex // serialises Add and rebuilds
 	values map[string]bool
@@ -33,8 +35,11 @@ type Masker struct {
 
 // maskSnapshot is the secrets as masking sees them at one moment.
 type maskSnapshot struct {
-	ac      *matcher // nil without secrets
-	pending []string // added since ac was built
+	// levels is the matchers, largest first, each over twice the size
+	// of the next unless it is small.
+	levels  []*matcher
+	pending []string // added since the last level was built
+	built   int      // values in levels
 	longest int
 }
 
@@ -64,11 +69,16 @@ func (m *Masker) Add(value string) bool {
 			m.values[line] = true
 			// Copy on write: Mask reads the old snapshot without the lock.
 			old := m.snap.Load()
-			m.snap.Store(&maskSnapshot{
-				ac:      old.ac,
+			s := &maskSnapshot{
+				levels:  old.levels,
 				pending: append(slices.Clip(old.pending), line),
+				built:   old.built,
 				longest: max(old.longest, len(line)),
-			})
+			}
+			if len(s.pending) > maxPending {
+				s = s.compact()
+			}
+			m.snap.Store(s)
 		}
 	}
 	return ok
@@ -87,36 +97,50 @@ func (m *Masker) has(value string) bool {
 	return true
 }
 
-// fewSecrets is how many secrets are searched one by one at most.
+// fewSecrets is how many secrets are searched one by one at most while
+// there is no matcher: up to that many, strings.Index (vectorised) on
+// each is faster than the matcher.
 const fewSecrets = 3
 
-// current returns the snapshot to mask with, first rebuilding the
-// matcher if the values added since it was built are many compared
-// with those in it.
+// maxPending bounds the values searched one by one besides the matchers.
+const maxPending = 32
+
+// smallLevel is the size up to which a matcher is merged into the next
+// whatever their sizes: rebuilding it costs less than searching one more.
+const smallLevel = 128
+
+// current returns the snapshot to mask with, first building a matcher of
+// the values added since the last one when they are many compared with
+// those in the matchers.
 func (m *Masker) current() *maskSnapshot {
 	s := m.snap.Load()
-	built := 0
-	if s.ac != nil {
-		built = s.ac.count
-	}
-	// Up to fewSecrets, strings.Index (vectorised) on each is faster
-	// than the matcher.
-	if len(s.pending) == 0 || len(s.pending)*8 <= built || built+len(s.pending) <= fewSecrets {
+	if len(s.pending) == 0 || len(s.pending)*8 <= s.built || s.built+len(s.pending) <= fewSecrets {
 		return s
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s = m.snap.Load()
 	if len(s.pending) == 0 {
-		return s // rebuilt meanwhile
+		return s // built meanwhile
 	}
-	values := make([]string, 0, len(m.values))
-	for v := range m.values {
-		values = append(values, v)
-	}
-	s = &maskSnapshot{ac: newMatcher(values), longest: s.longest}
+	s = s.compact()
 	m.snap.Store(s)
 	return s
+}
+
+// compact returns a snapshot with a matcher of s's pending values
+// instead of them, merged with the last matchers of s while the one
+// before is no more than twice its size, or small.
+func (s *maskSnapshot) compact() *maskSnapshot {
+	levels := append(slices.Clip(s.levels), newMatcher(s.pending))
+	for n := len(levels); n >= 2; n-- {
+		prev, last := levels[n-2], levels[n-1]
+		if prev.count() > 2*last.count() && prev.count() > smallLevel {
+			break
+		}
+		levels = append(levels[:n-2], newMatcher(slices.Concat(prev.strs, last.strs)))
+	}
+	return &maskSnapshot{levels: levels, built: s.built + len(s.pending), longest: s.longest}
 }
 
 // longest is the length of the longest secret, 0 without secrets.
@@ -205,11 +229,13 @@ func (s *maskSnapshot) spans(text string, dst []span) []span { return snapshotSp
 
 // snapshotSpans is maskSnapshot.spans for a text of either type.
 func snapshotSpans[T string | []byte](s *maskSnapshot, text T, dst []span) []span {
-	if s.ac != nil {
-		dst = matchSpans(s.ac, text, dst)
-	}
-	if len(s.pending) == 0 {
-		return dst
+	n0 := len(dst)
+	sources := 0 // that found anything
+	for _, ac := range s.levels {
+		n := len(dst)
+		if dst = matchSpans(ac, text, dst); len(dst) > n {
+			sources++
+		}
 	}
 	n := len(dst)
 	for _, sec := range s.pending {
@@ -222,13 +248,17 @@ func snapshotSpans[T string | []byte](s *maskSnapshot, text T, dst []span) []spa
 			from += i + 1
 		}
 	}
-	if len(dst) == n {
-		return dst
+	if len(dst) > n {
+		sources++
 	}
-	slices.SortFunc(dst, func(a, b span) int { return a.start - b.start })
-	out := dst[:0]
-	for _, r := range dst {
-		if k := len(out); k > 0 && r.start <= out[k-1].end {
+	if sources < 2 && len(dst) == n {
+		return dst // one matcher's spans: sorted and merged
+	}
+	added := dst[n0:]
+	slices.SortFunc(added, func(a, b span) int { return a.start - b.start })
+	out := dst[:n0]
+	for _, r := range added {
+		if k := len(out); k > n0 && r.start <= out[k-1].end {
 			out[k-1].end = max(out[k-1].end, r.end)
 			continue
 		}

@@ -1,6 +1,9 @@
 package actions
 
-import "slices"
+import (
+	"cmp"
+	"slices"
+)
 
 // matcher finds every occurrence of a set of strings (each at least
 // minSecretLen bytes) in one pass over a text. It is Rabin–Karp on 4-byte
@@ -15,39 +18,109 @@ import "slices"
 // per visited position, whatever the number of strings, and the longer
 // the secrets the fewer positions are visited.
 type matcher struct {
-	count   int // strings in it
-	step    int // positions between windows: the shortest string's length - 3
-	filter  [1 << hashBits / 64]uint64
-	buckets map[uint32][]piece
+	strs   []string
+	step   int // positions between windows: the shortest string's length - 3
+	filter [1 << hashBits / 64]uint64
+	// pieces is every string's pieces, grouped by the top bucketBits bits
+	// of their hash: those of bucket b are pieces[start[b]:start[b+1]],
+	// sorted by hash, offset and length.
+	pieces     []piece
+	start      []int32
+	bucketBits int
+	// set is strs as a set, for runs of pieces of more than one string.
+	set map[string]struct{}
 }
 
-// piece is a string known by its 4 bytes at off.
+// piece is a string known by its 4 bytes at off. Pieces with the same
+// hash, offset and length (strings with a common prefix, such as the
+// tokens of one service) form a run: for a window, at most one string of
+// a run is in the text there, the one spelt by the text where it would
+// be, so a run costs one look-up in set however long it is. The first
+// piece of a run holds its length.
+//
+// A piece holds no pointer, so that the garbage collector need not scan
+// the pieces.
 type piece struct {
-	s   string
-	off int
+	str  int32 // index in strs
+	off  int32
+	hash uint32
+	run  int32
 }
 
 const hashBits = 16
 
 func hash4(w uint32) uint32 { return (w * 2654435761) >> (32 - hashBits) }
 
-// newMatcher compiles strs: distinct, each at least 4 bytes long.
+// newMatcher compiles strs: distinct, each at least 4 bytes long. It
+// keeps strs.
 func newMatcher(strs []string) *matcher {
-	m := &matcher{count: len(strs), step: -1, buckets: make(map[uint32][]piece, len(strs))}
+	m := &matcher{strs: strs, step: -1}
 	for _, s := range strs {
 		if m.step < 0 || len(s)-3 < m.step {
 			m.step = len(s) - 3
 		}
 	}
+	// About one piece per bucket, up to the hash's bits.
+	n := len(strs) * m.step
+	for m.bucketBits < hashBits && 1<<m.bucketBits < n {
+		m.bucketBits++
+	}
+	m.start = make([]int32, 1<<m.bucketBits+1)
+	hashes := make([]uint32, 0, n)
 	for _, s := range strs {
-		for off := 0; off < m.step; off++ {
+		for off := range m.step {
 			h := hash4(uint32(s[off]) | uint32(s[off+1])<<8 | uint32(s[off+2])<<16 | uint32(s[off+3])<<24)
 			m.filter[h/64] |= 1 << (h % 64)
-			m.buckets[h] = append(m.buckets[h], piece{s, off})
+			m.start[h>>(hashBits-m.bucketBits)+1]++
+			hashes = append(hashes, h)
 		}
+	}
+	for b := range 1 << m.bucketBits {
+		m.start[b+1] += m.start[b]
+	}
+	// A counting sort: next[b] is where bucket b's next piece goes.
+	next := slices.Clone(m.start[:len(m.start)-1])
+	m.pieces = make([]piece, n)
+	i := 0
+	for k := range strs {
+		for off := range m.step {
+			h := hashes[i]
+			i++
+			b := h >> (hashBits - m.bucketBits)
+			m.pieces[next[b]] = piece{int32(k), int32(off), h, 1}
+			next[b]++
+		}
+	}
+	for b := range 1 << m.bucketBits {
+		m.runs(m.pieces[m.start[b]:m.start[b+1]])
 	}
 	return m
 }
+
+// runs sorts the pieces of a bucket and marks their runs.
+func (m *matcher) runs(ps []piece) {
+	if len(ps) < 2 {
+		return
+	}
+	key := func(p piece) uint64 { return uint64(p.hash)<<48 | uint64(p.off)<<32 | uint64(len(m.strs[p.str])) }
+	slices.SortFunc(ps, func(a, b piece) int { return cmp.Compare(key(a), key(b)) })
+	for i := 0; i < len(ps); {
+		j := i + 1
+		for j < len(ps) && key(ps[j]) == key(ps[i]) {
+			j++
+		}
+		if ps[i].run = int32(j - i); j-i > 1 && m.set == nil {
+			m.set = make(map[string]struct{}, len(m.strs))
+			for _, s := range m.strs {
+				m.set[s] = struct{}{}
+			}
+		}
+		i = j
+	}
+}
+
+// count is how many strings m finds.
+func (m *matcher) count() int { return len(m.strs) }
 
 // spans appends to dst the runs of text covered by occurrences of the
 // strings, in order, merged where they overlap or touch.
@@ -63,12 +136,26 @@ func matchSpans[T string | []byte](m *matcher, text T, dst []span) []span {
 		if m.filter[h/64]&(1<<(h%64)) == 0 {
 			continue
 		}
-		for _, p := range m.buckets[h] {
-			start := i - p.off
-			if start < 0 || len(text)-start < len(p.s) || string(text[start:start+len(p.s)]) != p.s {
+		b := h >> (hashBits - m.bucketBits)
+		ps := m.pieces[m.start[b]:m.start[b+1]]
+		for k := 0; k < len(ps); {
+			p := ps[k]
+			k += int(p.run)
+			if p.hash != h {
 				continue
 			}
-			dst = append(dst, span{start, start + len(p.s)})
+			start, s := i-int(p.off), m.strs[p.str]
+			if start < 0 || len(text)-start < len(s) {
+				continue
+			}
+			if p.run == 1 {
+				if string(text[start:start+len(s)]) != s {
+					continue
+				}
+			} else if _, ok := m.set[string(text[start:start+len(s)])]; !ok {
+				continue
+			}
+			dst = append(dst, span{start, start + len(s)})
 			found = true
 		}
 	}

@@ -1,6 +1,7 @@
 package actions
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -101,5 +102,43 @@ func TestMaskerPending(t *testing.T) {
 	}
 	if s := m.snap.Load(); len(s.pending) != 1 {
 		t.Errorf("%d values pending, want 1 (no rebuild for one value)", len(s.pending))
+	}
+}
+
+// TestMaskerManyValues adds thousands of values one at a time, as a step
+// announcing them does, masking between them: every value added is
+// masked from then on, the values searched one by one stay few, and the
+// matchers stay few, each (but small ones) over twice the size of the
+// next.
+func TestMaskerManyValues(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	m := NewMasker()
+	var added []string
+	for i := range 5000 {
+		// A common prefix (one service's tokens), and lengths that
+		// change the matchers' step.
+		v := fmt.Sprintf("tok-%0*d", 1+rng.IntN(12), i)
+		m.Add(v)
+		added = append(added, v)
+		if i%7 != 0 {
+			continue
+		}
+		old := added[rng.IntN(len(added))]
+		text := "a " + old + " b " + v + " c tok-"
+		if got, want := m.Mask(text), replaceSpans(text, naiveSpans(added, text)); got != want {
+			t.Fatalf("after %d values, Mask(%q) = %q, want %q", i+1, text, got, want)
+		}
+		s := m.snap.Load()
+		if len(s.pending) > maxPending {
+			t.Fatalf("after %d values, %d are searched one by one", i+1, len(s.pending))
+		}
+		for k := 1; k < len(s.levels); k++ {
+			if a, b := s.levels[k-1].count(), s.levels[k].count(); a <= 2*b && a > smallLevel {
+				t.Fatalf("after %d values, matchers of %d and %d values are not merged", i+1, a, b)
+			}
+		}
+	}
+	if s := m.snap.Load(); len(s.levels) > 7 {
+		t.Errorf("%d values in %d matchers", len(added), len(s.levels))
 	}
 }

@@ -110,3 +110,33 @@ func BenchmarkLineWriter(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAnnounce passes on a step's output that announces many values
+// with ::add-mask::, each followed by a line that prints one announced
+// earlier, as the executor hands it over (LookAhead, then Write, in 64 KiB
+// pieces); the time per op is for all the values.
+func BenchmarkAnnounce(b *testing.B) {
+	for _, n := range []int{1000, 10000, 50000} {
+		var out bytes.Buffer
+		for i := range n {
+			fmt.Fprintf(&out, "::add-mask::token-%08d-%x\n", i, i*7919)
+			j := i / 2
+			fmt.Fprintf(&out, "using token-%08d-%x for request %d\n", j, j*7919, i)
+		}
+		b.Run(fmt.Sprintf("values=%d", n), func(b *testing.B) {
+			b.SetBytes(int64(out.Len()))
+			for b.Loop() {
+				m := NewMasker()
+				w := &lineWriter{sink: event.Sinks{}, mask: m, tail: &tail{}, now: time.Now,
+					announce: func(v string) { m.Add(v) },
+					tmpl:     event.Event{Run: "bench", Job: "job", Step: "step", Event: event.Output, Stream: "stdout"}}
+				for p := out.Bytes(); len(p) > 0; {
+					k := min(len(p), 64<<10)
+					w.LookAhead(p[:k])
+					w.Write(p[:k])
+					p = p[k:]
+				}
+			}
+		})
+	}
+}
