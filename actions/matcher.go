@@ -19,7 +19,7 @@ import (
 // the secrets the fewer positions are visited.
 type matcher struct {
 	strs   []string
-	step   int // positions between windows: the shortest string's length - 3
+	step   int // positions between windows: the shortest string's length - 3, at most maxStep
 	filter [1 << hashBits / 64]uint64
 	// pieces is every string's pieces, grouped by the top bucketBits bits
 	// of their hash: those of bucket b are pieces[start[b]:start[b+1]],
@@ -49,16 +49,20 @@ type piece struct {
 
 const hashBits = 16
 
+// maxStep bounds the positions between windows, and so the pieces of a
+// string: long values (an announced one can be a MiB long) would
+// otherwise cost memory in proportion to their length, for every one of
+// them, when all the values are long.
+const maxStep = 64
+
 func hash4(w uint32) uint32 { return (w * 2654435761) >> (32 - hashBits) }
 
 // newMatcher compiles strs: distinct, each at least 4 bytes long. It
 // keeps strs.
 func newMatcher(strs []string) *matcher {
-	m := &matcher{strs: strs, step: -1}
+	m := &matcher{strs: strs, step: maxStep}
 	for _, s := range strs {
-		if m.step < 0 || len(s)-3 < m.step {
-			m.step = len(s) - 3
-		}
+		m.step = min(m.step, len(s)-3)
 	}
 	// About one piece per bucket, up to the hash's bits.
 	n := len(strs) * m.step

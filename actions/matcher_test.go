@@ -142,3 +142,35 @@ func TestMaskerManyValues(t *testing.T) {
 		t.Errorf("%d values in %d matchers", len(added), len(s.levels))
 	}
 }
+
+// TestMatcherLongStrings finds long strings planted at every offset,
+// with a bounded number of pieces for each, however long.
+func TestMatcherLongStrings(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	word := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = "abcd"[rng.IntN(4)]
+		}
+		return string(b)
+	}
+	for round := range 200 {
+		var strs []string
+		seen := map[string]bool{}
+		for range 1 + rng.IntN(4) {
+			if s := word(maxStep + 4 + rng.IntN(3000)); !seen[s] {
+				seen[s] = true
+				strs = append(strs, s)
+			}
+		}
+		m := newMatcher(strs)
+		if len(m.pieces) > len(strs)*maxStep {
+			t.Fatalf("%d pieces for %d strings", len(m.pieces), len(strs))
+		}
+		text := word(rng.IntN(100)) + strs[rng.IntN(len(strs))] + word(rng.IntN(100)) + strs[0][:len(strs[0])-1]
+		got, want := m.spans(text, nil), naiveSpans(strs, text)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("round %d: spans %v, want %v", round, got, want)
+		}
+	}
+}
