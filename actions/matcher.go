@@ -101,6 +101,11 @@ func newMatcher(strs []string) *matcher {
 	return m
 }
 
+// maxRunLen is the length up to which strings form runs: looking one up
+// hashes all of it where comparing it stops at the first byte that
+// differs, so a long string is compared on its own.
+const maxRunLen = 256
+
 // runs sorts the pieces of a bucket and marks their runs.
 func (m *matcher) runs(ps []piece) {
 	if len(ps) < 2 {
@@ -110,7 +115,7 @@ func (m *matcher) runs(ps []piece) {
 	slices.SortFunc(ps, func(a, b piece) int { return cmp.Compare(key(a), key(b)) })
 	for i := 0; i < len(ps); {
 		j := i + 1
-		for j < len(ps) && key(ps[j]) == key(ps[i]) {
+		for j < len(ps) && key(ps[j]) == key(ps[i]) && len(m.strs[ps[i].str]) <= maxRunLen {
 			j++
 		}
 		if ps[i].run = int32(j - i); j-i > 1 && m.set == nil {
@@ -159,7 +164,15 @@ func matchSpans[T string | []byte](m *matcher, text T, dst []span) []span {
 			} else if _, ok := m.set[string(text[start:start+len(s)])]; !ok {
 				continue
 			}
-			dst = append(dst, span{start, start + len(s)})
+			// Merged with the last found if they overlap or touch: text
+			// in which many strings occur at every position (nested
+			// values) makes one span, not one for each.
+			r := span{start, start + len(s)}
+			if k := len(dst) - 1; found && r.start <= dst[k].end && r.end >= dst[k].start {
+				dst[k] = span{min(dst[k].start, r.start), max(dst[k].end, r.end)}
+				continue
+			}
+			dst = append(dst, r)
 			found = true
 		}
 	}

@@ -174,3 +174,41 @@ func TestMatcherLongStrings(t *testing.T) {
 		}
 	}
 }
+
+// TestMatcherNestedValues masks text in which hundreds of values occur
+// at every position: the spans are merged as they are found, not kept
+// one for each value and position until the end (1.5 GB for this line).
+func TestMatcherNestedValues(t *testing.T) {
+	var strs []string
+	for n := 4; n < 304; n++ {
+		strs = append(strs, strings.Repeat("a", n))
+	}
+	m := newMatcher(strs)
+	text := strings.Repeat("a", 64<<10) + " b"
+	spans := m.spans(text, nil)
+	if want := []span{{0, 64 << 10}}; fmt.Sprint(spans) != fmt.Sprint(want) {
+		t.Fatalf("spans %v, want %v", spans, want)
+	}
+	if cap(spans) > 1024 {
+		t.Errorf("%d spans held on the way", cap(spans))
+	}
+}
+
+// TestMatcherLongValuesNotInRuns: strings longer than maxRunLen that
+// share pieces are compared one by one, which stops at the first byte
+// that differs, not looked up in the set, which hashes the whole length
+// at every window.
+func TestMatcherLongValuesNotInRuns(t *testing.T) {
+	long := strings.Repeat("A", 100)
+	strs := []string{long + strings.Repeat("b", 1000), long + strings.Repeat("c", 1000), "tok-1111", "tok-2222"}
+	m := newMatcher(strs)
+	for _, p := range m.pieces {
+		if len(m.strs[p.str]) > maxRunLen && p.run != 1 {
+			t.Fatalf("a piece of a %d-byte string is in a run of %d", len(m.strs[p.str]), p.run)
+		}
+	}
+	text := "x " + strs[1] + " tok-2222 " + long
+	if got, want := fmt.Sprint(m.spans(text, nil)), fmt.Sprint(naiveSpans(strs, text)); got != want {
+		t.Errorf("spans %v, want %v", got, want)
+	}
+}
