@@ -7,6 +7,7 @@
 package compiler
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -290,6 +291,19 @@ func (p *Plan) DeclaredNames() map[string]bool {
 			}
 		}
 	}
+	return names
+}
+
+// ArtifactNames lists the artifacts the jobs declare as outputs, sorted
+// (an artifact's name is unique in a plan).
+func (p *Plan) ArtifactNames() []string {
+	var names []string
+	for _, j := range p.Jobs {
+		for _, o := range j.Outputs {
+			names = append(names, o.Name)
+		}
+	}
+	slices.Sort(names)
 	return names
 }
 

@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -127,7 +127,7 @@ func (a *app) run(args []string, f *runFlags) error {
 		g = output.GroupsNone // stdout stays JSON lines
 	}
 
-	if err := checkArtifactsDir(f.artifactsDir); err != nil {
+	if err := checkArtifactsDir(f.artifactsDir, plan); err != nil {
 		return usageError(err)
 	}
 
@@ -206,15 +206,17 @@ func (a *app) run(args []string, f *runFlags) error {
 	if err := a.writeReports(f, res, opts.Masker); err != nil {
 		return err
 	}
+	var exportErr error
 	if f.artifactsDir != "" {
-		n, err := exportArtifacts(opts.RunDir, f.artifactsDir)
-		if err != nil {
-			return infraError(fmt.Errorf("export artifacts: %w", err))
-		}
+		var n int
+		n, exportErr = exportArtifacts(opts.RunDir, f.artifactsDir)
 		fmt.Fprintf(summaryOut, "artifacts: %s exported to %s\n", plural(n, "artifact", "artifacts"), f.artifactsDir)
 	}
 	if err := a.writeRunReports(opts.RunDir, f.report, opts.Masker, summaryOut); err != nil {
-		return err
+		return errors.Join(err, exportErr)
+	}
+	if exportErr != nil {
+		return infraError(exportErr)
 	}
 	code := exitCode(res)
 	if code != ExitOK {
@@ -423,46 +425,6 @@ func writePlanFile(path string, plan *compiler.Plan) error {
 		return fmt.Errorf("write the plan: %w", err)
 	}
 	return nil
-}
-
-// exportArtifacts copies every artifact of a run to dir/<name>.
-func exportArtifacts(runDir, dir string) (int, error) {
-	entries, err := os.ReadDir(filepath.Join(runDir, "artifacts"))
-	if os.IsNotExist(err) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, e := range entries {
-		src := filepath.Join(runDir, "artifacts", e.Name(), "data")
-		if _, err := os.Lstat(src); err != nil {
-			continue
-		}
-		// Every artifact becomes a directory named after it: a directory's
-		// contents land in it, a file lands in it under its own name.
-		dst := filepath.Join(dir, e.Name())
-		if err := os.RemoveAll(dst); err != nil {
-			return n, err
-		}
-		if fi, err := os.Stat(src); err == nil && !fi.IsDir() {
-			var meta struct{ Path string }
-			raw, err := os.ReadFile(filepath.Join(runDir, "artifacts", e.Name(), "meta.json"))
-			if err == nil {
-				err = json.Unmarshal(raw, &meta)
-			}
-			if err != nil {
-				return n, fmt.Errorf("%s: %w", e.Name(), err)
-			}
-			dst = filepath.Join(dst, filepath.Base(meta.Path))
-		}
-		if err := local.CopyPath(context.Background(), src, dst); err != nil {
-			return n, fmt.Errorf("%s: %w", e.Name(), err)
-		}
-		n++
-	}
-	return n, nil
 }
 
 // checkCopyable refuses to copy a home directory or / into every job: a

@@ -2701,26 +2701,91 @@ nf_summary() {
   fi
 }
 
+# nf_read_exported DIR reads the artifacts an export put in DIR (the
+# list .nixflow-artifacts) into nf_exported: those an export replaces.
+# Anything else there is the user's, and stays as it is.
+nf_read_exported() {
+  local line
+  declare -gA nf_exported=()
+  [[ -e $1/.nixflow-artifacts ]] || return 0
+  while IFS='' read -r line || [[ -n $line ]]; do
+    [[ -z $line || $line == '#'* ]] || nf_exported[$line]=1
+  done <"$1/.nixflow-artifacts"
+}
+
+# nf_not_replaceable DIR NAME fails, saying why, unless DIR/NAME is
+# absent or an export put it there.
+nf_not_replaceable() {
+  if [[ ! -e $1/$2 && ! -L $1/$2 ]] || [[ -n ${nf_exported[$2]:-} ]]; then return 1; fi
+  printf '%s/%s exists, and no run exported an artifact there: nixflow replaces only what it exported (move it, or choose another directory)' "$1" "$2"
+}
+
+# nf_remove_tree DIR removes DIR, also where its directories lack
+# permissions.
+nf_remove_tree() {
+  rm -rf -- "$1" 2>/dev/null && return 0
+  find "$1" -type d -exec chmod u+rwx {} + 2>/dev/null
+  rm -rf -- "$1"
+}
+
+# nf_export_one DIR NAME ARTIFACT copies an artifact beside its place,
+# then replaces what an earlier export left there with it.
+nf_export_one() {
+  local dir=$1 name=$2 a=$3 staging meta_path meta_dir rc=0
+  { IFS='' read -r meta_path; IFS='' read -r meta_dir; } <"$a/meta"
+  staging=$(mktemp -d "$dir/.nixflow-export-XXXXXX") || return
+  mkdir -p "$staging/$name"
+  if ((meta_dir)); then
+    cp -a "$a/data/." "$staging/$name/" || rc=$?
+  else
+    cp -a "$a/data" "$staging/$name/${meta_path##*/}" || rc=$?
+  fi
+  if ((rc == 0)) && [[ -e $dir/$name || -L $dir/$name ]] && ! nf_remove_tree "$dir/$name"; then
+    printf 'replace the earlier export: cannot remove %s\n' "$dir/$name"
+    rc=1
+  fi
+  if ((rc == 0)); then mv "$staging/$name" "$dir/$name" || rc=$?; fi
+  nf_remove_tree "$staging"
+  return "$rc"
+}
+
+# nf_export_artifacts DIR copies every artifact of the run to DIR/<name>
+# (a directory's contents in it, a file in it under its own name). An
+# artifact that cannot be exported does not stop the others; each that
+# failed is named, and the run exits 3.
 nf_export_artifacts() {
-  local dir=$1 n=0 a name meta_path meta_dir
+  local dir=${1%/} n=0 a name err
+  local -a failed=()
+  [[ -n $dir ]] || dir=/
+  nf_read_exported "$dir"
   for a in "$nf_run_dir"/artifacts/*/; do
     [[ -f $a/meta ]] || continue
     name=${a%/}
     name=${name##*/}
-    { IFS='' read -r meta_path; IFS='' read -r meta_dir; } <"$a/meta"
-    rm -rf "${dir:?}/$name"
-    mkdir -p "$dir/$name"
-    if ((meta_dir)); then
-      cp -a "$a/data/." "$dir/$name/"
-    else
-      cp -a "$a/data" "$dir/$name/${meta_path##*/}"
+    if err=$(nf_not_replaceable "$dir" "$name") || ! err=$(nf_export_one "$dir" "$name" "$a" 2>&1); then
+      err=${err%$'\n'}
+      failed+=("export artifact \"$name\": ${err//$'\n'/; }")
+      continue
     fi
+    nf_exported[$name]=1
     n=$((n + 1))
   done
+  if ((n > 0)); then
+    if ! {
+      printf '# Artifacts nixflow exported here: the next export replaces these, and nothing else.\n'
+      printf '%s\n' "${!nf_exported[@]}" | LC_ALL=C sort
+    } >"$dir/.nixflow-artifacts.new" || ! mv "$dir/.nixflow-artifacts.new" "$dir/.nixflow-artifacts"; then
+      failed+=("export artifacts: cannot write $dir/.nixflow-artifacts")
+    fi
+  fi
   if ((n == 1)); then
-    printf 'artifacts: 1 artifact exported to %s\n' "$dir"
+    printf 'artifacts: 1 artifact exported to %s\n' "$1"
   else
-    printf 'artifacts: %d artifacts exported to %s\n' "$n" "$dir"
+    printf 'artifacts: %d artifacts exported to %s\n' "$n" "$1"
+  fi
+  if ((${#failed[@]} > 0)); then
+    printf 'error: %s\n' "${failed[@]}" >&2
+    nf_exit=3
   fi
 }
 
@@ -2748,6 +2813,18 @@ nf_check_artifacts_dir() {
     nf_die_usage "--artifacts-dir $dir: cannot write there"
   fi
   rm -f -- "$dir/.nixflow-check"
+  # Exporting will replace nothing but what an earlier export put there.
+  local name err bad=0
+  dir=${dir%/}
+  [[ -n $dir ]] || dir=/
+  nf_read_exported "$dir"
+  for name in "${nf_artifacts[@]}"; do
+    if err=$(nf_not_replaceable "$dir" "$name"); then
+      printf 'error: --artifacts-dir: %s\n' "$err" >&2
+      bad=1
+    fi
+  done
+  ((bad == 0)) || exit 2
 }
 
 # nf_requirements checks, before anything runs, that this host has what

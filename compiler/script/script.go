@@ -257,6 +257,7 @@ func (w *writer) planData(p *compiler.Plan, opts Options, hash string, planJSON 
 	w.p("  nf_copies_repo=%d\n", copies)
 	w.p("  nf_required_secret=%s\n", words(p.RequiredSecretNames()))
 	w.p("  nf_jobs=%s\n", words(names))
+	w.p("  nf_artifacts=%s\n", words(p.ArtifactNames()))
 	w.p("  nf_job_needs=%s\n", words(needs))
 	w.p("  nf_job_anc=%s\n", words(anc))
 	w.p("  nf_job_cond=%s\n", words(conds))

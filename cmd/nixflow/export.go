@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/executors/local"
+)
+
+// exportedList is the file, in --artifacts-dir, that names the artifacts
+// nixflow exported there: those an export replaces. Anything else in the
+// directory is the user's, and stays as it is.
+const exportedList = ".nixflow-artifacts"
+
+// checkArtifactsDir makes sure, before a run starts, that --artifacts-dir
+// can be written and that exporting the plan's artifacts will replace
+// nothing but what an earlier export put there: finding out after an
+// hour of building is too late. It creates the directory.
+func checkArtifactsDir(dir string, plan *compiler.Plan) error {
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("--artifacts-dir: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".nixflow-check-*")
+	if err != nil {
+		return fmt.Errorf("--artifacts-dir %s: cannot write there: %w", dir, err)
+	}
+	f.Close()
+	if err := os.Remove(f.Name()); err != nil {
+		return err
+	}
+	exported, err := readExported(dir)
+	if err != nil {
+		return fmt.Errorf("--artifacts-dir: %w", err)
+	}
+	var errs []error
+	for _, name := range plan.ArtifactNames() {
+		if err := replaceable(dir, name, exported); err != nil {
+			errs = append(errs, fmt.Errorf("--artifacts-dir: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// replaceable reports an error if dir/name exists and no export put it
+// there.
+func replaceable(dir, name string, exported map[string]bool) error {
+	dst := filepath.Join(dir, name)
+	if _, err := os.Lstat(dst); err == nil && !exported[name] {
+		return fmt.Errorf("%s exists, and no run exported an artifact there: nixflow replaces only what it exported (move it, or choose another directory)", dst)
+	}
+	return nil
+}
+
+// readExported reads dir's list of exported artifacts.
+func readExported(dir string) (map[string]bool, error) {
+	f, err := os.Open(filepath.Join(dir, exportedList))
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]bool{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	names := map[string]bool{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if line := sc.Text(); line != "" && !strings.HasPrefix(line, "#") {
+			names[line] = true
+		}
+	}
+	return names, sc.Err()
+}
+
+// writeExported writes dir's list of exported artifacts.
+func writeExported(dir string, names map[string]bool) error {
+	var b strings.Builder
+	b.WriteString("# Artifacts nixflow exported here: the next export replaces these, and nothing else.\n")
+	for _, name := range slices.Sorted(maps.Keys(names)) {
+		b.WriteString(name + "\n")
+	}
+	tmp := filepath.Join(dir, exportedList+".new")
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, exportedList))
+}
+
+// exportArtifacts copies every artifact of a run to dir/<name>: a
+// directory's contents land in it, a file lands in it under its own
+// name. An artifact is copied beside its place first, and replaces what
+// an earlier export left there only once whole; what no export put there
+// is left as it is. An artifact that cannot be exported does not stop
+// the others: the error names each that failed. It returns how many
+// were exported.
+func exportArtifacts(runDir, dir string) (int, error) {
+	entries, err := os.ReadDir(filepath.Join(runDir, "artifacts"))
+	if os.IsNotExist(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("export artifacts: %w", err)
+	}
+	exported, err := readExported(dir)
+	if err != nil {
+		return 0, fmt.Errorf("export artifacts: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, e := range entries {
+		name := e.Name()
+		src := filepath.Join(runDir, "artifacts", name, "data")
+		if _, err := os.Lstat(src); err != nil {
+			continue // not produced
+		}
+		if err := exportArtifact(runDir, src, dir, name, exported); err != nil {
+			errs = append(errs, fmt.Errorf("export artifact %q: %w", name, err))
+			continue
+		}
+		exported[name] = true
+		n++
+	}
+	if n > 0 {
+		if err := writeExported(dir, exported); err != nil {
+			errs = append(errs, fmt.Errorf("export artifacts: %w", err))
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// exportArtifact copies the artifact name, whose data is src, to
+// dir/name.
+func exportArtifact(runDir, src, dir, name string, exported map[string]bool) error {
+	if err := replaceable(dir, name, exported); err != nil {
+		return err
+	}
+	staging, err := os.MkdirTemp(dir, ".nixflow-export-*")
+	if err != nil {
+		return err
+	}
+	defer local.RemoveTree(staging)
+	tmp := filepath.Join(staging, name)
+	dst := tmp
+	if fi, err := os.Stat(src); err == nil && !fi.IsDir() {
+		var meta struct{ Path string }
+		raw, err := os.ReadFile(filepath.Join(runDir, "artifacts", name, "meta.json"))
+		if err == nil {
+			err = json.Unmarshal(raw, &meta)
+		}
+		if err != nil {
+			return err
+		}
+		dst = filepath.Join(tmp, filepath.Base(meta.Path))
+	}
+	if err := local.CopyPath(context.Background(), src, dst); err != nil {
+		return err
+	}
+	final := filepath.Join(dir, name)
+	if err := local.RemoveTree(final); err != nil {
+		return fmt.Errorf("replace the earlier export: %w", err)
+	}
+	return os.Rename(tmp, final)
+}
