@@ -14,16 +14,17 @@ import (
 // `KEY=VALUE` (also written `export KEY=VALUE`), or `KEY<<DELIM`, the value's lines, and `DELIM` alone on a
 // line. The file is parsed, never sourced: nothing in it is executed or
 // expanded. Blank lines are ignored. The returned keys keep their order of
-// appearance; a later value of the same key wins.
+// appearance; a later value of the same key wins. Lines are numbered
+// after linesBefore, the lines of the file before data.
 //
 // Errors name the line and, when it is a valid name, the variable; they
 // never quote other text of the file: a step writes values there, and a
 // malformed line may be a value (`echo "$TOKEN<<" >> $JOB_ENV`).
-func parseEnvFile(data []byte) (keys []string, values map[string]string, err error) {
+func parseEnvFile(data []byte, linesBefore int) (keys []string, values map[string]string, err error) {
 	values = map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 64*1024), 64*1024*1024)
-	lineNo := 0
+	sc.Buffer(make([]byte, 0, 64*1024), maxEnvLine)
+	lineNo := linesBefore
 	for sc.Scan() {
 		lineNo++
 		line := strings.TrimSuffix(sc.Text(), "\r")
@@ -77,11 +78,16 @@ func parseEnvFile(data []byte) (keys []string, values map[string]string, err err
 		}
 		values[key] = value
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); err == bufio.ErrTooLong {
+		return nil, nil, fmt.Errorf("line %d: longer than %d MiB", lineNo+1, maxEnvLine>>20)
+	} else if err != nil {
 		return nil, nil, err
 	}
 	return keys, values, nil
 }
+
+// maxEnvLine bounds a line of JOB_ENV or JOB_OUTPUT.
+const maxEnvLine = 64 << 20
 
 // outputEnvName is the variable under which dependents see a job's output.
 func outputEnvName(job, key string) string {

@@ -43,7 +43,7 @@ func TestParseEnvFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			keys, values, err := parseEnvFile([]byte(tt.in))
+			keys, values, err := parseEnvFile([]byte(tt.in), 0)
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr {
 					t.Fatalf("error = %v, want %q", err, tt.wantErr)

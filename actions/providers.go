@@ -244,6 +244,9 @@ var ErrNotDotenv = errors.New("not KEY=VALUE lines (dotenv syntax)")
 // the text that follows the mistake, which may be a secret, so they are
 // never passed on: only which line is at fault.
 func parseDotenv(data []byte) (map[string]string, error) {
+	if err := checkNUL(data); err != nil {
+		return nil, err
+	}
 	vals, err := godotenv.UnmarshalBytes(data)
 	if err == nil {
 		return vals, nil
@@ -256,6 +259,15 @@ func parseDotenv(data []byte) (map[string]string, error) {
 		}
 	}
 	return nil, ErrNotDotenv
+}
+
+// checkNUL refuses text that holds a NUL byte: no environment variable
+// can carry one, and the step that gets the variable could not start.
+func checkNUL(data []byte) error {
+	if i := bytes.IndexByte(data, 0); i >= 0 {
+		return fmt.Errorf("line %d holds a NUL byte, which no environment variable can carry", bytes.Count(data[:i], []byte("\n"))+1)
+	}
+	return nil
 }
 
 // stderrHint keeps the last line of a command's stderr for an error message.

@@ -412,29 +412,42 @@ func (jr *jobRun) readControl() error {
 // parseControl parses what was appended to the control files, read with
 // read.
 func (jr *jobRun) parseControl(read func(file string) ([]byte, error)) error {
+	// Every file is read, whatever another holds: what the step wrote is
+	// its own, and a later step is not blamed for it.
+	var errs []string
 	for _, f := range []string{fileEnv, filePath, fileOutput} {
 		data, err := read(f)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("read %s: %w", strings.ToUpper("job_"+f), err)
+			errs = append(errs, fmt.Sprintf("read %s: %v", strings.ToUpper("job_"+f), err))
+			continue
 		}
 		seen := jr.seen[f]
 		if !bytes.HasPrefix(data, seen) {
 			seen = nil
 		}
 		jr.seen[f] = data
-		if err := jr.applyControl(f, data[len(seen):]); err != nil {
-			return err
+		// Lines are numbered from the file's start.
+		if err := jr.applyControl(f, data[len(seen):], bytes.Count(seen, []byte("\n"))); err != nil {
+			errs = append(errs, err.Error())
 		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
 	}
 	return nil
 }
 
-func (jr *jobRun) applyControl(file string, data []byte) error {
+// applyControl applies what was appended to a control file, whose first
+// lines (before data) were read before.
+func (jr *jobRun) applyControl(file string, data []byte, linesBefore int) error {
 	if len(data) == 0 {
 		return nil
+	}
+	if i := bytes.IndexByte(data, 0); i >= 0 {
+		return fmt.Errorf("%s: line %d: holds a NUL byte, which no environment variable can carry", strings.ToUpper("job_"+file), linesBefore+bytes.Count(data[:i], []byte("\n"))+1)
 	}
 	if file == filePath {
 		for _, line := range strings.Split(string(data), "\n") {
@@ -444,7 +457,7 @@ func (jr *jobRun) applyControl(file string, data []byte) error {
 		}
 		return nil
 	}
-	keys, values, err := parseEnvFile(data)
+	keys, values, err := parseEnvFile(data, linesBefore)
 	if err != nil {
 		return fmt.Errorf("%s: %w", strings.ToUpper("job_"+file), err)
 	}

@@ -643,11 +643,12 @@ nf_valid_name() {
   [[ $1 =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]
 }
 
-# nf_parse_envfile DATA: the JOB_ENV grammar (KEY=VALUE, KEY<<DELIM ...
-# DELIM), parsed, never sourced. Sets nf_pk (keys in order) and nf_pv
-# (values), or nf_err.
+# nf_parse_envfile DATA [LINES]: the JOB_ENV grammar (KEY=VALUE, KEY<<DELIM
+# ... DELIM), parsed, never sourced. Sets nf_pk (keys in order) and nf_pv
+# (values), or nf_err. Lines are numbered after LINES, the lines of the
+# file before DATA.
 nf_parse_envfile() {
-  local rest=$1 line key value delim start n=0 closed l
+  local rest=$1 line key value delim start n=${2:-0} closed l
   nf_pk=() nf_pv=() nf_err=''
   local -A have=()
   while [[ -n $rest ]]; do
@@ -704,6 +705,16 @@ nf_parse_envfile() {
     nf_pv[$key]=$value
   done
   return 0
+}
+
+# nf_has_nul FILE succeeds, with nf_err naming the line, where FILE holds
+# a NUL byte: no environment variable can carry one (and bash cannot
+# hold one: read stops there, and succeeds only then).
+nf_has_nul() {
+  local d nl
+  IFS='' read -r -d '' d <"$1" 2>/dev/null || return 1
+  nl=${d//[!$'\n']/}
+  nf_err="line $((${#nl} + 1)) holds a NUL byte, which no environment variable can carry"
 }
 
 # nf_dotenv DATA: dotenv text as nixflow run reads it (godotenv 1.5.1's
@@ -889,6 +900,10 @@ nf_provider() {
           return 1
         fi
         data=${data%x}
+        if nf_has_nul "$file"; then
+          nf_provider_error "$index" "$what" "$nf_err"
+          return 1
+        fi
       else
         nf_sops "$file" "${3:-yaml}" || { nf_provider_error "$index" "$what" "$nf_err"; return 1; }
         data=$nf_x
@@ -902,7 +917,9 @@ nf_provider() {
       err=$nf_tmp/provider.err
       nf_run_provider "$1" "$nf_tmp/provider.out" "$err" || return 1
       rc=$nf_rc
+      local nul=0
       IFS='' read -r -d '' data <"$nf_tmp/provider.out" || true
+      nf_has_nul "$nf_tmp/provider.out" && nul=1
       rm -f "$nf_tmp/provider.out"
       if ((rc != 0)); then
         local last=''
@@ -912,6 +929,10 @@ nf_provider() {
         return 1
       fi
       rm -f "$err"
+      if ((nul)); then
+        nf_provider_error "$index" "$what" "its output: $nf_err"
+        return 1
+      fi
       ;;
   esac
   if [[ $type == sops ]]; then
@@ -1587,7 +1608,7 @@ nf_job() {
   ((J_timeout_ms > 0)) && J_deadline=$((J_start + J_timeout_ms))
   nf_load_masks
 
-  local -A nf_env=() J_jobenv=() J_outmap=()
+  local -A nf_env=() J_jobenv=() J_outmap=() J_nul=()
   local -a J_path=()
   nf_job_base_env "$i"
   # How each job it needs ended, as NEEDS_<JOB>_RESULT, and their outputs,
@@ -2137,13 +2158,30 @@ nf_step_end() {
 # JOB_OUTPUT; a file that no longer starts with what was read before was
 # rewritten and is read whole.
 nf_read_control() {
-  local f data seen new line key
+  local f data seen new line key nl off
+  local -a errs=()
+  # Every file is read, whatever another holds: what the step wrote is
+  # its own, and a later step is not blamed for it.
   for f in env path output; do
     [[ -f $nf_ctl/$f ]] || continue
-    IFS='' read -r -d '' data <"$nf_ctl/$f" || true
     local -n seenref=J_seen_$f
     seen=${seenref:-}
-    if [[ $data == "$seen"* ]]; then new=${data:${#seen}}; else new=$data; fi
+    # read stops at a NUL byte, which bash cannot hold, and succeeds only
+    # then: the text after it is not read (nixflow run reads it), and the
+    # NUL is told once.
+    if IFS='' read -r -d '' data <"$nf_ctl/$f"; then
+      unset -n seenref
+      [[ -z ${J_nul[$f]:-} ]] || continue
+      J_nul[$f]=1
+      local -n seenref=J_seen_$f
+      if [[ $data == "$seen"* ]]; then new=${data:${#seen}}; else new=$data seen=''; fi
+      seenref=$data
+      unset -n seenref
+      nl=${seen//[!$'\n']/} line=${new//[!$'\n']/}
+      errs+=("JOB_${f^^}: line $((${#nl} + ${#line} + 1)): holds a NUL byte, which no environment variable can carry")
+      continue
+    fi
+    if [[ $data == "$seen"* ]]; then new=${data:${#seen}}; else new=$data seen=''; fi
     seenref=$data
     unset -n seenref
     [[ -n $new ]] || continue
@@ -2155,11 +2193,14 @@ nf_read_control() {
       done <<<"$new"
       continue
     fi
+    # Lines are numbered from the file's start.
+    nl=${seen//[!$'\n']/}
+    off=${#nl}
     local -A nf_pv=()
     local -a nf_pk=()
-    if ! nf_parse_envfile "$new"; then
-      nf_err="JOB_${f^^}: $nf_err"
-      return 1
+    if ! nf_parse_envfile "$new" "$off"; then
+      errs+=("JOB_${f^^}: $nf_err")
+      continue
     fi
     for key in "${nf_pk[@]}"; do
       if [[ $f != env ]]; then J_outmap[$key]=${nf_pv[$key]}; continue; fi
@@ -2171,6 +2212,11 @@ nf_read_control() {
       fi
     done
   done
+  if ((${#errs[@]} > 0)); then
+    printf -v nf_err '%s; ' "${errs[@]}"
+    nf_err=${nf_err%; }
+    return 1
+  fi
 }
 
 # nf_job_finish writes the job's result for the scheduler and the summary.
@@ -2961,6 +3007,7 @@ nf_overrides() {
       nf_die_usage "--env-file $f: open $f: no such file or directory"
     fi
     data=${data%x}
+    ! nf_has_nul "$f" || nf_die_usage "--env-file $f: $nf_err"
     local -A nf_pv=()
     local -a nf_pk=()
     nf_dotenv "$data" || nf_die_usage "--env-file $f: $nf_err"
