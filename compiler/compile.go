@@ -82,12 +82,13 @@ func (d *decoder) checkGraph(w *workflow) {
 			if need != name && plan.byName[need] != nil {
 				continue
 			}
+			e := w.jobAt[name].need[i]
 			needs := pathOf("jobs", name, "needs")
-			np := needs.elem(i)
+			np := needs.elem(e.index)
 			if need == name {
-				d.errorf(nil, w.needsAt[name][i], np, "job %q needs itself", name)
+				d.errorf(nil, e.offset, np, "job %q needs itself", name)
 			} else {
-				d.errorf(nil, w.needsAt[name][i], np, "unknown job %q%s", need, didYouMean(need, names))
+				d.errorf(nil, e.offset, np, "unknown job %q%s", need, didYouMean(need, names))
 			}
 			graphOK = false
 		}
@@ -131,7 +132,7 @@ func (d *decoder) checkArtifacts(w *workflow, g *dag.Graph) {
 	for _, j := range plan.Jobs {
 		for _, o := range j.Outputs {
 			if prev, dup := producer[o.Name]; dup {
-				d.errorf(nil, w.jobAt[j.Name].outputs, pathOf("jobs", j.Name, "outputs", o.Name),
+				d.errorf(nil, w.jobAt[j.Name].outputs[o.Name], pathOf("jobs", j.Name, "outputs", o.Name),
 					"artifact %q is already an output of job %q (artifact names are unique in a workflow)", o.Name, prev)
 				continue
 			}
@@ -154,11 +155,8 @@ func (d *decoder) checkArtifacts(w *workflow, g *dag.Graph) {
 		inputs := w.jobAt[j.Name].inputs
 		for i, in := range j.Inputs {
 			inputsPath := pathOf("jobs", j.Name, "inputs")
-			p := inputsPath.elem(i)
-			at := -1
-			if i < len(inputs) {
-				at = inputs[i]
-			}
+			p := inputsPath.elem(inputs[i].index)
+			at := inputs[i].offset
 			from, ok := producer[in.Name]
 			switch {
 			case !ok:

@@ -433,7 +433,6 @@ type workflow struct {
 	plan         *Plan
 	retry        retryLayer
 	timeout      timeoutLayer
-	needsAt      map[string][]int // job -> the offsets of its needs entries
 	jobAt        map[string]jobOffsets
 	jobKeyOffset map[string]int
 }
@@ -441,16 +440,19 @@ type workflow struct {
 // jobOffsets are where the checks across jobs report problems in a job's
 // document (-1: not given): only these stay once the job is decoded.
 type jobOffsets struct {
-	needs, outputs int
-	inputs         []int // of each entry
+	needs int // the needs array, where a cycle is reported
+	// need and inputs are the elements of the job's Needs and Inputs, one
+	// for each: an element with an error of its own is left out of those
+	// lists, so an index into them is not always an index into the array.
+	need, inputs []element
+	// outputs are the offsets of the keys of the job's Outputs, by name.
+	outputs map[string]int
 }
 
-// offsetOf returns the offset of n, -1 for nil.
-func offsetOf(n *node) int {
-	if n == nil {
-		return -1
-	}
-	return n.offset
+// element is where a value decoded from an array element was in the
+// document: its index in the array and its offset.
+type element struct {
+	index, offset int
 }
 
 func (d *decoder) workflow(root *node) *workflow {
@@ -460,7 +462,6 @@ func (d *decoder) workflow(root *node) *workflow {
 	}
 	w := &workflow{
 		plan:         &Plan{byName: make(map[string]*Job, jobCount)},
-		needsAt:      make(map[string][]int, jobCount),
 		jobAt:        make(map[string]jobOffsets, jobCount),
 		jobKeyOffset: make(map[string]int, jobCount),
 	}
@@ -536,14 +537,8 @@ func (d *decoder) workflow(root *node) *workflow {
 				continue
 			}
 		}
-		j := d.job(w, f.key, v, p)
+		j, at := d.job(w, f.key, v, p)
 		w.plan.byName[f.key] = j
-		at := jobOffsets{needs: offsetOf(v.get("needs")), outputs: offsetOf(v.get("outputs"))}
-		if in := v.get("inputs"); in != nil {
-			for _, e := range in.elems {
-				at.inputs = append(at.inputs, e.offset)
-			}
-		}
 		w.jobAt[f.key] = at
 		w.jobKeyOffset[f.key] = f.offset
 	}
@@ -577,35 +572,21 @@ func (d *decoder) logging(n *node, p jsonPath) (format, level string) {
 	return pick("format", "log format", logFormats), pick("level", "log level", logLevels)
 }
 
-func (d *decoder) job(w *workflow, name string, n *node, p jsonPath) *Job {
+// job decodes a job, and returns it with where the checks across jobs
+// report problems in it.
+func (d *decoder) job(w *workflow, name string, n *node, p jsonPath) (*Job, jobOffsets) {
 	j := &Job{Name: name, Condition: Condition{Status: StatusSuccess}, Executor: Executor{Type: "local", CopyRepo: true, Local: &LocalExecutor{}}}
+	at := jobOffsets{needs: -1}
 	fields, ok := d.object(n, p, jobFields, map[string]string{"actions": "steps", "if": "condition", "continue-on-error": "continueOnError"})
 	if !ok {
-		return j
+		return j, at
 	}
 	if v := fields.get("executor"); v != nil && v.kind != kindNull {
 		j.Executor = d.executor(v, p.field("executor"))
 	}
 	if v := fields.get("needs"); v != nil {
-		np := p.field("needs")
-		if v.kind != kindArray {
-			d.typeError(v, np, "an array of job names")
-		} else {
-			seen := map[string]bool{}
-			for i, e := range v.elems {
-				s, ok := d.str(e, np.elem(i))
-				if !ok {
-					continue
-				}
-				if seen[s] {
-					d.at(e, np.elem(i), "job %q is needed twice", s)
-					continue
-				}
-				seen[s] = true
-				j.Needs = append(j.Needs, s)
-				w.needsAt[name] = append(w.needsAt[name], e.offset)
-			}
-		}
+		at.needs = v.offset
+		j.Needs, at.need = d.needs(v, p.field("needs"))
 	}
 	j.Condition = d.condition(fields.get("condition"), p.field("condition"))
 	if v := fields.get("continueOnError"); v != nil {
@@ -618,10 +599,10 @@ func (d *decoder) job(w *workflow, name string, n *node, p jsonPath) *Job {
 		j.EnvFrom = d.providers(v, p.field("envFrom"))
 	}
 	if v := fields.get("inputs"); v != nil {
-		j.Inputs = d.inputs(v, p.field("inputs"))
+		j.Inputs, at.inputs = d.inputs(v, p.field("inputs"))
 	}
 	if v := fields.get("outputs"); v != nil {
-		j.Outputs = d.outputs(v, p.field("outputs"))
+		j.Outputs, at.outputs = d.outputs(v, p.field("outputs"))
 	}
 	jobRetry := w.retry
 	if r := d.retry(fields.get("retry"), p.field("retry")); r.set {
@@ -660,7 +641,33 @@ func (d *decoder) job(w *workflow, name string, n *node, p jsonPath) *Job {
 			j.Steps = append(j.Steps, s)
 		}
 	}
-	return j
+	return j, at
+}
+
+// needs decodes a job's needs, and returns them with their elements. An
+// element that is not a string, or names a job already needed, is left out.
+func (d *decoder) needs(n *node, p jsonPath) ([]string, []element) {
+	if n.kind != kindArray {
+		d.typeError(n, p, "an array of job names")
+		return nil, nil
+	}
+	var out []string
+	var at []element
+	seen := map[string]bool{}
+	for i, e := range n.elems {
+		s, ok := d.str(e, p.elem(i))
+		if !ok {
+			continue
+		}
+		if seen[s] {
+			d.at(e, p.elem(i), "job %q is needed twice", s)
+			continue
+		}
+		seen[s] = true
+		out = append(out, s)
+		at = append(at, element{index: i, offset: e.offset})
+	}
+	return out, at
 }
 
 // mergeRetryLayers combines an outer and an inner layer into one layer, so
@@ -922,12 +929,15 @@ func (d *decoder) providers(n *node, p jsonPath) []Provider {
 
 var artifactName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 
-func (d *decoder) inputs(n *node, p jsonPath) []Input {
+// inputs decodes a job's inputs, and returns them with their elements. An
+// element without an artifact name is left out.
+func (d *decoder) inputs(n *node, p jsonPath) ([]Input, []element) {
 	if n.kind != kindArray {
 		d.typeError(n, p, "an array of artifact names or {name, path}")
-		return nil
+		return nil, nil
 	}
 	var out []Input
+	var at []element
 	for i, e := range n.elems {
 		ep := p.elem(i)
 		var in Input
@@ -957,16 +967,20 @@ func (d *decoder) inputs(n *node, p jsonPath) []Input {
 			continue
 		}
 		out = append(out, in)
+		at = append(at, element{index: i, offset: e.offset})
 	}
-	return out
+	return out, at
 }
 
-func (d *decoder) outputs(n *node, p jsonPath) []Output {
+// outputs decodes a job's outputs, sorted by name, and returns them with
+// the offsets of their keys.
+func (d *decoder) outputs(n *node, p jsonPath) ([]Output, map[string]int) {
 	if n.kind != kindObject {
 		d.typeError(n, p, "an object of artifact names to paths")
-		return nil
+		return nil, nil
 	}
 	var out []Output
+	at := make(map[string]int, len(n.fields))
 	seen := map[string]bool{}
 	for _, f := range n.fields {
 		fp := p.field(f.key)
@@ -981,10 +995,11 @@ func (d *decoder) outputs(n *node, p jsonPath) []Output {
 		}
 		if s, ok := d.relPath(f.value, fp); ok {
 			out = append(out, Output{Name: f.key, Path: s})
+			at[f.key] = f.offset
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
+	return out, at
 }
 
 // article prefixes a type name with "a" or "an".
