@@ -990,7 +990,7 @@ func (d *decoder) outputs(n *node, p jsonPath) ([]Output, map[string]int) {
 		}
 		seen[f.key] = true
 		if !artifactName.MatchString(f.key) {
-			d.errorf(nil, f.offset, fp, "invalid artifact name %q (letters, digits, '_', '-' and '.')", f.key)
+			d.errorf(nil, f.offset, fp, "invalid artifact name %q (letters, digits, '_', '-' and '.', not starting with '-' or '.')", f.key)
 			continue
 		}
 		if s, ok := d.relPath(f.value, fp); ok {

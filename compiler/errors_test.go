@@ -62,7 +62,7 @@ func TestErrorsNameSourceElement(t *testing.T) {
 		jobs: `"p": {"outputs": {"art": "a"}, "steps": [{"bash": "true"}]},
  "q": {"outputs": {"-bad": "b", "x": "x", "art": "c"}, "steps": [{"bash": "true"}]}}}`,
 		want: []string{
-			`x.json:3:20: jobs.q.outputs["-bad"]: invalid artifact name "-bad" (letters, digits, '_', '-' and '.')`,
+			`x.json:3:20: jobs.q.outputs["-bad"]: invalid artifact name "-bad" (letters, digits, '_', '-' and '.', not starting with '-' or '.')`,
 			`x.json:3:43: jobs.q.outputs.art: artifact "art" is already an output of job "p" (artifact names are unique in a workflow)`,
 		},
 	}}

@@ -190,7 +190,7 @@ let
     mapAttrs
       (k: p:
         if match namePattern k == null
-        then fail "${where}.${k}" "invalid artifact name ${quote k} (letters, digits, '_', '-' and '.')"
+        then fail "${where}.${k}" "invalid artifact name ${quote k} (letters, digits, '_', '-' and '.', not starting with '-' or '.')"
         else workspacePath "${where}.${k}" p)
       (util.attrs where v);
 
