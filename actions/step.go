@@ -470,6 +470,15 @@ func (jr *jobRun) applyControl(file string, data []byte, linesBefore int) error 
 		if jr.res.Outputs == nil {
 			jr.res.Outputs = map[string]string{}
 		}
+		// Keys that differ only where the variable's name cannot (case,
+		// punctuation) would reach dependent jobs as one variable, with
+		// either value.
+		name := outputEnvName(jr.job.Name, k)
+		for other := range jr.res.Outputs {
+			if other != k && outputEnvName(jr.job.Name, other) == name {
+				return fmt.Errorf("JOB_OUTPUT: outputs %q and %q would both be %s in dependent jobs: rename one", other, k, name)
+			}
+		}
 		jr.res.Outputs[k] = values[k]
 	}
 	return nil

@@ -2203,7 +2203,23 @@ nf_read_control() {
       continue
     fi
     for key in "${nf_pk[@]}"; do
-      if [[ $f != env ]]; then J_outmap[$key]=${nf_pv[$key]}; continue; fi
+      if [[ $f != env ]]; then
+        # Keys that differ only where the variable's name cannot (case,
+        # punctuation) would reach dependent jobs as one variable.
+        local other name clash=''
+        nf_env_name "$nf_job" "$key"
+        name=$nf_n
+        for other in "${!J_outmap[@]}"; do
+          nf_env_name "$nf_job" "$other"
+          if [[ $other != "$key" && $nf_n == "$name" ]]; then clash=$other; fi
+        done
+        if [[ -n $clash ]]; then
+          errs+=("JOB_OUTPUT: outputs \"$clash\" and \"$key\" would both be $name in dependent jobs: rename one")
+          break
+        fi
+        J_outmap[$key]=${nf_pv[$key]}
+        continue
+      fi
       J_jobenv[$key]=${nf_pv[$key]}
       # A value exported under a secret's name is a secret too.
       if [[ ${nf_secret_name[$key]+x} && -n ${nf_pv[$key]} ]] && ! nf_masked "${nf_pv[$key]}"; then
