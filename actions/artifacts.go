@@ -55,8 +55,14 @@ func (jr *jobRun) saveOutputs() error {
 			errs = append(errs, err)
 			continue
 		}
+		// A FIFO, a socket or a device is not copied (or is copied as
+		// what it is, by some executors): no artifact.
 		fi, err := os.Lstat(data)
+		if err == nil && !fi.IsDir() && !fi.Mode().IsRegular() || errors.Is(err, fs.ErrNotExist) {
+			err = fmt.Errorf("output %q: %q is not a file or directory (FIFOs, sockets and devices are not saved)", o.Name, o.Path)
+		}
 		if err != nil {
+			os.RemoveAll(dir)
 			errs = append(errs, err)
 			continue
 		}

@@ -1847,6 +1847,13 @@ nf_save_outputs() {
       [[ -z $first ]] && first="output $qn: $nf_q is or goes through a symbolic link that leads outside the workspace"
       continue
     fi
+    if [[ ! -f $J_ws/$path && ! -d $J_ws/$path ]]; then
+      nf_goquote "$name"
+      local qn=$nf_q
+      nf_goquote "$path"
+      [[ -z $first ]] && first="output $qn: $nf_q is not a file or directory (FIFOs, sockets and devices are not saved)"
+      continue
+    fi
     mkdir -p "$dir"
     isdir=0
     [[ -d $J_ws/$path && ! -L $J_ws/$path ]] && isdir=1
