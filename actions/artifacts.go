@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nixflow/nixflow/executors"
@@ -59,7 +60,7 @@ func (jr *jobRun) saveOutputs() error {
 		// what it is, by some executors): no artifact.
 		fi, err := os.Lstat(data)
 		if err == nil && !fi.IsDir() && !fi.Mode().IsRegular() || errors.Is(err, fs.ErrNotExist) {
-			err = fmt.Errorf("output %q: %q is not a file or directory (FIFOs, sockets and devices are not saved)", o.Name, o.Path)
+			err = fmt.Errorf("output %q: %q %w", o.Name, o.Path, errNotFileOrDir)
 		}
 		if err != nil {
 			os.RemoveAll(dir)
@@ -71,7 +72,7 @@ func (jr *jobRun) saveOutputs() error {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return joinErrors(errs)
 }
 
 // restoreInputs copies the artifacts a job reads into its workspace: at
@@ -100,6 +101,30 @@ func (jr *jobRun) restoreInputs() error {
 		}
 	}
 	return nil
+}
+
+// errNotFileOrDir is an output that is neither a file nor a directory.
+var errNotFileOrDir = errors.New("is not a file or directory (FIFOs, sockets and devices are not saved)")
+
+// joinedErrors is errors.Join on one line: a job's reason is one line.
+type joinedErrors []error
+
+func (j joinedErrors) Error() string {
+	msgs := make([]string, len(j))
+	for i, err := range j {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (j joinedErrors) Unwrap() []error { return j }
+
+// joinErrors joins errs, nil for none, on one line.
+func joinErrors(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return joinedErrors(errs)
 }
 
 // errNotProduced is an input whose artifact the producing job did not save.

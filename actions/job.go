@@ -273,7 +273,7 @@ func (jr *jobRun) inWorkspace(ws executors.Workspace) *lostWorkspace {
 	if err := jr.saveOutputs(); err != nil && res.Status != event.StatusCancelled {
 		if res.Status != event.StatusFailure {
 			d := DomainExecutor
-			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, executors.ErrOutside) {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, executors.ErrOutside) || errors.Is(err, errNotFileOrDir) {
 				d = DomainStep
 			}
 			fail(d, err.Error())

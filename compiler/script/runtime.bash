@@ -1828,30 +1828,31 @@ nf_copy_in() {
 
 # nf_save_outputs saves every declared output, also when steps failed.
 nf_save_outputs() {
-  local k name path dir isdir first=''
+  local k name path dir isdir qn
+  local -a failed=()
   for ((k = 0; k < ${#J_outputs[@]}; k += 2)); do
     name=${J_outputs[k]} path=${J_outputs[k + 1]}
     dir=$nf_run_dir/artifacts/$name
     rm -rf "$dir"
     if [[ ! -e $J_ws/$path && ! -L $J_ws/$path ]]; then
       nf_goquote "$name"
-      local qn=$nf_q
+      qn=$nf_q
       nf_goquote "$path"
-      [[ -z $first ]] && first="output $qn: path $nf_q does not exist in the workspace"
+      failed+=("output $qn: path $nf_q does not exist in the workspace")
       continue
     fi
     if nf_outside "$path"; then
       nf_goquote "$name"
-      local qn=$nf_q
+      qn=$nf_q
       nf_goquote "$path"
-      [[ -z $first ]] && first="output $qn: $nf_q is or goes through a symbolic link that leads outside the workspace"
+      failed+=("output $qn: $nf_q is or goes through a symbolic link that leads outside the workspace")
       continue
     fi
     if [[ ! -f $J_ws/$path && ! -d $J_ws/$path ]]; then
       nf_goquote "$name"
-      local qn=$nf_q
+      qn=$nf_q
       nf_goquote "$path"
-      [[ -z $first ]] && first="output $qn: $nf_q is not a file or directory (FIFOs, sockets and devices are not saved)"
+      failed+=("output $qn: $nf_q is not a file or directory (FIFOs, sockets and devices are not saved)")
       continue
     fi
     mkdir -p "$dir"
@@ -1860,8 +1861,10 @@ nf_save_outputs() {
     cp -a "$J_ws/$path" "$dir/data"
     printf '%s\n%s\n%s\n' "$path" "$isdir" "$nf_job" >"$dir/meta"
   done
-  if [[ -n $first && $J_status != cancelled && $J_status != failure ]]; then
-    nf_job_result failure "$first" step
+  if ((${#failed[@]} > 0)) && [[ $J_status != cancelled && $J_status != failure ]]; then
+    local joined
+    printf -v joined '%s; ' "${failed[@]}"
+    nf_job_result failure "${joined%; }" step
   fi
 }
 
