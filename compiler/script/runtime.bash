@@ -963,7 +963,7 @@ nf_run_provider() {
   (
     trap - PIPE USR1 USR2 INT HUP QUIT TERM
     cd -- "$nf_repo" || exit 1
-    NIXFLOW_COOKIE=$cookie exec bash --noprofile --norc -c "$1"
+    NIXFLOW_COOKIE=$cookie exec "${nf_sigreset[@]}" bash --noprofile --norc -c "$1"
   ) </dev/null >"$2" 2>"$3" &
   pid=$!
   set +m
@@ -1399,9 +1399,9 @@ nf_spawn() {
     for k in "${!nf_env[@]}"; do export "$k=${nf_env[$k]}" 2>/dev/null || true; done
     export NIXFLOW_COOKIE=$nf_cookie
     if [[ $kind == step ]]; then
-      exec bash --noprofile --norc -eo pipefail -c "$body"
+      exec "${nf_sigreset[@]}" bash --noprofile --norc -eo pipefail -c "$body"
     else
-      exec bash --noprofile --norc -c "$body"
+      exec "${nf_sigreset[@]}" bash --noprofile --norc -c "$body"
     fi
   ) </dev/null >"$fifo.out" 2>"$fifo.err" &
   nf_pid=$!
@@ -1829,7 +1829,7 @@ nf_copy_in() {
 # nf_save_outputs saves every declared output, also when steps failed.
 nf_save_outputs() {
   local k name path dir isdir qn
-  local -a failed=()
+  local -a faults=()
   for ((k = 0; k < ${#J_outputs[@]}; k += 2)); do
     name=${J_outputs[k]} path=${J_outputs[k + 1]}
     dir=$nf_run_dir/artifacts/$name
@@ -1838,21 +1838,21 @@ nf_save_outputs() {
       nf_goquote "$name"
       qn=$nf_q
       nf_goquote "$path"
-      failed+=("output $qn: path $nf_q does not exist in the workspace")
+      faults+=("output $qn: path $nf_q does not exist in the workspace")
       continue
     fi
     if nf_outside "$path"; then
       nf_goquote "$name"
       qn=$nf_q
       nf_goquote "$path"
-      failed+=("output $qn: $nf_q is or goes through a symbolic link that leads outside the workspace")
+      faults+=("output $qn: $nf_q is or goes through a symbolic link that leads outside the workspace")
       continue
     fi
     if [[ ! -f $J_ws/$path && ! -d $J_ws/$path ]]; then
       nf_goquote "$name"
       qn=$nf_q
       nf_goquote "$path"
-      failed+=("output $qn: $nf_q is not a file or directory (FIFOs, sockets and devices are not saved)")
+      faults+=("output $qn: $nf_q is not a file or directory (FIFOs, sockets and devices are not saved)")
       continue
     fi
     mkdir -p "$dir"
@@ -1861,9 +1861,9 @@ nf_save_outputs() {
     cp -a "$J_ws/$path" "$dir/data"
     printf '%s\n%s\n%s\n' "$path" "$isdir" "$nf_job" >"$dir/meta"
   done
-  if ((${#failed[@]} > 0)) && [[ $J_status != cancelled && $J_status != failure ]]; then
+  if ((${#faults[@]} > 0)) && [[ $J_status != cancelled && $J_status != failure ]]; then
     local joined
-    printf -v joined '%s; ' "${failed[@]}"
+    printf -v joined '%s; ' "${faults[@]}"
     nf_job_result failure "${joined%; }" step
   fi
 }
@@ -2827,7 +2827,7 @@ nf_export_one() {
 # failed is named, and the run exits 3.
 nf_export_artifacts() {
   local dir=${1%/} n=0 a name err
-  local -a failed=()
+  local -a faults=()
   [[ -n $dir ]] || dir=/
   nf_read_exported "$dir"
   for a in "$nf_run_dir"/artifacts/*/; do
@@ -2836,7 +2836,7 @@ nf_export_artifacts() {
     name=${name##*/}
     if err=$(nf_not_replaceable "$dir" "$name") || ! err=$(nf_export_one "$dir" "$name" "$a" 2>&1); then
       err=${err%$'\n'}
-      failed+=("export artifact \"$name\": ${err//$'\n'/; }")
+      faults+=("export artifact \"$name\": ${err//$'\n'/; }")
       continue
     fi
     nf_exported[$name]=1
@@ -2847,7 +2847,7 @@ nf_export_artifacts() {
       printf '# Artifacts nixflow exported here: the next export replaces these, and nothing else.\n'
       printf '%s\n' "${!nf_exported[@]}" | LC_ALL=C sort
     } >"$dir/.nixflow-artifacts.new" || ! mv "$dir/.nixflow-artifacts.new" "$dir/.nixflow-artifacts"; then
-      failed+=("export artifacts: cannot write $dir/.nixflow-artifacts")
+      faults+=("export artifacts: cannot write $dir/.nixflow-artifacts")
     fi
   fi
   if ((n == 1)); then
@@ -2855,8 +2855,8 @@ nf_export_artifacts() {
   else
     printf 'artifacts: %d artifacts exported to %s\n' "$n" "$1"
   fi
-  if ((${#failed[@]} > 0)); then
-    printf 'error: %s\n' "${failed[@]}" >&2
+  if ((${#faults[@]} > 0)); then
+    printf 'error: %s\n' "${faults[@]}" >&2
     nf_exit=3
   fi
 }
@@ -3056,10 +3056,24 @@ nf_cleanup() {
   if [[ ${NIXFLOW_KEEP:-1} == 0 && -n ${nf_run_dir:-} ]]; then rm -rf "$nf_run_dir"; fi
 }
 
+# nf_ignored_signals: SIGINT ignored when the script started (bash ci.sh
+# & from a script ignores it) cannot be trapped or reset by bash, and the
+# steps would inherit it, so that a stop's SIGINT would not reach them.
+# Where env can reset it (GNU coreutils 8.31 and later), every step,
+# condition and provider starts through env, as nixflow run gives its
+# steps SIGINT's default disposition. Sets nf_sigreset.
+nf_ignored_signals() {
+  nf_sigreset=()
+  if [[ $(trap -p INT) == "trap -- '' SIGINT" ]] && env --default-signal=INT true 2>/dev/null; then
+    nf_sigreset=(env --default-signal=INT)
+  fi
+}
+
 nf_main() {
   # Nothing of the run reads the script: it may still be arriving on stdin.
   exec </dev/null
   set -u
+  nf_ignored_signals
   nf_plan
   declare -gA nf_over=() nf_wfprov=() nf_secret_name=()
   declare -ga nf_masks=() nf_errors=() nf_wf_required=() nf_running=() nf_done=()
