@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nixflow/nixflow/timing"
@@ -16,10 +17,14 @@ import (
 //go:embed report.html.tmpl
 var pageTemplate string
 
-var page = template.Must(template.New("report").Funcs(template.FuncMap{
-	"dur": timing.Human,
-	"add": func(a, b int) int { return a + b },
-}).Parse(pageTemplate))
+// page is the report's template, parsed when a report is first written:
+// at start-up it would cost every nixflow command half a millisecond.
+var page = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("report").Funcs(template.FuncMap{
+		"dur": timing.Human,
+		"add": func(a, b int) int { return a + b },
+	}).Parse(pageTemplate))
+})
 
 // rowsPerJob is the most jobs drawn one row each on the timeline; larger
 // runs are packed into lanes, so that the page stays usable.
@@ -129,7 +134,7 @@ type edge struct {
 // script inline, nothing fetched. The timeline, graph and tables are drawn
 // by the server side; the script only links them on hover.
 func WriteHTML(w io.Writer, r *Run) error {
-	return page.Execute(w, newView(r))
+	return page().Execute(w, newView(r))
 }
 
 func newView(r *Run) *view {
