@@ -153,13 +153,40 @@ nf_add_mask() {
   return "$ok"
 }
 
-# nf_mask TEXT sets nf_m to TEXT with every secret replaced by ***.
+# nf_mask TEXT sets nf_m to TEXT with every secret replaced by ***: the
+# occurrences of every secret are marked, overlapping ones too, and each
+# run of marked text (occurrences that overlap or touch) becomes one ***,
+# so that no part of any secret shows, as with nixflow run.
 nf_mask() {
   nf_m=$1
-  local v
+  local v hit=0
   for v in "${nf_masks[@]}"; do
-    [[ $nf_m == *"$v"* ]] && nf_m=${nf_m//"$v"/***}
+    if [[ $nf_m == *"$v"* ]]; then hit=1 && break; fi
   done
+  ((hit)) || return 0
+  local text=$1 pre rest i j off start=-1 end=-1 out=''
+  local -a cov=()
+  for v in "${nf_masks[@]}"; do
+    off=0 rest=$text
+    while [[ $rest == *"$v"* ]]; do
+      pre=${rest%%"$v"*}
+      i=$((off + ${#pre}))
+      for ((j = i; j < i + ${#v}; j++)); do cov[j]=1; done
+      off=$((i + 1))
+      rest=${text:off}
+    done
+  done
+  off=0
+  for i in "${!cov[@]}"; do
+    if ((i == end)); then
+      end=$((i + 1))
+      continue
+    fi
+    ((start < 0)) || out+="${text:off:start-off}***"
+    ((start < 0)) || off=$end
+    start=$i end=$((i + 1))
+  done
+  nf_m="$out${text:off:start-off}***${text:end}"
 }
 
 # nf_load_masks adds the values steps announced with ::add-mask::.
@@ -656,6 +683,12 @@ nf_parse_envfile() {
     n=$((n + 1))
     line=${line%$'\r'}
     [[ $line =~ ^[[:space:]]*$ ]] && continue
+    # `export KEY=VALUE`, as a step written to be sourced appends: the
+    # same as KEY=VALUE.
+    if [[ $line == 'export '* ]]; then
+      line=${line#export }
+      line=${line#"${line%%[! ]*}"}
+    fi
     local eqs=${line%%=*} hds=${line%%<<*}
     local eq=-1 hd=-1
     [[ $eqs != "$line" ]] && eq=${#eqs}
@@ -895,15 +928,15 @@ nf_provider() {
         return 0
       fi
       if [[ $type == file ]]; then
+        if nf_has_nul "$file"; then
+          nf_provider_error "$index" "$what" "$nf_err"
+          return 1
+        fi
         if ! data=$(cat -- "$file" 2>&1; printf x); then
           nf_provider_error "$index" "$what" "open $file: permission denied"
           return 1
         fi
         data=${data%x}
-        if nf_has_nul "$file"; then
-          nf_provider_error "$index" "$what" "$nf_err"
-          return 1
-        fi
       else
         nf_sops "$file" "${3:-yaml}" || { nf_provider_error "$index" "$what" "$nf_err"; return 1; }
         data=$nf_x
@@ -968,7 +1001,7 @@ nf_run_provider() {
   pid=$!
   set +m
   while :; do
-    wait "$pid"
+    wait "$pid" 2>/dev/null
     rc=$?
     kill -0 "$pid" 2>/dev/null || break
     if [[ -z $stopper && -e $nf_state/cancelled ]]; then
@@ -1413,7 +1446,7 @@ nf_spawn() {
 # none) is when a timeout stops it; nf_deadline_kind says whose. Sets
 # nf_rc and nf_stop (""; cancel; timeout).
 nf_await() {
-  local interruptible=$1 deadline=$2 watcher='' rc
+  local interruptible=$1 deadline=$2 watcher=''
   nf_stop='' nf_stopper=''
   if ((deadline > 0)); then
     nf_now
@@ -1428,13 +1461,8 @@ nf_await() {
   # one that came before is seen now.
   nf_watch_int=$interruptible nf_watch_pid=$nf_pid
   nf_on_wake
-  while :; do
-    wait "$nf_pid"
-    rc=$?
-    kill -0 "$nf_pid" 2>/dev/null || break
-  done
+  nf_wait_gone "$nf_pid"
   nf_watch_pid=''
-  nf_rc=$rc
   # No process of the step outlives it: its process group goes, and when
   # it was stopped, the processes that left the group (setsid) too.
   kill -KILL -- "-$nf_pid" 2>/dev/null || true
@@ -1450,7 +1478,7 @@ nf_await() {
   done
   [[ -n $watcher ]] && wait "$watcher" 2>/dev/null
   [[ -n $nf_stopper ]] && wait "$nf_stopper" 2>/dev/null
-  if [[ -z $nf_stop ]] && nf_should_stop "$interruptible" && ((rc > 128)); then
+  if [[ -z $nf_stop ]] && nf_should_stop "$interruptible" && ((nf_rc > 128)); then
     nf_stop=cancel
   fi
   if [[ -z $nf_stop && -e $nf_ctl/timedout.$nf_pid ]]; then
@@ -1495,10 +1523,7 @@ nf_wait_ms() {
   (nf_sleep_ms "$1") &
   nf_sleeper=$! nf_sleep_int=$2
   nf_on_wake
-  while :; do
-    wait "$nf_sleeper"
-    kill -0 "$nf_sleeper" 2>/dev/null || break
-  done
+  nf_wait_gone "$nf_sleeper"
   nf_sleeper=''
   ! nf_should_stop "$2"
 }
@@ -1807,23 +1832,28 @@ nf_restore_inputs() {
   done
 }
 
+# nf_wait_gone PID waits until the child PID has ended (a trap that runs
+# meanwhile ends a wait early), without bash's word on a child killed by
+# a signal (its source text, under set -m). Sets nf_rc.
+nf_wait_gone() {
+  while :; do
+    wait "$1" 2>/dev/null
+    nf_rc=$?
+    kill -0 "$1" 2>/dev/null || return 0
+  done
+}
+
 # nf_copy_in SRC DST copies an artifact into the workspace (cp -a) in the
 # background, so that the second Ctrl-C (nf_on_wake) can end it, as it
 # ends a step: an artifact can be large.
 nf_copy_in() {
-  local rc
   cp -a "$1" "$2" &
   nf_copy_pid=$!
   # A signal that came before is seen now.
   nf_on_wake
-  while :; do
-    # (Without a word on a copy killed.)
-    wait "$nf_copy_pid" 2>/dev/null
-    rc=$?
-    kill -0 "$nf_copy_pid" 2>/dev/null || break
-  done
+  nf_wait_gone "$nf_copy_pid"
   nf_copy_pid=''
-  return "$rc"
+  return "$nf_rc"
 }
 
 # nf_save_outputs saves every declared output, also when steps failed.
@@ -1856,9 +1886,11 @@ nf_save_outputs() {
       continue
     fi
     mkdir -p "$dir"
+    # A symbolic link given as the output's path is followed (it leads
+    # inside the workspace); links inside a directory stay links.
     isdir=0
-    [[ -d $J_ws/$path && ! -L $J_ws/$path ]] && isdir=1
-    cp -a "$J_ws/$path" "$dir/data"
+    [[ -d $J_ws/$path ]] && isdir=1
+    cp -a -H "$J_ws/$path" "$dir/data"
     printf '%s\n%s\n%s\n' "$path" "$isdir" "$nf_job" >"$dir/meta"
   done
   if ((${#faults[@]} > 0)) && [[ $J_status != cancelled && $J_status != failure ]]; then
@@ -1970,6 +2002,21 @@ nf_step_env() {
   nf_env[NIXFLOW_JOB]=$nf_job
   nf_env[NIXFLOW_STEP]=$nf_step
   nf_env[NIXFLOW_WORKSPACE]=$J_ws
+  nf_compat_env
+}
+
+# nf_compat_env sets the variables of nixactions' runtime, unless the
+# workflow declares them, as nixflow run does: WORKFLOW_NAME, WORKFLOW_ID
+# (the run's id), WORKFLOW_SHORT_ID (the name cut to 15 bytes, then the
+# random end of the run id) and JOB_DIR (the job's workspace).
+nf_compat_env() {
+  local LC_ALL=C short=${nf_name:0:15}
+  while [[ $short == -* ]]; do short=${short#-}; done
+  while [[ $short == *- ]]; do short=${short%-}; done
+  [[ -n ${nf_env[WORKFLOW_NAME]+x} ]] || nf_env[WORKFLOW_NAME]=$nf_name
+  [[ -n ${nf_env[WORKFLOW_ID]+x} ]] || nf_env[WORKFLOW_ID]=$nf_run_id
+  [[ -n ${nf_env[WORKFLOW_SHORT_ID]+x} ]] || nf_env[WORKFLOW_SHORT_ID]=$short-${nf_run_id##*-}
+  [[ -n ${nf_env[JOB_DIR]+x} ]] || nf_env[JOB_DIR]=$J_ws
 }
 
 # nf_step_deadline K: the deadline of an attempt of step K (sets nf_dl and
@@ -1997,6 +2044,11 @@ nf_run_step() {
   nf_tail=$nf_ctl/tail.$k
   S_reason[k]=''
   if [[ -n ${S_condcmd[k]} ]]; then
+    if nf_cannot_run "$dir"; then
+      S_infra[k]=1
+      nf_step_end "$k" failure "condition could not run: $nf_err" 0
+      return
+    fi
     nf_step_deadline "$k"
     nf_spawn step "${S_condcmd[k]}" "$dir"
     # A condition's output is the step's; its shell is a plain bash -c.
@@ -2021,7 +2073,7 @@ nf_run_step() {
     nf_step_deadline "$k"
     nf_now
     t0=$nf_t
-    if nf_cannot_run; then
+    if nf_cannot_run "$dir"; then
       S_infra[k]=1
       nf_step_end "$k" failure "could not run: $nf_err" 0 attempt="$attempt" attempts="$max"
       return
@@ -2089,14 +2141,22 @@ nf_run_step() {
   done
 }
 
-# nf_cannot_run: the step cannot start, for a reason nixflow run names
-# too (sets nf_err): its workspace is gone, or a variable of its
+# nf_cannot_run DIR: the step (or its condition) cannot start in DIR, for
+# a reason nixflow run names too (sets nf_err): its workspace is gone, its
+# working directory is missing or no directory, or a variable of its
 # environment is longer than the kernel takes (E2BIG), typically a value
 # exported through JOB_ENV.
 nf_cannot_run() {
-  local k LC_ALL=C bash
+  local dir=$1 k LC_ALL=C bash
   if [[ ! -e $J_ws ]]; then
     nf_err="run: the workspace directory $J_ws no longer exists (deleted by a step, or by something else meanwhile)"
+    return 0
+  fi
+  if [[ ! -e $dir ]]; then
+    nf_err="run: the working directory $dir does not exist"
+    return 0
+  elif [[ ! -d $dir ]]; then
+    nf_err="run: the working directory $dir is not a directory"
     return 0
   fi
   for k in "${!nf_env[@]}"; do
@@ -2949,6 +3009,12 @@ nf_parse_args() {
     case $arg in
       --env)
         [[ $v == ?*=* ]] || { nf_goquote "$v"; nf_die_usage "--env $nf_q: expected KEY=VALUE"; }
+        if ! nf_valid_name "${v%%=*}"; then
+          nf_goquote "$v"
+          local qv=$nf_q
+          nf_goquote "${v%%=*}"
+          nf_die_usage "--env $qv: $nf_q is not a variable name (letters, digits and '_', not starting with a digit)"
+        fi
         nf_flag_env+=("$v")
         ;;
       --env-file) nf_env_files+=("$v") ;;
@@ -3029,11 +3095,16 @@ nf_overrides() {
   done
   local -a short=()
   for f in "${nf_env_files[@]}"; do
-    if ! data=$(cat -- "$f" 2>/dev/null; printf x); then
+    if [[ ! -e $f ]]; then
       nf_die_usage "--env-file $f: open $f: no such file or directory"
+    elif [[ -d $f ]]; then
+      nf_die_usage "--env-file $f: read $f: is a directory"
+    elif [[ ! -r $f ]]; then
+      nf_die_usage "--env-file $f: open $f: permission denied"
     fi
-    data=${data%x}
     ! nf_has_nul "$f" || nf_die_usage "--env-file $f: $nf_err"
+    data=$(cat -- "$f" 2>/dev/null; printf x)
+    data=${data%x}
     local -A nf_pv=()
     local -a nf_pk=()
     nf_dotenv "$data" || nf_die_usage "--env-file $f: $nf_err"
