@@ -629,6 +629,31 @@ nf_json_time() {
   nf_j="\"${ts}Z\""
 }
 
+# nf_result_steps I appends to out the steps of job I, as result.json has
+# them, from the records its steps left (see nf_step_record).
+nf_result_steps() {
+  local -a rec=()
+  local k sep=''
+  [[ -s $nf_state/$1.steps ]] || return 0
+  mapfile -d '' -t rec <"$nf_state/$1.steps"
+  out+=',"steps":['
+  for ((k = 0; k + 7 < ${#rec[@]}; k += 8)); do
+    nf_json_str "${rec[k + 1]}"
+    out+="$sep{\"step\":$nf_j,\"status\":\"${rec[k + 2]}\""
+    sep=,
+    ((rec[k + 3])) && out+=',"allowed":true'
+    if [[ -n ${rec[k + 7]} ]]; then
+      nf_mask "${rec[k + 7]}"
+      nf_json_str "$nf_m"
+      out+=",\"reason\":$nf_j"
+    fi
+    ((rec[k + 5] > 0)) && out+=",\"attempts\":${rec[k + 5]}"
+    nf_fmt_ms "${rec[k + 4]}"
+    out+=",\"exitCode\":${rec[k + 6]},\"duration\":\"$nf_f\"}"
+  done
+  out+=']'
+}
+
 # nf_write_result writes result.json in the run directory, as nixflow run
 # does, so that `nixflow runs` and `nixflow logs` read the script's runs.
 nf_write_result() {
@@ -649,8 +674,16 @@ nf_write_result() {
     ((nf_res_allowed[i])) && out+=",\"allowed\":true"
     if [[ -n ${nf_res_reason[i]} ]]; then nf_json_str "${nf_res_reason[i]}"; out+=",\"reason\":$nf_j"; fi
     [[ -n ${nf_res_domain[i]} ]] && out+=",\"domain\":\"${nf_res_domain[i]}\""
+    if ((${nf_res_start[i]:-0} > 0)); then
+      nf_json_time "${nf_res_start[i]}"
+      out+=",\"where\":\"local\",\"started\":$nf_j"
+    else
+      out+=",\"started\":\"0001-01-01T00:00:00Z\""
+    fi
     nf_fmt_ms "${nf_res_ms[i]}"
-    out+=",\"started\":\"0001-01-01T00:00:00Z\",\"duration\":\"$nf_f\"}"
+    out+=",\"duration\":\"$nf_f\""
+    nf_result_steps "$i"
+    out+="}"
   done
   out+="]"
   if ((${#nf_errors[@]} > 0)); then
@@ -2199,21 +2232,23 @@ nf_retry_delay() {
   nf_delay=$d
 }
 
-# nf_step_record K ALLOWED MS: how step K ended, for the reports (--junit,
-# the GitHub job summary): index, name, status, allowed, milliseconds,
-# attempts.
+# nf_step_record K ALLOWED MS EXIT: how step K ended, for result.json and
+# the reports (--junit, the GitHub job summary): index, name, status,
+# allowed, milliseconds, attempts, exit status, reason.
 nf_step_record() {
-  printf '%s\0%s\0%s\0%s\0%s\0%s\0' "$1" "${S_name[$1]}" "${S_status[$1]}" "$2" "${3:-0}" "${S_attempts[$1]:-0}" \
-    >>"$nf_state/$nf_job_index.steps"
+  nf_mask "${S_reason[$1]}"
+  printf '%s\0%s\0%s\0%s\0%s\0%s\0%s\0%s\0' "$1" "${S_name[$1]}" "${S_status[$1]}" "$2" "${3:-0}" "${S_attempts[$1]:-0}" \
+    "${4:-0}" "$nf_m" >>"$nf_state/$nf_job_index.steps"
 }
 
 # nf_step_end K STATUS REASON MS records a step's end and prints it.
 nf_step_end() {
   local k=$1
   S_status[k]=$2 S_reason[k]=$3
-  local allowed=0
+  local allowed=0 a exit=0
   [[ $2 == failure ]] && ((S_coe[k])) && allowed=1
-  nf_step_record "$k" "$allowed" "$4"
+  for a in "${@:5}"; do [[ $a == exit=* ]] && exit=${a#exit=}; done
+  nf_step_record "$k" "$allowed" "$4" "$exit"
   ((S_attempts[k] > J_attempts)) && J_attempts=${S_attempts[k]}
   J_steps_run=1
   if [[ $2 == failure ]] && [[ -s $nf_tail.stdout || -s $nf_tail.stderr ]]; then
@@ -2327,7 +2362,9 @@ nf_job_finish() {
   fi
   nf_emit job_end "$nf_job" "" result="$J_status" reason="$J_reason" allowed="$allowed" ms="$dur"
   # One write: the scheduler reads the file once it is not empty.
-  printf '%s\n%s\n%s\n%s\n%s\n%s\n' "$J_status" "$allowed" "$J_domain" "$dur" "$J_attempts" "$J_reason" >"$nf_state/$i.done"
+  local start=0
+  ((J_started)) && start=$J_start
+  printf '%s\n%s\n%s\n%s\n%s\n%s\n%s\n' "$J_status" "$allowed" "$J_domain" "$dur" "$J_attempts" "$start" "$J_reason" >"$nf_state/$i.done"
 }
 
 # --- the run ---------------------------------------------------------------
@@ -2457,6 +2494,7 @@ nf_read_result() {
     IFS='' read -r "nf_res_domain[$i]"
     IFS='' read -r "nf_res_ms[$i]"
     IFS='' read -r "nf_res_attempts[$i]"
+    IFS='' read -r "nf_res_start[$i]"
     IFS='' read -r "nf_res_reason[$i]"
   } <"$nf_state/$i.done"
   nf_done[i]=1
@@ -2617,7 +2655,7 @@ nf_junit_write() {
     c="    <testcase name=\"$name\" classname=\"$nf_x\" time=\"$nf_f\">"
     props='' tail=''
     nf_job_steps "$i"
-    for ((k = 0; k + 5 < ${#st[@]}; k += 6)); do
+    for ((k = 0; k + 7 < ${#st[@]}; k += 8)); do
       v=${st[k + 2]}
       ((st[k + 3])) && v+=' (allowed)'
       if ((st[k + 4] > 0)); then nf_round_ms "${st[k + 4]}"; v+=" in $nf_f"; fi
@@ -2702,7 +2740,7 @@ nf_gh_summary() {
   done
   for i in "${!nf_jobs[@]}"; do
     nf_job_steps "$i"
-    for ((k = 0; k + 5 < ${#st[@]}; k += 6)); do
+    for ((k = 0; k + 7 < ${#st[@]}; k += 8)); do
       [[ ${st[k + 2]} == failure && -s $nf_state/$i.tail.${st[k]} ]] || continue
       nf_md "${nf_jobs[i]}"
       line=$nf_x
@@ -3148,7 +3186,7 @@ nf_main() {
   nf_plan
   declare -gA nf_over=() nf_wfprov=() nf_secret_name=()
   declare -ga nf_masks=() nf_errors=() nf_wf_required=() nf_running=() nf_done=()
-  declare -ga nf_res_status=() nf_res_allowed=() nf_res_domain=() nf_res_ms=() nf_res_attempts=() nf_res_reason=()
+  declare -ga nf_res_status=() nf_res_allowed=() nf_res_domain=() nf_res_ms=() nf_res_attempts=() nf_res_start=() nf_res_reason=()
   nf_parse_args "$@"
   nf_requirements
   [[ -z $nf_artifacts_dir ]] || nf_check_artifacts_dir "$nf_artifacts_dir"
