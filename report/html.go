@@ -303,6 +303,9 @@ func ticks(total time.Duration) []tick {
 	var ts []tick
 	for t := time.Duration(0); t <= total; t += step {
 		ts = append(ts, tick{Left: template.CSS(fmt.Sprintf("left:%.3f%%", float64(t)/float64(total)*100)), Label: timing.Human(t)})
+		if t > total-step {
+			break // the next would pass the largest duration
+		}
 	}
 	return ts
 }

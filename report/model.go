@@ -289,7 +289,7 @@ func build(id string, plan *planFile, res *actions.Result, events []event.Event)
 // and the time of its last event.
 func origin(res *actions.Result, events []event.Event) (t0, last time.Time) {
 	switch {
-	case res != nil:
+	case res != nil && !res.Started.IsZero():
 		t0 = res.Started
 	case len(events) > 0:
 		t0 = events[0].Time

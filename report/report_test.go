@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -353,5 +356,28 @@ func BenchmarkReport1000(b *testing.B) {
 		}
 		b.ReportMetric(float64(page.Len())/1024, "KiB-html")
 		b.ReportMetric(float64(trace.Len())/1024, "KiB-trace")
+	}
+}
+
+// TestDamagedResult: a result.json without a start (`{}`, as a damaged
+// run may leave) takes the run's times from its events, and a report of
+// the longest span there is still ends (the ticks' loop once wrapped
+// around and filled memory).
+func TestDamagedResult(t *testing.T) {
+	s := scenarios["pipeline"]()
+	s.res = &actions.Result{}
+	dir := s.write(t, t.TempDir())
+	r, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Started.Equal(s.t0) {
+		t.Errorf("run started %v, want %v (its first event)", r.Started, s.t0)
+	}
+	if err := WriteHTML(io.Discard, r); err != nil {
+		t.Fatal(err)
+	}
+	if ts := ticks(time.Duration(math.MaxInt64)); len(ts) == 0 || len(ts) > 200_000 {
+		t.Errorf("%d ticks for the longest span", len(ts))
 	}
 }
