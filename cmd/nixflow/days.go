@@ -29,6 +29,15 @@ func (v daysDuration) Set(s string) error {
 	return nil
 }
 
+// maxAge bounds the durations parseDays reads: a longer one would wrap
+// around (213504d is about 25 minutes in a time.Duration), and nothing
+// nixflow keeps is that old.
+const maxAge = 100 * 365 * 24 * time.Hour
+
+func tooLong(s string) error {
+	return fmt.Errorf("invalid duration %q: longer than 100 years", s)
+}
+
 // parseDays reads a duration with optional leading weeks and days.
 func parseDays(s string) (time.Duration, error) {
 	if s == "" {
@@ -48,6 +57,9 @@ func parseDays(s string) (time.Duration, error) {
 		if err != nil || n < 0 {
 			return 0, fmt.Errorf("invalid duration %q (e.g. 7d, 2w, 36h, 90m)", s)
 		}
+		if n > int(maxAge/unit.d) || total > maxAge-time.Duration(n)*unit.d {
+			return 0, tooLong(s)
+		}
 		total += time.Duration(n) * unit.d
 		rest = rest[i+1:]
 	}
@@ -55,6 +67,9 @@ func parseDays(s string) (time.Duration, error) {
 		d, err := time.ParseDuration(rest)
 		if err != nil || d < 0 {
 			return 0, fmt.Errorf("invalid duration %q (e.g. 7d, 2w, 36h, 90m)", s)
+		}
+		if total > maxAge-d {
+			return 0, tooLong(s)
 		}
 		total += d
 	}
