@@ -172,3 +172,25 @@ func exportArtifact(runDir, src, dir, name string, exported map[string]bool) err
 	}
 	return os.Rename(tmp, final)
 }
+
+// checkOutputFile makes sure, before a run starts, that a report can be
+// written at path when it ends (--junit, --report, --trace): that path is
+// not a directory and its directory exists and can be written.
+func checkOutputFile(flag, path string) error {
+	if path == "" {
+		return nil
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("%s %s: is a directory", flag, path)
+	}
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("%s %s: no directory %s", flag, path, dir)
+	}
+	f, err := os.CreateTemp(dir, ".nixflow-check-*")
+	if err != nil {
+		return fmt.Errorf("%s %s: cannot write in %s", flag, path, dir)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}

@@ -79,8 +79,11 @@ func writeReport(runDir, format, path string, masker *actions.Masker) error {
 		os.Remove(tmp)
 		// Name the file asked for, not the temporary one.
 		var pe *fs.PathError
+		var le *os.LinkError
 		if errors.As(err, &pe) {
 			err = pe.Err
+		} else if errors.As(err, &le) {
+			err = le.Err
 		}
 		return fmt.Errorf("write %s: %w", path, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
@@ -73,7 +74,34 @@ in parallel as their needs allow, on this machine, in containers, over SSH or on
 		a.initCommand(),
 		a.ec2Command(),
 	)
+	root.InitDefaultCompletionCmd()
+	refuseUnknownSubcommands(root)
 	return root
+}
+
+// refuseUnknownSubcommands makes every command group below root (ec2,
+// completion) a usage error for an argument that is none of its commands:
+// cobra shows the group's help and exits 0.
+func refuseUnknownSubcommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		refuseUnknownSubcommands(sub)
+		if !sub.HasSubCommands() || sub.Runnable() {
+			continue
+		}
+		sub.Args = cobra.ArbitraryArgs
+		sub.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				var names []string
+				for _, c := range cmd.Commands() {
+					if c.IsAvailableCommand() {
+						names = append(names, c.Name())
+					}
+				}
+				return usageError(fmt.Errorf("%s has no command %q (known: %s)", cmd.CommandPath(), args[0], strings.Join(names, ", ")))
+			}
+			return cmd.Help()
+		}
+	}
 }
 
 // exactArgs is cobra.RangeArgs with a usage exit status.

@@ -130,6 +130,11 @@ func (a *app) run(args []string, f *runFlags) error {
 	if err := checkArtifactsDir(f.artifactsDir, plan); err != nil {
 		return usageError(err)
 	}
+	for _, o := range [][2]string{{"--junit", f.junit}, {"--report", f.report.html}, {"--trace", f.report.trace}} {
+		if err := checkOutputFile(o[0], o[1]); err != nil {
+			return usageError(err)
+		}
+	}
 
 	sinks, stopLive := a.consoleSinks(a.stdout, format, plan)
 	defer stopLive()
@@ -203,20 +208,24 @@ func (a *app) run(args []string, f *runFlags) error {
 	if f.keepWorkspace {
 		fmt.Fprintf(summaryOut, "workspaces: kept in %s\n", filepath.Join(opts.RunDir, "jobs"))
 	}
+	// What the run leaves (reports, artifacts) is all written that can
+	// be: one that fails stops none of the others.
+	var errs []error
 	if err := a.writeReports(f, res, opts.Masker); err != nil {
-		return err
+		errs = append(errs, err)
 	}
-	var exportErr error
 	if f.artifactsDir != "" {
-		var n int
-		n, exportErr = exportArtifacts(opts.RunDir, f.artifactsDir)
+		n, err := exportArtifacts(opts.RunDir, f.artifactsDir)
 		fmt.Fprintf(summaryOut, "artifacts: %s exported to %s\n", plural(n, "artifact", "artifacts"), f.artifactsDir)
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := a.writeRunReports(opts.RunDir, f.report, opts.Masker, summaryOut); err != nil {
-		return errors.Join(err, exportErr)
+		errs = append(errs, err)
 	}
-	if exportErr != nil {
-		return infraError(exportErr)
+	if len(errs) > 0 {
+		return infraError(errors.Join(errs...))
 	}
 	code := exitCode(res)
 	if code != ExitOK {
@@ -233,6 +242,19 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 		opts.Levels = true
 	default:
 		return opts, usageError(fmt.Errorf("unknown --schedule %q (known: ready, levels)", f.schedule))
+	}
+	for _, g := range []struct {
+		flag string
+		d    time.Duration
+	}{{"--interrupt-grace", f.interruptGrace}, {"--terminate-grace", f.terminateGrace}} {
+		if g.d < 0 {
+			return opts, usageError(fmt.Errorf("%s must be 0 or more, got %v", g.flag, g.d))
+		}
+	}
+	for _, k := range f.passEnv {
+		if !envName.MatchString(k) {
+			return opts, usageError(fmt.Errorf("--pass-env %q is not a variable name (letters, digits and '_', not starting with a digit)", k))
+		}
 	}
 	if f.maxParallel < 0 {
 		return opts, usageError(fmt.Errorf("--max-parallel must be 0 (no limit) or more, got %d", f.maxParallel))

@@ -171,6 +171,9 @@ func (a *app) copyLog(runDir, job string, header bool) error {
 		return infraError(err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return infraError(fmt.Errorf("read %s: not a log file", f.Name()))
+	}
 	if header {
 		fmt.Fprintf(a.stdout, "== %s\n", job)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -87,9 +88,12 @@ func listRuns(dir string) ([]string, error) {
 
 // findRun resolves a run id, a unique prefix of one, or "last".
 func findRun(dir, ref string) (string, error) {
+	if ref == "" {
+		return "", usageError(errors.New("empty run id (an id, a unique prefix of one, or last)"))
+	}
 	ids, err := listRuns(dir)
 	if err != nil {
-		return "", err
+		return "", infraError(err)
 	}
 	if len(ids) == 0 {
 		return "", usageError(fmt.Errorf("no runs in %s", dir))

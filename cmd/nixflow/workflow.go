@@ -200,8 +200,10 @@ func (a *app) readWorkflow(src string) (name string, data []byte, generated bool
 		return "", nil, false, usageError(fmt.Errorf("%s is a flake, not a workflow file", src),
 			fmt.Sprintf("run its workflow output: nixflow run %s#ci", flakeDir(filepath.Dir(src))))
 	case strings.HasSuffix(src, ".nix"):
-		if !fileExists(src) {
-			return "", nil, false, usageError(fmt.Errorf("read workflow: %s: no such file", src))
+		if fi, err := os.Stat(src); err != nil {
+			return "", nil, false, usageError(fmt.Errorf("read workflow: %w", err))
+		} else if fi.IsDir() {
+			return "", nil, false, usageError(fmt.Errorf("read workflow: %s: is a directory", src))
 		}
 		data, err := a.evaluate(src, ".", func(ctx context.Context, opts nixeval.Options) ([]byte, error) {
 			return nixeval.File(ctx, src, opts)

@@ -2236,7 +2236,7 @@ nf_retry_delay() {
 # the reports (--junit, the GitHub job summary): index, name, status,
 # allowed, milliseconds, attempts, exit status, reason.
 nf_step_record() {
-  nf_mask "${S_reason[$1]}"
+  nf_mask "${S_reason[$1]:-}"
   printf '%s\0%s\0%s\0%s\0%s\0%s\0%s\0%s\0' "$1" "${S_name[$1]}" "${S_status[$1]}" "$2" "${3:-0}" "${S_attempts[$1]:-0}" \
     "${4:-0}" "$nf_m" >>"$nf_state/$nf_job_index.steps"
 }
@@ -2477,9 +2477,20 @@ nf_ppid_of() {
 
 # nf_collect reads the results of jobs that ended.
 nf_collect() {
-  local i
+  local i rc
   for i in "${!nf_running[@]}"; do
-    [[ -s $nf_state/$i.done ]] || continue
+    if [[ ! -s $nf_state/$i.done ]]; then
+      kill -0 "${nf_running[$i]}" 2>/dev/null && continue
+      # The job's process is gone without its result (killed from
+      # outside): the job failed, rather than the run waiting for it
+      # forever.
+      wait "${nf_running[$i]}" 2>/dev/null
+      rc=$?
+      if [[ ! -s $nf_state/$i.done ]]; then
+        printf 'failure\n0\nexecutor\n0\n0\n0\n%s\n' "the job's process ended (exit status $rc) without a result" >"$nf_state/$i.done"
+        nf_emit job_end "${nf_jobs[i]}" "" result=failure reason="the job's process ended (exit status $rc) without a result"
+      fi
+    fi
     wait "${nf_running[$i]}" 2>/dev/null
     unset "nf_running[$i]"
     nf_read_result "$i"
@@ -2997,6 +3008,19 @@ nf_check_artifacts_dir() {
   ((bad == 0)) || exit 2
 }
 
+# nf_check_output_file FLAG PATH makes sure, before anything runs, that a
+# report can be written at PATH when the run ends.
+nf_check_output_file() {
+  local dir
+  [[ ! -d $2 ]] || nf_die_usage "$1 $2: is a directory"
+  dir=$(dirname -- "$2")
+  [[ -d $dir ]] || nf_die_usage "$1 $2: no directory $dir"
+  if ! : 2>/dev/null >"$dir/.nixflow-check.$$"; then
+    nf_die_usage "$1 $2: cannot write in $dir"
+  fi
+  rm -f -- "$dir/.nixflow-check.$$"
+}
+
 # nf_requirements checks, before anything runs, that this host has what
 # the script needs, and says what is missing.
 nf_requirements() {
@@ -3190,6 +3214,7 @@ nf_main() {
   nf_parse_args "$@"
   nf_requirements
   [[ -z $nf_artifacts_dir ]] || nf_check_artifacts_dir "$nf_artifacts_dir"
+  [[ -z $nf_junit ]] || nf_check_output_file --junit "$nf_junit"
   nf_overrides
   nf_state_home=${XDG_STATE_HOME:-${HOME:-/tmp}/.local/state}
   nf_cache_home=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}
