@@ -69,9 +69,12 @@ func (f *workflowFlags) rawSourceDir() string {
 }
 
 func (f *workflowFlags) register(cmd *cobra.Command) {
-	verb := "run"
-	if cmd.Name() != "run" {
-		verb = "show"
+	verb := "show"
+	switch cmd.Name() {
+	case "run":
+		verb = "run"
+	case "compile":
+		verb = "compile"
 	}
 	cmd.Flags().StringArrayVarP(&f.jobs, "job", "j", nil, verb+" only this job and the jobs it needs; a glob ('test-*') or a mkMatrixJobs name selects several (repeatable)")
 	_ = cmd.RegisterFlagCompletionFunc("job", f.completeJobs)

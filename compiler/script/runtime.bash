@@ -1028,6 +1028,7 @@ nf_run_provider() {
   set -m
   (
     trap - PIPE USR1 USR2 INT HUP QUIT TERM
+    [[ -z ${nf_lock_fd:-} ]] || exec {nf_lock_fd}>&-
     cd -- "$nf_repo" || exit 1
     NIXFLOW_COOKIE=$cookie exec "${nf_sigreset[@]}" bash --noprofile --norc -c "$1"
   ) </dev/null >"$2" 2>"$3" &
@@ -1461,6 +1462,7 @@ nf_spawn() {
   set -m
   (
     trap - PIPE USR1 INT HUP QUIT TERM
+    [[ -z ${nf_lock_fd:-} ]] || exec {nf_lock_fd}>&-
     cd -- "$dir" 2>/dev/null || { printf 'cannot enter the directory %s\n' "$dir" >&2; exit 127; }
     for k in "${!nf_env[@]}"; do export "$k=${nf_env[$k]}" 2>/dev/null || true; done
     export NIXFLOW_COOKIE=$nf_cookie
@@ -3229,6 +3231,13 @@ nf_main() {
   chmod 700 "$nf_run_dir"
   printf '%s\n' "$nf_plan_json" >"$nf_run_dir/plan.json"
   nf_run_dir=$(cd "$nf_run_dir" && pwd)
+  # The run's lock, as nixflow run holds it, so that nixflow gc leaves a
+  # running script's run alone (where flock(1) is: util-linux). Steps and
+  # providers do not get it.
+  nf_lock_fd=''
+  if command -v flock >/dev/null 2>&1 && exec {nf_lock_fd}>"$nf_run_dir/lock"; then
+    flock -n "$nf_lock_fd" || true
+  fi
   # Secrets (provider values in flight, JOB_ENV files, outputs) only ever
   # touch this directory, and it goes at the end.
   nf_tmp=$(umask 077 && mktemp -d "${TMPDIR:-/tmp}/nixflow.XXXXXXXX") || exit 3
