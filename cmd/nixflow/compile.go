@@ -54,6 +54,14 @@ func (a *app) compile(args []string, f *compileFlags) error {
 	default:
 		return usageError(fmt.Errorf("unknown --schedule %q (known: ready, levels)", f.schedule))
 	}
+	if f.output == "" {
+		return usageError(errors.New("-o: empty path (a file, or - for standard output)"))
+	}
+	if f.output != "-" {
+		if err := checkOutputFile("-o", f.output); err != nil {
+			return usageError(err)
+		}
+	}
 	plan, err := a.loadPlan(args, &f.wf)
 	if err != nil {
 		return err
@@ -80,7 +88,7 @@ func (a *app) compile(args []string, f *compileFlags) error {
 		return err
 	}
 	if err := writeExecutable(f.output, out); err != nil {
-		return infraError(fmt.Errorf("write %s: %w", f.output, err))
+		return infraError(fmt.Errorf("write %s: %w", f.output, osErr(err)))
 	}
 	return nil
 }

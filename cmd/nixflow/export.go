@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -193,4 +194,19 @@ func checkOutputFile(flag, path string) error {
 	}
 	f.Close()
 	return os.Remove(f.Name())
+}
+
+// osErr is err without the path and operation of an *fs.PathError or an
+// *os.LinkError: where a file is written through a temporary one, the
+// message names the file asked for, not the temporary one.
+func osErr(err error) error {
+	var pe *fs.PathError
+	var le *os.LinkError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	if errors.As(err, &le) {
+		return le.Err
+	}
+	return err
 }

@@ -2,10 +2,8 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,15 +75,7 @@ func writeReport(runDir, format, path string, masker *actions.Masker) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		// Name the file asked for, not the temporary one.
-		var pe *fs.PathError
-		var le *os.LinkError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		} else if errors.As(err, &le) {
-			err = le.Err
-		}
-		return fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, osErr(err))
 	}
 	return nil
 }
