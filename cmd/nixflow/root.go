@@ -75,6 +75,17 @@ in parallel as their needs allow, on this machine, in containers, over SSH or on
 		a.ec2Command(),
 	)
 	root.InitDefaultCompletionCmd()
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil || len(rest) > 0 {
+				return usageError(fmt.Errorf("no help topic %q", strings.Join(args, " ")), "'nixflow --help' lists the commands")
+			}
+			return cmd.Help()
+		},
+	})
 	refuseUnknownSubcommands(root)
 	return root
 }
