@@ -111,8 +111,43 @@ func (b *cgroupBase) get() (string, bool) {
 	if b == nil {
 		return ownCgroup()
 	}
-	b.once.Do(func() { b.dir, b.ok = ownCgroup() })
+	b.once.Do(func() {
+		b.dir, b.ok = ownCgroup()
+		if b.ok {
+			sweepCgroups(b.dir)
+		}
+	})
 	return b.dir, b.ok
+}
+
+// cgroupPrefix starts the name of every step cgroup, followed by the pid
+// of the nixflow that made it: the cgroups a nixflow keeps for its later
+// steps are removed when it ends, which one killed with SIGKILL cannot
+// do; the next nixflow removes them (sweepCgroups).
+const cgroupPrefix = "nixflow-step-"
+
+// sweepCgroups removes the empty step cgroups under base made by a
+// nixflow that is no longer running. rmdir(2) removes only an empty
+// cgroup: one that still holds a process stays.
+func sweepCgroups(base string) {
+	entries, err := os.ReadDir(base)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), cgroupPrefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pid, _, ok := strings.Cut(rest, "-")
+		if !ok || pid == "" || strings.Trim(pid, "0123456789") != "" {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + pid); err == nil {
+			continue // its nixflow runs: the cgroup may serve its next step
+		}
+		_ = removeCgroup(filepath.Join(base, e.Name()))
+	}
 }
 
 // take returns an empty cgroup an earlier step left, if there is one.
@@ -162,7 +197,7 @@ func newStepCgroup(b *cgroupBase, cookie string) *stepCgroup {
 	if g := b.take(); g != nil {
 		return g
 	}
-	dir := filepath.Join(base, "nixflow-step-"+cookie)
+	dir := filepath.Join(base, cgroupPrefix+strconv.Itoa(os.Getpid())+"-"+cookie)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil
 	}

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -114,5 +116,36 @@ func TestStepCgroupKillsBelow(t *testing.T) {
 	}
 	if _, err := os.Stat(lines[0]); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("cgroup %s left after Close (%v)", lines[0], err)
+	}
+}
+
+// TestSweepCgroupsOfDeadNixflow: the empty step cgroups a nixflow killed
+// with SIGKILL left (those it kept for later steps) are removed by the
+// next executor; those of a nixflow still running, and those holding a
+// process, stay.
+func TestSweepCgroupsOfDeadNixflow(t *testing.T) {
+	needStepCgroups(t)
+	base, _ := ownCgroup()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	left := filepath.Join(base, cgroupPrefix+strconv.Itoa(dead.Process.Pid)+"-"+newCookie())
+	live := filepath.Join(base, cgroupPrefix+strconv.Itoa(os.Getpid())+"-"+newCookie())
+	for _, dir := range []string{left, live} {
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { os.Remove(left); os.Remove(live) })
+	b := &cgroupBase{}
+	if _, ok := b.get(); !ok {
+		t.Fatal("no cgroup base")
+	}
+	if _, err := os.Stat(left); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the cgroup of a nixflow that is gone is still there: %v", err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("the cgroup of a running nixflow was removed: %v", err)
 	}
 }
