@@ -93,6 +93,12 @@ graph, where each job ran, and the last lines of failed steps. --format trace
 writes Chrome trace event JSON, for Perfetto (ui.perfetto.dev) or
 chrome://tracing. Without -o the report goes to standard output.`,
 		Args: rangeArgs(0, 1),
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			return a.completeRuns(cmd, args, toComplete)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch format {
 			case "html", "trace":
