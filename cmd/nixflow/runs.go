@@ -2,10 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -139,6 +142,18 @@ func readRunPlan(runDir string) (*runPlan, error) {
 // runJobs lists the jobs of a run, in plan order.
 func runJobs(runDir string) ([]string, error) {
 	plan, err := readRunPlan(runDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		// A damaged run directory: the jobs that have a log, in name order.
+		logs, lerr := filepath.Glob(filepath.Join(runDir, "logs", "*.log"))
+		if lerr != nil || len(logs) == 0 {
+			return nil, fmt.Errorf("run %s has no plan.json and no job logs: its directory is damaged", filepath.Base(runDir))
+		}
+		var names []string
+		for _, l := range logs {
+			names = append(names, strings.TrimSuffix(filepath.Base(l), ".log"))
+		}
+		return names, nil
+	}
 	if err != nil {
 		return nil, err
 	}
