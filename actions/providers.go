@@ -244,8 +244,8 @@ var ErrNotDotenv = errors.New("not KEY=VALUE lines (dotenv syntax)")
 // the text that follows the mistake, which may be a secret, so they are
 // never passed on: only which line is at fault.
 func parseDotenv(data []byte) (map[string]string, error) {
-	if err := checkNUL(data); err != nil {
-		return nil, err
+	if n := nulLine(data); n > 0 {
+		return nil, fmt.Errorf("line %d %s", n, holdsNUL)
 	}
 	vals, err := godotenv.UnmarshalBytes(data)
 	if err == nil {
@@ -261,14 +261,19 @@ func parseDotenv(data []byte) (map[string]string, error) {
 	return nil, ErrNotDotenv
 }
 
-// checkNUL refuses text that holds a NUL byte: no environment variable
-// can carry one, and the step that gets the variable could not start.
-func checkNUL(data []byte) error {
-	if i := bytes.IndexByte(data, 0); i >= 0 {
-		return fmt.Errorf("line %d holds a NUL byte, which no environment variable can carry", bytes.Count(data[:i], []byte("\n"))+1)
+// nulLine is the number of the first line of data that holds a NUL
+// byte, 0 for none: no environment variable can carry one, and the step
+// that got the variable could not start.
+func nulLine(data []byte) int {
+	i := bytes.IndexByte(data, 0)
+	if i < 0 {
+		return 0
 	}
-	return nil
+	return bytes.Count(data[:i], []byte("\n")) + 1
 }
+
+// holdsNUL says why a line with a NUL byte is refused.
+const holdsNUL = "holds a NUL byte, which no environment variable can carry"
 
 // stderrHint keeps the last line of a command's stderr for an error message.
 // sopsMessage is what sops said, whole (its last line alone, "but none

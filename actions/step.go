@@ -414,14 +414,14 @@ func (jr *jobRun) readControl() error {
 func (jr *jobRun) parseControl(read func(file string) ([]byte, error)) error {
 	// Every file is read, whatever another holds: what the step wrote is
 	// its own, and a later step is not blamed for it.
-	var errs []string
+	var errs []error
 	for _, f := range []string{fileEnv, filePath, fileOutput} {
 		data, err := read(f)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			errs = append(errs, fmt.Sprintf("read %s: %v", strings.ToUpper("job_"+f), err))
+			errs = append(errs, fmt.Errorf("read %s: %w", strings.ToUpper("job_"+f), err))
 			continue
 		}
 		seen := jr.seen[f]
@@ -431,13 +431,10 @@ func (jr *jobRun) parseControl(read func(file string) ([]byte, error)) error {
 		jr.seen[f] = data
 		// Lines are numbered from the file's start.
 		if err := jr.applyControl(f, data[len(seen):], bytes.Count(seen, []byte("\n"))); err != nil {
-			errs = append(errs, err.Error())
+			errs = append(errs, err)
 		}
 	}
-	if len(errs) > 0 {
-		return errors.New(strings.Join(errs, "; "))
-	}
-	return nil
+	return joinErrors(errs)
 }
 
 // applyControl applies what was appended to a control file, whose first
@@ -446,8 +443,8 @@ func (jr *jobRun) applyControl(file string, data []byte, linesBefore int) error 
 	if len(data) == 0 {
 		return nil
 	}
-	if i := bytes.IndexByte(data, 0); i >= 0 {
-		return fmt.Errorf("%s: line %d: holds a NUL byte, which no environment variable can carry", strings.ToUpper("job_"+file), linesBefore+bytes.Count(data[:i], []byte("\n"))+1)
+	if n := nulLine(data); n > 0 {
+		return fmt.Errorf("%s: line %d: %s", strings.ToUpper("job_"+file), linesBefore+n, holdsNUL)
 	}
 	if file == filePath {
 		for _, line := range strings.Split(string(data), "\n") {

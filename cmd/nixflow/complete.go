@@ -68,11 +68,6 @@ func cobraUsage(root, cmd *cobra.Command, err error) error {
 		return usageError(fmt.Errorf("unknown command %q", m[1]), hints...)
 	}
 	var ee *exitError
-	if errors.As(err, &ee) && cmd != nil && cmd.Flags().Lookup("job") == nil {
-		// A workflow argument that names a job hints at --job: only
-		// where the command has it.
-		ee.hints = slices.DeleteFunc(ee.hints, func(h string) bool { return strings.HasPrefix(h, "did you mean --job ") })
-	}
 	if errors.As(err, &ee) && ee.code == ExitUsage && cmd != nil {
 		if m := unknownFlag.FindStringSubmatch(msg); m != nil {
 			var names []string

@@ -33,13 +33,8 @@ func checkArtifactsDir(dir string, plan *compiler.Plan) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("--artifacts-dir: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".nixflow-check-*")
-	if err != nil {
+	if err := writable(dir); err != nil {
 		return fmt.Errorf("--artifacts-dir %s: cannot write there: %w", dir, err)
-	}
-	f.Close()
-	if err := os.Remove(f.Name()); err != nil {
-		return err
 	}
 	exported, err := readExported(dir)
 	if err != nil {
@@ -150,7 +145,7 @@ func exportArtifact(runDir, src, dir, name string, exported map[string]bool) err
 	if err != nil {
 		return err
 	}
-	defer local.RemoveTree(staging)
+	defer removeTree(staging)
 	tmp := filepath.Join(staging, name)
 	dst := tmp
 	if fi, err := os.Stat(src); err == nil && !fi.IsDir() {
@@ -168,7 +163,7 @@ func exportArtifact(runDir, src, dir, name string, exported map[string]bool) err
 		return err
 	}
 	final := filepath.Join(dir, name)
-	if err := local.RemoveTree(final); err != nil {
+	if err := removeTree(final); err != nil {
 		return fmt.Errorf("replace the earlier export: %w", err)
 	}
 	return os.Rename(tmp, final)
@@ -188,9 +183,18 @@ func checkOutputFile(flag, path string) error {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("%s %s: no directory %s", flag, path, dir)
 	}
+	if writable(dir) != nil {
+		return fmt.Errorf("%s %s: cannot write in %s", flag, path, dir)
+	}
+	return nil
+}
+
+// writable makes sure a file can be made in dir, by making one and
+// removing it.
+func writable(dir string) error {
 	f, err := os.CreateTemp(dir, ".nixflow-check-*")
 	if err != nil {
-		return fmt.Errorf("%s %s: cannot write in %s", flag, path, dir)
+		return err
 	}
 	f.Close()
 	return os.Remove(f.Name())

@@ -22,6 +22,8 @@ import (
 // run, plan, list and validate.
 type workflowFlags struct {
 	jobs []string
+	// jobFlag: the command has --job (register).
+	jobFlag bool
 	// schemaOnly skips the check that this build has a backend for every
 	// executor type (validate and plan only).
 	schemaOnly bool
@@ -76,6 +78,7 @@ func (f *workflowFlags) register(cmd *cobra.Command) {
 	case "compile":
 		verb = "compile"
 	}
+	f.jobFlag = true
 	cmd.Flags().StringArrayVarP(&f.jobs, "job", "j", nil, verb+" only this job and the jobs it needs; a glob ('test-*') or a mkMatrixJobs name selects several (repeatable)")
 	_ = cmd.RegisterFlagCompletionFunc("job", f.completeJobs)
 }
@@ -98,6 +101,14 @@ func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) 
 	}
 	name, data, generated, err := a.readWorkflow(src)
 	if err != nil {
+		// A job's name where the workflow goes (nixflow run build):
+		// where the command has --job, say so.
+		var ee *exitError
+		if f != nil && f.jobFlag && errors.Is(err, errNotAWorkflow) && errors.As(err, &ee) {
+			if hint := a.jobHint(src); hint != "" {
+				ee.hints = append(ee.hints, hint)
+			}
+		}
 		return nil, err
 	}
 	if f != nil && src == "" {
@@ -219,13 +230,12 @@ func (a *app) readWorkflow(src string) (name string, data []byte, generated bool
 		})
 		return src, data, true, err
 	default:
-		err := usageError(fmt.Errorf("cannot read workflow %q: expected a .nix file, a flake output (.#ci), a .json job graph, or - for standard input", src))
-		if hint := a.jobHint(src); hint != "" {
-			err.(*exitError).hints = append(err.(*exitError).hints, hint)
-		}
-		return "", nil, false, err
+		return "", nil, false, usageError(fmt.Errorf("cannot read workflow %q: %w", src, errNotAWorkflow))
 	}
 }
+
+// errNotAWorkflow is an argument that names no kind of workflow.
+var errNotAWorkflow = errors.New("expected a .nix file, a flake output (.#ci), a .json job graph, or - for standard input")
 
 // evalOptions are the options of every Nix evaluation nixflow runs.
 func (a *app) evalOptions() (nixeval.Options, error) {

@@ -632,24 +632,24 @@ nf_json_time() {
 # nf_result_steps I appends to out the steps of job I, as result.json has
 # them, from the records its steps left (see nf_step_record).
 nf_result_steps() {
-  local -a rec=()
+  local -a st
   local k sep=''
-  [[ -s $nf_state/$1.steps ]] || return 0
-  mapfile -d '' -t rec <"$nf_state/$1.steps"
+  nf_job_steps "$1"
+  ((${#st[@]} > 0)) || return 0
   out+=',"steps":['
-  for ((k = 0; k + 7 < ${#rec[@]}; k += 8)); do
-    nf_json_str "${rec[k + 1]}"
-    out+="$sep{\"step\":$nf_j,\"status\":\"${rec[k + 2]}\""
+  for ((k = 0; k + 7 < ${#st[@]}; k += 8)); do
+    nf_json_str "${st[k + 1]}"
+    out+="$sep{\"step\":$nf_j,\"status\":\"${st[k + 2]}\""
     sep=,
-    ((rec[k + 3])) && out+=',"allowed":true'
-    if [[ -n ${rec[k + 7]} ]]; then
-      nf_mask "${rec[k + 7]}"
+    ((st[k + 3])) && out+=',"allowed":true'
+    if [[ -n ${st[k + 7]} ]]; then
+      nf_mask "${st[k + 7]}"
       nf_json_str "$nf_m"
       out+=",\"reason\":$nf_j"
     fi
-    ((rec[k + 5] > 0)) && out+=",\"attempts\":${rec[k + 5]}"
-    nf_fmt_ms "${rec[k + 4]}"
-    out+=",\"exitCode\":${rec[k + 6]},\"duration\":\"$nf_f\"}"
+    ((st[k + 5] > 0)) && out+=",\"attempts\":${st[k + 5]}"
+    nf_fmt_ms "${st[k + 4]}"
+    out+=",\"exitCode\":${st[k + 6]},\"duration\":\"$nf_f\"}"
   done
   out+=']'
 }
@@ -658,6 +658,7 @@ nf_result_steps() {
 # does, so that `nixflow runs` and `nixflow logs` read the script's runs.
 nf_write_result() {
   local i out first=1 cancelled=false nf_f
+  nf_load_steps
   [[ -e $nf_state/cancelled ]] && cancelled=true
   nf_json_str "$nf_run_id"
   out="{\"run\":$nf_j"
@@ -2616,12 +2617,6 @@ nf_reports() {
   local i
   nf_now
   nf_run_ms=$((nf_t - nf_run_start))
-  # Each job's steps, from the records the jobs left.
-  for i in "${!nf_jobs[@]}"; do
-    declare -ga "nf_steps_$i=()"
-    [[ -f $nf_state/$i.steps ]] || continue
-    mapfile -d '' -t "nf_steps_$i" <"$nf_state/$i.steps"
-  done
   if [[ -n $nf_junit ]] && ! nf_junit_write >"$nf_junit"; then
     printf 'error: write the JUnit report: cannot write %s\n' "$nf_junit" >&2
     nf_exit=3
@@ -2632,8 +2627,19 @@ nf_reports() {
   fi
 }
 
-# nf_job_steps JOB sets st (the caller's) to the step records of JOB: six
-# fields a step (index, name, status, allowed, milliseconds, attempts).
+# nf_load_steps reads each job's step records (see nf_step_record), once
+# the jobs are over, for result.json and the reports.
+nf_load_steps() {
+  local i
+  for i in "${!nf_jobs[@]}"; do
+    declare -ga "nf_steps_$i=()"
+    [[ -f $nf_state/$i.steps ]] || continue
+    mapfile -d '' -t "nf_steps_$i" <"$nf_state/$i.steps"
+  done
+}
+
+# nf_job_steps JOB sets st (the caller's) to the step records of JOB:
+# eight fields a step (see nf_step_record).
 nf_job_steps() {
   local -n src=nf_steps_$1
   st=("${src[@]}")

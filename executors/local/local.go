@@ -593,10 +593,6 @@ func copyDir(ctx context.Context, src, dst string) error {
 	return copyTree(ctx, s, ".", false, d, ".", nil)
 }
 
-// RemoveTree removes dir and everything below it, also where
-// directories lack write or search permission (a step's, an artifact's).
-func RemoveTree(dir string) error { return removeTree(dir) }
-
 // removeTree removes dir and everything below it, also when a step left
 // directories without write or search permission.
 func removeTree(dir string) error {
