@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -224,6 +225,9 @@ func (a *app) readWorkflow(src string) (name string, data []byte, generated bool
 		})
 		return src, data, true, err
 	case strings.Contains(src, "#"):
+		if err := checkFlakeDir(src); err != nil {
+			return "", nil, false, err
+		}
 		ref := localFlakeRef(src)
 		data, err := a.evaluate(src, flakeRefDir(ref), func(ctx context.Context, opts nixeval.Options) ([]byte, error) {
 			return nixeval.Flake(ctx, ref, opts)
@@ -304,6 +308,33 @@ func localFlakeRef(ref string) string {
 		return "./" + dir + "#" + attr
 	}
 	return ref
+}
+
+// checkFlakeDir refuses a flake reference whose part before '#' is no
+// directory here. Nix would search up the tree from a missing path, and
+// look a bare name up in the flake registry (which needs the network):
+// a typo then reads as an evaluation error. An explicit registry or URL
+// reference ("flake:nixpkgs", "github:o/r") has a ':' and is left to Nix.
+func checkFlakeDir(ref string) error {
+	dir, _, _ := strings.Cut(ref, "#")
+	if dir == "" || strings.Contains(dir, ":") {
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		err := fmt.Errorf("workflow %s: no directory %q here", ref, dir)
+		if strings.ContainsAny(dir[:1], "./") || strings.Contains(dir, "/") {
+			return usageError(err)
+		}
+		return usageError(err, fmt.Sprintf("for a flake of the registry, write flake:%s", ref))
+	case err != nil:
+		return usageError(fmt.Errorf("workflow %s: %w", ref, err))
+	case !fi.IsDir():
+		return usageError(fmt.Errorf("workflow %s: %s is not a directory", ref, dir),
+			"the part before # names the directory of flake.nix")
+	}
+	return nil
 }
 
 // flakeDir writes a directory as the part of a flake reference before '#'.
