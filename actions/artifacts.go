@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -97,10 +98,48 @@ func (jr *jobRun) restoreInputs() error {
 			}
 		}
 		if err := jr.ws.CopyIn(jr.e.abort, filepath.Join(dir, "data"), dst); err != nil {
+			if why := jr.inTheWay(err, dst, meta.Dir); why != "" {
+				return fmt.Errorf("artifact %q to %q: %w", in.Name, dst, inTheWayError(why))
+			}
 			return fmt.Errorf("artifact %q to %q: %w", in.Name, dst, err)
 		}
 	}
 	return nil
+}
+
+// inTheWayError is an input whose place in the workspace something the
+// job started with (its checkout, an earlier input) takes: the
+// workflow's doing, not the executor's.
+type inTheWayError string
+
+func (e inTheWayError) Error() string { return string(e) }
+
+// inTheWay says what in the workspace stands where a failed copy of an
+// input to dst (a directory when dir is set) had to go, "" when nothing
+// does (the copy failed for another reason). A backend may have said so
+// itself; otherwise a short command asks the workspace, so that the
+// answer is what the backend sees. If that fails too, the failure stays
+// the executor's.
+func (jr *jobRun) inTheWay(err error, dst string, dir bool) string {
+	var itw *executors.InTheWayError
+	if errors.As(err, &itw) {
+		return itw.Reason
+	}
+	if jr.e.abort.Err() != nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(jr.e.abort, time.Minute)
+	defer cancel()
+	dst = path.Clean(dst)
+	var out strings.Builder
+	r, err := jr.ws.Run(ctx, executors.Command{
+		Argv:   append(conditionShell[:len(conditionShell):len(conditionShell)], executors.InTheWayScript, "nixflow", dst, executors.InTheWayKind(dir)),
+		Stdout: &out, Stderr: io.Discard,
+	})
+	if err != nil || r.ExitCode != 0 || r.Stopped {
+		return ""
+	}
+	return executors.InTheWayReason(dst, dir, out.String())
 }
 
 // errNotFileOrDir is an output that is neither a file nor a directory.

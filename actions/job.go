@@ -260,7 +260,8 @@ func (jr *jobRun) inWorkspace(ws executors.Workspace) *lostWorkspace {
 			return nil
 		}
 		d := DomainExecutor
-		if errors.Is(err, errNotProduced) {
+		var inTheWay inTheWayError
+		if errors.Is(err, errNotProduced) || errors.As(err, &inTheWay) {
 			d = DomainStep
 		}
 		fail(d, fmt.Sprintf("restore artifacts: %v", err))

@@ -1836,6 +1836,52 @@ nf_outside() {
   return 0
 }
 
+# nf_in_the_way DST DIR: what in the workspace stands where an input is
+# restored to DST (DIR: 1 for a directory), as actions/artifacts.go's
+# inTheWayScript says it: where a directory goes, a file, or a symbolic
+# link that leads to no directory or out of the workspace; at DST, for a
+# directory a file or any symbolic link, for a file a directory. Sets
+# nf_x to the reason, empty for none.
+nf_in_the_way() {
+  local -a parts
+  local p='' i n what top r q
+  nf_x=''
+  top=$(cd -P -- "$J_ws" && pwd) || return 0
+  IFS=/ read -ra parts <<<"$1"
+  n=${#parts[@]}
+  for ((i = 0; i < n; i++)); do
+    p=${p:+$p/}${parts[i]}
+    what=''
+    if [[ -L $J_ws/$p ]] && ((i == n - 1 && $2)); then
+      what='a symbolic link'
+    elif [[ -L $J_ws/$p ]] && ((i < n - 1)); then
+      if [[ ! -d $J_ws/$p ]]; then
+        what='a symbolic link'
+      else
+        r=$(cd -P -- "$J_ws/$p" && pwd)
+        [[ $r == "$top" || $r == "$top"/* ]] || what='a symbolic link out of the workspace'
+      fi
+    elif [[ -e $J_ws/$p && ! -d $J_ws/$p ]] && ((i < n - 1 || $2)); then
+      what='a file'
+    elif [[ -d $J_ws/$p && ! -L $J_ws/$p ]] && ((i == n - 1 && !$2)); then
+      what='a directory'
+    fi
+    [[ -n $what ]] || continue
+    q=$nf_q
+    nf_goquote "$p"
+    nf_x="$nf_q in the workspace is $what, where "
+    nf_q=$q
+    if ((i < n - 1)); then
+      nf_x+='a directory goes'
+    elif (($2)); then
+      nf_x+="the artifact's directory goes"
+    else
+      nf_x+="the artifact's file goes"
+    fi
+    return 0
+  done
+}
+
 # nf_restore_inputs copies the artifacts a job reads into its workspace.
 nf_restore_inputs() {
   local k name path dir meta_path meta_dir dst
@@ -1853,10 +1899,16 @@ nf_restore_inputs() {
       dst=$path
       ((meta_dir)) || dst=$path/${meta_path##*/}
     fi
+    nf_in_the_way "$dst" "$meta_dir"
+    if [[ -n $nf_x ]]; then
+      nf_job_result failure "restore artifacts: artifact $nf_q to \"$dst\": $nf_x" step
+      return 1
+    fi
     if ((meta_dir)); then
       mkdir -p "$J_ws/$dst" && nf_copy_in "$dir/data/." "$J_ws/$dst/"
     else
-      mkdir -p "$(dirname -- "$J_ws/$dst")" && nf_copy_in "$dir/data" "$J_ws/$dst"
+      # A symbolic link at dst is replaced, not written through.
+      mkdir -p "$(dirname -- "$J_ws/$dst")" && rm -f -- "$J_ws/$dst" && nf_copy_in "$dir/data" "$J_ws/$dst"
     fi || {
       if [[ -e $nf_state/aborted ]]; then
         nf_job_result cancelled "run cancelled"

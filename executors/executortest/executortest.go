@@ -74,6 +74,10 @@ type Backend struct {
 	// Teardown(keep=true) keeps it; the backend's test removes what was
 	// kept. Nil skips those checks.
 	ReadKept func(t *testing.T, ws executors.Workspace, rel string) ([]byte, error)
+	// CopiesByHooks says that the user's hooks copy (the custom
+	// executor): whether a copy refuses what is in the way is theirs to
+	// keep, and the scenario that checks it is skipped.
+	CopiesByHooks bool
 }
 
 // Run runs the conformance scenarios as subtests of t.
@@ -97,6 +101,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("CopyTree", s.testCopyTree)
 	t.Run("CopyFile", s.testCopyFile)
 	t.Run("CopyErrors", s.testCopyErrors)
+	t.Run("CopyInTheWay", s.testCopyInTheWay)
 	t.Run("CopyRepo", s.testCopyRepo)
 	t.Run("TempDir", s.testTempDir)
 	t.Run("ControlFilesInOneCopy", s.testControlFiles)
@@ -877,6 +882,42 @@ func (s *suite) testCopyErrors(t *testing.T) {
 	}
 	if err := w.CopyOut(ctx, "../escape", filepath.Join(dir, "z")); err == nil {
 		t.Errorf("CopyOut from %q succeeded", "../escape")
+	}
+}
+
+// testCopyInTheWay copies where something in the workspace is in the
+// way: CopyIn fails, and writes nothing out of the workspace, nor over
+// what is there. The runner then tells the workflow what stands where
+// (actions' inTheWay); an executor that merged a file into a directory,
+// or wrote through a symbolic link out of the workspace, would hide that.
+func (s *suite) testCopyInTheWay(t *testing.T) {
+	if s.CopiesByHooks {
+		t.Skip("the executor's hooks copy: what they refuse is theirs to keep")
+	}
+	w := s.setup(t).prepare("intheway")
+	ctx := context.Background()
+	tmp := "T=" + w.TempDir()
+	w.mustRun(step{script: `mkdir "$T/outside"; ln -s "$T/outside" esc; echo plain > plain; mkdir adir`, env: []string{tmp}})
+	src := makeTree(t)
+	f := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(f, []byte("f\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ src, dst string }{
+		{f, "esc/f"},       // through a link out of the workspace
+		{src, "esc"},       // into a link out of the workspace
+		{f, "plain/f"},     // under a file
+		{src, "plain"},     // a directory over a file
+		{src, "plain/sub"}, // a directory under a file
+		{f, "adir"},        // a file over a directory
+	} {
+		if err := w.CopyIn(ctx, c.src, c.dst); err == nil {
+			t.Errorf("CopyIn of %s to %q succeeded", filepath.Base(c.src), c.dst)
+		}
+	}
+	r := w.mustRun(step{script: `ls -A "$T/outside"; cat plain; ls -A adir; readlink esc | sed "s|^$T|T|"`, env: []string{tmp}})
+	if want := "plain\nT/outside\n"; r.stdout != want {
+		t.Errorf("after the copies:\n%s\nwant:\n%s", r.stdout, want)
 	}
 }
 

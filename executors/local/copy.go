@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"syscall"
 )
 
 // This file holds the one tree copy of the package, used to fill a
@@ -128,6 +129,11 @@ func copyFile(src *os.Root, srcName string, mode fs.FileMode, dst *os.Root, dstN
 	defer in.Close()
 	out, err := dst.OpenFile(dstName, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
+		// A file or link is replaced; a directory, even an empty one, is
+		// in the way.
+		if fi, err := dst.Lstat(dstName); err == nil && fi.IsDir() {
+			return &fs.PathError{Op: "copy a file over", Path: dstName, Err: syscall.EISDIR}
+		}
 		if err := dst.Remove(dstName); err != nil {
 			return err
 		}

@@ -12,16 +12,28 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/nixflow/nixflow/executors"
 )
 
-// Exit statuses of the CopyOut script.
+// Exit statuses of the copy scripts.
 const (
 	exitNotExist = 44
 	exitEscapes  = 45
+	exitInTheWay = 46
 )
 
-// untarScript extracts a tar stream into $1, keeping modes.
-const untarScript = `mkdir -p -- "$1" && exec tar -x -p --no-same-owner -f - -C "$1"`
+// untarScript extracts a tar stream into $1, keeping modes. Given $2, the
+// path in $1 that the stream fills, and $3, its kind, it first looks
+// there for what is in the way (executors.InTheWayScript), and refuses
+// with what it found: tar would write through a symbolic link out of the
+// workspace, or put a directory in a file's place.
+const untarScript = "in_the_way() {\n" + executors.InTheWayScript + "\n}\n" + `mkdir -p -- "$1" && cd -- "$1" || exit
+if [ -n "${2-}" ]; then
+  why=$(in_the_way "$2" "$3")
+  if [ -n "$why" ]; then echo "$why" >&2; exit 46; fi
+fi
+exec tar -x -p --no-same-owner -f - -C .`
 
 // CopyIn copies the host path src into the workspace as dst, as a tar
 // stream over the connection.
@@ -49,14 +61,22 @@ func (w *workspace) copyIn(ctx context.Context, src, dst string) error {
 	if err != nil {
 		return err
 	}
-	return w.sendTar(ctx, w.dir, func(tw *tar.Writer) error {
+	err = w.sendTar(ctx, []string{w.dir, dst, executors.InTheWayKind(fi.IsDir())}, func(tw *tar.Writer) error {
 		return writeTree(ctx, tw, resolved, fi, dst)
 	})
+	var se *scriptError
+	if errors.As(err, &se) && se.code == exitInTheWay {
+		lines := strings.Split(se.msg, "\n")
+		if why := executors.InTheWayReason(dst, fi.IsDir(), lines[len(lines)-1]); why != "" {
+			return &executors.InTheWayError{Reason: why}
+		}
+	}
+	return err
 }
 
 // sendTar streams the archive that fill writes to the host, extracted
-// into dir.
-func (w *workspace) sendTar(ctx context.Context, dir string, fill func(*tar.Writer) error) error {
+// by untarScript with args (the directory, then what it checks).
+func (w *workspace) sendTar(ctx context.Context, args []string, fill func(*tar.Writer) error) error {
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
 	go func() {
@@ -68,7 +88,7 @@ func (w *workspace) sendTar(ctx context.Context, dir string, fill func(*tar.Writ
 		pw.CloseWithError(err)
 		errc <- err
 	}()
-	err := w.c.script(ctx, untarScript, []string{dir}, pr, nil)
+	err := w.c.script(ctx, untarScript, args, pr, nil)
 	pr.CloseWithError(errors.New("remote tar ended"))
 	if werr := <-errc; werr != nil && err == nil {
 		return werr

@@ -46,7 +46,7 @@ func (w *workspace) copyRepo(ctx context.Context, spec executors.JobSpec) error 
 	if err != nil {
 		return err
 	}
-	return w.sendTar(ctx, w.dir, func(tw *tar.Writer) error {
+	return w.sendTar(ctx, []string{w.dir}, func(tw *tar.Writer) error {
 		if names == nil {
 			return filepath.WalkDir(repo, func(p string, d fs.DirEntry, err error) error {
 				if err != nil {
