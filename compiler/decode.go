@@ -873,10 +873,12 @@ func (d *decoder) providers(n *node, p jsonPath) []Provider {
 		case "file":
 			if v := need("path"); v != nil {
 				pr.Path, _ = d.nonEmpty(v, ep.field("path"))
-				if strings.HasPrefix(pr.Path, "/nix/store/") && !isFalse(fields.get("secrets")) {
+				if strings.HasPrefix(pr.Path, "/nix/store/") && !isFalse(fields.get("secrets")) && fields.get("drv") == nil {
 					// A plaintext file of secrets there is world-readable:
 					// a Nix path (./.env) in a flake means the flake's
-					// copy of its source.
+					// copy of its source. A derivation's output (drv set:
+					// pkgs.writeText) holds what Nix code wrote: plain
+					// settings (Provider.Secret).
 					d.at(v, ep.field("path"), "%q is in the Nix store, where a file of secrets is readable by every user: give the path as a string relative to the repository, e.g. \".env\"", pr.Path)
 				}
 			}
