@@ -168,9 +168,21 @@ let
           if s == self then fail w "job ${quote s} needs itself"
           else if !(elem s jobNames) && family != [ ] then family
           else if !(elem s jobNames) then fail w "unknown job ${quote s}${util.didYouMean s jobNames}"
-          else if length (filter (x: x == s) v) > 1 then fail w "job ${quote s} is needed twice"
+          else if elem s (genList (elemAt v) i) then fail w "job ${quote s} is needed twice"
           else [ s ])
         v));
+
+  # withImageDeps: a container without an image starts from the closure
+  # of its steps' deps, which must hold bash. As nixactions' default image
+  # does, the library gives every step of such a job bash and coreutils
+  # from pkgs, after the step's own deps (whose bash, if any, comes
+  # first). Without pkgs the steps stay as written, and the executor
+  # says what is missing.
+  imageDeps = if pkgs == null then [ ] else map (dep "oci image") [ pkgs.bash pkgs.coreutils ];
+  withImageDeps = executor: s:
+    if executor != null && executor.type or null == "oci" && !(executor ? image) && imageDeps != [ ]
+    then s // { deps = (s.deps or [ ]) ++ imageDeps; }
+    else s;
 
   # matrixFamily: the jobs mkMatrixJobs { name = s; } made (named s-...),
   # when no job is named s itself: `needs = [ "test" ]` waits for them all.
@@ -198,6 +210,7 @@ let
     let
       where = "job ${quote name}";
       stepList = util.list "${where}: steps" (if j ? steps then j.steps else j.actions);
+      executor = if given j "executor" then executorJSON where j.executor else null;
     in
     if match namePattern name == null then
       fail "workflow: jobs" "invalid job name ${quote name} (letters, digits, '_', '-' and '.', not starting with '-' or '.')"
@@ -210,8 +223,8 @@ let
         else if stepList == [ ] then fail "${where}: steps" "a job needs at least one step"
         else
           (
-            { steps = mapIndexed (i: step where (elemAt (compat.uniqueStepNames name stepList).names i) i) stepList; }
-            // optionalAttrs (given j "executor") { executor = executorJSON where j.executor; }
+            { steps = map (withImageDeps executor) (mapIndexed (i: step where (elemAt (compat.uniqueStepNames name stepList).names i) i) stepList); }
+            // optionalAttrs (given j "executor") { inherit executor; }
             // optionalAttrs (given j "needs") { needs = needs "${where}: needs" jobNames name j.needs; }
             // conditionFields where j
             // optionalAttrs (given j "env") { env = util.env "${where}: env" j.env; }

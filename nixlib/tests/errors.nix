@@ -26,7 +26,7 @@ in
   needsNotList = case ''nixflow: job "test": needs: expected a list of job names, got a string (write needs = [ "build" ];)'' (job { needs = "build"; steps = ok; });
   needsUnknown = case ''jobs.test.needs: unknown job "biuld" (did you mean "build"?)'' (job { needs = [ "biuld" ]; steps = ok; });
   needsSelf = case ''nixflow: job "test": needs[0]: job "test" needs itself'' (job { needs = [ "test" ]; steps = ok; });
-  needsTwice = case ''job "build" is needed twice'' (job { needs = [ "build" "build" ]; steps = ok; });
+  needsTwice = case ''nixflow: job "test": needs[1]: job "build" is needed twice'' (job { needs = [ "build" "build" ]; steps = ok; });
   jobNameInvalid = case ''nixflow: workflow: jobs: invalid job name "-bad"'' (mkWorkflow { name = "w"; jobs."-bad".steps = ok; }).json;
   jobNotAttrs = case ''nixflow: job "test": expected a job attribute set, got a list'' (job [ ]);
   continueOnErrorType = case ''jobs.test.continueOnError: expected true or false, got a string'' (job { continueOnError = "yes"; steps = ok; });

@@ -25,6 +25,9 @@
     args = [ "-c" script ];
   } // env);
 
+  # What a container without an image gets (workflow.nix, imageDeps).
+  bash = fakeProgram "bash" "GNU bash, version 5.2.26";
+  coreutils = fakeProgram "ls" "ls (GNU coreutils) 9.4";
   nodejs_20 = fakeProgram "node" "v20.11.0";
   python311 = fakeProgram "python3" "Python 3.11.4";
   rustc = fakeProgram "rustc" "rustc 1.77.0";
