@@ -74,6 +74,10 @@ func TestParseCondition(t *testing.T) {
 		{"always", Condition{}, `"always" is not a status function call: write "always()" (a bare word would run as a bash command)`},
 		{"!success && true", Condition{}, `"success" is not a status function call: write "success()" (a bare word would run as a bash command)`},
 		{"${{ always() }}", Condition{}, `${{ ... }} expressions are GitHub Actions syntax, not nixflow's: write the condition itself ("always()")`},
+		{"${{ failure() || cancelled() }}", Condition{}, `${{ ... }} expressions are GitHub Actions syntax, not nixflow's: write the condition itself ("failure() || cancelled()")`},
+		// Written as a command, github.ref == 'main' would fail and skip.
+		{"${{ github.ref == 'main' }}", Condition{}, `${{ ... }} expressions are GitHub Actions syntax, not nixflow's: a condition is a status function (success(), failure(), always(), cancelled()) or a bash command, e.g. [ "$BRANCH" = main ]`},
+		{"${{ success() && github.event_name == 'push' }}", Condition{}, `${{ ... }} expressions are GitHub Actions syntax, not nixflow's: a condition is a status function (success(), failure(), always(), cancelled()) or a bash command, e.g. [ "$BRANCH" = main ]`},
 		{"(failure() || cancelled()", Condition{}, `missing ) in status expression "(failure() || cancelled()"`},
 		{"!sucess()", Condition{}, `unknown status function "sucess()" (did you mean "success()"?) (known: success(), failure(), always(), cancelled())`},
 		{"echo 'open", Condition{}, "invalid bash in condition: 1:6: reached EOF without closing quote `'`"},

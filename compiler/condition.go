@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -24,6 +25,11 @@ var bareStatus = regexp.MustCompile(`^!?\s*(success|failure|always|cancelled)\s*
 // status expression and a command joined with `&&`. The command is
 // checked with a bash parser so that a syntax error is reported before
 // anything runs; its text is kept exactly as written.
+// statusOnly is a condition of status functions alone, which holds as
+// written inside ${{ }} (nixlib/workflow.nix's conditionProblem says the
+// same).
+var statusOnly = regexp.MustCompile(`^[!()&| ]*(?:(?:success|failure|always|cancelled)\(\)[!()&| ]*)+$`)
+
 func ParseCondition(s string) (Condition, error) {
 	text := strings.TrimSpace(s)
 	if text == "" {
@@ -31,7 +37,11 @@ func ParseCondition(s string) (Condition, error) {
 	}
 	if strings.Contains(text, "${{") {
 		inner := strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(text, "${{"), "}}"))
-		return Condition{}, fmt.Errorf("${{ ... }} expressions are GitHub Actions syntax, not nixflow's: write the condition itself (%q)", inner)
+		if statusOnly.MatchString(inner) {
+			return Condition{}, fmt.Errorf("${{ ... }} expressions are GitHub Actions syntax, not nixflow's: write the condition itself (%q)", inner)
+		}
+		// github.ref == 'main' as a command would fail, and skip.
+		return Condition{}, errors.New(`${{ ... }} expressions are GitHub Actions syntax, not nixflow's: a condition is a status function (success(), failure(), always(), cancelled()) or a bash command, e.g. [ "$BRANCH" = main ]`)
 	}
 	if m := bareStatus.FindStringSubmatch(text); m != nil {
 		return Condition{}, fmt.Errorf("%q is not a status function call: write %q (a bare word would run as a bash command)", m[1], m[1]+"()")

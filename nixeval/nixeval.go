@@ -75,7 +75,14 @@ let
     // (if nullPkgs then (if pkgs == null then { } else { inherit pkgs; })
         else if formals.pkgs or false then { }
         else { pkgs = if pkgs == null then noPkgs else pkgs; });
-  value = if builtins.isFunction raw
+  # An argument without a default that nixflow does not give: said so,
+  # rather than Nix's word about a call in this wrapper.
+  unknown = builtins.filter (k: !formals.${k} && !(args ? ${k})) (builtins.attrNames formals);
+  value = if builtins.isFunction raw && unknown != [ ]
+    then throw ("nixflow: " + toString file + " takes the argument " + builtins.toJSON (builtins.head unknown)
+      + ", which nixflow does not give (it gives nixflow, pkgs and nixactions): give it a default ({ "
+      + builtins.head unknown + " ? ..., ... }), or import the file from a ci.nix that passes it")
+    else if builtins.isFunction raw
     then raw (builtins.intersectAttrs formals args)
     else raw;
 in

@@ -16,7 +16,7 @@
 # Options set to null are treated as not given.
 { util }:
 let
-  inherit (builtins) attrNames concatStringsSep deepSeq elem elemAt filter genList isAttrs
+  inherit (builtins) attrNames concatStringsSep elem elemAt filter genList isAttrs
     isBool isInt isString length mapAttrs removeAttrs;
   inherit (util) fail quote describe;
 
@@ -159,15 +159,16 @@ let
           // (if e.type == "ec2" && opts ? machine && util.isDerivation opts.machine && !(opts ? machineDrv)
               then { machineDrv = builtins.unsafeDiscardStringContext opts.machine.drvPath; } else { }));
 
-  # make returns the executor of a type with the given options: checked at
-  # once (deepSeq), so that `executors.oci { }` fails where it is written,
-  # and callable again to add options.
+  # make returns the executor of a type with the given options, callable
+  # again to add options. Its options are checked where a job uses it
+  # (toJSON), so that the error names the job, and the CLI puts it at the
+  # job's executor field in the Nix file.
   make = type: opts:
     let
       value = { inherit type; } // opts
         // (if opts ? name && opts.name != null then { } else { name = type; __defaultName = true; });
     in
-    deepSeq (toJSON "" value) value // {
+    value // {
       __functor = self: more: make type (userOptions self // options type more);
     };
 

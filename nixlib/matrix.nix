@@ -126,6 +126,17 @@ let
         if isFunction a.jobTemplate then a.jobTemplate
         else fail "${where}: jobTemplate" "expected a function of the combination, got ${describe a.jobTemplate}";
 
+      # call: the template with a combination, or a failure naming the
+      # argument it takes (without a default) that the combination lacks,
+      # rather than Nix's word about a call inside this library.
+      call = combo:
+        let
+          args = builtins.functionArgs template;
+          missing = filter (k: !args.${k} && !(combo ? ${k})) (attrNames args);
+        in
+        if missing == [ ] then template combo
+        else fail "${where}: jobTemplate" "takes ${quote (builtins.head missing)}, which the combination ${toJSON combo} has no value for (the matrix gives ${concatStringsSep ", " (map quote (attrNames combo))}; give the argument a default, { ${builtins.head missing} ? null, ... }, or add it to the matrix)";
+
       jobName = combo:
         concatStringsSep "-"
           ([ prefix ] ++ concatLists (map (k: [ (sanitise k) (sanitise (valueString "${where}: matrix.${k}" combo.${k})) ]) (attrNames combo)));
@@ -146,7 +157,7 @@ let
       if !(a ? name) then fail "mkMatrixJobs" "missing required field \"name\""
       else if !(a ? matrix) then fail where "missing required field \"matrix\""
       else if !(a ? jobTemplate) then fail where "missing required field \"jobTemplate\""
-      else builtins.mapAttrs (n: c: template c) byName);
+      else builtins.mapAttrs (n: c: call c) byName);
 in
 {
   inherit mkMatrixJobs;

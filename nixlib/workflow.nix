@@ -59,8 +59,10 @@ let
     in
     if !(isString v) then "expected a string, got ${describe v}"
     else if text == "" then "empty condition (use \"always()\" to run unconditionally)"
-    else if length (split "[$][{][{]" text) > 1
+    else if length (split "[$][{][{]" text) > 1 && match "[!()&| ]*((success|failure|always|cancelled)[(][)][!()&| ]*)+" inner != null
     then "\${{ ... }} expressions are GitHub Actions syntax, not nixflow's: write the condition itself (${quote inner})"
+    else if length (split "[$][{][{]" text) > 1
+    then "\${{ ... }} expressions are GitHub Actions syntax, not nixflow's: a condition is a status function (success(), failure(), always(), cancelled()) or a bash command, e.g. [ \"$BRANCH\" = main ]"
     else if bare != null
     then "${quote (head bare)} is not a status function call: write ${quote "${head bare}()"} (a bare word would run as a bash command)"
     else null;

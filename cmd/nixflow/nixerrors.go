@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -70,11 +71,7 @@ func nixProblems(output, source, flakeDir string, more func() []problem) error {
 	})
 	out := make([]string, len(ps))
 	for i, p := range ps {
-		if p.line == 0 {
-			out[i] = p.file + ": " + p.msg
-			continue
-		}
-		out[i] = p.file + ":" + strconv.Itoa(p.line) + ":" + strconv.Itoa(p.col) + ": " + p.msg
+		out[i] = p.String()
 	}
 	return errors.New(strings.Join(out, "\n"))
 }
@@ -85,6 +82,62 @@ type problem struct {
 	file      string
 	line, col int
 	msg       string
+}
+
+// String writes the problem as FILE:LINE:COL: PATH: MESSAGE, or
+// FILE: PATH: MESSAGE when its place is not known.
+func (p problem) String() string {
+	if p.line == 0 {
+		return p.file + ": " + p.msg
+	}
+	return p.file + ":" + strconv.Itoa(p.line) + ":" + strconv.Itoa(p.col) + ": " + p.msg
+}
+
+// jobFailure is the mistake in a job that the Nix library stopped at
+// (one it cannot collect with the others: a bad executor, a need given
+// twice): nixflow: job "NAME": WHAT.
+var jobFailure = regexp.MustCompile(`(?m)^\s*error: nixflow: job "([^"]+)": (.+)$`)
+
+// jobField is the start of WHAT that names a field of the job: "needs[1]:
+// ...", "env: ...", "step 2 ("name"): ...", "executors.ssh: ...".
+var jobField = regexp.MustCompile(`^(?:([a-zA-Z]+(?:\[\d+\])?): |step (\d+)(?: \("(?:[^"\\]|\\.)*"\))?: |(executors?)[.:])`)
+
+// jobProblem puts the job mistake the Nix library stopped at at its place
+// in the Nix workflow src, as a problem on the job's field: its JSON path
+// is found from the message, its place from the source map. ok is false
+// when the output holds no such mistake.
+func (a *app) jobProblem(output, src string) (problem, bool) {
+	ms := jobFailure.FindAllStringSubmatch(output, -1)
+	if ms == nil {
+		return problem{}, false
+	}
+	name, what := ms[len(ms)-1][1], ms[len(ms)-1][2]
+	path := "jobs." + name
+	if f := jobField.FindStringSubmatch(what); f != nil {
+		switch {
+		case f[1] != "":
+			path += "." + f[1]
+			what = what[len(f[0]):]
+		case f[2] != "":
+			n, _ := strconv.Atoi(f[2])
+			path += fmt.Sprintf(".steps[%d]", n-1)
+			what = what[len(f[0]):]
+			// The step's own field: "deps[0]: ...".
+			if g := jobField.FindStringSubmatch(what); g != nil && g[1] != "" {
+				path += "." + g[1]
+				what = what[len(g[0]):]
+			}
+		default: // the executor's own words name it
+			path += ".executor"
+		}
+	}
+	p := problem{file: src, msg: path + ": " + what}
+	if m, flakeDir := a.sourceMap(src); m != nil {
+		if file, line, col := position(m, flakeDir, path); file != "" {
+			p.file, p.line, p.col = file, line, col
+		}
+	}
+	return p, true
 }
 
 func (p problem) path() string {
