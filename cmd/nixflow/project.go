@@ -51,8 +51,8 @@ func currentProject() string {
 
 // lastRunHere is the newest of ids (oldest first) whose project is the
 // current one: `logs last` in a project means its last run, never another
-// project's. A run that recorded no project (made by a compiled script,
-// or by a nixflow before runs recorded it) may be this project's and
+// project's. A run that recorded no project (made by a nixflow or a
+// compiled script before runs recorded it) may be this project's and
 // counts as such. With none, the error names the newest run and its
 // project.
 func lastRunHere(dir string, ids []string) (string, error) {
