@@ -102,6 +102,11 @@ import (
 type Executor struct {
 	// Environ is the base environment of the steps.
 	Environ []string
+	// NoOverlay starts workspaces from the repository's snapshot by a
+	// copy, never an overlay mount: for a caller that made their parent
+	// directory visible elsewhere before (a shared container's bind
+	// mount), where a mount made later would not show.
+	NoOverlay bool
 	// snaps are the repository snapshots jobs start from.
 	snaps snapshots
 	// cgroups is where the steps' cgroups are made.
@@ -193,6 +198,9 @@ func (e *Executor) copyRepo(ctx context.Context, spec executors.JobSpec, runDir 
 	snap, err := e.snaps.get(ctx, spec.RepoDir, runDir, spec.Exclude)
 	if err != nil {
 		return err
+	}
+	if e.NoOverlay {
+		return snap.copyTo(ctx, w.dir)
 	}
 	return e.snaps.materialise(ctx, snap, w, runDir, spec.Job)
 }

@@ -28,7 +28,19 @@ import (
 // Jobs thus all start from the tree as it was when the first of them
 // started, and nothing a job writes reaches the snapshot or another job.
 
-// snapshots are the repository snapshots of one executor, by source.
+// runSnapshots are the repository snapshots of this process, by source
+// and run. Every executor of a run that starts jobs from the repository
+// on this machine (local, and the host side of the oci and custom
+// executors) uses the same snapshot: one copy, and one moment for all
+// the run's jobs. The last executor to close removes it.
+var runSnapshots struct {
+	mu sync.Mutex
+	m  map[string]*snapshot
+	// made numbers the snapshots' directories.
+	made int
+}
+
+// snapshots are the repository snapshots one executor uses, by source.
 type snapshots struct {
 	mu sync.Mutex
 	m  map[string]*snapshot
@@ -54,6 +66,11 @@ const (
 
 // snapshot is one materialised repository.
 type snapshot struct {
+	// key is its place in runSnapshots; users counts the executors
+	// using it (runSnapshots.mu).
+	key   string
+	users int
+
 	mu    sync.Mutex
 	dir   string
 	ready bool
@@ -75,7 +92,7 @@ func (s *snapshots) get(ctx context.Context, repoDir, runDir string, exclude []s
 	}
 	snap, ok := s.m[key]
 	if !ok {
-		snap = &snapshot{dir: filepath.Join(runDir, "snapshots", strconv.Itoa(len(s.m)))}
+		snap = useSnapshot(key, runDir)
 		s.m[key] = snap
 	}
 	s.mu.Unlock()
@@ -98,16 +115,53 @@ func (s *snapshots) get(ctx context.Context, repoDir, runDir string, exclude []s
 	return snap, nil
 }
 
-// remove removes every snapshot and spare layers. Workspaces made from
-// them must be gone.
+// useSnapshot returns the run's snapshot of key, made (not yet
+// materialised) on first use, counting one more executor using it.
+func useSnapshot(key, runDir string) *snapshot {
+	runSnapshots.mu.Lock()
+	defer runSnapshots.mu.Unlock()
+	if runSnapshots.m == nil {
+		runSnapshots.m = map[string]*snapshot{}
+	}
+	snap, ok := runSnapshots.m[key]
+	if !ok {
+		snap = &snapshot{key: key, dir: filepath.Join(runDir, "snapshots", strconv.Itoa(runSnapshots.made))}
+		runSnapshots.made++
+		runSnapshots.m[key] = snap
+	}
+	snap.users++
+	return snap
+}
+
+// release counts one executor less using snap, and reports whether it
+// was the last: the snapshot is then forgotten, for its caller to remove.
+func (snap *snapshot) release() bool {
+	runSnapshots.mu.Lock()
+	defer runSnapshots.mu.Unlock()
+	snap.users--
+	if snap.users > 0 {
+		return false
+	}
+	delete(runSnapshots.m, snap.key)
+	return true
+}
+
+// remove lets go of the executor's snapshots, removing those no other
+// executor uses, and removes its spare layers. Workspaces made from them
+// must be gone.
 func (s *snapshots) remove() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
 	for _, snap := range s.m {
+		if !snap.release() {
+			continue
+		}
+		snap.mu.Lock()
 		if err := removeTree(snap.dir); err != nil {
 			errs = append(errs, fmt.Errorf("remove repository snapshot: %w", err))
 		}
+		snap.mu.Unlock()
 	}
 	for _, list := range s.spare {
 		for _, layers := range list {

@@ -96,6 +96,38 @@ type Executor struct {
 	// Close removes.
 	runIDs map[string]bool
 	swept  bool
+
+	// host makes the jobs' directories on this machine, mounted into the
+	// containers: one for the executor, whose snapshot of the repository
+	// is the run's (every executor of the run shares it), closed by Close.
+	host local.Executor
+	// imageUsers caches the user each image runs as (imageUser).
+	imageUsers sync.Map
+}
+
+// imageUser is the user the configured image runs its processes as,
+// when it is not root: the steps of a job run as that user, who must be
+// given the workspace (docs: user defaults to the image's). Closure
+// images run as root. An image that cannot be inspected is taken as
+// root: a step then says what it cannot write.
+func (e *Executor) imageUser(ctx context.Context, c *cli) string {
+	if e.cfg.User != "" || e.cfg.Image == "" {
+		return e.cfg.User
+	}
+	if u, ok := e.imageUsers.Load(e.cfg.Image); ok {
+		return u.(string)
+	}
+	out, err := c.output(ctx, nil, "image", "inspect", "--format", "{{.Config.User}}", e.cfg.Image)
+	if err != nil {
+		e.log.Debug("inspect the image's user", "image", e.cfg.Image, "error", err)
+		return ""
+	}
+	u := strings.TrimSpace(out)
+	if name, _, _ := strings.Cut(u, ":"); name == "root" || name == "0" {
+		u = ""
+	}
+	e.imageUsers.Store(e.cfg.Image, u)
+	return u
 }
 
 var _ executors.Executor = (*Executor)(nil)
@@ -124,7 +156,12 @@ func New(p executors.Params) (executors.Executor, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Executor{cfg: c, name: p.Name, runID: p.RunID, environ: p.Environ, log: log}, nil
+	e := &Executor{cfg: c, name: p.Name, runID: p.RunID, environ: p.Environ, log: log}
+	// The shared container mounts the run's jobs directory once: a job's
+	// overlay mounted there later would not reach it (the bind mount is
+	// private), so its workspace is a copy.
+	e.host.NoOverlay = c.Mode == "shared"
+	return e, nil
 }
 
 // runtime finds the container runtime the first time it is needed, and
@@ -174,7 +211,7 @@ func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executo
 	if spec.CopyRepo {
 		spec.Logf("copying the repository into the workspace")
 	}
-	lw, err := (&local.Executor{}).Prepare(ctx, spec)
+	lw, err := e.host.Prepare(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -200,6 +237,7 @@ func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executo
 		w.ctr = s.ctr
 		w.dir = path.Join(e.cfg.Workdir, spec.Job)
 		w.tempDir = path.Join(tmpMount, spec.Job)
+		w.user = e.imageUser(ctx, c)
 		if err := w.handOver(ctx); err != nil {
 			return fail(err)
 		}
@@ -212,6 +250,7 @@ func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executo
 		return fail(err)
 	}
 	w.ctr = ctr
+	w.user = e.imageUser(ctx, c)
 	if err := w.handOver(ctx); err != nil {
 		return fail(err)
 	}
@@ -263,12 +302,14 @@ func (e *Executor) share(ctx context.Context, c *cli, spec executors.JobSpec) (*
 // the run this process made is still there: the engine closes executors
 // once every job is done, so any such container is one a runtime made
 // after its client gave up (a Prepare cancelled during a create).
-func (e *Executor) Close(ctx context.Context) error {
+func (e *Executor) Close(ctx context.Context) (err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.cli == nil {
-		return nil
+		return e.host.Close(ctx)
 	}
+	// The host directories go last, once no container of the run is left.
+	defer func() { err = errors.Join(err, e.host.Close(ctx)) }()
 	var errs []error
 	if s := e.shared; s != nil {
 		e.shared = nil

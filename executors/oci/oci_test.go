@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/nixflow/nixflow/compiler"
 	"github.com/nixflow/nixflow/executors"
 	"github.com/nixflow/nixflow/executors/executortest"
+	"github.com/nixflow/nixflow/executors/local"
 	"github.com/nixflow/nixflow/internal/ocitest"
 	"github.com/nixflow/nixflow/internal/testenv"
 )
@@ -490,5 +492,96 @@ func TestDaemonDown(t *testing.T) {
 		if err != nil || c.name != "podman" {
 			t.Errorf("auto with docker down: %v, %v; want podman", c, err)
 		}
+	}
+}
+
+// TestRunSharesSnapshot starts, at once and in one run directory, jobs
+// from the repository on the local executor and on isolated and shared
+// containers: each sees the repository (one snapshot serves them all,
+// taken once), and once every executor is closed no snapshot is left.
+func TestRunSharesSnapshot(t *testing.T) {
+	repo := executortest.MakeRepo(t)
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			t.Parallel()
+			runDir := t.TempDir()
+			runID := "test-snapshot-" + rt + strconv.Itoa(os.Getpid())
+			lx, err := local.New(executors.Params{Environ: os.Environ()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			xs := []executors.Executor{lx, newExecutor(t, rt, compiler.OCIExecutor{}), newExecutor(t, rt, compiler.OCIExecutor{Mode: "shared"})}
+			jobs := []string{"local", "isolated", "shared-a", "shared-b"}
+			wss := make([]executors.Workspace, len(jobs))
+			errs := make([]error, len(jobs))
+			var wg sync.WaitGroup
+			for i, job := range jobs {
+				wg.Go(func() {
+					wss[i], errs[i] = xs[min(i, 2)].Prepare(context.Background(), executors.JobSpec{
+						RunID: runID, RunDir: runDir, Job: job, RepoDir: repo, CopyRepo: true,
+					})
+				})
+			}
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				t.Fatal(err)
+			}
+			for i, ws := range wss {
+				if code, out := run(t, ws, `cat changed.txt; src/main.sh; echo mine > "$J"`, "J="+jobs[i]); code != 0 || out != "new\ncommitted\n" {
+					t.Errorf("%s: exit %d, %q", jobs[i], code, out)
+				}
+			}
+			// What one job wrote, no other sees.
+			for i, ws := range wss {
+				if _, out := run(t, ws, `ls local isolated shared-a shared-b 2>/dev/null || true`); out != jobs[i]+"\n" {
+					t.Errorf("%s sees %q", jobs[i], out)
+				}
+			}
+			for _, ws := range wss {
+				if err := ws.Teardown(context.Background(), false); err != nil {
+					t.Error(err)
+				}
+			}
+			for _, x := range xs {
+				if err := x.(interface{ Close(context.Context) error }).Close(context.Background()); err != nil {
+					t.Error(err)
+				}
+			}
+			if left, _ := os.ReadDir(filepath.Join(runDir, "snapshots")); len(left) > 0 {
+				t.Errorf("snapshots left: %v", left)
+			}
+		})
+	}
+}
+
+// TestImageUser runs steps in an image whose USER is not root, with no
+// user configured: they run as the image's user and can write in the
+// workspace and the temporary directory (the control files).
+func TestImageUser(t *testing.T) {
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			t.Parallel()
+			c, base := needRuntime(t, rt)
+			ctx := context.Background()
+			ref := base + "-user"
+			if rt == "docker" {
+				ref = strings.Replace(base, ":", "-user:", 1)
+			}
+			id, err := c.output(ctx, nil, "create", base, "true")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.output(ctx, nil, "rm", strings.TrimSpace(id))
+			if _, err := c.output(ctx, nil, "commit", "--change", "USER ci", strings.TrimSpace(id), ref); err != nil {
+				t.Fatal(err)
+			}
+			defer c.output(ctx, nil, "image", "rm", "--force", ref)
+			x := newExecutor(t, rt, compiler.OCIExecutor{Image: ref})
+			ws := prepare(t, x, executors.JobSpec{RunID: "test-image-user-" + rt + strconv.Itoa(os.Getpid()), Job: "u"})
+			code, out := run(t, ws, `id -u; echo made > file; echo A=1 >> "$T/env"; cat file`, "T="+ws.TempDir())
+			if code != 0 || out != "1000\nmade\n" {
+				t.Errorf("exit %d, %q", code, out)
+			}
+		})
 	}
 }
