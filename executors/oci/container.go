@@ -94,7 +94,17 @@ func (c *cli) start(ctx context.Context, s startSpec) (*container, error) {
 	}
 	args = append(args, s.options...)
 	args = append(args, s.image, "-c", keepAlive)
-	out, err := c.output(ctx, nil, args...)
+	// The client is not stopped midway: a podman killed during a create
+	// leaves a runtime container (runc's, with its conmon) that no podman
+	// command lists, so that nothing could remove it. A Prepare cancelled
+	// meanwhile waits for the create, a second or so, then removes what
+	// it made.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
+	defer cancel()
+	out, err := c.output(cctx, nil, args...)
+	if err == nil && ctx.Err() != nil {
+		err = fmt.Errorf("%s run: %w", c.name, ctx.Err())
+	}
 	if err != nil {
 		// A container made but not started (a failed mount, no bash)
 		// is still there.
@@ -109,6 +119,10 @@ func (c *cli) start(ctx context.Context, s startSpec) (*container, error) {
 	}
 	return &container{id: id}, nil
 }
+
+// createTimeout bounds the creation of a container, which a cancelled
+// Prepare waits for.
+const createTimeout = 30 * time.Second
 
 // containerName is a fresh container name for job, readable in ps.
 func containerName(job string) string {
