@@ -66,13 +66,31 @@ func (o Overrides) apply(e envMap) {
 
 // ResolveOverrides picks, from nixflow's environment, the variables the
 // plan declares, and combines them with --env-file and --env values.
+// Names every session has (PATH, HOME, LANG, ...: Ambient) are not
+// taken: they describe where nixflow runs, not a value given to the run,
+// and would always win over the workflow's own.
 func ResolveOverrides(p *compiler.Plan, environ []string, files, flags map[string]string) Overrides {
 	declared := p.DeclaredNames()
 	from := map[string]string{}
 	for k, v := range fromList(environ) {
-		if declared[k] {
+		if declared[k] && !Ambient(k) {
 			from[k] = v
 		}
 	}
 	return Overrides{FromEnvironment: from, Files: files, Flags: flags}
+}
+
+// ambientNames are the variables every login session sets; Ambient.
+var ambientNames = map[string]bool{
+	"PATH": true, "HOME": true, "USER": true, "LOGNAME": true, "SHELL": true,
+	"PWD": true, "OLDPWD": true, "SHLVL": true, "HOSTNAME": true, "TERM": true,
+	"TMPDIR": true, "LANG": true, "LANGUAGE": true, "_": true,
+}
+
+// Ambient reports whether name is one that every session sets (PATH,
+// HOME, LANG, LC_ALL, ...): nixflow's own value of it never overrides
+// the workflow's (--env does). The compiled script has the same list
+// (runtime.bash, nf_overrides).
+func Ambient(name string) bool {
+	return ambientNames[name] || strings.HasPrefix(name, "LC_")
 }

@@ -3208,11 +3208,15 @@ nf_parse_args() {
   fi
 }
 
-# nf_overrides: declared names from this host's environment, then
-# --env-file values, then --env values.
+# nf_overrides: declared names from this host's environment (but those
+# every session sets, as actions.Ambient lists them), then --env-file
+# values, then --env values.
 nf_overrides() {
   local name f k kv data
   for name in "${nf_declared[@]}"; do
+    case $name in
+      PATH | HOME | USER | LOGNAME | SHELL | PWD | OLDPWD | SHLVL | HOSTNAME | TERM | TMPDIR | LANG | LANGUAGE | _ | LC_*) continue ;;
+    esac
     [[ -n ${!name+x} ]] && nf_over[$name]=${!name}
   done
   local -a short=()
