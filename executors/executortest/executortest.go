@@ -102,6 +102,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("CopyFile", s.testCopyFile)
 	t.Run("CopyErrors", s.testCopyErrors)
 	t.Run("CopyInTheWay", s.testCopyInTheWay)
+	t.Run("CopyOutHardLinks", s.testCopyOutHardLinks)
 	t.Run("CopyRepo", s.testCopyRepo)
 	t.Run("TempDir", s.testTempDir)
 	t.Run("ControlFilesInOneCopy", s.testControlFiles)
@@ -882,6 +883,28 @@ func (s *suite) testCopyErrors(t *testing.T) {
 	}
 	if err := w.CopyOut(ctx, "../escape", filepath.Join(dir, "z")); err == nil {
 		t.Errorf("CopyOut from %q succeeded", "../escape")
+	}
+}
+
+// testCopyOutHardLinks copies out a tree in which a step gave a file two
+// names: both arrive, each with the data (a tar stream sends the second
+// name as a link to the first).
+func (s *suite) testCopyOutHardLinks(t *testing.T) {
+	w := s.setup(t).prepare("hardlinks")
+	w.mustRun(step{script: `mkdir -p out/sub; echo data > out/a; chmod 640 out/a; ln out/a out/sub/b; ln out/a out/c`})
+	dst := filepath.Join(t.TempDir(), "out")
+	if err := w.CopyOut(context.Background(), "out", dst); err != nil {
+		t.Fatalf("CopyOut: %v", err)
+	}
+	for _, name := range []string{"a", "sub/b", "c"} {
+		b, err := os.ReadFile(filepath.Join(dst, name))
+		if err != nil || string(b) != "data\n" {
+			t.Errorf("%s: %q, %v", name, b, err)
+			continue
+		}
+		if fi, err := os.Stat(filepath.Join(dst, name)); err != nil || fi.Mode().Perm() != 0o640 {
+			t.Errorf("%s: mode %v, %v; want 0640", name, fi.Mode(), err)
+		}
 	}
 }
 

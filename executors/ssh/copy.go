@@ -333,17 +333,10 @@ func extract(r io.Reader, dir, name string, created *bool) error {
 			}
 			*created = true
 		}
-		rel := ""
-		switch {
-		case entry == top:
-		case top == "." && entry != ".." && !strings.HasPrefix(entry, "../"):
-			rel = entry
-		case strings.HasPrefix(entry, top+"/"):
-			rel = strings.TrimPrefix(entry, top+"/")
-		default:
+		target, ok := inTop(top, entry, name)
+		if !ok {
 			return fmt.Errorf("unexpected entry %q in the archive", hdr.Name)
 		}
-		target := path.Join(name, rel)
 		mode := fs.FileMode(hdr.Mode).Perm()
 		if hdr.Mode&0o4000 != 0 {
 			mode |= fs.ModeSetuid
@@ -377,21 +370,23 @@ func extract(r io.Reader, dir, name string, created *bool) error {
 				return err
 			}
 		case tar.TypeReg:
-			if err := replace(root, target); err != nil {
+			if err := writeFile(root, target, tr, mode); err != nil {
 				return err
 			}
-			f, err := root.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		case tar.TypeLink:
+			// A second name of a file tar already sent: a copy of it, as
+			// a copy on this machine makes one of each name.
+			first, ok := inTop(top, strings.TrimSuffix(path.Clean(hdr.Linkname), "/"), name)
+			if !ok {
+				return fmt.Errorf("unexpected link %q to %q in the archive", hdr.Name, hdr.Linkname)
+			}
+			src, err := root.Open(first)
 			if err != nil {
-				return err
+				return fmt.Errorf("second name %q of %q: %w", hdr.Name, hdr.Linkname, err)
 			}
-			_, err = io.Copy(f, tr)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
+			err = writeFile(root, target, src, mode)
+			src.Close()
 			if err != nil {
-				return err
-			}
-			if err := root.Chmod(target, mode); err != nil {
 				return err
 			}
 		}
@@ -402,6 +397,39 @@ func extract(r io.Reader, dir, name string, created *bool) error {
 		}
 	}
 	return nil
+}
+
+// inTop maps an archive entry to its path under name, the destination
+// of top, the archive's first entry; ok is false for an entry outside it.
+func inTop(top, entry, name string) (string, bool) {
+	switch {
+	case entry == top:
+		return name, true
+	case top == "." && entry != ".." && !strings.HasPrefix(entry, "../"):
+		return path.Join(name, entry), true
+	case strings.HasPrefix(entry, top+"/"):
+		return path.Join(name, strings.TrimPrefix(entry, top+"/")), true
+	}
+	return "", false
+}
+
+// writeFile writes what r holds as the file target, with mode.
+func writeFile(root *os.Root, target string, r io.Reader, mode fs.FileMode) error {
+	if err := replace(root, target); err != nil {
+		return err
+	}
+	f, err := root.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return root.Chmod(target, mode)
 }
 
 // replace removes a non-directory at name, so that it can be created anew.
