@@ -271,6 +271,10 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		// Whatever the step wrote to the control files counts, also when
 		// it failed: a later always() step may need it.
 		cerr := jr.readControl()
+		if cerr != nil && r.Stopped {
+			// Why the step was stopped is its reason; this is a detail.
+			e.log.Debug("control files of a stopped step", "job", name, "step", step.Name, "error", cerr)
+		}
 		ev := event.Event{Job: name, Step: step.Name, Event: event.StepEnd, Attempt: attempt, Attempts: max,
 			Duration: timing.Duration(e.now().Sub(t0))}
 		code := r.ExitCode
@@ -278,9 +282,14 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		switch {
 		case err != nil:
 			sr.Status, sr.Reason, sr.infra = event.StatusFailure, fmt.Sprintf("could not run: %v", err), true
-		case cerr != nil:
+		case cerr != nil && errors.Is(cerr, executors.ErrWorkspaceLost):
 			// The host lost after the step: the executor's failure.
-			sr.Status, sr.Reason, sr.infra = event.StatusFailure, cerr.Error(), errors.Is(cerr, executors.ErrWorkspaceLost)
+			sr.Status, sr.Reason, sr.infra = event.StatusFailure, cerr.Error(), true
+		case cerr != nil && e.abort.Err() != nil:
+			// Cut short by a second Ctrl-C.
+			sr.Status, sr.Reason = event.StatusCancelled, "run cancelled"
+		case cerr != nil && !r.Stopped:
+			sr.Status, sr.Reason = event.StatusFailure, cerr.Error()
 		case r.Stopped && reason == "":
 			sr.Status, sr.Reason = event.StatusCancelled, "run cancelled"
 		case r.Stopped:
@@ -394,7 +403,9 @@ func (jr *jobRun) readControl() error {
 	if r, ok := jr.ws.(executors.TempFileReader); ok {
 		return jr.parseControl(r.ReadTempFile)
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(jr.e.abort), time.Minute)
+	// A second Ctrl-C ends the copy: the run is ending, and a host that
+	// stopped answering must not hold it.
+	ctx, cancel := context.WithTimeout(jr.e.abort, time.Minute)
 	defer cancel()
 	// The copy may hold secrets a step exported: it never stays in the run
 	// directory.

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -105,6 +106,9 @@ type conn struct {
 
 	// channels holds a token per session open over the connection.
 	channels chan struct{}
+	// hung is set when nixflow ended the connection because the host
+	// stopped answering (abandon).
+	hung atomic.Bool
 
 	run                          string // the run's directory on the host
 	hasTar, hasSetsid, hasNix, _ bool
@@ -164,9 +168,17 @@ func (h *host) connect(ctx context.Context, spec func(string, ...any)) (*conn, e
 	if h.conn != nil {
 		select {
 		case <-h.conn.exited:
-			err := h.conn.lostError()
-			h.connErr = err
-			return nil, err
+			// A single host is connected to again for the next job (a
+			// network that dropped for a moment); a host of a pool stays
+			// down, and the others take its jobs. A host that then does
+			// not answer is remembered as down.
+			if len(h.e.hosts) > 1 {
+				err := h.conn.lostError()
+				h.connErr = err
+				return nil, err
+			}
+			h.e.log.Info("connecting again", "host", h.t.Where(), "after", h.conn.lostError())
+			h.conn = nil
 		default:
 			return h.conn, nil
 		}
@@ -186,7 +198,7 @@ func (h *host) connect(ctx context.Context, spec func(string, ...any)) (*conn, e
 		h.connMu.Lock()
 		closing := h.conn == nil
 		h.connMu.Unlock()
-		if !closing {
+		if !closing && len(h.e.hosts) > 1 {
 			h.e.markDown(h, c.lostError())
 		}
 	}()
@@ -361,6 +373,9 @@ func (h *host) dialError(lines []string, stderr string) error {
 // lostError is the error of a connection that ended during the run.
 func (c *conn) lostError() error {
 	msg := strings.TrimSpace(c.stderr.String())
+	if c.hung.Load() {
+		msg = fmt.Sprintf("the host stopped answering (a step did not end when killed, and a command got no answer in %v)", pingTimeout)
+	}
 	if msg == "" && c.waitErr != nil {
 		msg = c.waitErr.Error()
 	}
@@ -369,6 +384,32 @@ func (c *conn) lostError() error {
 	}
 	return &downError{where: c.h.t.Where(), err: fmt.Errorf("connection lost: %s", msg), lost: true,
 		hint: "the host went down or the network dropped: the jobs that were running there failed (or start again on another host of the pool, where the step has retry), the others go elsewhere"}
+}
+
+// pingTimeout bounds the answer to ping.
+const pingTimeout = 5 * time.Second
+
+// ping runs a command that does nothing on the host, and fails when the
+// host does not answer within pingTimeout.
+func (c *conn) ping() error {
+	ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
+	defer cancel()
+	if err := c.acquire(ctx); err != nil {
+		return err
+	}
+	defer c.release()
+	cmd := c.command(ctx, "true")
+	// A client killed at the deadline has nothing to say.
+	cmd.WaitDelay = 100 * time.Millisecond
+	return cmd.Run()
+}
+
+// abandon ends a connection that hangs: its master at once, so that
+// whatever waits on it fails as lost.
+func (c *conn) abandon() {
+	c.hung.Store(true)
+	c.kill()
+	<-c.exited
 }
 
 // kill ends the master process at once.

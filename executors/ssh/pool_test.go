@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -257,5 +258,141 @@ func TestPoolHostDown(t *testing.T) {
 	}
 	if err := w3.Teardown(ctx, false); err != nil {
 		t.Error(err)
+	}
+}
+
+// waitForFile waits for a step to write file, a line.
+func waitForFile(t *testing.T, file string) {
+	t.Helper()
+	for i := 0; ; i++ {
+		if b, err := os.ReadFile(file); err == nil && strings.HasSuffix(string(b), "\n") {
+			return
+		}
+		if i > 1500 {
+			t.Fatalf("the step did not write %s", file)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSingleHostConnectsAgain drops the connection to a single host
+// during a step (its sessions die, the host stays up): the step's
+// workspace is lost, and the next job connects again and runs. Once the
+// host is down for good, jobs fail at once.
+func TestSingleHostConnectsAgain(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	ex, err := ssh.NewForTarget(target(t, s), params(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close(context.Background())
+	ctx := context.Background()
+	spec := func(job string) executors.JobSpec {
+		return executors.JobSpec{RunID: "test", Job: job, RunDir: t.TempDir()}
+	}
+	w1, err := ex.Prepare(ctx, spec("j1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := runStep(w1, ctx, `echo started > started; sleep 1000`)
+		done <- err
+	}()
+	waitForFile(t, filepath.Join(w1.Dir(), "started"))
+	if err := sshdtest.KillSessions(s.Addr, s.Port); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, executors.ErrWorkspaceLost) {
+			t.Errorf("the step whose connection dropped: %v, want executors.ErrWorkspaceLost", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after its connection dropped")
+	}
+	w1.Teardown(ctx, false)
+	w2, err := ex.Prepare(ctx, spec("j2"))
+	if err != nil {
+		t.Fatalf("the next job on the host that is still up: %v", err)
+	}
+	if _, out, err := runStep(w2, ctx, `echo again`); err != nil || out != "again\n" {
+		t.Errorf("step on the new connection: %q, %v", out, err)
+	}
+	if err := w2.Teardown(ctx, false); err != nil {
+		t.Error(err)
+	}
+	if err := s.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	for _, job := range []string{"j3", "j4"} {
+		start := time.Now()
+		if _, err := ex.Prepare(ctx, spec(job)); err == nil {
+			t.Errorf("%s prepared on a host that is down", job)
+		} else if job == "j4" && time.Since(start) > time.Second {
+			t.Errorf("%s took %v to fail on a host known to be down", job, time.Since(start))
+		}
+	}
+}
+
+// TestHungConnectionEnds makes the connection hang during a step (the
+// host's session stopped, as in a network partition) and stops the step:
+// Run does not wait for ssh to notice (a minute), it ends the connection
+// and reports the workspace lost, and what follows fails at once.
+func TestHungConnectionEnds(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	tg := target(t, s)
+	ex, err := ssh.NewForTarget(tg, params(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close(context.Background())
+	w, err := ex.Prepare(context.Background(), executors.JobSpec{RunID: "test", Job: "hang", RunDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := runStep(w, ctx, `echo started > started; sleep 1000`)
+		done <- err
+	}()
+	waitForFile(t, filepath.Join(w.Dir(), "started"))
+	if _, err := sshdtest.SignalSessions(s.Addr, s.Port, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	// The sessions go on once the test is done, and clean up.
+	defer sshdtest.SignalSessions(s.Addr, s.Port, syscall.SIGCONT)
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, executors.ErrWorkspaceLost) {
+			t.Errorf("Run on a hung connection: %v, want executors.ErrWorkspaceLost", err)
+		}
+		t.Logf("Run returned after %v: %v", time.Since(start), err)
+	case <-time.After(40 * time.Second):
+		t.Fatal("Run did not return on a hung connection")
+	}
+	start = time.Now()
+	if err := w.CopyOut(context.Background(), w.TempDir(), filepath.Join(t.TempDir(), "ctl")); !errors.Is(err, executors.ErrWorkspaceLost) {
+		t.Errorf("CopyOut after: %v, want executors.ErrWorkspaceLost", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("CopyOut after took %v", d)
+	}
+	w.Teardown(context.Background(), false)
+	// Let the host go on: its side of the run sees the connection gone
+	// and removes what it made (target's cleanup checks).
+	if _, err := sshdtest.SignalSessions(s.Addr, s.Port, syscall.SIGCONT); err != nil {
+		t.Log(err)
+	}
+	for i := 0; i < 150; i++ {
+		if left, _ := os.ReadDir(tg.Workdir); len(left) == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

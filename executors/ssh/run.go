@@ -62,10 +62,21 @@ func (w *workspace) run(ctx context.Context, cmd executors.Command, dir string) 
 		close(exited)
 	}()
 
-	stopped := executors.WaitOrStop(ctx, exited, cmd, func(sig executors.Signals) { w.stop(ctlc, exited, sig, c) })
+	var forced bool // set by stop before exited is closed
+	stopped := executors.WaitOrStop(ctx, exited, cmd, func(sig executors.Signals) { forced = w.stop(ctlc, exited, sig, c) })
 	<-exited
 	ctlc.close()
 	release()
+	if forced {
+		// The step's session did not end when told to: if the host does
+		// not answer either, the connection hangs (a network partition).
+		// Ending it now makes what follows (the control files, the
+		// teardown) fail at once rather than wait for ssh to notice.
+		if err := w.c.ping(); err != nil {
+			w.c.abandon()
+			return executors.Result{ExitCode: -1, Stopped: stopped}, w.c.lostError()
+		}
+	}
 
 	res := executors.Result{Stopped: stopped}
 	code, ok := exitStatus(waitErr)
@@ -130,8 +141,8 @@ func lastLine(s string) string {
 // stop sends the escalation as control lines, waiting the graces for the
 // step's session to end; in the last resort it closes the channel's
 // standard input (step.sh stops the step on its own) and kills the
-// client.
-func (w *workspace) stop(ctl *control, exited <-chan struct{}, sig executors.Signals, c *exec.Cmd) {
+// client, and reports that it had to.
+func (w *workspace) stop(ctl *control, exited <-chan struct{}, sig executors.Signals, c *exec.Cmd) (forced bool) {
 	// wait waits up to d for the step to end; a closed hurry (a second
 	// Ctrl-C) ends the wait as its deadline does.
 	wait := func(d time.Duration, hurry <-chan struct{}) bool {
@@ -154,22 +165,22 @@ func (w *workspace) stop(ctl *control, exited <-chan struct{}, sig executors.Sig
 	if sig.FirstSignalInterrupt {
 		ctl.send("INT\n")
 		if wait(sig.InterruptGrace, sig.Hurry) {
-			return
+			return false
 		}
 	}
 	ctl.send("TERM\n")
 	if wait(sig.TerminateGrace, sig.Hurry) {
-		return
+		return false
 	}
 	ctl.send("KILL\n")
 	if wait(killTimeout, nil) {
-		return
+		return false
 	}
 	ctl.close()
-	if wait(clientGrace, nil) {
-		return
+	if !wait(clientGrace, nil) {
+		_ = c.Process.Kill()
 	}
-	_ = c.Process.Kill()
+	return true
 }
 
 // control writes to a step's channel, one write at a time.

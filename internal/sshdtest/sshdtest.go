@@ -371,20 +371,33 @@ func (s *Server) Kill() error {
 // addr:port (found with ss), as a machine that dies takes its sessions
 // with it: a stopped sshd leaves them running.
 func KillSessions(addr string, port int) error {
-	out, err := exec.Command("ss", "-Htnp", "state", "established", "src", net.JoinHostPort(addr, strconv.Itoa(port))).Output()
+	_, err := SignalSessions(addr, port, syscall.SIGKILL)
+	return err
+}
+
+// SignalSessions sends sig to the server side of every connection
+// established to addr:port: SIGSTOP makes a connection hang as a network
+// partition would (SIGCONT ends that). It returns how many processes
+// it signalled.
+func SignalSessions(addr string, port int, sig syscall.Signal) (int, error) {
+	// Every state: a connection whose client is gone waits in
+	// close-wait for its stopped server side.
+	out, err := exec.Command("ss", "-Htnp", "state", "connected", "src", net.JoinHostPort(addr, strconv.Itoa(port))).Output()
 	if err != nil {
-		return fmt.Errorf("ss: %w", err)
+		return 0, fmt.Errorf("ss: %w", err)
 	}
+	n := 0
 	for _, f := range strings.Fields(string(out)) {
 		for _, part := range strings.Split(f, ",") {
 			if v, ok := strings.CutPrefix(part, "pid="); ok {
 				if pid, err := strconv.Atoi(v); err == nil && pid > 1 {
-					_ = syscall.Kill(pid, syscall.SIGKILL)
+					_ = syscall.Kill(pid, sig)
+					n++
 				}
 			}
 		}
 	}
-	return nil
+	return n, nil
 }
 
 // NixHost returns the options of a host with a Nix store of its own,
