@@ -283,7 +283,7 @@ func (h *host) dial(ctx context.Context) (*conn, error) {
 	case <-timer.C:
 		c.kill()
 		return nil, &downError{where: h.t.Where(), err: fmt.Errorf("no answer after %v", connectTimeout),
-			hint: "check that the host is up and that sshd answers: ssh " + h.t.Where() + " true"}
+			hint: "check that the host is up and that sshd answers: " + h.t.manual() + " true"}
 	}
 	if rep.err != nil {
 		c.kill()
@@ -351,21 +351,25 @@ func (h *host) dialError(lines []string, stderr string) error {
 	if last == "" {
 		d.err = errors.New("the connection ended before the host answered")
 	}
+	manual := h.t.manual()
 	switch {
-	case strings.Contains(msg, "REMOTE HOST IDENTIFICATION HAS CHANGED"), strings.Contains(msg, "Host key verification failed"):
+	case strings.Contains(msg, "REMOTE HOST IDENTIFICATION HAS CHANGED"):
+		d.err = errors.New("host key verification failed: the host's key changed")
+		d.hint = "the key differs from the one known_hosts holds for " + h.t.knownHostsName() + ": someone may be in the middle, or the host was reinstalled; check the key with its owner, then replace it (ssh-keygen -R '" + h.t.knownHostsName() + "'; " + manual + ")"
+	case strings.Contains(msg, "Host key verification failed"):
 		d.err = errors.New("host key verification failed")
-		d.hint = "the host's key is not the one in known_hosts (or is not there): check it, then fix known_hosts (ssh-keygen -R " + h.t.Host + "; ssh " + where + ")"
+		d.hint = "known_hosts holds no key for " + h.t.knownHostsName() + ": check the host's key, then record it (" + manual + ")"
 	case strings.Contains(msg, "Permission denied"), strings.Contains(msg, "Too many authentication failures"):
-		d.hint = "the host refused every key: check user, identityFile and your agent (ssh -v " + where + ")"
+		d.hint = "the host refused every key: check user, identityFile and your agent (" + strings.Replace(manual, "ssh ", "ssh -v ", 1) + ")"
 	case strings.Contains(msg, "Connection refused"), strings.Contains(msg, "timed out"),
 		strings.Contains(msg, "No route to host"), strings.Contains(msg, "Network is unreachable"),
 		strings.Contains(msg, "Could not resolve"), strings.Contains(msg, "Name or service not known"):
-		d.hint = "check the host name, port and that sshd runs there (ssh " + where + " true)"
+		d.hint = "check the host name, port and that sshd runs there (" + manual + " true)"
 	case strings.Contains(msg, "bash") && (strings.Contains(msg, "not found") || strings.Contains(msg, "No such file")):
 		d.err = errors.New("bash is not installed")
 		d.hint = "steps run with bash: install it on the host"
 	default:
-		d.hint = "try ssh " + where + " true"
+		d.hint = "try " + manual + " true"
 	}
 	return d
 }

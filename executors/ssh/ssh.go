@@ -67,10 +67,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
+	"mvdan.cc/sh/v3/syntax"
 
 	"github.com/nixflow/nixflow/compiler"
 	"github.com/nixflow/nixflow/executors"
@@ -109,6 +111,37 @@ type Target struct {
 func (t Target) Where() string {
 	if t.User != "" {
 		return t.User + "@" + t.Host
+	}
+	return t.Host
+}
+
+// manual is the ssh command that reaches the target as nixflow does,
+// for hints: with its port and identity file.
+func (t Target) manual() string {
+	cmd := "ssh"
+	if t.Port != 0 && t.Port != 22 {
+		cmd += " -p " + strconv.Itoa(t.Port)
+	}
+	if t.IdentityFile != "" {
+		cmd += " -i " + hintQuote(t.IdentityFile)
+	}
+	return cmd + " " + hintQuote(t.Where())
+}
+
+// hintQuote quotes a word of a command a hint shows, only where the shell
+// needs it.
+func hintQuote(s string) string {
+	if q, err := syntax.Quote(s, syntax.LangBash); err == nil {
+		return q
+	}
+	return shellQuote(s)
+}
+
+// knownHostsName is the target's name in known_hosts: [host]:port for a
+// port other than 22.
+func (t Target) knownHostsName() string {
+	if t.Port != 0 && t.Port != 22 {
+		return "[" + t.Host + "]:" + strconv.Itoa(t.Port)
 	}
 	return t.Host
 }

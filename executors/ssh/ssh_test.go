@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -261,8 +262,20 @@ func TestHostKeyMismatch(t *testing.T) {
 	}
 	defer ex.Close(context.Background())
 	_, err = ex.Prepare(context.Background(), executors.JobSpec{RunID: "test", Job: "j", RunDir: t.TempDir()})
-	if err == nil || !strings.Contains(err.Error(), "host key verification failed") || !strings.Contains(err.Error(), "hint: the host's key is not the one in known_hosts") {
-		t.Errorf("Prepare with a wrong host key: %v", err)
+	// The hint's commands name the host as known_hosts and ssh need it,
+	// with its port and key: they work as given.
+	name := fmt.Sprintf("[%s]:%d", s.Addr, s.Port)
+	for _, want := range []string{
+		"host key verification failed: the host's key changed",
+		"hint: the key differs from the one known_hosts holds for " + name + ": someone may be in the middle",
+		"ssh-keygen -R '" + name + "'; ssh -p " + strconv.Itoa(s.Port) + " -i " + s.Key + " " + tg.User + "@" + s.Addr + ")",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Prepare with a wrong host key: %v\nwant it to say %q", err, want)
+		}
+	}
+	if out, kerr := exec.Command("ssh-keygen", "-R", name, "-f", known).CombinedOutput(); kerr != nil || !strings.Contains(string(out), "updated") {
+		t.Errorf("ssh-keygen -R %s as the hint says: %v, %s", name, kerr, out)
 	}
 }
 
