@@ -205,8 +205,9 @@ func (a *app) run(args []string, f *runFlags) error {
 	output.WriteGroups(a.stdout, g, opts.RunDir, jobOutcomes(res))
 	writeSummary(summaryOut, res, opts.Masker, a.colorful(summaryOut) && format != output.FormatSimple)
 	writeInstances(summaryOut, opts.RunDir)
-	if f.keepWorkspace {
-		fmt.Fprintf(summaryOut, "workspaces: kept in %s\n", filepath.Join(opts.RunDir, "jobs"))
+	if dir := filepath.Join(opts.RunDir, "jobs"); f.keepWorkspace && !emptyDir(dir) {
+		// Workspaces on other machines are named by their jobs' lines.
+		fmt.Fprintf(summaryOut, "workspaces: kept in %s\n", dir)
 	}
 	// What the run leaves (reports, artifacts) is all written that can
 	// be: one that fails stops none of the others.
@@ -486,4 +487,10 @@ func jobOutcomes(res *actions.Result) []output.JobOutcome {
 		jobs[i] = output.JobOutcome{Job: j.Job, Status: j.Status, Allowed: j.Allowed, Reason: j.Reason}
 	}
 	return jobs
+}
+
+// emptyDir reports whether dir holds nothing (or is not there).
+func emptyDir(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	return err != nil || len(entries) == 0
 }
