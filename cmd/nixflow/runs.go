@@ -220,8 +220,21 @@ whose nixflow is still running is never removed. Also remove the containers
 			if err != nil {
 				return infraError(err)
 			}
+			var errs []error
+			// Containers of runs whose nixflow was killed (SIGKILL, a
+			// crash) are left running, their owner gone: they go first,
+			// as they may hold their run's workspaces.
+			if !dryRun {
+				n, err := oci.Sweep(cmd.Context(), a.environ)
+				if n > 0 {
+					fmt.Fprintf(a.stdout, "removed %s of runs that are gone\n", plural(n, "container", "containers"))
+				}
+				if err != nil {
+					errs = append(errs, fmt.Errorf("remove containers of runs that are gone: %w", err))
+				}
+			}
 			now := time.Now()
-			removed := 0
+			removed, failed := 0, 0
 			for i, id := range ids {
 				old := i < len(ids)-keep
 				if olderThan > 0 && !old {
@@ -240,8 +253,12 @@ whose nixflow is still running is never removed. Also remove the containers
 					fmt.Fprintf(a.stdout, "would remove %s\n", id)
 					continue
 				}
+				// One run that cannot be removed stops neither the others
+				// nor the rest of gc.
 				if err := removeTree(filepath.Join(dir, id)); err != nil {
-					return infraError(fmt.Errorf("remove run %s: %w", id, err))
+					errs = append(errs, fmt.Errorf("remove run %s: %w", id, err))
+					failed++
+					continue
 				}
 				removed++
 			}
@@ -249,23 +266,20 @@ whose nixflow is still running is never removed. Also remove the containers
 				return nil
 			}
 			fmt.Fprintf(a.stdout, "removed %s, kept %d\n", plural(removed, "run", "runs"), len(ids)-removed)
-			// Containers of runs whose nixflow was killed (SIGKILL, a
-			// crash) are left running: their owner is gone.
-			n, err := oci.Sweep(cmd.Context(), a.environ)
-			if n > 0 {
-				fmt.Fprintf(a.stdout, "removed %s of runs that are gone\n", plural(n, "container", "containers"))
-			}
-			if err != nil {
-				return infraError(fmt.Errorf("remove containers of runs that are gone: %w", err))
-			}
 			// Then the images assembled from deps' closures that no
 			// container uses any more.
-			n, err = oci.PruneClosureImages(cmd.Context(), a.environ, oci.ClosureImageAge)
+			n, err := oci.PruneClosureImages(cmd.Context(), a.environ, oci.ClosureImageAge)
 			if n > 0 {
 				fmt.Fprintf(a.stdout, "removed %s unused for an hour\n", plural(n, "closure image", "closure images"))
 			}
 			if err != nil {
-				return infraError(fmt.Errorf("remove unused closure images: %w", err))
+				errs = append(errs, fmt.Errorf("remove unused closure images: %w", err))
+			}
+			if failed > 0 && os.Getuid() != 0 {
+				return infraError(errors.Join(errs...), "a container may have left files of root's in a run (docker as a user, and nixflow killed): remove them as root (sudo rm -rf RUN_DIR)")
+			}
+			if len(errs) > 0 {
+				return infraError(errors.Join(errs...))
 			}
 			return nil
 		},

@@ -68,8 +68,16 @@ func labels(runID, job string) []string {
 	}
 }
 
+// hostname is where nixflow runs, as the LabelHost label says it: the
+// host name, and the PID namespace (where /proc tells it), so that the
+// owner pid of a container is looked for only where it is meaningful. A
+// nixflow in a CI runner's container, with the host's docker socket and
+// host name, has containers another nixflow's sweep must leave alone.
 func hostname() string {
 	h, _ := os.Hostname()
+	if ns, err := os.Readlink("/proc/self/ns/pid"); err == nil {
+		h += " " + ns
+	}
 	return h
 }
 

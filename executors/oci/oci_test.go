@@ -354,9 +354,9 @@ func TestSweep(t *testing.T) {
 				t.Fatal(err)
 			}
 			runID := "test-sweep-" + rt + strconv.Itoa(os.Getpid())
-			mk := func(pid int) string {
+			mk := func(pid int, host string) string {
 				out, err := c.output(context.Background(), nil, "create", "--label", LabelRun+"="+runID,
-					"--label", LabelOwnerPID+"="+strconv.Itoa(pid), "--label", LabelHost+"="+hostname(), ref, "true")
+					"--label", LabelOwnerPID+"="+strconv.Itoa(pid), "--label", LabelHost+"="+host, ref, "true")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -364,15 +364,25 @@ func TestSweep(t *testing.T) {
 				t.Cleanup(func() { c.remove(context.Background(), id) })
 				return id
 			}
-			gone := mk(dead.Process.Pid)
-			live := mk(os.Getpid())
+			gone := mk(dead.Process.Pid, hostname())
+			live := mk(os.Getpid(), hostname())
+			// A nixflow of another PID namespace with this host name (in a
+			// CI runner's container): its pid means nothing here.
+			h, _ := os.Hostname()
+			other := mk(dead.Process.Pid, h+" pid:[1]")
 			// What `nixflow gc` does: every runtime, every run.
 			if _, err := Sweep(context.Background(), nil); err != nil {
 				t.Fatal(err)
 			}
 			ids := containersOf(t, c, runID)
-			if len(ids) != 1 || !strings.HasPrefix(live, ids[0]) {
-				t.Errorf("after the sweep: %v, want only %s (not %s)", ids, live, gone)
+			if len(ids) != 2 {
+				t.Fatalf("after the sweep: %v, want %s and %s (not %s)", ids, live, other, gone)
+			}
+			slices.Sort(ids)
+			want := []string{live[:len(ids[0])], other[:len(ids[0])]}
+			slices.Sort(want)
+			if !slices.Equal(ids, want) {
+				t.Errorf("after the sweep: %v, want %v (not %s)", ids, want, gone)
 			}
 		})
 	}
