@@ -530,12 +530,18 @@ func (s *suite) testExitCodes(t *testing.T) {
 		{"false", 1},
 		{"kill -TERM $$", 143},
 		{"kill -KILL $$", 137},
+		{"kill -SEGV $$", 139},
 		{"no-such-command-nixflow", 127},
 		{"echo 'echo x' > noexec.sh; chmod 644 noexec.sh; ./noexec.sh", 126},
 	} {
 		r := w.run(step{script: c.script})
 		if r.ExitCode != c.want {
 			t.Errorf("Run(%q): exit status %d, want %d", c.script, r.ExitCode, c.want)
+		}
+		// A step killed by a signal has nothing to say: no shell of the
+		// backend's may speak for it ("Terminated", "Segmentation fault").
+		if strings.HasPrefix(c.script, "kill") && (r.stdout != "" || r.stderr != "") {
+			t.Errorf("Run(%q): output %q, %q; want none", c.script, r.stdout, r.stderr)
 		}
 	}
 }

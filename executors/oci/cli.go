@@ -65,6 +65,12 @@ func probe(ctx context.Context, name string, env []string) (*cli, error) {
 	if err != nil {
 		return nil, err
 	}
+	if name == "docker" && strings.TrimSpace(out) == "" {
+		// docker info exits 0 with no server when DOCKER_HOST names
+		// something that is not a docker daemon.
+		return nil, &cliError{runtime: name, args: []string{"info"}, stderr: "no docker daemon answers (docker info names no server version)",
+			err: errors.New("no server")}
+	}
 	c.rootless = name == "podman" && strings.TrimSpace(out) == "true"
 	return c, nil
 }
@@ -143,7 +149,7 @@ func (e *cliError) hint() string {
 	case strings.Contains(m, "error mounting") || strings.Contains(m, "invalid mount") || strings.Contains(m, "bind source path does not exist") ||
 		strings.Contains(m, "statfs") || strings.Contains(m, "mount"):
 		return "check the executor's volumes: each host path must exist (HOST:CONTAINER[:ro])"
-	case strings.Contains(m, "executable file not found") || strings.Contains(m, "no such file or directory"):
+	case strings.Contains(m, "executable file not found") || strings.Contains(m, "no such file or directory") && strings.Contains(m, "bash"):
 		return "the image needs bash on its PATH (nixflow runs every step with bash); use an image with bash, or no image and deps that include bash"
 	}
 	return ""
@@ -194,7 +200,11 @@ func (c *cli) ensureImage(ctx context.Context, image string, log interface {
 		var ce *cliError
 		msg := perr.Error()
 		if errors.As(perr, &ce) {
-			msg = strings.SplitN(ce.stderr, "\n", 2)[0]
+			// The last line: podman's first ones are its retries.
+			msg = ce.stderr
+			if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
+				msg = msg[i+1:]
+			}
 		}
 		return fmt.Errorf("image %q is not on this machine and could not be pulled (%s); hint: load it with `%s load -i FILE.tar`, or make one with `%s import ROOTFS.tar %s`",
 			image, msg, c.name, c.name, image)

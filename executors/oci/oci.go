@@ -339,6 +339,9 @@ func (e *Executor) Close(ctx context.Context) (err error) {
 // create makes and starts a container for spec, mounting mounts, the
 // closure of spec.StorePaths and the configured volumes.
 func (e *Executor) create(ctx context.Context, c *cli, spec executors.JobSpec, job string, mounts []mount) (*container, error) {
+	if err := checkVolumes(e.cfg.Volumes); err != nil {
+		return nil, err
+	}
 	image := e.cfg.Image
 	var closure []string
 	if len(spec.StorePaths) > 0 {
@@ -378,4 +381,20 @@ func (e *Executor) create(ctx context.Context, c *cli, spec executors.JobSpec, j
 		ctr, err = c.start(ctx, ss)
 	}
 	return ctr, err
+}
+
+// checkVolumes refuses a volume whose host path is not there: docker
+// would make it, an empty directory of root's, and the job would run
+// without what it was to see (podman refuses it, less clearly).
+func checkVolumes(volumes []string) error {
+	for _, v := range volumes {
+		src, _, _ := strings.Cut(v, ":")
+		if !strings.HasPrefix(src, "/") {
+			continue // a named volume
+		}
+		if _, err := os.Stat(src); err != nil {
+			return fmt.Errorf("volume %q: %w; hint: create it on this machine, or fix the path", v, err)
+		}
+	}
+	return nil
 }

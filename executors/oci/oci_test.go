@@ -6,7 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -390,6 +393,12 @@ func TestSweep(t *testing.T) {
 
 // TestErrors checks the executor failures a user can meet, with hints.
 func TestErrors(t *testing.T) {
+	missingVolume := filepath.Join(t.TempDir(), "none", "sub")
+	t.Cleanup(func() { // after the parallel subtests
+		if _, err := os.Stat(missingVolume); err == nil {
+			t.Errorf("a missing volume's host path was made: %s", missingVolume)
+		}
+	})
 	for _, rt := range runtimes {
 		t.Run(rt, func(t *testing.T) {
 			t.Parallel()
@@ -403,6 +412,8 @@ func TestErrors(t *testing.T) {
 				{"no bash", compiler.OCIExecutor{Options: []string{"--env", "PATH=/nowhere"}}, "hint: the image needs bash"},
 				{"bad mount", compiler.OCIExecutor{Options: []string{"--mount", "type=bind,source=" + filepath.Join(t.TempDir(), "none") + ",target=/x"}}, "hint: check the executor's volumes"},
 				{"no image, no deps", compiler.OCIExecutor{Image: "-"}, "no image given and the steps have no Nix deps"},
+				// docker would make the missing directory (root's, empty).
+				{"missing volume", compiler.OCIExecutor{Volumes: []string{missingVolume + ":/cache"}}, "volume \"" + missingVolume + ":/cache\": stat " + missingVolume + ": no such file or directory"},
 			} {
 				x := newExecutor(t, rt, c.cfg)
 				ws, err := x.Prepare(context.Background(), executors.JobSpec{RunID: "test-errors", RunDir: t.TempDir(), Job: "e"})
@@ -593,5 +604,38 @@ func TestImageUser(t *testing.T) {
 				t.Errorf("exit %d, %q", code, out)
 			}
 		})
+	}
+}
+
+// TestMissingWorkdir runs a step in a directory that is not there: the
+// error says why the runtime could not start it (docker says so on
+// standard output, podman on standard error).
+func TestMissingWorkdir(t *testing.T) {
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			t.Parallel()
+			x := newExecutor(t, rt, compiler.OCIExecutor{})
+			ws := prepare(t, x, executors.JobSpec{RunID: "test-workdir-" + rt + strconv.Itoa(os.Getpid()), Job: "wd"})
+			_, err := ws.Run(context.Background(), executors.Command{
+				Argv: []string{"bash", "-c", "true"}, Dir: "no/such/dir",
+				Stdout: io.Discard, Stderr: io.Discard,
+			})
+			if err == nil || !strings.Contains(err.Error(), "no/such/dir") {
+				t.Errorf("Run in a missing directory: %v; want the directory named", err)
+			}
+		})
+	}
+}
+
+// TestProbeNotADaemon points docker at an HTTP server that is not a
+// docker daemon: docker info exits 0 with no server version, and auto
+// must not take it for a docker that answers.
+func TestProbeNotADaemon(t *testing.T) {
+	testenv.NeedCommand(t, "docker", "docker")
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	env := append(os.Environ(), "DOCKER_HOST=tcp://"+strings.TrimPrefix(srv.URL, "http://"))
+	if _, err := probe(context.Background(), "docker", env); err == nil || !strings.Contains(err.Error(), "no docker daemon answers") {
+		t.Errorf("probe of a server that is not docker: %v", err)
 	}
 }

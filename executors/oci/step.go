@@ -74,8 +74,13 @@ eval "$__nixflow_env"; unset __nixflow_env
 __nixflow_c=$1; shift
 __nixflow_stopped=
 trap __nixflow_stopped=1 INT TERM HUP
-"$@" </dev/null
+# The step writes to the real stderr (fd 3); this shell's own word on a
+# step killed by a signal ("Terminated", "Segmentation fault") goes
+# nowhere: the exit status says it.
+exec 3>&2 2>/dev/null
+"$@" </dev/null 2>&3 3>&-
 __nixflow_rc=$?
+exec 2>&3 3>&-
 if [ -z "$__nixflow_stopped" ]; then
   reap() {
 ` + reapScript + `
@@ -136,11 +141,14 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	pidc := make(chan int, 1)
 	outErr := make(chan error, 2)
 	var errText strings.Builder // the client's own complaint, if the step never started
+	var outText strings.Builder // the same, where docker says it: on stdout
 	go func() {
 		br := bufio.NewReaderSize(stdout, 64<<10)
 		line, err := br.ReadString('\n')
 		pid, perr := strconv.Atoi(strings.TrimSpace(line))
 		if err != nil || perr != nil || pid <= 0 {
+			outText.WriteString(line)
+			_, _ = io.Copy(&outText, io.LimitReader(br, 4<<10))
 			pidc <- 0
 			_, _ = io.Copy(io.Discard, br)
 			outErr <- nil
@@ -175,6 +183,9 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	if pid == 0 {
 		err := <-waitc
 		msg := strings.TrimSpace(errText.String())
+		if msg == "" {
+			msg = strings.TrimSpace(outText.String())
+		}
 		if msg == "" && err != nil {
 			msg = err.Error()
 		}
