@@ -639,3 +639,45 @@ func TestProbeNotADaemon(t *testing.T) {
 		t.Errorf("probe of a server that is not docker: %v", err)
 	}
 }
+
+// TestContainerKilled kills a job's container during a step: the
+// workspace is lost (an executor failure, which the engine may retry
+// elsewhere), not a step that exited 137.
+func TestContainerKilled(t *testing.T) {
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			t.Parallel()
+			c, _ := needRuntime(t, rt)
+			x := newExecutor(t, rt, compiler.OCIExecutor{})
+			ws := prepare(t, x, executors.JobSpec{RunID: "test-killed-" + rt + strconv.Itoa(os.Getpid()), Job: "k"})
+			done := make(chan error, 1)
+			go func() {
+				_, err := ws.Run(context.Background(), executors.Command{
+					Argv: []string{"bash", "-c", "echo started > started; sleep 100"}, Stdout: io.Discard, Stderr: io.Discard,
+				})
+				done <- err
+			}()
+			host := ws.(*workspace).hostDir
+			for i := 0; ; i++ {
+				if _, err := os.Stat(filepath.Join(host, "started")); err == nil {
+					break
+				}
+				if i > 1500 {
+					t.Fatal("the step did not start")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if _, err := c.output(context.Background(), nil, "kill", ws.(*workspace).ctr.id); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-done:
+				if !errors.Is(err, executors.ErrWorkspaceLost) {
+					t.Errorf("Run in a killed container: %v, want executors.ErrWorkspaceLost", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("Run did not return")
+			}
+		})
+	}
+}

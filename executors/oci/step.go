@@ -208,7 +208,32 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	if errors.As(werr, &oerr) {
 		return res, oerr
 	}
+	if !stopped && (res.ExitCode > 128 || res.ExitCode < 0) && !w.running() {
+		// Killed with its container (docker kill, the daemon restarted,
+		// out of memory): the workspace is gone, not the step's doing.
+		return res, fmt.Errorf("run: the %s container %s is no longer running: %w", w.cli.name, shortID(w.ctr.id), executors.ErrWorkspaceLost)
+	}
 	return res, nil
+}
+
+// running reports whether the workspace's container still runs; one it
+// cannot ask about counts as running.
+func (w *workspace) running() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := w.cli.output(ctx, nil, "container", "inspect", "--format", "{{.State.Running}}", w.ctr.id)
+	if err != nil {
+		return !notFound(err)
+	}
+	return strings.TrimSpace(out) != "false"
+}
+
+// shortID is a container id as ps shows it.
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }
 
 // stop runs the signal escalation against the step's process group pid,

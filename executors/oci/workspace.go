@@ -44,11 +44,7 @@ func (w *workspace) TempDir() string { return w.tempDir }
 
 // Where names the container.
 func (w *workspace) Where() string {
-	id := w.ctr.id
-	if len(id) > 12 {
-		id = id[:12]
-	}
-	return w.cli.name + " container " + id
+	return w.cli.name + " container " + shortID(w.ctr.id)
 }
 
 // begin registers an operation; it fails once the workspace was torn down.
