@@ -657,16 +657,7 @@ func TestContainerKilled(t *testing.T) {
 				})
 				done <- err
 			}()
-			host := ws.(*workspace).hostDir
-			for i := 0; ; i++ {
-				if _, err := os.Stat(filepath.Join(host, "started")); err == nil {
-					break
-				}
-				if i > 1500 {
-					t.Fatal("the step did not start")
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			testenv.WaitForFile(t, filepath.Join(ws.(*workspace).hostDir, "started"))
 			if _, err := c.output(context.Background(), nil, "kill", ws.(*workspace).ctr.id); err != nil {
 				t.Fatal(err)
 			}

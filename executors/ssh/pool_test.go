@@ -261,20 +261,6 @@ func TestPoolHostDown(t *testing.T) {
 	}
 }
 
-// waitForFile waits for a step to write file, a line.
-func waitForFile(t *testing.T, file string) {
-	t.Helper()
-	for i := 0; ; i++ {
-		if b, err := os.ReadFile(file); err == nil && strings.HasSuffix(string(b), "\n") {
-			return
-		}
-		if i > 1500 {
-			t.Fatalf("the step did not write %s", file)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestSingleHostConnectsAgain drops the connection to a single host
 // during a step (its sessions die, the host stays up): the step's
 // workspace is lost, and the next job connects again and runs. Once the
@@ -300,7 +286,7 @@ func TestSingleHostConnectsAgain(t *testing.T) {
 		_, _, err := runStep(w1, ctx, `echo started > started; sleep 1000`)
 		done <- err
 	}()
-	waitForFile(t, filepath.Join(w1.Dir(), "started"))
+	testenv.WaitForFile(t, filepath.Join(w1.Dir(), "started"))
 	if err := sshdtest.KillSessions(s.Addr, s.Port); err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +345,7 @@ func TestHungConnectionEnds(t *testing.T) {
 		_, _, err := runStep(w, ctx, `echo started > started; sleep 1000`)
 		done <- err
 	}()
-	waitForFile(t, filepath.Join(w.Dir(), "started"))
+	testenv.WaitForFile(t, filepath.Join(w.Dir(), "started"))
 	if _, err := sshdtest.SignalSessions(s.Addr, s.Port, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Required reports whether tool is listed in NIXFLOW_TEST_REQUIRE.
@@ -57,4 +58,20 @@ func NixBuild(t *testing.T, expr string) string {
 		t.Fatalf("nix-build: %v\n%s", err, stderr.String())
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// WaitForFile waits, up to 15 s, for file to exist (a step's sign that
+// it started), and fails t if it does not.
+func WaitForFile(t testing.TB, file string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, err := os.Stat(file); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not appear", file)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
