@@ -71,7 +71,12 @@ let
   nixflow = import lib { inherit pkgs; };
   raw = import file;
   formals = builtins.functionArgs raw;
-  args = { inherit nixflow; nixactions = nixflow; }
+  # nixactions' prebuilt jobs (nixactions.jobs.buildahBuildPush) have no
+  # counterpart: say so where one is used, not "attribute missing".
+  nixactions = nixflow // {
+    jobs = throw "nixflow: nixactions.jobs: nixactions' prebuilt jobs (buildahBuildPush, ...) are not part of nixflow: write the job's steps, e.g. { steps = [ { bash = \"buildah bud -t app .\"; } ]; } (docs/nix-api.md, porting)";
+  };
+  args = { inherit nixflow nixactions; }
     // (if nullPkgs then (if pkgs == null then { } else { inherit pkgs; })
         else if formals.pkgs or false then { }
         else { pkgs = if pkgs == null then noPkgs else pkgs; });

@@ -42,10 +42,6 @@ in
   envProviders = providers.providers;
   actions = import ./actions.nix { inherit util pkgs; };
 
-  # nixactions' prebuilt jobs (nixactions.jobs.buildahBuildPush, ...) have
-  # no counterpart: say so where one is used, not "attribute missing".
-  jobs = util.fail "nixactions.jobs" "nixactions' prebuilt jobs (buildahBuildPush, ...) are not part of nixflow: write the job's steps, e.g. { steps = [ { bash = \"buildah bud -t app .\"; } ]; } (docs/nix-api.md, porting)";
-
   # The version of the JSON job graph this library writes.
   schemaVersion = 1;
 

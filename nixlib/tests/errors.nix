@@ -75,7 +75,6 @@ in
 
   conditionGithubExpr = case ''a condition is a status function (success(), failure(), always(), cancelled()) or a bash command, e.g. [ "$BRANCH" = main ]'' (job { condition = "\${{ github.ref == 'main' }}"; steps = ok; });
   conditionGithubStatus = case ''write the condition itself ("always()")'' (job { condition = "\${{ always() }}"; steps = ok; });
-  nixactionsJobs = case ''nixflow: nixactions.jobs: nixactions' prebuilt jobs (buildahBuildPush, ...) are not part of nixflow'' (lib.jobs.buildahBuildPush { });
   # Executors
   ociEmptyImage = case ''nixflow: job "test": executors.oci.image: must not be empty'' (job { executor = executors.oci { image = ""; }; steps = ok; });
   ociUserTypo = case ''nixflow: job "test": executors.oci: unknown field "usr" (did you mean "user"?)'' (job { executor = executors.oci { usr = "ci"; }; steps = ok; });
