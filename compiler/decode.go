@@ -877,8 +877,9 @@ func (d *decoder) providers(n *node, p jsonPath) []Provider {
 					// A plaintext file of secrets there is world-readable:
 					// a Nix path (./.env) in a flake means the flake's
 					// copy of its source. A derivation's output (drv set:
-					// pkgs.writeText) holds what Nix code wrote: plain
-					// settings (Provider.Secret).
+					// pkgs.writeText) is what Nix code wrote, in the store
+					// by design: accepted, its values masked unless
+					// secrets = false.
 					d.at(v, ep.field("path"), "%q is in the Nix store, where a file of secrets is readable by every user: give the path as a string relative to the repository, e.g. \".env\"", pr.Path)
 				}
 			}

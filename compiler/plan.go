@@ -200,15 +200,9 @@ type Provider struct {
 // masked in every log sink: the values a file, sops or command provider
 // gives, and the final values of the names a required provider lists
 // (the way CI passes tokens), unless the provider says secrets: false.
-// A file that Nix builds (drv set: pkgs.writeText) holds what the Nix
-// code wrote, which is never secret: plain settings unless secrets: true.
 func (p Provider) Secret() bool {
 	if p.Secrets != nil {
 		return *p.Secrets && p.Type != "static"
-	}
-	switch {
-	case p.Type == "file" && p.Drv != "":
-		return false
 	}
 	switch p.Type {
 	case "file", "sops", "command", "exec", "required":

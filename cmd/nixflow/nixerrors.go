@@ -147,7 +147,8 @@ func (p problem) path() string {
 
 // flakeRefDir is the directory of a local flake reference ("./dir#ci").
 func flakeRefDir(ref string) string {
-	return strings.TrimPrefix(strings.SplitN(ref, "#", 2)[0], "path:")
+	dir, _, _ := strings.Cut(strings.SplitN(ref, "#", 2)[0], "?")
+	return strings.TrimPrefix(dir, "path:")
 }
 
 // sourceMap evaluates where the fields of the Nix workflow src are, and

@@ -307,7 +307,8 @@ func localFlakeRef(ref string) string {
 	if dir == "" || strings.HasPrefix(dir, "/") || strings.HasPrefix(dir, ".") || strings.Contains(dir, ":") {
 		return ref
 	}
-	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+	path, _, _ := strings.Cut(dir, "?") // sub?submodules=1#ci
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return "./" + dir + "#" + attr
 	}
 	return ref
@@ -320,6 +321,7 @@ func localFlakeRef(ref string) string {
 // reference ("flake:nixpkgs", "github:o/r") has a ':' and is left to Nix.
 func checkFlakeDir(ref string) error {
 	dir, _, _ := strings.Cut(ref, "#")
+	dir, _, _ = strings.Cut(dir, "?") // .?submodules=1#ci
 	if dir == "" || strings.Contains(dir, ":") {
 		return nil
 	}

@@ -3292,8 +3292,9 @@ nf_main() {
   mkdir -p "$nf_run_dir/logs" "$nf_run_dir/jobs" "$nf_run_dir/artifacts" || exit 3
   chmod 700 "$nf_run_dir"
   printf '%s\n' "$nf_plan_json" >"$nf_run_dir/plan.json"
-  # The project, as nixflow run records it: logs last looks for it.
-  printf '%s\n' "$nf_repo" >"$nf_run_dir/project"
+  # The project, as logs last looks for it: the git work tree around the
+  # repository, else the directory itself, its real path.
+  { git -C "$nf_repo" rev-parse --show-toplevel 2>/dev/null || (cd -P "$nf_repo" && pwd); } >"$nf_run_dir/project"
   nf_run_dir=$(cd "$nf_run_dir" && pwd)
   # The run's lock, as nixflow run holds it, so that nixflow gc leaves a
   # running script's run alone (where flock(1) is: util-linux). Steps and

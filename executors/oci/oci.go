@@ -218,7 +218,7 @@ func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executo
 	w := &workspace{
 		cli: c, host: lw, cookie: e.cfg.Mode == "shared",
 		dir: e.cfg.Workdir, tempDir: tmpMount, hostDir: lw.Dir(), hostTemp: lw.TempDir(),
-		user: e.cfg.User, log: e.log.With("job", spec.Job),
+		user: e.cfg.User, log: e.log.With("job", spec.Job), uid: os.Getuid(), gid: os.Getgid(),
 	}
 	fail := func(err error) (executors.Workspace, error) {
 		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)

@@ -373,13 +373,15 @@ func TestSweep(t *testing.T) {
 			// CI runner's container): its pid means nothing here.
 			h, _ := os.Hostname()
 			other := mk(dead.Process.Pid, h+" pid:[1]")
+			// An older nixflow's, labelled with the host name alone.
+			legacy := mk(dead.Process.Pid, h)
 			// What `nixflow gc` does: every runtime, every run.
 			if _, err := Sweep(context.Background(), nil); err != nil {
 				t.Fatal(err)
 			}
 			ids := containersOf(t, c, runID)
 			if len(ids) != 2 {
-				t.Fatalf("after the sweep: %v, want %s and %s (not %s)", ids, live, other, gone)
+				t.Fatalf("after the sweep: %v, want %s and %s (not %s, %s)", ids, live, other, gone, legacy)
 			}
 			slices.Sort(ids)
 			want := []string{live[:len(ids[0])], other[:len(ids[0])]}
@@ -603,6 +605,18 @@ func TestImageUser(t *testing.T) {
 			if code != 0 || out != "1000\nmade\n" {
 				t.Errorf("exit %d, %q", code, out)
 			}
+			// As for a nixflow that is not root: copying the control
+			// files out gives them to nixflow's user, and back to the
+			// steps' for the next step.
+			w := ws.(*workspace)
+			w.uid, w.gid = 4242, 4242
+			if err := ws.CopyOut(ctx, ws.TempDir(), filepath.Join(t.TempDir(), "ctl")); err != nil {
+				t.Fatal(err)
+			}
+			if code, out := run(t, ws, `echo B=2 >> "$T/env"; echo more >> file; stat -c %u "$T/env" file`, "T="+ws.TempDir()); code != 0 || out != "1000\n1000\n" {
+				t.Errorf("the next step: exit %d, %q", code, out)
+			}
+			w.uid, w.gid = 0, 0
 		})
 	}
 }

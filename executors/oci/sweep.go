@@ -127,15 +127,22 @@ func inUse(err error) bool {
 // sweep removes the containers labelled by nixflow on this host whose
 // owner is dead, among those matching the extra label filters.
 func (c *cli) sweep(ctx context.Context, filters []string) (int, error) {
-	args := []string{"ps", "--all", "--quiet", "--no-trunc", "--filter", "label=" + LabelOwnerPID, "--filter", "label=" + LabelHost + "=" + hostname()}
-	for _, f := range filters {
-		args = append(args, "--filter", "label="+f)
+	var ids []string
+	// Containers labelled with the host name alone come from a nixflow
+	// that did not record its PID namespace (before 2026-12): their owner
+	// is looked for here, as then.
+	h, _ := os.Hostname()
+	for _, host := range slices.Compact([]string{hostname(), h}) {
+		args := []string{"ps", "--all", "--quiet", "--no-trunc", "--filter", "label=" + LabelOwnerPID, "--filter", "label=" + LabelHost + "=" + host}
+		for _, f := range filters {
+			args = append(args, "--filter", "label="+f)
+		}
+		out, err := c.output(ctx, nil, args...)
+		if err != nil {
+			return 0, err
+		}
+		ids = append(ids, strings.Fields(out)...)
 	}
-	out, err := c.output(ctx, nil, args...)
-	if err != nil {
-		return 0, err
-	}
-	ids := strings.Fields(out)
 	if len(ids) == 0 {
 		return 0, nil
 	}

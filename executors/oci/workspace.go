@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -32,6 +31,8 @@ type workspace struct {
 	hostDir, hostTemp string
 	user              string
 	log               hclog.Logger
+	// uid and gid are nixflow's own, who reads what the steps made.
+	uid, gid int
 
 	// guard counts the operations in progress, which Teardown waits for.
 	guard executors.Guard
@@ -52,32 +53,47 @@ func (w *workspace) begin() error {
 	return w.guard.Begin(strconv.Quote(w.hostDir))
 }
 
-// handOver gives the workspace directories to the configured user, so
-// that steps run as that user can write in them.
-func (w *workspace) handOver(ctx context.Context) error {
+// handOver gives the workspace directories (or paths in them) to the
+// configured user, so that steps run as that user can write in them.
+func (w *workspace) handOver(ctx context.Context, paths ...string) error {
 	if w.user == "" {
 		return nil
 	}
-	_, err := w.cli.output(ctx, nil, "exec", "--user", "0", w.ctr.id, "bash", "-c",
-		`set -e; u=$(id -u "$1" 2>/dev/null || printf %s "${1%%:*}"); g=$(id -g "$1" 2>/dev/null || printf %s "${1#*:}"); shift; chown -R "$u:$g" "$@"`,
-		"nixflow-chown", w.user, w.dir, w.tempDir)
+	if len(paths) == 0 {
+		paths = []string{w.dir, w.tempDir}
+	}
+	_, err := w.cli.output(ctx, nil, append([]string{"exec", "--user", "0", w.ctr.id, "bash", "-c",
+		`set -e; u=$(id -u "$1" 2>/dev/null || printf %s "${1%%:*}"); g=$(id -g "$1" 2>/dev/null || printf %s "${1#*:}"); shift; for p; do if [ -e "$p" ] || [ -L "$p" ]; then chown -R -h "$u:$g" "$p"; fi; done`,
+		"nixflow-chown", w.user}, paths...)...)
 	if err != nil {
 		return fmt.Errorf("give the workspace to user %q: %w; hint: the image needs chown (coreutils or busybox) for user", w.user, err)
 	}
 	return nil
 }
 
+// handBack gives paths to the steps' user again after giveBack took them
+// (nothing to do where giveBack did nothing).
+func (w *workspace) handBack(ctx context.Context, paths ...string) error {
+	if w.uid == 0 || w.cli.rootless {
+		return nil
+	}
+	return w.handOver(ctx, paths...)
+}
+
 // giveBack makes the files the steps made the invoking user's again,
 // when nixflow does not run as root (root can read and remove them as
 // they are).
 func (w *workspace) giveBack(ctx context.Context, paths ...string) error {
-	if os.Getuid() == 0 || w.cli.rootless {
+	if w.uid == 0 || w.cli.rootless {
 		return nil
 	}
-	owner := strconv.Itoa(os.Getuid()) + ":" + strconv.Itoa(os.Getgid())
-	_, err := w.cli.output(ctx, nil, append([]string{"exec", "--user", "0", w.ctr.id, "chown", "-R", owner}, paths...)...)
+	owner := strconv.Itoa(w.uid) + ":" + strconv.Itoa(w.gid)
+	// Paths that are not there are left to the copy to report; links
+	// are changed, not what they lead to.
+	_, err := w.cli.output(ctx, nil, append([]string{"exec", "--user", "0", w.ctr.id, "bash", "-c",
+		`o=$1; shift; for p; do if [ -e "$p" ] || [ -L "$p" ]; then chown -R -h "$o" "$p"; fi; done`, "nixflow-chown", owner}, paths...)...)
 	if err != nil {
-		return fmt.Errorf("give the workspace's files back to uid %d: %w", os.Getuid(), err)
+		return fmt.Errorf("give the workspace's files back to uid %d: %w", w.uid, err)
 	}
 	return nil
 }
@@ -111,15 +127,9 @@ func (w *workspace) CopyIn(ctx context.Context, src, dst string) error {
 	if w.user != "" {
 		// The directories CopyIn made for dst too.
 		top, _, _ := strings.Cut(filepath.ToSlash(filepath.Clean(dst)), "/")
-		return w.handOverPath(ctx, path.Join(w.dir, top))
+		return w.handOver(ctx, path.Join(w.dir, top))
 	}
 	return nil
-}
-
-// handOverPath gives one copied path to the configured user.
-func (w *workspace) handOverPath(ctx context.Context, p string) error {
-	c := &workspace{cli: w.cli, ctr: w.ctr, user: w.user, dir: p, tempDir: p}
-	return c.handOver(ctx)
 }
 
 // CopyOut copies through the workspace's mount.
@@ -132,10 +142,20 @@ func (w *workspace) CopyOut(ctx context.Context, src, dst string) error {
 	if err != nil {
 		return err
 	}
-	if err := w.giveBack(ctx, w.dir, w.tempDir); err != nil {
+	// Only what is copied is given back, and then to the steps' user
+	// again: the job's later steps write there (after each step, its
+	// control files are copied out of the temporary directory).
+	csrc := src
+	if !path.IsAbs(csrc) {
+		csrc = path.Join(w.dir, csrc)
+	}
+	if err := w.giveBack(ctx, csrc); err != nil {
 		return err
 	}
-	return w.host.CopyOut(ctx, hsrc, dst)
+	if err := w.host.CopyOut(ctx, hsrc, dst); err != nil {
+		return err
+	}
+	return w.handBack(ctx, csrc)
 }
 
 // Teardown removes the container (isolated mode) and the workspace's

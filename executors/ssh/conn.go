@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -211,7 +212,12 @@ func (h *host) dial(ctx context.Context) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{h: h, dir: dir, sock: "./" + strconv.Itoa(h.index), exited: make(chan struct{}),
+	// A master that was killed (a hung connection abandoned) leaves its
+	// socket: ssh would then not listen there, and every command after
+	// would open a connection of its own.
+	sock := "./" + strconv.Itoa(h.index)
+	_ = os.Remove(filepath.Join(dir, sock))
+	c := &conn{h: h, dir: dir, sock: sock, exited: make(chan struct{}),
 		stderr: &tailBuffer{max: 4096}, channels: make(chan struct{}, maxChannels)}
 	args := append(h.args(c.sock, "ERROR"), "-o", "ControlMaster=yes", "-o", "ControlPersist=no", h.t.Host,
 		`exec bash --noprofile --norc -c 'IFS= read -r -d "" s && eval "$s"'`)

@@ -3,8 +3,11 @@ package ssh_test
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -380,5 +383,29 @@ func TestHungConnectionEnds(t *testing.T) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+
+	// The host is connected to again, and its commands share that one
+	// connection (the killed master's socket does not stand in the way).
+	w2, err := ex.Prepare(context.Background(), executors.JobSpec{RunID: "test", Job: "again", RunDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("Prepare after the hung connection: %v", err)
+	}
+	defer w2.Teardown(context.Background(), false)
+	done2 := make(chan error, 1)
+	go func() {
+		_, _, err := runStep(w2, context.Background(), `echo started > started; sleep 2`)
+		done2 <- err
+	}()
+	testenv.WaitForFile(t, filepath.Join(w2.Dir(), "started"))
+	out, err := exec.Command("ss", "-Htn", "state", "established", "dst", net.JoinHostPort(s.Addr, strconv.Itoa(s.Port))).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(strings.Split(strings.TrimSpace(string(out)), "\n")); n != 1 {
+		t.Errorf("%d connections to the host while a step runs, want the master's alone:\n%s", n, out)
+	}
+	if err := <-done2; err != nil {
+		t.Error(err)
 	}
 }
