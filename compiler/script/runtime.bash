@@ -1499,19 +1499,30 @@ nf_await() {
   nf_on_wake
   nf_wait_gone "$nf_pid"
   nf_watch_pid=''
-  # No process of the step outlives it: its process group goes, and when
-  # it was stopped, the processes that left the group (setsid) too.
+  # No process of the step (or condition) outlives it: its process group
+  # goes, and the processes that left the group (setsid) too, as nixflow
+  # run does after every step.
   kill -KILL -- "-$nf_pid" 2>/dev/null || true
-  # Nothing a job's condition started outlives it either (setsid included).
-  if [[ -n $nf_stop || -e $nf_ctl/timedout.$nf_pid || $nf_spawn_kind == cond ]]; then nf_kill_cookie "$nf_cookie" "$nf_pid"; fi
+  nf_kill_cookie "$nf_cookie" "$nf_pid"
   [[ -n $watcher ]] && kill -KILL "$watcher" 2>/dev/null
   [[ -n $nf_stopper ]] && kill -KILL "$nf_stopper" 2>/dev/null
-  local r
+  local r drain
+  # What a process beyond reach (one that also shed the cookie) holds
+  # open is read for 2 s more at most, as nixflow run does; then the
+  # readers go.
+  (
+    nf_sleep_ms 2000
+    # shellcheck disable=SC2086 # pids
+    kill -KILL $nf_readers 2>/dev/null
+  ) &
+  drain=$!
   # A wait ends early on a signal: wait again until each reader is gone,
   # or it would read the next step's output.
   for r in $nf_readers; do
     while kill -0 "$r" 2>/dev/null; do wait "$r" 2>/dev/null; done
   done
+  kill -KILL "$drain" 2>/dev/null
+  wait "$drain" 2>/dev/null
   [[ -n $watcher ]] && wait "$watcher" 2>/dev/null
   [[ -n $nf_stopper ]] && wait "$nf_stopper" 2>/dev/null
   if [[ -z $nf_stop ]] && nf_should_stop "$interruptible" && ((nf_rc > 128)); then
