@@ -227,13 +227,21 @@ func Run(cancel, abort context.Context, plan *compiler.Plan, opts Options) (*Res
 	res := &Result{RunID: opts.RunID, Name: plan.Name, Started: e.now()}
 	e.emit(event.Event{Event: event.RunStart, Message: plan.Name})
 
-	if err := e.prepareEnvironments(); err != nil {
+	switch err := e.prepareEnvironments(); {
+	case cancel.Err() != nil:
+		// Stopped while the providers ran (a slow secret manager): no
+		// job starts, cleanup jobs neither.
+		for _, j := range plan.Jobs {
+			r := e.results[j.Name]
+			r.Status, r.Reason = event.StatusCancelled, "run cancelled"
+		}
+	case err != nil:
 		res.Err, res.Domain = opts.Masker.Mask(err.Error()), DomainEnvironment
 		for _, j := range plan.Jobs {
 			r := e.results[j.Name]
 			r.Status, r.Reason = event.StatusSkipped, "the environment could not be prepared"
 		}
-	} else {
+	default:
 		g.Walk(abort, dag.WalkOptions{MaxParallel: opts.MaxParallel, Levels: opts.Levels}, e.visit)
 	}
 	e.closeExecutors()

@@ -3346,7 +3346,8 @@ nf_main() {
   # Jobs set their own USR1 trap; until they do, the signal must not kill them.
   trap '' USR1
   nf_emit run_start "" "" msg="$nf_name"
-  if nf_resolve_environments; then
+  # Stopped while the providers ran: no job starts, cleanup jobs neither.
+  if nf_resolve_environments && [[ ! -e $nf_state/cancelled ]]; then
     nf_schedule
   else
     for i in "${!nf_jobs[@]}"; do
