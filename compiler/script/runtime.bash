@@ -603,6 +603,15 @@ nf_json_str() {
   s=${s//</\\u003c}
   s=${s//>/\\u003e}
   s=${s//&/\\u0026}
+  # Bytes that are not UTF-8 become \ufffd, as Go's encoding/json writes
+  # them: the line stays valid JSON. (Where this host has no C.UTF-8
+  # locale, they stay as they are.)
+  if [[ -n $nf_utf8 ]] && LC_ALL=C nf_has_high "$s"; then
+    local LC_ALL=$nf_utf8
+    s=${s//[^[:print:][:cntrl:][:space:]]/\\ufffd}
+    s=${s//$'\xe2\x80\xa8'/\\u2028}
+    s=${s//$'\xe2\x80\xa9'/\\u2029}
+  fi
   if [[ $s == *[$'\001'-$'\037']* ]]; then
     for ((i = 0; i < ${#s}; i++)); do
       c=${s:i:1}
@@ -614,6 +623,20 @@ nf_json_str() {
     s=$out
   fi
   nf_j="\"$s\""
+}
+
+# nf_has_high TEXT: TEXT holds a byte over 127 (call it with LC_ALL=C).
+nf_has_high() {
+  [[ $1 == *[$'\x80'-$'\xff']* ]]
+}
+
+# nf_find_utf8 sets nf_utf8 to a UTF-8 locale this host has (C.UTF-8),
+# empty if none: nf_json_str needs one to tell characters from bytes.
+nf_find_utf8() {
+  nf_utf8=''
+  local LC_ALL=C.UTF-8 s=$'\xc3\xa9'
+  ((${#s} == 1)) && nf_utf8=C.UTF-8
+  return 0
 }
 
 # nf_json_time MS sets nf_j to the time (milliseconds since the epoch) as
@@ -3282,6 +3305,7 @@ nf_main() {
   exec </dev/null
   set -u
   nf_ignored_signals
+  nf_find_utf8 2>/dev/null
   nf_plan
   declare -gA nf_over=() nf_wfprov=() nf_secret_name=()
   declare -ga nf_masks=() nf_errors=() nf_wf_required=() nf_running=() nf_done=()
