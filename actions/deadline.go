@@ -91,20 +91,20 @@ type waitResult int
 const (
 	waitDone      waitResult = iota
 	waitCancelled            // the run was cancelled (aborted, for cleanup steps)
-	waitExpired              // the job's timeout struck (success() steps only)
+	waitExpired              // the job's timeout struck
 )
 
-// sleep waits d between attempts. The job's deadline ends it for a
-// success() step: a wait that would end at or after the deadline waits
-// for the deadline itself, so that no attempt starts after it.
+// sleep waits d between attempts. The job's deadline ends it: a wait
+// that would end at or after the deadline waits for the deadline itself,
+// so that no attempt starts after it. This holds for a cleanup step
+// (always(), failure()) too, which waits only when its attempt ended
+// before the deadline: one that runs after a job timeout has a single
+// attempt, bounded by its own timeout.
 func (jr *jobRun) sleep(step *compiler.Step, d time.Duration) waitResult {
 	stop := jr.stepInterrupt(step)
-	var expired <-chan struct{}
-	if step.Condition.Status == compiler.StatusSuccess {
-		expired = jr.deadline.Done()
-		if dl, ok := jr.deadline.Deadline(); ok && !time.Now().Add(d).Before(dl) {
-			d = -1 // the deadline comes first: wait for it alone
-		}
+	expired := jr.deadline.Done()
+	if dl, ok := jr.deadline.Deadline(); ok && !time.Now().Add(d).Before(dl) {
+		d = -1 // the deadline comes first: wait for it alone
 	}
 	var timer <-chan time.Time
 	if d >= 0 {
@@ -133,10 +133,7 @@ func (jr *jobRun) sleep(step *compiler.Step, d time.Duration) waitResult {
 
 // shownDelay is the wait announced after a failed attempt: d, or the time
 // left before the job's deadline when that is shorter.
-func (jr *jobRun) shownDelay(step *compiler.Step, d time.Duration) time.Duration {
-	if step.Condition.Status != compiler.StatusSuccess {
-		return d
-	}
+func (jr *jobRun) shownDelay(d time.Duration) time.Duration {
 	if dl, ok := jr.deadline.Deadline(); ok {
 		if left := time.Until(dl); left < d {
 			return max(left, 0).Round(time.Millisecond)

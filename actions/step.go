@@ -340,7 +340,7 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		}
 		delay := step.Retry.Delay(attempt)
 		e.emit(event.Event{Job: name, Step: step.Name, Event: event.StepRetry, Attempt: attempt + 1, Attempts: max, ExitCode: ev.ExitCode,
-			Message: fmt.Sprintf("attempt %d/%d failed: %s; retrying in %s", attempt, max, sr.Reason, jr.shownDelay(step, delay))})
+			Message: fmt.Sprintf("attempt %d/%d failed: %s; retrying in %s", attempt, max, sr.Reason, jr.shownDelay(delay))})
 		switch jr.sleep(step, delay) {
 		case waitCancelled:
 			end(event.StatusCancelled, "run cancelled")

@@ -2255,9 +2255,13 @@ nf_run_step() {
       nf_step_end "$k" cancelled "run cancelled" 0 attempt="$attempt"
       return
     fi
-    if nf_expired && [[ ${S_cond[k]} == success ]]; then
+    # The job's deadline ends the wait of any step, a cleanup step's too
+    # (one that runs after a job timeout has a single attempt).
+    if nf_expired; then
       J_timedout=1
-      nf_step_end "$k" failure "job timed out after $J_timeout_str (after $attempt attempts)" 0 attempt="$attempt"
+      local word=attempts
+      ((attempt == 1)) && word=attempt
+      nf_step_end "$k" failure "job timed out after $J_timeout_str (after $attempt $word)" 0 attempt="$attempt"
       return
     fi
   done
@@ -2312,7 +2316,7 @@ nf_retry_delay() {
       ;;
   esac
   ((d > max || d < 0)) && d=$max
-  if ((J_deadline > 0)) && [[ ${S_cond[k]} == success ]]; then
+  if ((J_deadline > 0)); then
     nf_now
     local left=$((J_deadline - nf_t))
     ((left < 0)) && left=0
