@@ -180,10 +180,16 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 		Log:          func(msg string) { e.emit(event.Event{Job: job.Name, Event: event.Progress, Message: msg}) },
 	}
 	for again := ""; ; {
-		ws, err := x.Prepare(jr.interrupt(), spec)
+		ws, err := jr.prepare(x, spec)
 		if err != nil {
 			if jr.interrupt().Err() != nil {
 				res.Status, res.Reason = event.StatusCancelled, "run cancelled"
+				return
+			}
+			if jr.expired() {
+				// A slow pull, boot or copy is the job's time too.
+				jr.timedOut = true
+				fail(DomainStep, fmt.Sprintf("job timed out after %s while its %s workspace was prepared%s", job.Timeout, job.Executor.Type, again))
 				return
 			}
 			fail(DomainExecutor, fmt.Sprintf("prepare %s workspace%s: %v", job.Executor.Type, again, err))
@@ -202,6 +208,19 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 		res.Steps, res.Outputs, res.Where = nil, nil, ""
 		jr.jobEnv, jr.path, jr.seen, jr.lost = envMap{}, nil, map[string][]byte{}, nil
 	}
+}
+
+// prepare makes the job's workspace, stopped by the run's cancellation
+// and by the job's deadline: the timeout bounds the whole job, a slow
+// image pull or instance boot included.
+func (jr *jobRun) prepare(x executors.Executor, spec executors.JobSpec) (executors.Workspace, error) {
+	ctx, cancel := context.WithCancelCause(jr.interrupt())
+	stop := context.AfterFunc(jr.deadline, func() { cancel(errJobTimeout) })
+	defer func() {
+		stop()
+		cancel(context.Canceled)
+	}()
+	return x.Prepare(ctx, spec)
 }
 
 // fail records the job's failure, its reason masked.

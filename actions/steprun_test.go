@@ -40,6 +40,9 @@ type scripted struct {
 	// artifacts: CopyOut makes the artifact (an empty directory) and
 	// CopyIn takes until its context ends.
 	artifacts bool
+	// prepare is how long Prepare takes (a slow pull or boot), unless
+	// its context ends first.
+	prepare time.Duration
 
 	mu    sync.Mutex
 	calls map[string]int
@@ -47,7 +50,16 @@ type scripted struct {
 	stops []executors.Signals
 }
 
-func (x *scripted) Prepare(context.Context, executors.JobSpec) (executors.Workspace, error) {
+func (x *scripted) Prepare(ctx context.Context, _ executors.JobSpec) (executors.Workspace, error) {
+	if x.prepare > 0 {
+		t := time.NewTimer(x.prepare)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("boot: %w", ctx.Err())
+		}
+	}
 	return x, nil
 }
 func (x *scripted) Close(context.Context) error { return nil }
@@ -336,6 +348,29 @@ func TestAbortDuringCopyIn(t *testing.T) {
 		}
 		if !res.Cancelled {
 			t.Error("the run is not recorded as cancelled")
+		}
+	})
+}
+
+// TestJobTimeoutBoundsPrepare makes preparing the workspace slower than
+// the job's timeout (an image pull, an instance that never answers): the
+// job fails at its deadline, timed out, not after the executor gives up.
+func TestJobTimeoutBoundsPrepare(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		graph := `{"version": 1, "name": "slow", "jobs": {
+		  "j": {"timeout": "2s", "steps": [{"name": "s", "bash": "true"}]}}}`
+		x := &scripted{script: map[string][]act{"s": {{d: time.Second}}}, prepare: 5 * time.Minute}
+		start := time.Now()
+		res, _ := runScriptedWith(t, x, graph, 0, 0)
+		j := res.Jobs[0]
+		if j.Status != event.StatusFailure || j.Reason != "job timed out after 2s while its local workspace was prepared" {
+			t.Errorf("job: %s %q, want failure, timed out while prepared", j.Status, j.Reason)
+		}
+		if d := time.Since(start); d != 2*time.Second {
+			t.Errorf("the job took %v, want its 2s timeout", d)
+		}
+		if len(x.log) != 0 {
+			t.Errorf("steps ran: %v", x.log)
 		}
 	})
 }
