@@ -47,6 +47,9 @@ type Options struct {
 	// BootTimeout bounds the wait for the instance to run (default 10
 	// minutes).
 	BootTimeout time.Duration
+	// StatePoll is how often the wait for SSH looks whether the instance
+	// still runs (default 10 seconds).
+	StatePoll time.Duration
 	// Backoff is the pause before retry n (from 1) of a launch that found
 	// no capacity, or a termination that failed (default 2^n seconds).
 	Backoff func(n int) time.Duration
@@ -90,6 +93,9 @@ func NewWithOptions(p executors.Params, o Options) (*Executor, error) {
 	}
 	if o.SSHTimeout == 0 {
 		o.SSHTimeout = 5 * time.Minute
+	}
+	if o.StatePoll == 0 {
+		o.StatePoll = 10 * time.Second
 	}
 	if o.BootTimeout == 0 {
 		o.BootTimeout = 10 * time.Minute

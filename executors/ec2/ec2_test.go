@@ -508,6 +508,38 @@ func TestSSHTimeout(t *testing.T) {
 	gone(t, w, records(t, runDir)[0].InstanceID)
 }
 
+// TestInstanceGoneBeforeSSH terminates an instance while nixflow waits
+// for its ssh: the wait ends at the next look at its state, saying so,
+// not after the ssh timeout with a hint about security groups.
+func TestInstanceGoneBeforeSSH(t *testing.T) {
+	w := setup(t)
+	t.Parallel()
+	x := w.executor(t, w.config(), ec2.Options{StatePoll: 200 * time.Millisecond})
+	w.booter.Hold("goes", true)
+	runDir := t.TempDir()
+	done := make(chan error, 1)
+	go func() {
+		_, err := x.Prepare(context.Background(), executors.JobSpec{RunID: "run-goes", Job: "goes", RunDir: runDir,
+			Log: func(m string) {
+				if strings.HasPrefix(m, "waiting for ssh") {
+					recs := records(t, runDir)
+					if _, err := w.clients.EC2.TerminateInstances(context.Background(), &awsec2.TerminateInstancesInput{InstanceIds: []string{recs[0].InstanceID}}); err != nil {
+						t.Error(err)
+					}
+				}
+			}})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "before ssh answered") || strings.Contains(err.Error(), "did not answer within") {
+			t.Fatalf("Prepare = %v, want the instance's state", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Prepare did not notice the instance was gone")
+	}
+}
+
 func TestSharedMode(t *testing.T) {
 	w := setup(t)
 	t.Parallel()

@@ -407,6 +407,7 @@ func (x *Executor) waitSSH(ctx context.Context, inst *instance, logf func(string
 	start := time.Now()
 	deadline := start.Add(x.opts.SSHTimeout)
 	nextNote := start.Add(30 * time.Second)
+	nextState := start.Add(x.opts.StatePoll)
 	var last string
 	for {
 		args := []string{"-i", filepath.Join(inst.keyDir, "id_ed25519"), "-p", strconv.Itoa(inst.port)}
@@ -434,12 +435,43 @@ func (x *Executor) waitSSH(ctx context.Context, inst *instance, logf func(string
 			logf("still waiting for ssh on %s (%s)", inst.address, now.Sub(start).Round(time.Second))
 			nextNote = now.Add(30 * time.Second)
 		}
+		if now.After(nextState) {
+			// An instance that stopped or went (a spot reclaim, a
+			// console click, a failed boot) will never answer.
+			if err := inst.gone(ctx); err != nil {
+				return err
+			}
+			nextState = now.Add(x.opts.StatePoll)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("wait for ssh on %s: %w", inst.address, ctx.Err())
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// gone returns an error when the instance has stopped or is going (its
+// state, and the reason AWS gives), nil while it runs or when the state
+// cannot be read.
+func (i *instance) gone(ctx context.Context) error {
+	out, err := i.clients.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{i.id}})
+	if err != nil || len(out.Reservations) == 0 || len(out.Reservations[0].Instances) == 0 {
+		return nil
+	}
+	in := out.Reservations[0].Instances[0]
+	if in.State == nil {
+		return nil
+	}
+	switch in.State.Name {
+	case types.InstanceStateNamePending, types.InstanceStateNameRunning:
+		return nil
+	}
+	why := ""
+	if in.StateReason != nil && in.StateReason.Message != nil {
+		why = ": " + *in.StateReason.Message
+	}
+	return fmt.Errorf("instance %s is %s before ssh answered%s", i.id, in.State.Name, why)
 }
 
 // terminateTries is how many times termination is tried.
