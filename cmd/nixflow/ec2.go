@@ -48,19 +48,45 @@ until they expire.`,
 				return usageError(fmt.Errorf("--older-than must be positive, got %s", olderThan))
 			}
 			ctx := cmd.Context()
-			c, err := ec2.NewClients(ctx, *region, "")
-			if err != nil {
-				return infraError(err)
-			}
 			runs, err := a.runsDir()
 			if err != nil {
 				return err
 			}
-			found, err := ec2.Reap(ctx, c, ec2.ReapOptions{
+			opts := ec2.ReapOptions{
 				OlderThan: olderThan, DryRun: dryRun,
 				RunOver: func(id string) bool { return runOver(filepath.Join(runs, id)) },
-			})
-			writeReaped(a.stdout, found, dryRun)
+			}
+			var found []ec2.Reaped
+			var errs []error
+			targets := reapTargets(runs, *region)
+			looked := map[reapTarget]bool{}
+			for i, tg := range targets {
+				c, err := ec2.NewClients(ctx, tg.region, tg.endpoint)
+				if errors.Is(err, ec2.ErrNoRegion) && i == 0 && len(targets) > 1 {
+					continue // the regions the runs here used are looked at
+				}
+				if errors.Is(err, ec2.ErrNoRegion) {
+					return usageError(errors.New("no AWS region: give --region, or set AWS_REGION"))
+				}
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				if looked[reapTarget{c.Region, tg.endpoint}] {
+					continue
+				}
+				looked[reapTarget{c.Region, tg.endpoint}] = true
+				f, err := ec2.Reap(ctx, c, opts)
+				found = append(found, f...)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", c.Region, err))
+				}
+			}
+			err = errors.Join(errs...)
+			// Nothing found is said only when every region was looked at.
+			if len(found) > 0 || err == nil {
+				writeReaped(a.stdout, found, dryRun)
+			}
 			if !dryRun {
 				// The keys of the runs that are over, left by a nixflow
 				// killed before it could remove them.
@@ -83,11 +109,43 @@ until they expire.`,
 	return cmd
 }
 
+// reapTarget is a region (and endpoint) reap looks in.
+type reapTarget struct{ region, endpoint string }
+
+// reapTargets are the regions reap looks in: the one given (--region:
+// that one alone), else the configuration's, and those that the runs
+// here launched instances in that are not known to be terminated (an
+// executor's region, or endpoint, need not be the configuration's).
+func reapTargets(runs, region string) []reapTarget {
+	targets := []reapTarget{{region: region}}
+	if region != "" {
+		return targets
+	}
+	ids, _ := listRuns(runs)
+	seen := map[reapTarget]bool{}
+	for _, id := range ids {
+		recs, _ := ec2.Records(filepath.Join(runs, id))
+		for _, r := range recs {
+			tg := reapTarget{r.Region, r.Endpoint}
+			if r.Terminated.IsZero() && r.Region != "" && !seen[tg] {
+				seen[tg] = true
+				targets = append(targets, tg)
+			}
+		}
+	}
+	return targets
+}
+
 // runOver reports whether the run in dir is over: its result is written,
-// or every nixflow that launched an instance for it is gone. A run this
+// or the nixflow that ran it is gone (it holds the run's lock while it
+// lives; also every nixflow that launched an instance for it). A run this
 // machine does not have is not known to be over.
 func runOver(dir string) bool {
 	if _, err := os.Stat(filepath.Join(dir, actions.ResultFileName)); err == nil {
+		return true
+	}
+	if _, err := os.Stat(filepath.Join(dir, lockFile)); err == nil && !runActive(dir) {
+		// Killed before it recorded an instance (during RunInstances).
 		return true
 	}
 	recs, err := ec2.Records(dir)

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nixflow/nixflow/actions"
+	"github.com/nixflow/nixflow/executors/ec2"
 	"github.com/nixflow/nixflow/executors/local"
 	"github.com/nixflow/nixflow/executors/oci"
 	"github.com/nixflow/nixflow/output"
@@ -249,6 +250,12 @@ whose nixflow is still running is never removed. Also remove the containers
 					fmt.Fprintf(a.stdout, "skipped %s: still running\n", id)
 					continue
 				}
+				if n := liveInstances(filepath.Join(dir, id)); n > 0 {
+					// Its records are what lets reap find them as a run
+					// that is over.
+					fmt.Fprintf(a.stdout, "skipped %s: %s not known to be terminated (nixflow ec2 reap)\n", id, plural(n, "ec2 instance", "ec2 instances"))
+					continue
+				}
 				if dryRun {
 					fmt.Fprintf(a.stdout, "would remove %s\n", id)
 					continue
@@ -304,4 +311,17 @@ func removeTree(dir string) error {
 		return nil
 	})
 	return os.RemoveAll(dir)
+}
+
+// liveInstances counts the ec2 instances a run launched that it did not
+// see terminated.
+func liveInstances(runDir string) int {
+	recs, _ := ec2.Records(runDir)
+	n := 0
+	for _, r := range recs {
+		if r.Terminated.IsZero() {
+			n++
+		}
+	}
+	return n
 }

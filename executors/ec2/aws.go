@@ -27,6 +27,9 @@ type Clients struct {
 // overrides the endpoint of both services; without it the standard
 // variables AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL_EBS and AWS_ENDPOINT_URL
 // apply. Throttled calls are retried with backoff by the SDK.
+// ErrNoRegion is an AWS configuration that names no region.
+var ErrNoRegion = errors.New("no AWS region: set the executor's region, --region, or AWS_REGION")
+
 func NewClients(ctx context.Context, region, endpoint string) (*Clients, error) {
 	opts := []func(*config.LoadOptions) error{
 		config.WithRetryer(func() aws.Retryer {
@@ -44,7 +47,7 @@ func NewClients(ctx context.Context, region, endpoint string) (*Clients, error) 
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
 	if cfg.Region == "" {
-		return nil, errors.New("no AWS region: set the executor's region, --region, or AWS_REGION")
+		return nil, ErrNoRegion
 	}
 	c := &Clients{Region: cfg.Region}
 	c.EC2 = ec2.NewFromConfig(cfg, func(o *ec2.Options) {
