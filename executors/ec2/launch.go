@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -294,6 +295,16 @@ func (x *Executor) runInstances(ctx context.Context, c *Clients, in *ec2.RunInst
 				// Nothing was sent: there is nothing to look for.
 				return nil, fmt.Errorf("launch instance: %w\nhint: configure AWS credentials: AWS_PROFILE (after 'aws sso login' for SSO), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", err)
 			}
+			var dns *net.DNSError
+			if errors.As(err, &dns) {
+				// The endpoint's name did not resolve: nothing was sent.
+				return nil, fmt.Errorf("launch instance: %w\nhint: check the region (%q) and the endpoint, if one is set", err, c.Region)
+			}
+			var op *net.OpError
+			if errors.As(err, &op) && op.Op == "dial" {
+				// No connection, nothing sent: nothing to look for.
+				return nil, fmt.Errorf("launch instance: %w", err)
+			}
 			x.terminateByToken(c, aws.ToString(in.ClientToken))
 			return nil, fmt.Errorf("launch instance: %w", err)
 		}
@@ -318,26 +329,39 @@ func (x *Executor) runInstances(ctx context.Context, c *Clients, in *ec2.RunInst
 func (x *Executor) terminateByToken(c *Clients, token string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := c.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{
-		Filters: []types.Filter{{Name: aws.String("client-token"), Values: []string{token}}},
-	})
-	if err != nil {
-		x.log.Error("look up an instance whose launch was interrupted; run 'nixflow ec2 reap'", "error", err)
-		return
-	}
 	var ids []string
-	for _, r := range out.Reservations {
-		for _, i := range r.Instances {
-			ids = append(ids, aws.ToString(i.InstanceId))
+	// EC2 is eventually consistent: a launch it took may show a moment
+	// later. Looked for a while (15 s), then said.
+	for _, wait := range tokenLookups {
+		time.Sleep(wait)
+		out, err := c.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{
+			Filters: []types.Filter{{Name: aws.String("client-token"), Values: []string{token}}},
+		})
+		if err != nil {
+			x.log.Error("look up an instance whose launch was interrupted; run 'nixflow ec2 reap'", "error", err)
+			return
+		}
+		for _, r := range out.Reservations {
+			for _, i := range r.Instances {
+				ids = append(ids, aws.ToString(i.InstanceId))
+			}
+		}
+		if len(ids) > 0 {
+			break
 		}
 	}
 	if len(ids) == 0 {
+		x.log.Warn("a launch was interrupted and no instance of it shows yet; if one shows later, 'nixflow ec2 reap' terminates it (its run is over)")
 		return
 	}
 	if _, err := c.EC2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids}); err != nil {
 		x.log.Error("terminate an instance whose launch was interrupted; run 'nixflow ec2 reap'", "instances", ids, "error", err)
 	}
 }
+
+// tokenLookups are the waits before each look for the instance of an
+// interrupted launch.
+var tokenLookups = []time.Duration{0, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
 
 func newToken() string {
 	b := make([]byte, 16)
