@@ -1529,23 +1529,13 @@ nf_await() {
   nf_kill_cookie "$nf_cookie" "$nf_pid"
   [[ -n $watcher ]] && kill -KILL "$watcher" 2>/dev/null
   [[ -n $nf_stopper ]] && kill -KILL "$nf_stopper" 2>/dev/null
-  local r drain
-  # What a process beyond reach (one that also shed the cookie) holds
-  # open is read for 2 s more at most, as nixflow run does; then the
-  # readers go.
-  (
-    nf_sleep_ms 2000
-    # shellcheck disable=SC2086 # pids
-    kill -KILL $nf_readers 2>/dev/null
-  ) &
-  drain=$!
+  local r
   # A wait ends early on a signal: wait again until each reader is gone,
-  # or it would read the next step's output.
+  # or it would read the next step's output. (The readers, which may be
+  # behind the step by seconds, read to the end: no time bounds them.)
   for r in $nf_readers; do
     while kill -0 "$r" 2>/dev/null; do wait "$r" 2>/dev/null; done
   done
-  kill -KILL "$drain" 2>/dev/null
-  wait "$drain" 2>/dev/null
   [[ -n $watcher ]] && wait "$watcher" 2>/dev/null
   [[ -n $nf_stopper ]] && wait "$nf_stopper" 2>/dev/null
   if [[ -z $nf_stop ]] && nf_should_stop "$interruptible" && ((nf_rc > 128)); then

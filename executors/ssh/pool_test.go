@@ -271,7 +271,8 @@ func TestPoolHostDown(t *testing.T) {
 func TestSingleHostConnectsAgain(t *testing.T) {
 	t.Parallel()
 	s := startServer(t)
-	ex, err := ssh.NewForTarget(target(t, s), params(t))
+	tg := target(t, s)
+	ex, err := ssh.NewForTarget(tg, params(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,6 +313,14 @@ func TestSingleHostConnectsAgain(t *testing.T) {
 	if err := w2.Teardown(ctx, false); err != nil {
 		t.Error(err)
 	}
+	// The dropped connection's run directory goes once its side on the
+	// host sees the connection gone (target's cleanup checks).
+	for i := 0; i < 150; i++ {
+		if left, _ := os.ReadDir(tg.Workdir); len(left) <= 1 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err := s.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -322,6 +331,12 @@ func TestSingleHostConnectsAgain(t *testing.T) {
 		} else if job == "j4" && time.Since(start) > time.Second {
 			t.Errorf("%s took %v to fail on a host known to be down", job, time.Since(start))
 		}
+	}
+	for i := 0; i < 150; i++ {
+		if left, _ := os.ReadDir(tg.Workdir); len(left) == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
