@@ -198,12 +198,18 @@ func (d *decoder) seconds(n *node, p jsonPath) (timing.Duration, bool) {
 // timeout decodes a positive number of seconds or a duration string. A
 // null yields (0, true, true): the layer turns the timeout off.
 func (d *decoder) timeout(n *node, p jsonPath) (v timing.Duration, isNull, ok bool) {
+	return d.positiveDuration(n, p, "use null for no timeout")
+}
+
+// positiveDuration decodes a positive number of seconds or a duration
+// string; nullHint says, in the error for zero or less, what null does.
+func (d *decoder) positiveDuration(n *node, p jsonPath, nullHint string) (v timing.Duration, isNull, ok bool) {
 	switch n.kind {
 	case kindNull:
 		return 0, true, true
 	case kindNumber:
 		if strings.HasPrefix(n.str, "-") {
-			d.at(n, p, "must be greater than zero (use null for no timeout)")
+			d.at(n, p, "must be greater than zero (%s)", nullHint)
 			return 0, false, false
 		}
 		v, ok = d.seconds(n, p)
@@ -225,7 +231,7 @@ func (d *decoder) timeout(n *node, p jsonPath) (v timing.Duration, isNull, ok bo
 		return 0, false, false
 	}
 	if ok && v <= 0 {
-		d.at(n, p, "must be greater than zero (use null for no timeout)")
+		d.at(n, p, "must be greater than zero (%s)", nullHint)
 		return 0, false, false
 	}
 	return v, false, ok

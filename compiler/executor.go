@@ -225,9 +225,9 @@ func (o *execFields) stringMap(key string) map[string]string {
 	return nil
 }
 
-func (o *execFields) duration(key string) timing.Duration {
+func (o *execFields) duration(key, nullHint string) timing.Duration {
 	if v := o.fields.get(key); v != nil {
-		d, _, _ := o.d.timeout(v, o.path(key))
+		d, _, _ := o.d.positiveDuration(v, o.path(key), nullHint)
 		return d
 	}
 	return 0

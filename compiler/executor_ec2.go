@@ -53,7 +53,7 @@ var ec2Kind = executorKind{
 			Spot:             o.boolean("spot"),
 			Tags:             o.stringMap("tags"),
 			RootVolumeSize:   o.integer("rootVolumeSize", 1, 65536),
-			MaxLifetime:      o.duration("maxLifetime"),
+			MaxLifetime:      o.duration("maxLifetime", "null keeps the default, 2h: an instance always has a shutdown timer"),
 			Mode:             o.enum("mode", "isolated", []string{"isolated", "shared"}),
 		}
 		if c.SSHPort == 0 {
