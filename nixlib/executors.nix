@@ -67,7 +67,7 @@ let
     spot = util.bool;
     tags = where: v: mapAttrs (k: util.str "${where}.${k}") (util.attrs where v);
     endpoint = util.nonEmpty;
-    maxLifetime = util.timeout;
+    maxLifetime = util.duration "null keeps the default, 2h: an instance always has a shutdown timer";
     # custom (workdir above)
     hooks = customHooks;
   };

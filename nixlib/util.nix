@@ -273,25 +273,32 @@ let
 
   numericString = "[[:space:]]*[0-9]+([.][0-9]+)?[[:space:]]*";
 
-  timeoutProblem = v:
+  timeoutProblem = durationProblem "use null for no timeout";
+
+  # durationProblem: what is wrong with a positive duration (nullHint
+  # says, when it is zero, what null does instead), or null.
+  durationProblem = nullHint: v:
     if v == null then null
     else if isInt v || isFloat v then
-      (if v > 0 then null else "must be greater than zero (use null for no timeout)")
+      (if v > 0 then null else "must be greater than zero (${nullHint})")
     # "30": seconds written as a string, as nixactions reads them.
     else if isString v && match numericString v != null then
-      timeoutProblem (builtins.fromJSON (builtins.head (match "[[:space:]]*([0-9.]+)[[:space:]]*" v)))
+      durationProblem nullHint (builtins.fromJSON (builtins.head (match "[[:space:]]*([0-9.]+)[[:space:]]*" v)))
     else if isString v then
       (if match durationPattern v == null
        then "invalid duration ${quote v} (examples: 90, \"90s\", \"5m\", \"1h30m\")"
        else if match ".*[1-9].*" v == null
-       then "must be greater than zero (use null for no timeout)"
+       then "must be greater than zero (${nullHint})"
        else null)
     else "expected seconds or a duration string, got ${describe v}";
 
   # timeout normalises a timeout: seconds (> 0) or a duration string, passed
   # through as written; null stays null (no timeout on this layer).
-  timeout = where: v:
-    let p = timeoutProblem v; in
+  timeout = duration "use null for no timeout";
+
+  # duration is timeout with another word on what null does.
+  duration = nullHint: where: v:
+    let p = durationProblem nullHint v; in
     if p != null then fail where p
     else if isString v && match numericString v != null
     then builtins.fromJSON (builtins.head (match "[[:space:]]*([0-9.]+)[[:space:]]*" v))
@@ -318,7 +325,7 @@ in
   inherit fail quote isDerivation describe optionalAttrs removeNulls toLower
     editDistance suggest didYouMean checkFields str nonEmpty oneLine bool list
     attrs stringList enum pathString varName envNamePattern envValue env retry
-    seconds timeout layers escapeShellArg varNameProblem envValueProblem
+    seconds timeout duration layers escapeShellArg varNameProblem envValueProblem
     retryProblems timeoutProblem enumProblem trim trimPrefix trimSuffix
     nixShellRunTime;
 }

@@ -93,6 +93,7 @@ in
   sshMaxJobs = case ''nixflow: job "test": executors.ssh.hosts[0].maxJobs: must be between 1 and 1024, got 0'' (job { executor = executors.ssh { hosts = [ { host = "a"; maxJobs = 0; } ]; }; steps = ok; });
   executorPort = case ''nixflow: job "test": executors.ssh.port: must be between 1 and 65535, got 70000'' (job { executor = executors.ssh { host = "h"; port = 70000; }; steps = ok; });
   executorCopyRepo = case ''nixflow: job "test": executors.local.copyRepo: expected true or false, got a string'' (job { executor = executors.local { copyRepo = "no"; }; steps = ok; });
+  ec2MaxLifetimeZero = case ''nixflow: job "test": executors.ec2.maxLifetime: must be greater than zero (null keeps the default, 2h: an instance always has a shutdown timer)'' (job { executor = executors.ec2 { region = "r"; ami = "a"; instanceType = "t"; sshUser = "u"; maxLifetime = "0s"; }; steps = ok; });
   executorNotAttrs = case ''nixflow: executors.local: expected an attribute set of options, got a string'' (executors.local "x");
   executorTypeOption = case ''nixflow: executors.local: "type" is not an option'' (executors.local { type = "oci"; });
   executorDocker = case ''nixflow: job "test": executor.type: unknown executor type "docker" (containers are executors.oci { runtime = "docker"; ... }) (known: custom, ec2, local, oci, ssh)'' (job { executor = { type = "docker"; }; steps = ok; });
