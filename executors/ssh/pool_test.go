@@ -264,19 +264,39 @@ func TestPoolHostDown(t *testing.T) {
 	}
 }
 
-// TestSingleHostConnectsAgain drops the connection to a single host
-// during a step (its sessions die, the host stays up): the step's
-// workspace is lost, and the next job connects again and runs. Once the
-// host is down for good, jobs fail at once.
-func TestSingleHostConnectsAgain(t *testing.T) {
-	t.Parallel()
+// singleHost starts a server of the test's own and returns it, its
+// target and an executor for it, closed at the end of the test.
+func singleHost(t *testing.T) (*sshdtest.Server, ssh.Target, executors.Executor) {
+	t.Helper()
 	s := startServer(t)
 	tg := target(t, s)
 	ex, err := ssh.NewForTarget(tg, params(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ex.Close(context.Background())
+	t.Cleanup(func() { ex.Close(context.Background()) })
+	return s, tg, ex
+}
+
+// waitHostClean waits, up to 15 s, until the host keeps at most n run
+// directories in tg's workdir: the side of a connection that went cleans
+// up once it sees so (target's cleanup checks).
+func waitHostClean(tg ssh.Target, n int) {
+	for i := 0; i < 150; i++ {
+		if left, _ := os.ReadDir(tg.Workdir); len(left) <= n {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestSingleHostConnectsAgain drops the connection to a single host
+// during a step (its sessions die, the host stays up): the step's
+// workspace is lost, and the next job connects again and runs. Once the
+// host is down for good, jobs fail at once.
+func TestSingleHostConnectsAgain(t *testing.T) {
+	t.Parallel()
+	s, tg, ex := singleHost(t)
 	ctx := context.Background()
 	spec := func(job string) executors.JobSpec {
 		return executors.JobSpec{RunID: "test", Job: job, RunDir: t.TempDir()}
@@ -315,12 +335,7 @@ func TestSingleHostConnectsAgain(t *testing.T) {
 	}
 	// The dropped connection's run directory goes once its side on the
 	// host sees the connection gone (target's cleanup checks).
-	for i := 0; i < 150; i++ {
-		if left, _ := os.ReadDir(tg.Workdir); len(left) <= 1 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitHostClean(tg, 1)
 	if err := s.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -332,12 +347,7 @@ func TestSingleHostConnectsAgain(t *testing.T) {
 			t.Errorf("%s took %v to fail on a host known to be down", job, time.Since(start))
 		}
 	}
-	for i := 0; i < 150; i++ {
-		if left, _ := os.ReadDir(tg.Workdir); len(left) == 0 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitHostClean(tg, 0)
 }
 
 // TestHungConnectionEnds makes the connection hang during a step (the
@@ -346,13 +356,7 @@ func TestSingleHostConnectsAgain(t *testing.T) {
 // and reports the workspace lost, and what follows fails at once.
 func TestHungConnectionEnds(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
-	tg := target(t, s)
-	ex, err := ssh.NewForTarget(tg, params(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ex.Close(context.Background())
+	s, tg, ex := singleHost(t)
 	w, err := ex.Prepare(context.Background(), executors.JobSpec{RunID: "test", Job: "hang", RunDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -393,12 +397,7 @@ func TestHungConnectionEnds(t *testing.T) {
 	if _, err := sshdtest.SignalSessions(s.Addr, s.Port, syscall.SIGCONT); err != nil {
 		t.Log(err)
 	}
-	for i := 0; i < 150; i++ {
-		if left, _ := os.ReadDir(tg.Workdir); len(left) == 0 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitHostClean(tg, 0)
 
 	// The host is connected to again, and its commands share that one
 	// connection (the killed master's socket does not stand in the way).
