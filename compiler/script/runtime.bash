@@ -583,8 +583,10 @@ nf_reader_line() {
       printf '%s %s │ %s\n' "$ts" "$prefix" "$text" || nf_output_lost
       ;;
   esac
-  printf -v ts '%(%Y-%m-%dT%H:%M:%S)T' -1
-  printf '%sZ [%s] %s%s\n' "$ts" "$step" "$logprefix" "$text" >&"$logfd"
+  # Milliseconds, as nixflow run's job logs have them.
+  nf_now
+  printf -v ts '%(%Y-%m-%dT%H:%M:%S)T' $((nf_t / 1000))
+  printf '%s.%03dZ [%s] %s%s\n' "$ts" $((nf_t % 1000)) "$step" "$logprefix" "$text" >&"$logfd"
   # The last lines, for the summary of a failed step.
   now=${EPOCHREALTIME:-$n}
   ring[n % 20]="${now/[.,]/}"$'\t'"$text"
