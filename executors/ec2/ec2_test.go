@@ -605,8 +605,13 @@ func proxied(t *testing.T, w *world, codes ...string) (*ec2.Clients, *atomic.Int
 			mu.Unlock()
 			if code != "" {
 				status := http.StatusBadRequest
-				if code == "RequestLimitExceeded" {
+				switch code {
+				case "RequestLimitExceeded":
 					status = http.StatusServiceUnavailable
+				case "InsufficientInstanceCapacity":
+					// As AWS answers it: a server error, which the SDK
+					// would retry on its own.
+					status = http.StatusInternalServerError
 				}
 				rw.WriteHeader(status)
 				fmt.Fprintf(rw, `<Response><Errors><Error><Code>%s</Code><Message>injected</Message></Error></Errors><RequestID>x</RequestID></Response>`, code)
@@ -649,7 +654,7 @@ func TestThrottlingAndCapacity(t *testing.T) {
 		}
 	})
 	t.Run("CapacityReported", func(t *testing.T) {
-		c, _ := faults(t, w, "InsufficientInstanceCapacity", "InsufficientInstanceCapacity", "InsufficientInstanceCapacity")
+		c, calls := faults(t, w, "InsufficientInstanceCapacity", "InsufficientInstanceCapacity", "InsufficientInstanceCapacity")
 		x := w.executor(t, w.config(), ec2.Options{Clients: c})
 		runDir := t.TempDir()
 		_, err := x.Prepare(context.Background(), executors.JobSpec{RunID: "run-ice", Job: "j", RunDir: runDir})
@@ -658,6 +663,9 @@ func TestThrottlingAndCapacity(t *testing.T) {
 		}
 		if recs := records(t, runDir); len(recs) != 0 {
 			t.Errorf("records: %+v", recs)
+		}
+		if n := calls.Load(); n != 3 {
+			t.Errorf("RunInstances called %d times, want 3 (nixflow's tries, each once)", n)
 		}
 	})
 }

@@ -282,7 +282,7 @@ const capacityTries = 3
 func (x *Executor) runInstances(ctx context.Context, c *Clients, in *ec2.RunInstancesInput) (*ec2.RunInstancesOutput, error) {
 	for try := 1; ; try++ {
 		in.ClientToken = aws.String(newToken())
-		out, err := c.EC2.RunInstances(ctx, in)
+		out, err := c.EC2.RunInstances(ctx, in, noCapacityRetries)
 		if err == nil {
 			if len(out.Instances) != 1 {
 				return nil, fmt.Errorf("RunInstances returned %d instances, want 1", len(out.Instances))
@@ -322,6 +322,22 @@ func (x *Executor) runInstances(ctx context.Context, c *Clients, in *ec2.RunInst
 		case <-time.After(x.opts.Backoff(try)):
 		}
 	}
+}
+
+// noCapacityRetries keeps the SDK from retrying a RunInstances that
+// found no capacity (AWS answers it as a server error, which the SDK
+// retries ten times): nixflow's own tries, with their backoff and their
+// word, decide (capacityTries calls, not ten times as many).
+func noCapacityRetries(o *ec2.Options) {
+	if r, ok := o.Retryer.(aws.RetryerV2); ok {
+		o.Retryer = capacityNotRetried{r}
+	}
+}
+
+type capacityNotRetried struct{ aws.RetryerV2 }
+
+func (r capacityNotRetried) IsErrorRetryable(err error) bool {
+	return !capacityCodes[apiCode(err)] && r.RetryerV2.IsErrorRetryable(err)
 }
 
 // terminateByToken terminates whatever a RunInstances call with token
