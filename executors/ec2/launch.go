@@ -31,8 +31,11 @@ import (
 // Tags nixflow sets on what it launches. `nixflow ec2 reap` finds
 // instances by TagRunID.
 const (
-	TagRunID     = "nixflow:run-id"
-	TagJob       = "nixflow:job"
+	TagRunID = "nixflow:run-id"
+	TagJob   = "nixflow:job"
+	// TagExecutor names the executor of a shared instance (which has no
+	// job of its own).
+	TagExecutor  = "nixflow:executor"
 	TagOwner     = "nixflow:owner"
 	TagExpiresAt = "nixflow:expires-at"
 	TagImageHash = "nixflow:image-hash"
@@ -201,7 +204,7 @@ func (x *Executor) tags(spec executors.JobSpec, label string, expires time.Time)
 	m[TagOwner] = owner()
 	m[TagExpiresAt] = expires.Format(time.RFC3339)
 	if x.cfg.Mode == "shared" {
-		m["nixflow:executor"] = label
+		m[TagExecutor] = label
 	} else {
 		m[TagJob] = spec.Job
 	}

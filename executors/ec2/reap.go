@@ -32,9 +32,11 @@ type ReapOptions struct {
 type Reaped struct {
 	InstanceID string
 	RunID      string
-	Job        string
-	State      string
-	Launched   time.Time
+	// Job is the job the instance ran, or "shared NAME" for an executor's
+	// shared instance.
+	Job      string
+	State    string
+	Launched time.Time
 	// Reason says why it is reaped: "expired", "run over", "older than 1h",
 	// "no readable expiry".
 	Reason string
@@ -107,6 +109,10 @@ func reapable(inst types.Instance, now time.Time, o ReapOptions) (Reaped, bool) 
 			x.RunID = aws.ToString(t.Value)
 		case TagJob:
 			x.Job = aws.ToString(t.Value)
+		case TagExecutor:
+			if x.Job == "" {
+				x.Job = "shared " + aws.ToString(t.Value)
+			}
 		case TagExpiresAt:
 			expires = aws.ToString(t.Value)
 		}
