@@ -166,7 +166,10 @@ func (a *app) sourceMap(src string) (m *nixeval.SourceMap, flakeDir string) {
 		m, err = nixeval.FileSourceMap(ctx, src, opts)
 		flakeDir = "."
 	case strings.Contains(src, "#"):
-		ref := localFlakeRef(src)
+		ref, rerr := localFlakeRef(src)
+		if rerr != nil {
+			return nil, ""
+		}
 		m, err = nixeval.FlakeSourceMap(ctx, ref, opts)
 		flakeDir = flakeRefDir(ref)
 	default:

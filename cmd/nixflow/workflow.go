@@ -225,10 +225,10 @@ func (a *app) readWorkflow(src string) (name string, data []byte, generated bool
 		})
 		return src, data, true, err
 	case strings.Contains(src, "#"):
-		if err := checkFlakeDir(src); err != nil {
+		ref, err := localFlakeRef(src)
+		if err != nil {
 			return "", nil, false, err
 		}
-		ref := localFlakeRef(src)
 		data, err := a.evaluate(src, flakeRefDir(ref), func(ctx context.Context, opts nixeval.Options) ([]byte, error) {
 			return nixeval.Flake(ctx, ref, opts)
 		})
@@ -300,46 +300,37 @@ func (a *app) evaluate(src, flakeDir string, eval func(context.Context, nixeval.
 	return data, nil
 }
 
-// localFlakeRef makes "dir#ci", where dir is a directory here, a path Nix
-// takes as local: without "./" it would look dir up in the flake registry.
-func localFlakeRef(ref string) string {
+// localFlakeRef checks a flake reference whose part before '#' names a
+// directory here, and makes "dir#ci" a path Nix takes as local: without
+// "./" it would look dir up in the flake registry. A directory that is
+// not here is refused: Nix would search up the tree from a missing path,
+// and look a bare name up in the registry (which needs the network), and
+// a typo would read as an evaluation error. An explicit registry or URL
+// reference ("flake:nixpkgs", "github:o/r") has a ':' and is left to Nix;
+// a query (".?submodules=1#ci") is Nix's too.
+func localFlakeRef(ref string) (string, error) {
 	dir, attr, _ := strings.Cut(ref, "#")
-	if dir == "" || strings.HasPrefix(dir, "/") || strings.HasPrefix(dir, ".") || strings.Contains(dir, ":") {
-		return ref
+	path, _, _ := strings.Cut(dir, "?")
+	if path == "" || strings.Contains(dir, ":") {
+		return ref, nil
 	}
-	path, _, _ := strings.Cut(dir, "?") // sub?submodules=1#ci
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		return "./" + dir + "#" + attr
-	}
-	return ref
-}
-
-// checkFlakeDir refuses a flake reference whose part before '#' is no
-// directory here. Nix would search up the tree from a missing path, and
-// look a bare name up in the flake registry (which needs the network):
-// a typo then reads as an evaluation error. An explicit registry or URL
-// reference ("flake:nixpkgs", "github:o/r") has a ':' and is left to Nix.
-func checkFlakeDir(ref string) error {
-	dir, _, _ := strings.Cut(ref, "#")
-	dir, _, _ = strings.Cut(dir, "?") // .?submodules=1#ci
-	if dir == "" || strings.Contains(dir, ":") {
-		return nil
-	}
-	fi, err := os.Stat(dir)
+	fi, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		err := fmt.Errorf("workflow %s: no directory %q here", ref, dir)
-		if strings.ContainsAny(dir[:1], "./") || strings.Contains(dir, "/") {
-			return usageError(err)
+		err := fmt.Errorf("workflow %s: no directory %q here", ref, path)
+		if strings.ContainsAny(path[:1], "./") || strings.Contains(path, "/") {
+			return "", usageError(err)
 		}
-		return usageError(err, fmt.Sprintf("for a flake of the registry, write flake:%s", ref))
+		return "", usageError(err, fmt.Sprintf("for a flake of the registry, write flake:%s", ref))
 	case err != nil:
-		return usageError(fmt.Errorf("workflow %s: %w", ref, err))
+		return "", usageError(fmt.Errorf("workflow %s: %w", ref, err))
 	case !fi.IsDir():
-		return usageError(fmt.Errorf("workflow %s: %s is not a directory", ref, dir),
+		return "", usageError(fmt.Errorf("workflow %s: %s is not a directory", ref, path),
 			"the part before # names the directory of flake.nix")
+	case strings.HasPrefix(dir, "/"), strings.HasPrefix(dir, "."):
+		return ref, nil
 	}
-	return nil
+	return "./" + dir + "#" + attr, nil
 }
 
 // flakeDir writes a directory as the part of a flake reference before '#'.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nixflow/nixflow/executors"
 	"github.com/nixflow/nixflow/executors/executortest"
+	"github.com/nixflow/nixflow/internal/testenv"
 )
 
 func newExecutor(t *testing.T) executors.Executor {
@@ -342,7 +343,7 @@ func TestCancelKillsGrandchild(t *testing.T) {
 		res, _, _ := run(t, w, ctx, `mkfifo ready; bash -c 'trap "" INT TERM; echo $$ > gc.pid; echo > ready; exec sleep 1000' & read -r _ < ready; echo started > started; wait`)
 		done <- res
 	}()
-	waitFile(t, filepath.Join(w.Dir(), "started"))
+	testenv.WaitForFile(t, filepath.Join(w.Dir(), "started"))
 	pid := readPID(t, pidFile)
 	cancel()
 	res := <-done
@@ -351,21 +352,6 @@ func TestCancelKillsGrandchild(t *testing.T) {
 	}
 	if !processGone(pid) {
 		t.Errorf("grandchild %d survived", pid)
-	}
-}
-
-// waitFile polls for path to exist, for up to 10 seconds.
-func waitFile(t *testing.T, path string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not appear", path)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
