@@ -37,13 +37,19 @@ fi
 cd -- "$nf_dir" 2>/dev/null || fail "working directory $nf_dir: no such directory"
 command -v setsid >/dev/null 2>&1 || fail "setsid is not installed (util-linux)"
 
+# From here on the runner writes nothing: bash's own notices about its jobs
+# (a step killed by a signal, a watchdog killed) must not reach the step's
+# output, and bash may print one as soon as the step is started. The step
+# gets the runner's outputs; the runner keeps none of them open.
+exec 4>&1 5>&2 >/dev/null 2>&1
 (
 	# shellcheck disable=SC2163 # nf_kv is NAME=VALUE
 	for nf_kv in "${nf_env[@]}"; do export "$nf_kv" 2>/dev/null; done
 	export PATH="$nf_path" NIXFLOW_STEP_COOKIE="$nf_cookie"
 	exec setsid "${nf_argv[@]}"
-) </dev/null 3<&- &
+) </dev/null >&4 2>&5 3<&- 4>&- 5>&- &
 pid=$!
+exec 4>&- 5>&-
 cookie=$nf_cookie pgidfile=$nf_state.pgid stopfile=$nf_state.stop state=$nf_state
 printf '%s\n' "$pid" >"$pgidfile"
 
@@ -145,10 +151,6 @@ gone() {
 	killcookie
 } <&0 >/dev/null 2>&1 &
 wd=$!
-# From here on the runner writes nothing: bash's own notices about its jobs
-# (a watchdog killed, a step killed by a signal) must not reach the step's
-# output.
-exec >/dev/null 2>&1
 
 wait "$pid"
 rc=$?
