@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -211,7 +212,7 @@ func flatten(prefix string, v any, out map[string]string) error {
 		return nil
 	}
 	if !executors.ValidName(prefix) {
-		return fmt.Errorf("key %q is not a valid variable name (letters, digits and _, not starting with a digit)", prefix)
+		return fmt.Errorf("key %q %s", prefix, notAName)
 	}
 	if _, dup := out[prefix]; dup {
 		return fmt.Errorf("two keys flatten to the same variable %q", prefix)
@@ -249,6 +250,9 @@ func parseDotenv(data []byte) (map[string]string, error) {
 	}
 	vals, err := godotenv.UnmarshalBytes(data)
 	if err == nil {
+		if err := dotenvNames(data, vals); err != nil {
+			return nil, err
+		}
 		return vals, nil
 	}
 	// Find the first line that does not parse on its own; multi-line
@@ -260,6 +264,44 @@ func parseDotenv(data []byte) (map[string]string, error) {
 	}
 	return nil, ErrNotDotenv
 }
+
+// dotenvKey is the key a dotenv line starts, as godotenv reads it
+// (letters, digits, '_', '.' and blanks before '=' or ':').
+var dotenvKey = regexp.MustCompile(`^[ \t]*(?:export[ \t]+)?([A-Za-z0-9_.\t ]*)[=:]`)
+
+// dotenvNames refuses keys that are no variable name ("a.b", "1X",
+// "KEY SP"): godotenv takes them, no step could read them. The error
+// names the first such key and its line.
+func dotenvNames(data []byte, vals map[string]string) error {
+	bad := false
+	for k := range vals {
+		bad = bad || !executors.ValidName(k)
+	}
+	if !bad {
+		return nil
+	}
+	for i, line := range bytes.Split(data, []byte("\n")) {
+		m := dotenvKey.FindSubmatch(line)
+		if m == nil {
+			continue
+		}
+		k := strings.TrimRight(string(m[1]), " \t")
+		if _, ok := vals[k]; ok && !executors.ValidName(k) {
+			return fmt.Errorf("line %d: key %q %s", i+1, k, notAName)
+		}
+	}
+	var keys []string
+	for k := range vals {
+		if !executors.ValidName(k) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return fmt.Errorf("key %q %s", keys[0], notAName)
+}
+
+// notAName says why a key is refused as a variable's name.
+const notAName = "is not a valid variable name (letters, digits and _, not starting with a digit)"
 
 // nulLine is the number of the first line of data that holds a NUL
 // byte, 0 for none: no environment variable can carry one, and the step

@@ -815,7 +815,10 @@ nf_has_nul() {
 # ${VAR} and $VAR of earlier keys in unquoted and double-quoted values).
 # Sets nf_pk and nf_pv, or nf_err (which line, never the text).
 nf_dotenv() {
-  if nf_dotenv_parse "$1"; then return 0; fi
+  if nf_dotenv_parse "$1"; then
+    nf_dotenv_names "$1"
+    return
+  fi
   # As nixflow run does: the first line that does not parse on its own.
   local rest=$1 line n=0
   while [[ -n $rest ]]; do
@@ -827,6 +830,32 @@ nf_dotenv() {
     fi
   done
   nf_err="not KEY=VALUE lines (dotenv syntax)"
+  return 1
+}
+
+# nf_dotenv_names DATA refuses keys of nf_pk that are no variable name
+# ("a.b", "1X", "KEY SP"), naming the first and its line, as nixflow run
+# does.
+nf_dotenv_names() {
+  local k rest=$1 line n=0 bad=()
+  for k in "${nf_pk[@]}"; do nf_valid_name "$k" || bad+=("$k"); done
+  ((${#bad[@]})) || return 0
+  local -A isbad=()
+  for k in "${bad[@]}"; do isbad[$k]=1; done
+  while [[ -n $rest ]]; do
+    if [[ $rest == *$'\n'* ]]; then line=${rest%%$'\n'*}; rest=${rest#*$'\n'}; else line=$rest; rest=''; fi
+    n=$((n + 1))
+    [[ $line =~ ^[[:blank:]]*(export[[:blank:]]+)?([A-Za-z0-9_.[:blank:]]*)[=:] ]] || continue
+    k=${BASH_REMATCH[2]}
+    k=${k%"${k##*[![:blank:]]}"}
+    [[ -n $k && -n ${isbad[$k]:-} ]] || continue
+    nf_goquote "$k"
+    nf_err="line $n: key $nf_q is not a valid variable name (letters, digits and _, not starting with a digit)"
+    return 1
+  done
+  k=$(printf '%s\n' "${bad[@]}" | LC_ALL=C sort | head -n 1)
+  nf_goquote "$k"
+  nf_err="key $nf_q is not a valid variable name (letters, digits and _, not starting with a digit)"
   return 1
 }
 
