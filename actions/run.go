@@ -343,6 +343,12 @@ func (e *engine) closeExecutors() {
 		}
 		cancel()
 	}
+	// The parents of the jobs' workspaces and temporary directories go
+	// when nothing was kept in them (--keep-workspace, a step's files the
+	// executor could not remove).
+	for _, d := range []string{"jobs", "tmp"} {
+		_ = os.Remove(filepath.Join(e.opts.RunDir, d))
+	}
 }
 
 func writeJSON(path string, v any) error {

@@ -3418,5 +3418,8 @@ nf_main() {
     if [[ -n $nf_artifacts_dir ]]; then nf_export_artifacts "$nf_artifacts_dir"; fi
     nf_reports
   fi
+  # No job uploaded any: the run's directory of artifacts goes, as with
+  # nixflow run.
+  rmdir -- "$nf_run_dir/artifacts" 2>/dev/null || true
   return "$nf_exit"
 }
