@@ -180,7 +180,16 @@ func TestMasker(t *testing.T) {
 	m.Add("line one\nline two")
 	m.Add("abcd")
 	m.Add("cdefgh")
+	if !m.Add("{\n  \"key\": \"json-value\"\n}") {
+		t.Error("a value with lines too short to mask, and one to mask, was refused")
+	}
+	if m.Add("ab\n  \ncd") {
+		t.Error("a value of short lines alone was accepted")
+	}
+	m.Add("  token-with-blanks \t")
 	for in, want := range map[string]string{
+		`{ "key": "json-value" }`:            "{ *** }",
+		"t=token-with-blanks|":               "t=***|",
 		"no sec-rets here":                   "no sec-rets here",
 		"substrings are masked too: secrets": "substrings are masked too: ***s",
 		"abc is too short to mask":           "abc is too short to mask",

@@ -50,21 +50,17 @@ func NewMasker() *Masker {
 	return m
 }
 
-// Add registers a secret value. It reports false, and masks nothing, for
-// a value (or a line of it) shorter than the minimum length.
+// Add registers a secret value. A multi-line value is masked line by
+// line, each line by its text without the blanks around it (a value
+// printed by an unquoted echo, or a JSON document printed on one line,
+// loses them). It reports false, and masks nothing, when no line of the
+// value is long enough to mask (the minimum length); the lines too short
+// of a value masked otherwise ("{" and "}" of a JSON key) are not masked.
 func (m *Masker) Add(value string) bool {
-	ok := true
+	lines, short := secretLines(value)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, line := range strings.Split(value, "\n") {
-		line = strings.TrimSuffix(line, "\r")
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
-		if len(line) < minSecretLen {
-			ok = false
-			continue
-		}
+	for _, line := range lines {
 		if !m.values[line] {
 			m.values[line] = true
 			// Copy on write: Mask reads the old snapshot without the lock.
@@ -81,20 +77,37 @@ func (m *Masker) Add(value string) bool {
 			m.snap.Store(s)
 		}
 	}
-	return ok
+	return len(lines) > 0 || !short
 }
 
-// has reports whether value is masked already (every line of it).
+// secretLines is what of value is masked: its lines, blanks around them
+// trimmed, that are long enough; short tells that a line was too short.
+func secretLines(value string) (lines []string, short bool) {
+	for line := range strings.SplitSeq(value, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "":
+		case len(line) < minSecretLen:
+			short = true
+		default:
+			lines = append(lines, line)
+		}
+	}
+	return lines, short
+}
+
+// has reports whether value is masked already: some line of it, and
+// every line long enough.
 func (m *Masker) has(value string) bool {
+	lines, _ := secretLines(value)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, line := range strings.Split(value, "\n") {
-		line = strings.TrimSuffix(line, "\r")
-		if strings.TrimSpace(line) != "" && !m.values[line] {
+	for _, line := range lines {
+		if !m.values[line] {
 			return false
 		}
 	}
-	return true
+	return len(lines) > 0
 }
 
 // fewSecrets is how many secrets are searched one by one at most while

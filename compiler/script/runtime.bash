@@ -123,18 +123,21 @@ nf_goquote() {
 
 # --- masking ---------------------------------------------------------------
 
-# nf_add_mask VALUE adds a secret, line by line, longest first; it returns
-# 1 when a line is too short to mask.
+# nf_add_mask VALUE adds a secret, line by line (each without the blanks
+# around it), longest first; it returns 1 when no line is long enough to
+# mask, as nixflow run does.
 nf_add_mask() {
-  local line ok=0 v i n rest=$1
+  local line short=0 masked=0 v i n rest=$1
   local -a merged
   # Line by line, with no here-string: older bash writes those to a
   # temporary file, and a secret never goes to disk.
   while [[ -n $rest ]]; do
     if [[ $rest == *$'\n'* ]]; then line=${rest%%$'\n'*}; rest=${rest#*$'\n'}; else line=$rest; rest=''; fi
-    line=${line%$'\r'}
-    [[ $line =~ ^[[:space:]]*$ ]] && continue
-    if ((${#line} < 4)); then ok=1; continue; fi
+    line=${line#"${line%%[![:space:]]*}"}
+    line=${line%"${line##*[![:space:]]}"}
+    [[ -n $line ]] || continue
+    if ((${#line} < 4)); then short=1; continue; fi
+    masked=1
     n=0
     for v in "${nf_masks[@]}"; do [[ $v == "$line" ]] && n=1; done
     ((n)) && continue
@@ -150,7 +153,7 @@ nf_add_mask() {
     ((i)) || merged+=("$line")
     nf_masks=("${merged[@]}")
   done
-  return "$ok"
+  ((masked || !short))
 }
 
 # nf_mask TEXT sets nf_m to TEXT with every secret replaced by ***: the
@@ -1342,18 +1345,21 @@ nf_resolve_environments() {
   ((ok))
 }
 
-# nf_masked VALUE: every line of VALUE is masked already.
+# nf_masked VALUE: VALUE is masked already: some line of it, and every
+# line long enough to mask (as nf_add_mask trims them).
 nf_masked() {
-  local rest=$1 line v found
+  local rest=$1 line v found any=0
   while [[ -n $rest ]]; do
     if [[ $rest == *$'\n'* ]]; then line=${rest%%$'\n'*}; rest=${rest#*$'\n'}; else line=$rest; rest=''; fi
-    line=${line%$'\r'}
-    [[ $line =~ ^[[:space:]]*$ ]] && continue
+    line=${line#"${line%%[![:space:]]*}"}
+    line=${line%"${line##*[![:space:]]}"}
+    ((${#line} >= 4)) || continue
     found=0
     for v in "${nf_masks[@]}"; do [[ $v == "$line" ]] && found=1 && break; done
     ((found)) || return 1
+    any=1
   done
-  return 0
+  ((any))
 }
 
 # nf_add_secrets masks the values of the secret variables just read, in
