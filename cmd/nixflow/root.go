@@ -5,9 +5,12 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
+
+	"github.com/nixflow/nixflow/actions"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -25,6 +28,28 @@ type app struct {
 	// logging.level does not override it.
 	logLevelSet bool
 	log         hclog.Logger
+	// logOut is where log writes: stderr, through the run's masker once
+	// there is one.
+	logOut maskedWriter
+}
+
+// maskedWriter writes through a masker, once it is given one: nixflow's
+// own diagnostics quote what executors, hooks and commands said, which
+// may hold a secret. hclog writes a whole entry at a time.
+type maskedWriter struct {
+	w      io.Writer
+	masker atomic.Pointer[actions.Masker]
+}
+
+func (m *maskedWriter) Write(p []byte) (int, error) {
+	masker := m.masker.Load()
+	if masker == nil {
+		return m.w.Write(p)
+	}
+	if _, err := io.WriteString(m.w, masker.Mask(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // Main runs the nixflow command line and returns its exit status.
@@ -50,7 +75,8 @@ in parallel as their needs allow, on this machine, in containers, over SSH or on
 				return usageError(fmt.Errorf("invalid --log-level %q (known: trace, debug, info, warn, error)", a.logLevel))
 			}
 			a.logLevelSet = cmd.Flags().Changed("log-level")
-			a.log = hclog.New(&hclog.LoggerOptions{Name: "nixflow", Level: level, Output: a.stderr})
+			a.logOut.w = a.stderr
+			a.log = hclog.New(&hclog.LoggerOptions{Name: "nixflow", Level: level, Output: &a.logOut})
 			return nil
 		},
 	}

@@ -310,6 +310,7 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 	}
 	id := newRunID(time.Now())
 	masker := actions.NewMasker()
+	a.logOut.masker.Store(masker)
 	// Values from env files may be secrets.
 	var short []string
 	for k, v := range files {
