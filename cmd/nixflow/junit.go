@@ -4,8 +4,10 @@ import (
 	"encoding/xml"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nixflow/nixflow/actions"
 	"github.com/nixflow/nixflow/event"
@@ -90,7 +92,7 @@ func writeJUnit(path string, res *actions.Result, masker *actions.Masker) error 
 			if s.Attempts > 1 {
 				v += fmt.Sprintf(", %d attempts", s.Attempts)
 			}
-			props = append(props, junitProp{Name: "step " + s.Step, Value: masker.Mask(v)})
+			props = append(props, junitProp{Name: "step " + s.Step, Value: xmlText(masker.Mask(v))})
 		}
 		if j.Where != "" {
 			props = append(props, junitProp{Name: "where", Value: j.Where})
@@ -108,15 +110,15 @@ func writeJUnit(path string, res *actions.Result, masker *actions.Masker) error 
 				}
 				fmt.Fprintf(&text, "last lines of %s:\n", s.Step)
 				for _, l := range s.Tail {
-					text.WriteString(masker.Mask(l) + "\n")
+					text.WriteString(xmlText(masker.Mask(l)) + "\n")
 				}
 			}
-			c.Failure = &junitFailure{Message: masker.Mask(j.Reason), Type: string(j.Domain), Text: text.String()}
+			c.Failure = &junitFailure{Message: xmlText(masker.Mask(j.Reason)), Type: string(j.Domain), Text: text.String()}
 		case j.Status == event.StatusFailure:
-			c.SystemOut = &junitSystemOut{Text: "failed (allowed): " + masker.Mask(j.Reason)}
+			c.SystemOut = &junitSystemOut{Text: "failed (allowed): " + xmlText(masker.Mask(j.Reason))}
 		case j.Status == event.StatusSkipped || j.Status == event.StatusCancelled:
 			suite.Skipped++
-			c.Skipped = &junitSkipped{Message: string(j.Status) + ": " + masker.Mask(j.Reason)}
+			c.Skipped = &junitSkipped{Message: string(j.Status) + ": " + xmlText(masker.Mask(j.Reason))}
 		}
 		suite.Cases = append(suite.Cases, c)
 	}
@@ -132,6 +134,26 @@ func writeJUnit(path string, res *actions.Result, masker *actions.Masker) error 
 		return fmt.Errorf("write the JUnit report: %w", err)
 	}
 	return nil
+}
+
+// ansiCSI is a terminal control sequence (colours, cursor moves): what
+// test tools print most of the text XML cannot hold.
+var ansiCSI = regexp.MustCompile("\x1b\\[[0-?]*[ -/]*[@-~]")
+
+// xmlText is text as XML 1.0 can hold it, CDATA too: terminal control
+// sequences removed, then every other character XML has no place for (a
+// control character, a byte that is not UTF-8) replaced by U+FFFD. A
+// report with one of them is rejected whole by the CI that reads it.
+func xmlText(s string) string {
+	s = ansiCSI.ReplaceAllString(s, "")
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r':
+		case r < 0x20, r >= 0xd800 && r <= 0xdfff, r == 0xfffe, r == 0xffff:
+			return utf8.RuneError
+		}
+		return r
+	}, s)
 }
 
 func seconds(d time.Duration) string {

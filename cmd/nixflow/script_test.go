@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/xml"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -239,6 +241,7 @@ func scriptParams(dir string) testscript.Params {
 			"subst":    cmdSubst,
 			"emptydir": cmdEmptydir,
 			"tmpfs":    cmdTmpfs,
+			"xmlvalid": cmdXMLValid,
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
@@ -260,6 +263,31 @@ func scriptParams(dir string) testscript.Params {
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
+	}
+}
+
+// cmdXMLValid checks that every named file is well-formed XML whose
+// text holds only characters XML allows, as a CI system reading a JUnit
+// report requires.
+func cmdXMLValid(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) == 0 {
+		ts.Fatalf("usage: xmlvalid FILE...")
+	}
+	for _, a := range args {
+		f, err := os.Open(ts.MkAbs(a))
+		ts.Check(err)
+		d := xml.NewDecoder(f)
+		for {
+			_, err := d.Token()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				f.Close()
+				ts.Fatalf("%s: %v", a, err)
+			}
+		}
+		f.Close()
 	}
 }
 

@@ -609,12 +609,10 @@ nf_json_str() {
   s=${s//>/\\u003e}
   s=${s//&/\\u0026}
   # Bytes that are not UTF-8 become \ufffd, as Go's encoding/json writes
-  # them: the line stays valid JSON. (Where this host has no C.UTF-8
-  # locale, they stay as they are.)
-  if [[ -n $nf_utf8 ]] && LC_ALL=C nf_has_high "$s"; then
-    local LC_ALL=$nf_utf8
-    s=${s//[^[:print:][:cntrl:][:space:]]/\\ufffd}
-    s=${s//$'\xe2\x80\xa8'/\\u2028}
+  # them: the line stays valid JSON.
+  if LC_ALL=C nf_has_high "$s"; then
+    nf_utf8_fix "$s" '\ufffd'
+    s=${nf_u//$'\xe2\x80\xa8'/\\u2028}
     s=${s//$'\xe2\x80\xa9'/\\u2029}
   fi
   if [[ $s == *[$'\001'-$'\037']* ]]; then
@@ -635,13 +633,27 @@ nf_has_high() {
   [[ $1 == *[$'\x80'-$'\xff']* ]]
 }
 
-# nf_find_utf8 sets nf_utf8 to a UTF-8 locale this host has (C.UTF-8),
-# empty if none: nf_json_str needs one to tell characters from bytes.
-nf_find_utf8() {
-  nf_utf8=''
-  local LC_ALL=C.UTF-8 s=$'\xc3\xa9'
-  ((${#s} == 1)) && nf_utf8=C.UTF-8
-  return 0
+# nf_utf8_fix TEXT REPL sets nf_u to TEXT with REPL for every byte that is
+# not part of a UTF-8 character, as Go's encoders replace them (one per
+# byte; surrogates and overlong forms are not UTF-8). It matches bytes in
+# the C locale: in a UTF-8 one, bash matches a string that holds one such
+# byte byte by byte, and would take the characters around it apart.
+nf_utf8_fix() {
+  local LC_ALL=C rest=$1 out=''
+  local c=$'([\x01-\x7f]|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf][\x80-\xbf]|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf][\x80-\xbf]|[\xf1-\xf3][\x80-\xbf][\x80-\xbf][\x80-\xbf]|\xf4[\x80-\x8f][\x80-\xbf][\x80-\xbf])'
+  if [[ $rest =~ ^$c*$ ]]; then
+    nf_u=$rest
+    return 0
+  fi
+  while [[ -n $rest ]]; do
+    [[ $rest =~ ^$c* ]]
+    out+=${BASH_REMATCH[0]}
+    rest=${rest:${#BASH_REMATCH[0]}}
+    [[ -n $rest ]] || break
+    out+=$2
+    rest=${rest:1}
+  done
+  nf_u=$out
 }
 
 # nf_json_time MS sets nf_j to the time (milliseconds since the epoch) as
@@ -2772,6 +2784,26 @@ nf_xml_attr() {
   nf_x=${nf_x//$'\t'/"&#x9;"} nf_x=${nf_x//$'\n'/"&#xA;"} nf_x=${nf_x//$'\r'/"&#xD;"}
 }
 
+# nf_xml_text TEXT sets nf_xt to TEXT as XML 1.0 can hold it, CDATA too,
+# as nixflow run writes it: terminal control sequences (colours) removed,
+# every other control character, and every byte that is not UTF-8,
+# replaced by U+FFFD.
+nf_xml_text() {
+  local s=$1 LC_ALL=C
+  if [[ $s == *[$'\001'-$'\010'$'\013'$'\014'$'\016'-$'\037']* ]]; then
+    local re=$'\e''\[[0-?]*[ -/]*[@-~]'
+    while [[ $s =~ $re ]]; do s=${s/"${BASH_REMATCH[0]}"/}; done
+    s=${s//[$'\001'-$'\010'$'\013'$'\014'$'\016'-$'\037']/$'\xef\xbf\xbd'}
+  fi
+  if nf_has_high "$s"; then
+    nf_utf8_fix "$s" $'\xef\xbf\xbd'
+    # U+FFFE and U+FFFF are UTF-8, and no XML character.
+    s=${nf_u//$'\xef\xbf\xbe'/$'\xef\xbf\xbd'}
+    s=${s//$'\xef\xbf\xbf'/$'\xef\xbf\xbd'}
+  fi
+  nf_xt=$s
+}
+
 # nf_secs3 MS sets nf_f to MS as seconds with three decimals.
 nf_secs3() {
   printf -v nf_f '%d.%03d' $(($1 / 1000)) $(($1 % 1000))
@@ -2781,7 +2813,7 @@ nf_secs3() {
 # testcase per job, its steps as properties; a failure holds the job's
 # reason and the last lines of its failed steps; every text masked.
 nf_junit_write() {
-  local i k name v fails=0 skips=0 cases='' c props tail line q ts
+  local i k name v fails=0 skips=0 cases='' c props tail line q ts nf_xt
   local -a st=()
   for i in "${!nf_jobs[@]}"; do
     nf_xml_attr "${nf_jobs[i]}"
@@ -2797,7 +2829,8 @@ nf_junit_write() {
       if ((st[k + 4] > 0)); then nf_round_ms "${st[k + 4]}"; v+=" in $nf_f"; fi
       ((st[k + 5] > 1)) && v+=", ${st[k + 5]} attempts"
       nf_mask "$v"
-      nf_xml_attr "$nf_m"
+      nf_xml_text "$nf_m"
+      nf_xml_attr "$nf_xt"
       v=$nf_x
       nf_xml_attr "step ${st[k + 1]}"
       props+=$'\n'"        <property name=\"$nf_x\" value=\"$v\"></property>"
@@ -2805,18 +2838,21 @@ nf_junit_write() {
         tail+="last lines of ${st[k + 1]}:"$'\n'
         while IFS='' read -r line; do
           nf_mask "$line"
-          tail+=$nf_m$'\n'
+          nf_xml_text "$nf_m"
+          tail+=$nf_xt$'\n'
         done <"$nf_state/$i.tail.${st[k]}"
       fi
     done
     [[ -n $props ]] && c+=$'\n'"      <properties>$props"$'\n'"      </properties>"
     nf_mask "${nf_res_reason[i]}"
-    nf_xml_attr "$nf_m"
+    nf_xml_text "$nf_m"
+    nf_xml_attr "$nf_xt"
     case ${nf_res_status[i]} in
       failure)
         if ((nf_res_allowed[i])); then
           nf_mask "${nf_res_reason[i]}"
-          q="failed (allowed): $nf_m"
+          nf_xml_text "$nf_m"
+          q="failed (allowed): $nf_xt"
           c+=$'\n'"      <system-out><![CDATA[${q//]]>/]]]]><![CDATA[>}]]></system-out>"
         else
           fails=$((fails + 1))
@@ -2828,7 +2864,8 @@ nf_junit_write() {
       skipped | cancelled)
         skips=$((skips + 1))
         nf_mask "${nf_res_status[i]}: ${nf_res_reason[i]}"
-        nf_xml_attr "$nf_m"
+        nf_xml_text "$nf_m"
+        nf_xml_attr "$nf_xt"
         c+=$'\n'"      <skipped message=\"$nf_x\"></skipped>"
         ;;
     esac
@@ -3336,7 +3373,6 @@ nf_main() {
   exec </dev/null
   set -u
   nf_ignored_signals
-  nf_find_utf8 2>/dev/null
   nf_plan
   declare -gA nf_over=() nf_wfprov=() nf_secret_name=()
   declare -ga nf_masks=() nf_errors=() nf_wf_required=() nf_running=() nf_done=()
