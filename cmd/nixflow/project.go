@@ -36,17 +36,22 @@ func runProject(runDir string) string {
 	return strings.TrimSpace(string(data))
 }
 
-// currentProject is the project of the current directory: its git work
-// tree, else the directory itself.
-func currentProject() string {
+// currentProjects are the projects the current directory may belong to:
+// its git work tree; outside git, the directory of the workflow nixflow
+// run finds from here (a ci.nix or flake.nix above it), and the
+// directory itself. The first is the one to name.
+func currentProjects() []string {
 	wd, err := os.Getwd()
 	if err != nil {
-		return ""
+		return nil
 	}
 	if top := gitTop(wd); top != "" {
-		return top
+		return []string{top}
 	}
-	return wd
+	if src, dir := findWorkflow(os.Getenv("HOME")); src != "" && dir != wd {
+		return []string{dir, wd}
+	}
+	return []string{wd}
 }
 
 // lastRunHere is the newest of ids (oldest first) whose project is the
@@ -56,15 +61,19 @@ func currentProject() string {
 // counts as such. With none, the error names the newest run and its
 // project.
 func lastRunHere(dir string, ids []string) (string, error) {
-	here := currentProject()
+	here := currentProjects()
 	for i := len(ids) - 1; i >= 0; i-- {
-		if p := runProject(filepath.Join(dir, ids[i])); p == "" || p == here {
+		if p := runProject(filepath.Join(dir, ids[i])); p == "" || slices.Contains(here, p) {
 			return ids[i], nil
 		}
 	}
 	newest := ids[len(ids)-1]
 	other := runProject(filepath.Join(dir, newest))
-	return "", usageError(fmt.Errorf("no run of this project (%s) yet", here),
+	name := ""
+	if len(here) > 0 {
+		name = here[0]
+	}
+	return "", usageError(fmt.Errorf("no run of this project (%s) yet", name),
 		"run its workflow first: nixflow run",
 		fmt.Sprintf("the newest run, %s, was for %s: give its id to see it (nixflow runs lists every run)", newest, other))
 }

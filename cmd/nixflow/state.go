@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -67,6 +68,12 @@ func newRunID(now time.Time) string {
 	return now.UTC().Format("20060102-150405.000") + "-" + hex.EncodeToString(b[:])
 }
 
+// runIDPattern is what newRunID and the compiled script make (and
+// nixflow made before run ids had milliseconds): anything else in the
+// runs directory (a backup someone made there) is no run, and sorted by
+// name would pass for the newest.
+var runIDPattern = regexp.MustCompile(`^[0-9]{8}-[0-9]{6}(\.[0-9]{3})?-[0-9a-f]+$`)
+
 // listRuns returns the run ids in the runs directory, oldest first.
 func listRuns(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
@@ -78,7 +85,7 @@ func listRuns(dir string) ([]string, error) {
 	}
 	var ids []string
 	for _, e := range entries {
-		if e.IsDir() {
+		if e.IsDir() && runIDPattern.MatchString(e.Name()) {
 			ids = append(ids, e.Name())
 		}
 	}
