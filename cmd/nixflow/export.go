@@ -26,10 +26,18 @@ const exportedList = ".nixflow-artifacts"
 // can be written and that exporting the plan's artifacts will replace
 // nothing but what an earlier export put there: finding out after an
 // hour of building is too late. It creates the directory.
-func checkArtifactsDir(dir string, plan *compiler.Plan) error {
+func checkArtifactsDir(dir string, plan *compiler.Plan) (err error) {
 	if dir == "" {
 		return nil
 	}
+	// The directories it makes go again when the check fails: a refused
+	// run leaves nothing behind.
+	made := firstMissing(dir)
+	defer func() {
+		if err != nil && made != "" {
+			_ = os.RemoveAll(made)
+		}
+	}()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("--artifacts-dir: %w", err)
 	}
@@ -47,6 +55,42 @@ func checkArtifactsDir(dir string, plan *compiler.Plan) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// firstMissing is the outermost directory of path that does not exist
+// (path itself, or one of its parents), "" if path exists.
+func firstMissing(path string) string {
+	missing := ""
+	for p := filepath.Clean(path); ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil {
+			return missing
+		}
+		missing = p
+		if filepath.Dir(p) == p {
+			return missing
+		}
+	}
+}
+
+func dirExists(dir string) bool {
+	fi, err := os.Stat(dir)
+	return err == nil && fi.IsDir()
+}
+
+// checkEventsFile makes sure, before a run starts, that --events names
+// no directory and lies in one that exists. The file itself is opened
+// only once the run can start (it may be a pipe, or /dev/stderr).
+func checkEventsFile(path string) error {
+	if path == "" {
+		return nil
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("--events %s: is a directory", path)
+	}
+	if dir := filepath.Dir(path); !dirExists(dir) {
+		return fmt.Errorf("--events %s: no directory %s", path, dir)
+	}
+	return nil
 }
 
 // replaceable reports an error if dir/name exists and no export put it

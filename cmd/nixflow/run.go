@@ -127,28 +127,23 @@ func (a *app) run(args []string, f *runFlags) error {
 		g = output.GroupsNone // stdout stays JSON lines
 	}
 
-	if err := checkArtifactsDir(f.artifactsDir, plan); err != nil {
-		return usageError(err)
-	}
 	for _, o := range [][2]string{{"--junit", f.junit}, {"--report", f.report.html}, {"--trace", f.report.trace}} {
 		if err := checkOutputFile(o[0], o[1]); err != nil {
 			return usageError(err)
 		}
 	}
+	if err := checkEventsFile(f.events); err != nil {
+		return usageError(err)
+	}
+	// Last of the checks: it makes the directory.
+	if err := checkArtifactsDir(f.artifactsDir, plan); err != nil {
+		return usageError(err)
+	}
 
 	sinks, stopLive := a.consoleSinks(a.stdout, format, plan)
 	defer stopLive()
-	if f.events != "" {
-		ev, err := output.NewEventsFile(f.events)
-		if err != nil {
-			return usageError(fmt.Errorf("--events: %w", err))
-		}
-		defer ev.Close()
-		ev.OnError = a.sinkWarning("writing events to " + f.events)
-		sinks = append(sinks, ev)
-	}
-	// Nothing that can fail on bad input comes after this point: a run
-	// directory exists only for a run that starts.
+	// Nothing that can fail on bad input comes after this point but the
+	// events file (a run directory exists only for a run that starts).
 	if err := os.MkdirAll(opts.RunDir, 0o700); err != nil {
 		return infraError(fmt.Errorf("create the run directory: %w", err))
 	}
@@ -157,6 +152,19 @@ func (a *app) run(args []string, f *runFlags) error {
 		return infraError(err)
 	}
 	defer unlock()
+	if f.events != "" {
+		// Opened (and emptied) only once the run can start: a run refused
+		// leaves an earlier events file as it was.
+		ev, err := output.NewEventsFile(f.events)
+		if err != nil {
+			unlock()
+			os.RemoveAll(opts.RunDir)
+			return usageError(fmt.Errorf("--events: %w", err))
+		}
+		defer ev.Close()
+		ev.OnError = a.sinkWarning("writing events to " + f.events)
+		sinks = append(sinks, ev)
+	}
 	logs, err := output.NewJobLogs(filepath.Join(opts.RunDir, "logs"))
 	if err != nil {
 		os.RemoveAll(opts.RunDir)

@@ -3136,7 +3136,7 @@ nf_export_artifacts() {
 # --artifacts-dir can be written (finding out after an hour of building is
 # too late); it creates the directory.
 nf_check_artifacts_dir() {
-  local dir=$1 p='' part rest
+  local dir=$1 p='' part rest made=''
   rest=${dir%/}
   [[ $rest == /* ]] && rest=${rest#/} p=/
   # A part of the path that is there but is no directory, as mkdir -p
@@ -3149,10 +3149,13 @@ nf_check_artifacts_dir() {
     if [[ -e $p && ! -d $p ]]; then
       nf_die_usage "--artifacts-dir: mkdir $p: not a directory"
     fi
-    [[ -e $p ]] || break
+    [[ -e $p ]] || { made=$p && break; }
     p+=/
   done
+  # What it makes goes again when the check fails: a refused run leaves
+  # nothing behind.
   if ! mkdir -p -- "$dir" 2>/dev/null || ! : 2>/dev/null >"$dir/.nixflow-check"; then
+    [[ -z $made ]] || rm -rf -- "$made"
     nf_die_usage "--artifacts-dir $dir: cannot write there"
   fi
   rm -f -- "$dir/.nixflow-check"
@@ -3167,7 +3170,7 @@ nf_check_artifacts_dir() {
       bad=1
     fi
   done
-  ((bad == 0)) || exit 2
+  ((bad == 0)) || { [[ -z $made ]] || rm -rf -- "$made"; exit 2; }
 }
 
 # nf_check_output_file FLAG PATH makes sure, before anything runs, that a
@@ -3287,8 +3290,13 @@ nf_parse_args() {
     nf_max_parallel=$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc 2>/dev/null || echo 2)
   fi
   if [[ -n $nf_events ]]; then
-    : 2>/dev/null >"$nf_events" || nf_die_usage "--events: open $nf_events: cannot create the file"
-    nf_events=$(cd "$(dirname -- "$nf_events")" && pwd)/${nf_events##*/}
+    # Opened (and emptied) only once the run can start (nf_main): a run
+    # refused leaves an earlier events file as it was.
+    [[ ! -d $nf_events ]] || nf_die_usage "--events $nf_events: is a directory"
+    local evdir
+    evdir=$(dirname -- "$nf_events")
+    [[ -d $evdir ]] || nf_die_usage "--events $nf_events: no directory $evdir"
+    nf_events=$(cd "$evdir" && pwd)/${nf_events##*/}
   fi
   [[ -d $nf_repo ]] || nf_die_usage "--repo $nf_repo: not a directory"
   nf_repo=$(cd "$nf_repo" && pwd)
@@ -3379,8 +3387,9 @@ nf_main() {
   declare -ga nf_res_status=() nf_res_allowed=() nf_res_domain=() nf_res_ms=() nf_res_attempts=() nf_res_start=() nf_res_reason=()
   nf_parse_args "$@"
   nf_requirements
-  [[ -z $nf_artifacts_dir ]] || nf_check_artifacts_dir "$nf_artifacts_dir"
   [[ -z $nf_junit ]] || nf_check_output_file --junit "$nf_junit"
+  # Last of the checks: it makes the directory.
+  [[ -z $nf_artifacts_dir ]] || nf_check_artifacts_dir "$nf_artifacts_dir"
   nf_overrides
   nf_state_home=${XDG_STATE_HOME:-${HOME:-/tmp}/.local/state}
   nf_cache_home=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}
@@ -3391,8 +3400,17 @@ nf_main() {
   printf -v rnd '%04x%02x' $((RANDOM)) $((RANDOM % 256))
   printf -v nf_run_id '%s.%03d-%s' "$ts" $((nf_t % 1000)) "$rnd"
   [[ -n $nf_run_dir ]] || nf_run_dir=$nf_state_home/nixflow/runs/$nf_run_id
-  mkdir -p "$nf_run_dir/logs" "$nf_run_dir/jobs" "$nf_run_dir/artifacts" || exit 3
+  local err
+  if ! err=$(mkdir -p -- "$nf_run_dir/logs" "$nf_run_dir/jobs" "$nf_run_dir/artifacts" 2>&1); then
+    err=${err%%$'\n'*}
+    printf 'error: create the run directory: %s\n' "${err#mkdir: }" >&2
+    exit 3
+  fi
   chmod 700 "$nf_run_dir"
+  if [[ -n $nf_events ]] && ! : 2>/dev/null >"$nf_events"; then
+    rm -rf -- "$nf_run_dir"
+    nf_die_usage "--events: open $nf_events: cannot create the file"
+  fi
   printf '%s\n' "$nf_plan_json" >"$nf_run_dir/plan.json"
   # The project, as logs last looks for it: the git work tree around the
   # repository, else the directory itself, its real path.
