@@ -117,6 +117,11 @@ chrome://tracing. Without -o the report goes to standard output.`,
 			if err != nil {
 				return err
 			}
+			if output != "" && output != "-" {
+				if err := checkOutputFile("-o", output); err != nil {
+					return usageError(err)
+				}
+			}
 			// What the run directory holds was masked as the run wrote it;
 			// the secrets themselves are not kept to mask again.
 			masker := actions.NewMasker()
