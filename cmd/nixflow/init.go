@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -44,10 +45,15 @@ overwritten unless --force.`,
 			}
 			tmpl := templates.Default()
 			names := []string{"ci.nix", "flake.nix"}
-			hasFlake := false
+			// An existing flake.nix is left alone. One that refers to
+			// ci.nix and nixflow (init's own, written before) needs no
+			// advice on what to add.
+			hasFlake, wired := false, false
 			if _, err := os.Lstat(filepath.Join(dir, "flake.nix")); err == nil {
 				hasFlake = true
 				names = names[:1]
+				data, _ := os.ReadFile(filepath.Join(dir, "flake.nix"))
+				wired = bytes.Contains(data, []byte("ci.nix")) && bytes.Contains(data, []byte("nixflow"))
 			}
 			if !force {
 				for _, n := range names {
@@ -69,7 +75,10 @@ overwritten unless --force.`,
 				}
 				fmt.Fprintf(a.stdout, "wrote %s\n", filepath.Join(dir, n))
 			}
-			if hasFlake {
+			switch {
+			case wired:
+				fmt.Fprintf(a.stdout, "kept flake.nix (it refers to ci.nix and nixflow already)\n")
+			case hasFlake:
 				fmt.Fprintf(a.stdout, "kept your flake.nix; to run the workflow with `nix run .#ci`, add:\n%s\n", flakeSnippet)
 			}
 			var next []string
