@@ -77,6 +77,10 @@ func (a *app) compile(args []string, f *compileFlags) error {
 	if errors.As(err, &xe) {
 		return usageError(err, "run those jobs with nixflow run, or compile with --local-only to run them locally")
 	}
+	var pe *script.ProviderError
+	if errors.As(err, &pe) {
+		return usageError(err, "use a command provider that prints KEY=VALUE lines, or run the workflow with nixflow run")
+	}
 	if err != nil {
 		return err
 	}

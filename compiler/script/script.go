@@ -73,6 +73,9 @@ func Compile(plan *compiler.Plan, opts Options) (script []byte, warnings []strin
 	if len(bad) > 0 {
 		return nil, nil, &ExecutorError{Jobs: bad}
 	}
+	if err := execProviders(plan); err != nil {
+		return nil, nil, err
+	}
 	planJSON, err := json.Marshal(plan)
 	if err != nil {
 		return nil, nil, err
@@ -87,6 +90,37 @@ func Compile(plan *compiler.Plan, opts Options) (script []byte, warnings []strin
 	b.WriteString(runtime)
 	b.WriteString("\nnf_main \"$@\"; exit \"$?\"\n")
 	return b.Bytes(), warnings, nil
+}
+
+// ProviderError lists the providers a compiled script cannot read.
+type ProviderError struct {
+	Providers []string
+}
+
+func (e *ProviderError) Error() string {
+	return strings.Join(e.Providers, "\n")
+}
+
+// execProviders refuses the exec providers of a plan: the script has no
+// reader of their shell syntax (export lines, quoted as the shell quotes
+// them, never run).
+func execProviders(plan *compiler.Plan) error {
+	var bad []string
+	check := func(where string, ps []compiler.Provider) {
+		for i, p := range ps {
+			if p.Type == "exec" {
+				bad = append(bad, fmt.Sprintf("%senvFrom[%d]: an exec provider (%s): a compiled script cannot read one", where, i, p.Path))
+			}
+		}
+	}
+	check("", plan.EnvFrom)
+	for _, j := range plan.Jobs {
+		check("job "+j.Name+": ", j.EnvFrom)
+	}
+	if len(bad) > 0 {
+		return &ProviderError{Providers: bad}
+	}
+	return nil
 }
 
 type writer struct {
