@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -311,5 +312,32 @@ func TestLineWriterAnnouncementAfterCutLine(t *testing.T) {
 	msgs := c.Messages()
 	if diff := cmp.Diff([]string{addMask + "***", "the password is ***"}, msgs[len(msgs)-2:]); diff != "" {
 		t.Errorf("the last lines (-want +got):\n%s", diff)
+	}
+}
+
+// TestLineWriterCutWholeCharacters: a line longer than a piece is cut
+// between UTF-8 characters, never inside one, so that each piece (a JSON
+// event, a line of the log) shows the text and not U+FFFD halves.
+func TestLineWriterCutWholeCharacters(t *testing.T) {
+	for _, prefix := range []string{"x", "xy", "xyz", ""} {
+		for _, char := range []string{"é", "€", "😀"} {
+			line := prefix + strings.Repeat(char, 3*maxLine/len(char))
+			c := &eventtest.Recorder{}
+			w := &lineWriter{sink: c, mask: NewMasker(), tail: &tail{}, now: time.Now}
+			w.Write([]byte(line + "\n"))
+			w.Close()
+			got := c.Messages()
+			if len(got) < 3 {
+				t.Fatalf("%q: %d pieces, want at least 3", prefix+char, len(got))
+			}
+			for i, piece := range got {
+				if !utf8.ValidString(piece) {
+					t.Errorf("%q: piece %d of %d is cut inside a character", prefix+char, i, len(got))
+				}
+			}
+			if strings.Join(got, "") != line {
+				t.Errorf("%q: the pieces do not make the line", prefix+char)
+			}
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 )
 
 // minSecretLen is the shortest value that is masked: shorter values would
@@ -167,8 +168,9 @@ func (m *Masker) longest() int {
 // span is a run of text covered by occurrences of secrets, [start, end).
 type span struct{ start, end int }
 
-// maskPrefix masks s and cuts it at limit, or where no occurrence of a
-// secret straddles the cut: back to the start of a masked run that
+// maskPrefix masks s and cuts it at limit (before it, where limit would
+// cut a UTF-8 character in two), or where no occurrence of a secret
+// straddles the cut: back to the start of a masked run that
 // straddles limit, or, when that run starts s, on to its end. It returns
 // the masked text of s[:n] and n. s must hold the longest secret's
 // length past limit, so that every occurrence starting before limit is
@@ -178,11 +180,11 @@ type span struct{ start, end int }
 // less one byte): an occurrence that starts there, chained to a run that
 // piece masked, is masked here too.
 func (m *Masker) maskPrefix(ctx, s string, limit int) (string, int) {
-	if limit >= len(s) {
+	n := runeStart(s, min(limit, len(s)))
+	if n >= len(s) {
 		return m.maskAfter(ctx, s), len(s)
 	}
 	spans := m.spansAfter(ctx, s)
-	n := limit
 	for _, r := range spans {
 		if r.start < n && r.end > n {
 			if r.start > 0 {
@@ -194,6 +196,21 @@ func (m *Masker) maskPrefix(ctx, s string, limit int) (string, int) {
 		}
 	}
 	return replaceSpans(s[:n], spans), n
+}
+
+// runeStart is where to cut s at or before n so that no UTF-8 character
+// is cut in two (its halves would each show as U+FFFD): n, or up to
+// three bytes before it, at the start of a character that n would cut.
+func runeStart(s string, n int) int {
+	for i := n - 1; i >= 0 && i > n-utf8.UTFMax; i-- {
+		if utf8.RuneStart(s[i]) {
+			if !utf8.FullRuneInString(s[i:n]) {
+				return i
+			}
+			return n
+		}
+	}
+	return n
 }
 
 // maskAfter is Mask for the last piece of a line cut before it: ctx is
