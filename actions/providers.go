@@ -255,9 +255,11 @@ func parseDotenv(data []byte) (map[string]string, error) {
 		}
 		return vals, nil
 	}
-	// Find the first line that does not parse on its own; multi-line
-	// values make this a guess, so it is said as one.
-	for i, line := range bytes.Split(data, []byte("\n")) {
+	// Find the first line that does not parse on its own, with its
+	// newline (a last line of name characters alone is a value without a
+	// name, one followed by a newline is not); multi-line values make
+	// this a guess, so it is said as one.
+	for i, line := range bytes.SplitAfter(data, []byte("\n")) {
 		if _, lerr := godotenv.UnmarshalBytes(line); lerr != nil {
 			return nil, fmt.Errorf("%w, near line %d", ErrNotDotenv, i+1)
 		}

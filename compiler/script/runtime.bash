@@ -834,10 +834,11 @@ nf_dotenv() {
     nf_dotenv_names "$1"
     return
   fi
-  # As nixflow run does: the first line that does not parse on its own.
+  # As nixflow run does: the first line that does not parse on its own,
+  # with its newline.
   local rest=$1 line n=0
   while [[ -n $rest ]]; do
-    if [[ $rest == *$'\n'* ]]; then line=${rest%%$'\n'*}; rest=${rest#*$'\n'}; else line=$rest; rest=''; fi
+    if [[ $rest == *$'\n'* ]]; then line=${rest%%$'\n'*}$'\n'; rest=${rest#*$'\n'}; else line=$rest; rest=''; fi
     n=$((n + 1))
     if ! nf_dotenv_parse "$line"; then
       nf_err="not KEY=VALUE lines (dotenv syntax), near line $n"
