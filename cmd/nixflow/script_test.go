@@ -235,13 +235,14 @@ func scriptParams(dir string) testscript.Params {
 			return os.MkdirAll(filepath.Join(env.WorkDir, ".home"), 0o755)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"waitfile": cmdWaitfile,
-			"dead":     cmdDead,
-			"ociimage": cmdOCIImage,
-			"subst":    cmdSubst,
-			"emptydir": cmdEmptydir,
-			"tmpfs":    cmdTmpfs,
-			"xmlvalid": cmdXMLValid,
+			"waitfile":  cmdWaitfile,
+			"dead":      cmdDead,
+			"ociimage":  cmdOCIImage,
+			"subst":     cmdSubst,
+			"emptydir":  cmdEmptydir,
+			"tmpfs":     cmdTmpfs,
+			"xmlvalid":  cmdXMLValid,
+			"immutable": cmdImmutable,
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
@@ -254,6 +255,8 @@ func scriptParams(dir string) testscript.Params {
 				return err == nil, nil
 			case "root":
 				return os.Geteuid() == 0, nil
+			case "immutable":
+				return immutableWorks(), nil
 			case "sops":
 				return tool("sops", "sops", "age-keygen")
 			case "nix":
