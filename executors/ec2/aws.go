@@ -21,30 +21,33 @@ type Clients struct {
 	Region string
 }
 
+// ErrNoRegion is an AWS configuration that names no region.
+var ErrNoRegion = errors.New("no AWS region: set the executor's region, --region, or AWS_REGION")
+
 // NewClients makes the EC2 and EBS clients from the standard configuration
 // chain (environment, shared config and credentials files, SSO, instance
 // roles), for region (the chain's region when empty). endpoint, when set,
 // overrides the endpoint of both services; without it the standard
 // variables AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL_EBS and AWS_ENDPOINT_URL
-// apply. Throttled calls are retried with backoff by the SDK.
-// ErrNoRegion is an AWS configuration that names no region.
-var ErrNoRegion = errors.New("no AWS region: set the executor's region, --region, or AWS_REGION")
-
+// apply. Failed calls (throttled, a connection refused) are retried with
+// backoff by the SDK: up to 10 attempts, waits up to 20 s, unless the
+// configuration says how many (AWS_MAX_ATTEMPTS, max_attempts).
 func NewClients(ctx context.Context, region, endpoint string) (*Clients, error) {
-	opts := []func(*config.LoadOptions) error{
-		config.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = 10
-				o.MaxBackoff = 20 * time.Second
-			})
-		}),
-	}
+	var opts []func(*config.LoadOptions) error
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	if cfg.RetryMaxAttempts == 0 {
+		cfg.Retryer = func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 10
+				o.MaxBackoff = 20 * time.Second
+			})
+		}
 	}
 	if cfg.Region == "" {
 		return nil, ErrNoRegion
