@@ -1511,17 +1511,19 @@ nf_stopper() {
   kill -KILL -- "-$1" 2>/dev/null || true
 }
 
-# nf_spawn KIND BODY DIR: start a step (KIND step) or a condition (KIND
-# cond) in its own process group with the step environment nf_env, its output
-# read line by line. Sets nf_pid and nf_readers.
+# nf_spawn KIND BODY DIR: start a step (KIND step: bash -eo pipefail), a
+# step's condition (KIND stepcond: a plain bash -c, its output the
+# step's) or a job's condition (KIND cond: a plain bash -c, its output
+# dropped but for its stderr) in its own process group with the step
+# environment nf_env, its output read line by line. Sets nf_pid and
+# nf_readers.
 nf_spawn() {
   local kind=$1 body=$2 dir=$3 k
   local fifo=$nf_ctl/fifo
-  nf_spawn_kind=$kind
   # One pair of pipes per job, used by one process at a time.
   # Made for every job at once when the run starts.
   nf_seq=$((nf_seq + 1))
-  if [[ $kind == step ]]; then
+  if [[ $kind == step || $kind == stepcond ]]; then
     nf_reader "$nf_job" "$nf_step" "$nf_tail" "$fifo.out" "$fifo.err" &
     nf_readers=$!
   else
@@ -2212,8 +2214,8 @@ nf_run_step() {
       return
     fi
     nf_step_deadline "$k"
-    nf_spawn step "${S_condcmd[k]}" "$dir"
     # A condition's output is the step's; its shell is a plain bash -c.
+    nf_spawn stepcond "${S_condcmd[k]}" "$dir"
     nf_await "$interruptible" "$nf_dl"
     if [[ $nf_stop == timeout ]]; then
       [[ $nf_timeout_kind == job ]] && J_timedout=1
@@ -3364,23 +3366,29 @@ nf_cleanup() {
   if [[ ${NIXFLOW_KEEP:-1} == 0 && -n ${nf_run_dir:-} ]]; then rm -rf "$nf_run_dir"; fi
 }
 
-# nf_ignored_signals: SIGINT ignored when the script started (bash ci.sh
-# & from a script ignores it) cannot be trapped or reset by bash, and the
-# steps would inherit it, so that a stop's SIGINT would not reach them.
-# Where env can reset it (GNU coreutils 8.31 and later), every step,
-# condition and provider starts through env, as nixflow run gives its
-# steps SIGINT's default disposition. Sets nf_sigreset.
+# nf_ignored_signals: SIGINT and SIGQUIT ignored when the script started
+# (bash ci.sh & from a script ignores both) cannot be trapped or reset by
+# bash, and the steps would inherit them, so that a stop's SIGINT would
+# not reach them. Where env can reset them (GNU coreutils 8.31 and
+# later), every step, condition and provider starts through env, as
+# nixflow run gives its steps the default dispositions. Sets nf_sigreset.
 nf_ignored_signals() {
   nf_sigreset=()
-  if [[ $(trap -p INT) == "trap -- '' SIGINT" ]] && env --default-signal=INT true 2>/dev/null; then
-    nf_sigreset=(env --default-signal=INT)
+  local sigs=()
+  [[ $(trap -p INT) == "trap -- '' SIGINT" ]] && sigs+=(INT)
+  [[ $(trap -p QUIT) == "trap -- '' SIGQUIT" ]] && sigs+=(QUIT)
+  if ((${#sigs[@]})) && env --default-signal=INT true 2>/dev/null; then
+    local IFS=,
+    nf_sigreset=(env "--default-signal=${sigs[*]}")
   fi
 }
 
 nf_main() {
   # Nothing of the run reads the script: it may still be arriving on stdin.
   exec </dev/null
-  set -u
+  # Known shell options, whatever bash was started with (bash -e script,
+  # ssh HOST 'bash -e -s' < script): the runtime tests statuses itself.
+  set -u +e +E +o pipefail
   nf_ignored_signals
   nf_plan
   declare -gA nf_over=() nf_wfprov=() nf_secret_name=()
