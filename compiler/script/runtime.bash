@@ -1806,10 +1806,7 @@ nf_job_body() {
   nf_realise_deps || return
 
   if ((J_copyrepo)); then
-    if ! nf_copy_repo "$J_ws" 2>"$nf_ctl/copy.err"; then
-      nf_job_result failure "prepare local workspace: $(sed -n '$p' "$nf_ctl/copy.err")" executor
-      return
-    fi
+    nf_prepare_copy || return
   fi
   nf_restore_inputs || return
   nf_run_steps
@@ -1854,6 +1851,43 @@ nf_realise_deps() {
   if [[ $nf_stop == cancel ]]; then nf_job_result cancelled "run cancelled"; return 1; fi
   if ((nf_rc != 0)); then
     nf_job_result failure "nix-store --realise: exit status $nf_rc" build
+    return 1
+  fi
+}
+
+# nf_prepare_copy fills the job's workspace (nf_copy_repo) as a step
+# runs: in a process group of its own, stopped by the job's timeout and
+# by Ctrl-C (the first, or the second for a cleanup job), nothing of it
+# outliving it, as nixflow run prepares a workspace. Returns 1, the job's
+# result set, when it did not end well.
+nf_prepare_copy() {
+  nf_seq=$((nf_seq + 1))
+  nf_cookie=$nf_run_id.$BASHPID.$nf_seq
+  nf_readers=''
+  set -m
+  (
+    trap - PIPE USR1 INT HUP QUIT TERM
+    [[ -z ${nf_lock_fd:-} ]] || exec {nf_lock_fd}>&-
+    export NIXFLOW_COOKIE=$nf_cookie
+    nf_copy_repo "$J_ws"
+  ) </dev/null >/dev/null 2>"$nf_ctl/copy.err" &
+  nf_pid=$!
+  set +m
+  nf_deadline_kind=job
+  nf_await "$J_interruptible" "$J_deadline"
+  case $nf_stop in
+    cancel)
+      nf_job_result cancelled "run cancelled"
+      return 1
+      ;;
+    timeout)
+      J_timedout=1
+      nf_job_result failure "job timed out after $J_timeout_str while its local workspace was prepared" step
+      return 1
+      ;;
+  esac
+  if ((nf_rc != 0)); then
+    nf_job_result failure "prepare local workspace: $(sed -n '$p' "$nf_ctl/copy.err")" executor
     return 1
   fi
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // copyWorkers is the number of files copyRepo copies at a time.
@@ -212,11 +213,24 @@ func gitEnviron(environ []string) []string {
 	return append(env, "LC_ALL=C")
 }
 
+// command is git with args, stopped with what it started when ctx ends:
+// its process group is killed, and a process of it that keeps its
+// output open (a helper git started, a wrapper's child) is not waited
+// for past a second. A job's timeout or Ctrl-C during the copy of a
+// repository would otherwise wait for a git that hangs.
+func (g gitRunner) command(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Env = g.env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	return cmd
+}
+
 // run runs git -C dir args with stdin as input and returns its standard
 // output; the error carries its standard error.
 func (g gitRunner) run(ctx context.Context, dir string, stdin []byte, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
-	cmd.Env = g.env
+	cmd := g.command(ctx, append([]string{"-C", dir}, args...)...)
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
@@ -236,8 +250,7 @@ func (g gitRunner) run(ctx context.Context, dir string, stdin []byte, args ...st
 // when git exited with a non-zero status and wrote nothing to its standard
 // error (how rev-parse --verify --quiet and symbolic-ref --quiet say no).
 func (g gitRunner) line(ctx context.Context, dir string, args ...string) (string, bool, error) {
-	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
-	cmd.Env = g.env
+	cmd := g.command(ctx, append([]string{"-C", dir}, args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -262,8 +275,7 @@ func (g gitRunner) workTree(ctx context.Context, dir string) (inside bool, prefi
 	if _, err := os.Stat(dir); err != nil {
 		return false, "", err
 	}
-	cmd := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "--is-inside-work-tree", "--show-prefix")
-	cmd.Env = g.env
+	cmd := g.command(ctx, "-C", dir, "rev-parse", "--is-inside-work-tree", "--show-prefix")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err = cmd.Run()
