@@ -3352,6 +3352,13 @@ nf_parse_args() {
       nf_die_usage "refusing to copy $nf_repo into every job: $why, not a project (and not a git work tree)" \
         "put the workflow in its project's directory and make that a git repository (git init), give the project with --repo DIR, or set copyRepo = false on its jobs"
     fi
+    # As nixflow run: past 100,000 files or 1 GiB, a directory outside git
+    # is most likely the wrong one (a downloads folder, build outputs).
+    # The walk stops as soon as it knows (GNU find; elsewhere, no check).
+    if (cd "$nf_repo" && find . -printf '%s\n' 2>/dev/null | awk '{ n++; b += ($1 > 0 ? $1 : 0) } n > 100000 || b > 1073741824 { big = 1; exit } END { exit !big }'); then
+      nf_die_usage "refusing to copy $nf_repo into every job: it is not a git work tree, and it holds over 100000 files or 1024 MiB" \
+        "put the workflow in its project's directory, make the project a git repository (git init: ignored files are then not copied), give the project with --repo DIR, or set copyRepo = false on its jobs"
+    fi
   fi
 }
 
