@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -417,7 +416,25 @@ func (jr *jobRun) readControl() error {
 	if err != nil {
 		return fmt.Errorf("read the control files (JOB_ENV, JOB_PATH, JOB_OUTPUT): %w", err)
 	}
-	return jr.parseControl(func(f string) ([]byte, error) { return os.ReadFile(filepath.Join(jr.hostCtl, f)) })
+	// The copy keeps the step's symbolic links as links: one is the
+	// remote host's (the container's) and must not be followed here,
+	// where an absolute one would read this machine's file. A link that
+	// stays in the directory is followed.
+	root, err := os.OpenRoot(jr.hostCtl)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the control files (JOB_ENV, JOB_PATH, JOB_OUTPUT): %w", err)
+	}
+	defer root.Close()
+	return jr.parseControl(func(f string) ([]byte, error) {
+		data, err := root.ReadFile(f)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) && strings.Contains(err.Error(), "path escapes from parent") {
+			return nil, fmt.Errorf("%q in the temporary directory is a symbolic link that %w", f, executors.ErrOutside)
+		}
+		return data, err
+	})
 }
 
 // parseControl parses what was appended to the control files, read with
