@@ -75,8 +75,9 @@ type Backend struct {
 	// kept. Nil skips those checks.
 	ReadKept func(t *testing.T, ws executors.Workspace, rel string) ([]byte, error)
 	// CopiesByHooks says that the user's hooks copy (the custom
-	// executor): whether a copy refuses what is in the way is theirs to
-	// keep, and the scenario that checks it is skipped.
+	// executor): whether a copy refuses what is in the way, or a link
+	// out of the workspace, is theirs to keep, and the scenarios that
+	// check it are skipped.
 	CopiesByHooks bool
 }
 
@@ -103,6 +104,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("CopyErrors", s.testCopyErrors)
 	t.Run("CopyInTheWay", s.testCopyInTheWay)
 	t.Run("CopyOutHardLinks", s.testCopyOutHardLinks)
+	t.Run("CopyOutThroughLinks", s.testCopyOutThroughLinks)
 	t.Run("CopyRepo", s.testCopyRepo)
 	t.Run("TempDir", s.testTempDir)
 	t.Run("ControlFilesInOneCopy", s.testControlFiles)
@@ -889,6 +891,44 @@ func (s *suite) testCopyErrors(t *testing.T) {
 	}
 	if err := w.CopyOut(ctx, "../escape", filepath.Join(dir, "z")); err == nil {
 		t.Errorf("CopyOut from %q succeeded", "../escape")
+	}
+}
+
+// testCopyOutThroughLinks copies out paths that go through symbolic
+// links a step made: one that stays in the workspace is followed, on the
+// way to the path as for the path itself; one that leads out of it
+// (to /etc) is refused as executors.ErrOutside, and nothing of what it
+// leads to is copied.
+func (s *suite) testCopyOutThroughLinks(t *testing.T) {
+	if s.CopiesByHooks {
+		t.Skip("the executor's hooks copy: what they refuse is theirs to keep")
+	}
+	w := s.setup(t).prepare("throughlinks")
+	w.mustRun(step{script: `mkdir -p real/sub; echo inside > real/sub/f; ln -s real lnk; ln -s /etc etc; ln -s /etc/passwd pw`})
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, src := range []string{"lnk/sub/f", "lnk/sub"} {
+		dst := filepath.Join(dir, strings.ReplaceAll(src, "/", "-"))
+		if err := w.CopyOut(ctx, src, dst); err != nil {
+			t.Errorf("CopyOut(%q) through a link inside the workspace: %v", src, err)
+			continue
+		}
+		f := dst
+		if src == "lnk/sub" {
+			f = filepath.Join(dst, "f")
+		}
+		if data, err := os.ReadFile(f); err != nil || string(data) != "inside\n" {
+			t.Errorf("CopyOut(%q): %q, %v; want the file's data", src, data, err)
+		}
+	}
+	for _, src := range []string{"etc/passwd", "etc", "pw"} {
+		dst := filepath.Join(dir, "out-"+strings.ReplaceAll(src, "/", "-"))
+		if err := w.CopyOut(ctx, src, dst); !errors.Is(err, executors.ErrOutside) {
+			t.Errorf("CopyOut(%q) through a link to /etc: %v, want executors.ErrOutside", src, err)
+		}
+		if _, err := os.Lstat(dst); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("CopyOut(%q) through a link to /etc copied something", src)
+		}
 	}
 }
 

@@ -176,21 +176,35 @@ func writeEntry(tw *tar.Writer, p string, fi fs.FileInfo, name string) error {
 }
 
 // tarOutScript writes a tar stream of $2 (relative to $1) to standard
-// output. A link given as $2 itself is followed if it stays inside $1.
+// output. A link given as $2 itself, or on the way to it, is followed if
+// it stays inside $1; one that leads out of $1 is refused (exit 45), as
+// the local executor refuses it.
 const tarOutScript = `root=$1 name=$2
 cd -- "$root" 2>/dev/null || exit 44
+r=$(pwd -P)
+out() { echo "$2 is or goes through a symbolic link that leads out of the workspace" >&2; exit 45; }
+case $name in
+*/*)
+	# The directories on the way, links followed: still inside?
+	[ -d "${name%/*}" ] || exit 44
+	cd -- "${name%/*}" || exit 44
+	d=$(pwd -P)
+	case $d in "$r" | "$r"/*) ;; *) out "$@" ;; esac
+	name=${name##*/}
+	;;
+esac
 if [ -L "$name" ]; then
-	t=$(readlink -f -- "$name") && r=$(pwd -P) || exit 44
+	t=$(readlink -f -- "$name") || exit 44
 	[ -e "$t" ] || exit 44
 	case $t in
-	"$r"/*) name=${t#"$r"/} ;;
-	*) echo "$2 is a symbolic link that leads out of the workspace" >&2; exit 45 ;;
+	"$r"/*) cd -- "$r" && name=${t#"$r"/} ;;
+	*) out "$@" ;;
+	esac
+	case $name in
+	*/*) cd -- "${name%/*}" && name=${name##*/} ;;
 	esac
 fi
 [ -e "$name" ] || exit 44
-case $name in
-*/*) cd -- "${name%/*}" && name=${name##*/} ;;
-esac
 echo nixflow-tar
 exec tar -c -f - -- "$name"`
 
@@ -241,7 +255,7 @@ func (w *workspace) copyOut(ctx context.Context, src, dst string) error {
 	case errors.As(err, &se) && se.code == exitNotExist:
 		return fmt.Errorf("%s: %w", src, fs.ErrNotExist)
 	case errors.As(err, &se) && se.code == exitEscapes:
-		return errors.New(se.msg)
+		return fmt.Errorf("%s: %w", src, executors.ErrOutside)
 	case err != nil:
 		return err
 	}
