@@ -53,7 +53,11 @@ func (jr *jobRun) saveOutputs() error {
 			default:
 				err = fmt.Errorf("output %q: save %q: %w", o.Name, o.Path, err)
 			}
-			os.RemoveAll(dir)
+			// What a failed copy left (a read-only directory of the step's
+			// included) goes whole: no part of an artifact is taken for it.
+			if rerr := executors.RemoveTree(dir); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("output %q: remove what was copied: %w", o.Name, rerr))
+			}
 			errs = append(errs, err)
 			continue
 		}
@@ -64,7 +68,11 @@ func (jr *jobRun) saveOutputs() error {
 			err = fmt.Errorf("output %q: %q %w", o.Name, o.Path, errNotFileOrDir)
 		}
 		if err != nil {
-			os.RemoveAll(dir)
+			// What a failed copy left (a read-only directory of the step's
+			// included) goes whole: no part of an artifact is taken for it.
+			if rerr := executors.RemoveTree(dir); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("output %q: remove what was copied: %w", o.Name, rerr))
+			}
 			errs = append(errs, err)
 			continue
 		}

@@ -292,8 +292,10 @@ func (jr *jobRun) inWorkspace(ws executors.Workspace) *lostWorkspace {
 	}
 	if err := jr.saveOutputs(); err != nil && res.Status != event.StatusCancelled {
 		if res.Status != event.StatusFailure {
+			// A missing output, a link out of the workspace, a file the
+			// step made unreadable (chmod 000): the workflow's to fix.
 			d := DomainExecutor
-			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, executors.ErrOutside) || errors.Is(err, errNotFileOrDir) {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, executors.ErrOutside) || errors.Is(err, errNotFileOrDir) || errors.Is(err, fs.ErrPermission) {
 				d = DomainStep
 			}
 			fail(d, err.Error())

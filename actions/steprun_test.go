@@ -2,6 +2,7 @@ package actions
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -43,6 +44,8 @@ type scripted struct {
 	// prepare is how long Prepare takes (a slow pull or boot), unless
 	// its context ends first.
 	prepare time.Duration
+	// copyOut, if set, is what CopyOut does.
+	copyOut func(src, dst string) error
 
 	mu    sync.Mutex
 	calls map[string]int
@@ -74,6 +77,9 @@ func (x *scripted) CopyIn(ctx context.Context, src, _ string) error {
 	return fmt.Errorf("copy in %q: %w", src, fs.ErrNotExist)
 }
 func (x *scripted) CopyOut(_ context.Context, src, dst string) error {
+	if x.copyOut != nil {
+		return x.copyOut(src, dst)
+	}
 	if x.artifacts {
 		return os.Mkdir(dst, 0o755)
 	}
@@ -371,6 +377,42 @@ func TestJobTimeoutBoundsPrepare(t *testing.T) {
 		}
 		if len(x.log) != 0 {
 			t.Errorf("steps ran: %v", x.log)
+		}
+	})
+}
+
+// TestOutputCopyFails: an output whose copy fails half-way (a file the
+// step made unreadable) leaves no part of itself in the run directory,
+// and fails the job as the step's fault.
+func TestOutputCopyFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		graph := `{"version": 1, "name": "partial", "jobs": {
+		  "p": {"steps": [{"name": "make", "bash": "true"}], "outputs": {"bundle": "out"}}}}`
+		var artifact string
+		x := &scripted{script: map[string][]act{"make": {{d: time.Second}}}}
+		x.copyOut = func(src, dst string) error {
+			if src != "out" {
+				return fmt.Errorf("copy out %q: %w", src, fs.ErrNotExist) // no control file
+			}
+			artifact = filepath.Dir(dst)
+			if err := os.MkdirAll(filepath.Join(dst, "ro"), 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(dst, "ro", "f"), []byte("part"), 0o644); err != nil {
+				return err
+			}
+			return fmt.Errorf("copy out %q: openat secret: %w", src, fs.ErrPermission)
+		}
+		res, _ := runScriptedWith(t, x, graph, 0, 0)
+		j := res.Jobs[0]
+		if j.Status != event.StatusFailure || j.Domain != DomainStep || !strings.Contains(j.Reason, "permission denied") {
+			t.Errorf("job: %s (%s) %q, want a step failure naming the permission", j.Status, j.Domain, j.Reason)
+		}
+		if artifact == "" {
+			t.Fatal("no output was copied")
+		}
+		if _, err := os.Lstat(artifact); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the failed artifact's directory is left: %v", err)
 		}
 	})
 }

@@ -161,8 +161,13 @@ func exportArtifacts(runDir, dir string) (int, error) {
 	for _, e := range entries {
 		name := e.Name()
 		src := filepath.Join(runDir, "artifacts", name, "data")
+		// Produced: its data and its record are there (a copy that
+		// failed leaves no record).
+		if _, err := os.Lstat(filepath.Join(runDir, "artifacts", name, "meta.json")); err != nil {
+			continue
+		}
 		if _, err := os.Lstat(src); err != nil {
-			continue // not produced
+			continue
 		}
 		if err := exportArtifact(runDir, src, dir, name, exported); err != nil {
 			errs = append(errs, fmt.Errorf("export artifact %q: %w", name, err))

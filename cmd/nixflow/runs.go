@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nixflow/nixflow/actions"
+	"github.com/nixflow/nixflow/executors"
 	"github.com/nixflow/nixflow/executors/ec2"
 	"github.com/nixflow/nixflow/executors/local"
 	"github.com/nixflow/nixflow/executors/oci"
@@ -304,13 +305,7 @@ func removeTree(dir string) error {
 	if err := local.UnmountUnder(dir); err != nil {
 		return err
 	}
-	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			_ = os.Chmod(p, 0o700)
-		}
-		return nil
-	})
-	return os.RemoveAll(dir)
+	return executors.RemoveTree(dir)
 }
 
 // liveInstances counts the ec2 instances a run launched that it did not

@@ -603,18 +603,4 @@ func copyDir(ctx context.Context, src, dst string) error {
 
 // removeTree removes dir and everything below it, also when a step left
 // directories without write or search permission.
-func removeTree(dir string) error {
-	err := os.RemoveAll(dir)
-	if err == nil {
-		return nil
-	}
-	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			if info, err := d.Info(); err == nil && info.Mode().Perm()&0o700 != 0o700 {
-				_ = os.Chmod(p, info.Mode().Perm()|0o700)
-			}
-		}
-		return nil
-	})
-	return os.RemoveAll(dir)
-}
+func removeTree(dir string) error { return executors.RemoveTree(dir) }
