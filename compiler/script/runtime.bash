@@ -853,11 +853,11 @@ nf_dotenv() {
 # ("a.b", "1X", "KEY SP"), naming the first and its line, as nixflow run
 # does.
 nf_dotenv_names() {
-  local k rest=$1 line n=0 bad=()
-  for k in "${nf_pk[@]}"; do nf_valid_name "$k" || bad+=("$k"); done
-  ((${#bad[@]})) || return 0
+  local k rest=$1 line n=0 badkeys=()
+  for k in "${nf_pk[@]}"; do nf_valid_name "$k" || badkeys+=("$k"); done
+  ((${#badkeys[@]})) || return 0
   local -A isbad=()
-  for k in "${bad[@]}"; do isbad[$k]=1; done
+  for k in "${badkeys[@]}"; do isbad[$k]=1; done
   while [[ -n $rest ]]; do
     if [[ $rest == *$'\n'* ]]; then line=${rest%%$'\n'*}; rest=${rest#*$'\n'}; else line=$rest; rest=''; fi
     n=$((n + 1))
@@ -869,7 +869,7 @@ nf_dotenv_names() {
     nf_err="line $n: key $nf_q is not a valid variable name (letters, digits and _, not starting with a digit)"
     return 1
   done
-  k=$(printf '%s\n' "${bad[@]}" | LC_ALL=C sort | head -n 1)
+  k=$(printf '%s\n' "${badkeys[@]}" | LC_ALL=C sort | head -n 1)
   nf_goquote "$k"
   nf_err="key $nf_q is not a valid variable name (letters, digits and _, not starting with a digit)"
   return 1
@@ -1868,8 +1868,7 @@ nf_prepare_copy() {
   (
     trap - PIPE USR1 INT HUP QUIT TERM
     [[ -z ${nf_lock_fd:-} ]] || exec {nf_lock_fd}>&-
-    export NIXFLOW_COOKIE=$nf_cookie
-    nf_copy_repo "$J_ws"
+    NIXFLOW_COOKIE=$nf_cookie nf_copy_repo "$J_ws"
   ) </dev/null >/dev/null 2>"$nf_ctl/copy.err" &
   nf_pid=$!
   set +m
