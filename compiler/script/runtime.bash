@@ -1809,6 +1809,11 @@ nf_job_body() {
     nf_prepare_copy || return
   fi
   nf_restore_inputs || return
+  # The control files exist, empty, when the first step starts: a step
+  # may read them, or test [ -f "$JOB_ENV" ], as under nixflow run.
+  : >"$nf_ctl/env"
+  : >"$nf_ctl/path"
+  : >"$nf_ctl/output"
   nf_run_steps
   nf_save_outputs
 }
