@@ -32,6 +32,19 @@ func (jr *jobRun) startDeadline() func() {
 	return cancel
 }
 
+// bounded is the job's interrupt, ended also by the job's timeout: the
+// context of what the job does before its steps (its bash condition, the
+// build of its deps, its workspace), which its timeout bounds as it
+// bounds the steps. stop releases it.
+func (jr *jobRun) bounded() (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(jr.interrupt())
+	after := context.AfterFunc(jr.deadline, func() { cancel(errJobTimeout) })
+	return ctx, func() {
+		after()
+		cancel(context.Canceled)
+	}
+}
+
 // expired reports whether the job's timeout has struck.
 func (jr *jobRun) expired() bool {
 	return jr.deadline != nil && passed(jr.deadline)

@@ -137,10 +137,18 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 	// A bash condition runs on this machine, in the repository, before any
 	// workspace exists: a false condition costs no container or instance.
 	if cmd := job.Condition.Command; cmd != "" {
-		code, err := e.hostCondition(jr.interrupt(), job, cmd, env)
+		ctx, stop := jr.bounded()
+		code, err := e.hostCondition(ctx, job, cmd, env)
+		stop()
 		switch {
-		case err != nil && jr.interrupt().Err() != nil:
+		case jr.interrupt().Err() != nil:
 			res.Status, res.Reason = event.StatusCancelled, "run cancelled"
+			return
+		case jr.expired():
+			// The condition is the job's time too: cut by its timeout, the
+			// job fails, none of its steps having run.
+			jr.timedOut = true
+			fail(DomainStep, fmt.Sprintf("job timed out after %s while its condition ran", job.Timeout))
 			return
 		case err != nil:
 			fail(DomainExecutor, fmt.Sprintf("condition: %v", err))
@@ -160,6 +168,11 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 	if err := e.realiseDeps(jr); err != nil {
 		if jr.interrupt().Err() != nil {
 			res.Status, res.Reason = event.StatusCancelled, "run cancelled"
+			return
+		}
+		if jr.expired() {
+			jr.timedOut = true
+			fail(DomainStep, fmt.Sprintf("job timed out after %s while its dependencies were built", job.Timeout))
 			return
 		}
 		fail(DomainBuild, err.Error())
@@ -214,12 +227,8 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 // and by the job's deadline: the timeout bounds the whole job, a slow
 // image pull or instance boot included.
 func (jr *jobRun) prepare(x executors.Executor, spec executors.JobSpec) (executors.Workspace, error) {
-	ctx, cancel := context.WithCancelCause(jr.interrupt())
-	stop := context.AfterFunc(jr.deadline, func() { cancel(errJobTimeout) })
-	defer func() {
-		stop()
-		cancel(context.Canceled)
-	}()
+	ctx, stop := jr.bounded()
+	defer stop()
 	return x.Prepare(ctx, spec)
 }
 
@@ -434,7 +443,9 @@ func (e *engine) realiseDeps(jr *jobRun) error {
 	// meanwhile cannot take them from under its steps.
 	root := filepath.Join(e.opts.RunDir, "gcroots", jr.job.Name, "dep")
 	jr.rooted = true
-	return e.opts.Realise(jr.interrupt(), drvs, root, log)
+	ctx, stop := jr.bounded()
+	defer stop()
+	return e.opts.Realise(ctx, drvs, root, log)
 }
 
 func plural(n int, one, many string) string {

@@ -1786,8 +1786,9 @@ nf_job_body() {
   if [[ -n $J_condcmd ]]; then
     nf_step=''
     nf_spawn cond "$J_condcmd" "$nf_repo"
-    nf_deadline_kind=none
-    nf_await "$J_interruptible" 0
+    # The condition is the job's time too: its timeout bounds it.
+    nf_deadline_kind=job
+    nf_await "$J_interruptible" "$J_deadline"
     local line
     if [[ -s $nf_ctl/cond.err ]]; then
       while IFS='' read -r line; do
@@ -1795,6 +1796,11 @@ nf_job_body() {
       done <"$nf_ctl/cond.err"
     fi
     if [[ $nf_stop == cancel ]]; then nf_job_result cancelled "run cancelled"; return; fi
+    if [[ $nf_stop == timeout ]]; then
+      J_timedout=1
+      nf_job_result failure "job timed out after $J_timeout_str while its condition ran" step
+      return
+    fi
     if ((nf_rc != 0)); then
       nf_goquote "$J_condcmd"
       nf_job_result skipped "condition $nf_q exited with status $nf_rc"
@@ -1850,10 +1856,15 @@ nf_realise_deps() {
   nf_tail=$nf_ctl/build.tail
   local -A nf_env=()
   nf_spawn step "nix-store --realise $(printf '%q ' "${drvs[@]}") >/dev/null" "$nf_repo"
-  nf_deadline_kind=none
-  nf_await "$J_interruptible" 0
+  nf_deadline_kind=job
+  nf_await "$J_interruptible" "$J_deadline"
   nf_step=''
   if [[ $nf_stop == cancel ]]; then nf_job_result cancelled "run cancelled"; return 1; fi
+  if [[ $nf_stop == timeout ]]; then
+    J_timedout=1
+    nf_job_result failure "job timed out after $J_timeout_str while its dependencies were built" step
+    return 1
+  fi
   if ((nf_rc != 0)); then
     nf_job_result failure "nix-store --realise: exit status $nf_rc" build
     return 1
