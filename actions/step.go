@@ -67,6 +67,12 @@ func (jr *jobRun) runSteps() {
 			cancelled = true
 		case sr.Status == event.StatusFailure && step.ContinueOnError:
 			sr.Allowed = true
+			if jr.timedOut && !failed {
+				// Allowed to fail, not to outlast the job: the job's
+				// timeout fails the job, and its failure() steps run.
+				failed = true
+				failReason, failDomain = fmt.Sprintf("job timed out after %s", jr.job.Timeout), DomainStep
+			}
 		case sr.Status == event.StatusFailure && !failed:
 			failed = true
 			failReason = fmt.Sprintf("step %q %s", step.Name, sr.Reason)
@@ -146,10 +152,10 @@ func (jr *jobRun) stepSkipReason(step *compiler.Step, failed bool) string {
 		return "the run was not cancelled"
 	case step.Condition.Status == compiler.StatusFailure:
 		return "no earlier step failed"
-	case failed:
-		return "an earlier step failed"
 	case jr.expired():
 		return "the job timed out"
+	case failed:
+		return "an earlier step failed"
 	}
 	return "condition " + step.Condition.String() + " is false"
 }

@@ -224,7 +224,7 @@ func TestStepRunnerTiming(t *testing.T) {
 			wantJob:    event.StatusFailure,
 			wantReason: `step "a" job timed out after 1s`,
 			wantSteps: []stepOutcome{{"a", event.StatusFailure, "job timed out after 1s", 1},
-				{"b", event.StatusSkipped, "an earlier step failed", 0}, {"c", event.StatusSuccess, "", 1}},
+				{"b", event.StatusSkipped, "the job timed out", 0}, {"c", event.StatusSuccess, "", 1}},
 			wantLog: []string{"0s a start", "1s a stopped", "1s c start", "1.1s c exit 0"},
 		},
 		{

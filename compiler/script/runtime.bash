@@ -2152,10 +2152,10 @@ nf_run_steps() {
         reason="the run was not cancelled"
       elif [[ ${S_cond[k]} == failure ]]; then
         reason="no earlier step failed"
-      elif ((failed)); then
-        reason="an earlier step failed"
       elif nf_expired; then
         reason="the job timed out"
+      elif ((failed)); then
+        reason="an earlier step failed"
       else
         reason="condition ${S_condstr[k]} is false"
       fi
@@ -2172,7 +2172,11 @@ nf_run_steps() {
     if [[ ${S_status[k]} == cancelled ]]; then
       cancelled=1
     elif [[ ${S_status[k]} == failure ]] && ((S_coe[k])); then
-      :
+      # Allowed to fail, not to outlast the job: the job's timeout fails
+      # the job, and its failure() steps run.
+      if ((J_timedout && !failed)); then
+        failed=1 fail_reason="job timed out after $J_timeout_str" fail_domain=step
+      fi
     elif [[ ${S_status[k]} == failure ]] && ((!failed)); then
       failed=1
       nf_goquote "$nf_step"
