@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"path"
@@ -188,7 +189,11 @@ func (d *decoder) seconds(n *node, p jsonPath) (timing.Duration, bool) {
 		return 0, false
 	}
 	f, err := strconv.ParseFloat(n.str, 64)
-	if err != nil || f < 0 || f > math.MaxInt64/float64(time.Second) {
+	switch {
+	case err == nil && f > math.MaxInt64/float64(time.Second), errors.Is(err, strconv.ErrRange) && f > 0:
+		d.at(n, p, "must be at most %d seconds (about 292 years), got %s", int64(math.MaxInt64/int64(time.Second)), n.str)
+		return 0, false
+	case err != nil || f < 0:
 		d.at(n, p, "must be a non-negative number of seconds, got %s", n.str)
 		return 0, false
 	}
