@@ -48,24 +48,40 @@ nf_now() {
   fi
 }
 
-# nf_parse_duration TEXT: milliseconds of a duration like 300ms, 7.5s, 2m.
+# nf_parse_duration TEXT sets nf_d to the milliseconds of a duration as
+# Go's time.ParseDuration reads it (nixflow run's flags): numbers with
+# units, ns, us (µs), ms, s, m, h, one after the other (1m30s, 1.5h,
+# 300ms), or 0; a number without a unit is not one.
 nf_parse_duration() {
-  local text=$1 num unit whole frac
-  if [[ $text =~ ^([0-9]+(\.[0-9]+)?)(ms|s|m|h)?$ ]]; then
-    num=${BASH_REMATCH[1]} unit=${BASH_REMATCH[3]:-s}
-  else
-    return 1
-  fi
-  whole=${num%%.*} frac=0
-  [[ $num == *.* ]] && frac=${num#*.}
-  frac=${frac}000
-  frac=$((10#${frac:0:3}))
-  case $unit in
-    ms) nf_d=$((10#$whole)) ;;
-    s) nf_d=$((10#$whole * 1000 + frac)) ;;
-    m) nf_d=$(((10#$whole * 1000 + frac) * 60)) ;;
-    h) nf_d=$(((10#$whole * 1000 + frac) * 3600)) ;;
-  esac
+  local rest=$1 num unit whole frac f ns=0
+  if [[ $rest == 0 ]]; then nf_d=0; return 0; fi
+  [[ -n $rest ]] || return 1
+  while [[ -n $rest ]]; do
+    [[ $rest =~ ^([0-9]*(\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h) ]] || return 1
+    num=${BASH_REMATCH[1]} unit=${BASH_REMATCH[3]}
+    [[ $num == *[0-9]* ]] || return 1
+    rest=${rest:${#BASH_REMATCH[0]}}
+    whole=${num%%.*} frac=''
+    [[ $num == *.* ]] && frac=${num#*.}
+    frac=${frac}000000000
+    frac=$((10#${frac:0:9}))
+    ((${#whole} <= 12)) || return 1
+    whole=$((10#${whole:-0}))
+    case $unit in
+      ns) f=1 ;;
+      us | µs | μs) f=1000 ;;
+      ms) f=1000000 ;;
+      s) f=1000000000 ;;
+      m) f=60000000000 ;;
+      h) f=3600000000000 ;;
+    esac
+    if ((f >= 1000000000)); then
+      ns=$((ns + whole * f + frac * (f / 1000000000)))
+    else
+      ns=$((ns + whole * f + frac * f / 1000000000))
+    fi
+  done
+  nf_d=$((ns / 1000000))
 }
 
 # nf_fmt_ms MS sets nf_f to the duration as Go's time.Duration prints it.
