@@ -3295,6 +3295,21 @@ nf_parse_args() {
   while (($# > 0)); do
     local arg=$1
     case $arg in
+      --keep-workspace=*)
+        # As Go's boolean flags take a value.
+        case ${arg#*=} in
+          1 | t | T | true | TRUE | True) nf_keep_ws=1 ;;
+          0 | f | F | false | FALSE | False) nf_keep_ws=0 ;;
+          *) nf_die_usage "invalid argument \"${arg#*=}\" for \"--keep-workspace\" flag: not a boolean (true, false)" ;;
+        esac
+        shift
+        continue
+        ;;
+      --)
+        shift
+        (($# == 0)) || nf_die_usage "unexpected argument: $1 (the script takes flags only)"
+        break
+        ;;
       --*=*) set -- "${arg%%=*}" "${arg#*=}" "${@:2}"; continue ;;
       -h | --help) nf_usage; exit 0 ;;
       --keep-workspace) nf_keep_ws=1; shift; continue ;;
