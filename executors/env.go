@@ -59,6 +59,26 @@ func JoinPath(dirs []string, old string) string {
 	return p + ":" + old
 }
 
+// MaxArgStrlen is the kernel's limit on one argument or environment
+// string of a program it starts (Linux's MAX_ARG_STRLEN: 32 pages of 4
+// KiB), the string's final NUL included.
+const MaxArgStrlen = 32 * 4096
+
+// LongVariable is an error naming the first variable of env longer than
+// the kernel lets a program start with, nil if none is: a backend whose
+// step starts where nixflow cannot see the exec fail (in a container, on
+// a host) checks first, where the step would get a bare "Argument list
+// too long".
+func LongVariable(env []string) error {
+	for _, kv := range env {
+		if len(kv) >= MaxArgStrlen {
+			name, _, _ := strings.Cut(kv, "=")
+			return fmt.Errorf("run: variable %s is %d bytes long, more than the %d the kernel allows one variable (pass large values in a file)", name, len(kv)-len(name)-1, MaxArgStrlen-1)
+		}
+	}
+	return nil
+}
+
 // StepDir checks cmd before a backend runs it in the workspace directory
 // base (as the steps see it): there is a program to run, and cmd.Dir stays
 // inside the workspace. It returns the directory to run in.

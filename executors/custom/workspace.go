@@ -64,6 +64,9 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	if err != nil {
 		return executors.Result{}, err
 	}
+	if err := executors.LongVariable(cmd.Env); err != nil {
+		return executors.Result{}, err
+	}
 	if ctx.Err() != nil {
 		return executors.Result{ExitCode: -1, Stopped: true}, nil
 	}

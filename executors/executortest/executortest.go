@@ -87,6 +87,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("Output", s.testOutput)
 	t.Run("LargeOutput", s.testLargeOutput)
 	t.Run("Environment", s.testEnvironment)
+	t.Run("LongVariable", s.testLongVariable)
 	t.Run("PathPrepend", s.testPathPrepend)
 	t.Run("WorkingDirectory", s.testWorkingDirectory)
 	t.Run("Stdin", s.testStdin)
@@ -428,6 +429,26 @@ func (s *suite) testLargeOutput(t *testing.T) {
 // hostOnlyVar is set in the test process's environment during the
 // Environment scenario: it reaches steps only on backends that inherit it.
 const hostOnlyVar = "NIXFLOW_T_HOST_ONLY"
+
+// testLongVariable runs a step with a variable longer than the kernel
+// lets a program start with (a large job output, as NEEDS_<JOB>_<KEY>):
+// the step cannot run, and the error names the variable and its length,
+// where the exec would say only "Argument list too long". A variable just
+// under the limit gets through whole.
+func (s *suite) testLongVariable(t *testing.T) {
+	w := s.setup(t).prepare("longvar")
+	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+	defer cancel()
+	r := w.exec(ctx, step{script: `echo ran`, env: []string{"NIXFLOW_T_BIG=" + strings.Repeat("x", 200000)}})
+	if r.err == nil || !strings.Contains(r.err.Error(), "variable NIXFLOW_T_BIG is 200000 bytes long") {
+		t.Errorf("Run with a 200,000-byte variable: %v (exit status %d, stdout %q, stderr %q); want an error naming it", r.err, r.ExitCode, r.stdout, r.stderr)
+	}
+	fits := strings.Repeat("y", executors.MaxArgStrlen-len("NIXFLOW_T_FITS=")-1)
+	r = w.mustRun(step{script: `printf '%s' "${#NIXFLOW_T_FITS}"`, env: []string{"NIXFLOW_T_FITS=" + fits}})
+	if r.stdout != strconv.Itoa(len(fits)) {
+		t.Errorf("a variable just under the limit arrived as %s bytes, want %d", r.stdout, len(fits))
+	}
+}
 
 func (s *suite) testEnvironment(t *testing.T) {
 	t.Setenv(hostOnlyVar, "from the test process")

@@ -38,8 +38,8 @@ func checkRunDir(workspace, dir string) error {
 }
 
 // maxArgStrlen is the kernel's limit on one argument or environment
-// string (MAX_ARG_STRLEN: 32 pages of 4 KiB).
-const maxArgStrlen = 32 * 4096
+// string.
+const maxArgStrlen = executors.MaxArgStrlen
 
 // explainStart names what made the kernel refuse a step's command line
 // and environment as too long (E2BIG): a variable longer than the limit

@@ -34,18 +34,6 @@ if ((nf_np)); then
 	printf -v nf_p '%s:' "${nf_prepend[@]}"
 	nf_path=${nf_p%:}${nf_path:+:$nf_path}
 fi
-# A variable longer than the kernel takes for one string (MAX_ARG_STRLEN,
-# 128 KiB) fails the exec as "Argument list too long": say which. Only a
-# value of 32 Ki characters or more can be that many bytes.
-for nf_kv in "${nf_env[@]}"; do
-	if ((${#nf_kv} >= 32768)); then
-		nf_len=$(printf '%s' "$nf_kv" | wc -c)
-		if ((nf_len >= 131072)); then
-			nf_name=${nf_kv%%=*}
-			fail "variable $nf_name is $((nf_len - ${#nf_name} - 1)) bytes long, more than the 131071 the kernel allows one variable (pass large values in a file)"
-		fi
-	fi
-done
 cd -- "$nf_dir" 2>/dev/null || fail "working directory $nf_dir: no such directory"
 command -v setsid >/dev/null 2>&1 || fail "setsid is not installed (util-linux)"
 

@@ -148,6 +148,9 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	if err != nil {
 		return executors.Result{}, err
 	}
+	if err := executors.LongVariable(cmd.Env); err != nil {
+		return executors.Result{}, err
+	}
 	for _, kv := range cmd.Env {
 		name, _, _ := strings.Cut(kv, "=")
 		if !executors.ValidName(name) {
