@@ -143,6 +143,10 @@ let
 
       combos = combinations where matrix;
 
+      # mark: a job made here carries the matrix's name, so that needs =
+      # [ NAME ] means these jobs, not every job whose name starts so.
+      mark = j: if builtins.isAttrs j then j // { __nixflowMatrix = prefix; } else j;
+
       # Fails on the first two combinations with the same job name.
       byName = foldl'
         (acc: c:
@@ -157,7 +161,7 @@ let
       if !(a ? name) then fail "mkMatrixJobs" "missing required field \"name\""
       else if !(a ? matrix) then fail where "missing required field \"matrix\""
       else if !(a ? jobTemplate) then fail where "missing required field \"jobTemplate\""
-      else builtins.mapAttrs (n: c: call c) byName);
+      else builtins.mapAttrs (n: c: mark (call c)) byName);
 in
 {
   inherit mkMatrixJobs;

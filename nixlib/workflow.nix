@@ -22,8 +22,10 @@ let
 
   workflowFields = [ "name" "jobs" "env" "envFrom" "retry" "timeout" "logging" ];
 
+  # __nixflowMatrix: the matrix's name, set by mkMatrixJobs on each job it
+  # makes (never in the JSON graph).
   jobFields = [ "executor" "steps" "actions" "needs" "condition" "continueOnError"
-    "env" "envFrom" "inputs" "outputs" "retry" "timeout" ] ++ compat.aliasFields;
+    "env" "envFrom" "inputs" "outputs" "retry" "timeout" "__nixflowMatrix" ] ++ compat.aliasFields;
 
   stepFields = [ "name" "bash" "deps" "env" "condition" "continueOnError"
     "retry" "timeout" "workdir" ] ++ compat.aliasFields;
@@ -160,13 +162,13 @@ let
         // optionalAttrs (given s "workdir") { workdir = workspacePath "${where}: workdir" s.workdir; }
         // util.layers where s);
 
-  needs = where: jobNames: self: v:
+  needs = where: jobNames: families: self: v:
     if !(builtins.isList v) then
       fail where "expected a list of job names, got ${describe v}${if isString v then " (write needs = [ ${quote v} ];)" else ""}"
     else
       foldl' (acc: x: if elem x acc then acc else acc ++ [ x ]) [ ] (builtins.concatLists (mapIndexed
         (i: n:
-          let w = "${where}[${toString i}]"; s = util.str w n; family = matrixFamily jobNames s; in
+          let w = "${where}[${toString i}]"; s = util.str w n; family = families.${s} or [ ]; in
           if s == self then fail w "job ${quote s} needs itself"
           else if !(elem s jobNames) && family != [ ] then family
           else if !(elem s jobNames) then fail w "unknown job ${quote s}${util.didYouMean s jobNames}"
@@ -186,10 +188,17 @@ let
     then s // { deps = (s.deps or [ ]) ++ imageDeps; }
     else s;
 
-  # matrixFamily: the jobs mkMatrixJobs { name = s; } made (named s-...),
-  # when no job is named s itself: `needs = [ "test" ]` waits for them all.
-  matrixFamily = jobNames: s:
-    filter (n: substring 0 (builtins.stringLength s + 1) n == "${s}-") jobNames;
+  # matrixFamilies: for each matrix's name, the jobs mkMatrixJobs made for
+  # it (which it marks), so that, where no job has that name itself,
+  # `needs = [ "test" ]` waits for them all. A job named test-e2e that no
+  # matrix made is not one of them.
+  matrixFamilies = jobs:
+    foldl'
+      (acc: n:
+        let m = jobs.${n}.__nixflowMatrix or null; in
+        if isAttrs jobs.${n} && isString m then acc // { ${m} = (acc.${m} or [ ]) ++ [ n ]; } else acc)
+      { }
+      (attrNames jobs);
 
   input = where: v:
     if isString v then util.nonEmpty where v
@@ -208,7 +217,7 @@ let
         else workspacePath "${where}.${k}" p)
       (util.attrs where v);
 
-  job = jobNames: name: j:
+  job = jobNames: families: name: j:
     let
       where = "job ${quote name}";
       stepList = util.list "${where}: steps" (if j ? steps then j.steps else j.actions);
@@ -227,7 +236,7 @@ let
           (
             { steps = map (withImageDeps executor) (mapIndexed (i: step where (elemAt (compat.uniqueStepNames name stepList).names i) i) stepList); }
             // optionalAttrs (given j "executor") { inherit executor; }
-            // optionalAttrs (given j "needs") { needs = needs "${where}: needs" jobNames name j.needs; }
+            // optionalAttrs (given j "needs") { needs = needs "${where}: needs" jobNames families name j.needs; }
             // conditionFields where j
             // optionalAttrs (given j "env") { env = util.env "${where}: env" j.env; }
             // optionalAttrs (given j "envFrom") { envFrom = envFrom "${where}: envFrom" j.envFrom; }
@@ -298,7 +307,7 @@ let
           {
             version = 1;
             name = util.nonEmpty "${where}: name" w.name;
-            jobs = mapAttrs (job jobNames) jobs;
+            jobs = mapAttrs (job jobNames (matrixFamilies jobs)) jobs;
           }
           // optionalAttrs (given w "env") { env = util.env "${where}: env" w.env; }
           // optionalAttrs (given w "envFrom") { envFrom = envFrom "${where}: envFrom" w.envFrom; }
