@@ -184,7 +184,9 @@ let
     else o;
 
   # The bare executor: only its type, checked when the workflow is written
-  # (so a bare executors.oci fails there with "missing required field").
+  # (a bare executors.ssh fails there with "missing required field"; a
+  # bare executors.oci is a container of the steps' deps, with bash and
+  # coreutils: see withImageDeps).
   # Its name is the type, as with nixactions (executors.local.name is
   # "local"), but not written into the JSON.
   bare = type: {

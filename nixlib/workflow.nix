@@ -290,8 +290,16 @@ let
 
   collected = import ./problems.nix { inherit util workflowFields jobFields stepFields conditionProblem; };
 
+  # withoutEmptyJobs drops the jobs that are { }, as nixactions does: what
+  # `deploy = lib.optionalAttrs isMain { ... };` leaves off the main
+  # branch.
+  withoutEmptyJobs = w:
+    if isAttrs w && !(util.isDerivation w) && isAttrs (w.jobs or null) && !(util.isDerivation w.jobs)
+    then w // { jobs = builtins.removeAttrs w.jobs (filter (n: w.jobs.${n} == { }) (attrNames w.jobs)); }
+    else w;
+
   # plan builds the JSON graph as a Nix value.
-  plan = w: collected.check w (
+  plan = w0: let w = withoutEmptyJobs w0; in collected.check w (
     let
       where = "workflow";
       jobs = util.attrs "${where}: jobs" w.jobs;
