@@ -8,6 +8,7 @@ import (
 
 	"github.com/nixflow/nixflow/compiler"
 	"github.com/nixflow/nixflow/event"
+	"github.com/nixflow/nixflow/timing"
 )
 
 // A job has one deadline, a context done when its timeout expires; every
@@ -43,6 +44,11 @@ func (jr *jobRun) bounded() (ctx context.Context, stop func()) {
 		after()
 		cancel(context.Canceled)
 	}
+}
+
+// jobTimedOut is the reason of what a job's timeout stopped.
+func jobTimedOut(timeout timing.Duration) string {
+	return fmt.Sprintf("job timed out after %s", timeout)
 }
 
 // expired reports whether the job's timeout has struck.
@@ -161,6 +167,6 @@ func (jr *jobRun) shownDelay(d time.Duration) time.Duration {
 func (jr *jobRun) noTimeForRetry(step *compiler.Step, sr *StepResult, retriesLeft bool) {
 	if retriesLeft && sr.Status == event.StatusFailure && step.Condition.Status == compiler.StatusSuccess && jr.expired() && !jr.timedOut {
 		jr.timedOut = true
-		sr.Reason = fmt.Sprintf("job timed out after %s", jr.job.Timeout)
+		sr.Reason = jobTimedOut(jr.job.Timeout)
 	}
 }

@@ -71,11 +71,15 @@ func (jr *jobRun) runSteps() {
 				// Allowed to fail, not to outlast the job: the job's
 				// timeout fails the job, and its failure() steps run.
 				failed = true
-				failReason, failDomain = fmt.Sprintf("job timed out after %s", jr.job.Timeout), DomainStep
+				failReason, failDomain = jobTimedOut(jr.job.Timeout), DomainStep
 			}
 		case sr.Status == event.StatusFailure && !failed:
 			failed = true
 			failReason = fmt.Sprintf("step %q %s", step.Name, sr.Reason)
+			if rest, ok := strings.CutPrefix(sr.Reason, jobTimedOut(jr.job.Timeout)); ok {
+				// The job's fault more than the step's: said first.
+				failReason = fmt.Sprintf("%s in step %q%s", jobTimedOut(jr.job.Timeout), step.Name, rest)
+			}
 			failDomain = DomainStep
 			if sr.infra {
 				failDomain = DomainExecutor
@@ -89,7 +93,7 @@ func (jr *jobRun) runSteps() {
 		// A timeout is a failure, also when the step it stopped was allowed
 		// to fail, or when it struck between steps.
 		jr.res.Status, jr.res.Domain = event.StatusFailure, DomainStep
-		jr.res.Reason = fmt.Sprintf("job timed out after %s", jr.job.Timeout)
+		jr.res.Reason = jobTimedOut(jr.job.Timeout)
 	case cancelled || jr.interrupt().Err() != nil:
 		jr.res.Status, jr.res.Reason = event.StatusCancelled, "run cancelled"
 	default:

@@ -2197,6 +2197,10 @@ nf_run_steps() {
       failed=1
       nf_goquote "$nf_step"
       fail_reason="step $nf_q ${S_reason[k]}"
+      # The job's fault more than the step's: said first.
+      if [[ ${S_reason[k]} == "job timed out after $J_timeout_str"* ]]; then
+        fail_reason="job timed out after $J_timeout_str in step $nf_q${S_reason[k]#"job timed out after $J_timeout_str"}"
+      fi
       fail_domain=step
       ((${S_infra[k]:-0})) && fail_domain=executor
     fi
