@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -97,23 +95,8 @@ func (a *app) compile(args []string, f *compileFlags) error {
 	return nil
 }
 
-// writeExecutable replaces path with data, mode 0755, atomically.
+// writeExecutable writes data to path, mode 0755, whole or not at all
+// (see writeOutputFile).
 func writeExecutable(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".nixflow-compile-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o755); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return writeOutputFile(path, data, 0o755)
 }

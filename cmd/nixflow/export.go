@@ -11,7 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/nixflow/nixflow/compiler"
 	"github.com/nixflow/nixflow/executors/local"
@@ -219,16 +222,25 @@ func exportArtifact(runDir, src, dir, name string, exported map[string]bool) err
 }
 
 // checkOutputFile makes sure, before a run starts, that a report can be
-// written at path when it ends (--junit, --report, --trace): that path is
-// not a directory and its directory exists and can be written.
+// written at path when it ends (--junit, --report, --trace, -o): that
+// path is not a directory, and its directory (a symbolic link's target's)
+// exists and can be written. A device or a pipe (/dev/stdout) is written
+// in place: only that it is there is checked.
 func checkOutputFile(flag, path string) error {
 	if path == "" {
 		return nil
 	}
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+	if _, ok := openFD(path); ok {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err == nil && fi.IsDir() {
 		return fmt.Errorf("%s %s: is a directory", flag, path)
 	}
-	dir := filepath.Dir(path)
+	if err == nil && !fi.Mode().IsRegular() {
+		return nil
+	}
+	dir := filepath.Dir(outputTarget(path))
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("%s %s: no directory %s", flag, path, dir)
 	}
@@ -236,6 +248,108 @@ func checkOutputFile(flag, path string) error {
 		return fmt.Errorf("%s %s: cannot write in %s", flag, path, dir)
 	}
 	return nil
+}
+
+// outputTarget is where writing path lands: path, or the file a symbolic
+// link at path leads to (which need not exist yet).
+func outputTarget(path string) string {
+	for range 40 {
+		fi, err := os.Lstat(path)
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			return path
+		}
+		t, err := os.Readlink(path)
+		if err != nil {
+			return path
+		}
+		if !filepath.IsAbs(t) {
+			t = filepath.Join(filepath.Dir(path), t)
+		}
+		path = t
+	}
+	return path
+}
+
+// openFD tells whether path names one of nixflow's open descriptors
+// (/dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N), and which.
+func openFD(path string) (uintptr, bool) {
+	switch path {
+	case "/dev/stdout":
+		return 1, true
+	case "/dev/stderr":
+		return 2, true
+	}
+	for _, dir := range []string{"/dev/fd/", "/proc/self/fd/"} {
+		if n, ok := strings.CutPrefix(path, dir); ok {
+			if fd, err := strconv.Atoi(n); err == nil && fd >= 0 {
+				if _, err := os.Stat(path); err == nil {
+					return uintptr(fd), true
+				}
+			}
+		}
+	}
+	return 0, false
+}
+
+// writeFD writes data to a descriptor nixflow did not open, whole,
+// without an os.File (whose finalizer would close it).
+func writeFD(fd int, data []byte) error {
+	for len(data) > 0 {
+		n, err := syscall.Write(fd, data)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			// A non-blocking descriptor (a terminal, a pipe someone set
+			// so) that is full: wait for it a moment.
+			time.Sleep(time.Millisecond)
+			continue
+		case err != nil:
+			return err
+		}
+		data = data[n:]
+	}
+	return nil
+}
+
+// writeOutputFile writes data to path, whole or not at all: to a
+// temporary file beside it, renamed over it. A device or a pipe
+// (/dev/null) is written in place, never replaced; one of nixflow's own
+// descriptors (/dev/stdout) is written through it; and a symbolic link's
+// target is written, the link kept.
+func writeOutputFile(path string, data []byte, perm fs.FileMode) error {
+	if fd, ok := openFD(path); ok {
+		// Through the descriptor nixflow has: its offset is the shell's
+		// redirection's (> out.txt, >> log), where opening the path anew
+		// would write from the file's start, and renaming over it would
+		// take the file from under the redirection.
+		return writeFD(int(fd), data)
+	}
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+		if err != nil {
+			return err
+		}
+		_, err = f.Write(data)
+		return errors.Join(err, f.Close())
+	}
+	path = outputTarget(path)
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Chmod(perm)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // writable makes sure a file can be made in dir, by making one and

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/xml"
 	"fmt"
-	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -130,7 +129,7 @@ func writeJUnit(path string, res *actions.Result, masker *actions.Masker) error 
 		return err
 	}
 	data = append([]byte(xml.Header), append(data, '\n')...)
-	if err := os.WriteFile(path, data, 0o644); err != nil {
+	if err := writeOutputFile(path, data, 0o644); err != nil {
 		return fmt.Errorf("write the JUnit report: %w", err)
 	}
 	return nil

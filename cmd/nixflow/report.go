@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -68,13 +67,7 @@ func writeReport(runDir, format, path string, masker *actions.Masker) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	err = os.WriteFile(tmp, data, 0o644)
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := writeOutputFile(path, data, 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", path, osErr(err))
 	}
 	return nil
