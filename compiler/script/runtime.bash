@@ -2087,7 +2087,7 @@ nf_copy_in() {
 
 # nf_save_outputs saves every declared output, also when steps failed.
 nf_save_outputs() {
-  local k name path dir isdir qn
+  local k name path dir isdir qn err domain=step
   local -a faults=()
   for ((k = 0; k < ${#J_outputs[@]}; k += 2)); do
     name=${J_outputs[k]} path=${J_outputs[k + 1]}
@@ -2114,18 +2114,28 @@ nf_save_outputs() {
       faults+=("output $qn: $nf_q is not a file or directory (FIFOs, sockets and devices are not saved)")
       continue
     fi
-    mkdir -p "$dir"
     # A symbolic link given as the output's path is followed (it leads
     # inside the workspace); links inside a directory stay links.
     isdir=0
     [[ -d $J_ws/$path ]] && isdir=1
-    cp -a -H "$J_ws/$path" "$dir/data"
-    printf '%s\n%s\n%s\n' "$path" "$isdir" "$nf_job" >"$dir/meta"
+    # A copy that fails (a full disk, a file the step made unreadable)
+    # leaves nothing: no part of an artifact is taken for it.
+    if ! err=$({ mkdir -p "$dir" && cp -a -H "$J_ws/$path" "$dir/data" &&
+      printf '%s\n%s\n%s\n' "$path" "$isdir" "$nf_job" >"$dir/meta"; } 2>&1); then
+      chmod -R u+rwx "$dir" 2>/dev/null
+      rm -rf "$dir"
+      nf_goquote "$name"
+      qn=$nf_q
+      nf_goquote "$path"
+      err=${err%$'\n'}
+      faults+=("output $qn: save $nf_q: ${err##*$'\n'}")
+      [[ $err == *"Permission denied"* ]] || domain=executor
+    fi
   done
   if ((${#faults[@]} > 0)) && [[ $J_status != cancelled && $J_status != failure ]]; then
     local joined
     printf -v joined '%s; ' "${faults[@]}"
-    nf_job_result failure "${joined%; }" step
+    nf_job_result failure "${joined%; }" "$domain"
   fi
 }
 
