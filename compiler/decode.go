@@ -726,6 +726,10 @@ func (d *decoder) step(n *node, p jsonPath, index int, jobRetry retryLayer) *Ste
 		d.at(n, p, "missing required field %q", "bash")
 	} else if b, ok := d.nonEmpty(v, p.field("bash")); ok {
 		s.Bash = b
+		if len(b) >= maxArgStrlen {
+			// Every executor starts it as bash -c BODY: one argument.
+			d.at(v, p.field("bash"), "%d bytes long, more than the %d the kernel takes in one argument (put the script in a file of the repository and run it: bash ./ci/build.sh)", len(b), maxArgStrlen-1)
+		}
 	}
 	if v := fields.get("deps"); v != nil {
 		s.Deps = d.deps(v, p.field("deps"))
@@ -943,6 +947,15 @@ func (d *decoder) providers(n *node, p jsonPath) []Provider {
 
 var artifactName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 
+// maxArgStrlen is the kernel's limit on one argument of a program it
+// starts (Linux's MAX_ARG_STRLEN, its final NUL included).
+const maxArgStrlen = 32 * 4096
+
+// MaxArtifactName is the longest artifact name, in bytes: it names the
+// artifact's directory in the run directory and in --artifacts-dir,
+// which a file system takes up to 255 bytes.
+const MaxArtifactName = 200
+
 // inputs decodes a job's inputs, and returns them with their elements. An
 // element without an artifact name is left out.
 func (d *decoder) inputs(n *node, p jsonPath) ([]Input, []element) {
@@ -1005,6 +1018,10 @@ func (d *decoder) outputs(n *node, p jsonPath) ([]Output, map[string]int) {
 		seen[f.key] = true
 		if !artifactName.MatchString(f.key) {
 			d.errorf(nil, f.offset, fp, "invalid artifact name %q (letters, digits, '_', '-' and '.', not starting with '-' or '.')", f.key)
+			continue
+		}
+		if len(f.key) > MaxArtifactName {
+			d.errorf(nil, f.offset, fp, "artifact name too long: %d characters, at most %d (it names the artifact's directory)", len(f.key), MaxArtifactName)
 			continue
 		}
 		if s, ok := d.relPath(f.value, fp); ok {

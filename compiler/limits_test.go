@@ -112,3 +112,28 @@ func TestPositions(t *testing.T) {
 		}
 	}
 }
+
+// TestSizeLimits: what no executor could start or save is refused when
+// the graph is compiled, naming the limit: a step's bash of 128 KiB or
+// more (one argument, bash -c BODY), an artifact name over 200 bytes (a
+// directory's name). Just under both is fine.
+func TestSizeLimits(t *testing.T) {
+	graph := func(bash, artifact string) string {
+		return fmt.Sprintf(`{"version": 1, "name": "x", "jobs": {"a": {"steps": [{"bash": %q}], "outputs": {%q: "out"}}}}`, bash, artifact)
+	}
+	if _, err := Compile("g.json", []byte(graph("true #"+strings.Repeat("x", maxArgStrlen-8), strings.Repeat("a", MaxArtifactName)))); err != nil {
+		t.Errorf("a graph just under the limits: %v", err)
+	}
+	_, err := Compile("g.json", []byte(graph("true #"+strings.Repeat("x", maxArgStrlen), strings.Repeat("a", MaxArtifactName+1))))
+	if err == nil {
+		t.Fatal("a graph over the limits compiled")
+	}
+	for _, want := range []string{
+		"jobs.a.steps[0].bash: 131078 bytes long, more than the 131071 the kernel takes in one argument",
+		"artifact name too long: 201 characters, at most 200",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q\nlacks %q", err, want)
+		}
+	}
+}
