@@ -3514,7 +3514,18 @@ nf_main() {
   printf -v rnd '%04x%02x' $((RANDOM)) $((RANDOM % 256))
   printf -v nf_run_id '%s.%03d-%s' "$ts" $((nf_t % 1000)) "$rnd"
   [[ -n $nf_run_dir ]] || nf_run_dir=$nf_state_home/nixflow/runs/$nf_run_id
+  # Secrets (provider values in flight, JOB_ENV files, outputs) only ever
+  # touch this directory, and it goes at the end. Made first: a run that
+  # cannot have one leaves no run directory.
   local err
+  if ! nf_tmp=$(umask 077 && mktemp -d "${TMPDIR:-/tmp}/nixflow.XXXXXXXX" 2>&1); then
+    printf 'error: cannot make a temporary directory in %s: %s\n' "${TMPDIR:-/tmp}" "${nf_tmp##*: }" >&2
+    printf 'hint: the script keeps its control files and secrets in flight there: set TMPDIR to a writable directory\n' >&2
+    nf_tmp=''
+    exit 3
+  fi
+  chmod 700 "$nf_tmp"
+  trap nf_cleanup EXIT
   if ! err=$(mkdir -p -- "$nf_run_dir/logs" "$nf_run_dir/jobs" "$nf_run_dir/artifacts" 2>&1); then
     err=${err%%$'\n'*}
     printf 'error: create the run directory: %s\n' "${err#mkdir: }" >&2
@@ -3537,11 +3548,6 @@ nf_main() {
   if command -v flock >/dev/null 2>&1 && exec {nf_lock_fd}>"$nf_run_dir/lock"; then
     flock -n "$nf_lock_fd" || true
   fi
-  # Secrets (provider values in flight, JOB_ENV files, outputs) only ever
-  # touch this directory, and it goes at the end.
-  nf_tmp=$(umask 077 && mktemp -d "${TMPDIR:-/tmp}/nixflow.XXXXXXXX") || exit 3
-  chmod 700 "$nf_tmp"
-  trap nf_cleanup EXIT
   mkdir -p "$nf_tmp/ctl" "$nf_tmp/outputs" "$nf_tmp/state"
   : >"$nf_tmp/masks"
   nf_state=$nf_tmp/state
