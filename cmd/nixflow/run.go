@@ -330,13 +330,21 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 	for _, k := range short {
 		fmt.Fprintf(a.stderr, "warning: --env-file value of %s is shorter than 4 characters and is not masked\n", k)
 	}
+	// Past what the limits on open files and processes allow, jobs would
+	// fail for want of a pipe, or nixflow for want of a thread: run
+	// fewer at once, and say why.
+	maxParallel := f.maxParallel
+	if limit, why := parallelLimit(); limit > 0 && (maxParallel == 0 || maxParallel > limit) && len(plan.Jobs) > limit {
+		fmt.Fprintf(a.stderr, "warning: running at most %d jobs at once: %s (raise it to run more)\n", limit, why)
+		maxParallel = limit
+	}
 	opts = actions.Options{
 		RunID:           id,
 		RunDir:          filepath.Join(runs, id),
 		RepoDir:         repo,
 		Exclude:         []string{state, cache},
 		Registry:        registry(),
-		MaxParallel:     f.maxParallel,
+		MaxParallel:     maxParallel,
 		Levels:          opts.Levels,
 		Overrides:       actions.ResolveOverrides(plan, a.environ, files, flags),
 		PassEnv:         f.passEnv,
