@@ -274,7 +274,14 @@ func (w *writer) planData(p *compiler.Plan, opts Options, hash string, planJSON 
 			n = append(n, index[x])
 		}
 		needs = append(needs, strings.Trim(ints(n), "()"))
-		anc = append(anc, strings.Trim(ints(ancestors(p, j, index)), "()"))
+		// Only failure() and expression conditions look at the jobs a job
+		// needs transitively: the others get none, or a deep chain would
+		// make the script (and its compile) grow with its square.
+		var a []int
+		if j.Condition.Status == compiler.StatusFailure || j.Condition.Status == compiler.StatusExpr {
+			a = ancestors(p, j, index)
+		}
+		anc = append(anc, strings.Trim(ints(a), "()"))
 		level = append(level, strconv.Itoa(j.Level))
 		c := 0
 		if j.Condition.Cleanup() {

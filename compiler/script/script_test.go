@@ -456,3 +456,30 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestDeepChainLinear: a chain of 3,000 jobs compiles to a script that
+// grows with the jobs, not with their square. Only failure() and
+// expression conditions carry the jobs a job needs transitively (here
+// one job at the end).
+func TestDeepChainLinear(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"version": 1, "name": "chain", "jobs": {`)
+	const n = 3000
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"j%04d": {"steps": [{"bash": "true"}]`, i)
+		if i > 0 {
+			fmt.Fprintf(&b, `, "needs": ["j%04d"]`, i-1)
+		}
+		b.WriteString("}")
+	}
+	fmt.Fprintf(&b, `, "last": {"condition": "failure()", "needs": ["j%04d"], "steps": [{"bash": "true"}]}}}`, n-1)
+	out := compile(t, b.String())
+	// About 600 bytes a job, and one list of the 3,000 ancestors (about
+	// 15 KB); the square would be over 10 MB.
+	if len(out) > 3<<20 {
+		t.Errorf("the script of a chain of %d jobs is %d bytes", n, len(out))
+	}
+}
