@@ -2726,7 +2726,20 @@ nf_read_result() {
     IFS='' read -r "nf_res_start[$i]"
     IFS='' read -r "nf_res_reason[$i]"
   } <"$nf_state/$i.done"
-  nf_done[i]=1
+  nf_mark_done "$i"
+}
+
+# nf_mark_done INDEX: the job has finished (or will not run); the jobs
+# that needed only jobs now finished become ready (nf_ready, keyed by
+# their place in nf_job_order): the scheduler looks at those alone, not
+# at every job not yet started.
+nf_mark_done() {
+  local d
+  nf_done[$1]=1
+  for d in ${nf_dependents[$1]:-}; do
+    nf_unmet[d]=$((nf_unmet[d] - 1))
+    ((nf_unmet[d] > 0)) || nf_ready[nf_pos[d]]=$d
+  done
 }
 
 # nf_visit INDEX: a job whose needs have all finished. A job that does not
@@ -2736,7 +2749,7 @@ nf_visit() {
   if ! nf_status_holds "$i"; then
     nf_res_status[i]=$nf_hold_status nf_res_allowed[i]=0 nf_res_domain[i]='' nf_res_ms[i]=0 nf_res_attempts[i]=0
     nf_res_reason[i]=$nf_hold_reason
-    nf_done[i]=1
+    nf_mark_done "$i"
     nf_emit job_end "${nf_jobs[i]}" "" result="$nf_hold_status" reason="$nf_hold_reason"
     return
   fi
@@ -2746,16 +2759,26 @@ nf_visit() {
 }
 
 nf_schedule() {
-  local i n ready progress level=0
+  local i n p progress level=0
+  # Which jobs need each job, how many of its needs each waits for, and
+  # the ready ones by their place in nf_job_order (ascending indices
+  # come first in "${!nf_ready[@]}").
+  declare -ga nf_dependents=() nf_unmet=() nf_pos=() nf_ready=()
+  for p in "${!nf_job_order[@]}"; do nf_pos[nf_job_order[p]]=$p; done
+  for i in "${!nf_jobs[@]}"; do
+    nf_unmet[i]=0
+    for n in ${nf_job_needs[i]}; do
+      nf_dependents[n]+=" $i"
+      nf_unmet[i]=$((nf_unmet[i] + 1))
+    done
+    ((nf_unmet[i] > 0)) || nf_ready[nf_pos[i]]=$i
+  done
   while :; do
     progress=1
     while ((progress)); do
       progress=0
-      for i in "${nf_job_order[@]}"; do
-        [[ -z ${nf_done[i]:-} && -z ${nf_running[i]:-} ]] || continue
-        ready=1
-        for n in ${nf_job_needs[i]}; do [[ -n ${nf_done[n]:-} ]] || { ready=0; break; }; done
-        ((ready)) || continue
+      for p in "${!nf_ready[@]}"; do
+        i=${nf_ready[p]}
         if ((nf_levels_mode)); then
           while ((level < nf_levels)); do
             local all=1 j
@@ -2770,6 +2793,7 @@ nf_schedule() {
         if ((nf_max_parallel > 0 && ${#nf_running[@]} >= nf_max_parallel)); then
           break
         fi
+        unset "nf_ready[p]"
         nf_visit "$i"
         progress=1
       done
