@@ -29,27 +29,31 @@ const exportedList = ".nixflow-artifacts"
 // can be written and that exporting the plan's artifacts will replace
 // nothing but what an earlier export put there: finding out after an
 // hour of building is too late. It creates the directory.
-func checkArtifactsDir(dir string, plan *compiler.Plan) (err error) {
+//
+// It returns the outermost directory it made ("" if none), for the caller
+// to remove should the run be refused after all.
+func checkArtifactsDir(dir string, plan *compiler.Plan) (made string, err error) {
 	if dir == "" {
-		return nil
+		return "", nil
 	}
 	// The directories it makes go again when the check fails: a refused
 	// run leaves nothing behind.
-	made := firstMissing(dir)
+	made = firstMissing(dir)
 	defer func() {
 		if err != nil && made != "" {
 			_ = os.RemoveAll(made)
+			made = ""
 		}
 	}()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("--artifacts-dir: %w", err)
+		return made, fmt.Errorf("--artifacts-dir: %w", err)
 	}
 	if err := writable(dir); err != nil {
-		return fmt.Errorf("--artifacts-dir %s: cannot write there: %w", dir, err)
+		return made, fmt.Errorf("--artifacts-dir %s: cannot write there: %w", dir, err)
 	}
 	exported, err := readExported(dir)
 	if err != nil {
-		return fmt.Errorf("--artifacts-dir: %w", err)
+		return made, fmt.Errorf("--artifacts-dir: %w", err)
 	}
 	var errs []error
 	for _, name := range plan.ArtifactNames() {
@@ -57,7 +61,7 @@ func checkArtifactsDir(dir string, plan *compiler.Plan) (err error) {
 			errs = append(errs, fmt.Errorf("--artifacts-dir: %w", err))
 		}
 	}
-	return errors.Join(errs...)
+	return made, errors.Join(errs...)
 }
 
 // firstMissing is the outermost directory of path that does not exist

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -31,6 +32,55 @@ type app struct {
 	// logOut is where log writes: stderr, through the run's masker once
 	// there is one.
 	logOut maskedWriter
+}
+
+// maskingLogger masks the message and the values of every entry before
+// hclog formats them: hclog escapes a value's quotes and control
+// characters, and a secret holding one would no longer match once
+// written (maskedWriter, behind it, masks what is written as well).
+type maskingLogger struct {
+	hclog.Logger
+	masker *atomic.Pointer[actions.Masker]
+}
+
+func (l maskingLogger) mask(msg string, args []any) (string, []any) {
+	m := l.masker.Load()
+	if m == nil {
+		return msg, args
+	}
+	out := make([]any, len(args))
+	for i, a := range args {
+		switch v := a.(type) {
+		case string:
+			a = m.Mask(v)
+		case error:
+			a = errors.New(m.Mask(v.Error()))
+		case fmt.Stringer:
+			a = m.Mask(v.String())
+		}
+		out[i] = a
+	}
+	return m.Mask(msg), out
+}
+
+func (l maskingLogger) Log(level hclog.Level, msg string, args ...any) {
+	msg, args = l.mask(msg, args)
+	l.Logger.Log(level, msg, args...)
+}
+func (l maskingLogger) Trace(msg string, args ...any) { l.Log(hclog.Trace, msg, args...) }
+func (l maskingLogger) Debug(msg string, args ...any) { l.Log(hclog.Debug, msg, args...) }
+func (l maskingLogger) Info(msg string, args ...any)  { l.Log(hclog.Info, msg, args...) }
+func (l maskingLogger) Warn(msg string, args ...any)  { l.Log(hclog.Warn, msg, args...) }
+func (l maskingLogger) Error(msg string, args ...any) { l.Log(hclog.Error, msg, args...) }
+func (l maskingLogger) With(args ...any) hclog.Logger {
+	_, args = l.mask("", args)
+	return maskingLogger{l.Logger.With(args...), l.masker}
+}
+func (l maskingLogger) Named(name string) hclog.Logger {
+	return maskingLogger{l.Logger.Named(name), l.masker}
+}
+func (l maskingLogger) ResetNamed(name string) hclog.Logger {
+	return maskingLogger{l.Logger.ResetNamed(name), l.masker}
 }
 
 // maskedWriter writes through a masker, once it is given one: nixflow's
@@ -76,7 +126,7 @@ in parallel as their needs allow, on this machine, in containers, over SSH or on
 			}
 			a.logLevelSet = cmd.Flags().Changed("log-level")
 			a.logOut.w = a.stderr
-			a.log = hclog.New(&hclog.LoggerOptions{Name: "nixflow", Level: level, Output: &a.logOut})
+			a.log = maskingLogger{hclog.New(&hclog.LoggerOptions{Name: "nixflow", Level: level, Output: &a.logOut}), &a.logOut.masker}
 			return nil
 		},
 	}

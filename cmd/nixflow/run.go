@@ -136,7 +136,8 @@ func (a *app) run(args []string, f *runFlags) error {
 		return usageError(err)
 	}
 	// Last of the checks: it makes the directory.
-	if err := checkArtifactsDir(f.artifactsDir, plan); err != nil {
+	madeArtifacts, err := checkArtifactsDir(f.artifactsDir, plan)
+	if err != nil {
 		return usageError(err)
 	}
 
@@ -159,6 +160,9 @@ func (a *app) run(args []string, f *runFlags) error {
 		if err != nil {
 			unlock()
 			os.RemoveAll(opts.RunDir)
+			if madeArtifacts != "" {
+				os.RemoveAll(madeArtifacts)
+			}
 			return usageError(fmt.Errorf("--events: %w", err))
 		}
 		defer ev.Close()

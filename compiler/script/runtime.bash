@@ -3259,7 +3259,7 @@ nf_check_artifacts_dir() {
     if [[ -e $p && ! -d $p ]]; then
       nf_die_usage "--artifacts-dir: mkdir $p: not a directory"
     fi
-    [[ -e $p ]] || { made=$p && break; }
+    [[ -e $p || -L $p ]] || { made=$p && break; }
     p+=/
   done
   # What it makes goes again when the check fails: a refused run leaves
@@ -3269,6 +3269,8 @@ nf_check_artifacts_dir() {
     nf_die_usage "--artifacts-dir $dir: cannot write there"
   fi
   rm -f -- "$dir/.nixflow-check"
+  # What it made goes again if the run is refused later (nf_main).
+  nf_made_artifacts_dir=$made
   # Exporting will replace nothing but what an earlier export put there.
   local name err bad=0
   dir=${dir%/}
@@ -3550,6 +3552,10 @@ nf_main() {
   fi
   chmod 700 "$nf_tmp"
   trap nf_cleanup EXIT
+  # A --run-dir given may be there already: only what this run made goes
+  # again when it is refused.
+  local made_run_dir=0
+  [[ -e $nf_run_dir || -L $nf_run_dir ]] || made_run_dir=1
   if ! err=$(mkdir -p -- "$nf_run_dir/logs" "$nf_run_dir/jobs" "$nf_run_dir/artifacts" 2>&1); then
     err=${err%%$'\n'*}
     printf 'error: create the run directory: %s\n' "${err#mkdir: }" >&2
@@ -3557,7 +3563,12 @@ nf_main() {
   fi
   chmod 700 "$nf_run_dir"
   if [[ -n $nf_events ]] && ! : 2>/dev/null >"$nf_events"; then
-    rm -rf -- "$nf_run_dir"
+    if ((made_run_dir)); then
+      rm -rf -- "$nf_run_dir"
+    else
+      rmdir -- "$nf_run_dir/logs" "$nf_run_dir/jobs" "$nf_run_dir/artifacts" 2>/dev/null
+    fi
+    [[ -z ${nf_made_artifacts_dir:-} ]] || rm -rf -- "$nf_made_artifacts_dir"
     nf_die_usage "--events: open $nf_events: cannot create the file"
   fi
   printf '%s\n' "$nf_plan_json" >"$nf_run_dir/plan.json"
