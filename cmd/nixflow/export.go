@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nixflow/nixflow/compiler"
 	"github.com/nixflow/nixflow/executors/local"
 )
@@ -237,6 +239,9 @@ func checkOutputFile(flag, path string) error {
 	if _, ok := openFD(path); ok {
 		return nil
 	}
+	if strings.HasPrefix(path, "/dev/fd/") || strings.HasPrefix(path, "/proc/self/fd/") {
+		return fmt.Errorf("%s %s: no such descriptor was given to nixflow (3>FILE gives it one)", flag, path)
+	}
 	fi, err := os.Stat(path)
 	if err == nil && fi.IsDir() {
 		return fmt.Errorf("%s %s: is a directory", flag, path)
@@ -267,7 +272,13 @@ func outputTarget(path string) string {
 			return path
 		}
 		if !filepath.IsAbs(t) {
-			t = filepath.Join(filepath.Dir(path), t)
+			// Relative to the link's directory as it really is: a ..
+			// after a linked directory goes up from its target.
+			dir := filepath.Dir(path)
+			if real, err := filepath.EvalSymlinks(dir); err == nil {
+				dir = real
+			}
+			t = filepath.Join(dir, t)
 		}
 		path = t
 	}
@@ -285,14 +296,38 @@ func openFD(path string) (uintptr, bool) {
 	}
 	for _, dir := range []string{"/dev/fd/", "/proc/self/fd/"} {
 		if n, ok := strings.CutPrefix(path, dir); ok {
-			if fd, err := strconv.Atoi(n); err == nil && fd >= 0 {
-				if _, err := os.Stat(path); err == nil {
-					return uintptr(fd), true
-				}
+			// Only a descriptor nixflow was given (3>out.xml): its own,
+			// the runtime's poller and files it opened, are all
+			// close-on-exec.
+			if fd, err := strconv.Atoi(n); err == nil && fd >= 0 && inherited(fd) {
+				return uintptr(fd), true
 			}
 		}
 	}
 	return 0, false
+}
+
+// inherited tells whether fd is open without close-on-exec: one nixflow
+// was started with, not one it opened.
+func inherited(fd int) bool {
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	return err == nil && flags&unix.FD_CLOEXEC == 0
+}
+
+// umask is the process's file mode creation mask, read without changing
+// it where Linux tells it (/proc/self/status), else 022.
+func umask() fs.FileMode {
+	data, err := os.ReadFile("/proc/self/status")
+	if err == nil {
+		for line := range strings.SplitSeq(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+				if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+					return fs.FileMode(m)
+				}
+			}
+		}
+	}
+	return 0o022
 }
 
 // writeFD writes data to a descriptor nixflow did not open, whole,
@@ -338,6 +373,11 @@ func writeOutputFile(path string, data []byte, perm fs.FileMode) error {
 		return errors.Join(err, f.Close())
 	}
 	path = outputTarget(path)
+	// The mode of the file it replaces, else perm as the umask lets it.
+	mode := perm &^ umask()
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+		mode = fi.Mode().Perm()
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err
@@ -345,7 +385,7 @@ func writeOutputFile(path string, data []byte, perm fs.FileMode) error {
 	defer os.Remove(tmp.Name())
 	_, err = tmp.Write(data)
 	if err == nil {
-		err = tmp.Chmod(perm)
+		err = tmp.Chmod(mode)
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
