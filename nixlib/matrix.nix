@@ -145,7 +145,8 @@ let
 
       # mark: a job made here carries the matrix's name, so that needs =
       # [ NAME ] means these jobs, not every job whose name starts so.
-      mark = j: if builtins.isAttrs j then j // { __nixflowMatrix = prefix; } else j;
+      # A job that is { } stays so: mkWorkflow drops it.
+      mark = j: if builtins.isAttrs j && j != { } then j // { __nixflowMatrix = prefix; } else j;
 
       # Fails on the first two combinations with the same job name.
       byName = foldl'

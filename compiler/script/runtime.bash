@@ -67,6 +67,8 @@ nf_parse_duration() {
     frac=$((10#${frac:0:9}))
     ((${#whole} <= 12)) || return 1
     whole=$((10#${whole:-0}))
+    # Past what a Go duration holds (about 292 years), as
+    # time.ParseDuration refuses it.
     case $unit in
       ns) f=1 ;;
       us | µs | μs) f=1000 ;;
@@ -75,11 +77,13 @@ nf_parse_duration() {
       m) f=60000000000 ;;
       h) f=3600000000000 ;;
     esac
+    ((whole <= 9223372036854775807 / f)) || return 1
     if ((f >= 1000000000)); then
       ns=$((ns + whole * f + frac * (f / 1000000000)))
     else
       ns=$((ns + whole * f + frac * f / 1000000000))
     fi
+    ((ns >= 0)) || return 1
   done
   nf_d=$((ns / 1000000))
 }
@@ -3290,6 +3294,8 @@ nf_check_artifacts_dir() {
 nf_check_output_file() {
   local dir
   [[ ! -d $2 ]] || nf_die_usage "$1 $2: is a directory"
+  # A device or a pipe (/dev/null, /dev/stdout) is written in place.
+  if [[ -e $2 && ! -f $2 ]]; then return 0; fi
   dir=$(dirname -- "$2")
   [[ -d $dir ]] || nf_die_usage "$1 $2: no directory $dir"
   if ! : 2>/dev/null >"$dir/.nixflow-check.$$"; then

@@ -6,7 +6,11 @@
 let
   inherit (import ../support { }) lib tool;
   minimal = lib.mkWorkflow { name = "min"; jobs.j.steps = [ { bash = "true"; } ]; };
-  withEmpty = lib.mkWorkflow { name = "empty"; jobs = { j.steps = [ { bash = "true"; } ]; deploy = { }; }; };
+  withEmpty = lib.mkWorkflow {
+    name = "empty";
+    jobs = lib.mkMatrixJobs { name = "m"; matrix.os = [ "a" "b" ]; jobTemplate = { os }: if os == "b" then { } else { steps = [ { bash = "true"; } ]; }; }
+      // { j.steps = [ { bash = "true"; } ]; deploy = { }; };
+  };
   full = lib.mkWorkflow {
     name = "full";
     env = { A = "1"; N = 3; F = "1.5"; B = true; P = ./workflow.nix; D = tool; };
