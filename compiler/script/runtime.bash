@@ -665,13 +665,30 @@ nf_utf8_fix() {
     nf_u=$rest
     return 0
   fi
-  while [[ -n $rest ]]; do
-    [[ $rest =~ ^$c* ]]
-    out+=${BASH_REMATCH[0]}
-    rest=${rest:${#BASH_REMATCH[0]}}
-    [[ -n $rest ]] || break
-    out+=$2
-    rest=${rest:1}
+  # A long line (binary output, most likely): every byte over 127 is
+  # REPL, valid characters too. Looking at it a byte at a time would cost
+  # bash the square of its length.
+  if ((${#rest} > 4096)); then
+    local r=${2//\\/\\\\}
+    r=${r//&/\\&} r=${r//\//\\/}
+    local high=$'[\x80-\xff]'
+    nf_u=$(printf '%s' "$rest" | LC_ALL=C sed "s/$high/$r/g"; printf x)
+    nf_u=${nf_u%x}
+    return 0
+  fi
+  # Through a window of 256 bytes at a time: a window's valid run is
+  # taken whole (it stops before a character the window cuts), a bad byte
+  # becomes REPL.
+  local i=0 n=${#rest} w
+  while ((i < n)); do
+    w=${rest:i:256}
+    if [[ $w =~ ^$c+ ]]; then
+      out+=${BASH_REMATCH[0]}
+      i=$((i + ${#BASH_REMATCH[0]}))
+    else
+      out+=$2
+      i=$((i + 1))
+    fi
   done
   nf_u=$out
 }
