@@ -308,10 +308,6 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 	if err != nil {
 		return opts, err
 	}
-	if err := checkCopyable(repo, plan, a.getenv("HOME"), runs); err != nil {
-		return opts, err
-	}
-	a.log.Debug("repository jobs start from", "dir", repo, "git", inGit(repo))
 	state, err := a.stateDir()
 	if err != nil {
 		return opts, err
@@ -320,6 +316,11 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 	if err != nil {
 		return opts, err
 	}
+	// Counted as the copy takes it: without nixflow's state and cache.
+	if err := checkCopyable(repo, plan, a.getenv("HOME"), runs, state, cache); err != nil {
+		return opts, err
+	}
+	a.log.Debug("repository jobs start from", "dir", repo, "git", inGit(repo))
 	id := newRunID(time.Now())
 	masker := actions.NewMasker()
 	a.logOut.masker.Store(masker)

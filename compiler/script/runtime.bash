@@ -2108,7 +2108,9 @@ nf_copy_in() {
 
 # nf_save_outputs saves every declared output, also when steps failed.
 nf_save_outputs() {
-  local k name path dir isdir qn err domain=step
+  # Any fault of the step's (a missing output, a link out, a file it made
+  # unreadable) makes the job's failure the step's, as nixflow run has it.
+  local k name path dir isdir qn err stepfault=0
   local -a faults=()
   for ((k = 0; k < ${#J_outputs[@]}; k += 2)); do
     name=${J_outputs[k]} path=${J_outputs[k + 1]}
@@ -2119,6 +2121,7 @@ nf_save_outputs() {
       qn=$nf_q
       nf_goquote "$path"
       faults+=("output $qn: path $nf_q does not exist in the workspace")
+      stepfault=1
       continue
     fi
     if nf_outside "$path"; then
@@ -2126,6 +2129,7 @@ nf_save_outputs() {
       qn=$nf_q
       nf_goquote "$path"
       faults+=("output $qn: $nf_q is or goes through a symbolic link that leads outside the workspace")
+      stepfault=1
       continue
     fi
     if [[ ! -f $J_ws/$path && ! -d $J_ws/$path ]]; then
@@ -2133,6 +2137,7 @@ nf_save_outputs() {
       qn=$nf_q
       nf_goquote "$path"
       faults+=("output $qn: $nf_q is not a file or directory (FIFOs, sockets and devices are not saved)")
+      stepfault=1
       continue
     fi
     # A symbolic link given as the output's path is followed (it leads
@@ -2141,7 +2146,7 @@ nf_save_outputs() {
     [[ -d $J_ws/$path ]] && isdir=1
     # A copy that fails (a full disk, a file the step made unreadable)
     # leaves nothing: no part of an artifact is taken for it.
-    if ! err=$({ mkdir -p "$dir" && cp -a -H "$J_ws/$path" "$dir/data" &&
+    if ! err=$({ mkdir -p "$dir" && LC_ALL=C cp -a -H "$J_ws/$path" "$dir/data" &&
       printf '%s\n%s\n%s\n' "$path" "$isdir" "$nf_job" >"$dir/meta"; } 2>&1); then
       chmod -R u+rwx "$dir" 2>/dev/null
       rm -rf "$dir"
@@ -2150,13 +2155,13 @@ nf_save_outputs() {
       nf_goquote "$path"
       err=${err%$'\n'}
       faults+=("output $qn: save $nf_q: ${err##*$'\n'}")
-      [[ $err == *"Permission denied"* ]] || domain=executor
+      [[ $err != *"Permission denied"* ]] || stepfault=1
     fi
   done
   if ((${#faults[@]} > 0)) && [[ $J_status != cancelled && $J_status != failure ]]; then
     local joined
     printf -v joined '%s; ' "${faults[@]}"
-    nf_job_result failure "${joined%; }" "$domain"
+    if ((stepfault)); then nf_job_result failure "${joined%; }" step; else nf_job_result failure "${joined%; }" executor; fi
   fi
 }
 
@@ -3468,7 +3473,14 @@ nf_parse_args() {
     # As nixflow run: past 100,000 files or 1 GiB, a directory outside git
     # is most likely the wrong one (a downloads folder, build outputs).
     # The walk stops as soon as it knows (GNU find; elsewhere, no check).
-    if (cd "$nf_repo" && find . -printf '%s\n' 2>/dev/null | awk '{ n++; b += ($1 > 0 ? $1 : 0) } n > 100000 || b > 1073741824 { big = 1; exit } END { exit !big }'); then
+    # Counted as the copy takes it: nixflow's own state and cache (and
+    # the run directory) are not copied, and only files' bytes count.
+    local -a prune=()
+    local ex
+    for ex in "${nf_run_dir:-}" "${XDG_STATE_HOME:-${HOME:-/tmp}/.local/state}/nixflow" "${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/nixflow"; do
+      [[ -n $ex && $ex == "$nf_repo"/* ]] && prune+=(-path "./${ex#"$nf_repo"/}" -prune -o)
+    done
+    if (cd "$nf_repo" && find . "${prune[@]}" -printf '%y %s\n' 2>/dev/null | awk '{ n++; if ($1 == "f") b += $2 } n > 100000 || b > 1073741824 { big = 1; exit } END { exit !big }'); then
       nf_die_usage "refusing to copy $nf_repo into every job: it is not a git work tree, and it holds over 100000 files or 1024 MiB" \
         "put the workflow in its project's directory, make the project a git repository (git init: ignored files are then not copied), give the project with --repo DIR, or set copyRepo = false on its jobs"
     fi
