@@ -65,15 +65,15 @@ func JoinPath(dirs []string, old string) string {
 const MaxArgStrlen = 32 * 4096
 
 // LongVariable is an error naming the first variable of env longer than
-// the kernel lets a program start with, nil if none is: a backend whose
+// the kernel lets a program start with, nil if none is. A backend whose
 // step starts where nixflow cannot see the exec fail (in a container, on
 // a host) checks first, where the step would get a bare "Argument list
-// too long".
+// too long"; the local executor names it once its exec failed so.
 func LongVariable(env []string) error {
 	for _, kv := range env {
 		if len(kv) >= MaxArgStrlen {
 			name, _, _ := strings.Cut(kv, "=")
-			return fmt.Errorf("run: variable %s is %d bytes long, more than the %d the kernel allows one variable (pass large values in a file)", name, len(kv)-len(name)-1, MaxArgStrlen-1)
+			return fmt.Errorf("variable %s is %d bytes long, more than the %d the kernel allows one variable (pass large values in a file)", name, len(kv)-len(name)-1, MaxArgStrlen-1)
 		}
 	}
 	return nil

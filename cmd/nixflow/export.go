@@ -250,7 +250,7 @@ func checkOutputFile(flag, path string) error {
 		return nil
 	}
 	dir := filepath.Dir(outputTarget(path))
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+	if !dirExists(dir) {
 		return fmt.Errorf("%s %s: no directory %s", flag, path, dir)
 	}
 	if writable(dir) != nil {
@@ -314,22 +314,6 @@ func inherited(fd int) bool {
 	return err == nil && flags&unix.FD_CLOEXEC == 0
 }
 
-// umask is the process's file mode creation mask, read without changing
-// it where Linux tells it (/proc/self/status), else 022.
-func umask() fs.FileMode {
-	data, err := os.ReadFile("/proc/self/status")
-	if err == nil {
-		for line := range strings.SplitSeq(string(data), "\n") {
-			if v, ok := strings.CutPrefix(line, "Umask:"); ok {
-				if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
-					return fs.FileMode(m)
-				}
-			}
-		}
-	}
-	return 0o022
-}
-
 // writeFD writes data to a descriptor nixflow did not open, whole,
 // without an os.File (whose finalizer would close it).
 func writeFD(fd int, data []byte) error {
@@ -374,7 +358,10 @@ func writeOutputFile(path string, data []byte, perm fs.FileMode) error {
 	}
 	path = outputTarget(path)
 	// The mode of the file it replaces, else perm as the umask lets it.
-	mode := perm &^ umask()
+	mode := perm &^ 0o022
+	if mask, known := local.Umask(); known {
+		mode = perm &^ mask
+	}
 	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
 		mode = fi.Mode().Perm()
 	}

@@ -29,15 +29,16 @@ type app struct {
 	// logging.level does not override it.
 	logLevelSet bool
 	log         hclog.Logger
-	// logOut is where log writes: stderr, through the run's masker once
-	// there is one.
-	logOut maskedWriter
+	// logMasker is the run's masker once there is one: nixflow's own
+	// diagnostics quote what executors, hooks and commands said, which
+	// may hold a secret.
+	logMasker atomic.Pointer[actions.Masker]
 }
 
 // maskingLogger masks the message and the values of every entry before
 // hclog formats them: hclog escapes a value's quotes and control
 // characters, and a secret holding one would no longer match once
-// written (maskedWriter, behind it, masks what is written as well).
+// written.
 type maskingLogger struct {
 	hclog.Logger
 	masker *atomic.Pointer[actions.Masker]
@@ -57,6 +58,12 @@ func (l maskingLogger) mask(msg string, args []any) (string, []any) {
 			a = errors.New(m.Mask(v.Error()))
 		case fmt.Stringer:
 			a = m.Mask(v.String())
+		case nil:
+		default:
+			// A list, a number: as text only where it holds a secret.
+			if t := fmt.Sprint(v); m.Mask(t) != t {
+				a = m.Mask(t)
+			}
 		}
 		out[i] = a
 	}
@@ -83,25 +90,6 @@ func (l maskingLogger) ResetNamed(name string) hclog.Logger {
 	return maskingLogger{l.Logger.ResetNamed(name), l.masker}
 }
 
-// maskedWriter writes through a masker, once it is given one: nixflow's
-// own diagnostics quote what executors, hooks and commands said, which
-// may hold a secret. hclog writes a whole entry at a time.
-type maskedWriter struct {
-	w      io.Writer
-	masker atomic.Pointer[actions.Masker]
-}
-
-func (m *maskedWriter) Write(p []byte) (int, error) {
-	masker := m.masker.Load()
-	if masker == nil {
-		return m.w.Write(p)
-	}
-	if _, err := io.WriteString(m.w, masker.Mask(string(p))); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
 // Main runs the nixflow command line and returns its exit status.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, environ: os.Environ()}
@@ -125,8 +113,7 @@ in parallel as their needs allow, on this machine, in containers, over SSH or on
 				return usageError(fmt.Errorf("invalid --log-level %q (known: trace, debug, info, warn, error)", a.logLevel))
 			}
 			a.logLevelSet = cmd.Flags().Changed("log-level")
-			a.logOut.w = a.stderr
-			a.log = maskingLogger{hclog.New(&hclog.LoggerOptions{Name: "nixflow", Level: level, Output: &a.logOut}), &a.logOut.masker}
+			a.log = maskingLogger{hclog.New(&hclog.LoggerOptions{Name: "nixflow", Level: level, Output: a.stderr}), &a.logMasker}
 			return nil
 		},
 	}

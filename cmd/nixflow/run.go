@@ -323,7 +323,7 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 	a.log.Debug("repository jobs start from", "dir", repo, "git", inGit(repo))
 	id := newRunID(time.Now())
 	masker := actions.NewMasker()
-	a.logOut.masker.Store(masker)
+	a.logMasker.Store(masker)
 	// Values from env files may be secrets.
 	var short []string
 	for k, v := range files {

@@ -65,7 +65,7 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 		return executors.Result{}, err
 	}
 	if err := executors.LongVariable(cmd.Env); err != nil {
-		return executors.Result{}, err
+		return executors.Result{}, fmt.Errorf("run: %w", err)
 	}
 	if ctx.Err() != nil {
 		return executors.Result{ExitCode: -1, Stopped: true}, nil

@@ -198,6 +198,23 @@ type step struct {
 	stop    executors.Signals
 }
 
+// WantLost waits, 30 s at most, for the error of a Run whose workspace a
+// test took away (a killed container, a dropped connection) and fails
+// the test unless it is executors.ErrWorkspaceLost: an executor failure
+// the engine may retry elsewhere, not a step that exited. what names
+// the Run in the failure.
+func WantLost(t *testing.T, done <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if !errors.Is(err, executors.ErrWorkspaceLost) {
+			t.Errorf("%s: %v, want executors.ErrWorkspaceLost", what, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not return", what)
+	}
+}
+
 // result is what a step run gives.
 type result struct {
 	executors.Result

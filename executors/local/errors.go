@@ -49,11 +49,8 @@ func explainStart(err error, argv, env []string) error {
 	if !errors.Is(err, syscall.E2BIG) {
 		return err
 	}
-	for _, kv := range env {
-		if len(kv) >= maxArgStrlen {
-			name, _, _ := strings.Cut(kv, "=")
-			return fmt.Errorf("%w: variable %s is %d bytes long, more than the %d the kernel allows one variable (pass large values in a file)", err, name, len(kv)-len(name)-1, maxArgStrlen-1)
-		}
+	if long := executors.LongVariable(env); long != nil {
+		return fmt.Errorf("%w: %w", err, long)
 	}
 	for i, a := range argv {
 		if len(a) >= maxArgStrlen {

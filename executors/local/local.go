@@ -111,8 +111,6 @@ type Executor struct {
 	snaps snapshots
 	// cgroups is where the steps' cgroups are made.
 	cgroups cgroupBase
-	// umask is nixflow's file mode creation mask, read once.
-	umask umask
 	// stdin is the steps' standard input.
 	stdin devNull
 	// progs are the programs its steps' commands were found at.
@@ -175,7 +173,7 @@ func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executo
 	// A temporary directory made now may serve later jobs (spare.go):
 	// what it is like is recorded, and the control files made with it.
 	if w.tempMade = e.spares.take(runDir, spec.ControlFiles, w.tempDir); w.tempMade == nil {
-		if err := w.makeTempDir(e.umaskKeeps(0o700)); err != nil {
+		if err := w.makeTempDir(umaskKeeps(0o700)); err != nil {
 			_ = removeTree(w.dir)
 			return nil, fmt.Errorf("create temporary directory: %w", err)
 		}

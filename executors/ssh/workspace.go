@@ -149,7 +149,7 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 		return executors.Result{}, err
 	}
 	if err := executors.LongVariable(cmd.Env); err != nil {
-		return executors.Result{}, err
+		return executors.Result{}, fmt.Errorf("run: %w", err)
 	}
 	for _, kv := range cmd.Env {
 		name, _, _ := strings.Cut(kv, "=")
