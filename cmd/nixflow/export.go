@@ -86,22 +86,6 @@ func dirExists(dir string) bool {
 	return err == nil && fi.IsDir()
 }
 
-// checkEventsFile makes sure, before a run starts, that --events names
-// no directory and lies in one that exists. The file itself is opened
-// only once the run can start (it may be a pipe, or /dev/stderr).
-func checkEventsFile(path string) error {
-	if path == "" {
-		return nil
-	}
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		return fmt.Errorf("--events %s: is a directory", path)
-	}
-	if dir := filepath.Dir(path); !dirExists(dir) {
-		return fmt.Errorf("--events %s: no directory %s", path, dir)
-	}
-	return nil
-}
-
 // replaceable reports an error if dir/name exists and no export put it
 // there.
 func replaceable(dir, name string, exported map[string]bool) error {

@@ -127,13 +127,11 @@ func (a *app) run(args []string, f *runFlags) error {
 		g = output.GroupsNone // stdout stays JSON lines
 	}
 
-	for _, o := range [][2]string{{"--junit", f.junit}, {"--report", f.report.html}, {"--trace", f.report.trace}} {
+	// (The events file is opened only once the run can start.)
+	for _, o := range [][2]string{{"--junit", f.junit}, {"--report", f.report.html}, {"--trace", f.report.trace}, {"--events", f.events}} {
 		if err := checkOutputFile(o[0], o[1]); err != nil {
 			return usageError(err)
 		}
-	}
-	if err := checkEventsFile(f.events); err != nil {
-		return usageError(err)
 	}
 	// Last of the checks: it makes the directory.
 	madeArtifacts, err := checkArtifactsDir(f.artifactsDir, plan)
