@@ -1982,13 +1982,20 @@ nf_copy_repo() {
 }
 
 # nf_outside PATH: PATH, in the workspace, is or goes through a symbolic
-# link that leads outside it. (realpath runs only when there is a link.)
+# link that leads outside it, or an absolute one (nixflow run refuses
+# those too). (realpath runs only when there is a link.)
 nf_outside() {
-  local rest=$1 p=$J_ws link=0 real ws
+  local rest=$1 p=$J_ws link=0 n=0 t real ws
   while [[ -n $rest ]]; do
     p+=/${rest%%/*}
     [[ $rest == */* ]] && rest=${rest#*/} || rest=''
-    [[ -L $p ]] && link=1 && break
+    while [[ -L $p ]]; do
+      link=1
+      ((++n <= 40)) || return 0
+      t=$(readlink -- "$p") || return 0
+      [[ $t == /* ]] && return 0
+      p=${p%/*}/$t
+    done
   done
   ((link)) || return 1
   command -v realpath >/dev/null 2>&1 || return 1

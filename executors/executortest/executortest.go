@@ -933,16 +933,18 @@ func (s *suite) testCopyErrors(t *testing.T) {
 }
 
 // testCopyOutThroughLinks copies out paths that go through symbolic
-// links a step made: one that stays in the workspace is followed, on the
-// way to the path as for the path itself; one that leads out of it
-// (to /etc) is refused as executors.ErrOutside, and nothing of what it
-// leads to is copied.
+// links a step made: a relative one that stays in the workspace is
+// followed, on the way to the path as for the path itself; one that leads
+// out of it (to /etc), and an absolute one even into the workspace (its
+// meaning depends on where the workspace is: the local executor's
+// os.Root refuses it), are refused as executors.ErrOutside, and nothing
+// of what they lead to is copied.
 func (s *suite) testCopyOutThroughLinks(t *testing.T) {
 	if s.CopiesByHooks {
 		t.Skip("the executor's hooks copy: what they refuse is theirs to keep")
 	}
 	w := s.setup(t).prepare("throughlinks")
-	w.mustRun(step{script: `mkdir -p real/sub; echo inside > real/sub/f; ln -s real lnk; ln -s /etc etc; ln -s /etc/passwd pw`})
+	w.mustRun(step{script: `mkdir -p real/sub; echo inside > real/sub/f; ln -s real lnk; ln -s /etc etc; ln -s /etc/passwd pw; ln -s "$PWD/real" abs; ln -s "$PWD/real/sub/f" absf; ln -s absf viarel`})
 	ctx := context.Background()
 	dir := t.TempDir()
 	for _, src := range []string{"lnk/sub/f", "lnk/sub"} {
@@ -959,13 +961,13 @@ func (s *suite) testCopyOutThroughLinks(t *testing.T) {
 			t.Errorf("CopyOut(%q): %q, %v; want the file's data", src, data, err)
 		}
 	}
-	for _, src := range []string{"etc/passwd", "etc", "pw"} {
+	for _, src := range []string{"etc/passwd", "etc", "pw", "abs/sub/f", "abs", "absf", "viarel"} {
 		dst := filepath.Join(dir, "out-"+strings.ReplaceAll(src, "/", "-"))
 		if err := w.CopyOut(ctx, src, dst); !errors.Is(err, executors.ErrOutside) {
-			t.Errorf("CopyOut(%q) through a link to /etc: %v, want executors.ErrOutside", src, err)
+			t.Errorf("CopyOut(%q) through a link out or an absolute one: %v, want executors.ErrOutside", src, err)
 		}
 		if _, err := os.Lstat(dst); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("CopyOut(%q) through a link to /etc copied something", src)
+			t.Errorf("CopyOut(%q) through a link out or an absolute one copied something", src)
 		}
 	}
 }

@@ -177,12 +177,26 @@ func writeEntry(tw *tar.Writer, p string, fi fs.FileInfo, name string) error {
 
 // tarOutScript writes a tar stream of $2 (relative to $1) to standard
 // output. A link given as $2 itself, or on the way to it, is followed if
-// it stays inside $1; one that leads out of $1 is refused (exit 45), as
-// the local executor refuses it.
+// it stays inside $1; one that leads out of $1, and an absolute one (even
+// into $1), are refused (exit 45), as the local executor refuses them.
 const tarOutScript = `root=$1 name=$2
 cd -- "$root" 2>/dev/null || exit 44
 r=$(pwd -P)
 out() { echo "$2 is or goes through a symbolic link that leads out of the workspace" >&2; exit 45; }
+# Every link on the way, and every link a link leads to, must be relative.
+p= rest=$name n=0
+while [ -n "$rest" ]; do
+	c=${rest%%/*}
+	case $rest in */*) rest=${rest#*/} ;; *) rest= ;; esac
+	p=${p:+$p/}$c
+	while [ -L "$p" ]; do
+		n=$((n + 1))
+		[ "$n" -le 40 ] || exit 44
+		t=$(readlink -- "$p") || exit 44
+		case $t in /*) out "$@" ;; esac
+		case $p in */*) p=${p%/*}/$t ;; *) p=$t ;; esac
+	done
+done
 case $name in
 */*)
 	# The directories on the way, links followed: still inside?
