@@ -247,7 +247,8 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		out.close()
 		switch {
 		case err != nil:
-			sr.infra = true
+			// (A working directory that is not there is the step's fault.)
+			sr.infra = !errors.Is(err, executors.ErrNoWorkdir)
 			end(event.StatusFailure, fmt.Sprintf("condition could not run: %v", err))
 			return
 		case r.Stopped && reason != "":
@@ -289,6 +290,9 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		code := r.ExitCode
 		ev.ExitCode = &code
 		switch {
+		case err != nil && errors.Is(err, executors.ErrNoWorkdir):
+			// The workspace is the workflow's: the step's failure.
+			sr.Status, sr.Reason = event.StatusFailure, fmt.Sprintf("could not run: %v", err)
 		case err != nil:
 			sr.Status, sr.Reason, sr.infra = event.StatusFailure, fmt.Sprintf("could not run: %v", err), true
 		case cerr != nil && errors.Is(cerr, executors.ErrWorkspaceLost):

@@ -271,6 +271,12 @@ func (r *Registry) Types() []string {
 // symbolic link; see Workspace.CopyOut.
 var ErrOutside = errors.New("leads outside the workspace")
 
+// ErrNoWorkdir is wrapped by the error of Workspace.Run when the step's
+// working directory (Command.Dir) is not a directory of the workspace:
+// the step is not run. It is the step's doing (an earlier step did not
+// make the directory), not the executor's.
+var ErrNoWorkdir = errors.New("no such working directory")
+
 // ErrWorkspaceLost is wrapped by the error of Workspace.Run when the
 // workspace is gone with the machine it was on (an SSH host that went
 // down, its connection lost): the step did not fail, its host did. The

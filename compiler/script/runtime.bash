@@ -2325,7 +2325,7 @@ nf_run_step() {
   S_reason[k]=''
   if [[ -n ${S_condcmd[k]} ]]; then
     if nf_cannot_run "$dir"; then
-      S_infra[k]=1
+      S_infra[k]=$nf_infra
       nf_step_end "$k" failure "condition could not run: $nf_err" 0
       return
     fi
@@ -2354,7 +2354,7 @@ nf_run_step() {
     nf_now
     t0=$nf_t
     if nf_cannot_run "$dir"; then
-      S_infra[k]=1
+      S_infra[k]=$nf_infra
       nf_step_end "$k" failure "could not run: $nf_err" 0 attempt="$attempt" attempts="$max"
       return
     fi
@@ -2426,21 +2426,23 @@ nf_run_step() {
 }
 
 # nf_cannot_run DIR: the step (or its condition) cannot start in DIR, for
-# a reason nixflow run names too (sets nf_err): its workspace is gone, its
-# working directory is missing or no directory, or a variable of its
+# a reason nixflow run names too (sets nf_err, and nf_infra unless the
+# step is at fault): its workspace is gone, its working directory is
+# missing or no directory (the step's fault), or a variable of its
 # environment is longer than the kernel takes (E2BIG), typically a value
 # exported through JOB_ENV.
 nf_cannot_run() {
   local dir=$1 k LC_ALL=C bash
+  nf_infra=1
   if [[ ! -e $J_ws ]]; then
     nf_err="run: the workspace directory $J_ws no longer exists (deleted by a step, or by something else meanwhile)"
     return 0
   fi
   if [[ ! -e $dir ]]; then
-    nf_err="run: the working directory $dir does not exist"
+    nf_err="run: no such working directory: $dir" nf_infra=0
     return 0
   elif [[ ! -d $dir ]]; then
-    nf_err="run: the working directory $dir is not a directory"
+    nf_err="run: no such working directory: $dir is not a directory" nf_infra=0
     return 0
   fi
   for k in "${!nf_env[@]}"; do

@@ -69,7 +69,7 @@ func TestConformance(t *testing.T) {
 	executortest.Run(t, executortest.Backend{
 		New:             func(t *testing.T) executors.Executor { return newExecutor(t, dirHooks, t.TempDir()) },
 		InheritsHostEnv: true,
-		CopiesByHooks:   true,
+		ByHooks:         true,
 		ReadKept: func(t *testing.T, ws executors.Workspace, rel string) ([]byte, error) {
 			return os.ReadFile(filepath.Join(ws.Dir(), filepath.FromSlash(rel)))
 		},

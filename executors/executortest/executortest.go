@@ -74,11 +74,12 @@ type Backend struct {
 	// Teardown(keep=true) keeps it; the backend's test removes what was
 	// kept. Nil skips those checks.
 	ReadKept func(t *testing.T, ws executors.Workspace, rel string) ([]byte, error)
-	// CopiesByHooks says that the user's hooks copy (the custom
-	// executor): whether a copy refuses what is in the way, or a link
-	// out of the workspace, is theirs to keep, and the scenarios that
-	// check it are skipped.
-	CopiesByHooks bool
+	// ByHooks says that the user's hooks copy and start the steps (the
+	// custom executor): whether a copy refuses what is in the way, or a
+	// link out of the workspace, and how a working directory that is not
+	// there fails, is theirs to keep, and the scenarios that check it are
+	// skipped.
+	ByHooks bool
 }
 
 // Run runs the conformance scenarios as subtests of t.
@@ -90,6 +91,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("LongVariable", s.testLongVariable)
 	t.Run("PathPrepend", s.testPathPrepend)
 	t.Run("WorkingDirectory", s.testWorkingDirectory)
+	t.Run("MissingWorkingDirectory", s.testMissingWorkingDirectory)
 	t.Run("Stdin", s.testStdin)
 	t.Run("ExitCodes", s.testExitCodes)
 	t.Run("CancelStubbornGrandchild", s.testCancelStubborn)
@@ -550,6 +552,32 @@ func (s *suite) testWorkingDirectory(t *testing.T) {
 	w.mustRun(step{script: `test "$(pwd -P)" = "$(cd "$WS/sub/dir" && pwd -P)"`, env: wsEnv, dir: "sub/dir"})
 }
 
+// testMissingWorkingDirectory runs a step in a working directory that is
+// not there, and in one that is a file: the step's doing (the workspace
+// is the workflow's), reported as an error for which
+// errors.Is(err, executors.ErrNoWorkdir) holds, the step not run.
+func (s *suite) testMissingWorkingDirectory(t *testing.T) {
+	if s.ByHooks {
+		t.Skip("the executor's hooks enter the working directory: how they fail is theirs")
+	}
+	w := s.setup(t).prepare("nowd")
+	w.mustRun(step{script: `echo f > file`})
+	for _, dir := range []string{"missing", "missing/sub", "file"} {
+		ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+		r := w.exec(ctx, step{script: `echo ran; touch ran`, dir: dir})
+		cancel()
+		if !errors.Is(r.err, executors.ErrNoWorkdir) || !strings.Contains(r.err.Error(), dir) {
+			t.Errorf("Run in %q: %v (exit %d, stderr %q), want executors.ErrNoWorkdir naming the directory", dir, r.err, r.ExitCode, r.stderr)
+		}
+		if r.stdout != "" {
+			t.Errorf("Run in %q: the step ran, stdout %q", dir, r.stdout)
+		}
+	}
+	if r := w.mustRun(step{script: `test -e ran || echo none`}); r.stdout != "none\n" {
+		t.Errorf("a step ran in a missing working directory, or elsewhere: %q", r.stdout)
+	}
+}
+
 func (s *suite) testStdin(t *testing.T) {
 	w := s.setup(t).prepare("stdin")
 	r := w.mustRun(step{script: `if [ -t 0 ]; then echo terminal; fi; cat; echo "cat: $?"`})
@@ -940,7 +968,7 @@ func (s *suite) testCopyErrors(t *testing.T) {
 // os.Root refuses it), are refused as executors.ErrOutside, and nothing
 // of what they lead to is copied.
 func (s *suite) testCopyOutThroughLinks(t *testing.T) {
-	if s.CopiesByHooks {
+	if s.ByHooks {
 		t.Skip("the executor's hooks copy: what they refuse is theirs to keep")
 	}
 	w := s.setup(t).prepare("throughlinks")
@@ -1000,7 +1028,7 @@ func (s *suite) testCopyOutHardLinks(t *testing.T) {
 // (actions' inTheWay); an executor that merged a file into a directory,
 // or wrote through a symbolic link out of the workspace, would hide that.
 func (s *suite) testCopyInTheWay(t *testing.T) {
-	if s.CopiesByHooks {
+	if s.ByHooks {
 		t.Skip("the executor's hooks copy: what they refuse is theirs to keep")
 	}
 	w := s.setup(t).prepare("intheway")

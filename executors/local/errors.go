@@ -30,9 +30,9 @@ func checkRunDir(workspace, dir string) error {
 		return fmt.Errorf("the workspace directory %s no longer exists (deleted by a step, or by something else meanwhile)", workspace)
 	}
 	if fi, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("the working directory %s does not exist", dir)
+		return fmt.Errorf("%w: %s", executors.ErrNoWorkdir, dir)
 	} else if err == nil && !fi.IsDir() {
-		return fmt.Errorf("the working directory %s is not a directory", dir)
+		return fmt.Errorf("%w: %s is not a directory", executors.ErrNoWorkdir, dir)
 	}
 	return nil
 }

@@ -621,26 +621,6 @@ func TestImageUser(t *testing.T) {
 	}
 }
 
-// TestMissingWorkdir runs a step in a directory that is not there: the
-// error says why the runtime could not start it (docker says so on
-// standard output, podman on standard error).
-func TestMissingWorkdir(t *testing.T) {
-	for _, rt := range runtimes {
-		t.Run(rt, func(t *testing.T) {
-			t.Parallel()
-			x := newExecutor(t, rt, compiler.OCIExecutor{})
-			ws := prepare(t, x, executors.JobSpec{RunID: "test-workdir-" + rt + strconv.Itoa(os.Getpid()), Job: "wd"})
-			_, err := ws.Run(context.Background(), executors.Command{
-				Argv: []string{"bash", "-c", "true"}, Dir: "no/such/dir",
-				Stdout: io.Discard, Stderr: io.Discard,
-			})
-			if err == nil || !strings.Contains(err.Error(), "no/such/dir") {
-				t.Errorf("Run in a missing directory: %v; want the directory named", err)
-			}
-		})
-	}
-}
-
 // TestProbeNotADaemon points docker at an HTTP server that is not a
 // docker daemon: docker info exits 0 with no server version, and auto
 // must not take it for a docker that answers.

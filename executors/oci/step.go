@@ -63,15 +63,23 @@ while :; do
 done
 `
 
-// wrapper runs a step: it prints its pid (the step's process group), reads
-// the step's environment as shell code from standard input, runs the step
-// with standard input from /dev/null, then, unless it was signalled (the
-// escalation then goes on from outside), kills what the step left. Its exit
-// status is the step's.
-const wrapper = `printf '%s\n' "$$"
+// noWorkdir is what the wrapper says, instead of its pid, when the
+// step's working directory is not a directory. (It then reads its
+// standard input as it would have: podman may lose the output of an
+// exec that ends at once.)
+const noWorkdir = "nixflow-no-workdir"
+
+// wrapper runs a step: it enters the step's working directory (or says
+// noWorkdir instead of its pid), prints its pid (the step's process
+// group), reads the step's environment as shell code from standard input,
+// runs the step with standard input from /dev/null, then, unless it was
+// signalled (the escalation then goes on from outside), kills what the
+// step left. Its exit status is the step's.
+const wrapper = `cd -- "$2" 2>/dev/null || { printf '` + noWorkdir + `\n'; IFS= read -r -d '' _; exit 1; }
+printf '%s\n' "$$"
 IFS= read -r -d '' __nixflow_env
 eval "$__nixflow_env"; unset __nixflow_env
-__nixflow_c=$1; shift
+__nixflow_c=$1; shift 2
 __nixflow_stopped=
 trap __nixflow_stopped=1 INT TERM HUP
 # The step writes to the real stderr (fd 3); this shell's own word on a
@@ -116,11 +124,13 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 		cookie = c
 	}
 
-	args := []string{"exec", "--interactive", "--workdir", dir}
+	// The wrapper enters dir: the runtime's own chdir would fail with a
+	// message of its own, for docker, podman, runc and crun alike.
+	args := []string{"exec", "--interactive", "--workdir", w.dir}
 	if w.user != "" {
 		args = append(args, "--user", w.user)
 	}
-	args = append(args, w.ctr.id, "bash", "-c", wrapper, "nixflow-step", cookie)
+	args = append(args, w.ctr.id, "bash", "-c", wrapper, "nixflow-step", cookie, dir)
 	args = append(args, cmd.Argv...)
 	x := w.cli.command(args...)
 	script, err := executors.EnvScript(env, cmd.PathPrepend)
@@ -194,6 +204,9 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 		}
 		if w.isTornDown() {
 			return executors.Result{ExitCode: -1, Stopped: ctx.Err() != nil}, fmt.Errorf("run: the workspace was torn down")
+		}
+		if strings.TrimSpace(outText.String()) == noWorkdir {
+			return executors.Result{}, fmt.Errorf("run: %w: %s", executors.ErrNoWorkdir, dir)
 		}
 		return executors.Result{}, fmt.Errorf("run: %s exec did not start the step: %s", w.cli.name, msg)
 	}

@@ -105,7 +105,11 @@ func (w *workspace) run(ctx context.Context, cmd executors.Command, dir string) 
 			if stopped {
 				return res, nil
 			}
-			return res, fmt.Errorf("run on %s: %s", w.Where(), lastLine(msg))
+			line := lastLine(msg)
+			if rest, ok := strings.CutPrefix(line, noWorkdir); ok {
+				return res, fmt.Errorf("run on %s: %w%s", w.Where(), executors.ErrNoWorkdir, rest)
+			}
+			return res, fmt.Errorf("run on %s: %s", w.Where(), line)
 		}
 	}
 	if stopped && code == -1 {
@@ -119,6 +123,10 @@ func (w *workspace) run(ctx context.Context, cmd executors.Command, dir string) 
 	}
 	return res, nil
 }
+
+// noWorkdir starts step.sh's message for a working directory that is not
+// there.
+const noWorkdir = "nixflow: no such working directory"
 
 // isLost reports whether the master connection is gone.
 func isLost(c *conn) bool {

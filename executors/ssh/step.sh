@@ -34,7 +34,11 @@ if ((nf_np)); then
 	printf -v nf_p '%s:' "${nf_prepend[@]}"
 	nf_path=${nf_p%:}${nf_path:+:$nf_path}
 fi
-cd -- "$nf_dir" 2>/dev/null || fail "working directory $nf_dir: no such directory"
+# (The Go side knows this message: keep it in step with noWorkdir.)
+if ! cd -- "$nf_dir" 2>/dev/null; then
+	[ -e "$nf_dir" ] && fail "no such working directory: $nf_dir is not a directory"
+	fail "no such working directory: $nf_dir"
+fi
 command -v setsid >/dev/null 2>&1 || fail "setsid is not installed (util-linux)"
 
 # From here on the runner writes nothing: bash's own notices about its jobs
