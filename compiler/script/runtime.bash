@@ -1576,7 +1576,7 @@ nf_spawn() {
   (
     trap - PIPE USR1 INT HUP QUIT TERM
     [[ -z ${nf_lock_fd:-} ]] || exec {nf_lock_fd}>&-
-    cd -- "$dir" 2>/dev/null || { printf 'cannot enter the directory %s\n' "$dir" >&2; exit 127; }
+    cd -P -- "$dir" 2>/dev/null || { printf 'cannot enter the directory %s\n' "$dir" >&2; exit 127; }
     for k in "${!nf_env[@]}"; do export "$k=${nf_env[$k]}" 2>/dev/null || true; done
     export NIXFLOW_COOKIE=$nf_cookie
     if [[ $kind == step ]]; then

@@ -99,6 +99,8 @@ func Run(t *testing.T, b Backend) {
 	t.Run("CancelTerminateFirst", func(t *testing.T) { s.testCancelFirstSignal(t, false) })
 	t.Run("CancelHurry", s.testCancelHurry)
 	t.Run("BackgroundAfterExit", s.testBackgroundAfterExit)
+	t.Run("ProcessGroup", s.testProcessGroup)
+	t.Run("StopEndsWithGroup", s.testStopEndsWithGroup)
 	t.Run("SetsidEscapeeCancelled", s.testSetsidCancelled)
 	t.Run("SetsidEscapeeAfterExit", s.testSetsidAfterExit)
 	t.Run("SetsidEscapeeForks", s.testSetsidForks)
@@ -549,7 +551,16 @@ func (s *suite) testWorkingDirectory(t *testing.T) {
 	w := s.setup(t).prepare("wd")
 	wsEnv := []string{"WS=" + w.Dir()}
 	w.mustRun(step{script: `test "$(pwd -P)" = "$(cd "$WS" && pwd -P)"; mkdir -p sub/dir`, env: wsEnv})
-	w.mustRun(step{script: `test "$(pwd -P)" = "$(cd "$WS/sub/dir" && pwd -P)"`, env: wsEnv, dir: "sub/dir"})
+	w.mustRun(step{script: `test "$(pwd -P)" = "$(cd "$WS/sub/dir" && pwd -P)"; ln -s sub/dir "$WS/lnk"`, env: wsEnv, dir: "sub/dir"})
+	// A working directory reached through a link is entered as the
+	// directory it leads to, as a process's own chdir enters it (hooks
+	// enter it as they do).
+	if s.ByHooks {
+		return
+	}
+	if r := w.mustRun(step{script: `echo "$PWD"; pwd -P`, dir: "lnk"}); len(strings.Fields(r.stdout)) != 2 || strings.Fields(r.stdout)[0] != strings.Fields(r.stdout)[1] {
+		t.Errorf("in a working directory reached through a link, $PWD and pwd -P: %q, want the same", r.stdout)
+	}
 }
 
 // testMissingWorkingDirectory runs a step in a working directory that is
@@ -569,8 +580,8 @@ func (s *suite) testMissingWorkingDirectory(t *testing.T) {
 		if !errors.Is(r.err, executors.ErrNoWorkdir) || !strings.Contains(r.err.Error(), dir) {
 			t.Errorf("Run in %q: %v (exit %d, stderr %q), want executors.ErrNoWorkdir naming the directory", dir, r.err, r.ExitCode, r.stderr)
 		}
-		if r.stdout != "" {
-			t.Errorf("Run in %q: the step ran, stdout %q", dir, r.stdout)
+		if r.stdout != "" || r.stderr != "" {
+			t.Errorf("Run in %q: the step ran, or the executor's complaint is in its output: stdout %q, stderr %q", dir, r.stdout, r.stderr)
 		}
 	}
 	if r := w.mustRun(step{script: `test -e ran || echo none`}); r.stdout != "none\n" {
@@ -669,6 +680,47 @@ sleep 1000 & wait`,
 	got := w.mustRun(step{script: `cat marker`}).stdout
 	if got != wantMarker {
 		t.Errorf("marker = %q, want %q", got, wantMarker)
+	}
+}
+
+// testProcessGroup checks that the step leads a process group of its own
+// (its shell's pid is the group's), so that `kill -- -$$` and `kill 0`
+// reach what the step started, and nothing of the executor's.
+func (s *suite) testProcessGroup(t *testing.T) {
+	w := s.setup(t).prepare("pgroup")
+	r := w.mustRun(step{script: `read -r st </proc/$$/stat; st=${st##*) }; set -- $st; echo "$3 $$"`})
+	if f := strings.Fields(r.stdout); len(f) != 2 || f[0] != f[1] {
+		t.Errorf("process group and pid of the step's shell: %q, want the same", r.stdout)
+	}
+	for _, script := range []string{`sleep 1000 & kill -TERM -- -$$; wait`, `sleep 1000 & kill 0; wait`} {
+		ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+		r = w.exec(ctx, step{script: script})
+		cancel()
+		if r.err != nil || r.Stopped || r.ExitCode != 128+15 {
+			t.Errorf("Run(%q): exit %d, stopped %v, %v; stderr %q; want exit 143", script, r.ExitCode, r.Stopped, r.err, r.stderr)
+		}
+	}
+}
+
+// testStopEndsWithGroup stops a step that ends at the first signal but
+// leaves a child that ends at the second: Run returns once the group is
+// empty, not after the second signal's whole grace.
+func (s *suite) testStopEndsWithGroup(t *testing.T) {
+	w := s.setup(t).prepare("stopgroup")
+	const long = 5 * time.Minute
+	start := time.Now()
+	r := w.stopWhenReady(step{
+		script: `trap 'exit 5' INT
+(trap '' INT; exec sleep 1000) &
+echo ready
+wait`,
+		stop: executors.Signals{FirstSignalInterrupt: true, InterruptGrace: grace, TerminateGrace: long},
+	}, nil)
+	if took := time.Since(start); took > long/2 {
+		t.Errorf("Run returned after %v: it waited the grace out with the group empty", took)
+	}
+	if r.ExitCode != 5 {
+		t.Errorf("exit status %d, want 5 (the step's own, at the first signal)", r.ExitCode)
 	}
 }
 

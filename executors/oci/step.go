@@ -8,7 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -70,26 +73,28 @@ done
 const noWorkdir = "nixflow-no-workdir"
 
 // wrapper runs a step: it enters the step's working directory (or says
-// noWorkdir instead of its pid), prints its pid (the step's process
-// group), reads the step's environment as shell code from standard input,
-// runs the step with standard input from /dev/null, then, unless it was
-// signalled (the escalation then goes on from outside), kills what the
-// step left. Its exit status is the step's.
-const wrapper = `cd -- "$2" 2>/dev/null || { printf '` + noWorkdir + `\n'; IFS= read -r -d '' _; exit 1; }
-printf '%s\n' "$$"
+// noWorkdir instead of a pid), reads the step's environment as shell code
+// from standard input, and starts the step, with standard input from
+// /dev/null, as the leader of a process group of its own (job control):
+// the step's first act is to print its pid, the group's, the first line
+// of standard output. Once the step ended, unless it was stopped (the
+// file $3 exists: the escalation then goes on from outside), it kills
+// what the step left. Its exit status is the step's.
+const wrapper = `cd -P -- "$2" 2>/dev/null || { printf '` + noWorkdir + `\n'; IFS= read -r -d '' _; exit 1; }
 IFS= read -r -d '' __nixflow_env
 eval "$__nixflow_env"; unset __nixflow_env
-__nixflow_c=$1; shift 2
-__nixflow_stopped=
-trap __nixflow_stopped=1 INT TERM HUP
+__nixflow_c=$1 __nixflow_stop=$3; shift 3
 # The step writes to the real stderr (fd 3); this shell's own word on a
 # step killed by a signal ("Terminated", "Segmentation fault") goes
 # nowhere: the exit status says it.
 exec 3>&2 2>/dev/null
-"$@" </dev/null 2>&3 3>&-
+set -m
+(printf '%s\n' "$BASHPID"; exec "$@") </dev/null 2>&3 3>&- &
+wait "$!"
 __nixflow_rc=$?
+set +m
 exec 2>&3 3>&-
-if [ -z "$__nixflow_stopped" ]; then
+if ! [ -e "$__nixflow_stop" ]; then
   reap() {
 ` + reapScript + `
   }
@@ -130,7 +135,11 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	if w.user != "" {
 		args = append(args, "--user", w.user)
 	}
-	args = append(args, w.ctr.id, "bash", "-c", wrapper, "nixflow-step", cookie, dir)
+	// The file that tells the wrapper the step was stopped, made before
+	// the first signal: on the host, through the temporary directory's
+	// mount.
+	stopName := ".stopped-" + c
+	args = append(args, w.ctr.id, "bash", "-c", wrapper, "nixflow-step", cookie, dir, path.Join(w.tempDir, stopName))
 	args = append(args, cmd.Argv...)
 	x := w.cli.command(args...)
 	script, err := executors.EnvScript(env, cmd.PathPrepend)
@@ -217,7 +226,7 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	case werr = <-waitc:
 	case <-ctx.Done():
 		stopped = true
-		werr = w.stop(cmd, pid, c, waitc, x)
+		werr = w.stop(cmd, pid, c, stopName, waitc, x)
 	}
 	res := executors.Result{Stopped: stopped, ExitCode: x.ProcessState.ExitCode()}
 	var oerr *outputError
@@ -254,7 +263,7 @@ func shortID(id string) string {
 
 // stop runs the signal escalation against the step's process group pid,
 // then kills what is left, and returns what waiting for the client gave.
-func (w *workspace) stop(cmd executors.Command, pid int, cookie string, waitc <-chan error, x *exec.Cmd) error {
+func (w *workspace) stop(cmd executors.Command, pid int, cookie, stopName string, waitc <-chan error, x *exec.Cmd) error {
 	sigs := executors.Signals{}
 	if cmd.Stop != nil {
 		sigs = cmd.Stop()
@@ -267,6 +276,13 @@ func (w *workspace) stop(cmd executors.Command, pid int, cookie string, waitc <-
 	if sigs.FirstSignalInterrupt {
 		stages = append([]stage{{"INT", sigs.InterruptGrace}}, stages...)
 	}
+	// Tell the wrapper, before the step can end of a signal, to leave
+	// the step's leftovers to this escalation.
+	stopFile := filepath.Join(w.hostTemp, stopName)
+	if err := os.WriteFile(stopFile, nil, 0o644); err != nil {
+		w.log.Debug("mark the step stopped", "error", err)
+	}
+	defer os.Remove(stopFile)
 	var werr error
 	exited := false
 	for _, s := range stages {
@@ -276,34 +292,25 @@ func (w *workspace) stop(cmd executors.Command, pid int, cookie string, waitc <-
 			break
 		}
 		t := time.NewTimer(s.grace)
-		if exited {
-			// The step is gone but its group is not: wait the grace out.
+		if !exited {
 			select {
+			case werr = <-waitc:
+				exited = true
 			case <-t.C:
+				continue
 			case <-sigs.Hurry:
+				// A second Ctrl-C: the next signal at once.
 				t.Stop()
+				continue
 			}
-			continue
 		}
-		select {
-		case werr = <-waitc:
-			exited = true
-			if !w.signal("0", pid) {
-				t.Stop()
-				goto reap
-			}
-			select {
-			case <-t.C:
-			case <-sigs.Hurry:
-				t.Stop()
-			}
-		case <-t.C:
-		case <-sigs.Hurry:
-			// A second Ctrl-C: the next signal at once.
+		// The step is gone, its group may not be: wait for it to empty,
+		// the grace out at most.
+		if w.waitEmpty(pid, t.C, sigs.Hurry) {
 			t.Stop()
+			break
 		}
 	}
-reap:
 	ctx, cancel := context.WithTimeout(context.Background(), signalTimeout)
 	defer cancel()
 	w.log.Debug("killing the step's leftovers")
@@ -328,6 +335,28 @@ func cookieIf(on bool, cookie string) string {
 		return cookie
 	}
 	return ""
+}
+
+// emptyPoll is how often waitEmpty asks whether a group has members.
+const emptyPoll = 100 * time.Millisecond
+
+// waitEmpty waits for the process group pgid to have no members, and
+// reports whether it has none, until timeout or hurry ends the wait.
+func (w *workspace) waitEmpty(pgid int, timeout <-chan time.Time, hurry <-chan struct{}) bool {
+	tick := time.NewTicker(emptyPoll)
+	defer tick.Stop()
+	for {
+		if !w.signal("0", pgid) {
+			return true
+		}
+		select {
+		case <-tick.C:
+		case <-timeout:
+			return false
+		case <-hurry:
+			return false
+		}
+	}
 }
 
 // signal sends sig (a name, or "0" to probe) to the process group pgid

@@ -90,12 +90,17 @@ func (w *workspace) run(ctx context.Context, cmd executors.Command, dir string) 
 	if code == 255 {
 		// The step's own 255, or ssh's: step.sh leaves a mark for the
 		// former.
-		if err := w.c.script(context.Background(), `rm -- "$1" 2>/dev/null`, []string{state + ".255"}, nil, nil); err != nil {
+		// Else the runner's complaint, if it made one: not the step's.
+		var why strings.Builder
+		if err := w.c.script(context.Background(), whyScript, []string{state}, nil, &why); err != nil {
 			var se *scriptError
 			if !errors.As(err, &se) {
 				return res, fmt.Errorf("run on %s: %w", w.Where(), err)
 			}
-			msg := strings.TrimSpace(tail.String())
+			msg := strings.TrimSpace(why.String())
+			if msg == "" {
+				msg = strings.TrimSpace(tail.String())
+			}
 			if msg == "" {
 				msg = "ssh failed"
 			}
@@ -107,7 +112,7 @@ func (w *workspace) run(ctx context.Context, cmd executors.Command, dir string) 
 			}
 			line := lastLine(msg)
 			if rest, ok := strings.CutPrefix(line, noWorkdir); ok {
-				return res, fmt.Errorf("run on %s: %w%s", w.Where(), executors.ErrNoWorkdir, rest)
+				return executors.Result{}, fmt.Errorf("run on %s: %w%s", w.Where(), executors.ErrNoWorkdir, rest)
 			}
 			return res, fmt.Errorf("run on %s: %s", w.Where(), line)
 		}
@@ -123,6 +128,14 @@ func (w *workspace) run(ctx context.Context, cmd executors.Command, dir string) 
 	}
 	return res, nil
 }
+
+// whyScript tells, after an exit status 255, the step's own (the mark
+// $1.255 that step.sh left: exit 0) from the runner's or ssh's (exit 1,
+// printing the runner's complaint, if any).
+const whyScript = `if rm -- "$1.255" 2>/dev/null; then exit 0; fi
+cat -- "$1.why" 2>/dev/null
+rm -f -- "$1.why"
+exit 1`
 
 // noWorkdir starts step.sh's message for a working directory that is not
 // there.

@@ -9,7 +9,12 @@
 set -u
 # The runner's variables are named nf_*: a variable of the login
 # environment it assigned would reach the step with the runner's value.
+# Once the step is read, the runner's complaint goes to $nf_state.why for
+# the client to fetch, not into the step's output.
 fail() {
+	if [ -n "${nf_state-}" ] && printf 'nixflow: %s\n' "$*" 2>/dev/null >"$nf_state.why"; then
+		exit 255
+	fi
 	printf 'nixflow: %s\n' "$*" >&2
 	exit 255
 }
@@ -35,7 +40,7 @@ if ((nf_np)); then
 	nf_path=${nf_p%:}${nf_path:+:$nf_path}
 fi
 # (The Go side knows this message: keep it in step with noWorkdir.)
-if ! cd -- "$nf_dir" 2>/dev/null; then
+if ! cd -P -- "$nf_dir" 2>/dev/null; then
 	[ -e "$nf_dir" ] && fail "no such working directory: $nf_dir is not a directory"
 	fail "no such working directory: $nf_dir"
 fi
