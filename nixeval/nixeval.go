@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nixflow/nixflow/nixlib"
@@ -266,6 +267,10 @@ func run(cmd *exec.Cmd, source string, env []string) ([]byte, error) {
 // derivation during an evaluation) itself. SIGKILL comes only if it is
 // still there 10 s later.
 func interruptOnCancel(cmd *exec.Cmd) {
+	// In a process group of its own, Nix hears of a Ctrl-C from nixflow
+	// only: the terminal's signal to the whole foreground group would
+	// stop a build that a cleanup job still needs.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
 }

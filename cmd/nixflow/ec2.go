@@ -98,6 +98,9 @@ until they expire.`,
 					}
 				}
 			}
+			if ec2.NoCredentials(err) {
+				return infraError(err, ec2.CredentialsHint)
+			}
 			if err != nil {
 				return infraError(err, "run it again: reaping is idempotent")
 			}

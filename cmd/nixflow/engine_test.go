@@ -23,14 +23,15 @@ var scriptEngineSkips = map[string]string{
 	// --log-level debug, the project column of nixflow runs.
 	"run_cli_conventions": "nixflow run's own CLI conventions (the script has its own flags)",
 	// Jobs on other executors: the script refuses them at compile time.
-	"run_oci_timeout":   "oci jobs: the script runs local jobs only",
-	"run_oci_interrupt": "oci jobs: the script runs local jobs only",
-	"run_oci_kill9":     "oci jobs: the script runs local jobs only",
-	"run_ssh_timeout":   "ssh jobs: the script runs local jobs only",
-	"run_ssh_interrupt": "ssh jobs: the script runs local jobs only",
-	"run_ssh_env":       "ssh jobs: the script runs local jobs only",
-	"run_ssh_host_down": "ssh jobs: the script runs local jobs only",
-	"run_ssh_nix":       "ssh jobs: the script runs local jobs only",
+	"run_oci_timeout":     "oci jobs: the script runs local jobs only",
+	"run_oci_interrupt":   "oci jobs: the script runs local jobs only",
+	"run_oci_kill9":       "oci jobs: the script runs local jobs only",
+	"run_ssh_timeout":     "ssh jobs: the script runs local jobs only",
+	"run_ssh_interrupt":   "ssh jobs: the script runs local jobs only",
+	"run_ssh_env":         "ssh jobs: the script runs local jobs only",
+	"run_ssh_host_down":   "ssh jobs: the script runs local jobs only",
+	"run_ssh_nix":         "ssh jobs: the script runs local jobs only",
+	"run_interrupt_group": "oci and ssh jobs: the script runs local jobs only",
 }
 
 // TestScriptCompiled runs the run_*.txtar CLI scripts again, with every

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ebs"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 )
 
 // Clients are the AWS API clients of one region.
@@ -19,6 +21,15 @@ type Clients struct {
 	EC2    *ec2.Client
 	EBS    *ebs.Client
 	Region string
+}
+
+// CredentialsHint says how to give nixflow AWS credentials.
+const CredentialsHint = "configure AWS credentials: AWS_PROFILE (after 'aws sso login' for SSO), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+
+// NoCredentials reports whether err is the SDK's failure to find
+// credentials: nothing was sent. (The SDK has no error type for it.)
+func NoCredentials(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "get credentials")
 }
 
 // ErrNoRegion is an AWS configuration that names no region.
@@ -33,7 +44,10 @@ var ErrNoRegion = errors.New("no AWS region: set the executor's region, --region
 // backoff by the SDK: up to 10 attempts, waits up to 20 s, unless the
 // configuration says how many (AWS_MAX_ATTEMPTS, max_attempts).
 func NewClients(ctx context.Context, region, endpoint string) (*Clients, error) {
-	var opts []func(*config.LoadOptions) error
+	// The SDK's own log (a warning that the instance metadata service
+	// answered in the old way, when it looks there for credentials) is
+	// not for nixflow's users: what fails comes back as an error.
+	opts := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
 	}

@@ -154,7 +154,7 @@ func (x *Executor) start(ctx context.Context, c *Clients, spec executors.JobSpec
 // key line.
 func makeKey(ctx context.Context, dir, runID string) (string, error) {
 	key := filepath.Join(dir, "id_ed25519")
-	cmd := exec.CommandContext(ctx, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "nixflow-"+runID, "-f", key)
+	cmd := executors.OwnGroup(exec.CommandContext(ctx, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "nixflow-"+runID, "-f", key))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("ssh-keygen: %w: %s", err, bytes.TrimSpace(out))
 	}
@@ -294,9 +294,9 @@ func (x *Executor) runInstances(ctx context.Context, c *Clients, in *ec2.RunInst
 		}
 		code := apiCode(err)
 		if code == "" {
-			if strings.Contains(err.Error(), "get credentials") {
+			if NoCredentials(err) {
 				// Nothing was sent: there is nothing to look for.
-				return nil, fmt.Errorf("launch instance: %w\nhint: configure AWS credentials: AWS_PROFILE (after 'aws sso login' for SSO), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", err)
+				return nil, fmt.Errorf("launch instance: %w\nhint: %s", err, CredentialsHint)
 			}
 			var dns *net.DNSError
 			if errors.As(err, &dns) {
@@ -458,7 +458,7 @@ func (x *Executor) waitSSH(ctx context.Context, inst *instance, logf func(string
 			args = append(args, "-o", o)
 		}
 		args = append(args, "-l", inst.user, "--", inst.address, "true")
-		cmd := exec.CommandContext(ctx, "ssh", args...)
+		cmd := executors.OwnGroup(exec.CommandContext(ctx, "ssh", args...))
 		cmd.WaitDelay = time.Second
 		out, err := cmd.CombinedOutput()
 		if err == nil {

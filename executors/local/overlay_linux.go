@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nixflow/nixflow/executors"
 )
 
 // layerDirs makes the upper and work directories of an overlay under
@@ -65,7 +67,7 @@ func mountFUSEOverlay(ctx context.Context, lower, layers, target string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, fuseMountTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-o", opts, target)
+	cmd := executors.OwnGroup(exec.CommandContext(ctx, bin, "-o", opts, target))
 	// The daemon it leaves closes its standard streams; should it not,
 	// do not wait for them.
 	cmd.WaitDelay = time.Second
@@ -100,7 +102,7 @@ func unmount(target string, fuse bool) error {
 	if fuse {
 		for _, bin := range []string{"fusermount3", "fusermount"} {
 			if path, err := exec.LookPath(bin); err == nil {
-				out, err := exec.Command(path, "-u", "-z", "--", target).CombinedOutput()
+				out, err := executors.OwnGroup(exec.Command(path, "-u", "-z", "--", target)).CombinedOutput()
 				if err == nil || !isMount(target) {
 					return nil
 				}

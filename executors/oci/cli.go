@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/nixflow/nixflow/executors"
 )
 
 // cli runs one container runtime's command-line client.
@@ -84,7 +86,7 @@ func other(name string) string {
 
 // command returns the client command for args.
 func (c *cli) command(args ...string) *exec.Cmd {
-	cmd := exec.Command(c.path, args...)
+	cmd := executors.OwnGroup(exec.Command(c.path, args...))
 	cmd.Env = c.env
 	return cmd
 }
@@ -92,7 +94,7 @@ func (c *cli) command(args ...string) *exec.Cmd {
 // output runs the client with args and stdin, and returns its standard
 // output; a failure is a *cliError. ctx stops the client.
 func (c *cli) output(ctx context.Context, stdin io.Reader, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, c.path, args...)
+	cmd := executors.OwnGroup(exec.CommandContext(ctx, c.path, args...))
 	cmd.Env = c.env
 	cmd.Stdin = stdin
 	cmd.WaitDelay = 5 * time.Second

@@ -366,7 +366,7 @@ func (w *workspace) signal(sig string, pgid int) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), signalTimeout)
 	defer cancel()
 	script := `g=-$2; if [ "$1" != 0 ]; then kill -s "$1" -- "$g" 2>/dev/null; kill -s CONT -- "$g" 2>/dev/null; fi; kill -0 -- "$g" 2>/dev/null`
-	x := exec.CommandContext(ctx, w.cli.path, "exec", "--user", "0", w.ctr.id, "bash", "-c", script, "nixflow-signal", sig, strconv.Itoa(pgid))
+	x := executors.OwnGroup(exec.CommandContext(ctx, w.cli.path, "exec", "--user", "0", w.ctr.id, "bash", "-c", script, "nixflow-signal", sig, strconv.Itoa(pgid)))
 	x.Env = w.cli.env
 	err := x.Run()
 	var ee *exec.ExitError

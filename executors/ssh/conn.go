@@ -221,7 +221,7 @@ func (h *host) dial(ctx context.Context) (*conn, error) {
 		stderr: &tailBuffer{max: 4096}, channels: make(chan struct{}, maxChannels)}
 	args := append(h.args(c.sock, "ERROR"), "-o", "ControlMaster=yes", "-o", "ControlPersist=no", h.t.Host,
 		`exec bash --noprofile --norc -c 'IFS= read -r -d "" s && eval "$s"'`)
-	cmd := exec.Command(sshProgram, args...)
+	cmd := executors.OwnGroup(exec.Command(sshProgram, args...))
 	cmd.Env = clientEnv()
 	cmd.Dir = c.dir
 	cmd.Stderr = c.stderr
@@ -473,7 +473,7 @@ func (c *conn) command(ctx context.Context, remote string) *exec.Cmd {
 	// QUIET: a client's own messages (a refused session it works around)
 	// would land in a step's output; the master's state says what failed.
 	args := append(c.h.args(c.sock, "QUIET"), "-o", "ControlMaster=no", c.h.t.Host, remote)
-	cmd := exec.CommandContext(ctx, sshProgram, args...)
+	cmd := executors.OwnGroup(exec.CommandContext(ctx, sshProgram, args...))
 	cmd.Env = clientEnv()
 	cmd.Dir = c.dir
 	return cmd
