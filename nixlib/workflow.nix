@@ -339,7 +339,8 @@ let
       haveAll = pkgs != null && nixflow != null;
       # The JSON as a file in the store. Its text keeps the string context
       # of the deps, so this derivation (and the runner) depends on them.
-      jsonFile = if havePkgs then pkgs.writeText "${n}.json" json else needsPkgs ".jsonFile";
+      jsonFile = if havePkgs then pkgs.writeText "${n}.json" json
+        else fail "mkWorkflow" ".jsonFile needs pkgs: import nixflow's nixlib { inherit pkgs; }";
       runner =
         if haveAll then
           pkgs.writeShellScriptBin n ''

@@ -61,8 +61,14 @@ func cobraUsage(root, cmd *cobra.Command, err error) error {
 	msg := err.Error()
 	if m := unknownCommand.FindStringSubmatch(msg); m != nil {
 		var hints []string
+		// The closest of cobra's candidates (which come in the order of
+		// the commands: "rn" is as close to "gc" as to "run" for it).
 		if s := root.SuggestionsFor(m[1]); len(s) > 0 {
-			hints = append(hints, fmt.Sprintf("did you mean %q?", "nixflow "+s[0]))
+			best := s[0]
+			if c := compiler.Suggest(m[1], s); c != "" {
+				best = c
+			}
+			hints = append(hints, fmt.Sprintf("did you mean %q?", "nixflow "+best))
 		}
 		hints = append(hints, "'nixflow --help' lists the commands")
 		return usageError(fmt.Errorf("unknown command %q", m[1]), hints...)

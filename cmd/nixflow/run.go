@@ -338,7 +338,11 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 	// fewer at once, and say why.
 	maxParallel := f.maxParallel
 	if limit, why := parallelLimit(); limit > 0 && (maxParallel == 0 || maxParallel > limit) && len(plan.Jobs) > limit {
-		fmt.Fprintf(a.stderr, "warning: running at most %d jobs at once: %s (raise it to run more)\n", limit, why)
+		jobs := "jobs"
+		if limit == 1 {
+			jobs = "job"
+		}
+		fmt.Fprintf(a.stderr, "warning: running at most %d %s at once: %s (raise it to run more)\n", limit, jobs, why)
 		maxParallel = limit
 	}
 	opts = actions.Options{
@@ -385,13 +389,29 @@ func workTree(dir string) string {
 // step running.
 var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
 
+// sameStop is how soon after the first stop signal another one is the
+// same stop, not a second: closing a terminal sends SIGHUP twice (the
+// kernel, the shell), timeout(1) SIGTERM to nixflow then to its group,
+// a service manager SIGTERM and SIGHUP at once. Pressing Ctrl-C twice
+// takes longer.
+const sameStop = 200 * time.Millisecond
+
 // interrupts turns the first stop signal into cancel (stop running
 // steps, run cleanup jobs) and the second into abort (skip cleanup jobs,
-// and cut the graces of the steps being stopped: SIGKILL at once).
+// and cut the graces of the steps being stopped: SIGKILL at once). A
+// stop signal ignored when nixflow started (SIGHUP under nohup, SIGINT
+// and SIGQUIT for a background job of a script) stays ignored, as in
+// the compiled script.
 func (a *app) interrupts() (cancel, abort context.Context, stop func()) {
 	cancel, cancelFn := context.WithCancel(context.Background())
 	abort, abortFn := context.WithCancel(context.Background())
-	sigs := make(chan os.Signal, 2)
+	sigs := make(chan os.Signal, 4)
+	// (Noticed all the same, so that the steps start with the default
+	// dispositions: an ignored signal would be ignored by them too.)
+	ignored := map[os.Signal]bool{}
+	for _, sig := range stopSignals {
+		ignored[sig] = signal.Ignored(sig)
+	}
 	signal.Notify(sigs, stopSignals...)
 	// With SIGPIPE noticed (not ignored: that would pass on to the steps),
 	// writing to a closed stdout (nixflow run | head) is an error the
@@ -400,16 +420,22 @@ func (a *app) interrupts() (cancel, abort context.Context, stop func()) {
 	signal.Notify(pipes, syscall.SIGPIPE)
 	done := make(chan struct{})
 	go func() {
-		n := 0
+		var first time.Time
 		for {
 			select {
 			case <-done:
 				return
 			case sig := <-sigs:
-				n++
-				if n == 1 {
+				if ignored[sig] {
+					continue
+				}
+				if first.IsZero() {
+					first = time.Now()
 					fmt.Fprintf(a.stderr, "nixflow: %v: stopping running steps; cleanup jobs still run (interrupt again to skip them)\n", sig)
 					cancelFn()
+					continue
+				}
+				if time.Since(first) < sameStop {
 					continue
 				}
 				fmt.Fprintf(a.stderr, "nixflow: %v again: killing running steps, skipping cleanup jobs, tearing down\n", sig)

@@ -26,7 +26,7 @@ usage: bash SCRIPT [flags]     or: ssh HOST bash -s -- [flags] < SCRIPT
   --repo DIR             the working tree jobs start from (default: the current directory)
   --run-dir DIR          where the run's logs and artifacts go
 
-The run directory is printed at the start; NIXFLOW_KEEP=0 removes it at the end.
+The run directory is printed at the end; NIXFLOW_KEEP=0 removes it then.
 Exit status: 0 success, 1 a job failed, 2 bad usage, 3 infrastructure, 130 interrupted.
 USAGE
 }
@@ -2641,8 +2641,23 @@ nf_on_signal() {
       name='output lost'
       ;;
   esac
+  # A stop signal within 200 ms of the first is the same stop (the
+  # terminal closing sends SIGHUP twice, timeout(1) SIGTERM twice), as
+  # with nixflow run. (nf_t is not touched: the trap may interrupt its
+  # user.)
+  local now
+  if [[ -n ${EPOCHREALTIME:-} ]]; then
+    now=${EPOCHREALTIME/[.,]/}
+    now=$((10#$now / 1000))
+  else
+    now=$(date +%s%3N)
+  fi
+  if ((nf_signals > 0 && now - nf_first_signal < 200)); then
+    return
+  fi
   nf_signals=$((nf_signals + 1))
   if ((nf_signals == 1)); then
+    nf_first_signal=$now
     printf 'nixflow: %s: stopping running steps; cleanup jobs still run (interrupt again to skip them)\n' "$name" >&2
     : >"$nf_state/cancelled"
   else
@@ -3615,18 +3630,30 @@ nf_main() {
     [[ -z ${nf_made_artifacts_dir:-} ]] || rm -rf -- "$nf_made_artifacts_dir"
     nf_die_usage "--events: open $nf_events: cannot create the file"
   fi
+  # The run's lock, as nixflow run holds it, so that nixflow gc leaves a
+  # running script's run alone (where flock(1) is: util-linux). Steps and
+  # providers do not get it. One run in a directory: a --run-dir another
+  # run is using, or that holds a run already, is refused (its logs would
+  # mix), and nothing of it is touched.
+  nf_lock_fd=''
+  if command -v flock >/dev/null 2>&1 && exec {nf_lock_fd}>"$nf_run_dir/lock"; then
+    if ! flock -n "$nf_lock_fd"; then
+      local busy=$nf_run_dir
+      nf_run_dir=''
+      nf_die_usage "--run-dir $busy: another run is using it" "give each run a directory of its own"
+    fi
+  fi
+  if [[ -e $nf_run_dir/plan.json ]]; then
+    local used=$nf_run_dir
+    rmdir -- "$nf_run_dir/logs" "$nf_run_dir/jobs" "$nf_run_dir/artifacts" 2>/dev/null
+    nf_run_dir=''
+    nf_die_usage "--run-dir $used: holds a run already" "give a new directory, or remove this one"
+  fi
   printf '%s\n' "$nf_plan_json" >"$nf_run_dir/plan.json"
   # The project, as logs last looks for it: the git work tree around the
   # repository, else the directory itself, its real path.
   { git -C "$nf_repo" rev-parse --show-toplevel 2>/dev/null || (cd -P "$nf_repo" && pwd); } >"$nf_run_dir/project"
   nf_run_dir=$(cd "$nf_run_dir" && pwd)
-  # The run's lock, as nixflow run holds it, so that nixflow gc leaves a
-  # running script's run alone (where flock(1) is: util-linux). Steps and
-  # providers do not get it.
-  nf_lock_fd=''
-  if command -v flock >/dev/null 2>&1 && exec {nf_lock_fd}>"$nf_run_dir/lock"; then
-    flock -n "$nf_lock_fd" || true
-  fi
   mkdir -p "$nf_tmp/ctl" "$nf_tmp/outputs" "$nf_tmp/state"
   : >"$nf_tmp/masks"
   nf_state=$nf_tmp/state
@@ -3640,7 +3667,7 @@ nf_main() {
   mkdir -p "${dirs[@]}" || exit 3
   mkfifo -m 600 "${fifos[@]}" || exit 3
   exec {nf_sleep_fd}<>"$nf_tmp/sleep"
-  nf_signals=0
+  nf_signals=0 nf_first_signal=0
   exec 4>&1
   nf_lost=0 nf_lost_told=0 nf_watcher='' nf_chain0=''
   if [[ -r /proc/$$/stat ]]; then nf_ancestors; nf_chain0=$nf_chain; fi

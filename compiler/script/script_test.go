@@ -2,6 +2,7 @@ package script_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -127,6 +128,77 @@ func TestStdinNotEaten(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// TestRunDirOneRun gives two runs one --run-dir: the second is refused
+// (exit 2) while the first runs, and after it, and touches nothing of it,
+// NIXFLOW_KEEP=0 included.
+func TestRunDirOneRun(t *testing.T) {
+	if _, err := exec.LookPath("flock"); err != nil {
+		t.Skip("flock is not installed")
+	}
+	const g = `{"version": 1, "name": "rundir", "jobs": {
+	  "a": {"executor": {"type": "local", "copyRepo": false},
+	        "steps": [{"name": "s", "bash": "echo go > \"$DIR/started\"; until test -e \"$DIR/go-on\"; do sleep 0.05; done; echo done"}]}}}`
+	dir := t.TempDir()
+	f := filepath.Join(dir, "s.sh")
+	if err := os.WriteFile(f, compile(t, g), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	runDir := filepath.Join(dir, "run")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	run := func(env ...string) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, "bash", f, "--log-format", "simple", "--run-dir", runDir)
+		cmd.Env = append(append(os.Environ(), "DIR="+dir), env...)
+		cmd.Dir = dir
+		return cmd
+	}
+	first := run()
+	var out1 bytes.Buffer
+	first.Stdout, first.Stderr = &out1, &out1
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer first.Process.Kill()
+	for i := 0; ; i++ {
+		if _, err := os.Stat(filepath.Join(dir, "started")); err == nil {
+			break
+		}
+		if i > 600 {
+			t.Fatalf("the first run did not start:\n%s", out1.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out, err := run("NIXFLOW_KEEP=0").CombinedOutput()
+	if code := exitCode(err); code != 2 || !strings.Contains(string(out), "another run is using it") {
+		t.Errorf("a second run in a busy --run-dir: exit %d, output:\n%s", code, out)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go-on"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Wait(); err != nil {
+		t.Fatalf("the first run: %v\n%s", err, out1.String())
+	}
+	out, err = run("NIXFLOW_KEEP=0").CombinedOutput()
+	if code := exitCode(err); code != 2 || !strings.Contains(string(out), "holds a run already") {
+		t.Errorf("a run in a used --run-dir: exit %d, output:\n%s", code, out)
+	}
+	log, err := os.ReadFile(filepath.Join(runDir, "logs", "a.log"))
+	if err != nil || strings.Count(string(log), "job_start") != 1 || !strings.Contains(string(log), "done") {
+		t.Errorf("the first run's log: %v\n%s", err, log)
+	}
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
 }
 
 // sshServer is a real sshd on a free loopback port, with key auth.

@@ -71,6 +71,7 @@ in
   workflowNoName = case ''nixflow: workflow: missing required field "name"'' (mkWorkflow { jobs.a.steps = ok; }).json;
   workflowNoJobs = case ''nixflow: workflow: jobs: a workflow needs at least one job'' (mkWorkflow { name = "w"; jobs = { }; }).json;
   loggingFormat = case ''nixflow: workflow: logging.format: unknown value "jsn" (did you mean "json"?)'' (workflow { logging.format = "jsn"; });
+  jsonFileWithoutPkgs = case ''nixflow: mkWorkflow: .jsonFile needs pkgs:'' (mkWorkflow { name = "w"; jobs.a.steps = ok; }).jsonFile;
   runnerWithoutPkgs = case ''nixflow: mkWorkflow: .drv needs pkgs and the nixflow package'' (mkWorkflow { name = "w"; jobs.a.steps = ok; }).drv;
 
   conditionGithubExpr = case ''a condition is a status function (success(), failure(), always(), cancelled()) or a bash command, e.g. [ "$BRANCH" = main ]'' (job { condition = "\${{ github.ref == 'main' }}"; steps = ok; });
