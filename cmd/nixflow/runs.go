@@ -208,7 +208,9 @@ func (a *app) gcCommand() *cobra.Command {
 		Long: `Remove old runs from the state directory: all but the newest --keep runs, and,
 with --older-than, also newer ones that ended longer ago than that. A run
 whose nixflow is still running is never removed. Also remove the containers
-(docker, podman) of runs whose nixflow process is gone.`,
+(docker, podman) of runs whose nixflow process is gone, undo the workspace
+mounts a killed run left (of runs kept, too), and remove the images built
+from deps' closures that no container has used for an hour.`,
 		Args: rangeArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if keep < 0 {
@@ -245,6 +247,13 @@ whose nixflow is still running is never removed. Also remove the containers
 					}
 				}
 				if !old {
+					// Kept, but a run killed with SIGKILL may have left its
+					// workspaces mounted: they go.
+					if !dryRun && !runActive(filepath.Join(dir, id)) {
+						if err := local.UnmountUnder(filepath.Join(dir, id)); err != nil {
+							errs = append(errs, fmt.Errorf("unmount the workspaces of run %s: %w", id, err))
+						}
+					}
 					continue
 				}
 				if runActive(filepath.Join(dir, id)) {
