@@ -267,9 +267,10 @@ func (r *Registry) Types() []string {
 	return types
 }
 
-// ErrOutside is a path that leads outside the workspace, through a
-// symbolic link; see Workspace.CopyOut.
-var ErrOutside = errors.New("leads outside the workspace")
+// ErrOutside is a path that goes through a symbolic link that is
+// absolute or leads outside the workspace; see Workspace.CopyOut. Its text
+// ends a sentence about a link: "... a symbolic link that %w".
+var ErrOutside = errors.New("is absolute or leads outside the workspace")
 
 // ErrNoWorkdir is wrapped by the error of Workspace.Run when the step's
 // working directory (Command.Dir) is not a directory of the workspace:

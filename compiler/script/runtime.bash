@@ -2135,7 +2135,7 @@ nf_save_outputs() {
       nf_goquote "$name"
       qn=$nf_q
       nf_goquote "$path"
-      faults+=("output $qn: $nf_q is or goes through a symbolic link that leads outside the workspace")
+      faults+=("output $qn: $nf_q is or goes through a symbolic link that is absolute or leads outside the workspace")
       stepfault=1
       continue
     fi

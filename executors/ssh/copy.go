@@ -182,7 +182,7 @@ func writeEntry(tw *tar.Writer, p string, fi fs.FileInfo, name string) error {
 const tarOutScript = `root=$1 name=$2
 cd -- "$root" 2>/dev/null || exit 44
 r=$(pwd -P)
-out() { echo "$2 is or goes through a symbolic link that leads out of the workspace" >&2; exit 45; }
+out() { echo "$2 is or goes through a symbolic link that is absolute or leads out of the workspace" >&2; exit 45; }
 # Every link on the way, and every link a link leads to, must be relative.
 p='' rest=$name n=0
 while [ -n "$rest" ]; do
