@@ -32,7 +32,7 @@ func (a *app) initCommand() *cobra.Command {
 		Short: "Write a ci.nix (and a flake.nix) to start from",
 		Long: `Write a starting workflow (ci.nix) and a flake.nix that exposes it, into DIR
 (default: the current directory). An existing flake.nix is left alone: only
-ci.nix is written, with what to add to the flake. Existing files are not
+ci.nix is written, with what to add to the flake. An existing ci.nix is not
 overwritten unless --force.`,
 		Args: rangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -94,7 +94,7 @@ overwritten unless --force.`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&force, "force", false, "overwrite existing files")
+	cmd.Flags().BoolVar(&force, "force", false, "overwrite an existing ci.nix (an existing flake.nix is never overwritten)")
 	return cmd
 }
 
