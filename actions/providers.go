@@ -152,7 +152,7 @@ func runSops(ctx context.Context, file, format string, environ []string) (map[st
 	if _, err := exec.LookPath("sops"); err != nil {
 		return nil, errors.New("the sops binary is not on PATH")
 	}
-	cmd := executors.OwnGroup(exec.CommandContext(ctx, "sops", "--decrypt", "--input-type", format, "--output-type", "json", file))
+	cmd := exec.CommandContext(ctx, "sops", "--decrypt", "--input-type", format, "--output-type", "json", file)
 	cmd.Env = environ
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -267,10 +267,6 @@ func run(cmd *exec.Cmd, source string, env []string) ([]byte, error) {
 // derivation during an evaluation) itself. SIGKILL comes only if it is
 // still there 10 s later.
 func interruptOnCancel(cmd *exec.Cmd) {
-	// In a process group of its own, Nix hears of a Ctrl-C from nixflow
-	// only: the terminal's signal to the whole foreground group would
-	// stop a build that a cleanup job still needs.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
 }
@@ -313,6 +309,12 @@ func Realise(ctx context.Context, drvs []string, root string, env []string, log 
 	}
 	cmd := exec.CommandContext(ctx, bin, append(args, drvs...)...)
 	interruptOnCancel(cmd)
+	// A build runs while jobs run: in a session of its own, Nix hears of
+	// a Ctrl-C from nixflow only (the terminal's signal to the whole
+	// foreground group would stop a build that a cleanup job still
+	// needs), and then as a terminal would say it, to its whole group.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) }
 	cmd.Env = env
 	var stderr bytes.Buffer
 	cmd.Stdout = nil

@@ -412,6 +412,10 @@ func (a *app) interrupts() (cancel, abort context.Context, stop func()) {
 	for _, sig := range stopSignals {
 		ignored[sig] = signal.Ignored(sig)
 	}
+	// Go tells only SIGHUP and SIGINT ignored at start; a shell ignores
+	// SIGQUIT with SIGINT for a background job. (SIGTERM ignored at start
+	// cannot be told: it stops the run.)
+	ignored[syscall.SIGQUIT] = ignored[syscall.SIGQUIT] || ignored[os.Interrupt]
 	signal.Notify(sigs, stopSignals...)
 	// With SIGPIPE noticed (not ignored: that would pass on to the steps),
 	// writing to a closed stdout (nixflow run | head) is an error the

@@ -1985,17 +1985,21 @@ nf_copy_repo() {
 # link that leads outside it, or an absolute one (nixflow run refuses
 # those too). (realpath runs only when there is a link.)
 nf_outside() {
-  local rest=$1 p=$J_ws link=0 n=0 t real ws
+  local rest=$1 p=$J_ws link=0 n=0 c t real ws
   while [[ -n $rest ]]; do
-    p+=/${rest%%/*}
+    c=${rest%%/*}
     [[ $rest == */* ]] && rest=${rest#*/} || rest=''
-    while [[ -L $p ]]; do
+    [[ -n $c ]] || continue
+    p+=/$c
+    if [[ -L $p ]]; then
+      # A link's target is walked part by part too.
       link=1
       ((++n <= 40)) || return 0
       t=$(readlink -- "$p") || return 0
       [[ $t == /* ]] && return 0
-      p=${p%/*}/$t
-    done
+      rest=$t${rest:+/$rest}
+      p=${p%/*}
+    fi
   done
   ((link)) || return 1
   command -v realpath >/dev/null 2>&1 || return 1
@@ -3620,6 +3624,23 @@ nf_main() {
     printf 'error: create the run directory: %s\n' "${err#mkdir: }" >&2
     exit 3
   fi
+  # The run's lock, as nixflow run holds it, so that nixflow gc leaves a
+  # running script's run alone (where flock(1) is: util-linux). Steps and
+  # providers do not get it. One run in a directory: a --run-dir another
+  # run is using, or that holds a run already, is refused (its logs would
+  # mix), before anything of it is touched.
+  nf_lock_fd=''
+  local other=''
+  if command -v flock >/dev/null 2>&1 && exec {nf_lock_fd}>>"$nf_run_dir/lock"; then
+    flock -n "$nf_lock_fd" || other='another run is using it'
+  fi
+  [[ -n $other || ! -e $nf_run_dir/plan.json ]] || other='it holds a run already'
+  if [[ -n $other ]]; then
+    [[ -z ${nf_made_artifacts_dir:-} ]] || rm -rf -- "$nf_made_artifacts_dir"
+    local dir=$nf_run_dir
+    nf_run_dir=''
+    nf_die_usage "--run-dir $dir: $other" "give each run a new directory of its own"
+  fi
   chmod 700 "$nf_run_dir"
   if [[ -n $nf_events ]] && ! : 2>/dev/null >"$nf_events"; then
     if ((made_run_dir)); then
@@ -3629,25 +3650,6 @@ nf_main() {
     fi
     [[ -z ${nf_made_artifacts_dir:-} ]] || rm -rf -- "$nf_made_artifacts_dir"
     nf_die_usage "--events: open $nf_events: cannot create the file"
-  fi
-  # The run's lock, as nixflow run holds it, so that nixflow gc leaves a
-  # running script's run alone (where flock(1) is: util-linux). Steps and
-  # providers do not get it. One run in a directory: a --run-dir another
-  # run is using, or that holds a run already, is refused (its logs would
-  # mix), and nothing of it is touched.
-  nf_lock_fd=''
-  if command -v flock >/dev/null 2>&1 && exec {nf_lock_fd}>"$nf_run_dir/lock"; then
-    if ! flock -n "$nf_lock_fd"; then
-      local busy=$nf_run_dir
-      nf_run_dir=''
-      nf_die_usage "--run-dir $busy: another run is using it" "give each run a directory of its own"
-    fi
-  fi
-  if [[ -e $nf_run_dir/plan.json ]]; then
-    local used=$nf_run_dir
-    rmdir -- "$nf_run_dir/logs" "$nf_run_dir/jobs" "$nf_run_dir/artifacts" 2>/dev/null
-    nf_run_dir=''
-    nf_die_usage "--run-dir $used: holds a run already" "give a new directory, or remove this one"
   fi
   printf '%s\n' "$nf_plan_json" >"$nf_run_dir/plan.json"
   # The project, as logs last looks for it: the git work tree around the

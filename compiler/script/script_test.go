@@ -181,7 +181,7 @@ func TestRunDirOneRun(t *testing.T) {
 		t.Fatalf("the first run: %v\n%s", err, out1.String())
 	}
 	out, err = run("NIXFLOW_KEEP=0").CombinedOutput()
-	if code := exitCode(err); code != 2 || !strings.Contains(string(out), "holds a run already") {
+	if code := exitCode(err); code != 2 || !strings.Contains(string(out), "it holds a run already") {
 		t.Errorf("a run in a used --run-dir: exit %d, output:\n%s", code, out)
 	}
 	log, err := os.ReadFile(filepath.Join(runDir, "logs", "a.log"))

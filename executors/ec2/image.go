@@ -44,7 +44,7 @@ func (x *Executor) imageID(ctx context.Context, c *Clients, spec executors.JobSp
 		}
 		spec.Logf("building machine image %s", x.cfg.MachineDrv)
 		root := filepath.Join(spec.RunDir, "gcroots", "ec2-machine")
-		cmd := executors.OwnGroup(exec.CommandContext(ctx, "nix-store", "--realise", x.cfg.MachineDrv, "--add-root", root, "--indirect"))
+		cmd := executors.OwnGroupContext(exec.CommandContext(ctx, "nix-store", "--realise", x.cfg.MachineDrv, "--add-root", root, "--indirect"))
 		cmd.WaitDelay = 5 * time.Second
 		if out, err := cmd.CombinedOutput(); err != nil {
 			if ctx.Err() != nil {

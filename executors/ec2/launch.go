@@ -154,7 +154,7 @@ func (x *Executor) start(ctx context.Context, c *Clients, spec executors.JobSpec
 // key line.
 func makeKey(ctx context.Context, dir, runID string) (string, error) {
 	key := filepath.Join(dir, "id_ed25519")
-	cmd := executors.OwnGroup(exec.CommandContext(ctx, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "nixflow-"+runID, "-f", key))
+	cmd := executors.OwnGroupContext(exec.CommandContext(ctx, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "nixflow-"+runID, "-f", key))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("ssh-keygen: %w: %s", err, bytes.TrimSpace(out))
 	}
@@ -458,7 +458,7 @@ func (x *Executor) waitSSH(ctx context.Context, inst *instance, logf func(string
 			args = append(args, "-o", o)
 		}
 		args = append(args, "-l", inst.user, "--", inst.address, "true")
-		cmd := executors.OwnGroup(exec.CommandContext(ctx, "ssh", args...))
+		cmd := executors.OwnGroupContext(exec.CommandContext(ctx, "ssh", args...))
 		cmd.WaitDelay = time.Second
 		out, err := cmd.CombinedOutput()
 		if err == nil {

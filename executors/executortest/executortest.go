@@ -688,9 +688,13 @@ sleep 1000 & wait`,
 // reach what the step started, and nothing of the executor's.
 func (s *suite) testProcessGroup(t *testing.T) {
 	w := s.setup(t).prepare("pgroup")
-	r := w.mustRun(step{script: `read -r st </proc/$$/stat; st=${st##*) }; set -- $st; echo "$3 $$"`})
+	r := w.mustRun(step{script: `if [ -r /proc/$$/stat ]; then read -r st </proc/$$/stat; st=${st##*) }; set -- $st; echo "$3 $$"; else echo "$(ps -o pgid= -p $$) $$"; fi`})
 	if f := strings.Fields(r.stdout); len(f) != 2 || f[0] != f[1] {
 		t.Errorf("process group and pid of the step's shell: %q, want the same", r.stdout)
+	}
+	// A step stopped for a while (SIGSTOP, Ctrl-Z) has not ended.
+	if r := w.mustRun(step{script: `(sleep 0.5; kill -CONT $$) & kill -STOP $$; echo resumed`}); r.stdout != "resumed\n" {
+		t.Errorf("a step stopped, then continued: stdout %q, want it to go on", r.stdout)
 	}
 	for _, script := range []string{`sleep 1000 & kill -TERM -- -$$; wait`, `sleep 1000 & kill 0; wait`} {
 		ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
@@ -711,7 +715,7 @@ func (s *suite) testStopEndsWithGroup(t *testing.T) {
 	start := time.Now()
 	r := w.stopWhenReady(step{
 		script: `trap 'exit 5' INT
-(trap '' INT; exec sleep 1000) &
+(trap '' INT; exec sleep 1000 >/dev/null 2>&1) &
 echo ready
 wait`,
 		stop: executors.Signals{FirstSignalInterrupt: true, InterruptGrace: grace, TerminateGrace: long},
@@ -1024,7 +1028,7 @@ func (s *suite) testCopyOutThroughLinks(t *testing.T) {
 		t.Skip("the executor's hooks copy: what they refuse is theirs to keep")
 	}
 	w := s.setup(t).prepare("throughlinks")
-	w.mustRun(step{script: `mkdir -p real/sub; echo inside > real/sub/f; ln -s real lnk; ln -s /etc etc; ln -s /etc/passwd pw; ln -s "$PWD/real" abs; ln -s "$PWD/real/sub/f" absf; ln -s absf viarel`})
+	w.mustRun(step{script: `mkdir -p real/sub; echo inside > real/sub/f; ln -s real lnk; ln -s /etc etc; ln -s /etc/passwd pw; ln -s "$PWD/real" abs; ln -s "$PWD/real/sub/f" absf; ln -s absf viarel; ln -s abs/sub/f intoabs`})
 	ctx := context.Background()
 	dir := t.TempDir()
 	for _, src := range []string{"lnk/sub/f", "lnk/sub"} {
@@ -1041,7 +1045,7 @@ func (s *suite) testCopyOutThroughLinks(t *testing.T) {
 			t.Errorf("CopyOut(%q): %q, %v; want the file's data", src, data, err)
 		}
 	}
-	for _, src := range []string{"etc/passwd", "etc", "pw", "abs/sub/f", "abs", "absf", "viarel"} {
+	for _, src := range []string{"etc/passwd", "etc", "pw", "abs/sub/f", "abs", "absf", "viarel", "intoabs"} {
 		dst := filepath.Join(dir, "out-"+strings.ReplaceAll(src, "/", "-"))
 		if err := w.CopyOut(ctx, src, dst); !errors.Is(err, executors.ErrOutside) {
 			t.Errorf("CopyOut(%q) through a link out or an absolute one: %v, want executors.ErrOutside", src, err)

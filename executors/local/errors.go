@@ -16,7 +16,7 @@ import (
 // step's failure. (os does not export its error: its text is matched.)
 func outside(err error) error {
 	if err != nil && strings.Contains(err.Error(), "path escapes from parent") {
-		return fmt.Errorf("%w: %w", executors.ErrOutside, err)
+		return fmt.Errorf("a symbolic link on the way %w: %w", executors.ErrOutside, err)
 	}
 	return err
 }

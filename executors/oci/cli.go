@@ -94,7 +94,7 @@ func (c *cli) command(args ...string) *exec.Cmd {
 // output runs the client with args and stdin, and returns its standard
 // output; a failure is a *cliError. ctx stops the client.
 func (c *cli) output(ctx context.Context, stdin io.Reader, args ...string) (string, error) {
-	cmd := executors.OwnGroup(exec.CommandContext(ctx, c.path, args...))
+	cmd := executors.OwnGroupContext(exec.CommandContext(ctx, c.path, args...))
 	cmd.Env = c.env
 	cmd.Stdin = stdin
 	cmd.WaitDelay = 5 * time.Second

@@ -159,7 +159,7 @@ func storeClosure(ctx context.Context, paths []string) ([]string, error) {
 	if _, err := exec.LookPath("nix-store"); err != nil {
 		return nil, fmt.Errorf("the steps need Nix store paths but nix-store is not on PATH; hint: install Nix")
 	}
-	cmd := executors.OwnGroup(exec.CommandContext(ctx, "nix-store", append([]string{"--query", "--requisites"}, paths...)...))
+	cmd := executors.OwnGroupContext(exec.CommandContext(ctx, "nix-store", append([]string{"--query", "--requisites"}, paths...)...))
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -67,7 +67,8 @@ done
 `
 
 // noWorkdir is what the wrapper says, instead of its pid, when the
-// step's working directory is not a directory. (It then reads its
+// step's working directory is not a directory (one it cannot enter for
+// another reason gets cd's own complaint). (It then reads its
 // standard input as it would have: podman may lose the output of an
 // exec that ends at once.)
 const noWorkdir = "nixflow-no-workdir"
@@ -78,9 +79,13 @@ const noWorkdir = "nixflow-no-workdir"
 // /dev/null, as the leader of a process group of its own (job control):
 // the step's first act is to print its pid, the group's, the first line
 // of standard output. Once the step ended, unless it was stopped (the
-// file $3 exists: the escalation then goes on from outside), it kills
+// file $3 exists, made as the escalation's first signal is sent: it goes
+// on from outside), it kills
 // what the step left. Its exit status is the step's.
-const wrapper = `cd -P -- "$2" 2>/dev/null || { printf '` + noWorkdir + `\n'; IFS= read -r -d '' _; exit 1; }
+const wrapper = `cd -P -- "$2" 2>/dev/null || {
+  if [ -d "$2" ]; then cd -P -- "$2"; else printf '` + noWorkdir + `\n'; fi
+  IFS= read -r -d '' _; exit 1
+}
 IFS= read -r -d '' __nixflow_env
 eval "$__nixflow_env"; unset __nixflow_env
 __nixflow_c=$1 __nixflow_stop=$3; shift 3
@@ -90,9 +95,11 @@ __nixflow_c=$1 __nixflow_stop=$3; shift 3
 exec 3>&2 2>/dev/null
 set -m
 (printf '%s\n' "$BASHPID"; exec "$@") </dev/null 2>&3 3>&- &
+# (Without job control, wait returns when the step ends, not when it is
+# stopped: SIGSTOP, Ctrl-Z.)
+set +m
 wait "$!"
 __nixflow_rc=$?
-set +m
 exec 2>&3 3>&-
 if ! [ -e "$__nixflow_stop" ]; then
   reap() {
@@ -276,17 +283,17 @@ func (w *workspace) stop(cmd executors.Command, pid int, cookie, stopName string
 	if sigs.FirstSignalInterrupt {
 		stages = append([]stage{{"INT", sigs.InterruptGrace}}, stages...)
 	}
-	// Tell the wrapper, before the step can end of a signal, to leave
-	// the step's leftovers to this escalation.
-	stopFile := filepath.Join(w.hostTemp, stopName)
-	if err := os.WriteFile(stopFile, nil, 0o644); err != nil {
-		w.log.Debug("mark the step stopped", "error", err)
-	}
-	defer os.Remove(stopFile)
+	// The first signal's exec tells the wrapper, before the step can end
+	// of it, to leave the step's leftovers to this escalation: it makes
+	// the file stopName in the temporary directory, as root (the host may
+	// not write there: it belongs to the image's user).
+	defer os.Remove(filepath.Join(w.hostTemp, stopName))
+	mark := path.Join(w.tempDir, stopName)
 	var werr error
 	exited := false
 	for _, s := range stages {
-		alive := w.signal(s.sig, pid)
+		alive := w.signal(s.sig, pid, mark)
+		mark = ""
 		w.log.Debug("signalled step", "signal", s.sig, "group", pid, "alive", alive)
 		if !alive {
 			break
@@ -337,23 +344,28 @@ func cookieIf(on bool, cookie string) string {
 	return ""
 }
 
-// emptyPoll is how often waitEmpty asks whether a group has members.
-const emptyPoll = 100 * time.Millisecond
+// emptyPoll is how often waitEmpty asks whether a group has members at
+// first; the interval doubles up to emptyPollMax (each ask is an exec).
+const (
+	emptyPoll    = 100 * time.Millisecond
+	emptyPollMax = time.Second
+)
 
 // waitEmpty waits for the process group pgid to have no members, and
 // reports whether it has none, until timeout or hurry ends the wait.
 func (w *workspace) waitEmpty(pgid int, timeout <-chan time.Time, hurry <-chan struct{}) bool {
-	tick := time.NewTicker(emptyPoll)
-	defer tick.Stop()
-	for {
-		if !w.signal("0", pgid) {
+	for d := emptyPoll; ; d = min(2*d, emptyPollMax) {
+		if !w.signal("0", pgid, "") {
 			return true
 		}
+		t := time.NewTimer(d)
 		select {
-		case <-tick.C:
+		case <-t.C:
 		case <-timeout:
+			t.Stop()
 			return false
 		case <-hurry:
+			t.Stop()
 			return false
 		}
 	}
@@ -361,12 +373,12 @@ func (w *workspace) waitEmpty(pgid int, timeout <-chan time.Time, hurry <-chan s
 
 // signal sends sig (a name, or "0" to probe) to the process group pgid
 // in the container, followed by SIGCONT, and reports whether the group
-// still has members.
-func (w *workspace) signal(sig string, pgid int) bool {
+// still has members. mark, when set, is a file it makes first.
+func (w *workspace) signal(sig string, pgid int, mark string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), signalTimeout)
 	defer cancel()
-	script := `g=-$2; if [ "$1" != 0 ]; then kill -s "$1" -- "$g" 2>/dev/null; kill -s CONT -- "$g" 2>/dev/null; fi; kill -0 -- "$g" 2>/dev/null`
-	x := executors.OwnGroup(exec.CommandContext(ctx, w.cli.path, "exec", "--user", "0", w.ctr.id, "bash", "-c", script, "nixflow-signal", sig, strconv.Itoa(pgid)))
+	script := `g=-$2; [ -z "$3" ] || : >"$3"; if [ "$1" != 0 ]; then kill -s "$1" -- "$g" 2>/dev/null; kill -s CONT -- "$g" 2>/dev/null; fi; kill -0 -- "$g" 2>/dev/null`
+	x := executors.OwnGroupContext(exec.CommandContext(ctx, w.cli.path, "exec", "--user", "0", w.ctr.id, "bash", "-c", script, "nixflow-signal", sig, strconv.Itoa(pgid), mark))
 	x.Env = w.cli.env
 	err := x.Run()
 	var ee *exec.ExitError

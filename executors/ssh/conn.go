@@ -473,7 +473,7 @@ func (c *conn) command(ctx context.Context, remote string) *exec.Cmd {
 	// QUIET: a client's own messages (a refused session it works around)
 	// would land in a step's output; the master's state says what failed.
 	args := append(c.h.args(c.sock, "QUIET"), "-o", "ControlMaster=no", c.h.t.Host, remote)
-	cmd := executors.OwnGroup(exec.CommandContext(ctx, sshProgram, args...))
+	cmd := executors.OwnGroupContext(exec.CommandContext(ctx, sshProgram, args...))
 	cmd.Env = clientEnv()
 	cmd.Dir = c.dir
 	return cmd

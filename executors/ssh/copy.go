@@ -183,19 +183,22 @@ const tarOutScript = `root=$1 name=$2
 cd -- "$root" 2>/dev/null || exit 44
 r=$(pwd -P)
 out() { echo "$2 is or goes through a symbolic link that is absolute or leads out of the workspace" >&2; exit 45; }
-# Every link on the way, and every link a link leads to, must be relative.
+# Every link on the way, and every link a link leads to, must be
+# relative: a link's target is walked part by part too.
 p='' rest=$name n=0
 while [ -n "$rest" ]; do
 	c=${rest%%/*}
 	case $rest in */*) rest=${rest#*/} ;; *) rest= ;; esac
+	[ -n "$c" ] || continue
 	p=${p:+$p/}$c
-	while [ -L "$p" ]; do
+	if [ -L "$p" ]; then
 		n=$((n + 1))
 		[ "$n" -le 40 ] || exit 44
 		t=$(readlink -- "$p") || exit 44
 		case $t in /*) out "$@" ;; esac
-		case $p in */*) p=${p%/*}/$t ;; *) p=$t ;; esac
-	done
+		rest=$t${rest:+/$rest}
+		case $p in */*) p=${p%/*} ;; *) p= ;; esac
+	fi
 done
 case $name in
 */*)
@@ -269,7 +272,7 @@ func (w *workspace) copyOut(ctx context.Context, src, dst string) error {
 	case errors.As(err, &se) && se.code == exitNotExist:
 		return fmt.Errorf("%s: %w", src, fs.ErrNotExist)
 	case errors.As(err, &se) && se.code == exitEscapes:
-		return fmt.Errorf("%s: %w", src, executors.ErrOutside)
+		return fmt.Errorf("%s: a symbolic link on its way %w", src, executors.ErrOutside)
 	case err != nil:
 		return err
 	}

@@ -39,7 +39,7 @@ func (w *workspace) nixCopy(ctx context.Context, spec executors.JobSpec) error {
 		dest = w.h.t.User + "@" + dest
 	}
 	args := append([]string{"--to", dest}, spec.StorePaths...)
-	cmd := executors.OwnGroup(exec.CommandContext(ctx, "nix-copy-closure", args...))
+	cmd := executors.OwnGroupContext(exec.CommandContext(ctx, "nix-copy-closure", args...))
 	opts := w.h.args(w.c.sock, "ERROR")
 	opts = append(opts, "-o", "ControlMaster=no")
 	// Nix splits NIX_SSHOPTS at spaces.

@@ -128,7 +128,7 @@ func inside(top, dir string) (string, bool) {
 // relative to dir; nil without git or outside a work tree.
 func gitFiles(ctx context.Context, dir string) ([]string, error) {
 	run := func(args ...string) ([]byte, error) {
-		cmd := executors.OwnGroup(exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...))
+		cmd := executors.OwnGroupContext(exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...))
 		cmd.Env = append(gitEnviron(os.Environ()), "LC_ALL=C")
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr

@@ -41,8 +41,9 @@ if ((nf_np)); then
 fi
 # (The Go side knows this message: keep it in step with noWorkdir.)
 if ! cd -P -- "$nf_dir" 2>/dev/null; then
-	[ -e "$nf_dir" ] && fail "no such working directory: $nf_dir is not a directory"
-	fail "no such working directory: $nf_dir"
+	[ -e "$nf_dir" ] || fail "no such working directory: $nf_dir"
+	[ -d "$nf_dir" ] || fail "no such working directory: $nf_dir is not a directory"
+	fail "cannot enter the working directory $nf_dir (its permissions?)"
 fi
 command -v setsid >/dev/null 2>&1 || fail "setsid is not installed (util-linux)"
 
