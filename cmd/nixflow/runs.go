@@ -228,7 +228,13 @@ from deps' closures that no container has used for an hour.`,
 			// Containers of runs whose nixflow was killed (SIGKILL, a
 			// crash) are left running, their owner gone: they go first,
 			// as they may hold their run's workspaces.
-			if !dryRun {
+			if dryRun {
+				if n, err := oci.Orphaned(cmd.Context(), a.environ); n > 0 {
+					fmt.Fprintf(a.stdout, "would remove %s of runs that are gone\n", plural(n, "container", "containers"))
+				} else if err != nil {
+					errs = append(errs, fmt.Errorf("look for containers of runs that are gone: %w", err))
+				}
+			} else {
 				n, err := oci.Sweep(cmd.Context(), a.environ)
 				if n > 0 {
 					fmt.Fprintf(a.stdout, "removed %s of runs that are gone\n", plural(n, "container", "containers"))
@@ -280,6 +286,9 @@ from deps' closures that no container has used for an hour.`,
 				removed++
 			}
 			if dryRun {
+				if len(errs) > 0 {
+					return infraError(errors.Join(errs...))
+				}
 				return nil
 			}
 			fmt.Fprintf(a.stdout, "removed %s, kept %d\n", plural(removed, "run", "runs"), len(ids)-removed)

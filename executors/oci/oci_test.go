@@ -375,6 +375,21 @@ func TestSweep(t *testing.T) {
 			other := mk(dead.Process.Pid, h+" pid:[1]")
 			// An older nixflow's, labelled with the host name alone.
 			legacy := mk(dead.Process.Pid, h)
+			// What `nixflow gc --dry-run` reports: the containers of owners
+			// that are gone, removing none. (Another test's run may sweep
+			// them meanwhile: only what it lists is checked.)
+			orphans, err := c.orphans(context.Background(), []string{LabelRun + "=" + runID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range orphans {
+				if id != gone && id != legacy {
+					t.Errorf("orphans lists %s, not one of a gone owner's (%s, %s)", id, gone, legacy)
+				}
+			}
+			if !slices.Contains(orphans, gone) && slices.Contains(containersOf(t, c, runID), gone[:12]) {
+				t.Errorf("orphans %v lacks %s, whose owner is gone", orphans, gone)
+			}
 			// What `nixflow gc` does: every runtime, every run.
 			if _, err := Sweep(context.Background(), nil); err != nil {
 				t.Fatal(err)

@@ -18,6 +18,15 @@ import (
 // gone, and returns how many it removed. `nixflow gc` calls it; each run
 // does the same on its runtime at its first Prepare.
 func Sweep(ctx context.Context, environ []string) (int, error) {
+	return sweepAll(ctx, environ, false)
+}
+
+// Orphaned counts what Sweep would remove, removing nothing.
+func Orphaned(ctx context.Context, environ []string) (int, error) {
+	return sweepAll(ctx, environ, true)
+}
+
+func sweepAll(ctx context.Context, environ []string, dryRun bool) (int, error) {
 	total := 0
 	var errs []error
 	for _, name := range []string{"docker", "podman"} {
@@ -25,7 +34,14 @@ func Sweep(ctx context.Context, environ []string) (int, error) {
 		if err != nil {
 			continue // not installed or not answering: nothing of ours there
 		}
-		n, err := c.sweep(ctx, nil)
+		var n int
+		if dryRun {
+			var dead []string
+			dead, err = c.orphans(ctx, nil)
+			n = len(dead)
+		} else {
+			n, err = c.sweep(ctx, nil)
+		}
 		total += n
 		if err != nil {
 			errs = append(errs, err)
@@ -127,6 +143,19 @@ func inUse(err error) bool {
 // sweep removes the containers labelled by nixflow on this host whose
 // owner is dead, among those matching the extra label filters.
 func (c *cli) sweep(ctx context.Context, filters []string) (int, error) {
+	dead, err := c.orphans(ctx, filters)
+	if err != nil || len(dead) == 0 {
+		return 0, err
+	}
+	if err := c.remove(ctx, dead...); err != nil {
+		return 0, err
+	}
+	return len(dead), nil
+}
+
+// orphans lists the containers sweep removes: nixflow's, on this host,
+// whose owning nixflow process is gone (with filters, more labels).
+func (c *cli) orphans(ctx context.Context, filters []string) ([]string, error) {
 	var ids []string
 	// Containers labelled with the host name alone come from a nixflow
 	// that did not record its PID namespace (before 2026-12): their owner
@@ -139,12 +168,9 @@ func (c *cli) sweep(ctx context.Context, filters []string) (int, error) {
 		}
 		out, err := c.output(ctx, nil, args...)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		ids = append(ids, strings.Fields(out)...)
-	}
-	if len(ids) == 0 {
-		return 0, nil
 	}
 	var dead []string
 	for _, id := range ids {
@@ -154,7 +180,7 @@ func (c *cli) sweep(ctx context.Context, filters []string) (int, error) {
 			if notFound(err) {
 				continue
 			}
-			return 0, err
+			return nil, err
 		}
 		var l map[string]string
 		if json.Unmarshal([]byte(js), &l) != nil {
@@ -165,13 +191,7 @@ func (c *cli) sweep(ctx context.Context, filters []string) (int, error) {
 			dead = append(dead, id)
 		}
 	}
-	if len(dead) == 0 {
-		return 0, nil
-	}
-	if err := c.remove(ctx, dead...); err != nil {
-		return 0, err
-	}
-	return len(dead), nil
+	return dead, nil
 }
 
 // ownerAlive reports whether the process pid that started at start (as
