@@ -18,6 +18,7 @@ import (
 	"mvdan.cc/sh/v3/syntax"
 
 	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/executors"
 )
 
 type compilerProvider = compiler.Provider
@@ -67,8 +68,7 @@ func runExec(ctx context.Context, p compiler.Provider, dir string, environ []str
 	cmd.Env, cmd.Dir = environ, dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	executors.OwnGroupContext(cmd)
 	cmd.WaitDelay = 2 * time.Second
 	err = cmd.Run()
 	if cmd.Process != nil {

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nixflow/nixflow/executors"
 	"github.com/nixflow/nixflow/nixlib"
 )
 
@@ -308,13 +309,14 @@ func Realise(ctx context.Context, drvs []string, root string, env []string, log 
 		args = append(args, "--add-root", root, "--indirect")
 	}
 	cmd := exec.CommandContext(ctx, bin, append(args, drvs...)...)
-	interruptOnCancel(cmd)
 	// A build runs while jobs run: in a session of its own, Nix hears of
 	// a Ctrl-C from nixflow only (the terminal's signal to the whole
 	// foreground group would stop a build that a cleanup job still
-	// needs), and then as a terminal would say it, to its whole group.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	// needs), and then as a terminal would say it, to its whole group
+	// (as interruptOnCancel, SIGKILL 10 s later).
+	executors.OwnGroupContext(cmd)
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) }
+	cmd.WaitDelay = 10 * time.Second
 	cmd.Env = env
 	var stderr bytes.Buffer
 	cmd.Stdout = nil

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/nixflow/nixflow/executors"
 )
 
 // copyWorkers is the number of files copyRepo copies at a time.
@@ -219,10 +221,8 @@ func gitEnviron(environ []string) []string {
 // for past a second. A job's timeout or Ctrl-C during the copy of a
 // repository would otherwise wait for a git that hangs.
 func (g gitRunner) command(ctx context.Context, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd := executors.OwnGroupContext(exec.CommandContext(ctx, "git", args...))
 	cmd.Env = g.env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
 	return cmd
 }

@@ -80,8 +80,8 @@ const noWorkdir = "nixflow-no-workdir"
 // the step's first act is to print its pid, the group's, the first line
 // of standard output. Once the step ended, unless it was stopped (the
 // file $3 exists, made as the escalation's first signal is sent: it goes
-// on from outside), it kills
-// what the step left. Its exit status is the step's.
+// on from outside), it kills what the step left. Its exit status is the
+// step's.
 const wrapper = `cd -P -- "$2" 2>/dev/null || {
   if [ -d "$2" ]; then cd -P -- "$2"; else printf '` + noWorkdir + `\n'; fi
   IFS= read -r -d '' _; exit 1
