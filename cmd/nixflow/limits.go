@@ -12,12 +12,13 @@ import (
 )
 
 // What a running job holds, at most, of the limits a user may be under:
-// open files (its step's output pipes, their process descriptor, its log
-// file, what a copy opens) and processes (its step's bash and what it
-// starts, and the thread that waits for it).
+// open files (its step's output pipes, their process descriptor, the
+// descriptor that wakes its output's reader, its log file, what a copy
+// opens) and processes (its step's bash and what it starts, the thread
+// that waits for it and the one that reads its output).
 const (
-	filesPerJob     = 8
-	processesPerJob = 4
+	filesPerJob     = 9
+	processesPerJob = 5
 	// filesReserve and processesReserve are nixflow's own, beside its jobs.
 	filesReserve     = 64
 	processesReserve = 32

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -355,32 +356,58 @@ func TestCancelKillsGrandchild(t *testing.T) {
 	}
 }
 
+// TestDrainIsBounded: an escapee beyond reach that holds the step's
+// standard output, quiet or writing all the time (the copier then never
+// finds the pipe empty), does not hold up the end of the step for more
+// than the drain timeout.
 func TestDrainIsBounded(t *testing.T) {
 	setsid, err := exec.LookPath("setsid")
 	if err != nil {
 		t.Skip("setsid not found")
 	}
-	w := prepare(t, executors.JobSpec{})
-	w.drainTimeout = 300 * time.Millisecond
-	w.noCgroup = true // a cgroup would find the escapee (TestCgroupCatchesEscapee)
-	// An escapee that cleared its environment, so that the cookie cannot
-	// find it, holding standard output.
-	start := time.Now()
-	res, _, stderr := run(t, w, context.Background(), `mkfifo ready
-env -i `+setsid+` bash -c 'echo $$ > esc.pid; echo > ready; exec sleep 1000' &
-read -r _ < ready`)
-	elapsed := time.Since(start)
-	pid := readPID(t, filepath.Join(w.Dir(), "esc.pid"))
-	defer syscall.Kill(pid, syscall.SIGKILL)
-	if res.ExitCode != 0 {
-		t.Fatal(stderr)
+	for _, tc := range []struct{ name, cmd string }{
+		{"quiet", "exec sleep 1000"},
+		{"writing", "exec yes escaped"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := prepare(t, executors.JobSpec{})
+			w.drainTimeout = 300 * time.Millisecond
+			w.noCgroup = true // a cgroup would find the escapee (TestCgroupCatchesEscapee)
+			// An escapee that cleared its environment, so that the cookie
+			// cannot find it, holding standard output.
+			var stdout countingWriter
+			start := time.Now()
+			res, err := w.Run(context.Background(), executors.Command{
+				Argv: bash(`mkfifo ready
+env -i ` + setsid + ` bash -c 'echo $$ > esc.pid; echo > ready; ` + tc.cmd + `' &
+read -r _ < ready`),
+				Env: os.Environ(), Stdout: &stdout,
+			})
+			elapsed := time.Since(start)
+			pid := readPID(t, filepath.Join(w.Dir(), "esc.pid"))
+			defer syscall.Kill(pid, syscall.SIGKILL)
+			if err != nil || res.ExitCode != 0 {
+				t.Fatalf("Run: %+v, %v", res, err)
+			}
+			if elapsed > 5*time.Second {
+				t.Errorf("Run took %v with an escapee holding its output", elapsed)
+			}
+			if processGone(pid) {
+				t.Errorf("escapee without cookie was found: the test is void")
+			}
+			if n := stdout.n.Load(); tc.name == "writing" && n == 0 {
+				t.Errorf("nothing of the escapee's output was passed on")
+			}
+		})
 	}
-	if elapsed > 5*time.Second {
-		t.Errorf("Run took %v with an escapee holding its output", elapsed)
-	}
-	if processGone(pid) {
-		t.Errorf("escapee without cookie was found: the test is void")
-	}
+}
+
+// countingWriter counts what it is given, and drops it.
+type countingWriter struct{ n atomic.Int64 }
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.n.Add(int64(len(p)))
+	return len(p), nil
 }
 
 // git runs git in dir for a test, with no global or system configuration.

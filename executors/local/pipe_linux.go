@@ -45,23 +45,43 @@ func growPipe(fd uintptr) bool {
 
 func releasePipe() { grownPipes.Add(-1) }
 
-// stepPipe returns a pipe whose read end nixflow polls and whose write
-// end goes to the step. os.Pipe would make both ends non-blocking and
-// register them with the poller, then exec would make the step's end
-// blocking again: a few system calls per stream and step.
-func stepPipe() (r, w *os.File, err error) {
+// stepPipe returns a pipe for a step's output stream: its read end, made
+// non-blocking and left to poll(2) (see streamSet), and the step's end.
+func stepPipe() (r int, w *os.File, err error) {
 	var p [2]int
 	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
-		return nil, nil, os.NewSyscallError("pipe2", err)
+		return -1, nil, os.NewSyscallError("pipe2", err)
 	}
 	if err := syscall.SetNonblock(p[0], true); err != nil {
 		syscall.Close(p[0])
 		syscall.Close(p[1])
-		return nil, nil, os.NewSyscallError("fcntl", err)
+		return -1, nil, os.NewSyscallError("fcntl", err)
 	}
-	// NewFile registers a non-blocking descriptor with the poller.
-	return os.NewFile(uintptr(p[0]), "|0"), os.NewFile(uintptr(p[1]), "|1"), nil
+	// A blocking descriptor is not registered with Go's poller: exec
+	// hands it to the step as it is.
+	return p[0], os.NewFile(uintptr(p[1]), "|1"), nil
 }
+
+// A waker wakes a copier waiting in poll(2): an eventfd, readable once
+// written to.
+type waker int
+
+func newWaker() (waker, error) {
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return -1, os.NewSyscallError("eventfd", err)
+	}
+	return waker(fd), nil
+}
+
+func (w waker) fd() int { return int(w) }
+
+func (w waker) wake() {
+	one := [8]byte{1}
+	_, _ = unix.Write(int(w), one[:])
+}
+
+func (w waker) close() { unix.Close(int(w)) }
 
 // pipeCapacity returns the capacity of fd's pipe, pipeSize if it cannot
 // be read.

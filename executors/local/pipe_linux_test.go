@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,13 +37,15 @@ func TestPipeGrowsForFastSteps(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			linkStreams(o)
+			s, err := newStreamSet(o)
+			if err != nil {
+				t.Fatal(err)
+			}
 			size := func() int {
 				t.Helper()
-				var n int
-				var ferr error
-				if err := o.rc.Control(func(fd uintptr) { n, ferr = unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0) }); err != nil || ferr != nil {
-					t.Fatal(err, ferr)
+				n, err := unix.FcntlInt(uintptr(o.r), unix.F_GETPIPE_SZ, 0)
+				if err != nil {
+					t.Fatal(err)
 				}
 				return n
 			}
@@ -53,13 +56,13 @@ func TestPipeGrowsForFastSteps(t *testing.T) {
 			if _, err := o.w.Write(data); err != nil { // fits in the pipe
 				t.Fatal(err)
 			}
-			o.start()
-			<-o.done
+			s.start()
+			<-s.done
 			if s := size(); s != tc.want {
 				t.Errorf("pipe size %d after %d bytes, want %d", s, tc.written, tc.want)
 			}
 			grown := grownPipes.Load() - tc.taken
-			o.finish(nil)
+			s.finish(nil)
 			if left := grownPipes.Load() - tc.taken; left != 0 {
 				t.Errorf("%d pipes still counted as grown after finish (%d before)", left, grown)
 			}
@@ -84,14 +87,18 @@ func linkedPair(t *testing.T) (out, errw *output, leaks *[]string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { x.r.Close(); x.w.Close() })
+		t.Cleanup(func() { syscall.Close(x.r); x.w.Close() })
 		if _, err := unix.FcntlInt(x.w.Fd(), unix.F_SETPIPE_SZ, pipeSize); err != nil {
 			t.Fatalf("grow the pipe: %v", err)
 		}
 		x.grown = true
 		*o = x
 	}
-	linkStreams(out, errw)
+	s, err := newStreamSet(out, errw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.wake.close)
 	return out, errw, leaks
 }
 
@@ -107,7 +114,7 @@ func writeAll(t *testing.T, w *os.File, s string) {
 func readOn(t *testing.T, o *output) {
 	t.Helper()
 	buf := make([]byte, readSize)
-	n, err := o.r.Read(buf)
+	n, err := syscall.Read(o.r, buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +157,7 @@ func TestPassOnHoldsBackPastBudget(t *testing.T) {
 			writeAll(t, out.w, fill)
 			wrote := announceAfterTake(t, out, errw, ann, line)
 			buf := make([]byte, len("first\n"))
-			if _, err := out.r.Read(buf); err != nil {
+			if _, err := syscall.Read(out.r, buf); err != nil {
 				t.Fatal(err)
 			}
 			out.set.mu.Lock()
@@ -170,12 +177,11 @@ func TestPassOnHoldsBackPastBudget(t *testing.T) {
 				copyBoth(out, errw)
 				out.w.Close()
 				errw.w.Close()
-				<-out.done
-				<-errw.done
+				<-out.set.done
 			case "finished":
 				out.set.close(out)
 				out.set.close(errw)
-				out.flush()
+				out.set.flush()
 			}
 			if len(*leaks) > 0 {
 				t.Errorf("written before its announcement was seen: %.80q", (*leaks)[0])
@@ -227,8 +233,7 @@ func TestPassOnQuietAfterBudget(t *testing.T) {
 			}
 			out.w.Close()
 			errw.w.Close()
-			<-out.done
-			<-errw.done
+			<-out.set.done
 			if len(*leaks) > 0 {
 				t.Errorf("written before its announcement was seen: %.80q", (*leaks)[0])
 			}
@@ -255,7 +260,7 @@ func TestPassOnDrainTimeout(t *testing.T) {
 	out.set.close(out)
 	afterTake = nil
 	out.set.close(errw)
-	out.flush()
+	out.set.flush()
 	if len(*leaks) > 0 {
 		t.Errorf("written before its announcement was seen: %.80q", (*leaks)[0])
 	}
@@ -292,8 +297,7 @@ func written(o *output) string {
 	return string(a.written)
 }
 
-// copyBoth starts the copiers of two linked outputs, as start does.
+// copyBoth starts the copier of two linked outputs, as start does.
 func copyBoth(out, errw *output) {
-	go out.copyLinked()
-	go errw.copyLinked()
+	go out.set.copy()
 }

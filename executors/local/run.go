@@ -80,6 +80,12 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 		stdout.abort()
 		return executors.Result{}, fmt.Errorf("run: %w", err)
 	}
+	streams, err := newStreamSet(stdout, stderr)
+	if err != nil {
+		stdout.abort()
+		stderr.abort()
+		return executors.Result{}, fmt.Errorf("run: %w", err)
+	}
 	c := &exec.Cmd{
 		Path:        prog,
 		Args:        cmd.Argv,
@@ -106,16 +112,13 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	}
 	started := time.Now()
 	if c, err = cg.start(c); err != nil {
-		stdout.abort()
-		stderr.abort()
+		streams.abort()
 		if err := checkRunDir(w.dir, dir); err != nil {
 			return executors.Result{}, fmt.Errorf("run: %w", err)
 		}
 		return executors.Result{}, fmt.Errorf("run %q: %w", cmd.Argv[0], explainStart(err, cmd.Argv, env))
 	}
-	linkStreams(stdout, stderr)
-	stdout.start()
-	stderr.start()
+	streams.start()
 	pgid := c.Process.Pid
 	exited := make(chan struct{})
 	var waitErr error
@@ -154,10 +157,8 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 
 	drained := make(chan struct{})
 	drain := time.AfterFunc(w.drainTimeout, func() { close(drained) })
-	stdout.finish(drained)
-	stderr.finish(drained)
-	stdout.flush()
-	stderr.flush()
+	streams.finish(drained)
+	streams.flush()
 	if !drain.Stop() {
 		w.tainted.Store(true) // something beyond reach holds the pipes
 	}
@@ -332,22 +333,24 @@ func (c *progCache) put(k progKey, p string) {
 // maxProgs bounds what a progCache remembers.
 const maxProgs = 256
 
-// output carries one output stream of a step: a pipe whose read end a
-// goroutine copies to the step's writer. A nil writer needs no pipe: the
-// stream goes to /dev/null.
+// output carries one output stream of a step: a pipe whose read end the
+// step's copier (see streams.go) passes on to the step's writer. A nil
+// writer needs no pipe: the stream goes to /dev/null.
 type output struct {
-	dst  io.Writer
-	r, w *os.File
-	done chan struct{}
-	// err is the first error writing to dst, set before done is closed.
+	dst io.Writer
+	// r is the pipe's read end, w the step's end (nil without a pipe).
+	// r is not an *os.File: Go's poller would be told of it, and wake
+	// for every write of the step (see streamSet.copy).
+	r int
+	w *os.File
+	// err is the first error writing to dst, set before the copier ends.
 	err error
-	// set links the step's outputs (see streams.go); rc is r's raw
-	// connection, pending what was read from it and not written yet, with
-	// marks telling when; total counts the bytes read, drainedAt is the
-	// set's clock when r was last found empty; eof is set once r reached
-	// end of file, closed once r is closed. Guarded by set.mu.
+	// set links the step's outputs (see streams.go); pending is what was
+	// read from r and not written yet, with marks telling when; total
+	// counts the bytes read, drainedAt is the set's clock when r was last
+	// found empty; eof is set once r reached end of file, closed once r
+	// is closed. Guarded by set.mu.
 	set       *streamSet
-	rc        syscall.RawConn
 	pending   []byte
 	marks     []readMark
 	total     int64
@@ -362,13 +365,13 @@ type output struct {
 
 func newOutput(dst io.Writer) (*output, error) {
 	if dst == nil {
-		return &output{}, nil
+		return &output{r: -1}, nil
 	}
 	r, w, err := stepPipe()
 	if err != nil {
 		return nil, err
 	}
-	return &output{dst: dst, r: r, w: w, done: make(chan struct{})}, nil
+	return &output{dst: dst, r: r, w: w}, nil
 }
 
 // writeEnd returns the step's end of the pipe, nil for /dev/null.
@@ -381,70 +384,9 @@ func (o *output) writeEnd() io.Writer {
 
 // abort closes the pipe of a step that did not start.
 func (o *output) abort() {
-	if o.r != nil {
-		o.r.Close()
+	if o.w != nil {
+		syscall.Close(o.r)
 		o.w.Close()
-	}
-}
-
-// start closes the parent's copy of the write end, so that the read end
-// sees end of file once the step's processes are gone, and starts copying.
-func (o *output) start() {
-	if o.r == nil {
-		return
-	}
-	o.w.Close()
-	if o.set != nil {
-		go o.copyLinked()
-		return
-	}
-	go func() {
-		defer close(o.done)
-		o.copyPlain()
-	}()
-}
-
-// copyPlain passes bytes on as they arrive. After a write error it goes
-// on reading, so that the step does not block on a full pipe.
-func (o *output) copyPlain() {
-	buf := make([]byte, copyBufferSize)
-	for {
-		n, err := o.r.Read(buf)
-		if n > 0 && o.err == nil {
-			_, o.err = o.dst.Write(buf[:n])
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// finish waits for the copier to reach end of file, or until timeout is
-// closed, closes the read end and waits for the copier to return.
-func (o *output) finish(timeout <-chan struct{}) {
-	if o.r == nil {
-		return
-	}
-	select {
-	case <-o.done:
-	case <-timeout:
-	}
-	if o.set != nil {
-		o.set.close(o)
-	}
-	o.r.Close() // unblocks a pending Read
-	<-o.done
-	if o.grown {
-		releasePipe()
-		o.grown = false
-	}
-}
-
-// flush writes what the copiers of o's set held back, once they have all
-// returned (finish).
-func (o *output) flush() {
-	if o.set != nil {
-		o.set.flush()
 	}
 }
 
