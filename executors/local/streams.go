@@ -33,7 +33,7 @@ import (
 // the pipes: it would be woken for every write of a step printing fast
 // (each a few KiB), and hand each wake-up from its thread to the
 // copier's; waiting in poll(2) wakes the copier's own thread, once per
-// read. A step printing a GB is read in 12-20% less time so (see
+// read. A step printing a GB is passed on in 9-23% less time so (see
 // docs/performance.md), at the cost of one thread per running step, as
 // for the wait for its exit.
 type streamSet struct {
