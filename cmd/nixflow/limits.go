@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -12,12 +13,19 @@ import (
 )
 
 // What a running job holds, at most, of the limits a user may be under:
-// open files (its step's output pipes, their process descriptor, the
-// descriptor that wakes its output's reader, its log file, what a copy
-// opens) and processes (its step's bash and what it starts, the thread
-// that waits for it and the one that reads its output).
+// open files (its step's output pipes, their process descriptor, its
+// cgroup, what wakes its output's reader: an eventfd, a pipe elsewhere
+// than Linux; its log file, what a copy opens) and processes (its step's
+// bash and what it starts, the thread that waits for it and the one that
+// reads its output).
+var filesPerJob = func() int {
+	if runtime.GOOS == "linux" {
+		return 9
+	}
+	return 10
+}()
+
 const (
-	filesPerJob     = 9
 	processesPerJob = 5
 	// filesReserve and processesReserve are nixflow's own, beside its jobs.
 	filesReserve     = 64

@@ -39,10 +39,9 @@ const (
 	// 32768 or more) in less time is implausible.
 	windowedScanLimit = time.Second
 
-	// copyBufferSize is the size of the buffer of each output copier to
-	// begin with: most steps print little, and a buffer per stream and
-	// step is garbage once the step ends. A linked copier's grows with
-	// the output (readSize).
+	// copyBufferSize is the size of the buffer of a step's output
+	// copier to begin with: most steps print little, and the buffer is
+	// garbage once the step ends. It grows with the output (readSize).
 	copyBufferSize = 8 << 10
 )
 

@@ -184,6 +184,7 @@ func (s *streamSet) finish(timeout <-chan struct{}) {
 	}
 	for _, o := range s.outs {
 		syscall.Close(o.r)
+		o.r = -1 // its number may serve another file from now on
 		if o.grown {
 			releasePipe()
 			o.grown = false
@@ -407,6 +408,9 @@ func (x *output) ended() bool { return x.eof || x.closed }
 // was read: its capacity now (the step may have raised it), and at least
 // maxHold, all an unprivileged step can set (it may have lowered it).
 func (x *output) capacity() int {
+	if x.r < 0 {
+		return maxHold // closed (finish): flush asks of what it held
+	}
 	return max(pipeCapacity(uintptr(x.r)), maxHold)
 }
 
