@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,11 +27,30 @@ var filesPerJob = func() int {
 }()
 
 const (
-	processesPerJob = 5
+	// processesPerJob: bash, what it starts, and nixflow's threads.
+	processesPerJob = 3 + threadsPerJob
 	// filesReserve and processesReserve are nixflow's own, beside its jobs.
 	filesReserve     = 64
 	processesReserve = 32
 )
+
+// threadsPerJob is how many of nixflow's threads a running job may hold:
+// the wait for its step's exit and the reader of its output (local),
+// each blocked in a system call.
+const threadsPerJob = 2
+
+// raiseThreadLimit lets the Go runtime start a thread for each that the
+// jobs running at once (at most parallel, 0 for all of jobs) may hold,
+// where its default limit (10,000) would end the run. The kernel's own
+// limits still apply (see parallelLimit).
+func raiseThreadLimit(parallel, jobs int) {
+	if parallel <= 0 || parallel > jobs {
+		parallel = jobs
+	}
+	if need := threadsPerJob*parallel + 1000; need > 10000 {
+		debug.SetMaxThreads(need)
+	}
+}
 
 // parallelLimit is how many jobs may run at once under the process's
 // limits on open files and on processes (ulimit -n, ulimit -u), and

@@ -88,24 +88,6 @@ Exit status: 0 all jobs succeeded (allowed failures included), 1 a job failed,
 // to five times what is live.
 const runGCPercent = 400
 
-// threadsPerJob is how many of nixflow's threads a running job may hold:
-// the wait for its step's exit and the reader of its output (local),
-// each blocked in a system call.
-const threadsPerJob = 2
-
-// raiseThreadLimit lets the Go runtime start a thread for each that the
-// jobs running at once (at most parallel, 0 for all of jobs) may hold,
-// where its default limit (10,000) would end the run. The kernel's own
-// limits still apply (see parallelLimit).
-func raiseThreadLimit(parallel, jobs int) {
-	if parallel <= 0 || parallel > jobs {
-		parallel = jobs
-	}
-	if need := threadsPerJob*parallel + 1000; need > 10000 {
-		debug.SetMaxThreads(need)
-	}
-}
-
 func (a *app) run(args []string, f *runFlags) error {
 	// A stop signal while Nix evaluates the workflow ends nixflow as
 	// interrupted (see evaluate); once the workflow is loaded, the run's

@@ -103,9 +103,10 @@ func (s *streamSet) copy() {
 	fds[len(s.outs)] = unix.PollFd{Fd: int32(s.wake.fd()), Events: unix.POLLIN}
 	buf := make([]byte, copyBufferSize)
 	open := len(s.outs)
-	read := func(ready func(i int) bool) {
+	// read reads the pipes poll(2) found ready, or all that are open.
+	read := func(all bool) {
 		for i, o := range s.outs {
-			if fds[i].Fd >= 0 && ready(i) && s.readAll(o, &buf) {
+			if fds[i].Fd >= 0 && (all || fds[i].Revents != 0) && s.readAll(o, &buf) {
 				fds[i].Fd = -1 // poll(2) leaves it out
 				open--
 			}
@@ -115,7 +116,7 @@ func (s *streamSet) copy() {
 		if s.holdingLocked() {
 			// What is held back waits for a pipe found empty (see
 			// passOn): look at every pipe before waiting.
-			read(func(int) bool { return true })
+			read(true)
 			if open == 0 || s.stop.Load() {
 				break
 			}
@@ -127,14 +128,13 @@ func (s *streamSet) copy() {
 			}
 			continue
 		}
-		read(func(i int) bool { return fds[i].Revents != 0 })
+		read(false)
 	}
 }
 
 // readAll reads o until its pipe is found empty, passing on each chunk
 // read with what the step's pipes hold then (passOn), and tells whether
-// o reached its end. A read that fills the buffer doubles it, up to
-// readSize: a step printing little costs little memory.
+// o reached its end. A read that fills buf doubles it (see readSize).
 func (s *streamSet) readAll(o *output, buf *[]byte) (ended bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
