@@ -119,7 +119,7 @@ func readOn(t *testing.T, o *output) {
 		t.Fatal(err)
 	}
 	o.set.mu.Lock()
-	o.set.passOn(o, buf[:n])
+	o.set.passOn(o, buf[:n], false)
 	o.set.mu.Unlock()
 }
 
@@ -145,13 +145,15 @@ func TestPassOnBudgetPerPipe(t *testing.T) {
 // a value on stdout and names it on stderr, which passOn reads after.
 // That line is held back until stdout's announcement is read, and then
 // written: when stdout's copier reads on, at the end of the streams, or
-// when the outputs are finished.
+// when the outputs are finished. A read on that fills the copier's
+// buffer does not count as finding the pipe empty: the announcement
+// may be behind it.
 func TestPassOnHoldsBackPastBudget(t *testing.T) {
 	// All the pipe holds: the take stops at stdout's budget, not at an
 	// empty pipe.
 	fill := "first\n" + strings.Repeat(strings.Repeat("o", 1023)+"\n", pipeSize/1024)[len("first\n"):]
 	const ann, line = "::add-mask::fresh-1\n", "leak fresh-1\n"
-	for _, end := range []string{"read on", "end of file", "finished"} {
+	for _, end := range []string{"read on", "read on in small reads", "end of file", "finished"} {
 		t.Run(end, func(t *testing.T) {
 			out, errw, leaks := linkedPair(t)
 			writeAll(t, out.w, fill)
@@ -161,7 +163,7 @@ func TestPassOnHoldsBackPastBudget(t *testing.T) {
 				t.Fatal(err)
 			}
 			out.set.mu.Lock()
-			out.set.passOn(out, buf)
+			out.set.passOn(out, buf, false)
 			out.set.mu.Unlock()
 			if !*wrote {
 				t.Fatal("passOn did not take from stdout")
@@ -173,6 +175,9 @@ func TestPassOnHoldsBackPastBudget(t *testing.T) {
 			switch end {
 			case "read on":
 				readOn(t, out)
+			case "read on in small reads":
+				small := make([]byte, 4)
+				out.set.readAll(out, &small)
 			case "end of file":
 				copyBoth(out, errw)
 				out.w.Close()

@@ -144,7 +144,7 @@ func (s *streamSet) readAll(o *output, buf *[]byte) (ended bool) {
 			if s.holding() {
 				// Held back until a pipe is found empty: this one
 				// is, and the step may now be quiet.
-				s.passOn(o, nil)
+				s.passOn(o, nil, true)
 			}
 			return false
 		}
@@ -153,12 +153,18 @@ func (s *streamSet) readAll(o *output, buf *[]byte) (ended bool) {
 			if s.holding() {
 				// What was held back may have waited on this
 				// end only.
-				s.passOn(o, nil)
+				s.passOn(o, nil, true)
 			}
 			return true
 		}
-		s.passOn(o, (*buf)[:n])
-		if n == len(*buf) && len(*buf) < readSize {
+		// A read of a pipe that does not fill buf emptied it: no need
+		// to find it empty again, here or in passOn.
+		drained := n < len(*buf)
+		s.passOn(o, (*buf)[:n], drained)
+		if drained {
+			return false
+		}
+		if len(*buf) < readSize {
 			*buf = make([]byte, 2*len(*buf))
 		}
 	}
@@ -223,35 +229,49 @@ func readRetry(fd int, buf []byte) (int, error) {
 // it came from; for larger pipes, safeEnd holds back what it must.
 const maxHold = 1 << 20
 
-// passOn passes on chunk, just read from o, with what the pipes of the
-// step hold then: it reads every pipe again until none has anything
-// left, so that what it holds is everything the step wrote up to a
+// passOn passes on chunk, just read from o (which that read found empty
+// if drained), with what the pipes of the step hold then: it reads the
+// pipes until each was found empty after the last byte read from
+// another, so that what it holds is everything the step wrote up to a
 // moment (a value announced before a line is then held with it, on
 // whichever stream). Every writer that looks ahead sees all of it, then
 // what is safe to write (safeEnd) is written. The caller holds s.mu.
-func (s *streamSet) passOn(o *output, chunk []byte) {
-	if len(chunk) > 0 {
-		o.pending = append(o.pending, chunk...)
-		s.read(o, len(chunk), false)
+func (s *streamSet) passOn(o *output, chunk []byte, drained bool) {
+	// settled[i]: s.outs[i] was found empty since the last byte read
+	// from another pipe, reached its end, or used up its budget.
+	var settled [2]bool // by s.outs
+	for i, x := range s.outs {
+		settled[i] = x == o && drained
+	}
+	o.pending = append(o.pending, chunk...)
+	if len(chunk) > 0 || drained {
+		s.read(o, len(chunk), drained)
 	}
 	// Each pipe has a budget of its own: the reader's own pipe, still
 	// full, does not use up the other's.
 	var held [2]int // by s.outs
-	for {
-		got := 0
-		for i, x := range s.outs {
-			if !x.ended() && held[i] < maxHold {
-				n, drained := x.take(maxHold - held[i])
-				s.read(x, n, drained)
-				if afterTake != nil {
-					afterTake(x)
-				}
-				held[i] += n
-				got += n
-			}
+	for i := 0; !allSettled(settled[:len(s.outs)]); i = (i + 1) % len(s.outs) {
+		x := s.outs[i]
+		if settled[i] {
+			continue
 		}
-		if got == 0 {
-			break
+		if x.ended() || held[i] >= maxHold {
+			settled[i] = true
+			continue
+		}
+		n, drained := x.take(maxHold - held[i])
+		s.read(x, n, drained)
+		if afterTake != nil {
+			afterTake(x)
+		}
+		held[i] += n
+		settled[i] = drained
+		if n > 0 {
+			// What another pipe held when these bytes were written
+			// may not have been read.
+			for j := range s.outs {
+				settled[j] = settled[j] && j == i
+			}
 		}
 	}
 	for _, x := range s.outs {
@@ -268,6 +288,11 @@ func (s *streamSet) passOn(o *output, chunk []byte) {
 			s.writeSafe(x)
 		}
 	}
+}
+
+// allSettled tells whether every pipe is settled, in passOn's sense.
+func allSettled(settled []bool) bool {
+	return !slices.Contains(settled, false)
 }
 
 // afterTake, if set, is called after each take of passOn: tests write
@@ -355,7 +380,7 @@ func (s *streamSet) close(o *output) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !o.ended() {
-		s.passOn(o, nil)
+		s.passOn(o, nil, false)
 	}
 	o.closed = true
 }
@@ -430,6 +455,9 @@ func (x *output) take(limit int) (n int, drained bool) {
 			return len(x.pending) - n0, true
 		}
 		x.pending = x.pending[:len(x.pending)+n]
+		if n < len(room) {
+			return len(x.pending) - n0, true // the read emptied the pipe
+		}
 	}
 	drained = false
 	return len(x.pending) - n0, drained
