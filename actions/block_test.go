@@ -15,12 +15,14 @@ import (
 type blocks struct {
 	mu     sync.Mutex
 	blocks int
+	events int // passed on one by one
 	lines  []string
 }
 
 func (b *blocks) Emit(events ...event.Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.events += len(events)
 	for _, e := range events {
 		b.lines = append(b.lines, e.Message)
 	}
@@ -77,6 +79,45 @@ func TestLineWriterBlocks(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, tl.get()); diff != "" {
 				t.Errorf("tail (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestLineWriterJoinsCutLine: a line cut between two writes (as a pipe's
+// reads cut a fast step's output) goes on in one block with the lines
+// after it, masked as a whole: a secret cut in two, a value announced
+// across the cut.
+func TestLineWriterJoinsCutLine(t *testing.T) {
+	tests := []struct {
+		name   string
+		writes []string
+		want   []string
+		blocks int
+		events int
+	}{
+		{"cut line", []string{"a\npar", "tial\nnext\n", "last\n"}, []string{"a", "partial", "next", "last"}, 3, 0},
+		{"secret cut", []string{"a\nx super-se", "cret-value y\nz\n"}, []string{"a", "x *** y", "z"}, 2, 0},
+		{"announcement cut", []string{"::add-mask::fresh-", "value\nsee fresh-value\n"}, []string{"::add-mask::***", "see ***"}, 1, 1},
+		{"cut twice", []string{"o", "n", "e\ntwo\n"}, []string{"one", "two"}, 1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := &blocks{}
+			m := NewMasker()
+			m.Add("super-secret-value")
+			w := &lineWriter{sink: b, mask: m, tail: &tail{}, now: time.Now,
+				announce: func(v string) { m.Add(v) }}
+			for _, s := range tt.writes {
+				w.LookAhead([]byte(s))
+				w.Write([]byte(s))
+			}
+			w.Close()
+			if diff := cmp.Diff(tt.want, b.lines); diff != "" {
+				t.Errorf("lines (-want +got):\n%s", diff)
+			}
+			if b.blocks != tt.blocks || b.events != tt.events {
+				t.Errorf("%d blocks and %d events, want %d and %d", b.blocks, b.events, tt.blocks, tt.events)
 			}
 		})
 	}

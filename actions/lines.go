@@ -35,9 +35,10 @@ type lineWriter struct {
 	// stamp is the time of the lines of the current write: the time
 	// they were read.
 	stamp time.Time
-	// block1 (the event each line of a block is), masked and spans are
-	// the block path's, kept to be reused.
+	// block1 (the event each line of a block is), joined, masked and
+	// spans are the block path's, kept to be reused.
 	block1 event.Event
+	joined []byte
 	masked []byte
 	spans  []span
 	// dropping: the rest of the current line is an announced value too
@@ -71,6 +72,12 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 			}
 			p, w.dropping = p[i+1:], false
 			continue
+		}
+		if len(w.buf) > 0 && w.ctx == "" {
+			if k := w.joinBlock(p); k > 0 {
+				p = p[k:]
+				continue
+			}
 		}
 		if len(w.buf) == 0 && w.ctx == "" {
 			if k := w.block(p); k > 0 {
@@ -193,6 +200,25 @@ func (w *lineWriter) block(p []byte) int {
 	event.EmitOutput(w.sink, &w.block1, lines)
 	w.keepTail(lines)
 	return len(p)
+}
+
+// joinBlock passes on the line held in w.buf, which p ends, with the
+// complete lines after it as one block (see block), and returns how
+// many bytes of p it took, 0 if they need the line by line path. A step
+// printing fast has a line cut at the end of almost every read: it then
+// costs one block, where it would cost an event, a string and a write
+// of the console more.
+func (w *lineWriter) joinBlock(p []byte) int {
+	last := bytes.LastIndexByte(p, '\n')
+	if last < 0 {
+		return 0
+	}
+	w.joined = append(append(w.joined[:0], w.buf...), p[:last+1]...)
+	if w.block(w.joined) == 0 {
+		return 0
+	}
+	w.buf = w.buf[:0]
+	return last + 1
 }
 
 // keepTail keeps the last lines of a block in the tail.

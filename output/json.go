@@ -62,8 +62,8 @@ func (j *jsonFormat) appendHead(b []byte, line *event.Event) ([]byte, bool) {
 	return j.appendFields(b, line), true
 }
 
-func (j *jsonFormat) appendLine(b, head, text []byte) []byte {
-	return appendTail(append(b, head...), text)
+func (j *jsonFormat) appendLine(b, head, line []byte) []byte {
+	return appendTail(append(b, head...), line[:len(line)-1])
 }
 
 // plain reports whether e is a line of output that the encoder writes

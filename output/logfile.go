@@ -49,6 +49,6 @@ func (l *logFile) appendHead(b []byte, e *event.Event) ([]byte, bool) {
 	return b, true
 }
 
-func (l *logFile) appendLine(b, head, text []byte) []byte {
-	return append(append(append(b, head...), text...), '\n')
+func (l *logFile) appendLine(b, head, line []byte) []byte {
+	return append(append(b, head...), line...)
 }

@@ -37,8 +37,8 @@ type format interface {
 	// one event a line, with appendEvent.
 	appendHead(b []byte, line *event.Event) (head []byte, ok bool)
 	// appendLine appends one line of output: head, as appendHead made
-	// it, then text (without its '\n').
-	appendLine(b, head, text []byte) []byte
+	// it, then line (which ends with its '\n').
+	appendLine(b, head, line []byte) []byte
 }
 
 // writeChunk is how much formatted output a sink gathers before writing
@@ -57,9 +57,9 @@ const flushDelay = 200 * time.Millisecond
 // writeChunk; it returns what is left to write.
 func appendBlock(f format, b, head, lines []byte, write func([]byte)) []byte {
 	for rest := lines; len(rest) > 0; {
-		i := bytes.IndexByte(rest, '\n')
+		i := bytes.IndexByte(rest, '\n') + 1
 		b = f.appendLine(b, head, rest[:i])
-		rest = rest[i+1:]
+		rest = rest[i:]
 		if len(b) >= writeChunk {
 			write(b)
 			b = b[:0]

@@ -34,6 +34,6 @@ func (simple) appendHead(b []byte, line *event.Event) ([]byte, bool) {
 	return appendSimpleHead(b, line), true
 }
 
-func (simple) appendLine(b, head, text []byte) []byte {
-	return append(append(append(b, head...), text...), '\n')
+func (simple) appendLine(b, head, line []byte) []byte {
+	return append(append(b, head...), line...)
 }

@@ -86,6 +86,6 @@ func (s *structured) appendHead(b []byte, line *event.Event) ([]byte, bool) {
 	return b, true
 }
 
-func (s *structured) appendLine(b, head, text []byte) []byte {
-	return append(append(append(append(b, head...), text...), s.post...), '\n')
+func (s *structured) appendLine(b, head, line []byte) []byte {
+	return append(append(append(append(b, head...), line[:len(line)-1]...), s.post...), '\n')
 }
