@@ -4,8 +4,21 @@ package main
 
 import (
 	"os"
+
+	"github.com/nixflow/nixflow/executors/local"
 )
 
 func main() {
-	os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(entry(os.Args))
+}
+
+// entry runs the program with argv (os.Args): as the watchdog of a local
+// executor's steps (local.WatchdogMain), or as the CLI, whose local
+// executors start this program as their watchdog.
+func entry(argv []string) int {
+	if len(argv) > 1 && argv[1] == local.WatchdogArg {
+		return local.WatchdogMain(argv[2:], os.Stdin)
+	}
+	local.EnableWatchdog(argv[0])
+	return Main(argv[1:], os.Stdin, os.Stdout, os.Stderr)
 }

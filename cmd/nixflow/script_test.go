@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 			if os.Getenv("NIXFLOW_TEST_ENGINE") == "script" && len(os.Args) > 1 && os.Args[1] == "run" {
 				os.Exit(runCompiled(os.Args[2:]))
 			}
-			os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+			os.Exit(entry(os.Args))
 		},
 	})
 }

@@ -205,9 +205,11 @@ func New(p executors.Params) (executors.Executor, error) {
 		}
 		workdir = path.Clean(workdir)
 	}
+	host := &local.Executor{Environ: p.Environ}
+	host.Watch(p.Logger)
 	return &Executor{
 		cfg: *cfg, name: name, runID: p.RunID, runDir: runDir, workdir: workdir,
-		host:   &local.Executor{Environ: p.Environ},
+		host:   host,
 		logger: p.Logger,
 	}, nil
 }

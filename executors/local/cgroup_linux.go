@@ -197,7 +197,7 @@ func newStepCgroup(b *cgroupBase, cookie string) *stepCgroup {
 	if g := b.take(); g != nil {
 		return g
 	}
-	dir := filepath.Join(base, cgroupPrefix+strconv.Itoa(os.Getpid())+"-"+cookie)
+	dir := filepath.Join(base, stepCgroupName(cookie))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil
 	}
@@ -335,4 +335,44 @@ func removeCgroup(dir string) error {
 		return err
 	}
 	return os.Remove(dir)
+}
+
+// stepCgroupName returns the name of a step cgroup made by this process
+// for a step with cookie.
+func stepCgroupName(cookie string) string {
+	return cgroupPrefix + strconv.Itoa(os.Getpid()) + "-" + cookie
+}
+
+// prefixOf returns the start of the paths of the cgroups this process
+// makes for the steps whose cookies start with token (see
+// watchdog.cookie); empty when steps get no cgroup.
+func (b *cgroupBase) prefixOf(token string) string {
+	base, ok := b.get()
+	if !ok {
+		return ""
+	}
+	return filepath.Join(base, stepCgroupName(token+"."))
+}
+
+// killCgroups kills the processes of every cgroup whose path starts
+// with prefix (see prefixOf), and removes the cgroups.
+func killCgroups(prefix string) {
+	dir, name := filepath.Split(prefix)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), name) {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		g := &stepCgroup{dir: path, fd: fd}
+		g.kill()
+		g.close()
+	}
 }

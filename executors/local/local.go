@@ -94,6 +94,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/nixflow/nixflow/executors"
 )
 
@@ -117,6 +119,8 @@ type Executor struct {
 	progs progCache
 	// spares are directories of ended jobs kept for the next (spare.go).
 	spares spareDirs
+	// watch is the steps' watchdog (watchdog.go); nil: none.
+	watch *watchdog
 }
 
 var _ executors.Executor = (*Executor)(nil)
@@ -124,13 +128,23 @@ var _ executors.Executor = (*Executor)(nil)
 // New returns a local executor whose steps inherit p.Environ. It matches
 // executors.Factory; the compiler's local configuration has no options.
 func New(p executors.Params) (executors.Executor, error) {
-	return &Executor{Environ: p.Environ, spares: spareDirs{on: true}}, nil
+	e := &Executor{Environ: p.Environ, spares: spareDirs{on: true}}
+	e.Watch(p.Logger)
+	return e, nil
 }
 
-// Close removes the repository snapshots the executor's jobs started
-// from, the cgroups its steps ran in, and the temporary directories it
-// kept for later jobs.
+// Watch makes a watchdog stop the executor's steps if nixflow is killed
+// (see EnableWatchdog), logging to log if it cannot. It must be called
+// before the executor's first Prepare.
+func (e *Executor) Watch(log hclog.Logger) {
+	e.watch = newWatchdog(log)
+}
+
+// Close ends the executor's watchdog, and removes the repository
+// snapshots the executor's jobs started from, the cgroups its steps ran
+// in, and the temporary directories it kept for later jobs.
 func (e *Executor) Close(ctx context.Context) error {
+	e.watch.stop()
 	e.cgroups.removeFree()
 	e.stdin.close()
 	return errors.Join(e.snaps.remove(), e.spares.remove())
@@ -165,6 +179,7 @@ func (e *Executor) Prepare(ctx context.Context, spec executors.JobSpec) (executo
 		stdin:        &e.stdin,
 		progs:        &e.progs,
 		spares:       &e.spares,
+		watch:        e.watch,
 		runDir:       runDir,
 	}
 	if err := mkdirIn(w.dir, 0o755); err != nil {
@@ -233,6 +248,8 @@ type workspace struct {
 	stdin *devNull
 	// progs is the executor's, nil outside one.
 	progs *progCache
+	// watch is the executor's watchdog, nil outside one or without.
+	watch *watchdog
 	// spares is the executor's, nil outside one: Teardown gives it the
 	// temporary directory for runDir's next jobs, if it is as tempMade
 	// records it (nil: not recorded) and nothing a step started may be

@@ -62,7 +62,8 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	if ctx.Err() != nil {
 		return executors.Result{ExitCode: -1, Stopped: true}, nil
 	}
-	cookie := newCookie()
+	w.watch.start(w.cgroups)
+	cookie := w.watch.cookie()
 	env := executors.MergeEnv(w.environ, cmd.Env, cmd.PathPrepend)
 	env = append(env, cookieVar+"="+cookie)
 	prog, err := lookPath(cmd.Argv[0], env, w.progs)

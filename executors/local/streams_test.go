@@ -117,6 +117,9 @@ func TestStreamsLookAheadBehindMiB(t *testing.T) {
 // TestMain runs the tests, or, in the step of
 // TestStreamsLookAheadBehindMiB, plays that step.
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == WatchdogArg {
+		os.Exit(WatchdogMain(os.Args[2:], os.Stdin))
+	}
 	if os.Getenv("NIXFLOW_TEST_HELPER_WRITES") != "" {
 		helperWrites()
 		return

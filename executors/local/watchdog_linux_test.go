@@ -1,0 +1,146 @@
+//go:build linux
+
+package local
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nixflow/nixflow/executors"
+)
+
+// watchedExecutor returns an executor with a watchdog (this test binary,
+// whose TestMain runs WatchdogMain), and a workspace of it whose steps
+// run in a cgroup of their own or not.
+func watchedExecutor(t *testing.T, cgroup bool) (*Executor, *workspace) {
+	t.Helper()
+	EnableWatchdog("nixflow-test")
+	t.Cleanup(func() { EnableWatchdog("") })
+	ex := &Executor{}
+	ex.Watch(nil)
+	ws, err := ex.Prepare(context.Background(), executors.JobSpec{RunDir: t.TempDir(), Job: "job"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := ws.(*workspace)
+	w.noCgroup = !cgroup
+	t.Cleanup(func() {
+		w.Teardown(context.Background(), false)
+		ex.Close(context.Background())
+	})
+	return ex, w
+}
+
+// waitFiles waits for the files to exist, up to 10 s.
+func waitFiles(t *testing.T, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat(p); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s was not written in 10 s", p)
+			}
+		}
+	}
+}
+
+// TestWatchdogStopsSteps: when the watchdog's input ends without the
+// executor's word (nixflow was killed), it kills the running step with
+// what it started: in its process group, escaped with setsid, and, in a
+// cgroup of its own, escaped with a cleared environment too, and the
+// cgroup is removed. Then it ends.
+func TestWatchdogStopsSteps(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cgroup bool
+		escape string
+	}{
+		{"cookie", false, "setsid"},
+		{"cgroup", true, "env -i setsid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.cgroup {
+				needStepCgroups(t)
+			}
+			ex, w := watchedExecutor(t, tc.cgroup)
+			ended := make(chan executors.Result, 1)
+			go func() {
+				res, _ := w.Run(context.Background(), executors.Command{Argv: bash(
+					`sleep 60 & echo $! > group.pid; ` + tc.escape + ` sleep 61 >/dev/null 2>&1 & echo $! > escaped.pid; wait`)})
+				ended <- res
+			}()
+			waitFiles(t, filepath.Join(w.Dir(), "group.pid"), filepath.Join(w.Dir(), "escaped.pid"))
+			var pids []int
+			for _, f := range []string{"group.pid", "escaped.pid"} {
+				pid := readPID(t, filepath.Join(w.Dir(), f))
+				defer syscall.Kill(pid, syscall.SIGKILL)
+				pids = append(pids, pid)
+			}
+			// nixflow killed: its end of the pipe closes, without a word.
+			ex.watch.once.Do(func() {}) // start's writes happened before
+			if ex.watch.cmd == nil {
+				t.Fatal("no watchdog started with the step")
+			}
+			ex.watch.pipe.Close()
+			if err := ex.watch.cmd.Wait(); err != nil {
+				t.Errorf("watchdog: %v", err)
+			}
+			ex.watch.cmd = nil
+			for _, pid := range pids {
+				if !processGone(pid) {
+					t.Errorf("process %d of the step survived the watchdog", pid)
+				}
+			}
+			if prefix := ex.cgroups.prefixOf(ex.watch.token); tc.cgroup {
+				if left, _ := filepath.Glob(prefix + "*"); len(left) > 0 {
+					t.Errorf("step cgroups left: %q", left)
+				}
+			}
+			select {
+			case res := <-ended:
+				if res.ExitCode == 0 {
+					t.Errorf("step: exit code 0, want its shell killed")
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the step did not end 10 s after the watchdog killed it")
+			}
+		})
+	}
+}
+
+// TestWatchdogDone: once the steps are over (Close), the watchdog ends,
+// and kills nothing, not even a process with one of the executor's
+// cookies.
+func TestWatchdogDone(t *testing.T) {
+	ex, w := watchedExecutor(t, false)
+	res, err := w.Run(context.Background(), executors.Command{Argv: bash("true")})
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("Run: %v, %+v", err, res)
+	}
+	bystander := exec.Command("sleep", "60")
+	bystander.Env = []string{cookieVar + "=" + ex.watch.cookie()}
+	if err := bystander.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer bystander.Process.Kill()
+	watchdog := ex.watch.cmd
+	if watchdog == nil {
+		t.Fatal("no watchdog started with the step")
+	}
+	if err := ex.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if watchdog.ProcessState == nil {
+		t.Error("the watchdog was not waited for")
+	}
+	if processGone(bystander.Process.Pid) {
+		t.Error("the watchdog killed a process after it was told the steps were over")
+	}
+}
