@@ -187,10 +187,10 @@ let
   setupNode = a:
     let
       # "20" is nixactions' default.
-      v = version "actions.setupNode: version" ((args "setupNode" a).version or "20");
+      v = version (util.at a "version" "actions.setupNode: version") ((args "setupNode" a).version or "20");
       node = resolve "nodejs_${head (versionParts v)}";
     in
-    util.checkFields "actions.setupNode" [ "version" ] (args "setupNode" a) (mkStep {
+    util.checkFieldsAt "actions.setupNode" [ "version" ] (args "setupNode" a) (mkStep {
       name = "setup-node ${v}";
       deps = present [ node ];
       bash = onPath (present [ node ])
@@ -202,12 +202,12 @@ let
   setupPython = a:
     let
       # "3.11" is nixactions' default.
-      v = version "actions.setupPython: version" ((args "setupPython" a).version or "3.11");
+      v = version (util.at a "version" "actions.setupPython: version") ((args "setupPython" a).version or "3.11");
       parts = versionParts v;
       attr = if length parts >= 2 then "python${elemAt parts 0}${elemAt parts 1}" else "python${v}";
       python = resolve attr;
     in
-    util.checkFields "actions.setupPython" [ "version" ] (args "setupPython" a) (mkStep {
+    util.checkFieldsAt "actions.setupPython" [ "version" ] (args "setupPython" a) (mkStep {
       name = "setup-python ${v}";
       deps = present [ python ];
       bash = onPath (present [ python ])
@@ -262,11 +262,11 @@ let
     let
       where = "actions.sopsLoad";
       o = args "sopsLoad" a;
-      file = util.pathString "${where}: file" (o.file or (fail where "missing required field \"file\""));
-      format = util.enum "${where}: format" [ "yaml" "json" "dotenv" "ini" ] (o.format or "yaml");
+      file = util.pathString (util.at o "file" "${where}: file") (o.file or (fail (util.at o null where) "missing required field \"file\""));
+      format = util.enum (util.at o "format" "${where}: format") [ "yaml" "json" "dotenv" "ini" ] (o.format or "yaml");
       sops = present [ (resolve "sops") ];
     in
-    util.checkFields where [ "file" "format" ] o (mkStep {
+    util.checkFieldsAt where [ "file" "format" ] o (mkStep {
       name = "sops-load ${baseNameOf file}";
       deps = sops;
       bash = ''

@@ -74,10 +74,14 @@ let
         # As everywhere in the library, an option set to null is not given.
         opts = util.removeNulls (removeAttrs p [ "type" ]);
         missing = builtins.filter (k: !(opts ? ${k})) spec.required;
+        # Checked where the function is called (where == ""): the error
+        # starts with the place of what is wrong. In a job's envFrom, it
+        # names the job, and the CLI finds the place.
+        at = if where == "" then util.at p else _: w: w;
       in
-      util.checkFields here (spec.required ++ spec.optional) opts (
-        if missing != [ ] then fail here "missing required field ${quote (builtins.head missing)}"
-        else { inherit (p) type; } // mapAttrs (k: v: checks.${k} "${here}.${k}" v) opts
+      (if where == "" then util.checkFieldsAt else util.checkFields) here (spec.required ++ spec.optional) opts (
+        if missing != [ ] then fail (at null here) "missing required field ${quote (builtins.head missing)}"
+        else { inherit (p) type; } // mapAttrs (k: v: checks.${k} (at k "${here}.${k}") v) opts
           // (if p.type == "file" && util.isDerivation (opts.path or null)
              then { drv = builtins.unsafeDiscardStringContext opts.path.drvPath; } else { }));
 

@@ -13,6 +13,25 @@ let
   # one shape: `nixflow: WHERE: MESSAGE`, lowercase, user values quoted.
   fail = where: msg: throw "nixflow: ${where}: ${msg}";
 
+  # libDir is the library's directory: a position in it is not the user's.
+  libDir = toString ./.;
+  userPos = p: p != null && substring 0 (stringLength libDir + 1) p.file != libDir + "/";
+
+  # at prefixes where with the place of field in attrs, as Nix knows it
+  # (FILE:LINE:COL: WHERE), so that a helper's error points at the user's
+  # code: `fail (at o "format" "actions.sopsLoad: format") ...`. For a
+  # field not given (or null), the place is that of the first attribute
+  # of attrs written outside the library: the call. Nix knows no place
+  # for a list's elements, nor for values not read from a file.
+  at = attrs: field: where:
+    let
+      own = if field != null && isAttrs attrs && attrs ? ${field} then builtins.unsafeGetAttrPos field attrs else null;
+      given = if isAttrs attrs then filter userPos (map (k: builtins.unsafeGetAttrPos k attrs) (attrNames attrs)) else [ ];
+      earlier = a: b: if b.line < a.line || (b.line == a.line && b.column < a.column) then b else a;
+      p = if userPos own then own else if given != [ ] then foldl' earlier (builtins.head given) given else null;
+    in
+    if p == null then where else "${p.file}:${toString p.line}:${toString p.column}: ${where}";
+
   # quote renders a user value in a message the way the Go CLI does (%q).
   quote = s: toJSON s;
 
@@ -104,12 +123,20 @@ let
   # checkFields fails on the first field of attrs that is not in known (a
   # typo must not be silently ignored, as in the JSON schema), else
   # returns result.
-  checkFields = where: known: attrs: result:
+  checkFields = checkFieldsWith (_: _: where: where);
+
+  # checkFieldsAt is checkFields for a helper's options (actions.*,
+  # envProviders.*): the error starts with the unknown field's place (at).
+  # The checks of a job's fields name the job instead, and the CLI finds
+  # its place from the source map.
+  checkFieldsAt = checkFieldsWith at;
+
+  checkFieldsWith = place: where: known: attrs: result:
     let unknown = filter (k: !(elem k known)) (attrNames attrs); in
     if unknown == [ ] then result
     else
       let k = builtins.head unknown; in
-      fail where "unknown field ${quote k}${didYouMean k known}";
+      fail (place attrs k where) "unknown field ${quote k}${didYouMean k known}";
 
   # The checks below return the value (possibly converted) or fail.
 
@@ -323,7 +350,7 @@ let
 in
 {
   inherit fail quote isDerivation describe optionalAttrs removeNulls toLower
-    editDistance suggest didYouMean checkFields str nonEmpty oneLine bool list
+    at editDistance suggest didYouMean checkFields checkFieldsAt str nonEmpty oneLine bool list
     attrs stringList enum pathString varName envNamePattern envValue env retry
     seconds timeout duration layers escapeShellArg varNameProblem envValueProblem
     retryProblems timeoutProblem enumProblem trim trimPrefix trimSuffix

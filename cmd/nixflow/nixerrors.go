@@ -93,6 +93,25 @@ func (p problem) String() string {
 	return p.file + ":" + strconv.Itoa(p.line) + ":" + strconv.Itoa(p.col) + ": " + p.msg
 }
 
+// placedFailure is a mistake the Nix library stopped at and placed
+// itself (a helper's options: actions.*, envProviders.*): nixflow:
+// FILE:LINE:COL: WHAT.
+var placedFailure = regexp.MustCompile(`(?m)^\s*error: nixflow: (/[^:\n]+):(\d+):(\d+): (.+)$`)
+
+// placedProblem returns the mistake of output that the Nix library
+// placed itself, its file as the user knows it; ok is false when output
+// holds none.
+func placedProblem(output, flakeDir string) (p problem, ok bool) {
+	ms := placedFailure.FindAllStringSubmatch(output, -1)
+	if ms == nil {
+		return problem{}, false
+	}
+	m := ms[len(ms)-1]
+	line, _ := strconv.Atoi(m[2])
+	col, _ := strconv.Atoi(m[3])
+	return problem{displayPath(m[1], flakeDir), line, col, m[4]}, true
+}
+
 // jobFailure is the mistake in a job that the Nix library stopped at
 // (one it cannot collect with the others: a bad executor, a need given
 // twice): nixflow: job "NAME": WHAT.

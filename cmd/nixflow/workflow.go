@@ -284,6 +284,9 @@ func (a *app) evaluate(src, flakeDir string, eval func(context.Context, nixeval.
 		if list := nixProblems(evalErr.Output, evalErr.Source, flakeDir, func() []problem { return a.conditionProblems(src) }); list != nil {
 			return nil, usageError(list, "this is an evaluation error: nothing ran")
 		}
+		if p, ok := placedProblem(evalErr.Output, flakeDir); ok {
+			return nil, usageError(errors.New(p.String()), "this is an evaluation error: nothing ran")
+		}
 		if p, ok := a.jobProblem(evalErr.Output, src); ok {
 			return nil, usageError(errors.New(p.String()), "this is an evaluation error: nothing ran")
 		}
