@@ -157,14 +157,14 @@ func (s *streamSet) readAll(o *output, buf *[]byte) (ended bool) {
 			}
 			return true
 		}
-		// A read of a pipe that does not fill buf emptied it: no need
-		// to find it empty again, here or in passOn.
-		drained := n < len(*buf)
-		s.passOn(o, (*buf)[:n], drained)
-		if drained {
+		// A read that does not fill buf may still leave bytes in the
+		// pipe (a step may have set O_DIRECT on its end: then a read
+		// returns one write), so only a read that finds nothing tells
+		// that the pipe is empty: passOn's, after the chunk.
+		if s.passOn(o, (*buf)[:n], false) {
 			return false
 		}
-		if len(*buf) < readSize {
+		if n == len(*buf) && len(*buf) < readSize {
 			*buf = make([]byte, 2*len(*buf))
 		}
 	}
@@ -211,6 +211,16 @@ const readSize = 1 << 20
 // faster than it is read.
 const growAt = 64 << 10
 
+// packetSize is the most a read of a packet pipe returns (PIPE_BUF on
+// Linux). A step makes its pipe one by setting O_DIRECT on its end (dd
+// oflag=direct does): each write is then a packet of its own (split at
+// packetSize), a read returns one, and what does not fit in the read is
+// lost. So every read of a step's pipe has room for one, and copyBufferSize
+// is at least as much.
+const packetSize = 4096
+
+var _ [copyBufferSize - packetSize]struct{}
+
 // readRetry is read(2), retried when a signal interrupts it.
 func readRetry(fd int, buf []byte) (int, error) {
 	for {
@@ -229,14 +239,15 @@ func readRetry(fd int, buf []byte) (int, error) {
 // it came from; for larger pipes, safeEnd holds back what it must.
 const maxHold = 1 << 20
 
-// passOn passes on chunk, just read from o (which that read found empty
-// if drained), with what the pipes of the step hold then: it reads the
-// pipes until each was found empty after the last byte read from
-// another, so that what it holds is everything the step wrote up to a
-// moment (a value announced before a line is then held with it, on
-// whichever stream). Every writer that looks ahead sees all of it, then
-// what is safe to write (safeEnd) is written. The caller holds s.mu.
-func (s *streamSet) passOn(o *output, chunk []byte, drained bool) {
+// passOn passes on chunk, just read from o (drained: o was then found
+// empty), with what the pipes of the step hold then: it reads the pipes
+// until each was found empty after the last byte read from another, so
+// that what it holds is everything the step wrote up to a moment (a
+// value announced before a line is then held with it, on whichever
+// stream). Every writer that looks ahead sees all of it, then what is
+// safe to write (safeEnd) is written. It tells whether o was found empty
+// (or at its end) after the chunk. The caller holds s.mu.
+func (s *streamSet) passOn(o *output, chunk []byte, drained bool) (oDrained bool) {
 	// settled[i]: s.outs[i] was found empty since the last byte read
 	// from another pipe, reached its end, or used up its budget.
 	var settled [2]bool // by s.outs
@@ -266,6 +277,9 @@ func (s *streamSet) passOn(o *output, chunk []byte, drained bool) {
 		}
 		held[i] += n
 		settled[i] = drained
+		if x == o {
+			oDrained = drained
+		}
 		if n > 0 {
 			// What another pipe held when these bytes were written
 			// may not have been read.
@@ -288,6 +302,7 @@ func (s *streamSet) passOn(o *output, chunk []byte, drained bool) {
 			s.writeSafe(x)
 		}
 	}
+	return oDrained
 }
 
 // allSettled tells whether every pipe is settled, in passOn's sense.
@@ -445,19 +460,19 @@ func (x *output) capacity() int {
 func (x *output) take(limit int) (n int, drained bool) {
 	n0 := len(x.pending)
 	for len(x.pending)-n0 < limit {
-		if len(x.pending) == cap(x.pending) {
+		// A read is never smaller than a packet, even past the limit:
+		// a packet pipe drops what a read leaves of its packet.
+		want := max(limit-(len(x.pending)-n0), packetSize)
+		if cap(x.pending)-len(x.pending) < packetSize {
 			// Grown by doubling: most pipes hold a little.
-			x.pending = slices.Grow(x.pending, min(limit-(len(x.pending)-n0), max(copyBufferSize, cap(x.pending))))
+			x.pending = slices.Grow(x.pending, min(want, max(copyBufferSize, cap(x.pending))))
 		}
-		room := x.pending[len(x.pending):min(cap(x.pending), len(x.pending)+limit-(len(x.pending)-n0))]
+		room := x.pending[len(x.pending):min(cap(x.pending), len(x.pending)+want)]
 		n, err := readRetry(x.r, room)
 		if n <= 0 || err != nil {
 			return len(x.pending) - n0, true
 		}
 		x.pending = x.pending[:len(x.pending)+n]
-		if n < len(room) {
-			return len(x.pending) - n0, true // the read emptied the pipe
-		}
 	}
 	drained = false
 	return len(x.pending) - n0, drained

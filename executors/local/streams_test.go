@@ -80,16 +80,46 @@ func TestStreamsLookAhead(t *testing.T) {
 	assertNoLeaks(t, executors.Command{Argv: bash(script)})
 }
 
+// TestStreamsLookAheadPacketPipe: a step that sets O_DIRECT on its
+// stdout (dd oflag=direct does) makes the pipe a packet pipe, whose
+// reads return one write each: a read that does not fill the copier's
+// buffer then does not mean that the pipe is empty, and the
+// announcement behind it must still be seen before the other stream's
+// line that names its value. Nothing is lost either: a read smaller than
+// a packet would drop the rest of it.
+func TestStreamsLookAheadPacketPipe(t *testing.T) {
+	if _, err := exec.LookPath("dd"); err != nil {
+		t.Skip("dd not found")
+	}
+	script := `dd if=/dev/null oflag=direct status=none
+for i in $(seq 300); do
+  for j in 1 2 3 4 5 6 7 8; do echo filler; done
+  echo "::add-mask::fresh-$i-value"
+  echo "x fresh-$i-value" >&2
+done`
+	stdout, stderr := assertNoLeaks(t, executors.Command{Argv: bash(script)})
+	var wantOut, wantErr strings.Builder
+	for i := 1; i <= 300; i++ {
+		wantOut.WriteString(strings.Repeat("filler\n", 8) + fmt.Sprintf("::add-mask::fresh-%d-value\n", i))
+		fmt.Fprintf(&wantErr, "x fresh-%d-value\n", i)
+	}
+	if stdout != wantOut.String() || stderr != wantErr.String() {
+		t.Errorf("passed on %d and %d bytes, want %d and %d, all the step wrote", len(stdout), len(stderr), wantOut.Len(), wantErr.Len())
+	}
+}
+
 // assertNoLeaks runs cmd with announcers for its two streams, and fails
 // if a line naming a value was written before its announcement was seen.
-func assertNoLeaks(t *testing.T, cmd executors.Command) {
+// It returns what each stream was given.
+func assertNoLeaks(t *testing.T, cmd executors.Command) (stdout, stderr string) {
 	t.Helper()
 	w := prepare(t, executors.JobSpec{})
 	var mu sync.Mutex
 	var leaks []string
 	known := map[string]bool{}
-	cmd.Stdout = &announcer{mu: &mu, known: known, leaks: &leaks, stream: "stdout"}
-	cmd.Stderr = &announcer{mu: &mu, known: known, leaks: &leaks, stream: "stderr"}
+	out := &announcer{mu: &mu, known: known, leaks: &leaks, stream: "stdout"}
+	errw := &announcer{mu: &mu, known: known, leaks: &leaks, stream: "stderr"}
+	cmd.Stdout, cmd.Stderr = out, errw
 	res, err := w.Run(context.Background(), cmd)
 	if err != nil || res.ExitCode != 0 {
 		t.Fatalf("Run: %v, %+v", err, res)
@@ -97,6 +127,7 @@ func assertNoLeaks(t *testing.T, cmd executors.Command) {
 	if len(leaks) > 0 {
 		t.Errorf("%d lines written before their value's announcement was seen, first: %.80q", len(leaks), leaks[0])
 	}
+	return string(out.written), string(errw.written)
 }
 
 // TestStreamsLookAheadBehindMiB: a value announced at the end of a pipe
