@@ -207,10 +207,11 @@ func (w *lineWriter) block(p []byte) int {
 // many bytes of p it took, 0 if they need the line by line path. A step
 // printing fast has a line cut at the end of almost every read: it then
 // costs one block, where it would cost an event, a string and a write
-// of the console more.
+// of the console more. Only small blocks are joined (maxJoin): the copy
+// of a large one would cost more than what it saves.
 func (w *lineWriter) joinBlock(p []byte) int {
 	last := bytes.LastIndexByte(p, '\n')
-	if last < 0 {
+	if last < 0 || len(w.buf)+last+1 > maxJoin {
 		return 0
 	}
 	w.joined = append(append(w.joined[:0], w.buf...), p[:last+1]...)
@@ -220,6 +221,9 @@ func (w *lineWriter) joinBlock(p []byte) int {
 	w.buf = w.buf[:0]
 	return last + 1
 }
+
+// maxJoin bounds the blocks joinBlock copies, and so its buffer.
+const maxJoin = 64 << 10
 
 // keepTail keeps the last lines of a block in the tail.
 func (w *lineWriter) keepTail(lines []byte) {

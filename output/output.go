@@ -56,6 +56,9 @@ const flushDelay = 200 * time.Millisecond
 // '\n', with f, calling write with what it holds whenever that reaches
 // writeChunk; it returns what is left to write.
 func appendBlock(f format, b, head, lines []byte, write func([]byte)) []byte {
+	if len(lines) > 0 && lines[len(lines)-1] != '\n' {
+		panic("output: a block of lines that does not end with a newline")
+	}
 	for rest := lines; len(rest) > 0; {
 		i := bytes.IndexByte(rest, '\n') + 1
 		b = f.appendLine(b, head, rest[:i])

@@ -236,7 +236,9 @@ func readRetry(fd int, buf []byte) (int, error) {
 // forever. It is at least all that a pipe holds (pipeSize, the most an
 // unprivileged step can set), so that everything the pipes held when the
 // chunk was read is taken, whatever the chunk's size and whichever pipe
-// it came from; for larger pipes, safeEnd holds back what it must.
+// it came from; for larger pipes, safeEnd holds back what it must. (It
+// is used in reads of at least a packet, so that up to packetSize-1
+// bytes of it may go unused: the pipe's last bytes are then held back.)
 const maxHold = 1 << 20
 
 // passOn passes on chunk, just read from o (drained: o was then found
@@ -266,7 +268,7 @@ func (s *streamSet) passOn(o *output, chunk []byte, drained bool) (oDrained bool
 		if settled[i] {
 			continue
 		}
-		if x.ended() || held[i] >= maxHold {
+		if x.ended() || maxHold-held[i] < packetSize { // see take
 			settled[i] = true
 			continue
 		}
@@ -459,10 +461,11 @@ func (x *output) capacity() int {
 // rather than the limit reached. The caller holds the set's lock.
 func (x *output) take(limit int) (n int, drained bool) {
 	n0 := len(x.pending)
-	for len(x.pending)-n0 < limit {
-		// A read is never smaller than a packet, even past the limit:
-		// a packet pipe drops what a read leaves of its packet.
-		want := max(limit-(len(x.pending)-n0), packetSize)
+	// A read is never smaller than a packet (a packet pipe drops what a
+	// read leaves of its packet): the last packetSize-1 bytes of the
+	// limit are not read.
+	for limit-(len(x.pending)-n0) >= packetSize {
+		want := limit - (len(x.pending) - n0)
 		if cap(x.pending)-len(x.pending) < packetSize {
 			// Grown by doubling: most pipes hold a little.
 			x.pending = slices.Grow(x.pending, min(want, max(copyBufferSize, cap(x.pending))))

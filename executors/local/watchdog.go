@@ -23,8 +23,9 @@ import (
 // then ends. The scan reads /proc: Linux only (the watchdog is started
 // there only).
 //
-// The watchdog costs a run one process start (a few ms, most of them in
-// parallel with the run), and nothing per step.
+// A watchdog costs one process start (a few ms, most of them in parallel
+// with the run) for each local executor of a run that runs a step, and
+// nothing per step.
 
 // WatchdogArg, as a program's first argument, makes it WatchdogMain:
 // nixflow's main checks for it before anything else.
@@ -54,12 +55,11 @@ func watchdogCommand(args ...string) *exec.Cmd {
 	if argv0 == "" || !watchdogSupported {
 		return nil
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil
-	}
 	return &exec.Cmd{
-		Path: exe,
+		// This very program, even if its file was replaced or removed
+		// since it started (os.Executable names the path, whatever is
+		// there now).
+		Path: "/proc/self/exe",
 		Args: append([]string{argv0, WatchdogArg}, args...),
 		Dir:  "/",
 		// A group of its own: a terminal's Ctrl-C, or a kill of
@@ -158,8 +158,7 @@ func WatchdogMain(args []string, stdin io.Reader) int {
 }
 
 // ignoreSignals makes the watchdog outlive what stops nixflow: it ends
-// with its input.
+// with its input. Only SIGKILL and SIGSTOP reach it.
 func ignoreSignals() {
-	signal.Ignore(os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE,
-		syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU)
+	signal.Ignore()
 }

@@ -51,11 +51,26 @@ func waitFiles(t *testing.T, paths ...string) {
 	}
 }
 
+// bystander starts a process that is not the executor's step, with env
+// as its environment, in cgroup g if not nil; it is killed at the end.
+func bystander(t *testing.T, g *stepCgroup, env ...string) int {
+	t.Helper()
+	c := &exec.Cmd{Path: "/bin/sh", Args: []string{"sh", "-c", "exec sleep 60"}, Env: env, SysProcAttr: &syscall.SysProcAttr{Setpgid: true}}
+	c, err := g.start(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+	return c.Process.Pid
+}
+
 // TestWatchdogStopsSteps: when the watchdog's input ends without the
 // executor's word (nixflow was killed), it kills the running step with
 // what it started: in its process group, escaped with setsid, and, in a
 // cgroup of its own, escaped with a cleared environment too, and the
-// cgroup is removed. Then it ends.
+// cgroup is removed. Then it ends. It kills nothing else: not the steps
+// of another executor (another token), nor of a host command (a cookie
+// without one), nor another executor's cgroup.
 func TestWatchdogStopsSteps(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -70,6 +85,19 @@ func TestWatchdogStopsSteps(t *testing.T) {
 				needStepCgroups(t)
 			}
 			ex, w := watchedExecutor(t, tc.cgroup)
+			other := newWatchdog(nil)
+			bystanders := []int{
+				bystander(t, nil, cookieVar+"="+other.cookie()),
+				bystander(t, nil, cookieVar+"="+newCookie()),
+			}
+			if tc.cgroup {
+				g := newStepCgroup(&cgroupBase{}, other.cookie())
+				if g == nil {
+					t.Fatal("no cgroup for another executor's step")
+				}
+				t.Cleanup(func() { g.kill(); g.close() })
+				bystanders = append(bystanders, bystander(t, g))
+			}
 			ended := make(chan executors.Result, 1)
 			go func() {
 				res, _ := w.Run(context.Background(), executors.Command{Argv: bash(
@@ -96,6 +124,11 @@ func TestWatchdogStopsSteps(t *testing.T) {
 			for _, pid := range pids {
 				if !processGone(pid) {
 					t.Errorf("process %d of the step survived the watchdog", pid)
+				}
+			}
+			for _, pid := range bystanders {
+				if processGone(pid) {
+					t.Errorf("process %d, not the executor's, killed by its watchdog", pid)
 				}
 			}
 			if prefix := ex.cgroups.prefixOf(ex.watch.token); tc.cgroup {
