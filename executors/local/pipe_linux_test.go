@@ -191,7 +191,7 @@ func TestPassOnHoldsBackPastBudget(t *testing.T) {
 			if len(*leaks) > 0 {
 				t.Errorf("written before its announcement was seen: %.80q", (*leaks)[0])
 			}
-			if got, want := written(out), fill+ann; got != want {
+			if got, want := written(out), fill+afterTakePad()+ann; got != want {
 				t.Errorf("stdout: %d bytes written, want %d, the step's output in order", len(got), len(want))
 			}
 			if got := written(errw); got != line {
@@ -279,19 +279,25 @@ func TestPassOnDrainTimeout(t *testing.T) {
 }
 
 // announceAfterTake makes the step write on after passOn's first take
-// from out: the announcement ann on stdout, then line, naming its value,
-// on stderr. It reports whether it did.
+// from out: on stdout more than what is left of its budget, which a take
+// may end past by up to a packet (afterTakePad), and the announcement
+// ann, then line, naming its value, on stderr. It reports whether it did.
 func announceAfterTake(t *testing.T, out, errw *output, ann, line string) *bool {
 	wrote := new(bool)
 	afterTake = func(x *output) {
 		if x == out && !*wrote {
 			*wrote = true
-			writeAll(t, out.w, ann)
+			writeAll(t, out.w, afterTakePad()+ann)
 			writeAll(t, errw.w, line)
 		}
 	}
 	t.Cleanup(func() { afterTake = nil })
 	return wrote
+}
+
+// afterTakePad is what announceAfterTake writes before the announcement.
+func afterTakePad() string {
+	return strings.Repeat(strings.Repeat("p", 1023)+"\n", 2*packetSize/1024)
 }
 
 // written returns what o's announcer was given.

@@ -2,6 +2,7 @@ package local
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -101,7 +102,7 @@ func (s *streamSet) copy() {
 		fds[i] = unix.PollFd{Fd: int32(o.r), Events: unix.POLLIN}
 	}
 	fds[len(s.outs)] = unix.PollFd{Fd: int32(s.wake.fd()), Events: unix.POLLIN}
-	buf := make([]byte, copyBufferSize)
+	buf := make([]byte, max(copyBufferSize, packetSize))
 	open := len(s.outs)
 	// read reads the pipes poll(2) found ready, or all that are open.
 	read := func(all bool) {
@@ -211,15 +212,13 @@ const readSize = 1 << 20
 // faster than it is read.
 const growAt = 64 << 10
 
-// packetSize is the most a read of a packet pipe returns (PIPE_BUF on
-// Linux). A step makes its pipe one by setting O_DIRECT on its end (dd
-// oflag=direct does): each write is then a packet of its own (split at
-// packetSize), a read returns one, and what does not fit in the read is
-// lost. So every read of a step's pipe has room for one, and copyBufferSize
-// is at least as much.
-const packetSize = 4096
-
-var _ [copyBufferSize - packetSize]struct{}
+// packetSize is the most a read of a packet pipe returns: a page (4 KiB
+// on x86-64, 16 or 64 KiB on some arm64 kernels). A step makes its pipe
+// one by setting O_DIRECT on its end (dd oflag=direct does): each write
+// is then a packet of its own (split at a page), a read returns one, and
+// what does not fit in the read is lost. So every read of a step's pipe
+// has room for one.
+var packetSize = max(4096, os.Getpagesize())
 
 // readRetry is read(2), retried when a signal interrupts it.
 func readRetry(fd int, buf []byte) (int, error) {
@@ -236,9 +235,8 @@ func readRetry(fd int, buf []byte) (int, error) {
 // forever. It is at least all that a pipe holds (pipeSize, the most an
 // unprivileged step can set), so that everything the pipes held when the
 // chunk was read is taken, whatever the chunk's size and whichever pipe
-// it came from; for larger pipes, safeEnd holds back what it must. (It
-// is used in reads of at least a packet, so that up to packetSize-1
-// bytes of it may go unused: the pipe's last bytes are then held back.)
+// it came from; for larger pipes, safeEnd holds back what it must. (A
+// pipe's take may end up to packetSize-1 bytes past it.)
 const maxHold = 1 << 20
 
 // passOn passes on chunk, just read from o (drained: o was then found
@@ -268,11 +266,14 @@ func (s *streamSet) passOn(o *output, chunk []byte, drained bool) (oDrained bool
 		if settled[i] {
 			continue
 		}
-		if x.ended() || maxHold-held[i] < packetSize { // see take
+		if x.ended() || held[i] >= maxHold {
 			settled[i] = true
 			continue
 		}
-		n, drained := x.take(maxHold - held[i])
+		// take reads no less than a packet at a time, and leaves the
+		// last packetSize-1 bytes of its limit: with this one it takes
+		// at least all that is left of the budget.
+		n, drained := x.take(maxHold - held[i] + packetSize - 1)
 		s.read(x, n, drained)
 		if afterTake != nil {
 			afterTake(x)
