@@ -32,8 +32,6 @@ var scriptEngineSkips = map[string]string{
 	"run_ssh_host_down":   "ssh jobs: the script runs local jobs only",
 	"run_ssh_nix":         "ssh jobs: the script runs local jobs only",
 	"run_interrupt_group": "oci and ssh jobs: the script runs local jobs only",
-	// Documented in docs/compile.md: the script has no watchdog.
-	"run_killed": "a script killed with SIGKILL leaves its jobs running",
 }
 
 // TestScriptCompiled runs the run_*.txtar CLI scripts again, with every

@@ -2738,6 +2738,55 @@ nf_watch_parent() {
   nf_watcher=$!
 }
 
+# nf_watchdog: killed with SIGKILL, the script can stop nothing: its jobs,
+# subshells of it, would run on, and start their next steps. So a
+# watchdog, in a process group of its own and deaf to signals, looks every
+# 200 ms whether the script is still its parent; once it is not (the
+# script ended without nf_cleanup, which kills the watchdog), it kills the
+# jobs the script started (their pids in $nf_tmp/jobs, killed only when
+# still in the script's process group), then every process carrying a
+# cookie of this run (steps, and what escaped them with setsid), and
+# removes the temporary directory. Needs /proc.
+nf_watchdog() {
+  local main=$$ stat
+  { IFS='' read -r stat <"/proc/$main/stat"; } 2>/dev/null || return 0
+  stat=${stat##*) }
+  read -r _ _ nf_main_pgid _ <<<"$stat"
+  : >"$nf_tmp/jobs"
+  set -m
+  (
+    trap '' INT QUIT HUP TERM USR1 USR2 PIPE
+    while nf_ppid_of "$BASHPID" && [[ $nf_ppid == "$main" ]]; do
+      nf_sleep_ms 200
+    done
+    nf_watchdog_sweep
+  ) </dev/null >/dev/null 2>&1 &
+  nf_watchdog_pid=$!
+  set +m
+}
+
+# nf_watchdog_sweep kills what is left of a run whose script was killed
+# (see nf_watchdog).
+nf_watchdog_sweep() {
+  local pid stat pgid i found f
+  while IFS='' read -r pid; do
+    { IFS='' read -r stat <"/proc/$pid/stat"; } 2>/dev/null || continue
+    stat=${stat##*) }
+    read -r _ _ pgid _ <<<"$stat"
+    [[ $pgid == "$nf_main_pgid" ]] && kill -KILL "$pid" 2>/dev/null
+  done <"$nf_tmp/jobs"
+  for ((i = 0; i < 50; i++)); do
+    found=0
+    while IFS='' read -r f; do
+      pid=${f#/proc/}
+      kill -KILL "${pid%/environ}" 2>/dev/null && found=1
+    done < <(grep -lz -- "^NIXFLOW_COOKIE=${nf_run_id//./\\.}\\." /proc/[0-9]*/environ 2>/dev/null)
+    ((found)) || break
+    nf_sleep_ms 10
+  done
+  rm -rf "$nf_tmp"
+}
+
 # nf_ppid_of PID sets nf_ppid to the parent of PID, from /proc.
 nf_ppid_of() {
   local stat
@@ -2810,6 +2859,7 @@ nf_visit() {
   nf_job_index=$i
   nf_job "$i" &
   nf_running[i]=$!
+  [[ -z ${nf_watchdog_pid:-} ]] || printf '%s\n' "$!" >>"$nf_tmp/jobs"
 }
 
 nf_schedule() {
@@ -3556,6 +3606,10 @@ nf_overrides() {
 
 nf_cleanup() {
   [[ -n ${nf_watcher:-} ]] && kill "$nf_watcher" 2>/dev/null
+  if [[ -n ${nf_watchdog_pid:-} ]]; then
+    kill -KILL "$nf_watchdog_pid" 2>/dev/null
+    wait "$nf_watchdog_pid" 2>/dev/null
+  fi
   [[ -n ${nf_tmp:-} ]] && rm -rf "$nf_tmp"
   if [[ ${NIXFLOW_KEEP:-1} == 0 && -n ${nf_run_dir:-} ]]; then rm -rf "$nf_run_dir"; fi
 }
@@ -3680,6 +3734,7 @@ nf_main() {
   trap 'nf_on_signal LOST' USR2
   trap '' PIPE
   nf_watch_parent
+  nf_watchdog
   # Jobs set their own USR1 trap; until they do, the signal must not kill them.
   trap '' USR1
   nf_emit run_start "" "" msg="$nf_name"
