@@ -2742,13 +2742,13 @@ nf_watch_parent() {
 # subshells of it, would run on, and start their next steps. So a
 # watchdog, in a process group of its own and deaf to signals, looks every
 # 200 ms whether the script is still its parent; once it is not (the
-# script ended without nf_cleanup, which kills the watchdog), it kills the
-# jobs the script started (their pids in $nf_tmp/jobs, killed only when
-# still in the script's process group), then every process carrying a
-# cookie of this run (steps, and what escaped them with setsid), and
-# removes the temporary directory. Needs /proc.
+# script ended without nf_cleanup, which kills the watchdog), it kills
+# what is left of the run (nf_sweep) and removes the temporary directory.
+# It needs a /proc of the script's own PID namespace (one that shows the
+# script's descriptors).
 nf_watchdog() {
   local main=$$ stat
+  [[ /proc/$main/fd/$nf_sleep_fd -ef $nf_tmp/sleep ]] 2>/dev/null || return 0
   { IFS='' read -r stat <"/proc/$main/stat"; } 2>/dev/null || return 0
   stat=${stat##*) }
   read -r _ _ nf_main_pgid _ <<<"$stat"
@@ -2756,35 +2756,58 @@ nf_watchdog() {
   set -m
   (
     trap '' INT QUIT HUP TERM USR1 USR2 PIPE
-    while nf_ppid_of "$BASHPID" && [[ $nf_ppid == "$main" ]]; do
+    # Hold neither the caller's output nor the run's lock.
+    exec 4>&-
+    [[ -z ${nf_lock_fd:-} ]] || exec {nf_lock_fd}>&-
+    while :; do
       nf_sleep_ms 200
+      # A /proc that cannot be read now is no proof the script is gone.
+      if nf_ppid_of "$BASHPID"; then [[ $nf_ppid == "$main" ]] || break; fi
     done
-    nf_watchdog_sweep
+    nf_sweep "$main"
+    rm -rf "$nf_tmp"
   ) </dev/null >/dev/null 2>&1 &
   nf_watchdog_pid=$!
   set +m
 }
 
-# nf_watchdog_sweep kills what is left of a run whose script was killed
-# (see nf_watchdog).
-nf_watchdog_sweep() {
-  local pid stat pgid i found f
-  while IFS='' read -r pid; do
-    { IFS='' read -r stat <"/proc/$pid/stat"; } 2>/dev/null || continue
-    stat=${stat##*) }
-    read -r _ _ pgid _ <<<"$stat"
-    [[ $pgid == "$nf_main_pgid" ]] && kill -KILL "$pid" 2>/dev/null
-  done <"$nf_tmp/jobs"
-  for ((i = 0; i < 50; i++)); do
-    found=0
+# nf_sweep MAIN kills what is left of a run whose script, MAIN, ended
+# without its jobs: the jobs and what they run in the script's process
+# group (its timers, its copies), then every process carrying a cookie of
+# the run (steps and providers, each in a process group of its own, and
+# what escaped them with setsid). A script that leads its process group
+# has it killed whole (a group's id is not reused while it has a
+# member); otherwise only the jobs it recorded are killed, each if it is
+# still the process that was started (its start time).
+nf_sweep() {
+  local pid start stat
+  local -a fields
+  if [[ $nf_main_pgid == "$1" ]]; then
+    kill -KILL -- "-$nf_main_pgid" 2>/dev/null
+  else
+    while read -r pid start; do
+      { IFS='' read -r stat <"/proc/$pid/stat"; } 2>/dev/null || continue
+      stat=${stat##*) }
+      read -r -a fields <<<"$stat"
+      [[ ${fields[19]} == "$start" ]] && kill -KILL "$pid" 2>/dev/null
+    done <"$nf_tmp/jobs"
+  fi
+  nf_sweep_cookies
+}
+
+# nf_sweep_cookies kills every process carrying a cookie of the run. A
+# process between fork and exec shows no environment yet: a few passes
+# more follow one that finds none.
+nf_sweep_cookies() {
+  local f pid i found
+  for ((i = 0, found = 3; i < 50 && found > 0; i++)); do
+    ((found--))
     while IFS='' read -r f; do
       pid=${f#/proc/}
-      kill -KILL "${pid%/environ}" 2>/dev/null && found=1
+      kill -KILL "${pid%/environ}" 2>/dev/null && found=3
     done < <(grep -lz -- "^NIXFLOW_COOKIE=${nf_run_id//./\\.}\\." /proc/[0-9]*/environ 2>/dev/null)
-    ((found)) || break
     nf_sleep_ms 10
   done
-  rm -rf "$nf_tmp"
 }
 
 # nf_ppid_of PID sets nf_ppid to the parent of PID, from /proc.
@@ -2859,7 +2882,18 @@ nf_visit() {
   nf_job_index=$i
   nf_job "$i" &
   nf_running[i]=$!
-  [[ -z ${nf_watchdog_pid:-} ]] || printf '%s\n' "$!" >>"$nf_tmp/jobs"
+  nf_record_job "$!"
+}
+
+# nf_record_job PID records a job for the watchdog, with its start time.
+nf_record_job() {
+  local stat
+  local -a fields
+  [[ -n $nf_watchdog_pid ]] || return 0
+  { IFS='' read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 0
+  stat=${stat##*) }
+  read -r -a fields <<<"$stat"
+  printf '%s %s\n' "$1" "${fields[19]}" >>"$nf_tmp/jobs"
 }
 
 nf_schedule() {
@@ -3609,6 +3643,11 @@ nf_cleanup() {
   if [[ -n ${nf_watchdog_pid:-} ]]; then
     kill -KILL "$nf_watchdog_pid" 2>/dev/null
     wait "$nf_watchdog_pid" 2>/dev/null
+    # The script failing with jobs running: they go with it.
+    if ((${#nf_running[@]} > 0)); then
+      kill -KILL "${nf_running[@]}" 2>/dev/null
+      nf_sweep_cookies
+    fi
   fi
   [[ -n ${nf_tmp:-} ]] && rm -rf "$nf_tmp"
   if [[ ${NIXFLOW_KEEP:-1} == 0 && -n ${nf_run_dir:-} ]]; then rm -rf "$nf_run_dir"; fi
@@ -3725,7 +3764,7 @@ nf_main() {
   exec {nf_sleep_fd}<>"$nf_tmp/sleep"
   nf_signals=0 nf_first_signal=0
   exec 4>&1
-  nf_lost=0 nf_lost_told=0 nf_watcher='' nf_chain0=''
+  nf_lost=0 nf_lost_told=0 nf_watcher='' nf_watchdog_pid='' nf_chain0=''
   if [[ -r /proc/$$/stat ]]; then nf_ancestors; nf_chain0=$nf_chain; fi
   trap 'nf_on_signal INT' INT
   trap 'nf_on_signal TERM' TERM
