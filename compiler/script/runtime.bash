@@ -2744,15 +2744,13 @@ nf_watch_parent() {
 # 200 ms whether the script is still its parent; once it is not (the
 # script ended without nf_cleanup, which kills the watchdog), it kills
 # what is left of the run (nf_sweep) and removes the temporary directory.
+# It closes the script's output and lock, not the sleep fifo: nf_sweep
+# finds the run's processes by it.
 # It needs a /proc of the script's own PID namespace (one that shows the
 # script's descriptors).
 nf_watchdog() {
-  local main=$$ stat
+  local main=$$
   [[ /proc/$main/fd/$nf_sleep_fd -ef $nf_tmp/sleep ]] 2>/dev/null || return 0
-  { IFS='' read -r stat <"/proc/$main/stat"; } 2>/dev/null || return 0
-  stat=${stat##*) }
-  read -r _ _ nf_main_pgid _ <<<"$stat"
-  : >"$nf_tmp/jobs"
   set -m
   (
     trap '' INT QUIT HUP TERM USR1 USR2 PIPE
@@ -2764,34 +2762,33 @@ nf_watchdog() {
       # A /proc that cannot be read now is no proof the script is gone.
       if nf_ppid_of "$BASHPID"; then [[ $nf_ppid == "$main" ]] || break; fi
     done
-    nf_sweep "$main"
+    nf_sweep
     rm -rf "$nf_tmp"
   ) </dev/null >/dev/null 2>&1 &
   nf_watchdog_pid=$!
   set +m
 }
 
-# nf_sweep MAIN kills what is left of a run whose script, MAIN, ended
-# without its jobs: the jobs and what they run in the script's process
-# group (its timers, its copies), then every process carrying a cookie of
-# the run (steps and providers, each in a process group of its own, and
-# what escaped them with setsid). A script that leads its process group
-# has it killed whole (a group's id is not reused while it has a
-# member); otherwise only the jobs it recorded are killed, each if it is
-# still the process that was started (its start time).
+# nf_sweep kills what is left of a run whose script ended without its
+# jobs: every process but the caller that holds the run's sleep fifo
+# (nf_sleep_fd, which every process the script started inherits: its
+# jobs, their timers, readers and copies, the steps and what they start),
+# a few passes, as one may fork meanwhile; then every process carrying a
+# cookie of the run (nf_sweep_cookies: what closed its descriptors). A
+# process outside the run (a pipeline peer of the script, a pid used
+# again) never holds that fifo.
 nf_sweep() {
-  local pid start stat
-  local -a fields
-  if [[ $nf_main_pgid == "$1" ]]; then
-    kill -KILL -- "-$nf_main_pgid" 2>/dev/null
-  else
-    while read -r pid start; do
-      { IFS='' read -r stat <"/proc/$pid/stat"; } 2>/dev/null || continue
-      stat=${stat##*) }
-      read -r -a fields <<<"$stat"
-      [[ ${fields[19]} == "$start" ]] && kill -KILL "$pid" 2>/dev/null
-    done <"$nf_tmp/jobs"
-  fi
+  local f pid i found
+  for ((i = 0, found = 1; i < 20 && found; i++)); do
+    found=0
+    for f in /proc/[0-9]*/fd/*; do
+      [[ $f -ef $nf_tmp/sleep ]] 2>/dev/null || continue
+      pid=${f#/proc/}
+      pid=${pid%%/*}
+      [[ $pid == "$BASHPID" ]] && continue
+      kill -KILL "$pid" 2>/dev/null && found=1
+    done
+  done
   nf_sweep_cookies
 }
 
@@ -2882,18 +2879,6 @@ nf_visit() {
   nf_job_index=$i
   nf_job "$i" &
   nf_running[i]=$!
-  nf_record_job "$!"
-}
-
-# nf_record_job PID records a job for the watchdog, with its start time.
-nf_record_job() {
-  local stat
-  local -a fields
-  [[ -n $nf_watchdog_pid ]] || return 0
-  { IFS='' read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 0
-  stat=${stat##*) }
-  read -r -a fields <<<"$stat"
-  printf '%s %s\n' "$1" "${fields[19]}" >>"$nf_tmp/jobs"
 }
 
 nf_schedule() {
@@ -3643,11 +3628,12 @@ nf_cleanup() {
   if [[ -n ${nf_watchdog_pid:-} ]]; then
     kill -KILL "$nf_watchdog_pid" 2>/dev/null
     wait "$nf_watchdog_pid" 2>/dev/null
-    # The script failing with jobs running: they go with it.
-    if ((${#nf_running[@]} > 0)); then
-      kill -KILL "${nf_running[@]}" 2>/dev/null
-      nf_sweep_cookies
-    fi
+  fi
+  # The script failing with jobs running: they go with it, and what they
+  # started (with /proc).
+  if ((${#nf_running[@]} > 0)); then
+    kill -KILL "${nf_running[@]}" 2>/dev/null
+    [[ ! -d /proc/self ]] || nf_sweep
   fi
   [[ -n ${nf_tmp:-} ]] && rm -rf "$nf_tmp"
   if [[ ${NIXFLOW_KEEP:-1} == 0 && -n ${nf_run_dir:-} ]]; then rm -rf "$nf_run_dir"; fi
