@@ -16,13 +16,13 @@
 let
   inherit (builtins) attrNames concatLists concatStringsSep elem elemAt filter genList
     isAttrs isList isString length unsafeGetAttrPos;
-  inherit (util) quote didYouMean;
+  inherit (util) quote didYouMean posString;
 
   # at writes one problem, positioned at attribute name of attrs when Nix
   # knows where it was written.
   at = attrs: name: path: msg:
     let pos = unsafeGetAttrPos name attrs; in
-    (if pos == null then "" else "${pos.file}:${toString pos.line}:${toString pos.column}: ")
+    (if pos == null then "" else "${posString pos}: ")
     + "${path}: ${msg}";
 
   plainAttrs = v: isAttrs v && !(util.isDerivation v);
@@ -161,8 +161,6 @@ let
     else if k == "continue-on-error" then "continueOnError"
     else if k == "actions" then "steps"
     else k;
-
-  posString = p: "${p.file}:${toString p.line}:${toString p.column}";
 
   # fieldPositions: "PREFIXFIELD" = "FILE:LINE:COL" for each field of a
   # that Nix knows the place of.

@@ -77,11 +77,11 @@ let
         # Checked where the function is called (where == ""): the error
         # starts with the place of what is wrong. In a job's envFrom, it
         # names the job, and the CLI finds the place.
-        at = if where == "" then util.at p else _: w: w;
+        place = if where == "" then util.at else _: _: w: w;
       in
-      (if where == "" then util.checkFieldsAt else util.checkFields) here (spec.required ++ spec.optional) opts (
-        if missing != [ ] then fail (at null here) "missing required field ${quote (builtins.head missing)}"
-        else { inherit (p) type; } // mapAttrs (k: v: checks.${k} (at k "${here}.${k}") v) opts
+      util.checkFieldsWith place here (spec.required ++ spec.optional) opts (
+        if missing != [ ] then fail (place opts null here) "missing required field ${quote (builtins.head missing)}"
+        else { inherit (p) type; } // mapAttrs (k: v: checks.${k} (place opts k "${here}.${k}") v) opts
           // (if p.type == "file" && util.isDerivation (opts.path or null)
              then { drv = builtins.unsafeDiscardStringContext opts.path.drvPath; } else { }));
 

@@ -13,6 +13,10 @@ let
   # one shape: `nixflow: WHERE: MESSAGE`, lowercase, user values quoted.
   fail = where: msg: throw "nixflow: ${where}: ${msg}";
 
+  # posString writes a position of builtins.unsafeGetAttrPos as the CLI
+  # reads it: FILE:LINE:COL.
+  posString = p: "${p.file}:${toString p.line}:${toString p.column}";
+
   # libDir is the library's directory: a position in it is not the user's.
   libDir = toString ./.;
   userPos = p: p != null && substring 0 (stringLength libDir + 1) p.file != libDir + "/";
@@ -30,7 +34,7 @@ let
       earlier = a: b: if b.line < a.line || (b.line == a.line && b.column < a.column) then b else a;
       p = if userPos own then own else if given != [ ] then foldl' earlier (builtins.head given) given else null;
     in
-    if p == null then where else "${p.file}:${toString p.line}:${toString p.column}: ${where}";
+    if p == null then where else "${posString p}: ${where}";
 
   # quote renders a user value in a message the way the Go CLI does (%q).
   quote = s: toJSON s;
@@ -131,6 +135,8 @@ let
   # its place from the source map.
   checkFieldsAt = checkFieldsWith at;
 
+  # checkFieldsWith is checkFields whose error starts with place attrs
+  # FIELD where (at, or where alone).
   checkFieldsWith = place: where: known: attrs: result:
     let unknown = filter (k: !(elem k known)) (attrNames attrs); in
     if unknown == [ ] then result
@@ -350,7 +356,7 @@ let
 in
 {
   inherit fail quote isDerivation describe optionalAttrs removeNulls toLower
-    at editDistance suggest didYouMean checkFields checkFieldsAt str nonEmpty oneLine bool list
+    at posString editDistance suggest didYouMean checkFields checkFieldsWith checkFieldsAt str nonEmpty oneLine bool list
     attrs stringList enum pathString varName envNamePattern envValue env retry
     seconds timeout duration layers escapeShellArg varNameProblem envValueProblem
     retryProblems timeoutProblem enumProblem trim trimPrefix trimSuffix

@@ -49,9 +49,7 @@ func nixProblems(output, source, flakeDir string, more func() []problem) error {
 		for _, l := range lines[i+1 : min(len(lines), i+1+n)] {
 			l = strings.TrimSpace(l)
 			if m := problemLine.FindStringSubmatch(l); m != nil {
-				line, _ := strconv.Atoi(m[2])
-				col, _ := strconv.Atoi(m[3])
-				ps = append(ps, problem{displayPath(m[1], flakeDir), line, col, m[4]})
+				ps = append(ps, placed(m, flakeDir))
 			} else if l != "" {
 				ps = append(ps, problem{source, 0, 0, l})
 			}
@@ -93,23 +91,31 @@ func (p problem) String() string {
 	return p.file + ":" + strconv.Itoa(p.line) + ":" + strconv.Itoa(p.col) + ": " + p.msg
 }
 
+// placed is the problem of problemLine's match m, its file as the user
+// knows it.
+func placed(m []string, flakeDir string) problem {
+	line, _ := strconv.Atoi(m[2])
+	col, _ := strconv.Atoi(m[3])
+	return problem{displayPath(m[1], flakeDir), line, col, m[4]}
+}
+
 // placedFailure is a mistake the Nix library stopped at and placed
 // itself (a helper's options: actions.*, envProviders.*): nixflow:
-// FILE:LINE:COL: WHAT.
-var placedFailure = regexp.MustCompile(`(?m)^\s*error: nixflow: (/[^:\n]+):(\d+):(\d+): (.+)$`)
+// FILE:LINE:COL: WHAT (a problemLine).
+var placedFailure = regexp.MustCompile(`(?m)^\s*error: nixflow: (/.+)$`)
 
 // placedProblem returns the mistake of output that the Nix library
-// placed itself, its file as the user knows it; ok is false when output
-// holds none.
+// placed itself; ok is false when output holds none.
 func placedProblem(output, flakeDir string) (p problem, ok bool) {
 	ms := placedFailure.FindAllStringSubmatch(output, -1)
 	if ms == nil {
 		return problem{}, false
 	}
-	m := ms[len(ms)-1]
-	line, _ := strconv.Atoi(m[2])
-	col, _ := strconv.Atoi(m[3])
-	return problem{displayPath(m[1], flakeDir), line, col, m[4]}, true
+	m := problemLine.FindStringSubmatch(ms[len(ms)-1][1])
+	if m == nil {
+		return problem{}, false
+	}
+	return placed(m, flakeDir), true
 }
 
 // jobFailure is the mistake in a job that the Nix library stopped at

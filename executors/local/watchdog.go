@@ -15,8 +15,9 @@ import (
 // A nixflow killed with SIGKILL, or crashing, cannot stop its steps. So
 // before its first step starts, a local executor starts a watchdog: a
 // second nixflow process (WatchdogMain), in a process group of its own
-// and deaf to a terminal's signals, whose standard input is a pipe that
-// only the executor holds. Close kills the watchdog: the steps are over.
+// and deaf to every signal it can ignore, whose standard input is a pipe
+// that only the executor holds. Close kills the watchdog: the steps are
+// over.
 // When the pipe reaches end of file first, nixflow is gone: the watchdog
 // kills the executor's steps, found by the cookies in their
 // environments, which share the executor's token, and by their cgroups,
@@ -151,14 +152,10 @@ func WatchdogMain(args []string, stdin io.Reader) int {
 		os.Stderr.WriteString("nixflow: the watchdog is started by nixflow itself\n")
 		return 2
 	}
-	ignoreSignals()
+	// It outlives what stops nixflow, and ends with its input: only
+	// SIGKILL and SIGSTOP reach it.
+	signal.Ignore()
 	io.Copy(io.Discard, stdin)
 	sweepSteps(args[0], args[1])
 	return 0
-}
-
-// ignoreSignals makes the watchdog outlive what stops nixflow: it ends
-// with its input. Only SIGKILL and SIGSTOP reach it.
-func ignoreSignals() {
-	signal.Ignore()
 }
