@@ -5,20 +5,20 @@ package main
 import (
 	"os"
 
-	"github.com/nixflow/nixflow/executors/local"
+	"github.com/nixflow/nixflow/executors/watchdog"
 )
 
 func main() {
 	os.Exit(entry(os.Args))
 }
 
-// entry runs the program with argv (os.Args): as the watchdog of a local
-// executor's steps (local.WatchdogMain), or as the CLI, whose local
-// executors start this program as their watchdog.
+// entry runs the program with argv (os.Args): as the watchdog of an
+// executor (watchdog.Main), or as the CLI, whose executors start this
+// program as their watchdog.
 func entry(argv []string) int {
-	if len(argv) > 1 && argv[1] == local.WatchdogArg {
-		return local.WatchdogMain(argv[2:], os.Stdin)
+	if len(argv) > 1 && argv[1] == watchdog.Arg {
+		return watchdog.Main(argv[2:], os.Stdin)
 	}
-	local.EnableWatchdog(argv[0])
+	watchdog.Enable(argv[0])
 	return Main(argv[1:], os.Stdin, os.Stdout, os.Stderr)
 }

@@ -238,6 +238,7 @@ func scriptParams(dir string) testscript.Params {
 			"waitfile":  cmdWaitfile,
 			"dead":      cmdDead,
 			"ociimage":  cmdOCIImage,
+			"ocigone":   cmdOCIGone,
 			"subst":     cmdSubst,
 			"emptydir":  cmdEmptydir,
 			"tmpfs":     cmdTmpfs,
@@ -347,6 +348,24 @@ func cmdDead(ts *testscript.TestScript, neg bool, args []string) {
 			}
 		}
 	}
+}
+
+// cmdOCIGone checks that no container of RUNTIME (docker, podman) has
+// the label LABEL=VALUE, waiting up to 30 s for them to go (the watchdog
+// of a killed nixflow removes them a moment after the kill).
+func cmdOCIGone(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: ocigone RUNTIME LABEL=VALUE")
+	}
+	var left string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		out, err := exec.Command(args[0], "ps", "--all", "--quiet", "--filter", "label="+args[1]).CombinedOutput()
+		ts.Check(err)
+		if left = strings.TrimSpace(string(out)); left == "" {
+			return
+		}
+	}
+	ts.Fatalf("%s containers labelled %s left 30 s on: %s", args[0], args[1], left)
 }
 
 // cmdOCIImage builds (once per test binary) the test image of a

@@ -29,6 +29,7 @@ import (
 	"github.com/nixflow/nixflow/compiler"
 	"github.com/nixflow/nixflow/executors"
 	"github.com/nixflow/nixflow/executors/ssh"
+	"github.com/nixflow/nixflow/executors/watchdog"
 	"github.com/nixflow/nixflow/timing"
 )
 
@@ -73,6 +74,10 @@ type Executor struct {
 	ami   string
 	// shared is the instance of shared mode, once launched.
 	shared *sharedInstance
+	// guard terminates the instances if nixflow is killed (guard.go);
+	// nil: none.
+	guardOnce sync.Once
+	guard     *watchdog.Guard
 }
 
 var _ executors.Executor = (*Executor)(nil)
@@ -211,10 +216,14 @@ func (x *Executor) Close(ctx context.Context) error {
 	x.mu.Lock()
 	s := x.shared
 	x.mu.Unlock()
-	if s == nil || s.inst == nil {
-		return nil
+	var err error
+	if s != nil && s.inst != nil {
+		err = s.inst.close(nil)
 	}
-	return s.inst.close(nil)
+	// Every job's instance was terminated at its teardown: what the
+	// guard would terminate is what nixflow could not, and said so.
+	x.stopGuard()
+	return err
 }
 
 // workspace is the SSH executor's workspace on an instance; in isolated

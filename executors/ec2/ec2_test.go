@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -836,5 +837,68 @@ func TestUserData(t *testing.T) {
 	}
 	if !strings.Contains(ud, `[ shutdown, -h, "+2",`) {
 		t.Errorf("a lifetime of 90s must round up to 2 minutes:\n%s", ud)
+	}
+}
+
+// TestGuardSweep: the watchdog of a killed nixflow terminates what its
+// notes say nixflow launched and did not terminate, marks their records
+// terminated and removes the run's keys; an instance whose RunInstances
+// call was under way (sent, never answered) it finds by its client
+// token. An instance noted terminated it leaves alone. (The instances
+// are of no run and no subnet of the tests: no other test's reap or
+// booter takes them.)
+func TestGuardSweep(t *testing.T) {
+	w := setup(t)
+	t.Parallel()
+	launch := func(token string) string {
+		in := &awsec2.RunInstancesInput{
+			ImageId: aws.String("ami-12345678"), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+			InstanceType: types.InstanceTypeT3Micro,
+		}
+		if token != "" {
+			in.ClientToken = aws.String(token)
+		}
+		out, err := w.clients.EC2.RunInstances(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := aws.ToString(out.Instances[0].InstanceId)
+		t.Cleanup(func() {
+			w.clients.EC2.TerminateInstances(context.Background(), &awsec2.TerminateInstancesInput{InstanceIds: []string{id}})
+		})
+		return id
+	}
+	runDir := t.TempDir()
+	launched := launch("")
+	if err := ec2.WriteRecord(runDir, ec2.Record{InstanceID: launched, Region: ec2test.Region, RunID: "run-guard", Launched: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(ec2.KeysDir(runDir), "k", "id_ed25519")
+	if err := os.MkdirAll(filepath.Dir(key), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, []byte("key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	unanswered := "nixflow-test-guard-" + strconv.Itoa(os.Getpid())
+	lost := launch(unanswered)
+	done := launch("")
+	notes := []string{
+		ec2.LaunchNote("nixflow-test-answered"), ec2.InstanceNote(launched, runDir), ec2.AnsweredNote("nixflow-test-answered"),
+		ec2.LaunchNote(unanswered),
+		ec2.InstanceNote(done, ""), ec2.TerminatedNote(done),
+	}
+	ec2.SweepInstances([]string{ec2test.Region, w.moto.Endpoint, "123"}, notes)
+	gone(t, w, launched)
+	gone(t, w, lost)
+	if st := describe(t, w, done).State.Name; st != types.InstanceStateNameRunning {
+		t.Errorf("instance %s, noted terminated, is %s: the watchdog touched it", done, st)
+	}
+	recs := records(t, runDir)
+	if len(recs) != 1 || recs[0].Terminated.IsZero() {
+		t.Errorf("records after the sweep: %+v, want %s's marked terminated", recs, launched)
+	}
+	if _, err := os.Stat(ec2.KeysDir(runDir)); !os.IsNotExist(err) {
+		t.Errorf("the run's keys are still there: %v", err)
 	}
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/nixflow/nixflow/executors"
 	"github.com/nixflow/nixflow/executors/ssh"
+	"github.com/nixflow/nixflow/executors/watchdog"
 )
 
 // Tags nixflow sets on what it launches. `nixflow ec2 reap` finds
@@ -54,6 +55,9 @@ type instance struct {
 	port        int
 	backoff     func(int) time.Duration
 	log         func(string, ...any)
+
+	// guard is told of the instance's termination.
+	guard *watchdog.Guard
 
 	once    sync.Once
 	termErr error
@@ -99,14 +103,17 @@ func (x *Executor) start(ctx context.Context, c *Clients, spec executors.JobSpec
 		return nil, err
 	}
 	spec.Logf("launching %s instance from %s", x.cfg.InstanceType, ami)
+	x.startGuard(c)
 	out, err := x.runInstances(ctx, c, in)
 	if err != nil {
 		removeKeyDir(keyDir)
 		return nil, err
 	}
 	id := aws.ToString(out.Instances[0].InstanceId)
+	x.guard.Note(instanceNote(id, spec.RunDir))
+	x.guard.Note(answeredNote(aws.ToString(in.ClientToken)))
 	inst := &instance{
-		id: id, clients: c, runDir: spec.RunDir, keyDir: keyDir,
+		id: id, clients: c, runDir: spec.RunDir, keyDir: keyDir, guard: x.guard,
 		user: x.cfg.SSHUser, port: x.cfg.SSHPort, backoff: x.opts.Backoff, log: spec.Logf,
 		rec: Record{
 			InstanceID: id, Region: c.Region, Endpoint: x.cfg.Endpoint, RunID: spec.RunID,
@@ -284,8 +291,15 @@ const capacityTries = 3
 // instance it may have launched is looked up by its token and terminated.
 func (x *Executor) runInstances(ctx context.Context, c *Clients, in *ec2.RunInstancesInput) (*ec2.RunInstancesOutput, error) {
 	for try := 1; ; try++ {
-		in.ClientToken = aws.String(newToken())
+		token := newToken()
+		in.ClientToken = aws.String(token)
+		x.guard.Note(launchNote(token))
 		out, err := c.EC2.RunInstances(ctx, in, noCapacityRetries)
+		if err != nil {
+			// Dealt with below (terminateByToken when the answer was
+			// lost), by the time this returns.
+			defer x.guard.Note(answeredNote(token))
+		}
 		if err == nil {
 			if len(out.Instances) != 1 {
 				return nil, fmt.Errorf("RunInstances returned %d instances, want 1", len(out.Instances))
@@ -348,26 +362,10 @@ func (r capacityNotRetried) IsErrorRetryable(err error) bool {
 func (x *Executor) terminateByToken(c *Clients, token string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var ids []string
-	// EC2 is eventually consistent: a launch it took may show a moment
-	// later. Looked for a while (15 s), then said.
-	for _, wait := range tokenLookups {
-		time.Sleep(wait)
-		out, err := c.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{
-			Filters: []types.Filter{{Name: aws.String("client-token"), Values: []string{token}}},
-		})
-		if err != nil {
-			x.log.Error("look up an instance whose launch was interrupted; run 'nixflow ec2 reap'", "error", err)
-			return
-		}
-		for _, r := range out.Reservations {
-			for _, i := range r.Instances {
-				ids = append(ids, aws.ToString(i.InstanceId))
-			}
-		}
-		if len(ids) > 0 {
-			break
-		}
+	ids, err := lookUpToken(ctx, c, token)
+	if err != nil {
+		x.log.Error("look up an instance whose launch was interrupted; run 'nixflow ec2 reap'", "error", err)
+		return
 	}
 	if len(ids) == 0 {
 		x.log.Warn("a launch was interrupted and no instance of it shows yet; if one shows later, 'nixflow ec2 reap' terminates it (its run is over)")
@@ -556,6 +554,7 @@ func (i *instance) close(logf func(string, ...any)) error {
 				i.id, err, i.rec.ExpiresAt.Format(time.RFC3339)))
 			return
 		}
+		i.guard.Note(terminatedNote(i.id))
 		i.rec.Terminated, i.rec.Error = time.Now().UTC(), ""
 		if werr := writeRecord(i.runDir, i.rec); werr != nil {
 			i.termErr = errors.Join(i.termErr, fmt.Errorf("record termination of %s: %w", i.id, werr))

@@ -345,7 +345,7 @@ func stepCgroupName(cookie string) string {
 
 // prefixOf returns the start of the paths of the cgroups this process
 // makes for the steps whose cookies start with token (see
-// watchdog.cookie); empty when steps get no cgroup.
+// guard.cookie); empty when steps get no cgroup.
 func (b *cgroupBase) prefixOf(token string) string {
 	base, ok := b.get()
 	if !ok {

@@ -119,8 +119,8 @@ type Executor struct {
 	progs progCache
 	// spares are directories of ended jobs kept for the next (spare.go).
 	spares spareDirs
-	// watch is the steps' watchdog (watchdog.go); nil: none.
-	watch *watchdog
+	// watch is the steps' guard (watchdog.go); nil: none.
+	watch *guard
 }
 
 var _ executors.Executor = (*Executor)(nil)
@@ -134,10 +134,10 @@ func New(p executors.Params) (executors.Executor, error) {
 }
 
 // Watch makes a watchdog stop the executor's steps if nixflow is killed
-// (see EnableWatchdog), logging to log if it cannot. It must be called
+// (see watchdog.Enable), logging to log if it cannot. It must be called
 // before the executor's first Prepare.
 func (e *Executor) Watch(log hclog.Logger) {
-	e.watch = newWatchdog(log)
+	e.watch = newGuard(log)
 }
 
 // Close ends the executor's watchdog, and removes the repository
@@ -248,8 +248,8 @@ type workspace struct {
 	stdin *devNull
 	// progs is the executor's, nil outside one.
 	progs *progCache
-	// watch is the executor's watchdog, nil outside one or without.
-	watch *watchdog
+	// watch is the executor's guard, nil outside one or without.
+	watch *guard
 	// spares is the executor's, nil outside one: Teardown gives it the
 	// temporary directory for runDir's next jobs, if it is as tempMade
 	// records it (nil: not recorded) and nothing a step started may be

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nixflow/nixflow/executors"
+	"github.com/nixflow/nixflow/executors/watchdog"
 )
 
 // announcer plays the step runner's part: lines "::add-mask::V" announce
@@ -148,8 +149,8 @@ func TestStreamsLookAheadBehindMiB(t *testing.T) {
 // TestMain runs the tests, or, in the step of
 // TestStreamsLookAheadBehindMiB, plays that step.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == WatchdogArg {
-		os.Exit(WatchdogMain(os.Args[2:], os.Stdin))
+	if len(os.Args) > 1 && os.Args[1] == watchdog.Arg {
+		os.Exit(watchdog.Main(os.Args[2:], os.Stdin))
 	}
 	if os.Getenv("NIXFLOW_TEST_HELPER_WRITES") != "" {
 		helperWrites()

@@ -12,15 +12,16 @@ import (
 	"time"
 
 	"github.com/nixflow/nixflow/executors"
+	"github.com/nixflow/nixflow/executors/watchdog"
 )
 
 // watchedExecutor returns an executor with a watchdog (this test binary,
-// whose TestMain runs WatchdogMain), and a workspace of it whose steps
+// whose TestMain runs watchdog.Main), and a workspace of it whose steps
 // run in a cgroup of their own or not.
 func watchedExecutor(t *testing.T, cgroup bool) (*Executor, *workspace) {
 	t.Helper()
-	EnableWatchdog("nixflow-test")
-	t.Cleanup(func() { EnableWatchdog("") })
+	watchdog.Enable("nixflow-test")
+	t.Cleanup(func() { watchdog.Enable("") })
 	ex := &Executor{}
 	ex.Watch(nil)
 	ws, err := ex.Prepare(context.Background(), executors.JobSpec{RunDir: t.TempDir(), Job: "job"})
@@ -85,7 +86,7 @@ func TestWatchdogStopsSteps(t *testing.T) {
 				needStepCgroups(t)
 			}
 			ex, w := watchedExecutor(t, tc.cgroup)
-			other := newWatchdog(nil)
+			other := newGuard(nil)
 			bystanders := []int{
 				bystander(t, nil, cookieVar+"="+other.cookie()),
 				bystander(t, nil, cookieVar+"="+newCookie()),
@@ -113,14 +114,12 @@ func TestWatchdogStopsSteps(t *testing.T) {
 			}
 			// nixflow killed: its end of the pipe closes, without a word.
 			ex.watch.once.Do(func() {}) // start's writes happened before
-			if ex.watch.cmd == nil {
+			if ex.watch.guard == nil {
 				t.Fatal("no watchdog started with the step")
 			}
-			ex.watch.pipe.Close()
-			if err := ex.watch.cmd.Wait(); err != nil {
+			if err := ex.watch.guard.Abandon(); err != nil {
 				t.Errorf("watchdog: %v", err)
 			}
-			ex.watch.cmd = nil
 			for _, pid := range pids {
 				if !processGone(pid) {
 					t.Errorf("process %d of the step survived the watchdog", pid)
@@ -163,15 +162,15 @@ func TestWatchdogDone(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bystander.Process.Kill()
-	watchdog := ex.watch.cmd
-	if watchdog == nil {
+	guard := ex.watch.guard
+	if guard == nil {
 		t.Fatal("no watchdog started with the step")
 	}
 	if err := ex.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if watchdog.ProcessState == nil {
-		t.Error("the watchdog was not waited for")
+	if !guard.Done() {
+		t.Error("the watchdog was not stopped")
 	}
 	if processGone(bystander.Process.Pid) {
 		t.Error("the watchdog killed a process after it was told the steps were over")

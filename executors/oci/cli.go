@@ -94,13 +94,25 @@ func (c *cli) command(args ...string) *exec.Cmd {
 // output runs the client with args and stdin, and returns its standard
 // output; a failure is a *cliError. ctx stops the client.
 func (c *cli) output(ctx context.Context, stdin io.Reader, args ...string) (string, error) {
+	return c.outputStarted(ctx, stdin, nil, args...)
+}
+
+// outputStarted is output, calling started (if not nil) with the
+// client's process once it started.
+func (c *cli) outputStarted(ctx context.Context, stdin io.Reader, started func(*os.Process), args ...string) (string, error) {
 	cmd := executors.OwnGroupContext(exec.CommandContext(ctx, c.path, args...))
 	cmd.Env = c.env
 	cmd.Stdin = stdin
 	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
+	err := cmd.Start()
+	if err == nil {
+		if started != nil {
+			started(cmd.Process)
+		}
+		err = cmd.Wait()
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return "", fmt.Errorf("%s %s: %w", c.name, args[0], ctx.Err())

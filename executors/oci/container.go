@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nixflow/nixflow/executors"
+	"github.com/nixflow/nixflow/executors/watchdog"
 )
 
 // Labels put on everything nixflow creates.
@@ -51,6 +52,8 @@ type startSpec struct {
 	image, runID, job, user string
 	mounts                  []mount
 	volumes, options        []string
+	// guard is told of the container's creation (see guardNotes).
+	guard *watchdog.Guard
 }
 
 // container is a started container.
@@ -111,7 +114,8 @@ func (c *cli) start(ctx context.Context, s startSpec) (*container, error) {
 	// it made.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
 	defer cancel()
-	out, err := c.output(cctx, nil, args...)
+	out, err := c.outputStarted(cctx, nil, func(p *os.Process) { s.guard.Note(createNote(name, p.Pid)) }, args...)
+	s.guard.Note(createdNote(name))
 	if err == nil && ctx.Err() != nil {
 		err = fmt.Errorf("%s run: %w", c.name, ctx.Err())
 	}

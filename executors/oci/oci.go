@@ -76,6 +76,7 @@ import (
 	"github.com/nixflow/nixflow/compiler"
 	"github.com/nixflow/nixflow/executors"
 	"github.com/nixflow/nixflow/executors/local"
+	"github.com/nixflow/nixflow/executors/watchdog"
 )
 
 // tmpMount is where a job's temporary directory is mounted.
@@ -96,6 +97,9 @@ type Executor struct {
 	// Close removes.
 	runIDs map[string]bool
 	swept  bool
+	// guard removes the containers if nixflow is killed (guard.go); nil:
+	// none.
+	guard *watchdog.Guard
 
 	// host makes the jobs' directories on this machine, mounted into the
 	// containers: one for the executor, whose snapshot of the repository
@@ -175,6 +179,10 @@ func (e *Executor) runtime(ctx context.Context, spec executors.JobSpec) (*cli, e
 			return nil, err
 		}
 		e.cli = c
+		e.guard, err = watchdog.Start(containersKind, c.env, c.name, c.path, strconv.Itoa(os.Getpid()))
+		if err != nil {
+			e.log.Warn("no watchdog: the containers will not be removed at once if nixflow is killed", "error", err)
+		}
 	}
 	if !e.swept {
 		e.swept = true
@@ -318,21 +326,21 @@ func (e *Executor) Close(ctx context.Context) (err error) {
 		}
 	}
 	for runID := range e.runIDs {
-		out, err := e.cli.output(ctx, nil, "ps", "--all", "--quiet", "--no-trunc",
-			"--filter", "label="+LabelRun+"="+runID,
-			"--filter", "label="+LabelOwnerPID+"="+strconv.Itoa(os.Getpid()),
-			"--filter", "label="+LabelHost+"="+hostname())
+		left, err := e.cli.owned(ctx, os.Getpid(), runID)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("list the run's containers: %w", err))
 			continue
 		}
-		if left := strings.Fields(out); len(left) > 0 {
+		if len(left) > 0 {
 			e.log.Warn("removing containers the run left", "containers", left)
 			if err := e.cli.remove(ctx, left...); err != nil {
 				errs = append(errs, fmt.Errorf("remove the run's containers: %w", err))
 			}
 		}
 	}
+	// Every container is gone, or said not to be: the guard's work is
+	// done. (A nixflow killed before this line leaves it to the guard.)
+	e.guard.Stop()
 	return errors.Join(errs...)
 }
 
@@ -371,6 +379,7 @@ func (e *Executor) create(ctx context.Context, c *cli, spec executors.JobSpec, j
 	ss := startSpec{
 		image: image, runID: spec.RunID, job: job, user: e.cfg.User,
 		mounts: mounts, volumes: e.cfg.Volumes, options: e.cfg.Options,
+		guard: e.guard,
 	}
 	ctr, err := c.start(ctx, ss)
 	if err != nil && imageMissing(err) {

@@ -214,23 +214,37 @@ func ownerAlive(pid int, start string) bool {
 // boot (from /proc), so that a reused pid is not taken for the owner;
 // empty where /proc does not tell.
 func processStart(pid int) string {
+	if f := procStat(pid); len(f) >= 20 {
+		return f[19] // starttime, field 22
+	}
+	return ""
+}
+
+// processState returns the state of process pid ('R', 'S', 'Z'...), 0
+// where /proc does not tell.
+func processState(pid int) byte {
+	if f := procStat(pid); len(f) > 0 && f[0] != "" {
+		return f[0][0] // state, field 3
+	}
+	return 0
+}
+
+// procStat returns the fields of /proc/PID/stat after the command name
+// (the state, field 3, first), nil where /proc does not tell.
+func procStat(pid int) []string {
 	if runtime.GOOS != "linux" {
-		return ""
+		return nil
 	}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return ""
+		return nil
 	}
 	// The command name, in parentheses, may hold spaces: fields count
-	// from after its closing parenthesis. starttime is field 22.
+	// from after its closing parenthesis.
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return ""
+		return nil
 	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return ""
-	}
-	return f[19]
+	return strings.Fields(s[i+1:])
 }

@@ -1,0 +1,207 @@
+package ec2
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/nixflow/nixflow/executors/watchdog"
+)
+
+// An ec2 executor starts a guard (package watchdog) of kind "instances"
+// before its first launch: if nixflow is killed with SIGKILL, or
+// crashes, the guard terminates the instances it launched at once, where
+// only their shutdown timers or `nixflow ec2 reap` would have. Its
+// arguments are the region and the endpoint (empty: AWS's); it finds
+// credentials as nixflow does, in the environment it inherits.
+//
+// The executor notes on the guard's pipe each RunInstances call under
+// way (its client token), each instance launched (with the run directory
+// that holds its record) and each instance it terminated. The guard
+// terminates the launched instances not terminated, marks their records
+// terminated and removes their keys; for a call under way when nixflow
+// died, it looks the instance up by its token, as an interrupted launch
+// does.
+const instancesKind = "instances"
+
+func init() {
+	watchdog.Register(instancesKind, sweepInstances)
+}
+
+// The notes: a RunInstances call with token sent, and answered; an
+// instance launched, recorded in runDir; an instance terminated.
+func launchNote(token string) string   { return "launch " + token }
+func answeredNote(token string) string { return "answered " + token }
+func instanceNote(id, runDir string) string {
+	return "instance " + id + " " + runDir
+}
+func terminatedNote(id string) string { return "terminated " + id }
+
+// startGuard starts the executor's guard, once, before its first launch.
+// A guard that cannot start is logged: the instances are still ended by
+// their shutdown timers and by reap.
+func (x *Executor) startGuard(c *Clients) {
+	x.guardOnce.Do(func() {
+		g, err := watchdog.Start(instancesKind, nil, c.Region, x.cfg.Endpoint, strconv.Itoa(os.Getpid()))
+		if err != nil {
+			x.log.Warn("no watchdog: the instances will not be terminated at once if nixflow is killed", "error", err)
+		}
+		x.guard = g
+	})
+}
+
+// stopGuard stops the guard, once every instance is terminated.
+func (x *Executor) stopGuard() {
+	x.guardOnce.Do(func() {}) // no start from now on
+	x.guard.Stop()
+}
+
+// guardState is what the notes say is left: the instances launched and
+// not terminated (id to run directory, "" for none), and the tokens of
+// the calls not answered.
+type guardState struct {
+	instances map[string]string
+	tokens    []string
+}
+
+func readNotes(notes []string) guardState {
+	s := guardState{instances: map[string]string{}}
+	tokens := map[string]bool{}
+	var order []string
+	for _, n := range notes {
+		kind, rest, _ := strings.Cut(n, " ")
+		switch kind {
+		case "launch":
+			if !tokens[rest] {
+				order = append(order, rest)
+			}
+			tokens[rest] = true
+		case "answered":
+			tokens[rest] = false
+		case "instance":
+			id, dir, _ := strings.Cut(rest, " ")
+			s.instances[id] = dir
+		case "terminated":
+			delete(s.instances, rest)
+		}
+	}
+	for _, t := range order {
+		if tokens[t] {
+			s.tokens = append(s.tokens, t)
+		}
+	}
+	return s
+}
+
+// sweepInstances is the guard's sweeper.
+func sweepInstances(args, notes []string) {
+	if len(args) != 3 {
+		return
+	}
+	s := readNotes(notes)
+	if len(s.instances) == 0 && len(s.tokens) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	say := func(format string, a ...any) {
+		fmt.Fprintf(os.Stderr, "nixflow: watchdog: "+format+"\n", a...)
+	}
+	c, err := NewClients(ctx, args[0], args[1])
+	if err != nil {
+		say("terminate the EC2 instances of a killed nixflow: %v\nhint: run 'nixflow ec2 reap'", err)
+		return
+	}
+	var ids []string
+	for id := range s.instances {
+		ids = append(ids, id)
+	}
+	for _, token := range s.tokens {
+		found, err := lookUpToken(ctx, c, token)
+		if err != nil {
+			say("look up an instance whose launch was under way: %v\nhint: run 'nixflow ec2 reap'", err)
+		}
+		ids = append(ids, found...)
+	}
+	if len(ids) == 0 {
+		return
+	}
+	if _, err := c.EC2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids}); err != nil && apiCode(err) != "InvalidInstanceID.NotFound" {
+		say("terminate the EC2 instances %s of a killed nixflow: %v\nhint: run 'nixflow ec2 reap'", strings.Join(ids, ", "), err)
+		return
+	}
+	noun := "instances"
+	if len(ids) == 1 {
+		noun = "instance"
+	}
+	say("terminated %d EC2 %s of nixflow process %s, which was killed: %s", len(ids), noun, args[2], strings.Join(ids, ", "))
+	dirs := map[string]bool{}
+	for id, dir := range s.instances {
+		if dir == "" {
+			continue
+		}
+		if err := markTerminated(dir, id); err != nil {
+			say("record the termination of %s: %v", id, err)
+		}
+		dirs[dir] = true
+	}
+	// Every instance of these runs that nixflow launched is terminated:
+	// their keys are of no use.
+	for dir := range dirs {
+		_ = RemoveKeys(dir)
+	}
+}
+
+// markTerminated rewrites the record of instance id in runDir as
+// terminated now.
+func markTerminated(runDir, id string) error {
+	data, err := os.ReadFile(filepath.Join(recordDir(runDir), id+".json"))
+	if err != nil {
+		return err
+	}
+	var r Record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return err
+	}
+	r.Terminated, r.Error = time.Now().UTC(), ""
+	return writeRecord(runDir, r)
+}
+
+// lookUpToken returns the instances a RunInstances call with token
+// launched. EC2 is eventually consistent: a launch it took may show a
+// moment later, so it looks a few times (15 s in all) before it says
+// there is none.
+func lookUpToken(ctx context.Context, c *Clients, token string) ([]string, error) {
+	for _, wait := range tokenLookups {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		out, err := c.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{
+			Filters: []types.Filter{{Name: aws.String("client-token"), Values: []string{token}}},
+		})
+		if err != nil {
+			return nil, err
+		}
+		var ids []string
+		for _, r := range out.Reservations {
+			for _, i := range r.Instances {
+				ids = append(ids, aws.ToString(i.InstanceId))
+			}
+		}
+		if len(ids) > 0 {
+			return ids, nil
+		}
+	}
+	return nil, nil
+}

@@ -1,0 +1,211 @@
+// Package watchdog cleans up after a nixflow that is killed with SIGKILL,
+// or crashes, and so cannot clean up itself: an executor starts a guard,
+// a second nixflow process (Main), in a process group of its own and deaf
+// to every signal it can ignore, whose standard input is a pipe that only
+// the executor holds. The executor may write notes on the pipe as it
+// works (a container being created, say). When the work is over, Stop
+// kills the guard. When the pipe reaches end of file first, nixflow is
+// gone: the guard runs its kind's Sweeper with its arguments and the
+// notes, then ends.
+//
+// A guard costs one process start, a few ms, most of them in parallel
+// with the run, for each executor that starts one.
+package watchdog
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// Arg, as a program's first argument, makes it Main: nixflow's main
+// checks for it before anything else.
+const Arg = "__watchdog"
+
+// A Sweeper stops and removes what a gone nixflow left: args are those
+// its guard was started with, notes the lines the executor wrote.
+type Sweeper func(args, notes []string)
+
+var (
+	mu       sync.Mutex
+	argv0    string
+	sweepers = map[string]Sweeper{}
+)
+
+// Register makes sweep the Sweeper of guards of kind. Executors register
+// in their package's init.
+func Register(kind string, sweep Sweeper) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, ok := sweepers[kind]; ok {
+		panic("watchdog: two sweepers of kind " + kind)
+	}
+	sweepers[kind] = sweep
+}
+
+// Enable lets the executors of this process start guards: this very
+// program, run with Arg, argv0 as its os.Args[0]. Only a program whose
+// main runs Main for Arg may call it (tests that call the CLI in their
+// own process do not); an empty argv0 disables guards again.
+func Enable(program string) {
+	mu.Lock()
+	defer mu.Unlock()
+	argv0 = program
+}
+
+// Guard is an executor's side of its watchdog.
+type Guard struct {
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	pipe *os.File
+}
+
+// Start starts a guard of kind with args, which name what to sweep (no
+// secret: they show in ps), and env as its environment (nil: nixflow's).
+// It returns nil, and no error, when guards are not enabled in this
+// process; a guard that cannot start is an error, and the work runs
+// unguarded.
+func Start(kind string, env []string, args ...string) (*Guard, error) {
+	mu.Lock()
+	program := argv0
+	_, known := sweepers[kind]
+	mu.Unlock()
+	if program == "" {
+		return nil, nil
+	}
+	if !known {
+		return nil, fmt.Errorf("watchdog: no sweeper of kind %q", kind)
+	}
+	exe, err := executable()
+	if err != nil {
+		return nil, fmt.Errorf("watchdog: %w", err)
+	}
+	cmd := &exec.Cmd{
+		Path: exe,
+		Args: append([]string{program, Arg, kind}, args...),
+		Env:  env,
+		Dir:  "/",
+		// nixflow's: a sweeper says there what it did and what failed,
+		// where the user of the killed run looks.
+		Stderr: os.Stderr,
+		// A group of its own: a terminal's Ctrl-C, or a kill of
+		// nixflow's group, does not reach it.
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("watchdog: %w", err)
+	}
+	cmd.Stdin = r
+	err = cmd.Start()
+	r.Close()
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("watchdog: %w", err)
+	}
+	return &Guard{cmd: cmd, pipe: w}, nil
+}
+
+// Note tells the guard one line (no newline in it) for its sweeper. A
+// nil guard, or one stopped, ignores it.
+func (g *Guard) Note(line string) {
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.pipe != nil {
+		g.pipe.WriteString(line + "\n")
+	}
+}
+
+// Stop ends the guard, once what it guards is over: it kills it (the
+// guard ignores every other signal), then closes the pipe. Telling it on
+// the pipe would make Stop wait for the guard to start up, when a short
+// run ends before it did. A nil guard is a no-op.
+func (g *Guard) Stop() {
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cmd == nil {
+		return
+	}
+	g.cmd.Process.Kill()
+	g.cmd.Wait()
+	g.pipe.Close()
+	g.cmd, g.pipe = nil, nil
+}
+
+// Done reports whether the guard was stopped (for tests).
+func (g *Guard) Done() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.cmd == nil
+}
+
+// Abandon closes the guard's pipe without a word, as nixflow's death
+// does, and waits for the guard to sweep and end (for tests).
+func (g *Guard) Abandon() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cmd == nil {
+		return errors.New("watchdog: the guard was stopped")
+	}
+	g.pipe.Close()
+	err := g.cmd.Wait()
+	g.cmd, g.pipe = nil, nil
+	return err
+}
+
+// Main is the guard's program: args are its kind and the kind's
+// arguments. It reads notes from stdin until end of file, then sweeps.
+// It returns its exit code.
+func Main(args []string, stdin io.Reader) int {
+	if len(args) < 1 {
+		os.Stderr.WriteString("nixflow: the watchdog is started by nixflow itself\n")
+		return 2
+	}
+	mu.Lock()
+	sweep := sweepers[args[0]]
+	mu.Unlock()
+	if sweep == nil {
+		fmt.Fprintf(os.Stderr, "nixflow: no watchdog of kind %q (known: %s)\n", args[0], strings.Join(kinds(), ", "))
+		return 2
+	}
+	// It outlives what stops nixflow, and ends with its input: only
+	// SIGKILL and SIGSTOP reach it. SIGCHLD is handled again (Reset
+	// would leave it ignored): ignored, it would have the kernel reap
+	// the sweeper's children before it could wait for them.
+	signal.Ignore()
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGCHLD)
+	var notes []string
+	sc := bufio.NewScanner(stdin)
+	for sc.Scan() {
+		notes = append(notes, sc.Text())
+	}
+	if err := sc.Err(); err != nil && !errors.Is(err, os.ErrClosed) {
+		// A note too long to read: sweep with what was read.
+		io.Copy(io.Discard, stdin)
+	}
+	sweep(args[1:], notes)
+	return 0
+}
+
+func kinds() []string {
+	var k []string
+	for kind := range sweepers {
+		k = append(k, kind)
+	}
+	sort.Strings(k)
+	return k
+}

@@ -1,0 +1,95 @@
+package watchdog
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The test sweeper writes its arguments and notes to the file its first
+// argument names.
+func init() {
+	Register("test", func(args, notes []string) {
+		os.WriteFile(args[0], []byte(strings.Join(append(args[1:], notes...), "\n")), 0o600)
+	})
+}
+
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == Arg {
+		os.Exit(Main(os.Args[2:], os.Stdin))
+	}
+	os.Exit(m.Run())
+}
+
+func enable(t *testing.T) {
+	Enable("nixflow-test")
+	t.Cleanup(func() { Enable("") })
+}
+
+// TestSweepOnEOF: when the guard's pipe ends without Stop (nixflow
+// killed), the sweeper runs with the guard's arguments and every note.
+func TestSweepOnEOF(t *testing.T) {
+	enable(t)
+	out := filepath.Join(t.TempDir(), "swept")
+	g, err := Start("test", nil, out, "arg with spaces")
+	if err != nil || g == nil {
+		t.Fatalf("Start = %v, %v", g, err)
+	}
+	g.Note("made a")
+	g.Note("made b")
+	if err := g.Abandon(); err != nil {
+		t.Fatalf("the guard: %v", err)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "arg with spaces\nmade a\nmade b"; string(got) != want {
+		t.Errorf("the sweeper got %q, want %q", got, want)
+	}
+	g.Note("after") // no guard: ignored
+	g.Stop()
+}
+
+// TestStopDoesNotSweep: a guard stopped (the work is over) sweeps
+// nothing.
+func TestStopDoesNotSweep(t *testing.T) {
+	enable(t)
+	out := filepath.Join(t.TempDir(), "swept")
+	g, err := Start("test", nil, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Note("made a")
+	g.Stop()
+	if !g.Done() {
+		t.Error("Done after Stop = false")
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a stopped guard swept: %v", err)
+	}
+	g.Stop() // twice: no-op
+}
+
+func TestNotEnabled(t *testing.T) {
+	g, err := Start("test", nil, "x")
+	if g != nil || err != nil {
+		t.Errorf("Start without Enable = %v, %v; want nil, nil", g, err)
+	}
+	g.Note("x") // a nil guard ignores notes and stops
+	g.Stop()
+}
+
+func TestUnknownKind(t *testing.T) {
+	enable(t)
+	if _, err := Start("nope", nil); err == nil || !strings.Contains(err.Error(), `no sweeper of kind "nope"`) {
+		t.Errorf("Start of an unknown kind: %v", err)
+	}
+	if code := Main([]string{"nope"}, strings.NewReader("")); code != 2 {
+		t.Errorf("Main of an unknown kind = %d, want 2", code)
+	}
+	if code := Main(nil, strings.NewReader("")); code != 2 {
+		t.Errorf("Main without a kind = %d, want 2", code)
+	}
+}
