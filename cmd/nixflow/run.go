@@ -102,6 +102,9 @@ func (a *app) run(args []string, f *runFlags) error {
 	if err != nil {
 		return err
 	}
+	host := local.NewHost(a.log)
+	defer host.Close()
+	opts.RunHost = host.Run
 
 	format := output.Format(f.logFormat)
 	if format == "" {
@@ -365,9 +368,8 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 			a.log.Debug("build", "command", shellQuote(append([]string{"nix-store", "--realise"}, drvs...)))
 			return nixeval.Realise(ctx, drvs, root, a.environ, log)
 		},
-		RunHost: local.RunHost,
-		Masker:  masker,
-		Logger:  a.log,
+		Masker: masker,
+		Logger: a.log,
 	}
 	return opts, nil
 }
