@@ -1903,7 +1903,16 @@ nf_realise_deps() {
     return 1
   fi
   if ((nf_rc != 0)); then
-    nf_job_result failure "nix-store --realise: exit status $nf_rc" build
+    # As nixflow run says it: the derivations, and Nix's own verdict,
+    # its last error line among the last lines (the whole log was shown
+    # as it came, masked as the tail is).
+    local list verdict=''
+    printf -v list '%s, ' "${drvs[@]}"
+    verdict=$(cut -f2- "$nf_tail.stdout" 2>/dev/null | grep -E '^[[:space:]]*error:' | tail -n 1)
+    verdict=${verdict#*error:}
+    verdict=${verdict#"${verdict%%[![:space:]]*}"}
+    verdict=${verdict%"${verdict##*[![:space:]]}"}
+    nf_job_result failure "build of ${list%, } failed${verdict:+: $verdict}" build
     return 1
   fi
 }
