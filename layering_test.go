@@ -26,14 +26,16 @@ func TestLayering(t *testing.T) {
 		{"compiler", []string{"dag", "timing"}},
 		// The bash backend works from the Plan alone: no engine, no executor.
 		{"compiler/script", []string{"compiler", "dag", "timing"}},
-		{"executors/local", []string{"executors"}},
+		// What outlives a killed nixflow, each backend hands to a guard.
+		{"executors/watchdog", nil},
+		{"executors/local", []string{"executors", "executors/watchdog"}},
 		{"executors/executortest", []string{"executors"}},
-		{"executors/custom", []string{"executors", "executors/local"}},
+		{"executors/custom", []string{"executors", "executors/local", "executors/watchdog"}},
 		// A backend reads its configuration type from the compiler
 		// (executors.Params.Config); oci keeps its host directories with
 		// the local executor's workspace.
-		{"executors/oci", []string{"executors", "executors/local", "compiler", "dag", "timing"}},
-		{"executors/ec2", []string{"executors", "executors/ssh", "compiler", "dag", "timing"}},
+		{"executors/oci", []string{"executors", "executors/local", "executors/watchdog", "compiler", "dag", "timing"}},
+		{"executors/ec2", []string{"executors", "executors/ssh", "executors/watchdog", "compiler", "dag", "timing"}},
 		{"actions", []string{"compiler", "dag", "executors", "event", "output", "timing"}},
 		{"report", []string{"actions", "compiler", "dag", "executors", "event", "output", "timing"}},
 	}
