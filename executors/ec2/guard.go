@@ -135,18 +135,28 @@ func sweepInstances(args, notes []string) {
 	if len(ids) == 0 {
 		return
 	}
-	if _, err := c.EC2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids}); err != nil && apiCode(err) != "InvalidInstanceID.NotFound" {
-		say("terminate the EC2 instances %s of a killed nixflow: %v\nhint: run 'nixflow ec2 reap'", strings.Join(ids, ", "), err)
-		return
+	// One at a time: a call for several fails whole when one of them is
+	// not known (yet: EC2 is eventually consistent), terminating none.
+	var done []string
+	failed := map[string]bool{}
+	for _, id := range ids {
+		if err := terminateLaunched(ctx, c, id); err != nil {
+			say("terminate EC2 instance %s of a killed nixflow: %v\nhint: run 'nixflow ec2 reap'", id, err)
+			failed[id] = true
+			continue
+		}
+		done = append(done, id)
 	}
-	noun := "instances"
-	if len(ids) == 1 {
-		noun = "instance"
+	if len(done) > 0 {
+		noun := "instances"
+		if len(done) == 1 {
+			noun = "instance"
+		}
+		say("terminated %d EC2 %s of nixflow process %s, which was killed: %s", len(done), noun, args[2], strings.Join(done, ", "))
 	}
-	say("terminated %d EC2 %s of nixflow process %s, which was killed: %s", len(ids), noun, args[2], strings.Join(ids, ", "))
 	dirs := map[string]bool{}
 	for id, dir := range s.instances {
-		if dir == "" {
+		if dir == "" || failed[id] {
 			continue
 		}
 		if err := markTerminated(dir, id); err != nil {
@@ -154,11 +164,35 @@ func sweepInstances(args, notes []string) {
 		}
 		dirs[dir] = true
 	}
-	// Every instance of these runs that nixflow launched is terminated:
-	// their keys are of no use.
+	// The keys of the instances terminated are of no use; a run with
+	// one that is not keeps them all, for reap.
+	for id, dir := range s.instances {
+		if failed[id] {
+			delete(dirs, dir)
+		}
+	}
 	for dir := range dirs {
 		_ = RemoveKeys(dir)
 	}
+}
+
+// terminateLaunched terminates instance id, which RunInstances launched:
+// one that EC2 does not know is one it does not know yet (it is
+// eventually consistent), tried again for a while (15 s).
+func terminateLaunched(ctx context.Context, c *Clients, id string) error {
+	var err error
+	for _, wait := range tokenLookups {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		_, err = c.EC2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}})
+		if apiCode(err) != "InvalidInstanceID.NotFound" {
+			return err
+		}
+	}
+	return err
 }
 
 // markTerminated rewrites the record of instance id in runDir as
