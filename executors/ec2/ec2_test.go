@@ -869,7 +869,10 @@ func TestGuardSweep(t *testing.T) {
 		return id
 	}
 	runDir := t.TempDir()
-	launched := launch("")
+	// Noted launched, its call's answer not yet noted (nixflow killed
+	// between the two notes).
+	launchedToken := "nixflow-test-guard-launched-" + strconv.Itoa(os.Getpid())
+	launched := launch(launchedToken)
 	if err := ec2.WriteRecord(runDir, ec2.Record{InstanceID: launched, Region: ec2test.Region, RunID: "run-guard", Launched: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
@@ -884,9 +887,15 @@ func TestGuardSweep(t *testing.T) {
 	lost := launch(unanswered)
 	done := launch("")
 	notes := []string{
-		ec2.LaunchNote("nixflow-test-answered"), ec2.InstanceNote(launched, runDir), ec2.AnsweredNote("nixflow-test-answered"),
+		ec2.LaunchNote(launchedToken), ec2.InstanceNote(launched, runDir),
 		ec2.LaunchNote(unanswered),
 		ec2.InstanceNote(done, ""), ec2.TerminatedNote(done),
+	}
+	// Calls that never launched anything (never sent, or answered with
+	// no capacity while nixflow died): looked for together, for 15 s at
+	// most, they keep the guard from nothing.
+	for i := range 20 {
+		notes = append(notes, ec2.LaunchNote("nixflow-test-never-"+strconv.Itoa(i)))
 	}
 	ec2.SweepInstances([]string{ec2test.Region, w.moto.Endpoint, "123"}, notes)
 	gone(t, w, launched)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -121,31 +122,41 @@ func sweepInstances(args, notes []string) {
 		say("terminate the EC2 instances of a killed nixflow: %v\nhint: run 'nixflow ec2 reap'", err)
 		return
 	}
-	var ids []string
-	for id := range s.instances {
-		ids = append(ids, id)
-	}
-	for _, token := range s.tokens {
-		found, err := lookUpToken(ctx, c, token)
-		if err != nil {
-			say("look up an instance whose launch was under way: %v\nhint: run 'nixflow ec2 reap'", err)
-		}
-		ids = append(ids, found...)
-	}
-	if len(ids) == 0 {
-		return
-	}
-	// One at a time: a call for several fails whole when one of them is
-	// not known (yet: EC2 is eventually consistent), terminating none.
+	// What nixflow knew it launched first, then what calls under way
+	// launched (which takes looking for a while).
 	var done []string
 	failed := map[string]bool{}
-	for _, id := range ids {
-		if err := terminateLaunched(ctx, c, id); err != nil {
-			say("terminate EC2 instance %s of a killed nixflow: %v\nhint: run 'nixflow ec2 reap'", id, err)
-			failed[id] = true
-			continue
+	terminate := func(ids []string) {
+		// One at a time: a call for several fails whole when one of them
+		// is not known (yet: EC2 is eventually consistent), terminating
+		// none.
+		for _, id := range ids {
+			if err := terminateLaunched(ctx, c, id); err != nil {
+				say("terminate EC2 instance %s of a killed nixflow: %v\nhint: run 'nixflow ec2 reap'", id, err)
+				failed[id] = true
+				continue
+			}
+			done = append(done, id)
 		}
-		done = append(done, id)
+	}
+	var known []string
+	for id := range s.instances {
+		known = append(known, id)
+	}
+	sort.Strings(known)
+	terminate(known)
+	if len(s.tokens) > 0 {
+		found, err := lookUpTokens(ctx, c, s.tokens)
+		if err != nil {
+			say("look up the instances of launches under way: %v\nhint: run 'nixflow ec2 reap'", err)
+		}
+		var more []string
+		for _, id := range found {
+			if _, ok := s.instances[id]; !ok {
+				more = append(more, id)
+			}
+		}
+		terminate(more)
 	}
 	if len(done) > 0 {
 		noun := "instances"
@@ -210,32 +221,51 @@ func markTerminated(runDir, id string) error {
 	return writeRecord(runDir, r)
 }
 
-// lookUpToken returns the instances a RunInstances call with token
-// launched. EC2 is eventually consistent: a launch it took may show a
-// moment later, so it looks a few times (15 s in all) before it says
-// there is none.
-func lookUpToken(ctx context.Context, c *Clients, token string) ([]string, error) {
+// lookUpTokens returns the instances that RunInstances calls with
+// tokens launched. EC2 is eventually consistent: a launch it took may
+// show a moment later, so it looks a few times (15 s in all) while a
+// token has shown nothing; a token whose call AWS never took (nixflow
+// died before it was sent) never shows.
+func lookUpTokens(ctx context.Context, c *Clients, tokens []string) ([]string, error) {
+	left := map[string]bool{}
+	for _, t := range tokens {
+		left[t] = true
+	}
+	var ids []string
 	for _, wait := range tokenLookups {
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ids, ctx.Err()
 		case <-time.After(wait):
 		}
-		out, err := c.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{
-			Filters: []types.Filter{{Name: aws.String("client-token"), Values: []string{token}}},
-		})
-		if err != nil {
-			return nil, err
+		var values []string
+		for t := range left {
+			values = append(values, t)
 		}
-		var ids []string
-		for _, r := range out.Reservations {
-			for _, i := range r.Instances {
-				ids = append(ids, aws.ToString(i.InstanceId))
+		p := ec2.NewDescribeInstancesPaginator(c.EC2, &ec2.DescribeInstancesInput{
+			Filters: []types.Filter{{Name: aws.String("client-token"), Values: values}},
+		})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return ids, err
+			}
+			for _, r := range page.Reservations {
+				for _, i := range r.Instances {
+					ids = append(ids, aws.ToString(i.InstanceId))
+					delete(left, aws.ToString(i.ClientToken))
+				}
 			}
 		}
-		if len(ids) > 0 {
-			return ids, nil
+		if len(left) == 0 {
+			break
 		}
 	}
-	return nil, nil
+	return ids, nil
+}
+
+// lookUpToken returns the instances a RunInstances call with token
+// launched (see lookUpTokens).
+func lookUpToken(ctx context.Context, c *Clients, token string) ([]string, error) {
+	return lookUpTokens(ctx, c, []string{token})
 }

@@ -295,9 +295,12 @@ func (x *Executor) runInstances(ctx context.Context, c *Clients, in *ec2.RunInst
 		in.ClientToken = aws.String(token)
 		x.guard.Note(launchNote(token))
 		out, err := c.EC2.RunInstances(ctx, in, noCapacityRetries)
-		if err != nil {
-			// Dealt with below (terminateByToken when the answer was
-			// lost), by the time this returns.
+		if err != nil && apiCode(err) != "" {
+			// AWS answered: nothing launched.
+			x.guard.Note(answeredNote(token))
+		} else if err != nil {
+			// No answer: dealt with below (terminateByToken) by the time
+			// this returns, which it does.
 			defer x.guard.Note(answeredNote(token))
 		}
 		if err == nil {

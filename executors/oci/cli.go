@@ -227,7 +227,8 @@ func (c *cli) ensureImage(ctx context.Context, image string, log interface {
 }
 
 // remove removes a container and its anonymous volumes, whatever its
-// state; a container that is already gone is not an error.
+// state; a container that is already gone, or going (another client
+// removes it), is not an error.
 func (c *cli) remove(ctx context.Context, ids ...string) error {
 	if len(ids) == 0 {
 		return nil
@@ -237,10 +238,21 @@ func (c *cli) remove(ctx context.Context, ids ...string) error {
 		args = append(args, "--time", "0")
 	}
 	_, err := c.output(ctx, nil, append(args, ids...)...)
-	if err != nil && notFound(err) {
+	if err != nil && (notFound(err) || removing(err)) {
 		return nil
 	}
 	return err
+}
+
+// removing reports whether a failed rm says another client is removing
+// the container.
+func removing(err error) bool {
+	var ce *cliError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	m := strings.ToLower(ce.stderr)
+	return strings.Contains(m, "already in progress") || strings.Contains(m, "being removed")
 }
 
 // lookPath finds the client name in the PATH of env, or nixflow's own

@@ -25,6 +25,9 @@ const (
 	LabelHost       = "io.nixflow.host"
 	LabelCreatedAt  = "io.nixflow.created-at"
 	LabelClosure    = "io.nixflow.closure"
+	// LabelGuard is the token of the executor that made the container:
+	// its watchdog removes the containers with its token (guard.go).
+	LabelGuard = "io.nixflow.guard"
 )
 
 // keepAlive is the container's first process: it waits on its standard
@@ -52,8 +55,10 @@ type startSpec struct {
 	image, runID, job, user string
 	mounts                  []mount
 	volumes, options        []string
-	// guard is told of the container's creation (see guardNotes).
-	guard *watchdog.Guard
+	// guard is told of the container's creation (guard.go), whose
+	// token labels it.
+	guard      *watchdog.Guard
+	guardToken string
 }
 
 // container is a started container.
@@ -92,6 +97,9 @@ func (c *cli) start(ctx context.Context, s startSpec) (*container, error) {
 	args := []string{"run", "--detach", "--interactive", "--pull", "never", "--name", name, "--entrypoint", "bash"}
 	for _, l := range labels(s.runID, s.job) {
 		args = append(args, "--label", l)
+	}
+	if s.guardToken != "" {
+		args = append(args, "--label", LabelGuard+"="+s.guardToken)
 	}
 	if c.rootless && !slices.ContainsFunc(s.options, func(o string) bool { return strings.HasPrefix(o, "--userns") }) {
 		args = append(args, "--userns=keep-id")

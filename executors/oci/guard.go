@@ -15,10 +15,11 @@ import (
 
 // An OCI executor starts a guard (package watchdog) of kind "containers"
 // with its runtime: if nixflow is killed with SIGKILL, or crashes, the
-// guard removes every container the nixflow process made on this host,
-// at once, where the next run or `nixflow gc` would have found them
-// later. Its arguments are the runtime's name and client, and nixflow's
-// pid (the containers' LabelOwnerPID).
+// guard removes the containers the executor made, at once, where the
+// next run or `nixflow gc` would have found them later. Its arguments
+// are the runtime's name and client, the executor's token, which labels
+// its containers (LabelGuard: another executor's guard, or a reused pid,
+// never takes them), and nixflow's pid (for its word).
 //
 // A create under way when nixflow died cannot be stopped: a podman
 // killed during a create leaves a container no podman command lists
@@ -62,47 +63,44 @@ func pendingCreates(notes []string) []int {
 // gone nixflow, then, if creates were under way, waits for their
 // clients to end and removes what they made.
 func sweepOwned(args, notes []string) {
-	if len(args) != 3 {
-		return
-	}
-	owner, err := strconv.Atoi(args[2])
-	if err != nil {
+	if len(args) != 4 || args[2] == "" {
 		return
 	}
 	c := &cli{name: args[0], path: args[1]} // the guard's environment is the client's
+	token, owner := args[2], args[3]
 	ctx, cancel := context.WithTimeout(context.Background(), createTimeout+2*teardownTimeout)
 	defer cancel()
-	n, err := removeOwned(ctx, c, owner)
-	if pending := pendingCreates(notes); len(pending) > 0 && err == nil {
+	n, err := removeGuarded(ctx, c, token)
+	if pending := pendingCreates(notes); len(pending) > 0 {
 		for _, pid := range pending {
 			for clientRunning(pid) && ctx.Err() == nil {
 				time.Sleep(50 * time.Millisecond)
 			}
 		}
-		var m int
-		m, err = removeOwned(ctx, c, owner)
-		n += m
+		m, err2 := removeGuarded(ctx, c, token)
+		n, err = n+m, err2
 	}
 	if n > 0 {
 		noun := "containers"
 		if n == 1 {
 			noun = "container"
 		}
-		fmt.Fprintf(os.Stderr, "nixflow: watchdog: removed %d %s %s of nixflow process %d, which was killed\n", n, c.name, noun, owner)
+		fmt.Fprintf(os.Stderr, "nixflow: watchdog: removed %d %s %s of nixflow process %s, which was killed\n", n, c.name, noun, owner)
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "nixflow: watchdog: remove the %s containers of nixflow process %d, which was killed: %v\nhint: nixflow gc removes them\n", c.name, owner, err)
+		fmt.Fprintf(os.Stderr, "nixflow: watchdog: remove the %s containers of nixflow process %s, which was killed: %v\nhint: nixflow gc removes them\n", c.name, owner, err)
 	}
 }
 
-// removeOwned removes the containers owner made on this host, and
-// returns how many.
-func removeOwned(ctx context.Context, c *cli, owner int) (int, error) {
-	ids, err := c.owned(ctx, owner, "")
-	if err == nil {
-		err = c.remove(ctx, ids...)
-	}
+// removeGuarded removes the containers labelled with the guard's token,
+// and returns how many.
+func removeGuarded(ctx context.Context, c *cli, token string) (int, error) {
+	out, err := c.output(ctx, nil, "ps", "--all", "--quiet", "--no-trunc", "--filter", "label="+LabelGuard+"="+token)
 	if err != nil {
+		return 0, err
+	}
+	ids := strings.Fields(out)
+	if err := c.remove(ctx, ids...); err != nil {
 		return 0, err
 	}
 	return len(ids), nil

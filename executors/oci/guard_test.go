@@ -10,9 +10,9 @@ import (
 	"testing"
 )
 
-// TestGuardSweep: the watchdog of a killed nixflow removes the
-// containers of that nixflow process and no other's, including one
-// whose create was under way when nixflow died: it waits for the
+// TestGuardSweep: the watchdog of a killed nixflow's executor removes
+// the containers of that executor (its token) and no other's, including
+// one whose create was under way when nixflow died: it waits for the
 // create's client, then looks again.
 func TestGuardSweep(t *testing.T) {
 	for _, rt := range runtimes {
@@ -32,25 +32,29 @@ func TestGuardSweep(t *testing.T) {
 					c.remove(context.Background(), ids...)
 				}
 			})
-			createArgs := func(name string, pid int) []string {
-				return []string{"create", "--name", name, "--label", LabelRun + "=" + runID,
+			token := "token-" + runID
+			createArgs := func(name string, pid int, token string) []string {
+				return []string{"create", "--name", name, "--label", LabelRun + "=" + runID, "--label", LabelGuard + "=" + token,
 					"--label", LabelOwnerPID + "=" + strconv.Itoa(pid), "--label", LabelHost + "=" + hostname(), ref, "true"}
 			}
-			mk := func(name string, pid int) {
-				if _, err := c.output(context.Background(), nil, createArgs(name, pid)...); err != nil {
+			mk := func(name string, pid int, token string) {
+				if _, err := c.output(context.Background(), nil, createArgs(name, pid, token)...); err != nil {
 					t.Fatal(err)
 				}
 			}
-			mk("nixflow-guard-made-"+runID, owner.Process.Pid)
-			// Another nixflow's (this test process, alive): not the
-			// guard's to remove.
+			mk("nixflow-guard-made-"+runID, owner.Process.Pid, token)
+			// Another executor's, of the same nixflow (another guard's
+			// token), and another nixflow's (this test process, alive):
+			// not the guard's to remove.
+			sibling := "nixflow-guard-sibling-" + runID
+			mk(sibling, owner.Process.Pid, "another-"+token)
 			other := "nixflow-guard-other-" + runID
-			mk(other, os.Getpid())
+			mk(other, os.Getpid(), "other-"+token)
 			// A create whose client is still at work when the guard
 			// starts: it makes its container a second later.
 			late := "nixflow-guard-late-" + runID
 			client := exec.Command("sh", "-c", `sleep 1; exec "$0" "$@"`)
-			client.Args = append(client.Args, append([]string{c.path}, createArgs(late, owner.Process.Pid)...)...)
+			client.Args = append(client.Args, append([]string{c.path}, createArgs(late, owner.Process.Pid, token)...)...)
 			if err := client.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -58,7 +62,7 @@ func TestGuardSweep(t *testing.T) {
 				createNote("nixflow-guard-made-"+runID, 1), createdNote("nixflow-guard-made-" + runID),
 				createNote(late, client.Process.Pid),
 			}
-			sweepOwned([]string{c.name, c.path, strconv.Itoa(owner.Process.Pid)}, notes)
+			sweepOwned([]string{c.name, c.path, token, strconv.Itoa(owner.Process.Pid)}, notes)
 			if err := client.Wait(); err != nil {
 				t.Fatalf("the late create: %v", err)
 			}
@@ -67,8 +71,9 @@ func TestGuardSweep(t *testing.T) {
 				t.Fatal(err)
 			}
 			names := strings.Fields(out)
-			if !slices.Equal(names, []string{other}) {
-				t.Errorf("containers after the guard's sweep: %q, want only %s (another nixflow's)", names, other)
+			slices.Sort(names)
+			if want := []string{other, sibling}; !slices.Equal(names, want) {
+				t.Errorf("containers after the guard's sweep: %q, want only %q (another executor's, another nixflow's)", names, want)
 			}
 		})
 	}

@@ -61,6 +61,7 @@ package oci
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -97,9 +98,10 @@ type Executor struct {
 	// Close removes.
 	runIDs map[string]bool
 	swept  bool
-	// guard removes the containers if nixflow is killed (guard.go); nil:
-	// none.
-	guard *watchdog.Guard
+	// guard removes the containers labelled with guardToken if nixflow is
+	// killed (guard.go); nil: none.
+	guard      *watchdog.Guard
+	guardToken string
 
 	// host makes the jobs' directories on this machine, mounted into the
 	// containers: one for the executor, whose snapshot of the repository
@@ -160,7 +162,7 @@ func New(p executors.Params) (executors.Executor, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	e := &Executor{cfg: c, name: p.Name, runID: p.RunID, environ: p.Environ, log: log}
+	e := &Executor{cfg: c, name: p.Name, runID: p.RunID, environ: p.Environ, log: log, guardToken: rand.Text()}
 	// The shared container mounts the run's jobs directory once: a job's
 	// overlay mounted there later would not reach it (the bind mount is
 	// private), so its workspace is a copy.
@@ -179,7 +181,7 @@ func (e *Executor) runtime(ctx context.Context, spec executors.JobSpec) (*cli, e
 			return nil, err
 		}
 		e.cli = c
-		e.guard, err = watchdog.Start(containersKind, c.env, c.name, c.path, strconv.Itoa(os.Getpid()))
+		e.guard, err = watchdog.Start(containersKind, c.env, c.name, c.path, e.guardToken, strconv.Itoa(os.Getpid()))
 		if err != nil {
 			e.log.Warn("no watchdog: the containers will not be removed at once if nixflow is killed", "error", err)
 		}
@@ -379,7 +381,7 @@ func (e *Executor) create(ctx context.Context, c *cli, spec executors.JobSpec, j
 	ss := startSpec{
 		image: image, runID: spec.RunID, job: job, user: e.cfg.User,
 		mounts: mounts, volumes: e.cfg.Volumes, options: e.cfg.Options,
-		guard: e.guard,
+		guard: e.guard, guardToken: e.guardToken,
 	}
 	ctr, err := c.start(ctx, ss)
 	if err != nil && imageMissing(err) {

@@ -249,15 +249,27 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 }
 
 // running reports whether the workspace's container still runs; one it
-// cannot ask about counts as running.
+// cannot ask about counts as running. The runtime learns of a container
+// killed a moment after the processes in it die (the step's client may
+// see its end first): one said to run is asked again over 0.7 s, which
+// only a step killed by a signal in a live container pays.
 func (w *workspace) running() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := w.cli.output(ctx, nil, "container", "inspect", "--format", "{{.State.Running}}", w.ctr.id)
-	if err != nil {
-		return !notFound(err)
+	for _, wait := range []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond} {
+		time.Sleep(wait)
+		out, err := w.cli.output(ctx, nil, "container", "inspect", "--format", "{{.State.Running}}", w.ctr.id)
+		if err != nil {
+			if notFound(err) {
+				return false
+			}
+			continue
+		}
+		if strings.TrimSpace(out) == "false" {
+			return false
+		}
 	}
-	return strings.TrimSpace(out) != "false"
+	return true
 }
 
 // shortID is a container id as ps shows it.

@@ -63,9 +63,12 @@ func Enable(program string) {
 
 // Guard is an executor's side of its watchdog.
 type Guard struct {
+	cmd *exec.Cmd // set by Start, then never changed
+
+	// mu guards pipe: nil once the guard was stopped or abandoned.
 	mu   sync.Mutex
-	cmd  *exec.Cmd
 	pipe *os.File
+	once sync.Once
 }
 
 // Start starts a guard of kind with args, which name what to sweep (no
@@ -130,40 +133,42 @@ func (g *Guard) Note(line string) {
 // Stop ends the guard, once what it guards is over: it kills it (the
 // guard ignores every other signal), then closes the pipe. Telling it on
 // the pipe would make Stop wait for the guard to start up, when a short
-// run ends before it did. A nil guard is a no-op.
+// run ends before it did. The kill comes first, without the lock: a Note
+// that waits for room in the pipe (a guard stopped with SIGSTOP) ends
+// with it. A nil guard is a no-op.
 func (g *Guard) Stop() {
 	if g == nil {
 		return
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.cmd == nil {
-		return
-	}
-	g.cmd.Process.Kill()
-	g.cmd.Wait()
-	g.pipe.Close()
-	g.cmd, g.pipe = nil, nil
+	g.once.Do(func() {
+		g.cmd.Process.Kill()
+		g.cmd.Wait()
+		g.closePipe()
+	})
 }
 
-// Done reports whether the guard was stopped (for tests).
+func (g *Guard) closePipe() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.pipe.Close()
+	g.pipe = nil
+}
+
+// Done reports whether the guard was stopped or abandoned (for tests).
 func (g *Guard) Done() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.cmd == nil
+	return g.pipe == nil
 }
 
 // Abandon closes the guard's pipe without a word, as nixflow's death
 // does, and waits for the guard to sweep and end (for tests).
 func (g *Guard) Abandon() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.cmd == nil {
-		return errors.New("watchdog: the guard was stopped")
-	}
-	g.pipe.Close()
-	err := g.cmd.Wait()
-	g.cmd, g.pipe = nil, nil
+	err := errors.New("watchdog: the guard was stopped")
+	g.once.Do(func() {
+		g.closePipe()
+		err = g.cmd.Wait()
+	})
 	return err
 }
 

@@ -4,7 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // The test sweeper writes its arguments and notes to the file its first
@@ -91,5 +93,37 @@ func TestUnknownKind(t *testing.T) {
 	}
 	if code := Main(nil, strings.NewReader("")); code != 2 {
 		t.Errorf("Main without a kind = %d, want 2", code)
+	}
+}
+
+// TestStopWhileNoteBlocks: a guard that reads nothing (stopped with
+// SIGSTOP) fills its pipe, and a Note waits for room; Stop still ends
+// the guard, and the Note with it.
+func TestStopWhileNoteBlocks(t *testing.T) {
+	enable(t)
+	g, err := Start("test", nil, filepath.Join(t.TempDir(), "swept"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	notes := make(chan struct{})
+	go func() {
+		defer close(notes)
+		line := strings.Repeat("x", 1000)
+		for range 1000 { // 1 MB: more than a pipe holds
+			g.Note(line)
+		}
+	}()
+	time.Sleep(100 * time.Millisecond) // the Notes fill the pipe
+	stopped := make(chan struct{})
+	go func() { g.Stop(); close(stopped) }()
+	for _, c := range []chan struct{}{stopped, notes} {
+		select {
+		case <-c:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Stop, or a Note, still waits 10 s after Stop")
+		}
 	}
 }
