@@ -352,7 +352,8 @@ func cmdDead(ts *testscript.TestScript, neg bool, args []string) {
 
 // cmdOCIGone checks that no container of RUNTIME (docker, podman) has
 // the label LABEL=VALUE, waiting up to 30 s for them to go (the watchdog
-// of a killed nixflow removes them a moment after the kill).
+// of a killed nixflow removes them a moment after the kill). It removes
+// those left when it fails.
 func cmdOCIGone(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: ocigone RUNTIME LABEL=VALUE")
@@ -365,6 +366,7 @@ func cmdOCIGone(ts *testscript.TestScript, neg bool, args []string) {
 			return
 		}
 	}
+	exec.Command(args[0], append([]string{"rm", "--force"}, strings.Fields(left)...)...).Run()
 	ts.Fatalf("%s containers labelled %s left 30 s on: %s", args[0], args[1], left)
 }
 

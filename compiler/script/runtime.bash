@@ -1904,11 +1904,12 @@ nf_realise_deps() {
   fi
   if ((nf_rc != 0)); then
     # As nixflow run says it: the derivations, and Nix's own verdict,
-    # its last error line among the last lines (the whole log was shown
-    # as it came, masked as the tail is).
+    # its last error line among the last lines, in the order they came
+    # (the ring is not; the whole log was shown as it came, masked as
+    # the tail is).
     local list verdict=''
     printf -v list '%s, ' "${drvs[@]}"
-    verdict=$(cut -f2- "$nf_tail.stdout" 2>/dev/null | grep -E '^[[:space:]]*error:' | tail -n 1)
+    verdict=$(sort -n "$nf_tail.stdout" 2>/dev/null | cut -f2- | grep -E '^[[:space:]]*error:' | tail -n 1)
     verdict=${verdict#*error:}
     verdict=${verdict#"${verdict%%[![:space:]]*}"}
     verdict=${verdict%"${verdict##*[![:space:]]}"}

@@ -127,9 +127,16 @@ func sweepInstances(args, notes []string) {
 	var done []string
 	failed := map[string]bool{}
 	terminate := func(ids []string) {
-		// One at a time: a call for several fails whole when one of them
-		// is not known (yet: EC2 is eventually consistent), terminating
-		// none.
+		if len(ids) == 0 {
+			return
+		}
+		if _, err := c.EC2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids}); err == nil {
+			done = append(done, ids...)
+			return
+		}
+		// Then one at a time: a call for several fails whole when one of
+		// them is not known (yet: EC2 is eventually consistent),
+		// terminating none.
 		for _, id := range ids {
 			if err := terminateLaunched(ctx, c, id); err != nil {
 				say("terminate EC2 instance %s of a killed nixflow: %v\nhint: run 'nixflow ec2 reap'", id, err)

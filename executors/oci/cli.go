@@ -238,10 +238,22 @@ func (c *cli) remove(ctx context.Context, ids ...string) error {
 		args = append(args, "--time", "0")
 	}
 	_, err := c.output(ctx, nil, append(args, ids...)...)
-	if err != nil && (notFound(err) || removing(err)) {
+	switch {
+	case err == nil:
 		return nil
+	case len(ids) == 1:
+		if notFound(err) || removing(err) {
+			return nil
+		}
+		return err
 	}
-	return err
+	// Which failed, and why: one at a time (those removed are not
+	// found now).
+	var errs []error
+	for _, id := range ids {
+		errs = append(errs, c.remove(ctx, id))
+	}
+	return errors.Join(errs...)
 }
 
 // removing reports whether a failed rm says another client is removing

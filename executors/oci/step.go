@@ -240,7 +240,7 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	if errors.As(werr, &oerr) {
 		return res, oerr
 	}
-	if !stopped && (res.ExitCode > 128 || res.ExitCode < 0) && !w.running() {
+	if !stopped && (res.ExitCode > 128 || res.ExitCode < 0) && !w.running(res.ExitCode == 137 || res.ExitCode < 0) {
 		// Killed with its container (docker kill, the daemon restarted,
 		// out of memory): the workspace is gone, not the step's doing.
 		return res, fmt.Errorf("run: the %s container %s is no longer running: %w", w.cli.name, shortID(w.ctr.id), executors.ErrWorkspaceLost)
@@ -251,12 +251,17 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 // running reports whether the workspace's container still runs; one it
 // cannot ask about counts as running. The runtime learns of a container
 // killed a moment after the processes in it die (the step's client may
-// see its end first): one said to run is asked again over 0.7 s, which
-// only a step killed by a signal in a live container pays.
-func (w *workspace) running() bool {
+// see its end first, exit status 137, or none): with killed, one said to
+// run is asked again over 0.7 s, which only a step killed with SIGKILL
+// in a live container pays.
+func (w *workspace) running(killed bool) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, wait := range []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond} {
+	waits := []time.Duration{0}
+	if killed {
+		waits = append(waits, 100*time.Millisecond, 200*time.Millisecond, 400*time.Millisecond)
+	}
+	for _, wait := range waits {
 		time.Sleep(wait)
 		out, err := w.cli.output(ctx, nil, "container", "inspect", "--format", "{{.State.Running}}", w.ctr.id)
 		if err != nil {
