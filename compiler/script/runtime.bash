@@ -2867,8 +2867,9 @@ nf_read_result() {
 # their place in nf_job_order): the scheduler looks at those alone, not
 # at every job not yet started.
 nf_mark_done() {
-  local d
+  local d l=${nf_job_level[$1]}
   nf_done[$1]=1
+  nf_level_left[l]=$((nf_level_left[l] - 1))
   for d in ${nf_dependents[$1]:-}; do
     nf_unmet[d]=$((nf_unmet[d] - 1))
     ((nf_unmet[d] > 0)) || nf_ready[nf_pos[d]]=$d
@@ -2896,9 +2897,12 @@ nf_schedule() {
   # Which jobs need each job, how many of its needs each waits for, and
   # the ready ones by their place in nf_job_order (ascending indices
   # come first in "${!nf_ready[@]}").
-  declare -ga nf_dependents=() nf_unmet=() nf_pos=() nf_ready=()
+  # With --schedule levels, how many jobs of each level are not done.
+  declare -ga nf_dependents=() nf_unmet=() nf_pos=() nf_ready=() nf_level_left=()
   for p in "${!nf_job_order[@]}"; do nf_pos[nf_job_order[p]]=$p; done
   for i in "${!nf_jobs[@]}"; do
+    p=${nf_job_level[i]}
+    nf_level_left[p]=$((${nf_level_left[p]:-0} + 1))
     nf_unmet[i]=0
     for n in ${nf_job_needs[i]}; do
       nf_dependents[n]+=" $i"
@@ -2913,14 +2917,8 @@ nf_schedule() {
       for p in "${!nf_ready[@]}"; do
         i=${nf_ready[p]}
         if ((nf_levels_mode)); then
-          while ((level < nf_levels)); do
-            local all=1 j
-            for j in "${!nf_jobs[@]}"; do
-              ((nf_job_level[j] == level)) && [[ -z ${nf_done[j]:-} ]] && all=0
-            done
-            ((all)) || break
-            level=$((level + 1))
-          done
+          # A level starts once every job of the levels before it is done.
+          while ((level < nf_levels && ${nf_level_left[level]:-0} == 0)); do level=$((level + 1)); done
           ((nf_job_level[i] <= level)) || continue
         fi
         if ((nf_max_parallel > 0 && ${#nf_running[@]} >= nf_max_parallel)); then
