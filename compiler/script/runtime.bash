@@ -259,18 +259,18 @@ nf_emit() {
       [[ $stream == stderr ]] && logprefix='(stderr) '
       ;;
     run_start)
-      if [[ $nf_format == json ]]; then printf '%s\n' "$line"; return; fi
+      if [[ $nf_format == json ]]; then printf '%s\n' "$line" 2>/dev/null; return; fi
       if [[ $nf_format == simple ]]; then
-        printf 'run %s started\n' "$msg"
+        printf 'run %s started\n' "$msg" 2>/dev/null
       else
         local ts
         printf -v ts '%(%H:%M:%S)T' -1
-        printf '%s run %s started (%s)\n' "$ts" "$msg" "$nf_run_id"
+        printf '%s run %s started (%s)\n' "$ts" "$msg" "$nf_run_id" 2>/dev/null
       fi
       return
       ;;
     run_end)
-      [[ $nf_format == json ]] && printf '%s\n' "$line"
+      [[ $nf_format == json ]] && printf '%s\n' "$line" 2>/dev/null
       return
       ;;
     job_start) text="job started ($msg)" ;;
@@ -295,21 +295,21 @@ nf_emit() {
     step_retry | warning)
       text=$msg
       if [[ -z $job ]]; then
-        if [[ $nf_format == json ]]; then printf '%s\n' "$line"; else printf 'warning: %s\n' "$text"; fi
+        if [[ $nf_format == json ]]; then printf '%s\n' "$line" 2>/dev/null; else printf 'warning: %s\n' "$text" 2>/dev/null; fi
         return
       fi
       ;;
   esac
   if [[ $nf_format == json ]]; then
-    printf '%s\n' "$line" || nf_output_lost
+    printf '%s\n' "$line" 2>/dev/null || nf_output_lost
   else
     local prefix=$job ts
     [[ -n $step ]] && prefix+=/$step
     if [[ $nf_format == simple ]]; then
-      printf '[%s] %s\n' "$prefix" "$text" || nf_output_lost
+      printf '[%s] %s\n' "$prefix" "$text" 2>/dev/null || nf_output_lost
     else
       printf -v ts '%(%H:%M:%S)T' -1
-      printf '%s %s │ %s\n' "$ts" "$prefix" "$text" || nf_output_lost
+      printf '%s %s │ %s\n' "$ts" "$prefix" "$text" 2>/dev/null || nf_output_lost
     fi
   fi
   nf_now
@@ -593,17 +593,17 @@ nf_reader_line() {
     text=$line
   fi
   case $nf_format in
-    simple) printf '[%s] %s\n' "$prefix" "$text" || nf_output_lost ;;
+    simple) printf '[%s] %s\n' "$prefix" "$text" 2>/dev/null || nf_output_lost ;;
     json)
       local ev=output msg=$text result='' reason='' exit='' attempt=0 attempts=0 ms=0 allowed=0
       local stream=stdout
       ((${1} == 1)) && stream=stderr
       nf_event_json
-      printf '%s\n' "$nf_j" || nf_output_lost
+      printf '%s\n' "$nf_j" 2>/dev/null || nf_output_lost
       ;;
     *)
       printf -v ts '%(%H:%M:%S)T' -1
-      printf '%s %s │ %s\n' "$ts" "$prefix" "$text" || nf_output_lost
+      printf '%s %s │ %s\n' "$ts" "$prefix" "$text" 2>/dev/null || nf_output_lost
       ;;
   esac
   # Milliseconds, as nixflow run's job logs have them.
@@ -3363,9 +3363,9 @@ nf_export_artifacts() {
     fi
   fi
   if ((n == 1)); then
-    printf 'artifacts: 1 artifact exported to %s\n' "$1"
+    printf 'artifacts: 1 artifact exported to %s\n' "$1" 2>/dev/null
   else
-    printf 'artifacts: %d artifacts exported to %s\n' "$n" "$1"
+    printf 'artifacts: %d artifacts exported to %s\n' "$n" "$1" 2>/dev/null
   fi
   if ((${#faults[@]} > 0)); then
     printf 'error: %s\n' "${faults[@]}" >&2
@@ -3788,9 +3788,11 @@ nf_main() {
     if [[ -n $nf_artifacts_dir ]]; then nf_export_artifacts "$nf_artifacts_dir" >&2; fi
     nf_reports
   else
-    # JSON lines on standard output get no CI log groups.
-    [[ $nf_groups == none ]] || nf_write_groups
-    nf_summary
+    # JSON lines on standard output get no CI log groups. (bash's own
+    # word for each line it could not write, a reader gone (`| head`)
+    # or a full disk, is not said: nixflow run says nothing either.)
+    [[ $nf_groups == none ]] || nf_write_groups 2>/dev/null
+    nf_summary 2>/dev/null
     if [[ -n $nf_artifacts_dir ]]; then nf_export_artifacts "$nf_artifacts_dir"; fi
     nf_reports
   fi
