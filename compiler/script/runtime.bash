@@ -398,6 +398,11 @@ nf_reader() {
   local -a fd=() open=(1 1) eof=(0 0) buf=('' '') nl=(0 0) ring=() queue=()
   local n=0 got wait
   trap '' PIPE
+  # Its own standard error is only bash's word for a console write that
+  # failed (a reader gone: `| head`, a full disk), said for every line:
+  # not said, as nixflow run does not (a redirection on each line would
+  # cost five system calls a line).
+  exec 2>/dev/null
   # The log's times in UTC (this process starts no other). Bytes, not
   # characters: no read cut short by its timeout cuts a character, text
   # is matched and cut byte by byte (as nixflow masks), and no pattern
@@ -593,17 +598,17 @@ nf_reader_line() {
     text=$line
   fi
   case $nf_format in
-    simple) printf '[%s] %s\n' "$prefix" "$text" 2>/dev/null || nf_output_lost ;;
+    simple) printf '[%s] %s\n' "$prefix" "$text" || nf_output_lost ;;
     json)
       local ev=output msg=$text result='' reason='' exit='' attempt=0 attempts=0 ms=0 allowed=0
       local stream=stdout
       ((${1} == 1)) && stream=stderr
       nf_event_json
-      printf '%s\n' "$nf_j" 2>/dev/null || nf_output_lost
+      printf '%s\n' "$nf_j" || nf_output_lost
       ;;
     *)
       printf -v ts '%(%H:%M:%S)T' -1
-      printf '%s %s │ %s\n' "$ts" "$prefix" "$text" 2>/dev/null || nf_output_lost
+      printf '%s %s │ %s\n' "$ts" "$prefix" "$text" || nf_output_lost
       ;;
   esac
   # Milliseconds, as nixflow run's job logs have them.
@@ -771,7 +776,11 @@ nf_write_result() {
     nf_json_str "$nf_m"
     out+=",\"error\":$nf_j,\"domain\":\"environment\""
   fi
-  printf '%s}\n' "$out" >"$nf_run_dir/result.json"
+  local err
+  if ! err=$({ printf '%s}\n' "$out" >"$nf_run_dir/result.json"; } 2>&1); then
+    # As nixflow run says it: the run happened, its record is lost.
+    printf 'warning: the run'"'"'s result was not recorded: %s\n' "${err##*: }" >&2
+  fi
 }
 
 # --- env files ---------------------------------------------------------------
@@ -2987,12 +2996,14 @@ nf_reports() {
   local i
   nf_now
   nf_run_ms=$((nf_t - nf_run_start))
-  if [[ -n $nf_junit ]] && ! nf_junit_write >"$nf_junit"; then
+  # bash's word for each line it could not write is not said: the
+  # message below says it once.
+  if [[ -n $nf_junit ]] && ! { nf_junit_write >"$nf_junit"; } 2>/dev/null; then
     printf 'error: write the JUnit report: cannot write %s\n' "$nf_junit" >&2
     nf_exit=3
   fi
   if [[ ${GITHUB_ACTIONS:-} == true && -n ${GITHUB_STEP_SUMMARY:-} ]]; then
-    nf_gh_summary >>"$GITHUB_STEP_SUMMARY" ||
+    { nf_gh_summary >>"$GITHUB_STEP_SUMMARY"; } 2>/dev/null ||
       printf 'warning: GitHub step summary not written: cannot write %s\n' "$GITHUB_STEP_SUMMARY" >&2
   fi
 }
@@ -3175,6 +3186,10 @@ nf_summary() {
   nf_load_masks
   exec 3>&1
   [[ $nf_format == json ]] && exec 3>&4
+  # bash's word for each console line it could not write is not said
+  # (see nf_reader); what goes wrong recording the run is (nf_err).
+  local nf_err
+  exec {nf_err}>&2 2>/dev/null
   local i w1=3 w2=6 w3=8 result dur att failed=0 allowed=0 skipped=0 cancelled=0 infra=0
   local -a col2 col3 col4
   local -A domains=()
@@ -3266,8 +3281,8 @@ nf_summary() {
     end_reason="${nf_errors[*]}"
     unset IFS
   fi
-  nf_emit run_end "" "" result="$end_result" reason="$end_reason" ms=$((nf_t - nf_run_start)) >&3
-  nf_write_result $((nf_t - nf_run_start))
+  nf_emit run_end "" "" result="$end_result" reason="$end_reason" ms=$((nf_t - nf_run_start)) >&3 2>&"$nf_err"
+  nf_write_result $((nf_t - nf_run_start)) 2>&"$nf_err"
   nf_round_ms $((nf_t - nf_run_start))
   local line="run $nf_run_id $status in $nf_f"
   if ((${#parts[@]} > 0)); then
@@ -3283,6 +3298,7 @@ nf_summary() {
   else
     printf 'run directory: %s\n' "$nf_run_dir"
   fi
+  exec 2>&"$nf_err" {nf_err}>&-
 }
 
 # nf_read_exported DIR reads the artifacts an export put in DIR (the
@@ -3792,7 +3808,7 @@ nf_main() {
     # word for each line it could not write, a reader gone (`| head`)
     # or a full disk, is not said: nixflow run says nothing either.)
     [[ $nf_groups == none ]] || nf_write_groups 2>/dev/null
-    nf_summary 2>/dev/null
+    nf_summary
     if [[ -n $nf_artifacts_dir ]]; then nf_export_artifacts "$nf_artifacts_dir"; fi
     nf_reports
   fi

@@ -555,3 +555,31 @@ func TestDeepChainLinear(t *testing.T) {
 		t.Errorf("the script of a chain of %d jobs is %d bytes", n, len(out))
 	}
 }
+
+// TestResultNotRecorded: a run whose result.json cannot be written says
+// so once, as nixflow run does, in every format, and ends as it would.
+func TestResultNotRecorded(t *testing.T) {
+	const g = `{"version": 1, "name": "norecord", "jobs": {
+	  "a": {"executor": {"type": "local", "copyRepo": false},
+	        "steps": [{"name": "s", "bash": "mkdir \"$RUNDIR/result.json\""}]}}}`
+	dir := t.TempDir()
+	f := filepath.Join(dir, "s.sh")
+	if err := os.WriteFile(f, compile(t, g), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"simple", "json"} {
+		runDir := filepath.Join(dir, "run-"+format)
+		cmd := exec.Command("bash", f, "--log-format", format, "--run-dir", runDir)
+		cmd.Env = append(os.Environ(), "RUNDIR="+runDir)
+		cmd.Dir = dir
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			t.Errorf("%s: %v, stderr:\n%s", format, err, stderr.String())
+		}
+		want := "warning: the run's result was not recorded: Is a directory\n"
+		if got := stderr.String(); !strings.Contains(got, want) || strings.Count(got, "result.json") > 0 {
+			t.Errorf("%s: stderr %q, want %q once", format, got, want)
+		}
+	}
+}
