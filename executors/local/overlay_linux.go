@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -38,16 +39,37 @@ func layerDirs(lower, layers, target string) (string, error) {
 
 // mountOverlay mounts at target a kernel overlay of lower with a new
 // upper layer under layers: root, or CAP_SYS_ADMIN, only.
+//
+// With metacopy=on where the kernel has it: a change of a file's owner
+// or mode copies up its metadata, not its data. A container run as
+// another user is given its workspace with chown -R (executors/oci),
+// which would otherwise copy the whole repository into each job's upper
+// layer. (The upper layer is nixflow's: no step writes its overlay
+// attributes, which overlayfs keeps to itself.)
 func mountOverlay(lower, layers, target string) error {
 	opts, err := layerDirs(lower, layers, target)
 	if err != nil {
 		return err
+	}
+	if metacopy.Load() >= 0 {
+		err := unix.Mount("overlay", target, "overlay", unix.MS_NODEV, opts+",metacopy=on")
+		if err == nil {
+			metacopy.Store(1)
+			return nil
+		}
+		if errors.Is(err, unix.EINVAL) && metacopy.Load() == 0 {
+			metacopy.Store(-1) // not in this kernel: never again
+		}
 	}
 	if err := unix.Mount("overlay", target, "overlay", unix.MS_NODEV, opts); err != nil {
 		return fmt.Errorf("mount overlay: %w", err)
 	}
 	return nil
 }
+
+// metacopy says whether overlays are mounted with metacopy=on: 0 not
+// known yet, 1 yes, -1 no (the kernel refused it).
+var metacopy atomic.Int32
 
 // fuseMountTimeout bounds fuse-overlayfs's start: it returns once the
 // mount is in place.

@@ -11,8 +11,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nixflow/nixflow/executors"
 	"github.com/nixflow/nixflow/internal/testenv"
@@ -300,5 +303,67 @@ func BenchmarkPrepareCopyRepo(b *testing.B) {
 				e.Close(context.Background())
 			})
 		}
+	}
+}
+
+// TestOverlayChownCopiesNoData: where the kernel has metacopy, a chown
+// of a file of the lower layer (as the OCI executor gives a workspace to
+// the image's user) copies its metadata up, not its data; the file reads
+// the same, and a later write copies it up whole.
+func TestOverlayChownCopiesNoData(t *testing.T) {
+	if !overlayWorksHere(t, overlayKernel) {
+		t.Skip("kernel overlay mounts do not work here")
+	}
+	dir := t.TempDir()
+	lower, target, layers := filepath.Join(dir, "lower"), filepath.Join(dir, "target"), filepath.Join(dir, "layers")
+	for _, d := range []string{lower, target} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Does this kernel take metacopy=on? (Asked here, not of mountOverlay,
+	// so that a mountOverlay that no longer asks for it fails below.)
+	opts, err := layerDirs(lower, layers, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("overlay", target, "overlay", 0, opts+",metacopy=on"); err != nil {
+		t.Skipf("this kernel refuses metacopy=on: %v", err)
+	}
+	if err := unix.Unmount(target, 0); err != nil {
+		t.Fatal(err)
+	}
+	data := []byte(strings.Repeat("0123456789abcdef", 1<<16)) // 1 MiB
+	if err := os.WriteFile(filepath.Join(lower, "big"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := mountOverlay(lower, layers, target); err != nil {
+		t.Fatal(err)
+	}
+	defer unmountOverlay(target, layers, false, nil)
+	if err := os.Chown(filepath.Join(target, "big"), 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(layers, "upper", "big"), &st); err != nil {
+		t.Fatalf("the chown copied nothing up: %v", err)
+	}
+	if st.Uid != 1000 || st.Blocks*512 >= int64(len(data)) {
+		t.Errorf("upper layer's file: uid %d, %d bytes on disk; want uid 1000 and no data copied", st.Uid, st.Blocks*512)
+	}
+	if got, err := os.ReadFile(filepath.Join(target, "big")); err != nil || string(got) != string(data) {
+		t.Fatalf("the workspace's file after the chown: %v, %d bytes, want its data", err, len(got))
+	}
+	f, err := os.OpenFile(filepath.Join(target, "big"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("end")
+	f.Close()
+	if got, err := os.ReadFile(filepath.Join(target, "big")); err != nil || string(got) != string(data)+"end" {
+		t.Errorf("the workspace's file after a write: %v, %d bytes", err, len(got))
+	}
+	if got, _ := os.ReadFile(filepath.Join(lower, "big")); string(got) != string(data) {
+		t.Error("the write reached the lower layer")
 	}
 }
