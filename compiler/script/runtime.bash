@@ -396,19 +396,26 @@ nf_warn() {
 nf_reader() {
   local job=$1 step=$2 prefix=$1/$2 line v mfd logfd ts now s o rc q first poll=0.01
   local -a fd=() open=(1 1) eof=(0 0) buf=('' '') nl=(0 0) ring=() queue=()
-  local n=0 got wait
+  local n=0 got wait nf_err log_lost=0
   trap '' PIPE
-  # Its own standard error is only bash's word for a console write that
-  # failed (a reader gone: `| head`, a full disk), said for every line:
-  # not said, as nixflow run does not (a redirection on each line would
-  # cost five system calls a line).
-  exec 2>/dev/null
   # The log's times in UTC (this process starts no other). Bytes, not
   # characters: no read cut short by its timeout cuts a character, text
   # is matched and cut byte by byte (as nixflow masks), and no pattern
   # goes through wide characters.
   TZ=UTC0 LC_ALL=C
-  exec {logfd}>>"$nf_run_dir/logs/$job.log"
+  # A log that cannot be written is said once, as nixflow run says it;
+  # the lines go on to the console.
+  if ! exec {logfd}>>"$nf_run_dir/logs/$job.log"; then
+    printf 'warning: job %s: writing its log %s failed (the run goes on without it)\n' "$job" "$nf_run_dir/logs/$job.log" >&2
+    exec {logfd}>/dev/null
+    log_lost=1
+  fi
+  # bash's word for each console line it could not write (a reader gone:
+  # `| head`, a full disk) is not said, as nixflow run does not say it
+  # (a redirection on each line would cost five system calls a line):
+  # standard error goes to /dev/null, and what must be said goes to
+  # nf_err.
+  exec {nf_err}>&2 2>/dev/null
   # Values other jobs announce with ::add-mask:: are masked here from the
   # line after they were announced.
   exec {mfd}<"$nf_tmp/masks"
@@ -456,7 +463,7 @@ nf_reader() {
     done
     if ((got)); then poll=0.01; elif [[ $poll == 0.01 ]]; then poll=0.05; else poll=0.2; fi
   done
-  if ((n > 0)); then printf '%s\n' "${ring[@]}" >"$3.stdout"; else : >"$3.stdout"; fi
+  { if ((n > 0)); then printf '%s\n' "${ring[@]}" >"$3.stdout"; else : >"$3.stdout"; fi; } 2>&"$nf_err"
   : >"$3.stderr"
 }
 
@@ -588,7 +595,11 @@ nf_reader_line() {
       if ! nf_add_mask "$v"; then
         nf_warn "" "the value announced with ::add-mask:: is shorter than 4 characters and is not masked"
       fi
-      printf '%s\n' "$v" >>"$nf_tmp/masks"
+      # Other jobs mask it from this file: one that cannot be written
+      # is said, loudly (their output would show the value).
+      if ! { printf '%s\n' "$v" >>"$nf_tmp/masks"; } 2>/dev/null; then
+        printf 'warning: job %s: a value announced with ::add-mask:: could not be shared with the other jobs (%s): their output may show it\n' "$job" "$nf_tmp/masks" >&"$nf_err"
+      fi
     fi
     text='::add-mask::***'
   elif ((${#nf_masks[@]} > 0)); then
@@ -614,7 +625,10 @@ nf_reader_line() {
   # Milliseconds, as nixflow run's job logs have them.
   nf_now
   printf -v ts '%(%Y-%m-%dT%H:%M:%S)T' $((nf_t / 1000))
-  printf '%s.%03dZ [%s] %s%s\n' "$ts" $((nf_t % 1000)) "$step" "$logprefix" "$text" >&"$logfd"
+  if ! printf '%s.%03dZ [%s] %s%s\n' "$ts" $((nf_t % 1000)) "$step" "$logprefix" "$text" >&"$logfd" && ((!log_lost)); then
+    log_lost=1
+    printf 'warning: job %s: writing its log %s failed (the run goes on without it)\n' "$job" "$nf_run_dir/logs/$job.log" >&"$nf_err"
+  fi
   # The last lines, for the summary of a failed step.
   now=${EPOCHREALTIME:-$n}
   ring[n % 20]="${now/[.,]/}"$'\t'"$text"

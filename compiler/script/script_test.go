@@ -583,3 +583,35 @@ func TestResultNotRecorded(t *testing.T) {
 		}
 	}
 }
+
+// TestJobLogNotWritten: a job log that cannot be written (here, a step
+// makes it a directory) is said once, as nixflow run says it, and the
+// step's lines still reach the console.
+func TestJobLogNotWritten(t *testing.T) {
+	const g = `{"version": 1, "name": "nolog", "jobs": {
+	  "a": {"executor": {"type": "local", "copyRepo": false},
+	        "steps": [{"name": "break", "bash": "rm \"$RUNDIR/logs/a.log\"; mkdir \"$RUNDIR/logs/a.log\""},
+	                  {"name": "print", "bash": "echo one; echo two; echo three"}]}}}`
+	dir := t.TempDir()
+	f := filepath.Join(dir, "s.sh")
+	if err := os.WriteFile(f, compile(t, g), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	runDir := filepath.Join(dir, "run")
+	cmd := exec.Command("bash", f, "--log-format", "simple", "--run-dir", runDir)
+	cmd.Env = append(os.Environ(), "RUNDIR="+runDir)
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v, stderr:\n%s", err, stderr.String())
+	}
+	for _, l := range []string{"[a/print] one", "[a/print] two", "[a/print] three"} {
+		if !strings.Contains(stdout.String(), l+"\n") {
+			t.Errorf("stdout lacks %q:\n%s", l, stdout.String())
+		}
+	}
+	if n := strings.Count(stderr.String(), "warning: job a: writing its log "+runDir+"/logs/a.log failed (the run goes on without it)"); n != 1 {
+		t.Errorf("the warning %d times in stderr, want once:\n%s", n, stderr.String())
+	}
+}

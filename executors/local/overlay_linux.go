@@ -44,25 +44,31 @@ func layerDirs(lower, layers, target string) (string, error) {
 // or mode copies up its metadata, not its data. A container run as
 // another user is given its workspace with chown -R (executors/oci),
 // which would otherwise copy the whole repository into each job's upper
-// layer. (The upper layer is nixflow's: no step writes its overlay
-// attributes, which overlayfs keeps to itself.)
+// layer. (A container sees the merged view only, where overlayfs keeps
+// its attributes to itself; a local step, which could write the upper
+// layer's, can read the run's snapshot, the only place a crafted
+// attribute could lead to, anyway.)
 func mountOverlay(lower, layers, target string) error {
 	opts, err := layerDirs(lower, layers, target)
 	if err != nil {
 		return err
 	}
+	refused := false
 	if metacopy.Load() >= 0 {
 		err := unix.Mount("overlay", target, "overlay", unix.MS_NODEV, opts+",metacopy=on")
 		if err == nil {
 			metacopy.Store(1)
 			return nil
 		}
-		if errors.Is(err, unix.EINVAL) && metacopy.Load() == 0 {
-			metacopy.Store(-1) // not in this kernel: never again
-		}
+		refused = errors.Is(err, unix.EINVAL)
 	}
 	if err := unix.Mount("overlay", target, "overlay", unix.MS_NODEV, opts); err != nil {
 		return fmt.Errorf("mount overlay: %w", err)
+	}
+	if refused {
+		// The same mount without metacopy works: the kernel has none
+		// (before 4.19). Not asked again.
+		metacopy.CompareAndSwap(0, -1)
 	}
 	return nil
 }
