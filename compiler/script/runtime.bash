@@ -2671,8 +2671,15 @@ nf_on_signal() {
       # script is gone (ssh host < script, and the connection dropped):
       # cancel, once; cleanup jobs still run. A reader that went away
       # (bash script | head) does not stop the run, as with nixflow run.
-      ((nf_lost)) && return
-      nf_orphaned || return
+      # Once, and not again while it is being looked into: each reader
+      # that finds its output gone says so.
+      ((nf_lost || nf_lost_checking)) && return
+      nf_lost_checking=1
+      if ! nf_orphaned; then
+        nf_lost_checking=0
+        return
+      fi
+      nf_lost_checking=0
       nf_lost=1
       ((nf_signals == 0)) || return
       name='output lost'
@@ -2709,7 +2716,9 @@ nf_on_signal() {
 # script, or one of its callers, was adopted by another): its chain of
 # parents is not the one it started with.
 nf_orphaned() {
-  local now
+  # Its own chain: a trap may run it while another of its runs, or the
+  # code it interrupted, uses nf_ancestors' variables.
+  local now nf_chain nf_ppid
   # No bare `return` here: in a trap it would return the status of the
   # command the trap interrupted.
   if [[ -r /proc/$$/stat ]]; then
@@ -2953,7 +2962,15 @@ nf_schedule() {
       done
     done
     ((${#nf_running[@]} > 0)) || break
-    wait -n 2>/dev/null
+    # For the jobs only (bash 5.1 on): a job whose end a trap's commands
+    # took note of is not waited for again (wait returns at once), where
+    # a plain wait -n would wait for the next of any child, the watcher
+    # and the watchdog included, which never end.
+    if ((nf_wait_pids)); then
+      wait -n "${nf_running[@]}" 2>/dev/null
+    else
+      wait -n 2>/dev/null
+    fi
     nf_collect
   done
 }
@@ -3788,7 +3805,9 @@ nf_main() {
   exec {nf_sleep_fd}<>"$nf_tmp/sleep"
   nf_signals=0 nf_first_signal=0
   exec 4>&1
-  nf_lost=0 nf_lost_told=0 nf_watcher='' nf_watchdog_pid='' nf_chain0=''
+  nf_lost=0 nf_lost_checking=0 nf_lost_told=0 nf_watcher='' nf_watchdog_pid='' nf_chain0=''
+  nf_wait_pids=0
+  ((BASH_VERSINFO[0] > 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] >= 1))) && nf_wait_pids=1
   if [[ -r /proc/$$/stat ]]; then nf_ancestors; nf_chain0=$nf_chain; fi
   trap 'nf_on_signal INT' INT
   trap 'nf_on_signal TERM' TERM
