@@ -140,11 +140,7 @@ func TestRunDirOneRun(t *testing.T) {
 	const g = `{"version": 1, "name": "rundir", "jobs": {
 	  "a": {"executor": {"type": "local", "copyRepo": false},
 	        "steps": [{"name": "s", "bash": "echo go > \"$DIR/started\"; until test -e \"$DIR/go-on\"; do sleep 0.05; done; echo done"}]}}}`
-	dir := t.TempDir()
-	f := filepath.Join(dir, "s.sh")
-	if err := os.WriteFile(f, compile(t, g), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir, f := scriptFile(t, g)
 	runDir := filepath.Join(dir, "run")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -562,11 +558,7 @@ func TestResultNotRecorded(t *testing.T) {
 	const g = `{"version": 1, "name": "norecord", "jobs": {
 	  "a": {"executor": {"type": "local", "copyRepo": false},
 	        "steps": [{"name": "s", "bash": "mkdir \"$RUNDIR/result.json\""}]}}}`
-	dir := t.TempDir()
-	f := filepath.Join(dir, "s.sh")
-	if err := os.WriteFile(f, compile(t, g), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir, f := scriptFile(t, g)
 	for _, format := range []string{"simple", "json"} {
 		runDir := filepath.Join(dir, "run-"+format)
 		cmd := exec.Command("bash", f, "--log-format", format, "--run-dir", runDir)
@@ -592,11 +584,7 @@ func TestJobLogNotWritten(t *testing.T) {
 	  "a": {"executor": {"type": "local", "copyRepo": false},
 	        "steps": [{"name": "break", "bash": "rm \"$RUNDIR/logs/a.log\"; mkdir \"$RUNDIR/logs/a.log\""},
 	                  {"name": "print", "bash": "echo one; echo two; echo three"}]}}}`
-	dir := t.TempDir()
-	f := filepath.Join(dir, "s.sh")
-	if err := os.WriteFile(f, compile(t, g), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir, f := scriptFile(t, g)
 	runDir := filepath.Join(dir, "run")
 	cmd := exec.Command("bash", f, "--log-format", "simple", "--run-dir", runDir)
 	cmd.Env = append(os.Environ(), "RUNDIR="+runDir)
@@ -614,4 +602,16 @@ func TestJobLogNotWritten(t *testing.T) {
 	if n := strings.Count(stderr.String(), "warning: job a: writing its log "+runDir+"/logs/a.log failed (the run goes on without it)"); n != 1 {
 		t.Errorf("the warning %d times in stderr, want once:\n%s", n, stderr.String())
 	}
+}
+
+// scriptFile compiles graph into s.sh in a new temporary directory, and
+// returns the directory and the script's path.
+func scriptFile(t *testing.T, graph string) (dir, file string) {
+	t.Helper()
+	dir = t.TempDir()
+	file = filepath.Join(dir, "s.sh")
+	if err := os.WriteFile(file, compile(t, graph), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir, file
 }
