@@ -790,11 +790,20 @@ nf_write_result() {
     nf_json_str "$nf_m"
     out+=",\"error\":$nf_j,\"domain\":\"environment\""
   fi
-  local err
-  if ! err=$({ printf '%s}\n' "$out" >"$nf_run_dir/result.json"; } 2>&1); then
-    # As nixflow run says it: the run happened, its record is lost.
-    printf 'warning: the run'"'"'s result was not recorded: %s\n' "${err##*: }" >&2
+  # Whole or not at all, as nixflow run writes it: a temporary file,
+  # renamed (a full disk leaves no half a result).
+  local err='' f=$nf_run_dir/result.json
+  if [[ -d $f ]]; then
+    err='Is a directory'
+  elif ! err=$({ printf '%s}\n' "$out" >"$f.tmp" && mv -f -- "$f.tmp" "$f"; } 2>&1); then
+    rm -f -- "$f.tmp"
+    err=${err##*: }
+    err=${err:-write error}
+  else
+    err=''
   fi
+  # As nixflow run says it: the run happened, its record is lost.
+  [[ -z $err ]] || printf 'warning: the run'"'"'s result was not recorded: %s\n' "$err" >&2
 }
 
 # --- env files ---------------------------------------------------------------

@@ -615,3 +615,39 @@ func scriptFile(t *testing.T, graph string) (dir, file string) {
 	}
 	return dir, file
 }
+
+// TestResultOnFullDisk: a run directory with no room left for the
+// result gets none, rather than half of one, and says so once.
+func TestResultOnFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	const g = `{"version": 1, "name": "full", "jobs": {
+	  "a": {"executor": {"type": "local", "copyRepo": false},
+	        "steps": [{"name": "s", "bash": "head -c 100M /dev/zero > \"$RUNDIR/fill\" || true"}]}}}`
+	dir, f := scriptFile(t, g)
+	runDir := filepath.Join(dir, "run")
+	if err := os.Mkdir(runDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", runDir).CombinedOutput(); err != nil {
+		t.Skipf("mount a tmpfs: %v: %s", err, out)
+	}
+	defer exec.Command("umount", runDir).Run()
+	cmd := exec.Command("bash", f, "--log-format", "simple", "--run-dir", runDir)
+	cmd.Env = append(os.Environ(), "RUNDIR="+runDir)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Run()
+	if want := "warning: the run's result was not recorded: No space left on device\n"; strings.Count(stderr.String(), want) != 1 {
+		t.Errorf("stderr %q, want %q once", stderr.String(), want)
+	}
+	if _, err := os.Stat(filepath.Join(runDir, "result.json")); !os.IsNotExist(err) {
+		data, _ := os.ReadFile(filepath.Join(runDir, "result.json"))
+		t.Errorf("result.json on a full disk: %v, %q; want none", err, data)
+	}
+	if left, _ := filepath.Glob(filepath.Join(runDir, "result.json*")); len(left) > 0 {
+		t.Errorf("left: %q", left)
+	}
+}
