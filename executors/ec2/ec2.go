@@ -246,8 +246,11 @@ func (w *workspace) Where() string {
 // terminates the instance, also when the workspace's teardown failed.
 // Keeping the workspace is not possible on an instance that ends with the
 // job: keep is passed on, and the instance terminated all the same.
-func (w *workspace) Teardown(ctx context.Context, keep bool) error {
-	err := w.Workspace.Teardown(ctx, keep)
+func (w *workspace) Teardown(ctx context.Context, _ bool) error {
+	// Nothing is kept: the instance is terminated (isolated mode, now;
+	// shared mode, at the end of the run), its workspace with it
+	// (docs/ec2.md). A workspace kept there would only be said to be.
+	err := w.Workspace.Teardown(ctx, false)
 	if w.inst != nil {
 		err = errors.Join(err, w.inst.close(w.log))
 	}
