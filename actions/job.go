@@ -435,7 +435,7 @@ func (e *engine) realiseDeps(jr *jobRun) error {
 	if e.opts.Realise == nil {
 		return fmt.Errorf("dependencies not built and no way to build them here: %s", strings.Join(drvs, ", "))
 	}
-	e.emit(event.Event{Job: jr.job.Name, Event: event.Warning, Message: "building " + plural(len(drvs), "dependency", "dependencies")})
+	e.emit(event.Event{Job: jr.job.Name, Event: event.Warning, Message: "building " + executors.Count(len(drvs), "dependency", "dependencies")})
 	log := func(line string) {
 		e.emit(event.Event{Job: jr.job.Name, Step: "(build)", Event: event.Output, Stream: "stderr", Message: line})
 	}
@@ -446,11 +446,4 @@ func (e *engine) realiseDeps(jr *jobRun) error {
 	ctx, stop := jr.bounded()
 	defer stop()
 	return e.opts.Realise(ctx, drvs, root, log)
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, many)
 }

@@ -361,7 +361,7 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		case waitExpired:
 			// The job's time ran out during the wait: no phantom attempt.
 			jr.timedOut = true
-			end(event.StatusFailure, fmt.Sprintf("job timed out after %s (after %s)", jr.job.Timeout, plural(attempt, "attempt", "attempts")))
+			end(event.StatusFailure, fmt.Sprintf("job timed out after %s (after %s)", jr.job.Timeout, executors.Count(attempt, "attempt", "attempts")))
 			return
 		}
 		out = jr.outputs(step.Name)

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nixflow/nixflow/actions"
+	"github.com/nixflow/nixflow/executors"
 	"github.com/nixflow/nixflow/executors/ec2"
 )
 
@@ -193,7 +194,7 @@ func writeReaped(w io.Writer, found []ec2.Reaped, dryRun bool) {
 	}
 	tw.Flush()
 	if !dryRun {
-		fmt.Fprintf(w, "terminated %s\n", plural(n, "instance", "instances"))
+		fmt.Fprintf(w, "terminated %s\n", executors.Count(n, "instance", "instances"))
 	}
 }
 
@@ -259,7 +260,7 @@ func (a *app) pruneImages(ctx context.Context, c *ec2.Clients, images []ec2.Imag
 		fmt.Fprintf(a.stdout, "deleted %s\n", im.ID)
 		n++
 	}
-	fmt.Fprintf(a.stdout, "pruned %s\n", plural(n, "image", "images"))
+	fmt.Fprintf(a.stdout, "pruned %s\n", executors.Count(n, "image", "images"))
 	return nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/nixflow/nixflow/executors"
 )
 
 func (a *app) listCommand() *cobra.Command {
@@ -47,7 +49,7 @@ func (a *app) validateCommand() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "workflow %s is valid: %s in %s\n", plan.Name,
-				plural(len(plan.Jobs), "job", "jobs"), plural(len(plan.Levels), "level", "levels"))
+				executors.Count(len(plan.Jobs), "job", "jobs"), executors.Count(len(plan.Levels), "level", "levels"))
 			return nil
 		},
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/executors"
 )
 
 func (a *app) planCommand() *cobra.Command {
@@ -97,15 +98,8 @@ func writePlanJSON(w io.Writer, p *compiler.Plan) error {
 	return bw.Flush()
 }
 
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return strconv.Itoa(n) + " " + many
-}
-
 func writePlanText(w io.Writer, p *compiler.Plan, verbose bool) {
-	fmt.Fprintf(w, "workflow %s: %s in %s\n", p.Name, plural(len(p.Jobs), "job", "jobs"), plural(len(p.Levels), "level", "levels"))
+	fmt.Fprintf(w, "workflow %s: %s in %s\n", p.Name, executors.Count(len(p.Jobs), "job", "jobs"), executors.Count(len(p.Levels), "level", "levels"))
 	for lvl, names := range p.Levels {
 		fmt.Fprintf(w, "\nlevel %d:\n", lvl)
 		for _, name := range names {
@@ -157,7 +151,7 @@ func writePlanText(w io.Writer, p *compiler.Plan, verbose bool) {
 					sa = append(sa, "continue on error")
 				}
 				if len(s.Deps) > 0 {
-					sa = append(sa, plural(len(s.Deps), "dep", "deps"))
+					sa = append(sa, executors.Count(len(s.Deps), "dep", "deps"))
 				}
 				if s.Workdir != "" {
 					sa = append(sa, "in "+s.Workdir)

@@ -21,6 +21,7 @@ import (
 	"github.com/nixflow/nixflow/actions"
 	"github.com/nixflow/nixflow/compiler"
 	"github.com/nixflow/nixflow/event"
+	"github.com/nixflow/nixflow/executors"
 	"github.com/nixflow/nixflow/executors/local"
 	"github.com/nixflow/nixflow/nixeval"
 	"github.com/nixflow/nixflow/output"
@@ -231,7 +232,7 @@ func (a *app) run(args []string, f *runFlags) error {
 	}
 	if f.artifactsDir != "" {
 		n, err := exportArtifacts(opts.RunDir, f.artifactsDir)
-		fmt.Fprintf(summaryOut, "artifacts: %s exported to %s\n", plural(n, "artifact", "artifacts"), f.artifactsDir)
+		fmt.Fprintf(summaryOut, "artifacts: %s exported to %s\n", executors.Count(n, "artifact", "artifacts"), f.artifactsDir)
 		if err != nil {
 			errs = append(errs, err)
 		}

@@ -230,14 +230,14 @@ from deps' closures that no container has used for an hour.`,
 			// as they may hold their run's workspaces.
 			if dryRun {
 				if n, err := oci.Orphaned(cmd.Context(), a.environ); n > 0 {
-					fmt.Fprintf(a.stdout, "would remove %s of runs that are gone\n", plural(n, "container", "containers"))
+					fmt.Fprintf(a.stdout, "would remove %s of runs that are gone\n", executors.Count(n, "container", "containers"))
 				} else if err != nil {
 					errs = append(errs, fmt.Errorf("look for containers of runs that are gone: %w", err))
 				}
 			} else {
 				n, err := oci.Sweep(cmd.Context(), a.environ)
 				if n > 0 {
-					fmt.Fprintf(a.stdout, "removed %s of runs that are gone\n", plural(n, "container", "containers"))
+					fmt.Fprintf(a.stdout, "removed %s of runs that are gone\n", executors.Count(n, "container", "containers"))
 				}
 				if err != nil {
 					errs = append(errs, fmt.Errorf("remove containers of runs that are gone: %w", err))
@@ -269,7 +269,7 @@ from deps' closures that no container has used for an hour.`,
 				if n := liveInstances(filepath.Join(dir, id)); n > 0 {
 					// Its records are what lets reap find them as a run
 					// that is over.
-					fmt.Fprintf(a.stdout, "skipped %s: %s not known to be terminated (nixflow ec2 reap)\n", id, plural(n, "ec2 instance", "ec2 instances"))
+					fmt.Fprintf(a.stdout, "skipped %s: %s not known to be terminated (nixflow ec2 reap)\n", id, executors.Count(n, "ec2 instance", "ec2 instances"))
 					continue
 				}
 				if dryRun {
@@ -291,12 +291,12 @@ from deps' closures that no container has used for an hour.`,
 				}
 				return nil
 			}
-			fmt.Fprintf(a.stdout, "removed %s, kept %d\n", plural(removed, "run", "runs"), len(ids)-removed)
+			fmt.Fprintf(a.stdout, "removed %s, kept %d\n", executors.Count(removed, "run", "runs"), len(ids)-removed)
 			// Then the images assembled from deps' closures that no
 			// container uses any more.
 			n, err := oci.PruneClosureImages(cmd.Context(), a.environ, oci.ClosureImageAge)
 			if n > 0 {
-				fmt.Fprintf(a.stdout, "removed %s unused for an hour\n", plural(n, "closure image", "closure images"))
+				fmt.Fprintf(a.stdout, "removed %s unused for an hour\n", executors.Count(n, "closure image", "closure images"))
 			}
 			if err != nil {
 				errs = append(errs, fmt.Errorf("remove unused closure images: %w", err))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nixflow/nixflow/actions"
 	"github.com/nixflow/nixflow/event"
+	"github.com/nixflow/nixflow/executors"
 	"github.com/nixflow/nixflow/timing"
 )
 
@@ -107,16 +108,16 @@ func writeSummary(out io.Writer, res *actions.Result, masker *actions.Masker, co
 		domains[res.Domain] = true
 	}
 	if failed > 0 {
-		parts = append(parts, plural(failed, "job failed", "jobs failed"))
+		parts = append(parts, executors.Count(failed, "job failed", "jobs failed"))
 	}
 	if allowed > 0 {
-		parts = append(parts, plural(allowed, "allowed failure", "allowed failures"))
+		parts = append(parts, executors.Count(allowed, "allowed failure", "allowed failures"))
 	}
 	if skipped > 0 {
-		parts = append(parts, plural(skipped, "skipped", "skipped"))
+		parts = append(parts, executors.Count(skipped, "skipped", "skipped"))
 	}
 	if cancelled > 0 {
-		parts = append(parts, plural(cancelled, "cancelled", "cancelled"))
+		parts = append(parts, executors.Count(cancelled, "cancelled", "cancelled"))
 	}
 	status := paint("\x1b[32m", "succeeded")
 	switch {

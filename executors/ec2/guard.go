@@ -2,7 +2,6 @@ package ec2
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/nixflow/nixflow/executors"
 	"github.com/nixflow/nixflow/executors/watchdog"
 )
 
@@ -166,11 +166,8 @@ func sweepInstances(args, notes []string) {
 		terminate(more)
 	}
 	if len(done) > 0 {
-		noun := "instances"
-		if len(done) == 1 {
-			noun = "instance"
-		}
-		say("terminated %d EC2 %s of nixflow process %s, which was killed: %s", len(done), noun, args[2], strings.Join(done, ", "))
+		say("terminated %s of nixflow process %s, which was killed: %s",
+			executors.Count(len(done), "EC2 instance", "EC2 instances"), args[2], strings.Join(done, ", "))
 	}
 	dirs := map[string]bool{}
 	for id, dir := range s.instances {
@@ -216,12 +213,8 @@ func terminateLaunched(ctx context.Context, c *Clients, id string) error {
 // markTerminated rewrites the record of instance id in runDir as
 // terminated now.
 func markTerminated(runDir, id string) error {
-	data, err := os.ReadFile(filepath.Join(recordDir(runDir), id+".json"))
+	r, err := readRecord(filepath.Join(recordDir(runDir), id+".json"))
 	if err != nil {
-		return err
-	}
-	var r Record
-	if err := json.Unmarshal(data, &r); err != nil {
 		return err
 	}
 	r.Terminated, r.Error = time.Now().UTC(), ""
@@ -269,10 +262,4 @@ func lookUpTokens(ctx context.Context, c *Clients, tokens []string) ([]string, e
 		}
 	}
 	return ids, nil
-}
-
-// lookUpToken returns the instances a RunInstances call with token
-// launched (see lookUpTokens).
-func lookUpToken(ctx context.Context, c *Clients, token string) ([]string, error) {
-	return lookUpTokens(ctx, c, []string{token})
 }

@@ -365,7 +365,7 @@ func (r capacityNotRetried) IsErrorRetryable(err error) bool {
 func (x *Executor) terminateByToken(c *Clients, token string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ids, err := lookUpToken(ctx, c, token)
+	ids, err := lookUpTokens(ctx, c, []string{token})
 	if err != nil {
 		x.log.Error("look up an instance whose launch was interrupted; run 'nixflow ec2 reap'", "error", err)
 		return

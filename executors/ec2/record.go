@@ -86,6 +86,19 @@ func writeRecord(runDir string, r Record) error {
 	return os.Rename(tmp, path)
 }
 
+// readRecord reads the instance record in file.
+func readRecord(file string) (Record, error) {
+	var r Record
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("instance record %s: %w", filepath.Base(file), err)
+	}
+	return r, nil
+}
+
 // Records reads the instance records of a run, by launch time. A run
 // without instances has none (and no error).
 func Records(runDir string) ([]Record, error) {
@@ -101,13 +114,9 @@ func Records(runDir string) ([]Record, error) {
 		if !strings.HasSuffix(e.Name(), ".json") {
 			continue
 		}
-		data, err := os.ReadFile(filepath.Join(recordDir(runDir), e.Name()))
+		r, err := readRecord(filepath.Join(recordDir(runDir), e.Name()))
 		if err != nil {
 			return nil, err
-		}
-		var r Record
-		if err := json.Unmarshal(data, &r); err != nil {
-			return nil, fmt.Errorf("instance record %s: %w", e.Name(), err)
 		}
 		out = append(out, r)
 	}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nixflow/nixflow/executors"
 	"github.com/nixflow/nixflow/executors/watchdog"
 )
 
@@ -81,11 +82,8 @@ func sweepOwned(args, notes []string) {
 		n, err = n+m, err2
 	}
 	if n > 0 {
-		noun := "containers"
-		if n == 1 {
-			noun = "container"
-		}
-		fmt.Fprintf(os.Stderr, "nixflow: watchdog: removed %d %s %s of nixflow process %s, which was killed\n", n, c.name, noun, owner)
+		fmt.Fprintf(os.Stderr, "nixflow: watchdog: removed %s of nixflow process %s, which was killed\n",
+			executors.Count(n, c.name+" container", c.name+" containers"), owner)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "nixflow: watchdog: remove the %s containers of nixflow process %s, which was killed: %v\nhint: nixflow gc removes them\n", c.name, owner, err)
@@ -95,31 +93,14 @@ func sweepOwned(args, notes []string) {
 // removeGuarded removes the containers labelled with the guard's token,
 // and returns how many.
 func removeGuarded(ctx context.Context, c *cli, token string) (int, error) {
-	out, err := c.output(ctx, nil, "ps", "--all", "--quiet", "--no-trunc", "--filter", "label="+LabelGuard+"="+token)
+	ids, err := c.containers(ctx, "label="+LabelGuard+"="+token)
 	if err != nil {
 		return 0, err
 	}
-	ids := strings.Fields(out)
 	if err := c.remove(ctx, ids...); err != nil {
 		return 0, err
 	}
 	return len(ids), nil
-}
-
-// owned lists the containers the nixflow process pid made on this host,
-// of run runID (any run if empty).
-func (c *cli) owned(ctx context.Context, pid int, runID string) ([]string, error) {
-	args := []string{"ps", "--all", "--quiet", "--no-trunc",
-		"--filter", "label=" + LabelOwnerPID + "=" + strconv.Itoa(pid),
-		"--filter", "label=" + LabelHost + "=" + hostname()}
-	if runID != "" {
-		args = append(args, "--filter", "label="+LabelRun+"="+runID)
-	}
-	out, err := c.output(ctx, nil, args...)
-	if err != nil {
-		return nil, err
-	}
-	return strings.Fields(out), nil
 }
 
 // clientRunning reports whether process pid (a client of the gone

@@ -192,11 +192,7 @@ func (e *Executor) runtime(ctx context.Context, spec executors.JobSpec) (*cli, e
 		if err != nil {
 			e.log.Warn("sweep of old containers failed", "runtime", e.cli.name, "error", err)
 		} else if n > 0 {
-			noun := "containers"
-			if n == 1 {
-				noun = "container"
-			}
-			spec.Logf("removed %d %s of runs that are gone", n, noun)
+			spec.Logf("removed %s of runs that are gone", executors.Count(n, "container", "containers"))
 		}
 	}
 	return e.cli, nil
@@ -328,7 +324,8 @@ func (e *Executor) Close(ctx context.Context) (err error) {
 		}
 	}
 	for runID := range e.runIDs {
-		left, err := e.cli.owned(ctx, os.Getpid(), runID)
+		left, err := e.cli.containers(ctx, "label="+LabelRun+"="+runID,
+			"label="+LabelOwnerPID+"="+strconv.Itoa(os.Getpid()), "label="+LabelHost+"="+hostname())
 		if err != nil {
 			errs = append(errs, fmt.Errorf("list the run's containers: %w", err))
 			continue

@@ -140,6 +140,20 @@ func inUse(err error) bool {
 	return strings.Contains(msg, "being used") || strings.Contains(msg, "in use") || strings.Contains(msg, "is using")
 }
 
+// containers lists the ids of the containers, running or not, that match
+// every filter (ps --filter: "label=K=V", "ancestor=IMAGE").
+func (c *cli) containers(ctx context.Context, filters ...string) ([]string, error) {
+	args := []string{"ps", "--all", "--quiet", "--no-trunc"}
+	for _, f := range filters {
+		args = append(args, "--filter", f)
+	}
+	out, err := c.output(ctx, nil, args...)
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(out), nil
+}
+
 // sweep removes the containers labelled by nixflow on this host whose
 // owner is dead, among those matching the extra label filters.
 func (c *cli) sweep(ctx context.Context, filters []string) (int, error) {
@@ -162,15 +176,15 @@ func (c *cli) orphans(ctx context.Context, filters []string) ([]string, error) {
 	// is looked for here, as then.
 	h, _ := os.Hostname()
 	for _, host := range slices.Compact([]string{hostname(), h}) {
-		args := []string{"ps", "--all", "--quiet", "--no-trunc", "--filter", "label=" + LabelOwnerPID, "--filter", "label=" + LabelHost + "=" + host}
+		fs := []string{"label=" + LabelOwnerPID, "label=" + LabelHost + "=" + host}
 		for _, f := range filters {
-			args = append(args, "--filter", "label="+f)
+			fs = append(fs, "label="+f)
 		}
-		out, err := c.output(ctx, nil, args...)
+		found, err := c.containers(ctx, fs...)
 		if err != nil {
 			return nil, err
 		}
-		ids = append(ids, strings.Fields(out)...)
+		ids = append(ids, found...)
 	}
 	var dead []string
 	for _, id := range ids {

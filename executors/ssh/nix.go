@@ -29,11 +29,7 @@ func (w *workspace) nixCopy(ctx context.Context, spec executors.JobSpec) error {
 	if _, err := exec.LookPath("nix-copy-closure"); err != nil {
 		return errors.New("nix-copy-closure not found here: Nix is needed to copy the steps' deps")
 	}
-	what := fmt.Sprintf("%d store paths", len(spec.StorePaths))
-	if len(spec.StorePaths) == 1 {
-		what = "1 store path"
-	}
-	spec.Logf("copying the closure of %s to %s", what, w.Where())
+	spec.Logf("copying the closure of %s to %s", executors.Count(len(spec.StorePaths), "store path", "store paths"), w.Where())
 	dest := w.h.t.Host
 	if w.h.t.User != "" {
 		dest = w.h.t.User + "@" + dest
