@@ -323,7 +323,10 @@ func (a *app) runOptions(plan *compiler.Plan, f *runFlags) (actions.Options, err
 	if err := checkCopyable(repo, plan, a.getenv("HOME"), runs, state, cache); err != nil {
 		return opts, err
 	}
-	a.log.Debug("repository jobs start from", "dir", repo, "git", inGit(repo))
+	if a.log.IsDebug() {
+		// Asking git costs a process: not for a line nobody sees.
+		a.log.Debug("repository jobs start from", "dir", repo, "git", inGit(repo))
+	}
 	id := newRunID(time.Now())
 	masker := actions.NewMasker()
 	a.logMasker.Store(masker)
