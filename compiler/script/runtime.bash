@@ -325,11 +325,29 @@ nf_emit() {
     [[ -n $reason ]] && logline+=" $reason"
     [[ -n $msg ]] && logline+=" $msg"
   fi
-  if [[ -n $step ]]; then
-    printf '%s [%s] %s\n' "$ts" "$step" "$logline" >>"$nf_run_dir/logs/$job.log"
+  [[ -n $step ]] && logline="[$step] $logline"
+  { printf '%s %s\n' "$ts" "$logline" >>"$nf_run_dir/logs/$job.log"; } 2>/dev/null ||
+    nf_log_lost "$job" 2 "$ts $logline"
+}
+
+# nf_log_lost JOB FD [LINE]: writing JOB's log failed (LINE, if given, is
+# the line it failed to write: written again to learn why). Said on FD as
+# nixflow run says it, once per job, by whichever process finds out first
+# (the scheduler's for events, a reader for its step's lines); the run
+# goes on, and so do the attempts to write the log.
+nf_log_lost() {
+  local log=$nf_run_dir/logs/$1.log mark=$nf_tmp/log-lost.$1 why
+  [[ -d $mark ]] && return 0
+  if (($# > 2)); then
+    why=$({ printf '%s\n' "$3" >>"$log"; } 2>&1) && return 0
   else
-    printf '%s %s\n' "$ts" "$logline" >>"$nf_run_dir/logs/$job.log"
+    why=$({ : >>"$log"; } 2>&1)
   fi
+  # (A marker that cannot be made is no reason to say nothing.)
+  mkdir -- "$mark" 2>/dev/null || [[ ! -d $mark ]] || return 0
+  why=${why##*: }
+  why=${why:-write error}
+  printf 'warning: job %s: writing its log %s failed: %s (the run goes on without it)\n' "$1" "$log" "${why,}" >&"$2"
 }
 
 # nf_write_event LINE appends an event to --events. A file that cannot be
@@ -405,8 +423,8 @@ nf_reader() {
   TZ=UTC0 LC_ALL=C
   # A log that cannot be written is said once, as nixflow run says it;
   # the lines go on to the console.
-  if ! exec {logfd}>>"$nf_run_dir/logs/$job.log"; then
-    printf 'warning: job %s: writing its log %s failed (the run goes on without it)\n' "$job" "$nf_run_dir/logs/$job.log" >&2
+  if ! { exec {logfd}>>"$nf_run_dir/logs/$job.log"; } 2>/dev/null; then
+    nf_log_lost "$job" 2
     exec {logfd}>/dev/null
     log_lost=1
   fi
@@ -624,10 +642,10 @@ nf_reader_line() {
   esac
   # Milliseconds, as nixflow run's job logs have them.
   nf_now
-  printf -v ts '%(%Y-%m-%dT%H:%M:%S)T' $((nf_t / 1000))
-  if ! printf '%s.%03dZ [%s] %s%s\n' "$ts" $((nf_t % 1000)) "$step" "$logprefix" "$text" >&"$logfd" && ((!log_lost)); then
+  printf -v ts '%(%Y-%m-%dT%H:%M:%S)T.%03d [%s] %s%s' $((nf_t / 1000)) $((nf_t % 1000)) "$step" "$logprefix" "$text"
+  if ! printf '%s\n' "$ts" >&"$logfd" && ((!log_lost)); then
     log_lost=1
-    printf 'warning: job %s: writing its log %s failed (the run goes on without it)\n' "$job" "$nf_run_dir/logs/$job.log" >&"$nf_err"
+    nf_log_lost "$job" "$nf_err" "$ts"
   fi
   # The last lines, for the summary of a failed step.
   now=${EPOCHREALTIME:-$n}
@@ -3037,15 +3055,41 @@ nf_reports() {
   nf_now
   nf_run_ms=$((nf_t - nf_run_start))
   # bash's word for each line it could not write is not said: the
-  # message below says it once.
-  if [[ -n $nf_junit ]] && ! { nf_junit_write >"$nf_junit"; } 2>/dev/null; then
-    printf 'error: write the JUnit report: cannot write %s\n' "$nf_junit" >&2
+  # messages below say it once, with its reason.
+  if [[ -n $nf_junit ]] && ! nf_write_report "$nf_junit" nf_junit_write; then
+    printf 'error: write the JUnit report: %s\n' "$nf_why" >&2
     nf_exit=3
   fi
-  if [[ ${GITHUB_ACTIONS:-} == true && -n ${GITHUB_STEP_SUMMARY:-} ]]; then
-    { nf_gh_summary >>"$GITHUB_STEP_SUMMARY"; } 2>/dev/null ||
-      printf 'warning: GitHub step summary not written: cannot write %s\n' "$GITHUB_STEP_SUMMARY" >&2
+  if [[ ${GITHUB_ACTIONS:-} == true && -n ${GITHUB_STEP_SUMMARY:-} ]] &&
+    ! nf_why=$({ nf_gh_summary >>"$GITHUB_STEP_SUMMARY"; } 2>&1); then
+    nf_why=${nf_why##*: }
+    nf_why=${nf_why:-write error}
+    printf 'warning: GitHub step summary not written: write %s: %s\n' "$GITHUB_STEP_SUMMARY" "${nf_why,}" >&2
   fi
+}
+
+# nf_write_report FILE FUNC writes what FUNC prints to FILE as nixflow run
+# writes its reports: a file whole or not at all (a temporary file beside
+# it, renamed over it: a full disk leaves the report of an earlier run as
+# it was, not half of this one's), in place where FILE is a device, a pipe
+# or a link. On failure nf_why says why, as "write FILE: REASON".
+nf_write_report() {
+  local f=$1 tmp
+  if [[ -e $f && ! -f $f || -L $f ]]; then
+    nf_why=$({ "$2" >"$f"; } 2>&1) && return 0
+  else
+    tmp=$(dirname -- "$f")/.${f##*/}.$BASHPID
+    # (A report replaced keeps its mode, as nixflow run keeps it.)
+    if nf_why=$({ if [[ -f $f ]]; then cp -p -- "$f" "$tmp"; fi && "$2" >"$tmp" && mv -f -- "$tmp" "$f"; } 2>&1); then
+      return 0
+    fi
+    rm -f -- "$tmp"
+  fi
+  nf_why=${nf_why##*: }
+  nf_why=${nf_why:-write error}
+  # bash says "No space left on device", nixflow run "no space left on device".
+  nf_why="write $f: ${nf_why,}"
+  return 1
 }
 
 # nf_load_steps reads each job's step records (see nf_step_record), once

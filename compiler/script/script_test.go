@@ -10,11 +10,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/nixflow/nixflow/compiler"
 	"github.com/nixflow/nixflow/compiler/script"
@@ -599,8 +602,9 @@ func TestJobLogNotWritten(t *testing.T) {
 			t.Errorf("stdout lacks %q:\n%s", l, stdout.String())
 		}
 	}
-	if n := strings.Count(stderr.String(), "warning: job a: writing its log "+runDir+"/logs/a.log failed (the run goes on without it)"); n != 1 {
-		t.Errorf("the warning %d times in stderr, want once:\n%s", n, stderr.String())
+	want := "warning: job a: writing its log " + runDir + "/logs/a.log failed: is a directory (the run goes on without it)\n"
+	if got := stderr.String(); got != want {
+		t.Errorf("stderr:\n%s\nwant the warning once, and nothing else:\n%s", got, want)
 	}
 }
 
@@ -624,7 +628,9 @@ func TestResultOnFullDisk(t *testing.T) {
 	}
 	const g = `{"version": 1, "name": "full", "jobs": {
 	  "a": {"executor": {"type": "local", "copyRepo": false},
-	        "steps": [{"name": "s", "bash": "head -c 100M /dev/zero > \"$RUNDIR/fill\" || true"}]}}}`
+	        "steps": [{"name": "s", "bash": "head -c 100M /dev/zero > \"$RUNDIR/fill\" || true"}]},
+	  "b": {"needs": ["a"], "executor": {"type": "local", "copyRepo": false},
+	        "steps": [{"name": "s", "bash": "for i in $(seq 50); do echo line $i; done"}]}}}`
 	dir, f := scriptFile(t, g)
 	runDir := filepath.Join(dir, "run")
 	if err := os.Mkdir(runDir, 0o755); err != nil {
@@ -634,18 +640,43 @@ func TestResultOnFullDisk(t *testing.T) {
 		t.Skipf("mount a tmpfs: %v: %s", err, out)
 	}
 	defer exec.Command("umount", runDir).Run()
-	cmd := exec.Command("bash", f, "--log-format", "simple", "--run-dir", runDir)
+	report := filepath.Join(runDir, "report.xml")
+	if err := os.WriteFile(report, []byte("an earlier run's report\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", f, "--log-format", "simple", "--run-dir", runDir, "--junit", report)
 	cmd.Env = append(os.Environ(), "RUNDIR="+runDir)
 	cmd.Dir = dir
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Run()
-	if want := "warning: the run's result was not recorded: No space left on device\n"; strings.Count(stderr.String(), want) != 1 {
-		t.Errorf("stderr %q, want %q once", stderr.String(), want)
+	// Each failure said once, with its reason, as nixflow run says it;
+	// no word of bash's for each line or event it could not write. (a's
+	// log, begun before the disk filled, still has room in its page.)
+	want := []string{
+		"warning: job b: writing its log " + runDir + "/logs/b.log failed: no space left on device (the run goes on without it)",
+		"error: write the JUnit report: write " + report + ": no space left on device",
+		"warning: the run's result was not recorded: No space left on device",
+	}
+	got := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+	slices.Sort(got)
+	slices.Sort(want)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("stderr (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(stdout.String(), "[b/s] line 50\n") {
+		t.Errorf("b's lines did not reach the console:\n%s", stdout.String())
 	}
 	if _, err := os.Stat(filepath.Join(runDir, "result.json")); !os.IsNotExist(err) {
 		data, _ := os.ReadFile(filepath.Join(runDir, "result.json"))
 		t.Errorf("result.json on a full disk: %v, %q; want none", err, data)
+	}
+	// The report of the earlier run is left as it was, not half replaced.
+	if data, err := os.ReadFile(report); err != nil || string(data) != "an earlier run's report\n" {
+		t.Errorf("the earlier report: %q, %v", data, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(runDir, "*.*[0-9]")); len(left) > 0 {
+		t.Errorf("left: %q", left)
 	}
 	if left, _ := filepath.Glob(filepath.Join(runDir, "result.json*")); len(left) > 0 {
 		t.Errorf("left: %q", left)
