@@ -16,12 +16,18 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/nixflow/nixflow/executors/watchdog"
 	"github.com/nixflow/nixflow/internal/ocitest"
 	"github.com/nixflow/nixflow/internal/sshdtest"
 	"github.com/nixflow/nixflow/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
+	// A guard's sentinel runs this binary as /proc/self/fd/4: not a name
+	// testscript knows, so the watchdog is found as main finds it.
+	if len(os.Args) > 1 && os.Args[1] == watchdog.Arg {
+		os.Exit(entry(os.Args))
+	}
 	testscript.Main(m, map[string]func(){
 		"nixflow": func() {
 			if os.Getenv("NIXFLOW_TEST_ENGINE") == "script" && len(os.Args) > 1 && os.Args[1] == "run" {

@@ -1,8 +1,11 @@
 package watchdog
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -10,11 +13,28 @@ import (
 )
 
 // The test sweeper writes its arguments and notes to the file its first
-// argument names.
+// argument names, and what a command it runs inherits besides its
+// standard files: "fd 3", "fd 4".
 func init() {
 	Register("test", func(args, notes []string) {
+		inherited, _ := exec.Command("sh", "-c", `for fd in 3 4; do [ -e /proc/$$/fd/$fd ] && echo "fd $fd"; done; true`).Output()
 		os.WriteFile(args[0], []byte(strings.Join(append(args[1:], notes...), "\n")), 0o600)
+		os.WriteFile(args[0]+".inherited", inherited, 0o600)
 	})
+}
+
+// ways runs test with guards waiting as a sentinel, where they can, and
+// as nixflow.
+func ways(t *testing.T, test func(t *testing.T)) {
+	for _, sentinel := range []bool{true, false} {
+		name := map[bool]string{true: "sentinel", false: "nixflow"}[sentinel]
+		t.Run(name, func(t *testing.T) {
+			old := useSentinel
+			useSentinel = sentinel
+			t.Cleanup(func() { useSentinel = old })
+			test(t)
+		})
+	}
 }
 
 func TestMain(m *testing.M) {
@@ -31,7 +51,9 @@ func enable(t *testing.T) {
 
 // TestSweepOnEOF: when the guard's pipe ends without Stop (nixflow
 // killed), the sweeper runs with the guard's arguments and every note.
-func TestSweepOnEOF(t *testing.T) {
+func TestSweepOnEOF(t *testing.T) { ways(t, testSweepOnEOF) }
+
+func testSweepOnEOF(t *testing.T) {
 	enable(t)
 	out := filepath.Join(t.TempDir(), "swept")
 	g, err := Start("test", nil, out, "arg with spaces")
@@ -50,13 +72,18 @@ func TestSweepOnEOF(t *testing.T) {
 	if want := "arg with spaces\nmade a\nmade b"; string(got) != want {
 		t.Errorf("the sweeper got %q, want %q", got, want)
 	}
+	if inherited, _ := os.ReadFile(out + ".inherited"); len(inherited) > 0 {
+		t.Errorf("the sweeper's commands inherited the guard's files: %q", inherited)
+	}
 	g.Note("after") // no guard: ignored
 	g.Stop()
 }
 
 // TestStopDoesNotSweep: a guard stopped (the work is over) sweeps
 // nothing.
-func TestStopDoesNotSweep(t *testing.T) {
+func TestStopDoesNotSweep(t *testing.T) { ways(t, testStopDoesNotSweep) }
+
+func testStopDoesNotSweep(t *testing.T) {
 	enable(t)
 	out := filepath.Join(t.TempDir(), "swept")
 	g, err := Start("test", nil, out)
@@ -97,9 +124,12 @@ func TestUnknownKind(t *testing.T) {
 }
 
 // TestStopWhileNoteBlocks: a guard that reads nothing (stopped with
-// SIGSTOP) fills its pipe, and a Note waits for room; Stop still ends
-// the guard, and the Note with it.
-func TestStopWhileNoteBlocks(t *testing.T) {
+// SIGSTOP) fills its pipe, and a Note waits for room (a guard waiting as
+// nixflow; a sentinel's notes go to a file); Stop still ends the guard,
+// and the Note with it.
+func TestStopWhileNoteBlocks(t *testing.T) { ways(t, testStopWhileNoteBlocks) }
+
+func testStopWhileNoteBlocks(t *testing.T) {
 	enable(t)
 	g, err := Start("test", nil, filepath.Join(t.TempDir(), "swept"))
 	if err != nil {
@@ -125,5 +155,28 @@ func TestStopWhileNoteBlocks(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("Stop, or a Note, still waits 10 s after Stop")
 		}
+	}
+}
+
+// TestSentinelWaits: until there is something to sweep, the guard is a
+// shell, not a second nixflow: its start-up is what a run pays.
+func TestSentinelWaits(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the sentinel runs nixflow from /proc")
+	}
+	enable(t)
+	g, err := Start("test", nil, filepath.Join(t.TempDir(), "swept"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Stop()
+	guard, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", g.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, _ := os.Readlink("/proc/self/exe")
+	sh, _ := filepath.EvalSymlinks("/bin/sh")
+	if guard == self || guard != sh {
+		t.Errorf("the guard runs %s, want /bin/sh (%s)", guard, sh)
 	}
 }
