@@ -642,7 +642,7 @@ nf_reader_line() {
   esac
   # Milliseconds, as nixflow run's job logs have them.
   nf_now
-  printf -v ts '%(%Y-%m-%dT%H:%M:%S)T.%03d [%s] %s%s' $((nf_t / 1000)) $((nf_t % 1000)) "$step" "$logprefix" "$text"
+  printf -v ts '%(%Y-%m-%dT%H:%M:%S)T.%03dZ [%s] %s%s' $((nf_t / 1000)) $((nf_t % 1000)) "$step" "$logprefix" "$text"
   if ! printf '%s\n' "$ts" >&"$logfd" && ((!log_lost)); then
     log_lost=1
     nf_log_lost "$job" "$nf_err" "$ts"
