@@ -11,15 +11,15 @@ import (
 // there now).
 func executable() (string, error) { return "/proc/self/exe", nil }
 
-// sentinelFiles returns the sentinel's notes, a file with no name in the
-// temporary directory (nothing to remove, whatever way nixflow ends), and
-// this program, open; nil where either cannot be had: the guard then
-// waits as nixflow.
+// sentinelFiles returns the sentinel's notes, a file in memory (nothing
+// on a disk that could be full, nothing to remove whatever way nixflow
+// ends), and this program, open; nil where either cannot be had: the
+// guard then waits as nixflow.
 func sentinelFiles() (notes, exe *os.File) {
 	if _, err := os.Stat("/bin/sh"); err != nil {
 		return nil, nil
 	}
-	fd, err := unix.Open(os.TempDir(), unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	fd, err := unix.MemfdCreate("nixflow-watchdog-notes", unix.MFD_CLOEXEC)
 	if err != nil {
 		return nil, nil
 	}

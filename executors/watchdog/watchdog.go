@@ -9,9 +9,11 @@
 // notes, then ends.
 //
 // Where it can (Linux, with /bin/sh), the guard waits as a small shell
-// (a sentinel), not as nixflow: the notes go to a file with no name that
-// only the executor and the sentinel hold, and the sentinel replaces
-// itself with nixflow (Main) only once the pipe ends, to sweep. A run
+// (a sentinel), not as nixflow: the notes go to a file in memory
+// (memfd) that only the executor and the sentinel hold, and the sentinel replaces
+// itself with nixflow (Main) only once the pipe ends, to sweep. (Its
+// notes are in memory: a full disk or a temporary directory nixflow may
+// not write loses none.) A run
 // that ends well so pays for starting a shell, not nixflow (about 3 ms
 // against 28 ms of CPU on a slow hour of the test machines); nixflow's
 // start-up is paid only when there is something to sweep.
@@ -95,9 +97,37 @@ func Start(kind string, env []string, args ...string) (*Guard, error) {
 		return nil, fmt.Errorf("watchdog: no sweeper of kind %q", kind)
 	}
 	argv := append([]string{Arg, kind}, args...)
-	cmd := &exec.Cmd{
-		Env: env,
-		Dir: "/",
+	if useSentinel {
+		if notes, exe := sentinelFiles(); notes != nil {
+			// The sentinel (see the package documentation): fd 3 the
+			// notes, fd 4 this program, run from there even if its file
+			// was replaced or removed since.
+			cmd := guardCommand(sentinelShell, append([]string{"sh", "-c", sentinel, program}, argv...), sentinelEnv(env))
+			cmd.ExtraFiles = []*os.File{notes, exe}
+			g, err := start(cmd, notes)
+			exe.Close()
+			if err == nil {
+				return g, nil
+			}
+			// A shell that cannot start (a sandbox refusing it, say):
+			// the guard waits as nixflow.
+			notes.Close()
+		}
+	}
+	path, err := executable()
+	if err != nil {
+		return nil, fmt.Errorf("watchdog: %w", err)
+	}
+	return start(guardCommand(path, append([]string{program}, argv...), env), nil)
+}
+
+// guardCommand is the command of a guard: path run with args and env.
+func guardCommand(path string, args, env []string) *exec.Cmd {
+	return &exec.Cmd{
+		Path: path,
+		Args: args,
+		Env:  env,
+		Dir:  "/",
 		// nixflow's: a sweeper says there what it did and what failed,
 		// where the user of the killed run looks.
 		Stderr: os.Stderr,
@@ -105,33 +135,21 @@ func Start(kind string, env []string, args ...string) (*Guard, error) {
 		// nixflow's group, does not reach it.
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
-	var notes, exe *os.File
-	if useSentinel {
-		notes, exe = sentinelFiles()
-	}
-	if notes != nil {
-		// The sentinel (see the package documentation): fd 3 the notes,
-		// fd 4 this program, run from there even if its file was
-		// replaced or removed since.
-		cmd.Path, cmd.Args = "/bin/sh", append([]string{"sh", "-c", sentinel, program}, argv...)
-		cmd.ExtraFiles = []*os.File{notes, exe}
-	} else {
-		path, err := executable()
-		if err != nil {
-			return nil, fmt.Errorf("watchdog: %w", err)
-		}
-		cmd.Path, cmd.Args = path, append([]string{program}, argv...)
-	}
+}
+
+// start starts the guard cmd, its standard input a pipe that only the
+// Guard holds; notes, if not nil, is where the Guard writes its notes,
+// else on the pipe.
+func start(cmd *exec.Cmd, notes *os.File) (*Guard, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
-		closeAll(notes, exe)
 		return nil, fmt.Errorf("watchdog: %w", err)
 	}
 	cmd.Stdin = r
 	err = cmd.Start()
-	closeAll(r, exe)
+	r.Close()
 	if err != nil {
-		closeAll(w, notes)
+		w.Close()
 		return nil, fmt.Errorf("watchdog: %w", err)
 	}
 	g := &Guard{cmd: cmd, pipe: w, notes: w}
@@ -142,30 +160,48 @@ func Start(kind string, env []string, args ...string) (*Guard, error) {
 }
 
 // useSentinel: guards wait as a sentinel where they can (tests turn it
-// off to try the other way).
-var useSentinel = true
+// off to try the other way); sentinelShell runs it (tests try bash,
+// which is /bin/sh on some systems).
+var (
+	useSentinel   = true
+	sentinelShell = "/bin/sh"
+)
 
-// sentinel is the sentinel's shell program: deaf to the signals it can
-// ignore (as Main is), it waits for the end of its input, then becomes
-// nixflow, the notes its input, read from their start. Its $0 is nixflow's
-// os.Args[0], its arguments Main's.
-const sentinel = `trap '' HUP INT QUIT TERM PIPE ALRM USR1 USR2 TSTP TTIN TTOU
+// sentinel is the sentinel's shell program: deaf to every signal it can
+// ignore (as Main is: every standard and real-time signal of Linux but
+// SIGKILL, SIGSTOP and SIGCHLD), it waits for the end of its input, then
+// becomes nixflow, the notes its input, read from their start. Its $0 is
+// nixflow's os.Args[0], its arguments Main's.
+const sentinel = `trap '' 1 2 3 4 5 6 7 8 10 11 12 13 14 15 16 18 20 21 22 23 24 25 26 27 28 29 30 31 $(i=34; while [ $i -le 64 ]; do printf '%s ' $i; i=$((i + 1)); done)
 read -r x
 exec ` + sentinelExe + ` "$@" </proc/self/fd/3 3<&-`
+
+// sentinelEnv is env (nil: nixflow's) without what would change how the
+// sentinel's shell runs, where /bin/sh is bash: TMOUT would end its read
+// (and so sweep a run still going), SHELLOPTS=xtrace trace it on
+// nixflow's standard error, BASH_ENV, ENV and exported functions run
+// code of the user's. The sweeper needs none of them.
+func sentinelEnv(env []string) []string {
+	if env == nil {
+		env = os.Environ()
+	}
+	kept := make([]string, 0, len(env))
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case name == "TMOUT", name == "SHELLOPTS", name == "BASHOPTS", name == "BASH_ENV", name == "ENV",
+			strings.HasPrefix(name, "BASH_FUNC_"):
+			continue
+		}
+		kept = append(kept, kv)
+	}
+	return kept
+}
 
 // sentinelExe is how the sentinel runs nixflow: the file that fd 4
 // holds open. Main marks it close-on-exec, so that the sweeper's
 // commands do not inherit it.
 const sentinelExe = "/proc/self/fd/4"
-
-// closeAll closes the files that are not nil.
-func closeAll(files ...*os.File) {
-	for _, f := range files {
-		if f != nil {
-			f.Close()
-		}
-	}
-}
 
 // Note tells the guard one line (no newline in it) for its sweeper. A
 // nil guard, or one stopped, ignores it.

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,6 +21,7 @@ func init() {
 		inherited, _ := exec.Command("sh", "-c", `for fd in 3 4; do [ -e /proc/$$/fd/$fd ] && echo "fd $fd"; done; true`).Output()
 		os.WriteFile(args[0], []byte(strings.Join(append(args[1:], notes...), "\n")), 0o600)
 		os.WriteFile(args[0]+".inherited", inherited, 0o600)
+		os.WriteFile(args[0]+".env", []byte(os.Getenv("NIXFLOW_TEST_GUARD")), 0o600)
 	})
 }
 
@@ -56,7 +58,7 @@ func TestSweepOnEOF(t *testing.T) { ways(t, testSweepOnEOF) }
 func testSweepOnEOF(t *testing.T) {
 	enable(t)
 	out := filepath.Join(t.TempDir(), "swept")
-	g, err := Start("test", nil, out, "arg with spaces")
+	g, err := Start("test", append(os.Environ(), "NIXFLOW_TEST_GUARD=the guard's"), out, "arg with spaces")
 	if err != nil || g == nil {
 		t.Fatalf("Start = %v, %v", g, err)
 	}
@@ -74,6 +76,9 @@ func testSweepOnEOF(t *testing.T) {
 	}
 	if inherited, _ := os.ReadFile(out + ".inherited"); len(inherited) > 0 {
 		t.Errorf("the sweeper's commands inherited the guard's files: %q", inherited)
+	}
+	if env, _ := os.ReadFile(out + ".env"); string(env) != "the guard's" {
+		t.Errorf("the sweeper's environment has NIXFLOW_TEST_GUARD=%q, want the guard's", env)
 	}
 	g.Note("after") // no guard: ignored
 	g.Stop()
@@ -179,4 +184,73 @@ func TestSentinelWaits(t *testing.T) {
 	if guard == self || guard != sh {
 		t.Errorf("the guard runs %s, want /bin/sh (%s)", guard, sh)
 	}
+}
+
+// TestGuardDeaf: a guard outlives every signal it can ignore, and what a
+// shell would take from its environment (TMOUT ends a read of bash, which
+// is /bin/sh on some systems); it sweeps nothing until its pipe ends.
+func TestGuardDeaf(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the sentinel is Linux's")
+	}
+	shells := []string{"/bin/sh"}
+	if bash, err := exec.LookPath("bash"); err == nil {
+		shells = append(shells, bash)
+	}
+	for _, sh := range shells {
+		t.Run(filepath.Base(sh), func(t *testing.T) {
+			old := sentinelShell
+			sentinelShell = sh
+			t.Cleanup(func() { sentinelShell = old })
+			enable(t)
+			out := filepath.Join(t.TempDir(), "swept")
+			g, err := Start("test", append(os.Environ(), "TMOUT=1", "SHELLOPTS=xtrace"), out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Stop()
+			waitIgnoring(t, g.cmd.Process.Pid, syscall.Signal(40))
+			for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT,
+				syscall.SIGUSR1, syscall.SIGPWR, syscall.SIGTSTP, syscall.SIGABRT, syscall.Signal(40)} {
+				if err := g.cmd.Process.Signal(sig); err != nil {
+					t.Fatalf("%v: %v", sig, err)
+				}
+			}
+			time.Sleep(1500 * time.Millisecond) // TMOUT=1 would have ended the read
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Errorf("the guard swept while nixflow runs: %v", err)
+			}
+			var ws syscall.WaitStatus
+			if pid, err := syscall.Wait4(g.cmd.Process.Pid, &ws, syscall.WNOHANG, nil); pid != 0 || err != nil {
+				t.Fatalf("the guard ended: %v, %v", ws, err)
+			}
+			if err := g.Abandon(); err != nil {
+				t.Fatalf("the guard: %v", err)
+			}
+			if _, err := os.Stat(out); err != nil {
+				t.Errorf("no sweep when the pipe ended: %v", err)
+			}
+		})
+	}
+}
+
+// waitIgnoring waits until process pid ignores sig (a shell has run its
+// trap), for up to 10 s.
+func waitIgnoring(t *testing.T, pid int, sig syscall.Signal) {
+	t.Helper()
+	for range 1000 {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if mask, ok := strings.CutPrefix(line, "SigIgn:"); ok {
+				if m, err := strconv.ParseUint(strings.TrimSpace(mask), 16, 64); err == nil && m&(1<<(sig-1)) != 0 {
+					return
+				}
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("process %d does not ignore %v after 10 s", pid, sig)
 }
