@@ -336,18 +336,51 @@ nf_emit() {
 # (the scheduler's for events, a reader for its step's lines); the run
 # goes on, and so do the attempts to write the log.
 nf_log_lost() {
-  local log=$nf_run_dir/logs/$1.log mark=$nf_tmp/log-lost.$1 why
-  [[ -d $mark ]] && return 0
+  local log=$nf_run_dir/logs/$1.log mark=$nf_tmp/log-lost.$1
+  [[ -n ${nf_log_said[$1]:-} || -d $mark ]] && return 0
   if (($# > 2)); then
-    why=$({ printf '%s\n' "$3" >>"$log"; } 2>&1) && return 0
+    nf_try nf_append "$log" "$3" && return 0
   else
-    why=$({ : >>"$log"; } 2>&1)
+    nf_try nf_append "$log"
   fi
+  nf_log_said[$1]=1
   # (A marker that cannot be made is no reason to say nothing.)
   mkdir -- "$mark" 2>/dev/null || [[ ! -d $mark ]] || return 0
-  why=${why##*: }
-  why=${why:-write error}
-  printf 'warning: job %s: writing its log %s failed: %s (the run goes on without it)\n' "$1" "$log" "${why,}" >&"$2"
+  printf 'warning: job %s: writing its log %s failed: %s (the run goes on without it)\n' "$1" "$log" "$nf_why" >&"$2"
+}
+
+# nf_log_said[JOB] is set once this process said that JOB's log could not
+# be written.
+declare -gA nf_log_said=()
+
+# nf_append FILE [LINE] appends LINE (if given) to FILE.
+nf_append() {
+  if (($# > 1)); then printf '%s\n' "$2" >>"$1"; else : >>"$1"; fi
+}
+
+# nf_try FUNC FILE [ARG...] runs FUNC, which writes FILE, in this shell;
+# when it fails, nf_why says why as nixflow run words a file's error:
+# "open FILE: REASON" or "write FILE: REASON", the reason in English and
+# in lower case. bash's own message is kept in a file of this process
+# (or, without one, lost: "write error").
+nf_try() {
+  local err=${nf_tmp:+$nf_tmp/why.$BASHPID} rc op=open
+  if [[ -n $err ]]; then
+    LC_ALL=C "$@" 2>"$err" && return 0
+    rc=$?
+    nf_why=$(<"$err")
+    rm -f -- "$err"
+  else
+    LC_ALL=C "$@" 2>/dev/null && return 0
+    rc=$?
+    nf_why=''
+  fi
+  [[ -z $nf_why || $nf_why == *'write error'* ]] && op='write'
+  nf_why=${nf_why##*: }
+  nf_why=${nf_why:-write error}
+  # bash says "No space left on device", nixflow run "no space left on device".
+  nf_why="$op $2: ${nf_why,}"
+  return "$rc"
 }
 
 # nf_write_event LINE appends an event to --events. A file that cannot be
@@ -3060,35 +3093,52 @@ nf_reports() {
     printf 'error: write the JUnit report: %s\n' "$nf_why" >&2
     nf_exit=3
   fi
-  if [[ ${GITHUB_ACTIONS:-} == true && -n ${GITHUB_STEP_SUMMARY:-} ]] &&
-    ! nf_why=$({ nf_gh_summary >>"$GITHUB_STEP_SUMMARY"; } 2>&1); then
-    nf_why=${nf_why##*: }
-    nf_why=${nf_why:-write error}
-    printf 'warning: GitHub step summary not written: write %s: %s\n' "$GITHUB_STEP_SUMMARY" "${nf_why,}" >&2
+  if [[ ${GITHUB_ACTIONS:-} == true && -n ${GITHUB_STEP_SUMMARY:-} ]]; then
+    local doc
+    doc=$(nf_gh_summary; printf x)
+    nf_try nf_put_append "$GITHUB_STEP_SUMMARY" "${doc%x}" ||
+      printf 'warning: GitHub step summary not written: %s\n' "$nf_why" >&2
   fi
 }
 
+# nf_put FILE TEXT writes TEXT to FILE; nf_put_append appends it.
+nf_put() { printf '%s' "$2" >"$1"; }
+nf_put_append() { printf '%s' "$2" >>"$1"; }
+
 # nf_write_report FILE FUNC writes what FUNC prints to FILE as nixflow run
-# writes its reports: a file whole or not at all (a temporary file beside
-# it, renamed over it: a full disk leaves the report of an earlier run as
-# it was, not half of this one's), in place where FILE is a device, a pipe
-# or a link. On failure nf_why says why, as "write FILE: REASON".
+# writes its reports: a file whole or not at all (a new file beside it,
+# renamed over it: a full disk leaves the report of an earlier run as it
+# was, not half of this one's), with the mode of the file it replaces or
+# else 0644 as the umask allows; in place where FILE is a device, a pipe
+# or a link (/dev/stdout: this script's own standard output). The report
+# is made whole first, and written at once: one write tells whether all
+# of it was. On failure nf_why says why (see nf_try).
 nf_write_report() {
-  local f=$1 tmp
+  local f=$1 doc tmp mode
+  doc=$("$2"; printf x)
+  doc=${doc%x}
   if [[ -e $f && ! -f $f || -L $f ]]; then
-    nf_why=$({ "$2" >"$f"; } 2>&1) && return 0
-  else
-    tmp=$(dirname -- "$f")/.${f##*/}.$BASHPID
-    # (A report replaced keeps its mode, as nixflow run keeps it.)
-    if nf_why=$({ if [[ -f $f ]]; then cp -p -- "$f" "$tmp"; fi && "$2" >"$tmp" && mv -f -- "$tmp" "$f"; } 2>&1); then
-      return 0
-    fi
-    rm -f -- "$tmp"
+    nf_try nf_put "$f" "$doc"
+    return
   fi
-  nf_why=${nf_why##*: }
-  nf_why=${nf_why:-write error}
-  # bash says "No space left on device", nixflow run "no space left on device".
-  nf_why="write $f: ${nf_why,}"
+  if ! tmp=$(LC_ALL=C mktemp "$(dirname -- "$f")/.${f##*/}.XXXXXXXX" 2>&1); then
+    nf_why="open $f: ${tmp##*: }"
+    return 1
+  fi
+  if [[ -f $f ]]; then
+    mode=$(stat -c %a -- "$f" 2>/dev/null || stat -f %Lp -- "$f" 2>/dev/null)
+  else
+    printf -v mode '%o' $((0644 & ~$(umask)))
+  fi
+  if nf_try nf_put "$tmp" "$doc"; then
+    chmod -- "${mode:-644}" "$tmp" 2>/dev/null
+    nf_try mv -f -- "$tmp" "$f" && return 0
+    nf_why="rename $tmp $f: ${nf_why#*: }"
+  else
+    # (Said of the report, as nixflow run says it of its temporary file.)
+    nf_why=${nf_why/"$tmp"/$f}
+  fi
+  rm -f -- "$tmp"
   return 1
 }
 

@@ -602,7 +602,7 @@ func TestJobLogNotWritten(t *testing.T) {
 			t.Errorf("stdout lacks %q:\n%s", l, stdout.String())
 		}
 	}
-	want := "warning: job a: writing its log " + runDir + "/logs/a.log failed: is a directory (the run goes on without it)\n"
+	want := "warning: job a: writing its log " + runDir + "/logs/a.log failed: open " + runDir + "/logs/a.log: is a directory (the run goes on without it)\n"
 	if got := stderr.String(); got != want {
 		t.Errorf("stderr:\n%s\nwant the warning once, and nothing else:\n%s", got, want)
 	}
@@ -654,7 +654,7 @@ func TestResultOnFullDisk(t *testing.T) {
 	// no word of bash's for each line or event it could not write. (a's
 	// log, begun before the disk filled, still has room in its page.)
 	want := []string{
-		"warning: job b: writing its log " + runDir + "/logs/b.log failed: no space left on device (the run goes on without it)",
+		"warning: job b: writing its log " + runDir + "/logs/b.log failed: write " + runDir + "/logs/b.log: no space left on device (the run goes on without it)",
 		"error: write the JUnit report: write " + report + ": no space left on device",
 		"warning: the run's result was not recorded: No space left on device",
 	}

@@ -37,12 +37,13 @@ func watchedExecutor(t *testing.T, cgroup bool) (*Executor, *workspace) {
 	return ex, w
 }
 
-// waitFiles waits for the files to exist, up to 10 s.
+// waitFiles waits for the files to be written (not empty: a shell's
+// `echo $! > f` makes the file, then writes it), up to 10 s.
 func waitFiles(t *testing.T, paths ...string) {
 	t.Helper()
 	for _, p := range paths {
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			if _, err := os.Stat(p); err == nil {
+			if fi, err := os.Stat(p); err == nil && fi.Size() > 0 {
 				break
 			}
 			if time.Now().After(deadline) {
