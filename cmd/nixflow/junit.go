@@ -130,7 +130,8 @@ func writeJUnit(path string, res *actions.Result, masker *actions.Masker) error 
 	}
 	data = append([]byte(xml.Header), append(data, '\n')...)
 	if err := writeOutputFile(path, data, 0o644); err != nil {
-		return fmt.Errorf("write the JUnit report: %w", err)
+		// Named as the user named it, not by the temporary file beside it.
+		return fmt.Errorf("write the JUnit report: write %s: %w", path, osErr(err))
 	}
 	return nil
 }

@@ -338,10 +338,13 @@ nf_emit() {
 nf_log_lost() {
   local log=$nf_run_dir/logs/$1.log mark=$nf_tmp/log-lost.$1
   [[ -n ${nf_log_said[$1]:-} || -d $mark ]] && return 0
+  nf_why=''
   if (($# > 2)); then
     nf_try nf_append "$log" "$3" && return 0
   else
-    nf_try nf_append "$log"
+    nf_try nf_append "$log" || :
+    # (Opened this time: it failed a moment ago.)
+    nf_why=${nf_why:-open $log: failed}
   fi
   nf_log_said[$1]=1
   # (A marker that cannot be made is no reason to say nothing.)
@@ -358,23 +361,22 @@ nf_append() {
   if (($# > 1)); then printf '%s\n' "$2" >>"$1"; else : >>"$1"; fi
 }
 
-# nf_try FUNC FILE [ARG...] runs FUNC, which writes FILE, in this shell;
-# when it fails, nf_why says why as nixflow run words a file's error:
-# "open FILE: REASON" or "write FILE: REASON", the reason in English and
-# in lower case. bash's own message is kept in a file of this process
-# (or, without one, lost: "write error").
+# nf_try FUNC FILE [ARG...] runs FUNC, which writes FILE, in a subshell
+# whose error messages it keeps (through a pipe: a file for them could be
+# on the disk that is full); when FUNC fails, nf_why says why as nixflow
+# run words a file's error: "open FILE: REASON" or "write FILE: REASON",
+# the reason in English and in lower case. FUNC finds this shell's
+# standard output and error as the descriptors nf_o and nf_e.
 nf_try() {
-  local err=${nf_tmp:+$nf_tmp/why.$BASHPID} rc op=open
-  if [[ -n $err ]]; then
-    LC_ALL=C "$@" 2>"$err" && return 0
-    rc=$?
-    nf_why=$(<"$err")
-    rm -f -- "$err"
-  else
-    LC_ALL=C "$@" 2>/dev/null && return 0
-    rc=$?
-    nf_why=''
-  fi
+  local nf_o nf_e rc op=open
+  exec {nf_o}>&1 {nf_e}>&2
+  nf_why=$(LC_ALL=C "$@" 2>&1 >&"$nf_o")
+  rc=$?
+  exec {nf_o}>&- {nf_e}>&-
+  ((rc == 0)) && return 0
+  # The first line is bash's word; after it may come its own about the
+  # locale given back (an LC_ALL that names a locale not installed).
+  nf_why=${nf_why%%$'\n'*}
   [[ -z $nf_why || $nf_why == *'write error'* ]] && op='write'
   nf_why=${nf_why##*: }
   nf_why=${nf_why:-write error}
@@ -3095,15 +3097,40 @@ nf_reports() {
   fi
   if [[ ${GITHUB_ACTIONS:-} == true && -n ${GITHUB_STEP_SUMMARY:-} ]]; then
     local doc
-    doc=$(nf_gh_summary; printf x)
-    nf_try nf_put_append "$GITHUB_STEP_SUMMARY" "${doc%x}" ||
+    if ! doc=$(nf_gh_summary 2>/dev/null && printf x) || [[ $doc != *x ]]; then
+      printf 'warning: GitHub step summary not written: the run'"'"'s record is incomplete (a full disk?)\n' >&2
+    elif ! nf_try nf_put_out "$GITHUB_STEP_SUMMARY" "${doc%x}" append; then
       printf 'warning: GitHub step summary not written: %s\n' "$nf_why" >&2
+    fi
   fi
 }
 
-# nf_put FILE TEXT writes TEXT to FILE; nf_put_append appends it.
+# nf_put FILE TEXT writes TEXT to FILE.
 nf_put() { printf '%s' "$2" >"$1"; }
-nf_put_append() { printf '%s' "$2" >>"$1"; }
+
+# nf_put_out FILE TEXT [append] writes (or appends) TEXT to FILE as
+# nixflow run writes an output file in place: /dev/stdout, /dev/stderr,
+# /dev/fd/N and /proc/self/fd/N through the descriptor this script has
+# (opened anew, a regular file would start over from its beginning;
+# under nf_try, standard output and error are nf_o and nf_e), anything
+# else (a device, a pipe, a link) opened by its name.
+nf_put_out() {
+  local to=''
+  case $1 in
+    /dev/stdout) to=1 ;;
+    /dev/stderr) to=2 ;;
+    /dev/fd/* | /proc/self/fd/*) to=${1##*/} ;;
+  esac
+  if [[ $to =~ ^[0-9]+$ ]]; then
+    ((to == 1)) && to=${nf_o:-1}
+    ((to == 2)) && to=${nf_e:-2}
+    printf '%s' "$2" >&"$to"
+  elif [[ ${3:-} == append ]]; then
+    printf '%s' "$2" >>"$1"
+  else
+    printf '%s' "$2" >"$1"
+  fi
+}
 
 # nf_write_report FILE FUNC writes what FUNC prints to FILE as nixflow run
 # writes its reports: a file whole or not at all (a new file beside it,
@@ -3115,14 +3142,20 @@ nf_put_append() { printf '%s' "$2" >>"$1"; }
 # of it was. On failure nf_why says why (see nf_try).
 nf_write_report() {
   local f=$1 doc tmp mode
-  doc=$("$2"; printf x)
+  if ! doc=$("$2" 2>/dev/null && printf x) || [[ $doc != *x ]]; then
+    nf_why="the run's record is incomplete (a full disk?)"
+    return 1
+  fi
   doc=${doc%x}
   if [[ -e $f && ! -f $f || -L $f ]]; then
-    nf_try nf_put "$f" "$doc"
-    return
+    nf_try nf_put_out "$f" "$doc" && return 0
+    nf_why="write $f: ${nf_why#*: }"
+    return 1
   fi
   if ! tmp=$(LC_ALL=C mktemp "$(dirname -- "$f")/.${f##*/}.XXXXXXXX" 2>&1); then
-    nf_why="open $f: ${tmp##*: }"
+    tmp=${tmp%%$'\n'*}
+    tmp=${tmp##*: }
+    nf_why="write $f: ${tmp,}"
     return 1
   fi
   if [[ -f $f ]]; then
@@ -3133,12 +3166,10 @@ nf_write_report() {
   if nf_try nf_put "$tmp" "$doc"; then
     chmod -- "${mode:-644}" "$tmp" 2>/dev/null
     nf_try mv -f -- "$tmp" "$f" && return 0
-    nf_why="rename $tmp $f: ${nf_why#*: }"
-  else
-    # (Said of the report, as nixflow run says it of its temporary file.)
-    nf_why=${nf_why/"$tmp"/$f}
   fi
   rm -f -- "$tmp"
+  # Named as the user named it, not by the temporary file beside it.
+  nf_why="write $f: ${nf_why#*: }"
   return 1
 }
 

@@ -681,4 +681,25 @@ func TestResultOnFullDisk(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(runDir, "result.json*")); len(left) > 0 {
 		t.Errorf("left: %q", left)
 	}
+
+	// The script's own temporary directory on the full disk too (one
+	// file system for everything): the run's record is then incomplete,
+	// and the report is not replaced by half of one, nor is that silent.
+	tmp := filepath.Join(runDir, "tmp")
+	os.Remove(filepath.Join(runDir, "fill"))
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command("bash", f, "--log-format", "simple", "--run-dir", filepath.Join(runDir, "again"), "--junit", report)
+	cmd.Env = append(os.Environ(), "RUNDIR="+runDir, "TMPDIR="+tmp)
+	cmd.Dir = dir
+	stderr.Reset()
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if data, _ := os.ReadFile(report); string(data) != "an earlier run's report\n" {
+		t.Errorf("the earlier report, TMPDIR on the full disk: %q", data)
+	}
+	if !strings.Contains(stderr.String(), "error: write the JUnit report: ") || err == nil {
+		t.Errorf("TMPDIR on the full disk: %v, stderr:\n%s\nwant the JUnit report's error", err, stderr.String())
+	}
 }

@@ -168,13 +168,25 @@ var (
 )
 
 // sentinel is the sentinel's shell program: deaf to every signal it can
-// ignore (as Main is: every standard and real-time signal of Linux but
-// SIGKILL, SIGSTOP and SIGCHLD), it waits for the end of its input, then
-// becomes nixflow, the notes its input, read from their start. Its $0 is
+// ignore (as Main is: the standard signals of Linux but SIGKILL, SIGSTOP
+// and SIGCHLD, and the real-time signals 34-64, where the libc lets a
+// program ignore them), it waits for the end of its input, then becomes
+// nixflow, the notes its input, read from their start. Its $0 is
 // nixflow's os.Args[0], its arguments Main's.
-const sentinel = `trap '' 1 2 3 4 5 6 7 8 10 11 12 13 14 15 16 18 20 21 22 23 24 25 26 27 28 29 30 31 $(i=34; while [ $i -le 64 ]; do printf '%s ' $i; i=$((i + 1)); done)
-read -r x
-exec ` + sentinelExe + ` "$@" </proc/self/fd/3 3<&-`
+var sentinel = "trap '' " + ignoredSignals() + "\nread -r x\nexec " + sentinelExe + ` "$@" </proc/self/fd/3 3<&-`
+
+// ignoredSignals lists the numbers of the signals the sentinel ignores.
+func ignoredSignals() string {
+	var b strings.Builder
+	for sig := 1; sig <= 64; sig++ {
+		switch sig {
+		case 9, 17, 19, 32, 33: // SIGKILL, SIGCHLD, SIGSTOP; the libc's own
+			continue
+		}
+		fmt.Fprintf(&b, "%d ", sig)
+	}
+	return strings.TrimSpace(b.String())
+}
 
 // sentinelEnv is env (nil: nixflow's) without what would change how the
 // sentinel's shell runs, where /bin/sh is bash: TMOUT would end its read
