@@ -49,11 +49,17 @@ func Image(runtime string) (string, error) {
 	return ref, nil
 }
 
-// Remove removes the images Image built.
+// Remove removes the images Image built, and the containers made from
+// them that a test left (one that failed before its own cleanup): the
+// images are this test process's, and so are their containers. (A
+// forced image removal leaves its containers running, untagged.)
 func Remove() {
 	images.Lock()
 	defer images.Unlock()
 	for runtime, ref := range images.ref {
+		if ids, err := exec.Command(runtime, "ps", "--all", "--quiet", "--filter", "ancestor="+ref).Output(); err == nil && len(strings.Fields(string(ids))) > 0 {
+			_ = exec.Command(runtime, append([]string{"rm", "--force"}, strings.Fields(string(ids))...)...).Run()
+		}
 		_ = exec.Command(runtime, "image", "rm", "--force", ref).Run()
 	}
 	images.ref = nil
