@@ -392,11 +392,8 @@ nf_write_event() {
   [[ -e $nf_tmp/events.failed ]] && return 0
   { printf '%s\n' "$1" >>"$nf_events"; } 2>/dev/null && return 0
   mkdir "$nf_tmp/events.failed" 2>/dev/null || return 0
-  local why
-  why=$({ printf '%s\n' "$1" >>"$nf_events"; } 2>&1)
-  why=${why##*: }
-  why=${why:-write error}
-  printf 'warning: writing events to %s failed: write %s: %s (the run goes on without it)\n' "$nf_events" "$nf_events" "${why,}" >&2
+  nf_try nf_append "$nf_events" "$1" && return 0
+  printf 'warning: writing events to %s failed: %s (the run goes on without it)\n' "$nf_events" "$nf_why" >&2
 }
 
 # nf_event_json sets nf_j to the event of nf_emit (its locals) as one JSON

@@ -9,14 +9,13 @@
 // notes, then ends.
 //
 // Where it can (Linux, with /bin/sh), the guard waits as a small shell
-// (a sentinel), not as nixflow: the notes go to a file in memory
-// (memfd) that only the executor and the sentinel hold, and the sentinel replaces
-// itself with nixflow (Main) only once the pipe ends, to sweep. (Its
-// notes are in memory: a full disk or a temporary directory nixflow may
-// not write loses none.) A run
-// that ends well so pays for starting a shell, not nixflow (about 3 ms
-// against 28 ms of CPU on a slow hour of the test machines); nixflow's
-// start-up is paid only when there is something to sweep.
+// (a sentinel), not as nixflow: the notes go to a file in memory (memfd:
+// a full disk loses none) that only the executor and the sentinel hold,
+// and the sentinel replaces itself with nixflow (Main) only once the
+// pipe ends, to sweep. A run that ends well so pays for starting a
+// shell, not nixflow (about 3 ms against 28 ms of CPU on a slow hour of
+// the test machines); nixflow's start-up is paid only when there is
+// something to sweep.
 package watchdog
 
 import (

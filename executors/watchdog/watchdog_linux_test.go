@@ -99,3 +99,24 @@ func waitIgnoring(t *testing.T, pid int, sig syscall.Signal) {
 	}
 	t.Fatalf("process %d does not ignore %v after 10 s", pid, sig)
 }
+
+// TestNoShell: where the sentinel's shell cannot start, the guard waits
+// as nixflow, and sweeps with every note.
+func TestNoShell(t *testing.T) {
+	old := sentinelShell
+	sentinelShell = "/nonexistent/sh"
+	t.Cleanup(func() { sentinelShell = old })
+	enable(t)
+	out := filepath.Join(t.TempDir(), "swept")
+	g, err := Start("test", nil, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Note("made a")
+	if err := g.Abandon(); err != nil {
+		t.Fatalf("the guard: %v", err)
+	}
+	if got, err := os.ReadFile(out); err != nil || string(got) != "made a" {
+		t.Errorf("the sweeper got %q, %v; want the note", got, err)
+	}
+}
