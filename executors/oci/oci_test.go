@@ -221,10 +221,12 @@ func TestSharedMode(t *testing.T) {
 			if a.Dir() != "/workspace/a" || b.Dir() != "/workspace/b" {
 				t.Errorf("dirs %q, %q", a.Dir(), b.Dir())
 			}
-			run(t, a, `echo a > mine; (trap "" TERM; exec sleep 1000) & echo $! > bg.pid`)
+			if code, out := run(t, a, `echo a > mine; (trap "" TERM; exec sleep 1000) & echo $! > bg.pid`); code != 0 || out != "" {
+				t.Errorf("a: exit %d, output %q", code, out)
+			}
 			// The leftover was killed before Run returned; a killed process
 			// may take a moment to die, and then stays a zombie: gone too.
-			_, out := run(t, b, `ls; for i in $(seq 50); do case $(grep State: "/proc/$(cat ../a/bg.pid)/status" 2>/dev/null) in ""|*Z*) echo gone; exit 0;; esac; sleep 0.1; done; echo alive`)
+			_, out := run(t, b, `ls; for i in $(seq 50); do case $(grep State: "/proc/$(cat ../a/bg.pid)/status" 2>/dev/null) in ""|*Z*) echo gone; exit 0;; esac; sleep 0.1; done; echo alive; grep State: /proc/$(cat ../a/bg.pid)/status`)
 			if out != "gone\n" {
 				t.Errorf("b sees %q, want an empty directory and a's leftover gone", out)
 			}

@@ -32,12 +32,19 @@ const (
 // reapScript kills what a step left running: with a cookie ($1), the
 // processes whose environment holds it; without, every process of the
 // container but the first and this one. It scans /proc until a pass finds
-// nothing left to kill (bounded): a process caught in the middle of an
-// exec shows an empty environment for a moment, so such a process makes
-// the scan go round once more rather than escape it. Zombies are dead
-// already and are left to their parent. Builtins only.
-const reapScript = `c=$1
-n=0
+// nothing left to kill, for reapFor seconds at most. A process caught in
+// the middle of an exec, or of its exit, shows an empty environment for a
+// moment, and 0 as the end of its environment in its stat (field 51): such
+// a process makes the scan go round once more rather than escape it (on a
+// loaded machine an exec can take long). One that shows an empty
+// environment with the same end on both sides of the read was started
+// with an empty environment (env -i): it is not the step's, and is left
+// alone at once. Zombies are dead already and are left to their parent.
+// Builtins only, of bash 4.0 (an image's bash may be older than the 4.4
+// that the SSH runner's and the compiled script's scan, internal/procsh,
+// need).
+const reapScript = `c=$1 IFS=' '
+t0=$SECONDS
 while :; do
   again=
   for d in /proc/[0-9]*; do
@@ -55,16 +62,26 @@ while :; do
         if [ "$kv" = "` + cookieVar + `=$c" ]; then m=1; break; fi
       done 2>/dev/null < "$d/environ" || continue
       if [ -z "$m" ]; then
-        [ -n "$e" ] || again=1
+        if [ -z "$e" ]; then
+          st2=
+          read -r st2 2>/dev/null < "$d/stat" || continue
+          set -f; set -- $st; end=${49}; set -- ${st2##*) }; set +f
+          [ -n "$end" ] && [ "$end" != 0 ] && [ "$end" = "${49}" ] || again=1
+        fi
         continue
       fi
     fi
     kill -9 "$p" 2>/dev/null && again=1
   done
-  [ -n "$again" ] && [ "$n" -lt 200 ] || break
-  n=$((n+1))
+  [ -n "$again" ] && [ $((SECONDS - t0)) -lt ` + reapFor + ` ] || break
 done
 `
+
+// reapFor bounds the reap's scan, in seconds (whole seconds: the scan
+// ends between reapFor-1 and reapFor seconds in), as the SSH runner's and
+// the compiled script's. It ends long before in all but a loaded
+// machine's exec; below signalTimeout.
+const reapFor = "5"
 
 // noWorkdir is what the wrapper says, instead of its pid, when the
 // step's working directory is not a directory (one it cannot enter for
