@@ -1536,16 +1536,16 @@ nf_apply_overrides() {
 # nf_kill_cookie COOKIE FIRST kills every process whose environment holds
 # the cookie of the step whose pid is FIRST: the ones that left its process
 # group (setsid) too. It looks again while a look finds a new one (a
-# process may start another as it is killed). A process that is executing
-# a program shows an empty environment for a moment: once a look found
-# one, two more looks follow, 10 ms apart; when none found any, up to five
-# more follow while nf_unsure_since finds a process that was missed.
-# Then it waits, 2 s at most, for the killed ones to end.
+# process may start another as it is killed), or nf_unsure_since finds a
+# process the look may have missed (one in the middle of executing a
+# program, whose environment cannot be read yet: see nf_settle), for 5 s
+# at most (4 to 5: SECONDS counts whole seconds). Then it waits, 2 s at
+# most, for the killed ones to end.
 nf_kill_cookie() {
-  local f pid i new more=2 unsure=5 killed=() unended
+  local f pid i new killed=() unended deadline=$((SECONDS + 5))
   local -A hit=()
   [[ -d /proc/self ]] || return 0
-  for ((i = 0; i < 50; i++)); do
+  while :; do
     new=0
     while IFS='' read -r f; do
       pid=${f#/proc/}
@@ -1555,12 +1555,9 @@ nf_kill_cookie() {
       hit[$pid]=1 new=1
       killed+=("$pid")
     done < <(grep -lzx -- "NIXFLOW_COOKIE=$1" /proc/[0-9]*/environ 2>/dev/null)
+    ((SECONDS < deadline)) || break
     if ((!new)); then
-      if ((${#killed[@]})); then
-        ((more-- > 0)) || break
-      elif ((unsure-- == 0)) || ! nf_unsure_since "$2" "$1"; then
-        break
-      fi
+      nf_unsure_since "$2" "$1" || break
       nf_sleep_ms 10
     fi
   done
@@ -1575,13 +1572,13 @@ nf_kill_cookie() {
 }
 
 # nf_unsure_since PID COOKIE tells whether a process started after PID
-# may have been missed by the last look: it carries COOKIE (it was
-# executing a program during the look, and is done now), or it reads an
-# empty environment while it is neither a kernel thread nor exiting nor a
-# zombie (it is executing a program now). Unless the pid counter wrapped,
-# only the pids after PID need a look; bash builtins only.
+# may have been missed by nf_kill_cookie's last look: one not killed yet
+# (not in its hit) that carries COOKIE (it was executing a program during
+# the look, and is done now), or that may be executing a program now (see
+# nf_settle). Unless the pid counter wrapped, only the pids after PID need
+# a look; bash builtins only.
 nf_unsure_since() {
-  local last p e kv s f pids=()
+  local last p e kv pids=()
   { read -r last </proc/sys/kernel/ns_last_pid; } 2>/dev/null || last=
   if [[ $last =~ ^[0-9]+$ ]] && ((last >= $1 && last - $1 < 4096)); then
     for ((p = $1 + 1; p <= last; p++)); do
@@ -1591,20 +1588,13 @@ nf_unsure_since() {
     for p in /proc/[0-9]*; do pids+=("${p#/proc/}"); done
   fi
   for p in "${pids[@]}"; do
+    [[ -z ${hit[$p]-} ]] || continue
     # Not another user's process, nor one gone.
     { mapfile -d '' -t e <"/proc/$p/environ"; } 2>/dev/null || continue
+    ((${#e[@]})) || nf_settle "$p" || return 0
     for kv in "${e[@]}"; do
       [[ $kv == "NIXFLOW_COOKIE=$2" ]] && return 0
     done
-    ((${#e[@]} == 0)) || continue
-    { read -r s <"/proc/$p/stat"; } 2>/dev/null || continue
-    # The fields after the name are numbers and one letter: nothing to
-    # glob. Field 3 is the state, field 9 the flags (PF_KTHREAD,
-    # PF_EXITING).
-    # shellcheck disable=SC2206
-    f=(${s##*) })
-    [[ ${f[0]-Z} == [ZX] ]] && continue
-    ((${f[6]:-0} & 0x00200004)) || return 0
   done
   return 1
 }

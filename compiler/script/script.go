@@ -22,6 +22,7 @@ import (
 	"mvdan.cc/sh/v3/syntax"
 
 	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/internal/procsh"
 	"github.com/nixflow/nixflow/timing"
 )
 
@@ -88,6 +89,8 @@ func Compile(plan *compiler.Plan, opts Options) (script []byte, warnings []strin
 	w.header(plan, opts, hash)
 	w.planData(plan, opts, hash, planJSON)
 	b.WriteString(runtime)
+	b.WriteString("\n")
+	b.WriteString(procsh.Bash)
 	b.WriteString("\nnf_main \"$@\"; exit \"$?\"\n")
 	return b.Bytes(), warnings, nil
 }

@@ -101,25 +101,25 @@ func readFD(fd int, buf *[]byte) ([]byte, error) {
 
 // cookieScan finds the processes whose environment holds needle.
 type cookieScan struct {
-	needle []byte
-	buf    []byte
+	needle  []byte
+	buf     []byte
+	statBuf []byte
+	// read reads /proc/<pid>/<name>, as readProc, and kill sends SIGKILL
+	// (tests script them).
+	read func(pid int, name string, buf *[]byte) ([]byte, error)
+	kill func(pid int) error
 }
 
 func newCookieScan(cookie string) *cookieScan {
-	return &cookieScan{needle: []byte(cookieVar + "=" + cookie), buf: make([]byte, 32<<10)}
+	return &cookieScan{needle: []byte(cookieVar + "=" + cookie), buf: make([]byte, 32<<10), statBuf: make([]byte, 512), read: readProc,
+		kill: func(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }}
 }
 
 // find returns the processes carrying the cookie. Only the processes of
 // nixflow's user can be read; zombies have no environment left. Unless
 // all is set, it only reads the processes whose pid was allocated after
-// after (see lastPID).
-//
-// A process that is executing a program shows an empty environment for a
-// moment (between the switch to the new address space and the setup of
-// the new environment in it; or when /proc/<pid>/environ was opened
-// before the switch). uncertain counts the processes whose environment
-// was empty though they are neither zombies nor kernel threads: they are
-// worth another look.
+// after (see lastPID). uncertain counts the processes that may be
+// executing a program (see look): they are worth another look.
 //
 // A small window is probed pid by pid, without listing /proc: with many
 // steps running at once, listing costs in proportion to all of their
@@ -128,12 +128,10 @@ func newCookieScan(cookie string) *cookieScan {
 // process's environment, and SIGKILL to a thread kills its process).
 func (s *cookieScan) find(after int, all bool) (found []int, uncertain int) {
 	look := func(pid int) {
-		env, err := readProc(pid, "environ", &s.buf)
-		switch {
-		case err != nil:
-		case bytes.Contains(env, s.needle):
+		switch s.look(pid) {
+		case holds:
 			found = append(found, pid)
-		case len(env) == 0 && mayBeExecuting(pid, &s.buf):
+		case executing:
 			uncertain++
 		}
 	}
@@ -166,23 +164,69 @@ func (s *cookieScan) find(after int, all bool) (found []int, uncertain int) {
 	return found, uncertain
 }
 
+// What look finds of a process.
+const (
+	lacks     = iota // no cookie in its environment, or nothing to read
+	holds            // the cookie in its environment
+	executing        // no environment yet: it may be executing a program
+)
+
+// look reads the environment of process pid. A process shows an empty
+// one in the middle of executing a program, from the switch to the new
+// address space to the setup of the environment in it (on a loaded
+// machine that can take a long time), and its stat then shows 0 as the
+// environment's end (field 51), as an exiting process's does. A process
+// started with an empty environment (env -i) shows an end that is not 0
+// and stays. So an empty environment is read again between two reads of
+// stat: a program whose execution ended in between shows its environment,
+// or another end the second time.
+func (s *cookieScan) look(pid int) int {
+	env, err := s.read(pid, "environ", &s.buf)
+	if err == nil && len(env) == 0 {
+		before, live := s.envEnd(pid)
+		switch {
+		case !live:
+			return lacks
+		case before == 0:
+			return executing
+		}
+		env, err = s.read(pid, "environ", &s.buf)
+		if err == nil && len(env) == 0 {
+			if after, live := s.envEnd(pid); live && after != before {
+				return executing
+			}
+		}
+	}
+	if err == nil && bytes.Contains(env, s.needle) {
+		return holds
+	}
+	return lacks
+}
+
+// envEnd returns the end of the process's environment in its memory, as
+// its stat shows it (0 while it executes a program), and whether the
+// process is live: neither gone, nor a zombie, nor exiting, nor a kernel
+// thread.
+func (s *cookieScan) envEnd(pid int) (end uint64, live bool) {
+	data, err := s.read(pid, "stat", &s.statBuf)
+	if err != nil {
+		return 0, false
+	}
+	st, ok := parseStat(data)
+	if !ok || st.state == 'Z' || st.state == 'X' || st.flags&(pfExiting|pfKthread) != 0 {
+		return 0, false
+	}
+	// Without the field (before Linux 3.5), as if executing: worth
+	// another look.
+	end, _ = statEnvEnd(data)
+	return end, true
+}
+
 // The flags of a task, in /proc/<pid>/stat: PF_EXITING, PF_KTHREAD.
 const (
 	pfExiting = 0x00000004
 	pfKthread = 0x00200000
 )
-
-// mayBeExecuting reports whether the process, whose environment read
-// empty, may be executing a program: whether it is neither a zombie, nor
-// exiting, nor a kernel thread.
-func mayBeExecuting(pid int, buf *[]byte) bool {
-	data, err := readProc(pid, "stat", buf)
-	if err != nil {
-		return false
-	}
-	st, ok := parseStat(data)
-	return ok && st.state != 'Z' && st.state != 'X' && st.flags&(pfExiting|pfKthread) == 0
-}
 
 // gone reports whether the process has ended: it is no more, or a zombie.
 func gone(pid int, buf *[]byte) bool {
@@ -241,13 +285,14 @@ func allocatedBetween(pid, after, last int) bool {
 
 // killByCookie kills with SIGKILL every process whose environment carries
 // cookie, scanning again until a scan finds none (a process may fork
-// while a scan runs) and no process whose environment could not be seen
-// (see find) is left after a few more scans, then waits for the processes
-// it killed to end; all within killTimeout. Unless all is set, it only
-// looks at the processes started after the pid after was allocated.
+// while a scan runs) and no process executing a program, whose
+// environment cannot be seen yet (see look), is left; then waits for the
+// processes it killed to end; all within killTimeout. Unless all is set,
+// it only looks at the processes started after the pid after was
+// allocated.
 func killByCookie(cookie string, after int, all bool) {
 	deadline := time.Now().Add(killTimeout)
-	killed := killCookieHolders(cookie, after, all, deadline)
+	killed := killCookieHolders(newCookieScan(cookie), after, all, deadline)
 	// A killed process is gone from the scans once its memory is
 	// released, but it may take a while to end after that on a busy
 	// machine (TestCookieFindsEscapee under load saw it running, exiting,
@@ -264,26 +309,19 @@ func killByCookie(cookie string, after int, all bool) {
 
 // killCookieHolders is killByCookie's scans and kills, until deadline; it
 // returns the processes it killed.
-func killCookieHolders(cookie string, after int, all bool, deadline time.Time) (killed []int) {
-	// Retries for uncertain processes: with the backoff, about 30 ms, when
-	// executing a program takes well under a millisecond. A process that
-	// really has an empty environment costs that much.
-	const uncertainRetries = 5
-	s := newCookieScan(cookie)
-	retries := 0
+func killCookieHolders(s *cookieScan, after int, all bool, deadline time.Time) (killed []int) {
+	// A process executing a program (see look) is looked at again until
+	// it has an environment, however long that takes, within deadline.
 	for backoff := time.Millisecond; ; backoff = min(2*backoff, 20*time.Millisecond) {
 		found, uncertain := s.find(after, all)
-		if len(found) == 0 {
-			if uncertain == 0 || retries == uncertainRetries {
-				return killed
-			}
-			retries++
+		if len(found) == 0 && uncertain == 0 {
+			return killed
 		}
 		if time.Now().After(deadline) {
 			return killed
 		}
 		for _, pid := range found {
-			if syscall.Kill(pid, syscall.SIGKILL) == nil && !slices.Contains(killed, pid) {
+			if s.kill(pid) == nil && !slices.Contains(killed, pid) {
 				killed = append(killed, pid)
 			}
 		}
@@ -346,4 +384,21 @@ func parseStat(data []byte) (procStat, bool) {
 		return procStat{}, false
 	}
 	return procStat{state: fields[0][0], pgrp: pgrp, flags: flags}, true
+}
+
+// statEnvEnd returns field 51 of a /proc/<pid>/stat line, env_end: the
+// end of the process's environment in its memory (Linux 3.5 and later;
+// 0 when it has no memory, or is in the middle of executing a program).
+func statEnvEnd(data []byte) (uint64, bool) {
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := bytes.Fields(data[i+1:])
+	const envEnd = 51 - 3 // the fields after the name start with the third
+	if len(f) <= envEnd {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(f[envEnd]), 10, 64)
+	return n, err == nil
 }

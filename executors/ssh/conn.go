@@ -20,13 +20,18 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/nixflow/nixflow/executors"
+	"github.com/nixflow/nixflow/internal/procsh"
 )
 
 //go:embed anchor.sh
 var anchorScript string
 
 //go:embed step.sh
-var stepScript string
+var stepSh string
+
+// stepScript is the step runner: step.sh, with the functions it shares
+// with the compiled script where it says.
+var stepScript = strings.Replace(stepSh, "# (nf_settle and nf_env_end come here, from internal/procsh.)\n", procsh.Bash, 1)
 
 // sshProgram is the OpenSSH client.
 const sshProgram = "ssh"

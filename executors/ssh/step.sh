@@ -72,15 +72,17 @@ signal() {
 # its process group with setsid). Only processes started after the step can
 # carry it: unless the pid counter wrapped, only their pids need a look.
 # It looks again while a look finds a new one (a process may start another
-# as it is killed) or one whose environment cannot be read yet (in the
-# middle of executing a program: a few more looks), then waits, 2 s at
-# most, for the killed ones to end. Bash builtins only, but for the sleeps
-# between looks: a process per step costs more than the scan.
+# as it is killed) or one in the middle of executing a program, whose
+# environment cannot be read yet (see nf_settle), for 5 s at most (4 to 5:
+# SECONDS counts whole seconds); then waits, 2 s at most, for the killed
+# ones to end. Bash builtins only, but for the sleeps between looks: a
+# process per step costs more than the scan.
 killcookie() {
-	local last p pids e kv round new unsure tries=0 killed=() left
+	local last p pids e kv new unsure killed=() left round
 	local -A seen=()
+	local deadline=$((SECONDS + 5))
 	[ -d /proc/self ] || return 0
-	for ((round = 0; round < 50; round++)); do
+	while :; do
 		pids=() new=0 unsure=0
 		read -r last </proc/sys/kernel/ns_last_pid 2>/dev/null || last=
 		if [ -n "$last" ] && ((last >= pid && last - pid < 4096)); then
@@ -93,8 +95,7 @@ killcookie() {
 		for p in "${pids[@]}"; do
 			{ mapfile -d '' -t e <"/proc/$p/environ"; } 2>/dev/null || continue
 			if ((${#e[@]} == 0)); then
-				executing "$p" && unsure=1
-				continue
+				nf_settle "$p" || unsure=1
 			fi
 			for kv in "${e[@]}"; do
 				if [ "$kv" = "NIXFLOW_STEP_COOKIE=$cookie" ]; then
@@ -107,10 +108,10 @@ killcookie() {
 				fi
 			done
 		done
-		if ((!new)); then
-			((unsure && tries++ < 5)) || break
-			sleep 0.01
+		if ! ((new || unsure)) || ((SECONDS >= deadline)); then
+			break
 		fi
+		((new)) || sleep 0.01
 	done
 	for ((round = 0; round < 200 && ${#killed[@]}; round++)); do
 		left=()
@@ -121,19 +122,7 @@ killcookie() {
 		((${#killed[@]} == 0)) || sleep 0.01
 	done
 }
-# executing tells whether process $1, whose environment reads empty, may be
-# executing a program: not a kernel thread, not exiting, not a zombie.
-executing() {
-	local s f
-	{ read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
-	# Split on spaces without a here-string (a temporary file, in bash
-	# before 5.1: a full disk would fail it). The fields are numbers and
-	# one letter: nothing to glob.
-	# shellcheck disable=SC2206
-	f=(${s##*) })
-	case ${f[0]-Z} in Z | X) return 1 ;; esac
-	((!(${f[6]:-0} & 0x00200004)))
-}
+# (nf_settle and nf_env_end come here, from internal/procsh.)
 # gone tells whether process $1 has ended: no longer there, a zombie, or
 # dead.
 gone() {

@@ -1,0 +1,180 @@
+package local
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// fakeStat is a /proc/<pid>/stat line in state st with envEnd as field
+// 51.
+func fakeStat(pid int, st string, envEnd uint64) []byte {
+	return fakeStatFlags(pid, st, 0, envEnd)
+}
+
+// fakeStatFlags is fakeStat with flags as field 9.
+func fakeStatFlags(pid int, st string, flags, envEnd uint64) []byte {
+	f := make([]string, 52)
+	for i := range f {
+		f[i] = "0"
+	}
+	f[0], f[1], f[2], f[8], f[50] = strconv.Itoa(pid), "(a b) c)", st, strconv.FormatUint(flags, 10), strconv.FormatUint(envEnd, 10)
+	return []byte(strings.Join(f, " ") + "\n")
+}
+
+func TestStatEnvEnd(t *testing.T) {
+	if n, ok := statEnvEnd(fakeStat(7, "S", 140735201812461)); n != 140735201812461 || !ok {
+		t.Errorf("statEnvEnd = %d, %v", n, ok)
+	}
+	if _, ok := statEnvEnd([]byte("7 (a) S 1 2 3\n")); ok {
+		t.Error("statEnvEnd of a short line succeeded")
+	}
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		return
+	}
+	data, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := statEnvEnd(data); n == 0 || !ok {
+		t.Errorf("statEnvEnd of this process = %d, %v; want its environment's end", n, ok)
+	}
+}
+
+// scripted is a /proc whose reads a test decides: reads of pid's files go
+// through files, one call a read, the others fail.
+type scripted struct {
+	pid   int
+	files func(name string, n int) ([]byte, error) // n: reads of name before
+	reads map[string]int
+}
+
+func (p *scripted) read(pid int, name string, _ *[]byte) ([]byte, error) {
+	if pid != p.pid {
+		return nil, syscall.ENOENT
+	}
+	if p.reads == nil {
+		p.reads = map[string]int{}
+	}
+	n := p.reads[name]
+	p.reads[name]++
+	return p.files(name, n)
+}
+
+// TestLook: what look makes of a process whose environment reads empty,
+// from what its stat says before and after a second read.
+func TestLook(t *testing.T) {
+	cookie := cookieVar + "=c00k1e\x00"
+	for _, c := range []struct {
+		name    string
+		environ []string // the reads' answers, in turn
+		stat    [][]byte
+		want    int
+	}{
+		{"the cookie", []string{"A=1\x00" + cookie}, nil, holds},
+		{"another environment", []string{"A=1\x00"}, nil, lacks},
+		{"executing", []string{""}, [][]byte{fakeStat(9, "R", 0)}, executing},
+		{"exiting", []string{""}, [][]byte{fakeStatFlags(9, "R", pfExiting, 0)}, lacks},
+		{"gone", []string{""}, nil, lacks},
+		{"a zombie", []string{""}, [][]byte{fakeStat(9, "Z", 0)}, lacks},
+		{"an empty environment", []string{"", ""}, [][]byte{fakeStat(9, "S", 77), fakeStat(9, "S", 77)}, lacks},
+		{"executed since the first read", []string{"", cookie}, [][]byte{fakeStat(9, "R", 55)}, holds},
+		{"executed between the stat reads", []string{"", ""}, [][]byte{fakeStat(9, "R", 55), fakeStat(9, "S", 77)}, executing},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := &scripted{pid: 9, files: func(name string, n int) ([]byte, error) {
+				var list [][]byte
+				if name == "environ" {
+					for _, e := range c.environ {
+						list = append(list, []byte(e))
+					}
+				} else {
+					list = c.stat
+				}
+				if n >= len(list) {
+					return nil, syscall.ENOENT
+				}
+				return list[n], nil
+			}}
+			s := newCookieScan("c00k1e")
+			s.read = p.read
+			if got := s.look(9); got != c.want {
+				t.Errorf("look = %d, want %d (reads %v)", got, c.want, p.reads)
+			}
+		})
+	}
+}
+
+// TestLookEnvironmentEmptied: a live process started with an empty
+// environment is not taken for one executing a program (each scan would
+// wait for it until its time ran out).
+func TestLookEnvironmentEmptied(t *testing.T) {
+	if _, err := os.Stat("/proc/self/environ"); err != nil {
+		t.Skip("no /proc")
+	}
+	x := exec.Command("sleep", "60")
+	x.Env = []string{}
+	if err := x.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { x.Process.Kill(); x.Wait() }()
+	s := newCookieScan("c00k1e")
+	// Start returns once the exec is past its point of no return: it may
+	// not have its environment set up yet.
+	for i := 0; s.look(x.Process.Pid) == executing; i++ {
+		if i == 300 {
+			t.Fatal("the process is still said to be executing a program")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := s.look(x.Process.Pid); got != lacks {
+		t.Errorf("look = %d, want lacks", got)
+	}
+}
+
+// TestKillWaitsForExec: a process of the step caught executing a program
+// for a long time (a loaded machine) is looked at again until its
+// environment shows, then killed. (Before, the scan gave up after five
+// more looks, about 30 ms, and the process escaped.)
+func TestKillWaitsForExec(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	// A real pid, for the scan's listing of /proc; its files are scripted.
+	x := exec.Command("sleep", "60")
+	if err := x.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { x.Process.Kill(); x.Wait() }()
+	pid := x.Process.Pid
+	const looks = 60
+	var killed []int
+	synctest.Test(t, func(t *testing.T) {
+		p := &scripted{pid: pid, files: func(name string, n int) ([]byte, error) {
+			switch {
+			case name == "stat" && len(killed) > 0:
+				return fakeStat(pid, "Z", 0), nil
+			case name == "stat":
+				return fakeStat(pid, "R", 0), nil
+			case n < looks || len(killed) > 0:
+				return nil, nil
+			default:
+				return []byte(cookieVar + "=c00k1e\x00"), nil
+			}
+		}}
+		s := newCookieScan("c00k1e")
+		s.read = p.read
+		s.kill = func(pid int) error { killed = append(killed, pid); return nil }
+		start := time.Now()
+		got := killCookieHolders(s, 0, true, start.Add(killTimeout))
+		if fmt.Sprint(got) != fmt.Sprint([]int{pid}) || fmt.Sprint(killed) != fmt.Sprint([]int{pid}) {
+			t.Errorf("killed %v (kills %v), want %d after %d looks at it executing", got, killed, pid, looks)
+		}
+	})
+}
