@@ -20,12 +20,14 @@ func TestLayering(t *testing.T) {
 		{"dag", nil},
 		{"executors", nil},
 		{"timing", nil},
+		// The bash the step runners share to look at processes.
+		{"internal/procsh", nil},
 		// A run's record: events, and the sinks that write them.
 		{"event", []string{"timing"}},
 		{"output", []string{"event", "timing"}},
 		{"compiler", []string{"dag", "timing"}},
 		// The bash backend works from the Plan alone: no engine, no executor.
-		{"compiler/script", []string{"compiler", "dag", "timing"}},
+		{"compiler/script", []string{"compiler", "dag", "timing", "internal/procsh"}},
 		// What outlives a killed nixflow, each backend hands to a guard.
 		{"executors/watchdog", nil},
 		{"executors/local", []string{"executors", "executors/watchdog"}},
@@ -35,7 +37,7 @@ func TestLayering(t *testing.T) {
 		// (executors.Params.Config); oci keeps its host directories with
 		// the local executor's workspace.
 		{"executors/oci", []string{"executors", "executors/local", "executors/watchdog", "compiler", "dag", "timing"}},
-		{"executors/ec2", []string{"executors", "executors/ssh", "executors/watchdog", "compiler", "dag", "timing"}},
+		{"executors/ec2", []string{"executors", "executors/ssh", "executors/watchdog", "compiler", "dag", "timing", "internal/procsh"}},
 		{"actions", []string{"compiler", "dag", "executors", "event", "output", "timing"}},
 		{"report", []string{"actions", "compiler", "dag", "executors", "event", "output", "timing"}},
 	}

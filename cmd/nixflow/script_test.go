@@ -42,7 +42,11 @@ func TestMain(m *testing.M) {
 // real nixflow binary (this test binary, re-executed) against workflows it
 // carries, and compares what it prints byte for byte.
 func TestScript(t *testing.T) {
-	t.Cleanup(ocitest.Remove)
+	t.Cleanup(func() {
+		if err := ocitest.Remove(); err != nil {
+			t.Error(err)
+		}
+	})
 	p := scriptParams("../../testdata/script")
 	// One sshd for the scripts that run jobs on an ssh "host": stopped
 	// once every script is done (Cleanup runs after parallel subtests).

@@ -51,7 +51,10 @@ func TestMain(m *testing.M) {
 			code = 1
 		}
 	}
-	ocitest.Remove()
+	if err := ocitest.Remove(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+		code = 1
+	}
 	os.Exit(code)
 }
 
@@ -615,7 +618,10 @@ func TestImageUser(t *testing.T) {
 			if _, err := c.output(ctx, nil, "commit", "--change", "USER ci", strings.TrimSpace(id), ref); err != nil {
 				t.Fatal(err)
 			}
-			defer c.output(ctx, nil, "image", "rm", "--force", ref)
+			// After the workspace's container, which prepare's cleanup
+			// removes: an image still in use is only untagged, and
+			// would keep the test image.
+			t.Cleanup(func() { c.output(ctx, nil, "image", "rm", "--force", ref) })
 			x := newExecutor(t, rt, compiler.OCIExecutor{Image: ref})
 			ws := prepare(t, x, executors.JobSpec{RunID: "test-image-user-" + rt + strconv.Itoa(os.Getpid()), Job: "u"})
 			code, out := run(t, ws, `id -u; echo made > file; echo A=1 >> "$T/env"; cat file`, "T="+ws.TempDir())

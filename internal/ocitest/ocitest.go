@@ -52,17 +52,25 @@ func Image(runtime string) (string, error) {
 // Remove removes the images Image built, and the containers made from
 // them that a test left (one that failed before its own cleanup): the
 // images are this test process's, and so are their containers. (A
-// forced image removal leaves its containers running, untagged.)
-func Remove() {
+// forced image removal leaves its containers running, untagged.) It
+// fails if an image is still there after: an image a test derived from
+// it and left (docker commit) keeps it, untagged, for good.
+func Remove() error {
 	images.Lock()
 	defer images.Unlock()
+	var errs []error
 	for runtime, ref := range images.ref {
+		id, _ := exec.Command(runtime, "image", "inspect", "--format", "{{.Id}}", ref).Output()
 		if ids, err := exec.Command(runtime, "ps", "--all", "--quiet", "--filter", "ancestor="+ref).Output(); err == nil && len(strings.Fields(string(ids))) > 0 {
 			_ = exec.Command(runtime, append([]string{"rm", "--force"}, strings.Fields(string(ids))...)...).Run()
 		}
 		_ = exec.Command(runtime, "image", "rm", "--force", ref).Run()
+		if id := strings.TrimSpace(string(id)); id != "" && exec.Command(runtime, "image", "inspect", id).Run() == nil {
+			errs = append(errs, fmt.Errorf("%s: the test image %s (%s) is still there after its removal: an image made from it (docker commit) was left behind", runtime, ref, id))
+		}
 	}
 	images.ref = nil
+	return errors.Join(errs...)
 }
 
 func build(runtime string) (string, error) {
