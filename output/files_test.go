@@ -165,57 +165,62 @@ func usage(t *testing.T, name string) (size, disk int64) {
 // however much output its job prints, and the other jobs' logs are
 // written as usual.
 func TestJobLogsOpenWhileWritten(t *testing.T) {
-	dir := t.TempDir()
-	logs := newJobLogs(t, dir)
-	defer logs.Close()
-	var reports []string
-	logs.OnError = func(job, file string, err error) { reports = append(reports, job) }
-	if err := os.Mkdir(filepath.Join(dir, "blocked.log"), 0o700); err != nil {
-		t.Fatal(err) // a directory where the log would be: it cannot be opened
-	}
-	open := func() int {
-		t.Helper()
-		fds, err := os.ReadDir("/proc/self/fd")
-		if err != nil {
-			t.Skipf("no /proc/self/fd: %v", err)
+	// In fake time, which stands still here: the logs' flush timer
+	// (flushDelay) would open them on a slow machine.
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		logs := newJobLogs(t, dir)
+		defer logs.Close()
+		var reports []string
+		logs.OnError = func(job, file string, err error) { reports = append(reports, job) }
+		if err := os.Mkdir(filepath.Join(dir, "blocked.log"), 0o700); err != nil {
+			t.Fatal(err) // a directory where the log would be: it cannot be opened
 		}
-		n := 0
-		for _, fd := range fds {
-			if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && strings.HasPrefix(target, dir+"/") {
-				n++
+		open := func() int {
+			t.Helper()
+			fds, err := os.ReadDir("/proc/self/fd")
+			if err != nil {
+				t.Skipf("no /proc/self/fd: %v", err)
+			}
+			n := 0
+			for _, fd := range fds {
+				if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && strings.HasPrefix(target, dir+"/") {
+					n++
+				}
+			}
+			return n
+		}
+		jobs := []string{"a", "b", "c", "blocked"}
+		for _, j := range jobs {
+			logs.Emit(event.Event{Job: j, Event: event.JobStart})
+		}
+		if n := open(); n != 0 {
+			t.Errorf("%d logs open before anything was written, want 0", n)
+		}
+		line := strings.Repeat("x", 100) + "\n"
+		for _, j := range jobs {
+			logs.EmitOutput(&event.Event{Job: j, Step: "s", Event: event.Output, Stream: "stdout"}, []byte(strings.Repeat(line, 3*writeChunk/len(line))))
+		}
+		if n := open(); n != 3 {
+			t.Errorf("%d logs open once written, want 3", n)
+		}
+		for _, j := range jobs {
+			logs.Emit(event.Event{Job: j, Event: event.JobEnd, Result: event.StatusSuccess})
+		}
+		if n := open(); n != 0 {
+			t.Errorf("%d logs open after their jobs ended, want 0", n)
+		}
+		if diff := cmp.Diff([]string{"blocked"}, reports); diff != "" {
+			t.Errorf("reports (-want +got):\n%s", diff)
+		}
+		for _, j := range jobs[:3] {
+			data, err := os.ReadFile(filepath.Join(dir, j+".log"))
+			if err != nil || strings.Count(string(data), "\n") != 2+3*writeChunk/len(line) {
+				t.Errorf("%s.log: %d lines, %v", j, strings.Count(string(data), "\n"), err)
 			}
 		}
-		return n
-	}
-	jobs := []string{"a", "b", "c", "blocked"}
-	for _, j := range jobs {
-		logs.Emit(event.Event{Job: j, Event: event.JobStart})
-	}
-	if n := open(); n != 0 {
-		t.Errorf("%d logs open before anything was written, want 0", n)
-	}
-	line := strings.Repeat("x", 100) + "\n"
-	for _, j := range jobs {
-		logs.EmitOutput(&event.Event{Job: j, Step: "s", Event: event.Output, Stream: "stdout"}, []byte(strings.Repeat(line, 3*writeChunk/len(line))))
-	}
-	if n := open(); n != 3 {
-		t.Errorf("%d logs open once written, want 3", n)
-	}
-	for _, j := range jobs {
-		logs.Emit(event.Event{Job: j, Event: event.JobEnd, Result: event.StatusSuccess})
-	}
-	if n := open(); n != 0 {
-		t.Errorf("%d logs open after their jobs ended, want 0", n)
-	}
-	if diff := cmp.Diff([]string{"blocked"}, reports); diff != "" {
-		t.Errorf("reports (-want +got):\n%s", diff)
-	}
-	for _, j := range jobs[:3] {
-		data, err := os.ReadFile(filepath.Join(dir, j+".log"))
-		if err != nil || strings.Count(string(data), "\n") != 2+3*writeChunk/len(line) {
-			t.Errorf("%s.log: %d lines, %v", j, strings.Count(string(data), "\n"), err)
-		}
-	}
+
+	})
 }
 
 // newJobLogs returns job logs in dir, for the caller to close.

@@ -458,6 +458,17 @@ func TestOverSSHDropped(t *testing.T) {
 			// ps on the "remote": no process of the run's session is left
 			// (the steps' own process groups are in it too), nor any
 			// process it started.
+			t.Cleanup(func() {
+				if t.Failed() {
+					// What was left, for the log.
+					out, _ := exec.Command("ps", "-eo", "pid,ppid,sid,stat,etime,args").Output()
+					for _, line := range strings.Split(string(out), "\n") {
+						if f := strings.Fields(line); len(f) > 2 && (f[2] == strconv.Itoa(sid) || f[0] == "PID") {
+							t.Log(line)
+						}
+					}
+				}
+			})
 			waitFor(t, "the remote run to end", func() bool {
 				for _, pid := range procs {
 					if alive(pid) {
