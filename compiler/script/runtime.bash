@@ -1539,10 +1539,11 @@ nf_apply_overrides() {
 # process may start another as it is killed), or nf_unsure_since finds a
 # process the look may have missed (one in the middle of executing a
 # program, whose environment cannot be read yet: see nf_settle), for 5 s
-# at most (4 to 5: SECONDS counts whole seconds). Then it waits, 2 s at
-# most, for the killed ones to end.
+# at most (4 to 5: SECONDS counts whole seconds); five times more when it
+# finds only one whose environment is empty for now (env -i, or being set
+# up). Then it waits, 2 s at most, for the killed ones to end.
 nf_kill_cookie() {
-  local f pid i new killed=() unended deadline=$((SECONDS + 5))
+  local f pid i new tries=0 killed=() unended deadline=$((SECONDS + 5))
   local -A hit=()
   [[ -d /proc/self ]] || return 0
   while :; do
@@ -1557,7 +1558,12 @@ nf_kill_cookie() {
     done < <(grep -lzx -- "NIXFLOW_COOKIE=$1" /proc/[0-9]*/environ 2>/dev/null)
     ((SECONDS < deadline)) || break
     if ((!new)); then
-      nf_unsure_since "$2" "$1" || break
+      nf_unsure_since "$2" "$1"
+      case $? in
+        0) ;;
+        2) ((tries++ < 5)) || break ;;
+        *) break ;;
+      esac
       nf_sleep_ms 10
     fi
   done
@@ -1575,10 +1581,11 @@ nf_kill_cookie() {
 # may have been missed by nf_kill_cookie's last look: one not killed yet
 # (not in its hit) that carries COOKIE (it was executing a program during
 # the look, and is done now), or that may be executing a program now (see
-# nf_settle). Unless the pid counter wrapped, only the pids after PID need
-# a look; bash builtins only.
+# nf_settle). Its status: 0, yes; 2, only a process whose environment is
+# empty for now; 1, none. Unless the pid counter wrapped, only the pids
+# after PID need a look; bash builtins only.
 nf_unsure_since() {
-  local last p e kv pids=()
+  local last p e kv empty=0 pids=()
   { read -r last </proc/sys/kernel/ns_last_pid; } 2>/dev/null || last=
   if [[ $last =~ ^[0-9]+$ ]] && ((last >= $1 && last - $1 < 4096)); then
     for ((p = $1 + 1; p <= last; p++)); do
@@ -1591,11 +1598,15 @@ nf_unsure_since() {
     [[ -z ${hit[$p]-} ]] || continue
     # Not another user's process, nor one gone.
     { mapfile -d '' -t e <"/proc/$p/environ"; } 2>/dev/null || continue
-    ((${#e[@]})) || nf_settle "$p" || return 0
+    if ((${#e[@]} == 0)); then
+      nf_settle "$p"
+      case $? in 1) return 0 ;; 2) empty=1 ;; esac
+    fi
     for kv in "${e[@]}"; do
       [[ $kv == "NIXFLOW_COOKIE=$2" ]] && return 0
     done
   done
+  ((empty)) && return 2
   return 1
 }
 
@@ -2815,18 +2826,23 @@ nf_watch_parent() {
     ((0x$v & 1)) && return 0
     break
   done <"/proc/$main/status"
-  (
-    trap '' INT QUIT HUP
-    while :; do
-      nf_sleep_ms 500
-      [[ -r /proc/$main/stat ]] || exit 0
-      if nf_orphaned; then
-        kill -USR2 "$main" 2>/dev/null
-        exit 0
-      fi
-    done
-  ) >/dev/null 2>&1 &
-  nf_watcher=$!
+  nf_start_of "$main" || return 0
+  local start=$nf_start
+  # Not a child of the script: see nf_watchdog.
+  nf_watcher=$(
+    (
+      trap '' INT QUIT HUP
+      while :; do
+        nf_sleep_ms 500
+        nf_start_of "$main" && [[ $nf_start == "$start" ]] || exit 0
+        if nf_orphaned; then
+          kill -USR2 "$main" 2>/dev/null
+          exit 0
+        fi
+      done
+    ) </dev/null >/dev/null 2>&1 &
+    printf '%s\n' "$!"
+  )
 }
 
 # nf_watchdog: killed with SIGKILL, the script can stop nothing: its jobs,
@@ -2840,24 +2856,53 @@ nf_watch_parent() {
 # It needs a /proc of the script's own PID namespace (one that shows the
 # script's descriptors).
 nf_watchdog() {
-  local main=$$
+  local main=$$ start
   [[ /proc/$main/fd/$nf_sleep_fd -ef $nf_tmp/sleep ]] 2>/dev/null || return 0
-  set -m
-  (
-    trap '' INT QUIT HUP TERM USR1 USR2 PIPE
-    # Hold neither the caller's output nor the run's lock.
-    exec 4>&-
-    [[ -z ${nf_lock_fd:-} ]] || exec {nf_lock_fd}>&-
-    while :; do
-      nf_sleep_ms 200
-      # A /proc that cannot be read now is no proof the script is gone.
-      if nf_ppid_of "$BASHPID"; then [[ $nf_ppid == "$main" ]] || break; fi
-    done
-    nf_sweep
-    rm -rf "$nf_tmp"
-  ) </dev/null >/dev/null 2>&1 &
-  nf_watchdog_pid=$!
-  set +m
+  nf_start_of "$main" || return 0
+  start=$nf_start
+  # The watchdog is not a child of the script (started from a subshell
+  # that ends at once), nor is the watcher: bash's wait -n for the jobs
+  # waits for any child while bash counts a job as running, and under load,
+  # after a dropped connection's cancel, a job that had ended was still
+  # counted so: the script waited for good for a child that ends only
+  # with it. With no such child, the wait finds none left and returns.
+  nf_watchdog_pid=$(
+    set -m
+    (
+      trap '' INT QUIT HUP TERM USR1 USR2 PIPE
+      # Hold neither the caller's output nor the run's lock.
+      exec 4>&-
+      [[ -z ${nf_lock_fd:-} ]] || exec {nf_lock_fd}>&-
+      while :; do
+        nf_sleep_ms 200
+        # The script gone, dead (a zombie) or another process under its
+        # pid; a /proc that cannot be read now is no proof it is gone.
+        nf_start_of "$main"
+        case $? in
+          0) [[ $nf_start == "$start" ]] || break ;;
+          2) break ;;
+          *) [[ -e /proc/$main ]] || break ;;
+        esac
+      done
+      nf_sweep
+      rm -rf "$nf_tmp"
+    ) </dev/null >/dev/null 2>&1 &
+    printf '%s\n' "$!"
+  )
+}
+
+# nf_start_of PID sets nf_start to the start time of a live process (field
+# 22 of its stat). Its status: 1, the stat cannot be read; 2, the process
+# is dead (a zombie).
+nf_start_of() {
+  local s='' f
+  { IFS='' read -r -d '' s <"/proc/$1/stat"; } 2>/dev/null
+  [[ -n $s ]] || return 1
+  # shellcheck disable=SC2206 # numbers and one letter: nothing to glob
+  f=(${s##*) })
+  [[ ${f[0]-Z} != [ZX] ]] || return 2
+  nf_start=${f[19]-}
+  [[ -n $nf_start ]]
 }
 
 # nf_sweep kills what is left of a run whose script ended without its
@@ -3013,8 +3058,8 @@ nf_schedule() {
     ((${#nf_running[@]} > 0)) || break
     # For the jobs only (bash 5.1 on): a job whose end a trap's commands
     # took note of is not waited for again (wait returns at once), where
-    # a plain wait -n would wait for the next of any child, the watcher
-    # and the watchdog included, which never end.
+    # a plain wait -n would wait for the next of any job. (The watcher and
+    # the watchdog, which never end, are not children: see nf_watchdog.)
     if ((nf_wait_pids)); then
       wait -n "${nf_running[@]}" 2>/dev/null
     else
@@ -3801,10 +3846,9 @@ nf_overrides() {
 
 nf_cleanup() {
   [[ -n ${nf_watcher:-} ]] && kill "$nf_watcher" 2>/dev/null
-  if [[ -n ${nf_watchdog_pid:-} ]]; then
-    kill -KILL "$nf_watchdog_pid" 2>/dev/null
-    wait "$nf_watchdog_pid" 2>/dev/null
-  fi
+  # (Not children: a process SIGKILL is pending for runs no more of its
+  # code.)
+  if [[ -n ${nf_watchdog_pid:-} ]]; then kill -KILL "$nf_watchdog_pid" 2>/dev/null; fi
   # The script failing with jobs running: they go with it, and what they
   # started (with /proc).
   if ((${#nf_running[@]} > 0)); then

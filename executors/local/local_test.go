@@ -797,7 +797,7 @@ func BenchmarkProcScan(b *testing.B) {
 					b.Fatal("no /proc/loadavg")
 				}
 				for b.Loop() {
-					if found, _ := s.find(after, full); len(found) != 0 {
+					if found, _, _ := s.find(after, full); len(found) != 0 {
 						b.Fatal(found)
 					}
 				}

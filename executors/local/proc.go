@@ -118,21 +118,24 @@ func newCookieScan(cookie string) *cookieScan {
 // find returns the processes carrying the cookie. Only the processes of
 // nixflow's user can be read; zombies have no environment left. Unless
 // all is set, it only reads the processes whose pid was allocated after
-// after (see lastPID). uncertain counts the processes that may be
-// executing a program (see look): they are worth another look.
+// after (see lastPID). executing counts the processes that may be
+// executing a program, and empty those whose environment is empty for
+// now (see look): they are worth another look.
 //
 // A small window is probed pid by pid, without listing /proc: with many
 // steps running at once, listing costs in proportion to all of their
 // processes at every step, while the window holds the few pids allocated
 // during the step. The probes may hit threads (/proc/<tid> shows its
 // process's environment, and SIGKILL to a thread kills its process).
-func (s *cookieScan) find(after int, all bool) (found []int, uncertain int) {
+func (s *cookieScan) find(after int, all bool) (found []int, executing, empty int) {
 	look := func(pid int) {
 		switch s.look(pid) {
 		case holds:
 			found = append(found, pid)
-		case executing:
-			uncertain++
+		case inExec:
+			executing++
+		case emptyEnv:
+			empty++
 		}
 	}
 	last := 0
@@ -149,37 +152,40 @@ func (s *cookieScan) find(after int, all bool) (found []int, uncertain int) {
 					look(pid)
 				}
 			}
-			return found, uncertain
+			return found, executing, empty
 		}
 	}
 	pids, err := procPIDs()
 	if err != nil {
-		return nil, 0
+		return nil, 0, 0
 	}
 	for _, pid := range pids {
 		if all || allocatedBetween(pid, after, last) {
 			look(pid)
 		}
 	}
-	return found, uncertain
+	return found, executing, empty
 }
 
 // What look finds of a process.
 const (
-	lacks     = iota // no cookie in its environment, or nothing to read
-	holds            // the cookie in its environment
-	executing        // no environment yet: it may be executing a program
+	lacks    = iota // no cookie in its environment, or nothing to read
+	holds           // the cookie in its environment
+	inExec          // no environment yet: it may be executing a program
+	emptyEnv        // an empty environment, for now or for good
 )
 
 // look reads the environment of process pid. A process shows an empty
-// one in the middle of executing a program, from the switch to the new
+// one in the middle of executing a program: from the switch to the new
 // address space to the setup of the environment in it (on a loaded
-// machine that can take a long time), and its stat then shows 0 as the
-// environment's end (field 51), as an exiting process's does. A process
-// started with an empty environment (env -i) shows an end that is not 0
-// and stays. So an empty environment is read again between two reads of
-// stat: a program whose execution ended in between shows its environment,
-// or another end the second time.
+// machine that can take a long time), its stat shows 0 as the
+// environment's end (field 51), as an exiting process's does; while the
+// kernel writes the environment's pointers, an end that does not change
+// yet. A process started with an empty environment (env -i) shows such
+// an end for good. So an empty environment is read again between two
+// reads of stat: a program whose execution ended in between shows its
+// environment, or another end the second time; the same end is emptyEnv,
+// worth a few more looks, not more.
 func (s *cookieScan) look(pid int) int {
 	env, err := s.read(pid, "environ", &s.buf)
 	if err == nil && len(env) == 0 {
@@ -188,13 +194,18 @@ func (s *cookieScan) look(pid int) int {
 		case !live:
 			return lacks
 		case before == 0:
-			return executing
+			return inExec
 		}
 		env, err = s.read(pid, "environ", &s.buf)
 		if err == nil && len(env) == 0 {
-			if after, live := s.envEnd(pid); live && after != before {
-				return executing
+			after, live := s.envEnd(pid)
+			switch {
+			case !live:
+				return lacks
+			case after != before:
+				return inExec
 			}
+			return emptyEnv
 		}
 	}
 	if err == nil && bytes.Contains(env, s.needle) {
@@ -311,11 +322,18 @@ func killByCookie(cookie string, after int, all bool) {
 // returns the processes it killed.
 func killCookieHolders(s *cookieScan, after int, all bool, deadline time.Time) (killed []int) {
 	// A process executing a program (see look) is looked at again until
-	// it has an environment, however long that takes, within deadline.
+	// it has an environment, however long that takes, within deadline;
+	// one whose environment is empty for now, five times (about 30 ms
+	// with the backoff).
+	const emptyRetries = 5
+	retries := 0
 	for backoff := time.Millisecond; ; backoff = min(2*backoff, 20*time.Millisecond) {
-		found, uncertain := s.find(after, all)
-		if len(found) == 0 && uncertain == 0 {
-			return killed
+		found, executing, empty := s.find(after, all)
+		if len(found) == 0 && executing == 0 {
+			if empty == 0 || retries == emptyRetries {
+				return killed
+			}
+			retries++
 		}
 		if time.Now().After(deadline) {
 			return killed

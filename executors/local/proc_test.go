@@ -79,13 +79,13 @@ func TestLook(t *testing.T) {
 	}{
 		{"the cookie", []string{"A=1\x00" + cookie}, nil, holds},
 		{"another environment", []string{"A=1\x00"}, nil, lacks},
-		{"executing", []string{""}, [][]byte{fakeStat(9, "R", 0)}, executing},
+		{"executing", []string{""}, [][]byte{fakeStat(9, "R", 0)}, inExec},
 		{"exiting", []string{""}, [][]byte{fakeStatFlags(9, "R", pfExiting, 0)}, lacks},
 		{"gone", []string{""}, nil, lacks},
 		{"a zombie", []string{""}, [][]byte{fakeStat(9, "Z", 0)}, lacks},
-		{"an empty environment", []string{"", ""}, [][]byte{fakeStat(9, "S", 77), fakeStat(9, "S", 77)}, lacks},
+		{"an empty environment", []string{"", ""}, [][]byte{fakeStat(9, "S", 77), fakeStat(9, "S", 77)}, emptyEnv},
 		{"executed since the first read", []string{"", cookie}, [][]byte{fakeStat(9, "R", 55)}, holds},
-		{"executed between the stat reads", []string{"", ""}, [][]byte{fakeStat(9, "R", 55), fakeStat(9, "S", 77)}, executing},
+		{"executed between the stat reads", []string{"", ""}, [][]byte{fakeStat(9, "R", 55), fakeStat(9, "S", 77)}, inExec},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := &scripted{pid: 9, files: func(name string, n int) ([]byte, error) {
@@ -113,7 +113,8 @@ func TestLook(t *testing.T) {
 
 // TestLookEnvironmentEmptied: a live process started with an empty
 // environment is not taken for one executing a program (each scan would
-// wait for it until its time ran out).
+// wait for it until its time ran out), but for one whose environment is
+// empty, for now or for good.
 func TestLookEnvironmentEmptied(t *testing.T) {
 	if _, err := os.Stat("/proc/self/environ"); err != nil {
 		t.Skip("no /proc")
@@ -127,14 +128,71 @@ func TestLookEnvironmentEmptied(t *testing.T) {
 	s := newCookieScan("c00k1e")
 	// Start returns once the exec is past its point of no return: it may
 	// not have its environment set up yet.
-	for i := 0; s.look(x.Process.Pid) == executing; i++ {
+	for i := 0; s.look(x.Process.Pid) == inExec; i++ {
 		if i == 300 {
 			t.Fatal("the process is still said to be executing a program")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if got := s.look(x.Process.Pid); got != lacks {
-		t.Errorf("look = %d, want lacks", got)
+	if got := s.look(x.Process.Pid); got != emptyEnv {
+		t.Errorf("look = %d, want emptyEnv", got)
+	}
+}
+
+// TestKillEmptyEnvironment: a process whose environment reads empty, with
+// an end that stays, is looked at five times more, not until the scan's
+// time runs out (a process started with env -i), and killed if its
+// environment shows the cookie meanwhile (a process whose environment the
+// kernel was still setting up).
+func TestKillEmptyEnvironment(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	x := exec.Command("sleep", "60")
+	if err := x.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { x.Process.Kill(); x.Wait() }()
+	pid := x.Process.Pid
+	for _, c := range []struct {
+		name    string
+		showsAt int // the environ read that shows the cookie; -1: none
+		want    string
+	}{
+		{"for good", -1, "[]"},
+		{"set up meanwhile", 6, fmt.Sprint([]int{pid})},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var killed []int
+				p := &scripted{pid: pid, files: func(name string, n int) ([]byte, error) {
+					switch {
+					case name == "stat" && len(killed) > 0:
+						return fakeStat(pid, "Z", 0), nil
+					case name == "stat":
+						return fakeStat(pid, "S", 140735201812461), nil
+					case c.showsAt >= 0 && n >= c.showsAt && len(killed) == 0:
+						return []byte(cookieVar + "=c00k1e\x00"), nil
+					default:
+						return nil, nil
+					}
+				}}
+				s := newCookieScan("c00k1e")
+				s.read = p.read
+				s.kill = func(pid int) error { killed = append(killed, pid); return nil }
+				start := time.Now()
+				got := killCookieHolders(s, 0, true, start.Add(killTimeout))
+				if fmt.Sprint(got) != c.want {
+					t.Errorf("killed %v, want %s", got, c.want)
+				}
+				if c.showsAt < 0 && p.reads["environ"] != 2*6 {
+					t.Errorf("environ read %d times, want 12: two a look, six looks", p.reads["environ"])
+				}
+				if d := time.Since(start); d >= killTimeout {
+					t.Errorf("the scan took %v, its whole time", d)
+				}
+			})
+		})
 	}
 }
 

@@ -33,47 +33,67 @@ const (
 // processes whose environment holds it; without, every process of the
 // container but the first and this one. It scans /proc until a pass finds
 // nothing left to kill, for reapFor seconds at most. A process caught in
-// the middle of an exec, or of its exit, shows an empty environment for a
-// moment, and 0 as the end of its environment in its stat (field 51): such
-// a process makes the scan go round once more rather than escape it (on a
-// loaded machine an exec can take long). One that shows an empty
-// environment with the same end on both sides of the read was started
-// with an empty environment (env -i): it is not the step's, and is left
-// alone at once. Zombies are dead already and are left to their parent.
-// Builtins only, of bash 4.0 (an image's bash may be older than the 4.4
-// that the SSH runner's and the compiled script's scan, internal/procsh,
-// need).
+// the middle of an exec shows an empty environment: from the switch to the
+// new address space to the setup of the environment in it, its stat shows
+// 0 as its environment's end (field 51), as an exiting process's does;
+// while the kernel writes the environment's pointers, an end that does
+// not change yet. So an empty environment is read again between two reads
+// of stat: 0, or an end that changed, makes the scan go round again (on a
+// loaded machine an exec can take long); the same end, an environment
+// that is empty for now or for good (env -i), 200 passes more at most.
+// Zombies and exiting processes are left alone. Builtins only, of bash
+// 4.0 (an image's bash may be older than the 4.4 that the SSH runner's
+// and the compiled script's scan, internal/procsh, need).
 const reapScript = `c=$1 IFS=' '
-t0=$SECONDS
+# __nf_env DIR: m set if the environment holds the cookie, e if it is not
+# empty; fails if it cannot be read.
+__nf_env() {
+  m= e=
+  while IFS= read -r -d '' kv; do
+    e=1
+    if [ "$kv" = "` + cookieVar + `=$c" ]; then m=1; break; fi
+  done 2>/dev/null < "$1/environ"
+}
+# __nf_end DIR: end set to field 51 of the stat; fails for a process gone,
+# a zombie or exiting. (The whole file: a name may hold a newline.)
+__nf_end() {
+  s=
+  IFS= read -r -d '' s 2>/dev/null < "$1/stat"
+  [ -n "$s" ] || return 1
+  set -f; set -- ${s##*) }; set +f
+  [ "$1" != Z ] && [ "$1" != X ] && [ $((${7:-4} & 4)) = 0 ] || return 1
+  end=${49:-0}
+}
+t0=$SECONDS n=0
 while :; do
-  again=
+  again= empty=
   for d in /proc/[0-9]*; do
     p=${d#/proc/}
     [ "$p" = 1 ] || [ "$p" = "$$" ] && continue
-    st=
-    read -r st 2>/dev/null < "$d/stat" || continue
-    st=${st##*) }
-    [ "${st%% *}" = Z ] && continue
+    __nf_end "$d" || continue
     if [ -n "$c" ]; then
       [ -r "$d/environ" ] || continue
-      m= e=
-      while IFS= read -r -d '' kv; do
-        e=1
-        if [ "$kv" = "` + cookieVar + `=$c" ]; then m=1; break; fi
-      done 2>/dev/null < "$d/environ" || continue
-      if [ -z "$m" ]; then
+      __nf_env "$d" || continue
+      if [ -z "$e" ]; then
+        __nf_end "$d" || continue
+        a=$end
+        if [ "$a" = 0 ]; then again=1; continue; fi
+        __nf_env "$d" || continue
         if [ -z "$e" ]; then
-          st2=
-          read -r st2 2>/dev/null < "$d/stat" || continue
-          set -f; set -- $st; end=${49}; set -- ${st2##*) }; set +f
-          [ -n "$end" ] && [ "$end" != 0 ] && [ "$end" = "${49}" ] || again=1
+          __nf_end "$d" || continue
+          if [ "$end" = "$a" ]; then empty=1; else again=1; fi
+          continue
         fi
-        continue
       fi
+      [ -n "$m" ] || continue
     fi
     kill -9 "$p" 2>/dev/null && again=1
   done
-  [ -n "$again" ] && [ $((SECONDS - t0)) -lt ` + reapFor + ` ] || break
+  if [ -z "$again" ]; then
+    [ -n "$empty" ] && [ "$n" -lt 200 ] || break
+    n=$((n+1))
+  fi
+  [ $((SECONDS - t0)) -lt ` + reapFor + ` ] || break
 done
 `
 

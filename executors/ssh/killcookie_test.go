@@ -2,23 +2,16 @@ package ssh
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/nixflow/nixflow/internal/proctest"
 )
 
-// fakeKillcookie runs step.sh's killcookie for the step with cookie
+// fakeKillcookie runs step.sh's killcookie for the step 4241 with cookie
 // c00k1e against a /proc of one process, 4242, with environ as its
-// environment. The runner's reads of the process's stat go through serve,
-// shell code run with the number of reads before it as $1 that calls
-// "stat STATE ENV_END" (fields 3 and 51) to say what the read sees; so
-// each of the scan's looks is decided in advance, with no clock involved
-// (sleep does nothing, and SECONDS stays 0). kill records its arguments in $nf_test_killed
-// and empties the environment, and serve may set it with "environ TEXT". It returns the number of
-// reads and the kill calls.
+// environment, serve deciding what each read of its stat sees (see
+// proctest). It returns the number of reads and the kill calls.
 func fakeKillcookie(t *testing.T, environ, serve string) (int, string) {
 	t.Helper()
 	from := strings.Index(stepScript, "# killcookie kills")
@@ -26,60 +19,7 @@ func fakeKillcookie(t *testing.T, environ, serve string) (int, string) {
 	if from < 0 || to < from {
 		t.Fatal("no killcookie in step.sh")
 	}
-	root := t.TempDir()
-	dir := filepath.Join(root, "4242")
-	// The step is 4241: the runner looks at the pids allocated since.
-	if err := os.MkdirAll(filepath.Join(root, "self"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(root, "sys", "kernel"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "sys", "kernel", "ns_last_pid"), []byte("4242\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, text := range map[string]string{"stat": "", "environ": environ} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	killed := filepath.Join(t.TempDir(), "killed")
-	harness := `set -u
-n=0 zeros=$(printf '0 %.0s' {4..50}) pid=4241 cookie=c00k1e
-stat() { line="4242 (sleep) $1 $zeros$2 0"; }
-environ() { printf "$1" > "$root/4242/environ"; }
-serve() {
-` + serve + `
-}
-read() {
-  if [ "$#" = 2 ] && [ "$1" = -r ] && [ "$2" = s ]; then
-    SECONDS=0 # no clock: the looks' time never runs out
-    serve "$n"; n=$((n+1))
-    printf -v "$2" '%s' "$line"
-    return 0
-  fi
-  builtin read "$@"
-}
-kill() { printf '%s\n' "$*" >> "$nf_test_killed"; : > "$root/4242/environ"; }
-sleep() { :; }
-`
-	script := harness + strings.ReplaceAll(stepScript[from:to], "/proc/", root+"/") + "\nkillcookie\necho \"$n\"\n"
-	x := exec.Command("bash", "--noprofile", "--norc", "-c", script)
-	x.Env = append(os.Environ(), "root="+root, "nf_test_killed="+killed)
-	x.Stderr = os.Stderr
-	out, err := x.Output()
-	if err != nil {
-		t.Fatalf("killcookie: %v; %s", err, out)
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
-	if err != nil {
-		t.Fatalf("killcookie printed %q", out)
-	}
-	calls, _ := os.ReadFile(killed)
-	return n, string(calls)
+	return proctest.Run(t, stepScript[from:to], "set -u\npid=4241 cookie=c00k1e\nkillcookie", nil, environ, serve)
 }
 
 // TestKillcookieLongExec: a process of the step caught executing a
@@ -106,13 +46,25 @@ fi`, looks, looks))
 	}
 }
 
-// TestKillcookieEmptyEnvironment: a process started with an empty
-// environment (env -i), the same end of it before and after a second
-// read, is not the step's: one look, no kill.
+// TestKillcookieEmptyEnvironment: a process whose environment reads
+// empty with the same end before and after a second read (started with
+// env -i, or the kernel setting its environment up) gets five more looks,
+// not the scan's whole time, and no kill.
 func TestKillcookieEmptyEnvironment(t *testing.T) {
 	n, calls := fakeKillcookie(t, "", "stat S 140735201812461")
-	if calls != "" || n != 2 {
-		t.Errorf("kill calls %q, stat read %d times; want none, and one look: 2", calls, n)
+	if calls != "" || n != 12 {
+		t.Errorf("kill calls %q, stat read %d times; want none, and six looks of 2 reads: 12", calls, n)
+	}
+}
+
+// TestKillcookieEnvironmentSetUp: such a process that then shows the
+// cookie (its environment was being set up) is killed.
+func TestKillcookieEnvironmentSetUp(t *testing.T) {
+	_, calls := fakeKillcookie(t, "", `
+if [ "$1" = 6 ]; then environ 'NIXFLOW_STEP_COOKIE=c00k1e\0'; fi
+if [ -e "$nf_test_killed" ]; then stat Z 0; else stat S 140735201812461; fi`)
+	if calls != "-s KILL 4242\n" {
+		t.Errorf("kill calls %q, want one", calls)
 	}
 }
 

@@ -74,16 +74,17 @@ signal() {
 # It looks again while a look finds a new one (a process may start another
 # as it is killed) or one in the middle of executing a program, whose
 # environment cannot be read yet (see nf_settle), for 5 s at most (4 to 5:
-# SECONDS counts whole seconds); then waits, 2 s at most, for the killed
-# ones to end. Bash builtins only, but for the sleeps between looks: a
-# process per step costs more than the scan.
+# SECONDS counts whole seconds); five times more when it finds one whose
+# environment is empty for now (env -i, or being set up); then waits, 2 s
+# at most, for the killed ones to end. Bash builtins only, but for the
+# sleeps between looks: a process per step costs more than the scan.
 killcookie() {
-	local last p pids e kv new unsure killed=() left round
+	local last p pids e kv new unsure empty tries=0 killed=() left round
 	local -A seen=()
 	local deadline=$((SECONDS + 5))
 	[ -d /proc/self ] || return 0
 	while :; do
-		pids=() new=0 unsure=0
+		pids=() new=0 unsure=0 empty=0
 		read -r last </proc/sys/kernel/ns_last_pid 2>/dev/null || last=
 		if [ -n "$last" ] && ((last >= pid && last - pid < 4096)); then
 			for ((p = pid + 1; p <= last; p++)); do
@@ -95,7 +96,8 @@ killcookie() {
 		for p in "${pids[@]}"; do
 			{ mapfile -d '' -t e <"/proc/$p/environ"; } 2>/dev/null || continue
 			if ((${#e[@]} == 0)); then
-				nf_settle "$p" || unsure=1
+				nf_settle "$p"
+				case $? in 1) unsure=1 ;; 2) empty=1 ;; esac
 			fi
 			for kv in "${e[@]}"; do
 				if [ "$kv" = "NIXFLOW_STEP_COOKIE=$cookie" ]; then
@@ -108,7 +110,7 @@ killcookie() {
 				fi
 			done
 		done
-		if ! ((new || unsure)) || ((SECONDS >= deadline)); then
+		if ! ((new || unsure || (empty && tries++ < 5))) || ((SECONDS >= deadline)); then
 			break
 		fi
 		((new)) || sleep 0.01

@@ -1,12 +1,15 @@
 # nf_settle PID looks again at a process whose environment read empty. A
-# process shows an empty one in the middle of executing a program, from
+# process shows an empty one in the middle of executing a program: from
 # the switch to the new address space to the setup of the environment in
-# it (on a loaded machine that can take long), and 0 as its environment's
-# end in its stat (field 51), as an exiting one does. One started with an
-# empty environment (env -i) shows an end that is not 0 and stays. It
-# reads the environment again, into the caller's array e, between two
-# reads of stat, and fails if the process may still be executing a
-# program.
+# it (on a loaded machine that can take long), its stat shows 0 as its
+# environment's end (field 51), as an exiting one's does; while the
+# kernel writes the environment's pointers, an end that does not change
+# yet. A process started with an empty environment (env -i) shows such an
+# end for good. It reads the environment again, into the caller's array
+# e, between two reads of stat. Its status: 0, settled (e holds what
+# there is to see); 1, the process may be executing a program; 2, its
+# environment is empty and its end the same on both reads: started with
+# an empty one, or setting it up now (worth a few more looks, not more).
 nf_settle() {
   local before nf_end
   nf_env_end "$1" || return 0
@@ -15,7 +18,8 @@ nf_settle() {
   { mapfile -d '' -t e <"/proc/$1/environ"; } 2>/dev/null || return 0
   ((${#e[@]} == 0)) || return 0
   nf_env_end "$1" || return 0
-  [[ $nf_end == "$before" ]]
+  [[ $nf_end == "$before" ]] || return 1
+  return 2
 }
 
 # nf_env_end PID sets nf_end to the end of the process's environment in
@@ -23,9 +27,11 @@ nf_settle() {
 # without the field: before Linux 3.5), and fails if the process is gone,
 # a zombie, exiting or a kernel thread: nothing to wait for.
 nf_env_end() {
-  local s f
+  local s='' f
   nf_end=
-  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
+  # The whole file: a process's name may hold a newline.
+  { IFS='' read -r -d '' s <"/proc/$1/stat"; } 2>/dev/null
+  [[ -n $s ]] || return 1
   # Split on spaces without a here-string (a temporary file, in bash
   # before 5.1: a full disk would fail it). The fields after the name are
   # numbers and one letter: nothing to glob. Field 3 is the state, field 9

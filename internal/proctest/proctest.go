@@ -1,0 +1,91 @@
+// Package proctest runs the bash code that scans /proc for a step's
+// processes (the OCI reap, the SSH runner's and the compiled script's
+// cookie scans) against a /proc whose answers a test decides read by
+// read, with no clock involved.
+package proctest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// The harness defines, before the code under test:
+//   - stat STATE ENV_END: what the current read of the process's stat
+//     sees (fields 3 and 51);
+//   - environ TEXT: the process's environment from now on (printf's
+//     escapes: \0 ends a variable);
+//   - serve, the test's code: run before each read of the stat with the
+//     number of reads before it as $1, it calls stat;
+//   - read, which answers the reads of the stat (into s, st or st2) with
+//     serve, and leaves the others to the builtin; SECONDS stays 0, so a
+//     scan's time never runs out;
+//   - kill, which records its arguments in $nf_test_killed and empties
+//     the environment, as a killed process's memory goes; sleep and
+//     nf_sleep_ms, which do nothing.
+const (
+	harnessHead = `nf_test_reads=0 nf_test_zeros=$(printf '0 %.0s' {4..50})
+stat() { line="4242 (sleep) $1 $nf_test_zeros$2 0"; }
+environ() { printf "$1" > "$nf_test_root/4242/environ"; }
+`
+	harnessTail = `read() {
+  local v=${!#}
+  if [ "$1" = -r ] && { [ "$v" = s ] || [ "$v" = st ] || [ "$v" = st2 ]; }; then
+    SECONDS=0
+    serve "$nf_test_reads"; nf_test_reads=$((nf_test_reads+1))
+    printf -v "$v" '%s' "$line"
+    return 0
+  fi
+  builtin read "$@"
+}
+kill() { printf '%s\n' "$*" >> "$nf_test_killed"; : > "$nf_test_root/4242/environ"; }
+sleep() { :; }
+nf_sleep_ms() { :; }
+`
+)
+
+// Run runs bash: defs, then the harness (which overrides what defs
+// define of it), then code, with args; /proc/ in defs and code names the
+// fake /proc: one process, 4242, with environ as its environment
+// and serve (see above) deciding what each read of its stat sees. The
+// last pid allocated is 4242 (for a scan of the pids after the step's,
+// 4241). It returns the number of reads of the stat and the kill calls,
+// one a line.
+func Run(t testing.TB, defs, code string, args []string, environ, serve string) (int, string) {
+	t.Helper()
+	root := t.TempDir()
+	for _, d := range []string{"self", "sys/kernel", "4242"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, text := range map[string]string{"4242/stat": "", "4242/environ": environ, "sys/kernel/ns_last_pid": "4242\n"} {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	killed := filepath.Join(t.TempDir(), "killed")
+	script := strings.ReplaceAll(defs, "/proc/", root+"/") + "\n" +
+		harnessHead + "serve() {\n" + serve + "\n}\n" + harnessTail +
+		strings.ReplaceAll(code, "/proc/", root+"/") + "\necho \"$nf_test_reads\"\n"
+	file := filepath.Join(t.TempDir(), "script")
+	if err := os.WriteFile(file, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	x := exec.Command("bash", append([]string{"--noprofile", "--norc", file}, args...)...)
+	x.Env = append(os.Environ(), "nf_test_root="+root, "nf_test_killed="+killed)
+	x.Stderr = os.Stderr
+	out, err := x.Output()
+	if err != nil {
+		t.Fatalf("the scan: %v", err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("the scan printed %q", out)
+	}
+	calls, _ := os.ReadFile(killed)
+	return n, string(calls)
+}
