@@ -53,6 +53,19 @@ func TestKillCookieEmptyEnvironment(t *testing.T) {
 	}
 }
 
+// TestKillCookieEnvironmentSetUp: a process whose environment read empty
+// with an end that stays, then shows the cookie (the kernel was setting
+// it up), is killed.
+func TestKillCookieEnvironmentSetUp(t *testing.T) {
+	t.Parallel()
+	_, calls := fakeKillCookie(t, "", `
+if [ "$1" = 6 ]; then environ 'NIXFLOW_COOKIE=c00k1e\0'; fi
+if [ -e "$nf_test_killed" ]; then stat Z 0; else stat S 140735201812461; fi`)
+	if calls != "-KILL 4242\n" {
+		t.Errorf("kill calls %q, want one", calls)
+	}
+}
+
 // TestKillCookieFound: a process that carries the cookie is killed, and
 // the script waits for its end.
 func TestKillCookieFound(t *testing.T) {

@@ -1613,8 +1613,10 @@ nf_unsure_since() {
 # nf_gone PID tells whether the process has ended: no longer there, a
 # zombie, or dead.
 nf_gone() {
-  local s
-  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 0
+  local s=''
+  # The whole file: a process's name may hold a newline.
+  { IFS='' read -r -d '' s <"/proc/$1/stat"; } 2>/dev/null
+  [[ -n $s ]] || return 0
   s=${s##*) }
   [[ ${s%% *} == [ZX] ]]
 }
@@ -3980,8 +3982,14 @@ nf_main() {
   trap 'nf_on_signal QUIT' QUIT
   trap 'nf_on_signal LOST' USR2
   trap '' PIPE
-  nf_watch_parent
-  nf_watchdog
+  # The first process of its PID namespace (docker run IMAGE bash
+  # result), the script has no parents to watch, and what is left to init
+  # is left to it: no watcher, no watchdog, which would be its children
+  # (see nf_watchdog); its end ends the namespace's processes anyway.
+  if (($$ != 1)); then
+    nf_watch_parent
+    nf_watchdog
+  fi
   # Jobs set their own USR1 trap; until they do, the signal must not kill them.
   trap '' USR1
   nf_emit run_start "" "" msg="$nf_name"

@@ -128,8 +128,10 @@ killcookie() {
 # gone tells whether process $1 has ended: no longer there, a zombie, or
 # dead.
 gone() {
-	local s
-	{ read -r s <"/proc/$1/stat"; } 2>/dev/null || return 0
+	local s=''
+	# The whole file: a process's name may hold a newline.
+	{ IFS='' read -r -d '' s <"/proc/$1/stat"; } 2>/dev/null
+	[ -n "$s" ] || return 0
 	s=${s##*) }
 	case ${s%% *} in Z | X) return 0 ;; esac
 	return 1
