@@ -139,12 +139,10 @@ func TestLookEnvironmentEmptied(t *testing.T) {
 	}
 }
 
-// TestKillEmptyEnvironment: a process whose environment reads empty, with
-// an end that stays, is looked at five times more, not until the scan's
-// time runs out (a process started with env -i), and killed if its
-// environment shows the cookie meanwhile (a process whose environment the
-// kernel was still setting up).
-func TestKillEmptyEnvironment(t *testing.T) {
+// realPID returns the pid of a live process of the test's, for the
+// scan's listing of /proc (its files are scripted).
+func realPID(t *testing.T) int {
+	t.Helper()
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		t.Skip("no /proc")
 	}
@@ -152,47 +150,61 @@ func TestKillEmptyEnvironment(t *testing.T) {
 	if err := x.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { x.Process.Kill(); x.Wait() }()
-	pid := x.Process.Pid
-	for _, c := range []struct {
-		name    string
-		showsAt int // the environ read that shows the cookie; -1: none
-		want    string
-	}{
-		{"for good", -1, "[]"},
-		{"set up meanwhile", 6, fmt.Sprint([]int{pid})},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				var killed []int
-				p := &scripted{pid: pid, files: func(name string, n int) ([]byte, error) {
-					switch {
-					case name == "stat" && len(killed) > 0:
-						return fakeStat(pid, "Z", 0), nil
-					case name == "stat":
-						return fakeStat(pid, "S", 140735201812461), nil
-					case c.showsAt >= 0 && n >= c.showsAt && len(killed) == 0:
-						return []byte(cookieVar + "=c00k1e\x00"), nil
-					default:
-						return nil, nil
-					}
-				}}
-				s := newCookieScan("c00k1e")
-				s.read = p.read
-				s.kill = func(pid int) error { killed = append(killed, pid); return nil }
-				start := time.Now()
-				got := killCookieHolders(s, 0, true, start.Add(killTimeout))
-				if fmt.Sprint(got) != c.want {
-					t.Errorf("killed %v, want %s", got, c.want)
-				}
-				if c.showsAt < 0 && p.reads["environ"] != 2*6 {
-					t.Errorf("environ read %d times, want 12: two a look, six looks", p.reads["environ"])
-				}
-				if d := time.Since(start); d >= killTimeout {
-					t.Errorf("the scan took %v, its whole time", d)
-				}
-			})
-		})
+	t.Cleanup(func() { x.Process.Kill(); x.Wait() })
+	return x.Process.Pid
+}
+
+// scriptedKill runs killCookieHolders, in fake time, against a /proc
+// whose reads of process pid's environ and stat files decides, given the
+// number of reads of the file before and whether the scan killed it yet:
+// the killed process is a zombie from then on. It returns what the scan
+// says it killed, the reads of each file, and whether the scan took its
+// whole time.
+func scriptedKill(t *testing.T, pid int, environ func(n int, killed bool) []byte, stat []byte) (killed []int, reads map[string]int, whole bool) {
+	synctest.Test(t, func(t *testing.T) {
+		var kills []int
+		p := &scripted{pid: pid, files: func(name string, n int) ([]byte, error) {
+			switch {
+			case name == "stat" && len(kills) > 0:
+				return fakeStat(pid, "Z", 0), nil
+			case name == "stat":
+				return stat, nil
+			default:
+				return environ(n, len(kills) > 0), nil
+			}
+		}}
+		s := newCookieScan("c00k1e")
+		s.read = p.read
+		s.kill = func(pid int) error { kills = append(kills, pid); return nil }
+		start := time.Now()
+		killed = killCookieHolders(s, 0, true, start.Add(killTimeout))
+		reads, whole = p.reads, time.Since(start) >= killTimeout
+	})
+	return killed, reads, whole
+}
+
+var cookieEnv = []byte(cookieVar + "=c00k1e\x00")
+
+// TestKillEmptyEnvironment: a process whose environment reads empty, with
+// an end that stays, is looked at five times more, not until the scan's
+// time runs out (a process started with env -i), and killed if its
+// environment shows the cookie meanwhile (a process whose environment the
+// kernel was still setting up).
+func TestKillEmptyEnvironment(t *testing.T) {
+	pid := realPID(t)
+	stable := fakeStat(pid, "S", 140735201812461)
+	killed, reads, whole := scriptedKill(t, pid, func(int, bool) []byte { return nil }, stable)
+	if len(killed) != 0 || reads["environ"] != 2*6 || whole {
+		t.Errorf("for good: killed %v, environ read %d times, the whole time: %v; want no kill, and six looks of two reads", killed, reads["environ"], whole)
+	}
+	killed, _, _ = scriptedKill(t, pid, func(n int, k bool) []byte {
+		if n >= 6 && !k {
+			return cookieEnv
+		}
+		return nil
+	}, stable)
+	if fmt.Sprint(killed) != fmt.Sprint([]int{pid}) {
+		t.Errorf("set up meanwhile: killed %v, want %d", killed, pid)
 	}
 }
 
@@ -201,38 +213,15 @@ func TestKillEmptyEnvironment(t *testing.T) {
 // environment shows, then killed. (Before, the scan gave up after five
 // more looks, about 30 ms, and the process escaped.)
 func TestKillWaitsForExec(t *testing.T) {
-	if _, err := os.Stat("/proc/self/stat"); err != nil {
-		t.Skip("no /proc")
-	}
-	// A real pid, for the scan's listing of /proc; its files are scripted.
-	x := exec.Command("sleep", "60")
-	if err := x.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { x.Process.Kill(); x.Wait() }()
-	pid := x.Process.Pid
+	pid := realPID(t)
 	const looks = 60
-	var killed []int
-	synctest.Test(t, func(t *testing.T) {
-		p := &scripted{pid: pid, files: func(name string, n int) ([]byte, error) {
-			switch {
-			case name == "stat" && len(killed) > 0:
-				return fakeStat(pid, "Z", 0), nil
-			case name == "stat":
-				return fakeStat(pid, "R", 0), nil
-			case n < looks || len(killed) > 0:
-				return nil, nil
-			default:
-				return []byte(cookieVar + "=c00k1e\x00"), nil
-			}
-		}}
-		s := newCookieScan("c00k1e")
-		s.read = p.read
-		s.kill = func(pid int) error { killed = append(killed, pid); return nil }
-		start := time.Now()
-		got := killCookieHolders(s, 0, true, start.Add(killTimeout))
-		if fmt.Sprint(got) != fmt.Sprint([]int{pid}) || fmt.Sprint(killed) != fmt.Sprint([]int{pid}) {
-			t.Errorf("killed %v (kills %v), want %d after %d looks at it executing", got, killed, pid, looks)
+	killed, _, _ := scriptedKill(t, pid, func(n int, k bool) []byte {
+		if n < looks || k {
+			return nil
 		}
-	})
+		return cookieEnv
+	}, fakeStat(pid, "R", 0))
+	if fmt.Sprint(killed) != fmt.Sprint([]int{pid}) {
+		t.Errorf("killed %v, want %d after %d looks at it executing", killed, pid, looks)
+	}
 }
