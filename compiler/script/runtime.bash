@@ -1610,17 +1610,6 @@ nf_unsure_since() {
   return 1
 }
 
-# nf_gone PID tells whether the process has ended: no longer there, a
-# zombie, or dead.
-nf_gone() {
-  local s=''
-  # The whole file: a process's name may hold a newline.
-  { IFS='' read -r -d '' s <"/proc/$1/stat"; } 2>/dev/null
-  [[ -n $s ]] || return 0
-  s=${s##*) }
-  [[ ${s%% *} == [ZX] ]]
-}
-
 # nf_stopper PGID FIRST: SIGNAL, then SIGTERM after the interrupt grace (for
 # SIGINT), then SIGKILL after the terminate grace.
 nf_stopper() {
@@ -2897,13 +2886,10 @@ nf_watchdog() {
 # 22 of its stat). Its status: 1, the stat cannot be read; 2, the process
 # is dead (a zombie).
 nf_start_of() {
-  local s='' f
-  { IFS='' read -r -d '' s <"/proc/$1/stat"; } 2>/dev/null
-  [[ -n $s ]] || return 1
-  # shellcheck disable=SC2206 # numbers and one letter: nothing to glob
-  f=(${s##*) })
-  [[ ${f[0]-Z} != [ZX] ]] || return 2
-  nf_start=${f[19]-}
+  local nf_f
+  nf_stat "$1" || return 1
+  [[ ${nf_f[0]} != [ZX] ]] || return 2
+  nf_start=${nf_f[19]-}
   [[ -n $nf_start ]]
 }
 

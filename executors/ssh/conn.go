@@ -31,7 +31,7 @@ var stepSh string
 
 // stepScript is the step runner: step.sh, with the functions it shares
 // with the compiled script where it says.
-var stepScript = strings.Replace(stepSh, "# (nf_settle and nf_env_end come here, from internal/procsh.)\n", procsh.Bash, 1)
+var stepScript = strings.Replace(stepSh, "# (nf_settle, nf_env_end, nf_gone and nf_stat come here, from\n# internal/procsh.)\n", procsh.Bash, 1)
 
 // sshProgram is the OpenSSH client.
 const sshProgram = "ssh"

@@ -118,25 +118,14 @@ killcookie() {
 	for ((round = 0; round < 200 && ${#killed[@]}; round++)); do
 		left=()
 		for p in "${killed[@]}"; do
-			gone "$p" || left+=("$p")
+			nf_gone "$p" || left+=("$p")
 		done
 		killed=("${left[@]}")
 		((${#killed[@]} == 0)) || sleep 0.01
 	done
 }
-# (nf_settle and nf_env_end come here, from internal/procsh.)
-# gone tells whether process $1 has ended: no longer there, a zombie, or
-# dead.
-gone() {
-	local s=''
-	# The whole file: a process's name may hold a newline.
-	{ IFS='' read -r -d '' s <"/proc/$1/stat"; } 2>/dev/null
-	[ -n "$s" ] || return 0
-	s=${s##*) }
-	case ${s%% *} in Z | X) return 0 ;; esac
-	return 1
-}
-
+# (nf_settle, nf_env_end, nf_gone and nf_stat come here, from
+# internal/procsh.)
 {
 	while IFS= read -r c; do
 		case $c in

@@ -13,11 +13,7 @@ import (
 func TestRemoveTakesContainers(t *testing.T) {
 	for _, runtime := range []string{"docker", "podman"} {
 		t.Run(runtime, func(t *testing.T) {
-			testenv.NeedCommand(t, runtime, runtime)
-			ref, err := Image(runtime)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ref := testImage(t, runtime)
 			out, err := exec.Command(runtime, "run", "--detach", ref, "sleep", "600").CombinedOutput()
 			if err != nil {
 				Remove()
@@ -41,11 +37,7 @@ func TestRemoveTakesContainers(t *testing.T) {
 func TestRemoveSaysImageKept(t *testing.T) {
 	for _, runtime := range []string{"docker", "podman"} {
 		t.Run(runtime, func(t *testing.T) {
-			testenv.NeedCommand(t, runtime, runtime)
-			ref, err := Image(runtime)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ref := testImage(t, runtime)
 			id, _ := exec.Command(runtime, "image", "inspect", "--format", "{{.Id}}", ref).Output()
 			out, err := exec.Command(runtime, "create", ref, "true").Output()
 			if err != nil {
@@ -75,4 +67,15 @@ func TestRemoveSaysImageKept(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testImage skips t without runtime, and returns its test image.
+func testImage(t *testing.T, runtime string) string {
+	t.Helper()
+	testenv.NeedCommand(t, runtime, runtime)
+	ref, err := Image(runtime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
 }

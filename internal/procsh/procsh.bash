@@ -27,18 +27,34 @@ nf_settle() {
 # without the field: before Linux 3.5), and fails if the process is gone,
 # a zombie, exiting or a kernel thread: nothing to wait for.
 nf_env_end() {
-  local s='' f
+  local nf_f
   nf_end=
+  nf_stat "$1" || return 1
+  [[ ${nf_f[0]} != [ZX] ]] || return 1
+  ((!(${nf_f[6]:-0} & 0x00200004))) || return 1
+  nf_end=${nf_f[48]:-0}
+}
+
+# nf_gone PID tells whether the process has ended: no longer there, a
+# zombie, or dead.
+nf_gone() {
+  local nf_f
+  nf_stat "$1" || return 0
+  [[ ${nf_f[0]} == [ZX] ]]
+}
+
+# nf_stat PID sets the caller's array nf_f to the fields of the process's
+# stat after its name (nf_f[0] is field 3, the state; field N is
+# nf_f[N-3]), and fails if it cannot be read.
+nf_stat() {
+  local s=''
   # The whole file: a process's name may hold a newline.
   { IFS='' read -r -d '' s <"/proc/$1/stat"; } 2>/dev/null
   [[ -n $s ]] || return 1
   # Split on spaces without a here-string (a temporary file, in bash
   # before 5.1: a full disk would fail it). The fields after the name are
-  # numbers and one letter: nothing to glob. Field 3 is the state, field 9
-  # the flags (PF_KTHREAD, PF_EXITING).
+  # numbers and one letter: nothing to glob.
   # shellcheck disable=SC2206
-  f=(${s##*) })
-  [[ ${f[0]-Z} != [ZX] ]] || return 1
-  ((!(${f[6]:-0} & 0x00200004))) || return 1
-  nf_end=${f[48]:-0}
+  nf_f=(${s##*) })
+  ((${#nf_f[@]} > 0))
 }

@@ -5,8 +5,9 @@ package procsh
 
 import _ "embed"
 
-// Bash defines nf_settle and nf_env_end (see procsh.bash): bash 4.4 or
-// later, builtins only. A script defines them before it calls them.
+// Bash defines nf_settle, nf_env_end, nf_gone and nf_stat (see
+// procsh.bash): bash 4.4 or later, builtins only. A script defines them
+// before it calls them.
 //
 //go:embed procsh.bash
 var Bash string
