@@ -76,3 +76,23 @@ if [ -e "$nf_test_killed" ]; then stat Z 0; else stat S 140735201812461; fi`)
 		t.Errorf("kill calls %q, stat read %d times; want one kill and one read (its end)", calls, n)
 	}
 }
+
+// TestStopWatcher: the script's cleanup ends the watcher of its parent
+// only while its pid is still the watcher's (the same start time): the
+// watcher may have ended long before, and its pid gone to another
+// process.
+func TestStopWatcher(t *testing.T) {
+	t.Parallel()
+	// The fake /proc's process 4242 started at 0 (field 22).
+	for _, c := range []struct{ watcher, want string }{
+		{"4242 0", "4242\n"},
+		{"4242 77", ""},
+		{"4243 0", ""}, // gone
+		{"", ""},
+	} {
+		_, calls := proctest.Run(t, runtime+"\n"+procsh.Bash, "set -u\nnf_watcher='"+c.watcher+"'\nnf_stop_watcher", nil, "", "stat S 0")
+		if calls != c.want {
+			t.Errorf("watcher %q: kill calls %q, want %q", c.watcher, calls, c.want)
+		}
+	}
+}

@@ -2832,7 +2832,9 @@ nf_watch_parent() {
         fi
       done
     ) </dev/null >/dev/null 2>&1 &
-    printf '%s\n' "$!"
+    # Its start time with its pid: it may end long before the script
+    # does (once it has told it), and its pid go to another process.
+    nf_start_of "$!" && printf '%s %s\n' "$!" "$nf_start"
   )
 }
 
@@ -3832,8 +3834,16 @@ nf_overrides() {
   for kv in "${nf_flag_env[@]}"; do nf_over[${kv%%=*}]=${kv#*=}; done
 }
 
+# nf_stop_watcher ends the watcher if it is still the process it was.
+nf_stop_watcher() {
+  [[ -n ${nf_watcher:-} ]] || return 0
+  local pid=${nf_watcher% *} nf_start
+  nf_start_of "$pid" && [[ $nf_start == "${nf_watcher#* }" ]] && kill "$pid" 2>/dev/null
+  nf_watcher=''
+}
+
 nf_cleanup() {
-  [[ -n ${nf_watcher:-} ]] && kill "$nf_watcher" 2>/dev/null
+  nf_stop_watcher
   # (Not children: a process SIGKILL is pending for runs no more of its
   # code.)
   if [[ -n ${nf_watchdog_pid:-} ]]; then kill -KILL "$nf_watchdog_pid" 2>/dev/null; fi
