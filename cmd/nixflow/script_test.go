@@ -16,6 +16,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/nixflow/nixflow/executors/executortest"
 	"github.com/nixflow/nixflow/executors/watchdog"
 	"github.com/nixflow/nixflow/internal/ocitest"
 	"github.com/nixflow/nixflow/internal/sshdtest"
@@ -254,6 +255,7 @@ func scriptParams(dir string) testscript.Params {
 			"tmpfs":     cmdTmpfs,
 			"xmlvalid":  cmdXMLValid,
 			"immutable": cmdImmutable,
+			"mainexit":  cmdMainExit,
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
@@ -325,6 +327,15 @@ func cmdWaitfile(ts *testscript.TestScript, neg bool, args []string) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+}
+
+// cmdMainExit builds, at PATH, a program whose main thread ends while it
+// lives on in its other threads (executortest.BuildMainExit).
+func cmdMainExit(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: mainexit PATH")
+	}
+	ts.Check(executortest.BuildMainExit(ts.MkAbs(args[0])))
 }
 
 // cmdDead checks that every process whose pid is in the named files (one

@@ -77,6 +77,20 @@ if [ -e "$nf_test_killed" ]; then stat Z 0; else stat S 140735201812461; fi`)
 	}
 }
 
+// TestKillCookieMainThreadEnded: a process whose main thread has ended
+// (its environment cannot be read through its pid, so grep does not see
+// it) is looked at through a thread that lives, and killed.
+func TestKillCookieMainThreadEnded(t *testing.T) {
+	t.Parallel()
+	_, calls := fakeKillCookie(t, proctest.MainEnded("A=1\x00NIXFLOW_COOKIE=c00k1e\x00"), `
+if [ "$nf_test_file" = 4242/stat ] || [ -e "$nf_test_killed" ]; then stat Z 0
+else stat S 140735201812461
+fi`)
+	if calls != "-KILL 4242\n" {
+		t.Errorf("kill calls %q, want one: -KILL 4242", calls)
+	}
+}
+
 // TestStopWatcher: the script's cleanup ends the watcher of its parent
 // only while its pid is still the watcher's (the same start time): the
 // watcher may have ended long before, and its pid gone to another

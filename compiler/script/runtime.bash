@@ -1580,10 +1580,12 @@ nf_kill_cookie() {
 # nf_unsure_since PID COOKIE tells whether a process started after PID
 # may have been missed by nf_kill_cookie's last look: one not killed yet
 # (not in its hit) that carries COOKIE (it was executing a program during
-# the look, and is done now), or that may be executing a program now (see
-# nf_settle). Its status: 0, yes; 2, only a process whose environment is
-# empty for now; 1, none. Unless the pid counter wrapped, only the pids
-# after PID need a look; bash builtins only.
+# the look, and is done now; or its main thread has ended: see
+# nf_thread_env), which it kills, adding it to nf_kill_cookie's hit and
+# killed; or one that may be executing a program now (see nf_settle). Its
+# status: 0, yes; 2, only a process whose environment is empty for now;
+# 1, none. Unless the pid counter wrapped, only the pids after PID need a
+# look; bash builtins only.
 nf_unsure_since() {
   local last p e kv empty=0 pids=()
   { read -r last </proc/sys/kernel/ns_last_pid; } 2>/dev/null || last=
@@ -1597,13 +1599,17 @@ nf_unsure_since() {
   for p in "${pids[@]}"; do
     [[ -z ${hit[$p]-} ]] || continue
     # Not another user's process, nor one gone.
-    { mapfile -d '' -t e <"/proc/$p/environ"; } 2>/dev/null || continue
+    { mapfile -d '' -t e <"/proc/$p/environ"; } 2>/dev/null || nf_thread_env "$p" || continue
     if ((${#e[@]} == 0)); then
       nf_settle "$p"
       case $? in 1) return 0 ;; 2) empty=1 ;; esac
     fi
     for kv in "${e[@]}"; do
-      [[ $kv == "NIXFLOW_COOKIE=$2" ]] && return 0
+      [[ $kv == "NIXFLOW_COOKIE=$2" ]] || continue
+      # nf_kill_cookie's grep, which reads environments through pids,
+      # cannot see a process whose main thread has ended: killed here.
+      if kill -KILL "$p" 2>/dev/null; then hit[$p]=1 killed+=("$p"); fi
+      return 0
     done
   done
   ((empty)) && return 2

@@ -5,7 +5,8 @@
 // Scenarios run steps the way the runner does (bash --noprofile --norc -eo
 // pipefail -c SCRIPT) and use only bash, coreutils (sleep, cat, printf,
 // seq, head, env, stat, readlink, mkfifo, ls, mkdir, chmod) and, where it
-// is available, setsid from util-linux. They move files between the host
+// is available, setsid from util-linux; one copies in a static program the
+// suite builds with go (package mainexit), for Linux on the test's machine. They move files between the host
 // and the workspace with CopyIn and CopyOut only, and take Dir and TempDir
 // as paths the steps see, not host paths. They check that processes are
 // gone with kill -0 from a later step, counting a zombie as gone (through
@@ -104,6 +105,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("SetsidEscapeeCancelled", s.testSetsidCancelled)
 	t.Run("SetsidEscapeeAfterExit", s.testSetsidAfterExit)
 	t.Run("SetsidEscapeeForks", s.testSetsidForks)
+	t.Run("SetsidEscapeeMainThreadEnded", s.testSetsidMainThreadEnded)
 	t.Run("CopyTree", s.testCopyTree)
 	t.Run("CopyFile", s.testCopyFile)
 	t.Run("CopyErrors", s.testCopyErrors)
@@ -802,6 +804,79 @@ true`})
 	case out != "0":
 		t.Errorf("processes of the escapee left (count, pids): %s", out)
 	}
+}
+
+// testSetsidMainThreadEnded: an escapee whose main thread has ended, and
+// that lives on in its other threads (see package mainexit), is killed
+// too: its pid shows a zombie whose environment cannot be read, so the
+// search for the step's processes must look through a thread that lives.
+// (A program whose thread other than the main one executes another is so
+// for a moment.) A later step counts the threads that still carry the
+// test's mark.
+func (s *suite) testSetsidMainThreadEnded(t *testing.T) {
+	w := s.setup(t).prepare("main-thread-ended")
+	w.skipWithoutSetsid()
+	if err := w.CopyIn(context.Background(), MainExit(t), "mainexit"); err != nil {
+		t.Fatalf("CopyIn: %v", err)
+	}
+	mark := "NIXFLOW_TEST_MARK=" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	r := w.mustRun(step{script: `[ -d /proc/self ] || { echo no-proc; exit 0; }
+export ` + mark + `
+setsid ./mainexit </dev/null >/dev/null 2>&1 &
+p=$!
+for ((i = 0; i < 500; i++)); do
+  s=$(< "/proc/$p/stat") || break
+  s=${s##*) }
+  [ "${s%% *}" = Z ] && break
+  sleep 0.01
+done
+echo "${s%% *}"`})
+	switch out := strings.TrimSpace(r.stdout); out {
+	case "no-proc":
+		t.Skip("no /proc where steps run")
+	case "Z":
+	default:
+		t.Fatalf("the escapee's main thread did not end: its state %q", out)
+	}
+	r = w.mustRun(step{script: `declare -A seen=()
+left=()
+for d in /proc/[0-9]*/task/[0-9]*; do
+  p=${d#/proc/} p=${p%%/*}
+  [ -z "${seen[$p]-}" ] || continue
+  mapfile -d '' -t e 2>/dev/null < "$d/environ" || continue
+  for kv in "${e[@]}"; do
+    if [ "$kv" = ` + shellQuote(mark) + ` ]; then seen[$p]=1 left+=("$p"); break; fi
+  done
+done
+echo "${#left[@]} ${left[*]}"
+# What was counted goes, so that a failure leaves nothing behind.
+if ((${#left[@]})); then kill -9 "${left[@]}" 2>/dev/null; fi
+true`})
+	if out := strings.TrimSpace(r.stdout); out != "0" {
+		t.Errorf("threads of the escapee left (count, pids): %s", out)
+	}
+}
+
+// MainExit returns the path of package mainexit's program, built for the
+// test (see BuildMainExit).
+func MainExit(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "mainexit")
+	if err := BuildMainExit(bin); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// BuildMainExit builds package mainexit's program at path, for the test's
+// machine and without cgo: a static program, for any image.
+func BuildMainExit(path string) error {
+	build := exec.Command("go", "build", "-o", path, "github.com/nixflow/nixflow/executors/executortest/mainexit")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("building mainexit: %v\n%s", err, out)
+	}
+	return nil
 }
 
 // entry describes a file for comparison: type, permissions, and content

@@ -3,6 +3,7 @@ package local
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"os"
 	"slices"
 	"strconv"
@@ -108,11 +109,28 @@ type cookieScan struct {
 	// (tests script them).
 	read func(pid int, name string, buf *[]byte) ([]byte, error)
 	kill func(pid int) error
+	// threads lists the threads of a process (tests script it).
+	threads func(pid int) ([]int, error)
 }
 
 func newCookieScan(cookie string) *cookieScan {
 	return &cookieScan{needle: []byte(cookieVar + "=" + cookie), buf: make([]byte, 32<<10), statBuf: make([]byte, 512), read: readProc,
-		kill: func(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }}
+		kill: func(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }, threads: procThreads}
+}
+
+// procThreads lists the threads of process pid.
+func procThreads(pid int) ([]int, error) {
+	entries, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	if err != nil {
+		return nil, err
+	}
+	tids := make([]int, 0, len(entries))
+	for _, e := range entries {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids, nil
 }
 
 // find returns the processes carrying the cookie. Only the processes of
@@ -186,8 +204,17 @@ const (
 // reads of stat: a program whose execution ended in between shows its
 // environment, or another end the second time; the same end is emptyEnv,
 // worth a few more looks, not more.
+//
+// A process whose main thread has ended (pthread_exit) lives on in its
+// other threads, and one whose thread other than the main one executes a
+// program is so for a moment (the kernel ends the others, the main one
+// first). Its environment cannot be read through its pid then (ESRCH): it
+// is read through a thread that lives.
 func (s *cookieScan) look(pid int) int {
 	env, err := s.read(pid, "environ", &s.buf)
+	if errors.Is(err, syscall.ESRCH) {
+		return s.lookThreads(pid)
+	}
 	if err == nil && len(env) == 0 {
 		before, live := s.envEnd(pid)
 		switch {
@@ -210,6 +237,34 @@ func (s *cookieScan) look(pid int) int {
 	}
 	if err == nil && bytes.Contains(env, s.needle) {
 		return holds
+	}
+	return lacks
+}
+
+// lookThreads reads the environment of process pid through its first
+// thread, other than the main one, that is live: its threads share it.
+func (s *cookieScan) lookThreads(pid int) int {
+	tids, err := s.threads(pid)
+	if err != nil {
+		return lacks
+	}
+	for _, tid := range tids {
+		if tid == pid {
+			continue
+		}
+		dir := "task/" + strconv.Itoa(tid) + "/"
+		data, err := s.read(pid, dir+"stat", &s.statBuf)
+		if err != nil {
+			continue
+		}
+		if st, ok := parseStat(data); !ok || st.state == 'Z' || st.state == 'X' || st.flags&pfExiting != 0 {
+			continue
+		}
+		env, err := s.read(pid, dir+"environ", &s.buf)
+		if err == nil && bytes.Contains(env, s.needle) {
+			return holds
+		}
+		return lacks
 	}
 	return lacks
 }

@@ -1,15 +1,20 @@
 package local
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/nixflow/nixflow/executors"
+	"github.com/nixflow/nixflow/executors/executortest"
 )
 
 // fakeStat is a /proc/<pid>/stat line in state st with envEnd as field
@@ -109,6 +114,106 @@ func TestLook(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLookThreads: a process whose environment cannot be read through
+// its pid (ESRCH: its main thread has ended) is looked at through its
+// first live thread other than the main one.
+func TestLookThreads(t *testing.T) {
+	cookie := cookieVar + "=c00k1e\x00"
+	for _, c := range []struct {
+		name    string
+		threads []int
+		files   map[string]string // the threads' files; the process's environ fails with ESRCH
+		want    int
+	}{
+		{"the cookie", []int{9, 10, 11}, map[string]string{"task/10/stat": string(fakeStat(10, "S", 5)), "task/10/environ": "A=1\x00" + cookie}, holds},
+		{"another environment", []int{9, 10}, map[string]string{"task/10/stat": string(fakeStat(10, "S", 5)), "task/10/environ": "A=1\x00"}, lacks},
+		{"an exiting thread skipped", []int{9, 10, 11}, map[string]string{
+			"task/10/stat": string(fakeStatFlags(10, "R", pfExiting, 5)), "task/10/environ": "A=1\x00",
+			"task/11/stat": string(fakeStat(11, "S", 5)), "task/11/environ": cookie,
+		}, holds},
+		{"no other thread", []int{9}, nil, lacks},
+		{"gone", nil, nil, lacks},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := &scripted{pid: 9, files: func(name string, _ int) ([]byte, error) {
+				if d, ok := c.files[name]; ok {
+					return []byte(d), nil
+				}
+				if name == "environ" {
+					return nil, syscall.ESRCH
+				}
+				return nil, syscall.ENOENT
+			}}
+			s := newCookieScan("c00k1e")
+			s.read = p.read
+			s.threads = func(pid int) ([]int, error) {
+				if pid != 9 || c.threads == nil {
+					return nil, syscall.ENOENT
+				}
+				return c.threads, nil
+			}
+			if got := s.look(9); got != c.want {
+				t.Errorf("look = %d, want %d (reads %v)", got, c.want, p.reads)
+			}
+		})
+	}
+}
+
+// TestCookieFindsMainThreadEnded: without a cgroup, an escapee whose main
+// thread has ended (see executortest.MainExit) is found through a thread
+// that lives, and killed. The step lasts longer than windowedScanLimit:
+// the scan then lists /proc, which shows no thread but the main one (a
+// scan of the pids allocated during the step probes its threads too).
+// (The conformance scenario runs with a cgroup.)
+func TestCookieFindsMainThreadEnded(t *testing.T) {
+	if _, err := os.Stat("/proc/self/environ"); err != nil {
+		t.Skip("no /proc")
+	}
+	setsid, err := exec.LookPath("setsid")
+	if err != nil {
+		t.Skip("setsid not found")
+	}
+	bin := executortest.MainExit(t)
+	w := prepare(t, executors.JobSpec{})
+	w.noCgroup = true
+	res, _, stderr := run(t, w, context.Background(), setsid+" "+bin+` </dev/null >/dev/null 2>&1 &
+echo $! > esc.pid
+for ((i = 0; i < 500; i++)); do
+  s=$(< "/proc/$!/stat")
+  s=${s##*) }
+  if [ "${s%% *}" = Z ]; then sleep 1.2; exit 0; fi
+  sleep 0.01
+done
+echo "its main thread did not end" >&2
+exit 1`)
+	pid := readPID(t, filepath.Join(w.Dir(), "esc.pid"))
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	if res.ExitCode != 0 {
+		t.Fatal(stderr)
+	}
+	// Killed, its threads end soon after (its pid shows a zombie all along).
+	for i := 0; threadsLive(pid); i++ {
+		if i == 200 {
+			t.Fatalf("the escapee %d survived its step", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// threadsLive reports whether a thread of process pid is live: neither
+// a zombie nor dead.
+func threadsLive(pid int) bool {
+	tids, _ := procThreads(pid)
+	buf := make([]byte, 512)
+	for _, tid := range tids {
+		data, err := readProc(pid, "task/"+strconv.Itoa(tid)+"/stat", &buf)
+		if st, ok := parseStat(data); err == nil && ok && st.state != 'Z' && st.state != 'X' {
+			return true
+		}
+	}
+	return false
 }
 
 // TestLookEnvironmentEmptied: a live process started with an empty

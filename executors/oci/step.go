@@ -64,13 +64,27 @@ __nf_end() {
   [ "$1" != Z ] && [ "$1" != X ] && [ $((${7:-4} & 4)) = 0 ] || return 1
   end=${49:-0}
 }
+# __nf_thread DIR: t set to the directory of a live thread of the process
+# other than its main one. A process whose main thread has ended lives on
+# in its other threads (after pthread_exit; and for a moment while one of
+# them executes a program: the kernel ends the others, the main one
+# first); its pid shows a zombie, its environment is read through one.
+__nf_thread() {
+  for t in "$1"/task/[0-9]*; do
+    [ "${t##*/}" != "${1##*/}" ] && __nf_end "$t" && return 0
+  done
+  return 1
+}
 t0=$SECONDS n=0
 while :; do
   again= empty=
   for d in /proc/[0-9]*; do
     p=${d#/proc/}
     [ "$p" = 1 ] || [ "$p" = "$$" ] && continue
-    __nf_end "$d" || continue
+    if ! __nf_end "$d"; then
+      __nf_thread "$d" || continue
+      d=$t
+    fi
     if [ -n "$c" ]; then
       [ -r "$d/environ" ] || continue
       __nf_env "$d" || continue

@@ -30,8 +30,15 @@ var anchorScript string
 var stepSh string
 
 // stepScript is the step runner: step.sh, with the functions it shares
-// with the compiled script where it says.
-var stepScript = strings.Replace(stepSh, "# (nf_settle, nf_env_end, nf_gone and nf_stat come here, from\n# internal/procsh.)\n", procsh.Bash, 1)
+// with the compiled script at its procshMark.
+var stepScript = func() string {
+	if !strings.Contains(stepSh, procshMark) {
+		panic("step.sh has no " + procshMark)
+	}
+	return strings.Replace(stepSh, procshMark, procsh.Bash, 1)
+}()
+
+const procshMark = "# @procsh: internal/procsh's functions (nf_settle, nf_thread_env, ...) here.\n"
 
 // sshProgram is the OpenSSH client.
 const sshProgram = "ssh"

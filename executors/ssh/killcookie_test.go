@@ -82,3 +82,16 @@ esac`)
 		t.Errorf("kill calls %q, want one", calls)
 	}
 }
+
+// TestKillcookieMainThreadEnded: a process whose main thread has ended
+// (its environment cannot be read through its pid) is looked at through
+// a thread that lives, and killed.
+func TestKillcookieMainThreadEnded(t *testing.T) {
+	_, calls := fakeKillcookie(t, proctest.MainEnded("A=1\x00NIXFLOW_STEP_COOKIE=c00k1e\x00"), `
+if [ "$nf_test_file" = 4242/stat ] || [ -e "$nf_test_killed" ]; then stat Z 0
+else stat S 140735201812461
+fi`)
+	if calls != "-s KILL 4242\n" {
+		t.Errorf("kill calls %q, want one: -s KILL 4242", calls)
+	}
+}

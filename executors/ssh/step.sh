@@ -94,7 +94,7 @@ killcookie() {
 			for p in /proc/[0-9]*; do pids+=("${p#/proc/}"); done
 		fi
 		for p in "${pids[@]}"; do
-			{ mapfile -d '' -t e <"/proc/$p/environ"; } 2>/dev/null || continue
+			{ mapfile -d '' -t e <"/proc/$p/environ"; } 2>/dev/null || nf_thread_env "$p" || continue
 			if ((${#e[@]} == 0)); then
 				nf_settle "$p"
 				case $? in 1) unsure=1 ;; 2) empty=1 ;; esac
@@ -124,8 +124,7 @@ killcookie() {
 		((${#killed[@]} == 0)) || sleep 0.01
 	done
 }
-# (nf_settle, nf_env_end, nf_gone and nf_stat come here, from
-# internal/procsh.)
+# @procsh: internal/procsh's functions (nf_settle, nf_thread_env, ...) here.
 {
 	while IFS= read -r c; do
 		case $c in

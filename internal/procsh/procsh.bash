@@ -22,6 +22,25 @@ nf_settle() {
   return 2
 }
 
+# nf_thread_env PID reads the environment of a process whose main thread
+# has ended, into the caller's array e, through a live thread of it, and
+# fails if it has none. Such a process lives on in its other threads
+# (after pthread_exit; and for a moment while one of them executes a
+# program: the kernel ends the others, the main one first); its pid shows
+# a zombie, whose environment cannot be read (ESRCH).
+nf_thread_env() {
+  local t nf_end
+  [[ -r /proc/$1/environ ]] || return 1
+  for t in "/proc/$1/task/"[0-9]*; do
+    t=${t#/proc/}
+    [[ ${t##*/} != "$1" ]] || continue
+    nf_env_end "$t" || continue
+    { mapfile -d '' -t e <"/proc/$t/environ"; } 2>/dev/null
+    return
+  done
+  return 1
+}
+
 # nf_env_end PID sets nf_end to the end of the process's environment in
 # its memory (field 51 of its stat; 0 while it executes a program, or
 # without the field: before Linux 3.5), and fails if the process is gone,

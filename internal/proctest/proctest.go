@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -19,7 +20,10 @@ import (
 //   - environ TEXT: the process's environment from now on (printf's
 //     escapes: \0 ends a variable);
 //   - serve, the test's code: run before each read of the stat with the
-//     number of reads before it as $1, it calls stat;
+//     number of reads before it as $1, it calls stat; nf_test_file holds
+//     the text of the file read, which is its path under the fake /proc
+//     (4242/stat; a test that makes more must write theirs so), and
+//     nf_test_root the fake /proc;
 //   - read, which answers the reads of the stat (into s, st or st2) with
 //     serve, and leaves the others to the builtin; SECONDS stays 0, so a
 //     scan's time never runs out;
@@ -35,22 +39,47 @@ environ() { printf "$1" > "$nf_test_root/4242/environ"; }
   local v=${!#}
   if [ "$1" = -r ] && { [ "$v" = s ] || [ "$v" = st ] || [ "$v" = st2 ]; }; then
     SECONDS=0
+    builtin read -r -d '' nf_test_file
     serve "$nf_test_reads"; nf_test_reads=$((nf_test_reads+1))
     printf -v "$v" '%s' "$line"
     return 0
   fi
   builtin read "$@"
 }
-kill() { printf '%s\n' "$*" >> "$nf_test_killed"; : > "$nf_test_root/4242/environ"; }
+kill() { printf '%s\n' "$*" >> "$nf_test_killed"; : 2>/dev/null > "$nf_test_root/4242/environ"; return 0; }
 sleep() { :; }
 nf_sleep_ms() { :; }
 `
 )
 
+// MainEnded, as Run's environ, makes 4242 a process whose main thread has
+// ended, and that lives on in thread 4243, with env as its environment:
+// its environment cannot be opened through its pid (ESRCH), though it
+// passes a test for a readable file; serve sees which stat is read in
+// nf_test_file.
+func MainEnded(env string) string { return mainEnded + env }
+
+const mainEnded = "\x00main-ended\x00"
+
+// unopenable makes a file at path that passes a test for a readable file
+// and fails to open: a socket.
+func unopenable(t testing.TB, path string) {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
+		t.Fatalf("a socket at %s: %v", path, err)
+	}
+}
+
 // Run runs bash: defs, then the harness (which overrides what defs
 // define of it), then code, with args; /proc/ in defs and code names the
-// fake /proc: one process, 4242, with environ as its environment
-// and serve (see above) deciding what each read of its stat sees. The
+// fake /proc: one process, 4242, with environ as its environment (or see
+// MainEnded) and serve (see above) deciding what each read of its stat
+// sees. The
 // last pid allocated is 4242 (for a scan of the pids after the step's,
 // 4241). It returns the number of reads of the stat and the kill calls,
 // one a line.
@@ -62,7 +91,17 @@ func Run(t testing.TB, defs, code string, args []string, environ, serve string) 
 			t.Fatal(err)
 		}
 	}
-	for name, text := range map[string]string{"4242/stat": "", "4242/environ": environ, "sys/kernel/ns_last_pid": "4242\n"} {
+	files := map[string]string{"4242/stat": "4242/stat", "4242/environ": environ, "sys/kernel/ns_last_pid": "4242\n"}
+	if env, ok := strings.CutPrefix(environ, mainEnded); ok {
+		delete(files, "4242/environ")
+		unopenable(t, filepath.Join(root, "4242/environ"))
+		if err := os.MkdirAll(filepath.Join(root, "4242/task/4243"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		files["4242/task/4243/stat"] = "4242/task/4243/stat"
+		files["4242/task/4243/environ"] = env
+	}
+	for name, text := range files {
 		if err := os.WriteFile(filepath.Join(root, name), []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
