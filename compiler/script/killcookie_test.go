@@ -78,16 +78,23 @@ if [ -e "$nf_test_killed" ]; then stat Z 0; else stat S 140735201812461; fi`)
 }
 
 // TestKillCookieMainThreadEnded: a process whose main thread has ended
-// (its environment cannot be read through its pid, so grep does not see
-// it) is looked at through a thread that lives, and killed.
+// (its environment reads empty, or cannot be opened, through its pid, so
+// grep does not see it) is looked at through a thread that lives, and
+// killed; not a zombie with no other thread.
 func TestKillCookieMainThreadEnded(t *testing.T) {
 	t.Parallel()
-	_, calls := fakeKillCookie(t, proctest.MainEnded("A=1\x00NIXFLOW_COOKIE=c00k1e\x00"), `
-if [ "$nf_test_file" = 4242/stat ] || [ -e "$nf_test_killed" ]; then stat Z 0
+	env := "A=1\x00NIXFLOW_COOKIE=c00k1e\x00"
+	for name, environ := range map[string]string{"unopened": proctest.MainEnded(env), "empty": proctest.MainEndedEmpty(env)} {
+		for threads, want := range map[int]string{5: "-KILL 4242\n", 1: ""} {
+			_, calls := fakeKillCookie(t, environ, fmt.Sprintf(`
+if [ "$nf_test_file" = 4242/stat ]; then stat Z 0 %d
+elif [ -e "$nf_test_killed" ]; then stat Z 0
 else stat S 140735201812461
-fi`)
-	if calls != "-KILL 4242\n" {
-		t.Errorf("kill calls %q, want one: -KILL 4242", calls)
+fi`, threads))
+			if calls != want {
+				t.Errorf("%s, %d threads: kill calls %q, want %q", name, threads, calls, want)
+			}
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -258,28 +259,49 @@ func (g *stepCgroup) kill() {
 		// cgroup.kill kills the cgroups below too. Before Linux 5.14 there
 		// is none: the processes of the cgroup itself are killed one by
 		// one, and those below it stay out of reach.
-		//
-		// cgroup.kill misses a process whose main thread has ended and
-		// that lives on in its other threads (the kernel sends its
-		// SIGKILL to the ended thread, 6.18 here; the executor
-		// conformance scenario SetsidEscapeeMainThreadEnded), and
-		// cgroup.procs does not list it: once cgroup.kill has had a
-		// round, the threads left are killed one by one (kill(2) of a
-		// thread kills its process).
-		list := "cgroup.threads"
 		if os.WriteFile(filepath.Join(g.dir, "cgroup.kill"), []byte("1"), 0) != nil {
-			list = "cgroup.procs"
-		}
-		if list == "cgroup.procs" || backoff > time.Millisecond {
-			ids, _ := g.read(list, &buf)
-			for _, f := range strings.Fields(string(ids)) {
-				if id, err := strconv.Atoi(f); err == nil {
-					_ = syscall.Kill(id, syscall.SIGKILL)
+			procs, _ := g.read("cgroup.procs", &buf)
+			for _, f := range strings.Fields(string(procs)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
 				}
 			}
+		} else if backoff > time.Millisecond {
+			killMainEnded(g.dir)
 		}
 		time.Sleep(backoff)
 	}
+}
+
+// killMainEnded kills the processes, in the cgroup at dir and those below
+// it, whose main thread has ended while others live on: cgroup.kill
+// misses them (the kernel sends its SIGKILL to the ended main thread,
+// where it is lost; 6.18 here), where kill(2) reaches their other threads.
+// Their pids, zombies, cannot go to another process before they are
+// reaped; cgroup.procs lists them.
+func killMainEnded(dir string) {
+	buf, stat := make([]byte, 512), make([]byte, 512)
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		procs, err := readFile(filepath.Join(path, "cgroup.procs"), &buf)
+		if err != nil {
+			return nil
+		}
+		for _, f := range strings.Fields(string(procs)) {
+			pid, err := strconv.Atoi(f)
+			if err != nil {
+				continue
+			}
+			if data, err := readProc(pid, "stat", &stat); err == nil {
+				if st, ok := parseStat(data); ok && st.state == 'Z' {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // ended reports whether the step ran in the cgroup and kill found it

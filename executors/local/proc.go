@@ -3,7 +3,6 @@ package local
 import (
 	"bytes"
 	"crypto/rand"
-	"errors"
 	"os"
 	"slices"
 	"strconv"
@@ -208,32 +207,38 @@ const (
 // A process whose main thread has ended (pthread_exit) lives on in its
 // other threads, and one whose thread other than the main one executes a
 // program is so for a moment (the kernel ends the others, the main one
-// first). Its environment cannot be read through its pid then (ESRCH): it
-// is read through a thread that lives.
+// first). Its environment cannot be read through its pid then: it reads
+// empty (before Linux 6.15), or fails to open (ESRCH; EACCES for a user
+// other than root, as the kernel hands the file to root). Its stat tells:
+// the main thread a zombie, or exiting, with more than one thread. It is
+// read through a thread that lives.
 func (s *cookieScan) look(pid int) int {
 	env, err := s.read(pid, "environ", &s.buf)
-	if errors.Is(err, syscall.ESRCH) {
-		return s.lookThreads(pid)
+	if err == nil && len(env) > 0 {
+		if bytes.Contains(env, s.needle) {
+			return holds
+		}
+		return lacks
 	}
+	before, state := s.envEnd(pid, "stat")
+	switch {
+	case state == mainEnded:
+		return s.lookThreads(pid)
+	case err != nil, state != live:
+		return lacks
+	case before == 0:
+		return inExec
+	}
+	env, err = s.read(pid, "environ", &s.buf)
 	if err == nil && len(env) == 0 {
-		before, live := s.envEnd(pid)
+		after, state := s.envEnd(pid, "stat")
 		switch {
-		case !live:
+		case state != live:
 			return lacks
-		case before == 0:
+		case after != before:
 			return inExec
 		}
-		env, err = s.read(pid, "environ", &s.buf)
-		if err == nil && len(env) == 0 {
-			after, live := s.envEnd(pid)
-			switch {
-			case !live:
-				return lacks
-			case after != before:
-				return inExec
-			}
-			return emptyEnv
-		}
+		return emptyEnv
 	}
 	if err == nil && bytes.Contains(env, s.needle) {
 		return holds
@@ -241,27 +246,27 @@ func (s *cookieScan) look(pid int) int {
 	return lacks
 }
 
-// lookThreads reads the environment of process pid through its first
-// thread, other than the main one, that is live: its threads share it.
+// lookThreads reads the environment of process pid through the first of
+// its threads, other than the main one, that is live and can be read:
+// its threads share it.
 func (s *cookieScan) lookThreads(pid int) int {
 	tids, err := s.threads(pid)
 	if err != nil {
 		return lacks
 	}
 	for _, tid := range tids {
+		dir := "task/" + strconv.Itoa(tid) + "/"
 		if tid == pid {
 			continue
 		}
-		dir := "task/" + strconv.Itoa(tid) + "/"
-		data, err := s.read(pid, dir+"stat", &s.statBuf)
-		if err != nil {
-			continue
-		}
-		if st, ok := parseStat(data); !ok || st.state == 'Z' || st.state == 'X' || st.flags&pfExiting != 0 {
+		if _, state := s.envEnd(pid, dir+"stat"); state != live {
 			continue
 		}
 		env, err := s.read(pid, dir+"environ", &s.buf)
-		if err == nil && bytes.Contains(env, s.needle) {
+		if err != nil {
+			continue
+		}
+		if bytes.Contains(env, s.needle) {
 			return holds
 		}
 		return lacks
@@ -269,23 +274,36 @@ func (s *cookieScan) lookThreads(pid int) int {
 	return lacks
 }
 
-// envEnd returns the end of the process's environment in its memory, as
-// its stat shows it (0 while it executes a program), and whether the
-// process is live: neither gone, nor a zombie, nor exiting, nor a kernel
-// thread.
-func (s *cookieScan) envEnd(pid int) (end uint64, live bool) {
-	data, err := s.read(pid, "stat", &s.statBuf)
+// What envEnd finds of a process.
+const (
+	notLive   = iota // gone, a zombie, exiting, or a kernel thread
+	live             // none of those
+	mainEnded        // its main thread a zombie or exiting, other threads left
+)
+
+// envEnd reads the stat file name of process pid ("stat", or a thread's
+// "task/<tid>/stat"), and returns the end of the process's environment
+// in its memory (field 51; 0 while it executes a program) and what it
+// finds of it.
+func (s *cookieScan) envEnd(pid int, name string) (end uint64, state int) {
+	data, err := s.read(pid, name, &s.statBuf)
 	if err != nil {
-		return 0, false
+		return 0, notLive
 	}
 	st, ok := parseStat(data)
-	if !ok || st.state == 'Z' || st.state == 'X' || st.flags&(pfExiting|pfKthread) != 0 {
-		return 0, false
+	switch {
+	case !ok || st.state == 'X' || st.flags&pfKthread != 0:
+		return 0, notLive
+	case st.state == 'Z' || st.flags&pfExiting != 0:
+		if n, _ := statField(data, 20); n > 1 {
+			return 0, mainEnded
+		}
+		return 0, notLive
 	}
 	// Without the field (before Linux 3.5), as if executing: worth
 	// another look.
-	end, _ = statEnvEnd(data)
-	return end, true
+	end, _ = statField(data, 51)
+	return end, live
 }
 
 // The flags of a task, in /proc/<pid>/stat: PF_EXITING, PF_KTHREAD.
@@ -459,19 +477,20 @@ func parseStat(data []byte) (procStat, bool) {
 	return procStat{state: fields[0][0], pgrp: pgrp, flags: flags}, true
 }
 
-// statEnvEnd returns field 51 of a /proc/<pid>/stat line, env_end: the
-// end of the process's environment in its memory (Linux 3.5 and later;
-// 0 when it has no memory, or is in the middle of executing a program).
-func statEnvEnd(data []byte) (uint64, bool) {
+// statField returns field n (from 1) of a /proc/<pid>/stat line, one
+// after the name: 20, num_threads; 51, env_end, the end of the process's
+// environment in its memory (Linux 3.5 and later; 0 when it has no
+// memory, or is in the middle of executing a program).
+func statField(data []byte, n int) (uint64, bool) {
 	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
+	if i < 0 || n < 3 {
 		return 0, false
 	}
 	f := bytes.Fields(data[i+1:])
-	const envEnd = 51 - 3 // the fields after the name start with the third
-	if len(f) <= envEnd {
+	n -= 3 // the fields after the name start with the third
+	if len(f) <= n {
 		return 0, false
 	}
-	n, err := strconv.ParseUint(string(f[envEnd]), 10, 64)
-	return n, err == nil
+	v, err := strconv.ParseUint(string(f[n]), 10, 64)
+	return v, err == nil
 }

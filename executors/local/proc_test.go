@@ -25,20 +25,25 @@ func fakeStat(pid int, st string, envEnd uint64) []byte {
 
 // fakeStatFlags is fakeStat with flags as field 9.
 func fakeStatFlags(pid int, st string, flags, envEnd uint64) []byte {
+	return fakeStatThreads(pid, st, flags, envEnd, 1)
+}
+
+// fakeStatThreads is fakeStatFlags with threads as field 20.
+func fakeStatThreads(pid int, st string, flags, envEnd uint64, threads int) []byte {
 	f := make([]string, 52)
 	for i := range f {
 		f[i] = "0"
 	}
-	f[0], f[1], f[2], f[8], f[50] = strconv.Itoa(pid), "(a b) c)", st, strconv.FormatUint(flags, 10), strconv.FormatUint(envEnd, 10)
+	f[0], f[1], f[2], f[8], f[19], f[50] = strconv.Itoa(pid), "(a b) c)", st, strconv.FormatUint(flags, 10), strconv.Itoa(threads), strconv.FormatUint(envEnd, 10)
 	return []byte(strings.Join(f, " ") + "\n")
 }
 
 func TestStatEnvEnd(t *testing.T) {
-	if n, ok := statEnvEnd(fakeStat(7, "S", 140735201812461)); n != 140735201812461 || !ok {
-		t.Errorf("statEnvEnd = %d, %v", n, ok)
+	if n, ok := statField(fakeStat(7, "S", 140735201812461), 51); n != 140735201812461 || !ok {
+		t.Errorf("statField = %d, %v", n, ok)
 	}
-	if _, ok := statEnvEnd([]byte("7 (a) S 1 2 3\n")); ok {
-		t.Error("statEnvEnd of a short line succeeded")
+	if _, ok := statField([]byte("7 (a) S 1 2 3\n"), 51); ok {
+		t.Error("statField of a short line succeeded")
 	}
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		return
@@ -47,8 +52,8 @@ func TestStatEnvEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, ok := statEnvEnd(data); n == 0 || !ok {
-		t.Errorf("statEnvEnd of this process = %d, %v; want its environment's end", n, ok)
+	if n, ok := statField(data, 51); n == 0 || !ok {
+		t.Errorf("statField of this process = %d, %v; want its environment's end", n, ok)
 	}
 }
 
@@ -116,48 +121,65 @@ func TestLook(t *testing.T) {
 	}
 }
 
-// TestLookThreads: a process whose environment cannot be read through
-// its pid (ESRCH: its main thread has ended) is looked at through its
-// first live thread other than the main one.
+// TestLookThreads: a process whose main thread has ended (its stat: a
+// zombie, or exiting, with more than one thread) is looked at through its
+// first live thread, other than the main one, whose environment can be
+// read; whatever its own environ file does (it reads empty before Linux
+// 6.15, and fails with ESRCH, or EACCES for a user other than root,
+// since).
 func TestLookThreads(t *testing.T) {
 	cookie := cookieVar + "=c00k1e\x00"
+	ended := string(fakeStatThreads(9, "Z", 0, 0, 3))
+	live := func(tid int) string { return string(fakeStat(tid, "S", 5)) }
 	for _, c := range []struct {
 		name    string
 		threads []int
-		files   map[string]string // the threads' files; the process's environ fails with ESRCH
+		files   map[string]string // what is read, but the process's environ
 		want    int
 	}{
-		{"the cookie", []int{9, 10, 11}, map[string]string{"task/10/stat": string(fakeStat(10, "S", 5)), "task/10/environ": "A=1\x00" + cookie}, holds},
-		{"another environment", []int{9, 10}, map[string]string{"task/10/stat": string(fakeStat(10, "S", 5)), "task/10/environ": "A=1\x00"}, lacks},
+		{"the cookie", []int{9, 10, 11}, map[string]string{"stat": ended, "task/10/stat": live(10), "task/10/environ": "A=1\x00" + cookie}, holds},
+		{"another environment", []int{9, 10}, map[string]string{"stat": ended, "task/10/stat": live(10), "task/10/environ": "A=1\x00"}, lacks},
+		{"the main thread exiting", []int{9, 10}, map[string]string{"stat": string(fakeStatThreads(9, "R", pfExiting, 0, 2)), "task/10/stat": live(10), "task/10/environ": cookie}, holds},
 		{"an exiting thread skipped", []int{9, 10, 11}, map[string]string{
+			"stat":         ended,
 			"task/10/stat": string(fakeStatFlags(10, "R", pfExiting, 5)), "task/10/environ": "A=1\x00",
-			"task/11/stat": string(fakeStat(11, "S", 5)), "task/11/environ": cookie,
+			"task/11/stat": live(11), "task/11/environ": cookie,
 		}, holds},
-		{"no other thread", []int{9}, nil, lacks},
+		{"a thread gone meanwhile skipped", []int{9, 10, 11}, map[string]string{
+			"stat":         ended,
+			"task/10/stat": live(10),
+			"task/11/stat": live(11), "task/11/environ": cookie,
+		}, holds},
+		{"a plain zombie", []int{9}, map[string]string{"stat": string(fakeStat(9, "Z", 0))}, lacks},
 		{"gone", nil, nil, lacks},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			p := &scripted{pid: 9, files: func(name string, _ int) ([]byte, error) {
-				if d, ok := c.files[name]; ok {
-					return []byte(d), nil
-				}
-				if name == "environ" {
-					return nil, syscall.ESRCH
-				}
-				return nil, syscall.ENOENT
-			}}
-			s := newCookieScan("c00k1e")
-			s.read = p.read
-			s.threads = func(pid int) ([]int, error) {
-				if pid != 9 || c.threads == nil {
+		for _, environ := range []struct {
+			name string
+			err  error
+		}{{"empty", nil}, {"ESRCH", syscall.ESRCH}, {"EACCES", syscall.EACCES}} {
+			t.Run(c.name+"/"+environ.name, func(t *testing.T) {
+				p := &scripted{pid: 9, files: func(name string, _ int) ([]byte, error) {
+					if d, ok := c.files[name]; ok {
+						return []byte(d), nil
+					}
+					if name == "environ" && c.threads != nil {
+						return nil, environ.err
+					}
 					return nil, syscall.ENOENT
+				}}
+				s := newCookieScan("c00k1e")
+				s.read = p.read
+				s.threads = func(pid int) ([]int, error) {
+					if pid != 9 || c.threads == nil {
+						return nil, syscall.ENOENT
+					}
+					return c.threads, nil
 				}
-				return c.threads, nil
-			}
-			if got := s.look(9); got != c.want {
-				t.Errorf("look = %d, want %d (reads %v)", got, c.want, p.reads)
-			}
-		})
+				if got := s.look(9); got != c.want {
+					t.Errorf("look = %d, want %d (reads %v)", got, c.want, p.reads)
+				}
+			})
+		}
 	}
 }
 
@@ -182,8 +204,8 @@ func TestCookieFindsMainThreadEnded(t *testing.T) {
 echo $! > esc.pid
 for ((i = 0; i < 500; i++)); do
   s=$(< "/proc/$!/stat")
-  s=${s##*) }
-  if [ "${s%% *}" = Z ]; then sleep 1.2; exit 0; fi
+  s=${s##*) } t=("/proc/$!/task/"*)
+  if [ "${s%% *}" = Z ] && [ ${#t[@]} -gt 1 ]; then sleep 1.2; exit 0; fi
   sleep 0.01
 done
 echo "its main thread did not end" >&2

@@ -87,16 +87,22 @@ func TestReapOtherEnvironment(t *testing.T) {
 }
 
 // TestReapMainThreadEnded: a process whose main thread has ended shows a
-// zombie under its pid; it lives on in its other threads, and is looked
-// at through one: killed if its environment holds the cookie.
+// zombie with more than one thread under its pid; it lives on in its
+// other threads, and is looked at through one: killed if its environment
+// holds the cookie. Its own environment reads empty, or cannot be opened
+// (Linux 6.15 and later).
 func TestReapMainThreadEnded(t *testing.T) {
-	n, calls := fakeReap(t, "c00k1e", proctest.MainEnded("A=1\x00"+cookieVar+"=c00k1e\x00"), `
-if [ "$nf_test_file" = 4242/stat ] || [ -e "$nf_test_killed" ]; then stat Z 0
+	env := "A=1\x00" + cookieVar + "=c00k1e\x00"
+	for name, environ := range map[string]string{"unopened": proctest.MainEnded(env), "empty": proctest.MainEndedEmpty(env)} {
+		n, calls := fakeReap(t, "c00k1e", environ, `
+if [ "$nf_test_file" = 4242/stat ]; then stat Z 0 5
+elif [ -e "$nf_test_killed" ]; then stat Z 0
 else stat S 140735201812461
 fi`)
-	// Two passes of two reads (the main thread's stat, the other's): one
-	// that kills, one that finds both ended.
-	if calls != "-9 4242\n" || n != 4 {
-		t.Errorf("kill calls %q, stat read %d times; want one kill, and 4 reads", calls, n)
+		// Two passes of two reads (the main thread's stat, the other's):
+		// one that kills, one that finds both ended.
+		if calls != "-9 4242\n" || n != 4 {
+			t.Errorf("%s: kill calls %q, stat read %d times; want one kill, and 4 reads", name, calls, n)
+		}
 	}
 }

@@ -41,7 +41,8 @@ const (
 // of stat: 0, or an end that changed, makes the scan go round again (on a
 // loaded machine an exec can take long); the same end, an environment
 // that is empty for now or for good (env -i), 200 passes more at most.
-// Zombies and exiting processes are left alone. Builtins only, of bash
+// Zombies and exiting processes are left alone, but for one whose main
+// thread has ended while others live on (see __nf_thread). Builtins only, of bash
 // 4.0 (an image's bash may be older than the 4.4 that the SSH runner's
 // and the compiled script's scan, internal/procsh, need).
 const reapScript = `c=$1 IFS=' '
@@ -55,20 +56,25 @@ __nf_env() {
   done 2>/dev/null < "$1/environ"
 }
 # __nf_end DIR: end set to field 51 of the stat; fails for a process gone,
-# a zombie or exiting. (The whole file: a name may hold a newline.)
+# a zombie or exiting: with 2 if it has more than one thread (field 20),
+# its main thread ended. (The whole file: a name may hold a newline.)
 __nf_end() {
   s=
   IFS= read -r -d '' s 2>/dev/null < "$1/stat"
   [ -n "$s" ] || return 1
   set -f; set -- ${s##*) }; set +f
-  [ "$1" != Z ] && [ "$1" != X ] && [ $((${7:-4} & 4)) = 0 ] || return 1
+  if [ "$1" = Z ] || [ "$1" = X ] || [ $((${7:-4} & 4)) != 0 ]; then
+    [ "$1" != X ] && [ "${18:-1}" -gt 1 ] 2>/dev/null && return 2
+    return 1
+  fi
   end=${49:-0}
 }
 # __nf_thread DIR: t set to the directory of a live thread of the process
 # other than its main one. A process whose main thread has ended lives on
 # in its other threads (after pthread_exit; and for a moment while one of
 # them executes a program: the kernel ends the others, the main one
-# first); its pid shows a zombie, its environment is read through one.
+# first); its pid shows a zombie, whose environment reads empty or cannot
+# be opened: it is read through one.
 __nf_thread() {
   for t in "$1"/task/[0-9]*; do
     [ "${t##*/}" != "${1##*/}" ] && __nf_end "$t" && return 0
@@ -81,10 +87,12 @@ while :; do
   for d in /proc/[0-9]*; do
     p=${d#/proc/}
     [ "$p" = 1 ] || [ "$p" = "$$" ] && continue
-    if ! __nf_end "$d"; then
-      __nf_thread "$d" || continue
-      d=$t
-    fi
+    __nf_end "$d"
+    case $? in
+    0) ;;
+    2) __nf_thread "$d" || continue; d=$t ;;
+    *) continue ;;
+    esac
     if [ -n "$c" ]; then
       [ -r "$d/environ" ] || continue
       __nf_env "$d" || continue

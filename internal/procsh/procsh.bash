@@ -10,9 +10,16 @@
 # there is to see); 1, the process may be executing a program; 2, its
 # environment is empty and its end the same on both reads: started with
 # an empty one, or setting it up now (worth a few more looks, not more).
+# A process whose main thread has ended is read through another thread
+# (nf_thread_env).
 nf_settle() {
   local before nf_end
-  nf_env_end "$1" || return 0
+  nf_env_end "$1"
+  case $? in
+    0) ;;
+    2) nf_threads_env "$1"; return 0 ;;
+    *) return 0 ;;
+  esac
   before=$nf_end
   [[ $before != 0 ]] || return 1
   { mapfile -d '' -t e <"/proc/$1/environ"; } 2>/dev/null || return 0
@@ -23,34 +30,46 @@ nf_settle() {
 }
 
 # nf_thread_env PID reads the environment of a process whose main thread
-# has ended, into the caller's array e, through a live thread of it, and
-# fails if it has none. Such a process lives on in its other threads
-# (after pthread_exit; and for a moment while one of them executes a
-# program: the kernel ends the others, the main one first); its pid shows
-# a zombie, whose environment cannot be read (ESRCH).
+# has ended, into the caller's array e, through a live thread of it whose
+# environment can be read, and fails if it has none. Such a process lives
+# on in its other threads (after pthread_exit; and for a moment while one
+# of them executes a program: the kernel ends the others, the main one
+# first). Its own environment reads empty (before Linux 6.15) or cannot
+# be opened (ESRCH; EACCES for a user other than root); its stat tells
+# (nf_env_end).
 nf_thread_env() {
+  local nf_end
+  nf_env_end "$1"
+  (($? == 2)) && nf_threads_env "$1"
+}
+
+# nf_threads_env PID: nf_thread_env's read, for a process whose main
+# thread has ended.
+nf_threads_env() {
   local t nf_end
-  [[ -r /proc/$1/environ ]] || return 1
   for t in "/proc/$1/task/"[0-9]*; do
     t=${t#/proc/}
     [[ ${t##*/} != "$1" ]] || continue
     nf_env_end "$t" || continue
-    { mapfile -d '' -t e <"/proc/$t/environ"; } 2>/dev/null
-    return
+    { mapfile -d '' -t e <"/proc/$t/environ"; } 2>/dev/null && return 0
   done
   return 1
 }
 
 # nf_env_end PID sets nf_end to the end of the process's environment in
 # its memory (field 51 of its stat; 0 while it executes a program, or
-# without the field: before Linux 3.5), and fails if the process is gone,
-# a zombie, exiting or a kernel thread: nothing to wait for.
+# without the field: before Linux 3.5). It fails if the process is gone,
+# a zombie, exiting or a kernel thread: nothing to wait for; with 2 if
+# its main thread is a zombie or exiting while it has other threads (field
+# 20), which it lives on in (see nf_thread_env).
 nf_env_end() {
   local nf_f
   nf_end=
   nf_stat "$1" || return 1
-  [[ ${nf_f[0]} != [ZX] ]] || return 1
-  ((!(${nf_f[6]:-0} & 0x00200004))) || return 1
+  if [[ ${nf_f[0]} == [ZX] ]] || ((${nf_f[6]:-0} & 0x00200004)); then
+    [[ ${nf_f[0]} != X ]] && ((!(${nf_f[6]:-0} & 0x00200000) && ${nf_f[17]:-1} > 1)) && return 2
+    return 1
+  fi
   nf_end=${nf_f[48]:-0}
 }
 

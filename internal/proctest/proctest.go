@@ -15,8 +15,8 @@ import (
 )
 
 // The harness defines, before the code under test:
-//   - stat STATE ENV_END: what the current read of the process's stat
-//     sees (fields 3 and 51);
+//   - stat STATE ENV_END [THREADS]: what the current read of the
+//     process's stat sees (fields 3, 51 and 20; THREADS 1 if not given);
 //   - environ TEXT: the process's environment from now on (printf's
 //     escapes: \0 ends a variable);
 //   - serve, the test's code: run before each read of the stat with the
@@ -31,8 +31,8 @@ import (
 //     the environment, as a killed process's memory goes; sleep and
 //     nf_sleep_ms, which do nothing.
 const (
-	harnessHead = `nf_test_reads=0 nf_test_zeros=$(printf '0 %.0s' {4..50})
-stat() { line="4242 (sleep) $1 $nf_test_zeros$2 0"; }
+	harnessHead = `nf_test_reads=0 nf_test_z16=$(printf '0 %.0s' {4..19}) nf_test_z30=$(printf '0 %.0s' {21..50})
+stat() { line="4242 (sleep) $1 $nf_test_z16${3:-1} $nf_test_z30$2 0"; }
 environ() { printf "$1" > "$nf_test_root/4242/environ"; }
 `
 	harnessTail = `read() {
@@ -54,12 +54,20 @@ nf_sleep_ms() { :; }
 
 // MainEnded, as Run's environ, makes 4242 a process whose main thread has
 // ended, and that lives on in thread 4243, with env as its environment:
-// its environment cannot be opened through its pid (ESRCH), though it
-// passes a test for a readable file; serve sees which stat is read in
-// nf_test_file.
+// its environment cannot be opened through its pid (ESRCH, or EACCES; a
+// socket), as since Linux 6.15. serve sees which stat is read in
+// nf_test_file, and answers for 4242 as the kernel does: stat Z 0 N, N
+// threads.
 func MainEnded(env string) string { return mainEnded + env }
 
-const mainEnded = "\x00main-ended\x00"
+// MainEndedEmpty is MainEnded with the environment of 4242 reading empty,
+// as before Linux 6.15.
+func MainEndedEmpty(env string) string { return mainEndedEmpty + env }
+
+const (
+	mainEnded      = "\x00main-ended\x00"
+	mainEndedEmpty = "\x00main-ended-empty\x00"
+)
 
 // unopenable makes a file at path that passes a test for a readable file
 // and fails to open: a socket.
@@ -92,9 +100,14 @@ func Run(t testing.TB, defs, code string, args []string, environ, serve string) 
 		}
 	}
 	files := map[string]string{"4242/stat": "4242/stat", "4242/environ": environ, "sys/kernel/ns_last_pid": "4242\n"}
-	if env, ok := strings.CutPrefix(environ, mainEnded); ok {
-		delete(files, "4242/environ")
-		unopenable(t, filepath.Join(root, "4242/environ"))
+	env, unopened := strings.CutPrefix(environ, mainEnded)
+	env, empty := strings.CutPrefix(env, mainEndedEmpty)
+	if unopened || empty {
+		files["4242/environ"] = ""
+		if unopened {
+			delete(files, "4242/environ")
+			unopenable(t, filepath.Join(root, "4242/environ"))
+		}
 		if err := os.MkdirAll(filepath.Join(root, "4242/task/4243"), 0o755); err != nil {
 			t.Fatal(err)
 		}
