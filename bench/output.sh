@@ -38,10 +38,15 @@ machine | tee "$out/output-machine.txt"
 run="env XDG_STATE_HOME=$state $nixflow run"
 # Each run starts from an empty state directory: the logs of earlier runs
 # (1.5 GB each) would fill the page cache and swing the figures.
-hyperfine -N --warmup 1 --runs "$runs" --output null --prepare "rm -rf $state/nixflow" \
+# bash | tee: the same output kept in a file on the state's file system
+# as well, as nixflow keeps it in the job's log (nixflow's log holds each
+# line's time and step too: about 1.5 bytes a byte here).
+log=$state/tee.log
+hyperfine -N --warmup 1 --runs "$runs" --output null --prepare "rm -rf $state/nixflow $log" \
 	--export-markdown "$out/output.md" --export-csv "$out/output.csv" \
 	-n "bash" "bash --noprofile --norc -eo pipefail -c \"$print\"" \
 	-n "bash | cat" "bash --noprofile --norc -eo pipefail -c \"{ $print; } | cat >/dev/null\"" \
+	-n "bash | tee log" "bash --noprofile --norc -eo pipefail -c \"{ $print; } | tee $log >/dev/null\"" \
 	-n "make" "make -s -f $dir/Makefile" \
 	-n "nixflow simple" "$run --log-format simple $dir/plain.json" \
 	-n "nixflow simple 10 secrets" "$run --log-format simple $dir/secrets.json" \
@@ -51,15 +56,17 @@ hyperfine -N --warmup 1 --runs "$runs" --output null --prepare "rm -rf $state/ni
 csv=$out/output.csv
 bash_t=$(median "bash" "$csv")
 cat_t=$(median "bash | cat" "$csv")
+tee_t=$(median "bash | tee log" "$csv")
 {
 	echo
 	echo "output: $size bytes of 64-byte lines, to /dev/null (median of $runs), load $(cut -d' ' -f1-3 /proc/loadavg) at the end"
-	for name in "bash" "bash | cat" "make" "nixflow simple" "nixflow simple 10 secrets" "nixflow json" "nixflow json 10 secrets"; do
+	for name in "bash" "bash | cat" "bash | tee log" "make" "nixflow simple" "nixflow simple 10 secrets" "nixflow json" "nixflow json 10 secrets"; do
 		t=$(median "$name" "$csv")
 		c=$(cpu "$name" "$csv")
-		printf '  %-26s %7.3f s %6.0f MB/s %6s x bash %6s x cat | CPU %7.3f s %6.0f MB/s\n' "$name" "$t" \
-			"$(awk -v s="$size" -v t="$t" 'BEGIN {print s / t / 1e6}')" "$(ratio "$t" "$bash_t")" "$(ratio "$t" "$cat_t")" \
+		printf '  %-26s %7.3f s %6.0f MB/s %6s x bash %6s x cat %6s x tee | CPU %7.3f s %6.0f MB/s\n' "$name" "$t" \
+			"$(awk -v s="$size" -v t="$t" 'BEGIN {print s / t / 1e6}')" "$(ratio "$t" "$bash_t")" "$(ratio "$t" "$cat_t")" "$(ratio "$t" "$tee_t")" \
 			"$c" "$(awk -v s="$size" -v t="$c" 'BEGIN {print s / t / 1e6}')"
 	done
-	echo "  (bash | cat: the same output read by a third process that only reads it, cat: the floor of any reader of the step's pipe on this machine)"
+	echo "  (bash | cat: the same output read by a third process that only reads it, cat: the floor of any reader of the step's pipe on this machine;"
+	echo "   bash | tee log: that reader also keeping it in a file, as nixflow keeps each job's log)"
 } | tee "$out/output-summary.txt"
