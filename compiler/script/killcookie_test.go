@@ -83,19 +83,10 @@ if [ -e "$nf_test_killed" ]; then stat Z 0; else stat S 140735201812461; fi`)
 // killed; not a zombie with no other thread.
 func TestKillCookieMainThreadEnded(t *testing.T) {
 	t.Parallel()
-	env := "A=1\x00NIXFLOW_COOKIE=c00k1e\x00"
-	for name, environ := range map[string]string{"unopened": proctest.MainEnded(env), "empty": proctest.MainEndedEmpty(env)} {
-		for threads, want := range map[int]string{5: "-KILL 4242\n", 1: ""} {
-			_, calls := fakeKillCookie(t, environ, fmt.Sprintf(`
-if [ "$nf_test_file" = 4242/stat ]; then stat Z 0 %d
-elif [ -e "$nf_test_killed" ]; then stat Z 0
-else stat S 140735201812461
-fi`, threads))
-			if calls != want {
-				t.Errorf("%s, %d threads: kill calls %q, want %q", name, threads, calls, want)
-			}
-		}
-	}
+	proctest.CheckMainEnded(t, "A=1\x00NIXFLOW_COOKIE=c00k1e\x00", "-KILL 4242\n", func(environ, serve string) string {
+		_, calls := fakeKillCookie(t, environ, serve)
+		return calls
+	})
 }
 
 // TestStopWatcher: the script's cleanup ends the watcher of its parent

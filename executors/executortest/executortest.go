@@ -786,19 +786,7 @@ done
 wait' </dev/null >/dev/null 2>&1 &
 read -r _ < started
 exit 0`})
-	r := w.mustRun(step{script: `[ -d /proc/self ] || { echo no-proc; exit 0; }
-left=()
-for d in /proc/[0-9]*; do
-  mapfile -d '' -t e 2>/dev/null < "$d/environ" || continue
-  for kv in "${e[@]}"; do
-    if [ "$kv" = ` + shellQuote(mark) + ` ]; then left+=("${d#/proc/}"); break; fi
-  done
-done
-echo "${#left[@]} ${left[*]}"
-# What was counted goes, so that a failure leaves nothing behind.
-if ((${#left[@]})); then kill -9 "${left[@]}" 2>/dev/null; fi
-true`})
-	switch out := strings.TrimSpace(r.stdout); {
+	switch out := w.leftMarked(mark); {
 	case out == "no-proc":
 		t.Skip("no /proc where steps run")
 	case out != "0":
@@ -838,7 +826,20 @@ echo "${s%% *} ${#t[@]}"`})
 	case !strings.HasPrefix(out, "Z ") || out == "Z 1":
 		t.Fatalf("the escapee's main thread did not end, or the escapee did: its state and threads %q", out)
 	}
-	r = w.mustRun(step{script: `declare -A seen=()
+	if out := w.leftMarked(mark); out != "0" {
+		t.Errorf("processes of the escapee left (count, pids): %s", out)
+	}
+}
+
+// leftMarked runs a step that counts the processes whose environment
+// still holds mark, read through each of their threads (one whose main
+// thread has ended shows none through its pid), and kills them, so that a
+// failure leaves nothing behind. It returns their count and pids, or
+// "no-proc" where steps see no /proc.
+func (w *workspace) leftMarked(mark string) string {
+	w.t.Helper()
+	r := w.mustRun(step{script: `[ -d /proc/self ] || { echo no-proc; exit 0; }
+declare -A seen=()
 left=()
 for d in /proc/[0-9]*/task/[0-9]*; do
   p=${d#/proc/} p=${p%%/*}
@@ -849,12 +850,9 @@ for d in /proc/[0-9]*/task/[0-9]*; do
   done
 done
 echo "${#left[@]} ${left[*]}"
-# What was counted goes, so that a failure leaves nothing behind.
 if ((${#left[@]})); then kill -9 "${left[@]}" 2>/dev/null; fi
 true`})
-	if out := strings.TrimSpace(r.stdout); out != "0" {
-		t.Errorf("threads of the escapee left (count, pids): %s", out)
-	}
+	return strings.TrimSpace(r.stdout)
 }
 
 // MainExit returns the path of package mainexit's program, built for the

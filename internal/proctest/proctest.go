@@ -5,6 +5,7 @@
 package proctest
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -140,4 +141,25 @@ func Run(t testing.TB, defs, code string, args []string, environ, serve string) 
 	}
 	calls, _ := os.ReadFile(killed)
 	return n, string(calls)
+}
+
+// CheckMainEnded checks a scan against a process whose main thread has
+// ended, its environment env, in each way the kernel shows it (MainEnded,
+// MainEndedEmpty): with 5 threads, scan must make the kill call kill;
+// with 1 (a plain zombie), none. scan runs the scan (Run with its code)
+// with environ and serve, and returns the kill calls.
+func CheckMainEnded(t *testing.T, env, kill string, scan func(environ, serve string) string) {
+	t.Helper()
+	for name, environ := range map[string]string{"unopened": MainEnded(env), "empty": MainEndedEmpty(env)} {
+		for threads, want := range map[int]string{5: kill, 1: ""} {
+			calls := scan(environ, fmt.Sprintf(`
+if [ "$nf_test_file" = 4242/stat ]; then stat Z 0 %d
+elif [ -e "$nf_test_killed" ]; then stat Z 0
+else stat S 140735201812461
+fi`, threads))
+			if calls != want {
+				t.Errorf("%s, %d threads: kill calls %q, want %q", name, threads, calls, want)
+			}
+		}
+	}
 }
