@@ -3,6 +3,7 @@ package local
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"os"
 	"slices"
 	"strconv"
@@ -214,10 +215,15 @@ const (
 // read through a thread that lives.
 func (s *cookieScan) look(pid int) int {
 	env, err := s.read(pid, "environ", &s.buf)
-	if err == nil && len(env) > 0 {
+	switch {
+	case err == nil && len(env) > 0:
 		if bytes.Contains(env, s.needle) {
 			return holds
 		}
+		return lacks
+	case errors.Is(err, syscall.ENOENT):
+		// Gone (one whose main thread has ended keeps its directory):
+		// one failed open, as a probe of a free pid costs (see find).
 		return lacks
 	}
 	before, state := s.envEnd(pid, "stat")

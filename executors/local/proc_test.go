@@ -150,7 +150,8 @@ func TestLookThreads(t *testing.T) {
 			"task/10/stat": live(10),
 			"task/11/stat": live(11), "task/11/environ": cookie,
 		}, holds},
-		{"a plain zombie", []int{9}, map[string]string{"stat": string(fakeStat(9, "Z", 0))}, lacks},
+		// One thread: its count, not the other tasks listed, tells.
+		{"a plain zombie", []int{9, 10}, map[string]string{"stat": string(fakeStat(9, "Z", 0)), "task/10/stat": live(10), "task/10/environ": cookie}, lacks},
 		{"gone", nil, nil, lacks},
 	} {
 		for _, environ := range []struct {
