@@ -261,10 +261,10 @@ func (s *cookieScan) lookThreads(pid int) int {
 		return lacks
 	}
 	for _, tid := range tids {
-		dir := "task/" + strconv.Itoa(tid) + "/"
 		if tid == pid {
 			continue
 		}
+		dir := "task/" + strconv.Itoa(tid) + "/"
 		if _, state := s.envEnd(pid, dir+"stat"); state != live {
 			continue
 		}

@@ -55,8 +55,8 @@ nf_sleep_ms() { :; }
 
 // MainEnded, as Run's environ, makes 4242 a process whose main thread has
 // ended, and that lives on in thread 4243, with env as its environment:
-// its environment cannot be opened through its pid (ESRCH, or EACCES; a
-// socket), as since Linux 6.15. serve sees which stat is read in
+// its environment cannot be opened through its pid (a socket stands for
+// ESRCH or EACCES), as since Linux 6.15. serve sees which stat is read in
 // nf_test_file, and answers for 4242 as the kernel does: stat Z 0 N, N
 // threads.
 func MainEnded(env string) string { return mainEnded + env }
@@ -70,8 +70,7 @@ const (
 	mainEndedEmpty = "\x00main-ended-empty\x00"
 )
 
-// unopenable makes a file at path that passes a test for a readable file
-// and fails to open: a socket.
+// unopenable makes a file at path that fails to open: a socket.
 func unopenable(t testing.TB, path string) {
 	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
@@ -88,10 +87,9 @@ func unopenable(t testing.TB, path string) {
 // define of it), then code, with args; /proc/ in defs and code names the
 // fake /proc: one process, 4242, with environ as its environment (or see
 // MainEnded) and serve (see above) deciding what each read of its stat
-// sees. The
-// last pid allocated is 4242 (for a scan of the pids after the step's,
-// 4241). It returns the number of reads of the stat and the kill calls,
-// one a line.
+// sees. The last pid allocated is 4242 (for a scan of the pids after the
+// step's, 4241). It returns the number of reads of the stat and the kill
+// calls, one a line.
 func Run(t testing.TB, defs, code string, args []string, environ, serve string) (int, string) {
 	t.Helper()
 	root := t.TempDir()
@@ -104,10 +102,11 @@ func Run(t testing.TB, defs, code string, args []string, environ, serve string) 
 	env, unopened := strings.CutPrefix(environ, mainEnded)
 	env, empty := strings.CutPrefix(env, mainEndedEmpty)
 	if unopened || empty {
-		files["4242/environ"] = ""
+		delete(files, "4242/environ")
 		if unopened {
-			delete(files, "4242/environ")
 			unopenable(t, filepath.Join(root, "4242/environ"))
+		} else {
+			files["4242/environ"] = ""
 		}
 		if err := os.MkdirAll(filepath.Join(root, "4242/task/4243"), 0o755); err != nil {
 			t.Fatal(err)

@@ -2,9 +2,9 @@
 // ends, and it lives on in its other threads, as a C program whose main
 // calls pthread_exit does, and as one whose thread other than the main one
 // executes a program is for a moment (the kernel ends the others, the main
-// one first). Its pid then shows a zombie, and its environment cannot be
-// read through it (ESRCH): a scan that looks for a step's processes by
-// their environment must look through a thread that lives.
+// one first). Its pid then shows a zombie, and its environment reads
+// empty or cannot be opened through it: a scan that looks for a step's
+// processes by their environment must look through a thread that lives.
 //
 // It lives an hour, or until it is killed.
 package main
