@@ -83,7 +83,7 @@ if [ -e "$nf_test_killed" ]; then stat Z 0; else stat S 140735201812461; fi`)
 // killed; not a zombie with no other thread.
 func TestKillCookieMainThreadEnded(t *testing.T) {
 	t.Parallel()
-	proctest.CheckMainEnded(t, "A=1\x00NIXFLOW_COOKIE=c00k1e\x00", "-KILL 4242\n", func(environ, serve string) string {
+	proctest.CheckMainEnded(t, "A=1\x00NIXFLOW_COOKIE=c00k1e\x00", "-KILL 4242\n", true, func(environ, serve string) string {
 		_, calls := fakeKillCookie(t, environ, serve)
 		return calls
 	})

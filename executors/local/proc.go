@@ -318,7 +318,9 @@ const (
 	pfKthread = 0x00200000
 )
 
-// gone reports whether the process has ended: it is no more, or a zombie.
+// gone reports whether the process has ended: it is no more, or a zombie
+// with no thread but its main one (a zombie main thread with others left
+// is a process that still runs; see mainEnded).
 func gone(pid int, buf *[]byte) bool {
 	if syscall.Kill(pid, 0) == syscall.ESRCH {
 		return true
@@ -328,7 +330,11 @@ func gone(pid int, buf *[]byte) bool {
 		return true
 	}
 	st, ok := parseStat(data)
-	return ok && (st.state == 'Z' || st.state == 'X')
+	if !ok || (st.state != 'Z' && st.state != 'X') {
+		return false
+	}
+	n, _ := statField(data, 20)
+	return n <= 1
 }
 
 // lastPID returns the pid the kernel allocated last in nixflow's pid

@@ -225,6 +225,47 @@ exit 1`)
 	}
 }
 
+// TestGoneMainThreadEnded: a process whose main thread has ended is not
+// gone while its other threads live (killByCookie's wait for the
+// processes it killed must not end there), and is once it is killed.
+func TestGoneMainThreadEnded(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	x := exec.Command(executortest.MainExit(t))
+	if err := x.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { x.Process.Kill(); x.Wait() }()
+	pid := x.Process.Pid
+	buf := make([]byte, 512)
+	for i := 0; ; i++ {
+		data, err := readProc(pid, "stat", &buf)
+		st, ok := parseStat(data)
+		if err == nil && ok && st.state == 'Z' && threadsLive(pid) {
+			break
+		}
+		if i == 500 {
+			t.Fatal("its main thread did not end")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if gone(pid, &buf) {
+		t.Fatal("gone: a zombie main thread with live threads is taken for an ended process")
+	}
+	x.Process.Kill()
+	// Its pid stays a zombie (unwaited for) with its main thread alone.
+	for i := 0; !gone(pid, &buf); i++ {
+		if i == 500 {
+			t.Fatal("killed, it is not gone")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if threadsLive(pid) {
+		t.Error("gone while a thread lives")
+	}
+}
+
 // threadsLive reports whether a thread of process pid is live: neither
 // a zombie nor dead.
 func threadsLive(pid int) bool {

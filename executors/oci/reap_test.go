@@ -92,7 +92,7 @@ func TestReapOtherEnvironment(t *testing.T) {
 // holds the cookie. Its own environment reads empty, or cannot be opened
 // (Linux 6.15 and later). A zombie with one thread is left alone.
 func TestReapMainThreadEnded(t *testing.T) {
-	proctest.CheckMainEnded(t, "A=1\x00"+cookieVar+"=c00k1e\x00", "-9 4242\n", func(environ, serve string) string {
+	proctest.CheckMainEnded(t, "A=1\x00"+cookieVar+"=c00k1e\x00", "-9 4242\n", false, func(environ, serve string) string {
 		n, calls := fakeReap(t, "c00k1e", environ, serve)
 		// Two passes of two reads (the main thread's stat, the other's),
 		// one that kills, one that finds both ended; with one thread, a

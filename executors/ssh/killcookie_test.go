@@ -88,7 +88,7 @@ esac`)
 // looked at through a thread that lives, and killed; not a zombie with
 // no other thread.
 func TestKillcookieMainThreadEnded(t *testing.T) {
-	proctest.CheckMainEnded(t, "A=1\x00NIXFLOW_STEP_COOKIE=c00k1e\x00", "-s KILL 4242\n", func(environ, serve string) string {
+	proctest.CheckMainEnded(t, "A=1\x00NIXFLOW_STEP_COOKIE=c00k1e\x00", "-s KILL 4242\n", true, func(environ, serve string) string {
 		_, calls := fakeKillcookie(t, environ, serve)
 		return calls
 	})

@@ -73,12 +73,13 @@ nf_env_end() {
   nf_end=${nf_f[48]:-0}
 }
 
-# nf_gone PID tells whether the process has ended: no longer there, a
-# zombie, or dead.
+# nf_gone PID tells whether the process has ended: no longer there, or a
+# zombie or dead with no thread but its main one (field 20; a zombie main
+# thread with others left is a process that still runs).
 nf_gone() {
   local nf_f
   nf_stat "$1" || return 0
-  [[ ${nf_f[0]} == [ZX] ]]
+  [[ ${nf_f[0]} == [ZX] ]] && ((${nf_f[17]:-1} <= 1))
 }
 
 # nf_stat PID sets the caller's array nf_f to the fields of the process's

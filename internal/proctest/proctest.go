@@ -145,19 +145,35 @@ func Run(t testing.TB, defs, code string, args []string, environ, serve string) 
 // CheckMainEnded checks a scan against a process whose main thread has
 // ended, its environment env, in each way the kernel shows it (MainEnded,
 // MainEndedEmpty): with 5 threads, scan must make the kill call kill;
-// with 1 (a plain zombie), none. scan runs the scan (Run with its code)
-// with environ and serve, and returns the kill calls.
-func CheckMainEnded(t *testing.T, env, kill string, scan func(environ, serve string) string) {
+// with 1 (a plain zombie), none. Killed, the process keeps its threads
+// for 20 more reads of its stat: if waits is set, the scan waits for
+// what it killed to end, and must not stop before they are gone. scan
+// runs the scan (Run with its code) with environ and serve, and returns
+// the kill calls.
+func CheckMainEnded(t *testing.T, env, kill string, waits bool, scan func(environ, serve string) string) {
 	t.Helper()
 	for name, environ := range map[string]string{"unopened": MainEnded(env), "empty": MainEndedEmpty(env)} {
 		for threads, want := range map[int]string{5: kill, 1: ""} {
+			// after holds the thread counts the reads after the kill saw.
+			after := filepath.Join(t.TempDir(), "after")
 			calls := scan(environ, fmt.Sprintf(`
-if [ "$nf_test_file" = 4242/stat ]; then stat Z 0 %d
+if [ "$nf_test_file" = 4242/stat ] && [ -e "$nf_test_killed" ]; then
+  n=$( (cat %[2]q 2>/dev/null || :) | wc -l)
+  if ((n < 20)); then stat Z 0 %[1]d; else stat Z 0; fi
+  echo "${line#* * * $nf_test_z16}" | cut -d' ' -f1 >> %[2]q
+elif [ "$nf_test_file" = 4242/stat ]; then stat Z 0 %[1]d
 elif [ -e "$nf_test_killed" ]; then stat Z 0
 else stat S 140735201812461
-fi`, threads))
+fi`, threads, after))
 			if calls != want {
 				t.Errorf("%s, %d threads: kill calls %q, want %q", name, threads, calls, want)
+			}
+			if want == "" || !waits {
+				continue
+			}
+			seen, _ := os.ReadFile(after)
+			if lines := strings.Fields(string(seen)); len(lines) == 0 || lines[len(lines)-1] != "1" {
+				t.Errorf("%s, %d threads: the scan stopped looking at the killed process while it had threads left (thread counts seen after the kill: %q)", name, threads, lines)
 			}
 		}
 	}
