@@ -157,7 +157,10 @@ func TestLookThreads(t *testing.T) {
 		for _, environ := range []struct {
 			name string
 			err  error
-		}{{"empty", nil}, {"ESRCH", syscall.ESRCH}, {"EACCES", syscall.EACCES}} {
+			// foreign: the process runs as another user (nixflow is not
+			// root); its threads' environments cannot be read either.
+			foreign bool
+		}{{"empty", nil, false}, {"ESRCH", syscall.ESRCH, false}, {"EACCES", syscall.EACCES, false}, {"EACCES, another user's", syscall.EACCES, true}} {
 			t.Run(c.name+"/"+environ.name, func(t *testing.T) {
 				p := &scripted{pid: 9, files: func(name string, _ int) ([]byte, error) {
 					if d, ok := c.files[name]; ok {
@@ -176,8 +179,16 @@ func TestLookThreads(t *testing.T) {
 					}
 					return c.threads, nil
 				}
-				if got := s.look(9); got != c.want {
-					t.Errorf("look = %d, want %d (reads %v)", got, c.want, p.reads)
+				s.foreign = func(pid int) bool { return pid != 9 || environ.foreign }
+				want := c.want
+				if environ.foreign {
+					want = lacks
+				}
+				if got := s.look(9); got != want {
+					t.Errorf("look = %d, want %d (reads %v)", got, want, p.reads)
+				}
+				if environ.foreign && p.reads["stat"] != 0 {
+					t.Errorf("another user's process: its stat read %d times, want none", p.reads["stat"])
 				}
 			})
 		}
@@ -238,18 +249,8 @@ func TestGoneMainThreadEnded(t *testing.T) {
 	}
 	defer func() { x.Process.Kill(); x.Wait() }()
 	pid := x.Process.Pid
+	waitMainEnded(t, pid)
 	buf := make([]byte, 512)
-	for i := 0; ; i++ {
-		data, err := readProc(pid, "stat", &buf)
-		st, ok := parseStat(data)
-		if err == nil && ok && st.state == 'Z' && threadsLive(pid) {
-			break
-		}
-		if i == 500 {
-			t.Fatal("its main thread did not end")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 	if gone(pid, &buf) {
 		t.Fatal("gone: a zombie main thread with live threads is taken for an ended process")
 	}
@@ -263,6 +264,87 @@ func TestGoneMainThreadEnded(t *testing.T) {
 	}
 	if threadsLive(pid) {
 		t.Error("gone while a thread lives")
+	}
+}
+
+// TestCookieScanAnotherUser: nixflow running as a user other than root
+// (nobody, 65534, here) finds a process of its user whose main thread has
+// ended, whose environ it cannot open (EACCES) but through a live thread,
+// and not root's process holding the same cookie, whose environment it
+// cannot read through any thread (see procForeign).
+func TestCookieScanAnotherUser(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("runs processes as another user: needs root")
+	}
+	// The programs, where nobody can run them.
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	scanner := filepath.Join(dir, "scanner")
+	if data, err := os.ReadFile(self); err != nil {
+		t.Fatal(err)
+	} else if err := os.WriteFile(scanner, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	nobody := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	cookie := newCookie()
+	env := append(os.Environ(), cookieVar+"="+cookie)
+
+	mainexit := filepath.Join(dir, "mainexit")
+	if err := executortest.BuildMainExit(mainexit); err != nil {
+		t.Fatal(err)
+	}
+	ended := exec.Command(mainexit)
+	ended.Env, ended.SysProcAttr = env, nobody
+	if err := ended.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ended.Process.Kill(); ended.Wait() }()
+	root := exec.Command("sleep", "60")
+	root.Env = env
+	if err := root.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { root.Process.Kill(); root.Wait() }()
+	waitMainEnded(t, ended.Process.Pid)
+
+	scan := exec.Command(scanner)
+	scan.Env, scan.SysProcAttr = append(os.Environ(), "NIXFLOW_TEST_SCAN_COOKIE="+cookie), nobody
+	scan.Stderr = os.Stderr
+	out, err := scan.Output()
+	if err != nil {
+		t.Fatalf("the scan as nobody: %v", err)
+	}
+	if got, want := strings.TrimSpace(string(out)), fmt.Sprintf("[%d]", ended.Process.Pid); got != want {
+		t.Errorf("the scan as nobody found %s, want %s (nobody's process, not root's %d)", got, want, root.Process.Pid)
+	}
+}
+
+// waitMainEnded waits for the main thread of process pid to end, its
+// other threads living on (see executortest.MainExit).
+func waitMainEnded(t *testing.T, pid int) {
+	t.Helper()
+	buf := make([]byte, 512)
+	for i := 0; ; i++ {
+		data, err := readProc(pid, "stat", &buf)
+		st, ok := parseStat(data)
+		if err == nil && ok && st.state == 'Z' && threadsLive(pid) {
+			return
+		}
+		if i == 500 {
+			t.Fatal("its main thread did not end")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -156,6 +156,12 @@ func TestMain(m *testing.M) {
 		helperWrites()
 		return
 	}
+	if cookie := os.Getenv("NIXFLOW_TEST_SCAN_COOKIE"); cookie != "" {
+		// TestCookieScanAnotherUser's scan.
+		found, _, _ := newCookieScan(cookie).find(0, true)
+		fmt.Println(found)
+		return
+	}
 	os.Exit(m.Run())
 }
 

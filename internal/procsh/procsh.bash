@@ -36,9 +36,14 @@ nf_settle() {
 # of them executes a program: the kernel ends the others, the main one
 # first). Its own environment reads empty (before Linux 6.15) or cannot
 # be opened (ESRCH; EACCES for a user other than root); its stat tells
-# (nf_env_end).
+# (nf_env_end). Unless the scan is root's, another user's process (its
+# /proc directory is owned by its effective user) is not looked at: none
+# of its threads' environments can be read, and a test of the owner costs
+# much less than a read of the stat (most of a machine's processes are
+# other users').
 nf_thread_env() {
   local nf_end
+  ((EUID == 0)) || [[ -O /proc/$1 ]] || return 1
   nf_env_end "$1"
   (($? == 2)) && nf_threads_env "$1"
 }
