@@ -866,6 +866,52 @@ func MainExit(t *testing.T) string {
 	return bin
 }
 
+// MainExitAsOthers is MainExit for a test that runs the program, and
+// others of its own, as another user than root: it skips unless the test
+// runs as root, and builds the program in dir, which any user can search
+// and read (a test's other programs go there too).
+func MainExitAsOthers(t *testing.T) (dir, bin string) {
+	t.Helper()
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("runs processes as another user: needs root")
+	}
+	dir = t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin = filepath.Join(dir, "mainexit")
+	if err := BuildMainExit(bin); err != nil {
+		t.Fatal(err)
+	}
+	return dir, bin
+}
+
+// WaitMainEnded waits for the main thread of process pid to end while
+// other threads of it live on (see MainExit): its stat shows a zombie
+// with more than one thread (field 20).
+func WaitMainEnded(t *testing.T, pid int) {
+	t.Helper()
+	for i := 0; ; i++ {
+		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if i := bytes.LastIndexByte(data, ')'); err == nil && i >= 0 {
+			if f := strings.Fields(string(data[i+1:])); len(f) > 17 && f[0] == "Z" {
+				if n, _ := strconv.Atoi(f[17]); n > 1 {
+					return
+				}
+			}
+		}
+		if i == 500 {
+			t.Fatalf("the main thread of %d did not end", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // BuildMainExit builds package mainexit's program at path, for the test's
 // machine and without cgo: a static program, for any image.
 func BuildMainExit(path string) error {

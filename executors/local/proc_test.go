@@ -249,7 +249,7 @@ func TestGoneMainThreadEnded(t *testing.T) {
 	}
 	defer func() { x.Process.Kill(); x.Wait() }()
 	pid := x.Process.Pid
-	waitMainEnded(t, pid)
+	executortest.WaitMainEnded(t, pid)
 	buf := make([]byte, 512)
 	if gone(pid, &buf) {
 		t.Fatal("gone: a zombie main thread with live threads is taken for an ended process")
@@ -273,19 +273,7 @@ func TestGoneMainThreadEnded(t *testing.T) {
 // and not root's process holding the same cookie, whose environment it
 // cannot read through any thread (see procForeign).
 func TestCookieScanAnotherUser(t *testing.T) {
-	if _, err := os.Stat("/proc/self/stat"); err != nil {
-		t.Skip("no /proc")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("runs processes as another user: needs root")
-	}
-	// The programs, where nobody can run them.
-	dir := t.TempDir()
-	for _, d := range []string{dir, filepath.Dir(dir)} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir, mainexit := executortest.MainExitAsOthers(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -300,10 +288,6 @@ func TestCookieScanAnotherUser(t *testing.T) {
 	cookie := newCookie()
 	env := append(os.Environ(), cookieVar+"="+cookie)
 
-	mainexit := filepath.Join(dir, "mainexit")
-	if err := executortest.BuildMainExit(mainexit); err != nil {
-		t.Fatal(err)
-	}
 	ended := exec.Command(mainexit)
 	ended.Env, ended.SysProcAttr = env, nobody
 	if err := ended.Start(); err != nil {
@@ -316,7 +300,7 @@ func TestCookieScanAnotherUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { root.Process.Kill(); root.Wait() }()
-	waitMainEnded(t, ended.Process.Pid)
+	executortest.WaitMainEnded(t, ended.Process.Pid)
 
 	scan := exec.Command(scanner)
 	scan.Env, scan.SysProcAttr = append(os.Environ(), "NIXFLOW_TEST_SCAN_COOKIE="+cookie), nobody
@@ -327,24 +311,6 @@ func TestCookieScanAnotherUser(t *testing.T) {
 	}
 	if got, want := strings.TrimSpace(string(out)), fmt.Sprintf("[%d]", ended.Process.Pid); got != want {
 		t.Errorf("the scan as nobody found %s, want %s (nobody's process, not root's %d)", got, want, root.Process.Pid)
-	}
-}
-
-// waitMainEnded waits for the main thread of process pid to end, its
-// other threads living on (see executortest.MainExit).
-func waitMainEnded(t *testing.T, pid int) {
-	t.Helper()
-	buf := make([]byte, 512)
-	for i := 0; ; i++ {
-		data, err := readProc(pid, "stat", &buf)
-		st, ok := parseStat(data)
-		if err == nil && ok && st.state == 'Z' && threadsLive(pid) {
-			return
-		}
-		if i == 500 {
-			t.Fatal("its main thread did not end")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -4,11 +4,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/nixflow/nixflow/executors/executortest"
 	"github.com/nixflow/nixflow/internal/procsh"
@@ -19,22 +17,7 @@ import (
 // has ended (its own environ cannot be opened: EACCES) through a live
 // thread, and leaves root's process alone; root's scan reads both.
 func TestThreadEnvAnotherUser(t *testing.T) {
-	if _, err := os.Stat("/proc/self/stat"); err != nil {
-		t.Skip("no /proc")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("runs processes as another user: needs root")
-	}
-	dir := t.TempDir()
-	for _, d := range []string{dir, filepath.Dir(dir)} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mainexit := filepath.Join(dir, "mainexit")
-	if err := executortest.BuildMainExit(mainexit); err != nil {
-		t.Fatal(err)
-	}
+	_, mainexit := executortest.MainExitAsOthers(t)
 	nobody := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	env := append(os.Environ(), "NF_TEST_MARK=found")
 	start := func(cmd *exec.Cmd) int {
@@ -53,7 +36,7 @@ func TestThreadEnvAnotherUser(t *testing.T) {
 	nobodys := start(ended)
 	roots := start(exec.Command(mainexit))
 	for _, pid := range []int{nobodys, roots} {
-		waitMainEnded(t, pid)
+		executortest.WaitMainEnded(t, pid)
 	}
 
 	look := func(as *syscall.SysProcAttr) string {
@@ -80,25 +63,5 @@ done`
 	}
 	if got, want := look(nil), fmt.Sprintf("%d found\n%d found", nobodys, roots); got != want {
 		t.Errorf("as root:\n%s\nwant:\n%s", got, want)
-	}
-}
-
-// waitMainEnded waits for the main thread of process pid to end, while
-// other threads of it live on: its stat shows a zombie with more than one
-// thread (field 20).
-func waitMainEnded(t *testing.T, pid int) {
-	t.Helper()
-	for i := 0; ; i++ {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err == nil {
-			f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
-			if len(f) > 17 && f[0] == "Z" && f[17] != "1" {
-				return
-			}
-		}
-		if i == 500 {
-			t.Fatalf("the main thread of %d did not end", pid)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
