@@ -370,23 +370,31 @@ func (e *engine) prepareEnvironments() error {
 			errs = append(errs, fmt.Errorf("job %s: %w", job.Name, err))
 		}
 	}
-	if len(errs) > 0 {
-		e.requiredSecretsSeen(final)
-	}
+	e.requiredSecretsSeen()
 	return errors.Join(errs...)
 }
 
-// requiredSecretsSeen adds to final what a provider that failed may repeat
-// in its message: the values, in nixflow's environment and in the
-// overrides, of the names every secret required provider of the plan lists, whether
-// or not that provider ran (a command provider runs with nixflow's
-// environment; a job's error is shown with the run's).
-func (e *engine) requiredSecretsSeen(final map[string]string) {
+// requiredSecretsSeen masks the values, in nixflow's environment and in
+// the overrides, of the names every secret required provider of the plan
+// lists, whether or not that provider ran, or its job was selected: a
+// provider that failed may repeat them in its message (a command provider
+// runs with nixflow's environment; a job's error is shown with the
+// run's), and a local step inherits nixflow's environment. A value a step
+// exports under such a name is a secret too. (Values too short to mask
+// are warned about where they are a job's final value, as the compiled
+// script does.)
+func (e *engine) requiredSecretsSeen() {
 	names := e.plan.RequiredSecretNames()
 	over := envMap{}
 	e.opts.Overrides.apply(over)
-	finalSecrets(final, fromList(e.opts.Environ), names)
-	finalSecrets(final, over, names)
+	for _, env := range []envMap{fromList(e.opts.Environ), over} {
+		for _, name := range names {
+			if v := env[name]; len(v) >= minSecretLen && !e.opts.Masker.has(v) {
+				e.opts.Masker.Add(v)
+			}
+		}
+	}
+	e.noteSecretNames(names)
 }
 
 func (e *engine) hostCondition(ctx context.Context, job *compiler.Job, cmd string, env envMap) (int, error) {

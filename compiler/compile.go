@@ -208,11 +208,14 @@ func Select(p *Plan, jobs []string) (*Plan, error) {
 	if len(problems) > 0 {
 		return nil, errors.New(strings.Join(problems, "\n"))
 	}
-	out := &Plan{Name: p.Name, Env: p.Env, EnvFrom: p.EnvFrom, LogFormat: p.LogFormat, LogLevel: p.LogLevel, Warnings: p.Warnings, byName: map[string]*Job{}}
+	out := &Plan{Name: p.Name, Env: p.Env, EnvFrom: p.EnvFrom, LogFormat: p.LogFormat, LogLevel: p.LogLevel, Warnings: p.Warnings, byName: map[string]*Job{},
+		unselected: slices.Clip(p.unselected)}
 	for _, j := range p.Jobs {
 		if keep[j.Name] {
 			out.Jobs = append(out.Jobs, j)
 			out.byName[j.Name] = j
+		} else {
+			out.unselected = append(out.unselected, j)
 		}
 	}
 	for _, level := range p.Levels {

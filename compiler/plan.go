@@ -39,6 +39,9 @@ type Plan struct {
 	Levels [][]string `json:"levels"`
 
 	byName map[string]*Job
+	// unselected are the jobs Select left out: the names their providers
+	// declare secret are secrets all the same (RequiredSecretNames).
+	unselected []*Job
 }
 
 // Job returns the job with the given name, or nil.
@@ -308,9 +311,11 @@ func (p *Plan) ArtifactNames() []string {
 }
 
 // RequiredSecretNames lists, once each and in plan order, the names the
-// secret required providers list, the workflow's and every job's: their
-// values are secrets wherever they come from (a failing provider's
-// message included), in both engines.
+// secret required providers list, the workflow's and every job's (those
+// of the jobs a selection left out too, last): their values are secrets
+// wherever they come from (a failing provider's message included; a
+// local step of a selected job inherits nixflow's environment), in both
+// engines.
 func (p *Plan) RequiredSecretNames() []string {
 	var names []string
 	seen := map[string]bool{}
@@ -329,6 +334,9 @@ func (p *Plan) RequiredSecretNames() []string {
 	}
 	add(p.EnvFrom)
 	for _, j := range p.Jobs {
+		add(j.EnvFrom)
+	}
+	for _, j := range p.unselected {
 		add(j.EnvFrom)
 	}
 	return names

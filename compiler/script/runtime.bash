@@ -1460,19 +1460,20 @@ nf_resolve_environments() {
     nf_masked "${nf_final[$k]}" || nf_secrets[$k]=${nf_final[$k]}
   done
   nf_add_secrets
-  if ((${#nf_errors[@]} > 0)); then
-    # A provider that failed may repeat in its message what it saw in this
-    # host's environment under a name a secret required provider lists,
-    # whether or not that provider ran; so may an override's value. (Values
-    # too short to mask were warned about with the final ones.)
-    local v
-    for name in "${nf_required_secret[@]}"; do
-      v=$(printenv "$name") || v=''
-      ((${#v} >= 4)) && ! nf_masked "$v" && { nf_add_mask "$v" || true; }
-      v=${nf_over[$name]:-}
-      ((${#v} >= 4)) && ! nf_masked "$v" && { nf_add_mask "$v" || true; }
-    done
-  fi
+  # The values, in this host's environment and in the overrides, of the
+  # names a secret required provider lists are secrets, whether or not
+  # that provider ran or its job was compiled (--job): a provider that
+  # failed may repeat them in its message, and a step inherits this
+  # host's environment. A value a step exports under such a name is one
+  # too. (Values too short to mask were warned about with the final ones.)
+  local v
+  for name in "${nf_required_secret[@]}"; do
+    nf_secret_name[$name]=1
+    v=$(printenv "$name") || v=''
+    ((${#v} >= 4)) && ! nf_masked "$v" && { nf_add_mask "$v" || true; }
+    v=${nf_over[$name]:-}
+    ((${#v} >= 4)) && ! nf_masked "$v" && { nf_add_mask "$v" || true; }
+  done
   ((${#nf_errors[@]} == 0)) || ok=0
   ((ok))
 }
