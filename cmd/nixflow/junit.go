@@ -91,7 +91,7 @@ func writeJUnit(path string, res *actions.Result, masker *actions.Masker) error 
 			if s.Attempts > 1 {
 				v += fmt.Sprintf(", %d attempts", s.Attempts)
 			}
-			props = append(props, junitProp{Name: "step " + s.Step, Value: xmlText(masker.Mask(v))})
+			props = append(props, junitProp{Name: "step " + s.Step, Value: junitText(masker, v)})
 		}
 		if j.Where != "" {
 			props = append(props, junitProp{Name: "where", Value: j.Where})
@@ -109,15 +109,15 @@ func writeJUnit(path string, res *actions.Result, masker *actions.Masker) error 
 				}
 				fmt.Fprintf(&text, "last lines of %s:\n", s.Step)
 				for _, l := range s.Tail {
-					text.WriteString(xmlText(masker.Mask(l)) + "\n")
+					text.WriteString(junitText(masker, l) + "\n")
 				}
 			}
-			c.Failure = &junitFailure{Message: xmlText(masker.Mask(j.Reason)), Type: string(j.Domain), Text: text.String()}
+			c.Failure = &junitFailure{Message: junitText(masker, j.Reason), Type: string(j.Domain), Text: text.String()}
 		case j.Status == event.StatusFailure:
-			c.SystemOut = &junitSystemOut{Text: "failed (allowed): " + xmlText(masker.Mask(j.Reason))}
+			c.SystemOut = &junitSystemOut{Text: "failed (allowed): " + junitText(masker, j.Reason)}
 		case j.Status == event.StatusSkipped || j.Status == event.StatusCancelled:
 			suite.Skipped++
-			c.Skipped = &junitSkipped{Message: string(j.Status) + ": " + xmlText(masker.Mask(j.Reason))}
+			c.Skipped = &junitSkipped{Message: string(j.Status) + ": " + junitText(masker, j.Reason)}
 		}
 		suite.Cases = append(suite.Cases, c)
 	}
@@ -134,6 +134,13 @@ func writeJUnit(path string, res *actions.Result, masker *actions.Masker) error 
 		return fmt.Errorf("write the JUnit report: write %s: %w", path, osErr(err))
 	}
 	return nil
+}
+
+// junitText is s as XML can hold it (xmlText), masked before and after:
+// removing the control sequences a step printed inside a secret
+// ("tok\x1b[1mSECRET\x1b[0m1234") would put the secret back together.
+func junitText(masker *actions.Masker, s string) string {
+	return masker.Mask(xmlText(masker.Mask(s)))
 }
 
 // ansiCSI is a terminal control sequence (colours, cursor moves): what

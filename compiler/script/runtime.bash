@@ -3230,6 +3230,16 @@ nf_xml_attr() {
   nf_x=${nf_x//$'\t'/"&#x9;"} nf_x=${nf_x//$'\n'/"&#xA;"} nf_x=${nf_x//$'\r'/"&#xD;"}
 }
 
+# nf_xml_masked TEXT sets nf_xt to TEXT masked, as XML can hold it
+# (nf_xml_text), and masked again: removing the control sequences a step
+# printed inside a secret would put the secret back together.
+nf_xml_masked() {
+  nf_mask "$1"
+  nf_xml_text "$nf_m"
+  nf_mask "$nf_xt"
+  nf_xt=$nf_m
+}
+
 # nf_xml_text TEXT sets nf_xt to TEXT as XML 1.0 can hold it, CDATA too,
 # as nixflow run writes it: terminal control sequences (colours) removed,
 # every other control character, and every byte that is not UTF-8,
@@ -3274,8 +3284,7 @@ nf_junit_write() {
       ((st[k + 3])) && v+=' (allowed)'
       if ((st[k + 4] > 0)); then nf_round_ms "${st[k + 4]}"; v+=" in $nf_f"; fi
       ((st[k + 5] > 1)) && v+=", ${st[k + 5]} attempts"
-      nf_mask "$v"
-      nf_xml_text "$nf_m"
+      nf_xml_masked "$v"
       nf_xml_attr "$nf_xt"
       v=$nf_x
       nf_xml_attr "step ${st[k + 1]}"
@@ -3283,21 +3292,18 @@ nf_junit_write() {
       if [[ ${st[k + 2]} == failure && -s $nf_state/$i.tail.${st[k]} ]]; then
         tail+="last lines of ${st[k + 1]}:"$'\n'
         while IFS='' read -r line; do
-          nf_mask "$line"
-          nf_xml_text "$nf_m"
+          nf_xml_masked "$line"
           tail+=$nf_xt$'\n'
         done <"$nf_state/$i.tail.${st[k]}"
       fi
     done
     [[ -n $props ]] && c+=$'\n'"      <properties>$props"$'\n'"      </properties>"
-    nf_mask "${nf_res_reason[i]}"
-    nf_xml_text "$nf_m"
+    nf_xml_masked "${nf_res_reason[i]}"
     nf_xml_attr "$nf_xt"
     case ${nf_res_status[i]} in
       failure)
         if ((nf_res_allowed[i])); then
-          nf_mask "${nf_res_reason[i]}"
-          nf_xml_text "$nf_m"
+          nf_xml_masked "${nf_res_reason[i]}"
           q="failed (allowed): $nf_xt"
           c+=$'\n'"      <system-out><![CDATA[${q//]]>/]]]]><![CDATA[>}]]></system-out>"
         else
@@ -3309,8 +3315,7 @@ nf_junit_write() {
         ;;
       skipped | cancelled)
         skips=$((skips + 1))
-        nf_mask "${nf_res_status[i]}: ${nf_res_reason[i]}"
-        nf_xml_text "$nf_m"
+        nf_xml_masked "${nf_res_status[i]}: ${nf_res_reason[i]}"
         nf_xml_attr "$nf_xt"
         c+=$'\n'"      <skipped message=\"$nf_x\"></skipped>"
         ;;
