@@ -402,12 +402,25 @@ func (e *engine) hostCondition(ctx context.Context, job *compiler.Job, cmd strin
 	// It runs here, so it inherits nixflow's environment below the job's.
 	environ := append(append([]string(nil), e.opts.Environ...), env.list()...)
 	code, stderr, err := e.runHost(ctx, cmd, environ, e.opts.RepoDir, &out)
+	// A value it announces with ::add-mask::, on either stream, is a
+	// secret, as a step's condition's: all of them are learnt before its
+	// stderr is shown (the order of the two streams is lost here).
+	for _, text := range []string{out.String(), stderr} {
+		for line := range strings.Lines(text) {
+			if v, ok := announcement(line); ok && v != "" {
+				e.addSecret("the value announced with ::add-mask::", v)
+			}
+		}
+	}
 	if err != nil {
 		return code, err
 	}
-	for _, line := range bytes.Split(bytes.TrimSpace([]byte(stderr)), []byte("\n")) {
-		if len(line) > 0 {
-			e.emit(event.Event{Job: job.Name, Event: event.Warning, Message: "condition: " + string(line)})
+	for line := range strings.Lines(strings.TrimSpace(stderr)) {
+		if _, ok := announcement(line); ok {
+			line = addMask + "***"
+		}
+		if line = strings.TrimRight(line, "\n"); line != "" {
+			e.emit(event.Event{Job: job.Name, Event: event.Warning, Message: "condition: " + line})
 		}
 	}
 	return code, nil

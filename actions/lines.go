@@ -160,12 +160,10 @@ func (w *lineWriter) LookAhead(p []byte) {
 		if i < 0 {
 			return
 		}
-		line := strings.TrimSpace(string(data[:i]))
+		v, ok := announcement(string(data[:i]))
 		data = data[i+1:]
-		if v, ok := strings.CutPrefix(line, addMask); ok {
-			if v = strings.TrimSpace(v); len(v) >= minSecretLen {
-				w.announce(v)
-			}
+		if ok && len(v) >= minSecretLen {
+			w.announce(v)
 		}
 	}
 }
@@ -280,6 +278,14 @@ func (w *lineWriter) cut() {
 // addMask starts a line that announces a value to mask.
 const addMask = "::add-mask::"
 
+// announcement reports whether line announces a value with ::add-mask::
+// (after white space), and returns the value, white space around it
+// removed.
+func announcement(line string) (string, bool) {
+	v, ok := strings.CutPrefix(strings.TrimSpace(line), addMask)
+	return strings.TrimSpace(v), ok
+}
+
 // announcing tells whether the line that buf (what is held of it) and p
 // continue starts with addMask, after white space (as add sees it).
 func announcing(buf, p []byte) bool {
@@ -299,8 +305,8 @@ func (w *lineWriter) add(line string) {
 	if w.ctx != "" {
 		// The last piece of a line that was cut.
 		text, w.ctx = w.mask.maskAfter(w.ctx, raw), ""
-	} else if v, ok := strings.CutPrefix(strings.TrimSpace(raw), addMask); ok && w.announce != nil {
-		if v = strings.TrimSpace(v); v != "" {
+	} else if v, ok := announcement(raw); ok && w.announce != nil {
+		if v != "" {
 			w.announce(v)
 		}
 		text = addMask + "***"

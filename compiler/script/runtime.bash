@@ -619,38 +619,46 @@ nf_drain() {
 # now on (nf_reader_line says so, and tells other jobs, when it writes the
 # line).
 nf_learn() {
-  local line=$1 v
+  local nf_v
+  nf_announcement "$1" && [[ -n $nf_v ]] && nf_add_mask "$nf_v"
+  return 0
+}
+
+# nf_announcement LINE: LINE announces a value with ::add-mask::, which
+# it sets nf_v to (white space around it removed; empty for none).
+nf_announcement() {
+  local line=$1
   # Guarded: ${line%$'\r'} tries every suffix of a line without one.
   [[ $line == *$'\r' ]] && line=${line%$'\r'}
-  [[ $line == *::add-mask::* && ${line#"${line%%[![:space:]]*}"} == ::add-mask::* ]] || return 0
-  v=${line#*::add-mask::}
-  v=${v#"${v%%[![:space:]]*}"}
-  v=${v%"${v##*[![:space:]]}"}
-  [[ -n $v ]] && nf_add_mask "$v"
-  return 0
+  [[ $line == *::add-mask::* && ${line#"${line%%[![:space:]]*}"} == ::add-mask::* ]] || return 1
+  nf_v=${line#*::add-mask::}
+  nf_v=${nf_v#"${nf_v%%[![:space:]]*}"}
+  nf_v=${nf_v%"${nf_v##*[![:space:]]}"}
+}
+
+# nf_announce VALUE JOB: VALUE, announced with ::add-mask:: by a step or
+# the condition of JOB, is masked from now on, here and in the other jobs
+# (which read $nf_tmp/masks).
+nf_announce() {
+  if ! nf_add_mask "$1"; then
+    nf_warn "" "the value announced with ::add-mask:: is shorter than 4 characters and is not masked"
+  fi
+  # One that cannot be shared is said, loudly (the other jobs' output
+  # would show it).
+  if ! { printf '%s\n' "$1" >>"$nf_tmp/masks"; } 2>/dev/null; then
+    printf 'warning: job %s: a value announced with ::add-mask:: could not be shared with the other jobs (%s): their output may show it\n' "$2" "$nf_tmp/masks" >&"$nf_err"
+  fi
 }
 
 # nf_reader_line STREAM LINE writes one line of a step's output (STREAM 0
 # stdout, 1 stderr), for nf_reader (its locals).
 nf_reader_line() {
-  local line=$2 text v logprefix=''
+  local line=$2 text v nf_v logprefix=''
   ((${1} == 1)) && logprefix='(stderr) '
   while IFS='' read -r -u "$mfd" v; do nf_add_mask "$v" || true; done
   [[ $line == *$'\r' ]] && line=${line%$'\r'}
-  if [[ $line == *::add-mask::* && ${line#"${line%%[![:space:]]*}"} == ::add-mask::* ]]; then
-    v=${line#*::add-mask::}
-    v=${v#"${v%%[![:space:]]*}"}
-    v=${v%"${v##*[![:space:]]}"}
-    if [[ -n $v ]]; then
-      if ! nf_add_mask "$v"; then
-        nf_warn "" "the value announced with ::add-mask:: is shorter than 4 characters and is not masked"
-      fi
-      # Other jobs mask it from this file: one that cannot be written
-      # is said, loudly (their output would show the value).
-      if ! { printf '%s\n' "$v" >>"$nf_tmp/masks"; } 2>/dev/null; then
-        printf 'warning: job %s: a value announced with ::add-mask:: could not be shared with the other jobs (%s): their output may show it\n' "$job" "$nf_tmp/masks" >&"$nf_err"
-      fi
-    fi
+  if nf_announcement "$line"; then
+    [[ -z $nf_v ]] || nf_announce "$nf_v" "$job"
     text='::add-mask::***'
   elif ((${#nf_masks[@]} > 0)); then
     nf_mask "$line"
@@ -1632,7 +1640,7 @@ nf_stopper() {
 # nf_spawn KIND BODY DIR: start a step (KIND step: bash -eo pipefail), a
 # step's condition (KIND stepcond: a plain bash -c, its output the
 # step's) or a job's condition (KIND cond: a plain bash -c, its output
-# dropped but for its stderr) in its own process group with the step
+# dropped but for its stderr and its announcements) in its own process group with the step
 # environment nf_env, its output read line by line. Sets nf_pid and
 # nf_readers.
 nf_spawn() {
@@ -1645,7 +1653,8 @@ nf_spawn() {
     nf_reader "$nf_job" "$nf_step" "$nf_tail" "$fifo.out" "$fifo.err" &
     nf_readers=$!
   else
-    cat <"$fifo.out" >/dev/null &
+    # Of its stdout, only what announces a value to mask is kept.
+    { grep -a -- '::add-mask::' || true; } <"$fifo.out" >"$nf_ctl/cond.out" &
     nf_readers=$!
     cat <"$fifo.err" >"$nf_ctl/cond.err" &
     nf_readers+=" $!"
@@ -1907,9 +1916,20 @@ nf_job_body() {
     # The condition is the job's time too: its timeout bounds it.
     nf_deadline_kind=job
     nf_await "$J_interruptible" "$J_deadline"
-    local line
+    local line nf_v f
+    # A value it announces with ::add-mask::, on either stream, is a
+    # secret, as a step's condition's: all of them are learnt before its
+    # stderr is shown (the order of the two streams is lost here).
+    for f in "$nf_ctl/cond.out" "$nf_ctl/cond.err"; do
+      [[ -s $f ]] || continue
+      while IFS='' read -r line || [[ -n $line ]]; do
+        nf_announcement "$line" && [[ -n $nf_v ]] && nf_announce "$nf_v" "$nf_job"
+      done <"$f"
+    done
+    rm -f "$nf_ctl/cond.out"
     if [[ -s $nf_ctl/cond.err ]]; then
       while IFS='' read -r line; do
+        nf_announcement "$line" && line='::add-mask::***'
         [[ -n $line ]] && nf_warn "$nf_job" "condition: $line"
       done <"$nf_ctl/cond.err"
     fi
