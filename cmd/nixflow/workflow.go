@@ -133,6 +133,9 @@ func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) 
 	for _, w := range plan.Warnings {
 		fmt.Fprintf(a.stderr, "warning: %s\n", w)
 	}
+	if generated && strings.Contains(name, "#") {
+		a.warnFlakeSecrets(name, plan)
+	}
 	if a.log != nil {
 		if plan.LogLevel != "" && !a.logLevelSet {
 			a.log.SetLevel(hclog.LevelFromString(plan.LogLevel))
@@ -174,6 +177,49 @@ func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) 
 		return nil, usageError(err)
 	}
 	return plan, nil
+}
+
+// warnFlakeSecrets warns about the files of secrets (file providers) that
+// evaluating the local flake of src copied into the Nix store, where every
+// user can read them: outside a git repository Nix copies the flake's
+// whole directory, a dotenv file named by a string path in it included
+// (in one, only the files git knows). The copy is made by then: the
+// warning says how to stop making it.
+func (a *app) warnFlakeSecrets(src string, plan *compiler.Plan) {
+	dir, _, _ := strings.Cut(src, "#")
+	if strings.Contains(dir, ":") && !strings.HasPrefix(dir, "path:") {
+		return // a remote flake
+	}
+	if dir = strings.TrimPrefix(dir, "path:"); dir == "" {
+		dir = "."
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil || inNixStore(abs) || gitTop(abs) != "" {
+		return
+	}
+	seen := map[string]bool{}
+	check := func(where string, ps []compiler.Provider) {
+		for i, p := range ps {
+			if p.Type != "file" || !p.Secret() || p.Path == "" {
+				continue
+			}
+			path := p.Path
+			if !filepath.IsAbs(path) {
+				path = filepath.Join(abs, path)
+			}
+			rel, err := filepath.Rel(abs, path)
+			if err != nil || !filepath.IsLocal(rel) || seen[path] || !fileExists(path) {
+				continue
+			}
+			seen[path] = true
+			fmt.Fprintf(a.stderr, "warning: %senvFrom[%d] (file %q): this flake is not in a git repository, so Nix copied its whole directory, %s included, into the Nix store, where every user can read it: make the directory a git repository (Nix then copies only the files git knows; keep %s out of it with .gitignore), or keep %s outside the flake's directory\n",
+				where, i, p.Path, rel, rel, rel)
+		}
+	}
+	check("", plan.EnvFrom)
+	for _, j := range plan.Jobs {
+		check("jobs."+j.Name+".", j.EnvFrom)
+	}
 }
 
 // readWorkflow returns the JSON job graph of a workflow: a .json file, -
