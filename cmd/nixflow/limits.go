@@ -35,8 +35,9 @@ const (
 )
 
 // threadsPerJob is how many of nixflow's threads a running job may hold:
-// the wait for its step's exit and the reader of its output (local),
-// each blocked in a system call.
+// the reader of its output (local), blocked in a system call, and the
+// wait for its step's exit where the kernel has no pidfds (before Linux
+// 5.3; else Go's poller waits for it).
 const threadsPerJob = 2
 
 // raiseThreadLimit lets the Go runtime start a thread for each that the

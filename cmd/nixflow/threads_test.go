@@ -6,8 +6,9 @@ import (
 )
 
 // TestRaiseThreadLimit: a run lets Go start two threads for every job
-// that may run at once (the wait for its step and the reader of its
-// output, each blocked in a system call), past Go's default of 10,000,
+// that may run at once (the reader of its output, and, without pidfds,
+// the wait for its step, each blocked in a system call), past Go's
+// default of 10,000,
 // which would end a run of 5,000 jobs at once with "program exceeds
 // 10000-thread limit". (Checked by hand with the limit lowered to 1,500
 // and 1,000 jobs sleeping at once: that run ended so without the raise,

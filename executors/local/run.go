@@ -123,6 +123,7 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	exited := make(chan struct{})
 	var waitErr error
 	go func() {
+		awaitExit(pgid)
 		waitErr = c.Wait()
 		close(exited)
 	}()
