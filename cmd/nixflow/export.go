@@ -291,11 +291,18 @@ func openFD(path string) (uintptr, bool) {
 	return 0, false
 }
 
-// inherited tells whether fd is open without close-on-exec: one nixflow
-// was started with, not one it opened.
+// inherited tells whether fd is one nixflow was started with, not one it
+// opened: one keepInheritedFDs found, or, where it did not look (Main
+// called in a test), one open without close-on-exec.
 func inherited(fd int) bool {
 	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
-	return err == nil && flags&unix.FD_CLOEXEC == 0
+	if err != nil {
+		return false
+	}
+	if givenFDs != nil {
+		return givenFDs[fd]
+	}
+	return flags&unix.FD_CLOEXEC == 0
 }
 
 // writeFD writes data to a descriptor nixflow did not open, whole,

@@ -20,5 +20,6 @@ func entry(argv []string) int {
 		return watchdog.Main(argv[2:], os.Stdin)
 	}
 	watchdog.Enable(argv[0])
+	keepInheritedFDs()
 	return Main(argv[1:], os.Stdin, os.Stdout, os.Stderr)
 }
