@@ -152,6 +152,27 @@ func cmdTmpfs(ts *testscript.TestScript, neg bool, args []string) {
 	})
 }
 
+// cmdLocale builds the locale NAME (tr_TR.UTF-8: its source and charmap)
+// with localedef in the script's work directory, and points LOCPATH at
+// it: a test machine has few locales installed (see the locales
+// condition).
+func cmdLocale(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: locale NAME.CHARMAP")
+	}
+	source, charmap, ok := strings.Cut(args[0], ".")
+	if !ok {
+		ts.Fatalf("locale: %q names no charmap", args[0])
+	}
+	dir := ts.MkAbs(".locale")
+	ts.Check(os.MkdirAll(dir, 0o755))
+	out, err := exec.Command("localedef", "-i", source, "-f", charmap, filepath.Join(dir, args[0])).CombinedOutput()
+	if err != nil {
+		ts.Fatalf("localedef cannot build %s: %v: %s", args[0], err, out)
+	}
+	ts.Setenv("LOCPATH", dir)
+}
+
 // cmdSSHHost starts an sshd "host" of the script's own, on a loopback
 // address no other host of the script has, and sets NAME_HOST,
 // NAME_PORT and NAME_KEY (NAME upper-cased). With -nix it has a Nix store
@@ -256,6 +277,7 @@ func scriptParams(dir string) testscript.Params {
 			"xmlvalid":  cmdXMLValid,
 			"immutable": cmdImmutable,
 			"mainexit":  cmdMainExit,
+			"locale":    cmdLocale,
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
@@ -272,6 +294,18 @@ func scriptParams(dir string) testscript.Params {
 				return immutableWorks(), nil
 			case "sops":
 				return tool("sops", "sops", "age-keygen")
+			case "locales":
+				// localedef, and the sources of the locales the scripts build.
+				ok, err := tool("locales", "localedef")
+				if ok {
+					if _, serr := os.Stat("/usr/share/i18n/locales/tr_TR"); serr != nil {
+						if testenv.Required("locales") {
+							return false, fmt.Errorf("locales is required (NIXFLOW_TEST_REQUIRE) but has no source for tr_TR: %v", serr)
+						}
+						return false, nil
+					}
+				}
+				return ok, err
 			case "nix":
 				return tool("nix", "nix", "nix-instantiate", "nix-store")
 			case "docker", "podman":

@@ -14,7 +14,7 @@ usage: bash SCRIPT [flags]     or: ssh HOST bash -s -- [flags] < SCRIPT
   --env-file FILE        read variables from a dotenv file, over the workflow's values (repeatable)
   --max-parallel N       how many jobs run at once (0: no limit; env NIXFLOW_MAX_PARALLEL)
   --schedule MODE        ready (default) or levels
-  --log-format FORMAT    structured (default), simple or json (env NIXFLOW_LOG_FORMAT)
+  --log-format FORMAT    structured, simple or json (env NIXFLOW_LOG_FORMAT; default: the workflow's, else structured)
   --events FILE          write job and step events to FILE as JSON lines
   --keep-workspace       keep job workspaces in the run directory
   --interrupt-grace D    on Ctrl-C, how long steps get after SIGINT before SIGTERM (7.5s)
@@ -434,19 +434,27 @@ nf_warn() {
   nf_emit warning "$1" "" msg="$2"
 }
 
-# nf_reader JOB STEP TAIL OUT ERR: one line of output per line read from
-# the step's two streams (the fifos OUT and ERR), masked, ::add-mask::
+# nf_reader JOB STEP TAIL OUT ERR ENDED SEQ: one line of output per line read
+# from the step's two streams (the fifos OUT and ERR), masked, ::add-mask::
 # values learnt. One process reads both, so that a value announced on one
 # stream is masked on the other from the next line on: before it writes a
 # line, it takes what the other stream holds at that moment (all the step
 # wrote there before this line) and learns the values announced in it.
 # bash cannot wait for two descriptors at once: it waits on each in turn,
 # a short while (nf_poll seconds, 0.01 to 0.2 as the step is busy or
-# quiet), and blocks on one when the other is closed.
+# quiet), and 0.2 s on one when the other is closed. Once the file ENDED
+# holds SEQ (the step has ended, what could be killed of it killed), 2 to
+# 3 s of quiet end the reading, as nixflow run drains a step's pipes: what
+# holds them open then (a process that escaped both the process group and
+# the cookie) must not hold the job; ENDED.cut then holds SEQ too.
 nf_reader() {
-  local job=$1 step=$2 prefix=$1/$2 line v mfd logfd ts now s o rc q first poll=0.01
+  # The first wait is on stdout, and long enough for the step to have
+  # started (a process and bash's start-up): a step that prints on both
+  # streams at once is read in its order more often (which pipe holds
+  # the older bytes cannot be told once both hold some).
+  local job=$1 step=$2 prefix=$1/$2 line v mfd logfd ts now s o rc q first poll=0.25
   local -a fd=() open=(1 1) eof=(0 0) buf=('' '') nl=(0 0) ring=() queue=()
-  local n=0 got wait nf_err log_lost=0
+  local n=0 got wait nf_err log_lost=0 quiet_end=''
   trap '' PIPE
   # The log's times in UTC (this process starts no other). Bytes, not
   # characters: no read cut short by its timeout cuts a character, text
@@ -480,7 +488,7 @@ nf_reader() {
       o=$((1 - s))
       first=1
       while ((open[s])); do
-        wait=block
+        wait=0.2
         if ((open[o])); then
           # Wait a while for the first line of a quiet round; else read
           # only what is there now, and go on to the other stream.
@@ -512,9 +520,59 @@ nf_reader() {
       done
     done
     if ((got)); then poll=0.01; elif [[ $poll == 0.01 ]]; then poll=0.05; else poll=0.2; fi
+    if ((got)); then
+      quiet_end=''
+    elif nf_ended "$6" "$7"; then
+      [[ -n $quiet_end ]] || quiet_end=$((SECONDS + 3))
+      if ((SECONDS >= quiet_end)); then
+        printf '%s\n' "$7" >"$6.cut"
+        break
+      fi
+    fi
   done
   { if ((n > 0)); then printf '%s\n' "${ring[@]}" >"$3.stdout"; else : >"$3.stdout"; fi; } 2>&"$nf_err"
   : >"$3.stderr"
+}
+
+# nf_copy_bounded IN OUT ENDED SEQ [PATTERN] copies the lines of the fifo
+# IN to the file OUT (those matching the glob PATTERN, if given) until IN
+# ends, or, as nf_reader does, until 2 to 3 s of quiet once the file ENDED
+# holds SEQ (ENDED.cut then holds it too). It reads up to a NUL, not a
+# newline: a timed read up to a newline can join two lines (see nf_fill).
+nf_copy_bounded() {
+  local chunk rest='' line rc quiet_end='' in out
+  exec {in}<"$1" {out}>"$2"
+  while :; do
+    chunk=''
+    IFS='' read -r -d '' -t 0.2 -u "$in" chunk
+    rc=$?
+    rest+=$chunk
+    while [[ $rest == *$'\n'* ]]; do
+      line=${rest%%$'\n'*} rest=${rest#*$'\n'}
+      # shellcheck disable=SC2053 # $5 is a glob
+      [[ -z ${5:-} || $line == $5 ]] && printf '%s\n' "$line" >&"$out"
+    done
+    ((rc == 1)) && break
+    if [[ -n $chunk ]] || ((rc == 0)); then
+      quiet_end=''
+      continue
+    fi
+    nf_ended "$3" "$4" || continue
+    [[ -n $quiet_end ]] || quiet_end=$((SECONDS + 3))
+    ((SECONDS < quiet_end)) && continue
+    printf '%s\n' "$4" >"$3.cut"
+    break
+  done
+  # shellcheck disable=SC2053 # $5 is a glob
+  if [[ -n $rest ]] && [[ -z ${5:-} || $rest == $5 ]]; then printf '%s\n' "$rest" >&"$out"; fi
+  return 0
+}
+
+# nf_ended FILE SEQ: FILE holds SEQ (a line): the step of that spawn has
+# ended (nf_await). One file a job, written over: no process to remove it.
+nf_ended() {
+  local v
+  { IFS='' read -r v <"$1"; } 2>/dev/null && [[ $v == "$2" ]]
 }
 
 # nf_ready STREAM: for nf_reader (its locals), whether STREAM has a line,
@@ -866,8 +924,10 @@ nf_write_result() {
 
 # --- env files ---------------------------------------------------------------
 
-# nf_valid_name NAME: a variable name.
+# nf_valid_name NAME: a variable name. The ranges are ASCII's whatever
+# the host's locale: in a Turkish one, [A-Za-z] holds neither I nor i.
 nf_valid_name() {
+  local LC_ALL=C
   [[ $1 =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]
 }
 
@@ -876,11 +936,18 @@ nf_valid_name() {
 # (values), or nf_err. Lines are numbered after LINES, the lines of the
 # file before DATA.
 nf_parse_envfile() {
-  local rest=$1 line key value delim start n=${2:-0} closed l
+  local line key value delim start n=${2:-0} closed l i=0
   nf_pk=() nf_pv=() nf_err=''
   local -A have=()
-  while [[ -n $rest ]]; do
-    if [[ $rest == *$'\n'* ]]; then line=${rest%%$'\n'*}; rest=${rest#*$'\n'}; else line=$rest; rest=; fi
+  # The lines, split once: cutting each off the text (${rest#*$'\n'})
+  # costs the square of a long line's length, and a copy of the rest of
+  # the text a line (the here-string adds a last newline: a blank line,
+  # skipped).
+  local -a lines=()
+  [[ -n $1 ]] && mapfile -t lines <<<"$1"
+  while ((i < ${#lines[@]})); do
+    line=${lines[i]}
+    i=$((i + 1))
     n=$((n + 1))
     line=${line%$'\r'}
     [[ $line =~ ^[[:space:]]*$ ]] && continue
@@ -908,8 +975,9 @@ nf_parse_envfile() {
       fi
       start=$n closed=0 value=''
       local -a vl=()
-      while [[ -n $rest ]]; do
-        if [[ $rest == *$'\n'* ]]; then l=${rest%%$'\n'*}; rest=${rest#*$'\n'}; else l=$rest; rest=; fi
+      while ((i < ${#lines[@]})); do
+        l=${lines[i]}
+        i=$((i + 1))
         n=$((n + 1))
         l=${l%$'\r'}
         if [[ $l == "$delim" ]]; then closed=1; break; fi
@@ -980,6 +1048,7 @@ nf_dotenv() {
 # ("a.b", "1X", "KEY SP"), naming the first and its line, as nixflow run
 # does.
 nf_dotenv_names() {
+  local LC_ALL=C
   local k rest=$1 line n=0 badkeys=()
   for k in "${nf_pk[@]}"; do nf_valid_name "$k" || badkeys+=("$k"); done
   ((${#badkeys[@]})) || return 0
@@ -1003,6 +1072,7 @@ nf_dotenv_names() {
 }
 
 nf_dotenv_parse() {
+  local LC_ALL=C
   local src=$1 key value q i c prev
   nf_pk=() nf_pv=() nf_err=''
   local -A have=()
@@ -1104,6 +1174,7 @@ nf_dotenv_escapes() {
 # read so far, as godotenv expands them: \$ stays a $, unknown names give
 # nothing, and nothing comes from the environment.
 nf_dotenv_expand() {
+  local LC_ALL=C
   local s=$1 out='' pre m name
   while [[ $s == *'$'* ]]; do
     pre=${s%%'$'*}
@@ -1226,9 +1297,9 @@ nf_run_provider() {
   set -m
   (
     trap - PIPE USR1 USR2 INT HUP QUIT TERM
-    [[ -z ${nf_lock_fd:-} ]] || exec {nf_lock_fd}>&-
+    nf_close_fds
     cd -- "$nf_repo" || exit 1
-    NIXFLOW_COOKIE=$cookie exec "${nf_sigreset[@]}" bash --noprofile --norc -c "$1"
+    nf_exec_clean "NIXFLOW_COOKIE=$cookie" -- "${nf_sigreset[@]}" bash --noprofile --norc -c "$1"
   ) </dev/null >"$2" 2>"$3" &
   pid=$!
   set +m
@@ -1637,6 +1708,63 @@ nf_stopper() {
   kill -KILL -- "-$1" 2>/dev/null || true
 }
 
+# nf_host_environ keeps this host's environment as the script got it, in
+# nf_host_kv (NAME=VALUE): what a step, a condition or a command provider
+# starts from (nf_exec_clean). No variable of its own: one named as an
+# environment variable would read its own value instead.
+nf_host_environ() {
+  declare -ga nf_host_kv=()
+  # Names only, split on blanks: no glob character in one.
+  # shellcheck disable=SC2046
+  set -- $(compgen -e 2>/dev/null)
+  while (($#)); do
+    nf_host_kv+=("$1=${!1}")
+    shift
+  done
+}
+
+# nf_exec_clean NAME=VALUE... -- COMMAND ARGS... executes COMMAND with
+# this host's environment as the script got it (nf_host_kv), the
+# NAME=VALUE given over it: a variable of the runtime named as one of
+# them (a function's local dir, body or i) would reach COMMAND with the
+# runtime's value, or give its value to what the runtime does next (the
+# body of the step it starts). No variable of its own either: everything
+# is in its arguments, expanded before it runs.
+nf_exec_clean() {
+  set -- "${nf_host_kv[@]}" "$@"
+  while (($#)) && [[ $1 != -- ]]; do
+    # shellcheck disable=SC2163 # $1 is NAME=VALUE
+    export "$1" 2>/dev/null || true
+    shift
+  done
+  shift
+  exec "$@"
+}
+
+# nf_note_fds notes, once the runtime's own descriptors are open (its
+# output kept as 4, its lock), every descriptor but 0, 1 and 2, those its
+# caller gave it too, for nf_close_fds: one listing a run, not one a
+# step. All but the run's private fifo (nf_sleep_fd): every process the
+# script starts keeps that one, by which its watchdog finds what is left
+# of a killed script's run.
+nf_note_fds() {
+  local fd
+  nf_close_redirs=''
+  for fd in /dev/fd/*; do
+    fd=${fd##*/}
+    [[ $fd == [0-9]* ]] && ((fd > 2 && fd != nf_sleep_fd)) && nf_close_redirs+=" $fd>&-"
+  done
+}
+
+# nf_close_fds closes, in a process the runtime starts, the descriptors
+# nf_note_fds noted: they are none of a step's business. Through one a
+# step could write around masking (the script's output), or hold the
+# run's output open after it ended.
+nf_close_fds() {
+  [[ -z ${nf_close_redirs:-} ]] || { eval "exec $nf_close_redirs"; } 2>/dev/null
+  return 0
+}
+
 # nf_spawn KIND BODY DIR: start a step (KIND step: bash -eo pipefail), a
 # step's condition (KIND stepcond: a plain bash -c, its output the
 # step's) or a job's condition (KIND cond: a plain bash -c, its output
@@ -1650,13 +1778,13 @@ nf_spawn() {
   # Made for every job at once when the run starts.
   nf_seq=$((nf_seq + 1))
   if [[ $kind == step || $kind == stepcond ]]; then
-    nf_reader "$nf_job" "$nf_step" "$nf_tail" "$fifo.out" "$fifo.err" &
+    nf_reader "$nf_job" "$nf_step" "$nf_tail" "$fifo.out" "$fifo.err" "$nf_ctl/ended" "$nf_seq" &
     nf_readers=$!
   else
     # Of its stdout, only what announces a value to mask is kept.
-    { grep -a -- '::add-mask::' || true; } <"$fifo.out" >"$nf_ctl/cond.out" &
+    nf_copy_bounded "$fifo.out" "$nf_ctl/cond.out" "$nf_ctl/ended" "$nf_seq" '*::add-mask::*' &
     nf_readers=$!
-    cat <"$fifo.err" >"$nf_ctl/cond.err" &
+    nf_copy_bounded "$fifo.err" "$nf_ctl/cond.err" "$nf_ctl/ended" "$nf_seq" &
     nf_readers+=" $!"
   fi
   nf_cookie=$nf_run_id.$BASHPID.$nf_seq
@@ -1665,15 +1793,13 @@ nf_spawn() {
   set -m
   (
     trap - PIPE USR1 INT HUP QUIT TERM
-    [[ -z ${nf_lock_fd:-} ]] || exec {nf_lock_fd}>&-
+    nf_close_fds
     cd -P -- "$dir" 2>/dev/null || { printf 'cannot enter the directory %s\n' "$dir" >&2; exit 127; }
-    for k in "${!nf_env[@]}"; do export "$k=${nf_env[$k]}" 2>/dev/null || true; done
-    export NIXFLOW_COOKIE=$nf_cookie
-    if [[ $kind == step ]]; then
-      exec "${nf_sigreset[@]}" bash --noprofile --norc -eo pipefail -c "$body"
-    else
-      exec "${nf_sigreset[@]}" bash --noprofile --norc -c "$body"
-    fi
+    local -a nf_kv=()
+    for k in "${!nf_env[@]}"; do nf_kv+=("$k=${nf_env[$k]}"); done
+    set -- -c "$body"
+    [[ $kind == step ]] && set -- -eo pipefail "$@"
+    nf_exec_clean "${nf_kv[@]}" "NIXFLOW_COOKIE=$nf_cookie" -- "${nf_sigreset[@]}" bash --noprofile --norc "$@"
   ) </dev/null >"$fifo.out" 2>"$fifo.err" &
   nf_pid=$!
   set +m
@@ -1710,11 +1836,19 @@ nf_await() {
   [[ -n $nf_stopper ]] && kill -KILL "$nf_stopper" 2>/dev/null
   local r
   # A wait ends early on a signal: wait again until each reader is gone,
-  # or it would read the next step's output. (The readers, which may be
-  # behind the step by seconds, read to the end: no time bounds them.)
+  # or it would read the next step's output. The readers, which may be
+  # behind the step by seconds, read to the end, or, told that the step
+  # has ended, until 2 to 3 s of quiet: what still holds the pipes then
+  # escaped (a daemon that left the process group and cleared its
+  # environment), and this job's later steps get new pipes.
+  [[ -n $nf_readers ]] && printf '%s\n' "$nf_seq" >"$nf_ctl/ended"
   for r in $nf_readers; do
     while kill -0 "$r" 2>/dev/null; do wait "$r" 2>/dev/null; done
   done
+  if [[ -n $nf_readers ]] && nf_ended "$nf_ctl/ended.cut" "$nf_seq"; then
+    rm -f "$nf_ctl/fifo.out" "$nf_ctl/fifo.err"
+    mkfifo -m 600 "$nf_ctl/fifo.out" "$nf_ctl/fifo.err"
+  fi
   [[ -n $watcher ]] && wait "$watcher" 2>/dev/null
   [[ -n $nf_stopper ]] && wait "$nf_stopper" 2>/dev/null
   if [[ -z $nf_stop ]] && nf_should_stop "$interruptible" && ((nf_rc > 128)); then
@@ -1898,8 +2032,10 @@ nf_job() {
 }
 
 # nf_env_name JOB KEY sets nf_n to NEEDS_<JOB>_<KEY> (no subshell: every
-# process the script starts costs time).
+# process the script starts costs time), in ASCII's upper case whatever
+# the host's locale (a Turkish one makes i an İ).
 nf_env_name() {
+  local LC_ALL=C
   local j=${1^^} k=${2^^}
   j=${j//[!A-Z0-9]/_}
   k=${k//[!A-Z0-9]/_}
@@ -2031,6 +2167,8 @@ nf_prepare_copy() {
   set -m
   (
     trap - PIPE USR1 INT HUP QUIT TERM
+    # Hold neither the script's output nor the run's lock.
+    exec 4>&-
     [[ -z ${nf_lock_fd:-} ]] || exec {nf_lock_fd}>&-
     NIXFLOW_COOKIE=$nf_cookie nf_copy_repo "$J_ws"
   ) </dev/null >/dev/null 2>"$nf_ctl/copy.err" &
@@ -2338,6 +2476,7 @@ nf_run_steps() {
       if ((!S_keep[k])) && { [[ -e $nf_state/aborted ]] || { ((!J_cleanup)) && [[ -e $nf_state/cancelled ]]; }; }; then
         S_status[k]=cancelled reason="run cancelled"
       fi
+      S_reason[k]=$reason
       nf_step_record "$k" 0 0
       nf_emit step_end "$nf_job" "$nf_step" result="${S_status[k]}" reason="$reason"
       continue
@@ -2558,6 +2697,14 @@ nf_cannot_run() {
     return 0
   elif [[ ! -d $dir ]]; then
     nf_err="run: no such working directory: $dir is not a directory" nf_infra=0
+    return 0
+  fi
+  # No bash on the step's PATH (an env that sets PATH to a directory of
+  # tools alone): nixflow run cannot start it either. (No subshell: a
+  # process a step costs more than the look.)
+  [[ ${nf_env[PATH]-$PATH} == "$PATH" ]] || local PATH=${nf_env[PATH]}
+  if ! type -P bash >/dev/null; then
+    nf_err='run: exec: "bash": executable file not found in $PATH'
     return 0
   fi
   for k in "${!nf_env[@]}"; do
@@ -3091,6 +3238,7 @@ nf_schedule() {
 # interleaves jobs that ran at once. A failed job's section is open
 # (Buildkite) or annotated (GitHub).
 nf_write_groups() {
+  local LC_ALL=C
   local i job title failed id line ts r
   for i in "${!nf_jobs[@]}"; do
     job=${nf_jobs[i]}
@@ -3317,6 +3465,8 @@ nf_junit_write() {
         done <"$nf_state/$i.tail.${st[k]}"
       fi
     done
+    # Where it ran, as result.json says (nixflow run's "where").
+    ((${nf_res_start[i]:-0} > 0)) && props+=$'\n'"        <property name=\"where\" value=\"local\"></property>"
     [[ -n $props ]] && c+=$'\n'"      <properties>$props"$'\n'"      </properties>"
     nf_xml_masked "${nf_res_reason[i]}"
     nf_xml_attr "$nf_xt"
@@ -3695,7 +3845,7 @@ nf_requirements() {
 
 nf_parse_args() {
   local v
-  nf_format=${NIXFLOW_LOG_FORMAT:-structured}
+  nf_format=${NIXFLOW_LOG_FORMAT:-$nf_default_format}
   nf_max_parallel=${NIXFLOW_MAX_PARALLEL:-$nf_default_max_parallel}
   nf_levels_mode=$nf_default_levels
   nf_events='' nf_keep_ws=0 nf_ig_ms=7500 nf_tg_ms=2500 nf_artifacts_dir='' nf_repo=$PWD nf_run_dir=''
@@ -3909,6 +4059,7 @@ nf_ignored_signals() {
 nf_main() {
   # Nothing of the run reads the script: it may still be arriving on stdin.
   exec </dev/null
+  nf_host_environ
   # Known shell options, whatever bash was started with (bash -e script,
   # ssh HOST 'bash -e -s' < script): the runtime tests statuses itself.
   set -u +e +E +o pipefail
@@ -4000,6 +4151,7 @@ nf_main() {
   exec {nf_sleep_fd}<>"$nf_tmp/sleep"
   nf_signals=0 nf_first_signal=0
   exec 4>&1
+  nf_note_fds
   nf_lost=0 nf_lost_checking=0 nf_lost_told=0 nf_watcher='' nf_watchdog_pid='' nf_chain0=''
   nf_wait_pids=0
   ((BASH_VERSINFO[0] > 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] >= 1))) && nf_wait_pids=1

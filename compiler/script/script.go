@@ -9,6 +9,7 @@ package script
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
@@ -166,7 +167,11 @@ func oneLine(s string) string {
 	return strings.NewReplacer("\n", " ", "\r", " ").Replace(s)
 }
 
-func ms(d timing.Duration) int64 { return time.Duration(d).Milliseconds() }
+// ms is d in whole milliseconds, rounded up: a timeout under a
+// millisecond (900µs) is not one of 0, which the runtime reads as none.
+func ms(d timing.Duration) int64 {
+	return int64((time.Duration(d) + time.Millisecond - 1) / time.Millisecond)
+}
 
 // declared lists every variable name the workflow declares (any env, a
 // static provider, a required provider): the host's values of these
@@ -263,6 +268,9 @@ func (w *writer) planData(p *compiler.Plan, opts Options, hash string, planJSON 
 		levels = 1
 	}
 	w.p("  nf_default_levels=%d\n", levels)
+	// The workflow's preferred output format (logging.format), below
+	// --log-format and NIXFLOW_LOG_FORMAT, as nixflow run has it.
+	w.p("  nf_default_format=%s\n", q(cmp.Or(p.LogFormat, "structured")))
 	w.p("  nf_declared=%s\n", words(declared(p)))
 	var names, conds, exprs, exprTables []string
 	var needs, anc, level []string
