@@ -526,46 +526,17 @@ nf_reader() {
       [[ -n $quiet_end ]] || quiet_end=$((SECONDS + 3))
       if ((SECONDS >= quiet_end)); then
         printf '%s\n' "$7" >"$6.cut"
+        # What came of a last line, without its newline, as nixflow
+        # run passes it on.
+        for s in 0 1; do
+          [[ -z ${buf[s]} ]] || nf_reader_line "$s" "${buf[s]}"
+        done
         break
       fi
     fi
   done
   { if ((n > 0)); then printf '%s\n' "${ring[@]}" >"$3.stdout"; else : >"$3.stdout"; fi; } 2>&"$nf_err"
   : >"$3.stderr"
-}
-
-# nf_copy_bounded IN OUT ENDED SEQ [PATTERN] copies the lines of the fifo
-# IN to the file OUT (those matching the glob PATTERN, if given) until IN
-# ends, or, as nf_reader does, until 2 to 3 s of quiet once the file ENDED
-# holds SEQ (ENDED.cut then holds it too). It reads up to a NUL, not a
-# newline: a timed read up to a newline can join two lines (see nf_fill).
-nf_copy_bounded() {
-  local chunk rest='' line rc quiet_end='' in out
-  exec {in}<"$1" {out}>"$2"
-  while :; do
-    chunk=''
-    IFS='' read -r -d '' -t 0.2 -u "$in" chunk
-    rc=$?
-    rest+=$chunk
-    while [[ $rest == *$'\n'* ]]; do
-      line=${rest%%$'\n'*} rest=${rest#*$'\n'}
-      # shellcheck disable=SC2053 # $5 is a glob
-      [[ -z ${5:-} || $line == $5 ]] && printf '%s\n' "$line" >&"$out"
-    done
-    ((rc == 1)) && break
-    if [[ -n $chunk ]] || ((rc == 0)); then
-      quiet_end=''
-      continue
-    fi
-    nf_ended "$3" "$4" || continue
-    [[ -n $quiet_end ]] || quiet_end=$((SECONDS + 3))
-    ((SECONDS < quiet_end)) && continue
-    printf '%s\n' "$4" >"$3.cut"
-    break
-  done
-  # shellcheck disable=SC2053 # $5 is a glob
-  if [[ -n $rest ]] && [[ -z ${5:-} || $rest == $5 ]]; then printf '%s\n' "$rest" >&"$out"; fi
-  return 0
 }
 
 # nf_ended FILE SEQ: FILE holds SEQ (a line): the step of that spawn has
@@ -1714,11 +1685,12 @@ nf_stopper() {
 # environment variable would read its own value instead.
 nf_host_environ() {
   declare -ga nf_host_kv=()
-  # Names only, split on blanks: no glob character in one.
-  # shellcheck disable=SC2046
-  set -- $(compgen -e 2>/dev/null)
+  # Every variable, by the letter it starts with (no compgen: a bash
+  # built without readline, as nixpkgs' non-interactive one, has none);
+  # the exported ones kept (not arrays, which are not exported).
+  set -- ${!A*} ${!B*} ${!C*} ${!D*} ${!E*} ${!F*} ${!G*} ${!H*} ${!I*} ${!J*} ${!K*} ${!L*} ${!M*} ${!N*} ${!O*} ${!P*} ${!Q*} ${!R*} ${!S*} ${!T*} ${!U*} ${!V*} ${!W*} ${!X*} ${!Y*} ${!Z*} ${!a*} ${!b*} ${!c*} ${!d*} ${!e*} ${!f*} ${!g*} ${!h*} ${!i*} ${!j*} ${!k*} ${!l*} ${!m*} ${!n*} ${!o*} ${!p*} ${!q*} ${!r*} ${!s*} ${!t*} ${!u*} ${!v*} ${!w*} ${!x*} ${!y*} ${!z*} ${!_*}
   while (($#)); do
-    nf_host_kv+=("$1=${!1}")
+    [[ ${!1@a} == *x* && ${!1@a} != *[aA]* ]] && nf_host_kv+=("$1=${!1}")
     shift
   done
 }
@@ -1748,11 +1720,14 @@ nf_exec_clean() {
 # script starts keeps that one, by which its watchdog finds what is left
 # of a killed script's run.
 nf_note_fds() {
-  local fd
-  nf_close_redirs=''
-  for fd in /dev/fd/*; do
+  local fd dir=/dev/fd
+  [[ -d $dir ]] || dir=/proc/$BASHPID/fd
+  # fd 4 and the lock whatever the listing shows.
+  nf_close_redirs=' 4>&-'
+  [[ -z ${nf_lock_fd:-} ]] || nf_close_redirs+=" $nf_lock_fd>&-"
+  for fd in "$dir"/*; do
     fd=${fd##*/}
-    [[ $fd == [0-9]* ]] && ((fd > 2 && fd != nf_sleep_fd)) && nf_close_redirs+=" $fd>&-"
+    [[ $fd == [0-9]* ]] && ((fd > 2 && fd != 4 && fd != nf_sleep_fd && fd != ${nf_lock_fd:-0})) && nf_close_redirs+=" $fd>&-"
   done
 }
 
@@ -1777,15 +1752,19 @@ nf_spawn() {
   # One pair of pipes per job, used by one process at a time.
   # Made for every job at once when the run starts.
   nf_seq=$((nf_seq + 1))
+  nf_copiers=0
   if [[ $kind == step || $kind == stepcond ]]; then
     nf_reader "$nf_job" "$nf_step" "$nf_tail" "$fifo.out" "$fifo.err" "$nf_ctl/ended" "$nf_seq" &
     nf_readers=$!
   else
-    # Of its stdout, only what announces a value to mask is kept.
-    nf_copy_bounded "$fifo.out" "$nf_ctl/cond.out" "$nf_ctl/ended" "$nf_seq" '*::add-mask::*' &
+    # Of its stdout, only what announces a value to mask is kept (see
+    # nf_job_body). cat, not a loop of bash: a chatty condition blocks
+    # on a full pipe. nf_await bounds them.
+    cat <"$fifo.out" >"$nf_ctl/cond.out" &
     nf_readers=$!
-    nf_copy_bounded "$fifo.err" "$nf_ctl/cond.err" "$nf_ctl/ended" "$nf_seq" &
+    cat <"$fifo.err" >"$nf_ctl/cond.err" &
     nf_readers+=" $!"
+    nf_copiers=1
   fi
   nf_cookie=$nf_run_id.$BASHPID.$nf_seq
   # Job control, for this one command: it gets a process group of its own
@@ -1842,6 +1821,23 @@ nf_await() {
   # escaped (a daemon that left the process group and cleared its
   # environment), and this job's later steps get new pipes.
   [[ -n $nf_readers ]] && printf '%s\n' "$nf_seq" >"$nf_ctl/ended"
+  if ((${nf_copiers:-0})); then
+    # A job condition's copiers (cat) are never behind: 2 to 3 s, then
+    # what still holds the pipes escaped.
+    local end=$((SECONDS + 3)) left
+    while :; do
+      left=''
+      for r in $nf_readers; do kill -0 "$r" 2>/dev/null && left+=" $r"; done
+      [[ -n $left ]] || break
+      if ((SECONDS >= end)); then
+        # shellcheck disable=SC2086
+        kill -KILL $left 2>/dev/null
+        printf '%s\n' "$nf_seq" >"$nf_ctl/ended.cut"
+        break
+      fi
+      nf_sleep_ms 20
+    done
+  fi
   for r in $nf_readers; do
     while kill -0 "$r" 2>/dev/null; do wait "$r" 2>/dev/null; done
   done
@@ -2052,17 +2048,22 @@ nf_job_body() {
     # The condition is the job's time too: its timeout bounds it.
     nf_deadline_kind=job
     nf_await "$J_interruptible" "$J_deadline"
-    local line nf_v f
+    local line nf_v
     # A value it announces with ::add-mask::, on either stream, is a
     # secret, as a step's condition's: all of them are learnt before its
-    # stderr is shown (the order of the two streams is lost here).
-    for f in "$nf_ctl/cond.out" "$nf_ctl/cond.err"; do
-      [[ -s $f ]] || continue
+    # stderr is shown (the order of the two streams is lost here). Of its
+    # stdout, only those lines are looked at.
+    if [[ -s $nf_ctl/cond.out ]]; then
       while IFS='' read -r line || [[ -n $line ]]; do
         nf_announcement "$line" && [[ -n $nf_v ]] && nf_announce "$nf_v" "$nf_job"
-      done <"$f"
-    done
-    rm -f "$nf_ctl/cond.out"
+      done < <(grep -a -- '::add-mask::' "$nf_ctl/cond.out")
+    fi
+    : >"$nf_ctl/cond.out"
+    if [[ -s $nf_ctl/cond.err ]]; then
+      while IFS='' read -r line || [[ -n $line ]]; do
+        nf_announcement "$line" && [[ -n $nf_v ]] && nf_announce "$nf_v" "$nf_job"
+      done <"$nf_ctl/cond.err"
+    fi
     if [[ -s $nf_ctl/cond.err ]]; then
       while IFS='' read -r line; do
         nf_announcement "$line" && line='::add-mask::***'

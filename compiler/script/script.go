@@ -170,7 +170,11 @@ func oneLine(s string) string {
 // ms is d in whole milliseconds, rounded up: a timeout under a
 // millisecond (900µs) is not one of 0, which the runtime reads as none.
 func ms(d timing.Duration) int64 {
-	return int64((time.Duration(d) + time.Millisecond - 1) / time.Millisecond)
+	m := time.Duration(d).Milliseconds()
+	if time.Duration(d)%time.Millisecond > 0 {
+		m++
+	}
+	return m
 }
 
 // declared lists every variable name the workflow declares (any env, a

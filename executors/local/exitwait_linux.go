@@ -14,7 +14,7 @@ import (
 // runtime's monitor). Without pidfds (Linux before 5.3) it returns at
 // once, and Wait blocks.
 func awaitExit(pid int) {
-	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	fd, err := openPidfd(pid)
 	if err != nil {
 		return
 	}
@@ -30,4 +30,18 @@ func awaitExit(pid int) {
 		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
 		return err != nil || n > 0
 	})
+}
+
+// openPidfd opens a non-blocking pidfd of process pid: with
+// PIDFD_NONBLOCK (Linux 5.10), else made so (5.3 to 5.9 refuse the flag).
+func openPidfd(pid int) (int, error) {
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err == unix.EINVAL {
+		if fd, err = unix.PidfdOpen(pid, 0); err == nil {
+			if err = unix.SetNonblock(fd, true); err != nil {
+				unix.Close(fd)
+			}
+		}
+	}
+	return fd, err
 }
