@@ -16,8 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/nixflow/nixflow/compiler"
 	"github.com/nixflow/nixflow/executors/local"
 )
@@ -295,14 +293,14 @@ func openFD(path string) (uintptr, bool) {
 // opened: one keepInheritedFDs found, or, where it did not look (Main
 // called in a test), one open without close-on-exec.
 func inherited(fd int) bool {
-	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
-	if err != nil {
+	open, cloexec := fdState(fd)
+	if !open {
 		return false
 	}
 	if givenFDs != nil {
 		return givenFDs[fd]
 	}
-	return flags&unix.FD_CLOEXEC == 0
+	return !cloexec
 }
 
 // writeFD writes data to a descriptor nixflow did not open, whole,

@@ -28,11 +28,17 @@ func keepInheritedFDs() {
 		if err != nil || fd <= 2 {
 			continue
 		}
-		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+		if open, cloexec := fdState(fd); open && !cloexec {
 			givenFDs[fd] = true
 			syscall.CloseOnExec(fd)
 		}
 	}
+}
+
+// fdState tells whether fd is open, and then whether it is close-on-exec.
+func fdState(fd int) (open, cloexec bool) {
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	return err == nil, err == nil && flags&unix.FD_CLOEXEC != 0
 }
 
 // givenFDs are the descriptors nixflow was started with, but 0, 1 and 2

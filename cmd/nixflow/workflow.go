@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -186,12 +187,9 @@ func (a *app) loadPlan(args []string, f *workflowFlags) (*compiler.Plan, error) 
 // (in one, only the files git knows). The copy is made by then: the
 // warning says how to stop making it.
 func (a *app) warnFlakeSecrets(src string, plan *compiler.Plan) {
-	dir, _, _ := strings.Cut(src, "#")
-	if strings.Contains(dir, ":") && !strings.HasPrefix(dir, "path:") {
-		return // a remote flake
-	}
-	if dir = strings.TrimPrefix(dir, "path:"); dir == "" {
-		dir = "."
+	dir := cmp.Or(flakeRefDir(src), ".")
+	if strings.Contains(dir, ":") {
+		return // a remote flake (github:o/r)
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil || inNixStore(abs) || gitTop(abs) != "" {

@@ -2051,19 +2051,14 @@ nf_job_body() {
     local line nf_v
     # A value it announces with ::add-mask::, on either stream, is a
     # secret, as a step's condition's: all of them are learnt before its
-    # stderr is shown (the order of the two streams is lost here). Of its
-    # stdout, only those lines are looked at.
-    if [[ -s $nf_ctl/cond.out ]]; then
+    # stderr is shown (the order of the two streams is lost here). Only
+    # the lines that can announce one are looked at.
+    if [[ -s $nf_ctl/cond.out || -s $nf_ctl/cond.err ]]; then
       while IFS='' read -r line || [[ -n $line ]]; do
         nf_announcement "$line" && [[ -n $nf_v ]] && nf_announce "$nf_v" "$nf_job"
-      done < <(grep -a -- '::add-mask::' "$nf_ctl/cond.out")
+      done < <(grep -a -h -- '::add-mask::' "$nf_ctl/cond.out" "$nf_ctl/cond.err")
     fi
     : >"$nf_ctl/cond.out"
-    if [[ -s $nf_ctl/cond.err ]]; then
-      while IFS='' read -r line || [[ -n $line ]]; do
-        nf_announcement "$line" && [[ -n $nf_v ]] && nf_announce "$nf_v" "$nf_job"
-      done <"$nf_ctl/cond.err"
-    fi
     if [[ -s $nf_ctl/cond.err ]]; then
       while IFS='' read -r line; do
         nf_announcement "$line" && line='::add-mask::***'
@@ -2168,9 +2163,7 @@ nf_prepare_copy() {
   set -m
   (
     trap - PIPE USR1 INT HUP QUIT TERM
-    # Hold neither the script's output nor the run's lock.
-    exec 4>&-
-    [[ -z ${nf_lock_fd:-} ]] || exec {nf_lock_fd}>&-
+    nf_close_fds
     NIXFLOW_COOKIE=$nf_cookie nf_copy_repo "$J_ws"
   ) </dev/null >/dev/null 2>"$nf_ctl/copy.err" &
   nf_pid=$!
