@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/nixflow/nixflow/compiler"
 	"github.com/nixflow/nixflow/compiler/script"
+	"github.com/nixflow/nixflow/internal/sshdtest"
 	"github.com/nixflow/nixflow/internal/testenv"
 )
 
@@ -200,75 +200,28 @@ func exitCode(err error) int {
 	return 0
 }
 
-// sshServer is a real sshd on a free loopback port, with key auth.
-type sshServer struct {
-	port    int
-	key     string
-	pidfile string
-}
+// sshServer is a real sshd (sshdtest's: a loopback address and a HOME of
+// its own, so that a login shell's run leaves nothing in the real home).
+type sshServer struct{ *sshdtest.Server }
 
 func startSSHD(t *testing.T) *sshServer {
 	t.Helper()
-	sshd := testenv.NeedCommand(t, "sshd", "/usr/sbin/sshd")
-	testenv.NeedCommand(t, "sshd", "ssh")
-	keygen := testenv.NeedCommand(t, "sshd", "ssh-keygen")
-	dir := t.TempDir()
-	for _, k := range []string{"host", "user"} {
-		if out, err := exec.Command(keygen, "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, k)).CombinedOutput(); err != nil {
-			t.Fatalf("ssh-keygen: %v\n%s", err, out)
-		}
-	}
-	pub, err := os.ReadFile(filepath.Join(dir, "user.pub"))
+	ok, why := sshdtest.Available()
+	testenv.Need(t, "sshd", ok, why)
+	srv, err := sshdtest.Start(t.TempDir(), "")
 	if err != nil {
 		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	s := &sshServer{port: port, key: filepath.Join(dir, "user"), pidfile: filepath.Join(dir, "sshd.pid")}
-	cfg := fmt.Sprintf("Port %d\nListenAddress 127.0.0.1\nHostKey %s\nAuthorizedKeysFile %s\nStrictModes no\nUsePAM no\nPidFile %s\nPermitRootLogin yes\n",
-		port, filepath.Join(dir, "host"), filepath.Join(dir, "authorized_keys"), s.pidfile)
-	if err := os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	os.MkdirAll("/run/sshd", 0o755)
-	if out, err := exec.Command(sshd, "-f", filepath.Join(dir, "sshd_config"), "-E", filepath.Join(dir, "log")).CombinedOutput(); err != nil {
-		t.Fatalf("sshd: %v\n%s", err, out)
 	}
 	t.Cleanup(func() {
-		data, err := os.ReadFile(s.pidfile)
-		if err != nil {
-			return
-		}
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
-			syscall.Kill(pid, syscall.SIGTERM)
+		if err := srv.Stop(); err != nil {
+			t.Error(err)
 		}
 	})
-	// Wait until it accepts connections.
-	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			c.Close()
-			break
-		}
-		if i > 200 {
-			t.Fatalf("sshd does not listen on %d", port)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return s
+	return &sshServer{srv}
 }
 
 func (s *sshServer) command(args ...string) *exec.Cmd {
-	base := []string{"-T", "-i", s.key, "-p", strconv.Itoa(s.port), "-o", "StrictHostKeyChecking=no",
-		"-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "127.0.0.1"}
-	return exec.Command("ssh", append(base, args...)...)
+	return exec.Command("ssh", append(append(s.SSHArgs(), "-T", s.Addr), args...)...)
 }
 
 // TestOverSSH pipes compiled workflows to a real sshd: `ssh host < result`
@@ -319,9 +272,13 @@ func TestOverSSH(t *testing.T) {
 			if code != tc.code {
 				t.Fatalf("exit status %d, want %d:\n%s", code, tc.code, got)
 			}
-			// The login shell's run used the remote user's state directory.
-			if m := regexp.MustCompile(`(?m)^run directory: (/\S+/nixflow/runs/\S+)$`).FindSubmatch(got); m != nil {
-				os.RemoveAll(string(m[1]))
+			// The login shell's run used the remote user's state directory
+			// (the server's HOME, not the real one).
+			if len(tc.args) == 0 {
+				m := regexp.MustCompile(`(?m)^run directory: (/\S+/nixflow/runs/\S+)$`).FindSubmatch(got)
+				if m == nil || !strings.HasPrefix(string(m[1]), s.Home+"/") {
+					t.Errorf("the run directory is not in the server's HOME %s:\n%s", s.Home, got)
+				}
 			}
 			for _, w := range tc.want {
 				if !regexp.MustCompile(regexp.QuoteMeta(w)).Match(got) {
