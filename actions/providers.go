@@ -159,7 +159,15 @@ func runSops(ctx context.Context, file, format string, environ []string) (map[st
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("sops --decrypt: %v%s", err, sopsMessage(stderr.String()))
 	}
-	dec := json.NewDecoder(&stdout)
+	return DecodeSops(stdout.Bytes(), format)
+}
+
+// DecodeSops reads the JSON that `sops --decrypt --output-type json`
+// wrote for a file of the given input format, as variables: nested keys
+// joined with '_', list items by index, and for ini, the DEFAULT section's
+// keys under their own names.
+func DecodeSops(data []byte, format string) (map[string]string, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var doc any
 	if err := dec.Decode(&doc); err != nil {
@@ -249,22 +257,30 @@ func parseDotenv(data []byte) (map[string]string, error) {
 		return nil, fmt.Errorf("line %d %s", n, holdsNUL)
 	}
 	vals, err := godotenv.UnmarshalBytes(data)
-	if err == nil {
+	if err == nil && !keyless(vals) {
 		if err := dotenvNames(data, vals); err != nil {
 			return nil, err
 		}
 		return vals, nil
 	}
 	// Find the first line that does not parse on its own, with its
-	// newline (a last line of name characters alone is a value without a
-	// name, one followed by a newline is not); multi-line values make
-	// this a guess, so it is said as one.
+	// newline; multi-line values make this a guess, so it is said as
+	// one.
 	for i, line := range bytes.SplitAfter(data, []byte("\n")) {
-		if _, lerr := godotenv.UnmarshalBytes(line); lerr != nil {
+		if lvals, lerr := godotenv.UnmarshalBytes(line); lerr != nil || keyless(lvals) {
 			return nil, fmt.Errorf("%w, near line %d", ErrNotDotenv, i+1)
 		}
 	}
 	return nil, ErrNotDotenv
+}
+
+// keyless tells whether godotenv read a value without a key: a line that
+// starts with = or :, or a last line of name characters alone ("FOO", no
+// newline after it). Both are mistakes, as a line of name characters
+// followed by a newline is to godotenv.
+func keyless(vals map[string]string) bool {
+	_, ok := vals[""]
+	return ok
 }
 
 // dotenvKey is the key a dotenv line starts, as godotenv reads it

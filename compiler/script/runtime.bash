@@ -144,36 +144,57 @@ nf_goquote() {
 # --- masking ---------------------------------------------------------------
 
 # nf_add_mask VALUE adds a secret, line by line (each without the blanks
-# around it), longest first; it returns 1 when no line is long enough to
-# mask, as nixflow run does.
+# around it); it returns 1 when no line is long enough to mask, as
+# nixflow run does. The order of nf_masks is of no matter (nf_mask marks
+# every occurrence of each); nf_mask_set holds the same values, to tell
+# one already there without a look at each (a certificate bundle's
+# thousands of lines took a minute so).
 nf_add_mask() {
-  local line short=0 masked=0 v i n rest=$1
-  local -a merged
-  # Line by line, with no here-string: older bash writes those to a
-  # temporary file, and a secret never goes to disk.
-  while [[ -n $rest ]]; do
-    if [[ $rest == *$'\n'* ]]; then line=${rest%%$'\n'*}; rest=${rest#*$'\n'}; else line=$rest; rest=''; fi
+  local line short=0 masked=0
+  nf_sync_mask_set
+  nf_lines "$1"
+  for line in "${nf_lines[@]}"; do
     line=${line#"${line%%[![:space:]]*}"}
     line=${line%"${line##*[![:space:]]}"}
     [[ -n $line ]] || continue
     if ((${#line} < 4)); then short=1; continue; fi
     masked=1
-    n=0
-    for v in "${nf_masks[@]}"; do [[ $v == "$line" ]] && n=1; done
-    ((n)) && continue
-    merged=()
-    i=0
-    for v in "${nf_masks[@]}"; do
-      if ((i == 0)) && { ((${#v} < ${#line})) || { ((${#v} == ${#line})) && [[ $line < $v ]]; }; }; then
-        merged+=("$line")
-        i=1
-      fi
-      merged+=("$v")
-    done
-    ((i)) || merged+=("$line")
-    nf_masks=("${merged[@]}")
+    [[ -z ${nf_mask_set[$line]:-} ]] || continue
+    nf_mask_set[$line]=1
+    nf_masks+=("$line")
+    nf_mask_n=${#nf_masks[@]}
   done
   ((masked || !short))
+}
+
+# nf_lines TEXT sets nf_lines to the lines of TEXT. No here-string: older
+# bash writes those to a temporary file, and a TEXT may be a secret, which
+# never goes to disk. A long text is split by mapfile, through a pipe:
+# cutting each line off it costs the text's length a line.
+nf_lines() {
+  local rest=$1 line
+  nf_lines=()
+  if [[ $rest != *$'\n'* ]]; then
+    [[ -z $rest ]] || nf_lines=("$rest")
+  elif ((${#rest} > 4096)); then
+    mapfile -t nf_lines < <(printf '%s' "$rest")
+  else
+    while [[ -n $rest ]]; do
+      if [[ $rest == *$'\n'* ]]; then line=${rest%%$'\n'*}; rest=${rest:${#line}+1}; else line=$rest; rest=''; fi
+      nf_lines+=("$line")
+    done
+  fi
+}
+
+# nf_sync_mask_set makes nf_mask_set the set of nf_masks' values, if it is
+# not (a caller that set nf_masks itself): nf_mask_n is the number of
+# values it holds.
+nf_sync_mask_set() {
+  local v
+  [[ ${nf_mask_n:-} != "${#nf_masks[@]}" ]] || return 0
+  declare -gA nf_mask_set=()
+  for v in "${nf_masks[@]}"; do nf_mask_set[$v]=1; done
+  nf_mask_n=${#nf_masks[@]}
 }
 
 # nf_mask TEXT sets nf_m to TEXT with every secret replaced by ***: the
@@ -660,7 +681,8 @@ nf_announcement() {
   # Guarded: ${line%$'\r'} tries every suffix of a line without one.
   [[ $line == *$'\r' ]] && line=${line%$'\r'}
   [[ $line == *::add-mask::* && ${line#"${line%%[![:space:]]*}"} == ::add-mask::* ]] || return 1
-  nf_v=${line#*::add-mask::}
+  nf_v=${line%%::add-mask::*}
+  nf_v=${line:${#nf_v}+12}
   nf_v=${nf_v#"${nf_v%%[![:space:]]*}"}
   nf_v=${nf_v%"${nf_v##*[![:space:]]}"}
 }
@@ -1002,14 +1024,18 @@ nf_dotenv() {
   fi
   # As nixflow run does: the first line that does not parse on its own,
   # with its newline.
-  local rest=$1 line n=0
-  while [[ -n $rest ]]; do
-    if [[ $rest == *$'\n'* ]]; then line=${rest%%$'\n'*}$'\n'; rest=${rest#*$'\n'}; else line=$rest; rest=''; fi
-    n=$((n + 1))
-    if ! nf_dotenv_parse "$line"; then
-      nf_err="not KEY=VALUE lines (dotenv syntax), near line $n"
+  local -a lines=()
+  mapfile -t lines <<<"$1"
+  local i last=$((${#lines[@]} - 1))
+  for ((i = 0; i <= last; i++)); do
+    if ((i < last)); then
+      nf_dotenv_parse "${lines[i]}"$'\n'
+    else
+      nf_dotenv_parse "${lines[i]}"
+    fi || {
+      nf_err="not KEY=VALUE lines (dotenv syntax), near line $((i + 1))"
       return 1
-    fi
+    }
   done
   nf_err="not KEY=VALUE lines (dotenv syntax)"
   return 1
@@ -1020,13 +1046,14 @@ nf_dotenv() {
 # does.
 nf_dotenv_names() {
   local LC_ALL=C
-  local k rest=$1 line n=0 badkeys=()
+  local k line n=0 badkeys=()
   for k in "${nf_pk[@]}"; do nf_valid_name "$k" || badkeys+=("$k"); done
   ((${#badkeys[@]})) || return 0
   local -A isbad=()
   for k in "${badkeys[@]}"; do isbad[$k]=1; done
-  while [[ -n $rest ]]; do
-    if [[ $rest == *$'\n'* ]]; then line=${rest%%$'\n'*}; rest=${rest#*$'\n'}; else line=$rest; rest=''; fi
+  local -a lines=()
+  mapfile -t lines <<<"$1"
+  for line in "${lines[@]}"; do
     n=$((n + 1))
     [[ $line =~ ^[[:blank:]]*(export[[:blank:]]+)?([A-Za-z0-9_.[:blank:]]*)[=:] ]] || continue
     k=${BASH_REMATCH[2]}
@@ -1042,51 +1069,68 @@ nf_dotenv_names() {
   return 1
 }
 
+# nf_dotenv_parse DATA: godotenv's parser. The text is split into lines
+# once and read a line at a time (cur is what is left of the current
+# one): cutting each statement off the whole text costs its length per
+# statement, which made a 2,000-line file take 9 s. Text is cut after a
+# match by its offset, never with ${x#*y}, which bash tries against
+# every prefix: the square of the distance to y (7 s for a 200 KB value).
 nf_dotenv_parse() {
   local LC_ALL=C
-  local src=$1 key value q i c prev
+  # godotenv's blanks (isSpace): not the newline.
+  local sp=$' \t\v\f\r'
+  local keyre="^([A-Za-z0-9_.$sp]*)[=:]"
+  local key value q acc rest pre last cur n li=1
+  local -a lines=()
   nf_pk=() nf_pv=() nf_err=''
   local -A have=()
+  # CRLF is a newline (a lone CR ends an unquoted value). The here-string
+  # adds a newline: the last line is what follows the text's last one.
+  mapfile -t lines <<<"${1//$'\r\n'/$'\n'}"
+  n=${#lines[@]} cur=${lines[0]}
   while :; do
-    # The start of the next statement: past blanks and comment lines.
+    # The start of the next statement: past blanks, blank lines and
+    # comments (to the end of their line).
     while :; do
-      src=${src#"${src%%[![:space:]]*}"}
-      [[ $src == '#'* ]] || break
-      [[ $src == *$'\n'* ]] || src=''
-      src=${src#*$'\n'}
+      cur=${cur#"${cur%%[![:space:]]*}"}
+      [[ $cur == '#'* ]] && cur=''
+      [[ -z $cur ]] || break
+      ((li < n)) || return 0
+      cur=${lines[li]} li=$((li + 1))
     done
-    [[ -n $src ]] || return 0
-    if [[ $src == export[[:blank:]]* ]]; then
-      src=${src#export}
-      src=${src#"${src%%[![:blank:]]*}"}
+    if [[ $cur == export["$sp"]* ]]; then
+      cur=${cur#export}
+      cur=${cur#"${cur%%[!"$sp"]*}"}
     fi
-    # The key: letters, digits, _ and ., up to = or :.
-    if [[ ! $src =~ ^([A-Za-z0-9_.[:blank:]]*)[=:] ]]; then
-      # Like godotenv: a last statement of name characters alone is a
-      # value without a name (nothing is set), anything else an error.
-      [[ $src =~ ^[A-Za-z0-9_.[:blank:]]*$ ]] && return 0
-      nf_err=syntax
-      return 1
-    fi
+    # The key: letters, digits, _, . and blanks, up to = or :. Anything
+    # else, or no = or : on the line, is a mistake; so is an empty key
+    # (godotenv reads a value without a key: nixflow run refuses it).
+    [[ $cur =~ $keyre ]] || { nf_err=syntax; return 1; }
     key=${BASH_REMATCH[1]}
-    src=${src:${#BASH_REMATCH[0]}}
-    key=${key%"${key##*[![:blank:]]}"}
+    cur=${cur:${#BASH_REMATCH[0]}}
+    key=${key%"${key##*[!"$sp"]}"}
     [[ -n $key ]] || { nf_err=syntax; return 1; }
-    src=${src#"${src%%[!$' \t\v\f\r']*}"}
-    q=${src:0:1}
+    cur=${cur#"${cur%%[!"$sp"]*}"}
+    q=${cur:0:1}
     if [[ $q == "'" || $q == '"' ]]; then
-      # The value ends at the first quote not preceded by a backslash.
-      value=''
-      for ((i = 1; i < ${#src}; i++)); do
-        c=${src:i:1}
-        [[ $c == "$q" ]] || continue
-        prev=${src:i-1:1}
-        [[ $prev == \\ ]] && continue
-        value=${src:0:i}
-        break
+      # The value ends at the first quote not preceded by a backslash,
+      # on this line or a later one.
+      acc=$q rest=${cur:1}
+      while :; do
+        if [[ $rest == *"$q"* ]]; then
+          pre=${rest%%"$q"*}
+          if [[ -n $pre ]]; then last=${pre: -1}; else last=${acc: -1}; fi
+          acc+=$pre rest=${rest:${#pre}+1}
+          [[ $last == \\ ]] || break
+          acc+=$q
+        elif ((li < n)); then
+          acc+=$rest$'\n' rest=${lines[li]} li=$((li + 1))
+        else
+          nf_err=syntax
+          return 1
+        fi
       done
-      ((i < ${#src})) || { nf_err=syntax; return 1; }
-      src=${src:i+1}
+      cur=$rest value=$acc
       while [[ $value == "$q"* ]]; do value=${value#"$q"}; done
       while [[ $value == *"$q" ]]; do value=${value%"$q"}; done
       if [[ $q == '"' ]]; then
@@ -1095,11 +1139,17 @@ nf_dotenv_parse() {
         value=$nf_x
       fi
     else
-      if [[ $src == *$'\n'* ]]; then value=${src%%$'\n'*}; src=${src#*$'\n'}; else value=$src; src=''; fi
-      # An inline comment starts at the last " #".
-      [[ $value == *[[:blank:]]#* ]] && value=${value%[[:blank:]]#*}
-      value=${value#"${value%%[!$' \t\v\f\r']*}"}
-      value=${value%"${value##*[!$' \t\v\f\r']}"}
+      # The value runs to the end of the line, or to a CR.
+      if [[ $cur == *$'\r'* ]]; then
+        value=${cur%%$'\r'*}
+        cur=${cur:${#value}+1}
+      else
+        value=$cur cur=''
+      fi
+      # An inline comment starts at the last blank and #.
+      [[ $value == *["$sp"]#* ]] && value=${value%["$sp"]#*}
+      value=${value#"${value%%[!"$sp"]*}"}
+      value=${value%"${value##*[!"$sp"]}"}
       nf_dotenv_expand "$value"
       value=$nf_x
     fi
@@ -1111,33 +1161,23 @@ nf_dotenv_parse() {
   done
 }
 
-# nf_dotenv_escapes TEXT: \n and \r become the characters; a backslash
-# before any other character but $ goes.
+# nf_dotenv_escapes TEXT: \n and \r become the characters, \$ stays, and
+# a backslash before any other character goes (godotenv's two passes, in
+# one).
 nf_dotenv_escapes() {
-  local s=$1 out='' c
+  local s=$1 out='' pre c
   while [[ $s == *\\?* ]]; do
-    out+=${s%%\\*}
-    s=${s#*\\}
-    c=${s:0:1}
-    s=${s:1}
+    pre=${s%%\\*}
+    c=${s:${#pre}+1:1}
+    s=${s:${#pre}+2}
+    out+=$pre
     case $c in
       n) out+=$'\n' ;;
       r) out+=$'\r' ;;
-      *) out+="\\$c" ;;
+      '$') out+='\$' ;;
+      *) out+=$c ;;
     esac
   done
-  s=$out$s out=''
-  local i n=${#s}
-  for ((i = 0; i < n; i++)); do
-    c=${s:i:1}
-    if [[ $c == \\ ]] && ((i + 1 < n)) && [[ ${s:i+1:1} != '$' ]]; then
-      out+=${s:i+1:1}
-      i=$((i + 1))
-    else
-      out+=$c
-    fi
-  done
-  s=''
   nf_x=$out$s
 }
 
@@ -1149,7 +1189,7 @@ nf_dotenv_expand() {
   local s=$1 out='' pre m name
   while [[ $s == *'$'* ]]; do
     pre=${s%%'$'*}
-    s=${s#*'$'}
+    s=${s:${#pre}+1}
     [[ $s =~ ^(\()?(\{)?([A-Z0-9_]+)?(\})? ]]
     m=${BASH_REMATCH[0]} name=${BASH_REMATCH[3]}
     s=${s:${#m}}
@@ -1336,34 +1376,46 @@ nf_sops() {
 
 # nf_parse_sops JSON flattens sops' JSON output into nf_pk/nf_pv: nested
 # keys joined with '_', list items by index, ini's DEFAULT section at the
-# top. A small JSON reader: sops writes plain, well-formed JSON.
+# top. A small JSON reader: sops writes plain, well-formed JSON, indented.
+# It reads bytes (C locale), a line at a time: nf_jc is what is left of
+# the current line, nf_jl the lines, nf_ji the next one's index. Each
+# look at a variable costs a copy of all of it, so a reader of the whole
+# text (or of all its rest) took minutes for a file of 2,000 keys.
 nf_parse_sops() {
-  nf_json=$1 nf_jpos=0 nf_err=''
+  local LC_ALL=C
+  nf_jl=() nf_ji=0 nf_jc='' nf_err=''
+  # No here-string: older bash writes those to a temporary file, and the
+  # text is secrets.
+  mapfile -t nf_jl < <(printf '%s\n' "$1")
   nf_json_ws
   nf_json_value "" || return 1
   return 0
 }
 
+# nf_json_ws skips white space, to the next line if need be.
 nf_json_ws() {
-  local rest=${nf_json:nf_jpos}
-  local trimmed=${rest#"${rest%%[![:space:]]*}"}
-  nf_jpos=$((nf_jpos + ${#rest} - ${#trimmed}))
+  while :; do
+    nf_jc=${nf_jc#"${nf_jc%%[![:space:]]*}"}
+    [[ -z $nf_jc ]] && ((nf_ji < ${#nf_jl[@]})) || return 0
+    nf_jc=${nf_jl[nf_ji]}
+    nf_ji=$((nf_ji + 1))
+  done
 }
 
-# nf_json_value PREFIX reads one value at nf_jpos.
+# nf_json_value PREFIX reads one value.
 nf_json_value() {
-  local prefix=$1 c=${nf_json:nf_jpos:1} key i
+  local prefix=$1 c=${nf_jc:0:1} key i
   case $c in
     '{')
-      nf_jpos=$((nf_jpos + 1))
+      nf_jc=${nf_jc:1}
       nf_json_ws
-      if [[ ${nf_json:nf_jpos:1} == '}' ]]; then nf_jpos=$((nf_jpos + 1)); return 0; fi
+      if [[ $nf_jc == '}'* ]]; then nf_jc=${nf_jc:1}; return 0; fi
       while :; do
         nf_json_ws
         nf_json_string || return 1
         key=$nf_js
         nf_json_ws
-        nf_jpos=$((nf_jpos + 1)) # :
+        nf_jc=${nf_jc:1} # :
         nf_json_ws
         if [[ -z $prefix && $key == DEFAULT && $nf_sops_ini == 1 ]]; then
           nf_json_value "" || return 1
@@ -1371,23 +1423,23 @@ nf_json_value() {
           nf_json_value "${prefix:+${prefix}_}$key" || return 1
         fi
         nf_json_ws
-        c=${nf_json:nf_jpos:1}
-        nf_jpos=$((nf_jpos + 1))
+        c=${nf_jc:0:1}
+        nf_jc=${nf_jc:1}
         [[ $c == '}' ]] && return 0
       done
       ;;
     '[')
-      nf_jpos=$((nf_jpos + 1))
+      nf_jc=${nf_jc:1}
       nf_json_ws
-      if [[ ${nf_json:nf_jpos:1} == ']' ]]; then nf_jpos=$((nf_jpos + 1)); return 0; fi
+      if [[ $nf_jc == ']'* ]]; then nf_jc=${nf_jc:1}; return 0; fi
       i=0
       while :; do
         nf_json_ws
         nf_json_value "${prefix:+${prefix}_}$i" || return 1
         i=$((i + 1))
         nf_json_ws
-        c=${nf_json:nf_jpos:1}
-        nf_jpos=$((nf_jpos + 1))
+        c=${nf_jc:0:1}
+        nf_jc=${nf_jc:1}
         [[ $c == ']' ]] && return 0
       done
       ;;
@@ -1396,9 +1448,8 @@ nf_json_value() {
       nf_json_leaf "$prefix" "$nf_js"
       ;;
     *)
-      local rest=${nf_json:nf_jpos}
-      [[ $rest =~ ^(true|false|null|-?[0-9][0-9.eE+-]*) ]] || { nf_err="read the decrypted file: not JSON"; return 1; }
-      nf_jpos=$((nf_jpos + ${#BASH_REMATCH[1]}))
+      [[ $nf_jc =~ ^(true|false|null|-?[0-9][0-9.eE+-]*) ]] || { nf_err="read the decrypted file: not JSON"; return 1; }
+      nf_jc=${nf_jc:${#BASH_REMATCH[1]}}
       local v=${BASH_REMATCH[1]}
       [[ $v == null ]] && v=''
       nf_json_leaf "$prefix" "$v"
@@ -1421,29 +1472,65 @@ nf_json_leaf() {
   nf_pv[$1]=$2
 }
 
-# nf_json_string reads a JSON string at nf_jpos into nf_js.
+# nf_json_string reads a JSON string into nf_js. A string is on one line,
+# and each step below is one pass over it: a loop that cuts the text at
+# each escape costs its length per escape.
 nf_json_string() {
-  local rest=${nf_json:nf_jpos}
-  if [[ ! $rest =~ ^\"(([^\"\\]|\\.)*)\" ]]; then
-    nf_err="read the decrypted file: not JSON"
-    return 1
+  local rest t s p out='' pre cp lo
+  [[ $nf_jc == \"* ]] || { nf_err="read the decrypted file: not JSON"; return 1; }
+  rest=${nf_jc:1}
+  # Its end: the first quote once \\ and \" are blanked (the first \\
+  # in the text is an escaped backslash: no other escape ends in one).
+  t=${rest//$'\\\\'/__}
+  t=${t//'\"'/__}
+  [[ $t == *\"* ]] || { nf_err="read the decrypted file: not JSON"; return 1; }
+  t=${t%%\"*}
+  s=${rest:0:${#t}} nf_jc=${rest:${#t}+1}
+  # JSON has no control character in a string but escaped, so \x01 can
+  # stand for an escaped backslash while the other escapes are replaced.
+  [[ $s != *[$'\x01'-$'\x1f']* ]] || { nf_err="read the decrypted file: not JSON"; return 1; }
+  p=${s//$'\\\\'/$'\x01'}
+  if [[ $p == *\\* ]]; then
+    p=${p//'\n'/$'\n'} p=${p//'\t'/$'\t'} p=${p//'\r'/$'\r'} p=${p//'\b'/$'\b'} p=${p//'\f'/$'\f'}
+    p=${p//'\"'/\"} p=${p//'\/'/\/}
   fi
-  nf_jpos=$((nf_jpos + ${#BASH_REMATCH[0]}))
-  local s=${BASH_REMATCH[1]} out=''
-  while [[ $s =~ ^([^\\]*)\\(u[0-9a-fA-F]{4}|.)(.*)$ ]]; do
-    out+=${BASH_REMATCH[1]}
-    s=${BASH_REMATCH[3]}
-    case ${BASH_REMATCH[2]} in
-      n) out+=$'\n' ;;
-      t) out+=$'\t' ;;
-      r) out+=$'\r' ;;
-      b) out+=$'\b' ;;
-      f) out+=$'\f' ;;
-      u*) local ch; printf -v ch '%b' "\\u${BASH_REMATCH[2]#u}"; out+=$ch ;;
-      *) out+=${BASH_REMATCH[2]} ;;
-    esac
+  # \u last: what it gives (a backslash, a \x01) is not looked at again.
+  while [[ $p == *'\u'* ]]; do
+    pre=${p%%'\u'*}
+    p=${p:${#pre}+2}
+    out+=${pre//$'\x01'/\\}
+    [[ $p =~ ^[0-9a-fA-F]{4} ]] || { nf_err="read the decrypted file: not JSON"; return 1; }
+    cp=$((16#${p:0:4}))
+    p=${p:4}
+    # A pair of surrogates is one character; a lone one is U+FFFD, as
+    # Go's decoder reads them.
+    if ((cp >= 0xD800 && cp < 0xDC00)) && [[ $p =~ ^\\u([dD][c-fC-F][0-9a-fA-F]{2}) ]]; then
+      lo=$((16#${BASH_REMATCH[1]}))
+      cp=$((0x10000 + ((cp - 0xD800) << 10) + lo - 0xDC00))
+      p=${p:6}
+    elif ((cp >= 0xD800 && cp < 0xE000)); then
+      cp=0xFFFD
+    fi
+    nf_utf8 "$cp"
+    out+=$nf_u
   done
-  nf_js=$out$s
+  [[ $p != *\\* ]] || { nf_err="read the decrypted file: not JSON"; return 1; }
+  nf_js=$out${p//$'\x01'/\\}
+}
+
+# nf_utf8 CODEPOINT sets nf_u to its UTF-8 bytes, whatever the locale.
+nf_utf8() {
+  local cp=$1 f
+  if ((cp < 0x80)); then
+    printf -v f '\\x%02x' "$cp"
+  elif ((cp < 0x800)); then
+    printf -v f '\\x%02x\\x%02x' $((0xC0 | cp >> 6)) $((0x80 | (cp & 0x3F)))
+  elif ((cp < 0x10000)); then
+    printf -v f '\\x%02x\\x%02x\\x%02x' $((0xE0 | cp >> 12)) $((0x80 | (cp >> 6 & 0x3F))) $((0x80 | (cp & 0x3F)))
+  else
+    printf -v f '\\x%02x\\x%02x\\x%02x\\x%02x' $((0xF0 | cp >> 18)) $((0x80 | (cp >> 12 & 0x3F))) $((0x80 | (cp >> 6 & 0x3F))) $((0x80 | (cp & 0x3F)))
+  fi
+  printf -v nf_u '%b' "$f"
 }
 
 # nf_resolve_environments runs every provider, the workflow's and each
@@ -1531,15 +1618,14 @@ nf_resolve_environments() {
 # nf_masked VALUE: VALUE is masked already: some line of it, and every
 # line long enough to mask (as nf_add_mask trims them).
 nf_masked() {
-  local rest=$1 line v found any=0
-  while [[ -n $rest ]]; do
-    if [[ $rest == *$'\n'* ]]; then line=${rest%%$'\n'*}; rest=${rest#*$'\n'}; else line=$rest; rest=''; fi
+  local line any=0
+  nf_sync_mask_set
+  nf_lines "$1"
+  for line in "${nf_lines[@]}"; do
     line=${line#"${line%%[![:space:]]*}"}
     line=${line%"${line##*[![:space:]]}"}
     ((${#line} >= 4)) || continue
-    found=0
-    for v in "${nf_masks[@]}"; do [[ $v == "$line" ]] && found=1 && break; done
-    ((found)) || return 1
+    [[ -n ${nf_mask_set[$line]:-} ]] || return 1
     any=1
   done
   ((any))

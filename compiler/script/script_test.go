@@ -77,6 +77,7 @@ func TestDeterministic(t *testing.T) {
 }
 
 func TestShellcheckAndSyntax(t *testing.T) {
+	t.Parallel()
 	sc := testenv.NeedCommand(t, "shellcheck", "shellcheck")
 	f := filepath.Join(t.TempDir(), "result")
 	if err := os.WriteFile(f, compile(t, rich), 0o755); err != nil {

@@ -1,0 +1,57 @@
+package script
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/nixflow/nixflow/actions"
+)
+
+// dotenvPieces are lines (and parts of lines) that the dotenv grammar
+// treats each in its own way: documents made of them tell the script's
+// parser and nixflow run's (godotenv's) apart wherever they differ.
+var dotenvPieces = []string{
+	"", "   ", "\t", "# a comment", "  # indented comment", "A=1", "export B=2", "export  C = 3 ",
+	"D: four", "E = 'single $A ${B}'", `F="double \"q\" \n nl ${A} $B \$A \\ \x"`, `G="multi`, `line"`,
+	`H='multi`, `line'`, "I=val # comment # two", "J=a#b", "K=${A}-$B-${UNDEF}", "L=$(x) `y`",
+	"M=\r", "N=crlf\r", `O=x\y`, `P="\\n"`, `Q=""`, `R=''`, `S="x"y`, `T="x" # c`, `U="a\"`,
+	"bad line", "V", "W.X=1", "1Y=2", "Z Z=3", "\tTAB=4", "export", "export E2", "lower=ok",
+	"UNI=héllo wörld", `DQ="it's"`, `SQ='say "hi"'`, "EMPTY=", "SPACES=   padded   ",
+	`ESC="\r\t\$\\"`, "DOLLAR=$", "BR=${", "PAREN=$(", `"QK"=1`, "=noval", ": colon", "A=again",
+	"export F2=\"two\nlines\"", "C1=a # b", "C2=#notcomment", "C3='x' # y",
+	"CR1=\"crlf\r", "CR2=x\ry", "V1\v=1", "F1\f=2", "X=\\\n", `Y="\\"`, `Z='a\'b'`, "export=1", "exportED=1",
+}
+
+// TestDotenvAgrees reads thousands of dotenv documents, made of the
+// pieces above, with the compiled script's parser (nf_dotenv) and with
+// nixflow run's (actions.ReadEnvFile), and wants the same keys and values,
+// or the same error, for each.
+func TestDotenvAgrees(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	var docs []string
+	for _, p := range dotenvPieces {
+		docs = append(docs, p, p+"\n")
+	}
+	for range 3000 {
+		var lines []string
+		for range 1 + rng.IntN(6) {
+			lines = append(lines, dotenvPieces[rng.IntN(len(dotenvPieces))])
+		}
+		doc := strings.Join(lines, "\n")
+		if rng.IntN(2) == 0 {
+			doc += "\n"
+		}
+		docs = append(docs, doc)
+	}
+	// Each file is read whole (none holds a NUL byte), as the script
+	// reads an --env-file.
+	files := agreeDocs(t, t.TempDir(), docs)
+	script := readAll(t, `nf_dotenv "$data"`, files, "LC_ALL=C.UTF-8")
+	var run []string
+	for _, f := range files {
+		run = append(run, readResult(actions.ReadEnvFile(f)))
+	}
+	agree(t, "", docs, script, run)
+}
