@@ -33,7 +33,7 @@ func (w *workspace) run(ctx context.Context, cmd executors.Command, dir string) 
 	release := func() { once.Do(w.c.release) }
 	defer release()
 	cookie := rand.Text()
-	state := w.statePrefix() + "." + cookie
+	state := w.statePrefix() + "@" + cookie
 	hdr := header(state, dir, cookie, cmd.Env, cmd.PathPrepend, cmd.Argv)
 
 	// Not killed with ctx: a stop goes through the escalation.

@@ -105,11 +105,11 @@ func (w *workspace) Teardown(ctx context.Context, keep bool) error {
 	return err
 }
 
-// removeScript kills what is left of a job's steps ($3.*.pgid) and
+// removeScript kills what is left of a job's steps ($3@*.pgid) and
 // removes its temporary directory $2 and, unless $4 names the mark that
 // keeps it, its workspace $1.
 const removeScript = `ws=$1 tmp=$2 state=$3 kept=$4
-for f in "$state".*.pgid; do
+for f in "$state"@*.pgid; do
 	[ -s "$f" ] && kill -s KILL -- "-$(cat "$f")" 2>/dev/null
 done
 rmtree() {
@@ -133,7 +133,8 @@ func (w *workspace) remove(ctx context.Context, keep bool) error {
 }
 
 // statePrefix is where the job's steps keep their state files (process
-// group ids), followed by .<cookie>.
+// group ids), followed by @<cookie>: no job's name holds an @, so the
+// files of job "a" are not those of job "a.b".
 func (w *workspace) statePrefix() string {
 	return path.Join(w.c.run, "ctl", "job."+w.job)
 }
