@@ -1791,6 +1791,10 @@ nf_host_environ() {
 nf_exec_clean() {
   set -- "${nf_host_kv[@]}" "$@"
   while (($#)) && [[ $1 != -- ]]; do
+    # A variable of that name is unset first: an array of the runtime's
+    # (nf_kv) would take the value as its first element and pass nothing
+    # on, and bash's own (RANDOM, SECONDS) would not pass it either.
+    while declare -p "${1%%=*}" >/dev/null 2>&1; do unset -v "${1%%=*}" 2>/dev/null || break; done
     # shellcheck disable=SC2163 # $1 is NAME=VALUE
     export "$1" 2>/dev/null || true
     shift

@@ -104,6 +104,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("StopEndsWithGroup", s.testStopEndsWithGroup)
 	t.Run("SetsidEscapeeCancelled", s.testSetsidCancelled)
 	t.Run("SetsidEscapeeAfterExit", s.testSetsidAfterExit)
+	t.Run("RunnerNames", s.testRunnerNames)
 	t.Run("SetsidEscapeeForks", s.testSetsidForks)
 	t.Run("SetsidEscapeeMainThreadEnded", s.testSetsidMainThreadEnded)
 	t.Run("CopyTree", s.testCopyTree)
@@ -121,6 +122,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("TeardownReadOnly", s.testTeardownReadOnly)
 	t.Run("TeardownWhileStopping", s.testTeardownWhileStopping)
 	t.Run("ConcurrentJobs", s.testConcurrentJobs)
+	t.Run("TeardownSparesOtherJobs", s.testTeardownSparesOtherJobs)
 }
 
 type suite struct {
@@ -768,6 +770,35 @@ exit 0`})
 	w.assertGone("escapee.pid")
 }
 
+// runnerNames are names of variables the backends' step runners use
+// (the SSH runner's nf_*, the OCI wrapper's __nixflow_*): a step declares
+// them as any other.
+var runnerNames = []string{"nf_path", "nf_argv", "nf_cookie", "nf_kv", "nf_env", "nf_state", "nf_n", "nf_prepend",
+	"__nixflow_env", "__nixflow_c", "__nixflow_stop", "__nixflow_rc", "pid", "cookie", "state"}
+
+// testRunnerNames: variables named as a step runner's own reach the step
+// with their declared values, and take nothing from the runner: the step
+// runs, and a setsid escapee of it (its cookie declared too) is still
+// found and killed once it ends.
+func (s *suite) testRunnerNames(t *testing.T) {
+	w := s.setup(t).prepare("runner-names")
+	w.skipWithoutSetsid()
+	var env []string
+	var want strings.Builder
+	for _, n := range runnerNames {
+		env = append(env, n+"=declared "+n)
+		fmt.Fprintf(&want, "%s=declared %s\n", n, n)
+	}
+	r := w.mustRun(step{env: env, script: `for v in ` + strings.Join(runnerNames, " ") + `; do printf '%s=%s\n' "$v" "${!v-}"; done
+mkfifo started
+setsid bash -c 'echo $$ > escapee.pid; echo > started; exec sleep 1000' </dev/null >/dev/null 2>&1 &
+read -r _ < started`})
+	if r.stdout != want.String() {
+		t.Errorf("the step saw:\n%s\nwant:\n%s", r.stdout, want.String())
+	}
+	w.assertGone("escapee.pid")
+}
+
 // testSetsidForks: an escapee that keeps starting processes while the
 // step ends leaves none of them behind: the search for the step's
 // processes looks again while it finds new ones, and waits for the killed
@@ -1283,6 +1314,35 @@ func (s *suite) testTeardownWhileStopping(t *testing.T) {
 		w.teardown(false)
 	})
 	e.prepare("stopping")
+}
+
+// testTeardownSparesOtherJobs tears down job "a" while a step of job
+// "a.b" (a name that starts with a's) runs: that step goes on to its end.
+func (s *suite) testTeardownSparesOtherJobs(t *testing.T) {
+	e := s.setup(t)
+	a, ab := e.prepare("a"), e.prepare("a.b")
+	a.mustRun(step{script: `true`})
+	out := newReadyWriter()
+	done := make(chan result, 1)
+	go func() {
+		done <- ab.exec(context.Background(), step{script: `echo ready; sleep 1; echo survived`, stdout: out})
+	}()
+	select {
+	case <-out.ready:
+	case r := <-done:
+		t.Fatalf("a.b's step returned before it was ready: %+v, err %v", r.Result, r.err)
+	case <-time.After(readyTimeout):
+		t.Fatalf("a.b's step: not ready after %v", readyTimeout)
+	}
+	a.teardown(false)
+	r := <-done
+	out.mu.Lock()
+	got := out.buf.String()
+	out.mu.Unlock()
+	if r.err != nil || r.ExitCode != 0 || got != "ready\nsurvived\n" {
+		t.Errorf("a.b's step, with a torn down while it ran: exit status %d, err %v, output %q (stderr %q)", r.ExitCode, r.err, got, r.stderr)
+	}
+	ab.teardown(false)
 }
 
 func (s *suite) testConcurrentJobs(t *testing.T) {

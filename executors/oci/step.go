@@ -146,27 +146,29 @@ const wrapper = `cd -P -- "$2" 2>/dev/null || {
   IFS= read -r -d '' _; exit 1
 }
 IFS= read -r -d '' __nixflow_env
-eval "$__nixflow_env"; unset __nixflow_env
-__nixflow_c=$1 __nixflow_stop=$3; shift 3
+# The step's variables may be named as anything, this shell's own too:
+# from here on, it reads only its arguments.
+eval "$__nixflow_env"
 # The step writes to the real stderr (fd 3); this shell's own word on a
 # step killed by a signal ("Terminated", "Segmentation fault") goes
 # nowhere: the exit status says it.
 exec 3>&2 2>/dev/null
 set -m
-(printf '%s\n' "$BASHPID"; exec "$@") </dev/null 2>&3 3>&- &
+(printf '%s\n' "$BASHPID"; shift 3; exec "$@") </dev/null 2>&3 3>&- &
 # (Without job control, wait returns when the step ends, not when it is
 # stopped: SIGSTOP, Ctrl-Z.)
 set +m
 wait "$!"
-__nixflow_rc=$?
+# The step's exit status, the cookie, the stop file.
+set -- "$?" "$1" "$3"
 exec 2>&3 3>&-
-if ! [ -e "$__nixflow_stop" ]; then
+if ! [ -e "$3" ]; then
   reap() {
 ` + reapScript + `
   }
-  reap "$__nixflow_c"
+  reap "$2"
 fi
-exit "$__nixflow_rc"
+exit "$1"
 `
 
 // Run runs cmd through an exec in the container (see the package

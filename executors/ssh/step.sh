@@ -53,10 +53,21 @@ command -v setsid >/dev/null 2>&1 || fail "setsid is not installed (util-linux)"
 # gets the runner's outputs; the runner keeps none of them open.
 exec 4>&1 5>&2 >/dev/null 2>&1
 (
-	# shellcheck disable=SC2163 # nf_kv is NAME=VALUE
-	for nf_kv in "${nf_env[@]}"; do export "$nf_kv" 2>/dev/null; done
-	export PATH="$nf_path" NIXFLOW_STEP_COOKIE="$nf_cookie"
-	exec setsid "${nf_argv[@]}"
+	# Everything of the runner's in the arguments first: a declared value
+	# may be named as one of its variables (nf_path, nf_argv, nf_cookie),
+	# which is read no more once the values are set. A variable of that
+	# name (an array of the runner's) is unset first: export would make
+	# the value its first element, and pass nothing on.
+	set -- "${nf_env[@]}" -- "$nf_path" "$nf_cookie" "${nf_argv[@]}"
+	while [ "$1" != -- ]; do
+		while declare -p "${1%%=*}" >/dev/null 2>&1; do unset -v "${1%%=*}" 2>/dev/null || break; done
+		# shellcheck disable=SC2163 # $1 is NAME=VALUE
+		export "$1" 2>/dev/null
+		shift
+	done
+	export PATH="$2" NIXFLOW_STEP_COOKIE="$3"
+	shift 3
+	exec setsid "$@"
 ) </dev/null >&4 2>&5 3<&- 4>&- 5>&- &
 pid=$!
 exec 4>&- 5>&-
