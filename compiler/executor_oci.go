@@ -1,6 +1,9 @@
 package compiler
 
-import "path"
+import (
+	"path"
+	"strings"
+)
 
 // OCIExecutor runs steps in docker or podman containers.
 type OCIExecutor struct {
@@ -22,6 +25,21 @@ type OCIExecutor struct {
 // says otherwise.
 const defaultOCIWorkdir = "/workspace"
 
+// OCIControlDir is the container's directory of nixflow's own (its
+// control files are mounted at /nixflow/tmp): no workspace goes there.
+const OCIControlDir = "/nixflow"
+
+// ociRefusedOptions are container options the executor cannot work with,
+// and why.
+var ociRefusedOptions = map[string]string{
+	// The reap after each step kills every process of the container's
+	// pid namespace but its keep-alive.
+	"--pid": "the executor kills what a step leaves behind by the container's process ids: in the host's or another container's process namespace, that would reach processes that are not the job's",
+	// docker-init would be pid 1, and the keep-alive one of the
+	// processes the reap kills.
+	"--init": "the executor's keep-alive is the container's process 1, which --init takes; the container would stop after the first step",
+}
+
 var ociKind = executorKind{
 	fields: []string{"image", "runtime", "mode", "user", "workdir", "volumes", "options"},
 	decode: func(o *execFields, e *Executor) {
@@ -38,6 +56,17 @@ var ociKind = executorKind{
 			c.Workdir = defaultOCIWorkdir
 		} else if !path.IsAbs(c.Workdir) || path.Clean(c.Workdir) != c.Workdir || c.Workdir == "/" {
 			o.d.at(o.fields.get("workdir"), o.path("workdir"), "must be an absolute path other than /, got %q", c.Workdir)
+		} else if c.Workdir == OCIControlDir || strings.HasPrefix(c.Workdir, OCIControlDir+"/") {
+			o.d.at(o.fields.get("workdir"), o.path("workdir"), "%q is in %s, the directory of nixflow's control files: choose another, such as %s", c.Workdir, OCIControlDir, defaultOCIWorkdir)
+		}
+		if n := o.fields.get("options"); n != nil && n.kind == kindArray {
+			p := o.path("options")
+			for i, opt := range c.Options {
+				name, _, _ := strings.Cut(opt, "=")
+				if why, ok := ociRefusedOptions[name]; ok && i < len(n.elems) {
+					o.d.at(n.elems[i], p.elem(i), "%s is not supported: %s", name, why)
+				}
+			}
 		}
 		e.OCI = c
 	},

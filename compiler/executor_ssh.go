@@ -1,6 +1,9 @@
 package compiler
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // SSHExecutor runs steps on a host, or a pool of hosts, reached with the
 // OpenSSH client. Exactly one of Host and Hosts is set.
@@ -52,7 +55,9 @@ var sshKind = executorKind{
 			s.Hosts = sshHosts(o, hosts, s.MaxJobs)
 		default:
 			s.Host = o.reqStr("host")
+			sshName(o.d, o.get("host"), o.path("host"), "host", s.Host)
 		}
+		sshName(o.d, o.get("user"), o.path("user"), "user", s.User)
 		if v := o.fields.get("nixCopy"); v != nil {
 			switch v.kind {
 			case kindBool:
@@ -95,6 +100,7 @@ func sshHosts(o *execFields, n *node, defaultMax int) []SSHHost {
 				continue
 			}
 			h.Host = s
+			sshName(d, e, ep, "host", s)
 		case kindObject:
 			fields, ok := d.object(e, ep, []string{"host", "user", "port", "identityFile", "maxJobs"}, nil)
 			if !ok {
@@ -108,8 +114,10 @@ func sshHosts(o *execFields, n *node, defaultMax int) []SSHHost {
 			if h.Host, ok = d.nonEmpty(v, ep.field("host")); !ok {
 				continue
 			}
+			sshName(d, v, ep.field("host"), "host", h.Host)
 			if v := fields.get("user"); v != nil {
 				h.User, _ = d.nonEmpty(v, ep.field("user"))
+				sshName(d, v, ep.field("user"), "user", h.User)
 			}
 			if v := fields.get("port"); v != nil {
 				h.Port, _ = d.integer(v, ep.field("port"), 1, 65535)
@@ -133,4 +141,21 @@ func sshHosts(o *execFields, n *node, defaultMax int) []SSHHost {
 		out = append(out, h)
 	}
 	return out
+}
+
+// sshName refuses a host or user name that ssh would read as an option
+// (a leading -) or that cannot be one (blanks, NUL; an @ in a user,
+// which would name another host).
+func sshName(d *decoder, n *node, p jsonPath, what, name string) {
+	bad := " \t\n\x00"
+	if what == "user" {
+		bad += "@"
+	}
+	switch {
+	case n == nil || name == "":
+	case strings.HasPrefix(name, "-"):
+		d.at(n, p, "invalid %s %q: it must not start with -", what, name)
+	case strings.ContainsAny(name, bad):
+		d.at(n, p, "invalid %s %q: it must not hold blanks%s", what, name, map[bool]string{true: " or @", false: ""}[what == "user"])
+	}
 }

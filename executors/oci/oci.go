@@ -81,7 +81,7 @@ import (
 )
 
 // tmpMount is where a job's temporary directory is mounted.
-const tmpMount = "/nixflow/tmp"
+const tmpMount = compiler.OCIControlDir + "/tmp"
 
 // Executor runs jobs in containers of one configuration.
 type Executor struct {

@@ -12,6 +12,10 @@ base=${base:-${TMPDIR:-/tmp}}
 case $base in
 "~") base=$HOME ;;
 "~/"*) base=$HOME/${base#??} ;;
+/*) ;;
+# Relative: to the home, as ~/ (and as scp reads one); the steps change
+# directories, so every path the run gives them is absolute.
+*) base=${HOME:-$PWD}/$base ;;
 esac
 mkdir -p -- "$base" 2>/dev/null
 run=$(umask 077 && mktemp -d "$base/nixflow.XXXXXXXX" 2>&1) || {

@@ -409,3 +409,45 @@ func TestNoisyLogin(t *testing.T) {
 		t.Errorf("copied out %q, %v", b, err)
 	}
 }
+
+// TestRelativeWorkdir: a relative workdir is taken from the directory the
+// session starts in (the remote home), and every path the steps get is
+// absolute: a step that changes directories still finds its control
+// files.
+func TestRelativeWorkdir(t *testing.T) {
+	t.Parallel()
+	s := sshd(t)
+	tg := target(t, s)
+	rel, err := filepath.Rel(s.Home, tg.Workdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg.Workdir = rel + "/with space"
+	ex, err := ssh.NewForTarget(tg, params(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close(context.Background())
+	ctx := context.Background()
+	ws, err := ex.Prepare(ctx, executors.JobSpec{RunID: "test", Job: "rel", RunDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{ws.Dir(), ws.TempDir()} {
+		if !path.IsAbs(p) || !strings.HasPrefix(p, s.Home+"/") {
+			t.Errorf("%q is not an absolute path in the remote home %s", p, s.Home)
+		}
+	}
+	res, out, err := runStep(ws, ctx, "mkdir sub; cd sub; echo x > "+shellQuote(path.Join(ws.TempDir(), "f"))+"; cat "+shellQuote(path.Join(ws.TempDir(), "f")))
+	if err != nil || res.ExitCode != 0 || out != "x\n" {
+		t.Errorf("step: exit status %d, err %v, output %q", res.ExitCode, err, out)
+	}
+	if err := ws.Teardown(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(tg.Workdir))
+	os.Remove(filepath.Join(s.Home, rel, "with space"))
+}
