@@ -155,6 +155,28 @@ func prepare(t *testing.T, x executors.Executor, spec executors.JobSpec) executo
 	return ws
 }
 
+// TestContainerBashEnv: a BASH_ENV of the container's (an image's ENV, a
+// --env option) that prints is read by the step's bash, as a local step's
+// is, and not by the executor's wrapper, whose first line of output is
+// the step's pid.
+func TestContainerBashEnv(t *testing.T) {
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			t.Parallel()
+			vol := t.TempDir()
+			os.WriteFile(filepath.Join(vol, "benv"), []byte("echo from-bash-env\n"), 0o644)
+			x := newExecutor(t, rt, compiler.OCIExecutor{
+				Volumes: []string{vol + ":/vol:ro"},
+				Options: []string{"--env", "BASH_ENV=/vol/benv"},
+			})
+			ws := prepare(t, x, executors.JobSpec{Job: "bash-env"})
+			if code, out := run(t, ws, `echo step`); code != 0 || out != "from-bash-env\nstep\n" {
+				t.Errorf("exit %d, output %q", code, out)
+			}
+		})
+	}
+}
+
 // TestImageEnvAndOptions checks what a step sees: the image's ENV below
 // the declared env, the workdir, the user, volumes and labels.
 func TestImageEnvAndOptions(t *testing.T) {

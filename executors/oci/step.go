@@ -132,8 +132,8 @@ const reapFor = "5"
 // exec that ends at once.)
 const noWorkdir = "nixflow-no-workdir"
 
-// wrapper runs a step: it enters the step's working directory (or says
-// noWorkdir instead of a pid), reads the step's environment as shell code
+// wrapper runs a step (started in posix mode, see Run): it enters the
+// step's working directory (or says noWorkdir instead of a pid), reads the step's environment as shell code
 // from standard input, and starts the step, with standard input from
 // /dev/null, as the leader of a process group of its own (job control):
 // the step's first act is to print its pid, the group's, the first line
@@ -141,7 +141,8 @@ const noWorkdir = "nixflow-no-workdir"
 // file $3 exists, made as the escalation's first signal is sent: it goes
 // on from outside), it kills what the step left. Its exit status is the
 // step's.
-const wrapper = `cd -P -- "$2" 2>/dev/null || {
+const wrapper = `set +o posix
+cd -P -- "$2" 2>/dev/null || {
   if [ -d "$2" ]; then cd -P -- "$2"; else printf '` + noWorkdir + `\n'; fi
   IFS= read -r -d '' _; exit 1
 }
@@ -207,7 +208,10 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	// the first signal: on the host, through the temporary directory's
 	// mount.
 	stopName := ".stopped-" + c
-	args = append(args, w.ctr.id, "bash", "-c", wrapper, "nixflow-step", cookie, dir, path.Join(w.tempDir, stopName))
+	// bash --posix reads no BASH_ENV (the container's, which may print: the
+	// wrapper's first line is the step's pid); the wrapper leaves posix
+	// mode at once, and the step's own bash reads it, as a local step's.
+	args = append(args, w.ctr.id, "bash", "--posix", "-c", wrapper, "nixflow-step", cookie, dir, path.Join(w.tempDir, stopName))
 	args = append(args, cmd.Argv...)
 	x := w.cli.command(args...)
 	script, err := executors.EnvScript(env, cmd.PathPrepend)
