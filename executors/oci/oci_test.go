@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"sync"
 	"testing"
 	"time"
@@ -153,6 +154,57 @@ func prepare(t *testing.T, x executors.Executor, spec executors.JobSpec) executo
 		}
 	})
 	return ws
+}
+
+// TestHungExecClient: a runtime client that never starts the step (a
+// daemon that does not answer) does not hold a stopped Run: once the stop
+// would have ended, the client is killed and Run returns, stopped.
+func TestHungExecClient(t *testing.T) {
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			t.Parallel()
+			x := newExecutor(t, rt, compiler.OCIExecutor{})
+			dir := t.TempDir()
+			fake, pidFile := filepath.Join(dir, rt), filepath.Join(dir, "client.pid")
+			// The real client, but for the step's exec, which hangs.
+			script := "#!/bin/sh\nfor a; do case $a in nixflow-step) echo $$ > " + pidFile + "; exec sleep 600;; esac; done\nexec " + x.cli.path + " \"$@\"\n"
+			if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			fc := *x.cli
+			fc.path = fake
+			x.cli = &fc
+			ws := prepare(t, x, executors.JobSpec{Job: "hung"})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			var res executors.Result
+			go func() {
+				var err error
+				res, err = ws.Run(ctx, executors.Command{
+					Argv: []string{"bash", "-c", "echo should not run"}, Stdout: io.Discard, Stderr: io.Discard,
+					Stop: func() executors.Signals {
+						return executors.Signals{TerminateGrace: 100 * time.Millisecond}
+					},
+				})
+				done <- err
+			}()
+			testenv.WaitForFile(t, pidFile)
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil || !res.Stopped {
+					t.Errorf("Run: %+v, %v; want stopped", res, err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("Run did not return 30 s after it was stopped")
+			}
+			data, _ := os.ReadFile(pidFile)
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+			if pid > 0 && syscall.Kill(pid, 0) == nil {
+				t.Errorf("the hung client %d was left running", pid)
+			}
+		})
+	}
 }
 
 // TestContainerBashEnv: a BASH_ENV of the container's (an image's ENV, a

@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nixflow/nixflow/executors"
@@ -267,12 +269,30 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 		waitc <- errors.Join(werr, wrapOutput(err))
 	}()
 
+	// The stop's signals, asked for once, when the step is stopped.
+	stopSigs := sync.OnceValue(func() executors.Signals {
+		if cmd.Stop != nil {
+			return cmd.Stop()
+		}
+		return executors.Signals{}
+	})
 	var pid int
 	select {
 	case pid = <-pidc:
 	case <-ctx.Done():
-		// Not started yet as far as we know: wait for the pid to stop it.
-		pid = <-pidc
+		// Not started yet as far as we know: wait for the pid to stop it,
+		// as long as the stop would take at most, or until hurried.
+		sigs := stopSigs()
+		t := time.NewTimer(max(sigs.InterruptGrace+sigs.TerminateGrace, time.Second))
+		select {
+		case pid = <-pidc:
+			t.Stop()
+		case <-t.C:
+			return w.abandon(x, waitc, c)
+		case <-sigs.Hurry:
+			t.Stop()
+			return w.abandon(x, waitc, c)
+		}
 	}
 	if pid == 0 {
 		err := <-waitc
@@ -298,7 +318,7 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 	case werr = <-waitc:
 	case <-ctx.Done():
 		stopped = true
-		werr = w.stop(cmd, pid, c, stopName, waitc, x)
+		werr = w.stop(stopSigs(), pid, c, stopName, waitc, x)
 	}
 	res := executors.Result{Stopped: stopped, ExitCode: x.ProcessState.ExitCode()}
 	var oerr *outputError
@@ -350,13 +370,29 @@ func shortID(id string) string {
 	return id
 }
 
-// stop runs the signal escalation against the step's process group pid,
-// then kills what is left, and returns what waiting for the client gave.
-func (w *workspace) stop(cmd executors.Command, pid int, cookie, stopName string, waitc <-chan error, x *exec.Cmd) error {
-	sigs := executors.Signals{}
-	if cmd.Stop != nil {
-		sigs = cmd.Stop()
+// abandon ends a Run stopped before its client said the step's pid, and
+// that did not say it in the time the stop would have taken (a daemon
+// that does not answer): the client is killed, and what it may have
+// started in the container with it.
+func (w *workspace) abandon(x *exec.Cmd, waitc <-chan error, cookie string) (executors.Result, error) {
+	w.log.Warn("the container runtime did not start the step in time: its client is killed", "runtime", w.cli.name)
+	_ = syscall.Kill(-x.Process.Pid, syscall.SIGKILL)
+	select {
+	case <-waitc:
+	case <-time.After(drainTimeout):
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), signalTimeout)
+	defer cancel()
+	if err := w.reap(ctx, cookieIf(w.cookie, cookie)); err != nil {
+		w.log.Warn("kill the step's leftovers", "error", err)
+	}
+	return executors.Result{ExitCode: -1, Stopped: true}, nil
+}
+
+// stop runs the signal escalation sigs against the step's process group
+// pid, then kills what is left, and returns what waiting for the client
+// gave.
+func (w *workspace) stop(sigs executors.Signals, pid int, cookie, stopName string, waitc <-chan error, x *exec.Cmd) error {
 	type stage struct {
 		sig   string
 		grace time.Duration
