@@ -85,6 +85,11 @@ func (w *workspace) run(ctx context.Context, cmd executors.Command, dir string) 
 		code, ok = c.ProcessState.ExitCode(), true
 	case !ok:
 		return executors.Result{}, fmt.Errorf("run on %s: %w", w.Where(), waitErr)
+	case code < 0 && !stopped:
+		// The client was killed (by a signal, not by this Run): the step's
+		// end is not known, and the runner stops it as its standard input
+		// ended.
+		return executors.Result{}, fmt.Errorf("run on %s: the ssh client was killed (%v)", w.Where(), waitErr)
 	}
 	res.ExitCode = code
 	if code == 255 {
@@ -130,9 +135,12 @@ func (w *workspace) run(ctx context.Context, cmd executors.Command, dir string) 
 }
 
 // whyScript tells, after an exit status 255, the step's own (the mark
-// $1.255 that step.sh left: exit 0) from the runner's or ssh's (exit 1,
-// printing the runner's complaint, if any).
+// $1.255 that step.sh left, or, where it could not write one (a full
+// disk), its process group file emptied: step.sh reached its end; exit 0)
+// from the runner's or ssh's (exit 1, printing the runner's complaint, if
+// any).
 const whyScript = `if rm -- "$1.255" 2>/dev/null; then exit 0; fi
+if [ -e "$1.pgid" ] && ! [ -s "$1.pgid" ] && ! [ -e "$1.why" ]; then exit 0; fi
 cat -- "$1.why" 2>/dev/null
 rm -f -- "$1.why"
 exit 1`

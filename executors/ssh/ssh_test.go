@@ -12,7 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nixflow/nixflow/executors"
 	"github.com/nixflow/nixflow/executors/executortest"
@@ -450,4 +452,89 @@ func TestRelativeWorkdir(t *testing.T) {
 	}
 	os.Remove(filepath.Join(tg.Workdir))
 	os.Remove(filepath.Join(s.Home, rel, "with space"))
+}
+
+// TestOwnExit255NoMark: a step's own exit status 255 stays the step's
+// where the runner cannot leave its mark (a full disk: here, a directory
+// in its place), not an executor failure whose reason is the step's
+// stderr.
+func TestOwnExit255NoMark(t *testing.T) {
+	t.Parallel()
+	s := sshd(t)
+	ex, err := ssh.NewForTarget(target(t, s), params(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close(context.Background())
+	ctx := context.Background()
+	ws, err := ex.Prepare(ctx, executors.JobSpec{RunID: "test", Job: "j", RunDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Teardown(ctx, false)
+	ctl := path.Join(path.Dir(path.Dir(ws.TempDir())), "ctl")
+	res, out, err := runStep(ws, ctx, `mkdir "`+ctl+`/job.j@$NIXFLOW_STEP_COOKIE.255"; echo my own failure >&2; exit 255`)
+	if err != nil || res.ExitCode != 255 || out != "my own failure\n" {
+		t.Errorf("Run: exit status %d, err %v, output %q; want the step's exit status 255", res.ExitCode, err, out)
+	}
+}
+
+// TestClientKilled: the step's ssh client killed by a signal (not by Run)
+// is an executor failure, not a step that exited with status -1 (which
+// would be retried as the step's failure).
+func TestClientKilled(t *testing.T) {
+	t.Parallel()
+	s := sshd(t)
+	ex, err := ssh.NewForTarget(target(t, s), params(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close(context.Background())
+	ctx := context.Background()
+	ws, err := ex.Prepare(ctx, executors.JobSpec{RunID: "test", Job: "killed", RunDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Teardown(ctx, false)
+	mark := "nixflow-test-" + strconv.Itoa(os.Getpid()) + "-" + s.Addr
+	type ran struct {
+		res executors.Result
+		err error
+	}
+	done := make(chan ran, 1)
+	go func() {
+		res, _, err := runStep(ws, ctx, ": "+mark+"; sleep 30; true")
+		done <- ran{res, err}
+	}()
+	// The client: a child of this process whose arguments hold the step
+	// (the runner reads them from its standard input: the mark is in no
+	// command line but the remote bash's), so found by its session.
+	var client int
+	deadline := time.Now().Add(15 * time.Second)
+	for client == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		out, _ := exec.Command("pgrep", "-f", mark).Output()
+		if len(strings.Fields(string(out))) == 0 {
+			continue // not started yet
+		}
+		out, _ = exec.Command("pgrep", "-P", strconv.Itoa(os.Getpid()), "-f", "ctl/step.sh").Output()
+		for _, f := range strings.Fields(string(out)) {
+			client, _ = strconv.Atoi(f)
+		}
+	}
+	if client == 0 {
+		out, _ := exec.Command("ps", "-eo", "pid,ppid,args").Output()
+		t.Fatalf("the step's ssh client was not found (test %d):\n%s", os.Getpid(), out)
+	}
+	syscall.Kill(client, syscall.SIGKILL)
+	select {
+	case r := <-done:
+		if r.err == nil {
+			t.Errorf("Run: %+v, no error; want an executor failure", r.res)
+		} else {
+			t.Logf("Run: %v", r.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return")
+	}
 }
