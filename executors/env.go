@@ -113,6 +113,21 @@ func ValidName(name string) bool {
 	return true
 }
 
+// bashSpecial are variables to which bash gives a meaning of its own: an
+// assignment would not set them (RANDOM, SECONDS: their next values;
+// GROUPS: discarded; BASH_ARGV0: the shell's name). Unset first, they are
+// plain variables again.
+var bashSpecial = map[string]bool{
+	"RANDOM": true, "SRANDOM": true, "SECONDS": true, "LINENO": true, "GROUPS": true, "BASH_ARGV0": true,
+	"EPOCHSECONDS": true, "EPOCHREALTIME": true, "BASHPID": true, "HISTCMD": true, "DIRSTACK": true,
+	"FUNCNAME": true, "BASH_COMMAND": true, "BASH_SUBSHELL": true, "BASH_LINENO": true, "BASH_SOURCE": true,
+}
+
+// bashReadonly are variables no bash script can set.
+var bashReadonly = map[string]bool{
+	"UID": true, "EUID": true, "PPID": true, "SHELLOPTS": true, "BASHOPTS": true, "BASH_VERSINFO": true,
+}
+
 // EnvScript is a step's environment as export lines for bash, for the
 // backends that merge it where the step runs (MergeEnv's merge, done by
 // the shell): the declared variables over the target's own environment,
@@ -134,7 +149,16 @@ func EnvScript(env, prepend []string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("environment variable %s: %w", k, err)
 		}
-		fmt.Fprintf(&b, "export %s=%s\n", k, q)
+		switch {
+		case bashReadonly[k]:
+			// No bash can set it: left out, with a word why, rather
+			// than an error in the step's output.
+			fmt.Fprintf(&b, "# %s: read-only in bash, not set\n", k)
+		case bashSpecial[k]:
+			fmt.Fprintf(&b, "unset -v %s; export %s=%s\n", k, k, q)
+		default:
+			fmt.Fprintf(&b, "export %s=%s\n", k, q)
+		}
 	}
 	if len(prepend) == 0 {
 		return b.String(), nil

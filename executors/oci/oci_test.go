@@ -207,6 +207,30 @@ func TestHungExecClient(t *testing.T) {
 	}
 }
 
+// TestBashVariableNames: declared names that are bash's own variables
+// reach the step as values (RANDOM, GROUPS, BASH_ARGV0: unset first in the
+// wrapper, which would otherwise give them its meaning), or, for those no
+// bash can set (UID, SHELLOPTS), are left out without a word in the
+// step's output, and without the wrapper's own SHELLOPTS.
+func TestBashVariableNames(t *testing.T) {
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			t.Parallel()
+			ws := prepare(t, newExecutor(t, rt, compiler.OCIExecutor{}), executors.JobSpec{Job: "bash-names"})
+			var stdout, stderr executortest.Output
+			res, err := ws.Run(context.Background(), executors.Command{
+				Argv: []string{"bash", "--noprofile", "--norc", "-c", `mapfile -d '' e </proc/$$/environ
+for n in RANDOM GROUPS BASH_ARGV0 UID SHELLOPTS; do for kv in "${e[@]}"; do [[ $kv == "$n="* ]] && echo "$kv"; done; done; true`},
+				Env:    []string{"RANDOM=5", "GROUPS=1", "BASH_ARGV0=q", "UID=77", "SHELLOPTS=xtrace"},
+				Stdout: &stdout, Stderr: &stderr,
+			})
+			if err != nil || res.ExitCode != 0 || stdout.String() != "RANDOM=5\nGROUPS=1\nBASH_ARGV0=q\n" || stderr.String() != "" {
+				t.Errorf("exit %d, err %v, stdout %q, stderr %q", res.ExitCode, err, stdout.String(), stderr.String())
+			}
+		})
+	}
+}
+
 // TestContainerBashEnv: a BASH_ENV of the container's (an image's ENV, a
 // --env option) that prints is read by the step's bash, as a local step's
 // is, and not by the executor's wrapper, whose first line of output is
