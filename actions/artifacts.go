@@ -36,6 +36,16 @@ func (e *engine) artifactDir(name string) string {
 func (jr *jobRun) saveOutputs() error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(jr.e.abort), 30*time.Minute)
 	defer cancel()
+	if p, ok := jr.ws.(executors.Pinger); ok && len(jr.job.Outputs) > 0 {
+		// Told to hurry, the copies go on, but not with a host that no
+		// longer answers: they would hang until ssh gives up.
+		defer context.AfterFunc(jr.e.abort, func() {
+			if err := p.Ping(); err != nil {
+				jr.e.log.Warn("outputs not saved", "job", jr.job.Name, "error", err)
+				cancel()
+			}
+		})()
+	}
 	var errs []error
 	for _, o := range jr.job.Outputs {
 		dir := jr.e.artifactDir(o.Name)

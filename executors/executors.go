@@ -191,6 +191,17 @@ type TempFileReader interface {
 	ReadTempFile(name string) ([]byte, error)
 }
 
+// Pinger is implemented by workspaces on another host, whose copies can
+// hang with the connection: the runner, saving a job's outputs when told
+// to hurry (a second Ctrl-C), asks whether the host still answers, and
+// stops saving if it does not.
+type Pinger interface {
+	// Ping fails when the workspace's host does not answer within a few
+	// seconds; it then gives up the connection, so that what waits on it
+	// fails at once.
+	Ping() error
+}
+
 // Executor prepares workspaces. One Executor value serves all the jobs of a
 // run that name the same executor configuration, concurrently: Prepare is
 // safe for concurrent use.

@@ -484,7 +484,10 @@ func (h *host) close(ctx context.Context) error {
 func (c *conn) command(ctx context.Context, remote string) *exec.Cmd {
 	// QUIET: a client's own messages (a refused session it works around)
 	// would land in a step's output; the master's state says what failed.
-	args := append(c.h.args(c.sock, "QUIET"), "-o", "ControlMaster=no", c.h.t.Host, remote)
+	// ProxyCommand=false: a client that finds no master (killed as the
+	// host stopped answering) fails, where ssh would connect on its own,
+	// and hang with the host.
+	args := append(c.h.args(c.sock, "QUIET"), "-o", "ControlMaster=no", "-o", "ProxyCommand=false", c.h.t.Host, remote)
 	cmd := executors.OwnGroupContext(exec.CommandContext(ctx, sshProgram, args...))
 	cmd.Env = clientEnv()
 	cmd.Dir = c.dir

@@ -538,3 +538,68 @@ func TestClientKilled(t *testing.T) {
 		t.Fatal("Run did not return")
 	}
 }
+
+// TestPingHungHost: on a host that stopped answering (its sessions
+// stopped, as in a network partition), a copy hangs; Ping fails within
+// its timeout and gives up the connection, so that the copy fails at
+// once.
+func TestPingHungHost(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	tg := target(t, s)
+	ex, err := ssh.NewForTarget(tg, params(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ws, err := ex.Prepare(ctx, executors.JobSpec{RunID: "test", Job: "hung", RunDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, _, err := runStep(ws, ctx, "echo data > out"); err != nil || res.ExitCode != 0 {
+		t.Fatalf("step: %+v, %v", res, err)
+	}
+	// The sessions and the server stopped: no new connection either.
+	data, err := os.ReadFile(filepath.Join(s.Dir, "sshd.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	if n, err := sshdtest.SignalSessions(s.Addr, s.Port, syscall.SIGSTOP); err != nil || n == 0 || server <= 1 {
+		t.Fatalf("stopping the sessions: %d stopped, %v; server %d", n, err, server)
+	}
+	syscall.Kill(server, syscall.SIGSTOP)
+	resume := func() {
+		syscall.Kill(server, syscall.SIGCONT)
+		sshdtest.SignalSessions(s.Addr, s.Port, syscall.SIGCONT)
+	}
+	defer resume()
+	copied := make(chan error, 1)
+	outDir := t.TempDir()
+	go func() { copied <- ws.CopyOut(ctx, "out", filepath.Join(outDir, "out")) }()
+	start := time.Now()
+	if err := ws.(executors.Pinger).Ping(); err == nil {
+		t.Fatal("Ping of a host that does not answer succeeded")
+	} else {
+		t.Logf("Ping: %v after %v", err, time.Since(start).Round(time.Millisecond))
+	}
+	select {
+	case err := <-copied:
+		if err == nil {
+			data, rerr := os.ReadFile(filepath.Join(outDir, "out"))
+			t.Errorf("CopyOut from a host that does not answer succeeded: %q %v", data, rerr)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("CopyOut still hangs 15 s after Ping gave the connection up")
+	}
+	// Resumed, the host's anchor sees its connection gone and removes the
+	// run's directory.
+	resume()
+	ws.Teardown(ctx, false)
+	ex.Close(ctx)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if left, _ := os.ReadDir(tg.Workdir); len(left) == 0 {
+			break
+		}
+	}
+}

@@ -132,6 +132,18 @@ func (w *workspace) remove(ctx context.Context, keep bool) error {
 	return nil
 }
 
+// Ping fails when the host does not answer (see executors.Pinger), and
+// then gives up the connection.
+func (w *workspace) Ping() error {
+	if err := w.c.ping(); err != nil {
+		if !isLost(w.c) {
+			w.c.abandon()
+		}
+		return fmt.Errorf("%s does not answer: %w", w.Where(), err)
+	}
+	return nil
+}
+
 // statePrefix is where the job's steps keep their state files (process
 // group ids), followed by @<cookie>: no job's name holds an @, so the
 // files of job "a" are not those of job "a.b".
