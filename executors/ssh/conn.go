@@ -268,10 +268,15 @@ func (h *host) dial(ctx context.Context) (*conn, error) {
 	rc := make(chan report, 1)
 	go func() {
 		r := bufio.NewReader(stdout)
-		var lines []string
+		var lines, chatter []string
 		for len(lines) < 3 {
 			line, err := r.ReadString('\n')
 			if err != nil {
+				if len(lines) == 0 {
+					// What the login printed instead: it may say why
+					// (dialError).
+					lines = append(chatter, strings.TrimSuffix(line, "\n"))
+				}
 				rc <- report{lines, err}
 				return
 			}
@@ -285,7 +290,11 @@ func (h *host) dial(ctx context.Context) (*conn, error) {
 				rc <- report{[]string{line}, errors.New("anchor failed")}
 				return
 			}
-			// Anything else before the report is a login script's chatter.
+			// Anything else before the report is a login script's chatter
+			// (the last lines kept).
+			if len(lines) == 0 {
+				chatter = append(chatter[max(0, len(chatter)-4):], line)
+			}
 		}
 		rc <- report{lines, nil}
 		_, _ = io.Copy(io.Discard, r)
@@ -368,6 +377,15 @@ func (h *host) dialError(lines []string, stderr string) error {
 	d := &downError{where: where, err: errors.New(last)}
 	if last == "" {
 		d.err = errors.New("the connection ended before the host answered")
+		// What the login printed, taken for chatter so far, may say why
+		// (nologin: "This account is currently not available.").
+		for i := len(lines) - 1; i >= 0 && lines[0] != "nixflow-ready"; i-- {
+			if l := strings.TrimSpace(lines[i]); l != "" {
+				d.err = fmt.Errorf("the connection ended before the host answered; the login printed: %s", l)
+				d.hint = "check the user's login shell on the host: it must run commands (not nologin)"
+				return d
+			}
+		}
 	}
 	manual := h.t.manual()
 	switch {
@@ -377,6 +395,11 @@ func (h *host) dialError(lines []string, stderr string) error {
 	case strings.Contains(msg, "Host key verification failed"):
 		d.err = errors.New("host key verification failed")
 		d.hint = "known_hosts holds no key for " + h.t.knownHostsName() + ": check the host's key, then record it (" + manual + ")"
+	case strings.Contains(msg, "bash") && strings.Contains(msg, "Permission denied"):
+		// (Before ssh's refusal, "Permission denied (publickey)": the
+		// login shell could not run bash.)
+		d.err = errors.New("bash cannot be run: " + last)
+		d.hint = "steps run with bash: check its permissions on the host"
 	case strings.Contains(msg, "Permission denied"), strings.Contains(msg, "Too many authentication failures"):
 		d.hint = "the host refused every key: check user, identityFile and your agent (" + strings.Replace(manual, "ssh ", "ssh -v ", 1) + ")"
 	case strings.Contains(msg, "Connection refused"), strings.Contains(msg, "timed out"),

@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"errors"
 	"os/exec"
 	"strings"
 	"testing"
@@ -49,6 +50,31 @@ func TestCheckBash(t *testing.T) {
 		}
 		if got != want {
 			t.Errorf("checkBash(%q) = %q, want %q", version, got, want)
+		}
+	}
+}
+
+// TestDialErrorHints: what ssh or the login shell printed, when the
+// master connection failed, gives the error and the hint.
+func TestDialErrorHints(t *testing.T) {
+	h := &host{t: Target{Host: "build1", User: "ci"}}
+	for _, tc := range []struct {
+		lines             []string
+		stderr, err, hint string
+	}{
+		{nil, "ci@build1: Permission denied (publickey).", "ci@build1: Permission denied (publickey).", "the host refused every key"},
+		{nil, "dash: 1: exec: bash: Permission denied", "bash cannot be run: dash: 1: exec: bash: Permission denied", "check its permissions"},
+		{nil, "sh: 1: exec: bash: not found", "bash is not installed", "install it on the host"},
+		{nil, "ssh: connect to host build1 port 22: Connection refused", "ssh: connect to host build1 port 22: Connection refused", "check the host name"},
+		{[]string{"welcome", "This account is currently not available."}, "",
+			"the connection ended before the host answered; the login printed: This account is currently not available.", "not nologin"},
+	} {
+		var d *downError
+		if !errors.As(h.dialError(tc.lines, tc.stderr), &d) {
+			t.Fatalf("%q: not a downError", tc.stderr)
+		}
+		if d.err.Error() != tc.err || !strings.Contains(d.hint, tc.hint) {
+			t.Errorf("%q: error %q, hint %q; want %q and a hint with %q", tc.stderr, d.err, d.hint, tc.err, tc.hint)
 		}
 	}
 }
