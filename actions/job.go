@@ -264,8 +264,9 @@ func (jr *jobRun) inWorkspace(ws executors.Workspace) *lostWorkspace {
 		defer cancel()
 		err := ws.Teardown(ctx, e.opts.KeepWorkspace)
 		switch {
-		case err != nil && jr.lost != nil:
-			// Best effort: the workspace went with its host.
+		case err != nil && (jr.lost != nil || res.Status != event.StatusSuccess && errors.Is(err, executors.ErrWorkspaceLost)):
+			// Best effort: the workspace went with its host, which the
+			// job's failure already says.
 			e.log.Debug("teardown of a lost workspace", "job", job.Name, "error", err)
 		case err != nil:
 			e.log.Error("teardown", "job", job.Name, "error", err)

@@ -1,13 +1,22 @@
 package actions
 
+// Scripted executors whose host goes away: it stops answering while a
+// job's outputs are saved, or drops the connection during a step.
+
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/nixflow/nixflow/compiler"
+	"github.com/nixflow/nixflow/event"
 	"github.com/nixflow/nixflow/executors"
 	"github.com/nixflow/nixflow/internal/eventtest"
 )
@@ -86,3 +95,50 @@ func TestSaveOutputsHungHost(t *testing.T) {
 		t.Error("the host was not asked whether it answers")
 	}
 }
+
+// lostTeardown is an executor whose host goes away during the step: Run
+// and Teardown both fail with executors.ErrWorkspaceLost.
+type lostTeardown struct{ hungWorkspace }
+
+func (w *lostTeardown) Run(context.Context, executors.Command) (executors.Result, error) {
+	return executors.Result{}, fmt.Errorf("connection lost: %w", executors.ErrWorkspaceLost)
+}
+func (w *lostTeardown) Teardown(context.Context, bool) error {
+	return fmt.Errorf("remove workspace: connection lost: %w", executors.ErrWorkspaceLost)
+}
+
+// TestLostTeardownQuiet: the teardown of a workspace whose host went
+// away, in a job that failed of it, is no error of its own in the log
+// (the job's failure says it).
+func TestLostTeardownQuiet(t *testing.T) {
+	plan, err := compiler.Compile("graph.json", []byte(`{"version": 1, "name": "lost", "jobs": {"j": {"steps": [{"name": "a", "bash": "x"}]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := executors.NewRegistry()
+	reg.Register("local", func(executors.Params) (executors.Executor, error) {
+		return executorFunc(func() executors.Workspace { return &lostTeardown{} }), nil
+	})
+	var log bytes.Buffer
+	dir := t.TempDir()
+	ctx := context.Background()
+	res, err := Run(ctx, ctx, plan, Options{RunID: "lost", RunDir: filepath.Join(dir, "run"), RepoDir: dir,
+		Registry: reg, Sink: &eventtest.Recorder{}, Logger: hclog.New(&hclog.LoggerOptions{Output: &log, Level: hclog.Info})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := res.Jobs[0]; j.Status != event.StatusFailure || j.Domain != DomainExecutor {
+		t.Errorf("job: %s %s %q", j.Status, j.Domain, j.Reason)
+	}
+	if strings.Contains(log.String(), "teardown") {
+		t.Errorf("the log tells of the lost teardown:\n%s", log.String())
+	}
+}
+
+// executorFunc is an executor whose Prepare returns a new workspace.
+type executorFunc func() executors.Workspace
+
+func (f executorFunc) Prepare(context.Context, executors.JobSpec) (executors.Workspace, error) {
+	return f(), nil
+}
+func (f executorFunc) Close(context.Context) error { return nil }
