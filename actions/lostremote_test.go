@@ -1,7 +1,8 @@
 package actions
 
 // Scripted executors whose host goes away: it stops answering while a
-// job's outputs are saved, or drops the connection during a step.
+// job's outputs are saved, or drops the connection during a step or as
+// the step is stopped.
 
 import (
 	"bytes"
@@ -142,3 +143,45 @@ func (f executorFunc) Prepare(context.Context, executors.JobSpec) (executors.Wor
 	return f(), nil
 }
 func (f executorFunc) Close(context.Context) error { return nil }
+
+// partitioned is a workspace whose host stops answering while its step
+// is stopped: Run returns stopped, with executors.ErrWorkspaceLost.
+type partitioned struct {
+	hungWorkspace
+	running chan struct{}
+}
+
+func (w *partitioned) Run(ctx context.Context, _ executors.Command) (executors.Result, error) {
+	close(w.running)
+	<-ctx.Done()
+	return executors.Result{ExitCode: -1, Stopped: true}, fmt.Errorf("connection lost: %w", executors.ErrWorkspaceLost)
+}
+
+// TestCancelledOnPartitionedHost: a run cancelled while a step runs on a
+// host that stops answering as it is stopped is a cancelled run, not an
+// executor failure.
+func TestCancelledOnPartitionedHost(t *testing.T) {
+	plan, err := compiler.Compile("graph.json", []byte(`{"version": 1, "name": "part", "jobs": {"j": {"steps": [{"name": "a", "bash": "x"}]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := &partitioned{running: make(chan struct{})}
+	reg := executors.NewRegistry()
+	reg.Register("local", func(executors.Params) (executors.Executor, error) {
+		return executorFunc(func() executors.Workspace { return ws }), nil
+	})
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-ws.running
+		cancel()
+	}()
+	res, err := Run(ctx, context.Background(), plan, Options{RunID: "part", RunDir: filepath.Join(dir, "run"), RepoDir: dir,
+		Registry: reg, Sink: &eventtest.Recorder{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := res.Jobs[0]; j.Status != event.StatusCancelled {
+		t.Errorf("job: %s %s %q; want cancelled", j.Status, j.Domain, j.Reason)
+	}
+}

@@ -293,6 +293,10 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		case err != nil && errors.Is(err, executors.ErrNoWorkdir):
 			// The workspace is the workflow's: the step's failure.
 			sr.Status, sr.Reason = event.StatusFailure, fmt.Sprintf("could not run: %v", err)
+		case err != nil && r.Stopped && reason == "" && errors.Is(err, executors.ErrWorkspaceLost):
+			// Cancelled, and its host stopped answering as it was
+			// stopped (a partition): the run was cancelled all the same.
+			sr.Status, sr.Reason = event.StatusCancelled, fmt.Sprintf("run cancelled (%v)", err)
 		case err != nil:
 			sr.Status, sr.Reason, sr.infra = event.StatusFailure, fmt.Sprintf("could not run: %v", err), true
 		case cerr != nil && errors.Is(cerr, executors.ErrWorkspaceLost):
