@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/nixflow/nixflow/executors"
 )
@@ -88,15 +89,14 @@ func (w *workspace) copyRepo(ctx context.Context, spec executors.JobSpec) error 
 			}
 			for dir := path.Dir(name); !made[dir]; dir = path.Dir(dir) {
 				made[dir] = true
-				hdr := &tar.Header{Name: dir + "/", Typeflag: tar.TypeDir, Mode: 0o755, Format: tar.FormatPAX}
-				if err := tw.WriteHeader(hdr); err != nil {
+				if err := tw.WriteHeader(dirHeader(repo, dir)); err != nil {
 					return err
 				}
 			}
 			if fi.IsDir() {
 				// A submodule or a nested repository: created empty.
 				made[name] = true
-				if err := tw.WriteHeader(&tar.Header{Name: name + "/", Typeflag: tar.TypeDir, Mode: 0o755, Format: tar.FormatPAX}); err != nil {
+				if err := tw.WriteHeader(dirHeader(repo, name)); err != nil {
 					return err
 				}
 				continue
@@ -184,4 +184,16 @@ func gitEnviron(environ []string) []string {
 		env = append(env, kv)
 	}
 	return env
+}
+
+// dirHeader is the archive's entry for the directory name of the
+// repository: its mode and time as here (tar sets them as it ends: a
+// header without a time would date it 1970), 0755 and now if it cannot be
+// read.
+func dirHeader(repo, name string) *tar.Header {
+	hdr := &tar.Header{Name: name + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: time.Now(), Format: tar.FormatPAX}
+	if fi, err := os.Lstat(filepath.Join(repo, filepath.FromSlash(name))); err == nil && fi.IsDir() {
+		hdr.Mode, hdr.ModTime = int64(fi.Mode().Perm()), fi.ModTime()
+	}
+	return hdr
 }

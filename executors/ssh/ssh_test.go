@@ -603,3 +603,34 @@ func TestPingHungHost(t *testing.T) {
 		}
 	}
 }
+
+// TestRepoDirectoryTimes: the directories of the copied repository keep
+// their times (tar sets a directory's time from its header: none was
+// 1970).
+func TestRepoDirectoryTimes(t *testing.T) {
+	t.Parallel()
+	repo := executortest.MakeRepo(t)
+	ex, err := ssh.NewForTarget(target(t, sshd(t)), params(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close(context.Background())
+	ctx := context.Background()
+	ws, err := ex.Prepare(ctx, executors.JobSpec{RunID: "test", Job: "times", RunDir: t.TempDir(), CopyRepo: true, RepoDir: repo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Teardown(ctx, false)
+	src, err := os.Stat(filepath.Join(repo, "src"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The "remote" host is this machine.
+	got, err := os.Stat(filepath.Join(ws.Dir(), "src"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.ModTime().Equal(src.ModTime().Truncate(time.Second)) && !got.ModTime().Equal(src.ModTime()) {
+		t.Errorf("src/ in the workspace dates from %v, in the repository from %v", got.ModTime(), src.ModTime())
+	}
+}
