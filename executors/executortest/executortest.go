@@ -1178,7 +1178,7 @@ func (s *suite) testCopyOutThroughLinks(t *testing.T) {
 		t.Skip("the executor's hooks copy: what they refuse is theirs to keep")
 	}
 	w := s.setup(t).prepare("throughlinks")
-	w.mustRun(step{script: `mkdir -p real/sub; echo inside > real/sub/f; ln -s real lnk; ln -s /etc etc; ln -s /etc/passwd pw; ln -s "$PWD/real" abs; ln -s "$PWD/real/sub/f" absf; ln -s absf viarel; ln -s abs/sub/f intoabs`})
+	w.mustRun(step{script: `mkdir -p real/sub; echo inside > real/sub/f; ln -s real lnk; ln -s /etc etc; ln -s /etc/passwd pw; ln -s "$PWD/real" abs; ln -s "$PWD/real/sub/f" absf; ln -s absf viarel; ln -s abs/sub/f intoabs; ln -s "../${PWD##*/}/real" reenter`})
 	ctx := context.Background()
 	dir := t.TempDir()
 	for _, src := range []string{"lnk/sub/f", "lnk/sub"} {
@@ -1195,7 +1195,7 @@ func (s *suite) testCopyOutThroughLinks(t *testing.T) {
 			t.Errorf("CopyOut(%q): %q, %v; want the file's data", src, data, err)
 		}
 	}
-	for _, src := range []string{"etc/passwd", "etc", "pw", "abs/sub/f", "abs", "absf", "viarel", "intoabs"} {
+	for _, src := range []string{"etc/passwd", "etc", "pw", "abs/sub/f", "abs", "absf", "viarel", "intoabs", "reenter/sub/f", "reenter"} {
 		dst := filepath.Join(dir, "out-"+strings.ReplaceAll(src, "/", "-"))
 		if err := w.CopyOut(ctx, src, dst); !errors.Is(err, executors.ErrOutside) {
 			t.Errorf("CopyOut(%q) through a link out or an absolute one: %v, want executors.ErrOutside", src, err)

@@ -189,7 +189,15 @@ p='' rest=$name n=0
 while [ -n "$rest" ]; do
 	c=${rest%%/*}
 	case $rest in */*) rest=${rest#*/} ;; *) rest= ;; esac
-	[ -n "$c" ] || continue
+	case $c in '' | .) continue ;; esac
+	if [ "$c" = .. ]; then
+		# p holds no link: .. is its parent, and none is above the
+		# workspace (a link that leaves it and comes back is refused, as
+		# everywhere).
+		[ -n "$p" ] || out "$@"
+		case $p in */*) p=${p%/*} ;; *) p= ;; esac
+		continue
+	fi
 	p=${p:+$p/}$c
 	if [ -L "$p" ]; then
 		n=$((n + 1))
