@@ -460,18 +460,8 @@ func TestRelativeWorkdir(t *testing.T) {
 // stderr.
 func TestOwnExit255NoMark(t *testing.T) {
 	t.Parallel()
-	s := sshd(t)
-	ex, err := ssh.NewForTarget(target(t, s), params(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ex.Close(context.Background())
 	ctx := context.Background()
-	ws, err := ex.Prepare(ctx, executors.JobSpec{RunID: "test", Job: "j", RunDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Teardown(ctx, false)
+	ws := prepareOn(t, target(t, sshd(t)), executors.JobSpec{Job: "j"})
 	ctl := path.Join(path.Dir(path.Dir(ws.TempDir())), "ctl")
 	res, out, err := runStep(ws, ctx, `mkdir "`+ctl+`/job.j@$NIXFLOW_STEP_COOKIE.255"; echo my own failure >&2; exit 255`)
 	if err != nil || res.ExitCode != 255 || out != "my own failure\n" {
@@ -485,17 +475,8 @@ func TestOwnExit255NoMark(t *testing.T) {
 func TestClientKilled(t *testing.T) {
 	t.Parallel()
 	s := sshd(t)
-	ex, err := ssh.NewForTarget(target(t, s), params(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ex.Close(context.Background())
 	ctx := context.Background()
-	ws, err := ex.Prepare(ctx, executors.JobSpec{RunID: "test", Job: "killed", RunDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Teardown(ctx, false)
+	ws := prepareOn(t, target(t, s), executors.JobSpec{Job: "killed"})
 	mark := "nixflow-test-" + strconv.Itoa(os.Getpid()) + "-" + s.Addr
 	type ran struct {
 		res executors.Result
@@ -610,17 +591,7 @@ func TestPingHungHost(t *testing.T) {
 func TestRepoDirectoryTimes(t *testing.T) {
 	t.Parallel()
 	repo := executortest.MakeRepo(t)
-	ex, err := ssh.NewForTarget(target(t, sshd(t)), params(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ex.Close(context.Background())
-	ctx := context.Background()
-	ws, err := ex.Prepare(ctx, executors.JobSpec{RunID: "test", Job: "times", RunDir: t.TempDir(), CopyRepo: true, RepoDir: repo})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Teardown(ctx, false)
+	ws := prepareOn(t, target(t, sshd(t)), executors.JobSpec{Job: "times", CopyRepo: true, RepoDir: repo})
 	src, err := os.Stat(filepath.Join(repo, "src"))
 	if err != nil {
 		t.Fatal(err)
@@ -633,4 +604,22 @@ func TestRepoDirectoryTimes(t *testing.T) {
 	if !got.ModTime().Equal(src.ModTime().Truncate(time.Second)) && !got.ModTime().Equal(src.ModTime()) {
 		t.Errorf("src/ in the workspace dates from %v, in the repository from %v", got.ModTime(), src.ModTime())
 	}
+}
+
+// prepareOn prepares a workspace for spec (its RunID and RunDir filled
+// in) with a new executor for tg; the test's end tears both down.
+func prepareOn(t *testing.T, tg ssh.Target, spec executors.JobSpec) executors.Workspace {
+	t.Helper()
+	ex, err := ssh.NewForTarget(tg, params(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ex.Close(context.Background()) })
+	spec.RunID, spec.RunDir = "test", t.TempDir()
+	ws, err := ex.Prepare(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Teardown(context.Background(), false) })
+	return ws
 }
