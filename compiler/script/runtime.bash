@@ -934,10 +934,10 @@ nf_parse_envfile() {
   local -A have=()
   # The lines, split once: cutting each off the text (${rest#*$'\n'})
   # costs the square of a long line's length, and a copy of the rest of
-  # the text a line (the here-string adds a last newline: a blank line,
-  # skipped).
+  # the text a line (nf_lines: no here-string, the text may hold secrets).
   local -a lines=()
-  [[ -n $1 ]] && mapfile -t lines <<<"$1"
+  nf_lines "$1"
+  lines=("${nf_lines[@]}")
   while ((i < ${#lines[@]})); do
     line=${lines[i]}
     i=$((i + 1))
@@ -1025,10 +1025,11 @@ nf_dotenv() {
   # As nixflow run does: the first line that does not parse on its own,
   # with its newline.
   local -a lines=()
-  mapfile -t lines <<<"$1"
+  nf_lines "$1"
+  lines=("${nf_lines[@]}")
   local i last=$((${#lines[@]} - 1))
   for ((i = 0; i <= last; i++)); do
-    if ((i < last)); then
+    if ((i < last)) || [[ $1 == *$'\n' ]]; then
       nf_dotenv_parse "${lines[i]}"$'\n'
     else
       nf_dotenv_parse "${lines[i]}"
@@ -1052,7 +1053,8 @@ nf_dotenv_names() {
   local -A isbad=()
   for k in "${badkeys[@]}"; do isbad[$k]=1; done
   local -a lines=()
-  mapfile -t lines <<<"$1"
+  nf_lines "$1"
+  lines=("${nf_lines[@]}")
   for line in "${lines[@]}"; do
     n=$((n + 1))
     [[ $line =~ ^[[:blank:]]*(export[[:blank:]]+)?([A-Za-z0-9_.[:blank:]]*)[=:] ]] || continue
@@ -1084,10 +1086,11 @@ nf_dotenv_parse() {
   local -a lines=()
   nf_pk=() nf_pv=() nf_err=''
   local -A have=()
-  # CRLF is a newline (a lone CR ends an unquoted value). The here-string
-  # adds a newline: the last line is what follows the text's last one.
-  mapfile -t lines <<<"${1//$'\r\n'/$'\n'}"
-  n=${#lines[@]} cur=${lines[0]}
+  # CRLF is a newline (a lone CR ends an unquoted value). nf_lines: no
+  # here-string, the text may hold secrets.
+  nf_lines "${1//$'\r\n'/$'\n'}"
+  lines=("${nf_lines[@]}")
+  n=${#lines[@]} cur=${lines[0]-}
   while :; do
     # The start of the next statement: past blanks, blank lines and
     # comments (to the end of their line).
