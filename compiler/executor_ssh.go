@@ -144,18 +144,14 @@ func sshHosts(o *execFields, n *node, defaultMax int) []SSHHost {
 }
 
 // sshName refuses a host or user name that ssh would read as an option
-// (a leading -) or that cannot be one (blanks, NUL; an @ in a user,
-// which would name another host).
+// (a leading -) or that cannot be one (blanks, NUL). (A user may hold an
+// @, as a directory's users do: ssh gets it with -l.)
 func sshName(d *decoder, n *node, p jsonPath, what, name string) {
-	bad := " \t\n\x00"
-	if what == "user" {
-		bad += "@"
-	}
 	switch {
 	case n == nil || name == "":
 	case strings.HasPrefix(name, "-"):
 		d.at(n, p, "invalid %s %q: it must not start with -", what, name)
-	case strings.ContainsAny(name, bad):
-		d.at(n, p, "invalid %s %q: it must not hold blanks%s", what, name, map[bool]string{true: " or @", false: ""}[what == "user"])
+	case strings.ContainsAny(name, " \t\n\x00"):
+		d.at(n, p, "invalid %s %q: it must not hold blanks", what, name)
 	}
 }

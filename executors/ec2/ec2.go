@@ -235,6 +235,14 @@ type workspace struct {
 	log   func(string, ...any)
 }
 
+// Ping asks the instance's SSH workspace (see executors.Pinger).
+func (w *workspace) Ping() error {
+	if p, ok := w.Workspace.(executors.Pinger); ok {
+		return p.Ping()
+	}
+	return nil
+}
+
 func (w *workspace) Where() string {
 	if w.inst != nil {
 		return w.inst.where()

@@ -122,6 +122,13 @@ type conn struct {
 	// hung is set when nixflow ended the connection because the host
 	// stopped answering (abandon).
 	hung atomic.Bool
+	// live cancels each session client running (command), so that
+	// abandon ends them with the master: a client whose master dies
+	// would connect on its own, and hang with the host.
+	liveMu sync.Mutex
+	live   map[int]context.CancelFunc
+	nextID int
+	dead   bool
 
 	run                          string // the run's directory on the host
 	hasTar, hasSetsid, hasNix, _ bool
@@ -395,7 +402,7 @@ func (h *host) dialError(lines []string, stderr string) error {
 	case strings.Contains(msg, "Host key verification failed"):
 		d.err = errors.New("host key verification failed")
 		d.hint = "known_hosts holds no key for " + h.t.knownHostsName() + ": check the host's key, then record it (" + manual + ")"
-	case strings.Contains(msg, "bash") && strings.Contains(msg, "Permission denied"):
+	case strings.Contains(msg, "bash: Permission denied"):
 		// (Before ssh's refusal, "Permission denied (publickey)": the
 		// login shell could not run bash.)
 		d.err = errors.New("bash cannot be run: " + last)
@@ -419,7 +426,7 @@ func (h *host) dialError(lines []string, stderr string) error {
 func (c *conn) lostError() error {
 	msg := strings.TrimSpace(c.stderr.String())
 	if c.hung.Load() {
-		msg = fmt.Sprintf("the host stopped answering (a step did not end when killed, and a command got no answer in %v)", pingTimeout)
+		msg = fmt.Sprintf("the host stopped answering (a command got no answer in %v)", pingTimeout)
 	}
 	if msg == "" && c.waitErr != nil {
 		msg = c.waitErr.Error()
@@ -440,19 +447,31 @@ func (c *conn) ping() error {
 	ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
 	defer cancel()
 	if err := c.acquire(ctx); err != nil {
-		return err
+		// Every channel taken for as long: the host is busy, not
+		// (as far as this tells) gone.
+		return fmt.Errorf("%w: %w", errBusy, err)
 	}
 	defer c.release()
-	cmd := c.command(ctx, "true")
+	cmd, done := c.command(ctx, "true")
+	defer done()
 	// A client killed at the deadline has nothing to say.
 	cmd.WaitDelay = 100 * time.Millisecond
 	return cmd.Run()
 }
 
+// errBusy is a ping that found no free channel to ask on.
+var errBusy = errors.New("every channel of the connection is in use")
+
 // abandon ends a connection that hangs: its master at once, so that
 // whatever waits on it fails as lost.
 func (c *conn) abandon() {
 	c.hung.Store(true)
+	c.liveMu.Lock()
+	c.dead = true
+	for _, cancel := range c.live {
+		cancel()
+	}
+	c.liveMu.Unlock()
 	c.kill()
 	<-c.exited
 }
@@ -503,18 +522,35 @@ func (h *host) close(ctx context.Context) error {
 }
 
 // command returns an ssh command running remote (a command line for the
-// remote login shell) over the master connection.
-func (c *conn) command(ctx context.Context, remote string) *exec.Cmd {
+// remote login shell) over the master connection, and the function to
+// call once it has been waited for. abandon stops it.
+func (c *conn) command(ctx context.Context, remote string) (*exec.Cmd, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	c.liveMu.Lock()
+	id := c.nextID
+	c.nextID++
+	if c.dead {
+		cancel()
+	} else {
+		if c.live == nil {
+			c.live = map[int]context.CancelFunc{}
+		}
+		c.live[id] = cancel
+	}
+	c.liveMu.Unlock()
+	done := func() {
+		c.liveMu.Lock()
+		delete(c.live, id)
+		c.liveMu.Unlock()
+		cancel()
+	}
 	// QUIET: a client's own messages (a refused session it works around)
 	// would land in a step's output; the master's state says what failed.
-	// ProxyCommand=false: a client that finds no master (killed as the
-	// host stopped answering) fails, where ssh would connect on its own,
-	// and hang with the host.
-	args := append(c.h.args(c.sock, "QUIET"), "-o", "ControlMaster=no", "-o", "ProxyCommand=false", c.h.t.Host, remote)
+	args := append(c.h.args(c.sock, "QUIET"), "-o", "ControlMaster=no", c.h.t.Host, remote)
 	cmd := executors.OwnGroupContext(exec.CommandContext(ctx, sshProgram, args...))
 	cmd.Env = clientEnv()
 	cmd.Dir = c.dir
-	return cmd
+	return cmd, done
 }
 
 // script runs a bash script on the host, with args as $1..., stdin as its standard
@@ -533,7 +569,8 @@ func (c *conn) script(ctx context.Context, script string, args []string, stdin i
 	for _, a := range args {
 		remote += " " + shellQuote(a)
 	}
-	cmd := c.command(ctx, remote)
+	cmd, done := c.command(ctx, remote)
+	defer done()
 	cmd.Stdin = stdin
 	cmd.Stdout = stdout
 	stderr := &tailBuffer{max: 4096}
@@ -545,6 +582,9 @@ func (c *conn) script(ctx context.Context, script string, args []string, stdin i
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if c.hung.Load() {
+		return c.lostError() // abandoned while it ran
 	}
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {

@@ -37,7 +37,8 @@ func (w *workspace) run(ctx context.Context, cmd executors.Command, dir string) 
 	hdr := header(state, dir, cookie, cmd.Env, cmd.PathPrepend, cmd.Argv)
 
 	// Not killed with ctx: a stop goes through the escalation.
-	c := w.c.command(context.WithoutCancel(ctx), "exec bash --noprofile --norc "+shellQuote(path.Join(w.c.run, "ctl", "step.sh")))
+	c, done := w.c.command(context.WithoutCancel(ctx), "exec bash --noprofile --norc "+shellQuote(path.Join(w.c.run, "ctl", "step.sh")))
+	defer done()
 	stdin, err := c.StdinPipe()
 	if err != nil {
 		return executors.Result{}, fmt.Errorf("run: %w", err)
@@ -72,7 +73,7 @@ func (w *workspace) run(ctx context.Context, cmd executors.Command, dir string) 
 		// not answer either, the connection hangs (a network partition).
 		// Ending it now makes what follows (the control files, the
 		// teardown) fail at once rather than wait for ssh to notice.
-		if err := w.c.ping(); err != nil {
+		if err := w.c.ping(); err != nil && !errors.Is(err, errBusy) {
 			w.c.abandon()
 			return executors.Result{ExitCode: -1, Stopped: stopped}, w.c.lostError()
 		}

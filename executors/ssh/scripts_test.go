@@ -62,6 +62,7 @@ func TestDialErrorHints(t *testing.T) {
 		lines             []string
 		stderr, err, hint string
 	}{
+		{nil, "ci@bash-ci.example.com: Permission denied (publickey).", "ci@bash-ci.example.com: Permission denied (publickey).", "the host refused every key"},
 		{nil, "ci@build1: Permission denied (publickey).", "ci@build1: Permission denied (publickey).", "the host refused every key"},
 		{nil, "dash: 1: exec: bash: Permission denied", "bash cannot be run: dash: 1: exec: bash: Permission denied", "check its permissions"},
 		{nil, "sh: 1: exec: bash: not found", "bash is not installed", "install it on the host"},

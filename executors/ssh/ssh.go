@@ -152,7 +152,7 @@ func (t Target) validate() error {
 		return errors.New("empty host")
 	case strings.HasPrefix(t.Host, "-") || strings.ContainsAny(t.Host, " \t\n\x00"):
 		return fmt.Errorf("invalid host %q", t.Host)
-	case strings.HasPrefix(t.User, "-") || strings.ContainsAny(t.User, " \t\n\x00@"):
+	case strings.HasPrefix(t.User, "-") || strings.ContainsAny(t.User, " \t\n\x00"):
 		return fmt.Errorf("invalid user %q", t.User)
 	case t.Port < 0 || t.Port > 65535:
 		return fmt.Errorf("invalid port %d", t.Port)

@@ -498,7 +498,8 @@ func TestClientKilled(t *testing.T) {
 		if len(strings.Fields(string(out))) == 0 {
 			continue // not started yet
 		}
-		out, _ = exec.Command("pgrep", "-P", strconv.Itoa(os.Getpid()), "-f", "ctl/step.sh").Output()
+		// (The workdir holds the test's name: not another test's client.)
+		out, _ = exec.Command("pgrep", "-P", strconv.Itoa(os.Getpid()), "-f", "/TestClientKilled/.*ctl/step.sh").Output()
 		for _, f := range strings.Fields(string(out)) {
 			client, _ = strconv.Atoi(f)
 		}

@@ -133,15 +133,18 @@ func (w *workspace) remove(ctx context.Context, keep bool) error {
 }
 
 // Ping fails when the host does not answer (see executors.Pinger), and
-// then gives up the connection.
+// then gives up the connection; one whose every channel stays taken is
+// busy, not gone.
 func (w *workspace) Ping() error {
-	if err := w.c.ping(); err != nil {
-		if !isLost(w.c) {
-			w.c.abandon()
-		}
-		return fmt.Errorf("%s does not answer: %w", w.Where(), err)
+	err := w.c.ping()
+	switch {
+	case err == nil, errors.Is(err, errBusy):
+		// Busy with the copies, not gone.
+		return nil
+	case !isLost(w.c):
+		w.c.abandon()
 	}
-	return nil
+	return fmt.Errorf("%s does not answer: %w", w.Where(), err)
 }
 
 // statePrefix is where the job's steps keep their state files (process
