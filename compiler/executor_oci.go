@@ -62,8 +62,13 @@ var ociKind = executorKind{
 		if n := o.fields.get("options"); n != nil && n.kind == kindArray {
 			p := o.path("options")
 			for i, opt := range c.Options {
-				name, _, _ := strings.Cut(opt, "=")
-				if why, ok := ociRefusedOptions[name]; ok && i < len(n.elems) {
+				name, value, inline := strings.Cut(opt, "=")
+				if !inline && name == "--pid" && i+1 < len(c.Options) {
+					value = c.Options[i+1] // --pid host
+				}
+				// --pid=private and --init=false are the defaults.
+				harmless := name == "--pid" && value == "private" || name == "--init" && inline && value == "false"
+				if why, ok := ociRefusedOptions[name]; ok && !harmless && i < len(n.elems) {
 					o.d.at(n.elems[i], p.elem(i), "%s is not supported: %s", name, why)
 				}
 			}

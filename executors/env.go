@@ -121,6 +121,7 @@ var bashSpecial = map[string]bool{
 	"RANDOM": true, "SRANDOM": true, "SECONDS": true, "LINENO": true, "GROUPS": true, "BASH_ARGV0": true,
 	"EPOCHSECONDS": true, "EPOCHREALTIME": true, "BASHPID": true, "HISTCMD": true, "DIRSTACK": true,
 	"FUNCNAME": true, "BASH_COMMAND": true, "BASH_SUBSHELL": true, "BASH_LINENO": true, "BASH_SOURCE": true,
+	"BASH_ARGV": true, "BASH_ARGC": true, "BASH_CMDS": true, "BASH_ALIASES": true, "COMP_WORDBREAKS": true,
 }
 
 // bashReadonly are variables no bash script can set.

@@ -166,12 +166,15 @@ func TestHungExecClient(t *testing.T) {
 			x := newExecutor(t, rt, compiler.OCIExecutor{})
 			dir := t.TempDir()
 			fake, pidFile := filepath.Join(dir, rt), filepath.Join(dir, "client.pid")
-			// The real client, but for the step's exec, which hangs.
-			script := "#!/bin/sh\nfor a; do case $a in nixflow-step) echo $$ > " + pidFile + "; exec sleep 600;; esac; done\nexec " + x.cli.path + " \"$@\"\n"
+			// The real client, but for the step's exec, which hangs, and
+			// which a slow daemon starts all the same, 2 s later.
+			script := "#!/bin/sh\nfor a; do case $a in nixflow-step)\n" +
+				"  setsid sh -c 'sleep 2; exec \"$0\" \"$@\"' " + x.cli.path + " \"$@\" </dev/null >/dev/null 2>&1 &\n" +
+				"  echo $$ > " + pidFile + "; exec sleep 600;; esac; done\nexec " + x.cli.path + " \"$@\"\n"
 			if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			fc := *x.cli
+			real, fc := x.cli, *x.cli
 			fc.path = fake
 			x.cli = &fc
 			ws := prepare(t, x, executors.JobSpec{Job: "hung"})
@@ -181,7 +184,7 @@ func TestHungExecClient(t *testing.T) {
 			go func() {
 				var err error
 				res, err = ws.Run(ctx, executors.Command{
-					Argv: []string{"bash", "-c", "echo should not run"}, Stdout: io.Discard, Stderr: io.Discard,
+					Argv: []string{"bash", "-c", "touch ran"}, Stdout: io.Discard, Stderr: io.Discard,
 					Stop: func() executors.Signals {
 						return executors.Signals{TerminateGrace: 100 * time.Millisecond}
 					},
@@ -202,6 +205,12 @@ func TestHungExecClient(t *testing.T) {
 			pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
 			if pid > 0 && syscall.Kill(pid, 0) == nil {
 				t.Errorf("the hung client %d was left running", pid)
+			}
+			// The exec the daemon started late did not run the step.
+			ws.(*workspace).cli = real
+			time.Sleep(3 * time.Second)
+			if code, out := run(t, ws, `test -e ran && echo the step ran; true`); code != 0 || out != "" {
+				t.Errorf("after the late exec: %q", out)
 			}
 		})
 	}

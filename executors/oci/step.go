@@ -149,6 +149,8 @@ cd -P -- "$2" 2>/dev/null || {
   IFS= read -r -d '' _; exit 1
 }
 IFS= read -r -d '' __nixflow_env
+# Stopped before it started (its client given up): nothing runs.
+if [ -e "$3" ]; then exit 1; fi
 # The step's variables may be named as anything, this shell's own too:
 # from here on, it reads only its arguments.
 eval "$__nixflow_env"
@@ -288,10 +290,10 @@ func (w *workspace) Run(ctx context.Context, cmd executors.Command) (executors.R
 		case pid = <-pidc:
 			t.Stop()
 		case <-t.C:
-			return w.abandon(x, waitc, c)
+			return w.abandon(x, waitc, c, stopName)
 		case <-sigs.Hurry:
 			t.Stop()
-			return w.abandon(x, waitc, c)
+			return w.abandon(x, waitc, c, stopName)
 		}
 	}
 	if pid == 0 {
@@ -373,9 +375,14 @@ func shortID(id string) string {
 // abandon ends a Run stopped before its client said the step's pid, and
 // that did not say it in the time the stop would have taken (a daemon
 // that does not answer): the client is killed, and what it may have
-// started in the container with it.
-func (w *workspace) abandon(x *exec.Cmd, waitc <-chan error, cookie string) (executors.Result, error) {
+// started in the container with it. The stop file, made first (through
+// the temporary directory's mount, where the host may write), tells a
+// wrapper the daemon starts later not to start the step.
+func (w *workspace) abandon(x *exec.Cmd, waitc <-chan error, cookie, stopName string) (executors.Result, error) {
 	w.log.Warn("the container runtime did not start the step in time: its client is killed", "runtime", w.cli.name)
+	if err := os.WriteFile(filepath.Join(w.hostTemp, stopName), nil, 0o644); err != nil {
+		w.log.Warn("mark the step stopped", "error", err)
+	}
 	_ = syscall.Kill(-x.Process.Pid, syscall.SIGKILL)
 	select {
 	case <-waitc:
