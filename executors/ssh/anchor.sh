@@ -35,7 +35,9 @@ printf 'nixflow-ready\n%s\n%s %s %s %s %s\n' "$run" "$(have tar)" "$(have setsid
 while IFS= read -r _; do :; done
 
 for f in "$run"/ctl/*.pgid; do
-	[ -s "$f" ] && kill -s KILL -- "-$(cat "$f")" 2>/dev/null
+	# (x and an exit status: the step's end)
+	g= && IFS= read -r g 2>/dev/null <"$f"
+	case $g in '' | x*) ;; *) kill -s KILL -- "-$g" 2>/dev/null ;; esac
 done
 for j in "$run"/jobs/*; do
 	[ -e "$j" ] || continue

@@ -136,12 +136,13 @@ func (w *workspace) run(ctx context.Context, cmd executors.Command, dir string) 
 }
 
 // whyScript tells, after an exit status 255, the step's own (the mark
-// $1.255 that step.sh left, or, where it could not write one (a full
-// disk), its process group file emptied: step.sh reached its end; exit 0)
-// from the runner's or ssh's (exit 1, printing the runner's complaint, if
-// any).
+// $1.255 that step.sh left, or, where it could not make one (a full
+// disk), the status x255 it wrote over the process group id; exit 0) from
+// the runner's or ssh's (exit 1, printing the runner's complaint, if any).
 const whyScript = `if rm -- "$1.255" 2>/dev/null; then exit 0; fi
-if [ -e "$1.pgid" ] && ! [ -s "$1.pgid" ] && ! [ -e "$1.why" ]; then exit 0; fi
+m=
+IFS= read -r m 2>/dev/null <"$1.pgid"
+if [ "$m" = x255 ] && ! [ -e "$1.why" ]; then exit 0; fi
 cat -- "$1.why" 2>/dev/null
 rm -f -- "$1.why"
 exit 1`

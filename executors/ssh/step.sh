@@ -163,9 +163,11 @@ fi
 signal KILL
 killcookie
 kill "$wd" 2>/dev/null
-# Emptied, not removed: rm would cost a process per step. The run's end
-# removes the files.
-: >"$pgidfile"
+# Not removed (rm would cost a process per step; the run's end removes
+# the files): the step's exit status written over its process group id, in
+# place (x, then the status: a kill of it fails), so that it takes no new
+# space on a full disk, where the mark below may not be made.
+printf 'x%s\n' "$rc" 1<>"$pgidfile"
 if [ -e "$stopfile" ]; then rm -f -- "$stopfile"; fi
 if [ "$rc" = 255 ]; then : >"$state.255"; fi
 exit "$rc"

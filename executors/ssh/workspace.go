@@ -110,7 +110,8 @@ func (w *workspace) Teardown(ctx context.Context, keep bool) error {
 // keeps it, its workspace $1.
 const removeScript = `ws=$1 tmp=$2 state=$3 kept=$4
 for f in "$state"@*.pgid; do
-	[ -s "$f" ] && kill -s KILL -- "-$(cat "$f")" 2>/dev/null
+	g= && IFS= read -r g 2>/dev/null <"$f"
+	case $g in '' | x*) ;; *) kill -s KILL -- "-$g" 2>/dev/null ;; esac
 done
 rmtree() {
 	rm -rf -- "$1" 2>/dev/null || { chmod -R u+rwx -- "$1" 2>/dev/null; rm -rf -- "$1"; }
