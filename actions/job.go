@@ -264,9 +264,11 @@ func (jr *jobRun) inWorkspace(ws executors.Workspace) *lostWorkspace {
 		defer cancel()
 		err := ws.Teardown(ctx, e.opts.KeepWorkspace)
 		switch {
-		case err != nil && (jr.lost != nil || res.Status != event.StatusSuccess && errors.Is(err, executors.ErrWorkspaceLost)):
+		case err != nil && (jr.lost != nil || errors.Is(err, executors.ErrWorkspaceLost) &&
+			(res.Status == event.StatusCancelled || res.Domain == DomainExecutor)):
 			// Best effort: the workspace went with its host, which the
-			// job's failure already says.
+			// job's executor failure (or its cancellation) already says;
+			// a job that failed of its own still hears of it.
 			e.log.Debug("teardown of a lost workspace", "job", job.Name, "error", err)
 		case err != nil:
 			e.log.Error("teardown", "job", job.Name, "error", err)
