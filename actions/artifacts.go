@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nixflow/nixflow/executors"
@@ -38,9 +39,12 @@ func (jr *jobRun) saveOutputs() error {
 	defer cancel()
 	if p, ok := jr.ws.(executors.Pinger); ok && len(jr.job.Outputs) > 0 {
 		// Told to hurry, the copies go on, but not with a host that no
-		// longer answers: they would hang until ssh gives up.
+		// longer answers: they would hang until ssh gives up. (A ping
+		// that ends after the copies did has nothing to stop.)
+		var saved atomic.Bool
+		defer saved.Store(true)
 		defer context.AfterFunc(jr.e.abort, func() {
-			if err := p.Ping(); err != nil {
+			if err := p.Ping(); err != nil && !saved.Load() {
 				jr.e.log.Warn("outputs not saved", "job", jr.job.Name, "error", err)
 				cancel()
 			}

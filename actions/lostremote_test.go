@@ -157,31 +157,38 @@ func (w *partitioned) Run(ctx context.Context, _ executors.Command) (executors.R
 	return executors.Result{ExitCode: -1, Stopped: true}, fmt.Errorf("connection lost: %w", executors.ErrWorkspaceLost)
 }
 
-// TestCancelledOnPartitionedHost: a run cancelled while a step runs on a
-// host that stops answering as it is stopped is a cancelled run, not an
-// executor failure.
+// TestCancelledOnPartitionedHost: a run cancelled while a step, or a
+// step's condition, runs on a host that stops answering as it is stopped
+// is a cancelled run, not an executor failure.
 func TestCancelledOnPartitionedHost(t *testing.T) {
-	plan, err := compiler.Compile("graph.json", []byte(`{"version": 1, "name": "part", "jobs": {"j": {"steps": [{"name": "a", "bash": "x"}]}}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ws := &partitioned{running: make(chan struct{})}
-	reg := executors.NewRegistry()
-	reg.Register("local", func(executors.Params) (executors.Executor, error) {
-		return executorFunc(func() executors.Workspace { return ws }), nil
-	})
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		<-ws.running
-		cancel()
-	}()
-	res, err := Run(ctx, context.Background(), plan, Options{RunID: "part", RunDir: filepath.Join(dir, "run"), RepoDir: dir,
-		Registry: reg, Sink: &eventtest.Recorder{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if j := res.Jobs[0]; j.Status != event.StatusCancelled {
-		t.Errorf("job: %s %s %q; want cancelled", j.Status, j.Domain, j.Reason)
+	for name, step := range map[string]string{
+		"step":      `{"name": "a", "bash": "x"}`,
+		"condition": `{"name": "a", "bash": "x", "condition": "test -e here"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			plan, err := compiler.Compile("graph.json", []byte(`{"version": 1, "name": "part", "jobs": {"j": {"steps": [`+step+`]}}}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ws := &partitioned{running: make(chan struct{})}
+			reg := executors.NewRegistry()
+			reg.Register("local", func(executors.Params) (executors.Executor, error) {
+				return executorFunc(func() executors.Workspace { return ws }), nil
+			})
+			dir := t.TempDir()
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() {
+				<-ws.running
+				cancel()
+			}()
+			res, err := Run(ctx, context.Background(), plan, Options{RunID: "part", RunDir: filepath.Join(dir, "run"), RepoDir: dir,
+				Registry: reg, Sink: &eventtest.Recorder{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j := res.Jobs[0]; j.Status != event.StatusCancelled {
+				t.Errorf("job: %s %s %q; want cancelled", j.Status, j.Domain, j.Reason)
+			}
+		})
 	}
 }

@@ -246,6 +246,10 @@ func (jr *jobRun) runStep(step *compiler.Step, sr *StepResult) {
 		cancel()
 		out.close()
 		switch {
+		case err != nil && r.Stopped && reason == "" && errors.Is(err, executors.ErrWorkspaceLost):
+			// Cancelled as its host stopped answering: as for a step.
+			end(event.StatusCancelled, fmt.Sprintf("run cancelled (%v)", err))
+			return
 		case err != nil:
 			// (A working directory that is not there is the step's fault.)
 			sr.infra = !errors.Is(err, executors.ErrNoWorkdir)
