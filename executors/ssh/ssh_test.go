@@ -312,7 +312,11 @@ func withTools(t *testing.T, s *sshdtest.Server, tools ...string) (executors.Exe
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ex.Close(context.Background()) })
+	t.Cleanup(func() {
+		if err := ex.Close(context.Background()); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
 	return ex, tg
 }
 
@@ -385,17 +389,8 @@ func TestNoisyLogin(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(s.Home, ".bashrc"), []byte("echo welcome to the noisy host\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ex, err := ssh.NewForTarget(target(t, s), params(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ex.Close(context.Background())
 	ctx := context.Background()
-	ws, err := ex.Prepare(ctx, executors.JobSpec{RunID: "test", Job: "noisy", RunDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Teardown(ctx, false)
+	ws := prepareOn(t, target(t, s), executors.JobSpec{Job: "noisy"})
 	_, out, err := runStep(ws, ctx, "printf data > f")
 	if err != nil {
 		t.Fatalf("Run: %v %s", err, out)
@@ -412,10 +407,9 @@ func TestNoisyLogin(t *testing.T) {
 	}
 }
 
-// TestRelativeWorkdir: a relative workdir is taken from the directory the
-// session starts in (the remote home), and every path the steps get is
-// absolute: a step that changes directories still finds its control
-// files.
+// TestRelativeWorkdir: a relative workdir is taken from the remote home,
+// as ~/ is, and every path the steps get is absolute: a step that changes
+// directories still finds its control files.
 func TestRelativeWorkdir(t *testing.T) {
 	t.Parallel()
 	s := sshd(t)
@@ -425,33 +419,18 @@ func TestRelativeWorkdir(t *testing.T) {
 		t.Fatal(err)
 	}
 	tg.Workdir = rel + "/with space"
-	ex, err := ssh.NewForTarget(tg, params(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ex.Close(context.Background())
-	ctx := context.Background()
-	ws, err := ex.Prepare(ctx, executors.JobSpec{RunID: "test", Job: "rel", RunDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// (Once the run is torn down, before target's check.)
+	t.Cleanup(func() { os.Remove(filepath.Join(s.Home, tg.Workdir)) })
+	ws := prepareOn(t, tg, executors.JobSpec{Job: "rel"})
 	for _, p := range []string{ws.Dir(), ws.TempDir()} {
 		if !path.IsAbs(p) || !strings.HasPrefix(p, s.Home+"/") {
 			t.Errorf("%q is not an absolute path in the remote home %s", p, s.Home)
 		}
 	}
-	res, out, err := runStep(ws, ctx, "mkdir sub; cd sub; echo x > "+shellQuote(path.Join(ws.TempDir(), "f"))+"; cat "+shellQuote(path.Join(ws.TempDir(), "f")))
+	res, out, err := runStep(ws, context.Background(), "mkdir sub; cd sub; echo x > "+shellQuote(path.Join(ws.TempDir(), "f"))+"; cat "+shellQuote(path.Join(ws.TempDir(), "f")))
 	if err != nil || res.ExitCode != 0 || out != "x\n" {
 		t.Errorf("step: exit status %d, err %v, output %q", res.ExitCode, err, out)
 	}
-	if err := ws.Teardown(ctx, false); err != nil {
-		t.Fatal(err)
-	}
-	if err := ex.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	os.Remove(filepath.Join(tg.Workdir))
-	os.Remove(filepath.Join(s.Home, rel, "with space"))
 }
 
 // TestOwnExit255NoMark: a step's own exit status 255 stays the step's
@@ -608,19 +587,28 @@ func TestRepoDirectoryTimes(t *testing.T) {
 }
 
 // prepareOn prepares a workspace for spec (its RunID and RunDir filled
-// in) with a new executor for tg; the test's end tears both down.
+// in) with a new executor for tg; the test's end tears both down, and
+// fails on an error of either.
 func prepareOn(t *testing.T, tg ssh.Target, spec executors.JobSpec) executors.Workspace {
 	t.Helper()
 	ex, err := ssh.NewForTarget(tg, params(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ex.Close(context.Background()) })
+	t.Cleanup(func() {
+		if err := ex.Close(context.Background()); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
 	spec.RunID, spec.RunDir = "test", t.TempDir()
 	ws, err := ex.Prepare(context.Background(), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ws.Teardown(context.Background(), false) })
+	t.Cleanup(func() {
+		if err := ws.Teardown(context.Background(), false); err != nil {
+			t.Errorf("Teardown: %v", err)
+		}
+	})
 	return ws
 }
