@@ -229,6 +229,9 @@ func flatten(prefix string, v any, out map[string]string) error {
 	case nil:
 		out[prefix] = ""
 	case string:
+		if strings.IndexByte(v, 0) >= 0 {
+			return fmt.Errorf("key %q: its value %s", prefix, holdsNUL)
+		}
 		out[prefix] = v
 	default:
 		out[prefix] = fmt.Sprint(v)

@@ -1448,7 +1448,7 @@ nf_json_value() {
       ;;
     '"')
       nf_json_string || return 1
-      nf_json_leaf "$prefix" "$nf_js"
+      nf_json_leaf "$prefix" "$nf_js" "$nf_jnul"
       ;;
     *)
       [[ $nf_jc =~ ^(true|false|null|-?[0-9][0-9.eE+-]*) ]] || { nf_err="read the decrypted file: not JSON"; return 1; }
@@ -1471,15 +1471,23 @@ nf_json_leaf() {
     nf_err="two keys flatten to the same variable $nf_q"
     return 1
   fi
+  if ((${3:-0})); then
+    nf_goquote "$1"
+    nf_err="key $nf_q: its value holds a NUL byte, which no environment variable can carry"
+    return 1
+  fi
   nf_pk+=("$1")
   nf_pv[$1]=$2
 }
 
-# nf_json_string reads a JSON string into nf_js. A string is on one line,
+# nf_json_string reads a JSON string into nf_js, and sets nf_jnul to 1
+# if it holds \u0000, which bash cannot hold (nf_js goes without it), 0
+# if not. A string is on one line,
 # and each step below is one pass over it: a loop that cuts the text at
 # each escape costs its length per escape.
 nf_json_string() {
   local rest t s p out='' pre cp lo
+  nf_jnul=0
   [[ $nf_jc == \"* ]] || { nf_err="read the decrypted file: not JSON"; return 1; }
   rest=${nf_jc:1}
   # Its end: the first quote once \\ and \" are blanked (the first \\
@@ -1513,6 +1521,10 @@ nf_json_string() {
       p=${p:6}
     elif ((cp >= 0xD800 && cp < 0xE000)); then
       cp=0xFFFD
+    fi
+    if ((cp == 0)); then
+      nf_jnul=1
+      continue
     fi
     nf_utf8 "$cp"
     out+=$nf_u

@@ -52,6 +52,9 @@ func TestSopsJSONAgrees(t *testing.T) {
 		{"yaml", `{"a":{"b":[1,{"c":"d"}]},"e":null}`},
 		{"yaml", `{"a.b": "x"}`},
 		{"yaml", `{"a": {"b": "x"}, "a_b": "y"}`},
+		{"yaml", `{"a": "x\u0000y"}`},
+		{"yaml", `{"a": {"b": ["\u0000"]}}`},
+		{"yaml", `{"a": "\\u0000"}`},
 		{"ini", "{\n\t\"DEFAULT\": {\n\t\t\"top\": \"t\"\n\t},\n\t\"sec\": {\n\t\t\"k\": \"v\"\n\t}\n}\n"},
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
