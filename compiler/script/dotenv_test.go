@@ -21,6 +21,13 @@ var dotenvPieces = []string{
 	`ESC="\r\t\$\\"`, "DOLLAR=$", "BR=${", "PAREN=$(", `"QK"=1`, "=noval", ": colon", "A=again",
 	"export F2=\"two\nlines\"", "C1=a # b", "C2=#notcomment", "C3='x' # y",
 	"CR1=\"crlf\r", "CR2=x\ry", "V1\v=1", "F1\f=2", "X=\\\n", `Y="\\"`, `Z='a\'b'`, "export=1", "exportED=1",
+	// Blanks beyond ASCII: godotenv skips any Unicode space before a
+	// statement, and takes U+0085 and U+00A0 as blanks around keys and
+	// values.
+	"\u00a0NB=1", "\u0085NEL=2", "\u3000IDEO=3", "\u2000EN=4", "\u1680OG=5", "\u2028LS=6", "\u00a0",
+	"\u00a0# comment", "NBV=\u00a0x\u00a0", "NBC=a\u00a0# c", "NLC=a\u0085# c", "export\u00a0NBE=7",
+	"NBK\u00a0=8", "NBK\u0085: 9", "NBQ=\u00a0'q'", "KNB\u00a0X=1", "KEN\u2000=1", "NBD=\u00a0\"d\"\u00a0",
+	"µ=1", "KÀ=1", "ª²=2", "Kü\u00a0 =3", "X=a\u00a0#b # c\u0085#d e",
 }
 
 // TestDotenvAgrees reads thousands of dotenv documents, made of the

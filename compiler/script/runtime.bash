@@ -138,6 +138,9 @@ nf_goquote() {
   s=${s//$'\n'/\\n}
   s=${s//$'\t'/\\t}
   s=${s//$'\r'/\\r}
+  # The two characters Go writes as \u that a key can hold.
+  s=${s//$'\xc2\xa0'/\\u00a0}
+  s=${s//$'\xc2\x85'/\\u0085}
   nf_q="\"$s\""
 }
 
@@ -1079,10 +1082,17 @@ nf_dotenv_names() {
 # every prefix: the square of the distance to y (7 s for a 200 KB value).
 nf_dotenv_parse() {
   local LC_ALL=C
-  # godotenv's blanks (isSpace): not the newline.
-  local sp=$' \t\v\f\r'
-  local keyre="^([A-Za-z0-9_.$sp]*)[=:]"
-  local key value q acc rest pre last cur n li=1
+  # godotenv's blanks (isSpace): not the newline, and U+0085 and U+00A0
+  # (nb, nl: two bytes each, so not in sp's brackets).
+  local sp=$' \t\v\f\r' nb=$'\xc2\xa0' nl=$'\xc2\x85'
+  # Before a statement, any Unicode space (unicode.IsSpace).
+  local wsre=$'^([[:space:]]|\xc2[\x85\xa0]|\xe1\x9a\x80|\xe2\x80[\x80-\x8a\xa8\xa9\xaf]|\xe2\x81\x9f|\xe3\x80\x80)+'
+  # A key's characters, as godotenv tells them a byte at a time: ASCII
+  # letters, digits, _ and ., the blanks, and the bytes that are a
+  # letter, a digit or a blank in Latin-1 (so "KEY\u00a0" is a key, and
+  # "µ" a name nixflow refuses).
+  local keyre="^([A-Za-z0-9_.$sp"$'\x85\xa0\xaa\xb2\xb3\xb5\xb9\xba\xbc-\xbe\xc0-\xd6\xd8-\xf6\xf8-\xff'"]*)[=:]"
+  local key value q acc rest pre last cur n li=1 t cut at
   local -a lines=()
   nf_pk=() nf_pv=() nf_err=''
   local -A have=()
@@ -1096,14 +1106,15 @@ nf_dotenv_parse() {
     # comments (to the end of their line).
     while :; do
       cur=${cur#"${cur%%[![:space:]]*}"}
+      [[ $cur == [$'\xc2\xe1\xe2\xe3']* && $cur =~ $wsre ]] && cur=${cur:${#BASH_REMATCH[0]}}
       [[ $cur == '#'* ]] && cur=''
       [[ -z $cur ]] || break
       ((li < n)) || return 0
       cur=${lines[li]} li=$((li + 1))
     done
-    if [[ $cur == export["$sp"]* ]]; then
+    if [[ $cur == export["$sp"]* || $cur == export"$nb"* || $cur == export"$nl"* ]]; then
       cur=${cur#export}
-      cur=${cur#"${cur%%[!"$sp"]*}"}
+      nf_dotenv_ltrim
     fi
     # The key: letters, digits, _, . and blanks, up to = or :. Anything
     # else, or no = or : on the line, is a mistake; so is an empty key
@@ -1111,9 +1122,13 @@ nf_dotenv_parse() {
     [[ $cur =~ $keyre ]] || { nf_err=syntax; return 1; }
     key=${BASH_REMATCH[1]}
     cur=${cur:${#BASH_REMATCH[0]}}
-    key=${key%"${key##*[!"$sp"]}"}
+    while :; do
+      key=${key%"${key##*[!"$sp"]}"}
+      [[ $key == *"$nb" || $key == *"$nl" ]] || break
+      key=${key:0:${#key}-2}
+    done
     [[ -n $key ]] || { nf_err=syntax; return 1; }
-    cur=${cur#"${cur%%[!"$sp"]*}"}
+    nf_dotenv_ltrim
     q=${cur:0:1}
     if [[ $q == "'" || $q == '"' ]]; then
       # The value ends at the first quote not preceded by a backslash,
@@ -1149,10 +1164,29 @@ nf_dotenv_parse() {
       else
         value=$cur cur=''
       fi
-      # An inline comment starts at the last blank and #.
-      [[ $value == *["$sp"]#* ]] && value=${value%["$sp"]#*}
-      value=${value#"${value%%[!"$sp"]*}"}
-      value=${value%"${value##*[!"$sp"]}"}
+      # An inline comment starts at the last blank and #: the # latest
+      # in the value (at) of the three kinds of blank.
+      cut=$value at=-1
+      if [[ $value == *#* ]]; then
+        t=${value%["$sp"]#*}
+        [[ $t == "$value" ]] || { cut=$t at=$((${#t} + 1)); }
+        for pre in "$nb" "$nl"; do
+          t=${value%"$pre#"*}
+          if [[ $t != "$value" ]] && ((${#t} + 2 > at)); then cut=$t at=$((${#t} + 2)); fi
+        done
+      fi
+      value=$cut
+      while :; do
+        value=${value#"${value%%[!"$sp"]*}"}
+        value=${value%"${value##*[!"$sp"]}"}
+        if [[ $value == "$nb"* || $value == "$nl"* ]]; then
+          value=${value:2}
+        elif [[ $value == *"$nb" || $value == *"$nl" ]]; then
+          value=${value:0:${#value}-2}
+        else
+          break
+        fi
+      done
       nf_dotenv_expand "$value"
       value=$nf_x
     fi
@@ -1161,6 +1195,16 @@ nf_dotenv_parse() {
       have[$key]=1
     fi
     nf_pv[$key]=$value
+  done
+}
+
+# nf_dotenv_ltrim: nf_dotenv_parse's cur without the blanks it starts
+# with (isSpace's, U+0085 and U+00A0 among them).
+nf_dotenv_ltrim() {
+  while :; do
+    cur=${cur#"${cur%%[!"$sp"]*}"}
+    [[ $cur == "$nb"* || $cur == "$nl"* ]] || return 0
+    cur=${cur:2}
   done
 }
 
