@@ -1,8 +1,11 @@
 package executors
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -69,4 +72,137 @@ func InTheWayReason(dst string, dir bool, out string) string {
 		place = "the artifact's file goes"
 	}
 	return fmt.Sprintf("%q in the workspace is %s, where %s", path.Join(parts[:i+1]...), what, place)
+}
+
+// A copy of a directory into a directory that is already there merges the
+// two, and must not meet, below its top, what it cannot pass either: a
+// symbolic link or a file where one of its directories goes (the link
+// would be written through, or replaced, depending on the backend), a
+// directory where one of its files goes. Backends check every path of
+// the tree before they write any (CheckTree here, TreeInTheWayScript on
+// a remote host).
+
+// TreeEntry is a path below the top of a tree that a copy brings
+// (slash-separated, relative to the top), and whether it is a directory.
+type TreeEntry struct {
+	Path string
+	Dir  bool
+}
+
+// TreeEntries lists the directory tree at root, each directory before
+// what it holds; symbolic links below root are entries, not followed.
+func TreeEntries(root string) ([]TreeEntry, error) {
+	var entries []TreeEntry
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == root {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		entries = append(entries, TreeEntry{Path: filepath.ToSlash(rel), Dir: d.IsDir()})
+		return nil
+	})
+	return entries, err
+}
+
+// TreeListing is entries as TreeInTheWayScript reads them: "d" or "f",
+// the path, and a NUL byte, for each.
+func TreeListing(entries []TreeEntry) []byte {
+	var b []byte
+	for _, e := range entries {
+		if e.Dir {
+			b = append(b, 'd')
+		} else {
+			b = append(b, 'f')
+		}
+		b = append(b, e.Path...)
+		b = append(b, 0)
+	}
+	return b
+}
+
+// CheckTree looks, with lstat (an os.Root's, say), at the place of each
+// entry of a tree copied to the directory dst, and refuses the first
+// that something stands in (TreeInTheWayScript's check). Below a
+// directory of the tree that is not there yet, nothing can be.
+func CheckTree(lstat func(string) (fs.FileInfo, error), dst string, entries []TreeEntry) error {
+	absent := ""
+	for _, e := range entries {
+		if absent != "" && strings.HasPrefix(e.Path, absent+"/") {
+			continue
+		}
+		absent = ""
+		fi, err := lstat(path.Join(dst, e.Path))
+		if errors.Is(err, fs.ErrNotExist) {
+			if e.Dir {
+				absent = e.Path
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		what := ""
+		switch {
+		case e.Dir && fi.Mode()&fs.ModeSymlink != 0:
+			what = "a symbolic link"
+		case e.Dir && !fi.IsDir():
+			what = "a file"
+		case !e.Dir && fi.IsDir():
+			what = "a directory"
+		}
+		if what != "" {
+			return &InTheWayError{Reason: TreeReason(dst, e, what)}
+		}
+	}
+	return nil
+}
+
+// TreeInTheWayScript is a bash script that looks, from the workspace
+// directory, at the place of each entry of a tree copied to the directory
+// $1 (TreeListing's entries, in the file $2) for what CheckTree refuses.
+// It prints the index of the first such entry and what stands there,
+// nothing when nothing does; TreeInTheWayReason reads that.
+// compiler/script/runtime.bash's nf_tree_in_the_way is the same check.
+const TreeInTheWayScript = `mapfile -d '' -t l <"$2" || exit
+absent=''
+for ((i = 0; i < ${#l[@]}; i++)); do
+  p=$1/${l[i]:1}
+  if [[ -n $absent ]]; then
+    [[ $p == "$absent"/* ]] && continue
+    absent=''
+  fi
+  if [[ ${l[i]:0:1} == d ]]; then
+    if [[ -L $p ]]; then echo "$i a symbolic link"; exit
+    elif [[ -d $p ]]; then continue
+    elif [[ -e $p ]]; then echo "$i a file"; exit
+    fi
+    absent=$p
+  elif [[ -d $p && ! -L $p ]]; then echo "$i a directory"; exit
+  fi
+done`
+
+// TreeInTheWayReason words what TreeInTheWayScript printed for a copy
+// of entries to dst; "" when it found nothing in the way, or printed
+// something else.
+func TreeInTheWayReason(dst string, entries []TreeEntry, out string) string {
+	idx, what, ok := strings.Cut(strings.TrimSpace(out), " ")
+	i, err := strconv.Atoi(idx)
+	if !ok || err != nil || i < 0 || i >= len(entries) {
+		return ""
+	}
+	return TreeReason(dst, entries[i], what)
+}
+
+// TreeReason says that what stands where entry e of a tree copied to
+// dst goes: `"dist/lib" in the workspace is a symbolic link, where a
+// directory of the artifact goes`.
+func TreeReason(dst string, e TreeEntry, what string) string {
+	place := "a file of the artifact goes"
+	if e.Dir {
+		place = "a directory of the artifact goes"
+	}
+	return fmt.Sprintf("%q in the workspace is %s, where %s", path.Join(dst, e.Path), what, place)
 }

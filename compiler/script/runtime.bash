@@ -2447,6 +2447,54 @@ nf_in_the_way() {
   done
 }
 
+# nf_tree_in_the_way DST SRC: before the tree at SRC is merged into DST,
+# a directory already in the workspace, what stands where its paths go,
+# as executors.TreeInTheWayScript says it: a symbolic link or a file
+# where one of its directories goes, a directory where one of its files
+# goes. Sets nf_x to the reason, empty for none; then removes the files
+# and links where its files go, which cp -a would write through.
+nf_tree_in_the_way() {
+  local list=$nf_ctl/tree p e absent='' what='' q i
+  local -a ents=()
+  nf_x=''
+  # Through a file: bash reads a pipe a byte at a time.
+  (cd -- "$2" && find . -mindepth 1 -print0) >"$list" || { rm -f -- "$list"; return 1; }
+  mapfile -d '' -t ents <"$list"
+  rm -f -- "$list"
+  for ((i = 0; i < ${#ents[@]}; i++)); do
+    e=${ents[i]#./}
+    p=$J_ws/$1/$e
+    if [[ -n $absent ]]; then
+      [[ $p == "$absent"/* ]] && continue
+      absent=''
+    fi
+    if [[ -d $2/$e && ! -L $2/$e ]]; then
+      if [[ -L $p ]]; then what='a symbolic link'
+      elif [[ -d $p ]]; then continue
+      elif [[ -e $p ]]; then what='a file'
+      else absent=$p; continue
+      fi
+      what+=', where a directory of the artifact goes'
+    elif [[ -d $p && ! -L $p ]]; then
+      what='a directory, where a file of the artifact goes'
+    else
+      continue
+    fi
+    q=$nf_q
+    if [[ $1 == . ]]; then nf_goquote "$e"; else nf_goquote "$1/$e"; fi
+    nf_x="$nf_q in the workspace is $what"
+    nf_q=$q
+    return 0
+  done
+  for e in "${ents[@]}"; do
+    e=${e#./}
+    p=$J_ws/$1/$e
+    if [[ ! -d $2/$e || -L $2/$e ]] && [[ -L $p || -e $p ]]; then
+      rm -f -- "$p" || return 1
+    fi
+  done
+}
+
 # nf_restore_inputs copies the artifacts a job reads into its workspace.
 nf_restore_inputs() {
   local k name path dir meta_path meta_dir dst
@@ -2468,6 +2516,17 @@ nf_restore_inputs() {
     if [[ -n $nf_x ]]; then
       nf_job_result failure "restore artifacts: artifact $nf_q to \"$dst\": $nf_x" step
       return 1
+    fi
+    if ((meta_dir)) && [[ -d $J_ws/$dst && ! -L $J_ws/$dst ]]; then
+      # A merge with a directory already there.
+      if ! nf_tree_in_the_way "$dst" "$dir/data"; then
+        nf_job_result failure "restore artifacts: artifact $nf_q to \"$dst\": copy failed" executor
+        return 1
+      fi
+      if [[ -n $nf_x ]]; then
+        nf_job_result failure "restore artifacts: artifact $nf_q to \"$dst\": $nf_x" step
+        return 1
+      fi
     fi
     if ((meta_dir)); then
       mkdir -p "$J_ws/$dst" && nf_copy_in "$dir/data/." "$J_ws/$dst/"

@@ -111,6 +111,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("CopyFile", s.testCopyFile)
 	t.Run("CopyErrors", s.testCopyErrors)
 	t.Run("CopyInTheWay", s.testCopyInTheWay)
+	t.Run("CopyInMerge", s.testCopyInMerge)
 	t.Run("CopyOutHardLinks", s.testCopyOutHardLinks)
 	t.Run("CopyOutThroughLinks", s.testCopyOutThroughLinks)
 	t.Run("CopyRepo", s.testCopyRepo)
@@ -1260,6 +1261,53 @@ func (s *suite) testCopyInTheWay(t *testing.T) {
 	}
 	r := w.mustRun(step{script: `ls -A "$T/outside"; cat plain; ls -A adir; readlink esc | sed "s|^$T|T|"`, env: []string{tmp}})
 	if want := "plain\nT/outside\n"; r.stdout != want {
+		t.Errorf("after the copies:\n%s\nwant:\n%s", r.stdout, want)
+	}
+}
+
+// testCopyInMerge copies a tree into directories already in the
+// workspace. Below their top, a symbolic link or a file where a
+// directory of the tree goes, or a directory where a file goes, is in
+// the way: CopyIn says so with an executors.InTheWayError, before it
+// writes anything (no link written through or replaced, no file
+// replaced). A tree that fits merges: what the workspace held stays,
+// files and links where the tree's files go are replaced (a link's
+// target left alone).
+func (s *suite) testCopyInMerge(t *testing.T) {
+	if s.ByHooks {
+		t.Skip("the executor's hooks copy: what they refuse is theirs to keep")
+	}
+	w := s.setup(t).prepare("merge")
+	ctx := context.Background()
+	tmp := "T=" + w.TempDir()
+	w.mustRun(step{script: `mkdir "$T/outside" adir m1 m2 m3 m3/secret
+ln -s ../adir m1/bin
+echo f > m2/nested
+echo k > m3/secret/k
+mkdir -p m4/nested/a/b m4/bin
+echo keep > m4/nested/a/b/keep
+echo old > m4/nested/a/b/c.txt
+ln -s "$T/outside/s" m4/secret`, env: []string{tmp}})
+	src := makeTree(t)
+	for _, c := range []struct{ dst, why string }{
+		{"m1", `"m1/bin" in the workspace is a symbolic link, where a directory of the artifact goes`},
+		{"m2", `"m2/nested" in the workspace is a file, where a directory of the artifact goes`},
+		{"m3", `"m3/secret" in the workspace is a directory, where a file of the artifact goes`},
+	} {
+		err := w.CopyIn(ctx, src, c.dst)
+		var itw *executors.InTheWayError
+		if !errors.As(err, &itw) || itw.Reason != c.why {
+			t.Errorf("CopyIn to %q: %v; want an InTheWayError %q", c.dst, err, c.why)
+		}
+	}
+	if err := w.CopyIn(ctx, src, "m4"); err != nil {
+		t.Fatalf("CopyIn to m4: %v", err)
+	}
+	r := w.mustRun(step{script: `ls -A "$T/outside"; ls -A adir m1 m2 m3 m3/secret; cat m2/nested m3/secret/k
+cd m4; cat nested/a/b/keep nested/a/b/c.txt secret; echo; stat -c %F secret bin/run.sh`, env: []string{tmp}})
+	want := "adir:\n\nm1:\nbin\n\nm2:\nnested\n\nm3:\nsecret\n\nm3/secret:\nk\nf\nk\n" +
+		"keep\ndeep\ns3cret\nregular file\nregular file\n"
+	if r.stdout != want {
 		t.Errorf("after the copies:\n%s\nwant:\n%s", r.stdout, want)
 	}
 }

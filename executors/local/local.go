@@ -326,6 +326,24 @@ func (w *workspace) CopyIn(ctx context.Context, src, dst string) error {
 	return nil
 }
 
+// checkMerge refuses, before anything is written, a copy of the
+// directory src into dst, a directory of the workspace (dstRoot) already
+// there, that would meet something in its way below dst
+// (executors.CheckTree).
+func checkMerge(src string, dstRoot *os.Root, dst string) error {
+	if fi, err := dstRoot.Lstat(dst); err != nil || !fi.IsDir() {
+		return nil // nothing to merge with; what stands at dst is the copy's to find
+	}
+	if fi, err := os.Stat(src); err != nil || !fi.IsDir() {
+		return nil
+	}
+	entries, err := executors.TreeEntries(src)
+	if err != nil {
+		return err
+	}
+	return executors.CheckTree(dstRoot.Lstat, filepath.ToSlash(dst), entries)
+}
+
 func (w *workspace) copyIn(ctx context.Context, src, dst string) error {
 	if !filepath.IsLocal(dst) {
 		return errors.New("destination must be a relative path inside the workspace")
@@ -353,6 +371,9 @@ func (w *workspace) copyIn(ctx context.Context, src, dst string) error {
 		return err
 	}
 	defer dstRoot.Close()
+	if err := checkMerge(resolved, dstRoot, dst); err != nil {
+		return err
+	}
 	if parent := filepath.Dir(dst); parent != "." {
 		if err := dstRoot.MkdirAll(parent, 0o755); err != nil {
 			return err

@@ -2,6 +2,7 @@ package ssh
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,19 +22,38 @@ const (
 	exitNotExist = 44
 	exitEscapes  = 45
 	exitInTheWay = 46
+	exitMerge    = 47
 )
 
 // untarScript extracts a tar stream into $1, keeping modes. Given $2, the
 // path in $1 that the stream fills, and $3, its kind, it first looks
 // there for what is in the way (executors.InTheWayScript), and refuses
 // with what it found: tar would write through a symbolic link out of the
-// workspace, or put a directory in a file's place.
+// workspace, or put a directory in a file's place. With $4 = ask, a
+// directory that would merge with one already at $2 is not extracted
+// but answered with exitMerge, before the stream is read: the paths of
+// its tree are to be checked first (treeCheckScript), as tar would
+// replace a link or a file where one of its directories goes.
 const untarScript = "in_the_way() {\n" + executors.InTheWayScript + "\n}\n" + `mkdir -p -- "$1" && cd -- "$1" || exit
 if [ -n "${2-}" ]; then
   why=$(in_the_way "$2" "$3")
   if [ -n "$why" ]; then echo "$why" >&2; exit 46; fi
+  if [ "$3" = 1 ] && [ "${4-}" = ask ] && [ -d "$2" ] && [ ! -L "$2" ]; then exit 47; fi
 fi
 exec tar -x -p --no-same-owner -f - -C .`
+
+// treeCheckScript looks, from the workspace $1, at the places of the
+// entries of a tree copied to $3 (executors.TreeListing's, on stdin),
+// with executors.TreeInTheWayScript, and prints what it found. The
+// listing goes to a file in the job's temporary directory $2 first: bash
+// reads a pipe a byte at a time.
+const treeCheckScript = "tree_in_the_way() {\n" + executors.TreeInTheWayScript + "\n}\n" + `cd -- "$1" || exit
+f=$(mktemp "$2/.nixflow-tree.XXXXXX") || exit
+if ! cat >"$f"; then rm -f -- "$f"; exit 1; fi
+tree_in_the_way "$3" "$f"
+rc=$?
+rm -f -- "$f"
+exit "$rc"`
 
 // CopyIn copies the host path src into the workspace as dst, as a tar
 // stream over the connection.
@@ -61,10 +81,21 @@ func (w *workspace) copyIn(ctx context.Context, src, dst string) error {
 	if err != nil {
 		return err
 	}
-	err = w.sendTar(ctx, []string{w.dir, dst, executors.InTheWayKind(fi.IsDir())}, func(tw *tar.Writer) error {
-		return writeTree(ctx, tw, resolved, fi, dst)
-	})
+	args := []string{w.dir, dst, executors.InTheWayKind(fi.IsDir()), "ask"}
+	send := func() error {
+		return w.sendTar(ctx, args, func(tw *tar.Writer) error {
+			return writeTree(ctx, tw, resolved, fi, dst)
+		})
+	}
+	err = send()
 	var se *scriptError
+	if errors.As(err, &se) && se.code == exitMerge {
+		if err := w.checkTree(ctx, resolved, dst); err != nil {
+			return err
+		}
+		args[3] = "checked"
+		err = send()
+	}
 	if errors.As(err, &se) && se.code == exitInTheWay {
 		lines := strings.Split(se.msg, "\n")
 		if why := executors.InTheWayReason(dst, fi.IsDir(), lines[len(lines)-1]); why != "" {
@@ -72,6 +103,27 @@ func (w *workspace) copyIn(ctx context.Context, src, dst string) error {
 		}
 	}
 	return err
+}
+
+// checkTree refuses a copy of the directory tree src to dst, a directory
+// already in the workspace, that would meet something in its way below
+// dst (executors.CheckTree's check, made on the host).
+func (w *workspace) checkTree(ctx context.Context, src, dst string) error {
+	entries, err := executors.TreeEntries(src)
+	if err != nil {
+		return err
+	}
+	var out strings.Builder
+	if err := w.c.script(ctx, treeCheckScript, []string{w.dir, w.tempDir, dst}, bytes.NewReader(executors.TreeListing(entries)), &out); err != nil {
+		return fmt.Errorf("look for what is in the way: %w", err)
+	}
+	if why := executors.TreeInTheWayReason(dst, entries, out.String()); why != "" {
+		return &executors.InTheWayError{Reason: why}
+	}
+	if strings.TrimSpace(out.String()) != "" {
+		return fmt.Errorf("look for what is in the way: unexpected answer %q", out.String())
+	}
+	return nil
 }
 
 // sendTar streams the archive that fill writes to the host, extracted

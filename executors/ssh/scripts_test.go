@@ -13,14 +13,10 @@ import (
 // shellcheck.
 func TestScriptsShellcheck(t *testing.T) {
 	testenv.NeedCommand(t, "shellcheck", "shellcheck")
-	for name, script := range map[string]string{"anchor.sh": anchorScript, "step.sh": stepScript} {
-		cmd := exec.Command("shellcheck", "-s", "bash", "-")
-		cmd.Stdin = strings.NewReader(script)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("shellcheck %s: %v\n%s", name, err, out)
-		}
-	}
-	for name, script := range map[string]string{"untar": untarScript, "tar out": tarOutScript, "remove": removeScript} {
+	for name, script := range map[string]string{
+		"anchor.sh": anchorScript, "step.sh": stepScript,
+		"untar": untarScript, "tree check": treeCheckScript, "tar out": tarOutScript, "remove": removeScript,
+	} {
 		cmd := exec.Command("shellcheck", "-s", "bash", "-")
 		cmd.Stdin = strings.NewReader(script)
 		if out, err := cmd.CombinedOutput(); err != nil {
