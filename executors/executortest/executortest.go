@@ -99,6 +99,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("CancelInterruptFirst", func(t *testing.T) { s.testCancelFirstSignal(t, true) })
 	t.Run("CancelTerminateFirst", func(t *testing.T) { s.testCancelFirstSignal(t, false) })
 	t.Run("CancelHurry", s.testCancelHurry)
+	t.Run("CancelZombieInGroup", s.testCancelZombieInGroup)
 	t.Run("BackgroundAfterExit", s.testBackgroundAfterExit)
 	t.Run("ProcessGroup", s.testProcessGroup)
 	t.Run("StopEndsWithGroup", s.testStopEndsWithGroup)
@@ -229,7 +230,8 @@ type result struct {
 	executors.Result
 	err            error
 	stdout, stderr string
-	stops          int32 // calls of Command.Stop
+	stops          int32         // calls of Command.Stop
+	stoppedIn      time.Duration // stopWhenReady: from the cancellation to Run's return
 }
 
 func (w *workspace) command(s step, stdout, stderr io.Writer, stops *atomic.Int32) executors.Command {
@@ -362,7 +364,8 @@ func (w *workspace) stopWhenReady(s step, during func()) result {
 	if r.stops != 1 {
 		w.t.Errorf("Run(%q): Stop called %d times, want once", s.script, r.stops)
 	}
-	w.t.Logf("Run returned %v after cancellation, exit status %d", time.Since(start).Round(time.Millisecond), r.ExitCode)
+	r.stoppedIn = time.Since(start)
+	w.t.Logf("Run returned %v after cancellation, exit status %d", r.stoppedIn.Round(time.Millisecond), r.ExitCode)
 	out.mu.Lock()
 	r.stdout = out.buf.String()
 	out.mu.Unlock()
@@ -656,6 +659,33 @@ func (s *suite) testCancelHurry(t *testing.T) {
 		t.Errorf("the step survived: %q", r.stdout)
 	}
 	w.assertGone("stubborn.pid")
+}
+
+// testCancelZombieInGroup stops a step whose process group keeps a
+// zombie: a process of the step, killed with the group, whose parent
+// left the group (setsid) and never waits for it. The zombie has ended
+// and must not hold the stop; the parent, which carries the step's
+// cookie, is gone when Run returns, as after any stop. A stop that
+// waited for the zombie would last until the executor's own fallback
+// (SSH's: the client killed 7 s after SIGKILL): the bound below is not
+// a speed figure (a stop takes 0.01 to 2 s, podman's the longest), it
+// tells a stop that ended from one that was forced.
+func (s *suite) testCancelZombieInGroup(t *testing.T) {
+	w := s.setup(t).prepare("zombie")
+	hurry := make(chan struct{})
+	r := w.stopWhenReady(step{
+		script: `trap "" INT TERM
+bash -c 'sleep 1000 & exec setsid sleep 1001' & p=$!
+echo $p > parent.pid
+# Ready once the parent has left: its session is its own.
+while read -r st < /proc/$p/stat; st=${st##*) }; set -- $st; [ "$4" != "$p" ]; do sleep 0.01; done
+echo ready; wait`,
+		stop: executors.Signals{FirstSignalInterrupt: true, InterruptGrace: time.Hour, TerminateGrace: time.Hour, Hurry: hurry},
+	}, func() { close(hurry) })
+	if r.stoppedIn > 6*time.Second {
+		t.Errorf("the stop took %v: it waited for the zombie", r.stoppedIn.Round(time.Millisecond))
+	}
+	w.assertGone("parent.pid")
 }
 
 func (s *suite) testCancelFirstSignal(t *testing.T, interrupt bool) {

@@ -74,7 +74,24 @@ exec 4>&- 5>&-
 cookie=$nf_cookie pgidfile=$nf_state.pgid stopfile=$nf_state.stop state=$nf_state
 printf '%s\n' "$pid" >"$pgidfile"
 
-alive() { kill -0 -- "-$pid" 2>/dev/null; }
+# alive: the step's process group has a member that has not ended. One
+# that ended stays in the group as a zombie until its parent, or the init
+# that adopted it, reaps it, and an init may take its time (seen: 1 to 2
+# s): a look at the group's members tells. Without /proc, or past a wrap
+# of the pid counter, any member counts.
+alive() {
+	local last p nf_f
+	kill -0 -- "-$pid" 2>/dev/null || return 1
+	read -r last </proc/sys/kernel/ns_last_pid 2>/dev/null || return 0
+	((last >= pid && last - pid < 4096)) || return 0
+	for ((p = pid; p <= last; p++)); do
+		[ -e "/proc/$p" ] || continue
+		if nf_stat "$p" && [ "${nf_f[2]}" = "$pid" ] && ! nf_gone "$p"; then
+			return 0
+		fi
+	done
+	return 1
+}
 signal() {
 	kill -s "$1" -- "-$pid" 2>/dev/null
 	[ "$1" = KILL ] || kill -s CONT -- "-$pid" 2>/dev/null
