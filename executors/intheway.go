@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -89,8 +90,10 @@ type TreeEntry struct {
 	Dir  bool
 }
 
-// TreeEntries lists the directory tree at root, each directory before
-// what it holds; symbolic links below root are entries, not followed.
+// TreeEntries lists the directory tree at root in the byte order of
+// the paths (each directory before what it holds; of several paths in
+// the way, every backend names the same first); symbolic links below
+// root are entries, not followed.
 func TreeEntries(root string) ([]TreeEntry, error) {
 	var entries []TreeEntry
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -104,6 +107,7 @@ func TreeEntries(root string) ([]TreeEntry, error) {
 		entries = append(entries, TreeEntry{Path: filepath.ToSlash(rel), Dir: d.IsDir()})
 		return nil
 	})
+	slices.SortFunc(entries, func(a, b TreeEntry) int { return strings.Compare(a.Path, b.Path) })
 	return entries, err
 }
 

@@ -28,6 +28,7 @@ var dotenvPieces = []string{
 	"\u00a0# comment", "NBV=\u00a0x\u00a0", "NBC=a\u00a0# c", "NLC=a\u0085# c", "export\u00a0NBE=7",
 	"NBK\u00a0=8", "NBK\u0085: 9", "NBQ=\u00a0'q'", "KNB\u00a0X=1", "KEN\u2000=1", "NBD=\u00a0\"d\"\u00a0",
 	"µ=1", "KÀ=1", "ª²=2", "Kü\u00a0 =3", "X=a\u00a0#b # c\u0085#d e",
+	"V1\vX=1", "F\fG=2", "PAD=" + strings.Repeat("\u00a0 ", 300) + "x" + strings.Repeat(" \u0085", 300),
 }
 
 // TestDotenvAgrees reads thousands of dotenv documents, made of the

@@ -129,15 +129,25 @@ nf_sleep_ms() {
   read -r -t "$nf_s" -u "$nf_sleep_fd" _ || true
 }
 
-# nf_goquote TEXT sets nf_q to TEXT quoted as Go's %q would, for the
-# printable text of names and paths.
+# nf_goquote TEXT sets nf_q to TEXT quoted as Go's %q would, for names
+# and paths: ASCII control characters escaped, and U+00A0 and U+0085;
+# not other characters Go finds unprintable, nor bytes that are not
+# UTF-8 (Go writes those as \u and \x escapes).
 nf_goquote() {
-  local s=$1
+  local s=$1 c x cre=$'[\x01-\x1f\x7f]'
   s=${s//\\/\\\\}
   s=${s//\"/\\\"}
   s=${s//$'\n'/\\n}
   s=${s//$'\t'/\\t}
   s=${s//$'\r'/\\r}
+  if [[ $s == *[$'\x01'-$'\x1f'$'\x7f']* ]]; then
+    s=${s//$'\a'/\\a} s=${s//$'\b'/\\b} s=${s//$'\f'/\\f} s=${s//$'\v'/\\v}
+    while [[ $s =~ $cre ]]; do
+      c=${BASH_REMATCH[0]}
+      printf -v x '\\x%02x' "'$c"
+      s=${s//"$c"/$x}
+    done
+  fi
   # The two characters Go writes as \u that a key can hold.
   s=${s//$'\xc2\xa0'/\\u00a0}
   s=${s//$'\xc2\x85'/\\u0085}
@@ -1092,6 +1102,9 @@ nf_dotenv_parse() {
   # letter, a digit or a blank in Latin-1 (so "KEY\u00a0" is a key, and
   # "µ" a name nixflow refuses).
   local keyre="^([A-Za-z0-9_.$sp"$'\x85\xa0\xaa\xb2\xb3\xb5\xb9\xba\xbc-\xbe\xc0-\xd6\xd8-\xf6\xf8-\xff'"]*)[=:]"
+  # A run of blanks, at the start or at the end: one match, not a loop
+  # that copies the text once a blank.
+  local blre="^([$sp]|$nb|$nl)+" blend="([$sp]|$nb|$nl)+\$"
   local key value q acc rest pre last cur n li=1 t cut at
   local -a lines=()
   nf_pk=() nf_pv=() nf_err=''
@@ -1122,11 +1135,7 @@ nf_dotenv_parse() {
     [[ $cur =~ $keyre ]] || { nf_err=syntax; return 1; }
     key=${BASH_REMATCH[1]}
     cur=${cur:${#BASH_REMATCH[0]}}
-    while :; do
-      key=${key%"${key##*[!"$sp"]}"}
-      [[ $key == *"$nb" || $key == *"$nl" ]] || break
-      key=${key:0:${#key}-2}
-    done
+    [[ $key =~ $blend ]] && key=${key:0:${#key}-${#BASH_REMATCH[0]}}
     [[ -n $key ]] || { nf_err=syntax; return 1; }
     nf_dotenv_ltrim
     q=${cur:0:1}
@@ -1176,17 +1185,8 @@ nf_dotenv_parse() {
         done
       fi
       value=$cut
-      while :; do
-        value=${value#"${value%%[!"$sp"]*}"}
-        value=${value%"${value##*[!"$sp"]}"}
-        if [[ $value == "$nb"* || $value == "$nl"* ]]; then
-          value=${value:2}
-        elif [[ $value == *"$nb" || $value == *"$nl" ]]; then
-          value=${value:0:${#value}-2}
-        else
-          break
-        fi
-      done
+      [[ $value == [$sp$'\xc2']* && $value =~ $blre ]] && value=${value:${#BASH_REMATCH[0]}}
+      [[ $value == *[$sp$'\xa0\x85'] && $value =~ $blend ]] && value=${value:0:${#value}-${#BASH_REMATCH[0]}}
       nf_dotenv_expand "$value"
       value=$nf_x
     fi
@@ -1201,11 +1201,9 @@ nf_dotenv_parse() {
 # nf_dotenv_ltrim: nf_dotenv_parse's cur without the blanks it starts
 # with (isSpace's, U+0085 and U+00A0 among them).
 nf_dotenv_ltrim() {
-  while :; do
-    cur=${cur#"${cur%%[!"$sp"]*}"}
-    [[ $cur == "$nb"* || $cur == "$nl"* ]] || return 0
-    cur=${cur:2}
-  done
+  if [[ $cur == [$sp$'\xc2']* && $cur =~ $blre ]]; then
+    cur=${cur:${#BASH_REMATCH[0]}}
+  fi
 }
 
 # nf_dotenv_escapes TEXT: \n and \r become the characters, \$ stays, and
@@ -1507,6 +1505,7 @@ nf_json_value() {
 nf_json_leaf() {
   if ! nf_valid_name "$1"; then
     nf_goquote "$1"
+    nf_q=${nf_q//$'\xff'/\\x00}
     nf_err="key $nf_q is not a valid variable name (letters, digits and _, not starting with a digit)"
     return 1
   fi
@@ -1525,8 +1524,8 @@ nf_json_leaf() {
 }
 
 # nf_json_string reads a JSON string into nf_js, and sets nf_jnul to 1
-# if it holds \u0000, which bash cannot hold (nf_js goes without it), 0
-# if not. A string is on one line,
+# if it holds \u0000, which bash cannot hold (nf_js has the byte \xff in
+# its place), 0 if not. A string is on one line,
 # and each step below is one pass over it: a loop that cuts the text at
 # each escape costs its length per escape.
 nf_json_string() {
@@ -1567,7 +1566,10 @@ nf_json_string() {
       cp=0xFFFD
     fi
     if ((cp == 0)); then
+      # A mark where the NUL was (no UTF-8 text holds the byte \xff): a
+      # key holding one is no name, and nf_json_leaf says so as Go does.
       nf_jnul=1
+      out+=$'\xff'
       continue
     fi
     nf_utf8 "$cp"
@@ -2455,10 +2457,11 @@ nf_in_the_way() {
 # and links where its files go, which cp -a would write through.
 nf_tree_in_the_way() {
   local list=$nf_ctl/tree p e absent='' what='' q i
-  local -a ents=()
+  local -a ents=() gone=()
   nf_x=''
-  # Through a file: bash reads a pipe a byte at a time.
-  (cd -- "$2" && find . -mindepth 1 -print0) >"$list" || { rm -f -- "$list"; return 1; }
+  # Through a file: bash reads a pipe a byte at a time. Sorted, so that of
+  # several things in the way the one named is nixflow run's.
+  (cd -- "$2" && find . -mindepth 1 -print0 | LC_ALL=C sort -z) >"$list" || { rm -f -- "$list"; return 1; }
   mapfile -d '' -t ents <"$list"
   rm -f -- "$list"
   for ((i = 0; i < ${#ents[@]}; i++)); do
@@ -2490,9 +2493,10 @@ nf_tree_in_the_way() {
     e=${e#./}
     p=$J_ws/$1/$e
     if [[ ! -d $2/$e || -L $2/$e ]] && [[ -L $p || -e $p ]]; then
-      rm -f -- "$p" || return 1
+      gone+=("$p")
     fi
   done
+  ((${#gone[@]} == 0)) || printf '%s\0' "${gone[@]}" | xargs -0 rm -f --
 }
 
 # nf_restore_inputs copies the artifacts a job reads into its workspace.

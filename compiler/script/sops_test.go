@@ -55,6 +55,9 @@ func TestSopsJSONAgrees(t *testing.T) {
 		{"yaml", `{"a": "x\u0000y"}`},
 		{"yaml", `{"a": {"b": ["\u0000"]}}`},
 		{"yaml", `{"a": "\\u0000"}`},
+		{"yaml", `{"a\u0000b": "x"}`},
+		{"yaml", `{"a\u0000": {"b": "x"}}`},
+		{"yaml", `{"a\u0007\u001f\u007f": "x"}`},
 		{"ini", "{\n\t\"DEFAULT\": {\n\t\t\"top\": \"t\"\n\t},\n\t\"sec\": {\n\t\t\"k\": \"v\"\n\t}\n}\n"},
 	}
 	rng := rand.New(rand.NewPCG(3, 4))

@@ -1333,7 +1333,8 @@ ln -s "$T/outside/s" m4/secret`, env: []string{tmp}})
 	if err := w.CopyIn(ctx, src, "m4"); err != nil {
 		t.Fatalf("CopyIn to m4: %v", err)
 	}
-	r := w.mustRun(step{script: `ls -A "$T/outside"; ls -A adir m1 m2 m3 m3/secret; cat m2/nested m3/secret/k
+	// Nothing of the checks is left in the temporary directory either.
+	r := w.mustRun(step{script: `ls -A "$T" | grep -v '^outside$' || true; ls -A "$T/outside"; ls -A adir m1 m2 m3 m3/secret; cat m2/nested m3/secret/k
 cd m4; cat nested/a/b/keep nested/a/b/c.txt secret; echo; stat -c %F secret bin/run.sh`, env: []string{tmp}})
 	want := "adir:\n\nm1:\nbin\n\nm2:\nnested\n\nm3:\nsecret\n\nm3/secret:\nk\nf\nk\n" +
 		"keep\ndeep\ns3cret\nregular file\nregular file\n"
@@ -1403,7 +1404,9 @@ func (s *suite) testTeardownSparesOtherJobs(t *testing.T) {
 	out := newReadyWriter()
 	done := make(chan result, 1)
 	go func() {
-		done <- ab.exec(context.Background(), step{script: `echo ready; sleep 1; echo survived`, stdout: out})
+		// It ends when told, after a's teardown: a step that ended on its
+		// own could end before a slow teardown, which then tested nothing.
+		done <- ab.exec(context.Background(), step{script: `echo ready; for i in $(seq 600); do [ -e go ] && break; sleep 0.05; done; [ -e go ] && echo survived`, stdout: out})
 	}()
 	select {
 	case <-out.ready:
@@ -1413,6 +1416,13 @@ func (s *suite) testTeardownSparesOtherJobs(t *testing.T) {
 		t.Fatalf("a.b's step: not ready after %v", readyTimeout)
 	}
 	a.teardown(false)
+	goFile := filepath.Join(t.TempDir(), "go")
+	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := ab.CopyIn(context.Background(), goFile, "go"); err != nil {
+		t.Fatalf("CopyIn while a.b's step runs: %v", err)
+	}
 	r := <-done
 	out.mu.Lock()
 	got := out.buf.String()

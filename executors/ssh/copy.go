@@ -50,7 +50,8 @@ exec tar -x -p --no-same-owner -f - -C .`
 const treeCheckScript = "tree_in_the_way() {\n" + executors.TreeInTheWayScript + "\n}\n" + `cd -- "$1" || exit
 f=$(mktemp "$2/.nixflow-tree.XXXXXX") || exit
 if ! cat >"$f"; then rm -f -- "$f"; exit 1; fi
-tree_in_the_way "$3" "$f"
+# In a subshell: the check's exit is its own, and the file goes.
+(tree_in_the_way "$3" "$f")
 rc=$?
 rm -f -- "$f"
 exit "$rc"`
