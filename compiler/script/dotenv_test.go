@@ -29,6 +29,8 @@ var dotenvPieces = []string{
 	"NBK\u00a0=8", "NBK\u0085: 9", "NBQ=\u00a0'q'", "KNB\u00a0X=1", "KEN\u2000=1", "NBD=\u00a0\"d\"\u00a0",
 	"µ=1", "KÀ=1", "ª²=2", "Kü\u00a0 =3", "X=a\u00a0#b # c\u0085#d e",
 	"V1\vX=1", "F\fG=2", "PAD=" + strings.Repeat("\u00a0 ", 300) + "x" + strings.Repeat(" \u0085", 300),
+	"R1=a" + strings.Repeat(" ", 3000), strings.Repeat(" ", 3000) + "R2=b", "R3=x" + strings.Repeat("\u00a0", 1500),
+	"R4" + strings.Repeat(" ", 2000) + "=y", "R5=à\u00a0", "R6=\u00a0µ\u00a0 # c", "R7=†\u00a0",
 }
 
 // TestDotenvAgrees reads thousands of dotenv documents, made of the

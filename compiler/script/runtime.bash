@@ -1102,9 +1102,14 @@ nf_dotenv_parse() {
   # letter, a digit or a blank in Latin-1 (so "KEY\u00a0" is a key, and
   # "µ" a name nixflow refuses).
   local keyre="^([A-Za-z0-9_.$sp"$'\x85\xa0\xaa\xb2\xb3\xb5\xb9\xba\xbc-\xbe\xc0-\xd6\xd8-\xf6\xf8-\xff'"]*)[=:]"
-  # A run of blanks, at the start or at the end: one match, not a loop
-  # that copies the text once a blank.
-  local blre="^([$sp]|$nb|$nl)+" blend="([$sp]|$nb|$nl)+\$"
+  # Blanks are cut with one match each, anchored at the start: a glob
+  # such as ${x%%[!...]*}, or a match anchored at the end only, is tried
+  # from every position of a run of blanks (40,000 of them took 20 s).
+  # blre: the blanks a text starts with; rre: a text up to its last
+  # character that is no blank (a byte that is no blank nor \xc2, or a
+  # \xa0 or \x85 that is not the end of U+00A0 or U+0085).
+  local blre="^([$sp]|$nb|$nl)+"
+  local rre="^(.*[^$sp"$'\xa0\x85\xc2'"]|.*[^"$'\xc2'"]["$'\xa0\x85'"]|["$'\xa0\x85'"])"
   local key value q acc rest pre last cur n li=1 t cut at
   local -a lines=()
   nf_pk=() nf_pv=() nf_err=''
@@ -1118,8 +1123,7 @@ nf_dotenv_parse() {
     # The start of the next statement: past blanks, blank lines and
     # comments (to the end of their line).
     while :; do
-      cur=${cur#"${cur%%[![:space:]]*}"}
-      [[ $cur == [$'\xc2\xe1\xe2\xe3']* && $cur =~ $wsre ]] && cur=${cur:${#BASH_REMATCH[0]}}
+      [[ $cur == [$' \t\n\v\f\r\xc2\xe1\xe2\xe3']* && $cur =~ $wsre ]] && cur=${cur:${#BASH_REMATCH[0]}}
       [[ $cur == '#'* ]] && cur=''
       [[ -z $cur ]] || break
       ((li < n)) || return 0
@@ -1135,7 +1139,9 @@ nf_dotenv_parse() {
     [[ $cur =~ $keyre ]] || { nf_err=syntax; return 1; }
     key=${BASH_REMATCH[1]}
     cur=${cur:${#BASH_REMATCH[0]}}
-    [[ $key =~ $blend ]] && key=${key:0:${#key}-${#BASH_REMATCH[0]}}
+    if [[ $key == *[$sp$'\xa0\x85'] ]]; then
+      if [[ $key =~ $rre ]]; then key=${BASH_REMATCH[0]}; else key=''; fi
+    fi
     [[ -n $key ]] || { nf_err=syntax; return 1; }
     nf_dotenv_ltrim
     q=${cur:0:1}
@@ -1186,7 +1192,9 @@ nf_dotenv_parse() {
       fi
       value=$cut
       [[ $value == [$sp$'\xc2']* && $value =~ $blre ]] && value=${value:${#BASH_REMATCH[0]}}
-      [[ $value == *[$sp$'\xa0\x85'] && $value =~ $blend ]] && value=${value:0:${#value}-${#BASH_REMATCH[0]}}
+      if [[ $value == *[$sp$'\xa0\x85'] ]]; then
+        if [[ $value =~ $rre ]]; then value=${BASH_REMATCH[0]}; else value=''; fi
+      fi
       nf_dotenv_expand "$value"
       value=$nf_x
     fi
@@ -2461,7 +2469,11 @@ nf_tree_in_the_way() {
   nf_x=''
   # Through a file: bash reads a pipe a byte at a time. Sorted, so that of
   # several things in the way the one named is nixflow run's.
-  (cd -- "$2" && find . -mindepth 1 -print0 | LC_ALL=C sort -z) >"$list" || { rm -f -- "$list"; return 1; }
+  (
+    cd -- "$2" || exit
+    find . -mindepth 1 -print0 | LC_ALL=C sort -z
+    ((PIPESTATUS[0] == 0 && PIPESTATUS[1] == 0))
+  ) >"$list" || { rm -f -- "$list"; return 1; }
   mapfile -d '' -t ents <"$list"
   rm -f -- "$list"
   for ((i = 0; i < ${#ents[@]}; i++)); do

@@ -672,13 +672,19 @@ func (s *suite) testCancelHurry(t *testing.T) {
 // tells a stop that ended from one that was forced.
 func (s *suite) testCancelZombieInGroup(t *testing.T) {
 	w := s.setup(t).prepare("zombie")
+	w.skipWithoutSetsid()
 	hurry := make(chan struct{})
 	r := w.stopWhenReady(step{
 		script: `trap "" INT TERM
 bash -c 'sleep 1000 & exec setsid sleep 1001' & p=$!
 echo $p > parent.pid
 # Ready once the parent has left: its session is its own.
-while read -r st < /proc/$p/stat; st=${st##*) }; set -- $st; [ "$4" != "$p" ]; do sleep 0.01; done
+for i in $(seq 1000); do
+  read -r st < /proc/$p/stat || exit 1
+  st=${st##*) }; set -- $st
+  [ "$4" = "$p" ] && break
+  sleep 0.01
+done
 echo ready; wait`,
 		stop: executors.Signals{FirstSignalInterrupt: true, InterruptGrace: time.Hour, TerminateGrace: time.Hour, Hurry: hurry},
 	}, func() { close(hurry) })

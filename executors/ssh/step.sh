@@ -74,24 +74,7 @@ exec 4>&- 5>&-
 cookie=$nf_cookie pgidfile=$nf_state.pgid stopfile=$nf_state.stop state=$nf_state
 printf '%s\n' "$pid" >"$pgidfile"
 
-# alive: the step's process group has a member that has not ended. One
-# that ended stays in the group as a zombie until its parent, or the init
-# that adopted it, reaps it, and an init may take its time (seen: 1 to 2
-# s): a look at the group's members tells. Without /proc, or past a wrap
-# of the pid counter, any member counts.
-alive() {
-	local last p nf_f
-	kill -0 -- "-$pid" 2>/dev/null || return 1
-	read -r last </proc/sys/kernel/ns_last_pid 2>/dev/null || return 0
-	((last >= pid && last - pid < 4096)) || return 0
-	for ((p = pid; p <= last; p++)); do
-		[ -e "/proc/$p" ] || continue
-		if nf_stat "$p" && [ "${nf_f[2]}" = "$pid" ] && ! nf_gone "$p"; then
-			return 0
-		fi
-	done
-	return 1
-}
+alive() { kill -0 -- "-$pid" 2>/dev/null; }
 signal() {
 	kill -s "$1" -- "-$pid" 2>/dev/null
 	[ "$1" = KILL ] || kill -s CONT -- "-$pid" 2>/dev/null
@@ -156,9 +139,15 @@ killcookie() {
 {
 	while IFS= read -r c; do
 		case $c in
-		INT | TERM | KILL)
+		INT | TERM)
 			: >"$stopfile"
 			signal "$c"
+			;;
+		KILL)
+			# The escalation's end: a KILL in the stop file tells the
+			# runner that nothing of the group is left to wait for.
+			echo KILL >"$stopfile"
+			signal KILL
 			;;
 		esac
 	done
@@ -174,8 +163,16 @@ wd=$!
 wait "$pid"
 rc=$?
 if [ -e "$stopfile" ]; then
-	# Being stopped: the escalation goes on until the group is empty.
-	for ((i = 0; i < 3000; i++)); do alive || break; sleep 0.01; done
+	# Being stopped: the escalation goes on until the group is empty, or
+	# until it ends with SIGKILL. The group is not waited for after that:
+	# its members end at once, but a killed one stays in the group as a
+	# zombie until its parent, or the init that adopted it, reaps it (an
+	# init may take 1 to 2 s; a parent that left the group and never
+	# waits, for ever). killcookie below kills such a parent.
+	for ((i = 0; i < 3000; i++)); do
+		if ! alive || [ -s "$stopfile" ]; then break; fi
+		sleep 0.01
+	done
 fi
 signal KILL
 killcookie
