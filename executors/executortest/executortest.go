@@ -1308,7 +1308,8 @@ func (s *suite) testCopyInTheWay(t *testing.T) {
 // writes anything (no link written through or replaced, no file
 // replaced). A tree that fits merges: what the workspace held stays,
 // files and links where the tree's files go are replaced (a link's
-// target left alone).
+// target left alone), and a directory both have takes the tree's mode
+// (as tar and cp -a give it).
 func (s *suite) testCopyInMerge(t *testing.T) {
 	if s.ByHooks {
 		t.Skip("the executor's hooks copy: what they refuse is theirs to keep")
@@ -1323,6 +1324,7 @@ echo k > m3/secret/k
 mkdir -p m4/nested/a/b m4/bin
 echo keep > m4/nested/a/b/keep
 echo old > m4/nested/a/b/c.txt
+chmod 700 m4/nested
 ln -s "$T/outside/s" m4/secret`, env: []string{tmp}})
 	src := makeTree(t)
 	for _, c := range []struct{ dst, why string }{
@@ -1341,9 +1343,9 @@ ln -s "$T/outside/s" m4/secret`, env: []string{tmp}})
 	}
 	// Nothing of the checks is left in the temporary directory either.
 	r := w.mustRun(step{script: `ls -A "$T" | grep -v '^outside$' || true; ls -A "$T/outside"; ls -A adir m1 m2 m3 m3/secret; cat m2/nested m3/secret/k
-cd m4; cat nested/a/b/keep nested/a/b/c.txt secret; echo; stat -c %F secret bin/run.sh`, env: []string{tmp}})
+cd m4; cat nested/a/b/keep nested/a/b/c.txt secret; echo; stat -c %F secret bin/run.sh; stat -c %a nested`, env: []string{tmp}})
 	want := "adir:\n\nm1:\nbin\n\nm2:\nnested\n\nm3:\nsecret\n\nm3/secret:\nk\nf\nk\n" +
-		"keep\ndeep\ns3cret\nregular file\nregular file\n"
+		"keep\ndeep\ns3cret\nregular file\nregular file\n755\n"
 	if r.stdout != want {
 		t.Errorf("after the copies:\n%s\nwant:\n%s", r.stdout, want)
 	}

@@ -29,6 +29,24 @@ import (
 // replaced. Regular files keep their mode, including the setuid, setgid
 // and sticky bits. Sockets, FIFOs and devices are skipped.
 func copyTree(ctx context.Context, src *os.Root, srcName string, follow bool, dst *os.Root, dstName string, skip func(rel string) bool) error {
+	return (&treeCopy{ctx: ctx, skip: skip}).copy(src, srcName, follow, dst, dstName)
+}
+
+// mergeTree is copyTree, but for the mode of a directory it merges into
+// (and for skip): that takes its source's mode too, as tar and cp -a
+// extracting over it do. CopyIn merges artifacts so, on every backend.
+func mergeTree(ctx context.Context, src *os.Root, srcName string, dst *os.Root, dstName string) error {
+	return (&treeCopy{ctx: ctx, setModes: true}).copy(src, srcName, false, dst, dstName)
+}
+
+// treeCopy is one copyTree in progress.
+type treeCopy struct {
+	ctx      context.Context
+	skip     func(rel string) bool
+	setModes bool // a directory merged into takes its source's mode
+}
+
+func (c *treeCopy) copy(src *os.Root, srcName string, follow bool, dst *os.Root, dstName string) error {
 	stat := src.Lstat
 	if follow {
 		stat = src.Stat
@@ -37,14 +55,7 @@ func copyTree(ctx context.Context, src *os.Root, srcName string, follow bool, ds
 	if err != nil {
 		return err
 	}
-	c := &treeCopy{ctx: ctx, skip: skip}
 	return c.entry(src, srcName, fi.Mode(), dst, dstName, ".")
-}
-
-// treeCopy is one copyTree in progress.
-type treeCopy struct {
-	ctx  context.Context
-	skip func(rel string) bool
 }
 
 // entry copies one entry of type and mode mode; rel is its path relative
@@ -115,7 +126,7 @@ func (c *treeCopy) dir(src *os.Root, srcName string, mode fs.FileMode, dst *os.R
 			return err
 		}
 	}
-	if created {
+	if created || c.setModes {
 		return dst.Chmod(dstName, permBits(mode))
 	}
 	return nil

@@ -379,7 +379,7 @@ func (w *workspace) copyIn(ctx context.Context, src, dst string) error {
 			return err
 		}
 	}
-	return copyTree(ctx, srcRoot, srcName, false, dstRoot, dst, nil)
+	return mergeTree(ctx, srcRoot, srcName, dstRoot, dst)
 }
 
 // CopyOut copies src, relative to the workspace directory or an absolute
