@@ -1265,18 +1265,25 @@ func (s *suite) testCopyOutHardLinks(t *testing.T) {
 	}
 }
 
+// copyInWorkspace prepares job's workspace for a scenario of what CopyIn
+// refuses, with "T=" and its temporary directory for the steps'
+// environment. Hooks copy as they like: their executor skips it.
+func (s *suite) copyInWorkspace(t *testing.T, job string) (*workspace, string) {
+	if s.ByHooks {
+		t.Skip("the executor's hooks copy: what they refuse is theirs to keep")
+	}
+	w := s.setup(t).prepare(job)
+	return w, "T=" + w.TempDir()
+}
+
 // testCopyInTheWay copies where something in the workspace is in the
 // way: CopyIn fails, and writes nothing out of the workspace, nor over
 // what is there. The runner then tells the workflow what stands where
 // (actions' inTheWay); an executor that merged a file into a directory,
 // or wrote through a symbolic link out of the workspace, would hide that.
 func (s *suite) testCopyInTheWay(t *testing.T) {
-	if s.ByHooks {
-		t.Skip("the executor's hooks copy: what they refuse is theirs to keep")
-	}
-	w := s.setup(t).prepare("intheway")
+	w, tmp := s.copyInWorkspace(t, "intheway")
 	ctx := context.Background()
-	tmp := "T=" + w.TempDir()
 	w.mustRun(step{script: `mkdir "$T/outside"; ln -s "$T/outside" esc; echo plain > plain; mkdir adir`, env: []string{tmp}})
 	src := makeTree(t)
 	f := filepath.Join(t.TempDir(), "f")
@@ -1311,12 +1318,8 @@ func (s *suite) testCopyInTheWay(t *testing.T) {
 // target left alone), and a directory both have takes the tree's mode
 // (as tar and cp -a give it).
 func (s *suite) testCopyInMerge(t *testing.T) {
-	if s.ByHooks {
-		t.Skip("the executor's hooks copy: what they refuse is theirs to keep")
-	}
-	w := s.setup(t).prepare("merge")
+	w, tmp := s.copyInWorkspace(t, "merge")
 	ctx := context.Background()
-	tmp := "T=" + w.TempDir()
 	w.mustRun(step{script: `mkdir "$T/outside" adir m1 m2 m3 m3/secret
 ln -s ../adir m1/bin
 echo f > m2/nested
