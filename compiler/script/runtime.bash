@@ -163,12 +163,13 @@ nf_goquote() {
 # one already there without a look at each (a certificate bundle's
 # thousands of lines took a minute so).
 nf_add_mask() {
-  local line short=0 masked=0
+  # Lengths in bytes, as nixflow run counts them ("€€" is long enough).
+  local LC_ALL=C line short=0 masked=0
   nf_sync_mask_set
   nf_lines "$1"
   for line in "${nf_lines[@]}"; do
-    line=${line#"${line%%[![:space:]]*}"}
-    line=${line%"${line##*[![:space:]]}"}
+    nf_trim_space "$line"
+    line=$nf_ts
     [[ -n $line ]] || continue
     if ((${#line} < 4)); then short=1; continue; fi
     masked=1
@@ -178,6 +179,43 @@ nf_add_mask() {
     nf_mask_n=${#nf_masks[@]}
   done
   ((masked || !short))
+}
+
+# nf_trim_space TEXT sets nf_ts to TEXT without the white space around
+# it, as Go's strings.TrimSpace (unicode.IsSpace): ASCII's, U+0085,
+# U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000.
+# In time linear in TEXT: a glob such as ${x%%[![:space:]]*} is tried
+# from every position of a run of blanks, and each look at a variable
+# copies all of it; so the head goes with one match anchored at the
+# start, the tail 256 bytes at a time.
+nf_trim_space() {
+  local LC_ALL=C s=$1 head t
+  local re=$'^([\t\n\v\f\r ]|\xc2[\x85\xa0]|\xe1\x9a\x80|\xe2\x80[\x80-\x8a\xa8\xa9\xaf]|\xe2\x81\x9f|\xe3\x80\x80)+'
+  if [[ $s == [$'\t\n\v\f\r \xc2\xe1\xe2\xe3']* && $s =~ $re ]]; then s=${s:${#BASH_REMATCH[0]}}; fi
+  # The last byte of no white space at all.
+  if [[ $s != *[$'\t\n\v\f\r \x80'-$'\x8a\x9f\xa0\xa8\xa9\xaf'] ]]; then
+    nf_ts=$s
+    return 0
+  fi
+  head=$s
+  while :; do
+    if ((${#head} > 256)); then t=${head: -256} head=${head:0:${#head}-256}; else t=$head head=''; fi
+    while :; do
+      case $t in
+        *[$'\t\n\v\f\r ']) t=${t%?} ;;
+        *$'\xc2\x85' | *$'\xc2\xa0') t=${t%??} ;;
+        *$'\xe1\x9a\x80' | *$'\xe2\x80'[$'\x80'-$'\x8a\xa8\xa9\xaf'] | *$'\xe2\x81\x9f' | *$'\xe3\x80\x80') t=${t%???} ;;
+        *) break ;;
+      esac
+    done
+    if [[ -z $head ]] || ((${#t} >= 3)); then
+      nf_ts=$head$t
+      return 0
+    fi
+    # Nothing is left, or one or two bytes that may end a character
+    # begun in head: round again with the bytes before them.
+    head+=$t
+  done
 }
 
 # nf_lines TEXT sets nf_lines to the lines of TEXT. No here-string: older
@@ -690,14 +728,12 @@ nf_learn() {
 # nf_announcement LINE: LINE announces a value with ::add-mask::, which
 # it sets nf_v to (white space around it removed; empty for none).
 nf_announcement() {
-  local line=$1
-  # Guarded: ${line%$'\r'} tries every suffix of a line without one.
-  [[ $line == *$'\r' ]] && line=${line%$'\r'}
-  [[ $line == *::add-mask::* && ${line#"${line%%[![:space:]]*}"} == ::add-mask::* ]] || return 1
-  nf_v=${line%%::add-mask::*}
-  nf_v=${line:${#nf_v}+12}
-  nf_v=${nf_v#"${nf_v%%[![:space:]]*}"}
-  nf_v=${nf_v%"${nf_v##*[![:space:]]}"}
+  [[ $1 == *::add-mask::* ]] || return 1
+  local nf_ts
+  nf_trim_space "$1"
+  [[ $nf_ts == ::add-mask::* ]] || return 1
+  nf_trim_space "${nf_ts:12}"
+  nf_v=$nf_ts
 }
 
 # nf_announce VALUE JOB: VALUE, announced with ::add-mask:: by a step or
@@ -876,6 +912,7 @@ nf_result_steps() {
 # does, so that `nixflow runs` and `nixflow logs` read the script's runs.
 nf_write_result() {
   local i out first=1 cancelled=false nf_f
+  nf_load_masks
   nf_load_steps
   [[ -e $nf_state/cancelled ]] && cancelled=true
   nf_json_str "$nf_run_id"
@@ -891,7 +928,11 @@ nf_write_result() {
     nf_json_str "${nf_jobs[i]}"
     out+="{\"job\":$nf_j,\"status\":\"${nf_res_status[i]}\""
     ((nf_res_allowed[i])) && out+=",\"allowed\":true"
-    if [[ -n ${nf_res_reason[i]} ]]; then nf_json_str "${nf_res_reason[i]}"; out+=",\"reason\":$nf_j"; fi
+    if [[ -n ${nf_res_reason[i]} ]]; then
+      nf_mask "${nf_res_reason[i]}"
+      nf_json_str "$nf_m"
+      out+=",\"reason\":$nf_j"
+    fi
     [[ -n ${nf_res_domain[i]} ]] && out+=",\"domain\":\"${nf_res_domain[i]}\""
     if ((${nf_res_start[i]:-0} > 0)); then
       nf_json_time "${nf_res_start[i]}"
@@ -2977,6 +3018,9 @@ nf_step_record() {
 # nf_step_end K STATUS REASON MS records a step's end and prints it.
 nf_step_end() {
   local k=$1
+  # The values the step's readers learnt from ::add-mask:: lines (its
+  # reason may hold one: an output's name in a JOB_OUTPUT error).
+  nf_load_masks
   S_status[k]=$2 S_reason[k]=$3
   local allowed=0 a exit=0
   [[ $2 == failure ]] && ((S_coe[k])) && allowed=1
@@ -3816,7 +3860,10 @@ nf_summary() {
       cancelled) cancelled=$((cancelled + 1)) ;;
     esac
     [[ ${nf_res_status[i]} == failure ]] || continue
-    [[ -n ${nf_res_reason[i]} ]] && printf '\n✗ %s: %s\n' "${nf_jobs[i]}" "${nf_res_reason[i]}"
+    if [[ -n ${nf_res_reason[i]} ]]; then
+      nf_mask "${nf_res_reason[i]}"
+      printf '\n✗ %s: %s\n' "${nf_jobs[i]}" "$nf_m"
+    fi
     [[ -f $nf_state/$i.failed ]] || continue
     nf_job_index=$i
     nf_job_"$i"
