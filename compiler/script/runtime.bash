@@ -2067,6 +2067,7 @@ nf_should_stop() {
 # nf_on_wake is the job's USR1 trap (the scheduler's word that the run was
 # cancelled or aborted): it stops the running process or ends a wait.
 nf_on_wake() {
+  nf_woke=1
   if [[ -n ${nf_copy_pid:-} && -e $nf_state/aborted ]]; then
     kill -KILL "$nf_copy_pid" 2>/dev/null || true
   fi
@@ -2391,9 +2392,10 @@ nf_prepare_copy() {
 # (tracked files with their changes, untracked files that are not ignored,
 # and .git), else from the whole directory, without the run's own state.
 nf_copy_repo() {
-  local ws=$1 top
+  local ws=$1 top s
   if command -v git >/dev/null 2>&1 && top=$(git -C "$nf_repo" rev-parse --show-toplevel 2>/dev/null); then
     (cd "$nf_repo" && git ls-files -z --cached --others --exclude-standard | while IFS='' read -r -d '' f; do
+      for s in "${nf_repo_skip[@]}"; do [[ $f == "$s"* ]] && continue 2; done
       [[ -e $f || -L $f ]] && printf '%s\0' "$f"
     done | tar --null --no-recursion -T - -cf - | tar -C "$ws" -xf -) || return 1
     if [[ $(cd "$nf_repo" && pwd -P) == "$(cd "$top" && pwd -P)" && -d $nf_repo/.git ]]; then
@@ -2603,11 +2605,22 @@ nf_restore_inputs() {
 
 # nf_wait_gone PID waits until the child PID has ended (a trap that runs
 # meanwhile ends a wait early), without bash's word on a child killed by
-# a signal (its source text, under set -m). Sets nf_rc.
+# a signal (its source text, under set -m). Sets nf_rc to its status. A
+# wait that the trap (nf_on_wake) cut short says 128+SIGUSR1, also when
+# the child ended meanwhile: then bash keeps its status for the next wait.
 nf_wait_gone() {
+  local rc
   while :; do
+    nf_woke=0
     wait "$1" 2>/dev/null
     nf_rc=$?
+    if ((nf_woke)) && ! kill -0 "$1" 2>/dev/null; then
+      wait "$1" 2>/dev/null
+      rc=$?
+      # (127: bash gave the status already, to the wait cut short.)
+      ((rc == 127)) || nf_rc=$rc
+      return 0
+    fi
     kill -0 "$1" 2>/dev/null || return 0
   done
 }
@@ -4401,6 +4414,16 @@ nf_main() {
   # repository, else the directory itself, its real path.
   { git -C "$nf_repo" rev-parse --show-toplevel 2>/dev/null || (cd -P "$nf_repo" && pwd); } >"$nf_run_dir/project"
   nf_run_dir=$(cd "$nf_run_dir" && pwd)
+  # What of nixflow's own lies in the repository (the run's directory,
+  # the state and cache directories) is never copied into a workspace;
+  # git lists it when nothing ignores it.
+  nf_repo_skip=()
+  local d
+  for d in "$nf_run_dir" "$nf_state_home/nixflow" "$nf_cache_home/nixflow"; do
+    [[ -d $d ]] || continue
+    d=$(cd "$d" && pwd)
+    [[ $d == "$nf_repo"/* ]] && nf_repo_skip+=("${d#"$nf_repo"/}/")
+  done
   mkdir -p "$nf_tmp/ctl" "$nf_tmp/outputs" "$nf_tmp/state"
   : >"$nf_tmp/masks"
   nf_state=$nf_tmp/state
