@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 
 	"github.com/nixflow/nixflow/compiler"
@@ -125,14 +127,14 @@ func (e *engine) runJob(job *compiler.Job, res *JobResult) {
 	fail := jr.fail
 
 	env := e.jobEnv[job.Name].clone()
-	for _, need := range job.Needs {
-		env[resultEnvName(need)] = e.results[need].resultWord()
-		for k, v := range e.results[need].Outputs {
-			env[outputEnvName(need, k)] = v
-		}
-	}
+	clash := needsEnv(env, job.Needs, e.results)
 	e.opts.Overrides.apply(env)
 	jr.env = env
+	if clash != "" {
+		// One value would be lost, or pass for another job's result.
+		fail(DomainStep, clash)
+		return
+	}
 
 	// A bash condition runs on this machine, in the repository, before any
 	// workspace exists: a false condition costs no container or instance.
@@ -233,6 +235,32 @@ func (jr *jobRun) prepare(x executors.Executor, spec executors.JobSpec) (executo
 }
 
 // fail records the job's failure, its reason masked.
+// needsEnv adds to env how each job of needs ended (NEEDS_<JOB>_RESULT)
+// and its outputs (NEEDS_<JOB>_<KEY>; an output named result wins over
+// its job's result). Two jobs may give the same name (job "x" an output
+// "y_k", job "x-y" an output "k"): it returns why, "" if none do.
+func needsEnv(env envMap, needs []string, results map[string]*JobResult) string {
+	type source struct{ job, what string }
+	from := map[string]source{}
+	clash := ""
+	set := func(name string, src source, v string) {
+		if other, ok := from[name]; ok && other.job != src.job && clash == "" {
+			clash = fmt.Sprintf("%s would be both job %q's %s and job %q's %s: rename one of them", name, other.job, other.what, src.job, src.what)
+		}
+		from[name] = src
+		env[name] = v
+	}
+	for _, need := range needs {
+		r := results[need]
+		set(resultEnvName(need), source{need, "result"}, r.resultWord())
+		keys := slices.Sorted(maps.Keys(r.Outputs))
+		for _, k := range keys {
+			set(outputEnvName(need, k), source{need, fmt.Sprintf("output %q", k)}, r.Outputs[k])
+		}
+	}
+	return clash
+}
+
 func (jr *jobRun) fail(d Domain, reason string) {
 	jr.res.Status, jr.res.Domain, jr.res.Reason = event.StatusFailure, d, jr.e.opts.Masker.Mask(reason)
 }

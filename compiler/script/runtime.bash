@@ -2207,17 +2207,21 @@ nf_job() {
   local -a J_path=()
   nf_job_base_env "$i"
   # How each job it needs ended, as NEEDS_<JOB>_RESULT, and their outputs,
-  # as NEEDS_<JOB>_<KEY> (an output named result wins).
-  local n k
+  # as NEEDS_<JOB>_<KEY> (an output named result wins). Two jobs may give
+  # one name (job x an output y_k, job x-y an output k): nf_clash says so,
+  # and the job fails.
+  local n k nf_clash=''
+  local -A nf_from=()
   for n in ${nf_job_needs[i]}; do
     k=${nf_res_status[n]}
     [[ $k == failure ]] && ((nf_res_allowed[n])) && k=failure-allowed
     nf_env_name "${nf_jobs[n]}" RESULT
-    nf_env[$nf_n]=$k
+    nf_needs_set "$n" result "$k"
     [[ -f $nf_tmp/outputs/$n ]] || continue
     while IFS='' read -r -d '' k && IFS='' read -r -d '' v; do
       nf_env_name "${nf_jobs[n]}" "$k"
-      nf_env[$nf_n]=$v
+      nf_goquote "$k"
+      nf_needs_set "$n" "output $nf_q" "$v"
     done <"$nf_tmp/outputs/$n"
   done
   nf_apply_overrides
@@ -2226,6 +2230,22 @@ nf_job() {
 
   nf_job_body "$i"
   nf_job_finish "$i"
+}
+
+# nf_needs_set JOB WHAT VALUE sets nf_env[$nf_n] to VALUE, which job
+# JOB (an index) gives as WHAT (result, output "k"), for nf_job (its
+# locals nf_from and nf_clash): a name another job gave already is a
+# clash, said as nixflow run says it.
+nf_needs_set() {
+  local other=${nf_from[$nf_n]-} a
+  if [[ -n $other && ${other%%$'\x1f'*} != "$1" && -z $nf_clash ]]; then
+    nf_goquote "${nf_jobs[${other%%$'\x1f'*}]}"
+    a=$nf_q
+    nf_goquote "${nf_jobs[$1]}"
+    nf_clash="$nf_n would be both job $a's ${other#*$'\x1f'} and job $nf_q's $2: rename one of them"
+  fi
+  nf_from[$nf_n]=$1$'\x1f'$2
+  nf_env[$nf_n]=$3
 }
 
 # nf_env_name JOB KEY sets nf_n to NEEDS_<JOB>_<KEY> (no subshell: every
@@ -2241,6 +2261,11 @@ nf_env_name() {
 
 nf_job_body() {
   local i=$1
+  if [[ -n $nf_clash ]]; then
+    # One value would be lost, or pass for another job's result.
+    nf_job_result failure "$nf_clash" step
+    return
+  fi
   # A bash condition runs in the repository with the job's environment,
   # before any workspace exists.
   if [[ -n $J_condcmd ]]; then
