@@ -903,7 +903,19 @@ nf_result_steps() {
     fi
     ((st[k + 5] > 0)) && out+=",\"attempts\":${st[k + 5]}"
     nf_fmt_ms "${st[k + 4]}"
-    out+=",\"exitCode\":${st[k + 6]},\"duration\":\"$nf_f\"}"
+    out+=",\"exitCode\":${st[k + 6]},\"duration\":\"$nf_f\""
+    # A failed step's last lines, as the summary shows them (nixflow
+    # report reads them).
+    if [[ ${st[k + 2]} == failure && -f $nf_state/$1.tail.${st[k]} ]]; then
+      local line tail='' tsep=''
+      while IFS='' read -r line; do
+        nf_mask "$line"
+        nf_json_str "$nf_m"
+        tail+=$tsep$nf_j tsep=,
+      done <"$nf_state/$1.tail.${st[k]}"
+      [[ -z $tail ]] || out+=",\"tail\":[$tail]"
+    fi
+    out+='}'
   done
   out+=']'
 }
