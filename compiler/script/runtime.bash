@@ -2715,7 +2715,10 @@ nf_save_outputs() {
     [[ -d $J_ws/$path ]] && isdir=1
     # A copy that fails (a full disk, a file the step made unreadable)
     # leaves nothing: no part of an artifact is taken for it.
+    # FIFOs, sockets and devices in a directory are not saved, as under
+    # nixflow run (cp -a copies them).
     if ! err=$({ mkdir -p "$dir" && LC_ALL=C cp -a -H "$J_ws/$path" "$dir/data" &&
+      { ((!isdir)) || find "$dir/data" \( -type p -o -type s -o -type b -o -type c \) -exec rm -f -- {} +; } &&
       printf '%s\n%s\n%s\n' "$path" "$isdir" "$nf_job" >"$dir/meta"; } 2>&1); then
       chmod -R u+rwx "$dir" 2>/dev/null
       rm -rf "$dir"
