@@ -2969,14 +2969,16 @@ nf_run_step() {
       nf_step_end "$k" "$status" "$reason" "$took" exit="$nf_rc" attempt="$attempt" attempts="$max"
       return
     fi
-    local delay
+    # The attempt's status: a wait that ends the step keeps it, as nixflow
+    # run does (the wait's own sets nf_rc).
+    local delay rc=$nf_rc
     nf_retry_delay "$k" "$attempt"
     delay=$nf_delay
     nf_fmt_ms "$delay"
     nf_emit step_retry "$nf_job" "$nf_step" attempt=$((attempt + 1)) attempts="$max" exit="$nf_rc" \
       msg="attempt $attempt/$max failed: $reason; retrying in $nf_f"
     if ! nf_wait_ms "$delay" "$interruptible"; then
-      nf_step_end "$k" cancelled "run cancelled" 0 attempt="$attempt"
+      nf_step_end "$k" cancelled "run cancelled" 0 exit="$rc" attempt="$attempt"
       return
     fi
     # The job's deadline ends the wait of any step, a cleanup step's too
@@ -2985,7 +2987,7 @@ nf_run_step() {
       J_timedout=1
       local word=attempts
       ((attempt == 1)) && word=attempt
-      nf_step_end "$k" failure "job timed out after $J_timeout_str (after $attempt $word)" 0 attempt="$attempt"
+      nf_step_end "$k" failure "job timed out after $J_timeout_str (after $attempt $word)" 0 exit="$rc" attempt="$attempt"
       return
     fi
   done
