@@ -930,7 +930,9 @@ nf_write_result() {
   nf_json_str "$nf_run_id"
   out="{\"run\":$nf_j"
   nf_json_str "$nf_name"
-  out+=",\"name\":$nf_j,\"cancelled\":$cancelled"
+  out+=",\"name\":$nf_j"
+  # Said only when true, as nixflow run says it.
+  [[ $cancelled == true ]] && out+=',"cancelled":true'
   nf_json_time "$nf_run_start"
   nf_fmt_ms "$1"
   out+=",\"started\":$nf_j,\"duration\":\"$nf_f\",\"jobs\":["
