@@ -234,7 +234,6 @@ func (jr *jobRun) prepare(x executors.Executor, spec executors.JobSpec) (executo
 	return x.Prepare(ctx, spec)
 }
 
-// fail records the job's failure, its reason masked.
 // needsEnv adds to env how each job of needs ended (NEEDS_<JOB>_RESULT)
 // and its outputs (NEEDS_<JOB>_<KEY>; an output named result wins over
 // its job's result). Two jobs may give the same name (job "x" an output
@@ -261,6 +260,7 @@ func needsEnv(env envMap, needs []string, results map[string]*JobResult) string 
 	return clash
 }
 
+// fail records the job's failure, its reason masked.
 func (jr *jobRun) fail(d Domain, reason string) {
 	jr.res.Status, jr.res.Domain, jr.res.Reason = event.StatusFailure, d, jr.e.opts.Masker.Mask(reason)
 }

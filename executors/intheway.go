@@ -59,10 +59,9 @@ func InTheWayKind(dir bool) string {
 // workspace is a file, where a directory goes`. It is "" when the script
 // found nothing in the way, or printed something else.
 func InTheWayReason(dst string, dir bool, out string) string {
-	idx, what, ok := strings.Cut(strings.TrimSpace(out), " ")
-	i, err := strconv.Atoi(idx)
 	parts := strings.Split(dst, "/")
-	if !ok || err != nil || i < 0 || i >= len(parts) {
+	i, what, ok := found(out, len(parts))
+	if !ok {
 		return ""
 	}
 	place := "a directory goes"
@@ -192,12 +191,19 @@ done`
 // of entries to dst; "" when it found nothing in the way, or printed
 // something else.
 func TreeInTheWayReason(dst string, entries []TreeEntry, out string) string {
-	idx, what, ok := strings.Cut(strings.TrimSpace(out), " ")
-	i, err := strconv.Atoi(idx)
-	if !ok || err != nil || i < 0 || i >= len(entries) {
+	i, what, ok := found(out, len(entries))
+	if !ok {
 		return ""
 	}
 	return TreeReason(dst, entries[i], what)
+}
+
+// found reads what InTheWayScript or TreeInTheWayScript printed: an
+// index below n, a space and what stands there.
+func found(out string, n int) (int, string, bool) {
+	idx, what, ok := strings.Cut(strings.TrimSpace(out), " ")
+	i, err := strconv.Atoi(idx)
+	return i, what, ok && err == nil && i >= 0 && i < n
 }
 
 // TreeReason says that what stands where entry e of a tree copied to

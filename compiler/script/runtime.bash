@@ -181,6 +181,10 @@ nf_add_mask() {
   ((masked || !short))
 }
 
+# nf_space_re matches, in the C locale, the white space a text starts
+# with, as Go's unicode.IsSpace tells it (nf_trim_space's list).
+nf_space_re=$'^([\t\n\v\f\r ]|\xc2[\x85\xa0]|\xe1\x9a\x80|\xe2\x80[\x80-\x8a\xa8\xa9\xaf]|\xe2\x81\x9f|\xe3\x80\x80)+'
+
 # nf_trim_space TEXT sets nf_ts to TEXT without the white space around
 # it, as Go's strings.TrimSpace (unicode.IsSpace): ASCII's, U+0085,
 # U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000.
@@ -190,8 +194,7 @@ nf_add_mask() {
 # start, the tail 256 bytes at a time.
 nf_trim_space() {
   local LC_ALL=C s=$1 head t
-  local re=$'^([\t\n\v\f\r ]|\xc2[\x85\xa0]|\xe1\x9a\x80|\xe2\x80[\x80-\x8a\xa8\xa9\xaf]|\xe2\x81\x9f|\xe3\x80\x80)+'
-  if [[ $s == [$'\t\n\v\f\r \xc2\xe1\xe2\xe3']* && $s =~ $re ]]; then s=${s:${#BASH_REMATCH[0]}}; fi
+  if [[ $s == [$'\t\n\v\f\r \xc2\xe1\xe2\xe3']* && $s =~ $nf_space_re ]]; then s=${s:${#BASH_REMATCH[0]}}; fi
   # The last byte of no white space at all.
   if [[ $s != *[$'\t\n\v\f\r \x80'-$'\x8a\x9f\xa0\xa8\xa9\xaf'] ]]; then
     nf_ts=$s
@@ -1150,8 +1153,7 @@ nf_dotenv_parse() {
   # godotenv's blanks (isSpace): not the newline, and U+0085 and U+00A0
   # (nb, nl: two bytes each, so not in sp's brackets).
   local sp=$' \t\v\f\r' nb=$'\xc2\xa0' nl=$'\xc2\x85'
-  # Before a statement, any Unicode space (unicode.IsSpace).
-  local wsre=$'^([[:space:]]|\xc2[\x85\xa0]|\xe1\x9a\x80|\xe2\x80[\x80-\x8a\xa8\xa9\xaf]|\xe2\x81\x9f|\xe3\x80\x80)+'
+  # Before a statement, any Unicode space (unicode.IsSpace): nf_space_re.
   # A key's characters, as godotenv tells them a byte at a time: ASCII
   # letters, digits, _ and ., the blanks, and the bytes that are a
   # letter, a digit or a blank in Latin-1 (so "KEY\u00a0" is a key, and
@@ -1178,7 +1180,7 @@ nf_dotenv_parse() {
     # The start of the next statement: past blanks, blank lines and
     # comments (to the end of their line).
     while :; do
-      [[ $cur == [$' \t\n\v\f\r\xc2\xe1\xe2\xe3']* && $cur =~ $wsre ]] && cur=${cur:${#BASH_REMATCH[0]}}
+      [[ $cur == [$' \t\n\v\f\r\xc2\xe1\xe2\xe3']* && $cur =~ $nf_space_re ]] && cur=${cur:${#BASH_REMATCH[0]}}
       [[ $cur == '#'* ]] && cur=''
       [[ -z $cur ]] || break
       ((li < n)) || return 0
@@ -2230,12 +2232,11 @@ nf_job() {
     k=${nf_res_status[n]}
     [[ $k == failure ]] && ((nf_res_allowed[n])) && k=failure-allowed
     nf_env_name "${nf_jobs[n]}" RESULT
-    nf_needs_set "$n" result "$k"
+    nf_needs_set "$n" '' "$k"
     [[ -f $nf_tmp/outputs/$n ]] || continue
     while IFS='' read -r -d '' k && IFS='' read -r -d '' v; do
       nf_env_name "${nf_jobs[n]}" "$k"
-      nf_goquote "$k"
-      nf_needs_set "$n" "output $nf_q" "$v"
+      nf_needs_set "$n" "$k" "$v"
     done <"$nf_tmp/outputs/$n"
   done
   nf_apply_overrides
@@ -2246,20 +2247,31 @@ nf_job() {
   nf_job_finish "$i"
 }
 
-# nf_needs_set JOB WHAT VALUE sets nf_env[$nf_n] to VALUE, which job
-# JOB (an index) gives as WHAT (result, output "k"), for nf_job (its
-# locals nf_from and nf_clash): a name another job gave already is a
-# clash, said as nixflow run says it.
+# nf_needs_set JOB KEY VALUE sets nf_env[$nf_n] to VALUE, which job JOB
+# (an index) gives as its output KEY, or as its result for an empty KEY,
+# for nf_job (its locals nf_from and nf_clash): a name another job gave
+# already is a clash, said as nixflow run says it.
 nf_needs_set() {
   local other=${nf_from[$nf_n]-} a
   if [[ -n $other && ${other%%$'\x1f'*} != "$1" && -z $nf_clash ]]; then
-    nf_goquote "${nf_jobs[${other%%$'\x1f'*}]}"
-    a=$nf_q
-    nf_goquote "${nf_jobs[$1]}"
-    nf_clash="$nf_n would be both job $a's ${other#*$'\x1f'} and job $nf_q's $2: rename one of them"
+    nf_needs_what "${other%%$'\x1f'*}" "${other#*$'\x1f'}"
+    a=$nf_x
+    nf_needs_what "$1" "$2"
+    nf_clash="$nf_n would be both $a and $nf_x: rename one of them"
   fi
   nf_from[$nf_n]=$1$'\x1f'$2
   nf_env[$nf_n]=$3
+}
+
+# nf_needs_what JOB KEY sets nf_x to `job "x"'s output "k"`, or `job
+# "x"'s result` for an empty KEY.
+nf_needs_what() {
+  nf_goquote "${nf_jobs[$1]}"
+  nf_x="job $nf_q's result"
+  [[ -z $2 ]] && return
+  nf_x="job $nf_q's output "
+  nf_goquote "$2"
+  nf_x+=$nf_q
 }
 
 # nf_env_name JOB KEY sets nf_n to NEEDS_<JOB>_<KEY> (no subshell: every
